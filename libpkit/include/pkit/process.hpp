@@ -1,0 +1,153 @@
+#pragma once
+
+/// \file
+/// `pkit::process`: an explicit, obvious handle on one Unix child process at a time —
+/// the C++ counterpart of process-kit's `Process`.
+
+#include <pkit/command.hpp>
+#include <pkit/exit_status.hpp>
+#include <pkit/fork_server.hpp>
+#include <pkit/process_options.hpp>
+#include <pkit/spawn_error.hpp>
+#include <pkit/target.hpp>
+#include <pkit/unique_fd.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <system_error>
+
+namespace pkit {
+
+namespace detail {
+struct process_state;
+struct process_access;
+}
+
+/// Tag for the blocking variants: `p.start(pkit::wait)`, `p.terminate(pkit::wait)`.
+struct wait_t {
+  explicit constexpr wait_t() = default;
+};
+inline constexpr wait_t wait{};
+
+/// How `restart()` gets rid of the running child: graceful waits for it to end by
+/// itself (join), forced stops it first (`stop()` with the process's stop policy).
+enum class restart_policy { graceful, forced };
+
+/// One child process at a time, started from a C++ callable (forked from this process),
+/// from a target registered with a `fork_server`, or from an external program (spawned
+/// with clone(CLONE_VM|CLONE_VFORK) and exec, safe in a multithreaded parent).
+///
+/// Reusable: once a run's exit has been collected (`on_exit` called, joiners woken),
+/// `pid()` is empty again and the object can be started anew; `status()`/`exitcode()`
+/// keep the last run's outcome until then.
+///
+/// Thread-safe: any thread may call any member; several threads may join at once.
+/// Not copyable or movable (callbacks refer to it); hold it by `unique_ptr` to move it.
+///
+/// Destroying a process whose child still runs stops the child with
+/// `process_options::stop` and reaps it: a `process` never leaves an orphan.
+class process {
+public:
+  /// Runs `target` in a child forked from this process (the "fork" start method). Safe
+  /// when no other thread of the program holds a lock the target needs; otherwise use a
+  /// fork server. pkit's own reaper thread never holds such a lock during a fork.
+  explicit process(callable_target target, process_options options = {});
+  /// Runs a target registered with a fork server, forked from the server.
+  explicit process(server_target target, process_options options = {});
+  /// Runs an external program.
+  explicit process(command cmd, process_options options = {});
+
+  process(const process&) = delete;
+  process& operator=(const process&) = delete;
+  virtual ~process();
+
+  /// Starts a run and returns its pid. Once this returns, a signal sent to the child is
+  /// honoured under default dispositions: the child blocks all signals until it has
+  /// reset every disposition to the default. Errors (throwing: `spawn_error`; else
+  /// `ec`, see `last_failure()` for the stage): `errc::already_running`, validation
+  /// (`errc::invalid_argument`, E2BIG), fork/clone (EAGAIN, ENOMEM), open/pipe, and for
+  /// programs chdir/setrlimit/exec failures with their errno; the failed child is reaped.
+  pid_t start();
+  pid_t start(std::error_code& ec) noexcept;
+  /// Like `start()`, and returns only once the child is ready to run its target (for a
+  /// program: it has exec'd, and written its newline when `notify_fd` is set). A child
+  /// not ready within `ready_timeout` is killed and reaped: `errc::start_timeout`; one
+  /// that dies first: `errc::died_before_ready`.
+  pid_t start(wait_t);
+  pid_t start(wait_t, std::error_code& ec) noexcept;
+
+  /// Sends SIGTERM (to the child only). No-op once the run has ended;
+  /// `errc::not_started` if never started.
+  void terminate();
+  void terminate(std::error_code& ec) noexcept;
+  /// Sends SIGTERM and waits until the child is gone and reaped.
+  void terminate(wait_t);
+  void terminate(wait_t, std::error_code& ec) noexcept;
+  /// Sends SIGKILL (to the whole group when the child leads one).
+  void kill();
+  void kill(std::error_code& ec) noexcept;
+  /// Sends any signal to the child, through its pidfd: a recycled pid is never hit.
+  void signal(int signo);
+  void signal(int signo, std::error_code& ec) noexcept;
+
+  /// Graceful-then-forced stop per `policy` (default: the options' stop policy): signal,
+  /// wait up to the timeout, SIGKILL; returns the exit status once reaped. On a process
+  /// that is not running, returns the last status (`errc::not_started` if none).
+  exit_status stop();
+  exit_status stop(const stop_policy& policy);
+
+  /// Waits for the current run to end; returns its exit code, or minus the signal number
+  /// for a signal death (Python's convention). After a run has ended, returns that run's
+  /// code at once. Throws `std::system_error`: `errc::not_started`,
+  /// `errc::would_deadlock` (called on the reaper thread for a run not yet reported).
+  int join();
+  /// As `join()`, giving up after `timeout`: then returns no value.
+  std::optional<int> join(std::chrono::milliseconds timeout);
+  /// As `join()`, with the full status.
+  exit_status join_status();
+  std::optional<exit_status> join_status(std::chrono::milliseconds timeout);
+
+  /// Ends the current run and starts a new one: graceful joins first, forced stops
+  /// first. Returns the new pid. Also starts a process that is not running.
+  pid_t restart(restart_policy policy);
+
+  /// True only while the child runs (a child that has exited but whose exit pkit has
+  /// not processed yet already counts as not alive).
+  bool is_alive() const;
+  /// The child's pid while a run is in progress (including during `on_exit`).
+  std::optional<pid_t> pid() const;
+  /// The last finished run's exit code (Python's convention), until the next start.
+  std::optional<int> exitcode() const;
+  /// The last finished run's status, until the next start.
+  std::optional<exit_status> status() const;
+  /// How many runs have been started.
+  std::uint64_t runs() const;
+  /// Why the last `start()` failed, if it did.
+  std::optional<spawn_failure> last_failure() const;
+  /// The name used in diagnostics.
+  std::string name() const;
+
+  /// The parent's ends of the pipes of the current run (for `stdio::pipe()` streams);
+  /// empty otherwise. The caller may move them out: `auto out = std::move(p.stdout_pipe());`
+  unique_fd& stdin_pipe();
+  unique_fd& stdout_pipe();
+  unique_fd& stderr_pipe();
+
+protected:
+  /// For subclasses that override `run()`, like subclassing `Process`.
+  explicit process(process_options options = {});
+
+  /// What the child runs: the callable target by default. Override in a subclass. Runs
+  /// in the child (forked with the fork start method); end it early with `exit_child()`.
+  virtual void run();
+
+private:
+  friend struct detail::process_access;
+  std::shared_ptr<detail::process_state> state_;
+};
+
+}  // namespace pkit

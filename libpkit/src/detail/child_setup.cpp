@@ -1,0 +1,163 @@
+#include "detail/child_setup.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace pkit::detail {
+namespace {
+
+// The kernel's struct sigaction for rt_sigaction on x86_64/aarch64 (not glibc's).
+struct kernel_sigaction {
+  void* handler;
+  unsigned long flags;
+  void* restorer;
+  unsigned long mask;
+};
+
+// A raw system call that reports failure as -errno instead of touching errno: in a
+// CLONE_VM child errno is the parent thread's.
+PKIT_CHILD_CODE inline long raw(long nr, long a = 0, long b = 0, long c = 0, long d = 0) noexcept {
+  long r = ::syscall(nr, a, b, c, d);
+  return r == -1 ? -errno : r;
+}
+
+PKIT_CHILD_CODE inline long retry(long nr, long a = 0, long b = 0, long c = 0) noexcept {
+  long r;
+  do r = raw(nr, a, b, c);
+  while (r == -EINTR);
+  return r;
+}
+
+PKIT_CHILD_CODE void close_from(unsigned first, unsigned last) noexcept {
+  if (first > last) return;
+  if (raw(SYS_close_range, first, last, 0) == 0) return;
+  // close_range needs Linux 5.9; older kernels get the slow loop, bounded by the limit.
+  rlimit lim{};
+  raw(SYS_getrlimit, RLIMIT_NOFILE, reinterpret_cast<long>(&lim));
+  unsigned long end = lim.rlim_cur < last ? lim.rlim_cur : last;
+  for (unsigned long fd = first; fd <= end; ++fd) raw(SYS_close, static_cast<long>(fd));
+}
+
+}  // namespace
+
+const char* stage_name(child_stage stage) noexcept {
+  switch (stage) {
+    case child_stage::none: return "none";
+    case child_stage::pgid: return "setpgid";
+    case child_stage::pdeathsig: return "prctl(PR_SET_PDEATHSIG)";
+    case child_stage::rlimit: return "setrlimit";
+    case child_stage::chdir: return "chdir";
+    case child_stage::dup: return "dup2";
+    case child_stage::exec: return "exec";
+    case child_stage::ready: return "ready";
+  }
+  return "unknown";
+}
+
+void reset_signal_dispositions() noexcept {
+  for (int sig = 1; sig < 65; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    kernel_sigaction old{};
+    if (raw(SYS_rt_sigaction, sig, 0, reinterpret_cast<long>(&old), 8) != 0) continue;
+    if (old.handler == reinterpret_cast<void*>(SIG_DFL)) continue;
+    kernel_sigaction dfl{};
+    dfl.handler = reinterpret_cast<void*>(SIG_DFL);
+    raw(SYS_rt_sigaction, sig, reinterpret_cast<long>(&dfl), 0, 8);
+  }
+}
+
+void set_signal_mask(const void* blocked) noexcept {
+  unsigned long none = 0;
+  raw(SYS_rt_sigprocmask, SIG_SETMASK,
+      reinterpret_cast<long>(blocked != nullptr ? blocked : &none), 0, 8);
+}
+
+child_failure apply_child_setup(const child_setup& s, int& internal_fd) noexcept {
+  if (s.new_process_group) {
+    long r = raw(SYS_setpgid, 0, 0);
+    if (r != 0) return {child_stage::pgid, static_cast<int>(-r)};
+  }
+  if (s.die_with_parent) {
+    long r = raw(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+    if (r != 0) return {child_stage::pdeathsig, static_cast<int>(-r)};
+    // The parent may have died before the prctl: then nobody would ever signal us.
+    if (raw(SYS_getppid) != s.parent) exit_now(127);
+  }
+  for (std::size_t i = 0; i < s.limit_count; ++i) {
+    rlimit lim{s.limits[i].soft, s.limits[i].hard};
+    long r = raw(SYS_prlimit64, 0, s.limits[i].resource, reinterpret_cast<long>(&lim), 0);
+    if (r != 0) return {child_stage::rlimit, static_cast<int>(-r)};
+  }
+  if (s.cwd != nullptr) {
+    long r = raw(SYS_chdir, reinterpret_cast<long>(s.cwd));
+    if (r != 0) return {child_stage::chdir, static_cast<int>(-r)};
+  }
+
+  // Descriptors. A source may sit on another mapping's target number, so first move
+  // every source (and the internal fd) above the highest target, then dup them down.
+  int base = 3;
+  for (std::size_t i = 0; i < s.keep_count; ++i) base = s.keep[i] + 1 > base ? s.keep[i] + 1 : base;
+  if (internal_fd >= 0) {
+    long r = raw(SYS_fcntl, internal_fd, F_DUPFD_CLOEXEC, base);
+    if (r < 0) return {child_stage::dup, static_cast<int>(-r)};
+    internal_fd = static_cast<int>(r);
+  }
+  int moved_stdio[3] = {-1, -1, -1};
+  for (int i = 0; i < 3; ++i) {
+    if (s.stdio[i] < 0) continue;
+    long r = raw(SYS_fcntl, s.stdio[i], F_DUPFD_CLOEXEC, base);
+    if (r < 0) return {child_stage::dup, static_cast<int>(-r)};
+    moved_stdio[i] = static_cast<int>(r);
+  }
+  // The moved pass sources are remembered in place of the sources: at most 256 of them
+  // (checked by the parent), so a fixed array suffices without allocating.
+  int moved_pass[256];
+  for (std::size_t i = 0; i < s.pass_count && i < 256; ++i) {
+    long r = raw(SYS_fcntl, s.pass[i].second, F_DUPFD_CLOEXEC, base);
+    if (r < 0) return {child_stage::dup, static_cast<int>(-r)};
+    moved_pass[i] = static_cast<int>(r);
+  }
+  for (int i = 0; i < 3; ++i) {
+    if (moved_stdio[i] < 0) continue;
+    long r = retry(SYS_dup3, moved_stdio[i], i, 0);
+    if (r < 0) return {child_stage::dup, static_cast<int>(-r)};
+  }
+  for (std::size_t i = 0; i < s.pass_count && i < 256; ++i) {
+    long r = retry(SYS_dup3, moved_pass[i], s.pass[i].first, 0);
+    if (r < 0) return {child_stage::dup, static_cast<int>(-r)};
+  }
+  // Close everything above 2 but the targets and the internal fd (which is >= base, so
+  // it sorts after every target).
+  unsigned next = 3;
+  for (std::size_t i = 0; i <= s.keep_count; ++i) {
+    int k = i < s.keep_count ? s.keep[i] : internal_fd;
+    if (k < 3) continue;
+    if (static_cast<unsigned>(k) > next) close_from(next, static_cast<unsigned>(k) - 1);
+    next = static_cast<unsigned>(k) + 1;
+  }
+  close_from(next, ~0u);
+  return {};
+}
+
+bool write_all(int fd, const void* data, std::size_t size) noexcept {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    long r = raw(SYS_write, fd, reinterpret_cast<long>(p), static_cast<long>(size));
+    if (r == -EINTR) continue;
+    if (r <= 0) return false;
+    p += r;
+    size -= static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+void exit_now(int code) noexcept {
+  for (;;) ::syscall(SYS_exit_group, code);
+}
+
+}  // namespace pkit::detail

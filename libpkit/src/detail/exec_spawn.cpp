@@ -1,0 +1,194 @@
+#include "detail/pidfd.hpp"
+#include "detail/exec_spawn.hpp"
+
+#include <pkit/errc.hpp>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+extern char** environ;
+
+namespace pkit::detail {
+namespace {
+
+constexpr std::size_t max_arg_strlen = 32 * 4096;  // the kernel's MAX_ARG_STRLEN
+
+bool has_nul(const std::string& s) { return s.find('\0') != std::string::npos; }
+
+std::string_view env_name(std::string_view entry) {
+  return entry.substr(0, entry.find('='));
+}
+
+struct shared_state {
+  const exec_image* image;
+  const child_setup* setup;
+  const char* const* candidates;  // plain copies: the child calls no C++ member
+  std::size_t candidate_count;
+  volatile int stage;
+  volatile int error;
+};
+
+PKIT_CHILD_CODE int child_main(void* arg) {
+  auto* sh = static_cast<shared_state*>(arg);
+  reset_signal_dispositions();
+  int no_internal = -1;
+  child_failure f = apply_child_setup(*sh->setup, no_internal);
+  if (f.stage != child_stage::none) {
+    sh->error = f.error;
+    sh->stage = static_cast<int>(f.stage);
+    exit_now(127);
+  }
+  set_signal_mask(nullptr);
+  // execvp's rules: try every candidate; remember EACCES; stop on an error that says the
+  // file exists but cannot run for another reason.
+  int err = ENOENT;
+  bool saw_eacces = false;
+  for (std::size_t i = 0; i < sh->candidate_count; ++i) {
+    ::syscall(SYS_execve, sh->candidates[i], sh->image->argv(), sh->image->envp());
+    err = errno;
+    if (err == EACCES) {
+      saw_eacces = true;
+    } else if (err != ENOENT && err != ENOTDIR && err != ENAMETOOLONG) {
+      break;
+    }
+  }
+  if (saw_eacces && (err == ENOENT || err == ENOTDIR)) err = EACCES;
+  sh->error = err;
+  sh->stage = static_cast<int>(child_stage::exec);
+  exit_now(127);
+}
+
+}  // namespace
+
+exec_image exec_image::build(const command& cmd, std::error_code& ec) {
+  exec_image img;
+  ec.clear();
+  if (cmd.argv.empty() || cmd.argv[0].empty()) {
+    ec = errc::invalid_argument;
+    return img;
+  }
+  std::size_t total = 0;
+  auto check = [&](const std::string& s) {
+    if (has_nul(s)) {
+      ec = errc::invalid_argument;
+      return false;
+    }
+    if (s.size() + 1 > max_arg_strlen) {
+      ec = std::make_error_code(std::errc::argument_list_too_long);
+      return false;
+    }
+    total += s.size() + 1 + sizeof(char*);
+    return true;
+  };
+  for (const auto& a : cmd.argv)
+    if (!check(a)) return img;
+
+  // Environment: inherited (or empty), then the changes in order.
+  if (!cmd.clear_env && environ != nullptr) {
+    for (char** e = environ; *e != nullptr; ++e) img.env_strings_.emplace_back(*e);
+  }
+  for (const auto& change : cmd.env) {
+    if (has_nul(change) || change.empty() || change.front() == '=') {
+      ec = errc::invalid_argument;
+      return img;
+    }
+    std::string_view name = env_name(change);
+    std::erase_if(img.env_strings_, [&](const std::string& e) { return env_name(e) == name; });
+    if (change.find('=') != std::string::npos) img.env_strings_.push_back(change);
+  }
+  for (const auto& e : img.env_strings_)
+    if (!check(e)) return img;
+  long arg_max = ::sysconf(_SC_ARG_MAX);
+  if (arg_max > 0 && total + 2 * sizeof(char*) > static_cast<std::size_t>(arg_max)) {
+    ec = std::make_error_code(std::errc::argument_list_too_long);
+    return img;
+  }
+
+  for (const auto& a : cmd.argv) img.argv_.push_back(a.c_str());
+  img.argv_.push_back(nullptr);
+  for (const auto& e : img.env_strings_) img.envp_.push_back(e.c_str());
+  img.envp_.push_back(nullptr);
+
+  // PATH lookup happens here, in the parent: the child must not allocate. The PATH is the
+  // child's (after the environment changes), like execvpe.
+  const std::string& prog = cmd.argv[0];
+  if (prog.find('/') != std::string::npos) {
+    img.candidates_.push_back(prog);
+  } else {
+    std::string path = "/bin:/usr/bin";  // glibc's default when PATH is unset
+    for (const auto& e : img.env_strings_)
+      if (env_name(e) == "PATH") path = e.substr(5);
+    std::size_t start = 0;
+    for (;;) {
+      std::size_t end = path.find(':', start);
+      std::string dir = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      img.candidates_.push_back((dir.empty() ? std::string(".") : dir) + "/" + prog);
+      if (end == std::string::npos) break;
+      start = end + 1;
+    }
+  }
+  for (const auto& c : img.candidates_) img.candidate_ptrs_.push_back(c.c_str());
+  return img;
+}
+
+exec_result exec_spawn(const exec_image& image, const child_setup& setup) {
+  exec_result result;
+  shared_state sh{&image, &setup, image.candidate_ptrs(), image.candidates().size(), 0, 0};
+
+  // The child runs on its own small stack; it needs little (raw system calls only).
+  constexpr std::size_t stack_size = 64 * 1024;
+  void* stack = ::mmap(nullptr, stack_size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) {
+    result.clone_error = errno;
+    return result;
+  }
+
+  // Block every signal across the clone: a handler must not run in the child while it
+  // shares our memory, and the child resets dispositions before unblocking.
+  sigset_t all, old;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  int pidfd = -1;
+  pid_t pid;
+  int attempts = 0;
+  for (;;) {
+    pid = ::clone(child_main, static_cast<char*>(stack) + stack_size,
+                  CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &sh, &pidfd);
+    // A short, bounded retry on EAGAIN: a process slot may free up (FAULTS S4).
+    if (pid >= 0 || errno != EAGAIN || ++attempts > 3) break;
+    ::sched_yield();
+  }
+  int clone_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::munmap(stack, stack_size);
+
+  if (pid < 0) {
+    result.clone_error = clone_errno;
+    return result;
+  }
+  result.pid = pid;
+  result.pidfd.reset(pidfd);
+  if (sh.stage != 0) {
+    result.failure = {static_cast<child_stage>(sh.stage), sh.error};
+    // The child has called _exit(127): reap it now so no zombie is left.
+    siginfo_t info{};
+    while (::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED) != 0 &&
+           errno == EINTR) {
+    }
+    result.pidfd.reset();
+  }
+  return result;
+}
+
+}  // namespace pkit::detail

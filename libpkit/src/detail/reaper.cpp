@@ -1,0 +1,214 @@
+#include "detail/pidfd.hpp"
+#include "detail/reaper.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <new>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/wait.h>
+#include <system_error>
+#include <unistd.h>
+
+namespace pkit::detail {
+namespace {
+
+// Storage for the one reaper. It is never destroyed: its thread runs until the program
+// ends, and static `process` objects destroyed at exit still need it. A forked child that
+// uses pkit constructs a new reaper over the copy it inherited (whose thread does not
+// exist in the child) — the copy is abandoned, not destroyed, since its mutexes may have
+// been held by other threads at fork time.
+alignas(reaper) unsigned char storage[sizeof(reaper)];
+std::atomic<reaper*> current{nullptr};
+std::atomic<pid_t> current_owner{0};
+std::mutex creation;
+
+// A child whose exit status was taken by someone else (the host reaped it, or SIGCHLD
+// was set to SIG_IGN after pkit started) still gets exactly one exit report.
+constexpr int lost_status_code = 255;
+
+// SIGCHLD set to SIG_IGN (inherited from a careless launcher) or SA_NOCLDWAIT makes the
+// kernel reap children on its own, and their statuses are lost. Undo that; a handler the
+// host installed is kept.
+void make_children_waitable() {
+  struct sigaction sa {};
+  if (::sigaction(SIGCHLD, nullptr, &sa) != 0) return;
+  if (sa.sa_handler == SIG_IGN) {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    ::sigaction(SIGCHLD, &dfl, nullptr);
+  } else if ((sa.sa_flags & SA_NOCLDWAIT) != 0) {
+    sa.sa_flags &= ~SA_NOCLDWAIT;
+    ::sigaction(SIGCHLD, &sa, nullptr);
+  }
+}
+
+// A handler's exception must not end the reaper thread (and with it the program).
+template <class F>
+void guarded(F&& f) noexcept {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pkit reaper: a handler threw: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "pkit reaper: a handler threw an unknown exception\n");
+  }
+}
+
+}  // namespace
+
+reaper& reaper::instance() {
+  const pid_t self = ::getpid();
+  reaper* r = current.load(std::memory_order_acquire);
+  if (r != nullptr && current_owner.load(std::memory_order_acquire) == self) return *r;
+  std::lock_guard<std::mutex> lock(creation);
+  r = current.load(std::memory_order_acquire);
+  if (r == nullptr || current_owner.load(std::memory_order_acquire) != self) {
+    r = ::new (static_cast<void*>(storage)) reaper();
+    current_owner.store(self, std::memory_order_release);
+    current.store(r, std::memory_order_release);
+  }
+  return *r;
+}
+
+reaper::reaper() : owner_(::getpid()), epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
+  if (!epoll_) throw std::system_error(errno, std::system_category(), "pkit reaper: epoll_create1");
+  make_children_waitable();
+  wakeup_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wakeup_) throw std::system_error(errno, std::system_category(), "pkit reaper: eventfd");
+  // The reaper thread blocks every signal: it must never run the host's handlers, and
+  // it is not a thread a process-directed signal should be delivered to.
+  sigset_t all, old;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  std::thread t([this] { loop(); });
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  thread_id_ = t.get_id();
+  t.detach();
+  watch_fd(wakeup_.get(), [this] {
+    std::uint64_t count;
+    while (::read(wakeup_.get(), &count, sizeof count) > 0) {
+    }
+    std::vector<std::function<void()>> tasks;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      tasks.swap(posted_);
+    }
+    for (auto& task : tasks) task();
+    return true;
+  });
+}
+
+void reaper::post(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    posted_.push_back(std::move(task));
+  }
+  std::uint64_t one = 1;
+  while (::write(wakeup_.get(), &one, sizeof one) < 0 && errno == EINTR) {
+  }
+}
+
+std::uint64_t reaper::watch_child(int pidfd, exit_handler handler) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::uint64_t id = next_id_++;
+  entries_.emplace(id, entry{pidfd, true, std::move(handler), {}});
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = id;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, pidfd, &ev) != 0) {
+    int err = errno;
+    entries_.erase(id);
+    throw std::system_error(err, std::system_category(), "pkit reaper: epoll_ctl");
+  }
+  return id;
+}
+
+std::uint64_t reaper::watch_fd(int fd, fd_handler handler) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::uint64_t id = next_id_++;
+  entries_.emplace(id, entry{fd, false, {}, std::move(handler)});
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = id;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
+    int err = errno;
+    entries_.erase(id);
+    throw std::system_error(err, std::system_category(), "pkit reaper: epoll_ctl");
+  }
+  return id;
+}
+
+bool reaper::unwatch(std::uint64_t id) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (!on_reaper_thread()) idle_.wait(lock, [&] { return running_ != id; });
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return false;
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->second.fd, nullptr);
+  entries_.erase(it);
+  return true;
+}
+
+std::unique_lock<std::mutex> reaper::quiesce() {
+  if (on_reaper_thread()) return {};
+  return std::unique_lock<std::mutex>(handler_mutex_);
+}
+
+void reaper::loop() {
+  epoll_event events[64];
+  for (;;) {
+    int n = ::epoll_wait(epoll_.get(), events, 64, -1);
+    if (n < 0) continue;  // EINTR (all signals are blocked here, but be safe)
+    for (int i = 0; i < n; ++i) dispatch(events[i].data.u64);
+  }
+}
+
+void reaper::dispatch(std::uint64_t id) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return;  // unwatched after epoll_wait returned
+  if (it->second.child) {
+    entry e = std::move(it->second);
+    entries_.erase(it);
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, e.fd, nullptr);
+    running_ = id;
+    lock.unlock();
+
+    // Readable means the child has exited, so this blocking wait returns at once; a
+    // single WNOHANG could miss a child that is still becoming a zombie.
+    siginfo_t info{};
+    int r;
+    do r = ::waitid(P_PIDFD, static_cast<id_t>(e.fd), &info, WEXITED);
+    while (r != 0 && errno == EINTR);
+    exit_status status = r == 0 ? exit_status::from_siginfo(info.si_code, info.si_status)
+                                : exit_status::exited(lost_status_code);
+    {
+      std::lock_guard<std::mutex> busy(handler_mutex_);
+      guarded([&] { e.on_exit(status); });
+    }
+    lock.lock();
+  } else {
+    fd_handler handler = it->second.on_readable;
+    running_ = id;
+    lock.unlock();
+    bool keep = true;
+    {
+      std::lock_guard<std::mutex> busy(handler_mutex_);
+      guarded([&] { keep = handler(); });
+    }
+    lock.lock();
+    if (!keep) {
+      auto again = entries_.find(id);
+      if (again != entries_.end()) {
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, again->second.fd, nullptr);
+        entries_.erase(again);
+      }
+    }
+  }
+  running_ = 0;
+  idle_.notify_all();
+}
+
+}  // namespace pkit::detail

@@ -1,0 +1,500 @@
+// pkit_test_child -- the child program the pkit test suites spawn.
+//
+// A purpose-built, deterministic stand-in for shell scripts (in the spirit of
+// reproc's test programs). Plain C++ and POSIX only; it does not use libpkit,
+// so that it observes what libpkit hands to a child without sharing its code.
+//
+// Usage: pkit_test_child MODE [ARGS...]
+//
+//   exit N               exit with code N immediately
+//   sleep MS             sleep MS milliseconds, then exit 0
+//   pause                block until killed
+//   ignore-term          ignore SIGTERM, print "ready", block until killed
+//   trap-term CODE       on SIGTERM _exit(CODE); print "ready", block
+//   signals              print the SigBlk:, SigIgn:, SigCgt: lines of
+//                        /proc/self/status, verbatim
+//   fds                  print the open fds, ascending, space-separated
+//   write FD TEXT        write TEXT to fd FD (exit 3 if the write fails)
+//   echo                 copy stdin to stdout until EOF (exit 3 on write error)
+//   spew BYTES           write BYTES 'x' bytes to stdout and BYTES 'x' bytes
+//                        to stderr, alternating in 64 KiB chunks
+//   env NAME             print the value of $NAME (exit 4 if unset)
+//   cwd                  print the working directory
+//   pgid                 print "pid pgid sid"
+//   rlimit NAME          print "soft hard" for NAME in nofile, core, nproc, as
+//                        ("inf" for RLIM_INFINITY)
+//   argc                 print "argc bytes": the argument count and the sum of
+//                        strlen(argv[i]) over all of argv (argv[0] included,
+//                        terminating NULs not counted)
+//   kill-self SIG        reset SIG (number or name: 15, TERM, SIGTERM) to its
+//                        default action, unblock it and raise it; exit 5 if
+//                        the process survives (e.g. SIGCHLD)
+//   notify FD MS         sleep MS ms, write "\n" to fd FD, block until killed
+//   spawn-grandchild     fork a grandchild that calls setsid() and blocks
+//                        forever (stdio redirected to /dev/null), print its
+//                        pid once its setsid() is done, block until killed
+//   ppid                 print the parent pid
+//
+// Every printed result is one line ending in '\n', written with write(2).
+// Bad usage (unknown mode, missing or malformed argument) prints a message on
+// stderr and exits with 100.
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <csignal>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+namespace {
+
+constexpr int exit_usage = 100;
+constexpr int exit_write_failed = 3;
+constexpr int exit_env_unset = 4;
+constexpr int exit_survived_signal = 5;
+
+// ---------------------------------------------------------------------------
+// Output
+// ---------------------------------------------------------------------------
+
+// Writes all of `data` to `fd`, retrying on EINTR and short writes.
+bool write_all(int fd, std::string_view data) noexcept {
+  while (!data.empty()) {
+    const ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return false;
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+// Prints one line on stdout; exits with exit_write_failed if that fails.
+void print_line(std::string line) {
+  line += '\n';
+  if (!write_all(STDOUT_FILENO, line)) {
+    std::_Exit(exit_write_failed);
+  }
+}
+
+[[noreturn]] void usage_error(std::string_view message) {
+  std::string text{"pkit_test_child: "};
+  text += message;
+  text += "\nusage: pkit_test_child MODE [ARGS...] (see the source for modes)\n";
+  write_all(STDERR_FILENO, text);
+  std::exit(exit_usage);
+}
+
+// ---------------------------------------------------------------------------
+// Arguments
+// ---------------------------------------------------------------------------
+
+class args_t {
+public:
+  args_t(int argc, char** argv) : argc_{argc}, argv_{argv} {}
+
+  std::string_view mode() const { return argc_ > 1 ? argv_[1] : ""; }
+
+  // The i-th parameter after the mode (0-based).
+  std::string_view str(int i, std::string_view what) const {
+    if (2 + i >= argc_) {
+      usage_error(std::string{mode()} + ": missing argument " + std::string{what});
+    }
+    return argv_[2 + i];
+  }
+
+  template <typename Int>
+  Int num(int i, std::string_view what) const {
+    const std::string_view s = str(i, what);
+    Int value{};
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+    if (ec != std::errc{} || end != s.data() + s.size()) {
+      usage_error(std::string{mode()} + ": " + std::string{what} +
+                  " is not a valid number: '" + std::string{s} + "'");
+    }
+    return value;
+  }
+
+  int argc() const { return argc_; }
+  char** argv() const { return argv_; }
+
+private:
+  int argc_;
+  char** argv_;
+};
+
+// "15", "TERM" or "SIGTERM" -> 15.
+int parse_signal(std::string_view s) {
+  int value{};
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec == std::errc{} && end == s.data() + s.size()) {
+    if (value > 0 && value < NSIG) {
+      return value;
+    }
+  } else {
+    if (s.starts_with("SIG")) {
+      s.remove_prefix(3);
+    }
+    for (int sig = 1; sig < NSIG; ++sig) {
+      const char* abbrev = ::sigabbrev_np(sig);
+      if (abbrev != nullptr && s == abbrev) {
+        return sig;
+      }
+    }
+  }
+  usage_error("not a signal: '" + std::string{s} + "'");
+}
+
+// ---------------------------------------------------------------------------
+// Blocking and sleeping
+// ---------------------------------------------------------------------------
+
+[[noreturn]] void pause_forever() {
+  for (;;) {
+    ::pause();
+  }
+}
+
+void sleep_ms(std::uint64_t ms) {
+  timespec remaining{};
+  remaining.tv_sec = static_cast<time_t>(ms / 1000);
+  remaining.tv_nsec = static_cast<long>((ms % 1000) * 1'000'000);
+  while (::nanosleep(&remaining, &remaining) != 0 && errno == EINTR) {
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Modes
+// ---------------------------------------------------------------------------
+
+volatile std::sig_atomic_t trap_exit_code = 0;
+
+extern "C" void on_sigterm(int) { ::_exit(trap_exit_code); }
+
+int mode_ignore_term() {
+  struct sigaction sa{};
+  sa.sa_handler = SIG_IGN;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  print_line("ready");
+  pause_forever();
+}
+
+int mode_trap_term(int code) {
+  trap_exit_code = code;
+  struct sigaction sa{};
+  sa.sa_handler = on_sigterm;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  print_line("ready");
+  pause_forever();
+}
+
+int mode_signals() {
+  std::ifstream status{"/proc/self/status"};
+  if (!status) {
+    write_all(STDERR_FILENO, "pkit_test_child: cannot open /proc/self/status\n");
+    return 1;
+  }
+  std::string line;
+  std::string out;
+  while (std::getline(status, line)) {
+    if (line.starts_with("SigBlk:") || line.starts_with("SigIgn:") ||
+        line.starts_with("SigCgt:")) {
+      out += line;
+      out += '\n';
+    }
+  }
+  return write_all(STDOUT_FILENO, out) ? 0 : exit_write_failed;
+}
+
+int mode_fds() {
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) {
+    write_all(STDERR_FILENO, "pkit_test_child: cannot open /proc/self/fd\n");
+    return 1;
+  }
+  const int listing_fd = ::dirfd(dir);
+  std::vector<int> fds;
+  while (const dirent* entry = ::readdir(dir)) {
+    const std::string_view name{entry->d_name};
+    int fd{};
+    const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), fd);
+    if (ec == std::errc{} && end == name.data() + name.size() && fd != listing_fd) {
+      fds.push_back(fd);
+    }
+  }
+  ::closedir(dir);
+  std::sort(fds.begin(), fds.end());
+  std::string out;
+  for (const int fd : fds) {
+    if (!out.empty()) {
+      out += ' ';
+    }
+    out += std::to_string(fd);
+  }
+  print_line(std::move(out));
+  return 0;
+}
+
+int mode_echo() {
+  char buffer[64 * 1024];
+  for (;;) {
+    const ssize_t n = ::read(STDIN_FILENO, buffer, sizeof buffer);
+    if (n == 0) {
+      return 0;
+    }
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return 1;
+    }
+    if (!write_all(STDOUT_FILENO, {buffer, static_cast<std::size_t>(n)})) {
+      return exit_write_failed;
+    }
+  }
+}
+
+int mode_spew(std::uint64_t bytes) {
+  constexpr std::size_t chunk_size = 64 * 1024;
+  const std::string chunk(chunk_size, 'x');
+  std::uint64_t out_left = bytes;
+  std::uint64_t err_left = bytes;
+  while (out_left > 0 || err_left > 0) {
+    const std::size_t n_out = static_cast<std::size_t>(std::min<std::uint64_t>(out_left, chunk_size));
+    if (!write_all(STDOUT_FILENO, std::string_view{chunk}.substr(0, n_out))) {
+      return exit_write_failed;
+    }
+    out_left -= n_out;
+    const std::size_t n_err = static_cast<std::size_t>(std::min<std::uint64_t>(err_left, chunk_size));
+    if (!write_all(STDERR_FILENO, std::string_view{chunk}.substr(0, n_err))) {
+      return exit_write_failed;
+    }
+    err_left -= n_err;
+  }
+  return 0;
+}
+
+int mode_env(std::string_view name) {
+  const char* value = std::getenv(std::string{name}.c_str());
+  if (value == nullptr) {
+    return exit_env_unset;
+  }
+  print_line(value);
+  return 0;
+}
+
+int mode_cwd() {
+  std::vector<char> buffer(256);
+  while (::getcwd(buffer.data(), buffer.size()) == nullptr) {
+    if (errno != ERANGE) {
+      write_all(STDERR_FILENO, "pkit_test_child: getcwd failed\n");
+      return 1;
+    }
+    buffer.resize(buffer.size() * 2);
+  }
+  print_line(buffer.data());
+  return 0;
+}
+
+int mode_pgid() {
+  print_line(std::to_string(::getpid()) + ' ' + std::to_string(::getpgid(0)) + ' ' +
+             std::to_string(::getsid(0)));
+  return 0;
+}
+
+int mode_rlimit(std::string_view name) {
+  int resource{};
+  if (name == "nofile") {
+    resource = RLIMIT_NOFILE;
+  } else if (name == "core") {
+    resource = RLIMIT_CORE;
+  } else if (name == "nproc") {
+    resource = RLIMIT_NPROC;
+  } else if (name == "as") {
+    resource = RLIMIT_AS;
+  } else {
+    usage_error("rlimit: unknown resource '" + std::string{name} +
+                "' (expected nofile, core, nproc or as)");
+  }
+  rlimit limit{};
+  if (::getrlimit(resource, &limit) != 0) {
+    write_all(STDERR_FILENO, "pkit_test_child: getrlimit failed\n");
+    return 1;
+  }
+  const auto show = [](rlim_t value) {
+    return value == RLIM_INFINITY ? std::string{"inf"} : std::to_string(value);
+  };
+  print_line(show(limit.rlim_cur) + ' ' + show(limit.rlim_max));
+  return 0;
+}
+
+int mode_argc(const args_t& args) {
+  std::size_t bytes = 0;
+  for (int i = 0; i < args.argc(); ++i) {
+    bytes += std::strlen(args.argv()[i]);
+  }
+  print_line(std::to_string(args.argc()) + ' ' + std::to_string(bytes));
+  return 0;
+}
+
+int mode_kill_self(int sig) {
+  struct sigaction sa{};
+  sa.sa_handler = SIG_DFL;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(sig, &sa, nullptr);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, sig);
+  ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
+  ::raise(sig);
+  return exit_survived_signal;
+}
+
+int mode_notify(int fd, std::uint64_t ms) {
+  sleep_ms(ms);
+  if (!write_all(fd, "\n")) {
+    return exit_write_failed;
+  }
+  pause_forever();
+}
+
+int mode_spawn_grandchild() {
+  // The grandchild reports, by closing its end of this pipe, that its
+  // setsid() is done: once its pid is printed it is already in its own session.
+  int sync[2];
+  if (::pipe2(sync, O_CLOEXEC) != 0) {
+    write_all(STDERR_FILENO, "pkit_test_child: pipe2 failed\n");
+    return 1;
+  }
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    write_all(STDERR_FILENO, "pkit_test_child: fork failed\n");
+    return 1;
+  }
+  if (pid == 0) {
+    ::close(sync[0]);
+    ::setsid();
+    // Do not hold the caller's pipes open: a reader waiting for EOF on our
+    // stdout/stderr must not depend on the grandchild's lifetime.
+    const int null_fd = ::open("/dev/null", O_RDWR);
+    if (null_fd >= 0) {
+      ::dup2(null_fd, STDIN_FILENO);
+      ::dup2(null_fd, STDOUT_FILENO);
+      ::dup2(null_fd, STDERR_FILENO);
+      if (null_fd > STDERR_FILENO) {
+        ::close(null_fd);
+      }
+    }
+    ::close(sync[1]);
+    pause_forever();
+  }
+  ::close(sync[1]);
+  char byte;
+  while (::read(sync[0], &byte, 1) < 0 && errno == EINTR) {
+  }
+  ::close(sync[0]);
+  print_line(std::to_string(pid));
+  pause_forever();
+}
+
+int run(const args_t& args) {
+  const std::string_view mode = args.mode();
+  if (mode == "exit") {
+    return args.num<int>(0, "N");
+  }
+  if (mode == "sleep") {
+    sleep_ms(args.num<std::uint64_t>(0, "MS"));
+    return 0;
+  }
+  if (mode == "pause") {
+    pause_forever();
+  }
+  if (mode == "ignore-term") {
+    return mode_ignore_term();
+  }
+  if (mode == "trap-term") {
+    return mode_trap_term(args.num<int>(0, "CODE"));
+  }
+  if (mode == "signals") {
+    return mode_signals();
+  }
+  if (mode == "fds") {
+    return mode_fds();
+  }
+  if (mode == "write") {
+    const int fd = args.num<int>(0, "FD");
+    return write_all(fd, args.str(1, "TEXT")) ? 0 : exit_write_failed;
+  }
+  if (mode == "echo") {
+    return mode_echo();
+  }
+  if (mode == "spew") {
+    return mode_spew(args.num<std::uint64_t>(0, "BYTES"));
+  }
+  if (mode == "env") {
+    return mode_env(args.str(0, "NAME"));
+  }
+  if (mode == "cwd") {
+    return mode_cwd();
+  }
+  if (mode == "pgid") {
+    return mode_pgid();
+  }
+  if (mode == "rlimit") {
+    return mode_rlimit(args.str(0, "NAME"));
+  }
+  if (mode == "argc") {
+    return mode_argc(args);
+  }
+  if (mode == "kill-self") {
+    return mode_kill_self(parse_signal(args.str(0, "SIG")));
+  }
+  if (mode == "notify") {
+    return mode_notify(args.num<int>(0, "FD"), args.num<std::uint64_t>(1, "MS"));
+  }
+  if (mode == "spawn-grandchild") {
+    return mode_spawn_grandchild();
+  }
+  if (mode == "ppid") {
+    print_line(std::to_string(::getppid()));
+    return 0;
+  }
+  usage_error(mode.empty() ? std::string{"no mode given"}
+                           : "unknown mode '" + std::string{mode} + "'");
+}
+
+}  // namespace
+
+// When built with -DPKIT_SANITIZE=address or thread, keep the sanitizer runtime
+// from installing its own SIGSEGV/SIGBUS/SIGFPE handlers, so that `signals`
+// reports the same SigCgt in every build (ASAN_OPTIONS/TSAN_OPTIONS still
+// override these defaults). Unused in a build without sanitizers.
+extern "C" const char* __asan_default_options() {
+  return "handle_segv=0:handle_sigbus=0:handle_sigfpe=0";
+}
+extern "C" const char* __tsan_default_options() {
+  return "handle_segv=0:handle_sigbus=0:handle_sigfpe=0";
+}
+
+int main(int argc, char** argv) {
+  return run(args_t{argc, argv});
+}
