@@ -32,7 +32,9 @@ using clock = std::chrono::steady_clock;
 /// Everything a process shares with the reaper's callbacks. The callbacks hold it by
 /// shared_ptr, so it outlives the `process` object if an exit report is in flight.
 struct process_state {
-  enum class phase { idle, running, exiting };
+  // idle → starting (a thread is creating the child, without the lock) → running → exiting
+  // (on_exit runs) → idle.
+  enum class phase { idle, starting, running, exiting };
 
   process_options opts;
   std::variant<std::monostate, callable_target, server_target, command> what;
@@ -217,6 +219,16 @@ struct fork_child_context {
 
 }  // namespace
 
+// What launch() made: published into the state under its lock afterwards.
+struct launched {
+  pid_t pid = 0;
+  unique_fd pidfd;
+  bool leader = false;
+  std::shared_ptr<fork_server_core> server;
+  std::uint64_t server_id = 0;
+  unique_fd status_read;
+};
+
 // The accessor the process class uses to reach its run() from a static context.
 struct process_access {
   static int run_owner(void* ctx) {
@@ -225,7 +237,7 @@ struct process_access {
   }
   static void on_exit(const std::shared_ptr<process_state>& s, std::uint64_t run, exit_status st);
   static std::error_code start(process& p, const std::shared_ptr<process_state>& s, bool wait);
-  static std::error_code launch(process& p, process_state& s, bool wait, unique_fd& status_read,
+  static std::error_code launch(process& p, const process_state& s, bool wait, launched& out,
                                 prepared_io& io, const char*& stage, std::string& program);
 };
 
@@ -268,10 +280,11 @@ void process_access::on_exit(const std::shared_ptr<process_state>& s, std::uint6
   s->cv.notify_all();
 }
 
-// Creates the child for the current configuration. Called with s.m held.
-std::error_code process_access::launch(process& p, process_state& s, bool wait,
-                                       unique_fd& status_read, prepared_io& io,
-                                       const char*& stage, std::string& program) {
+// Creates the child. Runs without the state's lock (it reads only the immutable
+// configuration), so the lock is never held across fork, clone or a fork-server request.
+std::error_code process_access::launch(process& p, const process_state& s, bool wait,
+                                       launched& out, prepared_io& io, const char*& stage,
+                                       std::string& program) {
   if (auto ec = prepare_io(s.opts, io, stage)) return ec;
   child_setup setup = make_setup(s.opts, io);
 
@@ -293,9 +306,9 @@ std::error_code process_access::launch(process& p, process_state& s, bool wait,
       stage = stage_name(r.failure.stage);
       return {r.failure.error, std::system_category()};
     }
-    s.pid = r.pid;
-    s.pidfd = std::move(r.pidfd);
-    s.leader = s.opts.new_process_group;
+    out.pid = r.pid;
+    out.pidfd = std::move(r.pidfd);
+    out.leader = s.opts.new_process_group;
     return {};
   }
 
@@ -316,12 +329,12 @@ std::error_code process_access::launch(process& p, process_state& s, bool wait,
       stage = r.stage;
       return r.error;
     }
-    s.pid = r.pid;
-    s.pidfd = std::move(r.pidfd);
-    s.leader = s.opts.new_process_group;
-    s.server = t->server;
-    status_read = std::move(r.ready);
-    s.watch = r.id;
+    out.pid = r.pid;
+    out.pidfd = std::move(r.pidfd);
+    out.leader = s.opts.new_process_group;
+    out.server = t->server;
+    out.status_read = std::move(r.ready);
+    out.server_id = r.id;
     return {};
   }
 
@@ -332,7 +345,7 @@ std::error_code process_access::launch(process& p, process_state& s, bool wait,
   if (wait) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) return {errno, std::system_category()};
-    status_read.reset(fds[0]);
+    out.status_read.reset(fds[0]);
     status_write.reset(fds[1]);
   }
   fork_child_context ctx{&p};
@@ -365,7 +378,6 @@ std::error_code process_access::launch(process& p, process_state& s, bool wait,
   quiet = {};
   if (pid < 0) {
     stage = "fork";
-    status_read.reset();
     return {fork_errno, std::system_category()};
   }
   // Nobody else reaps our children (we never wait for -1, and we ask the host not to),
@@ -377,13 +389,12 @@ std::error_code process_access::launch(process& p, process_state& s, bool wait,
     while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
     stage = "pidfd_open";
-    status_read.reset();
     return {err, std::system_category()};
   }
   if (s.opts.new_process_group) ::setpgid(pid, pid);  // both sides, so no window
-  s.pid = pid;
-  s.pidfd.reset(pidfd);
-  s.leader = s.opts.new_process_group;
+  out.pid = pid;
+  out.pidfd.reset(pidfd);
+  out.leader = s.opts.new_process_group;
   return {};
 }
 
@@ -395,47 +406,79 @@ std::error_code process_access::start(process& p, const std::shared_ptr<process_
       s.ph == process_state::phase::exiting && s.callback_thread == std::this_thread::get_id();
   if (s.ph != process_state::phase::idle && !in_own_callback) return errc::already_running;
 
+  const process_state::phase before = s.ph;
+  s.ph = process_state::phase::starting;
+  s.failure.reset();
+  lock.unlock();
+
   prepared_io io;
-  unique_fd status_read;
+  launched made;
   const char* stage = "validate";
   std::string program;
-  s.failure.reset();
-  std::error_code ec = launch(p, s, wait, status_read, io, stage, program);
-  if (ec) {
-    s.failure = spawn_failure{program, stage, ec};
-    return ec;
+  // Created first: it undoes an inherited SIGCHLD=SIG_IGN, under which the kernel would
+  // discard the exit status of a child that ends at once.
+  reaper& r = reaper::instance();
+  std::error_code ec;
+  auto do_launch = [&] { ec = launch(p, s, wait, made, io, stage, program); };
+  // PR_SET_PDEATHSIG fires when the creating *thread* ends. Children made directly (not
+  // by a fork server) on any thread but the main one are therefore made by the reaper
+  // thread, which lasts as long as the program.
+  try {
+    if (s.opts.die_with_parent && !std::holds_alternative<server_target>(s.what) &&
+        ::gettid() != ::getpid()) {
+      r.run_sync(do_launch);
+    } else {
+      do_launch();
+    }
+  } catch (...) {
+    lock.lock();
+    s.ph = before;
+    s.cv.notify_all();
+    throw;
   }
   // Close our copies of the child's descriptors now, so EOF on a pipe means the child
   // (or whoever it passed the pipe to) closed it.
   for (auto& fd : io.owned) fd.reset();
   io.notify_write.reset();
 
+  lock.lock();
+  if (ec) {
+    s.ph = before;
+    s.failure = spawn_failure{program, stage, ec};
+    s.cv.notify_all();
+    return ec;
+  }
   const std::uint64_t run = ++s.runs;
   s.ph = process_state::phase::running;
+  s.pid = made.pid;
+  s.pidfd = std::move(made.pidfd);
+  s.leader = made.leader;
+  s.server = std::move(made.server);
   s.last.reset();
   for (int i = 0; i < 3; ++i) s.pipes[i] = std::move(io.parent_ends[i]);
   auto handler = [sp, run](exit_status st) { process_access::on_exit(sp, run, st); };
   if (s.server) {
+    s.watch = made.server_id;
     s.server->watch(s.watch, s.pidfd.get(), handler);
   } else {
-    s.watch = reaper::instance().watch_child(s.pidfd.get(), handler);
+    s.watch = r.watch_child(s.pidfd.get(), handler);
   }
+  s.cv.notify_all();
   if (!wait) return {};
 
   // Readiness: the start-up record (fork / fork server), then the notify line if any.
-  const pid_t pid = s.pid;
   lock.unlock();
   auto deadline = clock::now() + s.opts.ready_timeout;
   ready_result rr = ready_result::ready;
   child_failure f;
-  if (status_read) rr = await_record(status_read.get(), deadline, f);
+  if (made.status_read) rr = await_record(made.status_read.get(), deadline, f);
   if (rr == ready_result::ready && io.notify_read) rr = await_newline(io.notify_read.get(), deadline);
   if (rr == ready_result::ready) return {};
 
   // Not ready: make sure the child is gone and collected, then report why.
   lock.lock();
   if (s.runs == run && s.ph == process_state::phase::running) send_signal(s, SIGKILL, true);
-  if (!reaper::instance().on_reaper_thread())
+  if (!r.on_reaper_thread())
     s.cv.wait(lock, [&] { return s.collected >= run; });
   switch (rr) {
     case ready_result::failed:
@@ -451,7 +494,6 @@ std::error_code process_access::start(process& p, const std::shared_ptr<process_
       stage = "ready";
       break;
   }
-  (void)pid;
   s.failure = spawn_failure{program, stage, ec};
   return ec;
 }
@@ -722,7 +764,8 @@ bool process::is_alive() const {
 
 std::optional<pid_t> process::pid() const {
   std::lock_guard<std::mutex> lock(state_->m);
-  if (state_->ph == process_state::phase::idle) return std::nullopt;
+  if (state_->ph != process_state::phase::running && state_->ph != process_state::phase::exiting)
+    return std::nullopt;
   return state_->pid;
 }
 

@@ -18,6 +18,12 @@
 #endif
 extern char** environ;
 
+// glibc's own name for clone(). Sanitizer runtimes intercept clone() and, for a
+// CLONE_VM child, run their fork bookkeeping in the child — on memory it shares with us,
+// corrupting the parent's view of its own threads. The child here runs no instrumented
+// code, so it needs no bookkeeping: call past the interceptor.
+extern "C" int __clone(int (*fn)(void*), void* stack, int flags, void* arg, ...);
+
 namespace pkit::detail {
 namespace {
 
@@ -163,7 +169,7 @@ exec_result exec_spawn(const exec_image& image, const child_setup& setup) {
   pid_t pid;
   int attempts = 0;
   for (;;) {
-    pid = ::clone(child_main, static_cast<char*>(stack) + stack_size,
+    pid = ::__clone(child_main, static_cast<char*>(stack) + stack_size,
                   CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &sh, &pidfd);
     // A short, bounded retry on EAGAIN: a process slot may free up (FAULTS S4).
     if (pid >= 0 || errno != EAGAIN || ++attempts > 3) break;

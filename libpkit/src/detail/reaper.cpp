@@ -2,6 +2,7 @@
 #include "detail/reaper.hpp"
 
 #include <atomic>
+#include <exception>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -99,6 +100,30 @@ reaper::reaper() : owner_(::getpid()), epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
     for (auto& task : tasks) task();
     return true;
   });
+}
+
+void reaper::run_sync(const std::function<void()>& task) {
+  if (on_reaper_thread()) {
+    task();
+    return;
+  }
+  std::mutex done_mutex;
+  std::condition_variable done_cv;
+  bool done = false;
+  std::exception_ptr error;
+  post([&] {
+    try {
+      task();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    std::lock_guard<std::mutex> lock(done_mutex);
+    done = true;
+    done_cv.notify_one();
+  });
+  std::unique_lock<std::mutex> lock(done_mutex);
+  done_cv.wait(lock, [&] { return done; });
+  if (error) std::rethrow_exception(error);
 }
 
 void reaper::post(std::function<void()> task) {

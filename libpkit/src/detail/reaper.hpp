@@ -49,6 +49,12 @@ public:
   /// caller's thread, e.g. while it holds a lock the report needs).
   void post(std::function<void()> task);
 
+  /// Runs `task` on the reaper thread and waits for it (directly when already there).
+  /// Used to create children from a thread that lives as long as the program: Linux ties
+  /// PR_SET_PDEATHSIG to the creating *thread*, so a child made by a short-lived thread
+  /// would be killed when that thread ends.
+  void run_sync(const std::function<void()>& task);
+
   bool on_reaper_thread() const noexcept { return std::this_thread::get_id() == thread_id_; }
 
   /// Held by the fork start method around fork(): while it is held, the reaper thread runs
