@@ -32,17 +32,19 @@ struct pool_state {
   // another thread: a process must not be destroyed from inside its own on_exit.
   std::vector<std::shared_ptr<pool_task_state>> finished;
 
+  // The slot is given back before the task is marked finished, so that whoever saw the
+  // task finish (join) also sees its slot free.
   void finish(const std::shared_ptr<pool_task_state>& t, exit_status st) {
     {
-      std::lock_guard<std::mutex> lock(t->m);
-      t->state = process_pool::task_state::finished;
-      t->status = st;
-      t->cv.notify_all();
+      std::lock_guard<std::mutex> lock(m);
+      if (running.erase(t->id) != 0) finished.push_back(t);
+      --busy;
+      changed.notify_all();
     }
-    std::lock_guard<std::mutex> lock(m);
-    if (running.erase(t->id) != 0) finished.push_back(t);
-    --busy;
-    changed.notify_all();
+    std::lock_guard<std::mutex> lock(t->m);
+    t->state = process_pool::task_state::finished;
+    t->status = st;
+    t->cv.notify_all();
   }
 };
 

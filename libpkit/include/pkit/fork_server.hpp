@@ -4,6 +4,7 @@
 /// `pkit::fork_server`: forks callable children from a helper process that never has
 /// threads, so a multithreaded program can run C++ targets in children safely.
 
+#include <pkit/errc.hpp>
 #include <functional>
 #include <map>
 #include <memory>

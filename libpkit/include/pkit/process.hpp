@@ -4,6 +4,7 @@
 /// `pkit::process`: an explicit, obvious handle on one Unix child process at a time —
 /// the C++ counterpart of process-kit's `Process`.
 
+#include <pkit/errc.hpp>
 #include <pkit/command.hpp>
 #include <pkit/exit_status.hpp>
 #include <pkit/fork_server.hpp>

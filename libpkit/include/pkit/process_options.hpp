@@ -21,7 +21,7 @@ class process;
 struct process_options {
   /// Shown in diagnostics (an uncaught exception in the child, errors); defaults to
   /// argv[0] for programs, the registered name for fork-server targets, else "process".
-  std::string name;
+  std::string name{};
 
   /// Called exactly once per run, on pkit's reaper thread, as soon as the child has
   /// ended and been reaped — whether or not anyone joins. While it runs `pid()` and
@@ -29,7 +29,7 @@ struct process_options {
   /// `start()` again; it must not block for long (it delays every other exit report)
   /// and must not `join()` a process whose exit is still to be reported
   /// (`errc::would_deadlock`).
-  std::function<void(process&)> on_exit;
+  std::function<void(process&)> on_exit{};
 
   /// The child's standard streams.
   stdio in = stdio::inherit();
@@ -39,7 +39,7 @@ struct process_options {
   /// Extra descriptors for the child: {child fd number, parent fd}. The parent's fd is
   /// duplicated at start; it is not owned and must stay open until `start()` returns.
   /// Every other descriptor (beyond 0, 1, 2) is closed in the child.
-  std::vector<std::pair<int, int>> pass_fds;
+  std::vector<std::pair<int, int>> pass_fds{};
 
   /// The child leads a new process group (setpgid in child and parent), so a terminal's
   /// ^C aimed at the parent does not reach it and `stop_policy::kill_group` can stop
@@ -54,14 +54,14 @@ struct process_options {
   /// Readiness protocol (s6's notification-fd): when set, the child gets the write end
   /// of a pipe as this fd number and signals readiness by writing a newline to it;
   /// `start(wait)` then returns only after that newline.
-  std::optional<int> notify_fd;
+  std::optional<int> notify_fd{};
 
   /// How long `start(wait)` waits for readiness before it kills the child and fails with
   /// `errc::start_timeout`.
   std::chrono::milliseconds ready_timeout{10000};
 
   /// Used by `stop()` without arguments, by `restart(forced)` and by the destructor.
-  stop_policy stop;
+  stop_policy stop{};
 };
 
 }  // namespace pkit

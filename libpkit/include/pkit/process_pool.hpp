@@ -3,6 +3,7 @@
 /// \file
 /// `pkit::process_pool`: bounded parallelism, one process per task.
 
+#include <pkit/errc.hpp>
 #include <pkit/command.hpp>
 #include <pkit/exit_status.hpp>
 #include <pkit/fork_server.hpp>
