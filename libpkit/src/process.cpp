@@ -236,7 +236,8 @@ struct process_access {
     return 0;
   }
   static void on_exit(const std::shared_ptr<process_state>& s, std::uint64_t run, exit_status st);
-  static std::error_code start(process& p, const std::shared_ptr<process_state>& s, bool wait);
+  static std::error_code start(process& p, const std::shared_ptr<process_state>& s, bool wait,
+                               pid_t& pid);
   static std::error_code launch(process& p, const process_state& s, bool wait, launched& out,
                                 prepared_io& io, const char*& stage, std::string& program);
 };
@@ -398,8 +399,92 @@ std::error_code process_access::launch(process& p, const process_state& s, bool 
   return {};
 }
 
+namespace {
+
+// The asynchronous form of start(wait): the reaper thread reads the start-up record, then
+// the notify line, and reports the outcome through on_ready.
+struct readiness {
+  std::shared_ptr<process_state> state;
+  std::uint64_t run;
+  unique_fd record;  // status pipe (fork / fork server), empty for programs
+  unique_fd notify;  // notify_fd pipe, if any
+  std::size_t got = 0;
+  char buf[sizeof(child_failure)];
+};
+
+void report_ready(const std::shared_ptr<readiness>& r, std::error_code ec, child_stage stage) {
+  process_state& s = *r->state;
+  process* owner;
+  {
+    std::lock_guard<std::mutex> lock(s.m);
+    if (s.runs != r->run || s.ph != process_state::phase::running) return;  // gone already
+    owner = s.owner;
+    if (ec) {
+      s.failure = spawn_failure{s.name, stage_name(stage), ec};
+      send_signal(s, SIGKILL, true);
+    }
+  }
+  if (owner != nullptr) s.opts.on_ready(*owner, ec);
+}
+
+void watch_notify(const std::shared_ptr<readiness>& r);
+
+void watch_readiness(const std::shared_ptr<process_state>& sp, std::uint64_t run, unique_fd record,
+                     unique_fd notify) {
+  auto r = std::make_shared<readiness>();
+  r->state = sp;
+  r->run = run;
+  r->record = std::move(record);
+  r->notify = std::move(notify);
+  if (!r->record) {
+    if (r->notify) {
+      watch_notify(r);
+    } else {
+      reaper::instance().post([r] { report_ready(r, {}, child_stage::none); });
+    }
+    return;
+  }
+  reaper::instance().watch_fd(r->record.get(), [r] {
+    ssize_t n = ::read(r->record.get(), r->buf + r->got, sizeof r->buf - r->got);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
+    if (n <= 0) {
+      report_ready(r, errc::died_before_ready, child_stage::ready);
+      return false;
+    }
+    r->got += static_cast<std::size_t>(n);
+    if (r->got < sizeof r->buf) return true;
+    child_failure f;
+    std::memcpy(&f, r->buf, sizeof f);
+    if (f.stage != child_stage::none) {
+      report_ready(r, {f.error, std::system_category()}, f.stage);
+    } else if (r->notify) {
+      watch_notify(r);
+    } else {
+      report_ready(r, {}, child_stage::none);
+    }
+    return false;
+  });
+}
+
+void watch_notify(const std::shared_ptr<readiness>& r) {
+  reaper::instance().watch_fd(r->notify.get(), [r] {
+    char buf[64];
+    ssize_t n = ::read(r->notify.get(), buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
+    if (n <= 0) {
+      report_ready(r, errc::died_before_ready, child_stage::ready);
+      return false;
+    }
+    if (std::find(buf, buf + n, '\n') == buf + n) return true;
+    report_ready(r, {}, child_stage::none);
+    return false;
+  });
+}
+
+}  // namespace
+
 std::error_code process_access::start(process& p, const std::shared_ptr<process_state>& sp,
-                                      bool wait) {
+                                      bool wait, pid_t& started) {
   process_state& s = *sp;
   std::unique_lock<std::mutex> lock(s.m);
   const bool in_own_callback =
@@ -419,7 +504,9 @@ std::error_code process_access::start(process& p, const std::shared_ptr<process_
   // discard the exit status of a child that ends at once.
   reaper& r = reaper::instance();
   std::error_code ec;
-  auto do_launch = [&] { ec = launch(p, s, wait, made, io, stage, program); };
+  // With an on_ready callback, a start without wait still sets up the readiness pipes.
+  const bool want_ready = wait || static_cast<bool>(s.opts.on_ready);
+  auto do_launch = [&] { ec = launch(p, s, want_ready, made, io, stage, program); };
   // PR_SET_PDEATHSIG fires when the creating *thread* ends. Children made directly (not
   // by a fork server) on any thread but the main one are therefore made by the reaper
   // thread, which lasts as long as the program.
@@ -451,6 +538,8 @@ std::error_code process_access::start(process& p, const std::shared_ptr<process_
   const std::uint64_t run = ++s.runs;
   s.ph = process_state::phase::running;
   s.pid = made.pid;
+  // Returned as made: by the time the caller looks, a quick child may be collected.
+  started = made.pid;
   s.pidfd = std::move(made.pidfd);
   s.leader = made.leader;
   s.server = std::move(made.server);
@@ -464,7 +553,10 @@ std::error_code process_access::start(process& p, const std::shared_ptr<process_
     s.watch = r.watch_child(s.pidfd.get(), handler);
   }
   s.cv.notify_all();
-  if (!wait) return {};
+  if (!wait) {
+    if (s.opts.on_ready) watch_readiness(sp, run, std::move(made.status_read), std::move(io.notify_read));
+    return {};
+  }
 
   // Readiness: the start-up record (fork / fork server), then the notify line if any.
   lock.unlock();
@@ -568,6 +660,9 @@ process::~process() {
     return s.ph != process_state::phase::exiting || s.callback_thread == std::this_thread::get_id();
   });
   s.owner = nullptr;
+  // The state may outlive this object for a moment (an exit report in flight holds it);
+  // the pipe ends are this object's and go with it.
+  for (auto& fd : s.pipes) fd.reset();
 }
 
 void process::run() {
@@ -580,16 +675,15 @@ void process::run() {
 namespace {
 pid_t guarded_start(process& p, const std::shared_ptr<process_state>& s, bool wait,
                     std::error_code& ec) noexcept {
+  pid_t pid = -1;
   try {
-    ec = process_access::start(p, s, wait);
+    ec = process_access::start(p, s, wait, pid);
   } catch (const std::system_error& e) {
     ec = e.code();
   } catch (...) {
     ec = std::make_error_code(std::errc::not_enough_memory);
   }
-  if (ec) return -1;
-  std::lock_guard<std::mutex> lock(s->m);
-  return s->pid;
+  return ec ? -1 : pid;
 }
 }  // namespace
 

@@ -69,9 +69,12 @@ public:
   /// Starts a run and returns its pid. Once this returns, a signal sent to the child is
   /// honoured under default dispositions: the child blocks all signals until it has
   /// reset every disposition to the default. Errors (throwing: `spawn_error`; else
-  /// `ec`, see `last_failure()` for the stage): `errc::already_running`, validation
-  /// (`errc::invalid_argument`, E2BIG), fork/clone (EAGAIN, ENOMEM), open/pipe, and for
-  /// programs chdir/setrlimit/exec failures with their errno; the failed child is reaped.
+  /// `ec`, and -1 returned; see `last_failure()` for the stage): `errc::already_running`;
+  /// validation — `errc::invalid_argument` for an empty argv, a NUL byte, a
+  /// `stdio::fd(-1)`, a `pass_fds` or `notify_fd` target below 3 or given twice, more than
+  /// 256 passed fds; E2BIG over the kernel's argument limits; fork/clone (EAGAIN, ENOMEM);
+  /// open/pipe; and for programs chdir/setrlimit/exec failures with their errno. The
+  /// failed child, if one was made, is reaped.
   pid_t start();
   pid_t start(std::error_code& ec) noexcept;
   /// Like `start()`, and returns only once the child is ready to run its target (for a
@@ -88,10 +91,12 @@ public:
   /// Sends SIGTERM and waits until the child is gone and reaped.
   void terminate(wait_t);
   void terminate(wait_t, std::error_code& ec) noexcept;
-  /// Sends SIGKILL (to the whole group when the child leads one).
+  /// Sends SIGKILL (to the whole group when the child leads one). No-op once the run has
+  /// ended; `errc::not_started` if never started.
   void kill();
   void kill(std::error_code& ec) noexcept;
   /// Sends any signal to the child, through its pidfd: a recycled pid is never hit.
+  /// No-op once the run has ended; `errc::not_started` if never started.
   void signal(int signo);
   void signal(int signo, std::error_code& ec) noexcept;
 

@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -47,14 +48,26 @@ struct process_options {
   bool new_process_group = true;
 
   /// The child gets SIGKILL when its parent dies (PR_SET_PDEATHSIG, checked against a
-  /// parent that died before the prctl). Note: Linux ties this to the *thread* that
-  /// created the child; start children from long-lived threads (or the fork server).
+  /// parent that died before the prctl). Linux ties this to the *thread* that created
+  /// the child, so a child started on any thread but the main one is created by pkit's
+  /// reaper thread (which lives as long as the program), not by the calling thread: a
+  /// child never dies because the short-lived thread that started it ended.
   bool die_with_parent = true;
 
   /// Readiness protocol (s6's notification-fd): when set, the child gets the write end
   /// of a pipe as this fd number and signals readiness by writing a newline to it;
   /// `start(wait)` then returns only after that newline.
   std::optional<int> notify_fd{};
+
+  /// Asynchronous readiness, for callers that must not block (actors): when set, a
+  /// `start()` *without* wait returns at once, and this is called once per run on the
+  /// reaper thread when the child is ready (the same condition `start(wait)` waits for),
+  /// with an empty error; or with the reason it never got ready (`errc::died_before_ready`,
+  /// or the set-up stage's errno — see `last_failure()`), in which case the child has
+  /// been (or is being) killed and its exit is reported to `on_exit` as usual. Not
+  /// called at all when the run has already ended (its `on_exit` tells). There is no
+  /// deadline here: the caller enforces its own (and stops the process).
+  std::function<void(process&, std::error_code)> on_ready{};
 
   /// How long `start(wait)` waits for readiness before it kills the child and fails with
   /// `errc::start_timeout`.

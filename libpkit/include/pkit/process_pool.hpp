@@ -34,6 +34,8 @@ struct pool_state;
 /// moment its process exits (on the reaper thread, without anyone joining).
 class process_pool {
 public:
+  /// `ready`: submitted, its process not started yet (only seen by a thread that looks
+  /// at a task while another is still inside `execute`); `running`; `finished`.
   enum class task_state { ready, running, finished };
 
   /// A shared handle on one submitted task.

@@ -13,6 +13,8 @@ namespace pkit {
 /// "exec", "ready", ...), and the error (an errno in `std::system_category()`, or a
 /// `pkit::errc`).
 struct spawn_failure {
+  /// argv[0] for programs, the registered name for fork-server targets, the process's
+  /// name for callables.
   std::string program;
   std::string stage;
   std::error_code error;

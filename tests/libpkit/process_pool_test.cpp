@@ -1,0 +1,316 @@
+// Behaviour of pkit::process_pool: bounded parallelism, one process per task.
+//
+// Most tasks block reading one byte from fd 3, a "gate" pipe the test controls: each
+// byte the test writes lets exactly one task finish, so the test decides when slots
+// free up, without sleeping.
+
+#define BOOST_TEST_MODULE libpkit process_pool
+#include "test_support.hpp"
+
+#include <pkit/process_pool.hpp>
+
+#include <atomic>
+#include <future>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <sched.h>
+
+using namespace pkit_test;
+using namespace std::chrono_literals;
+using task_state = pkit::process_pool::task_state;
+
+namespace {
+
+constexpr int gate_fd = 3;
+
+/// Pool options that give every task the gate's read end as fd 3.
+pkit::process_options gated(const pipe_ends& gate, pkit::process_options o = {}) {
+  o.pass_fds.emplace_back(gate_fd, gate.read.get());
+  return o;
+}
+
+/// A task that waits for one byte on the gate, then exits with `code`.
+pkit::callable_target gated_task(int code) {
+  return [code] {
+    char c;
+    while (::read(gate_fd, &c, 1) < 0 && errno == EINTR) {
+    }
+    return code;
+  };
+}
+
+void open_gate(const pipe_ends& gate, int tasks) {
+  BOOST_TEST_REQUIRE(write_all(gate.write.get(), std::string(static_cast<std::size_t>(tasks), 'x')));
+}
+
+void block_forever() {
+  for (;;) ::pause();
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_pool_runs_no_more_tasks_at_once_than_it_has_slots) {
+  auto gate = make_pipe();
+  pkit::process_pool pool{2, gated(gate)};
+  BOOST_TEST(pool.slots() == 2u);
+  BOOST_TEST(pool.busy() == 0u);
+
+  auto t1 = pool.execute(gated_task(11));
+  auto t2 = pool.execute(gated_task(12));
+  BOOST_TEST(pool.busy() == 2u);
+
+  std::error_code ec;
+  auto t3 = pool.try_execute(gated_task(13), ec);
+  BOOST_TEST(!t3.has_value());
+  BOOST_TEST(ec == pkit::errc::pool_full);
+  BOOST_TEST(pool.busy() == 2u);
+
+  open_gate(gate, 2);
+  BOOST_TEST(t1.join() == 11);
+  BOOST_TEST(t2.join() == 12);
+}
+
+BOOST_AUTO_TEST_CASE(execute_blocks_while_all_slots_are_busy_and_resumes_when_a_task_exits) {
+  auto gate = make_pipe();
+  pkit::process_pool pool{2, gated(gate)};
+  auto t1 = pool.execute(gated_task(1));
+  auto t2 = pool.execute(gated_task(2));
+
+  auto third = std::async(std::launch::async, [&] { return pool.execute(gated_task(3)); });
+  // Not a synchronisation: a window in which a non-blocking execute would be caught.
+  BOOST_TEST((third.wait_for(100ms) == std::future_status::timeout));
+  BOOST_TEST(pool.busy() == 2u);
+
+  open_gate(gate, 1);  // exactly one of t1, t2 can finish; nobody joins it
+  BOOST_TEST_REQUIRE((third.wait_for(event_timeout) == std::future_status::ready));
+  auto t3 = third.get();
+  BOOST_TEST(pool.busy() == 2u);
+  const int finished = (t1.state() == task_state::finished) + (t2.state() == task_state::finished);
+  BOOST_TEST(finished == 1);
+  BOOST_TEST(t3.state() == task_state::running);
+
+  open_gate(gate, 2);
+  BOOST_TEST(t1.join() == 1);
+  BOOST_TEST(t2.join() == 2);
+  BOOST_TEST(t3.join() == 3);
+}
+
+BOOST_AUTO_TEST_CASE(try_execute_succeeds_while_a_slot_is_free) {
+  auto gate = make_pipe();
+  pkit::process_pool pool{1, gated(gate)};
+  std::error_code ec = make_error_code(pkit::errc::pool_full);
+  auto t = pool.try_execute(gated_task(5), ec);
+  BOOST_TEST_REQUIRE(t.has_value());
+  BOOST_TEST(!ec);
+  BOOST_TEST(pool.busy() == 1u);
+  open_gate(gate, 1);
+  BOOST_TEST(t->join() == 5);
+}
+
+BOOST_AUTO_TEST_CASE(tasks_have_distinct_ids_and_report_state_pid_and_exit_code) {
+  auto gate = make_pipe();
+  pkit::process_pool pool{3, gated(gate)};
+  std::vector<pkit::process_pool::task> tasks;
+  for (int i = 0; i < 3; ++i) tasks.push_back(pool.execute(gated_task(20 + i)));
+
+  std::set<std::uint64_t> ids;
+  std::set<pid_t> pids;
+  for (const auto& t : tasks) {
+    ids.insert(t.id());
+    BOOST_TEST(t.state() == task_state::running);
+    BOOST_TEST_REQUIRE(t.pid().has_value());
+    BOOST_TEST(is_unreaped_child(*t.pid()));
+    pids.insert(*t.pid());
+    BOOST_TEST(!t.exitcode().has_value());
+    BOOST_TEST(!t.status().has_value());
+    BOOST_TEST(!t.join(10ms).has_value());
+  }
+  BOOST_TEST(ids.size() == 3u);
+  BOOST_TEST(pids.size() == 3u);
+
+  open_gate(gate, 3);
+  for (int i = 0; i < 3; ++i) {
+    const auto& t = tasks[static_cast<std::size_t>(i)];
+    BOOST_TEST(t.join(event_timeout) == std::optional<int>{20 + i});
+    BOOST_TEST(t.state() == task_state::finished);
+    BOOST_TEST(t.exitcode() == std::optional<int>{20 + i});
+    BOOST_TEST(t.status() == std::optional<pkit::exit_status>{pkit::exit_status::exited(20 + i)});
+    BOOST_TEST(!t.pid().has_value());
+  }
+  for (pid_t pid : pids) BOOST_TEST(!proc_exists(pid));
+}
+
+BOOST_AUTO_TEST_CASE(a_task_handle_can_be_copied_and_joined_from_several_threads) {
+  auto gate = make_pipe();
+  pkit::process_pool pool{1, gated(gate)};
+  const auto t = pool.execute(gated_task(9));
+  const auto copy = t;
+  BOOST_TEST(copy.id() == t.id());
+  auto other = std::async(std::launch::async, [copy] { return copy.join(); });
+  open_gate(gate, 1);
+  BOOST_TEST(t.join() == 9);
+  BOOST_TEST_REQUIRE((other.wait_for(event_timeout) == std::future_status::ready));
+  BOOST_TEST(other.get() == 9);
+}
+
+BOOST_AUTO_TEST_CASE(close_waits_for_every_task_to_finish) {
+  pkit::process_pool pool{2};
+  std::vector<pkit::process_pool::task> tasks;
+  for (int i = 0; i < 2; ++i) {
+    // The tasks end on their own; close() must not return before they have.
+    tasks.push_back(pool.execute(pkit::callable_target{[i] {
+      std::this_thread::sleep_for(200ms);
+      return 30 + i;
+    }}));
+  }
+  pool.close();
+  for (int i = 0; i < 2; ++i) {
+    const auto& t = tasks[static_cast<std::size_t>(i)];
+    BOOST_TEST(t.state() == task_state::finished);
+    BOOST_TEST(t.exitcode() == std::optional<int>{30 + i});
+  }
+  BOOST_TEST(pool.busy() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(terminate_stops_every_running_task) {
+  pkit::process_pool pool{3};
+  std::vector<pkit::process_pool::task> tasks;
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 3; ++i) {
+    tasks.push_back(pool.execute(block_forever));
+    pids.push_back(tasks.back().pid().value_or(0));
+  }
+  pool.terminate();
+  for (const auto& t : tasks) {
+    BOOST_TEST(t.state() == task_state::finished);
+    BOOST_TEST(t.exitcode() == std::optional<int>{-SIGTERM});
+  }
+  for (pid_t pid : pids) {
+    BOOST_TEST(!is_unreaped_child(pid));
+    BOOST_TEST(!proc_exists(pid));
+  }
+  BOOST_TEST(pool.busy() == 0u);
+  BOOST_TEST(zombie_children().empty());
+}
+
+BOOST_AUTO_TEST_CASE(terminate_uses_the_options_stop_policy) {
+  pkit::process_options o;
+  o.stop = pkit::stop_policy{SIGUSR1, event_timeout, false};
+  pkit::process_pool pool{1, o};
+  auto t = pool.execute(block_forever);
+  pool.terminate();
+  BOOST_TEST(t.exitcode() == std::optional<int>{-SIGUSR1});
+}
+
+BOOST_AUTO_TEST_CASE(execute_after_close_fails_with_pool_closed) {
+  pkit::process_pool pool{1};
+  pool.close();
+  BOOST_CHECK_EXCEPTION(pool.execute(pkit::callable_target{[] {}}), std::system_error,
+                        has_code(pkit::errc::pool_closed));
+  std::error_code ec;
+  BOOST_TEST(!pool.try_execute(pkit::callable_target{[] {}}, ec).has_value());
+  BOOST_TEST(ec == pkit::errc::pool_closed);
+  BOOST_TEST(children_of_self().empty());
+}
+
+BOOST_AUTO_TEST_CASE(execute_after_terminate_fails_with_pool_closed) {
+  pkit::process_pool pool{1};
+  pool.terminate();
+  BOOST_CHECK_EXCEPTION(pool.execute(pkit::callable_target{[] {}}), std::system_error,
+                        has_code(pkit::errc::pool_closed));
+  std::error_code ec;
+  BOOST_TEST(!pool.try_execute(pkit::callable_target{[] {}}, ec).has_value());
+  BOOST_TEST(ec == pkit::errc::pool_closed);
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_start_gives_its_slot_back) {
+  pkit::process_pool pool{1};
+  BOOST_CHECK_EXCEPTION(pool.execute(pkit::command{"/nonexistent-pkit-dir/no-such-program"}),
+                        pkit::spawn_error, [](const pkit::spawn_error& e) {
+                          return e.code() == std::errc::no_such_file_or_directory &&
+                                 e.failure().stage == "exec";
+                        });
+  BOOST_TEST(pool.busy() == 0u);
+  std::error_code ec;
+  auto t = pool.try_execute(pkit::callable_target{[] { return 4; }}, ec);
+  BOOST_TEST_REQUIRE(t.has_value());
+  BOOST_TEST(!ec);
+  BOOST_TEST(t->join() == 4);
+  BOOST_TEST(zombie_children().empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_pool_runs_programs_too) {
+  pkit::process_pool pool{2};
+  auto a = pool.execute(child_command({"exit", "5"}));
+  auto b = pool.execute(child_command({"kill-self", "TERM"}));
+  BOOST_TEST(a.join() == 5);
+  BOOST_TEST(b.join() == -SIGTERM);
+  BOOST_TEST(b.status() == std::optional<pkit::exit_status>{pkit::exit_status::killed(SIGTERM)});
+}
+
+BOOST_AUTO_TEST_CASE(slots_reports_the_configured_number_and_zero_means_the_cpu_count) {
+  pkit::process_pool four{4};
+  BOOST_TEST(four.slots() == 4u);
+  pkit::process_pool automatic{0};
+  BOOST_TEST(automatic.slots() >= 1u);
+  // "The number of CPUs": the online ones, or those this process may run on.
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ::sched_getaffinity(0, sizeof set, &set);
+  const auto online = static_cast<std::size_t>(::sysconf(_SC_NPROCESSORS_ONLN));
+  const auto usable = static_cast<std::size_t>(CPU_COUNT(&set));
+  BOOST_TEST((automatic.slots() == online || automatic.slots() == usable),
+             "slots " << automatic.slots() << ", online " << online << ", usable " << usable);
+}
+
+BOOST_AUTO_TEST_CASE(the_options_on_exit_runs_after_the_pool_released_the_slot) {
+  std::promise<std::size_t> busy_in_callback;
+  std::atomic<int> calls{0};
+  pkit::process_pool* pool_ptr = nullptr;
+  pkit::process_options o;
+  o.on_exit = [&](pkit::process& p) {
+    if (calls.fetch_add(1) == 0) {
+      busy_in_callback.set_value(pool_ptr->busy());
+      (void)p;
+    }
+  };
+  pkit::process_pool pool{1, o};
+  pool_ptr = &pool;
+  auto t = pool.execute(pkit::callable_target{[] { return 0; }});
+  auto f = busy_in_callback.get_future();
+  BOOST_TEST_REQUIRE((f.wait_for(event_timeout) == std::future_status::ready));
+  BOOST_TEST(f.get() == 0u);
+  BOOST_TEST(t.join() == 0);
+  BOOST_TEST(calls.load() == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_slot_is_released_without_anyone_joining_the_task) {
+  auto gate = make_pipe();
+  pkit::process_pool pool{1, gated(gate)};
+  auto t = pool.execute(gated_task(0));
+  const pid_t pid = t.pid().value_or(0);
+  open_gate(gate, 1);
+  wait_until_exited(pid);
+  // No join: the next execute must get the slot once the reaper has seen the exit.
+  auto next = std::async(std::launch::async, [&] { return pool.execute(gated_task(1)); });
+  BOOST_TEST_REQUIRE((next.wait_for(event_timeout) == std::future_status::ready));
+  auto t2 = next.get();
+  open_gate(gate, 1);
+  BOOST_TEST(t2.join() == 1);
+  BOOST_TEST(t.join() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(destroying_a_pool_terminates_its_running_tasks) {
+  std::vector<pid_t> pids;
+  {
+    pkit::process_pool pool{2};
+    for (int i = 0; i < 2; ++i) pids.push_back(pool.execute(block_forever).pid().value_or(0));
+    for (pid_t pid : pids) BOOST_TEST_REQUIRE(is_unreaped_child(pid));
+  }
+  for (pid_t pid : pids) {
+    BOOST_TEST(!is_unreaped_child(pid));
+    BOOST_TEST(!proc_exists(pid));
+  }
+}
