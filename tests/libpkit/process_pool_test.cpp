@@ -314,3 +314,78 @@ BOOST_AUTO_TEST_CASE(destroying_a_pool_terminates_its_running_tasks) {
     BOOST_TEST(!proc_exists(pid));
   }
 }
+
+BOOST_AUTO_TEST_CASE(submit_queues_a_task_in_state_ready_until_a_slot_frees) {
+  auto gate = make_pipe();
+  pkit::process_pool pool{1, gated(gate)};
+  auto t1 = pool.submit(gated_task(21));
+  auto t2 = pool.submit(gated_task(22));  // returns at once: the only slot is busy
+  BOOST_TEST(t1.state() == task_state::running);
+  BOOST_TEST(t2.state() == task_state::ready);
+  BOOST_TEST(!t2.pid().has_value());
+  BOOST_TEST(pool.queued() == 1u);
+  BOOST_TEST(pool.busy() == 1u);
+
+  open_gate(gate, 1);  // one task can finish: t1, the only one running
+  BOOST_TEST(t1.join() == 21);
+  // t1's slot went straight to t2, on the reaper thread, before t1 read as finished.
+  BOOST_TEST(pool.queued() == 0u);
+  BOOST_TEST(pool.busy() == 1u);
+  BOOST_TEST(t2.state() == task_state::running);
+  open_gate(gate, 1);
+  BOOST_TEST(t2.join() == 22);
+}
+
+BOOST_AUTO_TEST_CASE(queued_tasks_start_in_submission_order) {
+  auto order = make_pipe();
+  pkit::process_options o;
+  o.pass_fds.emplace_back(4, order.write.get());
+  pkit::process_pool pool{1, o};
+  std::vector<pkit::process_pool::task> tasks;
+  for (char c : std::string("abcde"))
+    tasks.push_back(pool.submit(pkit::callable_target{[c] { return ::write(4, &c, 1) == 1 ? 0 : 1; }}));
+  for (auto& t : tasks) BOOST_TEST(t.join() == 0);
+  order.write.reset();
+  BOOST_TEST(read_all(order.read.get()) == "abcde");
+}
+
+BOOST_AUTO_TEST_CASE(a_queued_task_whose_start_fails_reports_it_and_frees_the_slot) {
+  auto gate = make_pipe();
+  pkit::process_pool pool{1, gated(gate)};
+  auto t1 = pool.submit(gated_task(1));
+  auto bad = pool.submit(pkit::command{"/nonexistent/pkit-no-such-program"});
+  auto t3 = pool.submit(gated_task(3));
+  BOOST_TEST(bad.state() == task_state::ready);
+  open_gate(gate, 2);
+  BOOST_TEST(t1.join() == 1);
+  BOOST_CHECK_THROW(bad.join(), pkit::spawn_error);
+  BOOST_TEST_REQUIRE(bad.failure().has_value());
+  BOOST_TEST(bad.failure()->stage == "exec");
+  BOOST_TEST((bad.failure()->error == std::errc::no_such_file_or_directory));
+  BOOST_TEST(t3.join() == 3);  // the failed start handed the slot on
+}
+
+BOOST_AUTO_TEST_CASE(terminate_drops_queued_tasks_with_pool_closed) {
+  auto gate = make_pipe();
+  pkit::process_pool pool{1, gated(gate)};
+  auto running = pool.submit(gated_task(1));
+  auto waiting = pool.submit(gated_task(2));
+  pool.terminate();
+  BOOST_TEST(running.status().has_value());
+  BOOST_TEST(running.status()->is_killed());
+  BOOST_TEST(waiting.state() == task_state::finished);
+  BOOST_TEST_REQUIRE(waiting.failure().has_value());
+  BOOST_TEST((waiting.failure()->error == pkit::errc::pool_closed));
+  BOOST_CHECK_THROW(pool.submit(gated_task(3)), std::system_error);
+}
+
+BOOST_AUTO_TEST_CASE(close_waits_for_queued_tasks_too) {
+  pkit::process_pool pool{1};
+  std::vector<pkit::process_pool::task> tasks;
+  for (int i = 0; i < 4; ++i) tasks.push_back(pool.submit(pkit::callable_target{[i] { return 30 + i; }}));
+  pool.close();
+  for (int i = 0; i < 4; ++i) {
+    BOOST_TEST(tasks[static_cast<std::size_t>(i)].state() == task_state::finished);
+    BOOST_TEST(tasks[static_cast<std::size_t>(i)].exitcode() == std::optional<int>(30 + i));
+  }
+}

@@ -8,14 +8,13 @@
 #include <pkit/exit_status.hpp>
 #include <pkit/fork_server.hpp>
 #include <pkit/process_options.hpp>
+#include <pkit/spawn_error.hpp>
 #include <pkit/target.hpp>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <sys/types.h>
 #include <system_error>
@@ -30,12 +29,14 @@ struct pool_state;
 }  // namespace detail
 
 /// A pool of `slots` concurrent processes, like process-kit's ProcessPool: each task runs
-/// in a new process; `execute` blocks while all slots are busy; a slot is released the
-/// moment its process exits (on the reaper thread, without anyone joining).
+/// in a new process; `execute` blocks while all slots are busy, `submit` queues instead
+/// (the task waits in state `ready`); a slot is released the moment its process exits
+/// (on the reaper thread, without anyone joining), and the oldest queued task starts in
+/// it right away.
 class process_pool {
 public:
-  /// `ready`: submitted, its process not started yet (only seen by a thread that looks
-  /// at a task while another is still inside `execute`); `running`; `finished`.
+  /// `ready`: submitted, waiting for a slot; `running`; `finished` (exited, or never
+  /// started: see `task::failure()`).
   enum class task_state { ready, running, finished };
 
   /// A shared handle on one submitted task.
@@ -48,7 +49,11 @@ public:
     /// The exit code (Python's convention) once finished.
     std::optional<int> exitcode() const;
     std::optional<exit_status> status() const;
-    /// Waits until the task's process has exited; returns its exit code.
+    /// Why a submitted task never ran: its start failed, or the pool was terminated
+    /// while it waited (`errc::pool_closed`).
+    std::optional<spawn_failure> failure() const;
+    /// Waits until the task's process has exited; returns its exit code. Throws
+    /// `spawn_error` for a task that never ran (see `failure()`).
     int join() const;
     std::optional<int> join(std::chrono::milliseconds timeout) const;
 
@@ -75,16 +80,22 @@ public:
   task execute(work w);
   /// Never blocks: `errc::pool_full` when every slot is busy.
   std::optional<task> try_execute(work w, std::error_code& ec);
+  /// Never blocks: starts `w` now if a slot is free, else queues it (state `ready`) until
+  /// one is. A start that fails later is reported by the task (`failure()`, `join()`).
+  /// Throws `std::system_error` with `errc::pool_closed` after close/terminate.
+  task submit(work w);
 
-  /// Takes no more tasks and waits until every task has finished.
+  /// Takes no more tasks and waits until every task, queued ones included, has finished.
   void close();
-  /// Takes no more tasks, stops every running task with the options' stop policy and
-  /// waits until they are reaped.
+  /// Takes no more tasks, drops the queued ones (`errc::pool_closed`), stops every
+  /// running task with the options' stop policy and waits until they are reaped.
   void terminate();
 
   std::size_t slots() const noexcept;
   /// Slots in use right now.
   std::size_t busy() const;
+  /// Tasks submitted and waiting for a slot.
+  std::size_t queued() const;
 
 private:
   std::shared_ptr<detail::pool_state> state_;
