@@ -712,20 +712,28 @@ pid_t process::start(wait_t w) {
   return throw_on_start_error(state_, ec, pid);
 }
 
-void process::signal(int signo, std::error_code& ec) noexcept {
-  std::lock_guard<std::mutex> lock(state_->m);
-  ec.clear();
-  if (state_->runs == 0) {
-    ec = errc::not_started;
-    return;
-  }
-  if (state_->ph != process_state::phase::running) return;  // already ended: no-op
-  ec = detail::send_signal(*state_, signo, false);
+namespace {
+std::error_code signal_run(process_state& s, int signo, bool group) {
+  std::lock_guard<std::mutex> lock(s.m);
+  if (s.runs == 0) return errc::not_started;
+  if (s.ph != process_state::phase::running) return {};  // already ended: no-op
+  return detail::send_signal(s, signo, group);
 }
+}  // namespace
+
+void process::signal(int signo, std::error_code& ec) noexcept { ec = signal_run(*state_, signo, false); }
 void process::signal(int signo) {
   std::error_code ec;
   signal(signo, ec);
   if (ec) detail::throw_error(ec, "pkit::process::signal");
+}
+void process::signal_group(int signo, std::error_code& ec) noexcept {
+  ec = signal_run(*state_, signo, true);
+}
+void process::signal_group(int signo) {
+  std::error_code ec;
+  signal_group(signo, ec);
+  if (ec) detail::throw_error(ec, "pkit::process::signal_group");
 }
 
 void process::terminate(std::error_code& ec) noexcept { signal(SIGTERM, ec); }
@@ -749,16 +757,7 @@ void process::terminate(wait_t w) {
   if (ec) detail::throw_error(ec, "pkit::process::terminate");
 }
 
-void process::kill(std::error_code& ec) noexcept {
-  std::lock_guard<std::mutex> lock(state_->m);
-  ec.clear();
-  if (state_->runs == 0) {
-    ec = errc::not_started;
-    return;
-  }
-  if (state_->ph != process_state::phase::running) return;
-  ec = detail::send_signal(*state_, SIGKILL, true);
-}
+void process::kill(std::error_code& ec) noexcept { ec = signal_run(*state_, SIGKILL, true); }
 void process::kill() {
   std::error_code ec;
   kill(ec);

@@ -99,6 +99,10 @@ public:
   /// No-op once the run has ended; `errc::not_started` if never started.
   void signal(int signo);
   void signal(int signo, std::error_code& ec) noexcept;
+  /// Sends a signal to the child's whole process group when it leads one (else to the
+  /// child alone), as stop policies with `kill_group` do.
+  void signal_group(int signo);
+  void signal_group(int signo, std::error_code& ec) noexcept;
 
   /// Graceful-then-forced stop per `policy` (default: the options' stop policy): signal,
   /// wait up to the timeout, SIGKILL; returns the exit status once reaped. On a process

@@ -1,0 +1,324 @@
+#pragma once
+
+/// \file
+/// Every atom and message type of pkit's actor layer, in one place, and the one call
+/// that registers them all with an actor system: `pkit::actors::init(cfg)`. Every type
+/// here is serializable (an `inspect` overload), so it can cross the network.
+
+#include <pkit/exit_status.hpp>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/atom.hpp>
+#include <caf/error.hpp>
+#include <caf/meta/load_callback.hpp>
+#include <caf/meta/type_name.hpp>
+#include <caf/type_id.hpp>
+
+#include <cstdint>
+#include <csignal>
+#include <string>
+#include <vector>
+
+namespace pkit::actors {
+
+// ---------------------------------------------------------------------------------------
+// Process actors
+
+/// The life of one process actor's current run.
+enum class process_state : std::uint8_t {
+  idle,      ///< never started, or stopped on request
+  starting,  ///< the child exists but has not reported ready yet
+  running,   ///< ready
+  stopping,  ///< a stop is under way (signal sent, escalation scheduled)
+  exited,    ///< the last run ended by itself
+};
+std::string to_string(process_state s);
+
+/// What a process actor runs, and how it is started and stopped. Either an external
+/// program (`argv` non-empty) or a target registered with the actor system's fork server
+/// (`target`, with `args`). A plain value, serializable for remote spawning.
+struct process_spec {
+  std::string name;                 ///< for diagnostics; defaults to argv[0] / target
+  std::vector<std::string> argv;    ///< a program to exec (PATH lookup without '/')
+  std::string target;               ///< or: a fork-server target name
+  std::vector<std::string> args;    ///< the target's arguments
+  std::vector<std::string> env;     ///< "NAME=value" sets, "NAME" removes
+  bool clear_env = false;
+  std::string cwd;
+  /// "" inherits; "null" is /dev/null; anything else is a file appended to.
+  std::string stdout_path;
+  std::string stderr_path;
+  bool new_process_group = true;
+  /// Readiness: the child writes a newline to this fd (s6's notification-fd); -1: the
+  /// child is ready once it exists (exec'd, or forked with its signals in place).
+  std::int32_t notify_fd = -1;
+  std::int64_t ready_timeout_ms = 10000;
+  /// Stop: `stop_signal`, then SIGKILL after `stop_timeout_ms` (0: SIGKILL at once,
+  /// OTP's brutal_kill; -1: never, OTP's infinity), to the group with `kill_group`.
+  std::int32_t stop_signal = SIGTERM;
+  std::int64_t stop_timeout_ms = 5000;
+  bool kill_group = true;
+};
+
+/// A process actor's answer to `status_atom`.
+struct process_info {
+  std::string name;
+  process_state state = process_state::idle;
+  std::int32_t pid = 0;               ///< 0 when no child exists
+  std::uint64_t incarnation = 0;      ///< runs started so far; names the current one
+  std::int64_t started_at_ns = 0;     ///< system clock, of the current/last run
+  bool has_last_exit = false;
+  exit_status last_exit;
+};
+
+// ---------------------------------------------------------------------------------------
+// Supervisors (Erlang/OTP's supervisor, and beyond)
+
+enum class restart_strategy : std::uint8_t { one_for_one, one_for_all, rest_for_one, simple_one_for_one };
+/// permanent: always restarted; transient: restarted unless it exited normally (code 0,
+/// or killed by the shutdown signal during a requested stop); temporary: never.
+enum class restart_type : std::uint8_t { permanent, transient, temporary };
+enum class auto_shutdown : std::uint8_t { never, any_significant, all_significant };
+
+std::string to_string(restart_strategy s);
+std::string to_string(restart_type t);
+std::string to_string(auto_shutdown a);
+
+/// Exponential restart backoff (beyond OTP, which restarts at once): the n-th
+/// consecutive restart of a child waits min(initial * multiplier^(n-1), max), +/- jitter
+/// (a fraction of the delay); the count resets once the child stayed up `reset_after_ms`.
+/// initial_ms == 0 disables backoff.
+struct backoff_spec {
+  std::int64_t initial_ms = 0;
+  std::int64_t max_ms = 30000;
+  double multiplier = 2.0;
+  double jitter = 0.1;
+  std::int64_t reset_after_ms = 60000;
+};
+
+struct supervisor_flags {
+  restart_strategy strategy = restart_strategy::one_for_one;
+  /// OTP's intensity/period: more than `intensity` restarts within `period_ms` (a
+  /// sliding window on the monotonic clock) and the supervisor gives up: it stops all its
+  /// children in reverse start order and exits with `error::restart_limit`.
+  std::int32_t intensity = 1;
+  std::int64_t period_ms = 5000;
+  auto_shutdown shutdown = auto_shutdown::never;
+  backoff_spec backoff;
+  /// A child that dies sooner than this after it started counts as a failed start;
+  /// after `max_failed_starts` failed starts in a row it is FATAL: no more restarts
+  /// (supervisord's startsecs/startretries). 0 disables.
+  std::int64_t min_uptime_ms = 0;
+  std::int32_t max_failed_starts = 5;
+};
+
+struct supervisor_spec;
+
+/// One child of a supervisor: a worker (a process) or a nested supervisor.
+struct child_spec {
+  std::string id;
+  process_spec process;                    ///< for a worker
+  std::vector<supervisor_spec> supervisor;  ///< exactly one element for a supervisor child
+  restart_type restart = restart_type::permanent;
+  /// OTP's shutdown: 0 brutal_kill, -1 infinity, else ms before SIGKILL. Overrides the
+  /// process spec's stop_timeout_ms.
+  std::int64_t shutdown_ms = 5000;
+  bool significant = false;  ///< counts for auto_shutdown
+};
+
+struct supervisor_spec {
+  std::string name;
+  supervisor_flags flags;
+  std::vector<child_spec> children;  ///< started in order, stopped in reverse order
+};
+
+/// A child's state as a supervisor sees it.
+enum class child_state : std::uint8_t {
+  stopped,     ///< not running (never started, terminated on request, or temporary & gone)
+  starting,    ///< started, waiting for readiness
+  running,     ///< ready
+  restarting,  ///< exited; a restart is scheduled (backoff)
+  stopping,    ///< a stop is under way
+  fatal,       ///< gave up after too many failed starts
+};
+std::string to_string(child_state s);
+
+/// One entry of `which_children`.
+struct child_info {
+  std::string id;
+  child_state state = child_state::stopped;
+  std::int32_t pid = 0;
+  std::uint64_t incarnation = 0;
+  bool is_supervisor = false;
+  std::uint32_t automatic_restarts = 0;
+  std::uint32_t manual_restarts = 0;
+  bool has_last_exit = false;
+  exit_status last_exit;
+};
+
+/// OTP's count_children.
+struct child_counts {
+  std::uint32_t specs = 0;
+  std::uint32_t active = 0;
+  std::uint32_t supervisors = 0;
+  std::uint32_t workers = 0;
+};
+
+enum class event_kind : std::uint8_t {
+  started,     ///< a child was started (pid known)
+  ready,       ///< it reported ready
+  exited,      ///< it exited (status), whatever happens next
+  restarting,  ///< a restart is scheduled after `delay_ms`
+  gave_up,     ///< the supervisor exceeded its restart intensity and is shutting down
+  fatal,       ///< a child failed to start too often and will not be restarted
+  stopped,     ///< a child was stopped on request (terminate_child, shutdown)
+};
+std::string to_string(event_kind k);
+
+/// What a supervisor tells its subscribers. `incarnation` names the child's run, so an
+/// event about an older run is recognisable.
+struct supervisor_event {
+  std::string supervisor;
+  std::string child;
+  event_kind kind = event_kind::started;
+  std::uint64_t incarnation = 0;
+  std::int32_t pid = 0;
+  bool has_status = false;
+  exit_status status;
+  std::int64_t delay_ms = 0;
+  std::string reason;
+};
+
+// ---------------------------------------------------------------------------------------
+// inspect overloads (CAF 0.17 serialization)
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, process_spec& x) {
+  return f(caf::meta::type_name("pkit::actors::process_spec"), x.name, x.argv, x.target, x.args,
+           x.env, x.clear_env, x.cwd, x.stdout_path, x.stderr_path, x.new_process_group,
+           x.notify_fd, x.ready_timeout_ms, x.stop_signal, x.stop_timeout_ms, x.kill_group);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, process_info& x) {
+  return f(caf::meta::type_name("pkit::actors::process_info"), x.name, x.state, x.pid,
+           x.incarnation, x.started_at_ns, x.has_last_exit, x.last_exit);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, backoff_spec& x) {
+  return f(caf::meta::type_name("pkit::actors::backoff_spec"), x.initial_ms, x.max_ms,
+           x.multiplier, x.jitter, x.reset_after_ms);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, supervisor_flags& x) {
+  return f(caf::meta::type_name("pkit::actors::supervisor_flags"), x.strategy, x.intensity,
+           x.period_ms, x.shutdown, x.backoff, x.min_uptime_ms, x.max_failed_starts);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, child_spec& x);
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, supervisor_spec& x) {
+  return f(caf::meta::type_name("pkit::actors::supervisor_spec"), x.name, x.flags, x.children);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, child_spec& x) {
+  return f(caf::meta::type_name("pkit::actors::child_spec"), x.id, x.process, x.supervisor,
+           x.restart, x.shutdown_ms, x.significant);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, child_info& x) {
+  return f(caf::meta::type_name("pkit::actors::child_info"), x.id, x.state, x.pid, x.incarnation,
+           x.is_supervisor, x.automatic_restarts, x.manual_restarts, x.has_last_exit, x.last_exit);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, child_counts& x) {
+  return f(caf::meta::type_name("pkit::actors::child_counts"), x.specs, x.active, x.supervisors,
+           x.workers);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, supervisor_event& x) {
+  return f(caf::meta::type_name("pkit::actors::supervisor_event"), x.supervisor, x.child, x.kind,
+           x.incarnation, x.pid, x.has_status, x.status, x.delay_ms, x.reason);
+}
+
+/// Registers every atom-carrying message type and the error category of pkit's actor
+/// layer with `cfg` (and loads CAF's io module types it needs). Call once, before the
+/// actor system is constructed.
+void init(caf::actor_system_config& cfg);
+
+}  // namespace pkit::actors
+
+namespace pkit {
+
+/// exit_status is a libpkit value type (no CAF there); its wire form is (killed, value,
+/// core dumped).
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, exit_status& x) {
+  bool killed = x.is_killed();
+  std::int32_t value = killed ? x.signal() : x.code();
+  bool core = x.core_dumped();
+  auto load = caf::meta::load_callback([&]() -> caf::error {
+    x = killed ? exit_status::killed(value, core) : exit_status::exited(value);
+    return caf::none;
+  });
+  return f(caf::meta::type_name("pkit::exit_status"), killed, value, core, load);
+}
+
+}  // namespace pkit
+
+// ---------------------------------------------------------------------------------------
+// Atoms and type IDs (CAF 0.17.6's forward-compatible type ID blocks).
+
+CAF_BEGIN_TYPE_ID_BLOCK(pkit, caf::first_custom_type_id)
+
+  // Process actors.
+  CAF_ADD_ATOM(pkit, pkit::actors, start_atom, "start")
+  CAF_ADD_ATOM(pkit, pkit::actors, stop_atom, "stop")
+  CAF_ADD_ATOM(pkit, pkit::actors, kill_atom, "kill")
+  CAF_ADD_ATOM(pkit, pkit::actors, signal_atom, "signal")
+  CAF_ADD_ATOM(pkit, pkit::actors, join_atom, "join")
+  CAF_ADD_ATOM(pkit, pkit::actors, status_atom, "status")
+  // Internal: reports from the reaper thread and delayed messages to self.
+  CAF_ADD_ATOM(pkit, pkit::actors, exited_atom, "exited")
+  CAF_ADD_ATOM(pkit, pkit::actors, ready_atom, "ready")
+  CAF_ADD_ATOM(pkit, pkit::actors, deadline_atom, "deadline")
+  // Supervisors.
+  CAF_ADD_ATOM(pkit, pkit::actors, start_child_atom, "startchild")
+  CAF_ADD_ATOM(pkit, pkit::actors, terminate_child_atom, "termchild")
+  CAF_ADD_ATOM(pkit, pkit::actors, restart_child_atom, "restchild")
+  CAF_ADD_ATOM(pkit, pkit::actors, delete_child_atom, "delchild")
+  CAF_ADD_ATOM(pkit, pkit::actors, which_children_atom, "children")
+  CAF_ADD_ATOM(pkit, pkit::actors, count_children_atom, "count")
+  CAF_ADD_ATOM(pkit, pkit::actors, subscribe_atom, "subscribe")
+  CAF_ADD_ATOM(pkit, pkit::actors, child_exited_atom, "childexit")
+  CAF_ADD_ATOM(pkit, pkit::actors, child_ready_atom, "childready")
+  CAF_ADD_ATOM(pkit, pkit::actors, restart_atom, "restart")
+
+  CAF_ADD_TYPE_ID(pkit, (pkit::exit_status))
+  CAF_ADD_TYPE_ID(pkit, (pkit::actors::process_state))
+  CAF_ADD_TYPE_ID(pkit, (pkit::actors::process_spec))
+  CAF_ADD_TYPE_ID(pkit, (pkit::actors::process_info))
+  CAF_ADD_TYPE_ID(pkit, (pkit::actors::restart_strategy))
+  CAF_ADD_TYPE_ID(pkit, (pkit::actors::restart_type))
+  CAF_ADD_TYPE_ID(pkit, (pkit::actors::auto_shutdown))
+  CAF_ADD_TYPE_ID(pkit, (pkit::actors::backoff_spec))
+  CAF_ADD_TYPE_ID(pkit, (pkit::actors::supervisor_flags))
+  CAF_ADD_TYPE_ID(pkit, (pkit::actors::child_spec))
+  CAF_ADD_TYPE_ID(pkit, (pkit::actors::supervisor_spec))
+  CAF_ADD_TYPE_ID(pkit, (pkit::actors::child_state))
+  CAF_ADD_TYPE_ID(pkit, (pkit::actors::child_info))
+  CAF_ADD_TYPE_ID(pkit, (std::vector<pkit::actors::child_info>))
+  CAF_ADD_TYPE_ID(pkit, (pkit::actors::child_counts))
+  CAF_ADD_TYPE_ID(pkit, (pkit::actors::event_kind))
+  CAF_ADD_TYPE_ID(pkit, (pkit::actors::supervisor_event))
+
+CAF_END_TYPE_ID_BLOCK(pkit)

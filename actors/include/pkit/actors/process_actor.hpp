@@ -1,0 +1,64 @@
+#pragma once
+
+/// \file
+/// The process actor: one actor per OS process, with a typed interface.
+
+#include <pkit/actors/messages.hpp>
+
+#include <pkit/fork_server.hpp>
+
+#include <caf/actor_system.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <cstdint>
+
+namespace pkit::actors {
+
+/// The typed interface of a process actor.
+///
+/// * `start` → pid, answered once the child is ready (see process_spec::notify_fd),
+///   or an error: `already_running`, `start_failed` (context: program, stage, errno),
+///   `ready_timeout`, `died_before_ready`.
+/// * `stop` → exit status, answered once the child is gone: stop signal, SIGKILL after
+///   the stop timeout (never blocking the actor: the escalation is a delayed message).
+///   On an actor with no run in progress: the last status, or `not_started`.
+/// * `kill` → exit status (SIGKILL to the group, then as stop).
+/// * `signal, n` → ok once sent (through the pidfd), `not_started` if never started;
+///   a no-op once the run has ended.
+/// * `join` → exit status of the current run, answered when it ends, to any number of
+///   waiting callers; at once when no run is in progress (`not_started` if none ever).
+/// * `status` → process_info.
+/// * The remaining handlers are internal (reports from pkit's reaper thread and delayed
+///   messages to itself); the incarnation number makes stale ones harmless.
+///
+/// When the actor terminates (for any reason), a child still running is stopped per its
+/// spec: no process outlives its actor unsupervised.
+using process_actor = caf::typed_actor<
+    caf::replies_to<start_atom>::with<std::int32_t>,
+    caf::replies_to<stop_atom>::with<exit_status>,
+    caf::replies_to<kill_atom>::with<exit_status>,
+    caf::replies_to<signal_atom, std::int32_t>::with<caf::ok_atom>,
+    caf::replies_to<join_atom>::with<exit_status>,
+    caf::replies_to<status_atom>::with<process_info>,
+    caf::reacts_to<exited_atom, std::uint64_t, exit_status>,
+    caf::reacts_to<ready_atom, std::uint64_t, caf::error>,
+    caf::reacts_to<deadline_atom, std::uint64_t, std::uint8_t>>;
+
+/// Where a process actor reports its child's life, besides its own replies: the
+/// supervisor that owns it (an untyped handle; may be empty). It receives
+/// `(child_ready_atom, std::string id, std::uint64_t incarnation, std::int32_t pid)` and
+/// `(child_exited_atom, std::string id, std::uint64_t incarnation, exit_status)`.
+struct process_observer {
+  caf::actor actor;
+  std::string id;
+};
+
+/// Spawns a process actor for `spec`. Callable targets (`spec.target`) are forked by
+/// `server`, which must outlive the actor (the actor system itself is never forked to
+/// run C++ code: CAF's worker threads are running). The child is not started until the
+/// actor receives `start`. Errors in the spec are reported by `start`.
+process_actor spawn_process(caf::actor_system& system, process_spec spec,
+                            const fork_server* server = nullptr, process_observer observer = {});
+
+}  // namespace pkit::actors

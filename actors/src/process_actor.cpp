@@ -1,0 +1,307 @@
+#include <pkit/actors/process_actor.hpp>
+
+#include <pkit/actors/error.hpp>
+#include <pkit/process.hpp>
+
+#include <caf/actor_cast.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+namespace pkit::actors {
+namespace {
+
+// Kinds of deadline_atom.
+constexpr std::uint8_t ready_deadline = 0;
+constexpr std::uint8_t stop_deadline = 1;
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+stop_policy policy_of(const process_spec& spec) {
+  stop_policy p;
+  p.signal = spec.stop_signal;
+  p.kill_group = spec.kill_group;
+  p.timeout = spec.stop_timeout_ms < 0 ? stop_policy::infinite
+                                       : std::chrono::milliseconds(spec.stop_timeout_ms);
+  return p;
+}
+
+stdio stream_of(const std::string& path) {
+  if (path.empty()) return stdio::inherit();
+  if (path == "null") return stdio::null();
+  return stdio::file(path, true);
+}
+
+caf::error spec_error(const std::string& what) { return caf::make_error(error::invalid_spec, what); }
+
+struct process_actor_state {
+  static inline const char* name = "pkit.process";
+
+  process_spec spec;
+  const fork_server* server = nullptr;
+  process_observer observer;
+
+  std::unique_ptr<process> proc;
+  process_state state = process_state::idle;
+  std::uint64_t incarnation = 0;
+  std::int32_t pid = 0;
+  std::int64_t started_at_ns = 0;
+  std::optional<exit_status> last;
+  bool stop_requested = false;
+  std::vector<caf::typed_response_promise<std::int32_t>> start_waiters;
+  std::vector<caf::typed_response_promise<exit_status>> exit_waiters;
+
+  bool in_progress() const {
+    return state == process_state::starting || state == process_state::running ||
+           state == process_state::stopping;
+  }
+
+  // The child must not outlive its actor. A graceful stop can take the whole stop timeout,
+  // which an actor must not wait for: it is finished by a short-lived thread of its own.
+  ~process_actor_state() {
+    if (!proc || !in_progress()) return;
+    std::error_code ignored;
+    if (spec.stop_timeout_ms == 0) {
+      proc->kill(ignored);
+    } else {
+      proc->signal_group(spec.stop_signal, ignored);
+    }
+    std::thread([p = std::move(proc), policy = policy_of(spec)]() mutable {
+      try {
+        p->stop(policy);
+      } catch (...) {
+        // Gone already.
+      }
+    }).detach();
+  }
+};
+
+using self_pointer = process_actor::stateful_pointer<process_actor_state>;
+
+// Builds the libpkit process on first start. Its callbacks run on pkit's reaper thread and
+// only send messages; they hold a weak reference, so the process does not keep the actor.
+caf::error make_process(self_pointer self) {
+  auto& st = self->state;
+  const process_spec& spec = st.spec;
+  process_options o;
+  o.name = spec.name;
+  o.out = stream_of(spec.stdout_path);
+  o.err = stream_of(spec.stderr_path);
+  o.new_process_group = spec.new_process_group;
+  if (spec.notify_fd >= 0) o.notify_fd = spec.notify_fd;
+  o.stop = policy_of(spec);
+  caf::actor_addr addr = self->address();
+  o.on_exit = [addr](process& p) {
+    if (auto h = caf::actor_cast<caf::actor>(addr))
+      caf::anon_send(h, exited_atom_v, p.runs(), p.status().value_or(exit_status::exited(255)));
+  };
+  o.on_ready = [addr](process& p, std::error_code ec) {
+    caf::error err;
+    if (ec) {
+      auto f = p.last_failure();
+      err = caf::make_error(ec == pkit::errc::died_before_ready ? error::died_before_ready
+                                                                 : error::start_failed,
+                            f ? f->to_string() : ec.message());
+    }
+    if (auto h = caf::actor_cast<caf::actor>(addr)) caf::anon_send(h, ready_atom_v, p.runs(), err);
+  };
+
+  const bool program = !spec.argv.empty();
+  const bool target = !spec.target.empty();
+  if (program == target) return spec_error("a process spec needs either argv or target, not both");
+  if (program) {
+    command cmd{spec.argv};
+    cmd.env = spec.env;
+    cmd.clear_env = spec.clear_env;
+    cmd.cwd = spec.cwd;
+    st.proc = std::make_unique<process>(std::move(cmd), std::move(o));
+  } else {
+    if (st.server == nullptr) return caf::make_error(error::no_fork_server, spec.target);
+    try {
+      st.proc = std::make_unique<process>(st.server->target(spec.target, spec.args), std::move(o));
+    } catch (const std::system_error& e) {
+      return spec_error(e.what());
+    }
+  }
+  return caf::none;
+}
+
+template <class Promises, class Value>
+void deliver_all(Promises& promises, const Value& v) {
+  for (auto& rp : promises) rp.deliver(v);
+  promises.clear();
+}
+
+void notify_observer_ready(self_pointer self) {
+  auto& st = self->state;
+  if (st.observer.actor)
+    caf::anon_send(st.observer.actor, child_ready_atom_v, st.observer.id, st.incarnation, st.pid);
+}
+
+process_actor::behavior_type process_actor_impl(self_pointer self, process_spec spec,
+                                                const fork_server* server, process_observer observer) {
+  auto& st = self->state;
+  if (spec.name.empty()) spec.name = !spec.argv.empty() ? spec.argv.front() : spec.target;
+  st.spec = std::move(spec);
+  st.server = server;
+  st.observer = std::move(observer);
+  return {
+      [self](start_atom) -> caf::result<std::int32_t> {
+        auto& st = self->state;
+        if (st.in_progress()) return caf::make_error(error::already_running, st.spec.name);
+        if (!st.proc) {
+          if (auto err = make_process(self)) return err;
+        }
+        std::error_code ec;
+        const pid_t pid = st.proc->start(ec);
+        if (ec) {
+          auto f = st.proc->last_failure();
+          return caf::make_error(error::start_failed, f ? f->to_string() : ec.message());
+        }
+        st.incarnation = st.proc->runs();
+        st.pid = pid;
+        st.state = process_state::starting;
+        st.started_at_ns = now_ns();
+        st.stop_requested = false;
+        if (st.spec.ready_timeout_ms >= 0)
+          self->delayed_send(self, std::chrono::milliseconds(st.spec.ready_timeout_ms), deadline_atom_v,
+                             st.incarnation, ready_deadline);
+        auto rp = self->make_response_promise<std::int32_t>();
+        st.start_waiters.push_back(rp);
+        return rp;
+      },
+      [self](ready_atom, std::uint64_t inc, caf::error err) {
+        auto& st = self->state;
+        if (inc != st.incarnation || st.state != process_state::starting) return;
+        if (err) {
+          // libpkit has killed the child; its exit follows.
+          st.state = process_state::stopping;
+          deliver_all(st.start_waiters, err);
+          return;
+        }
+        st.state = process_state::running;
+        deliver_all(st.start_waiters, st.pid);
+        notify_observer_ready(self);
+      },
+      [self](deadline_atom, std::uint64_t inc, std::uint8_t kind) {
+        auto& st = self->state;
+        if (inc != st.incarnation) return;
+        if (kind == ready_deadline && st.state == process_state::starting) {
+          std::error_code ignored;
+          st.proc->kill(ignored);
+          st.state = process_state::stopping;
+          deliver_all(st.start_waiters,
+                      caf::make_error(error::ready_timeout, st.spec.name + " not ready within " +
+                                                                std::to_string(st.spec.ready_timeout_ms) +
+                                                                " ms"));
+        } else if (kind == stop_deadline && st.state == process_state::stopping) {
+          std::error_code ignored;
+          st.proc->kill(ignored);
+        }
+      },
+      [self](exited_atom, std::uint64_t inc, exit_status status) {
+        auto& st = self->state;
+        if (inc != st.incarnation || !st.in_progress()) return;
+        st.last = status;
+        st.pid = 0;
+        st.state = st.stop_requested ? process_state::idle : process_state::exited;
+        if (!st.start_waiters.empty())
+          deliver_all(st.start_waiters,
+                      caf::make_error(error::died_before_ready, st.spec.name + " " + status.to_string()));
+        deliver_all(st.exit_waiters, status);
+        if (st.observer.actor)
+          caf::anon_send(st.observer.actor, child_exited_atom_v, st.observer.id, inc, status);
+      },
+      [self](stop_atom) -> caf::result<exit_status> {
+        auto& st = self->state;
+        if (!st.in_progress()) {
+          if (st.last) return *st.last;
+          return caf::make_error(error::not_started, st.spec.name);
+        }
+        st.stop_requested = true;
+        if (st.state != process_state::stopping) {
+          st.state = process_state::stopping;
+          std::error_code ignored;
+          if (st.spec.stop_timeout_ms == 0) {
+            st.proc->kill(ignored);
+          } else {
+            if (st.spec.kill_group) {
+              st.proc->signal_group(st.spec.stop_signal, ignored);
+            } else {
+              st.proc->signal(st.spec.stop_signal, ignored);
+            }
+            if (st.spec.stop_timeout_ms > 0)
+              self->delayed_send(self, std::chrono::milliseconds(st.spec.stop_timeout_ms),
+                                 deadline_atom_v, st.incarnation, stop_deadline);
+          }
+        }
+        auto rp = self->make_response_promise<exit_status>();
+        st.exit_waiters.push_back(rp);
+        return rp;
+      },
+      [self](kill_atom) -> caf::result<exit_status> {
+        auto& st = self->state;
+        if (!st.in_progress()) {
+          if (st.last) return *st.last;
+          return caf::make_error(error::not_started, st.spec.name);
+        }
+        st.stop_requested = true;
+        st.state = process_state::stopping;
+        std::error_code ignored;
+        st.proc->kill(ignored);
+        auto rp = self->make_response_promise<exit_status>();
+        st.exit_waiters.push_back(rp);
+        return rp;
+      },
+      [self](signal_atom, std::int32_t signo) -> caf::result<caf::ok_atom> {
+        auto& st = self->state;
+        if (!st.proc || st.incarnation == 0) return caf::make_error(error::not_started, st.spec.name);
+        std::error_code ec;
+        st.proc->signal(signo, ec);
+        if (ec) return caf::make_error(error::start_failed, ec.message());
+        return caf::ok_atom_v;
+      },
+      [self](join_atom) -> caf::result<exit_status> {
+        auto& st = self->state;
+        if (!st.in_progress()) {
+          if (st.last) return *st.last;
+          return caf::make_error(error::not_started, st.spec.name);
+        }
+        auto rp = self->make_response_promise<exit_status>();
+        st.exit_waiters.push_back(rp);
+        return rp;
+      },
+      [self](status_atom) -> process_info {
+        auto& st = self->state;
+        process_info info;
+        info.name = st.spec.name;
+        info.state = st.state;
+        info.pid = st.in_progress() ? st.pid : 0;
+        info.incarnation = st.incarnation;
+        info.started_at_ns = st.started_at_ns;
+        info.has_last_exit = st.last.has_value();
+        if (st.last) info.last_exit = *st.last;
+        return info;
+      },
+  };
+}
+
+}  // namespace
+
+process_actor spawn_process(caf::actor_system& system, process_spec spec, const fork_server* server,
+                            process_observer observer) {
+  return system.spawn(process_actor_impl, std::move(spec), server, std::move(observer));
+}
+
+}  // namespace pkit::actors
