@@ -1,0 +1,75 @@
+#pragma once
+
+/// \file
+/// The supervisor actor: Erlang/OTP's supervisor for OS processes, and beyond.
+
+#include <pkit/actors/messages.hpp>
+#include <pkit/actors/process_actor.hpp>
+
+#include <caf/actor_system.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <string>
+#include <vector>
+
+namespace pkit::actors {
+
+/// The typed interface of a supervisor.
+///
+/// * `start_child, child_spec` → child_info once the child is ready (`already_present`,
+///   `start_failed`, `wrong_strategy` on a simple_one_for_one supervisor).
+/// * `start_child, args` → child_info: simple_one_for_one only; starts a new child from
+///   the supervisor's single template child spec, its args appended to argv (or to the
+///   target's args), with a generated id.
+/// * `terminate_child, id` → ok once the child is stopped (its spec is kept, except a
+///   temporary child's or a simple_one_for_one child's, which are deleted).
+/// * `restart_child, id` → child_info (a stopped child is started; a running one is
+///   stopped and started again; counted as a manual restart).
+/// * `delete_child, id` → ok (`still_running` unless stopped first).
+/// * `which_children` → every child in start order; `count_children` → child_counts.
+/// * `subscribe, actor` → ok; `actor` then receives every `supervisor_event`.
+/// * `stop` → ok once every child is stopped in reverse start order; then the
+///   supervisor exits normally.
+/// * The remaining handlers are internal.
+///
+/// Rules (Erlang/OTP's, which this matches): children start in order, each after the
+/// previous one is ready, and stop in reverse order. A child that exits is restarted
+/// according to its restart type (permanent always; transient unless it exited with 0;
+/// temporary never — it is deleted) and the strategy (one_for_one: it alone;
+/// one_for_all: all children are stopped in reverse order, then all started in order;
+/// rest_for_one: it and the children after it; simple_one_for_one: it alone). More than
+/// `intensity` restarts in `period_ms` and the supervisor gives up: it stops every
+/// child in reverse order and exits with `error::restart_limit`, which its parent sees
+/// as that child's failure (escalation). A child that fails to start during a group
+/// restart makes the group restart again (a counted restart). Beyond OTP: restart
+/// backoff, minimum uptime and FATAL after repeated failed starts, an event stream.
+/// Every restart is a scheduled step, never a blocking loop: a supervisor whose child
+/// can never start still answers `which_children`, `count_children` and `stop` at once.
+///
+/// When a supervisor exits abnormally (killed), its children (linked process actors and
+/// nested supervisors) go with it, and their processes are stopped.
+using supervisor_actor = caf::typed_actor<
+    caf::replies_to<start_child_atom, child_spec>::with<child_info>,
+    caf::replies_to<start_child_atom, std::vector<std::string>>::with<child_info>,
+    caf::replies_to<terminate_child_atom, std::string>::with<caf::ok_atom>,
+    caf::replies_to<restart_child_atom, std::string>::with<child_info>,
+    caf::replies_to<delete_child_atom, std::string>::with<caf::ok_atom>,
+    caf::replies_to<which_children_atom>::with<std::vector<child_info>>,
+    caf::replies_to<count_children_atom>::with<child_counts>,
+    caf::replies_to<subscribe_atom, caf::actor>::with<caf::ok_atom>,
+    caf::replies_to<stop_atom>::with<caf::ok_atom>,
+    caf::reacts_to<child_ready_atom, std::string, std::uint64_t, std::int32_t>,
+    caf::reacts_to<child_exited_atom, std::string, std::uint64_t, exit_status>,
+    caf::reacts_to<restart_atom, std::uint64_t>>;
+
+/// Spawns a supervisor for `spec` and starts its children in order. If a child fails to
+/// start then, the supervisor stops the ones already started and exits with
+/// `error::start_failed` (OTP's init failure). `server` (for fork-server targets) must
+/// outlive it. `observer` (a parent supervisor) is told `child_ready` once every
+/// child has started, and sees the supervisor's exit through a monitor.
+supervisor_actor spawn_supervisor(caf::actor_system& system, supervisor_spec spec,
+                                  const fork_server* server = nullptr,
+                                  process_observer observer = {});
+
+}  // namespace pkit::actors

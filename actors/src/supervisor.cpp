@@ -1,0 +1,792 @@
+#include <pkit/actors/supervisor.hpp>
+
+#include <pkit/actors/error.hpp>
+
+#include <caf/actor_cast.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/system_messages.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <random>
+
+namespace pkit::actors {
+namespace {
+
+using clock = std::chrono::steady_clock;
+using ms = std::chrono::milliseconds;
+
+// ---------------------------------------------------------------------------------------
+// The rules, as one table: what a child's exit leads to. Everything else in this file is
+// bookkeeping that carries these decisions out as scheduled steps.
+//
+//   child state        × event                          → action
+//   -----------------------------------------------------------------------------------
+//   stopping           × exited (a stop we asked for)   → none: the stop step completes
+//   stopped / fatal    × exited (stale, older run)      → none
+//   running / starting × exited, restart = temporary    → remove the child
+//   running / starting × exited(0), restart = transient → stopped, not restarted
+//   running / starting × any other exit                 → restart (counted):
+//        restarts in the last period > intensity        → give up: stop all, exit
+//        died before min_uptime, max_failed_starts hit  → fatal: no more restarts
+//        otherwise                                      → per strategy, after backoff
+//   starting           × start failed (exec, not ready) → as an exit (counted), except
+//                                                         while the supervisor itself
+//                                                         starts (OTP: init fails)
+enum class exit_action { none, remove, stop, restart };
+
+exit_action decide(child_state state, restart_type type, const exit_status& status) {
+  if (state != child_state::running && state != child_state::starting) return exit_action::none;
+  if (type == restart_type::temporary) return exit_action::remove;
+  if (type == restart_type::transient && status.success()) return exit_action::stop;
+  return exit_action::restart;
+}
+
+struct child {
+  child_spec spec;
+  process_actor proc;    // workers
+  supervisor_actor sup;  // nested supervisors
+  child_state state = child_state::stopped;
+  std::uint64_t incarnation = 0;
+  std::int32_t pid = 0;
+  std::uint32_t automatic_restarts = 0;
+  std::uint32_t manual_restarts = 0;
+  std::optional<exit_status> last;
+  int failed_starts = 0;         // consecutive starts that died before min_uptime
+  int consecutive_restarts = 0;  // for backoff
+  clock::time_point started_at{};
+
+  bool is_supervisor() const { return !spec.supervisor.empty(); }
+  bool active() const {
+    return state == child_state::starting || state == child_state::running ||
+           state == child_state::stopping;
+  }
+};
+
+struct step {
+  enum class kind { start, stop, wait } what;
+  std::string id;
+  std::int64_t delay_ms = 0;
+  bool drop_if_temporary = false;  // a bystander stopped by a group restart
+};
+
+// What to do when a plan's step fails (a child could not be started).
+enum class on_failure {
+  fail_supervisor,  // the initial start: OTP's init failure
+  report,           // start_child: the caller gets the error
+  restart,          // a restart: counted, handled like an exit of that child
+};
+
+struct plan {
+  std::deque<step> steps;
+  on_failure failure_mode = on_failure::restart;
+  std::function<void(const caf::error&, const std::string& failed_child)> done;
+};
+
+struct supervisor_state {
+  static inline const char* name = "pkit.supervisor";
+
+  supervisor_spec spec;  // flags and name; children live in `children`
+  const fork_server* server = nullptr;
+  process_observer observer;
+  std::vector<child> children;
+  std::deque<clock::time_point> restarts;  // the intensity window
+  std::deque<plan> plans;                  // the head one runs
+  std::uint64_t token = 0;                 // names the step in flight (or timer)
+  bool step_in_flight = false;
+  bool shutting_down = false;
+  bool started = false;  // the initial start completed
+  std::uint64_t next_simple_id = 1;
+  std::optional<child_spec> template_spec;  // simple_one_for_one
+  std::vector<caf::typed_response_promise<caf::ok_atom>> stop_waiters;
+  std::vector<caf::actor> subscribers;
+  std::mt19937_64 rng{std::random_device{}()};
+
+  child* find(const std::string& id) {
+    auto i = std::find_if(children.begin(), children.end(), [&](const child& c) { return c.spec.id == id; });
+    return i == children.end() ? nullptr : &*i;
+  }
+  void remove(const std::string& id) {
+    std::erase_if(children, [&](const child& c) { return c.spec.id == id; });
+  }
+};
+
+using self_pointer = supervisor_actor::stateful_pointer<supervisor_state>;
+
+child_info info_of(const child& c) {
+  child_info i;
+  i.id = c.spec.id;
+  i.state = c.state;
+  i.pid = c.pid;
+  i.incarnation = c.incarnation;
+  i.is_supervisor = c.is_supervisor();
+  i.automatic_restarts = c.automatic_restarts;
+  i.manual_restarts = c.manual_restarts;
+  i.has_last_exit = c.last.has_value();
+  if (c.last) i.last_exit = *c.last;
+  return i;
+}
+
+void emit(self_pointer self, const child& c, event_kind kind, std::int64_t delay_ms = 0,
+          std::string reason = {}) {
+  auto& st = self->state;
+  if (st.subscribers.empty()) return;
+  supervisor_event e;
+  e.supervisor = st.spec.name;
+  e.child = c.spec.id;
+  e.kind = kind;
+  e.incarnation = c.incarnation;
+  e.pid = c.pid;
+  e.has_status = kind == event_kind::exited && c.last.has_value();
+  if (e.has_status) e.status = *c.last;
+  e.delay_ms = delay_ms;
+  e.reason = std::move(reason);
+  for (auto& s : st.subscribers) caf::anon_send(s, e);
+}
+
+void run_next_step(self_pointer self);
+
+bool current_step_is(const supervisor_state& st, step::kind what, const std::string& id) {
+  return st.step_in_flight && !st.plans.empty() && !st.plans.front().steps.empty() &&
+         st.plans.front().steps.front().what == what && st.plans.front().steps.front().id == id;
+}
+
+// Drops a child's actor without it taking us down (it is linked to us).
+void discard_actor(self_pointer self, child& c) {
+  if (c.proc) {
+    self->unlink_from(c.proc);
+    self->send_exit(c.proc, caf::exit_reason::user_shutdown);
+    c.proc = nullptr;
+  }
+  if (c.sup) {
+    self->unlink_from(c.sup);
+    self->send_exit(c.sup, caf::exit_reason::user_shutdown);
+    c.sup = nullptr;
+  }
+}
+
+void handle_exit(self_pointer self, const std::string& id, const exit_status& status);
+void give_up(self_pointer self);
+
+// -- plan execution ----------------------------------------------------------------------
+
+void finish_plan(self_pointer self, const caf::error& err, const std::string& failed) {
+  auto& st = self->state;
+  if (st.plans.empty()) return;
+  plan p = std::move(st.plans.front());
+  st.plans.pop_front();
+  st.step_in_flight = false;
+  ++st.token;  // late replies of the abandoned step are ignored
+  if (p.done) p.done(err, failed);
+  run_next_step(self);
+}
+
+void step_done(self_pointer self) {
+  auto& st = self->state;
+  st.step_in_flight = false;
+  if (!st.plans.empty() && !st.plans.front().steps.empty()) st.plans.front().steps.pop_front();
+  run_next_step(self);
+}
+
+// A start failed: what happens next depends on the plan (see on_failure).
+void step_failed(self_pointer self, const std::string& id, const caf::error& err) {
+  auto& st = self->state;
+  if (st.plans.empty()) return;
+  const on_failure mode = st.plans.front().failure_mode;
+  finish_plan(self, err, id);
+  if (mode == on_failure::restart) {
+    // A child that could not even be created leaves no exit to wait for: treat the
+    // failure as its exit now. One that was created exits later, and that exit counts.
+    if (child* c = st.find(id); c != nullptr && c->state == child_state::starting && c->pid == 0) {
+      handle_exit(self, id, exit_status::exited(127));
+    }
+  }
+}
+
+process_spec worker_spec(const child& c) {
+  process_spec p = c.spec.process;
+  if (p.name.empty()) p.name = c.spec.id;
+  p.stop_timeout_ms = c.spec.shutdown_ms;  // OTP's shutdown: 0 brutal_kill, -1 infinity
+  return p;
+}
+
+void start_child_step(self_pointer self, const step& s) {
+  auto& st = self->state;
+  child* c = st.find(s.id);
+  if (c == nullptr || c->active()) return step_done(self);
+  const std::uint64_t token = ++st.token;
+  st.step_in_flight = true;
+  c->state = child_state::starting;
+  c->pid = 0;
+  c->started_at = clock::now();
+  const std::string id = c->spec.id;
+  if (c->is_supervisor()) {
+    if (c->sup) return;  // still shutting down; cannot happen after a completed stop
+    c->sup = spawn_supervisor(self->system(), c->spec.supervisor.front(), st.server,
+                              process_observer{caf::actor_cast<caf::actor>(self), id});
+    self->monitor(c->sup);
+    self->link_to(c->sup);
+    // Completed by child_ready (or failed by the down message).
+    return;
+  }
+  if (!c->proc) {
+    c->proc = spawn_process(self->system(), worker_spec(*c), st.server,
+                            process_observer{caf::actor_cast<caf::actor>(self), id});
+    self->monitor(c->proc);
+    self->link_to(c->proc);
+  }
+  self->request(c->proc, caf::infinite, start_atom_v)
+      .then(
+          [self, id, token](std::int32_t pid) {
+            auto& st = self->state;
+            child* c = st.find(id);
+            if (c != nullptr && c->state == child_state::starting) {
+              c->state = child_state::running;
+              c->pid = pid;
+            }
+            // The incarnation arrives with child_ready, which follows this reply.
+            if (token == st.token) step_done(self);
+          },
+          [self, id, token](caf::error& err) {
+            auto& st = self->state;
+            if (token != st.token) return;
+            child* c = st.find(id);
+            // start_failed: no child was made. Readiness failures: a child was made and
+            // its exit is on the way (pid known from the process actor's status).
+            if (c != nullptr && c->state == child_state::starting && err != error::start_failed)
+              c->pid = -1;  // marks "exit pending"; handle_exit takes it from there
+            step_failed(self, id, err);
+          });
+}
+
+void stop_child_step(self_pointer self, const step& s) {
+  auto& st = self->state;
+  child* c = st.find(s.id);
+  if (c == nullptr) return step_done(self);
+  if (c->state == child_state::restarting || c->state == child_state::fatal ||
+      c->state == child_state::stopped) {
+    if (c->state == child_state::restarting) c->state = child_state::stopped;
+    if (s.drop_if_temporary && c->spec.restart == restart_type::temporary) st.remove(s.id);
+    return step_done(self);
+  }
+  const std::uint64_t token = ++st.token;
+  st.step_in_flight = true;
+  c->state = child_state::stopping;
+  const std::string id = c->spec.id;
+  const bool drop = s.drop_if_temporary && c->spec.restart == restart_type::temporary;
+  if (c->is_supervisor()) {
+    // Completed by the down message; brutal_kill and a missed shutdown timeout kill it.
+    if (c->spec.shutdown_ms == 0) {
+      self->send_exit(c->sup, caf::exit_reason::kill);
+    } else {
+      self->request(c->sup, caf::infinite, stop_atom_v).then([](caf::ok_atom) {}, [](caf::error&) {});
+      if (c->spec.shutdown_ms > 0)
+        self->delayed_send(self, ms(c->spec.shutdown_ms), restart_atom_v, token);
+    }
+    return;
+  }
+  self->request(c->proc, caf::infinite, stop_atom_v)
+      .then(
+          [self, id, token, drop](exit_status status) {
+            auto& st = self->state;
+            if (child* c = st.find(id); c != nullptr && c->state == child_state::stopping) {
+              c->state = child_state::stopped;
+              c->last = status;
+              c->pid = 0;
+              emit(self, *c, event_kind::stopped);
+              if (drop) st.remove(id);
+            }
+            if (token == st.token) step_done(self);
+          },
+          [self, id, token](caf::error&) {
+            auto& st = self->state;
+            if (child* c = st.find(id); c != nullptr && c->state == child_state::stopping) {
+              c->state = child_state::stopped;
+              c->pid = 0;
+            }
+            if (token == st.token) step_done(self);
+          });
+}
+
+void run_next_step(self_pointer self) {
+  auto& st = self->state;
+  while (!st.step_in_flight && !st.plans.empty()) {
+    plan& p = st.plans.front();
+    if (p.steps.empty()) {
+      finish_plan(self, caf::none, {});
+      return;
+    }
+    step s = p.steps.front();
+    switch (s.what) {
+      case step::kind::start:
+        start_child_step(self, s);
+        return;
+      case step::kind::stop:
+        stop_child_step(self, s);
+        return;
+      case step::kind::wait: {
+        if (s.delay_ms <= 0) {
+          p.steps.pop_front();
+          continue;
+        }
+        const std::uint64_t token = ++st.token;
+        st.step_in_flight = true;
+        self->delayed_send(self, ms(s.delay_ms), restart_atom_v, token);
+        return;
+      }
+    }
+  }
+}
+
+void schedule(self_pointer self, plan p) {
+  self->state.plans.push_back(std::move(p));
+  run_next_step(self);
+}
+
+std::deque<step> stop_all_steps(const supervisor_state& st, bool drop_temporary) {
+  std::deque<step> steps;
+  for (auto i = st.children.rbegin(); i != st.children.rend(); ++i)
+    steps.push_back({step::kind::stop, i->spec.id, 0, drop_temporary});
+  return steps;
+}
+
+// -- restarts ---------------------------------------------------------------------------
+
+std::int64_t backoff_delay(supervisor_state& st, child& c) {
+  const backoff_spec& b = st.spec.flags.backoff;
+  if (b.initial_ms <= 0) return 0;
+  const auto uptime = std::chrono::duration_cast<ms>(clock::now() - c.started_at).count();
+  if (uptime >= b.reset_after_ms) c.consecutive_restarts = 0;
+  double delay = static_cast<double>(b.initial_ms) * std::pow(b.multiplier, c.consecutive_restarts);
+  delay = std::min(delay, static_cast<double>(b.max_ms));
+  ++c.consecutive_restarts;
+  if (b.jitter > 0) {
+    std::uniform_real_distribution<double> spread(-b.jitter, b.jitter);
+    delay *= 1.0 + spread(st.rng);
+  }
+  return std::max<std::int64_t>(0, static_cast<std::int64_t>(delay));
+}
+
+// Sliding window on the monotonic clock: true when this restart exceeds the intensity.
+bool over_intensity(supervisor_state& st) {
+  const auto now = clock::now();
+  st.restarts.push_back(now);
+  const auto window = ms(st.spec.flags.period_ms);
+  while (!st.restarts.empty() && now - st.restarts.front() > window) st.restarts.pop_front();
+  return static_cast<std::int64_t>(st.restarts.size()) > st.spec.flags.intensity;
+}
+
+void restart(self_pointer self, child& c) {
+  auto& st = self->state;
+  if (over_intensity(st)) return give_up(self);
+  const auto& flags = st.spec.flags;
+  const auto uptime = std::chrono::duration_cast<ms>(clock::now() - c.started_at).count();
+  if (flags.min_uptime_ms > 0) {
+    c.failed_starts = uptime < flags.min_uptime_ms ? c.failed_starts + 1 : 0;
+    if (flags.max_failed_starts > 0 && c.failed_starts >= flags.max_failed_starts) {
+      c.state = child_state::fatal;
+      emit(self, c, event_kind::fatal, 0,
+           "died within " + std::to_string(flags.min_uptime_ms) + " ms of starting " +
+               std::to_string(c.failed_starts) + " times in a row");
+      return;
+    }
+  }
+  const std::int64_t delay = backoff_delay(st, c);
+  ++c.automatic_restarts;
+  c.state = child_state::restarting;
+  emit(self, c, event_kind::restarting, delay);
+
+  plan p;
+  p.failure_mode = on_failure::restart;
+  const std::string id = c.spec.id;
+  switch (flags.strategy) {
+    case restart_strategy::one_for_one:
+    case restart_strategy::simple_one_for_one:
+      p.steps = {{step::kind::wait, {}, delay}, {step::kind::start, id}};
+      break;
+    case restart_strategy::one_for_all:
+    case restart_strategy::rest_for_one: {
+      auto self_pos = std::find_if(st.children.begin(), st.children.end(),
+                                   [&](const child& x) { return x.spec.id == id; });
+      auto first = flags.strategy == restart_strategy::one_for_all ? st.children.begin() : self_pos;
+      std::vector<std::string> group;
+      for (auto i = first; i != st.children.end(); ++i) group.push_back(i->spec.id);
+      // Stop the group in reverse order (temporary bystanders are dropped), wait out the
+      // backoff, start it again in order.
+      for (auto i = group.rbegin(); i != group.rend(); ++i)
+        if (*i != id) p.steps.push_back({step::kind::stop, *i, 0, true});
+      p.steps.push_back({step::kind::wait, {}, delay});
+      for (const auto& g : group) p.steps.push_back({step::kind::start, g});
+      break;
+    }
+  }
+  schedule(self, std::move(p));
+}
+
+void handle_exit(self_pointer self, const std::string& id, const exit_status& status) {
+  auto& st = self->state;
+  child* c = st.find(id);
+  if (c == nullptr) return;
+  c->last = status;
+  if (c->pid < 0) c->pid = 0;
+  emit(self, *c, event_kind::exited);  // with the pid of the run that ended
+  c->pid = 0;
+  if (st.shutting_down) {
+    c->state = child_state::stopped;
+    return;
+  }
+  switch (decide(c->state, c->spec.restart, status)) {
+    case exit_action::none: return;
+    case exit_action::remove:
+      c->state = child_state::stopped;
+      st.remove(id);
+      return;
+    case exit_action::stop: c->state = child_state::stopped; return;
+    case exit_action::restart: restart(self, *c); return;
+  }
+}
+
+// Stops every child in reverse start order, then exits with `reason`. Requests still
+// queued are answered with `shutting_down`; a second call only waits for the first.
+void shut_down(self_pointer self, caf::error reason) {
+  auto& st = self->state;
+  if (st.shutting_down) return;
+  st.shutting_down = true;
+  std::deque<plan> old;
+  old.swap(st.plans);
+  st.step_in_flight = false;
+  ++st.token;
+  for (auto& p : old)
+    if (p.done && p.failure_mode != on_failure::fail_supervisor)
+      p.done(caf::make_error(error::shutting_down, st.spec.name), {});
+  plan p;
+  p.steps = stop_all_steps(st, false);
+  p.done = [self, reason = std::move(reason)](const caf::error&, const std::string&) {
+    for (auto& rp : self->state.stop_waiters) rp.deliver(caf::ok_atom_v);
+    self->state.stop_waiters.clear();
+    self->quit(reason);
+  };
+  schedule(self, std::move(p));
+}
+
+void give_up(self_pointer self) {
+  auto& st = self->state;
+  if (st.shutting_down) return;
+  supervisor_event e;
+  e.supervisor = st.spec.name;
+  e.kind = event_kind::gave_up;
+  e.reason = "more than " + std::to_string(st.spec.flags.intensity) + " restarts in " +
+             std::to_string(st.spec.flags.period_ms) + " ms";
+  for (auto& s : st.subscribers) caf::anon_send(s, e);
+  shut_down(self, caf::make_error(error::restart_limit, st.spec.name + ": " + e.reason));
+}
+
+// -- requests ---------------------------------------------------------------------------
+
+caf::error validate(const child_spec& c) {
+  if (c.id.empty()) return caf::make_error(error::invalid_spec, "a child needs an id");
+  if (c.supervisor.size() > 1) return caf::make_error(error::invalid_spec, c.id + ": one nested supervisor at most");
+  if (c.supervisor.empty() && c.process.argv.empty() == c.process.target.empty())
+    return caf::make_error(error::invalid_spec, c.id + ": a worker needs either argv or target");
+  return caf::none;
+}
+
+caf::result<child_info> add_and_start(self_pointer self, child_spec spec) {
+  auto& st = self->state;
+  if (st.shutting_down) return caf::make_error(error::shutting_down, st.spec.name);
+  if (auto err = validate(spec)) return err;
+  if (st.find(spec.id) != nullptr) return caf::make_error(error::already_present, spec.id);
+  const std::string id = spec.id;
+  child c;
+  c.spec = std::move(spec);
+  st.children.push_back(std::move(c));
+  auto rp = self->make_response_promise<child_info>();
+  plan p;
+  p.failure_mode = on_failure::report;
+  p.steps = {{step::kind::start, id}};
+  p.done = [self, rp, id](const caf::error& err, const std::string&) mutable {
+    auto& st = self->state;
+    child* c = st.find(id);
+    if (err) {
+      // OTP: a child whose start fails is not added. If a process was made it is gone
+      // (or going): its actor goes with the spec.
+      if (c != nullptr) {
+        discard_actor(self, *c);
+        st.remove(id);
+      }
+      rp.deliver(err);
+      return;
+    }
+    if (c == nullptr) {
+      rp.deliver(caf::make_error(error::unknown_child, id));
+      return;
+    }
+    rp.deliver(info_of(*c));
+  };
+  schedule(self, std::move(p));
+  return rp;
+}
+
+supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_spec spec,
+                                                const fork_server* server, process_observer observer) {
+  auto& st = self->state;
+  st.server = server;
+  st.observer = std::move(observer);
+  std::vector<child_spec> initial = std::move(spec.children);
+  st.spec = std::move(spec);
+  if (st.spec.name.empty()) st.spec.name = "supervisor";
+
+  // Children report through anon messages and monitors; links make them die with us.
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& st = self->state;
+    for (auto& c : st.children) {
+      const bool match = (c.proc && c.proc.address() == dm.source) || (c.sup && c.sup.address() == dm.source);
+      if (!match) continue;
+      const std::string id = c.spec.id;
+      if (c.is_supervisor()) {
+        c.sup = nullptr;
+        const exit_status status = dm.reason ? exit_status::exited(1) : exit_status::exited(0);
+        if (c.state == child_state::stopping) {
+          c.state = child_state::stopped;
+          c.last = status;
+          emit(self, c, event_kind::stopped);
+          step_done(self);
+        } else if (c.state == child_state::starting && current_step_is(st, step::kind::start, id)) {
+          // It failed while starting its own children. In a restart this counts as its exit
+          // (step_failed handles that); otherwise the plan's owner decides.
+          c.last = status;
+          if (st.plans.front().failure_mode != on_failure::restart) c.state = child_state::stopped;
+          step_failed(self, id, dm.reason ? dm.reason : caf::make_error(error::start_failed, id));
+        } else {
+          handle_exit(self, id, status);
+        }
+      } else {
+        // A process actor died under us (it should not): its child is gone with it.
+        c.proc = nullptr;
+        if (c.active()) handle_exit(self, id, exit_status::killed(SIGKILL));
+      }
+      return;
+    }
+  });
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    auto& st = self->state;
+    for (auto& c : st.children)
+      if ((c.proc && c.proc.address() == em.source) || (c.sup && c.sup.address() == em.source))
+        return;  // a child: its down message tells the rest
+    // Our parent (or whoever linked to us) is gone: stop everything, then follow it.
+    shut_down(self, em.reason);
+  });
+
+  // The initial start: every child in order, each after the previous is ready.
+  caf::error invalid;
+  plan boot;
+  boot.failure_mode = on_failure::fail_supervisor;
+  if (st.spec.flags.strategy == restart_strategy::simple_one_for_one) {
+    // OTP: one child spec, a template for the children start_child makes; none at start.
+    if (initial.size() != 1) {
+      invalid = caf::make_error(error::invalid_spec, "simple_one_for_one needs exactly one template child");
+    } else if (auto err = validate(initial.front())) {
+      invalid = err;
+    } else {
+      st.template_spec = std::move(initial.front());
+    }
+    initial.clear();
+  }
+  for (auto& c : initial) {
+    if (auto err = validate(c)) {
+      invalid = err;
+      break;
+    }
+    boot.steps.push_back({step::kind::start, c.id});
+    child ch;
+    ch.spec = std::move(c);
+    st.children.push_back(std::move(ch));
+  }
+  boot.done = [self](const caf::error& err, const std::string& failed) {
+    auto& st = self->state;
+    if (err) {
+      shut_down(self, caf::make_error(error::start_failed, st.spec.name + ": child " + failed +
+                                                              " failed to start: " + self->system().render(err)));
+      return;
+    }
+    st.started = true;
+    if (st.observer.actor)
+      caf::anon_send(st.observer.actor, child_ready_atom_v, st.observer.id, std::uint64_t{1}, std::int32_t{0});
+  };
+  if (invalid) {
+    st.children.clear();
+    self->quit(invalid);  // a malformed spec: the supervisor never starts
+  } else {
+    schedule(self, std::move(boot));
+  }
+
+  return {
+      [self](start_child_atom, child_spec spec) -> caf::result<child_info> {
+        if (self->state.spec.flags.strategy == restart_strategy::simple_one_for_one)
+          return caf::make_error(error::wrong_strategy, "simple_one_for_one takes start_child with args");
+        return add_and_start(self, std::move(spec));
+      },
+      [self](start_child_atom, std::vector<std::string> args) -> caf::result<child_info> {
+        auto& st = self->state;
+        if (st.spec.flags.strategy != restart_strategy::simple_one_for_one || !st.template_spec)
+          return caf::make_error(error::wrong_strategy, "start_child with args needs simple_one_for_one and a template child");
+        child_spec c = *st.template_spec;
+        c.id = c.id + "-" + std::to_string(st.next_simple_id++);
+        auto& target_args = c.process.argv.empty() ? c.process.args : c.process.argv;
+        target_args.insert(target_args.end(), args.begin(), args.end());
+        return add_and_start(self, std::move(c));
+      },
+      [self](terminate_child_atom, std::string id) -> caf::result<caf::ok_atom> {
+        auto& st = self->state;
+        child* c = st.find(id);
+        if (c == nullptr) return caf::make_error(error::unknown_child, id);
+        auto rp = self->make_response_promise<caf::ok_atom>();
+        plan p;
+        p.steps = {{step::kind::stop, id}};
+        p.done = [self, rp, id](const caf::error& err, const std::string&) mutable {
+          auto& st = self->state;
+          if (err) {
+            rp.deliver(err);
+            return;
+          }
+          child* c = st.find(id);
+          if (c != nullptr && (c->spec.restart == restart_type::temporary ||
+                               st.spec.flags.strategy == restart_strategy::simple_one_for_one))
+            st.remove(id);
+          rp.deliver(caf::ok_atom_v);
+        };
+        schedule(self, std::move(p));
+        return rp;
+      },
+      [self](restart_child_atom, std::string id) -> caf::result<child_info> {
+        auto& st = self->state;
+        child* c = st.find(id);
+        if (c == nullptr) return caf::make_error(error::unknown_child, id);
+        ++c->manual_restarts;
+        c->failed_starts = 0;
+        auto rp = self->make_response_promise<child_info>();
+        plan p;
+        p.failure_mode = on_failure::report;
+        p.steps = {{step::kind::stop, id}, {step::kind::start, id}};
+        p.done = [self, rp, id](const caf::error& err, const std::string&) mutable {
+          if (err) {
+            rp.deliver(err);
+            return;
+          }
+          child* c = self->state.find(id);
+          if (c == nullptr) {
+            rp.deliver(caf::make_error(error::unknown_child, id));
+            return;
+          }
+          rp.deliver(info_of(*c));
+        };
+        schedule(self, std::move(p));
+        return rp;
+      },
+      [self](delete_child_atom, std::string id) -> caf::result<caf::ok_atom> {
+        auto& st = self->state;
+        child* c = st.find(id);
+        if (c == nullptr) return caf::make_error(error::unknown_child, id);
+        if (c->active() || c->state == child_state::restarting)
+          return caf::make_error(error::still_running, id);
+        discard_actor(self, *c);
+        st.remove(id);
+        return caf::ok_atom_v;
+      },
+      [self](which_children_atom) {
+        std::vector<child_info> out;
+        for (const auto& c : self->state.children) out.push_back(info_of(c));
+        return out;
+      },
+      [self](count_children_atom) {
+        child_counts n;
+        for (const auto& c : self->state.children) {
+          ++n.specs;
+          if (c.active()) ++n.active;
+          if (c.is_supervisor()) {
+            ++n.supervisors;
+          } else {
+            ++n.workers;
+          }
+        }
+        return n;
+      },
+      [self](subscribe_atom, caf::actor subscriber) {
+        self->state.subscribers.push_back(std::move(subscriber));
+        return caf::ok_atom_v;
+      },
+      [self](stop_atom) -> caf::result<caf::ok_atom> {
+        auto rp = self->make_response_promise<caf::ok_atom>();
+        self->state.stop_waiters.push_back(rp);
+        shut_down(self, caf::exit_reason::normal);
+        return rp;
+      },
+      [self](child_ready_atom, std::string id, std::uint64_t inc, std::int32_t pid) {
+        auto& st = self->state;
+        child* c = st.find(id);
+        if (c == nullptr) return;
+        if (c->is_supervisor()) {
+          if (c->state != child_state::starting) return;
+          c->state = child_state::running;
+          ++c->incarnation;
+          emit(self, *c, event_kind::started);
+          emit(self, *c, event_kind::ready);
+          step_done(self);
+          return;
+        }
+        if (inc < c->incarnation) return;
+        c->incarnation = inc;
+        c->pid = pid;
+        emit(self, *c, event_kind::started);
+        emit(self, *c, event_kind::ready);
+      },
+      [self](child_exited_atom, std::string id, std::uint64_t inc, exit_status status) {
+        auto& st = self->state;
+        child* c = st.find(id);
+        if (c == nullptr || inc < c->incarnation) return;  // stale: an older run
+        c->incarnation = inc;
+        // Only a run we consider alive can end on its own; the end of one we are stopping
+        // is told by the stop's reply.
+        if (c->state != child_state::running && c->state != child_state::starting) return;
+        if (c->state == child_state::starting && c->pid == -1) {
+          // The start already failed (readiness); this is that child's end.
+          c->pid = 0;
+          if (st.started || st.shutting_down) {
+            handle_exit(self, id, status);
+          } else {
+            c->state = child_state::stopped;
+            c->last = status;
+          }
+          return;
+        }
+        handle_exit(self, id, status);
+      },
+      [self](restart_atom, std::uint64_t token) {
+        auto& st = self->state;
+        if (token != st.token || !st.step_in_flight || st.plans.empty()) return;
+        const step& s = st.plans.front().steps.front();
+        if (s.what == step::kind::wait) return step_done(self);
+        if (s.what == step::kind::stop) {
+          // A nested supervisor missed its shutdown timeout.
+          if (child* c = st.find(s.id); c != nullptr && c->sup) self->send_exit(c->sup, caf::exit_reason::kill);
+        }
+      },
+  };
+}
+
+}  // namespace
+
+supervisor_actor spawn_supervisor(caf::actor_system& system, supervisor_spec spec,
+                                  const fork_server* server, process_observer observer) {
+  return system.spawn(supervisor_impl, std::move(spec), server, std::move(observer));
+}
+
+}  // namespace pkit::actors
