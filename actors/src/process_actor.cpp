@@ -3,6 +3,8 @@
 #include <pkit/actors/error.hpp>
 #include <pkit/process.hpp>
 
+#include "timer_relay.hpp"
+
 #include <caf/actor_cast.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
@@ -53,6 +55,7 @@ struct process_actor_state {
   process_observer observer;
 
   std::unique_ptr<process> proc;
+  caf::actor timers;  // see timer_relay.hpp
   process_state state = process_state::idle;
   std::uint64_t incarnation = 0;
   std::int32_t pid = 0;
@@ -156,6 +159,7 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
   st.spec = std::move(spec);
   st.server = server;
   st.observer = std::move(observer);
+  st.timers = detail::make_timer_relay(self->system());
   return {
       [self](start_atom) -> caf::result<std::int32_t> {
         auto& st = self->state;
@@ -175,8 +179,9 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
         st.started_at_ns = now_ns();
         st.stop_requested = false;
         if (st.spec.ready_timeout_ms >= 0)
-          self->delayed_send(self, std::chrono::milliseconds(st.spec.ready_timeout_ms), deadline_atom_v,
-                             st.incarnation, ready_deadline);
+          detail::delayed_weak_send(st.timers, self->address(),
+                                    std::chrono::milliseconds(st.spec.ready_timeout_ms), deadline_atom_v,
+                                    st.incarnation, ready_deadline);
         auto rp = self->make_response_promise<std::int32_t>();
         st.start_waiters.push_back(rp);
         return rp;
@@ -242,8 +247,9 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
               st.proc->signal(st.spec.stop_signal, ignored);
             }
             if (st.spec.stop_timeout_ms > 0)
-              self->delayed_send(self, std::chrono::milliseconds(st.spec.stop_timeout_ms),
-                                 deadline_atom_v, st.incarnation, stop_deadline);
+              detail::delayed_weak_send(st.timers, self->address(),
+                                        std::chrono::milliseconds(st.spec.stop_timeout_ms),
+                                        deadline_atom_v, st.incarnation, stop_deadline);
           }
         }
         auto rp = self->make_response_promise<exit_status>();

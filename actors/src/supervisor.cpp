@@ -2,6 +2,8 @@
 
 #include <pkit/actors/error.hpp>
 
+#include "timer_relay.hpp"
+
 #include <caf/actor_cast.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/send.hpp>
@@ -108,6 +110,7 @@ struct supervisor_state {
   std::optional<child_spec> template_spec;  // simple_one_for_one
   std::vector<caf::typed_response_promise<caf::ok_atom>> stop_waiters;
   std::vector<caf::actor> subscribers;
+  caf::actor timers;  // see timer_relay.hpp
   std::mt19937_64 rng{std::random_device{}()};
 
   child* find(const std::string& id) {
@@ -289,7 +292,7 @@ void stop_child_step(self_pointer self, const step& s) {
     } else {
       self->request(c->sup, caf::infinite, stop_atom_v).then([](caf::ok_atom) {}, [](caf::error&) {});
       if (c->spec.shutdown_ms > 0)
-        self->delayed_send(self, ms(c->spec.shutdown_ms), restart_atom_v, token);
+        detail::delayed_weak_send(st.timers, self->address(), ms(c->spec.shutdown_ms), restart_atom_v, token);
     }
     return;
   }
@@ -339,7 +342,7 @@ void run_next_step(self_pointer self) {
         }
         const std::uint64_t token = ++st.token;
         st.step_in_flight = true;
-        self->delayed_send(self, ms(s.delay_ms), restart_atom_v, token);
+        detail::delayed_weak_send(st.timers, self->address(), ms(s.delay_ms), restart_atom_v, token);
         return;
       }
     }
@@ -470,6 +473,8 @@ void shut_down(self_pointer self, caf::error reason) {
   plan p;
   p.steps = stop_all_steps(st, false);
   p.done = [self, reason = std::move(reason)](const caf::error&, const std::string&) {
+    // Every child is stopped; their actors go now (a normal exit does not end linked actors).
+    for (auto& c : self->state.children) discard_actor(self, c);
     for (auto& rp : self->state.stop_waiters) rp.deliver(caf::ok_atom_v);
     self->state.stop_waiters.clear();
     self->quit(reason);
@@ -540,6 +545,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
   auto& st = self->state;
   st.server = server;
   st.observer = std::move(observer);
+  st.timers = detail::make_timer_relay(self->system());
   std::vector<child_spec> initial = std::move(spec.children);
   st.spec = std::move(spec);
   if (st.spec.name.empty()) st.spec.name = "supervisor";
