@@ -135,6 +135,7 @@ child_info info_of(const child& c) {
   i.manual_restarts = c.manual_restarts;
   i.has_last_exit = c.last.has_value();
   if (c.last) i.last_exit = *c.last;
+  i.handle = c.sup ? caf::actor_cast<caf::actor>(c.sup) : caf::actor_cast<caf::actor>(c.proc);
   return i;
 }
 

@@ -155,6 +155,9 @@ struct child_info {
   std::uint32_t manual_restarts = 0;
   bool has_last_exit = false;
   exit_status last_exit;
+  /// The child's actor: a `process_actor` for a worker, a `supervisor_actor` for a
+  /// nested supervisor (actor_cast it); empty while the child has none.
+  caf::actor handle;
 };
 
 /// OTP's count_children.
@@ -235,7 +238,8 @@ typename Inspector::result_type inspect(Inspector& f, child_spec& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, child_info& x) {
   return f(caf::meta::type_name("pkit::actors::child_info"), x.id, x.state, x.pid, x.incarnation,
-           x.is_supervisor, x.automatic_restarts, x.manual_restarts, x.has_last_exit, x.last_exit);
+           x.is_supervisor, x.automatic_restarts, x.manual_restarts, x.has_last_exit, x.last_exit,
+           x.handle);
 }
 
 template <class Inspector>
