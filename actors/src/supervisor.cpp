@@ -5,6 +5,7 @@
 #include "timer_relay.hpp"
 
 #include <caf/actor_cast.hpp>
+#include <caf/actor_clock.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
@@ -23,7 +24,8 @@
 namespace pkit::actors {
 namespace {
 
-using clock = std::chrono::steady_clock;
+// Time comes from the actor clock, so CAF's test_coordinator can drive it in tests.
+using clock = caf::actor_clock;
 using ms = std::chrono::milliseconds;
 
 // ---------------------------------------------------------------------------------------
@@ -230,7 +232,7 @@ void start_child_step(self_pointer self, const step& s) {
   st.step_in_flight = true;
   c->state = child_state::starting;
   c->pid = 0;
-  c->started_at = clock::now();
+  c->started_at = self->clock().now();
   const std::string id = c->spec.id;
   if (c->is_supervisor()) {
     if (c->sup) return;  // still shutting down; cannot happen after a completed stop
@@ -364,10 +366,10 @@ std::deque<step> stop_all_steps(const supervisor_state& st, bool drop_temporary)
 
 // -- restarts ---------------------------------------------------------------------------
 
-std::int64_t backoff_delay(supervisor_state& st, child& c) {
+std::int64_t backoff_delay(supervisor_state& st, child& c, clock::time_point now) {
   const backoff_spec& b = st.spec.flags.backoff;
   if (b.initial_ms <= 0) return 0;
-  const auto uptime = std::chrono::duration_cast<ms>(clock::now() - c.started_at).count();
+  const auto uptime = std::chrono::duration_cast<ms>(now - c.started_at).count();
   if (uptime >= b.reset_after_ms) c.consecutive_restarts = 0;
   double delay = static_cast<double>(b.initial_ms) * std::pow(b.multiplier, c.consecutive_restarts);
   delay = std::min(delay, static_cast<double>(b.max_ms));
@@ -380,8 +382,7 @@ std::int64_t backoff_delay(supervisor_state& st, child& c) {
 }
 
 // Sliding window on the monotonic clock: true when this restart exceeds the intensity.
-bool over_intensity(supervisor_state& st) {
-  const auto now = clock::now();
+bool over_intensity(supervisor_state& st, clock::time_point now) {
   st.restarts.push_back(now);
   const auto window = ms(st.spec.flags.period_ms);
   while (!st.restarts.empty() && now - st.restarts.front() > window) st.restarts.pop_front();
@@ -390,9 +391,10 @@ bool over_intensity(supervisor_state& st) {
 
 void restart(self_pointer self, child& c) {
   auto& st = self->state;
-  if (over_intensity(st)) return give_up(self);
+  const auto now = self->clock().now();
+  if (over_intensity(st, now)) return give_up(self);
   const auto& flags = st.spec.flags;
-  const auto uptime = std::chrono::duration_cast<ms>(clock::now() - c.started_at).count();
+  const auto uptime = std::chrono::duration_cast<ms>(now - c.started_at).count();
   if (flags.min_uptime_ms > 0) {
     c.failed_starts = uptime < flags.min_uptime_ms ? c.failed_starts + 1 : 0;
     if (flags.max_failed_starts > 0 && c.failed_starts >= flags.max_failed_starts) {
@@ -403,7 +405,7 @@ void restart(self_pointer self, child& c) {
       return;
     }
   }
-  const std::int64_t delay = backoff_delay(st, c);
+  const std::int64_t delay = backoff_delay(st, c, now);
   ++c.automatic_restarts;
   c.state = child_state::restarting;
   emit(self, c, event_kind::restarting, delay);
