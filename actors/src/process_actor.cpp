@@ -140,6 +140,12 @@ caf::error make_process(self_pointer self) {
   return caf::none;
 }
 
+// Created on first use: most process actors never need a timer.
+const caf::actor& timers_of(self_pointer self) {
+  if (!self->state.timers) self->state.timers = detail::make_timer_relay(self->system());
+  return self->state.timers;
+}
+
 template <class Promises, class Value>
 void deliver_all(Promises& promises, const Value& v) {
   for (auto& rp : promises) rp.deliver(v);
@@ -159,7 +165,6 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
   st.spec = std::move(spec);
   st.server = server;
   st.observer = std::move(observer);
-  st.timers = detail::make_timer_relay(self->system());
   return {
       [self](start_atom) -> caf::result<std::int32_t> {
         auto& st = self->state;
@@ -178,8 +183,10 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
         st.state = process_state::starting;
         st.started_at_ns = now_ns();
         st.stop_requested = false;
-        if (st.spec.ready_timeout_ms >= 0)
-          detail::delayed_weak_send(st.timers, self->address(),
+        // A program without notify_fd is ready once it has exec'd, a forked target once its
+        // start-up record arrives: no deadline needed. A notify_fd child may never notify.
+        if (st.spec.notify_fd >= 0 && st.spec.ready_timeout_ms >= 0)
+          detail::delayed_weak_send(timers_of(self), self->address(),
                                     std::chrono::milliseconds(st.spec.ready_timeout_ms), deadline_atom_v,
                                     st.incarnation, ready_deadline);
         auto rp = self->make_response_promise<std::int32_t>();
@@ -247,7 +254,7 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
               st.proc->signal(st.spec.stop_signal, ignored);
             }
             if (st.spec.stop_timeout_ms > 0)
-              detail::delayed_weak_send(st.timers, self->address(),
+              detail::delayed_weak_send(timers_of(self), self->address(),
                                         std::chrono::milliseconds(st.spec.stop_timeout_ms),
                                         deadline_atom_v, st.incarnation, stop_deadline);
           }
