@@ -17,6 +17,7 @@ std::string to_string(error e) {
     case error::invalid_spec: return "invalid_spec";
     case error::no_fork_server: return "no_fork_server";
     case error::wrong_strategy: return "wrong_strategy";
+    case error::os_error: return "os_error";
   }
   return "unknown";
 }

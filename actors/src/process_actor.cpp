@@ -73,12 +73,17 @@ struct process_actor_state {
   // The child must not outlive its actor. A graceful stop can take the whole stop timeout,
   // which an actor must not wait for: it is finished by a short-lived thread of its own.
   ~process_actor_state() {
+    // Nobody waits forever for an actor that is gone.
+    for (auto& rp : start_waiters) rp.deliver(caf::make_error(error::shutting_down, spec.name));
+    for (auto& rp : exit_waiters) rp.deliver(caf::make_error(error::shutting_down, spec.name));
     if (!proc || !in_progress()) return;
     std::error_code ignored;
     if (spec.stop_timeout_ms == 0) {
       proc->kill(ignored);
-    } else {
+    } else if (spec.kill_group) {
       proc->signal_group(spec.stop_signal, ignored);
+    } else {
+      proc->signal(spec.stop_signal, ignored);
     }
     std::thread([p = std::move(proc), policy = policy_of(spec)]() mutable {
       try {
@@ -282,7 +287,7 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
         if (!st.proc || st.incarnation == 0) return caf::make_error(error::not_started, st.spec.name);
         std::error_code ec;
         st.proc->signal(signo, ec);
-        if (ec) return caf::make_error(error::start_failed, ec.message());
+        if (ec) return caf::make_error(error::os_error, ec.message());
         return caf::ok_atom_v;
       },
       [self](join_atom) -> caf::result<exit_status> {

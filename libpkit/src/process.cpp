@@ -29,6 +29,8 @@ namespace detail {
 
 using clock = std::chrono::steady_clock;
 
+struct readiness;
+
 /// Everything a process shares with the reaper's callbacks. The callbacks hold it by
 /// shared_ptr, so it outlives the `process` object if an exit report is in flight.
 struct process_state {
@@ -56,6 +58,7 @@ struct process_state {
   std::optional<spawn_failure> failure;
   std::array<unique_fd, 3> pipes;
   std::thread::id callback_thread;  // thread running on_exit for the current run
+  std::shared_ptr<readiness> ready_watch;  // on_ready of the current run, while pending
 
   std::optional<exit_status> status_of(std::uint64_t run) const {
     for (const auto& [r, s] : history)
@@ -242,10 +245,13 @@ struct process_access {
                                 prepared_io& io, const char*& stage, std::string& program);
 };
 
+void settle_readiness_at_exit(const std::shared_ptr<readiness>& r, process& owner);
+
 void process_access::on_exit(const std::shared_ptr<process_state>& s, std::uint64_t run,
                              exit_status st) {
   std::function<void(process&)> callback;
   process* owner;
+  std::shared_ptr<readiness> ready;
   {
     std::lock_guard<std::mutex> lock(s->m);
     if (s->runs != run || s->ph != process_state::phase::running) return;  // stale
@@ -256,7 +262,11 @@ void process_access::on_exit(const std::shared_ptr<process_state>& s, std::uint6
     s->callback_thread = std::this_thread::get_id();
     callback = s->opts.on_exit;
     owner = s->owner;
+    ready = std::move(s->ready_watch);
   }
+  // on_ready always comes first: a child that got ready and exited at once is reported
+  // ready (its pipes still hold what it wrote), one that did not is reported as such.
+  if (ready && owner != nullptr) settle_readiness_at_exit(ready, *owner);
   if (callback && owner != nullptr) {
     try {
       callback(*owner);
@@ -399,8 +409,6 @@ std::error_code process_access::launch(process& p, const process_state& s, bool 
   return {};
 }
 
-namespace {
-
 // The asynchronous form of start(wait): the reaper thread reads the start-up record, then
 // the notify line, and reports the outcome through on_ready.
 struct readiness {
@@ -410,18 +418,25 @@ struct readiness {
   unique_fd notify;  // notify_fd pipe, if any
   std::size_t got = 0;
   char buf[sizeof(child_failure)];
+  bool reported = false;  // on_ready was called (reaper thread only)
 };
+
+namespace {
 
 void report_ready(const std::shared_ptr<readiness>& r, std::error_code ec, child_stage stage) {
   process_state& s = *r->state;
   process* owner;
   {
     std::lock_guard<std::mutex> lock(s.m);
-    if (s.runs != r->run || s.ph != process_state::phase::running) return;  // gone already
+    if (r->reported || s.runs != r->run || s.ph != process_state::phase::running) return;
+    r->reported = true;
+    if (s.ready_watch == r) s.ready_watch.reset();
     owner = s.owner;
     if (ec) {
       s.failure = spawn_failure{s.name, stage_name(stage), ec};
-      send_signal(s, SIGKILL, true);
+      // A child whose set-up failed exits by itself (127); one that closed its notify fd
+      // may live on, but will never be ready.
+      if (stage == child_stage::ready) send_signal(s, SIGKILL, true);
     }
   }
   if (owner != nullptr) s.opts.on_ready(*owner, ec);
@@ -429,8 +444,8 @@ void report_ready(const std::shared_ptr<readiness>& r, std::error_code ec, child
 
 void watch_notify(const std::shared_ptr<readiness>& r);
 
-void watch_readiness(const std::shared_ptr<process_state>& sp, std::uint64_t run, unique_fd record,
-                     unique_fd notify) {
+std::shared_ptr<readiness> watch_readiness(const std::shared_ptr<process_state>& sp, std::uint64_t run,
+                                          unique_fd record, unique_fd notify) {
   auto r = std::make_shared<readiness>();
   r->state = sp;
   r->run = run;
@@ -442,7 +457,7 @@ void watch_readiness(const std::shared_ptr<process_state>& sp, std::uint64_t run
     } else {
       reaper::instance().post([r] { report_ready(r, {}, child_stage::none); });
     }
-    return;
+    return r;
   }
   reaper::instance().watch_fd(r->record.get(), [r] {
     ssize_t n = ::read(r->record.get(), r->buf + r->got, sizeof r->buf - r->got);
@@ -464,6 +479,7 @@ void watch_readiness(const std::shared_ptr<process_state>& sp, std::uint64_t run
     }
     return false;
   });
+  return r;
 }
 
 void watch_notify(const std::shared_ptr<readiness>& r) {
@@ -482,6 +498,59 @@ void watch_notify(const std::shared_ptr<readiness>& r) {
 }
 
 }  // namespace
+
+// The run ended before its readiness was reported. The pipes still hold whatever the
+// child wrote before it exited, so the verdict comes from them, not from the race.
+void settle_readiness_at_exit(const std::shared_ptr<readiness>& r, process& owner) {
+  process_state& s = *r->state;
+  {
+    std::lock_guard<std::mutex> lock(s.m);
+    if (r->reported) return;
+    r->reported = true;
+  }
+  std::error_code ec;
+  child_stage stage = child_stage::none;
+  if (r->record) {
+    ::fcntl(r->record.get(), F_SETFL, O_NONBLOCK);
+    while (r->got < sizeof r->buf) {
+      ssize_t n = ::read(r->record.get(), r->buf + r->got, sizeof r->buf - r->got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      r->got += static_cast<std::size_t>(n);
+    }
+    child_failure f;
+    if (r->got < sizeof r->buf) {
+      ec = errc::died_before_ready;
+      stage = child_stage::ready;
+    } else if (std::memcpy(&f, r->buf, sizeof f); f.stage != child_stage::none) {
+      ec.assign(f.error, std::system_category());
+      stage = f.stage;
+    }
+  }
+  if (!ec && r->notify) {
+    ::fcntl(r->notify.get(), F_SETFL, O_NONBLOCK);
+    bool newline = false;
+    char buf[256];
+    for (;;) {
+      ssize_t n = ::read(r->notify.get(), buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      if (std::find(buf, buf + n, '\n') != buf + n) {
+        newline = true;
+        break;
+      }
+    }
+    if (!newline) {
+      ec = errc::died_before_ready;
+      stage = child_stage::ready;
+    }
+  }
+  if (ec) {
+    std::lock_guard<std::mutex> lock(s.m);
+    s.failure = spawn_failure{s.name, stage_name(stage), ec};
+  }
+  s.opts.on_ready(owner, ec);
+}
 
 std::error_code process_access::start(process& p, const std::shared_ptr<process_state>& sp,
                                       bool wait, pid_t& started) {
@@ -554,7 +623,8 @@ std::error_code process_access::start(process& p, const std::shared_ptr<process_
   }
   s.cv.notify_all();
   if (!wait) {
-    if (s.opts.on_ready) watch_readiness(sp, run, std::move(made.status_read), std::move(io.notify_read));
+    if (s.opts.on_ready)
+      s.ready_watch = watch_readiness(sp, run, std::move(made.status_read), std::move(io.notify_read));
     return {};
   }
 

@@ -111,4 +111,69 @@ BOOST_AUTO_TEST_CASE(on_ready_is_not_called_for_a_start_with_wait) {
   BOOST_TEST(calls == 0);
 }
 
+BOOST_AUTO_TEST_CASE(a_child_that_is_ready_and_exits_at_once_is_reported_ready_before_its_exit) {
+  // The exit and the readiness report race on the reaper thread; the order seen by the
+  // callbacks must not depend on who wins: ready first, and really ready.
+  for (int round = 0; round < 40; ++round) {
+    std::mutex m;
+    std::vector<std::string> seen;
+    std::promise<void> exited;
+    pkit::process_options o;
+    o.on_ready = [&](pkit::process&, std::error_code ec) {
+      std::lock_guard<std::mutex> lock(m);
+      seen.push_back(ec ? "not ready: " + ec.message() : "ready");
+    };
+    o.on_exit = [&](pkit::process&) {
+      {
+        std::lock_guard<std::mutex> lock(m);
+        seen.push_back("exit");
+      }
+      exited.set_value();
+    };
+    // Alternate: a program that exits at once, a forked callable that returns at once,
+    // and a program that notifies and exits at once.
+    std::unique_ptr<pkit::process> p;
+    if (round % 3 == 0) {
+      p = std::make_unique<pkit::process>(pkit::command{"/bin/true"}, o);
+    } else if (round % 3 == 1) {
+      p = std::make_unique<pkit::process>(pkit::callable_target{[] { return 0; }}, o);
+    } else {
+      o.notify_fd = 3;
+      p = std::make_unique<pkit::process>(pkit::command{"/bin/sh", "-c", "echo >&3"}, o);
+    }
+    p->start();
+    BOOST_TEST_REQUIRE((exited.get_future().wait_for(event_timeout) == std::future_status::ready));
+    std::lock_guard<std::mutex> lock(m);
+    BOOST_TEST_REQUIRE(seen.size() == 2u);
+    BOOST_TEST(seen[0] == "ready");
+    BOOST_TEST(seen[1] == "exit");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_child_that_exits_without_notifying_is_reported_not_ready_before_its_exit) {
+  std::vector<std::string> seen;
+  std::mutex m;
+  std::promise<void> exited;
+  pkit::process_options o;
+  o.notify_fd = 3;
+  o.on_ready = [&](pkit::process&, std::error_code ec) {
+    std::lock_guard<std::mutex> lock(m);
+    seen.push_back(ec == pkit::errc::died_before_ready ? "died before ready" : ec.message());
+  };
+  o.on_exit = [&](pkit::process&) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      seen.push_back("exit");
+    }
+    exited.set_value();
+  };
+  pkit::process p{pkit::command{"/bin/true"}, o};
+  p.start();
+  BOOST_TEST_REQUIRE((exited.get_future().wait_for(event_timeout) == std::future_status::ready));
+  std::lock_guard<std::mutex> lock(m);
+  BOOST_TEST_REQUIRE(seen.size() == 2u);
+  BOOST_TEST(seen[0] == "died before ready");
+  BOOST_TEST(seen[1] == "exit");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -64,9 +64,10 @@ struct process_options {
   /// reaper thread when the child is ready (the same condition `start(wait)` waits for),
   /// with an empty error; or with the reason it never got ready (`errc::died_before_ready`,
   /// or the set-up stage's errno — see `last_failure()`), in which case the child has
-  /// been (or is being) killed and its exit is reported to `on_exit` as usual. Not
-  /// called at all when the run has already ended (its `on_exit` tells). There is no
-  /// deadline here: the caller enforces its own (and stops the process).
+  /// been (or is being) killed and its exit is reported to `on_exit` as usual. Called
+  /// exactly once per such run, always before that run's `on_exit` — also for a child
+  /// that got ready and exited at once (judged from what it wrote before exiting). There
+  /// is no deadline here: the caller enforces its own (and stops the process).
   std::function<void(process&, std::error_code)> on_ready{};
 
   /// How long `start(wait)` waits for readiness before it kills the child and fails with

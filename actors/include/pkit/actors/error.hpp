@@ -42,6 +42,8 @@ enum class error : std::uint8_t {
   /// the request does not fit the supervisor's strategy (e.g. start_child with a full
   /// spec on a simple_one_for_one supervisor).
   wrong_strategy,
+  /// a system call on the child failed (context: the errno text), e.g. a signal.
+  os_error,
 };
 
 std::string to_string(error e);

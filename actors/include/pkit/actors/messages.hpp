@@ -254,9 +254,9 @@ typename Inspector::result_type inspect(Inspector& f, supervisor_event& x) {
            x.incarnation, x.pid, x.has_status, x.status, x.delay_ms, x.reason);
 }
 
-/// Registers every atom-carrying message type and the error category of pkit's actor
-/// layer with `cfg` (and loads CAF's io module types it needs). Call once, before the
-/// actor system is constructed.
+/// Registers every message type and the error category of pkit's actor layer with
+/// `cfg`. Call once, before the actor system is constructed. (Remoting additionally
+/// needs `cfg.load<caf::io::middleman>()`.)
 void init(caf::actor_system_config& cfg);
 
 }  // namespace pkit::actors

@@ -1,0 +1,772 @@
+// Behaviour of the process actor (pkit::actors::spawn_process): start / readiness,
+// stop / kill / signal, join, status, restarts, the observer, and what happens to the
+// child when the actor dies. Programs only (no fork server: see
+// fork_server_target_test.cpp).
+
+#define BOOST_TEST_MODULE pkit actors process_actor
+#include "actor_test_support.hpp"
+
+#include <caf/after.hpp>
+
+#include <variant>
+
+using namespace pkit_actor_test;
+using namespace std::chrono_literals;
+using pkit::exit_status;
+using pa::process_state;
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+std::chrono::milliseconds since(clock_type::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0);
+}
+
+/// A child that never reports readiness on fd 3 (the helper's `pause`).
+pa::process_spec never_ready_spec(std::int64_t ready_timeout_ms) {
+  auto spec = child_spec({"pause"});
+  spec.notify_fd = 3;
+  spec.ready_timeout_ms = ready_timeout_ms;
+  return spec;
+}
+
+/// `sleep 60`: a plain program that dies of SIGTERM.
+pa::process_spec sleep_spec() {
+  pa::process_spec spec;
+  spec.argv = {"sleep", "60"};
+  return spec;
+}
+
+// --- observer messages ---------------------------------------------------------------
+
+struct observed_ready {
+  std::string id;
+  std::uint64_t incarnation;
+  std::int32_t pid;
+};
+struct observed_exit {
+  std::string id;
+  std::uint64_t incarnation;
+  exit_status status;
+};
+struct observed_nothing {};
+using observed = std::variant<observed_nothing, observed_ready, observed_exit>;
+
+/// The next message the observer `obs` got, or observed_nothing after `timeout`.
+observed next_observed(caf::scoped_actor& obs, std::chrono::milliseconds timeout = event_timeout) {
+  observed out = observed_nothing{};
+  obs->receive(
+      [&](pa::child_ready_atom, std::string& id, std::uint64_t inc, std::int32_t pid) {
+        out = observed_ready{id, inc, pid};
+      },
+      [&](pa::child_exited_atom, std::string& id, std::uint64_t inc, exit_status st) {
+        out = observed_exit{id, inc, st};
+      },
+      caf::after(timeout) >> [] {});
+  return out;
+}
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(process_actor, actor_fixture)
+
+// =====================================================================================
+// start
+// =====================================================================================
+
+BOOST_AUTO_TEST_CASE(start_replies_with_the_pid_of_a_running_child_that_leads_its_own_process_group) {
+  auto a = spawn(child_spec({"pause"}));
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), "start failed: " << r.describe());
+  const pid_t pid = *r.value;
+  BOOST_TEST(pid > 0);
+  const auto st = read_proc_stat(pid);
+  BOOST_TEST_REQUIRE(st.has_value(), "no /proc/" << pid);
+  BOOST_TEST(is_running(pid));
+  BOOST_TEST(st->pgrp == pid);
+  BOOST_TEST(st->ppid == ::getpid());
+  // It is the program itself (exec done), not a half-started copy of us.
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec);
+  BOOST_TEST(exe == std::filesystem::canonical(child_path()));
+  BOOST_TEST(status(a).pid == pid);
+}
+
+BOOST_AUTO_TEST_CASE(a_child_without_new_process_group_stays_in_our_process_group) {
+  auto spec = child_spec({"pause"});
+  spec.new_process_group = false;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), "start failed: " << r.describe());
+  const auto st = read_proc_stat(*r.value);
+  BOOST_TEST_REQUIRE(st.has_value());
+  BOOST_TEST(st->pgrp == ::getpgrp());
+}
+
+BOOST_AUTO_TEST_CASE(start_of_a_notify_fd_program_replies_only_after_the_childs_newline) {
+  temp_dir dir;
+  const std::string marker = dir.file("marker");
+  pa::process_spec spec;
+  // The delay before the marker makes an early reply (one not waiting for the newline)
+  // find no marker, reliably.
+  spec.argv = {"/bin/sh", "-c", "sleep 0.2; echo x > \"$0\"; echo >&3; exec sleep 60", marker};
+  spec.notify_fd = 3;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), "start failed: " << r.describe());
+  BOOST_TEST(std::filesystem::exists(marker), "start replied before the child's newline");
+  BOOST_TEST(is_running(*r.value));
+  BOOST_TEST(status(a).state == process_state::running);
+}
+
+BOOST_AUTO_TEST_CASE(a_child_that_never_notifies_fails_with_ready_timeout_and_is_killed_and_reaped) {
+  auto a = spawn(never_ready_spec(300));
+  const auto t0 = clock_type::now();
+  auto pending = self->request(a, event_timeout, pa::start_atom_v);
+  const auto info = status(a);
+  BOOST_TEST(info.state == process_state::starting);
+  const pid_t pid = info.pid;
+  BOOST_TEST_REQUIRE(pid > 0);
+  BOOST_TEST(is_running(pid));
+
+  auto r = await<std::int32_t>(std::move(pending));
+  BOOST_TEST(r.is(pa::error::ready_timeout), "expected ready_timeout, got " << r.describe());
+  BOOST_TEST(since(t0) >= 290ms, "ready_timeout after only " << since(t0).count() << " ms");
+  BOOST_TEST(r.rendered.find("300") != std::string::npos, r.rendered);
+
+  // It was killed; join tells how, and once join has answered it is reaped: no zombie.
+  auto j = join(a);
+  BOOST_TEST_REQUIRE(j.ok(), "join failed: " << j.describe());
+  BOOST_TEST(*j.value == exit_status::killed(SIGKILL));
+  BOOST_TEST(!proc_exists(pid), "pid " << pid << " still in /proc (state "
+                                       << (read_proc_stat(pid) ? read_proc_stat(pid)->state : '?')
+                                       << ")");
+}
+
+BOOST_AUTO_TEST_CASE(a_child_that_dies_before_notifying_fails_with_died_before_ready) {
+  pa::process_spec spec;
+  spec.argv = {"/bin/sh", "-c", "exit 3"};
+  spec.notify_fd = 3;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST(r.is(pa::error::died_before_ready), "expected died_before_ready, got " << r.describe());
+  auto j = join(a);
+  BOOST_TEST_REQUIRE(j.ok(), "join failed: " << j.describe());
+  BOOST_TEST(*j.value == exit_status::exited(3));
+}
+
+BOOST_AUTO_TEST_CASE(start_while_a_run_is_in_progress_fails_with_already_running) {
+  auto a = spawn(child_spec({"pause"}));
+  auto first = start(a);
+  BOOST_TEST_REQUIRE(first.ok(), "start failed: " << first.describe());
+  auto second = start(a);
+  BOOST_TEST(second.is(pa::error::already_running), "expected already_running, got " << second.describe());
+  // The first run is untouched.
+  const auto info = status(a);
+  BOOST_TEST(info.pid == *first.value);
+  BOOST_TEST(info.incarnation == 1u);
+  BOOST_TEST(is_running(*first.value));
+}
+
+BOOST_AUTO_TEST_CASE(start_of_a_missing_program_fails_with_start_failed_naming_the_program_and_exec) {
+  const std::string program = "/nonexistent/pkit-no-such-program";
+  pa::process_spec spec;
+  spec.argv = {program, "arg"};
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.is(pa::error::start_failed), "expected start_failed, got " << r.describe());
+  BOOST_TEST(r.rendered.rfind("pkit: start_failed", 0) == 0, r.rendered);
+  BOOST_TEST(r.rendered.find(program) != std::string::npos, r.rendered);
+  BOOST_TEST(r.rendered.find("exec") != std::string::npos, r.rendered);
+  const auto info = status(a);
+  BOOST_TEST(info.state == process_state::idle);
+  BOOST_TEST(info.pid == 0);
+}
+
+BOOST_AUTO_TEST_CASE(start_of_a_program_missing_from_path_fails_with_start_failed) {
+  pa::process_spec spec;
+  spec.argv = {"pkit-no-such-program-in-path"};
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST(r.is(pa::error::start_failed), "expected start_failed, got " << r.describe());
+  BOOST_TEST(r.rendered.find("pkit-no-such-program-in-path") != std::string::npos, r.rendered);
+}
+
+BOOST_AUTO_TEST_CASE(a_spec_with_neither_argv_nor_target_fails_with_invalid_spec) {
+  pa::process_spec spec;
+  spec.name = "empty";
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST(r.is(pa::error::invalid_spec), "expected invalid_spec, got " << r.describe());
+  BOOST_TEST(status(a).state == process_state::idle);
+}
+
+BOOST_AUTO_TEST_CASE(a_spec_with_both_argv_and_target_fails_with_invalid_spec) {
+  pa::process_spec spec;
+  spec.argv = {"sleep", "60"};
+  spec.target = "worker";
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST(r.is(pa::error::invalid_spec), "expected invalid_spec, got " << r.describe());
+  BOOST_TEST(status(a).pid == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_target_spec_without_a_fork_server_fails_with_no_fork_server) {
+  pa::process_spec spec;
+  spec.target = "worker";
+  spec.args = {"1"};
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST(r.is(pa::error::no_fork_server), "expected no_fork_server, got " << r.describe());
+  BOOST_TEST(r.rendered.find("worker") != std::string::npos, r.rendered);
+}
+
+// A program that has exec'd is ready (notify_fd = -1), even if it exits right after:
+// start must reply with its pid, not with died_before_ready, and join with its code.
+BOOST_AUTO_TEST_CASE(a_program_that_exits_at_once_still_replies_with_its_pid) {
+  auto a = spawn(child_spec({"exit", "5"}));
+  int failed = 0;
+  std::string first_error;
+  for (int i = 0; i < 20; ++i) {
+    auto r = start(a);
+    if (!r.ok()) {
+      if (failed++ == 0) first_error = r.rendered;
+    }
+    auto j = join(a);
+    BOOST_TEST_REQUIRE(j.ok(), "join failed: " << j.describe());
+    BOOST_TEST(*j.value == exit_status::exited(5));
+  }
+  BOOST_TEST(failed == 0, failed << " of 20 starts failed, first: " << first_error);
+}
+
+// Same with a notify_fd: the child wrote its newline, so it was ready, whatever it does
+// next.
+BOOST_AUTO_TEST_CASE(a_child_that_notifies_and_exits_at_once_still_replies_with_its_pid) {
+  pa::process_spec spec;
+  spec.argv = {"/bin/sh", "-c", "echo >&3; exit 6"};
+  spec.notify_fd = 3;
+  auto a = spawn(spec);
+  int failed = 0;
+  std::string first_error;
+  for (int i = 0; i < 20; ++i) {
+    auto r = start(a);
+    if (!r.ok() && failed++ == 0) first_error = r.rendered;
+    auto j = join(a);
+    BOOST_TEST_REQUIRE(j.ok(), "join failed: " << j.describe());
+    BOOST_TEST(*j.value == exit_status::exited(6));
+  }
+  BOOST_TEST(failed == 0, failed << " of 20 starts failed, first: " << first_error);
+}
+
+// =====================================================================================
+// stop, kill, signal
+// =====================================================================================
+
+BOOST_AUTO_TEST_CASE(stop_ends_a_child_with_sigterm_and_replies_once_it_is_reaped) {
+  auto spec = sleep_spec();
+  spec.stop_timeout_ms = 30000;  // an escalation would outlast the request timeout
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), "start failed: " << r.describe());
+  auto s = stop(a);
+  BOOST_TEST_REQUIRE(s.ok(), "stop failed: " << s.describe());
+  BOOST_TEST(*s.value == exit_status::killed(SIGTERM));
+  BOOST_TEST(!proc_exists(*r.value));
+}
+
+BOOST_AUTO_TEST_CASE(stop_sends_the_stop_signal_of_the_spec) {
+  auto spec = sleep_spec();
+  spec.stop_signal = SIGUSR1;
+  spec.stop_timeout_ms = 30000;
+  auto a = spawn(spec);
+  BOOST_TEST_REQUIRE(start(a).ok());
+  auto s = stop(a);
+  BOOST_TEST_REQUIRE(s.ok(), "stop failed: " << s.describe());
+  BOOST_TEST(*s.value == exit_status::killed(SIGUSR1));
+}
+
+BOOST_AUTO_TEST_CASE(stop_of_a_child_ignoring_sigterm_escalates_to_sigkill_after_the_stop_timeout) {
+  auto spec = ready_line_child_spec({"ignore-term"});
+  spec.stop_timeout_ms = 400;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), "start failed: " << r.describe());
+  const auto t0 = clock_type::now();
+  auto s = stop(a);
+  const auto took = since(t0);
+  BOOST_TEST_REQUIRE(s.ok(), "stop failed: " << s.describe());
+  BOOST_TEST(*s.value == exit_status::killed(SIGKILL));
+  BOOST_TEST(took >= 390ms, "SIGKILL after only " << took.count() << " ms");
+  BOOST_TEST(!proc_exists(*r.value));
+}
+
+BOOST_AUTO_TEST_CASE(stop_with_a_zero_stop_timeout_kills_with_sigkill_at_once) {
+  auto spec = sleep_spec();  // would die of SIGTERM if it got one
+  spec.stop_timeout_ms = 0;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), "start failed: " << r.describe());
+  auto s = stop(a);
+  BOOST_TEST_REQUIRE(s.ok(), "stop failed: " << s.describe());
+  BOOST_TEST(*s.value == exit_status::killed(SIGKILL));
+  BOOST_TEST(!proc_exists(*r.value));
+}
+
+BOOST_AUTO_TEST_CASE(stop_with_an_infinite_stop_timeout_never_escalates) {
+  // trap-term exits with its code on SIGTERM; with -1 the stop must wait for it and
+  // there must be no SIGKILL: the status is the child's own exit.
+  auto spec = ready_line_child_spec({"trap-term", "12"});
+  spec.stop_timeout_ms = -1;
+  auto a = spawn(spec);
+  BOOST_TEST_REQUIRE(start(a).ok());
+  auto s = stop(a);
+  BOOST_TEST_REQUIRE(s.ok(), "stop failed: " << s.describe());
+  BOOST_TEST(*s.value == exit_status::exited(12));
+}
+
+BOOST_AUTO_TEST_CASE(kill_replies_with_a_sigkill_status) {
+  auto spec = sleep_spec();
+  spec.stop_timeout_ms = 30000;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), "start failed: " << r.describe());
+  auto k = kill(a);
+  BOOST_TEST_REQUIRE(k.ok(), "kill failed: " << k.describe());
+  BOOST_TEST(*k.value == exit_status::killed(SIGKILL));
+  BOOST_TEST(!proc_exists(*r.value));
+}
+
+BOOST_AUTO_TEST_CASE(signal_delivers_the_signal_to_the_child) {
+  auto a = spawn(ready_line_child_spec({"trap-term", "7"}));
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), "start failed: " << r.describe());
+  auto s = signal(a, SIGTERM);
+  BOOST_TEST_REQUIRE(s.ok(), "signal failed: " << s.describe());
+  auto j = join(a);
+  BOOST_TEST_REQUIRE(j.ok(), "join failed: " << j.describe());
+  BOOST_TEST(*j.value == exit_status::exited(7));
+}
+
+BOOST_AUTO_TEST_CASE(signal_after_the_run_ended_is_a_no_op_that_replies_ok) {
+  auto a = spawn(ready_line_child_spec({"trap-term", "7"}));
+  BOOST_TEST_REQUIRE(start(a).ok());
+  BOOST_TEST_REQUIRE(signal(a, SIGTERM).ok());
+  BOOST_TEST_REQUIRE(join(a).ok());
+  auto s = signal(a, SIGTERM);
+  BOOST_TEST(s.ok(), "signal after the end failed: " << s.describe());
+  const auto info = status(a);
+  BOOST_TEST(info.state == process_state::exited);
+  BOOST_TEST(info.last_exit == exit_status::exited(7));
+}
+
+// =====================================================================================
+// join, and requests before any start
+// =====================================================================================
+
+BOOST_AUTO_TEST_CASE(join_from_several_actors_at_once_gives_each_the_same_status) {
+  auto a = spawn(ready_line_child_spec({"trap-term", "9"}));
+  BOOST_TEST_REQUIRE(start(a).ok());
+  caf::scoped_actor j1{system};
+  caf::scoped_actor j2{system};
+  caf::scoped_actor j3{system};
+  auto h1 = j1->request(a, event_timeout, pa::join_atom_v);
+  auto h2 = j2->request(a, event_timeout, pa::join_atom_v);
+  auto h3 = j3->request(a, event_timeout, pa::join_atom_v);
+  // The actor handles messages in order: once it answered this, all three wait.
+  BOOST_TEST(status(a).state == process_state::running);
+  BOOST_TEST_REQUIRE(signal(a, SIGTERM).ok());
+  auto r1 = await<exit_status>(std::move(h1));
+  auto r2 = await<exit_status>(std::move(h2));
+  auto r3 = await<exit_status>(std::move(h3));
+  BOOST_TEST_REQUIRE(r1.ok(), r1.describe());
+  BOOST_TEST_REQUIRE(r2.ok(), r2.describe());
+  BOOST_TEST_REQUIRE(r3.ok(), r3.describe());
+  BOOST_TEST(*r1.value == exit_status::exited(9));
+  BOOST_TEST(*r2.value == exit_status::exited(9));
+  BOOST_TEST(*r3.value == exit_status::exited(9));
+}
+
+BOOST_AUTO_TEST_CASE(join_and_stop_from_different_actors_get_the_same_status) {
+  auto spec = sleep_spec();
+  spec.stop_timeout_ms = 30000;
+  auto a = spawn(spec);
+  BOOST_TEST_REQUIRE(start(a).ok());
+  caf::scoped_actor joiner{system};
+  auto hj = joiner->request(a, event_timeout, pa::join_atom_v);
+  auto s = stop(a);
+  auto j = await<exit_status>(std::move(hj));
+  BOOST_TEST_REQUIRE(s.ok(), s.describe());
+  BOOST_TEST_REQUIRE(j.ok(), j.describe());
+  BOOST_TEST(*s.value == exit_status::killed(SIGTERM));
+  BOOST_TEST(*j.value == exit_status::killed(SIGTERM));
+}
+
+BOOST_AUTO_TEST_CASE(join_before_any_start_fails_with_not_started) {
+  auto a = spawn(sleep_spec());
+  auto r = join(a);
+  BOOST_TEST(r.is(pa::error::not_started), "expected not_started, got " << r.describe());
+}
+
+BOOST_AUTO_TEST_CASE(stop_before_any_start_fails_with_not_started) {
+  auto a = spawn(sleep_spec());
+  auto r = stop(a);
+  BOOST_TEST(r.is(pa::error::not_started), "expected not_started, got " << r.describe());
+}
+
+BOOST_AUTO_TEST_CASE(kill_before_any_start_fails_with_not_started) {
+  auto a = spawn(sleep_spec());
+  auto r = kill(a);
+  BOOST_TEST(r.is(pa::error::not_started), "expected not_started, got " << r.describe());
+}
+
+BOOST_AUTO_TEST_CASE(signal_before_any_start_fails_with_not_started) {
+  auto a = spawn(sleep_spec());
+  auto r = signal(a, SIGTERM);
+  BOOST_TEST(r.is(pa::error::not_started), "expected not_started, got " << r.describe());
+}
+
+BOOST_AUTO_TEST_CASE(join_after_the_run_ended_replies_at_once_with_the_last_status) {
+  auto a = spawn(ready_line_child_spec({"trap-term", "4"}));
+  BOOST_TEST_REQUIRE(start(a).ok());
+  BOOST_TEST_REQUIRE(signal(a, SIGTERM).ok());
+  auto first = join(a);
+  BOOST_TEST_REQUIRE(first.ok(), first.describe());
+  BOOST_TEST(*first.value == exit_status::exited(4));
+  // Nothing is running any more: a join that waited would never be answered.
+  auto again = join(a, 2s);
+  BOOST_TEST_REQUIRE(again.ok(), "second join: " << again.describe());
+  BOOST_TEST(*again.value == exit_status::exited(4));
+}
+
+BOOST_AUTO_TEST_CASE(stop_and_kill_after_the_run_ended_reply_with_the_last_status) {
+  auto a = spawn(ready_line_child_spec({"trap-term", "4"}));
+  BOOST_TEST_REQUIRE(start(a).ok());
+  BOOST_TEST_REQUIRE(signal(a, SIGTERM).ok());
+  BOOST_TEST_REQUIRE(join(a).ok());
+  auto s = stop(a);
+  BOOST_TEST_REQUIRE(s.ok(), s.describe());
+  BOOST_TEST(*s.value == exit_status::exited(4));
+  auto k = kill(a);
+  BOOST_TEST_REQUIRE(k.ok(), k.describe());
+  BOOST_TEST(*k.value == exit_status::exited(4));
+}
+
+// =====================================================================================
+// status and restarts
+// =====================================================================================
+
+BOOST_AUTO_TEST_CASE(status_of_a_fresh_actor_is_idle_without_pid_incarnation_or_last_exit) {
+  auto spec = sleep_spec();
+  spec.name = "sleeper";
+  auto a = spawn(spec);
+  const auto info = status(a);
+  BOOST_TEST(info.name == "sleeper");
+  BOOST_TEST(info.state == process_state::idle);
+  BOOST_TEST(info.pid == 0);
+  BOOST_TEST(info.incarnation == 0u);
+  BOOST_TEST(!info.has_last_exit);
+}
+
+BOOST_AUTO_TEST_CASE(status_names_the_program_when_the_spec_has_no_name) {
+  auto a = spawn(sleep_spec());
+  BOOST_TEST(status(a).name == "sleep");
+}
+
+BOOST_AUTO_TEST_CASE(status_while_waiting_for_readiness_is_starting_with_the_childs_pid) {
+  auto a = spawn(never_ready_spec(10000));
+  auto pending = self->request(a, event_timeout, pa::start_atom_v);
+  const auto info = status(a);
+  BOOST_TEST(info.state == process_state::starting);
+  BOOST_TEST(info.incarnation == 1u);
+  BOOST_TEST_REQUIRE(info.pid > 0);
+  BOOST_TEST(is_running(info.pid));
+  // Killed while starting: the pending start fails instead of waiting for the deadline.
+  auto k = kill(a);
+  BOOST_TEST_REQUIRE(k.ok(), k.describe());
+  BOOST_TEST(*k.value == exit_status::killed(SIGKILL));
+  auto r = await<std::int32_t>(std::move(pending));
+  BOOST_TEST(!r.ok(), "start replied with a pid for a child killed before it was ready");
+  BOOST_TEST(!proc_exists(info.pid));
+}
+
+BOOST_AUTO_TEST_CASE(status_of_a_ready_child_is_running_with_its_pid_and_incarnation_1) {
+  auto a = spawn(child_spec({"pause"}));
+  const std::int64_t before_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count();
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  const auto info = status(a);
+  BOOST_TEST(info.state == process_state::running);
+  BOOST_TEST(info.pid == *r.value);
+  BOOST_TEST(info.incarnation == 1u);
+  BOOST_TEST(info.started_at_ns >= before_ns);
+  BOOST_TEST(!info.has_last_exit);
+}
+
+BOOST_AUTO_TEST_CASE(status_during_a_stop_escalation_is_stopping) {
+  auto spec = ready_line_child_spec({"ignore-term"});
+  spec.stop_timeout_ms = 60000;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  auto pending_stop = self->request(a, event_timeout, pa::stop_atom_v);
+  const auto info = status(a);
+  BOOST_TEST(info.state == process_state::stopping);
+  BOOST_TEST(info.pid == *r.value);
+  BOOST_TEST(is_running(*r.value));  // it ignores SIGTERM
+  auto k = kill(a);
+  BOOST_TEST_REQUIRE(k.ok(), k.describe());
+  BOOST_TEST(*k.value == exit_status::killed(SIGKILL));
+  auto s = await<exit_status>(std::move(pending_stop));
+  BOOST_TEST_REQUIRE(s.ok(), s.describe());
+  BOOST_TEST(*s.value == exit_status::killed(SIGKILL));
+}
+
+BOOST_AUTO_TEST_CASE(status_after_the_child_exited_by_itself_is_exited_with_its_last_exit) {
+  auto a = spawn(ready_line_child_spec({"trap-term", "6"}));
+  BOOST_TEST_REQUIRE(start(a).ok());
+  const auto started_at = status(a).started_at_ns;
+  BOOST_TEST_REQUIRE(signal(a, SIGTERM).ok());
+  BOOST_TEST_REQUIRE(join(a).ok());
+  const auto info = status(a);
+  BOOST_TEST(info.state == process_state::exited);
+  BOOST_TEST(info.pid == 0);
+  BOOST_TEST(info.incarnation == 1u);
+  BOOST_TEST(info.started_at_ns == started_at);
+  BOOST_TEST(info.has_last_exit);
+  BOOST_TEST(info.last_exit == exit_status::exited(6));
+}
+
+BOOST_AUTO_TEST_CASE(status_after_a_requested_stop_is_idle_with_the_last_exit) {
+  auto spec = sleep_spec();
+  spec.stop_timeout_ms = 30000;
+  auto a = spawn(spec);
+  BOOST_TEST_REQUIRE(start(a).ok());
+  BOOST_TEST_REQUIRE(stop(a).ok());
+  const auto info = status(a);
+  BOOST_TEST(info.state == process_state::idle);
+  BOOST_TEST(info.pid == 0);
+  BOOST_TEST(info.incarnation == 1u);
+  BOOST_TEST(info.has_last_exit);
+  BOOST_TEST(info.last_exit == exit_status::killed(SIGTERM));
+}
+
+BOOST_AUTO_TEST_CASE(a_process_actor_can_be_started_again_after_its_child_exited) {
+  auto a = spawn(ready_line_child_spec({"trap-term", "3"}));
+  auto r1 = start(a);
+  BOOST_TEST_REQUIRE(r1.ok(), r1.describe());
+  const auto started1 = status(a).started_at_ns;
+  BOOST_TEST_REQUIRE(signal(a, SIGTERM).ok());
+  auto j1 = join(a);
+  BOOST_TEST_REQUIRE(j1.ok(), j1.describe());
+  BOOST_TEST(*j1.value == exit_status::exited(3));
+
+  auto r2 = start(a);
+  BOOST_TEST_REQUIRE(r2.ok(), "restart failed: " << r2.describe());
+  BOOST_TEST(*r2.value != *r1.value);
+  BOOST_TEST(is_running(*r2.value));
+  BOOST_TEST(!proc_exists(*r1.value));
+  const auto info = status(a);
+  BOOST_TEST(info.state == process_state::running);
+  BOOST_TEST(info.pid == *r2.value);
+  BOOST_TEST(info.incarnation == 2u);
+  BOOST_TEST(info.started_at_ns >= started1);
+  // The previous run's exit stays the last exit until this run ends.
+  BOOST_TEST(info.has_last_exit);
+  BOOST_TEST(info.last_exit == exit_status::exited(3));
+
+  // join now waits for the new run, not the old status.
+  BOOST_TEST_REQUIRE(signal(a, SIGTERM).ok());
+  auto j2 = join(a);
+  BOOST_TEST_REQUIRE(j2.ok(), j2.describe());
+  BOOST_TEST(*j2.value == exit_status::exited(3));
+  BOOST_TEST(status(a).incarnation == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(incarnation_increases_with_every_start_after_stop_kill_or_exit) {
+  auto spec = ready_line_child_spec({"trap-term", "2"});
+  spec.stop_timeout_ms = 30000;
+  auto a = spawn(spec);
+  std::vector<pid_t> pids;
+
+  auto r = start(a);  // 1: ends by stop (SIGTERM -> exit 2)
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  pids.push_back(*r.value);
+  BOOST_TEST(status(a).incarnation == 1u);
+  auto s = stop(a);
+  BOOST_TEST_REQUIRE(s.ok(), s.describe());
+  BOOST_TEST(*s.value == exit_status::exited(2));
+
+  r = start(a);  // 2: ends by kill
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  pids.push_back(*r.value);
+  BOOST_TEST(status(a).incarnation == 2u);
+  auto k = kill(a);
+  BOOST_TEST_REQUIRE(k.ok(), k.describe());
+  BOOST_TEST(*k.value == exit_status::killed(SIGKILL));
+
+  r = start(a);  // 3: running
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  pids.push_back(*r.value);
+  const auto info = status(a);
+  BOOST_TEST(info.incarnation == 3u);
+  BOOST_TEST(info.state == process_state::running);
+  BOOST_TEST(info.last_exit == exit_status::killed(SIGKILL));
+  BOOST_TEST(pids[0] != pids[1]);
+  BOOST_TEST(pids[1] != pids[2]);
+  BOOST_TEST(pids[0] != pids[2]);
+}
+
+// =====================================================================================
+// The actor's death stops its child
+// =====================================================================================
+
+BOOST_AUTO_TEST_CASE(killing_the_actor_stops_its_child) {
+  auto spec = sleep_spec();
+  spec.stop_timeout_ms = 30000;  // gone long before: it got SIGTERM, no escalation needed
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  self->send_exit(a, caf::exit_reason::kill);
+  self->wait_for(a);
+  BOOST_TEST(gone_within(*r.value), "child " << *r.value << " outlived its actor");
+}
+
+BOOST_AUTO_TEST_CASE(killing_the_actor_escalates_to_sigkill_for_a_child_ignoring_sigterm) {
+  auto spec = ready_line_child_spec({"ignore-term"});
+  spec.stop_timeout_ms = 400;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  const pid_t pid = *r.value;
+  const auto t0 = clock_type::now();
+  self->send_exit(a, caf::exit_reason::kill);
+  self->wait_for(a);
+  BOOST_TEST(gone_within(pid), "child " << pid << " ignoring SIGTERM outlived its actor");
+  const auto took = since(t0);
+  BOOST_TEST(took >= 390ms, "gone after only " << took.count() << " ms: no SIGTERM grace period");
+}
+
+// An actor must not block a scheduler thread for the child's stop timeout: it
+// terminates at once and the escalation happens behind it.
+BOOST_AUTO_TEST_CASE(killing_the_actor_does_not_wait_for_its_child_to_stop) {
+  auto spec = ready_line_child_spec({"ignore-term"});
+  spec.stop_timeout_ms = 2000;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  const pid_t pid = *r.value;
+  const auto t0 = clock_type::now();
+  self->send_exit(a, caf::exit_reason::kill);
+  self->wait_for(a);
+  const auto took = since(t0);
+  BOOST_TEST(took < 1000ms, "the actor took " << took.count() << " ms to terminate");
+  BOOST_TEST(is_running(pid), "the child ignoring SIGTERM died before its stop timeout");
+  BOOST_TEST(gone_within(pid), "child " << pid << " outlived its actor");
+  BOOST_TEST(since(t0) >= 1990ms, "SIGKILL after only " << since(t0).count() << " ms");
+}
+
+BOOST_AUTO_TEST_CASE(killing_the_actor_with_a_zero_stop_timeout_kills_its_child_at_once) {
+  auto spec = ready_line_child_spec({"ignore-term"});
+  spec.stop_timeout_ms = 0;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  self->send_exit(a, caf::exit_reason::kill);
+  self->wait_for(a);
+  BOOST_TEST(gone_within(*r.value), "child " << *r.value << " outlived its actor");
+}
+
+BOOST_AUTO_TEST_CASE(killing_the_actor_stops_a_child_that_is_still_starting) {
+  auto spec = never_ready_spec(60000);
+  spec.stop_timeout_ms = 30000;
+  auto a = spawn(spec);
+  // CAF 0.17 drops the promises of a dead actor without a reply, so this request
+  // ends with its own (short) timeout at the latest.
+  auto pending = self->request(a, 2s, pa::start_atom_v);
+  const pid_t pid = status(a).pid;
+  BOOST_TEST_REQUIRE(pid > 0);
+  self->send_exit(a, caf::exit_reason::kill);
+  self->wait_for(a);
+  auto r = await<std::int32_t>(std::move(pending));
+  BOOST_TEST(!r.ok(), "start replied with a pid for a child whose actor was killed");
+  BOOST_TEST_MESSAGE("pending start of a killed actor ended with: " << r.rendered);
+  BOOST_TEST(gone_within(pid), "starting child " << pid << " outlived its actor");
+}
+
+BOOST_AUTO_TEST_CASE(an_actor_exiting_normally_stops_its_child) {
+  auto spec = sleep_spec();
+  spec.stop_timeout_ms = 30000;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  self->send_exit(a, caf::exit_reason::user_shutdown);
+  self->wait_for(a);
+  BOOST_TEST(gone_within(*r.value), "child " << *r.value << " outlived its actor");
+}
+
+// =====================================================================================
+// The observer
+// =====================================================================================
+
+BOOST_AUTO_TEST_CASE(the_observer_receives_ready_and_exited_with_matching_incarnation) {
+  caf::scoped_actor obs{system};
+  auto a = spawn(ready_line_child_spec({"trap-term", "5"}), nullptr,
+                 pa::process_observer{caf::actor_cast<caf::actor>(obs), "web"});
+  for (std::uint64_t run = 1; run <= 2; ++run) {
+    BOOST_TEST_CONTEXT("run " << run) {
+      auto r = start(a);
+      BOOST_TEST_REQUIRE(r.ok(), r.describe());
+      auto m1 = next_observed(obs);
+      auto* ready = std::get_if<observed_ready>(&m1);
+      BOOST_TEST_REQUIRE(ready != nullptr, "expected child_ready, got variant #" << m1.index());
+      BOOST_TEST(ready->id == "web");
+      BOOST_TEST(ready->incarnation == run);
+      BOOST_TEST(ready->pid == *r.value);
+
+      BOOST_TEST_REQUIRE(signal(a, SIGTERM).ok());
+      auto m2 = next_observed(obs);
+      auto* exited = std::get_if<observed_exit>(&m2);
+      BOOST_TEST_REQUIRE(exited != nullptr, "expected child_exited, got variant #" << m2.index());
+      BOOST_TEST(exited->id == "web");
+      BOOST_TEST(exited->incarnation == run);
+      BOOST_TEST(exited->status == exit_status::exited(5));
+      BOOST_TEST_REQUIRE(join(a).ok());
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(the_observer_gets_only_the_exit_of_a_child_that_never_became_ready) {
+  caf::scoped_actor obs{system};
+  auto a = spawn(never_ready_spec(200), nullptr,
+                 pa::process_observer{caf::actor_cast<caf::actor>(obs), "slow"});
+  auto r = start(a);
+  BOOST_TEST(r.is(pa::error::ready_timeout), r.describe());
+  auto m = next_observed(obs);
+  auto* exited = std::get_if<observed_exit>(&m);
+  BOOST_TEST_REQUIRE(exited != nullptr, "expected child_exited, got variant #" << m.index());
+  BOOST_TEST(exited->id == "slow");
+  BOOST_TEST(exited->incarnation == 1u);
+  BOOST_TEST(exited->status == exit_status::killed(SIGKILL));
+  // And nothing else (no late ready).
+  auto none = next_observed(obs, 200ms);
+  BOOST_TEST(std::holds_alternative<observed_nothing>(none));
+}
+
+BOOST_AUTO_TEST_CASE(the_observer_is_told_of_a_requested_stop) {
+  caf::scoped_actor obs{system};
+  auto spec = sleep_spec();
+  spec.stop_timeout_ms = 30000;
+  auto a = spawn(spec, nullptr, pa::process_observer{caf::actor_cast<caf::actor>(obs), "s"});
+  BOOST_TEST_REQUIRE(start(a).ok());
+  BOOST_TEST_REQUIRE(std::holds_alternative<observed_ready>(next_observed(obs)));
+  BOOST_TEST_REQUIRE(stop(a).ok());
+  auto m = next_observed(obs);
+  auto* exited = std::get_if<observed_exit>(&m);
+  BOOST_TEST_REQUIRE(exited != nullptr, "expected child_exited, got variant #" << m.index());
+  BOOST_TEST(exited->status == exit_status::killed(SIGTERM));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
