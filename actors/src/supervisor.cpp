@@ -437,6 +437,23 @@ void restart(self_pointer self, child& c) {
   schedule(self, std::move(p));
 }
 
+void shut_down(self_pointer self, caf::error reason);
+
+// A significant child has ended without a restart: with any_significant the supervisor
+// shuts down now; with all_significant once no significant child is left running.
+void auto_shutdown_check(self_pointer self) {
+  auto& st = self->state;
+  switch (st.spec.flags.shutdown) {
+    case auto_shutdown::never: return;
+    case auto_shutdown::any_significant: break;
+    case auto_shutdown::all_significant:
+      for (const auto& c : st.children)
+        if (c.spec.significant && (c.active() || c.state == child_state::restarting)) return;
+      break;
+  }
+  shut_down(self, caf::exit_reason::normal);
+}
+
 void handle_exit(self_pointer self, const std::string& id, const exit_status& status) {
   auto& st = self->state;
   child* c = st.find(id);
@@ -449,15 +466,18 @@ void handle_exit(self_pointer self, const std::string& id, const exit_status& st
     c->state = child_state::stopped;
     return;
   }
+  const bool significant = c->spec.significant;
   switch (decide(c->state, c->spec.restart, status)) {
     case exit_action::none: return;
     case exit_action::remove:
       c->state = child_state::stopped;
       st.remove(id);
-      return;
-    case exit_action::stop: c->state = child_state::stopped; return;
+      break;
+    case exit_action::stop: c->state = child_state::stopped; break;
     case exit_action::restart: restart(self, *c); return;
   }
+  // OTP's auto_shutdown: a significant child that ended for good may end the supervisor.
+  if (significant) auto_shutdown_check(self);
 }
 
 // Stops every child in reverse start order, then exits with `reason`. Requests still
@@ -504,6 +524,8 @@ caf::error validate(const child_spec& c) {
   if (c.supervisor.size() > 1) return caf::make_error(error::invalid_spec, c.id + ": one nested supervisor at most");
   if (c.supervisor.empty() && c.process.argv.empty() == c.process.target.empty())
     return caf::make_error(error::invalid_spec, c.id + ": a worker needs either argv or target");
+  if (c.significant && c.restart == restart_type::permanent)
+    return caf::make_error(error::invalid_spec, c.id + ": a significant child must be transient or temporary");
   return caf::none;
 }
 

@@ -44,6 +44,10 @@ namespace pkit::actors {
 /// as that child's failure (escalation). A child that fails to start during a group
 /// restart makes the group restart again (a counted restart). Beyond OTP: restart
 /// backoff, minimum uptime and FATAL after repeated failed starts, an event stream.
+/// Significant children (transient or temporary only) and `auto_shutdown`: when a
+/// significant child ends by itself and is not restarted, `any_significant` shuts the
+/// supervisor down normally, `all_significant` does once no significant child is left
+/// (stopping children on request never triggers it).
 /// Every restart is a scheduled step, never a blocking loop: a supervisor whose child
 /// can never start still answers `which_children`, `count_children` and `stop` at once.
 ///
