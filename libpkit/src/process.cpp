@@ -59,6 +59,7 @@ struct process_state {
   std::array<unique_fd, 3> pipes;
   std::thread::id callback_thread;  // thread running on_exit for the current run
   std::shared_ptr<readiness> ready_watch;  // on_ready of the current run, while pending
+  bool collecting = false;  // a joiner is collecting the exit itself (collect_here)
 
   std::optional<exit_status> status_of(std::uint64_t run) const {
     for (const auto& [r, s] : history)
@@ -243,7 +244,61 @@ struct process_access {
                                pid_t& pid);
   static std::error_code launch(process& p, const process_state& s, bool wait, launched& out,
                                 prepared_io& io, const char*& stage, std::string& program);
+  static bool collect_here(const std::shared_ptr<process_state>& sp, std::unique_lock<std::mutex>& lock,
+                           std::uint64_t run, std::chrono::milliseconds timeout);
 };
+
+// A joiner collects the exit itself when nothing needs the reaper thread for this run (no
+// on_exit or on_ready callback, not a fork-server child): the exit then wakes one thread,
+// not the reaper and then the joiner. Returns false (lock held, nothing changed) when it
+// cannot; true with the lock held again once the run is collected, or once `timeout`
+// passed (the reaper watches the child again).
+bool process_access::collect_here(const std::shared_ptr<process_state>& sp,
+                                  std::unique_lock<std::mutex>& lock, std::uint64_t run,
+                                  std::chrono::milliseconds timeout) {
+  process_state& s = *sp;
+  if (s.server || s.opts.on_exit || s.opts.on_ready || s.collecting || s.runs != run ||
+      s.ph != process_state::phase::running || s.watch == 0)
+    return false;
+  reaper& r = reaper::instance();
+  const std::uint64_t watch = s.watch;
+  const int pidfd = s.pidfd.get();  // stays open until this run is collected
+  s.collecting = true;
+  lock.unlock();
+  if (!r.unwatch(watch)) {  // the reaper was first
+    lock.lock();
+    s.collecting = false;
+    return false;
+  }
+  bool exited = true;
+  if (timeout != stop_policy::infinite) {
+    const auto deadline = clock::now() + timeout;
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+      pollfd pfd{pidfd, POLLIN, 0};
+      int n = ::poll(&pfd, 1, static_cast<int>(std::max<long long>(0, left.count())));
+      if (n < 0 && errno == EINTR) continue;
+      exited = n > 0;
+      if (exited || left.count() <= 0) break;
+    }
+  }
+  if (!exited) {
+    lock.lock();
+    s.watch = r.watch_child(pidfd, [sp, run](exit_status st) { on_exit(sp, run, st); });
+    s.collecting = false;
+    s.cv.notify_all();
+    return true;
+  }
+  siginfo_t info{};
+  int rc;
+  do rc = ::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED);
+  while (rc != 0 && errno == EINTR);
+  on_exit(sp, run, rc == 0 ? exit_status::from_siginfo(info.si_code, info.si_status) : exit_status::exited(255));
+  lock.lock();
+  s.collecting = false;
+  s.cv.notify_all();
+  return true;
+}
 
 void settle_readiness_at_exit(const std::shared_ptr<readiness>& r, process& owner);
 
@@ -664,6 +719,7 @@ std::error_code process_access::start(process& p, const std::shared_ptr<process_
 
 using detail::process_access;
 using detail::process_state;
+using detail::clock;
 
 namespace {
 
@@ -878,6 +934,10 @@ std::optional<exit_status> process::join_status(std::chrono::milliseconds timeou
     // Only the reaper thread can report this exit; waiting here would block it forever.
     if (s.ph == process_state::phase::exiting) return s.last;  // from its own on_exit
     detail::throw_error(errc::would_deadlock, "pkit::process::join");
+  }
+  if (process_access::collect_here(state_, lock, run, timeout)) {
+    if (s.collected >= run) return s.status_of(run);
+    return std::nullopt;  // timed out
   }
   auto done = [&] { return s.collected >= run; };
   if (timeout == stop_policy::infinite) {

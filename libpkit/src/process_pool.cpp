@@ -48,7 +48,7 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
 
   std::shared_ptr<pool_task_state> make_task(process_pool::work&& w);
   void launch(const std::shared_ptr<pool_task_state>& t);
-  void release(const std::shared_ptr<pool_task_state>& t);
+  void hand_over_slot();
   void finish(const std::shared_ptr<pool_task_state>& t, exit_status st);
 };
 
@@ -73,8 +73,8 @@ std::shared_ptr<pool_task_state> pool_state::make_task(process_pool::work&& w) {
   return t;
 }
 
-// Starts a task whose slot is already counted in `busy`. On failure the slot is released
-// (which may start the next queued task) and the task records why.
+// Starts a task whose slot is already counted in `busy`. On failure the task records why
+// and its slot goes on (to the next queued task, or back to the pool).
 void pool_state::launch(const std::shared_ptr<pool_task_state>& t) {
   {
     std::lock_guard<std::mutex> lock(m);
@@ -88,7 +88,7 @@ void pool_state::launch(const std::shared_ptr<pool_task_state>& t) {
       running.erase(t->id);
     }
     t->fail(t->proc->last_failure().value_or(spawn_failure{t->proc->name(), "start", ec}));
-    release(t);
+    hand_over_slot();
     return;
   }
   std::lock_guard<std::mutex> lock(t->m);
@@ -98,31 +98,47 @@ void pool_state::launch(const std::shared_ptr<pool_task_state>& t) {
   }
 }
 
-// A slot came free: hand it to the oldest queued task, if any.
-void pool_state::release(const std::shared_ptr<pool_task_state>& t) {
+// A slot came free: the oldest queued task starts in it, or the pool gets it back.
+void pool_state::hand_over_slot() {
   std::shared_ptr<pool_task_state> next;
   {
     std::lock_guard<std::mutex> lock(m);
-    if (t && running.erase(t->id) != 0) finished.push_back(t);
+    if (waiting.empty()) {
+      --busy;
+      changed.notify_all();
+      return;
+    }
+    next = std::move(waiting.front());
+    waiting.pop_front();
+  }
+  launch(next);
+}
+
+// A task's process exited (reaper thread). Its slot goes to the next queued task before
+// the task reads as finished, and the task reads as finished in the same step in which an
+// unneeded slot is given back: whoever saw it finish sees its slot taken or free, and
+// whoever saw the pool idle (close) sees every task finished.
+void pool_state::finish(const std::shared_ptr<pool_task_state>& t, exit_status st) {
+  std::shared_ptr<pool_task_state> next;
+  {
+    std::lock_guard<std::mutex> lock(m);
     if (!waiting.empty()) {
       next = std::move(waiting.front());
       waiting.pop_front();
-    } else {
-      --busy;
+      ++busy;  // the next task's slot; this task keeps its own until it reads as finished
     }
-    changed.notify_all();
   }
   if (next) launch(next);
-}
-
-// The slot is given back before the task is marked finished, so that whoever saw the
-// task finish (join) also sees its slot free (or taken by the next queued task).
-void pool_state::finish(const std::shared_ptr<pool_task_state>& t, exit_status st) {
-  release(t);
-  std::lock_guard<std::mutex> lock(t->m);
-  t->state = process_pool::task_state::finished;
-  t->status = st;
-  t->cv.notify_all();
+  std::lock_guard<std::mutex> lock(m);
+  if (running.erase(t->id) != 0) finished.push_back(t);
+  {
+    std::lock_guard<std::mutex> task_lock(t->m);
+    t->state = process_pool::task_state::finished;
+    t->status = st;
+    t->cv.notify_all();
+  }
+  --busy;
+  changed.notify_all();
 }
 
 }  // namespace detail
