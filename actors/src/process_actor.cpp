@@ -188,6 +188,8 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
         st.state = process_state::starting;
         st.started_at_ns = now_ns();
         st.stop_requested = false;
+        if (st.observer.actor)
+          caf::anon_send(st.observer.actor, child_started_atom_v, st.observer.id, st.incarnation, st.pid);
         // A program without notify_fd is ready once it has exec'd, a forked target once its
         // start-up record arrives: no deadline needed. A notify_fd child may never notify.
         if (st.spec.notify_fd >= 0 && st.spec.ready_timeout_ms >= 0)

@@ -18,6 +18,7 @@
 #include <cmath>
 #include <deque>
 #include <functional>
+#include <map>
 #include <optional>
 #include <random>
 
@@ -66,6 +67,9 @@ struct child {
   std::optional<exit_status> last;
   int failed_starts = 0;         // consecutive starts that died before min_uptime
   int consecutive_restarts = 0;  // for backoff
+  std::uint64_t stopped_run = 0;         // the last run we stopped: its exit report is no crash
+  std::uint64_t restart_generation = 0;  // names the pending (backoff) restart, if any
+  bool drop_after_exit = false;  // a start_child that failed: report its exit, then remove it
   clock::time_point started_at{};
 
   bool is_supervisor() const { return !spec.supervisor.empty(); }
@@ -76,9 +80,8 @@ struct child {
 };
 
 struct step {
-  enum class kind { start, stop, wait } what;
+  enum class kind { start, stop } what;
   std::string id;
-  std::int64_t delay_ms = 0;
   bool drop_if_temporary = false;  // a bystander stopped by a group restart
 };
 
@@ -113,6 +116,8 @@ struct supervisor_state {
   std::vector<caf::typed_response_promise<caf::ok_atom>> stop_waiters;
   std::vector<caf::actor> subscribers;
   caf::actor timers;  // see timer_relay.hpp
+  std::uint64_t next_timer = 1;
+  std::map<std::uint64_t, std::function<void()>> pending_timers;  // by restart_atom token
   std::mt19937_64 rng{std::random_device{}()};
 
   child* find(const std::string& id) {
@@ -165,6 +170,17 @@ bool current_step_is(const supervisor_state& st, step::kind what, const std::str
          st.plans.front().steps.front().what == what && st.plans.front().steps.front().id == id;
 }
 
+// Runs `fn` after `delay` (a delayed message through the timer relay); the handler of
+// restart_atom looks the token up. Returns the token.
+std::uint64_t after(self_pointer self, std::int64_t delay_ms, std::function<void()> fn) {
+  auto& st = self->state;
+  const std::uint64_t token = st.next_timer++;
+  st.pending_timers.emplace(token, std::move(fn));
+  detail::delayed_weak_send(st.timers, self->address(), ms(std::max<std::int64_t>(0, delay_ms)), restart_atom_v,
+                            token);
+  return token;
+}
+
 // Drops a child's actor without it taking us down (it is linked to us).
 void discard_actor(self_pointer self, child& c) {
   if (c.proc) {
@@ -177,6 +193,13 @@ void discard_actor(self_pointer self, child& c) {
     self->send_exit(c.sup, caf::exit_reason::user_shutdown);
     c.sup = nullptr;
   }
+}
+
+// Removes a child and its actor.
+void drop_child(self_pointer self, const std::string& id) {
+  auto& st = self->state;
+  if (child* c = st.find(id)) discard_actor(self, *c);
+  st.remove(id);
 }
 
 void handle_exit(self_pointer self, const std::string& id, const exit_status& status);
@@ -280,7 +303,7 @@ void stop_child_step(self_pointer self, const step& s) {
   if (c->state == child_state::restarting || c->state == child_state::fatal ||
       c->state == child_state::stopped) {
     if (c->state == child_state::restarting) c->state = child_state::stopped;
-    if (s.drop_if_temporary && c->spec.restart == restart_type::temporary) st.remove(s.id);
+    if (s.drop_if_temporary && c->spec.restart == restart_type::temporary) drop_child(self, s.id);
     return step_done(self);
   }
   const std::uint64_t token = ++st.token;
@@ -295,7 +318,13 @@ void stop_child_step(self_pointer self, const step& s) {
     } else {
       self->request(c->sup, caf::infinite, stop_atom_v).then([](caf::ok_atom) {}, [](caf::error&) {});
       if (c->spec.shutdown_ms > 0)
-        detail::delayed_weak_send(st.timers, self->address(), ms(c->spec.shutdown_ms), restart_atom_v, token);
+        after(self, c->spec.shutdown_ms, [self, token, id] {
+          // A nested supervisor missed its shutdown timeout.
+          auto& st = self->state;
+          child* c = st.find(id);
+          if (token == st.token && c != nullptr && c->state == child_state::stopping && c->sup)
+            self->send_exit(c->sup, caf::exit_reason::kill);
+        });
     }
     return;
   }
@@ -306,9 +335,10 @@ void stop_child_step(self_pointer self, const step& s) {
             if (child* c = st.find(id); c != nullptr && c->state == child_state::stopping) {
               c->state = child_state::stopped;
               c->last = status;
-              c->pid = 0;
+              c->stopped_run = c->incarnation;  // its child_exited report follows: no crash
               emit(self, *c, event_kind::stopped);
-              if (drop) st.remove(id);
+              c->pid = 0;
+              if (drop) drop_child(self, id);
             }
             if (token == st.token) step_done(self);
           },
@@ -316,6 +346,7 @@ void stop_child_step(self_pointer self, const step& s) {
             auto& st = self->state;
             if (child* c = st.find(id); c != nullptr && c->state == child_state::stopping) {
               c->state = child_state::stopped;
+              c->stopped_run = c->incarnation;
               c->pid = 0;
             }
             if (token == st.token) step_done(self);
@@ -324,7 +355,7 @@ void stop_child_step(self_pointer self, const step& s) {
 
 void run_next_step(self_pointer self) {
   auto& st = self->state;
-  while (!st.step_in_flight && !st.plans.empty()) {
+  if (!st.step_in_flight && !st.plans.empty()) {
     plan& p = st.plans.front();
     if (p.steps.empty()) {
       finish_plan(self, caf::none, {});
@@ -338,16 +369,6 @@ void run_next_step(self_pointer self) {
       case step::kind::stop:
         stop_child_step(self, s);
         return;
-      case step::kind::wait: {
-        if (s.delay_ms <= 0) {
-          p.steps.pop_front();
-          continue;
-        }
-        const std::uint64_t token = ++st.token;
-        st.step_in_flight = true;
-        detail::delayed_weak_send(st.timers, self->address(), ms(s.delay_ms), restart_atom_v, token);
-        return;
-      }
     }
   }
 }
@@ -360,7 +381,7 @@ void schedule(self_pointer self, plan p) {
 std::deque<step> stop_all_steps(const supervisor_state& st, bool drop_temporary) {
   std::deque<step> steps;
   for (auto i = st.children.rbegin(); i != st.children.rend(); ++i)
-    steps.push_back({step::kind::stop, i->spec.id, 0, drop_temporary});
+    steps.push_back({step::kind::stop, i->spec.id, drop_temporary});
   return steps;
 }
 
@@ -408,33 +429,51 @@ void restart(self_pointer self, child& c) {
   const std::int64_t delay = backoff_delay(st, c, now);
   ++c.automatic_restarts;
   c.state = child_state::restarting;
+  const std::uint64_t generation = ++c.restart_generation;
   emit(self, c, event_kind::restarting, delay);
 
-  plan p;
-  p.failure_mode = on_failure::restart;
+  // The group to restart: the child alone, all children, or it and those after it.
   const std::string id = c.spec.id;
-  switch (flags.strategy) {
-    case restart_strategy::one_for_one:
-    case restart_strategy::simple_one_for_one:
-      p.steps = {{step::kind::wait, {}, delay}, {step::kind::start, id}};
-      break;
-    case restart_strategy::one_for_all:
-    case restart_strategy::rest_for_one: {
-      auto self_pos = std::find_if(st.children.begin(), st.children.end(),
-                                   [&](const child& x) { return x.spec.id == id; });
-      auto first = flags.strategy == restart_strategy::one_for_all ? st.children.begin() : self_pos;
-      std::vector<std::string> group;
-      for (auto i = first; i != st.children.end(); ++i) group.push_back(i->spec.id);
-      // Stop the group in reverse order (temporary bystanders are dropped), wait out the
-      // backoff, start it again in order.
-      for (auto i = group.rbegin(); i != group.rend(); ++i)
-        if (*i != id) p.steps.push_back({step::kind::stop, *i, 0, true});
-      p.steps.push_back({step::kind::wait, {}, delay});
-      for (const auto& g : group) p.steps.push_back({step::kind::start, g});
-      break;
-    }
+  std::vector<std::string> group;
+  if (flags.strategy == restart_strategy::one_for_all || flags.strategy == restart_strategy::rest_for_one) {
+    auto pos = std::find_if(st.children.begin(), st.children.end(), [&](const child& x) { return x.spec.id == id; });
+    auto first = flags.strategy == restart_strategy::one_for_all ? st.children.begin() : pos;
+    for (auto i = first; i != st.children.end(); ++i) group.push_back(i->spec.id);
+  } else {
+    group.push_back(id);
   }
-  schedule(self, std::move(p));
+  // Starting the group (in order) is a plan of its own. The backoff before it is a timer,
+  // not a step: a child waiting out its backoff holds up no other request. If the crashed
+  // child was stopped or restarted by request meanwhile, it is left as it is.
+  auto start_group = [self, group, id, generation] {
+    auto& st = self->state;
+    plan p;
+    p.failure_mode = on_failure::restart;
+    for (const auto& g : group) {
+      child* c = st.find(g);
+      if (c == nullptr) continue;
+      if (g == id && (c->restart_generation != generation || c->state != child_state::restarting)) continue;
+      p.steps.push_back({step::kind::start, g});
+    }
+    schedule(self, std::move(p));
+  };
+  auto start_after_backoff = [self, delay, start_group] {
+    if (delay > 0) {
+      after(self, delay, start_group);
+    } else {
+      start_group();
+    }
+  };
+  if (group.size() == 1) return start_after_backoff();
+  // Stop the rest of the group in reverse order first (temporary bystanders are dropped).
+  plan stops;
+  stops.failure_mode = on_failure::restart;
+  for (auto i = group.rbegin(); i != group.rend(); ++i)
+    if (*i != id) stops.steps.push_back({step::kind::stop, *i, true});
+  stops.done = [start_after_backoff](const caf::error& err, const std::string&) {
+    if (!err) start_after_backoff();
+  };
+  schedule(self, std::move(stops));
 }
 
 void shut_down(self_pointer self, caf::error reason);
@@ -471,7 +510,7 @@ void handle_exit(self_pointer self, const std::string& id, const exit_status& st
     case exit_action::none: return;
     case exit_action::remove:
       c->state = child_state::stopped;
-      st.remove(id);
+      drop_child(self, id);
       break;
     case exit_action::stop: c->state = child_state::stopped; break;
     case exit_action::restart: restart(self, *c); return;
@@ -549,8 +588,14 @@ caf::result<child_info> add_and_start(self_pointer self, child_spec spec) {
       // OTP: a child whose start fails is not added. If a process was made it is gone
       // (or going): its actor goes with the spec.
       if (c != nullptr) {
-        discard_actor(self, *c);
-        st.remove(id);
+        if (c->pid != 0) {
+          // A process was made (it never got ready and is being killed): its exit is
+          // reported to subscribers before the child goes.
+          c->state = child_state::stopping;
+          c->drop_after_exit = true;
+        } else {
+          drop_child(self, id);
+        }
       }
       rp.deliver(err);
       return;
@@ -691,7 +736,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
           child* c = st.find(id);
           if (c != nullptr && (c->spec.restart == restart_type::temporary ||
                                st.spec.flags.strategy == restart_strategy::simple_one_for_one))
-            st.remove(id);
+            drop_child(self, id);
           rp.deliver(caf::ok_atom_v);
         };
         schedule(self, std::move(p));
@@ -728,8 +773,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
         if (c == nullptr) return caf::make_error(error::unknown_child, id);
         if (c->active() || c->state == child_state::restarting)
           return caf::make_error(error::still_running, id);
-        discard_actor(self, *c);
-        st.remove(id);
+        drop_child(self, id);
         return caf::ok_atom_v;
       },
       [self](which_children_atom) {
@@ -760,6 +804,14 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
         shut_down(self, caf::exit_reason::normal);
         return rp;
       },
+      [self](child_started_atom, std::string id, std::uint64_t inc, std::int32_t pid) {
+        auto& st = self->state;
+        child* c = st.find(id);
+        if (c == nullptr || inc < c->incarnation) return;
+        c->incarnation = inc;
+        c->pid = pid;
+        emit(self, *c, event_kind::started);
+      },
       [self](child_ready_atom, std::string id, std::uint64_t inc, std::int32_t pid) {
         auto& st = self->state;
         child* c = st.find(id);
@@ -776,14 +828,21 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
         if (inc < c->incarnation) return;
         c->incarnation = inc;
         c->pid = pid;
-        emit(self, *c, event_kind::started);
         emit(self, *c, event_kind::ready);
       },
       [self](child_exited_atom, std::string id, std::uint64_t inc, exit_status status) {
         auto& st = self->state;
         child* c = st.find(id);
-        if (c == nullptr || inc < c->incarnation) return;  // stale: an older run
+        // Stale (an older run), or the end of a run we stopped ourselves (its stop reply
+        // came first and told it).
+        if (c == nullptr || inc < c->incarnation || inc <= c->stopped_run) return;
         c->incarnation = inc;
+        if (c->drop_after_exit) {
+          c->last = status;
+          emit(self, *c, event_kind::exited);
+          drop_child(self, id);
+          return;
+        }
         // Only a run we consider alive can end on its own; the end of one we are stopping
         // is told by the stop's reply.
         if (c->state != child_state::running && c->state != child_state::starting) return;
@@ -801,14 +860,12 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
         handle_exit(self, id, status);
       },
       [self](restart_atom, std::uint64_t token) {
-        auto& st = self->state;
-        if (token != st.token || !st.step_in_flight || st.plans.empty()) return;
-        const step& s = st.plans.front().steps.front();
-        if (s.what == step::kind::wait) return step_done(self);
-        if (s.what == step::kind::stop) {
-          // A nested supervisor missed its shutdown timeout.
-          if (child* c = st.find(s.id); c != nullptr && c->sup) self->send_exit(c->sup, caf::exit_reason::kill);
-        }
+        auto& timers = self->state.pending_timers;
+        auto i = timers.find(token);
+        if (i == timers.end()) return;
+        auto fn = std::move(i->second);
+        timers.erase(i);
+        fn();
       },
   };
 }

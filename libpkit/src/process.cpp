@@ -613,6 +613,11 @@ std::error_code process_access::start(process& p, const std::shared_ptr<process_
   std::unique_lock<std::mutex> lock(s.m);
   const bool in_own_callback =
       s.ph == process_state::phase::exiting && s.callback_thread == std::this_thread::get_id();
+  // The last run has ended and its on_exit is being called: that finishes in a moment, and
+  // a caller that heard of the exit (from that very callback, on another thread) must be
+  // able to start again right away.
+  if (s.ph == process_state::phase::exiting && !in_own_callback && !reaper::instance().on_reaper_thread())
+    s.cv.wait(lock, [&] { return s.ph != process_state::phase::exiting; });
   if (s.ph != process_state::phase::idle && !in_own_callback) return errc::already_running;
 
   const process_state::phase before = s.ph;

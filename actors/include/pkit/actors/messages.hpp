@@ -304,6 +304,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(pkit, caf::first_custom_type_id)
   CAF_ADD_ATOM(pkit, pkit::actors, count_children_atom, "count")
   CAF_ADD_ATOM(pkit, pkit::actors, subscribe_atom, "subscribe")
   CAF_ADD_ATOM(pkit, pkit::actors, child_exited_atom, "childexit")
+  CAF_ADD_ATOM(pkit, pkit::actors, child_started_atom, "childstart")
   CAF_ADD_ATOM(pkit, pkit::actors, child_ready_atom, "childready")
   CAF_ADD_ATOM(pkit, pkit::actors, restart_atom, "restart")
 

@@ -46,9 +46,11 @@ using process_actor = caf::typed_actor<
     caf::reacts_to<deadline_atom, std::uint64_t, std::uint8_t>>;
 
 /// Where a process actor reports its child's life, besides its own replies: the
-/// supervisor that owns it (an untyped handle; may be empty). It receives
-/// `(child_ready_atom, std::string id, std::uint64_t incarnation, std::int32_t pid)` and
-/// `(child_exited_atom, std::string id, std::uint64_t incarnation, exit_status)`.
+/// supervisor that owns it (an untyped handle; may be empty). It receives, in this order
+/// for each run, `(child_started_atom, std::string id, std::uint64_t incarnation,
+/// std::int32_t pid)` once the child exists, `(child_ready_atom, id, incarnation, pid)`
+/// once it is ready (not for a run that never gets ready), and `(child_exited_atom, id,
+/// incarnation, exit_status)` when it ends.
 struct process_observer {
   caf::actor actor;
   std::string id;

@@ -63,6 +63,7 @@ using supervisor_actor = caf::typed_actor<
     caf::replies_to<count_children_atom>::with<child_counts>,
     caf::replies_to<subscribe_atom, caf::actor>::with<caf::ok_atom>,
     caf::replies_to<stop_atom>::with<caf::ok_atom>,
+    caf::reacts_to<child_started_atom, std::string, std::uint64_t, std::int32_t>,
     caf::reacts_to<child_ready_atom, std::string, std::uint64_t, std::int32_t>,
     caf::reacts_to<child_exited_atom, std::string, std::uint64_t, exit_status>,
     caf::reacts_to<restart_atom, std::uint64_t>>;
