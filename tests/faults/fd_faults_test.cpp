@@ -1,0 +1,216 @@
+// Fault tests for descriptors (FAULTS.md: F1, F2). A child gets only the descriptors it
+// is given: 0, 1, 2 and its pass_fds, whatever other threads open meanwhile, whatever the
+// fd numbers and RLIMIT_NOFILE are.
+
+#define BOOST_TEST_MODULE pkit fault tests: descriptors
+#include "fault_support.hpp"
+
+#include <pkit/fork_server.hpp>
+#include <pkit/process.hpp>
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <thread>
+
+#include <sys/resource.h>
+
+using namespace faults;
+using pkit::exit_status;
+
+namespace {
+
+int print_fds() { return write_all(STDOUT_FILENO, list_own_fds() + "\n") ? 0 : 3; }
+
+// The fork server of this program, started by the global fixture before any thread. It
+// holds descriptors of its own (its sockets), which its children must not see either.
+pkit::fork_server* the_server = nullptr;
+
+struct fork_server_fixture {
+  fork_server_fixture() {
+    pkit::fork_server::registry targets;
+    targets.add("fds", [](const std::vector<std::string>&) { return print_fds(); });
+    server.emplace(pkit::fork_server::start(std::move(targets)));
+    the_server = &*server;
+  }
+  ~fork_server_fixture() {
+    the_server = nullptr;
+    watchdog dog{"fork server shutdown", 30s};  // a shutdown that hangs fails the program
+    server.reset();
+  }
+  std::optional<pkit::fork_server> server;
+};
+
+BOOST_TEST_GLOBAL_FIXTURE(fork_server_fixture);
+
+pkit::fork_server& server() {
+  BOOST_TEST_REQUIRE(the_server != nullptr);
+  BOOST_TEST_REQUIRE(the_server->running(), "the fork server is not running");
+  return *the_server;
+}
+
+enum class kind { program, callable, server_child };
+const char* kind_name(kind k) {
+  return k == kind::program ? "program" : k == kind::callable ? "callable" : "fork-server child";
+}
+
+// Starts a child of kind `k` that prints its open descriptors, with stdin and stderr on
+// /dev/null, stdout a pipe, and `pass`; returns what it printed (without the newline).
+std::string fds_seen_by(kind k, std::vector<std::pair<int, int>> pass = {}) {
+  pkit::process_options o;
+  o.in = pkit::stdio::null();
+  o.out = pkit::stdio::pipe();
+  o.err = pkit::stdio::null();
+  o.pass_fds = std::move(pass);
+  std::unique_ptr<pkit::process> p;
+  switch (k) {
+    case kind::program: p = std::make_unique<pkit::process>(helper_cmd({"fds"}), std::move(o)); break;
+    case kind::callable: p = std::make_unique<pkit::process>(print_fds, std::move(o)); break;
+    case kind::server_child: p = std::make_unique<pkit::process>(server().target("fds"), std::move(o)); break;
+  }
+  std::error_code ec;
+  p->start(ec);
+  if (ec) return "start failed: " + ec.message();
+  pkit::unique_fd out = std::move(p->stdout_pipe());
+  std::vector<std::string> text;
+  const bool eof = drain({out.get()}, text, steady::now() + 10s);
+  auto st = p->join_status(10s);
+  if (!st) {
+    p->kill();
+    p->join_status(5s);
+  }
+  if (!eof) return "no EOF on stdout within 10 s (a child holds it?)";
+  if (st != exit_status::exited(0)) return "child " + describe(st);
+  std::string s = text[0];
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
+
+// Sets RLIMIT_NOFILE for the scope.
+class nofile_guard {
+public:
+  nofile_guard() { ::getrlimit(RLIMIT_NOFILE, &saved_); }
+  ~nofile_guard() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
+  nofile_guard(const nofile_guard&) = delete;
+  nofile_guard& operator=(const nofile_guard&) = delete;
+  const rlimit& saved() const { return saved_; }
+
+private:
+  rlimit saved_{};
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(fd_faults)
+
+// F1. Another thread keeps creating inheritable descriptors (pipe() without O_CLOEXEC)
+// while children are started: each child sees only 0, 1, 2 and what it was passed. (A
+// forked callable inherits even the parent's close-on-exec descriptors, since it never
+// execs.)
+BOOST_AUTO_TEST_CASE(children_see_only_their_streams_while_another_thread_opens_inheritable_fds) {
+  watchdog dog{"F1", 120s};
+  std::atomic<long> opened{0};
+  std::jthread opener([&opened](std::stop_token stop) {
+    std::deque<int> held;
+    while (!stop.stop_requested()) {
+      int p[2];
+      if (::pipe(p) == 0) {  // deliberately without O_CLOEXEC
+        held.push_back(p[0]);
+        held.push_back(p[1]);
+        opened.fetch_add(2);
+      }
+      while (held.size() > 64) {
+        ::close(held.front());
+        held.pop_front();
+      }
+    }
+    for (int fd : held) ::close(fd);
+  });
+
+  pkit::unique_fd passed{::open("/dev/null", O_RDONLY | O_CLOEXEC)};
+  BOOST_TEST_REQUIRE(passed.get() >= 0);
+  int wrong = 0, total = 0;
+  std::string first;
+  for (int i = 0; i < 600 && wrong < 5; ++i) {
+    const kind k = static_cast<kind>(i % 3);
+    const bool with_pass = i % 4 == 0;
+    const std::string want = with_pass ? "0 1 2 7" : "0 1 2";
+    const std::string seen =
+        with_pass ? fds_seen_by(k, {{7, passed.get()}}) : fds_seen_by(k);
+    ++total;
+    if (seen != want && wrong++ == 0)
+      first = std::string{kind_name(k)} + " saw '" + seen + "', expected '" + want + "'";
+  }
+  opener.request_stop();
+  opener.join();
+  BOOST_TEST(opened.load() > 0, "the opener thread never ran");
+  BOOST_TEST(wrong == 0, wrong << " of " << total << " children saw foreign descriptors; first: " << first);
+}
+
+// F2. With RLIMIT_NOFILE lowered below the descriptors actually open (fds 500-540), a
+// close loop bounded by the limit misses them; the child must see none of them.
+BOOST_AUTO_TEST_CASE(fds_above_a_lowered_rlimit_nofile_do_not_survive_into_the_child) {
+  watchdog dog{"F2 low", 60s};
+  pkit::unique_fd null_fd{::open("/dev/null", O_RDWR | O_CLOEXEC)};
+  BOOST_TEST_REQUIRE(null_fd.get() >= 0);
+  std::vector<pkit::unique_fd> high;
+  for (int fd = 500; fd <= 540; ++fd) {
+    // Half inheritable, half close-on-exec (a forked callable inherits both kinds).
+    const int got = ::dup3(null_fd.get(), fd, fd % 2 == 0 ? 0 : O_CLOEXEC);
+    BOOST_TEST_REQUIRE(got == fd, "cannot open fd " << fd << ": " << std::strerror(errno));
+    high.emplace_back(got);
+  }
+  nofile_guard guard;
+  rlimit low = guard.saved();
+  low.rlim_cur = 256;
+  BOOST_TEST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+
+  for (kind k : {kind::program, kind::callable}) {
+    for (int round = 0; round < 10; ++round) {
+      const std::string seen = fds_seen_by(k);
+      BOOST_TEST(seen == "0 1 2", kind_name(k) << " with RLIMIT_NOFILE 256 and fds 500-540 open saw '" << seen << "'");
+    }
+  }
+  // A passed descriptor above the limit still arrives, at its requested number.
+  const std::string seen = fds_seen_by(kind::program, {{3, 520}});
+  BOOST_TEST(seen == "0 1 2 3", "program passed fd 520 as 3 saw '" << seen << "'");
+}
+
+// F2, the other half: with a huge RLIMIT_NOFILE (1048576 where allowed) a close loop up to
+// the limit makes every spawn slow; spawning must keep working (timing is reported, not
+// asserted, as CI machines vary too much).
+BOOST_AUTO_TEST_CASE(spawning_under_a_huge_rlimit_nofile_still_gives_children_only_their_streams) {
+  watchdog dog{"F2 high", 120s};
+  nofile_guard guard;
+  rlimit huge{1048576, 1048576};
+  if (::setrlimit(RLIMIT_NOFILE, &huge) != 0) {
+    huge.rlim_max = guard.saved().rlim_max;
+    huge.rlim_cur = huge.rlim_max;
+    BOOST_TEST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &huge) == 0);
+    BOOST_TEST_MESSAGE("F2: cannot raise RLIMIT_NOFILE to 1048576 (no CAP_SYS_RESOURCE); using the hard limit "
+                       << huge.rlim_cur);
+  }
+  // An inheritable descriptor near the top of the range.
+  pkit::unique_fd null_fd{::open("/dev/null", O_RDONLY | O_CLOEXEC)};
+  BOOST_TEST_REQUIRE(null_fd.get() >= 0);
+  pkit::unique_fd top{::dup2(null_fd.get(), static_cast<int>(huge.rlim_cur) - 10)};
+  BOOST_TEST_REQUIRE(top.get() >= 0, "dup2: " << std::strerror(errno));
+
+  for (kind k : {kind::program, kind::callable}) {
+    const auto t0 = steady::now();
+    constexpr int n = 100;
+    int wrong = 0;
+    std::string first;
+    for (int i = 0; i < n; ++i) {
+      const std::string seen = fds_seen_by(k);
+      if (seen != "0 1 2" && wrong++ == 0) first = seen;
+    }
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - t0).count() / n;
+    BOOST_TEST(wrong == 0, kind_name(k) << ": " << wrong << " children saw foreign descriptors; first: '" << first << "'");
+    BOOST_TEST_MESSAGE("F2: RLIMIT_NOFILE " << huge.rlim_cur << ", fd " << top.get() << " open: " << kind_name(k)
+                                            << " start-to-exit " << us << " us on average");
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
