@@ -9,9 +9,10 @@
 namespace pkit {
 
 /// Where and why `start()` failed: the program, the stage of the start-up in which it
-/// failed ("validate", "open stdio", "pipe", "fork", "chdir", "setrlimit", "dup2",
-/// "exec", "ready", ...), and the error (an errno in `std::system_category()`, or a
-/// `pkit::errc`).
+/// failed ("validate", "open stdio", "pipe", "fork" (callables), "clone" (programs),
+/// "pidfd_open", "fork server", "setpgid", "prctl(PR_SET_PDEATHSIG)", "setrlimit",
+/// "chdir", "dup2", "exec", "ready"), and the error (an errno in
+/// `std::system_category()`, or a `pkit::errc`).
 struct spawn_failure {
   /// argv[0] for programs, the registered name for fork-server targets, the process's
   /// name for callables.

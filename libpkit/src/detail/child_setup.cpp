@@ -33,14 +33,38 @@ PKIT_CHILD_CODE inline long retry(long nr, long a = 0, long b = 0, long c = 0) n
   return r;
 }
 
+// Closes every descriptor in [first, last]. close_range (Linux 5.9) does it in one call;
+// older kernels get a scan of /proc/self/fd with raw getdents64 — never a loop up to
+// RLIMIT_NOFILE, which is slow under a huge limit and misses fds above a lowered one.
 PKIT_CHILD_CODE void close_from(unsigned first, unsigned last) noexcept {
   if (first > last) return;
   if (raw(SYS_close_range, first, last, 0) == 0) return;
-  // close_range needs Linux 5.9; older kernels get the slow loop, bounded by the limit.
-  rlimit lim{};
-  raw(SYS_getrlimit, RLIMIT_NOFILE, reinterpret_cast<long>(&lim));
-  unsigned long end = lim.rlim_cur < last ? lim.rlim_cur : last;
-  for (unsigned long fd = first; fd <= end; ++fd) raw(SYS_close, static_cast<long>(fd));
+  long dir = raw(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/self/fd"),
+                 O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return;
+  alignas(8) char buf[4096];
+  for (;;) {
+    long n = raw(SYS_getdents64, dir, reinterpret_cast<long>(buf), sizeof buf);
+    if (n <= 0) break;
+    for (long off = 0; off < n;) {
+      // struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, char name[]
+      unsigned short reclen;
+      __builtin_memcpy(&reclen, buf + off + 16, sizeof reclen);
+      const char* name = buf + off + 19;
+      unsigned long fd = 0;
+      bool number = *name != '\0';
+      for (const char* c = name; *c != '\0'; ++c) {
+        if (*c < '0' || *c > '9') {
+          number = false;
+          break;
+        }
+        fd = fd * 10 + static_cast<unsigned long>(*c - '0');
+      }
+      if (number && fd >= first && fd <= last && static_cast<long>(fd) != dir) raw(SYS_close, static_cast<long>(fd));
+      off += reclen;
+    }
+  }
+  raw(SYS_close, dir);
 }
 
 }  // namespace

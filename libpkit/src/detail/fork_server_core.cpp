@@ -6,6 +6,7 @@
 #include <pkit/errc.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -625,7 +626,14 @@ void fork_server_core::shutdown() noexcept {
   }
   if (reaper::instance().on_reaper_thread()) return;
   std::unique_lock<std::mutex> lock(mutex_);
-  changed_.wait(lock, [&] { return !events_open_ && !server_alive_; });
+  auto gone = [&] { return !events_open_ && !server_alive_; };
+  // The server exits as soon as it has killed and reaped its children. If it does not
+  // (a leaked copy of its socket keeps it from seeing EOF), it is killed: its children
+  // then die of their PDEATHSIG and are reported as killed.
+  if (!changed_.wait_for(lock, std::chrono::seconds(5), gone)) {
+    if (server_pidfd_) pidfd_send_signal(server_pidfd_.get(), SIGKILL);
+    changed_.wait(lock, gone);
+  }
 }
 
 }  // namespace pkit::detail
