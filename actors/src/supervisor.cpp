@@ -146,6 +146,15 @@ child_info info_of(const child& c) {
   return i;
 }
 
+// Answers a start/restart request with the child's state, or unknown_child if it is gone.
+void deliver_info(self_pointer self, caf::typed_response_promise<child_info>& rp, const std::string& id) {
+  if (const child* c = self->state.find(id)) {
+    rp.deliver(info_of(*c));
+  } else {
+    rp.deliver(caf::make_error(error::unknown_child, id));
+  }
+}
+
 void emit(self_pointer self, const child& c, event_kind kind, std::int64_t delay_ms = 0,
           std::string reason = {}) {
   auto& st = self->state;
@@ -600,11 +609,7 @@ caf::result<child_info> add_and_start(self_pointer self, child_spec spec) {
       rp.deliver(err);
       return;
     }
-    if (c == nullptr) {
-      rp.deliver(caf::make_error(error::unknown_child, id));
-      return;
-    }
-    rp.deliver(info_of(*c));
+    deliver_info(self, rp, id);
   };
   schedule(self, std::move(p));
   return rp;
@@ -757,12 +762,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
             rp.deliver(err);
             return;
           }
-          child* c = self->state.find(id);
-          if (c == nullptr) {
-            rp.deliver(caf::make_error(error::unknown_child, id));
-            return;
-          }
-          rp.deliver(info_of(*c));
+          deliver_info(self, rp, id);
         };
         schedule(self, std::move(p));
         return rp;

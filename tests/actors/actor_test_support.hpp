@@ -1,5 +1,7 @@
 #pragma once
 
+#include "proc_stat.hpp"
+
 // Shared helpers for the actor-layer tests: an actor system configured with
 // pkit::actors::init, a scoped actor, requests that always end (value, error or a
 // request timeout -- never a hang), specs running the helper child program, and /proc
@@ -128,33 +130,10 @@ inline pa::process_spec ready_line_child_spec(std::vector<std::string> args) {
 // /proc
 // ---------------------------------------------------------------------------
 
-struct proc_stat {
-  char state = '?';
-  pid_t ppid = 0;
-  pid_t pgrp = 0;
-};
-
-/// Fields of /proc/PID/stat; nullopt when the process does not exist (any more).
-inline std::optional<proc_stat> read_proc_stat(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  if (!f) return std::nullopt;
-  std::string s;
-  std::getline(f, s);
-  const auto rp = s.rfind(')');
-  if (rp == std::string::npos || rp + 2 > s.size()) return std::nullopt;
-  std::istringstream is(s.substr(rp + 2));
-  proc_stat st;
-  if (!(is >> st.state >> st.ppid >> st.pgrp)) return std::nullopt;
-  return st;
-}
-
-inline bool proc_exists(pid_t pid) { return read_proc_stat(pid).has_value(); }
-
-/// Exists and has not terminated (neither zombie nor dead).
-inline bool is_running(pid_t pid) {
-  const auto st = read_proc_stat(pid);
-  return st && st->state != 'Z' && st->state != 'X' && st->state != 'x';
-}
+using pkit_test_proc::is_running;
+using pkit_test_proc::proc_exists;
+using pkit_test_proc::proc_stat;
+using pkit_test_proc::read_proc_stat;
 
 /// Polls `pred` until it holds or `timeout` passes; returns its last value. For
 /// conditions no event announces (a process gone from /proc after its actor died).

@@ -802,12 +802,7 @@ BOOST_AUTO_TEST_CASE(stop_kills_a_child_that_ignores_the_stop_signal_once_the_ti
 }
 
 BOOST_AUTO_TEST_CASE(stop_returns_the_exit_status_of_a_child_that_honours_the_stop_signal) {
-#if defined(__SANITIZE_THREAD__)
-  // TSan's runtime defers a signal handler until its next interceptor; in a child forked
-  // from a multithreaded process it may never deliver it. Nothing of pkit's is at stake.
-  BOOST_TEST_MESSAGE("skipped under ThreadSanitizer (signal handlers in a forked child)");
-  return;
-#endif
+  PKIT_SKIP_UNDER_TSAN_FORKED_HANDLERS();
   auto pipe = make_pipe();
   pkit::process p{[] {
                     ::signal(SIGTERM, [](int) { ::_exit(21); });
@@ -839,12 +834,7 @@ BOOST_AUTO_TEST_CASE(stop_with_a_zero_timeout_kills_at_once) {
 }
 
 BOOST_AUTO_TEST_CASE(stop_with_an_infinite_timeout_waits_and_never_escalates) {
-#if defined(__SANITIZE_THREAD__)
-  // TSan's runtime defers a signal handler until its next interceptor; in a child forked
-  // from a multithreaded process it may never deliver it. Nothing of pkit's is at stake.
-  BOOST_TEST_MESSAGE("skipped under ThreadSanitizer (signal handlers in a forked child)");
-  return;
-#endif
+  PKIT_SKIP_UNDER_TSAN_FORKED_HANDLERS();
   auto pipe = make_pipe();
   pkit::process p{[] {
                     ::signal(SIGTERM, [](int) { ::_exit(22); });

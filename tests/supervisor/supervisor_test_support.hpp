@@ -1,5 +1,7 @@
 #pragma once
 
+#include "proc_stat.hpp"
+
 // Helpers for the supervisor suite (pkit::actors::spawn_supervisor), header-only.
 //
 // * sup_fixture: an actor system configured by pkit::actors::init, and four scoped actors
@@ -173,30 +175,9 @@ inline pa::supervisor_spec sup_spec(std::string name, pa::restart_strategy strat
 // /proc
 // ---------------------------------------------------------------------------
 
-struct proc_stat {
-  char state = '?';
-  pid_t ppid = 0;
-};
-
-inline std::optional<proc_stat> read_proc_stat(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  if (!f) return std::nullopt;
-  std::string s;
-  std::getline(f, s);
-  const auto rp = s.rfind(')');
-  if (rp == std::string::npos || rp + 2 > s.size()) return std::nullopt;
-  std::istringstream is(s.substr(rp + 2));
-  proc_stat st;
-  if (!(is >> st.state >> st.ppid)) return std::nullopt;
-  return st;
-}
-
-/// Exists and has not terminated (neither zombie nor dead).
-inline bool is_running(pid_t pid) {
-  if (pid <= 0) return false;
-  const auto st = read_proc_stat(pid);
-  return st && st->state != 'Z' && st->state != 'X' && st->state != 'x';
-}
+using pkit_test_proc::is_running;
+using pkit_test_proc::proc_stat;
+using pkit_test_proc::read_proc_stat;
 
 /// Polls `pred` until it holds or `timeout` passes; returns its last value. Only for
 /// conditions no event announces.
