@@ -7,13 +7,15 @@
 namespace pkit::actors::detail {
 
 caf::actor make_timer_relay(caf::actor_system& system) {
-  return system.spawn<caf::hidden>([]() -> caf::behavior {
+  // The unused argument is deliberate: CAF 0.17.6 dereferences a null argument tuple when
+  // an actor function is spawned without arguments (UBSan reports it in init_fun_factory).
+  return system.spawn<caf::hidden>([](int) -> caf::behavior {
     return {
         [](const caf::actor_addr& target, caf::message& msg) {
           if (auto h = caf::actor_cast<caf::actor>(target)) caf::anon_send(h, std::move(msg));
         },
     };
-  });
+  }, 0);
 }
 
 }  // namespace pkit::actors::detail
