@@ -73,6 +73,9 @@ struct process_actor_state {
   // The child must not outlive its actor. A graceful stop can take the whole stop timeout,
   // which an actor must not wait for: it is finished by a short-lived thread of its own.
   ~process_actor_state() {
+    // The relay ends with us, while the system runs: left to die when CAF's clock drops
+    // its pending messages at shutdown, many relays at once deadlock that clock.
+    if (timers) caf::anon_send_exit(timers, caf::exit_reason::user_shutdown);
     // Nobody waits forever for an actor that is gone.
     for (auto& rp : start_waiters) rp.deliver(caf::make_error(error::shutting_down, spec.name));
     for (auto& rp : exit_waiters) rp.deliver(caf::make_error(error::shutting_down, spec.name));

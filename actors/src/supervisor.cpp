@@ -120,6 +120,11 @@ struct supervisor_state {
   std::map<std::uint64_t, std::function<void()>> pending_timers;  // by restart_atom token
   std::mt19937_64 rng{std::random_device{}()};
 
+  // See ~process_actor_state: the relay must not outlive us until CAF's shutdown.
+  ~supervisor_state() {
+    if (timers) caf::anon_send_exit(timers, caf::exit_reason::user_shutdown);
+  }
+
   child* find(const std::string& id) {
     auto i = std::find_if(children.begin(), children.end(), [&](const child& c) { return c.spec.id == id; });
     return i == children.end() ? nullptr : &*i;
