@@ -6,6 +6,10 @@
 #define BOOST_TEST_MODULE pkit supervisor
 #include "supervisor_test_support.hpp"
 
+#include <cstdio>
+#include <cstdlib>
+#include <future>
+
 using namespace sup_test;
 using namespace std::chrono_literals;
 using pa::restart_strategy;
@@ -1044,4 +1048,39 @@ BOOST_AUTO_TEST_CASE(a_supervisor_whose_initial_child_fails_to_start_stops_the_s
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// Outside the fixture: this case owns its actor system, because what it checks is that the
+// system's destruction returns. A supervisor of 100 children stopped gracefully leaves 100
+// stop deadlines pending in CAF's clock; destroying their timer relays from the clock thread
+// at shutdown used to deadlock it (more than 64 at once).
+BOOST_AUTO_TEST_CASE(an_actor_system_shuts_down_right_after_stopping_a_supervisor_of_many_children) {
+  auto done = std::async(std::launch::async, [] {
+    caf::actor_system_config cfg;
+    pa::init(cfg);
+    caf::actor_system system{cfg};
+    caf::scoped_actor self{system};
+    pa::supervisor_spec spec;
+    spec.name = "many";
+    for (int i = 0; i < 100; ++i) spec.children.push_back(worker("w" + std::to_string(i), {"pause"}));
+    auto sup = pa::spawn_supervisor(system, spec);
+    // Every child must be running, so that each stop leaves a deadline pending.
+    self->request(sup, std::chrono::seconds(60), pa::subscribe_atom_v, caf::actor_cast<caf::actor>(self))
+        .receive([](caf::ok_atom) {}, [](caf::error&) {});
+    int ready = 0;
+    bool timed_out = false;
+    while (ready < 100 && !timed_out)
+      self->receive([&](pa::supervisor_event& e) { ready += e.kind == pa::event_kind::ready; },
+                    caf::after(std::chrono::seconds(30)) >> [&] { timed_out = true; });
+    if (timed_out) return false;
+    bool stopped = false;
+    self->request(sup, std::chrono::seconds(60), pa::stop_atom_v)
+        .receive([&](caf::ok_atom) { stopped = true; }, [](caf::error&) {});
+    return stopped;
+  });  // the actor system is destroyed at the end of the task
+  if (done.wait_for(std::chrono::seconds(90)) != std::future_status::ready) {
+    std::fprintf(stderr, "actor_system destruction hangs\n");
+    std::_Exit(1);  // the hung thread cannot be joined; fail the whole program
+  }
+  BOOST_TEST(done.get());
+}
 
