@@ -274,12 +274,22 @@ bool process_access::collect_here(const std::shared_ptr<process_state>& sp,
   if (timeout != stop_policy::infinite) {
     const auto deadline = clock::now() + timeout;
     for (;;) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+      // Rounded up, and repeated until the deadline has really passed: a timed join must
+      // never give up early.
+      const auto now = clock::now();
+      if (now >= deadline) {
+        pollfd last{pidfd, POLLIN, 0};
+        exited = ::poll(&last, 1, 0) > 0;
+        break;
+      }
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
       pollfd pfd{pidfd, POLLIN, 0};
-      int n = ::poll(&pfd, 1, static_cast<int>(std::max<long long>(0, left.count())));
+      int n = ::poll(&pfd, 1, static_cast<int>(std::min<long long>(left.count(), 1 << 30)));
       if (n < 0 && errno == EINTR) continue;
-      exited = n > 0;
-      if (exited || left.count() <= 0) break;
+      if (n > 0) {
+        exited = true;
+        break;
+      }
     }
   }
   if (!exited) {
