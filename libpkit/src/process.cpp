@@ -427,6 +427,7 @@ std::error_code process_access::launch(process& p, const process_state& s, bool 
   fork_child_context ctx{&p};
   const char* child_name = s.name.c_str();
 
+  bind_child_calls();
   sigset_t all, old;
   ::sigfillset(&all);
   auto quiet = reaper::instance().quiesce();

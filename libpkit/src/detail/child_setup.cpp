@@ -22,8 +22,7 @@ struct kernel_sigaction {
 // A raw system call that reports failure as -errno instead of touching errno: in a
 // CLONE_VM child errno is the parent thread's.
 PKIT_CHILD_CODE inline long raw(long nr, long a = 0, long b = 0, long c = 0, long d = 0) noexcept {
-  long r = ::syscall(nr, a, b, c, d);
-  return r == -1 ? -errno : r;
+  return raw_syscall(nr, a, b, c, d);
 }
 
 PKIT_CHILD_CODE inline long retry(long nr, long a = 0, long b = 0, long c = 0) noexcept {
@@ -181,7 +180,30 @@ bool write_all(int fd, const void* data, std::size_t size) noexcept {
 }
 
 void exit_now(int code) noexcept {
-  for (;;) ::syscall(SYS_exit_group, code);
+  for (;;) raw_syscall(SYS_exit_group, code);
+}
+
+long raw_syscall(long nr, long a, long b, long c, long d) noexcept {
+#if defined(__x86_64__)
+  long ret;
+  register long r10 __asm__("r10") = d;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10)
+                   : "rcx", "r11", "memory");
+  return ret;
+#elif defined(__aarch64__)
+  register long x8 __asm__("x8") = nr;
+  register long x0 __asm__("x0") = a;
+  register long x1 __asm__("x1") = b;
+  register long x2 __asm__("x2") = c;
+  register long x3 __asm__("x3") = d;
+  __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
+  return x0;
+#else
+  long r = ::syscall(nr, a, b, c, d);
+  return r == -1 ? -errno : r;
+#endif
 }
 
 }  // namespace pkit::detail

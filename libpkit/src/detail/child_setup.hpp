@@ -74,4 +74,10 @@ PKIT_CHILD_CODE bool write_all(int fd, const void* data, std::size_t size) noexc
 /// _exit through the raw system call (no atexit handlers, no stdio flush).
 [[noreturn]] PKIT_CHILD_CODE void exit_now(int code) noexcept;
 
+/// A system call made with the instruction itself (libc's `syscall()` on other
+/// architectures): returns -errno on failure and never touches errno. A forked child
+/// that calls a libc function for the first time resolves its PLT entry — a walk through
+/// the dynamic linker's tables that copy-on-write faults a dozen pages, on every start.
+PKIT_CHILD_CODE long raw_syscall(long nr, long a = 0, long b = 0, long c = 0, long d = 0) noexcept;
+
 }  // namespace pkit::detail

@@ -60,8 +60,10 @@ PKIT_CHILD_CODE int child_main(void* arg) {
   int err = ENOENT;
   bool saw_eacces = false;
   for (std::size_t i = 0; i < sh->candidate_count; ++i) {
-    ::syscall(SYS_execve, sh->candidates[i], sh->image->argv(), sh->image->envp());
-    err = errno;
+    // Returns only on failure, with -errno (errno itself is the parent thread's here).
+    err = static_cast<int>(-raw_syscall(SYS_execve, reinterpret_cast<long>(sh->candidates[i]),
+                                        reinterpret_cast<long>(sh->image->argv()),
+                                        reinterpret_cast<long>(sh->image->envp())));
     if (err == EACCES) {
       saw_eacces = true;
     } else if (err != ENOENT && err != ENOTDIR && err != ENAMETOOLONG) {

@@ -325,6 +325,7 @@ private:
       status_write.reset(p[1]);
     }
     target_call call{fn, &args};
+    bind_child_calls();
     sigset_t all, old;
     ::sigfillset(&all);
     ::sigprocmask(SIG_SETMASK, &all, &old);

@@ -35,9 +35,16 @@ void report(const char* name, const char* what) noexcept {
 
 }  // namespace
 
+void bind_child_calls() noexcept {
+  // Reads only; the result is irrelevant.
+  (void)::__fpending(stdout);
+}
+
 void forget_inherited_stdio() noexcept {
-  ::__fpurge(stdout);
-  ::__fpurge(stderr);
+  // Only when something is pending: purging writes to the FILE, and every page the child
+  // writes is a copy-on-write fault on the way to running the target.
+  if (::__fpending(stdout) != 0) ::__fpurge(stdout);
+  if (::__fpending(stderr) != 0) ::__fpurge(stderr);
 }
 
 void run_child_body(const char* name, int (*body)(void*), void* ctx) noexcept {
@@ -53,9 +60,10 @@ void run_child_body(const char* name, int (*body)(void*), void* ctx) noexcept {
     report(name, "unknown exception");
     code = 1;
   }
-  std::fflush(stdout);
-  std::fflush(stderr);
-  ::_exit(code);
+  // Only what the target wrote (see forget_inherited_stdio).
+  if (::__fpending(stdout) != 0) std::fflush(stdout);
+  if (::__fpending(stderr) != 0) std::fflush(stderr);
+  exit_now(code);
 }
 
 }  // namespace pkit::detail
