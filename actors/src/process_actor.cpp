@@ -100,6 +100,8 @@ struct process_actor_state {
 
 using self_pointer = process_actor::stateful_pointer<process_actor_state>;
 
+bool ready_at_start(const process_spec& spec) { return !spec.argv.empty() && spec.notify_fd < 0; }
+
 // Builds the libpkit process on first start. Its callbacks run on pkit's reaper thread and
 // only send messages; they hold a weak reference, so the process does not keep the actor.
 caf::error make_process(self_pointer self) {
@@ -110,6 +112,9 @@ caf::error make_process(self_pointer self) {
   o.out = stream_of(spec.stdout_path);
   o.err = stream_of(spec.stderr_path);
   o.new_process_group = spec.new_process_group;
+  // Started on a CAF worker, which lives until the actor system ends — after its
+  // process actors, and so their children, are gone.
+  o.spawn_on_calling_thread = true;
   if (spec.notify_fd >= 0) o.notify_fd = spec.notify_fd;
   o.stop = policy_of(spec);
   caf::actor_addr addr = self->address();
@@ -117,7 +122,10 @@ caf::error make_process(self_pointer self) {
     if (auto h = caf::actor_cast<caf::actor>(addr))
       caf::anon_send(h, exited_atom_v, p.runs(), p.status().value_or(exit_status::exited(255)));
   };
-  o.on_ready = [addr](process& p, std::error_code ec) {
+  // A program without notify_fd is ready once start() returns (it has exec'd: an exec
+  // failure is start()'s error), so only the other kinds wait for an on_ready report —
+  // two thread hand-offs fewer on every (re)start of a plain program.
+  if (!ready_at_start(spec)) o.on_ready = [addr](process& p, std::error_code ec) {
     caf::error err;
     if (ec) {
       auto f = p.last_failure();
@@ -193,6 +201,15 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
         st.stop_requested = false;
         if (st.observer.actor)
           caf::anon_send(st.observer.actor, child_started_atom_v, st.observer.id, st.incarnation, st.pid);
+        if (ready_at_start(st.spec)) {
+          // The reply goes out before child_ready, as it does for a child that reports
+          // readiness later: a supervisor learns the incarnation from child_ready.
+          st.state = process_state::running;
+          auto rp = self->make_response_promise<std::int32_t>();
+          rp.deliver(pid);
+          notify_observer_ready(self);
+          return rp;
+        }
         // A program without notify_fd is ready once it has exec'd, a forked target once its
         // start-up record arrives: no deadline needed. A notify_fd child may never notify.
         if (st.spec.notify_fd >= 0 && st.spec.ready_timeout_ms >= 0)

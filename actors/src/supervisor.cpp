@@ -114,7 +114,11 @@ struct supervisor_state {
   std::uint64_t next_simple_id = 1;
   std::optional<child_spec> template_spec;  // simple_one_for_one
   std::vector<caf::typed_response_promise<caf::ok_atom>> stop_waiters;
-  std::vector<caf::actor> subscribers;
+  struct subscriber {
+    caf::actor who;
+    event_mask kinds;
+  };
+  std::vector<subscriber> subscribers;
   caf::actor timers;  // see timer_relay.hpp
   std::uint64_t next_timer = 1;
   std::map<std::uint64_t, std::function<void()>> pending_timers;  // by restart_atom token
@@ -160,6 +164,28 @@ void deliver_info(self_pointer self, caf::typed_response_promise<child_info>& rp
   }
 }
 
+void publish(const supervisor_state& st, const supervisor_event& e) {
+  for (const auto& s : st.subscribers)
+    if ((s.kinds & mask_of(e.kind)) != 0) caf::anon_send(s.who, e);
+}
+
+void subscribe(self_pointer self, caf::actor who, event_mask kinds) {
+  auto& subs = self->state.subscribers;
+  auto it = std::find_if(subs.begin(), subs.end(), [&](const auto& s) { return s.who == who; });
+  if (it != subs.end()) {
+    it->kinds = kinds;
+    return;
+  }
+  self->monitor(who);
+  subs.push_back({std::move(who), kinds});
+}
+
+void unsubscribe(self_pointer self, const caf::actor_addr& who) {
+  auto& subs = self->state.subscribers;
+  subs.erase(std::remove_if(subs.begin(), subs.end(), [&](const auto& s) { return s.who.address() == who; }),
+             subs.end());
+}
+
 void emit(self_pointer self, const child& c, event_kind kind, std::int64_t delay_ms = 0,
           std::string reason = {}) {
   auto& st = self->state;
@@ -174,7 +200,7 @@ void emit(self_pointer self, const child& c, event_kind kind, std::int64_t delay
   if (e.has_status) e.status = *c.last;
   e.delay_ms = delay_ms;
   e.reason = std::move(reason);
-  for (auto& s : st.subscribers) caf::anon_send(s, e);
+  publish(st, e);
 }
 
 void run_next_step(self_pointer self);
@@ -566,7 +592,7 @@ void give_up(self_pointer self) {
   e.kind = event_kind::gave_up;
   e.reason = "more than " + std::to_string(st.spec.flags.intensity) + " restarts in " +
              std::to_string(st.spec.flags.period_ms) + " ms";
-  for (auto& s : st.subscribers) caf::anon_send(s, e);
+  publish(st, e);
   shut_down(self, caf::make_error(error::restart_limit, st.spec.name + ": " + e.reason));
 }
 
@@ -633,6 +659,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
   // Children report through anon messages and monitors; links make them die with us.
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
+    unsubscribe(self, dm.source);  // a subscriber that terminated
     for (auto& c : st.children) {
       const bool match = (c.proc && c.proc.address() == dm.source) || (c.sup && c.sup.address() == dm.source);
       if (!match) continue;
@@ -800,7 +827,22 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
         return n;
       },
       [self](subscribe_atom, caf::actor subscriber) {
-        self->state.subscribers.push_back(std::move(subscriber));
+        subscribe(self, std::move(subscriber), all_events);
+        return caf::ok_atom_v;
+      },
+      [self](subscribe_atom, caf::actor subscriber, event_mask kinds) {
+        subscribe(self, std::move(subscriber), kinds);
+        return caf::ok_atom_v;
+      },
+      [self](unsubscribe_atom, caf::actor subscriber) {
+        unsubscribe(self, subscriber.address());
+        // Its monitor goes too, unless it is also one of our children (monitored as such).
+        auto& cs = self->state.children;
+        if (std::none_of(cs.begin(), cs.end(), [&](const child& c) {
+              return (c.proc && c.proc.address() == subscriber.address()) ||
+                     (c.sup && c.sup.address() == subscriber.address());
+            }))
+          self->demonitor(subscriber);
         return caf::ok_atom_v;
       },
       [self](stop_atom) -> caf::result<caf::ok_atom> {

@@ -651,8 +651,8 @@ std::error_code process_access::start(process& p, const std::shared_ptr<process_
   // by a fork server) on any thread but the main one are therefore made by the reaper
   // thread, which lasts as long as the program.
   try {
-    if (s.opts.die_with_parent && !std::holds_alternative<server_target>(s.what) &&
-        ::gettid() != ::getpid()) {
+    if (s.opts.die_with_parent && !s.opts.spawn_on_calling_thread &&
+        !std::holds_alternative<server_target>(s.what) && ::gettid() != ::getpid()) {
       r.run_sync(do_launch);
     } else {
       do_launch();

@@ -1143,6 +1143,20 @@ BOOST_AUTO_TEST_CASE(a_child_started_from_a_short_lived_thread_outlives_that_thr
   BOOST_TEST(p.exitcode() == std::optional<int>{-SIGTERM});
 }
 
+BOOST_AUTO_TEST_CASE(a_child_spawned_on_its_calling_thread_is_killed_when_that_thread_ends) {
+  // spawn_on_calling_thread skips the detour through the reaper thread: the parent-death
+  // signal then follows the calling thread, as documented.
+  pkit::process_options o;
+  o.spawn_on_calling_thread = true;
+  pkit::process p{block_forever, o};
+  kill_on_exit cleanup{p};
+  pid_t pid = 0;
+  std::thread starter([&] { pid = p.start(pkit::wait); });
+  starter.join();
+  BOOST_TEST_REQUIRE(pid > 0);
+  BOOST_TEST(p.join(event_timeout) == std::optional<int>{-SIGKILL});
+}
+
 BOOST_AUTO_TEST_CASE(die_with_parent_sets_sigkill_as_the_parent_death_signal) {
   for (const bool die : {true, false}) {
     auto pipe = make_pipe();

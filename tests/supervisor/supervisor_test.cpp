@@ -1047,6 +1047,62 @@ BOOST_AUTO_TEST_CASE(a_supervisor_whose_initial_child_fails_to_start_stops_the_s
   BOOST_TEST(pids_with_marker(marker_of(c)).empty());
 }
 
+// =====================================================================================
+// Event subscriptions
+// =====================================================================================
+
+namespace {
+
+// Everything in `who`'s mailbox now, without waiting.
+std::vector<pa::supervisor_event> mailbox_of(caf::scoped_actor& who) {
+  std::vector<pa::supervisor_event> got;
+  bool more = true;
+  while (more)
+    who->receive([&](pa::supervisor_event& e) { got.push_back(std::move(e)); },
+                 caf::after(std::chrono::milliseconds(0)) >> [&] { more = false; });
+  return got;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_filtered_subscriber_gets_only_the_event_kinds_it_asked_for) {
+  auto s = start_sup(sup_spec("filtered", restart_strategy::one_for_one, {worker("a", {"pause"})}));
+  caf::scoped_actor listener{system};
+  auto r = ask<caf::ok_atom>(s, pa::subscribe_atom_v, caf::actor_cast<caf::actor>(listener),
+                             pa::mask_of({event_kind::ready, event_kind::gave_up}));
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  kill_pid(child(s, "a").pid, SIGKILL);
+  // The unfiltered subscriber sees the whole restart: exited, restarting, started, ready.
+  require(ev(event_kind::ready, "a", 2), "a ready again");
+  // A request answered after that: every event of the restart has been sent to everyone.
+  (void)which(s);
+  const auto got = mailbox_of(listener);
+  BOOST_TEST_REQUIRE(got.size() == 1u, got.size() << " events; the full stream:" << history_text());
+  BOOST_TEST(got[0].kind == event_kind::ready);
+  BOOST_TEST(got[0].incarnation == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(subscribing_again_replaces_the_mask_and_unsubscribe_ends_the_stream) {
+  auto s = start_sup(sup_spec("unsub", restart_strategy::one_for_one, {worker("a", {"pause"})}, 5));
+  caf::scoped_actor listener{system};
+  const auto who = caf::actor_cast<caf::actor>(listener);
+  BOOST_TEST_REQUIRE(ask<caf::ok_atom>(s, pa::subscribe_atom_v, who).ok());
+  BOOST_TEST_REQUIRE(ask<caf::ok_atom>(s, pa::subscribe_atom_v, who, pa::mask_of(event_kind::exited)).ok());
+  kill_pid(child(s, "a").pid, SIGKILL);
+  require(ev(event_kind::ready, "a", 2), "a ready again");
+  (void)which(s);
+  auto got = mailbox_of(listener);
+  BOOST_TEST_REQUIRE(got.size() == 1u, got.size() << " events (one subscription, exits only expected)");
+  BOOST_TEST(got[0].kind == event_kind::exited);
+
+  BOOST_TEST_REQUIRE(ask<caf::ok_atom>(s, pa::unsubscribe_atom_v, who).ok());
+  kill_pid(child(s, "a").pid, SIGKILL);
+  require(ev(event_kind::ready, "a", 3), "a ready again");
+  (void)which(s);
+  got = mailbox_of(listener);
+  BOOST_TEST(got.empty(), got.size() << " events after unsubscribe");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // Outside the fixture: this case owns its actor system, because what it checks is that the

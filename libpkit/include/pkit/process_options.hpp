@@ -54,6 +54,14 @@ struct process_options {
   /// child never dies because the short-lived thread that started it ended.
   bool die_with_parent = true;
 
+  /// Creates the child on the calling thread even when that is not the main thread,
+  /// saving the two thread hand-offs of `die_with_parent`'s detour through the reaper
+  /// thread. Then the child is killed when the *calling thread* ends, so set this only
+  /// where that thread outlives the children it starts — a worker of a thread pool or of
+  /// an actor system's scheduler, whose children are stopped before it ends (pkit's
+  /// process actors do this). No effect without `die_with_parent`, or on the main thread.
+  bool spawn_on_calling_thread = false;
+
   /// Readiness protocol (s6's notification-fd): when set, the child gets the write end
   /// of a pipe as this fd number and signals readiness by writing a newline to it;
   /// `start(wait)` then returns only after that newline.

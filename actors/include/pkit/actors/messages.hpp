@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <csignal>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -179,6 +180,16 @@ enum class event_kind : std::uint8_t {
 };
 std::string to_string(event_kind k);
 
+/// A set of event kinds, for a filtered subscription (`subscribe, actor, mask`).
+using event_mask = std::uint32_t;
+constexpr event_mask mask_of(event_kind k) noexcept { return event_mask{1} << static_cast<unsigned>(k); }
+constexpr event_mask mask_of(std::initializer_list<event_kind> kinds) noexcept {
+  event_mask m = 0;
+  for (event_kind k : kinds) m |= mask_of(k);
+  return m;
+}
+constexpr event_mask all_events = ~event_mask{0};
+
 /// What a supervisor tells its subscribers. `incarnation` names the child's run, so an
 /// event about an older run is recognisable.
 struct supervisor_event {
@@ -255,8 +266,12 @@ typename Inspector::result_type inspect(Inspector& f, supervisor_event& x) {
 }
 
 /// Registers every message type and the error category of pkit's actor layer with
-/// `cfg`. Call once, before the actor system is constructed. (Remoting additionally
-/// needs `cfg.load<caf::io::middleman>()`.)
+/// `cfg`, and selects CAF's work-sharing scheduler (`scheduler.policy = sharing`): its
+/// idle workers block on a condition variable instead of polling, so a supervision tree
+/// uses no CPU while nothing happens and answers within ~10 µs. An application that
+/// prefers work stealing sets the policy again after this call (or in its config file or
+/// command line, which `cfg.parse` reads afterwards). Call once, before the actor system
+/// is constructed. (Remoting additionally needs `cfg.load<caf::io::middleman>()`.)
 void init(caf::actor_system_config& cfg);
 
 }  // namespace pkit::actors
@@ -307,6 +322,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(pkit, caf::first_custom_type_id)
   CAF_ADD_ATOM(pkit, pkit::actors, child_started_atom, "childstart")
   CAF_ADD_ATOM(pkit, pkit::actors, child_ready_atom, "childready")
   CAF_ADD_ATOM(pkit, pkit::actors, restart_atom, "restart")
+  CAF_ADD_ATOM(pkit, pkit::actors, unsubscribe_atom, "unsubscr")
 
   CAF_ADD_TYPE_ID(pkit, (pkit::exit_status))
   CAF_ADD_TYPE_ID(pkit, (pkit::actors::process_state))

@@ -29,6 +29,10 @@ namespace pkit::actors {
 /// * `delete_child, id` → ok (`still_running` unless stopped first).
 /// * `which_children` → every child in start order; `count_children` → child_counts.
 /// * `subscribe, actor` → ok; `actor` then receives every `supervisor_event`.
+///   `subscribe, actor, event_mask` → ok; only the kinds in the mask (`mask_of({...})`),
+///   so a watcher of readiness is not woken for every exit. Subscribing again replaces
+///   the mask; `unsubscribe, actor` → ok ends it. A subscriber that terminates is
+///   dropped (the supervisor monitors it).
 /// * `stop` → ok once every child is stopped in reverse start order; then the
 ///   supervisor exits normally.
 /// * The remaining handlers are internal.
@@ -62,6 +66,8 @@ using supervisor_actor = caf::typed_actor<
     caf::replies_to<which_children_atom>::with<std::vector<child_info>>,
     caf::replies_to<count_children_atom>::with<child_counts>,
     caf::replies_to<subscribe_atom, caf::actor>::with<caf::ok_atom>,
+    caf::replies_to<subscribe_atom, caf::actor, event_mask>::with<caf::ok_atom>,
+    caf::replies_to<unsubscribe_atom, caf::actor>::with<caf::ok_atom>,
     caf::replies_to<stop_atom>::with<caf::ok_atom>,
     caf::reacts_to<child_started_atom, std::string, std::uint64_t, std::int32_t>,
     caf::reacts_to<child_ready_atom, std::string, std::uint64_t, std::int32_t>,
