@@ -521,6 +521,27 @@ BOOST_AUTO_TEST_CASE(a_program_child_gets_only_stdio_and_the_passed_fds) {
   BOOST_TEST(r.code == 0);
 }
 
+BOOST_AUTO_TEST_CASE(a_program_started_by_a_parent_with_many_descriptors_gets_exactly_its_own) {
+  // The child copies only the low part of the parent's descriptor table (up to the
+  // highest source it needs): sources opened after hundreds of others — the passed fd
+  // and stdout's pipe — must still arrive, and nothing else.
+  rlimit lim{};
+  BOOST_TEST_REQUIRE(::getrlimit(RLIMIT_NOFILE, &lim) == 0);
+  const rlim_t many_count = std::min<rlim_t>(2000, lim.rlim_cur > 100 ? lim.rlim_cur - 100 : 0);
+  std::vector<pkit::unique_fd> many;
+  for (rlim_t i = 0; i < many_count; ++i) many.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  auto pipe = make_pipe();
+  BOOST_TEST_REQUIRE(pipe.write.get() > 500);
+  pkit::process_options o;
+  o.in = pkit::stdio::null();
+  o.out = pkit::stdio::pipe();
+  o.err = pkit::stdio::null();
+  o.pass_fds.emplace_back(7, pipe.write.get());
+  const auto r = run_capture(child_command({"fds"}), o);
+  BOOST_TEST(r.out == "0 1 2 7\n");
+  BOOST_TEST(r.code == 0);
+}
+
 BOOST_AUTO_TEST_CASE(pass_fds_can_swap_descriptor_numbers) {
   auto first = make_pipe();
   auto second = make_pipe();
