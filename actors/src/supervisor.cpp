@@ -21,6 +21,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <unordered_map>
 
 namespace pkit::actors {
 namespace {
@@ -129,12 +130,31 @@ struct supervisor_state {
     if (timers) caf::anon_send_exit(timers, caf::exit_reason::user_shutdown);
   }
 
+  // Children by id, so that an event about one child costs the same with 10 or 10,000
+  // (a linear search made starting N children O(N²)). Positions in `children`; only a
+  // removal, which is rare, renumbers the ones after it.
+  std::unordered_map<std::string, std::size_t> index;
+
   child* find(const std::string& id) {
-    auto i = std::find_if(children.begin(), children.end(), [&](const child& c) { return c.spec.id == id; });
-    return i == children.end() ? nullptr : &*i;
+    auto i = index.find(id);
+    return i == index.end() ? nullptr : &children[i->second];
+  }
+  std::size_t position(const std::string& id) const { return index.at(id); }
+  void add(child c) {
+    index.emplace(c.spec.id, children.size());
+    children.push_back(std::move(c));
   }
   void remove(const std::string& id) {
-    std::erase_if(children, [&](const child& c) { return c.spec.id == id; });
+    auto i = index.find(id);
+    if (i == index.end()) return;
+    const std::size_t pos = i->second;
+    index.erase(i);
+    children.erase(children.begin() + static_cast<std::ptrdiff_t>(pos));
+    for (std::size_t k = pos; k < children.size(); ++k) index[children[k].spec.id] = k;
+  }
+  void clear() {
+    children.clear();
+    index.clear();
   }
 };
 
@@ -476,7 +496,7 @@ void restart(self_pointer self, child& c) {
   const std::string id = c.spec.id;
   std::vector<std::string> group;
   if (flags.strategy == restart_strategy::one_for_all || flags.strategy == restart_strategy::rest_for_one) {
-    auto pos = std::find_if(st.children.begin(), st.children.end(), [&](const child& x) { return x.spec.id == id; });
+    auto pos = st.children.begin() + static_cast<std::ptrdiff_t>(st.position(id));
     auto first = flags.strategy == restart_strategy::one_for_all ? st.children.begin() : pos;
     for (auto i = first; i != st.children.end(); ++i) group.push_back(i->spec.id);
   } else {
@@ -616,7 +636,7 @@ caf::result<child_info> add_and_start(self_pointer self, child_spec spec) {
   const std::string id = spec.id;
   child c;
   c.spec = std::move(spec);
-  st.children.push_back(std::move(c));
+  st.add(std::move(c));
   auto rp = self->make_response_promise<child_info>();
   plan p;
   p.failure_mode = on_failure::report;
@@ -721,7 +741,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
     boot.steps.push_back({step::kind::start, c.id});
     child ch;
     ch.spec = std::move(c);
-    st.children.push_back(std::move(ch));
+    st.add(std::move(ch));
   }
   boot.done = [self](const caf::error& err, const std::string& failed) {
     auto& st = self->state;
@@ -735,7 +755,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       caf::anon_send(st.observer.actor, child_ready_atom_v, st.observer.id, std::uint64_t{1}, std::int32_t{0});
   };
   if (invalid) {
-    st.children.clear();
+    st.clear();
     self->quit(invalid);  // a malformed spec: the supervisor never starts
   } else {
     schedule(self, std::move(boot));
