@@ -22,6 +22,7 @@
 #include <optional>
 #include <random>
 #include <unordered_map>
+#include <utility>
 
 namespace pkit::actors {
 namespace {
@@ -71,6 +72,7 @@ struct child {
   std::uint64_t stopped_run = 0;         // the last run we stopped: its exit report is no crash
   std::uint64_t restart_generation = 0;  // names the pending (backoff) restart, if any
   bool drop_after_exit = false;  // a start_child that failed: report its exit, then remove it
+  std::uint64_t ready_token = 0;  // a start step that completes with this child's child_ready
   clock::time_point started_at{};
 
   bool is_supervisor() const { return !spec.supervisor.empty(); }
@@ -128,6 +130,13 @@ struct supervisor_state {
   // See ~process_actor_state: the relay must not outlive us until CAF's shutdown.
   ~supervisor_state() {
     if (timers) caf::anon_send_exit(timers, caf::exit_reason::user_shutdown);
+    // Children are monitored, not linked (see start_child_step): when we end, however we
+    // end (even killed), they are told here and stop their processes — nested
+    // supervisors their whole subtree, in reverse order.
+    for (auto& c : children) {
+      if (c.proc) caf::anon_send_exit(c.proc, caf::exit_reason::user_shutdown);
+      if (c.sup) caf::anon_send_exit(c.sup, caf::exit_reason::user_shutdown);
+    }
   }
 
   // Children by id, so that an event about one child costs the same with 10 or 10,000
@@ -241,15 +250,13 @@ std::uint64_t after(self_pointer self, std::int64_t delay_ms, std::function<void
   return token;
 }
 
-// Drops a child's actor without it taking us down (it is linked to us).
+// Drops a child's actor (its down message finds no child any more).
 void discard_actor(self_pointer self, child& c) {
   if (c.proc) {
-    self->unlink_from(c.proc);
     self->send_exit(c.proc, caf::exit_reason::user_shutdown);
     c.proc = nullptr;
   }
   if (c.sup) {
-    self->unlink_from(c.sup);
     self->send_exit(c.sup, caf::exit_reason::user_shutdown);
     c.sup = nullptr;
   }
@@ -300,6 +307,13 @@ void step_failed(self_pointer self, const std::string& id, const caf::error& err
   }
 }
 
+// A start step whose reply came completes with the child's child_ready (see
+// start_child_step), unless the plan was abandoned meanwhile.
+void complete_ready_step(self_pointer self, child& c) {
+  const std::uint64_t token = std::exchange(c.ready_token, 0);
+  if (token != 0 && token == self->state.token) step_done(self);
+}
+
 process_spec worker_spec(const child& c) {
   process_spec p = c.spec.process;
   if (p.name.empty()) p.name = c.spec.id;
@@ -321,8 +335,11 @@ void start_child_step(self_pointer self, const step& s) {
     if (c->sup) return;  // still shutting down; cannot happen after a completed stop
     c->sup = spawn_supervisor(self->system(), c->spec.supervisor.front(), st.server,
                               process_observer{caf::actor_cast<caf::actor>(self), id});
+    // Monitored, not linked: a link would carry a `kill` of the child to us, and CAF's
+    // kill cannot be trapped — OTP turns it into `killed` so the supervisor restarts the
+    // child; here the monitor's down message does the same. (Our own end reaches the
+    // children through ~supervisor_state.)
     self->monitor(c->sup);
-    self->link_to(c->sup);
     // Completed by child_ready (or failed by the down message).
     return;
   }
@@ -330,7 +347,6 @@ void start_child_step(self_pointer self, const step& s) {
     c->proc = spawn_process(self->system(), worker_spec(*c), st.server,
                             process_observer{caf::actor_cast<caf::actor>(self), id});
     self->monitor(c->proc);
-    self->link_to(c->proc);
   }
   self->request(c->proc, caf::infinite, start_atom_v)
       .then(
@@ -341,8 +357,16 @@ void start_child_step(self_pointer self, const step& s) {
               c->state = child_state::running;
               c->pid = pid;
             }
-            // The incarnation arrives with child_ready, which follows this reply.
-            if (token == st.token) step_done(self);
+            // The incarnation arrives with child_ready, which follows this reply; the step
+            // completes there, once the `ready` event is out — so a supervisor reports
+            // itself ready (to its parent) only after all its children's ready events.
+            if (token == st.token) {
+              if (c != nullptr && c->proc) {
+                c->ready_token = token;
+              } else {
+                step_done(self);
+              }
+            }
           },
           [self, id, token](caf::error& err) {
             auto& st = self->state;
@@ -595,7 +619,7 @@ void shut_down(self_pointer self, caf::error reason) {
   plan p;
   p.steps = stop_all_steps(st, false);
   p.done = [self, reason = std::move(reason)](const caf::error&, const std::string&) {
-    // Every child is stopped; their actors go now (a normal exit does not end linked actors).
+    // Every child is stopped; their actors go now.
     for (auto& c : self->state.children) discard_actor(self, c);
     for (auto& rp : self->state.stop_waiters) rp.deliver(caf::ok_atom_v);
     self->state.stop_waiters.clear();
@@ -676,7 +700,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
   st.spec = std::move(spec);
   if (st.spec.name.empty()) st.spec.name = "supervisor";
 
-  // Children report through anon messages and monitors; links make them die with us.
+  // Children report through anon messages and monitors; ~supervisor_state ends them with us.
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
     unsubscribe(self, dm.source);  // a subscriber that terminated
@@ -704,6 +728,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       } else {
         // A process actor died under us (it should not): its child is gone with it.
         c.proc = nullptr;
+        complete_ready_step(self, c);  // its child_ready will not come
         if (c.active()) handle_exit(self, id, exit_status::killed(SIGKILL));
       }
       return;
@@ -896,6 +921,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
         c->incarnation = inc;
         c->pid = pid;
         emit(self, *c, event_kind::ready);
+        complete_ready_step(self, *c);
       },
       [self](child_exited_atom, std::string id, std::uint64_t inc, exit_status status) {
         auto& st = self->state;

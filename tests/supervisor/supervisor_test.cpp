@@ -626,6 +626,21 @@ BOOST_AUTO_TEST_CASE(a_supervisor_in_a_restart_loop_answers_which_children_count
 // Trees
 // =====================================================================================
 
+BOOST_AUTO_TEST_CASE(a_nested_supervisor_is_ready_only_once_every_child_of_it_is_ready_with_its_run_known) {
+  // The parent hears "ready" from a nested supervisor only after that supervisor has
+  // taken in each child's readiness (its run number, its ready event): what the parent
+  // reports as ready is ready all the way down.
+  auto inner = sup_spec("inner", restart_strategy::one_for_one,
+                        {worker("a", {"pause"}), worker("b", {"pause"}), worker("c", {"pause"})});
+  auto s = start_sup(sup_spec("outer", restart_strategy::one_for_one, {supervisor_child("inner", inner)}));
+  const auto nested = caf::actor_cast<pa::supervisor_actor>(child(s, "inner").handle);
+  BOOST_TEST_REQUIRE(static_cast<bool>(nested));
+  for (const auto& c : which(nested)) {
+    BOOST_TEST(c.state == child_state::running, c.id << " is " << to_string(c.state));
+    BOOST_TEST(c.incarnation == 1u, c.id << " has run " << c.incarnation);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(a_nested_supervisor_handles_its_own_children_and_escalates_when_it_gives_up) {
   auto g = worker("g", {"pause"});
   const std::string g_marker = marker_of(g);

@@ -55,8 +55,11 @@ namespace pkit::actors {
 /// Every restart is a scheduled step, never a blocking loop: a supervisor whose child
 /// can never start still answers `which_children`, `count_children` and `stop` at once.
 ///
-/// When a supervisor exits abnormally (killed), its children (linked process actors and
-/// nested supervisors) go with it, and their processes are stopped.
+/// Children are monitored, not linked. When a supervisor ends — however, even killed with
+/// `exit_reason::kill` — its children (process actors, nested supervisors) are told to
+/// stop, and their processes are stopped. A child actor killed with `exit_reason::kill`
+/// is restarted like any crashed child (OTP turns `kill` into a trappable `killed` for
+/// the same reason); a link would have carried that untrappable kill to the supervisor.
 using supervisor_actor = caf::typed_actor<
     caf::replies_to<start_child_atom, child_spec>::with<child_info>,
     caf::replies_to<start_child_atom, std::vector<std::string>>::with<child_info>,

@@ -1,0 +1,243 @@
+// The supervisor's time rules, driven deterministically: CAF's test_coordinator runs every
+// actor on the test's thread, and its clock moves only when the test advances it. So the
+// restart intensity window, backoff delays and minimum uptime are checked to the
+// millisecond — at their exact boundaries — with no sleep and no real process. The
+// children are nested supervisors without children of their own: killing one with an
+// exit message is a crash the parent sees through its monitor, like any child's end,
+// and restarting it spawns a new one (no reaper thread, nothing outside the coordinator).
+
+#define BOOST_TEST_MODULE pkit supervisor clock
+#include <boost/test/unit_test.hpp>
+
+#include <pkit/actors/messages.hpp>
+#include <pkit/actors/supervisor.hpp>
+
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+#include <caf/send.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace pa = pkit::actors;
+using namespace std::chrono_literals;
+using pa::event_kind;
+
+namespace {
+
+struct clock_fixture {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::scheduler::test_coordinator* sched = nullptr;
+  std::vector<pa::supervisor_event> events;
+  caf::actor collector;
+  std::vector<pa::supervisor_actor> sups;
+
+  clock_fixture() {
+    pa::init(cfg);
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    cfg.set("logger.file-verbosity", caf::atom("quiet"));
+    sys = std::make_unique<caf::actor_system>(cfg);
+    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
+    // A clock that does not start at zero, as CAF's own test fixture does.
+    sched->clock().current_time += std::chrono::hours(1);
+    // (An actor function needs an argument in CAF 0.17.6: see timer_relay.hpp.)
+    collector = sys->spawn(
+        [this](caf::event_based_actor*, int) -> caf::behavior {
+          return {[this](pa::supervisor_event& e) { events.push_back(std::move(e)); }};
+        },
+        0);
+  }
+
+  ~clock_fixture() {
+    for (auto& s : sups) caf::anon_send_exit(s, caf::exit_reason::kill);
+    caf::anon_send_exit(collector, caf::exit_reason::kill);
+    sched->run();
+  }
+
+  /// Delivers every message that is due; never moves the clock.
+  void run() { sched->run(); }
+
+  /// Moves the clock by `d` (firing what falls due), then delivers the messages.
+  void advance(std::chrono::milliseconds d) {
+    sched->clock().advance_time(d);
+    run();
+  }
+
+  pa::supervisor_actor start(pa::supervisor_flags flags) {
+    pa::supervisor_spec spec;
+    spec.name = "clock";
+    spec.flags = flags;
+    pa::child_spec child;
+    child.id = "n";
+    child.supervisor.push_back(pa::supervisor_spec{"inner", {}, {}});
+    spec.children.push_back(child);
+    auto s = pa::spawn_supervisor(*sys, spec);
+    caf::anon_send(s, pa::subscribe_atom_v, collector);
+    sups.push_back(s);
+    run();
+    BOOST_TEST_REQUIRE(count(event_kind::ready, 1) == 1u, "the child did not start;" << history());
+    return s;
+  }
+
+  std::vector<pa::child_info> which(const pa::supervisor_actor& s) {
+    std::optional<std::vector<pa::child_info>> out;
+    sys->spawn(
+        [&](caf::event_based_actor* self, int) {
+          self->request(s, caf::infinite, pa::which_children_atom_v)
+              .then([&](std::vector<pa::child_info>& v) { out = std::move(v); });
+        },
+        0);
+    run();
+    BOOST_TEST_REQUIRE(out.has_value(), "which_children was not answered");
+    return *out;
+  }
+
+  /// Crashes the child: its actor is ended, which the supervisor sees as its exit.
+  void crash(const pa::supervisor_actor& s, caf::exit_reason how = caf::exit_reason::user_shutdown) {
+    const auto cs = which(s);
+    BOOST_TEST_REQUIRE(cs.size() == 1u);
+    BOOST_TEST_REQUIRE(static_cast<bool>(cs.front().handle), "the child has no actor");
+    caf::anon_send_exit(cs.front().handle, how);
+    run();
+  }
+
+  std::size_t count(event_kind kind, std::uint64_t incarnation = 0) const {
+    std::size_t n = 0;
+    for (const auto& e : events)
+      if (e.kind == kind && (incarnation == 0 || e.incarnation == incarnation)) ++n;
+    return n;
+  }
+
+  /// The delay of the last `restarting` event.
+  std::int64_t last_delay() const {
+    for (auto i = events.rbegin(); i != events.rend(); ++i)
+      if (i->kind == event_kind::restarting) return i->delay_ms;
+    return -1;
+  }
+
+  std::string history() const {
+    std::ostringstream out;
+    for (const auto& e : events)
+      out << "\n  " << e.child << " " << pa::to_string(e.kind) << " #" << e.incarnation
+          << (e.kind == event_kind::restarting ? " delay " + std::to_string(e.delay_ms) : "")
+          << (e.reason.empty() ? "" : " (" + e.reason + ")");
+    return out.str();
+  }
+};
+
+pa::supervisor_flags flags_with(std::int32_t intensity, std::int64_t period_ms) {
+  pa::supervisor_flags f;
+  f.intensity = intensity;
+  f.period_ms = period_ms;
+  f.backoff.initial_ms = 0;
+  return f;
+}
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(supervisor_clock, clock_fixture)
+
+BOOST_AUTO_TEST_CASE(a_backoff_delay_holds_the_restart_until_exactly_that_much_time_has_passed) {
+  auto f = flags_with(100, 1000);
+  f.backoff = {100, 300, 2.0, 0.0, 60000};
+  auto s = start(f);
+  const std::int64_t expected[] = {100, 200, 300, 300};  // doubling, capped at max_ms
+  for (std::uint64_t inc = 1; inc <= 4; ++inc) {
+    crash(s);
+    BOOST_TEST_REQUIRE(count(event_kind::exited, inc) == 1u, history());
+    BOOST_TEST(last_delay() == expected[inc - 1], history());
+    advance(std::chrono::milliseconds(expected[inc - 1] - 1));
+    BOOST_TEST(count(event_kind::started, inc + 1) == 0u, "restarted 1 ms early;" << history());
+    advance(1ms);
+    BOOST_TEST_REQUIRE(count(event_kind::ready, inc + 1) == 1u, "not restarted on time;" << history());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(the_backoff_starts_over_once_the_child_stayed_up_reset_after_ms) {
+  auto f = flags_with(100, 1000);
+  f.backoff = {100, 10000, 2.0, 0.0, 1000};
+  auto s = start(f);
+  crash(s);
+  BOOST_TEST(last_delay() == 100);
+  advance(100ms);
+  crash(s);  // up for 0 ms: the backoff grows
+  BOOST_TEST(last_delay() == 200);
+  advance(200ms);
+  advance(999ms);
+  crash(s);  // up for 999 ms: still growing
+  BOOST_TEST(last_delay() == 400, history());
+  advance(400ms);
+  advance(1000ms);
+  crash(s);  // up for reset_after_ms: back to the initial delay
+  BOOST_TEST(last_delay() == 100, history());
+}
+
+BOOST_AUTO_TEST_CASE(more_than_intensity_restarts_within_the_period_make_the_supervisor_give_up) {
+  auto s = start(flags_with(2, 1000));
+  crash(s);  // t = 0
+  advance(500ms);
+  crash(s);  // t = 500
+  advance(500ms);
+  crash(s);  // t = 1000: the first restart is exactly `period` old, still inside the window
+  BOOST_TEST(count(event_kind::gave_up) == 1u, "3 restarts within 1000 ms survived;" << history());
+  BOOST_TEST(count(event_kind::ready, 4) == 0u, history());
+}
+
+BOOST_AUTO_TEST_CASE(restarts_spread_just_wider_than_the_period_are_survived) {
+  auto s = start(flags_with(2, 1000));
+  crash(s);  // t = 0
+  advance(500ms);
+  crash(s);  // t = 500
+  advance(501ms);
+  crash(s);  // t = 1001: the first restart has left the window
+  BOOST_TEST(count(event_kind::gave_up) == 0u, history());
+  BOOST_TEST(count(event_kind::ready, 4) == 1u, history());
+  advance(1001ms);
+  crash(s);  // t = 2002: the restart of t = 1001 has left the window too
+  crash(s);  // two in the window
+  BOOST_TEST(count(event_kind::gave_up) == 0u, history());
+  BOOST_TEST(count(event_kind::ready, 6) == 1u, history());
+}
+
+BOOST_AUTO_TEST_CASE(a_child_that_dies_before_min_uptime_too_often_in_a_row_is_fatal) {
+  auto f = flags_with(100, 1000);
+  f.min_uptime_ms = 500;
+  f.max_failed_starts = 2;
+  auto s = start(f);
+  advance(499ms);
+  crash(s);  // up 499 ms: a failed start (1)
+  BOOST_TEST(count(event_kind::ready, 2) == 1u, history());
+  advance(500ms);
+  crash(s);  // up exactly min_uptime: healthy, the count starts over
+  BOOST_TEST(count(event_kind::ready, 3) == 1u, history());
+  crash(s);  // failed start (1)
+  BOOST_TEST(count(event_kind::ready, 4) == 1u, history());
+  crash(s);  // failed start (2): fatal
+  BOOST_TEST(count(event_kind::fatal) == 1u, history());
+  BOOST_TEST(count(event_kind::ready, 5) == 0u, history());
+  advance(60000ms);
+  BOOST_TEST(count(event_kind::started, 5) == 0u, "a fatal child was restarted later;" << history());
+  const auto cs = which(s);
+  BOOST_TEST(pa::to_string(cs.front().state) == pa::to_string(pa::child_state::fatal));
+}
+
+BOOST_AUTO_TEST_CASE(a_child_killed_unconditionally_is_restarted_and_its_supervisor_lives_on) {
+  // CAF's exit_reason::kill cannot be trapped; through a link it would have ended the
+  // supervisor too. OTP restarts a child killed this way, and so does pkit.
+  auto s = start(flags_with(5, 1000));
+  crash(s, caf::exit_reason::kill);
+  BOOST_TEST(count(event_kind::exited, 1) == 1u, history());
+  BOOST_TEST(count(event_kind::ready, 2) == 1u, "not restarted;" << history());
+  BOOST_TEST(which(s).size() == 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
