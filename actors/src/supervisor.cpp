@@ -18,6 +18,8 @@
 #include <cmath>
 #include <deque>
 #include <functional>
+#include <iterator>
+#include <list>
 #include <map>
 #include <optional>
 #include <random>
@@ -107,7 +109,7 @@ struct supervisor_state {
   supervisor_spec spec;  // flags and name; children live in `children`
   const fork_server* server = nullptr;
   process_observer observer;
-  std::vector<child> children;
+  std::list<child> children;  // in start order; a list, so removing one is O(1)
   std::deque<clock::time_point> restarts;  // the intensity window
   std::deque<plan> plans;                  // the head one runs
   std::uint64_t token = 0;                 // names the step in flight (or timer)
@@ -140,26 +142,24 @@ struct supervisor_state {
   }
 
   // Children by id, so that an event about one child costs the same with 10 or 10,000
-  // (a linear search made starting N children O(N²)). Positions in `children`; only a
-  // removal, which is rare, renumbers the ones after it.
-  std::unordered_map<std::string, std::size_t> index;
+  // (linear searches made starting or terminating N children O(N²)).
+  std::unordered_map<std::string, std::list<child>::iterator> index;
 
   child* find(const std::string& id) {
     auto i = index.find(id);
-    return i == index.end() ? nullptr : &children[i->second];
+    return i == index.end() ? nullptr : &*i->second;
   }
-  std::size_t position(const std::string& id) const { return index.at(id); }
+  std::list<child>::iterator position(const std::string& id) const { return index.at(id); }
   void add(child c) {
-    index.emplace(c.spec.id, children.size());
+    const std::string id = c.spec.id;
     children.push_back(std::move(c));
+    index.emplace(id, std::prev(children.end()));
   }
   void remove(const std::string& id) {
     auto i = index.find(id);
     if (i == index.end()) return;
-    const std::size_t pos = i->second;
+    children.erase(i->second);
     index.erase(i);
-    children.erase(children.begin() + static_cast<std::ptrdiff_t>(pos));
-    for (std::size_t k = pos; k < children.size(); ++k) index[children[k].spec.id] = k;
   }
   void clear() {
     children.clear();
@@ -250,13 +250,16 @@ std::uint64_t after(self_pointer self, std::int64_t delay_ms, std::function<void
   return token;
 }
 
-// Drops a child's actor (its down message finds no child any more).
+// Drops a child's actor. Demonitored first: its down message would only make the down
+// handler look for a child that is gone (a scan of all children, per dropped child).
 void discard_actor(self_pointer self, child& c) {
   if (c.proc) {
+    self->demonitor(c.proc.address());
     self->send_exit(c.proc, caf::exit_reason::user_shutdown);
     c.proc = nullptr;
   }
   if (c.sup) {
+    self->demonitor(c.sup.address());
     self->send_exit(c.sup, caf::exit_reason::user_shutdown);
     c.sup = nullptr;
   }
@@ -520,7 +523,7 @@ void restart(self_pointer self, child& c) {
   const std::string id = c.spec.id;
   std::vector<std::string> group;
   if (flags.strategy == restart_strategy::one_for_all || flags.strategy == restart_strategy::rest_for_one) {
-    auto pos = st.children.begin() + static_cast<std::ptrdiff_t>(st.position(id));
+    auto pos = st.position(id);
     auto first = flags.strategy == restart_strategy::one_for_all ? st.children.begin() : pos;
     for (auto i = first; i != st.children.end(); ++i) group.push_back(i->spec.id);
   } else {
