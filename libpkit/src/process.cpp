@@ -210,13 +210,6 @@ ready_result await_newline(int fd, clock::time_point deadline) {
   }
 }
 
-// Without a status pipe (start without wait) a failed set-up can only be told on stderr.
-void report_setup_failure(const char* name, child_failure f) noexcept {
-  const char* parts[] = {"pkit: cannot set up process '", name, "': ", stage_name(f.stage), ": ",
-                         ::strerrorname_np(f.error) ? ::strerrorname_np(f.error) : "?", "\n"};
-  for (const char* p : parts) write_all(2, p, std::strlen(p));
-}
-
 struct fork_child_context {
   process* self;
 };
@@ -436,19 +429,7 @@ std::error_code process_access::launch(process& p, const process_state& s, bool 
   if (pid == 0) {
     // The child: every signal is blocked until the dispositions are back to default,
     // so a signal sent the moment start() returns is held, then honoured.
-    forget_inherited_stdio();
-    reset_signal_dispositions();
-    int internal = status_write.get();
-    child_failure f = apply_child_setup(setup, internal);
-    if (internal >= 0) {
-      write_all(internal, &f, sizeof f);
-      ::close(internal);
-    } else if (f.stage != child_stage::none) {
-      report_setup_failure(child_name, f);
-    }
-    if (f.stage != child_stage::none) exit_now(127);
-    set_signal_mask(nullptr);
-    run_child_body(child_name, run_owner, &ctx);
+    run_forked_child(setup, status_write.get(), child_name, run_owner, &ctx);
   }
   int fork_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);

@@ -3,7 +3,7 @@
 // fd numbers and RLIMIT_NOFILE are.
 
 #define BOOST_TEST_MODULE pkit fault tests: descriptors
-#include "fault_support.hpp"
+#include "fault_fork_server.hpp"
 
 #include <pkit/fork_server.hpp>
 #include <pkit/process.hpp>
@@ -25,30 +25,14 @@ int print_fds() { return write_all(STDOUT_FILENO, list_own_fds() + "\n") ? 0 : 3
 
 // The fork server of this program, started by the global fixture before any thread. It
 // holds descriptors of its own (its sockets), which its children must not see either.
-pkit::fork_server* the_server = nullptr;
-
-struct fork_server_fixture {
-  fork_server_fixture() {
-    pkit::fork_server::registry targets;
-    targets.add("fds", [](const std::vector<std::string>&) { return print_fds(); });
-    server.emplace(pkit::fork_server::start(std::move(targets)));
-    the_server = &*server;
-  }
-  ~fork_server_fixture() {
-    the_server = nullptr;
-    watchdog dog{"fork server shutdown", 30s};  // a shutdown that hangs fails the program
-    server.reset();
-  }
-  std::optional<pkit::fork_server> server;
-};
-
-BOOST_TEST_GLOBAL_FIXTURE(fork_server_fixture);
-
-pkit::fork_server& server() {
-  BOOST_TEST_REQUIRE(the_server != nullptr);
-  BOOST_TEST_REQUIRE(the_server->running(), "the fork server is not running");
-  return *the_server;
+pkit::fork_server start_server() {
+  pkit::fork_server::registry targets;
+  targets.add("fds", [](const std::vector<std::string>&) { return print_fds(); });
+  return pkit::fork_server::start(std::move(targets));
 }
+
+using server_fixture = fork_server_fixture<start_server>;
+BOOST_TEST_GLOBAL_FIXTURE(server_fixture);
 
 enum class kind { program, callable, server_child };
 const char* kind_name(kind k) {

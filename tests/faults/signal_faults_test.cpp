@@ -4,7 +4,7 @@
 // returns must be honoured.
 
 #define BOOST_TEST_MODULE pkit fault tests: signals
-#include "fault_support.hpp"
+#include "fault_fork_server.hpp"
 
 #include <pkit/fork_server.hpp>
 #include <pkit/process.hpp>
@@ -84,35 +84,19 @@ private:
 // The fork server of this program, started by the global fixture before any thread, with
 // SIGTERM and SIGINT blocked and SIGPIPE ignored: the server inherits that state, and its
 // children must not.
-pkit::fork_server* the_server = nullptr;
-
-struct fork_server_fixture {
-  fork_server_fixture() {
-    signal_state_guard parent_state{{SIGTERM, SIGINT}, {SIGPIPE}};
-    handler_guard caught{SIGUSR2};
-    pkit::fork_server::registry targets;
-    targets.add("signals", [](const std::vector<std::string>&) { return print_signal_lines(); });
-    targets.add("pause", [](const std::vector<std::string>&) -> int {
-      for (;;) ::pause();
-    });
-    server.emplace(pkit::fork_server::start(std::move(targets)));
-    the_server = &*server;
-  }
-  ~fork_server_fixture() {
-    the_server = nullptr;
-    watchdog dog{"fork server shutdown", 30s};  // a shutdown that hangs fails the program
-    server.reset();
-  }
-  std::optional<pkit::fork_server> server;
-};
-
-BOOST_TEST_GLOBAL_FIXTURE(fork_server_fixture);
-
-pkit::fork_server& server() {
-  BOOST_TEST_REQUIRE(the_server != nullptr);
-  BOOST_TEST_REQUIRE(the_server->running(), "the fork server is not running");
-  return *the_server;
+pkit::fork_server start_server() {
+  signal_state_guard parent_state{{SIGTERM, SIGINT}, {SIGPIPE}};
+  handler_guard caught{SIGUSR2};
+  pkit::fork_server::registry targets;
+  targets.add("signals", [](const std::vector<std::string>&) { return print_signal_lines(); });
+  targets.add("pause", [](const std::vector<std::string>&) -> int {
+    for (;;) ::pause();
+  });
+  return pkit::fork_server::start(std::move(targets));
 }
+
+using server_fixture = fork_server_fixture<start_server>;
+BOOST_TEST_GLOBAL_FIXTURE(server_fixture);
 
 // Runs `p` with stdout piped and returns what it printed (and checks it exited 0).
 std::string output_of(pkit::process& p, const std::string& what) {

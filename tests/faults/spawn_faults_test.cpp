@@ -2,7 +2,7 @@
 // real process libraries have failed and fails on the naive implementation.
 
 #define BOOST_TEST_MODULE pkit fault tests: spawn
-#include "fault_support.hpp"
+#include "fault_fork_server.hpp"
 
 #include <pkit/errc.hpp>
 #include <pkit/fork_server.hpp>
@@ -76,39 +76,22 @@ int log_and_allocate(const std::string& tag) {
 
 // The fork server of this test program. It must be forked before any thread exists, so
 // it is started by the global fixture, before the first test case runs.
-pkit::fork_server* the_server = nullptr;
-
-struct fork_server_fixture {
-  fork_server_fixture() {
-    pkit::fork_server::registry targets;
-    targets.add("log-and-allocate",
-                [](const std::vector<std::string>& args) { return log_and_allocate(args.at(0)); });
-    targets.add("return", [](const std::vector<std::string>& a) { return std::stoi(a.at(0)); });
-    targets.add("throw", [](const std::vector<std::string>&) -> int {
-      throw std::runtime_error("server-target-threw");
-    });
-    targets.add("exit-child", [](const std::vector<std::string>& a) -> int {
-      pkit::exit_child(std::stoi(a.at(0)));
-    });
-    server.emplace(pkit::fork_server::start(std::move(targets)));
-    the_server = &*server;
-  }
-  ~fork_server_fixture() {
-    the_server = nullptr;
-    watchdog dog{"fork server shutdown", 30s};  // a shutdown that hangs fails the program
-    server.reset();
-  }
-
-  std::optional<pkit::fork_server> server;
-};
-
-BOOST_TEST_GLOBAL_FIXTURE(fork_server_fixture);
-
-pkit::fork_server& server() {
-  BOOST_TEST_REQUIRE(the_server != nullptr);
-  BOOST_TEST_REQUIRE(the_server->running(), "the fork server is not running");
-  return *the_server;
+pkit::fork_server start_server() {
+  pkit::fork_server::registry targets;
+  targets.add("log-and-allocate",
+              [](const std::vector<std::string>& args) { return log_and_allocate(args.at(0)); });
+  targets.add("return", [](const std::vector<std::string>& a) { return std::stoi(a.at(0)); });
+  targets.add("throw", [](const std::vector<std::string>&) -> int {
+    throw std::runtime_error("server-target-threw");
+  });
+  targets.add("exit-child", [](const std::vector<std::string>& a) -> int {
+    pkit::exit_child(std::stoi(a.at(0)));
+  });
+  return pkit::fork_server::start(std::move(targets));
 }
+
+using server_fixture = fork_server_fixture<start_server>;
+BOOST_TEST_GLOBAL_FIXTURE(server_fixture);
 
 // A started child and when it was started.
 struct in_flight {

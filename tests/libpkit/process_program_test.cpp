@@ -505,20 +505,30 @@ BOOST_AUTO_TEST_CASE(pass_fds_gives_the_child_the_descriptor_under_the_requested
   BOOST_TEST(p.join() == 0);
 }
 
+namespace {
+
+// The descriptors a child reports having when it is given `source` as its fd 7 (and
+// /dev/null, a pipe, /dev/null as 0, 1, 2): exactly "0 1 2 7" is right.
+void check_only_stdio_and_fd_7_arrive(int source) {
+  pkit::process_options o;
+  o.in = pkit::stdio::null();
+  o.out = pkit::stdio::pipe();
+  o.err = pkit::stdio::null();
+  o.pass_fds.emplace_back(7, source);
+  const auto r = run_capture(child_command({"fds"}), o);
+  BOOST_TEST(r.out == "0 1 2 7\n");
+  BOOST_TEST(r.code == 0);
+}
+
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(a_program_child_gets_only_stdio_and_the_passed_fds) {
   auto pipe = make_pipe();
   auto unrelated = make_pipe();
   // A parent descriptor without close-on-exec must not leak either.
   pkit::unique_fd inheritable{::dup(unrelated.write.get())};
   BOOST_TEST_REQUIRE(inheritable.get() >= 0);
-  pkit::process_options o;
-  o.in = pkit::stdio::null();
-  o.out = pkit::stdio::pipe();
-  o.err = pkit::stdio::null();
-  o.pass_fds.emplace_back(7, pipe.write.get());
-  const auto r = run_capture(child_command({"fds"}), o);
-  BOOST_TEST(r.out == "0 1 2 7\n");
-  BOOST_TEST(r.code == 0);
+  check_only_stdio_and_fd_7_arrive(pipe.write.get());
 }
 
 BOOST_AUTO_TEST_CASE(a_program_started_by_a_parent_with_many_descriptors_gets_exactly_its_own) {
@@ -532,14 +542,7 @@ BOOST_AUTO_TEST_CASE(a_program_started_by_a_parent_with_many_descriptors_gets_ex
   for (rlim_t i = 0; i < many_count; ++i) many.emplace_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   auto pipe = make_pipe();
   BOOST_TEST_REQUIRE(pipe.write.get() > 500);
-  pkit::process_options o;
-  o.in = pkit::stdio::null();
-  o.out = pkit::stdio::pipe();
-  o.err = pkit::stdio::null();
-  o.pass_fds.emplace_back(7, pipe.write.get());
-  const auto r = run_capture(child_command({"fds"}), o);
-  BOOST_TEST(r.out == "0 1 2 7\n");
-  BOOST_TEST(r.code == 0);
+  check_only_stdio_and_fd_7_arrive(pipe.write.get());
 }
 
 BOOST_AUTO_TEST_CASE(pass_fds_can_swap_descriptor_numbers) {

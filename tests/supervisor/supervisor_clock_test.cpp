@@ -21,6 +21,7 @@
 #include <caf/send.hpp>
 
 #include <chrono>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -99,6 +100,16 @@ struct clock_fixture {
     run();
     BOOST_TEST_REQUIRE(out.has_value(), "which_children was not answered");
     return *out;
+  }
+
+  /// Crashes the child at each of these times (ms after the first crash).
+  void crash_at(const pa::supervisor_actor& s, std::initializer_list<int> times_ms) {
+    int now = *times_ms.begin();
+    for (int t : times_ms) {
+      advance(std::chrono::milliseconds(t - now));
+      now = t;
+      crash(s);
+    }
   }
 
   /// Crashes the child: its actor is ended, which the supervisor sees as its exit.
@@ -183,22 +194,15 @@ BOOST_AUTO_TEST_CASE(the_backoff_starts_over_once_the_child_stayed_up_reset_afte
 
 BOOST_AUTO_TEST_CASE(more_than_intensity_restarts_within_the_period_make_the_supervisor_give_up) {
   auto s = start(flags_with(2, 1000));
-  crash(s);  // t = 0
-  advance(500ms);
-  crash(s);  // t = 500
-  advance(500ms);
-  crash(s);  // t = 1000: the first restart is exactly `period` old, still inside the window
+  // At t = 1000 the first restart is exactly `period` old: still inside the window.
+  crash_at(s, {0, 500, 1000});
   BOOST_TEST(count(event_kind::gave_up) == 1u, "3 restarts within 1000 ms survived;" << history());
   BOOST_TEST(count(event_kind::ready, 4) == 0u, history());
 }
 
 BOOST_AUTO_TEST_CASE(restarts_spread_just_wider_than_the_period_are_survived) {
   auto s = start(flags_with(2, 1000));
-  crash(s);  // t = 0
-  advance(500ms);
-  crash(s);  // t = 500
-  advance(501ms);
-  crash(s);  // t = 1001: the first restart has left the window
+  crash_at(s, {0, 500, 1001});  // at t = 1001 the first restart has left the window
   BOOST_TEST(count(event_kind::gave_up) == 0u, history());
   BOOST_TEST(count(event_kind::ready, 4) == 1u, history());
   advance(1001ms);

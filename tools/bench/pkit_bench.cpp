@@ -16,6 +16,8 @@
 #include <pkit/process.hpp>
 #include <pkit/process_options.hpp>
 
+#include "bench_harness.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -60,26 +62,15 @@
 
 namespace {
 
+using namespace bench;
+
+// micros_since: the name this program uses.
+double micros_since(std::int64_t t0) noexcept { return us_since(t0); }
+
 // ---------------------------------------------------------------------------------------
 // Small helpers
 // ---------------------------------------------------------------------------------------
 
-[[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
-
-[[noreturn]] void fail_errno(const std::string& what) {
-  throw std::system_error(errno, std::system_category(), what);
-}
-
-/// CLOCK_MONOTONIC in nanoseconds; vDSO, async-signal-safe, usable in any child.
-std::int64_t now_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
-double micros_since(std::int64_t start_ns) noexcept {
-  return static_cast<double>(now_ns() - start_ns) / 1000.0;
-}
 
 /// Waits for `pid` (a child of ours) and checks that it exited with 0.
 void reap_ok(pid_t pid, const char* what) {
@@ -101,56 +92,6 @@ void check_exit_code(int code, const char* what) {
 // Measurement: interleaved rounds, medians
 // ---------------------------------------------------------------------------------------
 
-struct stats {
-  std::size_t n = 0;
-  double median = 0, p10 = 0, p90 = 0;
-};
-
-double quantile(const std::vector<double>& sorted, double q) {
-  if (sorted.empty()) return 0;
-  double pos = q * static_cast<double>(sorted.size() - 1);
-  auto lo = static_cast<std::size_t>(pos);
-  std::size_t hi = std::min(lo + 1, sorted.size() - 1);
-  double frac = pos - static_cast<double>(lo);
-  return sorted[lo] * (1 - frac) + sorted[hi] * frac;
-}
-
-/// One thing being measured: `once` runs one iteration and returns its sample in µs.
-struct variant {
-  std::string label;
-  std::function<double()> once;
-  std::vector<double> samples;
-
-  stats summary() const {
-    std::vector<double> s = samples;
-    std::sort(s.begin(), s.end());
-    return {s.size(), quantile(s, 0.5), quantile(s, 0.1), quantile(s, 0.9)};
-  }
-};
-
-struct plan {
-  int warmup;  // iterations per variant, discarded
-  int rounds;  // interleaved rounds
-  int batch;   // iterations per variant per round
-};
-
-/// Runs `variants` interleaved: warm-up first, then `rounds` rounds in which every variant
-/// runs `batch` iterations, the order rotating each round (A B C, B C A, C A B, ...).
-void run_interleaved(std::vector<variant*> variants, const plan& p) {
-  std::fflush(stdout);
-  std::fflush(stderr);
-  for (variant* v : variants) {
-    for (int i = 0; i < p.warmup; ++i) (void)v->once();
-    v->samples.reserve(static_cast<std::size_t>(p.rounds * p.batch));
-  }
-  const std::size_t n = variants.size();
-  for (int r = 0; r < p.rounds; ++r) {
-    for (std::size_t k = 0; k < n; ++k) {
-      variant* v = variants[(static_cast<std::size_t>(r) + k) % n];
-      for (int i = 0; i < p.batch; ++i) v->samples.push_back(v->once());
-    }
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 // Raw baselines
@@ -605,7 +546,7 @@ struct settings {
   bool markdown = false;
 };
 
-int bench(const settings& opt, pkit::fork_server& server) {
+int run_bench(const settings& opt, pkit::fork_server& server) {
   const bool quick = opt.quick;
   // Iterations: sized for a two-core machine, a full run takes well under two minutes.
   // {warm-up, rounds, batch}: full mode takes ~10 s, quick mode well under a second.
@@ -814,7 +755,7 @@ int main(int argc, char** argv) {
     targets.add("zero", [](const std::vector<std::string>&) { return 0; });
     pkit::fork_server server = pkit::fork_server::start(std::move(targets));
 
-    return bench(opt, server);
+    return run_bench(opt, server);
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "pkit_bench: error: %s\n", e.what());

@@ -331,17 +331,7 @@ private:
     ::sigprocmask(SIG_SETMASK, &all, &old);
     pid_t pid = ::fork();
     if (pid == 0) {
-      forget_inherited_stdio();
-      reset_signal_dispositions();
-      int internal = status_write.get();
-      child_failure f = apply_child_setup(setup, internal);
-      if (internal >= 0) {
-        write_all(internal, &f, sizeof f);
-        ::close(internal);
-      }
-      if (f.stage != child_stage::none) exit_now(127);
-      set_signal_mask(nullptr);
-      run_child_body(name.c_str(), call_target, &call);
+      run_forked_child(setup, status_write.get(), name.c_str(), call_target, &call);
     }
     int fork_errno = errno;
     ::sigprocmask(SIG_SETMASK, &old, nullptr);

@@ -9,6 +9,7 @@
 #include <exception>
 #include <stdio_ext.h>
 #include <string>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 namespace pkit::detail {
@@ -33,7 +34,30 @@ void report(const char* name, const char* what) noexcept {
   write_all(2, buf, n);
 }
 
+// Without a status pipe (start without wait) a failed set-up can only be told on stderr.
+void report_setup_failure(const char* name, child_failure f) noexcept {
+  const char* parts[] = {"pkit: cannot set up process '", name, "': ", stage_name(f.stage), ": ",
+                         ::strerrorname_np(f.error) ? ::strerrorname_np(f.error) : "?", "\n"};
+  for (const char* p : parts) write_all(2, p, std::strlen(p));
+}
+
 }  // namespace
+
+void run_forked_child(const child_setup& setup, int status_fd, const char* name, int (*body)(void*),
+                      void* ctx) noexcept {
+  forget_inherited_stdio();
+  reset_signal_dispositions();
+  child_failure f = apply_child_setup(setup, status_fd);
+  if (status_fd >= 0) {
+    write_all(status_fd, &f, sizeof f);
+    raw_syscall(SYS_close, status_fd);
+  } else if (f.stage != child_stage::none) {
+    report_setup_failure(name, f);
+  }
+  if (f.stage != child_stage::none) exit_now(127);
+  set_signal_mask(nullptr);
+  run_child_body(name, body, ctx);
+}
 
 void bind_child_calls() noexcept {
   // Reads only; the result is irrelevant.

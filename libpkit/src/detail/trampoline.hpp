@@ -4,6 +4,8 @@
 
 namespace pkit::detail {
 
+struct child_setup;
+
 /// Called in the parent just before it forks: makes the dynamic linker bind the libc
 /// functions the child calls, so each child does not bind them again on its own copy of
 /// the parent's memory (a dozen copy-on-write faults per start).
@@ -12,6 +14,14 @@ void bind_child_calls() noexcept;
 /// Discards the stdio buffers inherited from the parent (their contents belong to the
 /// parent and would otherwise be written twice).
 void forget_inherited_stdio() noexcept;
+
+/// The life of a freshly forked child that runs C++ code, called with every signal
+/// blocked: discards the inherited stdio buffers, resets the signal dispositions, applies
+/// `setup`, then reports the outcome on `status_fd` (the start-up record a start with
+/// wait reads) — or, without one, a failure on stderr — and exits with 127 on failure.
+/// Otherwise unblocks the signals and runs `run_child_body(name, body, ctx)`.
+[[noreturn]] void run_forked_child(const child_setup& setup, int status_fd, const char* name,
+                                   int (*body)(void*), void* ctx) noexcept;
 
 /// Runs `body(ctx)` and ends the process with its exit code: 0 on return, the code of an
 /// `exit_request`, 1 after an uncaught exception (reported on stderr with `name` and

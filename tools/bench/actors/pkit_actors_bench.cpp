@@ -21,6 +21,8 @@
 #include <pkit/actors/supervisor.hpp>
 #include <pkit/exit_status.hpp>
 
+#include "../bench_harness.hpp"
+
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -77,27 +79,13 @@
 namespace {
 
 namespace pa = pkit::actors;
+using namespace bench;
 using namespace std::chrono_literals;
 
 // ---------------------------------------------------------------------------------------
 // Small helpers
 // ---------------------------------------------------------------------------------------
 
-[[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
-
-[[noreturn]] void fail_errno(const std::string& what) {
-  throw std::system_error(errno, std::system_category(), what);
-}
-
-/// CLOCK_MONOTONIC in nanoseconds (the clock the child stamps with).
-std::int64_t now_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
-double us_since(std::int64_t t0) noexcept { return static_cast<double>(now_ns() - t0) / 1e3; }
-double ms_since(std::int64_t t0) noexcept { return static_cast<double>(now_ns() - t0) / 1e6; }
 
 const char* const child_path = PKIT_ACTORS_BENCH_CHILD;
 
@@ -221,53 +209,6 @@ private:
 // Measurement: interleaved rounds, medians
 // ---------------------------------------------------------------------------------------
 
-struct stats {
-  std::size_t n = 0;
-  double median = 0, p10 = 0, p90 = 0;
-};
-
-double quantile(const std::vector<double>& sorted, double q) {
-  if (sorted.empty()) return 0;
-  double pos = q * static_cast<double>(sorted.size() - 1);
-  auto lo = static_cast<std::size_t>(pos);
-  std::size_t hi = std::min(lo + 1, sorted.size() - 1);
-  double frac = pos - static_cast<double>(lo);
-  return sorted[lo] * (1 - frac) + sorted[hi] * frac;
-}
-
-stats summarize(std::vector<double> s) {
-  std::sort(s.begin(), s.end());
-  return {s.size(), quantile(s, 0.5), quantile(s, 0.1), quantile(s, 0.9)};
-}
-
-/// One thing measured: `once` runs one iteration and returns its sample (µs).
-struct variant {
-  std::string label;
-  std::function<double()> once;
-  std::vector<double> samples;
-  stats summary() const { return summarize(samples); }
-};
-
-struct plan {
-  int warmup;  // iterations per variant, discarded
-  int rounds;  // interleaved rounds
-  int batch;   // iterations per variant per round
-  int samples() const { return rounds * batch; }
-};
-
-void run_interleaved(const std::vector<variant*>& variants, const plan& p) {
-  for (variant* v : variants) {
-    for (int i = 0; i < p.warmup; ++i) (void)v->once();
-    v->samples.reserve(static_cast<std::size_t>(p.samples()));
-  }
-  const std::size_t n = variants.size();
-  for (int r = 0; r < p.rounds; ++r) {
-    for (std::size_t k = 0; k < n; ++k) {
-      variant* v = variants[(static_cast<std::size_t>(r) + k) % n];
-      for (int i = 0; i < p.batch; ++i) v->samples.push_back(v->once());
-    }
-  }
-}
 
 // ---------------------------------------------------------------------------------------
 // Report
@@ -806,7 +747,7 @@ std::string kb(double bytes) { return fmt("%.2f KB", bytes / 1024.0); }
 
 int run(const settings& opt, caf::actor_system& sys);
 
-int bench(const settings& opt) {
+int run_bench(const settings& opt) {
   const bool quick = opt.quick;
   const rlim_t nofile = raise_nofile();
   utsname u{};
@@ -1152,7 +1093,7 @@ int main(int argc, char** argv) {
     }
   }
   try {
-    return bench(opt);
+    return run_bench(opt);
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "pkit_actors_bench: error: %s\n", e.what());
