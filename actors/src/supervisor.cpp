@@ -88,12 +88,16 @@ struct step {
   enum class kind { start, stop } what;
   std::string id;
   bool drop_if_temporary = false;  // a bystander stopped by a group restart
+  // For a plan of independent steps (on_failure::each): told how this step ended.
+  std::function<void(const caf::error&)> done = {};
 };
 
 // What to do when a plan's step fails (a child could not be started).
 enum class on_failure {
   fail_supervisor,  // the initial start: OTP's init failure
-  report,           // start_child: the caller gets the error
+  report,           // restart_child: the caller gets the error
+  each,             // start_child requests: each step reports to its own caller; the
+                    // plan goes on (a later request joins it while it is the last plan)
   restart,          // a restart: counted, handled like an exit of that child
 };
 
@@ -112,8 +116,17 @@ struct supervisor_state {
   std::list<child> children;  // in start order; a list, so removing one is O(1)
   std::deque<clock::time_point> restarts;  // the intensity window
   std::deque<plan> plans;                  // the head one runs
-  std::uint64_t token = 0;                 // names the step in flight (or timer)
-  bool step_in_flight = false;
+  std::uint64_t token = 0;  // the last step token handed out (see pending)
+  // The head plan's steps under way, by child id, each with its token: a reply that does
+  // not match is late (its step was abandoned) and only updates the child. One step at a
+  // time, except start steps: up to flags.start_concurrency of them.
+  struct in_flight {
+    step::kind what;
+    std::uint64_t token;
+    std::function<void(const caf::error&)> done;
+  };
+  std::map<std::string, in_flight> pending;
+  bool in_run = false, run_again = false;  // run_next_step is not reentrant
   bool shutting_down = false;
   bool started = false;  // the initial start completed
   std::uint64_t next_simple_id = 1;
@@ -235,8 +248,18 @@ void emit(self_pointer self, const child& c, event_kind kind, std::int64_t delay
 void run_next_step(self_pointer self);
 
 bool current_step_is(const supervisor_state& st, step::kind what, const std::string& id) {
-  return st.step_in_flight && !st.plans.empty() && !st.plans.front().steps.empty() &&
-         st.plans.front().steps.front().what == what && st.plans.front().steps.front().id == id;
+  auto i = st.pending.find(id);
+  return i != st.pending.end() && i->second.what == what;
+}
+
+// Whether the step `token` of child `id` is still under way (not done, not abandoned).
+bool is_current(const supervisor_state& st, const std::string& id, std::uint64_t token) {
+  auto i = st.pending.find(id);
+  return i != st.pending.end() && i->second.token == token;
+}
+
+std::size_t start_concurrency(const supervisor_state& st) {
+  return static_cast<std::size_t>(std::max<std::int32_t>(1, st.spec.flags.start_concurrency));
 }
 
 // Runs `fn` after `delay` (a delayed message through the timer relay); the handler of
@@ -282,16 +305,19 @@ void finish_plan(self_pointer self, const caf::error& err, const std::string& fa
   if (st.plans.empty()) return;
   plan p = std::move(st.plans.front());
   st.plans.pop_front();
-  st.step_in_flight = false;
-  ++st.token;  // late replies of the abandoned step are ignored
+  st.pending.clear();  // late replies of abandoned steps are ignored
   if (p.done) p.done(err, failed);
   run_next_step(self);
 }
 
-void step_done(self_pointer self) {
+// The step of child `id` under way has completed (nothing if there is none).
+void step_done(self_pointer self, const std::string& id) {
   auto& st = self->state;
-  st.step_in_flight = false;
-  if (!st.plans.empty() && !st.plans.front().steps.empty()) st.plans.front().steps.pop_front();
+  auto i = st.pending.find(id);
+  if (i == st.pending.end()) return;
+  auto done = std::move(i->second.done);
+  st.pending.erase(i);
+  if (done) done(caf::none);
   run_next_step(self);
 }
 
@@ -300,6 +326,15 @@ void step_failed(self_pointer self, const std::string& id, const caf::error& err
   auto& st = self->state;
   if (st.plans.empty()) return;
   const on_failure mode = st.plans.front().failure_mode;
+  if (mode == on_failure::each) {
+    auto i = st.pending.find(id);
+    if (i == st.pending.end()) return;
+    auto done = std::move(i->second.done);
+    st.pending.erase(i);
+    if (done) done(err);
+    run_next_step(self);
+    return;
+  }
   finish_plan(self, err, id);
   if (mode == on_failure::restart) {
     // A child that could not even be created leaves no exit to wait for: treat the
@@ -314,7 +349,7 @@ void step_failed(self_pointer self, const std::string& id, const caf::error& err
 // start_child_step), unless the plan was abandoned meanwhile.
 void complete_ready_step(self_pointer self, child& c) {
   const std::uint64_t token = std::exchange(c.ready_token, 0);
-  if (token != 0 && token == self->state.token) step_done(self);
+  if (token != 0 && is_current(self->state, c.spec.id, token)) step_done(self, c.spec.id);
 }
 
 process_spec worker_spec(const child& c) {
@@ -324,12 +359,10 @@ process_spec worker_spec(const child& c) {
   return p;
 }
 
-void start_child_step(self_pointer self, const step& s) {
+void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
   auto& st = self->state;
   child* c = st.find(s.id);
-  if (c == nullptr || c->active()) return step_done(self);
-  const std::uint64_t token = ++st.token;
-  st.step_in_flight = true;
+  if (c == nullptr || c->active()) return step_done(self, s.id);
   c->state = child_state::starting;
   c->pid = 0;
   c->started_at = self->clock().now();
@@ -363,17 +396,17 @@ void start_child_step(self_pointer self, const step& s) {
             // The incarnation arrives with child_ready, which follows this reply; the step
             // completes there, once the `ready` event is out — so a supervisor reports
             // itself ready (to its parent) only after all its children's ready events.
-            if (token == st.token) {
+            if (is_current(st, id, token)) {
               if (c != nullptr && c->proc) {
                 c->ready_token = token;
               } else {
-                step_done(self);
+                step_done(self, id);
               }
             }
           },
           [self, id, token](caf::error& err) {
             auto& st = self->state;
-            if (token != st.token) return;
+            if (!is_current(st, id, token)) return;
             child* c = st.find(id);
             // start_failed: no child was made. Readiness failures: a child was made and
             // its exit is on the way (pid known from the process actor's status).
@@ -383,18 +416,16 @@ void start_child_step(self_pointer self, const step& s) {
           });
 }
 
-void stop_child_step(self_pointer self, const step& s) {
+void stop_child_step(self_pointer self, const step& s, std::uint64_t token) {
   auto& st = self->state;
   child* c = st.find(s.id);
-  if (c == nullptr) return step_done(self);
+  if (c == nullptr) return step_done(self, s.id);
   if (c->state == child_state::restarting || c->state == child_state::fatal ||
       c->state == child_state::stopped) {
     if (c->state == child_state::restarting) c->state = child_state::stopped;
     if (s.drop_if_temporary && c->spec.restart == restart_type::temporary) drop_child(self, s.id);
-    return step_done(self);
+    return step_done(self, s.id);
   }
-  const std::uint64_t token = ++st.token;
-  st.step_in_flight = true;
   c->state = child_state::stopping;
   const std::string id = c->spec.id;
   const bool drop = s.drop_if_temporary && c->spec.restart == restart_type::temporary;
@@ -409,7 +440,7 @@ void stop_child_step(self_pointer self, const step& s) {
           // A nested supervisor missed its shutdown timeout.
           auto& st = self->state;
           child* c = st.find(id);
-          if (token == st.token && c != nullptr && c->state == child_state::stopping && c->sup)
+          if (is_current(st, id, token) && c != nullptr && c->state == child_state::stopping && c->sup)
             self->send_exit(c->sup, caf::exit_reason::kill);
         });
     }
@@ -427,7 +458,7 @@ void stop_child_step(self_pointer self, const step& s) {
               c->pid = 0;
               if (drop) drop_child(self, id);
             }
-            if (token == st.token) step_done(self);
+            if (is_current(st, id, token)) step_done(self, id);
           },
           [self, id, token](caf::error&) {
             auto& st = self->state;
@@ -436,28 +467,50 @@ void stop_child_step(self_pointer self, const step& s) {
               c->stopped_run = c->incarnation;
               c->pid = 0;
             }
-            if (token == st.token) step_done(self);
+            if (is_current(st, id, token)) step_done(self, id);
           });
 }
 
+// Issues the head plan's next steps: one at a time, or — for consecutive start steps —
+// up to start_concurrency at once (in order: each child is started after all the ones
+// before it have been). A plan ends when its last step has completed.
 void run_next_step(self_pointer self) {
   auto& st = self->state;
-  if (!st.step_in_flight && !st.plans.empty()) {
-    plan& p = st.plans.front();
-    if (p.steps.empty()) {
-      finish_plan(self, caf::none, {});
-      return;
-    }
-    step s = p.steps.front();
-    switch (s.what) {
-      case step::kind::start:
-        start_child_step(self, s);
-        return;
-      case step::kind::stop:
-        stop_child_step(self, s);
-        return;
-    }
+  if (st.in_run) {  // called from a step that completed at once, or from a plan's done
+    st.run_again = true;
+    return;
   }
+  st.in_run = true;
+  do {
+    st.run_again = false;
+    while (!st.plans.empty()) {
+      plan& p = st.plans.front();
+      if (p.steps.empty()) {
+        if (!st.pending.empty()) break;
+        finish_plan(self, caf::none, {});
+        continue;
+      }
+      const step& next = p.steps.front();
+      if (!st.pending.empty()) {
+        const bool starts_only = std::all_of(st.pending.begin(), st.pending.end(), [](const auto& kv) {
+          return kv.second.what == step::kind::start;
+        });
+        if (next.what != step::kind::start || !starts_only || st.pending.size() >= start_concurrency(st) ||
+            st.pending.count(next.id) != 0)
+          break;
+      }
+      step s = std::move(p.steps.front());
+      p.steps.pop_front();
+      const std::uint64_t token = ++st.token;
+      st.pending[s.id] = {s.what, token, std::move(s.done)};
+      if (s.what == step::kind::start) {
+        start_child_step(self, s, token);
+      } else {
+        stop_child_step(self, s, token);
+      }
+    }
+  } while (st.run_again);
+  st.in_run = false;
 }
 
 void schedule(self_pointer self, plan p) {
@@ -614,11 +667,16 @@ void shut_down(self_pointer self, caf::error reason) {
   st.shutting_down = true;
   std::deque<plan> old;
   old.swap(st.plans);
-  st.step_in_flight = false;
-  ++st.token;
-  for (auto& p : old)
-    if (p.done && p.failure_mode != on_failure::fail_supervisor)
-      p.done(caf::make_error(error::shutting_down, st.spec.name), {});
+  auto under_way = std::move(st.pending);
+  st.pending.clear();
+  const auto refused = caf::make_error(error::shutting_down, st.spec.name);
+  for (auto& [id, f] : under_way)
+    if (f.done) f.done(refused);
+  for (auto& p : old) {
+    for (auto& s : p.steps)
+      if (s.done) s.done(refused);
+    if (p.done && p.failure_mode != on_failure::fail_supervisor) p.done(refused, {});
+  }
   plan p;
   p.steps = stop_all_steps(st, false);
   p.done = [self, reason = std::move(reason)](const caf::error&, const std::string&) {
@@ -665,10 +723,8 @@ caf::result<child_info> add_and_start(self_pointer self, child_spec spec) {
   c.spec = std::move(spec);
   st.add(std::move(c));
   auto rp = self->make_response_promise<child_info>();
-  plan p;
-  p.failure_mode = on_failure::report;
-  p.steps = {{step::kind::start, id}};
-  p.done = [self, rp, id](const caf::error& err, const std::string&) mutable {
+  step s{step::kind::start, id};
+  s.done = [self, rp, id](const caf::error& err) mutable {
     auto& st = self->state;
     child* c = st.find(id);
     if (err) {
@@ -689,7 +745,17 @@ caf::result<child_info> add_and_start(self_pointer self, child_spec spec) {
     }
     deliver_info(self, rp, id);
   };
-  schedule(self, std::move(p));
+  // Requests are served in order: this start joins the last plan only if that is a batch
+  // of start_child requests too (then up to start_concurrency of them run at once).
+  if (!st.plans.empty() && st.plans.back().failure_mode == on_failure::each) {
+    st.plans.back().steps.push_back(std::move(s));
+    run_next_step(self);
+  } else {
+    plan p;
+    p.failure_mode = on_failure::each;
+    p.steps.push_back(std::move(s));
+    schedule(self, std::move(p));
+  }
   return rp;
 }
 
@@ -718,7 +784,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
           c.state = child_state::stopped;
           c.last = status;
           emit(self, c, event_kind::stopped);
-          step_done(self);
+          step_done(self, id);
         } else if (c.state == child_state::starting && current_step_is(st, step::kind::start, id)) {
           // It failed while starting its own children. In a restart this counts as its exit
           // (step_failed handles that); otherwise the plan's owner decides.
@@ -917,7 +983,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
           ++c->incarnation;
           emit(self, *c, event_kind::started);
           emit(self, *c, event_kind::ready);
-          step_done(self);
+          step_done(self, id);
           return;
         }
         if (inc < c->incarnation) return;

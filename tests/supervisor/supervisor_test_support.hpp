@@ -416,10 +416,13 @@ struct sup_fixture : configured {
 
   // -- requests ----------------------------------------------------------------------
 
+  /// How long `ask` waits for a reply.
+  std::chrono::milliseconds request_timeout = event_timeout;
+
   template <class T, class... Ts>
   reply<T> ask(const pa::supervisor_actor& s, Ts&&... xs) {
     reply<T> r;
-    self->request(s, event_timeout, std::forward<Ts>(xs)...)
+    self->request(s, request_timeout, std::forward<Ts>(xs)...)
         .receive([&](T& v) { r.value = std::move(v); },
                  [&](caf::error& e) {
                    r.rendered = system.render(e);

@@ -112,6 +112,13 @@ struct supervisor_flags {
   /// (supervisord's startsecs/startretries). 0 disables.
   std::int64_t min_uptime_ms = 0;
   std::int32_t max_failed_starts = 5;
+  /// How many children of one start sequence — the initial start, a group restart, or
+  /// `start_child` requests queued back to back — may be starting at once. 1 is OTP's
+  /// order: each child starts once the one before it is ready. N > 1 issues the starts in
+  /// the same order but without waiting, up to N under way side by side (systemd's
+  /// parallel start, for children that do not depend on each other; their processes
+  /// appear in any order); each still reports on its own.
+  std::int32_t start_concurrency = 1;
 };
 
 struct supervisor_spec;
@@ -229,7 +236,8 @@ typename Inspector::result_type inspect(Inspector& f, backoff_spec& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, supervisor_flags& x) {
   return f(caf::meta::type_name("pkit::actors::supervisor_flags"), x.strategy, x.intensity,
-           x.period_ms, x.shutdown, x.backoff, x.min_uptime_ms, x.max_failed_starts);
+           x.period_ms, x.shutdown, x.backoff, x.min_uptime_ms, x.max_failed_starts,
+           x.start_concurrency);
 }
 
 template <class Inspector>
