@@ -32,7 +32,7 @@ BOOST_AUTO_TEST_CASE(terminating_10000_children_one_by_one_costs_less_than_25_ti
   const rlimit raised{lim.rlim_max, lim.rlim_max};
   BOOST_TEST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &raised) == 0);
 
-  auto tmpl = worker("t", {"pause"});
+  auto tmpl = worker("t", {"pause"}, PKIT_SCALE_CHILD);  // see CMakeLists.txt
   tmpl.restart = restart_type::temporary;
   tmpl.shutdown_ms = 0;
   request_timeout = 60s;  // slow machines, sanitizer builds: a bound, not a measure
