@@ -144,7 +144,7 @@ public:
       : targets_(targets), control_(control), events_(events), epoll_(::epoll_create1(EPOLL_CLOEXEC)) {}
 
   [[noreturn]] void run() {
-    if (!epoll_) ::_exit(1);
+    if (!epoll_) exit_now(1);
     add(control_, 0);
     ::fcntl(events_, F_SETFL, ::fcntl(events_, F_GETFL) | O_NONBLOCK);
     epoll_event events[32];
@@ -217,7 +217,7 @@ private:
     while (!children_.empty()) reap(children_.begin()->first);
     ::fcntl(events_, F_SETFL, ::fcntl(events_, F_GETFL) & ~O_NONBLOCK);
     for (const event& e : queue_) ::send(events_, &e, sizeof e, MSG_NOSIGNAL);
-    ::_exit(0);
+    exit_now(0);
   }
 
   void send_reply(const reply& r, const int* fds = nullptr, std::size_t nfds = 0) {
@@ -397,8 +397,12 @@ std::shared_ptr<fork_server_core> fork_server_core::launch(fork_server::registry
     // The server. It dies with its parent, leads its own process group (a terminal's ^C
     // for the program must not take it down), runs no handler of the program's, and keeps
     // only stdio and its two sockets.
+    // Its exits are raw exit_group calls and it drops the program's unwritten stdio
+    // buffers at once: no path (a sanitizer's _exit interceptor flushes streams) may write
+    // the program's output a second time.
+    forget_inherited_stdio();
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(0);
+    if (::getppid() != parent) exit_now(0);
     ::setpgid(0, 0);
     reset_signal_dispositions();
     set_signal_mask(nullptr);
