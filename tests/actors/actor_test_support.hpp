@@ -45,39 +45,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-// ---------------------------------------------------------------------------
-// Printing for BOOST_TEST
-// ---------------------------------------------------------------------------
-
-namespace pkit {
-inline std::ostream& boost_test_print_type(std::ostream& os, const exit_status& s) {
-  return os << '"' << s.to_string() << '"';
-}
-}  // namespace pkit
-
-namespace pkit::actors {
-inline std::ostream& boost_test_print_type(std::ostream& os, process_state s) {
-  return os << to_string(s);
-}
-inline std::ostream& boost_test_print_type(std::ostream& os, error e) {
-  return os << "pkit::actors::error::" << to_string(e);
-}
-inline std::ostream& boost_test_print_type(std::ostream& os, restart_strategy s) {
-  return os << to_string(s);
-}
-inline std::ostream& boost_test_print_type(std::ostream& os, restart_type t) {
-  return os << to_string(t);
-}
-inline std::ostream& boost_test_print_type(std::ostream& os, auto_shutdown a) {
-  return os << to_string(a);
-}
-inline std::ostream& boost_test_print_type(std::ostream& os, child_state s) {
-  return os << to_string(s);
-}
-inline std::ostream& boost_test_print_type(std::ostream& os, event_kind k) {
-  return os << to_string(k);
-}
-}  // namespace pkit::actors
+#include "actor_printing.hpp"
+#include "test_child_path.hpp"
 
 namespace pkit_actor_test {
 
@@ -92,16 +61,7 @@ inline constexpr std::chrono::milliseconds event_timeout = std::chrono::seconds(
 // The helper child program
 // ---------------------------------------------------------------------------
 
-/// Path of pkit_test_child: $PKIT_TEST_CHILD (set by CTest), else the path baked in at
-/// build time so the test binaries also run by hand.
-inline std::string child_path() {
-  if (const char* p = std::getenv("PKIT_TEST_CHILD"); p != nullptr && *p != '\0') return p;
-#ifdef PKIT_TEST_CHILD_DEFAULT
-  return PKIT_TEST_CHILD_DEFAULT;
-#else
-  throw std::runtime_error("PKIT_TEST_CHILD is not set");
-#endif
-}
+using pkit_test_common::child_path;
 
 /// A spec running `pkit_test_child MODE ARGS...`.
 inline pa::process_spec child_spec(std::vector<std::string> args) {

@@ -100,6 +100,8 @@ inline std::ostream& boost_test_print_type(std::ostream& os, std::errc e) {
 }
 }  // namespace std
 
+#include "test_child_path.hpp"
+
 namespace pkit_test {
 
 using namespace std::chrono_literals;
@@ -112,16 +114,7 @@ inline constexpr std::chrono::milliseconds event_timeout = std::chrono::seconds(
 // The helper child program
 // ---------------------------------------------------------------------------
 
-/// Path of pkit_test_child: $PKIT_TEST_CHILD (set by CTest), else the path baked in at
-/// build time so the test binaries also run by hand.
-inline std::string child_path() {
-  if (const char* p = std::getenv("PKIT_TEST_CHILD"); p != nullptr && *p != '\0') return p;
-#ifdef PKIT_TEST_CHILD_DEFAULT
-  return PKIT_TEST_CHILD_DEFAULT;
-#else
-  throw std::runtime_error("PKIT_TEST_CHILD is not set");
-#endif
-}
+using pkit_test_common::child_path;
 
 /// `pkit_test_child MODE ARGS...` as a command.
 inline pkit::command child_command(std::vector<std::string> args) {

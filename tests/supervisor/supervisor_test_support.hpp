@@ -57,23 +57,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-// ---------------------------------------------------------------------------
-// Printing for BOOST_TEST
-// ---------------------------------------------------------------------------
-
-namespace pkit {
-inline std::ostream& boost_test_print_type(std::ostream& os, const exit_status& s) {
-  return os << '"' << s.to_string() << '"';
-}
-}  // namespace pkit
-
-namespace pkit::actors {
-inline std::ostream& boost_test_print_type(std::ostream& os, child_state s) { return os << to_string(s); }
-inline std::ostream& boost_test_print_type(std::ostream& os, event_kind k) { return os << to_string(k); }
-inline std::ostream& boost_test_print_type(std::ostream& os, error e) {
-  return os << "pkit::actors::error::" << to_string(e);
-}
-}  // namespace pkit::actors
+#include "actor_printing.hpp"
+#include "test_child_path.hpp"
 
 namespace sup_test {
 
@@ -96,15 +81,7 @@ inline std::chrono::milliseconds since(clock_type::time_point t0) {
 // Child specs
 // ---------------------------------------------------------------------------
 
-/// Path of pkit_test_child: $PKIT_TEST_CHILD (set by CTest), else the build-time path.
-inline std::string child_path() {
-  if (const char* p = std::getenv("PKIT_TEST_CHILD"); p != nullptr && *p != '\0') return p;
-#ifdef PKIT_TEST_CHILD_DEFAULT
-  return PKIT_TEST_CHILD_DEFAULT;
-#else
-  throw std::runtime_error("PKIT_TEST_CHILD is not set");
-#endif
-}
+using pkit_test_common::child_path;
 
 /// "pkit-sup-<our pid>-": every child of this test program carries a marker with it.
 inline std::string marker_prefix() { return "pkit-sup-" + std::to_string(::getpid()) + "-"; }
