@@ -803,14 +803,9 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       return;
     }
   });
-  self->set_exit_handler([self](caf::exit_msg& em) {
-    auto& st = self->state;
-    for (auto& c : st.children)
-      if ((c.proc && c.proc.address() == em.source) || (c.sup && c.sup.address() == em.source))
-        return;  // a child: its down message tells the rest
-    // Our parent (or whoever linked to us) is gone: stop everything, then follow it.
-    shut_down(self, em.reason);
-  });
+  // Children are not linked to us, so an exit message comes from our parent (or whoever
+  // else linked to us or sent it): stop everything, then follow it.
+  self->set_exit_handler([self](caf::exit_msg& em) { shut_down(self, em.reason); });
 
   // The initial start: every child in order, each after the previous is ready.
   caf::error invalid;

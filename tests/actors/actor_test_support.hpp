@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "actor_printing.hpp"
+#include "temp_dir.hpp"
 #include "test_child_path.hpp"
 
 namespace pkit_actor_test {
@@ -116,27 +117,7 @@ inline bool gone_within(pid_t pid, std::chrono::milliseconds timeout = event_tim
 // Files
 // ---------------------------------------------------------------------------
 
-/// A fresh directory under $TMPDIR, removed with its contents.
-class temp_dir {
-public:
-  temp_dir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "pkit-actor-test-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      throw std::system_error(errno, std::system_category(), "mkdtemp");
-    }
-    path_ = std::filesystem::canonical(tmpl);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-  std::filesystem::path path_;
-};
+using pkit_test_common::temp_dir;
 
 // ---------------------------------------------------------------------------
 // Replies

@@ -93,6 +93,25 @@ pkit::fork_server start_server() {
 using server_fixture = fork_server_fixture<start_server>;
 BOOST_TEST_GLOBAL_FIXTURE(server_fixture);
 
+// Starts `p` through one of its three start APIs — 0: start(ec), 1: start(wait, ec),
+// 2: the throwing start() — and returns the failure's stage ("" on success); `ec` gets the
+// error either way.
+std::string start_through(int api, pkit::process& p, std::error_code& ec) {
+  std::string stage;
+  if (api == 0) p.start(ec);
+  if (api == 1) p.start(pkit::wait, ec);
+  if (api == 2) {
+    try {
+      p.start();
+    } catch (const pkit::spawn_error& e) {
+      ec = e.code();
+      stage = e.failure().stage;
+    }
+  }
+  if (stage.empty() && p.last_failure()) stage = p.last_failure()->stage;
+  return stage;
+}
+
 // A started child and when it was started.
 struct in_flight {
   std::unique_ptr<pkit::process> p;
@@ -422,19 +441,7 @@ BOOST_AUTO_TEST_CASE(a_thousand_failed_execs_each_report_their_errno_and_leave_n
     std::string first;
     for (int i = 0; i < 1000; ++i) {
       std::error_code ec;
-      std::string stage;
-      switch (i % 3) {
-        case 0: p.start(ec); break;
-        case 1: p.start(pkit::wait, ec); break;
-        default:
-          try {
-            p.start();
-          } catch (const pkit::spawn_error& e) {
-            ec = e.code();
-            stage = e.failure().stage;
-          }
-      }
-      if (stage.empty() && p.last_failure()) stage = p.last_failure()->stage;
+      const std::string stage = start_through(i % 3, p, ec);
       if (ec != c.want || stage != c.stage || p.is_alive()) {
         if (++wrong == 1)
           first = "iteration " + std::to_string(i) + ": error '" + ec.message() + "' stage '" + stage +
@@ -537,18 +544,7 @@ BOOST_AUTO_TEST_CASE(oversized_or_malformed_argv_and_env_are_rejected_before_any
     for (auto api = 0; api < 3; ++api) {
       pkit::process p{b.cmd, o};
       std::error_code ec;
-      std::string stage;
-      if (api == 0) p.start(ec);
-      if (api == 1) p.start(pkit::wait, ec);
-      if (api == 2) {
-        try {
-          p.start();
-        } catch (const pkit::spawn_error& e) {
-          ec = e.code();
-          stage = e.failure().stage;
-        }
-      }
-      if (stage.empty() && p.last_failure()) stage = p.last_failure()->stage;
+      const std::string stage = start_through(api, p, ec);
       BOOST_TEST(ec == b.want, b.name << " (api " << api << "): got '" << ec.message() << "', expected '"
                                       << b.want.message() << "'");
       BOOST_TEST(stage == "validate", b.name << " (api " << api << "): stage '" << stage << "'");

@@ -100,6 +100,7 @@ inline std::ostream& boost_test_print_type(std::ostream& os, std::errc e) {
 }
 }  // namespace std
 
+#include "temp_dir.hpp"
 #include "test_child_path.hpp"
 
 namespace pkit_test {
@@ -442,30 +443,7 @@ inline std::string own_signal_lines() { return read_text_file("/proc/self/status
 // Files
 // ---------------------------------------------------------------------------
 
-/// A fresh directory under $TMPDIR (canonical path), removed with its contents.
-class temp_dir {
-public:
-  temp_dir() {
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / "pkit-test-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      throw std::system_error(errno, std::system_category(), "mkdtemp");
-    }
-    path_ = std::filesystem::canonical(tmpl);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-
-  const std::filesystem::path& path() const noexcept { return path_; }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-  std::filesystem::path path_;
-};
+using pkit_test_common::temp_dir;
 
 inline void write_text_file(const std::string& path, const std::string& content,
                             mode_t mode = 0644) {

@@ -58,6 +58,7 @@
 #include <unistd.h>
 
 #include "actor_printing.hpp"
+#include "temp_dir.hpp"
 #include "test_child_path.hpp"
 
 namespace sup_test {
@@ -222,24 +223,7 @@ inline pid_t await_marker_pid(const std::string& marker, pid_t old = 0,
 // Temp files
 // ---------------------------------------------------------------------------
 
-class temp_dir {
-public:
-  temp_dir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "pkit-sup-test-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::system_error(errno, std::system_category(), "mkdtemp");
-    path_ = tmpl;
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-  std::filesystem::path path_;
-};
+using pkit_test_common::temp_dir;
 
 /// A private copy of the helper, which a test can delete to make later starts fail.
 inline std::string copy_of_helper(const temp_dir& dir) {

@@ -64,8 +64,6 @@ namespace {
 
 using namespace bench;
 
-// micros_since: the name this program uses.
-double micros_since(std::int64_t t0) noexcept { return us_since(t0); }
 
 // ---------------------------------------------------------------------------------------
 // Small helpers
@@ -108,7 +106,7 @@ double raw_posix_spawn(const char* path) {
     fail_errno(std::string("posix_spawn ") + path);
   }
   reap_ok(pid, "posix_spawn");
-  return micros_since(t0);
+  return us_since(t0);
 }
 
 /// vfork + execve: the child borrows our memory and only execs (or _exits on failure).
@@ -127,7 +125,7 @@ double raw_vfork_exec(const char* path) {
   pid_t pid = vfork_exec(path, argv);
   if (pid < 0) fail_errno("vfork");
   reap_ok(pid, "vfork+exec");
-  return micros_since(t0);
+  return us_since(t0);
 }
 
 /// fork + _exit(0) + waitpid: the cheapest possible "run something in a child".
@@ -137,7 +135,7 @@ double raw_fork() {
   if (pid < 0) fail_errno("fork");
   if (pid == 0) ::_exit(0);
   reap_ok(pid, "fork");
-  return micros_since(t0);
+  return us_since(t0);
 }
 
 /// pkit start + join of a process that is reused from run to run (as pkit allows).
@@ -145,7 +143,7 @@ double pkit_start_join(pkit::process& p, const char* what) {
   std::int64_t t0 = now_ns();
   p.start();
   int code = p.join();
-  double us = micros_since(t0);
+  double us = us_since(t0);
   check_exit_code(code, what);
   return us;
 }
@@ -320,7 +318,7 @@ double raw_posix_spawn_reaper_thread(const char* path, raw_waiter& waiter) {
   waiter.watch(pidfd);
   (void)waiter.wait_done();
   ::close(pidfd);
-  return micros_since(t0);
+  return us_since(t0);
 }
 
 /// fork + _exit(0), collected by another thread as above.
@@ -334,7 +332,7 @@ double raw_fork_reaper_thread(raw_waiter& waiter) {
   waiter.watch(pidfd);
   (void)waiter.wait_done();
   ::close(pidfd);
-  return micros_since(t0);
+  return us_since(t0);
 }
 
 // ---------------------------------------------------------------------------------------
