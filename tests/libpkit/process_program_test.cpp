@@ -13,6 +13,7 @@
 #include <pkit/spawn_error.hpp>
 
 #include <future>
+#include <latch>
 #include <thread>
 
 #include <sys/resource.h>
@@ -892,6 +893,45 @@ BOOST_AUTO_TEST_CASE(repeated_failed_starts_leak_neither_descriptors_nor_zombies
   }
   check_no_child_left();
   check_fds_unchanged(fds_before);
+}
+
+// Threads spawning at the same moment (each keeps a stack of its own for its children's
+// steps before exec): every child runs its own command, every failure reaches its own
+// caller. (Children sharing one stack would not reliably show here: their frames are
+// nearly alike. The stack is per thread by construction — thread_local.)
+BOOST_AUTO_TEST_CASE(programs_spawned_from_many_threads_at_once_each_run_their_own_command) {
+  constexpr int threads = 8, per_thread = 25;
+  std::latch go(threads);
+  std::vector<std::future<std::vector<std::string>>> results;
+  for (int t = 0; t < threads; ++t)
+    results.push_back(std::async(std::launch::async, [t, &go] {
+      std::vector<std::string> wrong;
+      go.arrive_and_wait();
+      for (int i = 0; i < per_thread; ++i) {
+        const int code = (t * per_thread + i) % 200 + 1;
+        pkit::process p{child_command({"exit", std::to_string(code)})};
+        std::error_code ec;
+        p.start(ec);
+        if (ec) {
+          wrong.push_back("start: " + ec.message());
+          continue;
+        }
+        const int got = p.join();
+        if (got != code) wrong.push_back("expected " + std::to_string(code) + ", got " + std::to_string(got));
+      }
+      // A missing program from every thread too: the exec stage's report travels back
+      // through the child's stack frames.
+      pkit::process missing{pkit::command{"/nonexistent-pkit-dir/no-such-program"}};
+      std::error_code ec;
+      missing.start(ec);
+      if (ec != std::errc::no_such_file_or_directory) wrong.push_back("missing program: " + ec.message());
+      return wrong;
+    }));
+  for (auto& r : results) {
+    const auto wrong = r.get();
+    BOOST_TEST(wrong.empty(), wrong.size() << " wrong, first: " << (wrong.empty() ? "" : wrong.front()));
+  }
+  check_no_child_left();
 }
 
 BOOST_AUTO_TEST_CASE(last_failure_is_empty_until_a_start_fails) {
