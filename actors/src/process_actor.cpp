@@ -3,6 +3,7 @@
 #include <pkit/actors/error.hpp>
 #include <pkit/process.hpp>
 
+#include "send_from.hpp"
 #include "timer_relay.hpp"
 
 #include <caf/actor_cast.hpp>
@@ -171,7 +172,7 @@ void deliver_all(Promises& promises, const Value& v) {
 void notify_observer_ready(self_pointer self) {
   auto& st = self->state;
   if (st.observer.actor)
-    caf::anon_send(st.observer.actor, child_ready_atom_v, st.observer.id, st.incarnation, st.pid);
+    detail::anon_send_from(self, st.observer.actor, child_ready_atom_v, st.observer.id, st.incarnation, st.pid);
 }
 
 process_actor::behavior_type process_actor_impl(self_pointer self, process_spec spec,
@@ -200,7 +201,8 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
         st.started_at_ns = now_ns();
         st.stop_requested = false;
         if (st.observer.actor)
-          caf::anon_send(st.observer.actor, child_started_atom_v, st.observer.id, st.incarnation, st.pid);
+          detail::anon_send_from(self, st.observer.actor, child_started_atom_v, st.observer.id, st.incarnation,
+                                 st.pid);
         if (ready_at_start(st.spec)) {
           // The reply goes out before child_ready, as it does for a child that reports
           // readiness later: a supervisor learns the incarnation from child_ready.
@@ -260,7 +262,7 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
                       caf::make_error(error::died_before_ready, st.spec.name + " " + status.to_string()));
         deliver_all(st.exit_waiters, status);
         if (st.observer.actor)
-          caf::anon_send(st.observer.actor, child_exited_atom_v, st.observer.id, inc, status);
+          detail::anon_send_from(self, st.observer.actor, child_exited_atom_v, st.observer.id, inc, status);
       },
       [self](stop_atom) -> caf::result<exit_status> {
         auto& st = self->state;

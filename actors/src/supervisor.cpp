@@ -2,6 +2,7 @@
 
 #include <pkit/actors/error.hpp>
 
+#include "send_from.hpp"
 #include "timer_relay.hpp"
 
 #include <caf/actor_cast.hpp>
@@ -206,9 +207,9 @@ void deliver_info(self_pointer self, caf::typed_response_promise<child_info>& rp
   }
 }
 
-void publish(const supervisor_state& st, const supervisor_event& e) {
-  for (const auto& s : st.subscribers)
-    if ((s.kinds & mask_of(e.kind)) != 0) caf::anon_send(s.who, e);
+void publish(self_pointer self, const supervisor_event& e) {
+  for (const auto& s : self->state.subscribers)
+    if ((s.kinds & mask_of(e.kind)) != 0) detail::anon_send_from(self, s.who, e);
 }
 
 void subscribe(self_pointer self, caf::actor who, event_mask kinds) {
@@ -242,7 +243,7 @@ void emit(self_pointer self, const child& c, event_kind kind, std::int64_t delay
   if (e.has_status) e.status = *c.last;
   e.delay_ms = delay_ms;
   e.reason = std::move(reason);
-  publish(st, e);
+  publish(self, e);
 }
 
 void run_next_step(self_pointer self);
@@ -697,7 +698,7 @@ void give_up(self_pointer self) {
   e.kind = event_kind::gave_up;
   e.reason = "more than " + std::to_string(st.spec.flags.intensity) + " restarts in " +
              std::to_string(st.spec.flags.period_ms) + " ms";
-  publish(st, e);
+  publish(self, e);
   shut_down(self, caf::make_error(error::restart_limit, st.spec.name + ": " + e.reason));
 }
 
@@ -841,7 +842,8 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
     }
     st.started = true;
     if (st.observer.actor)
-      caf::anon_send(st.observer.actor, child_ready_atom_v, st.observer.id, std::uint64_t{1}, std::int32_t{0});
+      detail::anon_send_from(self, st.observer.actor, child_ready_atom_v, st.observer.id, std::uint64_t{1},
+                             std::int32_t{0});
   };
   if (invalid) {
     st.clear();
