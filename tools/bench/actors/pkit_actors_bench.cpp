@@ -127,6 +127,30 @@ cpu_sample cpu_now() {
   return {ms(ru.ru_utime) + ms(ru.ru_stime), ru.ru_nvcsw + ru.ru_nivcsw};
 }
 
+/// The whole machine's CPU time from /proc/stat (clock ticks): the children's execs are
+/// part of a start's cost, and they run in the children.
+struct machine_cpu {
+  long long busy = 0, total = 0;
+  /// The share of all CPUs busy since `before` (0..1).
+  double busy_since(const machine_cpu& before) const {
+    const long long t = total - before.total;
+    return t > 0 ? static_cast<double>(busy - before.busy) / static_cast<double>(t) : 0.0;
+  }
+};
+
+machine_cpu machine_cpu_now() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  long long v[8] = {};  // user nice system idle iowait irq softirq steal
+  in >> cpu;
+  for (auto& x : v) in >> x;
+  if (!in || cpu != "cpu") fail("cannot read /proc/stat");
+  machine_cpu m;
+  for (long long x : v) m.total += x;
+  m.busy = m.total - v[3] - v[4];
+  return m;
+}
+
 /// The soft RLIMIT_NOFILE raised to the hard limit (each supervised child holds a pidfd).
 rlim_t raise_nofile() {
   rlimit rl{};
@@ -520,6 +544,8 @@ struct many_result {
   double raw_spawn_ms = 0;      // serial posix_spawn of n pause children
   double raw_kill_reap_ms = 0;  // kill all, waitpid all
   double pkit_start_ms = 0;     // start_child × n, until the last reply
+  double raw_busy = 0;          // the machine's CPUs busy during the raw spawns (0..1)
+  double pkit_busy = 0;         // ... during pkit's start
   double first_tenth_us = 0;    // per child, over the first 10% of the replies
   double last_tenth_us = 0;     // per child, over the last 10%
   double rss_per_child = 0;     // bytes
@@ -544,8 +570,10 @@ void raw_many(many_result& r, std::size_t n) {
   std::vector<pid_t> pids;
   pids.reserve(n);
   const std::int64_t t0 = now_ns();
+  const machine_cpu m0 = machine_cpu_now();
   for (std::size_t i = 0; i < n; ++i) pids.push_back(raw_spawn({"pause"}));
   r.raw_spawn_ms = ms_since(t0);
+  r.raw_busy = machine_cpu_now().busy_since(m0);
   const std::int64_t t1 = now_ns();
   for (pid_t p : pids) ::kill(p, SIGKILL);
   for (pid_t p : pids) {
@@ -636,12 +664,14 @@ void pkit_many(many_result& r, std::size_t n, caf::actor_system& sys, caf::scope
     pending.pop_front();
   };
   const std::int64_t t0 = now_ns();
+  const machine_cpu m0 = machine_cpu_now();
   for (std::size_t i = 0; i < n; ++i) {
     if (pending.size() == window) collect_one();
     pending.push_back(self->request(sup, caf::infinite, pa::start_child_atom_v, std::move(specs[i])));
   }
   while (!pending.empty()) collect_one();
   r.pkit_start_ms = ms_since(t0);
+  r.pkit_busy = machine_cpu_now().busy_since(m0);
   r.first_tenth_us = static_cast<double>(t_first_tenth - t0) / 1e3 / static_cast<double>(tenth);
   r.last_tenth_us = static_cast<double>(now_ns() - t_last_tenth) / 1e3 / static_cast<double>(tenth);
   specs.clear();
@@ -729,15 +759,21 @@ struct settings {
   bool quick = false;
   std::vector<std::size_t> counts;  // empty: the mode's default
   bool work_stealing = false;       // diagnostic: CAF's default scheduler instead of pkit's
+  std::string sections = "abcd";    // which sections to run
+  std::size_t threads = 0;          // diagnostic: CAF worker threads (0: CAF's default)
+
+  bool wants(char section) const { return sections.find(section) != std::string::npos; }
 };
 
 int usage(const char* argv0, int code) {
   std::fprintf(code == 0 ? stdout : stderr,
-               "usage: %s [--quick] [--counts N[,N...]] [--work-stealing]\n"
+               "usage: %s [--quick] [--counts N[,N...]] [--sections abcd] [--threads N] [--work-stealing]\n"
                "  Measures pkit's process actors and supervisors against raw posix_spawn /\n"
                "  waitpid / pidfd+epoll and prints medians, ratios and PASS/MISS per target.\n"
                "  --quick           100 children, a few iterations (exercises the code; numbers are noise)\n"
                "  --counts          the child counts of section (d) (default 1000,10000; quick: 100)\n"
+               "  --sections        run only these sections (letters of a b c d; default all)\n"
+               "  --threads         diagnostic: this many CAF worker threads (default: CAF's choice)\n"
                "  --work-stealing   diagnostic: CAF's default work-stealing scheduler (idle workers\n"
                "                    poll, then sleep in 50 µs steps) instead of the work sharing that\n"
                "                    pkit::actors::init selects\n",
@@ -766,6 +802,7 @@ int run_bench(const settings& opt) {
   caf::actor_system_config cfg;
   pa::init(cfg);
   if (opt.work_stealing) cfg.set("scheduler.policy", caf::atom("stealing"));
+  if (opt.threads > 0) cfg.set("scheduler.max-threads", opt.threads);
   std::printf("CAF scheduler: %s\n",
               opt.work_stealing ? "work stealing, CAF's default (--work-stealing: a diagnostic run)"
                                 : "work sharing, as pkit::actors::init selects");
@@ -809,7 +846,7 @@ int run(const settings& opt, caf::actor_system& sys) {
   // (a) restart latency -------------------------------------------------------------------
   progress("(a) restart latency");
   restart_fixture restart{sys, self};
-  {
+  if (opt.wants('a')) {
     variant* vp = make("pkit one_for_one: SIGKILL → successor ready event",
                        [&] { return restart.once(); });
     variant* vb = make("raw posix_spawn+waitpid round trip", [] { return raw_round_trip(); });
@@ -837,7 +874,7 @@ int run(const settings& opt, caf::actor_system& sys) {
 
   // (b) request round trips ---------------------------------------------------------------
   progress("(b) request round trips");
-  {
+  if (opt.wants('b')) {
     auto all = which_children(self, restart.sup);
     auto proc = caf::actor_cast<pa::process_actor>(all.front().handle);
     if (!proc) fail("which_children gave no process actor");
@@ -876,7 +913,7 @@ int run(const settings& opt, caf::actor_system& sys) {
 
   // (c) exit detection --------------------------------------------------------------------
   progress("(c) exit detection");
-  {
+  if (opt.wants('c')) {
     stamp_page page;
     const std::vector<std::string> stamp_args{"stamp", page.path(), std::to_string(stamp_delay_us)};
     pa::process_spec spec;
@@ -961,7 +998,7 @@ int run(const settings& opt, caf::actor_system& sys) {
   }
 
   // (d) many supervised children ---------------------------------------------------------
-  {
+  if (opt.wants('d')) {
     progress(fmt("(d) idle CPU baseline (%.1f s, no supervised children besides (a)'s)", idle_s));
     std::this_thread::sleep_for(settle_time);
     const cpu_sample c0 = cpu_now();
@@ -1004,9 +1041,11 @@ int run(const settings& opt, caf::actor_system& sys) {
       const double pkit_ms = med(&many_result::pkit_start_ms);
       const double ratio = pkit_ms / raw_ms;
       s.rows.push_back({N + ": pkit start_child × N, all replied", fmt("%.1f ms", pkit_ms), "", "", runs,
-                        fmt("%.2f×", ratio) + fmt(", %.0f µs/child", pkit_ms * 1e3 / static_cast<double>(n))});
+                        fmt("%.2f×", ratio) + fmt(", %.0f µs/child", pkit_ms * 1e3 / static_cast<double>(n)) +
+                            fmt(", CPUs %.0f%% busy", 100 * med(&many_result::pkit_busy))});
       s.rows.push_back({N + ": raw posix_spawn × N, serial", fmt("%.1f ms", raw_ms), "", "", runs,
-                        "baseline" + fmt(", %.0f µs/child", raw_ms * 1e3 / static_cast<double>(n))});
+                        "baseline" + fmt(", %.0f µs/child", raw_ms * 1e3 / static_cast<double>(n)) +
+                            fmt(", CPUs %.0f%% busy", 100 * med(&many_result::raw_busy))});
       s.rows.push_back({N + ": pkit start, µs/child: first 10% of replies", fmt("%.0f µs", med(&many_result::first_tenth_us)),
                         "", "", runs, fmt("last 10%%: %.0f µs", med(&many_result::last_tenth_us))});
       {
@@ -1085,6 +1124,13 @@ int main(int argc, char** argv) {
         if (v == 0) return usage(argv[0], 2);
         opt.counts.push_back(v);
       }
+    } else if (arg == "--sections" && i + 1 < argc) {
+      opt.sections = argv[++i];
+      if (opt.sections.empty() || opt.sections.find_first_not_of("abcd") != std::string::npos)
+        return usage(argv[0], 2);
+    } else if (arg == "--threads" && i + 1 < argc) {
+      opt.threads = std::strtoul(argv[++i], nullptr, 10);
+      if (opt.threads == 0) return usage(argv[0], 2);
     } else if (arg == "--work-stealing") {
       opt.work_stealing = true;
     } else if (arg == "--help" || arg == "-h") {
