@@ -775,8 +775,8 @@ int usage(const char* argv0, int code) {
                "  --sections        run only these sections (letters of a b c d; default all)\n"
                "  --threads         diagnostic: this many CAF worker threads (default: CAF's choice)\n"
                "  --work-stealing   diagnostic: CAF's default work-stealing scheduler (idle workers\n"
-               "                    poll, then sleep in 50 µs steps) instead of the work sharing that\n"
-               "                    pkit::actors::init selects\n",
+               "                    poll, then sleep in 50 µs steps) instead of the scheduler that\n"
+               "                    pkit::actors::init installs\n",
                argv0);
   return code;
 }
@@ -805,7 +805,7 @@ int run_bench(const settings& opt) {
   if (opt.threads > 0) cfg.set("scheduler.max-threads", opt.threads);
   std::printf("CAF scheduler: %s\n",
               opt.work_stealing ? "work stealing, CAF's default (--work-stealing: a diagnostic run)"
-                                : "work sharing, as pkit::actors::init selects");
+                                : "pkit's (work sharing + hand-off), as pkit::actors::init installs");
   std::fflush(stdout);
   caf::actor_system sys{cfg};
   std::printf("CAF worker threads: %zu\n", sys.scheduler().num_workers());
