@@ -16,13 +16,15 @@
 // worker, which runs it next: no wake-up, warm caches. Every further one goes to the
 // shared queue and wakes a sleeping worker, as in work sharing, so fan-out still spreads
 // over the cores. Two limits keep the slot from delaying work: a resume that has run
-// long (or sends much) gives its slot job to the shared queue, where any worker can take
-// it; and after a run of hand-offs the slot job queues behind jobs already waiting.
+// long and makes yet another actor runnable gives its slot job to the shared queue
+// (where any worker can take it); and after a run of hand-offs the slot job queues
+// behind jobs already waiting.
 //
 // The slot job waits for the end of the resume that made it. An actor that blocks in a
 // handler (which no actor should; a process actor's spawn is the one short exception)
 // delays it by that long.
 
+#include <caf/actor_system.hpp>
 #include <caf/policy/unprofiled.hpp>
 #include <caf/resumable.hpp>
 #include <caf/scheduler/abstract_coordinator.hpp>
@@ -31,7 +33,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
-#include <cstdint>
 #include <deque>
 #include <mutex>
 #include <utility>
@@ -41,7 +42,7 @@ namespace pkit::actors::detail {
 class handoff_sharing : public caf::policy::unprofiled {
 public:
   /// A resume that has run this long hands its slot job to the shared queue when it
-  /// makes another actor runnable.
+  /// makes another actor runnable (which then takes the slot).
   static constexpr std::chrono::microseconds max_hold{200};
   /// Hand-offs in a row before the slot job queues behind jobs already waiting.
   static constexpr unsigned max_streak = 32;
@@ -76,12 +77,19 @@ public:
   template <class Worker>
   void internal_enqueue(Worker* self, caf::resumable* job) {
     auto& wd = d(self);
-    if (wd.slot == nullptr && std::chrono::steady_clock::now() - wd.resume_began < max_hold) {
+    // The slot is taken however long the resume has run: handlers send last, so the
+    // resume is almost always about to end (a process actor's start sends after its
+    // spawn, which alone can take longer than max_hold).
+    if (wd.slot == nullptr) {
       wd.slot = job;
       return;
     }
-    if (wd.slot != nullptr && std::chrono::steady_clock::now() - wd.resume_began >= max_hold)
-      push(d(self->parent()), std::exchange(wd.slot, nullptr));
+    if (std::chrono::steady_clock::now() - wd.resume_began >= max_hold) {
+      // Still running, and sending again: the held job goes to whichever worker is free,
+      // the new one waits here instead.
+      push(d(self->parent()), std::exchange(wd.slot, job));
+      return;
+    }
     push(d(self->parent()), job);
   }
 
