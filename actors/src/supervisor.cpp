@@ -158,6 +158,9 @@ struct supervisor_state {
   // Children by id, so that an event about one child costs the same with 10 or 10,000
   // (linear searches made starting or terminating N children O(N²)).
   std::unordered_map<std::string, std::list<child>::iterator> index;
+  // Child ids by the address of their actor (process actor or nested supervisor), for
+  // down messages. An entry lives while the child's actor is its current one.
+  std::unordered_map<caf::actor_addr, std::string> by_actor;
 
   child* find(const std::string& id) {
     auto i = index.find(id);
@@ -178,6 +181,7 @@ struct supervisor_state {
   void clear() {
     children.clear();
     index.clear();
+    by_actor.clear();
   }
 };
 
@@ -275,15 +279,17 @@ std::uint64_t after(self_pointer self, std::int64_t delay_ms, std::function<void
 }
 
 // Drops a child's actor. Demonitored first: its down message would only make the down
-// handler look for a child that is gone (a scan of all children, per dropped child).
+// handler look for a child that is gone.
 void discard_actor(self_pointer self, child& c) {
   if (c.proc) {
     self->demonitor(c.proc.address());
+    self->state.by_actor.erase(c.proc.address());
     self->send_exit(c.proc, caf::exit_reason::user_shutdown);
     c.proc = nullptr;
   }
   if (c.sup) {
     self->demonitor(c.sup.address());
+    self->state.by_actor.erase(c.sup.address());
     self->send_exit(c.sup, caf::exit_reason::user_shutdown);
     c.sup = nullptr;
   }
@@ -377,6 +383,7 @@ void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
     // child; here the monitor's down message does the same. (Our own end reaches the
     // children through ~supervisor_state.)
     self->monitor(c->sup);
+    st.by_actor.emplace(c->sup.address(), id);
     // Completed by child_ready (or failed by the down message).
     return;
   }
@@ -384,6 +391,7 @@ void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
     c->proc = spawn_process(self->system(), worker_spec(*c), st.server,
                             process_observer{caf::actor_cast<caf::actor>(self), id});
     self->monitor(c->proc);
+    st.by_actor.emplace(c->proc.address(), id);
   }
   self->request(c->proc, caf::infinite, start_atom_v)
       .then(
@@ -774,10 +782,12 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& st = self->state;
     unsubscribe(self, dm.source);  // a subscriber that terminated
-    for (auto& c : st.children) {
-      const bool match = (c.proc && c.proc.address() == dm.source) || (c.sup && c.sup.address() == dm.source);
-      if (!match) continue;
-      const std::string id = c.spec.id;
+    auto whose = st.by_actor.find(dm.source);
+    if (whose == st.by_actor.end()) return;
+    const std::string id = whose->second;
+    st.by_actor.erase(whose);
+    if (child* cp = st.find(id)) {
+      child& c = *cp;
       if (c.is_supervisor()) {
         c.sup = nullptr;
         const exit_status status = dm.reason ? exit_status::exited(1) : exit_status::exited(0);
@@ -801,7 +811,6 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
         complete_ready_step(self, c);  // its child_ready will not come
         if (c.active()) handle_exit(self, id, exit_status::killed(SIGKILL));
       }
-      return;
     }
   });
   // Children are not linked to us, so an exit message comes from our parent (or whoever
@@ -948,12 +957,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       [self](unsubscribe_atom, caf::actor subscriber) {
         unsubscribe(self, subscriber.address());
         // Its monitor goes too, unless it is also one of our children (monitored as such).
-        auto& cs = self->state.children;
-        if (std::none_of(cs.begin(), cs.end(), [&](const child& c) {
-              return (c.proc && c.proc.address() == subscriber.address()) ||
-                     (c.sup && c.sup.address() == subscriber.address());
-            }))
-          self->demonitor(subscriber);
+        if (self->state.by_actor.count(subscriber.address()) == 0) self->demonitor(subscriber);
         return caf::ok_atom_v;
       },
       [self](stop_atom) -> caf::result<caf::ok_atom> {
