@@ -78,7 +78,9 @@ int main() {
     supervisor_spec top{"top", {}, {worker("web"), nested("backend", backend_spec)}};
     top.flags.intensity = 5;
 
-    auto tree = spawn_supervisor(system, top);
+    // Subscribed from the start (a subscribe request sent after the spawn could arrive
+    // after the first children's events).
+    auto tree = spawn_supervisor(system, top, nullptr, {}, {{caf::actor_cast<caf::actor>(self)}});
     // [/snippet]
 
     // Print every level's events; wait for the ones that matter.
@@ -98,7 +100,6 @@ int main() {
             caf::after(std::chrono::seconds(10)) >> [&] { throw check_failed("no event for " + child); });
       }
     };
-    subscribe(tree);
     // The initial start is under way; once `backend` is ready the whole tree is.
     wait_for("backend", event_kind::ready);
     auto backend = nested_supervisor(self, tree, "backend");

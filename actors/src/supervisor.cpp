@@ -133,11 +133,7 @@ struct supervisor_state {
   std::uint64_t next_simple_id = 1;
   std::optional<child_spec> template_spec;  // simple_one_for_one
   std::vector<caf::typed_response_promise<caf::ok_atom>> stop_waiters;
-  struct subscriber {
-    caf::actor who;
-    event_mask kinds;
-  };
-  std::vector<subscriber> subscribers;
+  std::vector<event_subscriber> subscribers;
   caf::actor timers;  // see timer_relay.hpp
   std::uint64_t next_timer = 1;
   std::map<std::uint64_t, std::function<void()>> pending_timers;  // by restart_atom token
@@ -769,8 +765,11 @@ caf::result<child_info> add_and_start(self_pointer self, child_spec spec) {
 }
 
 supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_spec spec,
-                                                const fork_server* server, process_observer observer) {
+                                                const fork_server* server, process_observer observer,
+                                                std::vector<event_subscriber> subscribers) {
   auto& st = self->state;
+  for (auto& s : subscribers)
+    if (s.who) subscribe(self, std::move(s.who), s.kinds);
   st.server = server;
   st.observer = std::move(observer);
   st.timers = detail::make_timer_relay(self->system());
@@ -1036,8 +1035,9 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
 }  // namespace
 
 supervisor_actor spawn_supervisor(caf::actor_system& system, supervisor_spec spec,
-                                  const fork_server* server, process_observer observer) {
-  return system.spawn(supervisor_impl, std::move(spec), server, std::move(observer));
+                                  const fork_server* server, process_observer observer,
+                                  std::vector<event_subscriber> subscribers) {
+  return system.spawn(supervisor_impl, std::move(spec), server, std::move(observer), std::move(subscribers));
 }
 
 }  // namespace pkit::actors

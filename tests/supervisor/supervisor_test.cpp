@@ -1195,6 +1195,22 @@ BOOST_AUTO_TEST_CASE(subscribing_again_replaces_the_mask_and_unsubscribe_ends_th
   BOOST_TEST(got.empty(), got.size() << " events after unsubscribe");
 }
 
+// A subscribe request sent after the spawn races with the first children's events; a
+// subscriber given to spawn_supervisor is in place before the first child starts.
+BOOST_AUTO_TEST_CASE(a_subscriber_given_at_spawn_sees_every_event_from_the_first_start) {
+  caf::scoped_actor listener{system};
+  auto s = spawn_sup(sup_spec("early", restart_strategy::one_for_one, {worker("a", {"pause"}), worker("b", {"pause"})}),
+                     {{caf::actor_cast<caf::actor>(listener), pa::mask_of({event_kind::started, event_kind::ready})}});
+  std::vector<std::string> got;
+  bool timed_out = false;
+  while (!timed_out && (got.empty() || got.back() != "ready:b"))
+    listener->receive([&](pa::supervisor_event& e) { got.push_back(to_string(e.kind) + ":" + e.child); },
+                      caf::after(event_timeout) >> [&] { timed_out = true; });
+  BOOST_TEST(got == (std::vector<std::string>{"started:a", "ready:a", "started:b", "ready:b"}),
+             got.size() << " events; the full stream:" << history_text());
+  BOOST_TEST_REQUIRE(await_boot());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // Outside the fixture: this case owns its actor system, because what it checks is that the
@@ -1210,10 +1226,9 @@ BOOST_AUTO_TEST_CASE(an_actor_system_shuts_down_right_after_stopping_a_superviso
     pa::supervisor_spec spec;
     spec.name = "many";
     for (int i = 0; i < 100; ++i) spec.children.push_back(worker("w" + std::to_string(i), {"pause"}));
-    auto sup = pa::spawn_supervisor(system, spec);
-    // Every child must be running, so that each stop leaves a deadline pending.
-    self->request(sup, std::chrono::seconds(60), pa::subscribe_atom_v, caf::actor_cast<caf::actor>(self))
-        .receive([](caf::ok_atom) {}, [](caf::error&) {});
+    // Every child must be running, so that each stop leaves a deadline pending; subscribed
+    // from the start, so that no ready event is missed.
+    auto sup = pa::spawn_supervisor(system, spec, nullptr, {}, {{caf::actor_cast<caf::actor>(self)}});
     int ready = 0;
     bool timed_out = false;
     while (ready < 100 && !timed_out)

@@ -329,14 +329,15 @@ struct sup_fixture : configured {
 
   // -- supervisors -------------------------------------------------------------------
 
-  /// Spawns a supervisor, monitors it and subscribes `events_actor` (before any child has
-  /// reported: the subscription is the supervisor's first message). Does not wait.
-  pa::supervisor_actor spawn_sup(pa::supervisor_spec spec) {
+  /// Spawns a supervisor with `events_actor` (and `more`) subscribed from its start, and
+  /// monitors it. Does not wait.
+  pa::supervisor_actor spawn_sup(pa::supervisor_spec spec, std::vector<pa::event_subscriber> more = {}) {
+    more.push_back({caf::actor_cast<caf::actor>(events_actor)});
     auto s = pa::spawn_supervisor(system, std::move(spec), nullptr,
-                                  pa::process_observer{caf::actor_cast<caf::actor>(boot), "sut"});
+                                  pa::process_observer{caf::actor_cast<caf::actor>(boot), "sut"},
+                                  std::move(more));
     supervisors.push_back(s);
     watcher->monitor(s);
-    caf::anon_send(s, pa::subscribe_atom_v, caf::actor_cast<caf::actor>(events_actor));
     return s;
   }
 

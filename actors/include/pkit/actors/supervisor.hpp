@@ -77,13 +77,23 @@ using supervisor_actor = caf::typed_actor<
     caf::reacts_to<child_exited_atom, std::string, std::uint64_t, exit_status>,
     caf::reacts_to<restart_atom, std::uint64_t>>;
 
+/// An actor that receives a supervisor's events (those in `kinds`) from its very start.
+struct event_subscriber {
+  caf::actor who;
+  event_mask kinds = all_events;
+};
+
 /// Spawns a supervisor for `spec` and starts its children in order. If a child fails to
 /// start then, the supervisor stops the ones already started and exits with
 /// `error::start_failed` (OTP's init failure). `server` (for fork-server targets) must
 /// outlive it. `observer` (a parent supervisor) is told `child_ready` once every
-/// child has started, and sees the supervisor's exit through a monitor.
+/// child has started, and sees the supervisor's exit through a monitor. `subscribers`
+/// are subscribed before the first child starts: they see every event, where a
+/// `subscribe` request sent after the spawn can arrive after the first children's
+/// `started` (and even `ready`) events.
 supervisor_actor spawn_supervisor(caf::actor_system& system, supervisor_spec spec,
                                   const fork_server* server = nullptr,
-                                  process_observer observer = {});
+                                  process_observer observer = {},
+                                  std::vector<event_subscriber> subscribers = {});
 
 }  // namespace pkit::actors
