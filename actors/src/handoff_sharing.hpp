@@ -159,7 +159,8 @@ private:
 
 /// CAF's actor_system_config module factory for the scheduler: handoff_sharing when
 /// "scheduler.policy" is "pkit", otherwise what CAF itself would make of the setting
-/// ("sharing", "stealing", "testing", with "scheduler.enable-profiling").
+/// ("sharing", "stealing", "testing", with "scheduler.enable-profiling"; "pkit" has no
+/// profiled variant, and ignores that flag).
 caf::actor_system::module* make_scheduler(caf::actor_system& system);
 
 }  // namespace pkit::actors::detail
