@@ -3,6 +3,12 @@
 // over the workers, a long resume gives up its hand-off, a run of hand-offs does not
 // starve the shared queue. Each waits on events (atomics the actors set, with deadlines),
 // never on sleeps; a broken rule shows as a bounded wait that runs out.
+//
+// Every actor is spawned with caf::lazy_init: its first message makes it runnable, like
+// every later one, so each send goes through the policy. (Spawned eagerly, an actor is
+// queued for its initialisation at once, and a message that arrives before that has run
+// makes nothing runnable: under load, a test of the hand-off then tested nothing — or,
+// for a long resume, waited for an actor that was never handed off.)
 
 #define BOOST_TEST_MODULE pkit actors scheduler
 #include <boost/test/unit_test.hpp>
@@ -20,6 +26,7 @@
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
+#include <caf/spawn_options.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -118,8 +125,8 @@ std::size_t chain_thread_changes(caf::actor_system& sys, int hops, std::chrono::
         },
     };
   };
-  auto a = sys.spawn(player, 0);
-  auto b = sys.spawn(player, 0);
+  auto a = sys.spawn<caf::lazy_init>(player, 0);
+  auto b = sys.spawn<caf::lazy_init>(player, 0);
   caf::anon_send(a, 1, b);
   BOOST_REQUIRE(wait_until([&] { return sh->done.load(); }));
   caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
@@ -174,8 +181,8 @@ BOOST_AUTO_TEST_CASE(fan_out_runs_side_by_side) {
     };
   };
   std::vector<caf::actor> members;
-  for (int i = 0; i < 3; ++i) members.push_back(s.sys->spawn(member, 0));
-  auto fan = s.sys->spawn(
+  for (int i = 0; i < 3; ++i) members.push_back(s.sys->spawn<caf::lazy_init>(member, 0));
+  auto fan = s.sys->spawn<caf::lazy_init>(
       [members](caf::event_based_actor* self, int) -> caf::behavior {
         return {
             [self, members](caf::ok_atom) {
@@ -207,9 +214,9 @@ BOOST_AUTO_TEST_CASE(a_long_resume_gives_up_its_hand_off) {
   auto idle = [](caf::event_based_actor*, int) -> caf::behavior {
     return {[](caf::ok_atom) {}};
   };
-  auto b = s.sys->spawn(flag, 0);
-  auto c = s.sys->spawn(idle, 0);
-  auto a = s.sys->spawn(
+  auto b = s.sys->spawn<caf::lazy_init>(flag, 0);
+  auto c = s.sys->spawn<caf::lazy_init>(idle, 0);
+  auto a = s.sys->spawn<caf::lazy_init>(
       [sh, b, c](caf::event_based_actor* self, int) -> caf::behavior {
         return {
             [self, sh, b, c](caf::ok_atom) {
@@ -250,13 +257,13 @@ BOOST_AUTO_TEST_CASE(a_run_of_hand_offs_does_not_starve_the_shared_queue) {
         },
     };
   };
-  auto outsider = s.sys->spawn(
+  auto outsider = s.sys->spawn<caf::lazy_init>(
       [sh](caf::event_based_actor*, int) -> caf::behavior {
         return {[sh](caf::ok_atom) { sh->ran_at = sh->hops.load(); }};
       },
       0);
-  auto a = s.sys->spawn(player, 0);
-  auto b = s.sys->spawn(player, 0);
+  auto a = s.sys->spawn<caf::lazy_init>(player, 0);
+  auto b = s.sys->spawn<caf::lazy_init>(player, 0);
   caf::anon_send(a, b);
   // Sent once the bounce is under way.
   BOOST_REQUIRE(wait_until([&] { return sh->hops.load() >= 100; }));
