@@ -313,31 +313,27 @@ void finish_plan(self_pointer self, const caf::error& err, const std::string& fa
   run_next_step(self);
 }
 
-// The step of child `id` under way has completed (nothing if there is none).
-void step_done(self_pointer self, const std::string& id) {
+// The step of child `id` under way has ended, with `err` (nothing if there is none): its
+// own `done` is told, and the plan goes on.
+void end_step(self_pointer self, const std::string& id, const caf::error& err) {
   auto& st = self->state;
   auto i = st.pending.find(id);
   if (i == st.pending.end()) return;
   auto done = std::move(i->second.done);
   st.pending.erase(i);
-  if (done) done(caf::none);
+  if (done) done(err);
   run_next_step(self);
 }
+
+// The step of child `id` under way has completed.
+void step_done(self_pointer self, const std::string& id) { end_step(self, id, caf::none); }
 
 // A start failed: what happens next depends on the plan (see on_failure).
 void step_failed(self_pointer self, const std::string& id, const caf::error& err) {
   auto& st = self->state;
   if (st.plans.empty()) return;
   const on_failure mode = st.plans.front().failure_mode;
-  if (mode == on_failure::each) {
-    auto i = st.pending.find(id);
-    if (i == st.pending.end()) return;
-    auto done = std::move(i->second.done);
-    st.pending.erase(i);
-    if (done) done(err);
-    run_next_step(self);
-    return;
-  }
+  if (mode == on_failure::each) return end_step(self, id, err);
   finish_plan(self, err, id);
   if (mode == on_failure::restart) {
     // A child that could not even be created leaves no exit to wait for: treat the
