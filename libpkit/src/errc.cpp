@@ -20,6 +20,10 @@ public:
         return "blocking call on the reaper thread would wait for the reaper itself";
       case errc::pool_closed: return "the pool is closed";
       case errc::pool_full: return "every slot of the pool is busy";
+      case errc::not_owner:
+        return "the object belongs to another process (inherited through fork)";
+      case errc::fork_server_timeout: return "the fork server did not answer in time";
+      case errc::fork_server_protocol: return "the fork server sent a malformed reply";
     }
     return "unknown pkit error " + std::to_string(value);
   }

@@ -20,6 +20,7 @@ exit_status exit_status::from_siginfo(int code, int status) noexcept {
 }
 
 std::string exit_status::to_string() const {
+  if (lost_) return "exit status lost (collected by another waiter)";
   if (!signaled_) return "exited with code " + std::to_string(value_);
   std::string s = "killed by signal " + std::to_string(value_) + " (" + signal_name(value_) + ")";
   if (core_) s += " (core dumped)";

@@ -296,7 +296,7 @@ bool process_access::collect_here(const std::shared_ptr<process_state>& sp,
   int rc;
   do rc = ::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED);
   while (rc != 0 && errno == EINTR);
-  on_exit(sp, run, rc == 0 ? exit_status::from_siginfo(info.si_code, info.si_status) : exit_status::exited(255));
+  on_exit(sp, run, rc == 0 ? exit_status::from_siginfo(info.si_code, info.si_status) : exit_status::lost());
   lock.lock();
   s.collecting = false;
   s.cv.notify_all();

@@ -33,6 +33,13 @@ enum class errc {
   pool_closed,
   /// a non-blocking pool call found every slot busy.
   pool_full,
+  /// the object belongs to another process: it was inherited through fork() (a forked
+  /// copy of the program must not act on the original's children).
+  not_owner,
+  /// the fork server did not answer a request within its deadline (stopped or wedged).
+  fork_server_timeout,
+  /// the fork server sent a malformed or unexpected reply.
+  fork_server_protocol,
 };
 
 /// The category of `pkit::errc`; its name is "pkit".

@@ -26,10 +26,6 @@ std::atomic<reaper*> current{nullptr};
 std::atomic<pid_t> current_owner{0};
 std::mutex creation;
 
-// A child whose exit status was taken by someone else (the host reaped it, or SIGCHLD
-// was set to SIG_IGN after pkit started) still gets exactly one exit report.
-constexpr int lost_status_code = 255;
-
 // SIGCHLD set to SIG_IGN (inherited from a careless launcher) or SA_NOCLDWAIT makes the
 // kernel reap children on its own, and their statuses are lost. Undo that; a handler the
 // host installed is kept.
@@ -208,7 +204,7 @@ void reaper::dispatch(std::uint64_t id) {
     do r = ::waitid(P_PIDFD, static_cast<id_t>(e.fd), &info, WEXITED);
     while (r != 0 && errno == EINTR);
     exit_status status = r == 0 ? exit_status::from_siginfo(info.si_code, info.si_status)
-                                : exit_status::exited(lost_status_code);
+                                : exit_status::lost();
     {
       std::lock_guard<std::mutex> busy(handler_mutex_);
       guarded([&] { e.on_exit(status); });

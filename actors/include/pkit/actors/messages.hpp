@@ -289,17 +289,19 @@ void init(caf::actor_system_config& cfg);
 namespace pkit {
 
 /// exit_status is a libpkit value type (no CAF there); its wire form is (killed, value,
-/// core dumped).
+/// core dumped, lost).
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, exit_status& x) {
   bool killed = x.is_killed();
+  bool lost = x.is_lost();
   std::int32_t value = killed ? x.signal() : x.code();
   bool core = x.core_dumped();
   auto load = caf::meta::load_callback([&]() -> caf::error {
-    x = killed ? exit_status::killed(value, core) : exit_status::exited(value);
+    x = lost ? exit_status::lost()
+             : killed ? exit_status::killed(value, core) : exit_status::exited(value);
     return caf::none;
   });
-  return f(caf::meta::type_name("pkit::exit_status"), killed, value, core, load);
+  return f(caf::meta::type_name("pkit::exit_status"), killed, value, core, lost, load);
 }
 
 }  // namespace pkit
