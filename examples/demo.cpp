@@ -202,7 +202,7 @@ void a_program() {
   pkit::process p{cmd, options};
   pid_t pid = p.start();
   say("started program %d: sh -c '...' with GREETING=hello, cwd /, stdout to a pipe", pid);
-  std::string text = read_all(p.stdout_pipe().get());
+  std::string text = read_all(p.take_stdout_pipe().get());
   if (!text.empty() && text.back() == '\n') text.pop_back();
   int code = p.join();
   say("read from the pipe: \"%s\"; the program %s", text.c_str(), status_of(p).c_str());

@@ -39,7 +39,7 @@ void run_a_program() {
   pkit::process program{cmd, options};
 
   program.start();
-  pkit::unique_fd out = std::move(program.stdout_pipe());
+  pkit::unique_fd out = program.take_stdout_pipe();
   std::string text = read_all(out.get());  // until the program's stdout closes
   int exitcode = program.join();
 
@@ -57,7 +57,7 @@ void limit_a_program() {
   options.out = pkit::stdio::pipe();
   pkit::process program{cmd, options};
   program.start();
-  std::string text = read_all(program.stdout_pipe().get());
+  std::string text = read_all(program.take_stdout_pipe().get());
 
   check(program.join() == 0 && text == "64\n", "ulimit -n in the child: 64");
 }

@@ -68,7 +68,7 @@ void stop_a_process_group() {
   options.out = pkit::stdio::pipe();
   pkit::process shell{pkit::command{"sh", "-c", "sleep 60 & echo $!; wait"}, options};
   shell.start();
-  pid_t grandchild = std::stoi(read_line(shell.stdout_pipe().get()));
+  pid_t grandchild = std::stoi(read_line(shell.take_stdout_pipe().get()));
 
   shell.stop();  // the default policy: SIGTERM to the shell's whole process group
   check(wait_until_gone(grandchild), "the grandchild was stopped with the shell");

@@ -82,8 +82,8 @@ inline captured run_captured(pkit::command cmd, std::chrono::milliseconds timeou
   }
   c.started = true;
   const auto deadline = steady::now() + timeout;
-  pkit::unique_fd out = std::move(p.stdout_pipe());
-  pkit::unique_fd err = std::move(p.stderr_pipe());
+  pkit::unique_fd out = p.take_stdout_pipe();
+  pkit::unique_fd err = p.take_stderr_pipe();
   std::vector<std::string> texts;
   drain({out.get(), err.get()}, texts, deadline);
   c.out = texts[0];

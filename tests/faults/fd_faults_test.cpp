@@ -56,7 +56,7 @@ std::string fds_seen_by(kind k, std::vector<std::pair<int, int>> pass = {}) {
   std::error_code ec;
   p->start(ec);
   if (ec) return "start failed: " + ec.message();
-  pkit::unique_fd out = std::move(p->stdout_pipe());
+  pkit::unique_fd out = p->take_stdout_pipe();
   std::vector<std::string> text;
   const bool eof = drain({out.get()}, text, steady::now() + 10s);
   auto st = p->join_status(10s);

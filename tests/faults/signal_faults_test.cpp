@@ -103,7 +103,7 @@ std::string output_of(pkit::process& p, const std::string& what) {
   std::error_code ec;
   p.start(ec);
   BOOST_TEST_REQUIRE(!ec, what << ": start failed: " << ec.message());
-  pkit::unique_fd out = std::move(p.stdout_pipe());
+  pkit::unique_fd out = p.take_stdout_pipe();
   std::vector<std::string> text;
   BOOST_TEST(drain({out.get()}, text, steady::now() + 10s), what << ": no EOF within 10 s");
   auto st = p.join_status(10s);

@@ -234,13 +234,16 @@ BOOST_AUTO_TEST_CASE(fork_server_children_never_hang_on_locks_held_by_busy_paren
   if (r.hung == 0) BOOST_TEST(r.started == 2000);
 }
 
-// S1, the library's own share: with the fork start method pkit promises that its reaper
-// thread never holds a lock during a fork, i.e. no on_exit callback runs while a callable
-// is forked. Here every on_exit callback holds the application's logger lock for 1 ms,
-// children are started back to back (so callbacks run all the time), and every child
-// logs: a child forked while a callback held the lock would hang.
-BOOST_AUTO_TEST_CASE(forked_callables_never_inherit_a_lock_held_by_an_on_exit_callback) {
+// S1 and L1 together. pkit once kept on_exit callbacks from running during a fork of the
+// fork start method, by holding a lock around both — the lock a callback waiting for the
+// caller's own mutex then deadlocked (FAULTS L1). Callbacks now run under no pkit lock,
+// like any thread of the application's, so a callable that needs the application's
+// locks belongs in a fork server: here every on_exit callback holds the application's
+// logger lock for 1 ms while children are started back to back, and every child logs —
+// none may hang.
+BOOST_AUTO_TEST_CASE(fork_server_children_never_inherit_a_lock_held_by_an_on_exit_callback) {
   watchdog dog{"S1 on_exit lock", 120s};
+  auto& srv = server();
   std::atomic<int> reports{0};
   pkit::process_options o;
   o.in = pkit::stdio::null();
@@ -251,12 +254,7 @@ BOOST_AUTO_TEST_CASE(forked_callables_never_inherit_a_lock_held_by_an_on_exit_ca
   };
   constexpr int n = 300;
   auto r = run_batch(n, n + 1, 5s, [&](int i) {
-    return std::make_unique<pkit::process>(
-        [i] {
-          the_log.log("forked child " + std::to_string(i));
-          return 0;
-        },
-        o);
+    return std::make_unique<pkit::process>(srv.target("log-and-allocate", {std::to_string(i)}), o);
   });
   BOOST_TEST(r.start_failures == 0, r.start_failures << " starts failed; first: " << r.first_problem);
   BOOST_TEST(r.hung == 0, "a child hung: " << r.first_problem);
@@ -334,7 +332,7 @@ BOOST_AUTO_TEST_CASE(a_child_that_returns_throws_or_exits_ends_with_its_code_and
       p->start(ec);
       if (::getpid() != me) ::_exit(99);  // the child came back out of start(): the fault
       BOOST_TEST_REQUIRE(!ec, c.name << ": start failed: " << ec.message());
-      pkit::unique_fd err_pipe = std::move(p->stderr_pipe());
+      pkit::unique_fd err_pipe = p->take_stderr_pipe();
       std::vector<std::string> err;
       drain({err_pipe.get()}, err, steady::now() + 10s);
       auto st = p->join_status(10s);

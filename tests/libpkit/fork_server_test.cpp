@@ -101,7 +101,7 @@ BOOST_AUTO_TEST_CASE(a_server_target_runs_by_name_with_its_arguments) {
   o.out = pkit::stdio::pipe();
   pkit::process p{server().target("print-args", {"a", "b c", ""}), o};
   p.start();
-  BOOST_TEST(read_all(p.stdout_pipe().get()) == "a|b c|");
+  BOOST_TEST(read_all(p.take_stdout_pipe().get()) == "a|b c|");
   BOOST_TEST(p.join() == 0);
 }
 
@@ -144,7 +144,7 @@ BOOST_AUTO_TEST_CASE(server_children_are_forked_by_the_server_not_by_this_progra
   pkit::process p{server().target("ppid"), o};
   const pid_t pid = p.start();
   BOOST_TEST(pid != server().pid());
-  BOOST_TEST(read_all(p.stdout_pipe().get()) == std::to_string(server().pid()));
+  BOOST_TEST(read_all(p.take_stdout_pipe().get()) == std::to_string(server().pid()));
   BOOST_TEST(p.join() == 0);
   BOOST_TEST(!proc_exists(pid));  // reaped by the server before its exit was relayed
 }
@@ -196,7 +196,7 @@ BOOST_AUTO_TEST_CASE(a_server_child_gets_only_stdio_and_the_passed_fds) {
   o.pass_fds.emplace_back(5, extra.write.get());
   pkit::process p{server().target("fds"), o};
   p.start();
-  BOOST_TEST(read_all(p.stdout_pipe().get()) == "0 1 2 5");
+  BOOST_TEST(read_all(p.take_stdout_pipe().get()) == "0 1 2 5");
   BOOST_TEST(p.join() == 0);
 }
 
@@ -205,7 +205,7 @@ BOOST_AUTO_TEST_CASE(a_server_child_leads_its_own_process_group) {
   o.out = pkit::stdio::pipe();
   pkit::process p{server().target("pgrp"), o};
   const pid_t pid = p.start();
-  BOOST_TEST(read_all(p.stdout_pipe().get()) == std::to_string(pid));
+  BOOST_TEST(read_all(p.take_stdout_pipe().get()) == std::to_string(pid));
   p.join();
 }
 
@@ -214,7 +214,7 @@ BOOST_AUTO_TEST_CASE(a_throwing_server_target_exits_with_1_and_reports_on_stderr
   o.err = pkit::stdio::pipe();
   pkit::process p{server().target("throw"), o};
   p.start();
-  const std::string err = read_all(p.stderr_pipe().get());
+  const std::string err = read_all(p.take_stderr_pipe().get());
   BOOST_TEST(err.find("server-target-boom") != std::string::npos, err);
   BOOST_TEST(p.join() == 1);
 }

@@ -139,7 +139,7 @@ BOOST_AUTO_TEST_CASE(a_target_that_throws_exits_with_1_and_reports_what_name_and
   o.err = pkit::stdio::pipe();
   pkit::process p{[]() -> int { throw std::runtime_error("boom-marker-4711"); }, o};
   const pid_t pid = p.start();
-  pkit::unique_fd err = std::move(p.stderr_pipe());
+  pkit::unique_fd err = p.take_stderr_pipe();
   BOOST_TEST_REQUIRE(static_cast<bool>(err));
 
   const std::string text = read_all(err.get());
@@ -1061,9 +1061,9 @@ BOOST_AUTO_TEST_CASE(a_finished_run_leaves_no_descriptor_behind_in_the_parent) {
     o.err = pkit::stdio::pipe();
     pkit::process p{[] { write_all(1, "out"); }, o};
     p.start(pkit::wait);
-    p.stdin_pipe().reset();
-    BOOST_TEST(read_all(p.stdout_pipe().get()) == "out");
-    BOOST_TEST(read_all(p.stderr_pipe().get()).empty());
+    (void)p.take_stdin_pipe();  // closed at once
+    BOOST_TEST(read_all(p.take_stdout_pipe().get()) == "out");
+    BOOST_TEST(read_all(p.take_stderr_pipe().get()).empty());
     p.join();
   }
   check_fds_unchanged(before);
@@ -1082,12 +1082,15 @@ BOOST_AUTO_TEST_CASE(stdio_pipes_of_a_callable_child_reach_the_parent) {
                   },
                   o};
   p.start();
-  BOOST_TEST_REQUIRE(static_cast<bool>(p.stdin_pipe()));
-  BOOST_TEST_REQUIRE(static_cast<bool>(p.stdout_pipe()));
-  BOOST_TEST(!p.stderr_pipe());  // stderr is inherited: no pipe
-  BOOST_TEST_REQUIRE(write_all(p.stdin_pipe().get(), "hello"));
-  p.stdin_pipe().reset();
-  BOOST_TEST(read_all(p.stdout_pipe().get()) == "echo:hello");
+  pkit::unique_fd in = p.take_stdin_pipe();
+  pkit::unique_fd out = p.take_stdout_pipe();
+  BOOST_TEST_REQUIRE(static_cast<bool>(in));
+  BOOST_TEST_REQUIRE(static_cast<bool>(out));
+  BOOST_TEST(!p.take_stderr_pipe());  // stderr is inherited: no pipe
+  BOOST_TEST(!p.take_stdin_pipe());   // taken once
+  BOOST_TEST_REQUIRE(write_all(in.get(), "hello"));
+  in.reset();
+  BOOST_TEST(read_all(out.get()) == "echo:hello");
   BOOST_TEST(p.join() == 0);
 }
 

@@ -38,7 +38,7 @@ run_result run_capture(pkit::command cmd, pkit::process_options o = {}) {
   o.out = pkit::stdio::pipe();
   pkit::process p{std::move(cmd), std::move(o)};
   p.start();
-  pkit::unique_fd out = std::move(p.stdout_pipe());
+  pkit::unique_fd out = p.take_stdout_pipe();
   run_result r;
   r.out = read_all(out.get());
   r.code = p.join();
@@ -258,9 +258,9 @@ BOOST_AUTO_TEST_CASE(inherit_shares_the_parent_streams) {
   for (int fd : {0, 1, 2}) {
     BOOST_TEST(fd_target(pid, fd) == fd_target(::getpid(), fd), "fd " << fd);
   }
-  BOOST_TEST(!p.stdin_pipe());
-  BOOST_TEST(!p.stdout_pipe());
-  BOOST_TEST(!p.stderr_pipe());
+  BOOST_TEST(!p.take_stdin_pipe());
+  BOOST_TEST(!p.take_stdout_pipe());
+  BOOST_TEST(!p.take_stderr_pipe());
   p.terminate(pkit::wait);
 }
 
@@ -346,11 +346,11 @@ BOOST_AUTO_TEST_CASE(stdout_and_stderr_pipes_carry_a_megabyte_each_to_the_parent
   o.err = pkit::stdio::pipe();
   pkit::process p{child_command({"spew", std::to_string(bytes)}), o};
   p.start();
-  pkit::unique_fd out = std::move(p.stdout_pipe());
-  pkit::unique_fd err = std::move(p.stderr_pipe());
+  pkit::unique_fd out = p.take_stdout_pipe();
+  pkit::unique_fd err = p.take_stderr_pipe();
   BOOST_TEST_REQUIRE(static_cast<bool>(out));
   BOOST_TEST_REQUIRE(static_cast<bool>(err));
-  BOOST_TEST(!p.stdout_pipe());  // moved out
+  BOOST_TEST(!p.take_stdout_pipe());  // moved out
 
   // Both pipes must be drained concurrently: the child alternates 64 KiB chunks.
   std::size_t got_out = 0, got_err = 0;
@@ -383,9 +383,11 @@ BOOST_AUTO_TEST_CASE(a_stdin_pipe_feeds_the_child) {
   o.out = pkit::stdio::pipe();
   pkit::process p{child_command({"echo"}), o};
   p.start();
-  BOOST_TEST_REQUIRE(write_all(p.stdin_pipe().get(), "hello through stdin\n"));
-  p.stdin_pipe().reset();  // EOF for the child
-  BOOST_TEST(read_all(p.stdout_pipe().get()) == "hello through stdin\n");
+  {
+    pkit::unique_fd in = p.take_stdin_pipe();
+    BOOST_TEST_REQUIRE(write_all(in.get(), "hello through stdin\n"));
+  }  // closed: EOF for the child
+  BOOST_TEST(read_all(p.take_stdout_pipe().get()) == "hello through stdin\n");
   BOOST_TEST(p.join() == 0);
 }
 
@@ -426,7 +428,7 @@ BOOST_AUTO_TEST_CASE(a_program_leads_a_new_process_group_by_default) {
   o.out = pkit::stdio::pipe();
   pkit::process p{child_command({"pgid"}), o};
   const pid_t pid = p.start();
-  std::istringstream is(read_all(p.stdout_pipe().get()));
+  std::istringstream is(read_all(p.take_stdout_pipe().get()));
   pid_t cpid = 0, pgid = 0, sid = 0;
   is >> cpid >> pgid >> sid;
   BOOST_TEST(cpid == pid);
@@ -656,7 +658,7 @@ BOOST_AUTO_TEST_CASE(start_with_wait_returns_only_after_the_readiness_newline) {
                   o};
   kill_on_exit cleanup{p};
   p.start(pkit::wait);
-  BOOST_TEST(read_available(p.stdout_pipe().get()) == "marker");
+  BOOST_TEST(read_available(p.take_stdout_pipe().get()) == "marker");
   BOOST_TEST(p.is_alive());
   p.terminate(pkit::wait);
 }
@@ -742,7 +744,7 @@ BOOST_AUTO_TEST_CASE(stop_kills_a_program_that_ignores_sigterm_after_the_timeout
   pkit::process p{child_command({"ignore-term"}), o};
   kill_on_exit cleanup{p};
   const pid_t pid = p.start(pkit::wait);
-  BOOST_TEST_REQUIRE(read_line(p.stdout_pipe().get()) == "ready");
+  BOOST_TEST_REQUIRE(read_line(p.take_stdout_pipe().get()) == "ready");
 
   const auto s = p.stop(pkit::stop_policy{SIGTERM, 200ms, true});
   BOOST_TEST(s == pkit::exit_status::killed(SIGKILL));
@@ -756,7 +758,7 @@ BOOST_AUTO_TEST_CASE(stop_returns_the_exit_code_of_a_program_that_traps_sigterm)
   pkit::process p{child_command({"trap-term", "21"}), o};
   kill_on_exit cleanup{p};
   p.start(pkit::wait);
-  BOOST_TEST_REQUIRE(read_line(p.stdout_pipe().get()) == "ready");
+  BOOST_TEST_REQUIRE(read_line(p.take_stdout_pipe().get()) == "ready");
   BOOST_TEST(p.stop(pkit::stop_policy{SIGTERM, event_timeout, true}) ==
              pkit::exit_status::exited(21));
 }
@@ -770,12 +772,13 @@ BOOST_AUTO_TEST_CASE(stop_with_kill_group_stops_what_a_program_left_in_its_group
                   o};
   kill_on_exit cleanup{p};
   p.start(pkit::wait);
-  const pid_t grandchild = std::stoi(read_line(p.stdout_pipe().get()));
+  pkit::unique_fd out = p.take_stdout_pipe();
+  const pid_t grandchild = std::stoi(read_line(out.get()));
   BOOST_TEST(is_running(grandchild));
 
   const auto s = p.stop(pkit::stop_policy{SIGTERM, event_timeout, true});
   BOOST_TEST(s == pkit::exit_status::killed(SIGTERM));
-  const bool died = eof_within(p.stdout_pipe().get());
+  const bool died = eof_within(out.get());
   BOOST_TEST(died);
   if (!died) ::kill(grandchild, SIGKILL);
   reap_if_ours(grandchild);
@@ -789,7 +792,7 @@ BOOST_AUTO_TEST_CASE(destroying_a_running_program_process_stops_and_reaps_it) {
     o.stop = pkit::stop_policy{SIGTERM, 100ms, true};
     pkit::process p{child_command({"ignore-term"}), o};
     pid = p.start(pkit::wait);
-    BOOST_TEST_REQUIRE(read_line(p.stdout_pipe().get()) == "ready");
+    BOOST_TEST_REQUIRE(read_line(p.take_stdout_pipe().get()) == "ready");
   }
   BOOST_TEST(!is_unreaped_child(pid));
   BOOST_TEST(!proc_exists(pid));

@@ -66,8 +66,9 @@ BOOST_AUTO_TEST_CASE(on_ready_waits_for_the_newline_on_the_notify_fd) {
   p.start();
   auto r = await(ready);
   BOOST_TEST(!r.ec);
-  set_nonblocking(p.stdout_pipe().get());
-  BOOST_TEST(read_available(p.stdout_pipe().get()) == "marker\n");
+  pkit::unique_fd out = p.take_stdout_pipe();
+  set_nonblocking(out.get());
+  BOOST_TEST(read_available(out.get()) == "marker\n");
   p.kill();
   BOOST_TEST(p.join() == -SIGKILL);
 }

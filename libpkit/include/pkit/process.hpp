@@ -46,7 +46,12 @@ enum class restart_policy { graceful, forced };
 /// `pid()` is empty again and the object can be started anew; `status()`/`exitcode()`
 /// keep the last run's outcome until then.
 ///
-/// Thread-safe: any thread may call any member; several threads may join at once.
+/// Thread-safe: any thread may call any member; several threads may join at once. User
+/// callbacks run on pkit's reaper thread under no pkit lock; there, blocking members
+/// (`join`, `stop`, `terminate(wait)`, `restart`) on a run not yet reported fail with
+/// `errc::would_deadlock`. In a forked copy of the program (fork() after construction)
+/// every member fails with `errc::not_owner` (queries answer "not running") and the
+/// destructor does nothing: the children belong to the original.
 /// Not copyable or movable (callbacks refer to it); hold it by `unique_ptr` to move it.
 ///
 /// Destroying a process whose child still runs stops the child with
@@ -55,7 +60,8 @@ class process {
 public:
   /// Runs `target` in a child forked from this process (the "fork" start method). Safe
   /// when no other thread of the program holds a lock the target needs; otherwise use a
-  /// fork server. pkit's own reaper thread never holds such a lock during a fork.
+  /// fork server. pkit's reaper thread runs `on_exit`/`on_ready` callbacks with no pkit
+  /// lock held, and a fork does not wait for them: a callback is like any thread of yours.
   explicit process(callable_target target, process_options options = {});
   /// Runs a target registered with a fork server, forked from the server.
   explicit process(server_target target, process_options options = {});
@@ -84,11 +90,12 @@ public:
   pid_t start(wait_t);
   pid_t start(wait_t, std::error_code& ec) noexcept;
 
-  /// Sends SIGTERM (to the child only). No-op once the run has ended;
-  /// `errc::not_started` if never started.
+  /// Sends SIGTERM, then SIGCONT (so that a stopped child can act on it), to the child
+  /// only. No-op once the run has ended; `errc::not_started` if never started.
   void terminate();
   void terminate(std::error_code& ec) noexcept;
-  /// Sends SIGTERM and waits until the child is gone and reaped.
+  /// Sends SIGTERM (and SIGCONT) and waits until the run it signalled is gone and reaped
+  /// — not a run that an `on_exit` callback started meanwhile.
   void terminate(wait_t);
   void terminate(wait_t, std::error_code& ec) noexcept;
   /// Sends SIGKILL (to the whole group when the child leads one). No-op once the run has
@@ -104,9 +111,16 @@ public:
   void signal_group(int signo);
   void signal_group(int signo, std::error_code& ec) noexcept;
 
-  /// Graceful-then-forced stop per `policy` (default: the options' stop policy): signal,
-  /// wait up to the timeout, SIGKILL; returns the exit status once reaped. On a process
-  /// that is not running, returns the last status (`errc::not_started` if none).
+  /// Graceful-then-forced stop per `policy` (default: the options' stop policy): the stop
+  /// signal then SIGCONT (a stopped child must be continued to act on it), wait up to the
+  /// timeout, SIGKILL; returns the exit status of the run it stopped once reaped (a run an
+  /// `on_exit` started meanwhile is left alone). With `kill_group`, the signals go to the
+  /// child's whole process group, which gets the same grace period: `stop` returns only
+  /// once the group is empty (at the deadline the rest of the group gets SIGKILL too; a
+  /// member that still lives 5 s later is named on stderr and left). The reaper thread
+  /// carries the stop on — deadline, escalation, the group — even if nobody waits. A stop
+  /// already under way is joined, not started again (no signal is sent twice). On a
+  /// process that is not running, returns the last status (`errc::not_started` if none).
   exit_status stop();
   exit_status stop(const stop_policy& policy);
 
@@ -141,11 +155,13 @@ public:
   /// The name used in diagnostics.
   std::string name() const;
 
-  /// The parent's ends of the pipes of the current run (for `stdio::pipe()` streams);
-  /// empty otherwise. The caller may move them out: `auto out = std::move(p.stdout_pipe());`
-  unique_fd& stdin_pipe();
-  unique_fd& stdout_pipe();
-  unique_fd& stderr_pipe();
+  /// Takes the parent's end of a pipe of the current run (for `stdio::pipe()` streams):
+  /// ownership passes to the caller, so a later restart cannot close it under a reader;
+  /// a second call (or a stream that is not a pipe) gives an empty `unique_fd`. The ends
+  /// not taken are closed when the next run starts or the object is destroyed.
+  unique_fd take_stdin_pipe();
+  unique_fd take_stdout_pipe();
+  unique_fd take_stderr_pipe();
 
 protected:
   /// For subclasses that override `run()`, like subclassing `Process`.

@@ -19,7 +19,7 @@ public:
   static stdio inherit() noexcept { return stdio{kind::inherit}; }
   /// /dev/null.
   static stdio null() noexcept { return stdio{kind::null}; }
-  /// A pipe; the parent's end is available from `process::stdin_pipe()` etc. after start.
+  /// A pipe; the parent's end is taken with `process::take_stdin_pipe()` etc. after start.
   static stdio pipe() noexcept { return stdio{kind::pipe}; }
   /// A file opened for the stream: read-only for stdin; for stdout/stderr write-only,
   /// created (mode 0644) and truncated, or appended to when `append`.

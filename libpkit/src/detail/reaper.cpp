@@ -1,6 +1,7 @@
 #include "detail/pidfd.hpp"
 #include "detail/reaper.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <exception>
 #include <cerrno>
@@ -98,30 +99,6 @@ reaper::reaper() : owner_(::getpid()), epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
   });
 }
 
-void reaper::run_sync(const std::function<void()>& task) {
-  if (on_reaper_thread()) {
-    task();
-    return;
-  }
-  std::mutex done_mutex;
-  std::condition_variable done_cv;
-  bool done = false;
-  std::exception_ptr error;
-  post([&] {
-    try {
-      task();
-    } catch (...) {
-      error = std::current_exception();
-    }
-    std::lock_guard<std::mutex> lock(done_mutex);
-    done = true;
-    done_cv.notify_one();
-  });
-  std::unique_lock<std::mutex> lock(done_mutex);
-  done_cv.wait(lock, [&] { return done; });
-  if (error) std::rethrow_exception(error);
-}
-
 void reaper::post(std::function<void()> task) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -132,25 +109,11 @@ void reaper::post(std::function<void()> task) {
   }
 }
 
-std::uint64_t reaper::watch_child(int pidfd, exit_handler handler) {
+std::uint64_t reaper::add(int fd, int kind, exit_handler on_exit,
+                          std::function<void()> on_exited, fd_handler on_readable) {
   std::lock_guard<std::mutex> lock(mutex_);
   std::uint64_t id = next_id_++;
-  entries_.emplace(id, entry{pidfd, true, std::move(handler), {}});
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u64 = id;
-  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, pidfd, &ev) != 0) {
-    int err = errno;
-    entries_.erase(id);
-    throw std::system_error(err, std::system_category(), "pkit reaper: epoll_ctl");
-  }
-  return id;
-}
-
-std::uint64_t reaper::watch_fd(int fd, fd_handler handler) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  std::uint64_t id = next_id_++;
-  entries_.emplace(id, entry{fd, false, {}, std::move(handler)});
+  entries_.emplace(id, entry{fd, kind, std::move(on_exit), std::move(on_exited), std::move(on_readable)});
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = id;
@@ -160,6 +123,60 @@ std::uint64_t reaper::watch_fd(int fd, fd_handler handler) {
     throw std::system_error(err, std::system_category(), "pkit reaper: epoll_ctl");
   }
   return id;
+}
+
+std::uint64_t reaper::watch_child(int pidfd, exit_handler handler) {
+  return add(pidfd, 1, std::move(handler), {}, {});
+}
+
+std::uint64_t reaper::watch_exit(int pidfd, std::function<void()> on_exited) {
+  return add(pidfd, 2, {}, std::move(on_exited), {});
+}
+
+std::uint64_t reaper::watch_fd(int fd, fd_handler handler) {
+  return add(fd, 0, {}, {}, std::move(handler));
+}
+
+std::uint64_t reaper::schedule(clock::time_point when, std::function<void()> task) {
+  bool earliest;
+  std::uint64_t id;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    id = next_id_++;
+    earliest = timers_.empty() || when < timers_.begin()->first;
+    timers_.emplace(when, std::make_pair(id, std::move(task)));
+  }
+  // The loop sleeps until the earliest deadline it knew of: wake it to sleep less.
+  if (earliest && !on_reaper_thread()) {
+    std::uint64_t one = 1;
+    while (::write(wakeup_.get(), &one, sizeof one) < 0 && errno == EINTR) {
+    }
+  }
+  return id;
+}
+
+bool reaper::cancel(std::uint64_t timer) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto it = timers_.begin(); it != timers_.end(); ++it) {
+    if (it->second.first == timer) {
+      timers_.erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
+void reaper::run_due_timers() {
+  for (;;) {
+    std::function<void()> task;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (timers_.empty() || timers_.begin()->first > clock::now()) return;
+      task = std::move(timers_.begin()->second.second);
+      timers_.erase(timers_.begin());
+    }
+    guarded(task);
+  }
 }
 
 bool reaper::unwatch(std::uint64_t id) {
@@ -172,17 +189,22 @@ bool reaper::unwatch(std::uint64_t id) {
   return true;
 }
 
-std::unique_lock<std::mutex> reaper::quiesce() {
-  if (on_reaper_thread()) return {};
-  return std::unique_lock<std::mutex>(handler_mutex_);
-}
-
 void reaper::loop() {
   epoll_event events[64];
   for (;;) {
-    int n = ::epoll_wait(epoll_.get(), events, 64, -1);
-    if (n < 0) continue;  // EINTR (all signals are blocked here, but be safe)
+    int timeout = -1;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!timers_.empty()) {
+        // Rounded up: waking before the deadline would only loop again.
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(timers_.begin()->first - clock::now());
+        timeout = static_cast<int>(std::clamp<long long>(left.count(), 0, 1 << 30));
+      }
+    }
+    int n = ::epoll_wait(epoll_.get(), events, 64, timeout);
+    if (n < 0) n = 0;  // EINTR (all signals are blocked here, but be safe)
     for (int i = 0; i < n; ++i) dispatch(events[i].data.u64);
+    run_due_timers();
   }
 }
 
@@ -190,7 +212,15 @@ void reaper::dispatch(std::uint64_t id) {
   std::unique_lock<std::mutex> lock(mutex_);
   auto it = entries_.find(id);
   if (it == entries_.end()) return;  // unwatched after epoll_wait returned
-  if (it->second.child) {
+  if (it->second.kind == 2) {
+    entry e = std::move(it->second);
+    entries_.erase(it);
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, e.fd, nullptr);
+    running_ = id;
+    lock.unlock();
+    guarded(e.on_exited);
+    lock.lock();
+  } else if (it->second.kind == 1) {
     entry e = std::move(it->second);
     entries_.erase(it);
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, e.fd, nullptr);
@@ -205,20 +235,14 @@ void reaper::dispatch(std::uint64_t id) {
     while (r != 0 && errno == EINTR);
     exit_status status = r == 0 ? exit_status::from_siginfo(info.si_code, info.si_status)
                                 : exit_status::lost();
-    {
-      std::lock_guard<std::mutex> busy(handler_mutex_);
-      guarded([&] { e.on_exit(status); });
-    }
+    guarded([&] { e.on_exit(status); });
     lock.lock();
   } else {
     fd_handler handler = it->second.on_readable;
     running_ = id;
     lock.unlock();
     bool keep = true;
-    {
-      std::lock_guard<std::mutex> busy(handler_mutex_);
-      guarded([&] { keep = handler(); });
-    }
+    guarded([&] { keep = handler(); });
     lock.lock();
     if (!keep) {
       auto again = entries_.find(id);

@@ -4,9 +4,11 @@
 
 #include <pkit/exit_status.hpp>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -21,7 +23,10 @@ namespace pkit::detail {
 /// waitid(P_PIDFD): it never calls waitpid(-1) and installs no SIGCHLD handler, so it
 /// cannot take the exit status of a child the host program started itself. An exit that
 /// happened before the watch was added is not lost: a pidfd stays readable once its
-/// process has exited. Handlers run on the reaper thread, one at a time.
+/// process has exited. Handlers and timer tasks run on the reaper thread, one at a time,
+/// and never under a lock of the reaper's: a handler may call any member (and user code
+/// run from a handler — `on_exit` — may block on its own locks without blocking anyone
+/// who starts, stops or joins another process; it only delays later reports).
 ///
 /// Created on first use; lives until the program ends (never destroyed, so that static
 /// `process` objects can still be stopped at exit). A forked child that uses pkit gets a
@@ -29,6 +34,7 @@ namespace pkit::detail {
 class reaper {
 public:
   using exit_handler = std::function<void(exit_status)>;
+  using clock = std::chrono::steady_clock;
   /// Called when a watched fd is readable; returns false to stop watching it.
   using fd_handler = std::function<bool()>;
 
@@ -37,6 +43,11 @@ public:
   /// Watches an own child through its pidfd (borrowed: it must stay open until the
   /// handler has run or `unwatch` returned). The handler gets the reaped status.
   std::uint64_t watch_child(int pidfd, exit_handler handler);
+  /// Watches an own child through its pidfd without collecting it: `on_exited` is called
+  /// once, when the child has exited, and leaves it unreaped (a zombie whose pid and
+  /// process group id stay reserved) for the handler to collect — so that whoever owns
+  /// the child can finish with its process group first. Same fd rules as `watch_child`.
+  std::uint64_t watch_exit(int pidfd, std::function<void()> on_exited);
   /// Watches any readable fd (level-triggered): a socket, or a pidfd of a process that is
   /// not our child (readable once that process has exited).
   std::uint64_t watch_fd(int fd, fd_handler handler);
@@ -49,18 +60,14 @@ public:
   /// caller's thread, e.g. while it holds a lock the report needs).
   void post(std::function<void()> task);
 
-  /// Runs `task` on the reaper thread and waits for it (directly when already there).
-  /// Used to create children from a thread that lives as long as the program: Linux ties
-  /// PR_SET_PDEATHSIG to the creating *thread*, so a child made by a short-lived thread
-  /// would be killed when that thread ends.
-  void run_sync(const std::function<void()>& task);
+  /// Runs `task` on the reaper thread at `when` (or soon after; a handler that blocks
+  /// delays it). Returns an id for `cancel`. Used for stop deadlines, so a stop goes on
+  /// without a thread waiting for it.
+  std::uint64_t schedule(clock::time_point when, std::function<void()> task);
+  /// Cancels a scheduled task that has not started; false when it ran or is running.
+  bool cancel(std::uint64_t timer);
 
   bool on_reaper_thread() const noexcept { return std::this_thread::get_id() == thread_id_; }
-
-  /// Held by the fork start method around fork(): while it is held, the reaper thread runs
-  /// no handler, so no user callback holds a lock (stdio, a logger) the forked child could
-  /// need. Empty (not locking) when called on the reaper thread itself.
-  std::unique_lock<std::mutex> quiesce();
 
   reaper(const reaper&) = delete;
   reaper& operator=(const reaper&) = delete;
@@ -69,11 +76,15 @@ private:
   reaper();
   void loop();
   void dispatch(std::uint64_t id);
+  void run_due_timers();
+  std::uint64_t add(int fd, int kind, exit_handler on_exit, std::function<void()> on_exited,
+                    fd_handler on_readable);
 
   struct entry {
     int fd = -1;
-    bool child = false;
+    int kind = 0;  // 0: fd, 1: child (reap), 2: exit (no reap)
     exit_handler on_exit;
+    std::function<void()> on_exited;
     fd_handler on_readable;
   };
 
@@ -84,7 +95,7 @@ private:
   std::unordered_map<std::uint64_t, entry> entries_;
   std::uint64_t next_id_ = 1;
   std::uint64_t running_ = 0;  // id whose handler runs now, 0 if none
-  std::mutex handler_mutex_;   // held while any handler runs (see quiesce)
+  std::multimap<clock::time_point, std::pair<std::uint64_t, std::function<void()>>> timers_;
   std::thread::id thread_id_;
   unique_fd wakeup_;  // eventfd for post()
   std::vector<std::function<void()>> posted_;  // guarded by mutex_

@@ -1,0 +1,213 @@
+#include "detail/launch.hpp"
+
+#include "detail/child_setup.hpp"
+#include "detail/exec_spawn.hpp"
+#include "detail/fork_server_core.hpp"
+#include "detail/pidfd.hpp"
+#include "detail/trampoline.hpp"
+
+#include <pkit/errc.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace pkit::detail {
+namespace {
+
+std::error_code prepare_io(const process_options& o, prepared_io& io, const char*& stage) {
+  const stdio* streams[3] = {&o.in, &o.out, &o.err};
+  for (int i = 0; i < 3; ++i) {
+    const stdio& s = *streams[i];
+    switch (s.type()) {
+      case stdio::kind::inherit: break;
+      case stdio::kind::null:
+      case stdio::kind::file: {
+        stage = "open stdio";
+        int flags = O_CLOEXEC;
+        const char* path = "/dev/null";
+        if (s.type() == stdio::kind::null) {
+          flags |= O_RDWR;
+        } else {
+          path = s.path().c_str();
+          flags |= i == 0 ? O_RDONLY : (O_WRONLY | O_CREAT | (s.append() ? O_APPEND : O_TRUNC));
+        }
+        io.owned[i].reset(::open(path, flags, 0644));
+        if (!io.owned[i]) return {errno, std::system_category()};
+        io.source[i] = io.owned[i].get();
+        break;
+      }
+      case stdio::kind::pipe: {
+        stage = "pipe";
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0) return {errno, std::system_category()};
+        // stdin: the child reads; stdout/stderr: the child writes.
+        io.owned[i].reset(fds[i == 0 ? 0 : 1]);
+        io.parent_ends[i].reset(fds[i == 0 ? 1 : 0]);
+        io.source[i] = io.owned[i].get();
+        break;
+      }
+      case stdio::kind::fd:
+        stage = "validate";
+        if (s.borrowed_fd() < 0) return errc::invalid_argument;
+        io.source[i] = s.borrowed_fd();
+        break;
+    }
+  }
+  stage = "validate";
+  io.pass = o.pass_fds;
+  if (o.notify_fd) {
+    if (*o.notify_fd < 3) return errc::invalid_argument;
+    stage = "pipe";
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return {errno, std::system_category()};
+    io.notify_read.reset(fds[0]);
+    io.notify_write.reset(fds[1]);
+    io.pass.emplace_back(*o.notify_fd, fds[1]);
+    stage = "validate";
+  }
+  if (io.pass.size() > 256) return errc::invalid_argument;
+  for (const auto& [target, source] : io.pass) {
+    if (target < 3 || source < 0) return errc::invalid_argument;
+    io.keep.push_back(target);
+  }
+  std::sort(io.keep.begin(), io.keep.end());
+  if (std::adjacent_find(io.keep.begin(), io.keep.end()) != io.keep.end())
+    return errc::invalid_argument;
+  return {};
+}
+
+child_setup make_setup(const process_options& o, const prepared_io& io) {
+  child_setup s;
+  for (int i = 0; i < 3; ++i) s.stdio[i] = io.source[i];
+  s.pass = io.pass.data();
+  s.pass_count = io.pass.size();
+  s.keep = io.keep.data();
+  s.keep_count = io.keep.size();
+  s.new_process_group = o.new_process_group;
+  s.die_with_parent = o.die_with_parent;
+  s.parent = ::getpid();
+  return s;
+}
+
+}  // namespace
+
+// Creates the child. Runs without the state's lock (it reads only the immutable
+// configuration), so the lock is never held across fork, clone or a fork-server request.
+std::error_code launch(const process_state& s, bool wait, fork_body body, launched& out,
+                       prepared_io& io, const char*& stage, std::string& program) {
+  if (auto ec = prepare_io(s.opts, io, stage)) return ec;
+  child_setup setup = make_setup(s.opts, io);
+
+  if (auto* cmd = std::get_if<command>(&s.what)) {
+    program = cmd->argv.empty() ? std::string() : cmd->argv[0];
+    stage = "validate";
+    std::error_code ec;
+    exec_image image = exec_image::build(*cmd, ec);
+    if (ec) return ec;
+    setup.cwd = cmd->cwd.empty() ? nullptr : cmd->cwd.c_str();
+    setup.limits = cmd->limits.data();
+    setup.limit_count = cmd->limits.size();
+    exec_result r = exec_spawn(image, setup);
+    if (r.clone_error != 0) {
+      stage = "clone";
+      return {r.clone_error, std::system_category()};
+    }
+    if (r.failure.stage != child_stage::none) {
+      stage = stage_name(r.failure.stage);
+      return {r.failure.error, std::system_category()};
+    }
+    out.pid = r.pid;
+    out.pidfd = std::move(r.pidfd);
+    out.leader = s.opts.new_process_group;
+    return {};
+  }
+
+  if (auto* t = std::get_if<server_target>(&s.what)) {
+    program = t->name;
+    stage = "fork server";
+    if (!t->server || !t->server->running()) return errc::fork_server_unavailable;
+    server_spawn_request req;
+    req.name = &t->name;
+    req.args = &t->args;
+    for (int i = 0; i < 3; ++i) req.stdio[i] = io.source[i];
+    req.pass = &io.pass;
+    req.want_ready = wait;
+    req.new_process_group = s.opts.new_process_group;
+    req.die_with_parent = s.opts.die_with_parent;
+    server_spawn_result r = t->server->spawn(req);
+    if (r.error) {
+      stage = r.stage;
+      return r.error;
+    }
+    out.pid = r.pid;
+    out.pidfd = std::move(r.pidfd);
+    out.leader = s.opts.new_process_group;
+    out.server = t->server;
+    out.status_read = std::move(r.ready);
+    out.server_id = r.id;
+    return {};
+  }
+
+  // The fork start method: this process forks itself and the child runs `run()`.
+  program = s.name;
+  stage = "pipe";
+  unique_fd status_write;
+  if (wait) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return {errno, std::system_category()};
+    out.status_read.reset(fds[0]);
+    status_write.reset(fds[1]);
+  }
+  // The child waits for this byte until we hold its pidfd: a host that calls
+  // waitpid(-1) could otherwise collect a child that exits at once before pidfd_open,
+  // and we would open a pidfd on a recycled pid (or none at all).
+  int go[2];
+  if (::pipe2(go, O_CLOEXEC) != 0) return {errno, std::system_category()};
+  unique_fd go_read{go[0]}, go_write{go[1]};
+  const char* child_name = s.name.c_str();
+
+  bind_child_calls();
+  sigset_t all, old;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    // The child: every signal is blocked until the dispositions are back to default,
+    // so a signal sent the moment start() returns is held, then honoured.
+    raw_syscall(SYS_close, go_write.get());
+    char c;
+    while (raw_syscall(SYS_read, go_read.get(), reinterpret_cast<long>(&c), 1) == -EINTR) {
+    }
+    raw_syscall(SYS_close, go_read.get());
+    run_forked_child(setup, status_write.get(), child_name, body.body, body.ctx);
+  }
+  int fork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  go_read.reset();
+  if (pid < 0) {
+    stage = "fork";
+    return {fork_errno, std::system_category()};
+  }
+  int pidfd = pidfd_open(pid, 0);
+  if (pidfd < 0) {
+    int err = errno;
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    stage = "pidfd_open";
+    return {err, std::system_category()};
+  }
+  if (s.opts.new_process_group) ::setpgid(pid, pid);  // both sides, so no window
+  out.pid = pid;
+  out.pidfd.reset(pidfd);
+  out.leader = s.opts.new_process_group;
+  go_write.reset();  // EOF: the child goes on
+  return {};
+}
+
+}  // namespace pkit::detail

@@ -1,0 +1,55 @@
+#pragma once
+
+// Creating a child: its descriptors, then one of the three start methods (an external
+// program through a CLONE_VM|CLONE_VFORK clone and exec; a fork-server target; a fork of
+// this program that runs a C++ body). Runs with no lock held.
+
+#include "detail/process_state.hpp"
+
+#include <pkit/unique_fd.hpp>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace pkit::detail {
+
+/// Descriptors prepared for a child: what it gets as 0..2 and beyond, and our pipe ends.
+struct prepared_io {
+  std::array<unique_fd, 3> owned;   // opened for the child (files, /dev/null, pipe ends)
+  std::array<int, 3> source{-1, -1, -1};
+  std::array<unique_fd, 3> parent_ends;
+  std::vector<std::pair<int, int>> pass;  // {child fd, source}
+  std::vector<int> keep;                  // sorted child fds above 2
+  unique_fd notify_read, notify_write;
+};
+
+/// What launch() made: published into the state under its lock afterwards.
+struct launched {
+  pid_t pid = 0;
+  unique_fd pidfd;
+  bool leader = false;
+  std::shared_ptr<fork_server_core> server;
+  std::uint64_t server_id = 0;
+  unique_fd status_read;
+};
+
+/// The C++ body a forked child runs (the fork start method): `body(ctx)`'s result is its
+/// exit code.
+struct fork_body {
+  int (*body)(void*) = nullptr;
+  void* ctx = nullptr;
+};
+
+/// Creates the child of `s` (reading only its immutable configuration, no lock held).
+/// With `want_ready`, a forked or fork-server child reports its start-up on a status pipe
+/// (`out.status_read`). Returns the error and sets `stage` and `program` for the report;
+/// a child that was made but failed its set-up is reaped before this returns.
+std::error_code launch(const process_state& s, bool want_ready, fork_body body, launched& out,
+                       prepared_io& io, const char*& stage, std::string& program);
+
+}  // namespace pkit::detail

@@ -1,0 +1,213 @@
+#include "detail/readiness.hpp"
+
+#include "detail/reaper.hpp"
+#include "detail/run_control.hpp"
+
+#include <pkit/errc.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+namespace pkit::detail {
+
+namespace {
+
+// Polls `fd` and the child's pidfd until `deadline`. Returns 1 when `fd` is readable,
+// 0 at the deadline, -1 when the child has exited and `fd` has nothing more to read now.
+int poll_with_child(int fd, int pidfd, clock::time_point deadline) {
+  for (;;) {
+    const auto now = clock::now();
+    if (now >= deadline) return 0;
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+    pollfd p[2] = {{fd, POLLIN, 0}, {pidfd, POLLIN, 0}};
+    const int r = ::poll(p, pidfd >= 0 ? 2 : 1, static_cast<int>(std::min<long long>(left.count(), 1 << 30)));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) continue;  // re-check the deadline
+    if (p[0].revents != 0) return 1;
+    // The child is gone. What it wrote before it died is still in the pipe (a descendant
+    // may hold the write end open forever): one last look, without blocking.
+    pollfd last{fd, POLLIN, 0};
+    return ::poll(&last, 1, 0) > 0 ? 1 : -1;
+  }
+}
+
+}  // namespace
+
+ready_result await_ready(int record, int notify, int pidfd, clock::time_point deadline,
+                         child_failure& failure) {
+  if (record >= 0) {
+    char buf[sizeof(child_failure)];
+    std::size_t got = 0;
+    while (got < sizeof buf) {
+      const int r = poll_with_child(record, pidfd, deadline);
+      if (r == 0) return ready_result::timeout;
+      if (r < 0) return ready_result::died;
+      const ssize_t n = ::read(record, buf + got, sizeof buf - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return ready_result::died;
+      got += static_cast<std::size_t>(n);
+    }
+    std::memcpy(&failure, buf, sizeof failure);
+    if (failure.stage != child_stage::none) return ready_result::failed;
+  }
+  if (notify < 0) return ready_result::ready;
+  // s6's readiness notification: a line on the notify pipe.
+  for (;;) {
+    const int r = poll_with_child(notify, pidfd, deadline);
+    if (r == 0) return ready_result::timeout;
+    if (r < 0) return ready_result::died;
+    char buf[64];
+    const ssize_t n = ::read(notify, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return ready_result::died;
+    if (std::find(buf, buf + n, '\n') != buf + n) return ready_result::ready;
+  }
+}
+
+// The asynchronous form of start(wait): the reaper thread reads the start-up record, then
+// the notify line, and reports the outcome through on_ready.
+struct readiness {
+  std::shared_ptr<process_state> state;
+  std::uint64_t run;
+  unique_fd record;  // status pipe (fork / fork server), empty for programs
+  unique_fd notify;  // notify_fd pipe, if any
+  std::size_t got = 0;
+  char buf[sizeof(child_failure)];
+  bool reported = false;  // on_ready was called (reaper thread only)
+};
+
+
+static void report_ready(const std::shared_ptr<readiness>& r, std::error_code ec, child_stage stage) {
+  process_state& s = *r->state;
+  process* owner;
+  {
+    std::lock_guard<std::mutex> lock(s.m);
+    if (r->reported || s.runs != r->run || s.ph != process_state::phase::running) return;
+    r->reported = true;
+    if (s.ready_watch == r) s.ready_watch.reset();
+    owner = s.owner;
+    if (ec) {
+      s.failure = spawn_failure{s.name, stage_name(stage), ec};
+      // A child whose set-up failed exits by itself (127); one that closed its notify fd
+      // may live on, but will never be ready.
+      if (stage == child_stage::ready) send_signal(s, SIGKILL, true);
+    }
+  }
+  if (owner != nullptr) s.opts.on_ready(*owner, ec);
+}
+
+static void watch_notify(const std::shared_ptr<readiness>& r);
+
+std::shared_ptr<readiness> watch_readiness(const std::shared_ptr<process_state>& sp, std::uint64_t run,
+                                          unique_fd record, unique_fd notify) {
+  auto r = std::make_shared<readiness>();
+  r->state = sp;
+  r->run = run;
+  r->record = std::move(record);
+  r->notify = std::move(notify);
+  if (!r->record) {
+    if (r->notify) {
+      watch_notify(r);
+    } else {
+      reaper::instance().post([r] { report_ready(r, {}, child_stage::none); });
+    }
+    return r;
+  }
+  reaper::instance().watch_fd(r->record.get(), [r] {
+    ssize_t n = ::read(r->record.get(), r->buf + r->got, sizeof r->buf - r->got);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
+    if (n <= 0) {
+      report_ready(r, errc::died_before_ready, child_stage::ready);
+      return false;
+    }
+    r->got += static_cast<std::size_t>(n);
+    if (r->got < sizeof r->buf) return true;
+    child_failure f;
+    std::memcpy(&f, r->buf, sizeof f);
+    if (f.stage != child_stage::none) {
+      report_ready(r, {f.error, std::system_category()}, f.stage);
+    } else if (r->notify) {
+      watch_notify(r);
+    } else {
+      report_ready(r, {}, child_stage::none);
+    }
+    return false;
+  });
+  return r;
+}
+
+static void watch_notify(const std::shared_ptr<readiness>& r) {
+  reaper::instance().watch_fd(r->notify.get(), [r] {
+    char buf[64];
+    ssize_t n = ::read(r->notify.get(), buf, sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
+    if (n <= 0) {
+      report_ready(r, errc::died_before_ready, child_stage::ready);
+      return false;
+    }
+    if (std::find(buf, buf + n, '\n') == buf + n) return true;
+    report_ready(r, {}, child_stage::none);
+    return false;
+  });
+}
+
+
+// The run ended before its readiness was reported. The pipes still hold whatever the
+// child wrote before it exited, so the verdict comes from them, not from the race.
+void settle_readiness_at_exit(const std::shared_ptr<readiness>& r, process& owner) {
+  process_state& s = *r->state;
+  {
+    std::lock_guard<std::mutex> lock(s.m);
+    if (r->reported) return;
+    r->reported = true;
+  }
+  std::error_code ec;
+  child_stage stage = child_stage::none;
+  if (r->record) {
+    ::fcntl(r->record.get(), F_SETFL, O_NONBLOCK);
+    while (r->got < sizeof r->buf) {
+      ssize_t n = ::read(r->record.get(), r->buf + r->got, sizeof r->buf - r->got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      r->got += static_cast<std::size_t>(n);
+    }
+    child_failure f;
+    if (r->got < sizeof r->buf) {
+      ec = errc::died_before_ready;
+      stage = child_stage::ready;
+    } else if (std::memcpy(&f, r->buf, sizeof f); f.stage != child_stage::none) {
+      ec.assign(f.error, std::system_category());
+      stage = f.stage;
+    }
+  }
+  if (!ec && r->notify) {
+    ::fcntl(r->notify.get(), F_SETFL, O_NONBLOCK);
+    bool newline = false;
+    char buf[256];
+    for (;;) {
+      ssize_t n = ::read(r->notify.get(), buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      if (std::find(buf, buf + n, '\n') != buf + n) {
+        newline = true;
+        break;
+      }
+    }
+    if (!newline) {
+      ec = errc::died_before_ready;
+      stage = child_stage::ready;
+    }
+  }
+  if (ec) {
+    std::lock_guard<std::mutex> lock(s.m);
+    s.failure = spawn_failure{s.name, stage_name(stage), ec};
+  }
+  s.opts.on_ready(owner, ec);
+}
+
+
+}  // namespace pkit::detail

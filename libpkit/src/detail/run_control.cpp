@@ -1,0 +1,377 @@
+#include "detail/run_control.hpp"
+
+#include "detail/child_setup.hpp"
+#include "detail/fork_server_core.hpp"
+#include "detail/pidfd.hpp"
+#include "detail/readiness.hpp"
+#include "detail/reaper.hpp"
+
+#include <pkit/errc.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <dirent.h>
+#include <fcntl.h>
+#include <functional>
+#include <poll.h>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+namespace pkit::detail {
+namespace {
+
+// The group of a stopped leader is polled from 1 ms, doubling to 50 ms: most groups empty
+// within a few ms of the stop signal, and a slow one costs a /proc scan every 50 ms.
+constexpr std::chrono::milliseconds group_poll_first{1};
+constexpr std::chrono::milliseconds group_poll_max{50};
+// How long members of a group that got SIGKILL may take to vanish before the leader is
+// collected anyway, naming them (a process in uninterruptible sleep dies only once it
+// wakes up; a stop must not wait for it forever).
+constexpr std::chrono::seconds straggler_limit{5};
+
+// Reads a whole small file with raw system calls (no stdio: this may run while another
+// thread forks).
+std::string read_small_file(const char* path) {
+  std::string out;
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return out;
+  char buf[512];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+// The live members of process group `pgid` other than `leader` (a zombie is dead: it only
+// waits for its parent). The kernel lists a group nowhere but in /proc.
+std::vector<pid_t> group_members(pid_t pgid, pid_t leader) {
+  std::vector<pid_t> members;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return members;
+  while (const dirent* e = ::readdir(proc)) {
+    char* end = nullptr;
+    const long pid = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || pid <= 0 || pid == leader) continue;
+    const std::string path = "/proc/" + std::string(e->d_name) + "/stat";
+    const std::string stat = read_small_file(path.c_str());
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos || close + 2 >= stat.size()) continue;
+    char state = 0;
+    long ppid = 0, pgrp = 0;
+    if (std::sscanf(stat.c_str() + close + 2, "%c %ld %ld", &state, &ppid, &pgrp) != 3) continue;
+    if (pgrp == pgid && state != 'Z' && state != 'X') members.push_back(static_cast<pid_t>(pid));
+  }
+  ::closedir(proc);
+  return members;
+}
+
+exit_status reap(int pidfd) {
+  // The child has exited (its pidfd is readable): this returns at once.
+  siginfo_t info{};
+  int r;
+  do r = ::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED);
+  while (r != 0 && errno == EINTR);
+  return r == 0 ? exit_status::from_siginfo(info.si_code, info.si_status) : exit_status::lost();
+}
+
+bool waits_for_group(const process_state& s, std::uint64_t run) {
+  return s.stopping && s.stopping->run == run && s.stopping->policy.kill_group && s.leader &&
+         !s.server;
+}
+
+void escalate(process_state& s) {
+  stop_request& st = *s.stopping;
+  if (st.escalated) return;
+  send_signal(s, SIGKILL, st.policy.kill_group);
+  st.escalated = true;
+  st.deadline = clock::now();  // from now on: the stragglers' limit
+}
+
+struct delivery {
+  std::function<void(process&)> callback;
+  process* owner = nullptr;
+  std::shared_ptr<readiness> ready;
+};
+
+// Run `run` ended with `st` (reaped here, or relayed by the fork server); `s.m` held.
+delivery record_exit(process_state& s, std::uint64_t run, exit_status st) {
+  s.last = st;
+  s.history[run % s.history.size()] = {run, st};
+  s.ph = process_state::phase::exiting;
+  s.exited = false;
+  s.watch = 0;
+  if (s.stopping) {
+    if (s.stopping->timer != 0) reaper::instance().cancel(s.stopping->timer);
+    s.stopping.reset();
+  }
+  s.callback_thread = std::this_thread::get_id();
+  return {s.opts.on_exit, s.owner, std::move(s.ready_watch)};
+}
+
+// Calls run `run`'s callbacks with no lock held — on_ready first, if still pending —,
+// then makes the process idle (unless the callback started it again) and wakes joiners.
+void deliver(process_state& s, std::uint64_t run, delivery d) {
+  if (d.ready && d.owner != nullptr) settle_readiness_at_exit(d.ready, *d.owner);
+  if (d.callback && d.owner != nullptr) {
+    try {
+      d.callback(*d.owner);
+    } catch (const std::exception& e) {
+      std::string msg = "pkit: on_exit of '" + s.name + "' threw: " + e.what() + "\n";
+      write_all(2, msg.data(), msg.size());
+    } catch (...) {
+      static constexpr char msg[] = "pkit: on_exit threw an unknown exception\n";
+      write_all(2, msg, sizeof msg - 1);
+    }
+  }
+  std::lock_guard<std::mutex> lock(s.m);
+  if (s.runs == run) {
+    s.ph = process_state::phase::idle;
+    s.pid = 0;
+    s.pidfd.reset();
+    s.leader = false;
+    s.server.reset();
+  }
+  s.collected = std::max(s.collected, run);
+  s.callback_thread = {};
+  s.cv.notify_all();
+}
+
+void poll_group(const std::shared_ptr<process_state>& sp, std::uint64_t run,
+                std::chrono::milliseconds interval);
+
+// The leader of run `run` has exited and is unreaped; `lock` holds `s.m`. Collects it —
+// unless a group stop is under way and the group still has members: then the leader stays
+// a zombie (keeping the group id reserved) and the reaper polls the group.
+void collect(const std::shared_ptr<process_state>& sp, std::unique_lock<std::mutex>& lock,
+             std::uint64_t run) {
+  process_state& s = *sp;
+  s.watch = 0;
+  if (waits_for_group(s, run) && !group_members(s.pid, s.pid).empty()) {
+    if (!s.exited) {
+      s.exited = true;
+      reaper::instance().schedule(clock::now() + group_poll_first,
+                                  [sp, run] { poll_group(sp, run, group_poll_first); });
+    }
+    return;
+  }
+  delivery d = record_exit(s, run, reap(s.pidfd.get()));
+  lock.unlock();
+  deliver(s, run, std::move(d));
+  lock.lock();
+}
+
+void poll_group(const std::shared_ptr<process_state>& sp, std::uint64_t run,
+                std::chrono::milliseconds interval) {
+  process_state& s = *sp;
+  std::unique_lock<std::mutex> lock(s.m);
+  if (s.runs != run || s.ph != process_state::phase::running || !s.exited) return;
+  const std::vector<pid_t> members = group_members(s.pid, s.pid);
+  bool give_up = !s.stopping;
+  if (!members.empty() && s.stopping) {
+    if (!s.stopping->escalated && clock::now() >= s.stopping->deadline) escalate(s);
+    give_up = s.stopping->escalated && clock::now() >= s.stopping->deadline + straggler_limit;
+  }
+  if (!members.empty() && !give_up) {
+    const auto next = std::min(interval * 2, group_poll_max);
+    reaper::instance().schedule(clock::now() + interval, [sp, run, next] { poll_group(sp, run, next); });
+    return;
+  }
+  if (!members.empty()) {
+    std::string msg = "pkit: '" + s.name + "': members of process group " + std::to_string(s.pid) +
+                      " outlived SIGKILL; collecting the leader anyway:";
+    for (pid_t p : members) msg += " " + std::to_string(p);
+    msg += "\n";
+    write_all(2, msg.data(), msg.size());
+  }
+  s.exited = false;
+  delivery d = record_exit(s, run, reap(s.pidfd.get()));
+  lock.unlock();
+  deliver(s, run, std::move(d));
+}
+
+void on_exited(const std::shared_ptr<process_state>& sp, std::uint64_t run) {
+  std::unique_lock<std::mutex> lock(sp->m);
+  if (sp->runs != run || sp->ph != process_state::phase::running || sp->exited) return;
+  collect(sp, lock, run);
+}
+
+void on_server_exit(const std::shared_ptr<process_state>& sp, std::uint64_t run, exit_status st) {
+  std::unique_lock<std::mutex> lock(sp->m);
+  if (sp->runs != run || sp->ph != process_state::phase::running) return;  // stale
+  delivery d = record_exit(*sp, run, st);
+  lock.unlock();
+  deliver(*sp, run, std::move(d));
+}
+
+void on_stop_deadline(const std::shared_ptr<process_state>& sp, std::uint64_t run) {
+  std::lock_guard<std::mutex> lock(sp->m);
+  process_state& s = *sp;
+  if (s.runs != run || s.ph != process_state::phase::running || !s.stopping ||
+      s.stopping->run != run)
+    return;
+  s.stopping->timer = 0;
+  escalate(s);
+}
+
+// A joiner collects the exit itself when nothing needs the reaper thread for this run (no
+// on_exit or on_ready callback, not a fork-server child): the exit then wakes one thread,
+// not the reaper and then the joiner. Leaves `lock` held; the caller checks `collected`.
+void collect_here(const std::shared_ptr<process_state>& sp, std::unique_lock<std::mutex>& lock,
+                  std::uint64_t run, clock::time_point deadline) {
+  process_state& s = *sp;
+  if (s.server || s.opts.on_exit || s.opts.on_ready || s.collecting || s.exited ||
+      s.runs != run || s.ph != process_state::phase::running || s.watch == 0)
+    return;
+  reaper& r = reaper::instance();
+  const std::uint64_t watch = s.watch;
+  const int pidfd = s.pidfd.get();  // stays open until this run is collected
+  s.collecting = true;
+  lock.unlock();
+  if (!r.unwatch(watch)) {  // the reaper was first
+    lock.lock();
+    s.collecting = false;
+    return;
+  }
+  bool exited = false;
+  for (;;) {
+    // Rounded up, and repeated until the deadline has really passed: a timed join must
+    // never give up early.
+    const auto now = clock::now();
+    long long wait_ms = -1;
+    if (deadline != clock::time_point::max()) {
+      if (now >= deadline) {
+        pollfd last{pidfd, POLLIN, 0};
+        exited = ::poll(&last, 1, 0) > 0;
+        break;
+      }
+      wait_ms = std::min<long long>(std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count(), 1 << 30);
+    }
+    pollfd pfd{pidfd, POLLIN, 0};
+    const int n = ::poll(&pfd, 1, static_cast<int>(wait_ms));
+    if (n < 0 && errno == EINTR) continue;
+    if (n > 0) {
+      exited = true;
+      break;
+    }
+  }
+  lock.lock();
+  s.collecting = false;
+  if (s.runs == run && s.ph == process_state::phase::running && !s.exited) {
+    if (exited) {
+      collect(sp, lock, run);
+    } else {
+      s.watch = r.watch_exit(pidfd, [sp, run] { on_exited(sp, run); });
+    }
+  }
+  s.cv.notify_all();
+}
+
+}  // namespace
+
+std::error_code send_signal(process_state& s, int signo, bool group) {
+  std::error_code ec;
+  // The leader is unreaped (see the lock order in process_state.hpp), so its group id is
+  // still reserved: this cannot reach an unrelated group that reused it. The group signal
+  // reaches the leader too; it gets the signal through its pidfd only if it has left its
+  // group — once, so a program that reads a second SIGTERM as "force quit" does not.
+  if (group && s.leader && !s.server && ::kill(-s.pid, signo) == 0 && ::getpgid(s.pid) == s.pid)
+    return ec;
+  if (pidfd_send_signal(s.pidfd.get(), signo) != 0 && errno != ESRCH)
+    ec.assign(errno, std::system_category());
+  if (group && s.leader && s.server) ::kill(-s.pid, signo);
+  return ec;
+}
+
+void watch_run(const std::shared_ptr<process_state>& sp, std::uint64_t run) {
+  process_state& s = *sp;
+  if (s.server) {
+    s.server->watch(s.watch, s.pidfd.get(),
+                    [sp, run](exit_status st) { on_server_exit(sp, run, st); });
+  } else {
+    s.watch = reaper::instance().watch_exit(s.pidfd.get(), [sp, run] { on_exited(sp, run); });
+  }
+}
+
+std::uint64_t begin_stop(const std::shared_ptr<process_state>& sp, const stop_policy& policy) {
+  process_state& s = *sp;
+  if (s.ph != process_state::phase::running) return 0;
+  const std::uint64_t run = s.runs;
+  if (s.stopping && s.stopping->run == run) {
+    if (policy.timeout.count() <= 0) escalate(s);
+    return run;
+  }
+  stop_request req;
+  req.run = run;
+  req.policy = policy;
+  const bool infinite = policy.timeout == stop_policy::infinite;
+  req.deadline = infinite ? clock::time_point::max() : clock::now() + std::max(policy.timeout, {});
+  s.stopping = req;
+  if (policy.timeout.count() <= 0) {
+    escalate(s);
+    return run;
+  }
+  send_signal(s, policy.signal, policy.kill_group);
+  // A stopped child cannot act on the stop signal until it is continued.
+  if (policy.signal != SIGKILL && policy.signal != SIGCONT) send_signal(s, SIGCONT, policy.kill_group);
+  if (!infinite)
+    s.stopping->timer = reaper::instance().schedule(req.deadline, [sp, run] { on_stop_deadline(sp, run); });
+  return run;
+}
+
+void escalate_if_due(process_state& s, std::uint64_t run) {
+  if (s.runs == run && s.ph == process_state::phase::running && s.stopping &&
+      s.stopping->run == run && clock::now() >= s.stopping->deadline)
+    escalate(s);
+}
+
+std::optional<exit_status> join_run(const std::shared_ptr<process_state>& sp,
+                                    std::unique_lock<std::mutex>& lock, std::uint64_t run,
+                                    std::chrono::milliseconds timeout) {
+  process_state& s = *sp;
+  if (s.collected >= run) return s.status_of(run);
+  if (reaper::instance().on_reaper_thread()) {
+    // Only the reaper thread can report this exit; waiting here would block it forever.
+    if (s.ph == process_state::phase::exiting && s.runs == run &&
+        s.callback_thread == std::this_thread::get_id())
+      return s.last;  // from this run's own on_exit
+    throw std::system_error(make_error_code(errc::would_deadlock), "pkit::process::join");
+  }
+  const bool infinite = timeout == stop_policy::infinite;
+  const auto deadline = infinite ? clock::time_point::max() : clock::now() + timeout;
+  collect_here(sp, lock, run, deadline);
+  auto done = [&] { return s.collected >= run; };
+  if (infinite) {
+    s.cv.wait(lock, done);
+  } else if (!s.cv.wait_until(lock, deadline, done)) {
+    return std::nullopt;
+  }
+  return s.status_of(run);
+}
+
+void kill_and_collect_here(process_state& s, std::unique_lock<std::mutex>&) {
+  if (s.ph != process_state::phase::running) return;
+  send_signal(s, SIGKILL, s.opts.stop.kill_group);
+  if (s.server) {
+    s.server->unwatch(s.watch);
+  } else {
+    if (s.watch != 0) reaper::instance().unwatch(s.watch);  // on the reaper thread: no wait
+    if (!s.collecting) reap(s.pidfd.get());
+  }
+  if (s.stopping && s.stopping->timer != 0) reaper::instance().cancel(s.stopping->timer);
+  s.stopping.reset();
+  s.exited = false;
+  s.watch = 0;
+  s.ph = process_state::phase::idle;
+}
+
+}  // namespace pkit::detail

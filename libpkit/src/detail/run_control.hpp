@@ -1,0 +1,57 @@
+#pragma once
+
+// What happens to a run once it is started: signals, the one stop algorithm, and the
+// collection of its exit (reap, on_ready/on_exit, waking joiners). Blocking and
+// non-blocking callers (process::stop, the destructor, process actors) share it: a stop
+// is begun here and carried on by the reaper thread — deadline, escalation, waiting for
+// the process group — whether or not anybody waits for it.
+
+#include "detail/process_state.hpp"
+
+#include <pkit/stop_policy.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <system_error>
+
+namespace pkit::detail {
+
+/// Signals the current run's child through its pidfd (never a recycled pid), and its
+/// process group when `group` is set and the child leads one. `s.m` held, run `running`:
+/// the leader is unreaped, so the group id cannot have been recycled. ESRCH from the
+/// pidfd (the child has just exited) is not an error.
+std::error_code send_signal(process_state& s, int signo, bool group);
+
+/// Watches the exit of the run just published (`s.m` held). Throws `std::system_error`
+/// when the watch cannot be set up; the caller then kills and collects the child itself.
+void watch_run(const std::shared_ptr<process_state>& sp, std::uint64_t run);
+
+/// Begins stopping the current run with `policy` (`s.m` held) and returns its number, or
+/// 0 when no run is running. The stop signal goes to the child (and its group with
+/// `kill_group`), followed by SIGCONT so that a stopped child can act on it (as systemd
+/// does); at the deadline the reaper sends SIGKILL. With `kill_group`, the leader's exit
+/// is collected only once the rest of its group is gone too — within the same deadline,
+/// after which the group gets SIGKILL. A stop already under way for the run is not
+/// started again (no signal is sent twice); a zero timeout escalates it at once.
+std::uint64_t begin_stop(const std::shared_ptr<process_state>& sp, const stop_policy& policy);
+
+/// Sends SIGKILL now if run `run` is still being stopped and has not been killed yet
+/// (`s.m` held): a caller that waited out the deadline itself does not depend on the
+/// reaper thread's timer (a slow on_exit may hold that thread).
+void escalate_if_due(process_state& s, std::uint64_t run);
+
+/// Waits until run `run` has been collected, or `timeout` passed (`stop_policy::infinite`
+/// for no limit); `lock` holds `s.m`. Returns its status, or nothing on timeout. Throws
+/// `errc::would_deadlock` on the reaper thread for a run whose exit is still to come.
+std::optional<exit_status> join_run(const std::shared_ptr<process_state>& sp,
+                                    std::unique_lock<std::mutex>& lock, std::uint64_t run,
+                                    std::chrono::milliseconds timeout);
+
+/// For a process destroyed on the reaper thread, which cannot wait for its own reports:
+/// kills the current run (and its group) and collects it right here, without callbacks.
+void kill_and_collect_here(process_state& s, std::unique_lock<std::mutex>& lock);
+
+}  // namespace pkit::detail

@@ -1,0 +1,348 @@
+// Lifecycle and locking of pkit::process under the programs users really write: callbacks
+// that take the user's own locks, forked copies of the program, restarts racing with
+// stops, stopped children, descendants that leave their group.
+//
+// A test whose failure mode is a deadlock runs its scenario under `within`, which ends
+// the whole test program with a message if the scenario has not finished in time (a hung
+// thread cannot be cancelled, and a test runner that hangs reports nothing).
+
+#define BOOST_TEST_MODULE libpkit process lifecycle
+#include "test_support.hpp"
+
+#include <pkit/process.hpp>
+#include <pkit/target.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include <sys/wait.h>
+
+using namespace pkit_test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Runs `scenario` on a thread of its own; if it has not returned after `limit`, the
+/// program ends at once with exit code 3 and says which scenario hung.
+template <class F>
+void within(std::chrono::seconds limit, const char* what, F scenario) {
+  std::packaged_task<void()> task{std::move(scenario)};
+  auto done = task.get_future();
+  std::thread runner{std::move(task)};
+  if (done.wait_for(limit) != std::future_status::ready) {
+    std::string msg = std::string{"HUNG (deadlock?): "} + what + "\n";
+    (void)!::write(2, msg.data(), msg.size());
+    std::_Exit(3);
+  }
+  runner.join();
+  done.get();  // rethrows what the scenario threw
+}
+
+/// Spins (yielding) until `flag` is set: the flag is set by a callback that is about to
+/// block, so this waits for an event, not for time.
+void await_flag(const std::atomic<bool>& flag) {
+  while (!flag.load()) std::this_thread::yield();
+}
+
+void block_forever() {
+  for (;;) ::pause();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// L1: user callbacks never run under a lock that start(), stop() or join() need
+// ---------------------------------------------------------------------------
+
+// The most natural way to keep a table of children: one mutex guards it; on_exit takes
+// it to record the exit; the thread that starts children holds it while it starts one.
+// pkit ran on_exit while holding the lock that start() of a callable takes (to keep
+// callbacks from running during fork): both threads waited for each other forever.
+BOOST_AUTO_TEST_CASE(start_of_a_callable_under_a_user_mutex_that_on_exit_takes_does_not_deadlock) {
+  within(60s, "start() of a callable while on_exit waits for the caller's mutex", [] {
+    std::mutex table;
+    std::atomic<bool> in_callback{false};
+    int recorded = 0;
+    pkit::process_options o;
+    o.on_exit = [&](pkit::process&) {
+      in_callback = true;
+      std::lock_guard<std::mutex> lock(table);
+      ++recorded;
+    };
+    pkit::process quick{[] { return 0; }, o};
+    pkit::process other{[] { return 0; }};
+    for (int round = 0; round < 200; ++round) {
+      in_callback = false;
+      {
+        std::lock_guard<std::mutex> lock(table);
+        quick.start();
+        await_flag(in_callback);  // on_exit now waits for `table`, which we hold
+        other.start();
+      }
+      BOOST_REQUIRE_EQUAL(quick.join(), 0);
+      BOOST_REQUIRE_EQUAL(other.join(), 0);
+    }
+    BOOST_TEST(recorded == 200);
+  });
+}
+
+// The same table, with programs started from a thread that is not the main thread: such
+// starts were made on the reaper thread (for PR_SET_PDEATHSIG), the very thread that runs
+// on_exit — busy waiting for the mutex the starting thread holds.
+BOOST_AUTO_TEST_CASE(start_of_a_program_on_another_thread_under_a_user_mutex_that_on_exit_takes_does_not_deadlock) {
+  within(60s, "start() of a program on a non-main thread while on_exit waits", [] {
+    std::thread worker{[] {
+      std::mutex table;
+      std::atomic<bool> in_callback{false};
+      pkit::process_options o;
+      o.on_exit = [&](pkit::process&) {
+        in_callback = true;
+        std::lock_guard<std::mutex> lock(table);
+      };
+      pkit::process quick{child_command({"exit", "0"}), o};
+      pkit::process other{child_command({"exit", "0"})};
+      for (int round = 0; round < 50; ++round) {
+        in_callback = false;
+        {
+          std::lock_guard<std::mutex> lock(table);
+          quick.start();
+          await_flag(in_callback);
+          other.start();
+        }
+        BOOST_REQUIRE_EQUAL(quick.join(), 0);
+        BOOST_REQUIRE_EQUAL(other.join(), 0);
+      }
+    }};
+    worker.join();
+  });
+}
+
+// A slow on_exit of one process must not hold up starting, stopping or joining another.
+BOOST_AUTO_TEST_CASE(a_slow_on_exit_does_not_delay_starts_stops_and_joins_of_other_processes) {
+  within(60s, "start/stop/join while another process's on_exit blocks", [] {
+    std::promise<void> release;
+    auto released = release.get_future().share();
+    std::atomic<bool> in_callback{false};
+    pkit::process_options o;
+    o.on_exit = [&](pkit::process&) {
+      in_callback = true;
+      released.wait();
+    };
+    pkit::process slow{[] { return 0; }, o};
+    slow.start();
+    await_flag(in_callback);
+    for (int i = 0; i < 20; ++i) {
+      pkit::process p{[] { block_forever(); }};
+      p.start(pkit::wait);
+      BOOST_TEST(p.stop().signal() == SIGTERM);
+      pkit::process q{child_command({"exit", "4"})};
+      q.start();
+      BOOST_TEST(q.join() == 4);
+    }
+    release.set_value();
+    BOOST_TEST(slow.join() == 0);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// L2: a forked copy of the program does not act on the original's children
+// ---------------------------------------------------------------------------
+
+// A plain fork() (a daemonizing library, a callable target that calls std::exit so static
+// destructors run) copies every process object. The copy must not signal, wait for or stop
+// the original's child: every operation fails with not_owner, the destructor does nothing.
+BOOST_AUTO_TEST_CASE(a_forked_copy_of_the_program_cannot_touch_the_originals_child) {
+  within(60s, "a forked copy acting on the original's child", [] {
+  auto p = std::make_unique<pkit::process>(child_command({"pause"}));
+  const pid_t child = p->start(pkit::wait);
+  auto report = make_pipe();
+  const pid_t copy = ::fork();
+  if (copy == 0) {
+    // The forked copy: single-threaded, writes one letter per check and exits with _exit.
+    std::string verdict;
+    std::error_code ec;
+    p->signal(SIGTERM, ec);
+    verdict += ec == pkit::errc::not_owner ? 'S' : 's';
+    p->kill(ec);
+    verdict += ec == pkit::errc::not_owner ? 'K' : 'k';
+    try {
+      (void)p->join(10ms);
+      verdict += 'j';
+    } catch (const std::system_error& e) {
+      verdict += e.code() == pkit::errc::not_owner ? 'J' : 'j';
+    }
+    p->start(ec);
+    verdict += ec == pkit::errc::not_owner ? 'T' : 't';
+    p.reset();  // the destructor: must neither signal nor wait
+    verdict += 'D';
+    write_all(report.write.get(), verdict);
+    ::_exit(0);
+  }
+  BOOST_REQUIRE(copy > 0);
+  report.write.reset();
+  // The copy may hang in the old destructor: read what it wrote, then end it regardless.
+  std::string verdict;
+  try {
+    verdict = read_all(report.read.get(), 5s);
+  } catch (const std::exception& e) {
+    verdict = e.what();
+  }
+  ::kill(copy, SIGKILL);
+  int status = 0;
+  ::waitpid(copy, &status, 0);
+  BOOST_TEST(verdict == "SKJTD");
+  BOOST_TEST(p->is_alive(), "the original's child " << child << " survived the copy");
+  if (p->is_alive()) BOOST_TEST(p->stop().signal() == SIGTERM);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Stops and joins act on the run they signalled, not on a run started since
+// ---------------------------------------------------------------------------
+
+namespace {
+/// A process whose on_exit restarts it once (after its first run), as a supervisor built
+/// on callbacks does; the second run blocks until killed.
+struct restarts_once {
+  std::atomic<int> exits{0};
+  pkit::process p;
+  static pkit::process_options options(restarts_once* self) {
+    pkit::process_options o;
+    o.on_exit = [self](pkit::process& proc) {
+      if (self->exits.fetch_add(1) == 0) proc.start();
+    };
+    return o;
+  }
+  restarts_once() : p{[] { block_forever(); }, options(this)} {}
+};
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(terminate_wait_returns_once_the_run_it_signalled_is_gone_even_if_restarted) {
+  within(30s, "terminate(wait) of a run restarted by on_exit", [] {
+    restarts_once r;
+    r.p.start(pkit::wait);
+    const std::uint64_t first = r.p.runs();
+    r.p.terminate(pkit::wait);
+    BOOST_TEST(r.exits.load() >= 1);
+    BOOST_TEST(r.p.runs() == first + 1);
+    BOOST_TEST(r.p.is_alive(), "the restarted run still runs");
+    r.p.kill();
+  });
+}
+
+BOOST_AUTO_TEST_CASE(stop_returns_the_status_of_the_run_it_stopped_and_leaves_a_restarted_run_alone) {
+  within(30s, "stop() of a run restarted by on_exit", [] {
+    restarts_once r;
+    r.p.start(pkit::wait);
+    pkit::stop_policy policy;
+    policy.timeout = 20s;  // escalation would mean stop() waited for the wrong run
+    const pkit::exit_status st = r.p.stop(policy);
+    BOOST_TEST(st.signal() == SIGTERM, st.to_string());
+    BOOST_TEST(r.p.is_alive(), "the restarted run was not stopped");
+    r.p.kill();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// L3: stopped children are continued, so they can honour the stop signal
+// ---------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(stop_of_a_sigstopped_child_ends_it_with_the_stop_signal_not_the_kill_timeout) {
+  within(30s, "stop() of a SIGSTOPped child", [] {
+    pkit::process p{child_command({"pause"})};
+    const pid_t pid = p.start(pkit::wait);
+    ::kill(pid, SIGSTOP);
+    // The stop is visible in /proc before we stop it.
+    for (;;) {
+      const std::string st = status_field(read_text_file("/proc/" + std::to_string(pid) + "/status"), "State");
+      if (st.find('T') != std::string::npos) break;
+      std::this_thread::yield();
+    }
+    pkit::stop_policy policy;
+    policy.timeout = 20s;
+    const pkit::exit_status st = p.stop(policy);
+    BOOST_TEST(st.signal() == SIGTERM, st.to_string());
+  });
+}
+
+BOOST_AUTO_TEST_CASE(terminate_wait_of_a_sigstopped_child_returns) {
+  within(30s, "terminate(wait) of a SIGSTOPped child", [] {
+    pkit::process p{[] { block_forever(); }};
+    const pid_t pid = p.start(pkit::wait);
+    ::kill(pid, SIGSTOP);
+    for (;;) {
+      const std::string st = status_field(read_text_file("/proc/" + std::to_string(pid) + "/status"), "State");
+      if (st.find('T') != std::string::npos) break;
+      std::this_thread::yield();
+    }
+    p.terminate(pkit::wait);
+    BOOST_TEST(p.status()->signal() == SIGTERM);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// T3: a group stop gives the whole group the grace period and returns once it is empty
+// ---------------------------------------------------------------------------
+
+namespace {
+constexpr int report_fd = 3;
+constexpr int gate_fd = 4;
+
+/// The leader forks a grandchild in its group that, on SIGTERM, reports "term", waits for
+/// the test's gate, reports "clean" and exits 0 — a worker finishing its shutdown. The
+/// leader reports "ready" and dies of SIGTERM at once.
+void leader_with_a_slow_grandchild() {
+  sigset_t term;
+  ::sigemptyset(&term);
+  ::sigaddset(&term, SIGTERM);
+  ::sigprocmask(SIG_BLOCK, &term, nullptr);
+  const pid_t g = ::fork();
+  if (g == 0) {
+    int sig = 0;
+    ::sigwait(&term, &sig);
+    write_all(report_fd, "term\n");
+    char c;
+    while (::read(gate_fd, &c, 1) < 0 && errno == EINTR) {
+    }
+    write_all(report_fd, "clean\n");
+    ::_exit(0);
+  }
+  write_all(report_fd, std::to_string(g) + "\n");
+  ::sigprocmask(SIG_UNBLOCK, &term, nullptr);
+  block_forever();
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_group_stop_lets_descendants_finish_within_the_grace_period_and_returns_once_the_group_is_empty) {
+  within(60s, "stop() of a group whose grandchild shuts down slowly", [] {
+    auto report = make_pipe();
+    auto gate = make_pipe();
+    pkit::process_options o;
+    o.pass_fds = {{report_fd, report.write.get()}, {gate_fd, gate.read.get()}};
+    pkit::process p{leader_with_a_slow_grandchild, o};
+    p.start(pkit::wait);
+    report.write.reset();
+    gate.read.reset();
+    const pid_t grandchild = std::stoi(read_line(report.read.get()));
+    pkit::exit_status st;
+    std::thread stopper{[&] {
+      pkit::stop_policy policy;
+      policy.timeout = 30s;
+      st = p.stop(policy);
+    }};
+    BOOST_TEST(read_line(report.read.get()) == "term");
+    // The leader is gone by now, or soon; the grandchild still shuts down.
+    write_all(gate.write.get(), "g");
+    BOOST_TEST(read_line(report.read.get()) == "clean", "the grandchild finished its shutdown");
+    stopper.join();
+    BOOST_TEST(st.signal() == SIGTERM, st.to_string());
+    // stop() returned: nothing of the group may be left running.
+    const bool gone = ::kill(grandchild, 0) != 0 ||
+                      status_field(read_text_file("/proc/" + std::to_string(grandchild) + "/status"), "State")
+                              .find('Z') != std::string::npos;
+    BOOST_TEST(gone, "grandchild " << grandchild << " still runs after stop() returned");
+  });
+}
