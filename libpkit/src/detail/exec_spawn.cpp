@@ -1,5 +1,6 @@
 #include "detail/pidfd.hpp"
 #include "detail/exec_spawn.hpp"
+#include "detail/spawn_stack.hpp"
 
 #include <pkit/errc.hpp>
 
@@ -8,7 +9,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <sched.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -171,49 +171,13 @@ exec_image exec_image::build(const command& cmd, std::error_code& ec) {
   return img;
 }
 
-namespace {
-
-// The child runs on a small stack of its own (it needs little: raw system calls only),
-// one per spawning thread, kept for that thread's next spawn. CLONE_VFORK returns only once
-// the child has exec'd or exited, so the stack is free again by then. A fresh mapping per
-// spawn cost an munmap each time, and with this process's threads running on other CPUs
-// every munmap is a TLB shoot-down: an interrupt to each of them (a VM exit apiece on
-// virtual machines), plus page faults for the new pages.
-class spawn_stack {
-public:
-  static constexpr std::size_t size = 64 * 1024;
-
-  /// This thread's stack (its lowest address), mapped on first use; nullptr (errno set)
-  /// if it cannot be mapped.
-  static void* of_this_thread() {
-    thread_local spawn_stack mine;
-    if (mine.base_ == nullptr) {
-      void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-      if (p == MAP_FAILED) return nullptr;
-      mine.base_ = p;
-    }
-    return mine.base_;
-  }
-
-  spawn_stack() = default;
-  spawn_stack(const spawn_stack&) = delete;
-  spawn_stack& operator=(const spawn_stack&) = delete;
-  ~spawn_stack() {
-    if (base_ != nullptr) ::munmap(base_, size);
-  }
-
-private:
-  void* base_ = nullptr;
-};
-
-}  // namespace
-
 exec_result exec_spawn(const exec_image& image, const child_setup& setup) {
   exec_result result;
   shared_state sh{&image, &setup, image.candidate_ptrs(), image.candidates().size(), highest_source(setup), 0, 0};
 
-  void* stack = spawn_stack::of_this_thread();
-  if (stack == nullptr) {
+  // The child runs on a small stack of its own (it needs little: raw system calls only).
+  const spawn_stack stack;
+  if (!stack.ok()) {
     result.clone_error = errno;
     return result;
   }
@@ -227,7 +191,7 @@ exec_result exec_spawn(const exec_image& image, const child_setup& setup) {
   pid_t pid;
   int attempts = 0;
   for (;;) {
-    pid = ::__clone(child_main, static_cast<char*>(stack) + spawn_stack::size,
+    pid = ::__clone(child_main, stack.top(),
                   CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_PIDFD | SIGCHLD, &sh, &pidfd);
     // A short, bounded retry on EAGAIN: a process slot may free up (FAULTS S4).
     if (pid >= 0 || errno != EAGAIN || ++attempts > 3) break;

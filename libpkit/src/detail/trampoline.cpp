@@ -7,13 +7,73 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <fstream>
+#include <iostream>
 #include <stdio_ext.h>
 #include <string>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#if defined(__GLIBCXX__)
+#include <ext/stdio_sync_filebuf.h>
+#endif
+
 namespace pkit::detail {
 namespace {
+
+// The put area of any stream buffer, through pointers to basic_streambuf's protected
+// members (naming them through a derived class is what makes them accessible).
+template <class CharT>
+struct put_area : std::basic_streambuf<CharT> {
+  using buffer = std::basic_streambuf<CharT>;
+
+  static bool pending(buffer& b) noexcept {
+    CharT* (buffer::*begin)() const = &put_area::pbase;
+    CharT* (buffer::*next)() const = &put_area::pptr;
+    return (b.*next)() > (b.*begin)();
+  }
+
+  // Drops the pending characters, keeping the buffer.
+  static void discard(buffer& b) noexcept {
+    CharT* (buffer::*begin)() const = &put_area::pbase;
+    CharT* (buffer::*end)() const = &put_area::epptr;
+    void (buffer::*set)(CharT*, CharT*) = &put_area::setp;
+    (b.*set)((b.*begin)(), (b.*end)());
+  }
+};
+
+// A standard stream's own buffer holds text of the process that wrote it: with
+// sync_with_stdio(false) (or a file buffer installed by the program), each standard
+// stream buffers in a std::basic_filebuf. Only file buffers are touched: another kind of
+// buffer (a string, the program's own) is not output waiting for a descriptor.
+template <class CharT>
+void forget_inherited(std::basic_ostream<CharT>& os) noexcept {
+  auto* file = dynamic_cast<std::basic_filebuf<CharT>*>(os.rdbuf());
+  if (file != nullptr && put_area<CharT>::pending(*file)) put_area<CharT>::discard(*file);
+}
+
+// What the target wrote through `os`, flushed as exit() would. Skipped when nothing is
+// pending, to write no page of the child's copy of the parent for nothing: an empty file
+// buffer, or libstdc++'s buffer of synchronised streams, which keeps nothing itself (its
+// text is in C stdio, flushed after).
+template <class CharT>
+void flush_target_output(std::basic_ostream<CharT>& os) noexcept {
+  std::basic_streambuf<CharT>* buf = os.rdbuf();
+  if (buf == nullptr) return;
+  if (auto* file = dynamic_cast<std::basic_filebuf<CharT>*>(buf)) {
+    if (!put_area<CharT>::pending(*file)) return;
+  }
+#if defined(__GLIBCXX__)
+  else if (dynamic_cast<__gnu_cxx::stdio_sync_filebuf<CharT>*>(buf) != nullptr) {
+    return;
+  }
+#endif
+  try {
+    os.flush();
+  } catch (...) {
+    // exceptions() asked for it; the child is ending either way.
+  }
+}
 
 void report(const char* name, const char* what) noexcept {
   // Built by hand into a fixed buffer: the heap may be unusable after a bad exception.
@@ -69,6 +129,12 @@ void forget_inherited_stdio() noexcept {
   // writes is a copy-on-write fault on the way to running the target.
   if (::__fpending(stdout) != 0) ::__fpurge(stdout);
   if (::__fpending(stderr) != 0) ::__fpurge(stderr);
+  forget_inherited(std::cout);
+  forget_inherited(std::clog);
+  forget_inherited(std::cerr);
+  forget_inherited(std::wcout);
+  forget_inherited(std::wclog);
+  forget_inherited(std::wcerr);
 }
 
 void run_child_body(const char* name, int (*body)(void*), void* ctx) noexcept {
@@ -84,7 +150,14 @@ void run_child_body(const char* name, int (*body)(void*), void* ctx) noexcept {
     report(name, "unknown exception");
     code = 1;
   }
-  // Only what the target wrote (see forget_inherited_stdio).
+  // Only what the target wrote (see forget_inherited_stdio). The iostreams first: when
+  // synchronised with stdio (the default), they write into C stdio.
+  flush_target_output(std::cout);
+  flush_target_output(std::clog);
+  flush_target_output(std::cerr);
+  flush_target_output(std::wcout);
+  flush_target_output(std::wclog);
+  flush_target_output(std::wcerr);
   if (::__fpending(stdout) != 0) std::fflush(stdout);
   if (::__fpending(stderr) != 0) std::fflush(stderr);
   exit_now(code);

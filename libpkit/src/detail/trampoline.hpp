@@ -11,8 +11,10 @@ struct child_setup;
 /// the parent's memory (a dozen copy-on-write faults per start).
 void bind_child_calls() noexcept;
 
-/// Discards the stdio buffers inherited from the parent (their contents belong to the
-/// parent and would otherwise be written twice).
+/// Discards the output buffers inherited from the parent — C stdio's stdout and stderr, and
+/// the file buffers of the standard iostreams (std::cout, std::clog, std::cerr and their
+/// wide twins; they have buffers of their own after `std::ios::sync_with_stdio(false)`):
+/// their contents belong to the parent and would otherwise be written twice.
 void forget_inherited_stdio() noexcept;
 
 /// The life of a freshly forked child that runs C++ code, called with every signal
@@ -25,7 +27,8 @@ void forget_inherited_stdio() noexcept;
 
 /// Runs `body(ctx)` and ends the process with its exit code: 0 on return, the code of an
 /// `exit_request`, 1 after an uncaught exception (reported on stderr with `name` and
-/// the pid). Flushes what the target itself wrote to stdout/stderr, then `_exit`s: the
+/// the pid). Flushes what the target itself wrote to the standard iostreams and to C
+/// stdio's stdout/stderr, then `_exit`s: the
 /// child never returns into its caller, runs no atexit handler, and destroys no static.
 [[noreturn]] void run_child_body(const char* name, int (*body)(void*), void* ctx) noexcept;
 
