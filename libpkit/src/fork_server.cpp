@@ -6,8 +6,12 @@
 
 namespace pkit {
 
-fork_server fork_server::start(registry targets) {
-  return fork_server(detail::fork_server_core::launch(std::move(targets)));
+fork_server fork_server::start(registry targets) { return start(std::move(targets), options{}); }
+
+fork_server fork_server::start(registry targets, const options& opts) {
+  if (opts.request_timeout.count() <= 0)
+    throw std::system_error(errc::invalid_argument, "pkit::fork_server::start: request_timeout");
+  return fork_server(detail::fork_server_core::launch(std::move(targets), opts));
 }
 
 fork_server::fork_server(std::shared_ptr<detail::fork_server_core> core) noexcept

@@ -6,7 +6,10 @@
 //   main_server     - used by most cases, lives for the whole run;
 //   doomed_server   - shut down by the case that checks its children die with it;
 //   closed_server   - shut down by the case that checks fork_server_unavailable;
-//   killed_server   - SIGKILLed from outside by the case that checks a dead server.
+//   killed_server   - SIGKILLed from outside by the case that checks a dead server;
+//   stopped_server  - SIGSTOPped by the case that checks the request deadline;
+//   faulty servers  - each with a fault injected into its first reply (or the parent's
+//                     first request), through the library's internal test hooks.
 
 #define BOOST_TEST_MODULE libpkit fork_server
 #include "test_support.hpp"
@@ -14,8 +17,14 @@
 #include <pkit/fork_server.hpp>
 #include <pkit/process.hpp>
 
+// Internal: the fault hooks, spawn ids and group signals (tests/libpkit/CMakeLists.txt
+// puts libpkit/src on this suite's include path).
+#include "detail/fork_server_core.hpp"
+#include "detail/pidfd.hpp"
+
 #include <atomic>
 #include <future>
+#include <map>
 #include <stdexcept>
 
 using namespace pkit_test;
@@ -50,13 +59,37 @@ pkit::fork_server::registry make_registry() {
     return 0;
   });
   r.add("throw", [](const args_t&) -> int { throw std::runtime_error("server-target-boom"); });
+  // Forks a member of its own process group, prints the member's pid, then pauses
+  // ("stay") or exits with 0 at once ("leave"). The member pauses.
+  r.add("leader-with-member", [](const args_t& args) -> int {
+    const pid_t member = ::fork();
+    if (member < 0) return 2;
+    if (member == 0) {
+      for (;;) ::pause();
+    }
+    write_all(1, std::to_string(member) + "\n");
+    if (args.at(0) == "leave") return 0;
+    for (;;) ::pause();
+  });
   return r;
 }
+
+using fault = pkit::detail::fork_server_faults::reply_fault;
+using core_ptr = std::shared_ptr<pkit::detail::fork_server_core>;
+
+constexpr auto stopped_server_timeout = 300ms;
 
 std::optional<pkit::fork_server> main_server;
 std::optional<pkit::fork_server> doomed_server;
 std::optional<pkit::fork_server> closed_server;
 std::optional<pkit::fork_server> killed_server;
+std::optional<pkit::fork_server> stopped_server;
+std::map<fault, core_ptr> faulty_servers;
+core_ptr huge_request_server;
+
+core_ptr launch_with(const pkit::detail::fork_server_faults& faults) {
+  return pkit::detail::fork_server_core::launch(make_registry(), {}, faults);
+}
 
 struct servers_fixture {
   servers_fixture() {
@@ -64,8 +97,23 @@ struct servers_fixture {
     doomed_server.emplace(pkit::fork_server::start(make_registry()));
     closed_server.emplace(pkit::fork_server::start(make_registry()));
     killed_server.emplace(pkit::fork_server::start(make_registry()));
+    pkit::fork_server::options quick;
+    quick.request_timeout = stopped_server_timeout;
+    stopped_server.emplace(pkit::fork_server::start(make_registry(), quick));
+    for (fault f : {fault::wrong_id, fault::garbage, fault::oversized, fault::no_fds,
+                    fault::fail_send}) {
+      pkit::detail::fork_server_faults faults;
+      faults.reply = f;
+      faulty_servers[f] = launch_with(faults);
+    }
+    pkit::detail::fork_server_faults huge;
+    huge.huge_name_len = true;
+    huge_request_server = launch_with(huge);
   }
   ~servers_fixture() {
+    huge_request_server->shutdown();
+    for (auto& [f, core] : faulty_servers) core->shutdown();
+    stopped_server.reset();
     killed_server.reset();
     closed_server.reset();
     doomed_server.reset();
@@ -74,6 +122,37 @@ struct servers_fixture {
 };
 
 pkit::fork_server& server() { return *main_server; }
+
+/// The live children of `parent` (any process's), from /proc.
+std::vector<pid_t> children_of(pid_t parent) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    pid_t pid{};
+    const auto [end, perr] = std::from_chars(name.data(), name.data() + name.size(), pid);
+    if (perr != std::errc{} || end != name.data() + name.size()) continue;
+    if (const auto st = read_proc_stat(pid); st && st->ppid == parent) out.push_back(pid);
+  }
+  return out;
+}
+
+/// Runs `f` on a thread of its own and waits at most `limit` for it: a call that hangs
+/// fails the case instead of the suite. The thread is joined in any case.
+template <class F>
+auto within(std::chrono::milliseconds limit, F f) {
+  auto fut = std::async(std::launch::async, std::move(f));
+  const bool in_time = fut.wait_for(limit) == std::future_status::ready;
+  BOOST_TEST(in_time, "the call did not return within " << limit.count() << " ms");
+  return std::pair{in_time, std::move(fut)};
+}
+
+/// The peak resident size of `pid` in kB (VmHWM).
+long peak_rss_kb(pid_t pid) {
+  const std::string v =
+      status_field(read_text_file("/proc/" + std::to_string(pid) + "/status"), "VmHWM:");
+  return std::atol(v.c_str());
+}
 
 struct kill_on_exit {
   pkit::process& p;
@@ -301,9 +380,9 @@ BOOST_AUTO_TEST_CASE(a_fork_server_that_died_is_unavailable_and_its_children_die
   BOOST_TEST_REQUIRE(::kill(server_pid, SIGKILL) == 0);
   wait_until_exited(server_pid);  // dead (a zombie of ours), never reaped by this test
 
+  // The child's end is still reported, as what ended it: its PDEATHSIG, SIGKILL.
   const auto status = child.join_status(event_timeout);
-  BOOST_TEST_REQUIRE(status.has_value());  // the child's end is still reported
-  BOOST_TEST_MESSAGE("child of the killed server ended: " << status->to_string());
+  BOOST_TEST(status == std::optional<pkit::exit_status>{pkit::exit_status::killed(SIGKILL)});
   BOOST_TEST(!is_running(child_pid));
   reap_if_ours(child_pid);
 
@@ -322,4 +401,225 @@ BOOST_AUTO_TEST_CASE(the_registry_finds_what_was_added_and_replaces_by_name) {
   BOOST_TEST(r.contains("x"));
   BOOST_TEST_REQUIRE(r.find("x") != nullptr);
   BOOST_TEST((*r.find("x"))({}) == 2);
+}
+
+// ---------------------------------------------------------------------------
+// Robustness: deadlines, malformed replies, failures after the fork
+// ---------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(fork_server_options_reject_a_request_timeout_that_is_not_positive) {
+  pkit::fork_server::options o;
+  o.request_timeout = 0ms;
+  BOOST_CHECK_EXCEPTION(pkit::fork_server::start(make_registry(), o), std::system_error,
+                        has_code(pkit::errc::invalid_argument));
+}
+
+BOOST_AUTO_TEST_CASE(a_stopped_fork_server_fails_starts_with_fork_server_timeout_and_leaves_no_child) {
+  pkit::fork_server& srv = *stopped_server;
+  const pid_t server_pid = srv.pid();
+  const auto core = srv.target("pause").server;
+  BOOST_TEST_REQUIRE(::kill(server_pid, SIGSTOP) == 0);
+  siginfo_t si{};
+  BOOST_TEST_REQUIRE(::waitid(P_PID, static_cast<id_t>(server_pid), &si, WSTOPPED | WNOWAIT) == 0);
+
+  // From a thread of the test...
+  pkit::process p{srv.target("pause")};
+  std::error_code ec;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto [in_time, done] = within(event_timeout, [&] { p.start(pkit::wait, ec); });
+  const auto took = std::chrono::steady_clock::now() - t0;
+  if (in_time) {
+    BOOST_TEST(ec == pkit::errc::fork_server_timeout);
+    BOOST_TEST(took >= stopped_server_timeout);
+    BOOST_TEST(!p.is_alive());
+  }
+
+  // ...and from the reaper thread (an on_exit callback), which must not hang either.
+  std::promise<std::error_code> from_reaper;
+  pkit::process on_reaper{srv.target("exit-with", {"0"})};
+  pkit::process_options o;
+  o.on_exit = [&](pkit::process&) {
+    std::error_code e;
+    on_reaper.start(e);
+    from_reaper.set_value(e);
+  };
+  pkit::process trigger{server().target("exit-with", {"0"}), o};
+  trigger.start();
+  auto reaper_result = from_reaper.get_future();
+  const bool reaper_in_time = reaper_result.wait_for(event_timeout) == std::future_status::ready;
+  BOOST_TEST(reaper_in_time);
+
+  // Resumed, the server makes the children it was asked for, then kills and reaps them:
+  // nobody took them. The next start skips the late replies and works.
+  BOOST_TEST_REQUIRE(::kill(server_pid, SIGCONT) == 0);
+  done.wait();
+  if (reaper_in_time) BOOST_TEST(reaper_result.get() == pkit::errc::fork_server_timeout);
+  BOOST_TEST(trigger.join() == 0);
+  pkit::process again{srv.target("exit-with", {"4"})};
+  BOOST_TEST_REQUIRE(again.start(ec) > 0, ec.message());
+  BOOST_TEST(again.join() == 4);
+  BOOST_TEST(children_of(server_pid).empty());
+  BOOST_TEST(core->tracked_ids() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_malformed_reply_is_a_protocol_error_and_its_child_is_killed_by_the_server) {
+  for (fault f : {fault::wrong_id, fault::garbage, fault::oversized, fault::no_fds}) {
+    BOOST_TEST_CONTEXT("fault " << static_cast<int>(f)) {
+      const core_ptr& core = faulty_servers.at(f);
+      const pid_t server_pid = core->pid();
+      const auto fds_before = open_fds();
+      pkit::process p{pkit::server_target{core, "pause", {}}};
+      std::error_code ec;
+      auto [in_time, done] = within(event_timeout, [&] { p.start(pkit::wait, ec); });
+      if (!in_time) {
+        ::kill(server_pid, SIGKILL);  // unblocks the start, fails the rest
+        done.wait();
+        continue;
+      }
+      BOOST_TEST(ec == pkit::errc::fork_server_protocol);
+      BOOST_TEST(!p.is_alive());
+      // The server still serves; it handled the abandoned child before this request.
+      pkit::process next{pkit::server_target{core, "exit-with", {"7"}}};
+      next.start(ec);
+      BOOST_TEST_REQUIRE(!ec, ec.message());
+      BOOST_TEST(next.join() == 7);
+      BOOST_TEST(children_of(server_pid).empty());
+      BOOST_TEST(core->tracked_ids() == 0u);
+      check_fds_unchanged(fds_before);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_child_whose_reply_cannot_be_sent_is_killed_and_reaped_by_the_server) {
+  const core_ptr& core = faulty_servers.at(fault::fail_send);
+  const pid_t server_pid = core->pid();
+  const std::string name = "pause";
+  const std::vector<std::string> args;
+  pkit::detail::server_spawn_request req;
+  req.name = &name;
+  req.args = &args;
+  req.want_ready = true;
+  pkit::detail::server_spawn_result r;
+  auto [in_time, done] = within(event_timeout, [&] { r = core->spawn(req); });
+  if (!in_time) {
+    ::kill(server_pid, SIGKILL);
+    done.wait();
+    return;
+  }
+  BOOST_TEST(r.error == std::errc::io_error);
+  BOOST_TEST_REQUIRE(r.pid > 0);  // the child that was made
+  BOOST_TEST(!proc_exists(r.pid));  // killed and reaped before the reply
+  BOOST_TEST(!r.pidfd);
+  BOOST_TEST(children_of(server_pid).empty());
+  BOOST_TEST(core->tracked_ids() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_request_with_a_huge_length_field_is_refused_without_allocating_it) {
+  const core_ptr& core = huge_request_server;
+  const pid_t server_pid = core->pid();
+  pkit::process p{pkit::server_target{core, "exit-with", {"0"}}};
+  std::error_code ec;
+  auto [in_time, done] = within(event_timeout, [&] { p.start(ec); });
+  done.wait();
+  BOOST_TEST(ec == pkit::errc::fork_server_protocol);
+  BOOST_TEST(peak_rss_kb(server_pid) < 256 * 1024, peak_rss_kb(server_pid) << " kB");
+  pkit::process next{pkit::server_target{core, "exit-with", {"3"}}};
+  next.start(ec);
+  BOOST_TEST_REQUIRE(!ec, ec.message());
+  BOOST_TEST(next.join() == 3);
+}
+
+// ---------------------------------------------------------------------------
+// Group signals: sent by the server, and only while it has not reaped the leader
+// ---------------------------------------------------------------------------
+
+namespace {
+
+struct group_child {
+  core_ptr core;
+  pkit::detail::server_spawn_result made;
+  pid_t member = 0;
+  pkit::unique_fd member_pidfd;
+  std::promise<pkit::exit_status> exited;
+  group_child() = default;
+  group_child(const group_child&) = delete;
+  group_child& operator=(const group_child&) = delete;
+  ~group_child() {  // a failed case leaves no member (nor leader) behind
+    if (core && made.id != 0) core->unwatch(made.id);  // first: `exited` is going away
+    if (member_pidfd) pkit::detail::pidfd_send_signal(member_pidfd.get(), SIGKILL);
+    if (made.pidfd) pkit::detail::pidfd_send_signal(made.pidfd.get(), SIGKILL);
+  }
+};
+
+/// Starts "leader-with-member" (`mode`: stay / leave) on the main server, directly
+/// through its core, and watches it.
+void start_group(group_child& g, const std::string& mode, bool kill_group_at_exit) {
+  static const std::string name = "leader-with-member";
+  const std::vector<std::string> args{mode};
+  auto out = make_pipe();
+  g.core = server().target(name).server;
+  pkit::detail::server_spawn_request req;
+  req.name = &name;
+  req.args = &args;
+  req.stdio[1] = out.write.get();
+  req.want_ready = true;
+  req.kill_group_at_exit = kill_group_at_exit;
+  g.made = g.core->spawn(req);
+  BOOST_TEST_REQUIRE(!g.made.error, g.made.error.message());
+  g.core->watch(g.made.id, g.made.pidfd.get(), [&g](pkit::exit_status st) { g.exited.set_value(st); });
+  out.write.reset();
+  g.member = std::stoi(read_line(out.read.get()));
+  g.member_pidfd.reset(pkit::detail::pidfd_open(g.member));
+  BOOST_TEST_REQUIRE(static_cast<bool>(g.member_pidfd));
+  BOOST_TEST_REQUIRE(read_proc_stat(g.member)->pgrp == g.made.pid);
+}
+
+/// Waits (bounded) for the member's end: its pidfd turns readable.
+bool member_gone(const group_child& g) {
+  return pkit_test::detail::wait_readable(g.member_pidfd.get(),
+                                          std::chrono::steady_clock::now() + event_timeout);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_group_signal_through_the_server_reaches_leader_and_members) {
+  group_child g;
+  start_group(g, "stay", false);
+  BOOST_TEST(g.core->signal_group(g.made.id, SIGTERM) == std::error_code{});
+  auto st = g.exited.get_future();
+  BOOST_TEST_REQUIRE((st.wait_for(event_timeout) == std::future_status::ready));
+  BOOST_TEST(st.get() == pkit::exit_status::killed(SIGTERM));
+  BOOST_TEST(member_gone(g));
+}
+
+BOOST_AUTO_TEST_CASE(a_group_signal_after_the_leader_was_reaped_is_refused_and_reaches_nobody) {
+  group_child g;
+  start_group(g, "leave", false);
+  auto st = g.exited.get_future();
+  BOOST_TEST_REQUIRE((st.wait_for(event_timeout) == std::future_status::ready));
+  BOOST_TEST(st.get() == pkit::exit_status::exited(0));
+  // Reaped by the server: its group id is no longer known to be its own.
+  BOOST_TEST(g.core->signal_group(g.made.id, SIGKILL) == std::errc::no_such_process);
+  BOOST_TEST(is_running(g.member));
+  pkit::detail::pidfd_send_signal(g.member_pidfd.get(), SIGKILL);
+  BOOST_TEST(member_gone(g));
+}
+
+BOOST_AUTO_TEST_CASE(kill_group_at_exit_kills_the_members_before_the_leader_is_reaped) {
+  group_child g;
+  start_group(g, "leave", true);
+  auto st = g.exited.get_future();
+  BOOST_TEST_REQUIRE((st.wait_for(event_timeout) == std::future_status::ready));
+  BOOST_TEST(st.get() == pkit::exit_status::exited(0));
+  BOOST_TEST(member_gone(g));
+
+  // The same, asked for later with a group signal.
+  group_child later;
+  start_group(later, "stay", false);
+  BOOST_TEST(later.core->signal_group(later.made.id, SIGCONT, true) == std::error_code{});
+  pkit::detail::pidfd_send_signal(later.made.pidfd.get(), SIGTERM);  // the leader alone
+  auto st2 = later.exited.get_future();
+  BOOST_TEST_REQUIRE((st2.wait_for(event_timeout) == std::future_status::ready));
+  BOOST_TEST(st2.get() == pkit::exit_status::killed(SIGTERM));
+  BOOST_TEST(member_gone(later));
 }

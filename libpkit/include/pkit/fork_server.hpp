@@ -5,6 +5,7 @@
 /// threads, so a multithreaded program can run C++ targets in children safely.
 
 #include <pkit/errc.hpp>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -71,10 +72,23 @@ public:
     std::map<std::string, function> targets_;
   };
 
+  /// How the program talks to its server.
+  struct options {
+    /// The most a request to the server (a start, a group signal) may take, from the
+    /// moment the caller gets its turn (requests are served one at a time) to the reply.
+    /// A server that is stopped (SIGSTOP) or wedged fails the request with
+    /// `errc::fork_server_timeout` instead of blocking the caller — possibly the reaper
+    /// thread — for ever. A child the server makes for a request that timed out is
+    /// killed and reaped by the server, never left unsupervised. Must be positive.
+    std::chrono::milliseconds request_timeout{std::chrono::seconds(10)};
+  };
+
   /// Forks the server. Call it while the program is still single-threaded (the top of
   /// `main`): the server is a copy of the program at that moment. Throws
-  /// `std::system_error` if the socket pair or the fork fails.
+  /// `std::system_error` if the socket pair or the fork fails, or with
+  /// `errc::invalid_argument` for a request timeout that is not positive.
   static fork_server start(registry targets);
+  static fork_server start(registry targets, const options& opts);
 
   fork_server(fork_server&&) noexcept;
   fork_server& operator=(fork_server&&) noexcept;

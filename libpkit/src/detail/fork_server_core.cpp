@@ -1,5 +1,6 @@
 #include "detail/fork_server_core.hpp"
 
+#include "detail/fork_server_wire.hpp"
 #include "detail/reaper.hpp"
 #include "detail/trampoline.hpp"
 
@@ -18,97 +19,12 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <utility>
 
 namespace pkit::detail {
 namespace {
 
-// Wire format on two SOCK_SEQPACKET socket pairs (one message = one record):
-//   control: request (parent → server) and its reply (server → parent), in lock-step;
-//   events:  exit events (server → parent), read by the reaper thread.
-constexpr std::size_t max_message = 256 * 1024;
-constexpr std::size_t max_fds = 3 + 256;
-
-struct request_header {
-  std::uint64_t id;
-  std::uint32_t flags;
-  std::int32_t stdio_index[3];  // index into the passed fds, or -1
-  std::uint32_t pass_count;     // followed by pass_count int32 targets
-  std::uint32_t name_len;       // then the name
-  std::uint32_t arg_count;      // then each argument as uint32 length + bytes
-};
-constexpr std::uint32_t flag_ready = 1, flag_group = 2, flag_pdeathsig = 4;
-
-enum : std::int32_t { reply_ok = 0, reply_errno = 1, reply_errc = 2 };
-struct reply {
-  std::uint64_t id;
-  std::int32_t kind;
-  std::int32_t value;
-  std::int32_t stage;  // child_stage
-  std::int32_t pid;
-  std::int32_t has_ready;
-};
-
-struct event {
-  std::uint64_t id;
-  std::int32_t code;
-  std::int32_t status;
-};
-
-void append(std::string& out, const void* p, std::size_t n) {
-  out.append(static_cast<const char*>(p), n);
-}
-
-bool send_with_fds(int sock, const std::string& data, const int* fds, std::size_t nfds) {
-  iovec iov{const_cast<char*>(data.data()), data.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  std::vector<char> control;
-  if (nfds > 0) {
-    control.resize(CMSG_SPACE(sizeof(int) * nfds));
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-    std::memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-  }
-  ssize_t r;
-  do r = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
-  while (r < 0 && errno == EINTR);
-  return r == static_cast<ssize_t>(data.size());
-}
-
-// Receives one message and the descriptors attached to it (close-on-exec). Returns the
-// byte count, 0 on EOF, -1 on error (errno set).
-ssize_t recv_with_fds(int sock, std::vector<char>& buf, std::vector<unique_fd>& fds, int flags = 0) {
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * max_fds));
-  iovec iov{buf.data(), buf.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.data();
-  msg.msg_controllen = control.size();
-  ssize_t r;
-  do r = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
-  while (r < 0 && errno == EINTR);
-  if (r < 0) return r;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    std::size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (std::size_t i = 0; i < n; ++i) {
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-      fds.emplace_back(fd);
-    }
-  }
-  if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
-    errno = EMSGSIZE;
-    return -1;
-  }
-  return r;
-}
+using namespace wire;
 
 void enlarge_buffers(int sock) {
   int size = 4 * 1024 * 1024;
@@ -119,267 +35,19 @@ void enlarge_buffers(int sock) {
     ::setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
 }
 
-// ---------------------------------------------------------------------------------------
-// The server process.
-
-struct server_child {
-  pid_t pid;
-  unique_fd pidfd;
-  bool leader;
-};
-
-struct target_call {
-  const fork_server::function* fn;
-  const std::vector<std::string>* args;
-};
-
-int call_target(void* ctx) {
-  auto* call = static_cast<target_call*>(ctx);
-  return (*call->fn)(*call->args);
+std::error_code transport_error(int e) {
+  if (e == ETIMEDOUT) return errc::fork_server_timeout;
+  return errc::fork_server_unavailable;  // EOF, EPIPE, ECONNRESET: the server is gone
 }
-
-class server {
-public:
-  server(const fork_server::registry& targets, int control, int events)
-      : targets_(targets), control_(control), events_(events), epoll_(::epoll_create1(EPOLL_CLOEXEC)) {}
-
-  [[noreturn]] void run() {
-    if (!epoll_) exit_now(1);
-    add(control_, 0);
-    ::fcntl(events_, F_SETFL, ::fcntl(events_, F_GETFL) | O_NONBLOCK);
-    epoll_event events[32];
-    for (;;) {
-      int n = ::epoll_wait(epoll_.get(), events, 32, -1);
-      for (int i = 0; i < n; ++i) {
-        std::uint64_t key = events[i].data.u64;
-        if (key == 0) {
-          if (!serve_request()) shutdown();
-        } else if (key == ~std::uint64_t{0}) {
-          flush_events();
-        } else {
-          reap(key);
-        }
-      }
-    }
-  }
-
-private:
-  void add(int fd, std::uint64_t key, std::uint32_t what = EPOLLIN) {
-    epoll_event ev{};
-    ev.events = what;
-    ev.data.u64 = key;
-    ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev);
-  }
-
-  // Exit events are queued and sent without blocking: a parent whose reaper thread is
-  // busy must never stall the server (and with it every start request).
-  void queue_event(const event& e) {
-    queue_.push_back(e);
-    flush_events();
-  }
-
-  void flush_events() {
-    while (!queue_.empty()) {
-      ssize_t r = ::send(events_, &queue_.front(), sizeof(event), MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-      queue_.pop_front();  // sent, or the parent is gone (then nobody wants it)
-    }
-    bool want_out = !queue_.empty();
-    if (want_out != watching_out_) {
-      epoll_event ev{};
-      ev.events = EPOLLOUT;
-      ev.data.u64 = ~std::uint64_t{0};
-      ::epoll_ctl(epoll_.get(), want_out ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, events_, &ev);
-      watching_out_ = want_out;
-    }
-  }
-
-  void reap(std::uint64_t id) {
-    auto it = children_.find(id);
-    if (it == children_.end()) return;
-    siginfo_t info{};
-    int r;
-    do r = ::waitid(P_PIDFD, static_cast<id_t>(it->second.pidfd.get()), &info, WEXITED);
-    while (r != 0 && errno == EINTR);
-    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->second.pidfd.get(), nullptr);
-    children_.erase(it);
-    queue_event(r == 0 ? event{id, info.si_code, info.si_status} : event{id, CLD_EXITED, 255});
-  }
-
-  // The parent closed the control socket (shutdown) or died: stop every child, report
-  // their exits, and leave.
-  [[noreturn]] void shutdown() {
-    for (auto& [id, c] : children_) {
-      pidfd_send_signal(c.pidfd.get(), SIGKILL);
-      if (c.leader) ::kill(-c.pid, SIGKILL);
-    }
-    while (!children_.empty()) reap(children_.begin()->first);
-    ::fcntl(events_, F_SETFL, ::fcntl(events_, F_GETFL) & ~O_NONBLOCK);
-    for (const event& e : queue_) ::send(events_, &e, sizeof e, MSG_NOSIGNAL);
-    exit_now(0);
-  }
-
-  void send_reply(const reply& r, const int* fds = nullptr, std::size_t nfds = 0) {
-    std::string data;
-    append(data, &r, sizeof r);
-    send_with_fds(control_, data, fds, nfds);
-  }
-
-  // Returns false when the parent is gone.
-  bool serve_request() {
-    std::vector<char> buf(max_message);
-    std::vector<unique_fd> fds;
-    ssize_t n = recv_with_fds(control_, buf, fds);
-    if (n == 0 || (n < 0 && errno != EMSGSIZE)) return false;
-    reply rep{};
-    request_header h{};
-    if (n < static_cast<ssize_t>(sizeof h)) {
-      rep.kind = reply_errc;
-      rep.value = static_cast<int>(errc::invalid_argument);
-      send_reply(rep);
-      return true;
-    }
-    std::memcpy(&h, buf.data(), sizeof h);
-    rep.id = h.id;
-    // Decode, checking every length against what arrived.
-    std::size_t off = sizeof h;
-    auto take = [&](void* out, std::size_t len) {
-      if (off + len > static_cast<std::size_t>(n)) return false;
-      std::memcpy(out, buf.data() + off, len);
-      off += len;
-      return true;
-    };
-    bool ok = h.pass_count <= 256;
-    std::vector<std::pair<int, int>> pass;
-    std::vector<int> keep;
-    int stdio_fd[3] = {-1, -1, -1};
-    for (int i = 0; i < 3 && ok; ++i) {
-      int idx = h.stdio_index[i];
-      if (idx >= 0) {
-        ok = static_cast<std::size_t>(idx) < fds.size();
-        if (ok) stdio_fd[i] = fds[static_cast<std::size_t>(idx)].get();
-      }
-    }
-    std::size_t first_pass = 0;
-    for (int idx : h.stdio_index)
-      if (idx >= 0) ++first_pass;
-    for (std::uint32_t i = 0; i < h.pass_count && ok; ++i) {
-      std::int32_t target;
-      ok = take(&target, sizeof target) && first_pass + i < fds.size();
-      if (ok) {
-        pass.emplace_back(target, fds[first_pass + i].get());
-        keep.push_back(target);
-      }
-    }
-    std::sort(keep.begin(), keep.end());
-    std::string name;
-    std::vector<std::string> args;
-    if (ok) {
-      name.resize(h.name_len);
-      ok = take(name.data(), h.name_len);
-    }
-    for (std::uint32_t i = 0; i < h.arg_count && ok; ++i) {
-      std::uint32_t len;
-      ok = take(&len, sizeof len) && len <= max_message;
-      if (ok) {
-        std::string a(len, '\0');
-        ok = take(a.data(), len);
-        args.push_back(std::move(a));
-      }
-    }
-    if (!ok || n < 0) {
-      rep.kind = reply_errc;
-      rep.value = static_cast<int>(errc::invalid_argument);
-      send_reply(rep);
-      return true;
-    }
-    const fork_server::function* fn = targets_.find(name);
-    if (fn == nullptr) {
-      rep.kind = reply_errc;
-      rep.value = static_cast<int>(errc::unknown_target);
-      send_reply(rep);
-      return true;
-    }
-
-    child_setup setup;
-    for (int i = 0; i < 3; ++i) setup.stdio[i] = stdio_fd[i];
-    setup.pass = pass.data();
-    setup.pass_count = pass.size();
-    setup.keep = keep.data();
-    setup.keep_count = keep.size();
-    setup.new_process_group = (h.flags & flag_group) != 0;
-    setup.die_with_parent = (h.flags & flag_pdeathsig) != 0;
-    setup.parent = ::getpid();
-
-    unique_fd status_read, status_write;
-    if ((h.flags & flag_ready) != 0) {
-      int p[2];
-      if (::pipe2(p, O_CLOEXEC) != 0) {
-        rep.kind = reply_errno;
-        rep.value = errno;
-        send_reply(rep);
-        return true;
-      }
-      status_read.reset(p[0]);
-      status_write.reset(p[1]);
-    }
-    target_call call{fn, &args};
-    bind_child_calls();
-    sigset_t all, old;
-    ::sigfillset(&all);
-    ::sigprocmask(SIG_SETMASK, &all, &old);
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      run_forked_child(setup, status_write.get(), name.c_str(), call_target, &call);
-    }
-    int fork_errno = errno;
-    ::sigprocmask(SIG_SETMASK, &old, nullptr);
-    if (pid < 0) {
-      rep.kind = reply_errno;
-      rep.value = fork_errno;
-      rep.stage = -1;
-      send_reply(rep);
-      return true;
-    }
-    if (setup.new_process_group) ::setpgid(pid, pid);
-    unique_fd pidfd(pidfd_open(pid, 0));
-    if (!pidfd) {
-      rep.kind = reply_errno;
-      rep.value = errno;
-      ::kill(pid, SIGKILL);
-      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-      }
-      send_reply(rep);
-      return true;
-    }
-    rep.kind = reply_ok;
-    rep.pid = pid;
-    rep.has_ready = status_read ? 1 : 0;
-    int out[2] = {pidfd.get(), status_read.get()};
-    send_reply(rep, out, status_read ? 2 : 1);
-    add(pidfd.get(), h.id);
-    children_.emplace(h.id, server_child{pid, std::move(pidfd), setup.new_process_group});
-    return true;
-  }
-
-  const fork_server::registry& targets_;
-  int control_;
-  int events_;
-  unique_fd epoll_;
-  std::map<std::uint64_t, server_child> children_;
-  std::deque<event> queue_;
-  bool watching_out_ = false;
-};
 
 }  // namespace
 
-void fork_server_main(const fork_server::registry& targets, int control, int events) {
-  server(targets, control, events).run();
-}
-
-std::shared_ptr<fork_server_core> fork_server_core::launch(fork_server::registry targets) {
+std::shared_ptr<fork_server_core> fork_server_core::launch(fork_server::registry targets,
+                                                           const fork_server::options& options,
+                                                           const fork_server_faults& faults) {
   std::shared_ptr<fork_server_core> core(new fork_server_core(std::move(targets)));
+  core->request_timeout_ = options.request_timeout;
+  core->faults_ = faults;
   int ctl[2], ev[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) != 0)
     throw std::system_error(errno, std::system_category(), "pkit fork server: socketpair");
@@ -414,7 +82,7 @@ std::shared_ptr<fork_server_core> fork_server_core::launch(fork_server::registry
     s.die_with_parent = false;
     int none = -1;
     apply_child_setup(s, none);
-    fork_server_main(core->targets_, ctl_server.get(), ev_server.get());
+    fork_server_main(core->targets_, ctl_server.get(), ev_server.get(), faults);
   }
   core->server_pid_ = pid;
   core->server_pidfd_.reset(pidfd_open(pid, 0));
@@ -443,6 +111,70 @@ bool fork_server_core::running() const noexcept {
   return server_alive_ && events_open_ && !shutting_down_;
 }
 
+void fork_server_core::abandon(std::uint64_t id) {
+  // Sent now if the socket takes it, else before the next request. The server handles
+  // requests in order, so an abandon always finds its spawn done (or never received).
+  request_header h{};
+  h.id = id;
+  h.op = static_cast<std::uint32_t>(op::abandon);
+  std::string data;
+  append(data, &h, sizeof h);
+  const clock::time_point now = clock::now();
+  if (send_record(control_.get(), data, nullptr, 0, &now) != 0) unsent_abandons_.push_back(id);
+}
+
+std::error_code fork_server_core::flush_abandoned(const clock::time_point& deadline) {
+  while (!unsent_abandons_.empty()) {
+    request_header h{};
+    h.id = unsent_abandons_.front();
+    h.op = static_cast<std::uint32_t>(op::abandon);
+    std::string data;
+    append(data, &h, sizeof h);
+    if (int e = send_record(control_.get(), data, nullptr, 0, &deadline); e != 0)
+      return transport_error(e);
+    unsent_abandons_.erase(unsent_abandons_.begin());
+  }
+  return {};
+}
+
+std::error_code fork_server_core::round_trip(std::uint64_t id, const std::string& data,
+                                             const int* fds, std::size_t nfds, bool want_fds,
+                                             void* reply_out, std::vector<unique_fd>& fds_out) {
+  const clock::time_point deadline = clock::now() + request_timeout_;
+  if (auto ec = flush_abandoned(deadline)) return ec;
+  // A record that could not be sent never reached the server: nothing to abandon.
+  if (int e = send_record(control_.get(), data, fds, nfds, &deadline); e != 0)
+    return e == EMSGSIZE ? std::make_error_code(std::errc::argument_list_too_long)
+                         : transport_error(e);
+  // One byte more than a reply, so a longer record shows as truncated.
+  std::vector<char> buf(sizeof(reply) + 1);
+  for (;;) {
+    received r = receive_record(control_.get(), buf, &deadline);
+    if (r.size <= 0) {
+      if (r.size < 0 && r.error == ETIMEDOUT) abandon(id);  // it may still make the child
+      return transport_error(r.size == 0 ? EPIPE : r.error);
+    }
+    reply rep{};
+    std::memcpy(&rep, buf.data(), std::min(sizeof rep, static_cast<std::size_t>(r.size)));
+    bool stale = false;
+    if (auto ec = check_reply(r, rep, id, want_fds, stale)) {
+      // Whatever the server did for this request, the parent cannot use it.
+      abandon(id);
+      return ec;
+    }
+    if (stale) {
+      // The late answer to a request given up on (already abandoned; once more is
+      // harmless). Its descriptors close here.
+      if (static_cast<reply_kind>(rep.kind) == reply_kind::ok && rep.fd_count > 0)
+        abandon(rep.id);
+      continue;
+    }
+    std::memcpy(reply_out, &rep, sizeof rep);
+    fds_out = std::move(r.fds);
+    return {};
+  }
+}
+
 server_spawn_result fork_server_core::spawn(const server_spawn_request& req) {
   server_spawn_result result;
   result.stage = "fork server";
@@ -454,8 +186,10 @@ server_spawn_result fork_server_core::spawn(const server_spawn_request& req) {
   const std::uint64_t id = next_id_++;
   request_header h{};
   h.id = id;
+  h.op = static_cast<std::uint32_t>(op::spawn);
   h.flags = (req.want_ready ? flag_ready : 0) | (req.new_process_group ? flag_group : 0) |
-            (req.die_with_parent ? flag_pdeathsig : 0);
+            (req.die_with_parent ? flag_pdeathsig : 0) |
+            (req.kill_group_at_exit ? flag_kill_group_at_exit : 0);
   std::vector<int> fds;
   for (int i = 0; i < 3; ++i) {
     h.stdio_index[i] = -1;
@@ -466,6 +200,7 @@ server_spawn_result fork_server_core::spawn(const server_spawn_request& req) {
   }
   h.pass_count = req.pass ? static_cast<std::uint32_t>(req.pass->size()) : 0;
   h.name_len = static_cast<std::uint32_t>(req.name->size());
+  if (std::exchange(faults_.huge_name_len, false)) h.name_len = 0xFFFFFFF0u;
   h.arg_count = static_cast<std::uint32_t>(req.args->size());
   std::string data;
   append(data, &h, sizeof h);
@@ -482,52 +217,83 @@ server_spawn_result fork_server_core::spawn(const server_spawn_request& req) {
     append(data, &len, sizeof len);
     append(data, a.data(), a.size());
   }
-  if (data.size() > max_message) {
+  if (data.size() > max_message || fds.size() > max_fds) {
     result.stage = "validate";
     result.error = std::make_error_code(std::errc::argument_list_too_long);
     return result;
   }
-  if (!send_with_fds(control_.get(), data, fds.data(), fds.size())) {
-    result.error = errc::fork_server_unavailable;
-    return result;
+  // Expected from now on: the child's exit may be relayed before its reply is read.
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    unwatched_.insert(id);
   }
-  std::vector<char> buf(sizeof(reply) + 64);
-  std::vector<unique_fd> got;
-  ssize_t n = recv_with_fds(control_.get(), buf, got);
+  auto forget = [&] {
+    std::lock_guard<std::mutex> lock(mutex_);
+    unwatched_.erase(id);
+    early_.erase(id);
+    changed_.notify_all();
+  };
   reply rep{};
-  if (n < static_cast<ssize_t>(sizeof rep)) {
-    result.error = errc::fork_server_unavailable;
+  std::vector<unique_fd> got;
+  if (auto ec = round_trip(id, data, fds.data(), fds.size(), true, &rep, got)) {
+    forget();
+    result.error = ec;
     return result;
   }
-  std::memcpy(&rep, buf.data(), sizeof rep);
-  if (rep.kind == reply_errc) {
-    result.error = static_cast<errc>(rep.value);
-    return result;
-  }
-  if (rep.kind == reply_errno) {
-    result.stage = "fork";
-    result.error.assign(rep.value, std::system_category());
-    return result;
-  }
-  if (got.empty() || (rep.has_ready != 0 && got.size() < 2)) {
-    result.error = errc::fork_server_unavailable;
-    return result;
+  if (static_cast<reply_kind>(rep.kind) != reply_kind::ok) forget();
+  switch (static_cast<reply_kind>(rep.kind)) {
+    case reply_kind::errc_value: result.error = static_cast<errc>(rep.value); return result;
+    case reply_kind::errno_value:
+      result.error.assign(rep.value, std::system_category());
+      if (rep.stage == stage_reply) {
+        result.pid = rep.pid;  // made, then killed and reaped by the server
+      } else if (rep.stage == stage_fork) {
+        result.stage = "fork";
+      } else {
+        result.stage = stage_name(static_cast<child_stage>(rep.stage));
+      }
+      return result;
+    case reply_kind::ok: break;
   }
   result.id = id;
   result.pid = rep.pid;
   result.pidfd = std::move(got[0]);
-  if (rep.has_ready != 0) result.ready = std::move(got[1]);
+  if (rep.fd_count == 2) result.ready = std::move(got[1]);
   return result;
+}
+
+std::error_code fork_server_core::signal_group(std::uint64_t id, int signo, bool and_at_exit) {
+  std::lock_guard<std::mutex> request_lock(request_mutex_);
+  if (!running() || !control_) return errc::fork_server_unavailable;
+  request_header h{};
+  h.id = next_id_++;
+  h.op = static_cast<std::uint32_t>(op::signal_group);
+  h.flags = and_at_exit ? flag_and_at_exit : 0;
+  h.child = id;
+  h.signo = signo;
+  std::string data;
+  append(data, &h, sizeof h);
+  reply rep{};
+  std::vector<unique_fd> got;
+  if (auto ec = round_trip(h.id, data, nullptr, 0, false, &rep, got)) return ec;
+  switch (static_cast<reply_kind>(rep.kind)) {
+    case reply_kind::ok: return {};
+    case reply_kind::errno_value: return {rep.value, std::system_category()};
+    case reply_kind::errc_value: return static_cast<errc>(rep.value);
+  }
+  return errc::fork_server_protocol;
 }
 
 void fork_server_core::watch(std::uint64_t id, int pidfd, exit_handler handler) {
   auto& r = reaper::instance();
   std::unique_lock<std::mutex> lock(mutex_);
+  unwatched_.erase(id);
   if (auto it = early_.find(id); it != early_.end()) {
     // The exit was relayed before the watch: report it from the reaper thread, as any
     // other exit (the caller may hold locks the handler needs).
     exit_status st = it->second;
     early_.erase(it);
+    changed_.notify_all();
     lock.unlock();
     r.post([handler = std::move(handler), st] { handler(st); });
     return;
@@ -549,33 +315,50 @@ bool fork_server_core::unwatch(std::uint64_t id) {
     if (it == watches_.end()) return false;
     fallback = it->second.fallback_watch;
     watches_.erase(it);
+    changed_.notify_all();
   }
   if (fallback != 0) reaper::instance().unwatch(fallback);
   return true;
 }
 
+std::size_t fork_server_core::tracked_ids() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return watches_.size() + unwatched_.size() + early_.size();
+}
+
 bool fork_server_core::on_events() {
   for (;;) {
     event e{};
-    ssize_t n = ::recv(events_.get(), &e, sizeof e, MSG_DONTWAIT);
+    ssize_t n = ::recv(events_.get(), &e, sizeof e, MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
     if (n <= 0) {
       on_server_gone();
       return false;
     }
-    if (n != sizeof e) continue;
-    exit_status st = exit_status::from_siginfo(e.code, e.status);
+    exit_status st;
+    if (n != sizeof e) continue;  // malformed (MSG_TRUNC gives the real length): dropped
+    if (e.kind == static_cast<std::int32_t>(event_kind::exited)) {
+      st = exit_status::from_siginfo(e.code, e.status);
+    } else if (e.kind == static_cast<std::int32_t>(event_kind::lost)) {
+      st = exit_status::lost();
+    } else {
+      continue;
+    }
     exit_handler h;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = watches_.find(e.id);
       if (it == watches_.end()) {
-        early_.emplace(e.id, st);
+        // Kept only for a child handed out and not yet watched; the exit of one that
+        // was unwatched or abandoned (or an id never handed out) is nobody's.
+        if (unwatched_.erase(e.id) != 0) early_.emplace(e.id, st);
+        changed_.notify_all();
         continue;
       }
       h = std::move(it->second.handler);
       watches_.erase(it);
+      changed_.notify_all();
     }
     h(st);
   }

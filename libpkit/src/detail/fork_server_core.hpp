@@ -14,6 +14,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <chrono>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -29,15 +31,33 @@ struct server_spawn_request {
   bool want_ready = false;
   bool new_process_group = true;
   bool die_with_parent = true;
+  /// When the child leads its group: once it has exited, the server SIGKILLs the group
+  /// before it reaps the leader (so never a recycled group id). Default off.
+  bool kill_group_at_exit = false;
 };
 
 struct server_spawn_result {
   std::uint64_t id = 0;
-  pid_t pid = -1;
+  pid_t pid = -1;  // also set when the server made the child but had to kill it (error)
   unique_fd pidfd;  // not our child: for signals and for noticing its death
   unique_fd ready;  // the child's status pipe, when want_ready
   std::error_code error;
   const char* stage = "";
+};
+
+/// Test hooks: faults a server applies to its first spawn reply, and the parent to its
+/// first spawn request. Production code never sets them.
+struct fork_server_faults {
+  enum class reply_fault {
+    none,
+    wrong_id,   // the reply names another request
+    garbage,    // an unknown reply kind
+    oversized,  // the reply is longer than a reply
+    no_fds,     // an ok reply without the child's pidfd
+    fail_send,  // the reply cannot be sent (as if sendmsg failed with EIO)
+  };
+  reply_fault reply = reply_fault::none;
+  bool huge_name_len = false;  // the request claims a 4 GiB target name
 };
 
 class fork_server_core : public std::enable_shared_from_this<fork_server_core> {
@@ -45,7 +65,9 @@ public:
   using exit_handler = std::function<void(exit_status)>;
 
   /// Forks the server process and connects to it.
-  static std::shared_ptr<fork_server_core> launch(fork_server::registry targets);
+  static std::shared_ptr<fork_server_core> launch(fork_server::registry targets,
+                                                  const fork_server::options& options = {},
+                                                  const fork_server_faults& faults = {});
 
   ~fork_server_core();
 
@@ -53,19 +75,35 @@ public:
   pid_t pid() const noexcept;
   bool running() const noexcept;
 
-  /// Asks the server to fork `req`; synchronous (one request at a time).
+  /// Asks the server to fork `req`; synchronous (one request at a time), bounded by the
+  /// server's request timeout (errc::fork_server_timeout). A reply that is malformed or
+  /// names another request is errc::fork_server_protocol. Whenever the server may have
+  /// made a child that this call does not return, the server is told to kill and reap
+  /// it: nothing started is left unsupervised. A successful result must be `watch`ed.
   server_spawn_result spawn(const server_spawn_request& req);
+  /// Signals the process group led by child `id` (or the child alone if it leads none)
+  /// — done by the server, and only while it has not reaped the leader, so the signal can
+  /// never reach a recycled group id. `and_at_exit`: also SIGKILL the group once the
+  /// leader has exited, before it is reaped. Returns ESRCH (system category) when the
+  /// leader was already reaped (its exit is being relayed), or the request's error
+  /// (fork_server_timeout, fork_server_protocol, fork_server_unavailable). Any thread;
+  /// bounded by the request timeout.
+  std::error_code signal_group(std::uint64_t id, int signo, bool and_at_exit = false);
   /// Delivers the child's exit (relayed by the server) to `handler` on the reaper
   /// thread; an exit that arrived before this call is delivered at once. `pidfd` is
   /// borrowed (valid until the handler ran or `unwatch` returned): if the server dies,
   /// the child's end is noticed through it and reported as killed by SIGKILL (what its
   /// PDEATHSIG does).
   void watch(std::uint64_t id, int pidfd, exit_handler handler);
+  /// Stops watching `id`; its exit, when relayed, is dropped. False if not watched.
   bool unwatch(std::uint64_t id);
   /// Closes the control socket; the server kills its children, reports their exits
   /// and exits; waits for all of that unless on the reaper thread.
   void shutdown() noexcept;
 
+  /// For tests: the ids the parent still keeps any state for (watched, awaiting their
+  /// watch, early exits).
+  std::size_t tracked_ids() const;
 
 private:
   struct pending {
@@ -75,6 +113,15 @@ private:
   };
 
   explicit fork_server_core(fork_server::registry targets) : targets_(std::move(targets)) {}
+  // With request_mutex_ held: tell the server to discard child `id` (best effort now,
+  // else before the next request).
+  void abandon(std::uint64_t id);
+  std::error_code flush_abandoned(const std::chrono::steady_clock::time_point& deadline);
+  // With request_mutex_ held: sends a request and takes its reply (skipping late replies
+  // to requests given up on). On error the connection stays usable.
+  std::error_code round_trip(std::uint64_t id, const std::string& data, const int* fds,
+                             std::size_t nfds, bool want_fds, void* reply_out,
+                             std::vector<unique_fd>& fds_out);
   bool on_events();          // reaper thread: the event socket is readable
   void on_server_gone();     // reaper thread: event socket EOF
   void on_server_exit();     // reaper thread: the server process was reaped
@@ -86,12 +133,16 @@ private:
   unique_fd server_pidfd_;
   pid_t server_pid_ = -1;
 
-  std::mutex request_mutex_;  // one request at a time on control_
+  std::mutex request_mutex_;  // one request at a time on control_; guards the next three
   std::uint64_t next_id_ = 1;
+  std::vector<std::uint64_t> unsent_abandons_;
+  fork_server_faults faults_;  // only huge_name_len is used on this side
+  std::chrono::milliseconds request_timeout_{};
 
   mutable std::mutex mutex_;  // guards everything below
   std::condition_variable changed_;
   std::map<std::uint64_t, pending> watches_;
+  std::set<std::uint64_t> unwatched_;           // spawned, not yet watched
   std::map<std::uint64_t, exit_status> early_;  // exits that came before their watch
   bool events_open_ = false;
   bool server_alive_ = false;
@@ -101,6 +152,7 @@ private:
 };
 
 /// The server's main loop; runs in the forked server process and never returns.
-[[noreturn]] void fork_server_main(const fork_server::registry& targets, int control, int events);
+[[noreturn]] void fork_server_main(const fork_server::registry& targets, int control, int events,
+                                   const fork_server_faults& faults);
 
 }  // namespace pkit::detail
