@@ -389,3 +389,83 @@ BOOST_AUTO_TEST_CASE(close_waits_for_queued_tasks_too) {
     BOOST_TEST(tasks[static_cast<std::size_t>(i)].exitcode() == std::optional<int>(30 + i));
   }
 }
+
+// ---------------------------------------------------------------------------
+// Observed concurrency
+// ---------------------------------------------------------------------------
+
+namespace {
+
+constexpr int event_fd = 4;
+
+/// A task that records its own start ("s<letter>") and end ("e<letter>") on the event
+/// pipe (fd 4), with one gate byte (fd 3) in between. Only async-signal-safe calls: it
+/// runs in a fork of this multithreaded test.
+pkit::callable_target recorded_task(int i) {
+  return [i] {
+    const char letter = static_cast<char>('a' + i);
+    const char start[3] = {'s', letter, '\n'};
+    if (::write(event_fd, start, sizeof start) != sizeof start) return 1;
+    char c;
+    while (::read(gate_fd, &c, 1) < 0 && errno == EINTR) {
+    }
+    const char end[3] = {'e', letter, '\n'};
+    return ::write(event_fd, end, sizeof end) == sizeof end ? 0 : 2;
+  };
+}
+
+/// Children of this test process that are alive (not zombies): the kernel's view of how
+/// many tasks run.
+std::size_t live_children() {
+  std::size_t n = 0;
+  for (pid_t pid : children_of_self()) n += is_zombie(pid) ? 0 : 1;
+  return n;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(exactly_slots_tasks_run_at_once_as_the_children_see_it) {
+  // Nine tasks queued on three slots. A task cannot end without a gate byte, so before
+  // the first byte every task that has started still runs; after each byte, one task
+  // ends, and once it is joined its slot has been handed on (join returns only after
+  // that): the live children are then exactly the tasks that should run.
+  constexpr int slots = 3;
+  constexpr int total = 9;
+  auto gate = make_pipe();
+  auto events = make_pipe();
+  auto o = gated(gate);
+  o.pass_fds.emplace_back(event_fd, events.write.get());
+  pkit::process_pool pool{slots, o};
+  std::vector<pkit::process_pool::task> tasks;
+  for (int i = 0; i < total; ++i) tasks.push_back(pool.submit(recorded_task(i)));
+
+  std::set<int> running;  // as the children reported it
+  auto next_event = [&](char kind) {
+    const std::string line = read_line(events.read.get());
+    BOOST_TEST_REQUIRE(line.size() == 2u, line);
+    BOOST_TEST_REQUIRE(line[0] == kind, "expected '" << kind << "', got " << line);
+    const int i = line[1] - 'a';
+    BOOST_TEST_REQUIRE((i >= 0 && i < total), line);
+    return i;
+  };
+  for (int k = 0; k < slots; ++k) BOOST_TEST_REQUIRE(running.insert(next_event('s')).second);
+  BOOST_TEST(running.size() == std::size_t{slots});  // `slots` tasks did run at once
+  BOOST_TEST(live_children() == std::size_t{slots});  // and no more
+
+  int started = slots;
+  for (int ended = 0; ended < total; ++ended) {
+    open_gate(gate, 1);
+    const int i = next_event('e');
+    BOOST_TEST_REQUIRE(running.erase(i) == 1u);
+    BOOST_TEST(tasks[static_cast<std::size_t>(i)].join() == 0);
+    if (started < total) {
+      BOOST_TEST_REQUIRE(running.insert(next_event('s')).second);
+      ++started;
+    }
+    const auto expected = static_cast<std::size_t>(std::min(slots, total - ended - 1));
+    BOOST_TEST(running.size() == expected);
+    BOOST_TEST(live_children() == expected);
+  }
+  events.write.reset();
+  BOOST_TEST(read_all(events.read.get()).empty());  // no task ran twice or late
+}
