@@ -469,3 +469,38 @@ BOOST_AUTO_TEST_CASE(exactly_slots_tasks_run_at_once_as_the_children_see_it) {
   events.write.reset();
   BOOST_TEST(read_all(events.read.get()).empty());  // no task ran twice or late
 }
+
+// ---------------------------------------------------------------------------
+// Queued tasks whose start fails
+// ---------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(fifty_thousand_queued_tasks_that_fail_to_start_are_each_reported) {
+  // An empty argv fails start() at validation, before any fork, so all 50,000 fail in a
+  // row when `first` exits and its slot is handed down the queue on the reaper thread.
+  // Handing it on once per failure by recursion overflowed that thread's stack.
+  constexpr std::size_t failing = 50000;
+  auto gate = make_pipe();
+  pkit::process_pool pool{1, gated(gate)};
+  auto first = pool.submit(gated_task(7));
+  std::vector<pkit::process_pool::task> bad;
+  bad.reserve(failing);
+  for (std::size_t i = 0; i < failing; ++i) bad.push_back(pool.submit(pkit::command{}));
+  auto last = pool.submit(gated_task(8));
+  BOOST_TEST(pool.queued() == failing + 1);
+
+  open_gate(gate, 2);
+  BOOST_TEST(first.join() == 7);
+  BOOST_TEST(last.join(event_timeout) == std::optional<int>{8});
+  std::size_t reported = 0;
+  for (const auto& t : bad) {
+    const auto f = t.failure();
+    if (t.state() == task_state::finished && f && f->error == pkit::errc::invalid_argument) ++reported;
+  }
+  BOOST_TEST(reported == failing);
+  BOOST_CHECK_EXCEPTION(bad.back().join(), pkit::spawn_error, [](const pkit::spawn_error& e) {
+    return e.code() == pkit::errc::invalid_argument;
+  });
+  pool.close();
+  BOOST_TEST(pool.busy() == 0u);
+  BOOST_TEST(zombie_children().empty());
+}
