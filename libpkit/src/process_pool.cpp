@@ -3,6 +3,8 @@
 #include <pkit/errc.hpp>
 #include <pkit/process.hpp>
 
+#include "detail/reaper.hpp"
+
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
@@ -12,6 +14,16 @@
 
 namespace pkit {
 namespace detail {
+
+namespace {
+
+// Blocking on the reaper thread for something only that thread can deliver (an exit, a
+// slot) would wedge it for good: fail instead, as process::join does.
+void refuse_on_reaper_thread(const char* what) {
+  if (reaper::instance().on_reaper_thread()) throw std::system_error(errc::would_deadlock, what);
+}
+
+}  // namespace
 
 struct pool_task_state {
   std::uint64_t id = 0;
@@ -73,6 +85,8 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
   slot launch(const std::shared_ptr<pool_task_state>& t, bool wait);
   void pass_slot_on(const std::shared_ptr<pool_task_state>& ended = nullptr, exit_status st = {});
   void finish(const std::shared_ptr<pool_task_state>& t, exit_status st);
+  void abandon();
+  void drop_finished();
 };
 
 std::shared_ptr<pool_task_state> pool_state::make_task(process_pool::work&& w) {
@@ -85,9 +99,14 @@ std::shared_ptr<pool_task_state> pool_state::make_task(process_pool::work&& w) {
   std::weak_ptr<pool_state> weak_pool = weak_from_this();
   std::weak_ptr<pool_task_state> weak_task = t;
   o.on_exit = [weak_pool, weak_task, user = options.on_exit](process& p) {
-    auto pool = weak_pool.lock();
-    auto task = weak_task.lock();
-    if (pool && task) pool->finish(task, p.status().value_or(exit_status::exited(255)));
+    const exit_status st = p.status().value_or(exit_status::lost());
+    if (auto task = weak_task.lock()) {
+      if (auto pool = weak_pool.lock()) {
+        pool->finish(task, st);
+      } else {
+        task->exited(st);  // the pool was destroyed on the reaper thread, without waiting
+      }
+    }
     if (user) user(p);
   };
   t->proc = std::visit(
@@ -103,11 +122,14 @@ std::shared_ptr<pool_task_state> pool_state::execute(process_pool::work&& w, boo
     std::unique_lock<std::mutex> lock(m);
     // Queued tasks go first: execute() does not overtake submit().
     auto can_go = [&] { return closed || (busy < slots && waiting.empty()); };
-    changed.wait(lock, can_go);
+    if (!can_go()) {
+      refuse_on_reaper_thread("pkit::process_pool::execute");  // only an exit frees a slot
+      changed.wait(lock, can_go);
+    }
     if (closed) throw std::system_error(errc::pool_closed, "pkit::process_pool::execute");
     ++busy;
     running.emplace(t->id, t);
-    finished.clear();
+    drop_finished();
   }
   if (launch(t, wait) == slot::free) pass_slot_on();
   return t;
@@ -175,6 +197,37 @@ void pool_state::finish(const std::shared_ptr<pool_task_state>& t, exit_status s
   }
 }
 
+// Under `m`: releases the finished tasks parked by `finish`. On the reaper thread one of
+// them may be inside its own on_exit further up the stack, so there they are released by
+// a task posted to that thread, which runs outside any callback.
+void pool_state::drop_finished() {
+  if (finished.empty()) return;
+  reaper& r = reaper::instance();
+  if (r.on_reaper_thread()) r.post([done = std::move(finished)] {});
+  finished.clear();
+}
+
+// The pool is destroyed on the reaper thread, which cannot wait for exits it has yet to
+// report: drop the queue and kill what runs, as ~process does there. The exits are still
+// reported to the tasks (see make_task).
+void pool_state::abandon() {
+  std::deque<std::shared_ptr<pool_task_state>> dropped;
+  std::vector<std::shared_ptr<pool_task_state>> tasks;
+  {
+    std::lock_guard<std::mutex> lock(m);
+    closed = true;
+    dropped.swap(waiting);
+    for (auto& [id, t] : running) tasks.push_back(t);
+    changed.notify_all();
+  }
+  for (auto& t : dropped)
+    t->fail(spawn_failure{t->proc->name(), "queued", make_error_code(errc::pool_closed)});
+  for (auto& t : tasks) {
+    std::error_code ignored;  // not started yet, or already gone
+    t->proc->kill(ignored);
+  }
+}
+
 }  // namespace detail
 
 std::uint64_t process_pool::task::id() const noexcept { return s_->id; }
@@ -208,13 +261,19 @@ std::optional<spawn_failure> process_pool::task::failure() const {
 
 int process_pool::task::join() const {
   std::unique_lock<std::mutex> lock(s_->m);
-  s_->cv.wait(lock, [&] { return s_->done(); });
+  if (!s_->done()) {
+    detail::refuse_on_reaper_thread("pkit::process_pool::task::join");
+    s_->cv.wait(lock, [&] { return s_->done(); });
+  }
   return s_->result();
 }
 
 std::optional<int> process_pool::task::join(std::chrono::milliseconds timeout) const {
   std::unique_lock<std::mutex> lock(s_->m);
-  if (!s_->cv.wait_for(lock, timeout, [&] { return s_->done(); })) return std::nullopt;
+  if (!s_->done()) {
+    detail::refuse_on_reaper_thread("pkit::process_pool::task::join");
+    if (!s_->cv.wait_for(lock, timeout, [&] { return s_->done(); })) return std::nullopt;
+  }
   return s_->result();
 }
 
@@ -226,6 +285,10 @@ process_pool::process_pool(std::size_t slots, process_options options)
 }
 
 process_pool::~process_pool() {
+  if (detail::reaper::instance().on_reaper_thread()) {
+    state_->abandon();
+    return;
+  }
   try {
     terminate();
   } catch (...) {
@@ -266,7 +329,7 @@ std::optional<process_pool::task> process_pool::try_execute(work w, std::error_c
     }
     ++state_->busy;
     state_->running.emplace(t->id, t);
-    state_->finished.clear();
+    state_->drop_finished();
   }
   if (state_->launch(t, false) == detail::pool_state::slot::free) state_->pass_slot_on();
   if (auto f = task(t).failure()) {
@@ -281,7 +344,7 @@ process_pool::task process_pool::submit(work w) {
   {
     std::lock_guard<std::mutex> lock(state_->m);
     if (state_->closed) throw std::system_error(errc::pool_closed, "pkit::process_pool::submit");
-    state_->finished.clear();
+    state_->drop_finished();
     if (state_->busy >= state_->slots || !state_->waiting.empty()) {
       state_->waiting.push_back(t);
       return task(t);
@@ -297,10 +360,11 @@ void process_pool::close() {
   auto& s = *state_;
   std::unique_lock<std::mutex> lock(s.m);
   auto idle = [&] { return s.busy == 0 && s.waiting.empty(); };
+  if (!idle()) detail::refuse_on_reaper_thread("pkit::process_pool::close");
   s.closed = true;
   s.changed.notify_all();
   s.changed.wait(lock, idle);
-  s.finished.clear();
+  s.drop_finished();
 }
 
 void process_pool::terminate() {
@@ -308,6 +372,8 @@ void process_pool::terminate() {
   std::deque<std::shared_ptr<detail::pool_task_state>> dropped;
   {
     std::lock_guard<std::mutex> lock(s.m);
+    // With a task running, this would wait for an exit only the reaper thread reports.
+    if (s.busy != 0) detail::refuse_on_reaper_thread("pkit::process_pool::terminate");
     s.closed = true;
     dropped.swap(s.waiting);
     s.changed.notify_all();
@@ -332,7 +398,7 @@ void process_pool::terminate() {
     lock.lock();
     s.changed.wait_for(lock, std::chrono::milliseconds(100), [&] { return s.busy == 0; });
   }
-  s.finished.clear();
+  s.drop_finished();
 }
 
 }  // namespace pkit
