@@ -314,6 +314,12 @@ process_pool::task process_pool::execute(work w) {
   return task(t);
 }
 
+process_pool::task process_pool::execute(wait_t, work w) {
+  auto t = state_->execute(std::move(w), true);
+  if (auto f = task(t).failure()) throw spawn_error(*f);
+  return task(t);
+}
+
 std::optional<process_pool::task> process_pool::try_execute(work w, std::error_code& ec) {
   ec.clear();
   auto t = state_->make_task(std::move(w));

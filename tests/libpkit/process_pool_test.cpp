@@ -627,3 +627,70 @@ BOOST_AUTO_TEST_CASE(a_pool_destroyed_on_the_reaper_thread_kills_its_tasks_witho
   BOOST_TEST((queued.failure()->error == pkit::errc::pool_closed));
   BOOST_TEST(zombie_children().empty());
 }
+
+// ---------------------------------------------------------------------------
+// execute(pkit::wait): returns once the task is ready, like the seed's execute
+// ---------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(execute_with_wait_returns_only_after_the_task_is_ready) {
+  // The shell writes a marker to fd 4, then the readiness newline to fd 3. If execute
+  // returns only after the newline, the marker is already in the pipe.
+  auto marker = make_pipe();
+  pkit::process_options o;
+  o.notify_fd = 3;
+  o.pass_fds.emplace_back(4, marker.write.get());
+  pkit::process_pool pool{1, o};
+  auto t = pool.execute(pkit::wait,
+                        pkit::command{"/bin/sh", "-c",
+                                      "sleep 0.3; printf marker >&4; printf '\\n' >&3; exec \"$0\" pause",
+                                      child_path()});
+  BOOST_TEST(read_available(marker.read.get()) == "marker");
+  BOOST_TEST(t.state() == task_state::running);
+  BOOST_TEST(pool.busy() == 1u);
+  pool.terminate();
+  BOOST_TEST(t.join() == -SIGTERM);
+}
+
+BOOST_AUTO_TEST_CASE(execute_with_wait_on_a_task_that_dies_before_ready_throws_and_gives_its_slot_back_once) {
+  pkit::process_options o;
+  o.notify_fd = 3;
+  pkit::process_pool pool{1, o};
+  BOOST_CHECK_EXCEPTION(pool.execute(pkit::wait, child_command({"exit", "3"})), pkit::spawn_error,
+                        [](const pkit::spawn_error& e) {
+                          return e.code() == pkit::errc::died_before_ready;
+                        });
+  BOOST_TEST(pool.busy() == 0u);
+  // The slot came back once: the pool takes exactly one task again.
+  std::error_code ec;
+  auto t = pool.try_execute(child_command({"notify", "3", "0"}), ec);
+  BOOST_TEST_REQUIRE(t.has_value(), ec.message());
+  BOOST_TEST(pool.busy() == 1u);
+  BOOST_TEST(!pool.try_execute(child_command({"notify", "3", "0"}), ec).has_value());
+  BOOST_TEST(ec == pkit::errc::pool_full);
+  pool.terminate();
+  BOOST_TEST(zombie_children().empty());
+}
+
+BOOST_AUTO_TEST_CASE(execute_with_wait_on_a_task_never_ready_fails_with_start_timeout) {
+  pkit::process_options o;
+  o.notify_fd = 3;
+  o.ready_timeout = 100ms;
+  pkit::process_pool pool{1, o};
+  BOOST_CHECK_EXCEPTION(pool.execute(pkit::wait, child_command({"pause"})), pkit::spawn_error,
+                        [](const pkit::spawn_error& e) { return e.code() == pkit::errc::start_timeout; });
+  BOOST_TEST(pool.busy() == 0u);
+  BOOST_TEST(live_children() == 0u);
+  BOOST_TEST(zombie_children().empty());
+  auto t = pool.execute(pkit::wait, child_command({"notify", "3", "0"}));
+  BOOST_TEST(t.state() == task_state::running);
+}
+
+BOOST_AUTO_TEST_CASE(execute_with_wait_on_a_full_pool_on_the_reaper_thread_fails_with_would_deadlock) {
+  auto gate = make_pipe();
+  pkit::process_pool pool{1, gated(gate)};
+  auto t = pool.execute(gated_task(1));
+  BOOST_TEST(code_on_reaper_thread([&] { pool.execute(pkit::wait, gated_task(2)); }) ==
+             pkit::errc::would_deadlock);
+  open_gate(gate, 1);
+  BOOST_TEST(t.join() == 1);
+}

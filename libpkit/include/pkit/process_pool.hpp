@@ -7,6 +7,7 @@
 #include <pkit/command.hpp>
 #include <pkit/exit_status.hpp>
 #include <pkit/fork_server.hpp>
+#include <pkit/process.hpp>
 #include <pkit/process_options.hpp>
 #include <pkit/spawn_error.hpp>
 #include <pkit/target.hpp>
@@ -92,6 +93,14 @@ public:
   /// error (`spawn_error`); a failed start gives its slot back. On the reaper thread, a
   /// full pool fails with `errc::would_deadlock`.
   task execute(work w);
+  /// Like `execute(w)`, and returns only once the task's child is ready to run its
+  /// target, as `process::start(pkit::wait)` does (process-kit's `execute`): for a
+  /// program, once it has exec'd and, with `notify_fd` in the options, written its
+  /// newline. A child not ready within the options' `ready_timeout` is killed
+  /// (`spawn_error` with `errc::start_timeout`), one that dies first fails with
+  /// `errc::died_before_ready`; either way its slot is given back. Blocks the calling
+  /// thread for that wait — on the reaper thread, every other exit report too.
+  task execute(wait_t, work w);
   /// Never blocks: `errc::pool_full` when every slot is busy.
   std::optional<task> try_execute(work w, std::error_code& ec);
   /// Never blocks: starts `w` now if a slot is free, else queues it (state `ready`) until
