@@ -100,12 +100,14 @@ std::shared_ptr<pool_task_state> pool_state::make_task(process_pool::work&& w) {
   std::weak_ptr<pool_task_state> weak_task = t;
   o.on_exit = [weak_pool, weak_task, user = options.on_exit](process& p) {
     const exit_status st = p.status().value_or(exit_status::lost());
-    if (auto task = weak_task.lock()) {
-      if (auto pool = weak_pool.lock()) {
-        pool->finish(task, st);
-      } else {
-        task->exited(st);  // the pool was destroyed on the reaper thread, without waiting
-      }
+    // Both held until the user's callback has returned: should it destroy the pool, the
+    // task (and `p` with it) must not go before the callback is done with `p`.
+    auto task = weak_task.lock();
+    auto pool = weak_pool.lock();
+    if (task && pool) {
+      pool->finish(task, st);
+    } else if (task) {
+      task->exited(st);  // the pool was destroyed on the reaper thread, without waiting
     }
     if (user) user(p);
   };
