@@ -559,17 +559,23 @@ BOOST_AUTO_TEST_CASE(joining_an_unfinished_task_on_the_reaper_thread_fails_with_
 BOOST_AUTO_TEST_CASE(a_task_can_join_itself_in_the_pools_on_exit) {
   auto gate = make_pipe();
   std::promise<int> joined;
+  std::mutex m;  // the gate orders these, but only through a child: invisible to TSan
   std::optional<pkit::process_pool::task> self;  // set before the task can end
   auto o = gated(gate);
   o.on_exit = [&](pkit::process&) {
     try {
+      std::lock_guard<std::mutex> lock(m);
       joined.set_value(self->join());
     } catch (...) {
       joined.set_exception(std::current_exception());
     }
   };
   pkit::process_pool pool{1, o};
-  self = pool.execute(gated_task(6));
+  {
+    auto t = pool.execute(gated_task(6));
+    std::lock_guard<std::mutex> lock(m);
+    self = std::move(t);
+  }
   open_gate(gate, 1);
   auto f = joined.get_future();
   BOOST_TEST_REQUIRE((f.wait_for(event_timeout) == std::future_status::ready));
