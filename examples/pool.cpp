@@ -3,6 +3,9 @@
 // execute() starts a task in a new process once one of the pool's slots is free, and
 // blocks until then; a slot comes back the moment its process exits. try_execute() never
 // blocks. close() waits for every task; terminate() (and the destructor) stops them.
+// execute(pkit::wait, ...) also waits until the task's child is ready, like process-kit's
+// execute; on pkit's reaper thread (in a callback) a call that would block fails with
+// pkit::errc::would_deadlock instead.
 
 #include "check.hpp"
 
@@ -15,6 +18,7 @@
 
 // [snippet]
 #include <pkit/errc.hpp>
+#include <pkit/process.hpp>
 #include <pkit/process_pool.hpp>
 
 #include <chrono>
@@ -53,6 +57,32 @@ void a_full_pool() {
 
   pool.terminate();  // stops the tasks still running and waits until they are reaped
   check(sleeper.join() == -SIGTERM, "the sleeper was terminated");
+}
+// [/snippet]
+
+// [snippet]
+void execute_and_wait_until_ready() {
+  pkit::process_options options;
+  options.notify_fd = 3;  // each task writes a newline to its fd 3 once it is ready
+  pkit::process_pool pool{1, options};
+  pkit::process_pool::task server = pool.execute(
+      pkit::wait, pkit::command{"/bin/sh", "-c", "echo set up; printf '\\n' >&3; exec sleep 10"});
+  check(server.state() == pkit::process_pool::task_state::running, "ready: it has set up");
+
+  std::error_code in_callback;
+  pkit::process_options trigger_options;
+  trigger_options.on_exit = [&](pkit::process&) {  // on pkit's reaper thread
+    try {
+      server.join();  // only this very thread could report the server's exit
+    } catch (const std::system_error& e) {
+      in_callback = e.code();
+    }
+  };
+  pkit::process trigger{[] {}, trigger_options};
+  trigger.start();
+  trigger.join();
+  check(in_callback == pkit::errc::would_deadlock, "join in a callback: " + in_callback.message());
+  pool.terminate();
 }
 // [/snippet]
 
@@ -102,5 +132,7 @@ int main() {
     a_full_pool();
     std::printf("execute() blocks while the pool is full:\n");
     execute_blocks_while_full();
+    std::printf("execute(pkit::wait) returns once the task is ready:\n");
+    execute_and_wait_until_ready();
   });
 }

@@ -3,6 +3,9 @@
 #include <pkit/errc.hpp>
 #include <pkit/process.hpp>
 
+#include "detail/reaper.hpp"
+
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -11,6 +14,16 @@
 
 namespace pkit {
 namespace detail {
+
+namespace {
+
+// Blocking on the reaper thread for something only that thread can deliver (an exit, a
+// slot) would wedge it for good: fail instead, as process::join does.
+void refuse_on_reaper_thread(const char* what) {
+  if (reaper::instance().on_reaper_thread()) throw std::system_error(errc::would_deadlock, what);
+}
+
+}  // namespace
 
 struct pool_task_state {
   std::uint64_t id = 0;
@@ -22,13 +35,30 @@ struct pool_task_state {
   std::optional<exit_status> status;
   std::optional<spawn_failure> failure;
 
-  bool done() const { return status.has_value() || failure.has_value(); }
+  bool done() const { return state == process_pool::task_state::finished; }
 
+  void started(pid_t p) {
+    std::lock_guard<std::mutex> lock(m);
+    if (state != process_pool::task_state::ready) return;  // already exited and reported
+    state = process_pool::task_state::running;
+    pid = p;
+  }
   void fail(spawn_failure f) {
     std::lock_guard<std::mutex> lock(m);
     state = process_pool::task_state::finished;
     failure = std::move(f);
     cv.notify_all();
+  }
+  void exited(exit_status st) {
+    std::lock_guard<std::mutex> lock(m);
+    state = process_pool::task_state::finished;
+    status = st;
+    cv.notify_all();
+  }
+  // Under `m`, once done().
+  int result() const {
+    if (failure) throw spawn_error(*failure);
+    return status->exit_code();
   }
 };
 
@@ -37,19 +67,26 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
   process_options options;
   mutable std::mutex m;
   std::condition_variable changed;
-  std::size_t busy = 0;
+  std::size_t busy = 0;  // slots taken: by a task in `running`, or being passed on
   bool closed = false;
   std::uint64_t next_id = 1;
+  // A task is in `running` from the moment it holds a slot; whoever takes it out of there
+  // (its exit, or its failed start) passes the slot on — exactly once.
   std::map<std::uint64_t, std::shared_ptr<pool_task_state>> running;
   std::deque<std::shared_ptr<pool_task_state>> waiting;
-  // Finished tasks are parked here by the reaper thread and dropped by the next caller on
-  // another thread: a process must not be destroyed from inside its own on_exit.
+  // Finished tasks are parked here by the reaper thread and dropped by the next call: a
+  // process must not be destroyed from inside its own on_exit.
   std::vector<std::shared_ptr<pool_task_state>> finished;
 
+  enum class slot { taken, free };
+
   std::shared_ptr<pool_task_state> make_task(process_pool::work&& w);
-  void launch(const std::shared_ptr<pool_task_state>& t);
-  void hand_over_slot();
+  std::shared_ptr<pool_task_state> execute(process_pool::work&& w, bool wait);
+  slot launch(const std::shared_ptr<pool_task_state>& t, bool wait);
+  void pass_slot_on(const std::shared_ptr<pool_task_state>& ended = nullptr, exit_status st = {});
   void finish(const std::shared_ptr<pool_task_state>& t, exit_status st);
+  void abandon();
+  void drop_finished();
 };
 
 std::shared_ptr<pool_task_state> pool_state::make_task(process_pool::work&& w) {
@@ -62,9 +99,16 @@ std::shared_ptr<pool_task_state> pool_state::make_task(process_pool::work&& w) {
   std::weak_ptr<pool_state> weak_pool = weak_from_this();
   std::weak_ptr<pool_task_state> weak_task = t;
   o.on_exit = [weak_pool, weak_task, user = options.on_exit](process& p) {
-    auto pool = weak_pool.lock();
+    const exit_status st = p.status().value_or(exit_status::lost());
+    // Both held until the user's callback has returned: should it destroy the pool, the
+    // task (and `p` with it) must not go before the callback is done with `p`.
     auto task = weak_task.lock();
-    if (pool && task) pool->finish(task, p.status().value_or(exit_status::exited(255)));
+    auto pool = weak_pool.lock();
+    if (task && pool) {
+      pool->finish(task, st);
+    } else if (task) {
+      task->exited(st);  // the pool was destroyed on the reaper thread, without waiting
+    }
     if (user) user(p);
   };
   t->proc = std::visit(
@@ -73,83 +117,120 @@ std::shared_ptr<pool_task_state> pool_state::make_task(process_pool::work&& w) {
   return t;
 }
 
-// Starts a task whose slot is already counted in `busy`. On failure the task records why
-// and its slot goes on (to the next queued task, or back to the pool).
-void pool_state::launch(const std::shared_ptr<pool_task_state>& t) {
+// Takes a slot (blocking while none is free) and starts `w` in it.
+std::shared_ptr<pool_task_state> pool_state::execute(process_pool::work&& w, bool wait) {
+  auto t = make_task(std::move(w));
+  {
+    std::unique_lock<std::mutex> lock(m);
+    // Queued tasks go first: execute() does not overtake submit().
+    auto can_go = [&] { return closed || (busy < slots && waiting.empty()); };
+    if (!can_go()) {
+      refuse_on_reaper_thread("pkit::process_pool::execute");  // only an exit frees a slot
+      changed.wait(lock, can_go);
+    }
+    if (closed) throw std::system_error(errc::pool_closed, "pkit::process_pool::execute");
+    ++busy;
+    running.emplace(t->id, t);
+    drop_finished();
+  }
+  if (launch(t, wait) == slot::free) pass_slot_on();
+  return t;
+}
+
+// Starts `t`, which holds a slot (and is in `running`). Tells whether the slot is still
+// taken — by the started task, or already passed on by its exit (a start(wait) that
+// failed after the child had run) — or free for the caller to pass on (the task then
+// records why it did not start).
+pool_state::slot pool_state::launch(const std::shared_ptr<pool_task_state>& t, bool wait) {
+  std::error_code ec;
+  const pid_t pid = wait ? t->proc->start(pkit::wait, ec) : t->proc->start(ec);
+  if (!ec) {
+    t->started(pid);
+    return slot::taken;
+  }
+  bool owned;
   {
     std::lock_guard<std::mutex> lock(m);
-    running.emplace(t->id, t);
+    owned = running.erase(t->id) != 0;
   }
-  std::error_code ec;
-  pid_t pid = t->proc->start(ec);
-  if (ec) {
+  t->fail(t->proc->last_failure().value_or(spawn_failure{t->proc->name(), "start", ec}));
+  return owned ? slot::free : slot::taken;
+}
+
+// A slot counted in `busy` is free: the oldest queued task starts in it; one whose start
+// fails has recorded why, and the next one is tried — in a loop, not by recursion, so a
+// long run of failing tasks costs no stack. With nothing queued the slot goes back to the
+// pool. `ended`, the task whose exit freed the slot, reads as finished only once its slot
+// is taken again, or in the same step in which it is given back: whoever sees it finished
+// sees its slot in use or free, and whoever sees the pool idle (close) sees every task
+// finished.
+void pool_state::pass_slot_on(const std::shared_ptr<pool_task_state>& ended, exit_status st) {
+  for (;;) {
+    std::shared_ptr<pool_task_state> next;
     {
       std::lock_guard<std::mutex> lock(m);
-      running.erase(t->id);
-    }
-    t->fail(t->proc->last_failure().value_or(spawn_failure{t->proc->name(), "start", ec}));
-    hand_over_slot();
-    return;
-  }
-  std::lock_guard<std::mutex> lock(t->m);
-  if (t->state == process_pool::task_state::ready) {
-    t->state = process_pool::task_state::running;
-    t->pid = pid;
-  }
-}
-
-// A slot came free: the oldest queued task starts in it, or the pool gets it back.
-void pool_state::hand_over_slot() {
-  std::shared_ptr<pool_task_state> next;
-  {
-    std::lock_guard<std::mutex> lock(m);
-    if (waiting.empty()) {
-      --busy;
-      changed.notify_all();
-      return;
-    }
-    next = std::move(waiting.front());
-    waiting.pop_front();
-  }
-  launch(next);
-}
-
-// A task's process exited (reaper thread). Its slot goes to the next queued task before
-// the task reads as finished, and the task reads as finished in the same step in which an
-// unneeded slot is given back: whoever saw it finish sees its slot taken or free, and
-// whoever saw the pool idle (close) sees every task finished.
-void pool_state::finish(const std::shared_ptr<pool_task_state>& t, exit_status st) {
-  std::shared_ptr<pool_task_state> next;
-  {
-    std::lock_guard<std::mutex> lock(m);
-    if (!waiting.empty()) {
+      if (waiting.empty()) {
+        if (ended) ended->exited(st);
+        --busy;
+        changed.notify_all();
+        return;
+      }
       next = std::move(waiting.front());
       waiting.pop_front();
-      ++busy;  // the next task's slot; this task keeps its own until it reads as finished
+      running.emplace(next->id, next);
     }
+    if (launch(next, false) == slot::taken) break;
   }
-  if (next) launch(next);
-  std::lock_guard<std::mutex> lock(m);
-  if (running.erase(t->id) != 0) finished.push_back(t);
+  if (ended) ended->exited(st);
+}
+
+// A task's process exited (reaper thread).
+void pool_state::finish(const std::shared_ptr<pool_task_state>& t, exit_status st) {
+  bool owned;
   {
-    std::lock_guard<std::mutex> task_lock(t->m);
-    t->state = process_pool::task_state::finished;
-    t->status = st;
-    t->cv.notify_all();
+    std::lock_guard<std::mutex> lock(m);
+    owned = running.erase(t->id) != 0;
+    if (owned) finished.push_back(t);
   }
-  --busy;
-  changed.notify_all();
+  if (owned) {
+    pass_slot_on(t, st);
+  } else {
+    t->exited(st);  // its failed start(wait) gave the slot back already
+  }
+}
+
+// Under `m`: releases the finished tasks parked by `finish`. On the reaper thread one of
+// them may be inside its own on_exit further up the stack, so there they are released by
+// a task posted to that thread, which runs outside any callback.
+void pool_state::drop_finished() {
+  if (finished.empty()) return;
+  reaper& r = reaper::instance();
+  if (r.on_reaper_thread()) r.post([done = std::move(finished)] {});
+  finished.clear();
+}
+
+// The pool is destroyed on the reaper thread, which cannot wait for exits it has yet to
+// report: drop the queue and kill what runs, as ~process does there. The exits are still
+// reported to the tasks (see make_task).
+void pool_state::abandon() {
+  std::deque<std::shared_ptr<pool_task_state>> dropped;
+  std::vector<std::shared_ptr<pool_task_state>> tasks;
+  {
+    std::lock_guard<std::mutex> lock(m);
+    closed = true;
+    dropped.swap(waiting);
+    for (auto& [id, t] : running) tasks.push_back(t);
+    changed.notify_all();
+  }
+  for (auto& t : dropped)
+    t->fail(spawn_failure{t->proc->name(), "queued", make_error_code(errc::pool_closed)});
+  for (auto& t : tasks) {
+    std::error_code ignored;  // not started yet, or already gone
+    t->proc->kill(ignored);
+  }
 }
 
 }  // namespace detail
-
-namespace {
-
-[[noreturn]] void throw_closed(const char* what) {
-  throw std::system_error(errc::pool_closed, what);
-}
-
-}  // namespace
 
 std::uint64_t process_pool::task::id() const noexcept { return s_->id; }
 
@@ -182,16 +263,20 @@ std::optional<spawn_failure> process_pool::task::failure() const {
 
 int process_pool::task::join() const {
   std::unique_lock<std::mutex> lock(s_->m);
-  s_->cv.wait(lock, [&] { return s_->done(); });
-  if (s_->failure) throw spawn_error(*s_->failure);
-  return s_->status->exit_code();
+  if (!s_->done()) {
+    detail::refuse_on_reaper_thread("pkit::process_pool::task::join");
+    s_->cv.wait(lock, [&] { return s_->done(); });
+  }
+  return s_->result();
 }
 
 std::optional<int> process_pool::task::join(std::chrono::milliseconds timeout) const {
   std::unique_lock<std::mutex> lock(s_->m);
-  if (!s_->cv.wait_for(lock, timeout, [&] { return s_->done(); })) return std::nullopt;
-  if (s_->failure) throw spawn_error(*s_->failure);
-  return s_->status->exit_code();
+  if (!s_->done()) {
+    detail::refuse_on_reaper_thread("pkit::process_pool::task::join");
+    if (!s_->cv.wait_for(lock, timeout, [&] { return s_->done(); })) return std::nullopt;
+  }
+  return s_->result();
 }
 
 process_pool::process_pool(std::size_t slots, process_options options)
@@ -202,6 +287,10 @@ process_pool::process_pool(std::size_t slots, process_options options)
 }
 
 process_pool::~process_pool() {
+  if (detail::reaper::instance().on_reaper_thread()) {
+    state_->abandon();
+    return;
+  }
   try {
     terminate();
   } catch (...) {
@@ -222,19 +311,14 @@ std::size_t process_pool::queued() const {
 }
 
 process_pool::task process_pool::execute(work w) {
-  auto t = state_->make_task(std::move(w));
-  {
-    std::unique_lock<std::mutex> lock(state_->m);
-    // Queued tasks go first: execute() does not overtake submit().
-    state_->changed.wait(lock, [&] {
-      return state_->closed || (state_->busy < state_->slots && state_->waiting.empty());
-    });
-    if (state_->closed) throw_closed("pkit::process_pool::execute");
-    ++state_->busy;
-    state_->finished.clear();
-  }
-  state_->launch(t);
-  if (auto f = t->failure) throw spawn_error(*f);
+  auto t = state_->execute(std::move(w), false);
+  if (auto f = task(t).failure()) throw spawn_error(*f);
+  return task(t);
+}
+
+process_pool::task process_pool::execute(wait_t, work w) {
+  auto t = state_->execute(std::move(w), true);
+  if (auto f = task(t).failure()) throw spawn_error(*f);
   return task(t);
 }
 
@@ -252,10 +336,11 @@ std::optional<process_pool::task> process_pool::try_execute(work w, std::error_c
       return std::nullopt;
     }
     ++state_->busy;
-    state_->finished.clear();
+    state_->running.emplace(t->id, t);
+    state_->drop_finished();
   }
-  state_->launch(t);
-  if (auto f = t->failure) {
+  if (state_->launch(t, false) == detail::pool_state::slot::free) state_->pass_slot_on();
+  if (auto f = task(t).failure()) {
     ec = f->error;
     return std::nullopt;
   }
@@ -266,42 +351,49 @@ process_pool::task process_pool::submit(work w) {
   auto t = state_->make_task(std::move(w));
   {
     std::lock_guard<std::mutex> lock(state_->m);
-    if (state_->closed) throw_closed("pkit::process_pool::submit");
-    state_->finished.clear();
-    if (state_->busy >= state_->slots) {
+    if (state_->closed) throw std::system_error(errc::pool_closed, "pkit::process_pool::submit");
+    state_->drop_finished();
+    if (state_->busy >= state_->slots || !state_->waiting.empty()) {
       state_->waiting.push_back(t);
       return task(t);
     }
     ++state_->busy;
+    state_->running.emplace(t->id, t);
   }
-  state_->launch(t);
+  if (state_->launch(t, false) == detail::pool_state::slot::free) state_->pass_slot_on();
   return task(t);
 }
 
 void process_pool::close() {
-  std::unique_lock<std::mutex> lock(state_->m);
-  state_->closed = true;
-  state_->changed.notify_all();
-  state_->changed.wait(lock, [&] { return state_->busy == 0 && state_->waiting.empty(); });
-  state_->finished.clear();
+  auto& s = *state_;
+  std::unique_lock<std::mutex> lock(s.m);
+  auto idle = [&] { return s.busy == 0 && s.waiting.empty(); };
+  if (!idle()) detail::refuse_on_reaper_thread("pkit::process_pool::close");
+  s.closed = true;
+  s.changed.notify_all();
+  s.changed.wait(lock, idle);
+  s.drop_finished();
 }
 
 void process_pool::terminate() {
+  auto& s = *state_;
   std::deque<std::shared_ptr<detail::pool_task_state>> dropped;
   {
-    std::lock_guard<std::mutex> lock(state_->m);
-    state_->closed = true;
-    dropped.swap(state_->waiting);
-    state_->changed.notify_all();
+    std::lock_guard<std::mutex> lock(s.m);
+    // With a task running, this would wait for an exit only the reaper thread reports.
+    if (s.busy != 0) detail::refuse_on_reaper_thread("pkit::process_pool::terminate");
+    s.closed = true;
+    dropped.swap(s.waiting);
+    s.changed.notify_all();
   }
   for (auto& t : dropped)
     t->fail(spawn_failure{t->proc->name(), "queued", make_error_code(errc::pool_closed)});
   // A task may be between its slot and its start (another thread inside execute): stop
   // whatever runs until no slot is taken.
-  std::unique_lock<std::mutex> lock(state_->m);
-  while (state_->busy != 0) {
+  std::unique_lock<std::mutex> lock(s.m);
+  while (s.busy != 0) {
     std::vector<std::shared_ptr<detail::pool_task_state>> tasks;
-    for (auto& [id, t] : state_->running) tasks.push_back(t);
+    for (auto& [id, t] : s.running) tasks.push_back(t);
     lock.unlock();
     for (auto& t : tasks) {
       if (t->proc->runs() == 0) continue;
@@ -312,9 +404,9 @@ void process_pool::terminate() {
       }
     }
     lock.lock();
-    state_->changed.wait_for(lock, std::chrono::milliseconds(100), [&] { return state_->busy == 0; });
+    s.changed.wait_for(lock, std::chrono::milliseconds(100), [&] { return s.busy == 0; });
   }
-  state_->finished.clear();
+  s.drop_finished();
 }
 
 }  // namespace pkit

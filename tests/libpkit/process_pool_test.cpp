@@ -5,9 +5,7 @@
 // free up, without sleeping.
 
 #define BOOST_TEST_MODULE libpkit process_pool
-#include "test_support.hpp"
-
-#include <pkit/process_pool.hpp>
+#include "pool_test_support.hpp"
 
 #include <atomic>
 #include <future>
@@ -18,32 +16,11 @@
 #include <sched.h>
 
 using namespace pkit_test;
+using namespace pool_test;
 using namespace std::chrono_literals;
 using task_state = pkit::process_pool::task_state;
 
 namespace {
-
-constexpr int gate_fd = 3;
-
-/// Pool options that give every task the gate's read end as fd 3.
-pkit::process_options gated(const pipe_ends& gate, pkit::process_options o = {}) {
-  o.pass_fds.emplace_back(gate_fd, gate.read.get());
-  return o;
-}
-
-/// A task that waits for one byte on the gate, then exits with `code`.
-pkit::callable_target gated_task(int code) {
-  return [code] {
-    char c;
-    while (::read(gate_fd, &c, 1) < 0 && errno == EINTR) {
-    }
-    return code;
-  };
-}
-
-void open_gate(const pipe_ends& gate, int tasks) {
-  BOOST_TEST_REQUIRE(write_all(gate.write.get(), std::string(static_cast<std::size_t>(tasks), 'x')));
-}
 
 void block_forever() {
   for (;;) ::pause();
@@ -388,4 +365,111 @@ BOOST_AUTO_TEST_CASE(close_waits_for_queued_tasks_too) {
     BOOST_TEST(tasks[static_cast<std::size_t>(i)].state() == task_state::finished);
     BOOST_TEST(tasks[static_cast<std::size_t>(i)].exitcode() == std::optional<int>(30 + i));
   }
+}
+
+// ---------------------------------------------------------------------------
+// Observed concurrency
+// ---------------------------------------------------------------------------
+
+namespace {
+
+constexpr int event_fd = 4;
+
+/// A task that records its own start ("s<letter>") and end ("e<letter>") on the event
+/// pipe (fd 4), with one gate byte (fd 3) in between. Only async-signal-safe calls: it
+/// runs in a fork of this multithreaded test.
+pkit::callable_target recorded_task(int i) {
+  return [i] {
+    const char letter = static_cast<char>('a' + i);
+    const char start[3] = {'s', letter, '\n'};
+    if (::write(event_fd, start, sizeof start) != sizeof start) return 1;
+    char c;
+    while (::read(gate_fd, &c, 1) < 0 && errno == EINTR) {
+    }
+    const char end[3] = {'e', letter, '\n'};
+    return ::write(event_fd, end, sizeof end) == sizeof end ? 0 : 2;
+  };
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(exactly_slots_tasks_run_at_once_as_the_children_see_it) {
+  // Nine tasks queued on three slots. A task cannot end without a gate byte, so before
+  // the first byte every task that has started still runs; after each byte, one task
+  // ends, and once it is joined its slot has been handed on (join returns only after
+  // that): the live children are then exactly the tasks that should run.
+  constexpr int slots = 3;
+  constexpr int total = 9;
+  auto gate = make_pipe();
+  auto events = make_pipe();
+  auto o = gated(gate);
+  o.pass_fds.emplace_back(event_fd, events.write.get());
+  pkit::process_pool pool{slots, o};
+  std::vector<pkit::process_pool::task> tasks;
+  for (int i = 0; i < total; ++i) tasks.push_back(pool.submit(recorded_task(i)));
+
+  std::set<int> running;  // as the children reported it
+  auto next_event = [&](char kind) {
+    const std::string line = read_line(events.read.get());
+    BOOST_TEST_REQUIRE(line.size() == 2u, line);
+    BOOST_TEST_REQUIRE(line[0] == kind, "expected '" << kind << "', got " << line);
+    const int i = line[1] - 'a';
+    BOOST_TEST_REQUIRE((i >= 0 && i < total), line);
+    return i;
+  };
+  for (int k = 0; k < slots; ++k) BOOST_TEST_REQUIRE(running.insert(next_event('s')).second);
+  BOOST_TEST(running.size() == std::size_t{slots});  // `slots` tasks did run at once
+  BOOST_TEST(live_children() == std::size_t{slots});  // and no more
+
+  int started = slots;
+  for (int ended = 0; ended < total; ++ended) {
+    open_gate(gate, 1);
+    const int i = next_event('e');
+    BOOST_TEST_REQUIRE(running.erase(i) == 1u);
+    BOOST_TEST(tasks[static_cast<std::size_t>(i)].join() == 0);
+    if (started < total) {
+      BOOST_TEST_REQUIRE(running.insert(next_event('s')).second);
+      ++started;
+    }
+    const auto expected = static_cast<std::size_t>(std::min(slots, total - ended - 1));
+    BOOST_TEST(running.size() == expected);
+    BOOST_TEST(live_children() == expected);
+  }
+  events.write.reset();
+  BOOST_TEST(read_all(events.read.get()).empty());  // no task ran twice or late
+}
+
+// ---------------------------------------------------------------------------
+// Queued tasks whose start fails
+// ---------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(fifty_thousand_queued_tasks_that_fail_to_start_are_each_reported) {
+  // An empty argv fails start() at validation, before any fork, so all 50,000 fail in a
+  // row when `first` exits and its slot is handed down the queue on the reaper thread.
+  // Handing it on once per failure by recursion overflowed that thread's stack.
+  constexpr std::size_t failing = 50000;
+  auto gate = make_pipe();
+  pkit::process_pool pool{1, gated(gate)};
+  auto first = pool.submit(gated_task(7));
+  std::vector<pkit::process_pool::task> bad;
+  bad.reserve(failing);
+  for (std::size_t i = 0; i < failing; ++i) bad.push_back(pool.submit(pkit::command{}));
+  auto last = pool.submit(gated_task(8));
+  BOOST_TEST(pool.queued() == failing + 1);
+
+  open_gate(gate, 2);
+  BOOST_TEST(first.join() == 7);
+  BOOST_TEST(last.join(event_timeout) == std::optional<int>{8});
+  std::size_t reported = 0;
+  for (const auto& t : bad) {
+    const auto f = t.failure();
+    if (t.state() == task_state::finished && f && f->error == pkit::errc::invalid_argument) ++reported;
+  }
+  BOOST_TEST(reported == failing);
+  BOOST_CHECK_EXCEPTION(bad.back().join(), pkit::spawn_error, [](const pkit::spawn_error& e) {
+    return e.code() == pkit::errc::invalid_argument;
+  });
+  pool.close();
+  BOOST_TEST(pool.busy() == 0u);
+  BOOST_TEST(zombie_children().empty());
 }
