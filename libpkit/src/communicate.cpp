@@ -86,6 +86,10 @@ int poll_timeout(std::optional<std::chrono::steady_clock::time_point> deadline) 
   return static_cast<int>(std::min<long long>(ms, INT_MAX));
 }
 
+// A timeout this long is none: adding it to now() would overflow the clock's nanoseconds
+// (milliseconds::max() is a natural way to say "no limit").
+constexpr std::chrono::milliseconds forever = std::chrono::hours{24 * 365 * 100};
+
 std::chrono::milliseconds time_left(std::chrono::steady_clock::time_point deadline) {
   const auto left = deadline - std::chrono::steady_clock::now();
   if (left <= left.zero()) return std::chrono::milliseconds{0};
@@ -139,7 +143,7 @@ communicate_result communicator::communicate(std::optional<std::chrono::millisec
       return partial();
     }
     std::optional<time_point> deadline;
-    if (timeout) deadline = std::chrono::steady_clock::now() + *timeout;
+    if (timeout && *timeout < forever) deadline = std::chrono::steady_clock::now() + *timeout;
     if (!pump(deadline, ec)) return partial();
 
     communicate_result r;
@@ -240,7 +244,10 @@ bool communicator::write_input(std::error_code& ec) {
 // at most one byte beyond the limit, so an overflow is noticed without reading more.
 bool communicator::read_output(unique_fd& fd, std::string& text, std::error_code& ec) {
   std::size_t size = chunk;
-  if (max_output_) size = std::min(size, *max_output_ - std::min(*max_output_, text.size()) + 1);
+  if (max_output_) {
+    const std::size_t room = *max_output_ - std::min(*max_output_, text.size());
+    if (room < chunk) size = room + 1;  // (room + 1 itself could wrap to a 0-byte read)
+  }
   const std::size_t old = text.size();
   text.resize(old + size);
   const ssize_t n = ::read(fd.get(), text.data() + old, size);
@@ -263,13 +270,20 @@ bool communicator::read_output(unique_fd& fd, std::string& text, std::error_code
 }
 
 communicate_result communicate(process& p, communicate_options options) {
-  communicator c{p, std::move(options.input), options.max_output};
-  return c.communicate(options.timeout);
+  std::error_code ec;
+  communicate_result r = communicate(p, std::move(options), ec);
+  if (ec) throw std::system_error(ec, "communicate");
+  return r;
 }
 
 communicate_result communicate(process& p, communicate_options options,
                                std::error_code& ec) noexcept {
   try {
+    // Checked before the pipe ends are taken, so that they stay with the process.
+    if (detail::reaper::instance().on_reaper_thread()) {
+      ec = errc::would_deadlock;
+      return {};
+    }
     communicator c{p, std::move(options.input), options.max_output};
     return c.communicate(options.timeout, ec);
   } catch (const std::bad_alloc&) {

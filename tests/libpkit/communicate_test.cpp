@@ -13,6 +13,7 @@
 #include <pkit/process.hpp>
 
 #include <future>
+#include <limits>
 
 using namespace pkit_test;
 using namespace std::chrono_literals;
@@ -300,6 +301,19 @@ BOOST_AUTO_TEST_CASE(on_the_reaper_thread_it_fails_with_would_deadlock) {
   const std::error_code ec = f.get();
   BOOST_TEST((ec == pkit::errc::would_deadlock), ec.message());
   BOOST_TEST(p.join() == 0);
+  // The failed call left the pipe with the process: its output can still be read.
+  BOOST_TEST_REQUIRE(static_cast<bool>(p.stdout_pipe()));
+  BOOST_TEST(read_all(p.stdout_pipe().get()) == "hi\n");
+}
+
+BOOST_AUTO_TEST_CASE(the_largest_limit_and_timeout_mean_no_limit) {
+  pkit::process p{sh("echo out; echo err >&2"), piped(false, true, true)};
+  p.start();
+  pkit::communicate_result r = pkit::communicate(
+      p, {{}, std::chrono::milliseconds::max(), std::numeric_limits<std::size_t>::max()});
+  BOOST_TEST(r.out == "out\n");
+  BOOST_TEST(r.err == "err\n");
+  BOOST_TEST(r.status == pkit::exit_status::exited(0));
 }
 
 BOOST_AUTO_TEST_CASE(a_process_never_started_is_not_started) {

@@ -27,7 +27,7 @@ struct communicate_options {
   /// dropped.
   std::string input{};
   /// How long the whole call may take (writing, reading to end of file and joining).
-  /// Empty: no limit.
+  /// Empty, or 100 years and more (`milliseconds::max()`): no limit.
   std::optional<std::chrono::milliseconds> timeout{};
   /// The most bytes kept of *each* of stdout and stderr. Empty: no limit (the output is
   /// held in memory, so an endless stream grows without bound). A stream that carries
@@ -77,7 +77,7 @@ public:
   ~communicator();
 
   /// Writes the input, reads stdout and stderr until both reach end of file, then joins
-  /// the run. The child is never signalled: on a timeout it runs on, and the caller
+  /// the run; `timeout` as in `communicate_options`. The child is never signalled: on a timeout it runs on, and the caller
   /// decides (call again, `kill()` it, ...).
   ///
   /// Waits for end of file, not for the child's exit: a descendant that inherited the
@@ -127,7 +127,8 @@ private:
 /// max_output}.communicate(timeout)`. After an error the pipe ends are closed (a child
 /// still writing then gets EPIPE or SIGPIPE); to resume after a timeout instead, use a
 /// `communicator`. See `communicator::communicate()` for the behaviour, threads and
-/// errors; the `ec` form returns what was read until the error.
+/// errors; the `ec` form returns what was read until the error. On the reaper thread it
+/// fails with `errc::would_deadlock` before it takes the pipe ends: they stay with `p`.
 communicate_result communicate(process& p, communicate_options options = {});
 communicate_result communicate(process& p, communicate_options options,
                                std::error_code& ec) noexcept;
