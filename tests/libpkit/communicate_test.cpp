@@ -183,17 +183,15 @@ BOOST_AUTO_TEST_CASE(a_timeout_keeps_what_was_read_leaves_the_child_running_and_
 }
 
 BOOST_AUTO_TEST_CASE(the_error_code_form_returns_the_partial_output_of_a_timeout) {
-  pkit::process p{child_command({"notify", "1", "0"}), piped(false, true, false)};
-  p.start();
-  // The helper's "notify 1" writes its newline to stdout (fd 1) and blocks: wait until it
-  // is in the pipe, without reading it.
-  pollfd ready{p.stdout_pipe().get(), POLLIN, 0};
-  BOOST_TEST_REQUIRE(::poll(&ready, 1, static_cast<int>(event_timeout.count())) == 1);
+  pkit::process_options o = piped(false, true, false);
+  o.notify_fd = 3;  // start(wait) returns after "partial" is in the pipe
+  pkit::process p{sh("echo partial; echo >&3; exec sleep 100"), o};
+  p.start(pkit::wait);
 
   std::error_code ec;
   pkit::communicate_result r = pkit::communicate(p, {{}, 50ms, {}}, ec);
   BOOST_TEST((ec == std::errc::timed_out), ec.message());
-  BOOST_TEST(r.out == "\n");
+  BOOST_TEST(r.out == "partial\n");
   BOOST_TEST(!r.status);
   BOOST_TEST(p.is_alive());
   BOOST_TEST(!p.stdout_pipe(), "the pipe end was taken from the process");
@@ -205,7 +203,7 @@ BOOST_AUTO_TEST_CASE(the_error_code_form_returns_the_partial_output_of_a_timeout
 // holds the call — but a timeout bounds it, and once the grandchild is gone the call
 // completes with the child's status.
 BOOST_AUTO_TEST_CASE(a_grandchild_keeping_stdout_open_is_bounded_by_the_timeout) {
-  pkit::process p{sh("sleep 1000 & echo $!; exit 5"), piped(false, true, false)};
+  pkit::process p{sh("sleep 100 & echo $!; exit 5"), piped(false, true, false)};
   p.start();
   pkit::communicator c{p};
   BOOST_TEST_REQUIRE(p.join() == 5);  // the child itself is gone
