@@ -4,6 +4,7 @@
 /// Everything of pkit::core in one include.
 
 #include <pkit/command.hpp>
+#include <pkit/communicate.hpp>
 #include <pkit/errc.hpp>
 #include <pkit/exit_status.hpp>
 #include <pkit/fork_server.hpp>
