@@ -73,7 +73,11 @@ struct child {
   int failed_starts = 0;         // consecutive starts that died before min_uptime
   int consecutive_restarts = 0;  // for backoff
   std::uint64_t stopped_run = 0;         // the last run we stopped: its exit report is no crash
-  std::uint64_t restart_generation = 0;  // names the pending (backoff) restart, if any
+  // The pending group restart (one_for_all / rest_for_one; a one_for_one restart is a
+  // group of one) that will start this child, 0 if none. While it is set, an exit of the
+  // child's current run is part of that restart, not a new one (OTP: the supervisor
+  // stops the group synchronously, so a sibling's own exit is consumed by that stop).
+  std::uint64_t group = 0;
   bool drop_after_exit = false;  // a start_child that failed: report its exit, then remove it
   std::uint64_t ready_token = 0;  // a start step that completes with this child's child_ready
   clock::time_point started_at{};
@@ -131,6 +135,7 @@ struct supervisor_state {
   bool shutting_down = false;
   bool started = false;  // the initial start completed
   std::uint64_t next_simple_id = 1;
+  std::uint64_t next_group = 1;  // names group restarts (child::group)
   std::optional<child_spec> template_spec;  // simple_one_for_one
   std::vector<caf::typed_response_promise<caf::ok_atom>> stop_waiters;
   std::vector<event_subscriber> subscribers;
@@ -364,6 +369,7 @@ void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
   if (c == nullptr || c->active()) return step_done(self, s.id);
   c->state = child_state::starting;
   c->pid = 0;
+  c->group = 0;  // this start is the one a pending group restart was for
   c->started_at = self->clock().now();
   const std::string id = c->spec.id;
   if (c->is_supervisor()) {
@@ -430,6 +436,13 @@ void stop_child_step(self_pointer self, const step& s, std::uint64_t token) {
   c->state = child_state::stopping;
   const std::string id = c->spec.id;
   const bool drop = s.drop_if_temporary && c->spec.restart == restart_type::temporary;
+  if (c->is_supervisor() && !c->sup) {
+    // Its down message came already (handle_exit leaves no nested supervisor running
+    // without its actor): nothing left to wait for.
+    c->state = child_state::stopped;
+    if (drop) drop_child(self, s.id);
+    return step_done(self, s.id);
+  }
   if (c->is_supervisor()) {
     // Completed by the down message; brutal_kill and a missed shutdown timeout kill it.
     if (c->spec.shutdown_ms == 0) {
@@ -570,30 +583,36 @@ void restart(self_pointer self, child& c) {
   const std::int64_t delay = backoff_delay(st, c, now);
   ++c.automatic_restarts;
   c.state = child_state::restarting;
-  const std::uint64_t generation = ++c.restart_generation;
   emit(self, c, event_kind::restarting, delay);
 
-  // The group to restart: the child alone, all children, or it and those after it.
+  // The group to restart: the child alone, all children, or it and those after it (a
+  // FATAL sibling stays as it is). Each member is marked with this restart: it takes over
+  // a restart still pending for a member (whose own start is then skipped, so the group
+  // starts in spec order), an exit of a member's current run is part of it (see
+  // handle_exit), and a request about a member (terminate_child, restart_child) takes
+  // the member out of it.
   const std::string id = c.spec.id;
+  const std::uint64_t generation = st.next_group++;
   std::vector<std::string> group;
   if (flags.strategy == restart_strategy::one_for_all || flags.strategy == restart_strategy::rest_for_one) {
     auto pos = st.position(id);
     auto first = flags.strategy == restart_strategy::one_for_all ? st.children.begin() : pos;
-    for (auto i = first; i != st.children.end(); ++i) group.push_back(i->spec.id);
+    for (auto i = first; i != st.children.end(); ++i)
+      if (i->spec.id == id || i->state != child_state::fatal) group.push_back(i->spec.id);
   } else {
     group.push_back(id);
   }
+  for (const auto& g : group) st.find(g)->group = generation;
   // Starting the group (in order) is a plan of its own. The backoff before it is a timer,
-  // not a step: a child waiting out its backoff holds up no other request. If the crashed
-  // child was stopped or restarted by request meanwhile, it is left as it is.
-  auto start_group = [self, group, id, generation] {
+  // not a step: a child waiting out its backoff holds up no other request.
+  auto start_group = [self, group, generation] {
     auto& st = self->state;
+    if (st.shutting_down) return;
     plan p;
     p.failure_mode = on_failure::restart;
     for (const auto& g : group) {
       child* c = st.find(g);
-      if (c == nullptr) continue;
-      if (g == id && (c->restart_generation != generation || c->state != child_state::restarting)) continue;
+      if (c == nullptr || c->group != generation || c->active() || c->state == child_state::fatal) continue;
       p.steps.push_back({step::kind::start, g});
     }
     schedule(self, std::move(p));
@@ -642,18 +661,26 @@ void handle_exit(self_pointer self, const std::string& id, const exit_status& st
   if (c->pid < 0) c->pid = 0;
   emit(self, *c, event_kind::exited);  // with the pid of the run that ended
   c->pid = 0;
+  const child_state was = c->state;
   if (st.shutting_down) {
     c->state = child_state::stopped;
     return;
   }
+  if (c->group != 0 && (was == child_state::running || was == child_state::starting)) {
+    // A group restart planned to stop this run: it ended on its own first, and is part
+    // of that restart (which starts it again in its turn).
+    c->state = child_state::restarting;
+    return;
+  }
   const bool significant = c->spec.significant;
-  switch (decide(c->state, c->spec.restart, status)) {
+  const exit_action action = decide(was, c->spec.restart, status);
+  // Whatever follows, the run is over: a child that exited is not running (a supervisor
+  // that gives up below must not wait for its stop).
+  if (action != exit_action::none) c->state = child_state::stopped;
+  switch (action) {
     case exit_action::none: return;
-    case exit_action::remove:
-      c->state = child_state::stopped;
-      drop_child(self, id);
-      break;
-    case exit_action::stop: c->state = child_state::stopped; break;
+    case exit_action::remove: drop_child(self, id); break;
+    case exit_action::stop: break;
     case exit_action::restart: restart(self, *c); return;
   }
   // OTP's auto_shutdown: a significant child that ended for good may end the supervisor.
@@ -876,6 +903,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
         auto& st = self->state;
         child* c = st.find(id);
         if (c == nullptr) return caf::make_error(error::unknown_child, id);
+        c->group = 0;  // a restart pending for it is cancelled
         auto rp = self->make_response_promise<caf::ok_atom>();
         plan p;
         p.steps = {{step::kind::stop, id}};
@@ -900,6 +928,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
         if (c == nullptr) return caf::make_error(error::unknown_child, id);
         ++c->manual_restarts;
         c->failed_starts = 0;
+        c->group = 0;  // this request starts it
         auto rp = self->make_response_promise<child_info>();
         plan p;
         p.failure_mode = on_failure::report;
