@@ -117,7 +117,11 @@ struct supervisor_state {
 
   supervisor_spec spec;  // flags and name; children live in `children`
   const fork_server* server = nullptr;
-  process_observer observer;
+  // The parent (the observer given at spawn), by address: a strong handle here and one
+  // to us in the parent would be a cycle that keeps both alive, and the actor system
+  // with them, after the application released the tree.
+  caf::actor_addr parent;
+  std::string parent_id;  // our child id in the parent
   std::list<child> children;  // in start order; a list, so removing one is O(1)
   std::deque<clock::time_point> restarts;  // the intensity window
   std::deque<plan> plans;                  // the head one runs
@@ -693,6 +697,7 @@ void shut_down(self_pointer self, caf::error reason) {
   auto& st = self->state;
   if (st.shutting_down) return;
   st.shutting_down = true;
+  st.pending_timers.clear();  // a pending (backoff) restart starts nothing any more
   std::deque<plan> old;
   old.swap(st.plans);
   auto under_way = std::move(st.pending);
@@ -794,7 +799,9 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
   for (auto& s : subscribers)
     if (s.who) subscribe(self, std::move(s.who), s.kinds);
   st.server = server;
-  st.observer = std::move(observer);
+  st.parent = observer.actor.address();
+  st.parent_id = std::move(observer.id);
+  observer.actor = nullptr;
   st.timers = detail::make_timer_relay(self->system());
   std::vector<child_spec> initial = std::move(spec.children);
   st.spec = std::move(spec);
@@ -835,9 +842,14 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       }
     }
   });
-  // Children are not linked to us, so an exit message comes from our parent (or whoever
-  // else linked to us or sent it): stop everything, then follow it.
-  self->set_exit_handler([self](caf::exit_msg& em) { shut_down(self, em.reason); });
+  // Children are not linked to us. OTP: a supervisor ends when its parent tells it to;
+  // an exit signal from anyone else is a message it ignores. An anonymous exit
+  // (caf::anon_send_exit: its source is the receiver itself) is an order from the
+  // application or from a parent that is going away (~supervisor_state), and is obeyed.
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    if (em.source == self->address() || (em.source && em.source == self->state.parent))
+      shut_down(self, em.reason);
+  });
 
   // The initial start: every child in order, each after the previous is ready.
   caf::error invalid;
@@ -872,9 +884,8 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       return;
     }
     st.started = true;
-    if (st.observer.actor)
-      detail::anon_send_from(self, st.observer.actor, child_ready_atom_v, st.observer.id, std::uint64_t{1},
-                             std::int32_t{0});
+    detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.parent), child_ready_atom_v, st.parent_id,
+                           std::uint64_t{1}, std::int32_t{0});
   };
   if (invalid) {
     st.clear();
@@ -901,6 +912,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       },
       [self](terminate_child_atom, std::string id) -> caf::result<caf::ok_atom> {
         auto& st = self->state;
+        if (st.shutting_down) return caf::make_error(error::shutting_down, st.spec.name);
         child* c = st.find(id);
         if (c == nullptr) return caf::make_error(error::unknown_child, id);
         c->group = 0;  // a restart pending for it is cancelled
@@ -924,6 +936,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       },
       [self](restart_child_atom, std::string id) -> caf::result<child_info> {
         auto& st = self->state;
+        if (st.shutting_down) return caf::make_error(error::shutting_down, st.spec.name);
         child* c = st.find(id);
         if (c == nullptr) return caf::make_error(error::unknown_child, id);
         ++c->manual_restarts;
