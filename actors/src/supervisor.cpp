@@ -42,21 +42,42 @@ using ms = std::chrono::milliseconds;
 //   -----------------------------------------------------------------------------------
 //   stopping           × exited (a stop we asked for)   → none: the stop step completes
 //   stopped / fatal    × exited (stale, older run)      → none
+//   running / starting × exited, a group restart pending → restarting: part of that
+//                        for the child (child::group)      restart, not a new one
 //   running / starting × exited, restart = temporary    → remove the child
 //   running / starting × exited(0), restart = transient → stopped, not restarted
-//   running / starting × any other exit                 → restart (counted):
-//        restarts in the last period > intensity        → give up: stop all, exit
-//        died before min_uptime, max_failed_starts hit  → fatal: no more restarts
+//   running / starting × any other exit                 → stopped, then restart:
+//        died before min_uptime (a failed start),       → fatal: no more restarts
+//          max_failed_starts reached                      (not counted by intensity)
+//        not a failed start, and restarts in the last   → give up: stop all, exit
+//          period > intensity                             with restart_limit
 //        otherwise                                      → per strategy, after backoff
-//   starting           × start failed (exec, not ready) → as an exit (counted), except
-//                                                         while the supervisor itself
-//                                                         starts (OTP: init fails)
+//                                                         (FATAL siblings left out)
+//   starting           × start failed (exec, not ready) → in a restart: as an exit
+//                                                         (counted); on request or at
+//                                                         the supervisor's own start:
+//                                                         stopped (stopping until the
+//                                                         process made is gone), the
+//                                                         error to the caller
+//   any                × exit_msg not from the parent   → ignored (OTP)
+//   any                × request once shutting down     → error shutting_down
 enum class exit_action { none, remove, stop, restart };
 
-exit_action decide(child_state state, restart_type type, const exit_status& status) {
+// How a child's run ended: its process's exit status when there was a process, and the
+// reason when the status cannot tell it (a nested supervisor's exit reason, a start
+// error: start_failed with its stage and errno).
+struct run_end {
+  std::optional<exit_status> status;
+  std::string reason;
+  bool success = false;  // transient children are not restarted after a success
+};
+
+run_end ended_with(const exit_status& s) { return {s, {}, s.success()}; }
+
+exit_action decide(child_state state, restart_type type, bool success) {
   if (state != child_state::running && state != child_state::starting) return exit_action::none;
   if (type == restart_type::temporary) return exit_action::remove;
-  if (type == restart_type::transient && status.success()) return exit_action::stop;
+  if (type == restart_type::transient && success) return exit_action::stop;
   return exit_action::restart;
 }
 
@@ -70,6 +91,7 @@ struct child {
   std::uint32_t automatic_restarts = 0;
   std::uint32_t manual_restarts = 0;
   std::optional<exit_status> last;
+  std::string last_reason;  // see run_end
   int failed_starts = 0;         // consecutive starts that died before min_uptime
   int consecutive_restarts = 0;  // for backoff
   std::uint64_t stopped_run = 0;         // the last run we stopped: its exit report is no crash
@@ -79,6 +101,10 @@ struct child {
   // stops the group synchronously, so a sibling's own exit is consumed by that stop).
   std::uint64_t group = 0;
   bool drop_after_exit = false;  // a start_child that failed: report its exit, then remove it
+  // The current run failed to start (not ready) but its process exists: its exit ends
+  // the failed start. (A process exists once child_started came, which precedes the
+  // process actor's error reply.)
+  bool failed_run = false;
   std::uint64_t ready_token = 0;  // a start step that completes with this child's child_ready
   clock::time_point started_at{};
 
@@ -203,6 +229,7 @@ child_info info_of(const child& c) {
   i.manual_restarts = c.manual_restarts;
   i.has_last_exit = c.last.has_value();
   if (c.last) i.last_exit = *c.last;
+  i.last_reason = c.last_reason;
   i.handle = c.sup ? caf::actor_cast<caf::actor>(c.sup) : caf::actor_cast<caf::actor>(c.proc);
   return i;
 }
@@ -251,7 +278,7 @@ void emit(self_pointer self, const child& c, event_kind kind, std::int64_t delay
   e.has_status = kind == event_kind::exited && c.last.has_value();
   if (e.has_status) e.status = *c.last;
   e.delay_ms = delay_ms;
-  e.reason = std::move(reason);
+  e.reason = kind == event_kind::exited && reason.empty() ? c.last_reason : std::move(reason);
   publish(self, e);
 }
 
@@ -307,7 +334,7 @@ void drop_child(self_pointer self, const std::string& id) {
   st.remove(id);
 }
 
-void handle_exit(self_pointer self, const std::string& id, const exit_status& status);
+void handle_exit(self_pointer self, const std::string& id, run_end end);
 void give_up(self_pointer self);
 
 // -- plan execution ----------------------------------------------------------------------
@@ -342,14 +369,24 @@ void step_failed(self_pointer self, const std::string& id, const caf::error& err
   auto& st = self->state;
   if (st.plans.empty()) return;
   const on_failure mode = st.plans.front().failure_mode;
+  child* c = st.find(id);
+  const bool was_starting = c != nullptr && c->state == child_state::starting;
+  std::string why = self->system().render(err);
+  if (was_starting && mode != on_failure::restart) {
+    // OTP: a failed start leaves the child terminated, and the caller gets the error. A
+    // process it made is being killed: the child is stopping until its exit comes.
+    c->last_reason = why;
+    c->state = c->failed_run ? child_state::stopping : child_state::stopped;
+    if (!c->failed_run) c->pid = 0;
+  }
   if (mode == on_failure::each) return end_step(self, id, err);
   finish_plan(self, err, id);
-  if (mode == on_failure::restart) {
-    // A child that could not even be created leaves no exit to wait for: treat the
-    // failure as its exit now. One that was created exits later, and that exit counts.
-    if (child* c = st.find(id); c != nullptr && c->state == child_state::starting && c->pid == 0) {
-      handle_exit(self, id, exit_status::exited(127));
-    }
+  if (mode == on_failure::restart && was_starting) {
+    // In a restart the failure counts as the child's exit: now if no process was made,
+    // else when its exit comes (see child_exited).
+    c = st.find(id);
+    if (c != nullptr && c->state == child_state::starting && !c->failed_run)
+      handle_exit(self, id, run_end{std::nullopt, std::move(why), false});
   }
 }
 
@@ -373,11 +410,14 @@ void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
   if (c == nullptr || c->active()) return step_done(self, s.id);
   c->state = child_state::starting;
   c->pid = 0;
+  c->failed_run = false;
   c->group = 0;  // this start is the one a pending group restart was for
   c->started_at = self->clock().now();
   const std::string id = c->spec.id;
   if (c->is_supervisor()) {
-    if (c->sup) return;  // still shutting down; cannot happen after a completed stop
+    // An actor left from an earlier run (a completed stop leaves none) must not stay
+    // beside the new one; the step always goes on.
+    if (c->sup) discard_actor(self, *c);
     c->sup = spawn_supervisor(self->system(), c->spec.supervisor.front(), st.server,
                               process_observer{caf::actor_cast<caf::actor>(self), id});
     // Monitored, not linked: a link would carry a `kill` of the child to us, and CAF's
@@ -419,10 +459,9 @@ void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
             auto& st = self->state;
             if (!is_current(st, id, token)) return;
             child* c = st.find(id);
-            // start_failed: no child was made. Readiness failures: a child was made and
-            // its exit is on the way (pid known from the process actor's status).
-            if (c != nullptr && c->state == child_state::starting && err != error::start_failed)
-              c->pid = -1;  // marks "exit pending"; handle_exit takes it from there
+            // A process was made iff its child_started came (it precedes this reply):
+            // then its exit is on the way and ends the failed start.
+            if (c != nullptr && c->state == child_state::starting && c->pid > 0) c->failed_run = true;
             step_failed(self, id, err);
           });
 }
@@ -657,12 +696,12 @@ void auto_shutdown_check(self_pointer self) {
   shut_down(self, caf::exit_reason::normal);
 }
 
-void handle_exit(self_pointer self, const std::string& id, const exit_status& status) {
+void handle_exit(self_pointer self, const std::string& id, run_end end) {
   auto& st = self->state;
   child* c = st.find(id);
   if (c == nullptr) return;
-  c->last = status;
-  if (c->pid < 0) c->pid = 0;
+  c->last = end.status;
+  c->last_reason = std::move(end.reason);
   emit(self, *c, event_kind::exited);  // with the pid of the run that ended
   c->pid = 0;
   const child_state was = c->state;
@@ -677,7 +716,7 @@ void handle_exit(self_pointer self, const std::string& id, const exit_status& st
     return;
   }
   const bool significant = c->spec.significant;
-  const exit_action action = decide(was, c->spec.restart, status);
+  const exit_action action = decide(was, c->spec.restart, end.success);
   // Whatever follows, the run is over: a child that exited is not running (a supervisor
   // that gives up below must not wait for its stop).
   if (action != exit_action::none) c->state = child_state::stopped;
@@ -764,10 +803,9 @@ caf::result<child_info> add_and_start(self_pointer self, child_spec spec) {
       // OTP: a child whose start fails is not added. If a process was made it is gone
       // (or going): its actor goes with the spec.
       if (c != nullptr) {
-        if (c->pid != 0) {
+        if (c->failed_run && c->state == child_state::stopping) {
           // A process was made (it never got ready and is being killed): its exit is
           // reported to subscribers before the child goes.
-          c->state = child_state::stopping;
           c->drop_after_exit = true;
         } else {
           drop_child(self, id);
@@ -818,27 +856,28 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
     if (child* cp = st.find(id)) {
       child& c = *cp;
       if (c.is_supervisor()) {
+        // A nested supervisor has no exit status: its exit reason is the truth.
         c.sup = nullptr;
-        const exit_status status = dm.reason ? exit_status::exited(1) : exit_status::exited(0);
+        std::string why = dm.reason ? self->system().render(dm.reason) : std::string();
         if (c.state == child_state::stopping) {
           c.state = child_state::stopped;
-          c.last = status;
+          c.last.reset();
+          c.last_reason = std::move(why);
           emit(self, c, event_kind::stopped);
           step_done(self, id);
         } else if (c.state == child_state::starting && current_step_is(st, step::kind::start, id)) {
-          // It failed while starting its own children. In a restart this counts as its exit
-          // (step_failed handles that); otherwise the plan's owner decides.
-          c.last = status;
-          if (st.plans.front().failure_mode != on_failure::restart) c.state = child_state::stopped;
+          // It failed while starting its own children: a failed start (step_failed).
           step_failed(self, id, dm.reason ? dm.reason : caf::make_error(error::start_failed, id));
         } else {
-          handle_exit(self, id, status);
+          handle_exit(self, id, run_end{std::nullopt, std::move(why), !dm.reason});
         }
       } else {
         // A process actor died under us (it should not): its child is gone with it.
         c.proc = nullptr;
         complete_ready_step(self, c);  // its child_ready will not come
-        if (c.active()) handle_exit(self, id, exit_status::killed(SIGKILL));
+        if (c.active())
+          handle_exit(self, id, run_end{std::nullopt, "its process actor ended: " + self->system().render(dm.reason),
+                                        false});
       }
     }
   });
@@ -1027,7 +1066,8 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
         if (inc < c->incarnation) return;
         c->incarnation = inc;
         c->pid = pid;
-        emit(self, *c, event_kind::ready);
+        // Not for a run already being stopped (or ended): it is not ready for anyone.
+        if (c->state == child_state::starting || c->state == child_state::running) emit(self, *c, event_kind::ready);
         complete_ready_step(self, *c);
       },
       [self](child_exited_atom, std::string id, std::uint64_t inc, exit_status status) {
@@ -1037,27 +1077,25 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
         // came first and told it).
         if (c == nullptr || inc < c->incarnation || inc <= c->stopped_run) return;
         c->incarnation = inc;
-        if (c->drop_after_exit) {
+        if (c->failed_run && c->state == child_state::stopping) {
+          // The end of a start that failed on request (start_child, restart_child, the
+          // initial start): the child stays terminated; its start error stays its reason.
+          c->failed_run = false;
+          c->state = child_state::stopped;
           c->last = status;
           emit(self, *c, event_kind::exited);
-          drop_child(self, id);
+          c->pid = 0;
+          if (c->drop_after_exit) drop_child(self, id);
           return;
         }
         // Only a run we consider alive can end on its own; the end of one we are stopping
-        // is told by the stop's reply.
+        // is told by the stop's reply. (The end of a failed restart counts: it is starting.)
         if (c->state != child_state::running && c->state != child_state::starting) return;
-        if (c->state == child_state::starting && c->pid == -1) {
-          // The start already failed (readiness); this is that child's end.
-          c->pid = 0;
-          if (st.started || st.shutting_down) {
-            handle_exit(self, id, status);
-          } else {
-            c->state = child_state::stopped;
-            c->last = status;
-          }
-          return;
-        }
-        handle_exit(self, id, status);
+        const std::string reason = c->failed_run ? c->last_reason : std::string();
+        c->failed_run = false;
+        run_end end = ended_with(status);
+        end.reason = reason;
+        handle_exit(self, id, std::move(end));
       },
       [self](restart_atom, std::uint64_t token) {
         auto& timers = self->state.pending_timers;
