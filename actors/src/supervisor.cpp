@@ -610,9 +610,14 @@ bool over_intensity(supervisor_state& st, clock::time_point now) {
 void restart(self_pointer self, child& c) {
   auto& st = self->state;
   const auto now = self->clock().now();
-  if (over_intensity(st, now)) return give_up(self);
   const auto& flags = st.spec.flags;
   const auto uptime = std::chrono::duration_cast<ms>(now - c.started_at).count();
+  // The two limits compose: a death before min_uptime is a failed start, limited by
+  // max_failed_starts (then FATAL: that child alone stops); every other restart counts
+  // toward the intensity (then the supervisor gives up). Counting failed starts toward
+  // the intensity too would make FATAL unreachable with the default intensity of 1.
+  const bool failed_start = flags.min_uptime_ms > 0 && flags.max_failed_starts > 0 && uptime < flags.min_uptime_ms;
+  if (!failed_start && over_intensity(st, now)) return give_up(self);
   if (flags.min_uptime_ms > 0) {
     c.failed_starts = uptime < flags.min_uptime_ms ? c.failed_starts + 1 : 0;
     if (flags.max_failed_starts > 0 && c.failed_starts >= flags.max_failed_starts) {
