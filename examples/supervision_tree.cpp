@@ -132,7 +132,14 @@ int main() {
           "the workers supervisor was restarted with its children");
     check(children(self, tree)["web"].pid == web0, "web, under top, was left alone");
 
-    self->request(tree, std::chrono::seconds(10), stop_atom_v).receive([](caf::ok_atom) {}, [](caf::error&) {});
-    check(::kill(web0, 0) != 0 || errno == ESRCH, "stopping top stopped the tree");
+    bool stopped = false;
+    self->request(tree, std::chrono::seconds(10), stop_atom_v)
+        .receive([&](caf::ok_atom) { stopped = true; }, [](caf::error&) {});
+    check(stopped, "top answered stop");
+    // stop is answered once every process of the tree has exited and been reaped: each pid
+    // is gone (errno is read only when kill failed, so it is this call's).
+    auto gone = [](pid_t pid) { return ::kill(pid, 0) == -1 && errno == ESRCH; };
+    check(gone(web0) && gone(b["db"].pid) && gone(w2["queue"].pid) && gone(w2["worker"].pid),
+          "stopping top stopped the tree");
   });
 }

@@ -53,7 +53,12 @@ struct process_actor_state {
 
   process_spec spec;
   const fork_server* server = nullptr;
-  process_observer observer;
+  // The observer by address (a supervisor holds a strong handle to us: a strong one back
+  // would be a cycle that keeps both, and the actor system, alive once released).
+  struct {
+    caf::actor_addr actor;
+    std::string id;
+  } observer;
 
   std::unique_ptr<process> proc;
   caf::actor timers;  // see timer_relay.hpp
@@ -172,7 +177,7 @@ void deliver_all(Promises& promises, const Value& v) {
 void notify_observer_ready(self_pointer self) {
   auto& st = self->state;
   if (st.observer.actor)
-    detail::anon_send_from(self, st.observer.actor, child_ready_atom_v, st.observer.id, st.incarnation, st.pid);
+    detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_ready_atom_v, st.observer.id, st.incarnation, st.pid);
 }
 
 process_actor::behavior_type process_actor_impl(self_pointer self, process_spec spec,
@@ -181,7 +186,8 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
   if (spec.name.empty()) spec.name = !spec.argv.empty() ? spec.argv.front() : spec.target;
   st.spec = std::move(spec);
   st.server = server;
-  st.observer = std::move(observer);
+  st.observer.actor = observer.actor.address();
+  st.observer.id = std::move(observer.id);
   return {
       [self](start_atom) -> caf::result<std::int32_t> {
         auto& st = self->state;
@@ -201,7 +207,7 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
         st.started_at_ns = now_ns();
         st.stop_requested = false;
         if (st.observer.actor)
-          detail::anon_send_from(self, st.observer.actor, child_started_atom_v, st.observer.id, st.incarnation,
+          detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_started_atom_v, st.observer.id, st.incarnation,
                                  st.pid);
         if (ready_at_start(st.spec)) {
           // The reply goes out before child_ready, as it does for a child that reports
@@ -262,7 +268,7 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
                       caf::make_error(error::died_before_ready, st.spec.name + " " + status.to_string()));
         deliver_all(st.exit_waiters, status);
         if (st.observer.actor)
-          detail::anon_send_from(self, st.observer.actor, child_exited_atom_v, st.observer.id, inc, status);
+          detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_exited_atom_v, st.observer.id, inc, status);
       },
       [self](stop_atom) -> caf::result<exit_status> {
         auto& st = self->state;

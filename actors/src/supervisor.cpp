@@ -42,21 +42,42 @@ using ms = std::chrono::milliseconds;
 //   -----------------------------------------------------------------------------------
 //   stopping           × exited (a stop we asked for)   → none: the stop step completes
 //   stopped / fatal    × exited (stale, older run)      → none
+//   running / starting × exited, a group restart pending → restarting: part of that
+//                        for the child (child::group)      restart, not a new one
 //   running / starting × exited, restart = temporary    → remove the child
 //   running / starting × exited(0), restart = transient → stopped, not restarted
-//   running / starting × any other exit                 → restart (counted):
-//        restarts in the last period > intensity        → give up: stop all, exit
-//        died before min_uptime, max_failed_starts hit  → fatal: no more restarts
+//   running / starting × any other exit                 → stopped, then restart:
+//        died before min_uptime (a failed start),       → fatal: no more restarts
+//          max_failed_starts reached                      (not counted by intensity)
+//        not a failed start, and restarts in the last   → give up: stop all, exit
+//          period > intensity                             with restart_limit
 //        otherwise                                      → per strategy, after backoff
-//   starting           × start failed (exec, not ready) → as an exit (counted), except
-//                                                         while the supervisor itself
-//                                                         starts (OTP: init fails)
+//                                                         (FATAL siblings left out)
+//   starting           × start failed (exec, not ready) → in a restart: as an exit
+//                                                         (counted); on request or at
+//                                                         the supervisor's own start:
+//                                                         stopped (stopping until the
+//                                                         process made is gone), the
+//                                                         error to the caller
+//   any                × exit_msg not from the parent   → ignored (OTP)
+//   any                × request once shutting down     → error shutting_down
 enum class exit_action { none, remove, stop, restart };
 
-exit_action decide(child_state state, restart_type type, const exit_status& status) {
+// How a child's run ended: its process's exit status when there was a process, and the
+// reason when the status cannot tell it (a nested supervisor's exit reason, a start
+// error: start_failed with its stage and errno).
+struct run_end {
+  std::optional<exit_status> status;
+  std::string reason;
+  bool success = false;  // transient children are not restarted after a success
+};
+
+run_end ended_with(const exit_status& s) { return {s, {}, s.success()}; }
+
+exit_action decide(child_state state, restart_type type, bool success) {
   if (state != child_state::running && state != child_state::starting) return exit_action::none;
   if (type == restart_type::temporary) return exit_action::remove;
-  if (type == restart_type::transient && status.success()) return exit_action::stop;
+  if (type == restart_type::transient && success) return exit_action::stop;
   return exit_action::restart;
 }
 
@@ -70,11 +91,20 @@ struct child {
   std::uint32_t automatic_restarts = 0;
   std::uint32_t manual_restarts = 0;
   std::optional<exit_status> last;
+  std::string last_reason;  // see run_end
   int failed_starts = 0;         // consecutive starts that died before min_uptime
   int consecutive_restarts = 0;  // for backoff
   std::uint64_t stopped_run = 0;         // the last run we stopped: its exit report is no crash
-  std::uint64_t restart_generation = 0;  // names the pending (backoff) restart, if any
+  // The pending group restart (one_for_all / rest_for_one; a one_for_one restart is a
+  // group of one) that will start this child, 0 if none. While it is set, an exit of the
+  // child's current run is part of that restart, not a new one (OTP: the supervisor
+  // stops the group synchronously, so a sibling's own exit is consumed by that stop).
+  std::uint64_t group = 0;
   bool drop_after_exit = false;  // a start_child that failed: report its exit, then remove it
+  // The current run failed to start (not ready) but its process exists: its exit ends
+  // the failed start. (A process exists once child_started came, which precedes the
+  // process actor's error reply.)
+  bool failed_run = false;
   std::uint64_t ready_token = 0;  // a start step that completes with this child's child_ready
   clock::time_point started_at{};
 
@@ -113,7 +143,11 @@ struct supervisor_state {
 
   supervisor_spec spec;  // flags and name; children live in `children`
   const fork_server* server = nullptr;
-  process_observer observer;
+  // The parent (the observer given at spawn), by address: a strong handle here and one
+  // to us in the parent would be a cycle that keeps both alive, and the actor system
+  // with them, after the application released the tree.
+  caf::actor_addr parent;
+  std::string parent_id;  // our child id in the parent
   std::list<child> children;  // in start order; a list, so removing one is O(1)
   std::deque<clock::time_point> restarts;  // the intensity window
   std::deque<plan> plans;                  // the head one runs
@@ -131,6 +165,7 @@ struct supervisor_state {
   bool shutting_down = false;
   bool started = false;  // the initial start completed
   std::uint64_t next_simple_id = 1;
+  std::uint64_t next_group = 1;  // names group restarts (child::group)
   std::optional<child_spec> template_spec;  // simple_one_for_one
   std::vector<caf::typed_response_promise<caf::ok_atom>> stop_waiters;
   std::vector<event_subscriber> subscribers;
@@ -194,6 +229,7 @@ child_info info_of(const child& c) {
   i.manual_restarts = c.manual_restarts;
   i.has_last_exit = c.last.has_value();
   if (c.last) i.last_exit = *c.last;
+  i.last_reason = c.last_reason;
   i.handle = c.sup ? caf::actor_cast<caf::actor>(c.sup) : caf::actor_cast<caf::actor>(c.proc);
   return i;
 }
@@ -242,7 +278,7 @@ void emit(self_pointer self, const child& c, event_kind kind, std::int64_t delay
   e.has_status = kind == event_kind::exited && c.last.has_value();
   if (e.has_status) e.status = *c.last;
   e.delay_ms = delay_ms;
-  e.reason = std::move(reason);
+  e.reason = kind == event_kind::exited && reason.empty() ? c.last_reason : std::move(reason);
   publish(self, e);
 }
 
@@ -298,7 +334,7 @@ void drop_child(self_pointer self, const std::string& id) {
   st.remove(id);
 }
 
-void handle_exit(self_pointer self, const std::string& id, const exit_status& status);
+void handle_exit(self_pointer self, const std::string& id, run_end end);
 void give_up(self_pointer self);
 
 // -- plan execution ----------------------------------------------------------------------
@@ -333,14 +369,24 @@ void step_failed(self_pointer self, const std::string& id, const caf::error& err
   auto& st = self->state;
   if (st.plans.empty()) return;
   const on_failure mode = st.plans.front().failure_mode;
+  child* c = st.find(id);
+  const bool was_starting = c != nullptr && c->state == child_state::starting;
+  std::string why = self->system().render(err);
+  if (was_starting && mode != on_failure::restart) {
+    // OTP: a failed start leaves the child terminated, and the caller gets the error. A
+    // process it made is being killed: the child is stopping until its exit comes.
+    c->last_reason = why;
+    c->state = c->failed_run ? child_state::stopping : child_state::stopped;
+    if (!c->failed_run) c->pid = 0;
+  }
   if (mode == on_failure::each) return end_step(self, id, err);
   finish_plan(self, err, id);
-  if (mode == on_failure::restart) {
-    // A child that could not even be created leaves no exit to wait for: treat the
-    // failure as its exit now. One that was created exits later, and that exit counts.
-    if (child* c = st.find(id); c != nullptr && c->state == child_state::starting && c->pid == 0) {
-      handle_exit(self, id, exit_status::exited(127));
-    }
+  if (mode == on_failure::restart && was_starting) {
+    // In a restart the failure counts as the child's exit: now if no process was made,
+    // else when its exit comes (see child_exited).
+    c = st.find(id);
+    if (c != nullptr && c->state == child_state::starting && !c->failed_run)
+      handle_exit(self, id, run_end{std::nullopt, std::move(why), false});
   }
 }
 
@@ -364,10 +410,14 @@ void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
   if (c == nullptr || c->active()) return step_done(self, s.id);
   c->state = child_state::starting;
   c->pid = 0;
+  c->failed_run = false;
+  c->group = 0;  // this start is the one a pending group restart was for
   c->started_at = self->clock().now();
   const std::string id = c->spec.id;
   if (c->is_supervisor()) {
-    if (c->sup) return;  // still shutting down; cannot happen after a completed stop
+    // An actor left from an earlier run (a completed stop leaves none) must not stay
+    // beside the new one; the step always goes on.
+    if (c->sup) discard_actor(self, *c);
     c->sup = spawn_supervisor(self->system(), c->spec.supervisor.front(), st.server,
                               process_observer{caf::actor_cast<caf::actor>(self), id});
     // Monitored, not linked: a link would carry a `kill` of the child to us, and CAF's
@@ -409,10 +459,9 @@ void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
             auto& st = self->state;
             if (!is_current(st, id, token)) return;
             child* c = st.find(id);
-            // start_failed: no child was made. Readiness failures: a child was made and
-            // its exit is on the way (pid known from the process actor's status).
-            if (c != nullptr && c->state == child_state::starting && err != error::start_failed)
-              c->pid = -1;  // marks "exit pending"; handle_exit takes it from there
+            // A process was made iff its child_started came (it precedes this reply):
+            // then its exit is on the way and ends the failed start.
+            if (c != nullptr && c->state == child_state::starting && c->pid > 0) c->failed_run = true;
             step_failed(self, id, err);
           });
 }
@@ -430,6 +479,13 @@ void stop_child_step(self_pointer self, const step& s, std::uint64_t token) {
   c->state = child_state::stopping;
   const std::string id = c->spec.id;
   const bool drop = s.drop_if_temporary && c->spec.restart == restart_type::temporary;
+  if (c->is_supervisor() && !c->sup) {
+    // Its down message came already (handle_exit leaves no nested supervisor running
+    // without its actor): nothing left to wait for.
+    c->state = child_state::stopped;
+    if (drop) drop_child(self, s.id);
+    return step_done(self, s.id);
+  }
   if (c->is_supervisor()) {
     // Completed by the down message; brutal_kill and a missed shutdown timeout kill it.
     if (c->spec.shutdown_ms == 0) {
@@ -554,9 +610,14 @@ bool over_intensity(supervisor_state& st, clock::time_point now) {
 void restart(self_pointer self, child& c) {
   auto& st = self->state;
   const auto now = self->clock().now();
-  if (over_intensity(st, now)) return give_up(self);
   const auto& flags = st.spec.flags;
   const auto uptime = std::chrono::duration_cast<ms>(now - c.started_at).count();
+  // The two limits compose: a death before min_uptime is a failed start, limited by
+  // max_failed_starts (then FATAL: that child alone stops); every other restart counts
+  // toward the intensity (then the supervisor gives up). Counting failed starts toward
+  // the intensity too would make FATAL unreachable with the default intensity of 1.
+  const bool failed_start = flags.min_uptime_ms > 0 && flags.max_failed_starts > 0 && uptime < flags.min_uptime_ms;
+  if (!failed_start && over_intensity(st, now)) return give_up(self);
   if (flags.min_uptime_ms > 0) {
     c.failed_starts = uptime < flags.min_uptime_ms ? c.failed_starts + 1 : 0;
     if (flags.max_failed_starts > 0 && c.failed_starts >= flags.max_failed_starts) {
@@ -570,30 +631,36 @@ void restart(self_pointer self, child& c) {
   const std::int64_t delay = backoff_delay(st, c, now);
   ++c.automatic_restarts;
   c.state = child_state::restarting;
-  const std::uint64_t generation = ++c.restart_generation;
   emit(self, c, event_kind::restarting, delay);
 
-  // The group to restart: the child alone, all children, or it and those after it.
+  // The group to restart: the child alone, all children, or it and those after it (a
+  // FATAL sibling stays as it is). Each member is marked with this restart: it takes over
+  // a restart still pending for a member (whose own start is then skipped, so the group
+  // starts in spec order), an exit of a member's current run is part of it (see
+  // handle_exit), and a request about a member (terminate_child, restart_child) takes
+  // the member out of it.
   const std::string id = c.spec.id;
+  const std::uint64_t generation = st.next_group++;
   std::vector<std::string> group;
   if (flags.strategy == restart_strategy::one_for_all || flags.strategy == restart_strategy::rest_for_one) {
     auto pos = st.position(id);
     auto first = flags.strategy == restart_strategy::one_for_all ? st.children.begin() : pos;
-    for (auto i = first; i != st.children.end(); ++i) group.push_back(i->spec.id);
+    for (auto i = first; i != st.children.end(); ++i)
+      if (i->spec.id == id || i->state != child_state::fatal) group.push_back(i->spec.id);
   } else {
     group.push_back(id);
   }
+  for (const auto& g : group) st.find(g)->group = generation;
   // Starting the group (in order) is a plan of its own. The backoff before it is a timer,
-  // not a step: a child waiting out its backoff holds up no other request. If the crashed
-  // child was stopped or restarted by request meanwhile, it is left as it is.
-  auto start_group = [self, group, id, generation] {
+  // not a step: a child waiting out its backoff holds up no other request.
+  auto start_group = [self, group, generation] {
     auto& st = self->state;
+    if (st.shutting_down) return;
     plan p;
     p.failure_mode = on_failure::restart;
     for (const auto& g : group) {
       child* c = st.find(g);
-      if (c == nullptr) continue;
-      if (g == id && (c->restart_generation != generation || c->state != child_state::restarting)) continue;
+      if (c == nullptr || c->group != generation || c->active() || c->state == child_state::fatal) continue;
       p.steps.push_back({step::kind::start, g});
     }
     schedule(self, std::move(p));
@@ -634,26 +701,34 @@ void auto_shutdown_check(self_pointer self) {
   shut_down(self, caf::exit_reason::normal);
 }
 
-void handle_exit(self_pointer self, const std::string& id, const exit_status& status) {
+void handle_exit(self_pointer self, const std::string& id, run_end end) {
   auto& st = self->state;
   child* c = st.find(id);
   if (c == nullptr) return;
-  c->last = status;
-  if (c->pid < 0) c->pid = 0;
+  c->last = end.status;
+  c->last_reason = std::move(end.reason);
   emit(self, *c, event_kind::exited);  // with the pid of the run that ended
   c->pid = 0;
+  const child_state was = c->state;
   if (st.shutting_down) {
     c->state = child_state::stopped;
     return;
   }
+  if (c->group != 0 && (was == child_state::running || was == child_state::starting)) {
+    // A group restart planned to stop this run: it ended on its own first, and is part
+    // of that restart (which starts it again in its turn).
+    c->state = child_state::restarting;
+    return;
+  }
   const bool significant = c->spec.significant;
-  switch (decide(c->state, c->spec.restart, status)) {
+  const exit_action action = decide(was, c->spec.restart, end.success);
+  // Whatever follows, the run is over: a child that exited is not running (a supervisor
+  // that gives up below must not wait for its stop).
+  if (action != exit_action::none) c->state = child_state::stopped;
+  switch (action) {
     case exit_action::none: return;
-    case exit_action::remove:
-      c->state = child_state::stopped;
-      drop_child(self, id);
-      break;
-    case exit_action::stop: c->state = child_state::stopped; break;
+    case exit_action::remove: drop_child(self, id); break;
+    case exit_action::stop: break;
     case exit_action::restart: restart(self, *c); return;
   }
   // OTP's auto_shutdown: a significant child that ended for good may end the supervisor.
@@ -666,6 +741,7 @@ void shut_down(self_pointer self, caf::error reason) {
   auto& st = self->state;
   if (st.shutting_down) return;
   st.shutting_down = true;
+  st.pending_timers.clear();  // a pending (backoff) restart starts nothing any more
   std::deque<plan> old;
   old.swap(st.plans);
   auto under_way = std::move(st.pending);
@@ -732,10 +808,9 @@ caf::result<child_info> add_and_start(self_pointer self, child_spec spec) {
       // OTP: a child whose start fails is not added. If a process was made it is gone
       // (or going): its actor goes with the spec.
       if (c != nullptr) {
-        if (c->pid != 0) {
+        if (c->failed_run && c->state == child_state::stopping) {
           // A process was made (it never got ready and is being killed): its exit is
           // reported to subscribers before the child goes.
-          c->state = child_state::stopping;
           c->drop_after_exit = true;
         } else {
           drop_child(self, id);
@@ -767,7 +842,9 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
   for (auto& s : subscribers)
     if (s.who) subscribe(self, std::move(s.who), s.kinds);
   st.server = server;
-  st.observer = std::move(observer);
+  st.parent = observer.actor.address();
+  st.parent_id = std::move(observer.id);
+  observer.actor = nullptr;
   st.timers = detail::make_timer_relay(self->system());
   std::vector<child_spec> initial = std::move(spec.children);
   st.spec = std::move(spec);
@@ -784,33 +861,39 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
     if (child* cp = st.find(id)) {
       child& c = *cp;
       if (c.is_supervisor()) {
+        // A nested supervisor has no exit status: its exit reason is the truth.
         c.sup = nullptr;
-        const exit_status status = dm.reason ? exit_status::exited(1) : exit_status::exited(0);
+        std::string why = dm.reason ? self->system().render(dm.reason) : std::string();
         if (c.state == child_state::stopping) {
           c.state = child_state::stopped;
-          c.last = status;
+          c.last.reset();
+          c.last_reason = std::move(why);
           emit(self, c, event_kind::stopped);
           step_done(self, id);
         } else if (c.state == child_state::starting && current_step_is(st, step::kind::start, id)) {
-          // It failed while starting its own children. In a restart this counts as its exit
-          // (step_failed handles that); otherwise the plan's owner decides.
-          c.last = status;
-          if (st.plans.front().failure_mode != on_failure::restart) c.state = child_state::stopped;
+          // It failed while starting its own children: a failed start (step_failed).
           step_failed(self, id, dm.reason ? dm.reason : caf::make_error(error::start_failed, id));
         } else {
-          handle_exit(self, id, status);
+          handle_exit(self, id, run_end{std::nullopt, std::move(why), !dm.reason});
         }
       } else {
         // A process actor died under us (it should not): its child is gone with it.
         c.proc = nullptr;
         complete_ready_step(self, c);  // its child_ready will not come
-        if (c.active()) handle_exit(self, id, exit_status::killed(SIGKILL));
+        if (c.active())
+          handle_exit(self, id, run_end{std::nullopt, "its process actor ended: " + self->system().render(dm.reason),
+                                        false});
       }
     }
   });
-  // Children are not linked to us, so an exit message comes from our parent (or whoever
-  // else linked to us or sent it): stop everything, then follow it.
-  self->set_exit_handler([self](caf::exit_msg& em) { shut_down(self, em.reason); });
+  // Children are not linked to us. OTP: a supervisor ends when its parent tells it to;
+  // an exit signal from anyone else is a message it ignores. An anonymous exit
+  // (caf::anon_send_exit: its source is the receiver itself) is an order from the
+  // application or from a parent that is going away (~supervisor_state), and is obeyed.
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    if (em.source == self->address() || (em.source && em.source == self->state.parent))
+      shut_down(self, em.reason);
+  });
 
   // The initial start: every child in order, each after the previous is ready.
   caf::error invalid;
@@ -845,9 +928,8 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       return;
     }
     st.started = true;
-    if (st.observer.actor)
-      detail::anon_send_from(self, st.observer.actor, child_ready_atom_v, st.observer.id, std::uint64_t{1},
-                             std::int32_t{0});
+    detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.parent), child_ready_atom_v, st.parent_id,
+                           std::uint64_t{1}, std::int32_t{0});
   };
   if (invalid) {
     st.clear();
@@ -874,8 +956,10 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       },
       [self](terminate_child_atom, std::string id) -> caf::result<caf::ok_atom> {
         auto& st = self->state;
+        if (st.shutting_down) return caf::make_error(error::shutting_down, st.spec.name);
         child* c = st.find(id);
         if (c == nullptr) return caf::make_error(error::unknown_child, id);
+        c->group = 0;  // a restart pending for it is cancelled
         auto rp = self->make_response_promise<caf::ok_atom>();
         plan p;
         p.steps = {{step::kind::stop, id}};
@@ -896,10 +980,12 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       },
       [self](restart_child_atom, std::string id) -> caf::result<child_info> {
         auto& st = self->state;
+        if (st.shutting_down) return caf::make_error(error::shutting_down, st.spec.name);
         child* c = st.find(id);
         if (c == nullptr) return caf::make_error(error::unknown_child, id);
         ++c->manual_restarts;
         c->failed_starts = 0;
+        c->group = 0;  // this request starts it
         auto rp = self->make_response_promise<child_info>();
         plan p;
         p.failure_mode = on_failure::report;
@@ -985,7 +1071,8 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
         if (inc < c->incarnation) return;
         c->incarnation = inc;
         c->pid = pid;
-        emit(self, *c, event_kind::ready);
+        // Not for a run already being stopped (or ended): it is not ready for anyone.
+        if (c->state == child_state::starting || c->state == child_state::running) emit(self, *c, event_kind::ready);
         complete_ready_step(self, *c);
       },
       [self](child_exited_atom, std::string id, std::uint64_t inc, exit_status status) {
@@ -995,27 +1082,25 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
         // came first and told it).
         if (c == nullptr || inc < c->incarnation || inc <= c->stopped_run) return;
         c->incarnation = inc;
-        if (c->drop_after_exit) {
+        if (c->failed_run && c->state == child_state::stopping) {
+          // The end of a start that failed on request (start_child, restart_child, the
+          // initial start): the child stays terminated; its start error stays its reason.
+          c->failed_run = false;
+          c->state = child_state::stopped;
           c->last = status;
           emit(self, *c, event_kind::exited);
-          drop_child(self, id);
+          c->pid = 0;
+          if (c->drop_after_exit) drop_child(self, id);
           return;
         }
         // Only a run we consider alive can end on its own; the end of one we are stopping
-        // is told by the stop's reply.
+        // is told by the stop's reply. (The end of a failed restart counts: it is starting.)
         if (c->state != child_state::running && c->state != child_state::starting) return;
-        if (c->state == child_state::starting && c->pid == -1) {
-          // The start already failed (readiness); this is that child's end.
-          c->pid = 0;
-          if (st.started || st.shutting_down) {
-            handle_exit(self, id, status);
-          } else {
-            c->state = child_state::stopped;
-            c->last = status;
-          }
-          return;
-        }
-        handle_exit(self, id, status);
+        const std::string reason = c->failed_run ? c->last_reason : std::string();
+        c->failed_run = false;
+        run_end end = ended_with(status);
+        end.reason = reason;
+        handle_exit(self, id, std::move(end));
       },
       [self](restart_atom, std::uint64_t token) {
         auto& timers = self->state.pending_timers;

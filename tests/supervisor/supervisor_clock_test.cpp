@@ -89,6 +89,41 @@ struct clock_fixture {
     return s;
   }
 
+  /// A supervisor of nested supervisors (no children of their own) with these ids.
+  pa::supervisor_actor start_group(pa::supervisor_flags flags, std::vector<std::string> ids) {
+    pa::supervisor_spec spec;
+    spec.name = "clock";
+    spec.flags = flags;
+    for (const auto& id : ids) {
+      pa::child_spec child;
+      child.id = id;
+      child.supervisor.push_back(pa::supervisor_spec{"inner-" + id, {}, {}});
+      spec.children.push_back(child);
+    }
+    auto s = pa::spawn_supervisor(*sys, spec, nullptr, {}, {{collector}});
+    sups.push_back(s);
+    run();
+    BOOST_TEST_REQUIRE(count(event_kind::ready, 1) == ids.size(), "the children did not start;" << history());
+    return s;
+  }
+
+  /// Ends the actors of these children at the same moment (one delivery round).
+  void crash_together(const pa::supervisor_actor& s, std::vector<std::string> ids) {
+    const auto cs = which(s);
+    for (const auto& id : ids)
+      for (const auto& c : cs)
+        if (c.id == id) caf::anon_send_exit(c.handle, caf::exit_reason::user_shutdown);
+    run();
+  }
+
+  std::vector<std::string> trace_of(std::initializer_list<event_kind> kinds) const {
+    std::vector<std::string> out;
+    for (const auto& e : events)
+      for (auto k : kinds)
+        if (e.kind == k) out.push_back(pa::to_string(e.kind) + ":" + e.child);
+    return out;
+  }
+
   std::vector<pa::child_info> which(const pa::supervisor_actor& s) {
     std::optional<std::vector<pa::child_info>> out;
     sys->spawn(
@@ -242,6 +277,79 @@ BOOST_AUTO_TEST_CASE(a_child_killed_unconditionally_is_restarted_and_its_supervi
   BOOST_TEST(count(event_kind::exited, 1) == 1u, history());
   BOOST_TEST(count(event_kind::ready, 2) == 1u, "not restarted;" << history());
   BOOST_TEST(which(s).size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(one_for_all_children_ending_together_are_one_restart_and_restart_in_spec_order_after_backoff) {
+  auto f = flags_with(1, 5000);
+  f.strategy = pa::restart_strategy::one_for_all;
+  f.backoff = {100, 1000, 2.0, 0.0, 60000};
+  auto s = start_group(f, {"a", "b", "c"});
+  events.clear();
+  crash_together(s, {"c", "a"});
+  BOOST_TEST(count(event_kind::restarting) == 1u, history());
+  BOOST_TEST(count(event_kind::gave_up) == 0u, history());
+  advance(100ms);
+  BOOST_TEST(trace_of({event_kind::ready}) == (std::vector<std::string>{"ready:a", "ready:b", "ready:c"}),
+             history());
+}
+
+BOOST_AUTO_TEST_CASE(rest_for_one_a_later_child_ending_with_the_earlier_one_is_part_of_its_restart) {
+  auto f = flags_with(1, 5000);
+  f.strategy = pa::restart_strategy::rest_for_one;
+  f.backoff = {100, 1000, 2.0, 0.0, 60000};
+  auto s = start_group(f, {"a", "b", "c"});
+  events.clear();
+  crash_together(s, {"b", "c"});
+  BOOST_TEST(count(event_kind::restarting) == 1u, history());
+  BOOST_TEST(count(event_kind::gave_up) == 0u, history());
+  advance(100ms);
+  BOOST_TEST(trace_of({event_kind::ready}) == (std::vector<std::string>{"ready:b", "ready:c"}), history());
+}
+
+BOOST_AUTO_TEST_CASE(a_pending_restart_joined_by_a_wider_group_restart_keeps_the_spec_order) {
+  // b's own restart waits out its backoff when a crashes: a's group restart (rest_for_one:
+  // a, b, c) takes b's over; the children start a, b, c — never c or b first.
+  auto f = flags_with(5, 5000);
+  f.strategy = pa::restart_strategy::rest_for_one;
+  f.backoff = {100, 1000, 2.0, 0.0, 60000};
+  auto s = start_group(f, {"a", "b", "c"});
+  events.clear();
+  crash_together(s, {"b"});
+  advance(50ms);
+  crash_together(s, {"a"});
+  advance(1000ms);
+  BOOST_TEST(trace_of({event_kind::ready}) == (std::vector<std::string>{"ready:a", "ready:b", "ready:c"}),
+             history());
+}
+
+BOOST_AUTO_TEST_CASE(with_the_default_intensity_a_child_failing_its_starts_reaches_fatal_and_the_supervisor_lives) {
+  // intensity 1 (the default): failed starts (deaths before min_uptime) are counted by
+  // max_failed_starts, not by the intensity.
+  auto f = flags_with(1, 5000);
+  f.min_uptime_ms = 500;
+  f.max_failed_starts = 3;
+  auto s = start(f);
+  for (int i = 0; i < 3; ++i) crash(s);
+  BOOST_TEST(count(event_kind::gave_up) == 0u, history());
+  BOOST_TEST(count(event_kind::fatal) == 1u, history());
+  BOOST_TEST(pa::to_string(which(s).front().state) == pa::to_string(pa::child_state::fatal));
+}
+
+BOOST_AUTO_TEST_CASE(a_group_restart_does_not_revive_a_fatal_sibling) {
+  auto f = flags_with(10, 5000);
+  f.strategy = pa::restart_strategy::one_for_all;
+  f.min_uptime_ms = 500;
+  f.max_failed_starts = 1;
+  auto s = start_group(f, {"a", "b"});
+  crash_together(s, {"a"});  // up 0 ms: one failed start is fatal
+  BOOST_TEST_REQUIRE(count(event_kind::fatal) == 1u, history());
+  advance(1000ms);
+  events.clear();
+  crash_together(s, {"b"});  // b was up long enough: restarted, with the group
+  const auto cs = which(s);
+  BOOST_TEST(pa::to_string(cs[0].state) == pa::to_string(pa::child_state::fatal), history());
+  BOOST_TEST(count(event_kind::started) == 1u, history());
+  BOOST_TEST(pa::to_string(cs[1].state) == pa::to_string(pa::child_state::running));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -166,6 +166,11 @@ struct child_info {
   /// The child's actor: a `process_actor` for a worker, a `supervisor_actor` for a
   /// nested supervisor (actor_cast it); empty while the child has none.
   caf::actor handle;
+  /// Why the last run ended when its exit status cannot tell (a nested supervisor has
+  /// none: its exit reason, e.g. restart_limit), or why the last start failed (the
+  /// start error: start_failed with its stage and errno, ready_timeout, ...). Empty for
+  /// a process that simply exited. (Also the `reason` of the `exited` event.)
+  std::string last_reason;
 };
 
 /// OTP's count_children.
@@ -258,7 +263,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, child_info& x) {
   return f(caf::meta::type_name("pkit::actors::child_info"), x.id, x.state, x.pid, x.incarnation,
            x.is_supervisor, x.automatic_restarts, x.manual_restarts, x.has_last_exit, x.last_exit,
-           x.handle);
+           x.handle, x.last_reason);
 }
 
 template <class Inspector>

@@ -50,7 +50,8 @@ using process_actor = caf::typed_actor<
 /// for each run, `(child_started_atom, std::string id, std::uint64_t incarnation,
 /// std::int32_t pid)` once the child exists, `(child_ready_atom, id, incarnation, pid)`
 /// once it is ready (not for a run that never gets ready), and `(child_exited_atom, id,
-/// incarnation, exit_status)` when it ends.
+/// incarnation, exit_status)` when it ends. The process actor keeps only the observer's
+/// address: it does not keep the observer alive.
 struct process_observer {
   caf::actor actor;
   std::string id;

@@ -55,6 +55,11 @@ namespace pkit::actors {
 /// Every restart is a scheduled step, never a blocking loop: a supervisor whose child
 /// can never start still answers `which_children`, `count_children` and `stop` at once.
 ///
+/// An exit message ends a supervisor only when it comes from its parent (the observer
+/// given to spawn_supervisor) or is anonymous (`caf::anon_send_exit`); OTP ignores exit
+/// signals from anyone else, and so does pkit. Once it shuts down, requests are answered
+/// with `error::shutting_down` and nothing is started any more.
+///
 /// Children are monitored, not linked. When a supervisor ends — however, even killed with
 /// `exit_reason::kill` — its children (process actors, nested supervisors) are told to
 /// stop, and their processes are stopped. A child actor killed with `exit_reason::kill`
