@@ -7,6 +7,7 @@
 #include "timer_relay.hpp"
 
 #include <caf/actor_cast.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -21,9 +22,40 @@
 namespace pkit::actors {
 namespace {
 
-// Kinds of deadline_atom.
-constexpr std::uint8_t ready_deadline = 0;
-constexpr std::uint8_t stop_deadline = 1;
+// The actor's internal messages. Private types of this file, not serializable: only code
+// here can make them, and no remote node can send them (see the public interface's doc).
+/// pkit's reaper thread: run `run` of the child ended with `status`.
+struct exit_report {
+  std::uint64_t run;
+  exit_status status;
+};
+/// pkit's reaper thread: run `run` became ready (`err` empty) or failed to.
+struct ready_report {
+  std::uint64_t run;
+  caf::error err;
+};
+/// A delayed message to self: a deadline of run `run` has passed.
+enum class deadline_kind : std::uint8_t { ready, stop };
+struct deadline_report {
+  std::uint64_t run;
+  deadline_kind kind;
+};
+
+}  // namespace
+}  // namespace pkit::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::actors::exit_report)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::actors::ready_report)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::actors::deadline_report)
+
+namespace pkit::actors {
+namespace {
+
+/// The handle the actor is spawned as: the public interface plus the internal reports.
+/// Only this file holds it; everyone else gets the `process_actor` it converts to.
+using private_process_actor = process_actor::extend<caf::reacts_to<exit_report>,
+                                                    caf::reacts_to<ready_report>,
+                                                    caf::reacts_to<deadline_report>>;
 
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -99,7 +131,7 @@ struct process_actor_state {
   }
 };
 
-using self_pointer = process_actor::stateful_pointer<process_actor_state>;
+using self_pointer = private_process_actor::stateful_pointer<process_actor_state>;
 
 bool ready_at_start(const process_spec& spec) { return !spec.argv.empty() && spec.notify_fd < 0; }
 
@@ -120,8 +152,8 @@ caf::error make_process(self_pointer self) {
   o.stop = policy_of(spec);
   caf::actor_addr addr = self->address();
   o.on_exit = [addr](process& p) {
-    if (auto h = caf::actor_cast<caf::actor>(addr))
-      caf::anon_send(h, exited_atom_v, p.runs(), p.status().value_or(exit_status::exited(255)));
+    if (auto h = caf::actor_cast<private_process_actor>(addr))
+      caf::anon_send(h, exit_report{p.runs(), p.status().value_or(exit_status::lost())});
   };
   // A program without notify_fd is ready once start() returns (it has exec'd: an exec
   // failure is start()'s error), so only the other kinds wait for an on_ready report —
@@ -134,7 +166,8 @@ caf::error make_process(self_pointer self) {
                                                                  : error::start_failed,
                             f ? f->to_string() : ec.message());
     }
-    if (auto h = caf::actor_cast<caf::actor>(addr)) caf::anon_send(h, ready_atom_v, p.runs(), err);
+    if (auto h = caf::actor_cast<private_process_actor>(addr))
+      caf::anon_send(h, ready_report{p.runs(), std::move(err)});
   };
 
   const bool program = !spec.argv.empty();
@@ -175,7 +208,7 @@ void notify_observer_ready(self_pointer self) {
     detail::anon_send_from(self, st.observer.actor, child_ready_atom_v, st.observer.id, st.incarnation, st.pid);
 }
 
-process_actor::behavior_type process_actor_impl(self_pointer self, process_spec spec,
+private_process_actor::behavior_type process_actor_impl(self_pointer self, process_spec spec,
                                                 const fork_server* server, process_observer observer) {
   auto& st = self->state;
   if (spec.name.empty()) spec.name = !spec.argv.empty() ? spec.argv.front() : spec.target;
@@ -216,14 +249,16 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
         // start-up record arrives: no deadline needed. A notify_fd child may never notify.
         if (st.spec.notify_fd >= 0 && st.spec.ready_timeout_ms >= 0)
           detail::delayed_weak_send(timers_of(self), self->address(),
-                                    std::chrono::milliseconds(st.spec.ready_timeout_ms), deadline_atom_v,
-                                    st.incarnation, ready_deadline);
+                                    std::chrono::milliseconds(st.spec.ready_timeout_ms),
+                                    deadline_report{st.incarnation, deadline_kind::ready});
         auto rp = self->make_response_promise<std::int32_t>();
         st.start_waiters.push_back(rp);
         return rp;
       },
-      [self](ready_atom, std::uint64_t inc, caf::error err) {
+      [self](ready_report& report) {
         auto& st = self->state;
+        const std::uint64_t inc = report.run;
+        caf::error& err = report.err;
         if (inc != st.incarnation || st.state != process_state::starting) return;
         if (err) {
           // libpkit has killed the child; its exit follows.
@@ -235,10 +270,10 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
         deliver_all(st.start_waiters, st.pid);
         notify_observer_ready(self);
       },
-      [self](deadline_atom, std::uint64_t inc, std::uint8_t kind) {
+      [self](const deadline_report& report) {
         auto& st = self->state;
-        if (inc != st.incarnation) return;
-        if (kind == ready_deadline && st.state == process_state::starting) {
+        if (report.run != st.incarnation) return;
+        if (report.kind == deadline_kind::ready && st.state == process_state::starting) {
           std::error_code ignored;
           st.proc->kill(ignored);
           st.state = process_state::stopping;
@@ -246,13 +281,15 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
                       caf::make_error(error::ready_timeout, st.spec.name + " not ready within " +
                                                                 std::to_string(st.spec.ready_timeout_ms) +
                                                                 " ms"));
-        } else if (kind == stop_deadline && st.state == process_state::stopping) {
+        } else if (report.kind == deadline_kind::stop && st.state == process_state::stopping) {
           std::error_code ignored;
           st.proc->kill(ignored);
         }
       },
-      [self](exited_atom, std::uint64_t inc, exit_status status) {
+      [self](const exit_report& report) {
         auto& st = self->state;
+        const std::uint64_t inc = report.run;
+        const exit_status status = report.status;
         if (inc != st.incarnation || !st.in_progress()) return;
         st.last = status;
         st.pid = 0;
@@ -285,7 +322,7 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
             if (st.spec.stop_timeout_ms > 0)
               detail::delayed_weak_send(timers_of(self), self->address(),
                                         std::chrono::milliseconds(st.spec.stop_timeout_ms),
-                                        deadline_atom_v, st.incarnation, stop_deadline);
+                                        deadline_report{st.incarnation, deadline_kind::stop});
           }
         }
         auto rp = self->make_response_promise<exit_status>();
@@ -343,7 +380,9 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
 
 process_actor spawn_process(caf::actor_system& system, process_spec spec, const fork_server* server,
                             process_observer observer) {
-  return system.spawn(process_actor_impl, std::move(spec), server, std::move(observer));
+  // Converted to the public interface: the private one stays in this file.
+  private_process_actor handle = system.spawn(process_actor_impl, std::move(spec), server, std::move(observer));
+  return handle;
 }
 
 }  // namespace pkit::actors

@@ -7,6 +7,8 @@
 #include "actor_test_support.hpp"
 
 #include <caf/after.hpp>
+#include <caf/atom.hpp>
+#include <caf/response_type.hpp>
 
 #include <variant>
 
@@ -767,6 +769,69 @@ BOOST_AUTO_TEST_CASE(the_observer_is_told_of_a_requested_stop) {
   auto* exited = std::get_if<observed_exit>(&m);
   BOOST_TEST_REQUIRE(exited != nullptr, "expected child_exited, got variant #" << m.index());
   BOOST_TEST(exited->status == exit_status::killed(SIGTERM));
+}
+
+// =====================================================================================
+// Internal messages are not part of the interface
+// =====================================================================================
+
+// What a peer can put on the wire for the reports pkit's reaper thread and timers send a
+// process actor: the same atoms ("exited", "ready", "deadline") and arguments.
+using forged_exited = caf::atom_constant<caf::atom("exited")>;
+using forged_ready = caf::atom_constant<caf::atom("ready")>;
+using forged_deadline = caf::atom_constant<caf::atom("deadline")>;
+
+template <class Handle, class... Ts>
+constexpr bool accepts = caf::response_type<typename Handle::signatures, Ts...>::valid;
+
+static_assert(accepts<pa::process_actor, pa::start_atom>, "the check itself works");
+static_assert(!accepts<pa::process_actor, forged_exited, std::uint64_t, exit_status>,
+              "a process_actor handle must not accept an exit report");
+static_assert(!accepts<pa::process_actor, forged_ready, std::uint64_t, caf::error>,
+              "a process_actor handle must not accept a readiness report");
+static_assert(!accepts<pa::process_actor, forged_deadline, std::uint64_t, std::uint8_t>,
+              "a process_actor handle must not accept a deadline");
+
+// The type system aside (actor_cast, or a remote node): a forged exit report must not make
+// the actor forget its live child.
+BOOST_AUTO_TEST_CASE(a_forged_exit_report_through_an_untyped_handle_is_ignored) {
+  auto a = spawn(sleep_spec());
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  const auto before = status(a);
+  BOOST_TEST_REQUIRE(before.state == process_state::running);
+  auto untyped = caf::actor_cast<caf::actor>(a);
+  self->send(untyped, forged_exited::value, before.incarnation, exit_status::exited(0));
+  // Sent after the forgery by the same sender: answered after it was handled.
+  const auto after = status(a);
+  BOOST_TEST(after.state == process_state::running, "state " << pa::to_string(after.state));
+  BOOST_TEST(after.pid == *r.value);
+  BOOST_TEST(!after.has_last_exit, "a forged exit was recorded as the last exit");
+  BOOST_TEST(is_running(*r.value));
+  auto stopped = stop(a);
+  BOOST_TEST_REQUIRE(stopped.ok(), stopped.describe());
+  BOOST_TEST(*stopped.value == exit_status::killed(SIGTERM), "stop replied before the real exit");
+}
+
+BOOST_AUTO_TEST_CASE(forged_readiness_and_deadline_reports_are_ignored) {
+  auto a = spawn(never_ready_spec(60000));
+  caf::scoped_actor starter{system};
+  auto pending = starter->request(a, event_timeout, pa::start_atom_v);
+  const auto before = status(a);
+  BOOST_TEST_REQUIRE(before.state == process_state::starting);
+  BOOST_TEST_REQUIRE(before.pid > 0);
+  auto untyped = caf::actor_cast<caf::actor>(a);
+  // A forged "ready" would answer the start; a forged ready deadline would kill the child.
+  self->send(untyped, forged_ready::value, before.incarnation, caf::error{});
+  self->send(untyped, forged_deadline::value, before.incarnation, std::uint8_t{0});
+  const auto after = status(a);
+  BOOST_TEST(after.state == process_state::starting, "state " << pa::to_string(after.state));
+  BOOST_TEST(after.pid == before.pid);
+  BOOST_TEST(is_running(before.pid));
+  // The start is still pending: it ends with the real run.
+  BOOST_TEST_REQUIRE(kill(a).ok());
+  auto started = await<std::int32_t>(std::move(pending));
+  BOOST_TEST(started.is(pa::error::died_before_ready), started.describe());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

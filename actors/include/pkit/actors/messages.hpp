@@ -318,10 +318,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(pkit, caf::first_custom_type_id)
   CAF_ADD_ATOM(pkit, pkit::actors, signal_atom, "signal")
   CAF_ADD_ATOM(pkit, pkit::actors, join_atom, "join")
   CAF_ADD_ATOM(pkit, pkit::actors, status_atom, "status")
-  // Internal: reports from the reaper thread and delayed messages to self.
-  CAF_ADD_ATOM(pkit, pkit::actors, exited_atom, "exited")
-  CAF_ADD_ATOM(pkit, pkit::actors, ready_atom, "ready")
-  CAF_ADD_ATOM(pkit, pkit::actors, deadline_atom, "deadline")
+  // (A process actor's internal reports have private, unserializable types of
+  // process_actor.cpp: no atom here, so no peer can forge them.)
   // Supervisors.
   CAF_ADD_ATOM(pkit, pkit::actors, start_child_atom, "startchild")
   CAF_ADD_ATOM(pkit, pkit::actors, terminate_child_atom, "termchild")

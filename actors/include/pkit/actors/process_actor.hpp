@@ -29,8 +29,13 @@ namespace pkit::actors {
 /// * `join` → exit status of the current run, answered when it ends, to any number of
 ///   waiting callers; at once when no run is in progress (`not_started` if none ever).
 /// * `status` → process_info.
-/// * The remaining handlers are internal (reports from pkit's reaper thread and delayed
-///   messages to itself); the incarnation number makes stale ones harmless.
+///
+/// That is the whole interface. The actor also handles reports from pkit's reaper thread
+/// and its own delayed messages, but those are not part of this type: the actor is spawned
+/// as a private extension of it that only pkit's code can name, and the reports are of
+/// private types that are not serializable. A holder of this handle — an `actor_cast`
+/// to `caf::actor` included, or a remote node — cannot forge them (they are dropped as
+/// unexpected messages).
 ///
 /// When the actor terminates (for any reason), a child still running is stopped per its
 /// spec: no process outlives its actor unsupervised.
@@ -40,10 +45,7 @@ using process_actor = caf::typed_actor<
     caf::replies_to<kill_atom>::with<exit_status>,
     caf::replies_to<signal_atom, std::int32_t>::with<caf::ok_atom>,
     caf::replies_to<join_atom>::with<exit_status>,
-    caf::replies_to<status_atom>::with<process_info>,
-    caf::reacts_to<exited_atom, std::uint64_t, exit_status>,
-    caf::reacts_to<ready_atom, std::uint64_t, caf::error>,
-    caf::reacts_to<deadline_atom, std::uint64_t, std::uint8_t>>;
+    caf::replies_to<status_atom>::with<process_info>>;
 
 /// Where a process actor reports its child's life, besides its own replies: the
 /// supervisor that owns it (an untyped handle; may be empty). It receives, in this order
