@@ -274,14 +274,10 @@ typename Inspector::result_type inspect(Inspector& f, supervisor_event& x) {
 }
 
 /// Registers every message type and the error category of pkit's actor layer with
-/// `cfg`, and installs pkit's scheduler (`scheduler.policy = pkit`, through a module
-/// factory): CAF's work sharing — idle workers block instead of polling, so a supervision
-/// tree uses no CPU while nothing happens — plus a hand-off slot per worker, so a chain
-/// of single messages runs on one worker without a thread wake-up per link (see the
-/// README). An application that prefers one of CAF's schedulers sets the policy again
-/// after this call to `sharing`, `stealing` or `testing` (or in its config file or command
-/// line, which `cfg.parse` reads afterwards). Call once, before the actor system is
-/// constructed. (Remoting additionally needs `cfg.load<caf::io::middleman>()`.)
+/// `cfg`. Nothing else: the scheduler stays whatever the application configures (pkit's
+/// own is an explicit opt-in, `use_pkit_scheduler(cfg)` in pkit/actors/scheduler.hpp).
+/// Call once, before the actor system is constructed. (Remoting additionally needs
+/// `cfg.load<caf::io::middleman>()`.)
 void init(caf::actor_system_config& cfg);
 
 }  // namespace pkit::actors
