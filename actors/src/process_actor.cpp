@@ -3,6 +3,7 @@
 #include <pkit/actors/error.hpp>
 #include <pkit/process.hpp>
 
+#include "child_stopper.hpp"
 #include "send_from.hpp"
 #include "timer_relay.hpp"
 
@@ -15,8 +16,9 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
-#include <thread>
+#include <system_error>
 #include <vector>
 
 namespace pkit::actors {
@@ -80,6 +82,18 @@ stdio stream_of(const std::string& path) {
 
 caf::error spec_error(const std::string& what) { return caf::make_error(error::invalid_spec, what); }
 
+// Shared by a process actor and its process's callbacks (on pkit's reaper thread): where
+// the exit report goes — to the actor while it lives, to the stopper once it is gone.
+struct child_link {
+  std::mutex m;
+  caf::actor_addr actor;
+  detail::child_stopper* stopper = nullptr;
+  std::uint64_t exited_run = 0;            // the last run whose exit was reported
+  detail::stop_job* stopping = nullptr;    // set once the stopper has the process
+};
+
+using steady = detail::stop_job::clock;
+
 struct process_actor_state {
   static inline const char* name = "pkit.process";
 
@@ -88,6 +102,9 @@ struct process_actor_state {
   process_observer observer;
 
   std::unique_ptr<process> proc;
+  std::shared_ptr<child_link> link;
+  // Allocated with the process: handing the child to the stopper allocates nothing.
+  std::unique_ptr<detail::stop_job> job;
   caf::actor timers;  // see timer_relay.hpp
   process_state state = process_state::idle;
   std::uint64_t incarnation = 0;
@@ -95,6 +112,11 @@ struct process_actor_state {
   std::int64_t started_at_ns = 0;
   std::optional<exit_status> last;
   bool stop_requested = false;
+  // Of the current run, so that no signal is sent twice: the stop signal is sent, and
+  // SIGKILL is due at kill_at; SIGKILL was sent.
+  bool stop_sent = false;
+  steady::time_point kill_at = steady::time_point::max();
+  bool killed = false;
   std::vector<caf::typed_response_promise<std::int32_t>> start_waiters;
   std::vector<caf::typed_response_promise<exit_status>> exit_waiters;
 
@@ -103,31 +125,56 @@ struct process_actor_state {
            state == process_state::stopping;
   }
 
-  // The child must not outlive its actor. A graceful stop can take the whole stop timeout,
-  // which an actor must not wait for: it is finished by a short-lived thread of its own.
-  ~process_actor_state() {
-    // The relay ends with us, while the system runs: left to die when CAF's clock drops
-    // its pending messages at shutdown, many relays at once deadlock that clock.
-    if (timers) caf::anon_send_exit(timers, caf::exit_reason::user_shutdown);
-    // Nobody waits forever for an actor that is gone.
-    for (auto& rp : start_waiters) rp.deliver(caf::make_error(error::shutting_down, spec.name));
-    for (auto& rp : exit_waiters) rp.deliver(caf::make_error(error::shutting_down, spec.name));
-    if (!proc || !in_progress()) return;
+  // Sends the spec's stop signal (SIGKILL for a zero stop timeout) and notes when SIGKILL
+  // is due. Once per run.
+  void send_stop_signal() noexcept {
     std::error_code ignored;
+    stop_sent = true;
     if (spec.stop_timeout_ms == 0) {
       proc->kill(ignored);
-    } else if (spec.kill_group) {
+      killed = true;
+      return;
+    }
+    if (spec.kill_group) {
       proc->signal_group(spec.stop_signal, ignored);
     } else {
       proc->signal(spec.stop_signal, ignored);
     }
-    std::thread([p = std::move(proc), policy = policy_of(spec)]() mutable {
-      try {
-        p->stop(policy);
-      } catch (...) {
-        // Gone already.
-      }
-    }).detach();
+    kill_at = spec.stop_timeout_ms < 0 ? steady::time_point::max()
+                                       : steady::now() + std::chrono::milliseconds(spec.stop_timeout_ms);
+  }
+
+  // The child must not outlive its actor, and the actor must not wait for its stop: the
+  // stop signal is sent here (unless a stop already sent it), and the stopper thread
+  // sends SIGKILL when the stop timeout runs out and reaps the child.
+  void hand_over_child() noexcept {
+    if (!proc || !in_progress()) return;
+    {
+      std::lock_guard<std::mutex> lock(link->m);
+      // Exited already (its report is in our mailbox): nothing to stop. Destroying the
+      // process, after this block, waits at most for the exit callback to return.
+      if (link->exited_run >= incarnation) return;
+      if (!killed && !stop_sent) send_stop_signal();
+      job->proc = std::move(proc);
+      job->kill_at = killed ? steady::time_point::max() : kill_at;
+      job->group = spec.kill_group && spec.new_process_group ? pid : 0;
+      link->stopping = job.get();
+      link->stopper->adopt(std::move(job));
+    }
+  }
+
+  ~process_actor_state() {
+    try {
+      // The relay ends with us, while the system runs: left to die when CAF's clock drops
+      // its pending messages at shutdown, many relays at once deadlock that clock.
+      if (timers) caf::anon_send_exit(timers, caf::exit_reason::user_shutdown);
+      // Nobody waits forever for an actor that is gone.
+      for (auto& rp : start_waiters) rp.deliver(caf::make_error(error::shutting_down, spec.name));
+      for (auto& rp : exit_waiters) rp.deliver(caf::make_error(error::shutting_down, spec.name));
+    } catch (...) {
+      // Out of memory: the waiters' requests end with their own timeouts.
+    }
+    hand_over_child();
   }
 };
 
@@ -151,9 +198,22 @@ caf::error make_process(self_pointer self) {
   if (spec.notify_fd >= 0) o.notify_fd = spec.notify_fd;
   o.stop = policy_of(spec);
   caf::actor_addr addr = self->address();
-  o.on_exit = [addr](process& p) {
-    if (auto h = caf::actor_cast<private_process_actor>(addr))
+  try {
+    st.job = std::make_unique<detail::stop_job>();
+    st.link = std::make_shared<child_link>();
+    st.link->actor = addr;
+    st.link->stopper = &detail::child_stopper::instance();
+  } catch (const std::system_error& e) {
+    return caf::make_error(error::os_error, std::string("cannot start pkit's child stopper: ") + e.what());
+  }
+  o.on_exit = [link = st.link](process& p) {
+    std::lock_guard<std::mutex> lock(link->m);
+    link->exited_run = p.runs();
+    if (link->stopping != nullptr) {
+      link->stopper->exited(link->stopping);
+    } else if (auto h = caf::actor_cast<private_process_actor>(link->actor)) {
       caf::anon_send(h, exit_report{p.runs(), p.status().value_or(exit_status::lost())});
+    }
   };
   // A program without notify_fd is ready once start() returns (it has exec'd: an exec
   // failure is start()'s error), so only the other kinds wait for an on_ready report —
@@ -233,6 +293,9 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
         st.state = process_state::starting;
         st.started_at_ns = now_ns();
         st.stop_requested = false;
+        st.stop_sent = false;
+        st.killed = false;
+        st.kill_at = steady::time_point::max();
         if (st.observer.actor)
           detail::anon_send_from(self, st.observer.actor, child_started_atom_v, st.observer.id, st.incarnation,
                                  st.pid);
@@ -263,6 +326,7 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
         if (err) {
           // libpkit has killed the child; its exit follows.
           st.state = process_state::stopping;
+          st.killed = true;
           deliver_all(st.start_waiters, err);
           return;
         }
@@ -276,6 +340,7 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
         if (report.kind == deadline_kind::ready && st.state == process_state::starting) {
           std::error_code ignored;
           st.proc->kill(ignored);
+          st.killed = true;
           st.state = process_state::stopping;
           deliver_all(st.start_waiters,
                       caf::make_error(error::ready_timeout, st.spec.name + " not ready within " +
@@ -284,6 +349,7 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
         } else if (report.kind == deadline_kind::stop && st.state == process_state::stopping) {
           std::error_code ignored;
           st.proc->kill(ignored);
+          st.killed = true;
         }
       },
       [self](const exit_report& report) {
@@ -310,20 +376,11 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
         st.stop_requested = true;
         if (st.state != process_state::stopping) {
           st.state = process_state::stopping;
-          std::error_code ignored;
-          if (st.spec.stop_timeout_ms == 0) {
-            st.proc->kill(ignored);
-          } else {
-            if (st.spec.kill_group) {
-              st.proc->signal_group(st.spec.stop_signal, ignored);
-            } else {
-              st.proc->signal(st.spec.stop_signal, ignored);
-            }
-            if (st.spec.stop_timeout_ms > 0)
-              detail::delayed_weak_send(timers_of(self), self->address(),
-                                        std::chrono::milliseconds(st.spec.stop_timeout_ms),
-                                        deadline_report{st.incarnation, deadline_kind::stop});
-          }
+          st.send_stop_signal();
+          if (st.spec.stop_timeout_ms > 0)
+            detail::delayed_weak_send(timers_of(self), self->address(),
+                                      std::chrono::milliseconds(st.spec.stop_timeout_ms),
+                                      deadline_report{st.incarnation, deadline_kind::stop});
         }
         auto rp = self->make_response_promise<exit_status>();
         st.exit_waiters.push_back(rp);
@@ -339,6 +396,7 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
         st.state = process_state::stopping;
         std::error_code ignored;
         st.proc->kill(ignored);
+        st.killed = true;
         auto rp = self->make_response_promise<exit_status>();
         st.exit_waiters.push_back(rp);
         return rp;

@@ -709,6 +709,104 @@ BOOST_AUTO_TEST_CASE(an_actor_exiting_normally_stops_its_child) {
   BOOST_TEST(gone_within(*r.value), "child " << *r.value << " outlived its actor");
 }
 
+// A stop signal sent twice is not harmless: programs read a second SIGTERM as "force
+// quit" and skip their clean shutdown. The counter child gets a realtime stop signal,
+// which queues, so every send is counted (two SIGTERMs could merge while pending).
+BOOST_AUTO_TEST_CASE(killing_the_actor_sends_its_child_the_stop_signal_exactly_once) {
+  temp_dir dir;
+  const std::string log = dir.file("signals");
+  const int stop_signal = SIGRTMIN + 4;
+  pa::process_spec spec;
+  spec.argv = {PKIT_SIGNAL_COUNTER, std::to_string(stop_signal)};
+  spec.notify_fd = 3;  // ready once the signal is blocked and counted
+  spec.stdout_path = log;
+  spec.stop_signal = stop_signal;
+  spec.stop_timeout_ms = 300;  // it never exits by itself: SIGKILL ends it
+  // Through the pidfd only: a group signal also reaches the leader through the group
+  // (libpkit's send_signal sends both), which is not what this test is about.
+  spec.kill_group = false;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  self->send_exit(a, caf::exit_reason::kill);
+  self->wait_for(a);
+  BOOST_TEST_REQUIRE(gone_within(*r.value), "child " << *r.value << " outlived its actor");
+  std::ifstream in(log);
+  int lines = 0;
+  for (std::string line; std::getline(in, line);) ++lines;
+  BOOST_TEST(lines == 1, "the child got the stop signal " << lines << " times");
+}
+
+BOOST_AUTO_TEST_CASE(killing_the_actor_during_a_requested_stop_sends_no_second_stop_signal) {
+  temp_dir dir;
+  const std::string log = dir.file("signals");
+  const int stop_signal = SIGRTMIN + 4;
+  pa::process_spec spec;
+  spec.argv = {PKIT_SIGNAL_COUNTER, std::to_string(stop_signal)};
+  spec.notify_fd = 3;
+  spec.stdout_path = log;
+  spec.stop_signal = stop_signal;
+  spec.stop_timeout_ms = 300;
+  spec.kill_group = false;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  caf::scoped_actor stopper{system};
+  auto pending = stopper->request(a, event_timeout, pa::stop_atom_v);
+  BOOST_TEST_REQUIRE(status(a).state == process_state::stopping);  // the signal is sent
+  self->send_exit(a, caf::exit_reason::kill);
+  self->wait_for(a);
+  BOOST_TEST_REQUIRE(gone_within(*r.value), "child " << *r.value << " outlived its actor");
+  std::ifstream in(log);
+  int lines = 0;
+  for (std::string line; std::getline(in, line);) ++lines;
+  BOOST_TEST(lines == 1, "the child got the stop signal " << lines << " times");
+  auto stopped = await<exit_status>(std::move(pending));
+  BOOST_TEST(!stopped.ok(), "a stop of a killed actor replied with a status");
+}
+
+namespace {
+std::size_t thread_count() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+}  // namespace
+
+// Stopping the children of dying actors must not cost a thread each (thousands of them
+// could not be created: an exception in a destructor ends the program).
+BOOST_AUTO_TEST_CASE(many_actors_dying_at_once_stop_their_children_without_a_thread_each) {
+  constexpr int count = 2000;
+  pa::process_spec spec;
+  spec.argv = {PKIT_SIGNAL_COUNTER, std::to_string(SIGTERM)};  // blocks SIGTERM
+  spec.notify_fd = 3;
+  spec.stdout_path = "null";
+  spec.stop_timeout_ms = 3000;  // each stop lasts until SIGKILL
+  std::vector<pa::process_actor> actors;
+  std::vector<pid_t> pids;
+  actors.reserve(count);
+  pids.reserve(count);
+  for (int i = 0; i < count; ++i) actors.push_back(pa::spawn_process(system, spec));
+  for (auto& a : actors) self->send(a, pa::start_atom_v);
+  for (int i = 0; i < count; ++i) {
+    self->receive([&](std::int32_t pid) { pids.push_back(pid); },
+                  [&](caf::error& e) { BOOST_TEST_FAIL("start failed: " << render(e)); },
+                  caf::after(event_timeout) >> [] { BOOST_TEST_FAIL("no start reply"); });
+  }
+  const std::size_t before = thread_count();
+  for (auto& a : actors) self->send_exit(a, caf::exit_reason::kill);
+  for (auto& a : actors) self->wait_for(a);
+  // Every stop is still under way here (3 s before SIGKILL).
+  const std::size_t during = thread_count();
+  BOOST_TEST(during <= before + 2, during - before << " threads more while " << count
+                                                     << " children are being stopped");
+  int left = 0;
+  for (pid_t pid : pids) {
+    if (!gone_within(pid, 30s)) ++left;
+  }
+  BOOST_TEST(left == 0, left << " children outlived their actors");
+}
+
 // =====================================================================================
 // The observer
 // =====================================================================================

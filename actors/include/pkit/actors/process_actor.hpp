@@ -38,7 +38,14 @@ namespace pkit::actors {
 /// unexpected messages).
 ///
 /// When the actor terminates (for any reason), a child still running is stopped per its
-/// spec: no process outlives its actor unsupervised.
+/// spec: no process outlives its actor unsupervised. The actor does not wait for that: it
+/// sends the stop signal (unless a `stop` already did; each signal goes once) and hands the
+/// child to pkit's one stopper thread, which sends SIGKILL when the stop timeout runs out
+/// and reaps it — no thread per child, and the hand-over cannot fail. With an infinite
+/// stop timeout the child runs until it exits; a program's child is killed by the kernel
+/// (PR_SET_PDEATHSIG) when the CAF worker that started it ends, at actor-system shutdown at
+/// the latest, a fork-server target's when the fork server ends. A fork server must
+/// therefore outlive the stop of its targets' children, not only their actors.
 using process_actor = caf::typed_actor<
     caf::replies_to<start_atom>::with<std::int32_t>,
     caf::replies_to<stop_atom>::with<exit_status>,
