@@ -66,7 +66,9 @@ struct process_observer {
 };
 
 /// Spawns a process actor for `spec`. Callable targets (`spec.target`) are forked by
-/// `server`, which must outlive the actor (the actor system itself is never forked to
+/// `server`, which must outlive the actor. A `start` blocks the CAF worker that handles
+/// it for the spawn: a program's clone and exec, a target's round trip to the fork
+/// server, which has no deadline (see the README) (the actor system itself is never forked to
 /// run C++ code: CAF's worker threads are running). The child is not started until the
 /// actor receives `start`. Errors in the spec are reported by `start`.
 process_actor spawn_process(caf::actor_system& system, process_spec spec,
