@@ -70,6 +70,13 @@ std::string to_string(event_kind k) {
   return "?";
 }
 
+std::optional<start_failure> start_failure_of(const caf::error& err) {
+  if (err.category() != caf::atom("pkit")) return std::nullopt;
+  const caf::message& ctx = err.context();
+  if (!ctx.match_elements<start_failure>()) return std::nullopt;
+  return ctx.get_as<start_failure>(0);
+}
+
 void init(caf::actor_system_config& cfg) {
   cfg.add_message_types<caf::id_block::pkit>();
   // The scheduler stays the application's: pkit's is an explicit opt-in
@@ -80,6 +87,8 @@ void init(caf::actor_system_config& cfg) {
     std::string out = "pkit: " + to_string(static_cast<error>(code));
     if (context.match_elements<std::string>()) {
       out += " (" + context.get_as<std::string>(0) + ")";
+    } else if (context.match_elements<start_failure>()) {
+      out += " (" + context.get_as<start_failure>(0).text + ")";
     } else if (!context.empty()) {
       out += " " + to_string(context);
     }

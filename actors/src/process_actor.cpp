@@ -74,10 +74,35 @@ stop_policy policy_of(const process_spec& spec) {
   return p;
 }
 
+const std::string& program_of(const process_spec& spec) {
+  return spec.argv.empty() ? spec.target : spec.argv.front();
+}
+
 stdio stream_of(const std::string& path) {
   if (path.empty()) return stdio::inherit();
   if (path == "null") return stdio::null();
   return stdio::file(path, true);
+}
+
+// The structured context of a start_failed error: libpkit's spawn_failure when there is
+// one (stage, errno), else the bare error code.
+start_failure failure_of(const std::string& name, const std::string& program, const process& p,
+                         std::error_code ec) {
+  start_failure out;
+  out.name = name;
+  out.program = program;
+  std::error_code code = ec;
+  if (auto f = p.last_failure()) {
+    if (!f->program.empty()) out.program = f->program;
+    out.stage = f->stage;
+    code = f->error;
+    out.text = f->to_string();
+  } else {
+    out.text = "cannot start '" + out.program + "': " + ec.message();
+  }
+  if (code.category() == std::system_category() || code.category() == std::generic_category())
+    out.errno_value = code.value();
+  return out;
 }
 
 caf::error spec_error(const std::string& what) { return caf::make_error(error::invalid_spec, what); }
@@ -218,13 +243,14 @@ caf::error make_process(self_pointer self) {
   // A program without notify_fd is ready once start() returns (it has exec'd: an exec
   // failure is start()'s error), so only the other kinds wait for an on_ready report —
   // two thread hand-offs fewer on every (re)start of a plain program.
-  if (!ready_at_start(spec)) o.on_ready = [addr](process& p, std::error_code ec) {
+  if (!ready_at_start(spec)) o.on_ready = [addr, name = spec.name, program = program_of(spec)](
+                                               process& p, std::error_code ec) {
     caf::error err;
-    if (ec) {
+    if (ec == pkit::errc::died_before_ready) {
       auto f = p.last_failure();
-      err = caf::make_error(ec == pkit::errc::died_before_ready ? error::died_before_ready
-                                                                 : error::start_failed,
-                            f ? f->to_string() : ec.message());
+      err = caf::make_error(error::died_before_ready, f ? f->to_string() : ec.message());
+    } else if (ec) {
+      err = caf::make_error(error::start_failed, failure_of(name, program, p, ec));
     }
     if (auto h = caf::actor_cast<private_process_actor>(addr))
       caf::anon_send(h, ready_report{p.runs(), std::move(err)});
@@ -284,10 +310,7 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
         }
         std::error_code ec;
         const pid_t pid = st.proc->start(ec);
-        if (ec) {
-          auto f = st.proc->last_failure();
-          return caf::make_error(error::start_failed, f ? f->to_string() : ec.message());
-        }
+        if (ec) return caf::make_error(error::start_failed, failure_of(st.spec.name, program_of(st.spec), *st.proc, ec));
         st.incarnation = st.proc->runs();
         st.pid = pid;
         st.state = process_state::starting;

@@ -186,6 +186,26 @@ BOOST_AUTO_TEST_CASE(start_of_a_missing_program_fails_with_start_failed_naming_t
   BOOST_TEST(info.pid == 0);
 }
 
+// Stage and errno are machine-readable, not only inside a rendered string.
+BOOST_AUTO_TEST_CASE(a_start_failure_carries_a_structured_start_failure_in_its_context) {
+  pa::process_spec spec;
+  spec.argv = {"/nonexistent/pkit-no-such-program"};
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.is(pa::error::start_failed), r.describe());
+  const auto& ctx = r.error.context();
+  BOOST_TEST(caf::to_string(ctx).find("pkit::actors::start_failure") != std::string::npos,
+             "context: " << caf::to_string(ctx));
+  auto f = pa::start_failure_of(r.error);
+  BOOST_TEST_REQUIRE(f.has_value());
+  BOOST_TEST(f->program == "/nonexistent/pkit-no-such-program");
+  BOOST_TEST(f->name == "/nonexistent/pkit-no-such-program");
+  BOOST_TEST(f->stage == "exec");
+  BOOST_TEST(f->errno_value == ENOENT);
+  BOOST_TEST(r.rendered == "pkit: start_failed (" + f->text + ")");
+  BOOST_TEST(!pa::start_failure_of(caf::make_error(pa::error::not_started, std::string("x"))));
+}
+
 BOOST_AUTO_TEST_CASE(start_of_a_program_missing_from_path_fails_with_start_failed) {
   pa::process_spec spec;
   spec.argv = {"pkit-no-such-program-in-path"};

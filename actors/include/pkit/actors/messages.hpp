@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <csignal>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,19 @@ struct process_info {
   bool has_last_exit = false;
   exit_status last_exit;
 };
+
+/// Why a child could not be started, machine-readable: the context of a `start_failed`
+/// error (`start_failure_of(err)` extracts it), alongside the rendered text.
+struct start_failure {
+  std::string name;        ///< the process spec's name
+  std::string program;     ///< argv[0] for a program, the target name for a fork-server target
+  std::string stage;       ///< what failed: "exec", "chdir", "fork", "open", ... ("" if unknown)
+  std::int32_t errno_value = 0;  ///< the errno of that stage; 0 when the cause is no errno
+  std::string text;        ///< "cannot start '/x': exec: No such file or directory"
+};
+
+/// The start_failure carried by `err` (a pkit `start_failed` error), if any.
+std::optional<start_failure> start_failure_of(const caf::error& err);
 
 // ---------------------------------------------------------------------------------------
 // Supervisors (Erlang/OTP's supervisor, and beyond)
@@ -228,6 +242,12 @@ typename Inspector::result_type inspect(Inspector& f, process_info& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, start_failure& x) {
+  return f(caf::meta::type_name("pkit::actors::start_failure"), x.name, x.program, x.stage,
+           x.errno_value, x.text);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, backoff_spec& x) {
   return f(caf::meta::type_name("pkit::actors::backoff_spec"), x.initial_ms, x.max_ms,
            x.multiplier, x.jitter, x.reset_after_ms);
@@ -334,6 +354,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(pkit, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(pkit, (pkit::actors::process_state))
   CAF_ADD_TYPE_ID(pkit, (pkit::actors::process_spec))
   CAF_ADD_TYPE_ID(pkit, (pkit::actors::process_info))
+  CAF_ADD_TYPE_ID(pkit, (pkit::actors::start_failure))
   CAF_ADD_TYPE_ID(pkit, (pkit::actors::restart_strategy))
   CAF_ADD_TYPE_ID(pkit, (pkit::actors::restart_type))
   CAF_ADD_TYPE_ID(pkit, (pkit::actors::auto_shutdown))
