@@ -8,6 +8,7 @@
 
 #include <pkit/actors/error.hpp>
 #include <pkit/actors/process_actor.hpp>
+#include <pkit/actors/scheduler.hpp>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -27,7 +28,8 @@ int main() {
     auto server = pkit::fork_server::start(std::move(targets));
 
     caf::actor_system_config cfg;
-    pkit::actors::init(cfg);  // every pkit message type and the error category
+    pkit::actors::init(cfg);                // every pkit message type and the error category
+    pkit::actors::use_pkit_scheduler(cfg);  // optional: pkit's scheduler (see the README)
     caf::actor_system system{cfg};
     caf::scoped_actor self{system};
     using namespace pkit::actors;

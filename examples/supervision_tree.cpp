@@ -15,6 +15,7 @@
 #include "check.hpp"
 
 #include <pkit/actors/error.hpp>
+#include <pkit/actors/scheduler.hpp>
 #include <pkit/actors/supervisor.hpp>
 
 #include <caf/actor_system.hpp>
@@ -67,6 +68,7 @@ int main() {
   return run_example("supervision_tree", [] {
     caf::actor_system_config cfg;
     init(cfg);
+    use_pkit_scheduler(cfg);
     caf::actor_system system{cfg};
     caf::scoped_actor self{system};
 

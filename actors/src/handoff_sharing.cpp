@@ -1,5 +1,7 @@
 #include "handoff_sharing.hpp"
 
+#include <pkit/actors/scheduler.hpp>
+
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/defaults.hpp>
@@ -32,3 +34,17 @@ caf::actor_system::module* make_scheduler(caf::actor_system& system) {
 }
 
 }  // namespace pkit::actors::detail
+
+namespace pkit::actors {
+
+void use_pkit_scheduler(caf::actor_system_config& cfg) {
+  cfg.set("scheduler.policy", caf::atom("pkit"));
+  // One factory is enough: a second scheduler module would replace the first.
+  using factory_fn = caf::actor_system::module* (*)(caf::actor_system&);
+  for (const auto& f : cfg.module_factories) {
+    if (const auto* fn = f.target<factory_fn>(); fn != nullptr && *fn == detail::make_scheduler) return;
+  }
+  cfg.module_factories.push_back(detail::make_scheduler);
+}
+
+}  // namespace pkit::actors

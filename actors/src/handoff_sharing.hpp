@@ -1,6 +1,6 @@
 #pragma once
 
-// The CAF scheduler policy pkit::actors::init selects ("pkit"): work sharing plus a
+// The CAF scheduler policy pkit::actors::use_pkit_scheduler selects ("pkit"): work sharing plus a
 // hand-off slot per worker.
 //
 // Why not CAF's own policies. Work stealing (CAF's default) polls while idle: CPU spent

@@ -1,7 +1,5 @@
 #include <pkit/actors/messages.hpp>
 
-#include "handoff_sharing.hpp"
-
 #include <pkit/actors/error.hpp>
 
 #include <caf/message.hpp>
@@ -72,20 +70,25 @@ std::string to_string(event_kind k) {
   return "?";
 }
 
+std::optional<start_failure> start_failure_of(const caf::error& err) {
+  if (err.category() != caf::atom("pkit")) return std::nullopt;
+  const caf::message& ctx = err.context();
+  if (!ctx.match_elements<start_failure>()) return std::nullopt;
+  return ctx.get_as<start_failure>(0);
+}
+
 void init(caf::actor_system_config& cfg) {
   cfg.add_message_types<caf::id_block::pkit>();
-  // A supervisor is idle almost always and must react at once when a child exits, and its
-  // work is chains of single messages: pkit's own scheduler (see handoff_sharing.hpp)
-  // sleeps while idle and runs the next link of a chain on the same worker. Setting
-  // "scheduler.policy" after init selects one of CAF's ("sharing", "stealing", "testing").
-  cfg.set("scheduler.policy", caf::atom("pkit"));
-  cfg.module_factories.push_back(detail::make_scheduler);
+  // The scheduler stays the application's: pkit's is an explicit opt-in
+  // (use_pkit_scheduler, scheduler.hpp).
   // Renders "pkit: start_failed (cannot start 'x': exec: No such file or directory)".
   cfg.add_error_category(caf::atom("pkit"), [](std::uint8_t code, caf::atom_value,
                                                const caf::message& context) {
     std::string out = "pkit: " + to_string(static_cast<error>(code));
     if (context.match_elements<std::string>()) {
       out += " (" + context.get_as<std::string>(0) + ")";
+    } else if (context.match_elements<start_failure>()) {
+      out += " (" + context.get_as<start_failure>(0).text + ")";
     } else if (!context.empty()) {
       out += " " + to_string(context);
     }

@@ -3,10 +3,12 @@
 #include <pkit/actors/error.hpp>
 #include <pkit/process.hpp>
 
+#include "child_stopper.hpp"
 #include "send_from.hpp"
 #include "timer_relay.hpp"
 
 #include <caf/actor_cast.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
@@ -14,16 +16,48 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
-#include <thread>
+#include <system_error>
 #include <vector>
 
 namespace pkit::actors {
 namespace {
 
-// Kinds of deadline_atom.
-constexpr std::uint8_t ready_deadline = 0;
-constexpr std::uint8_t stop_deadline = 1;
+// The actor's internal messages. Private types of this file, not serializable: only code
+// here can make them, and no remote node can send them (see the public interface's doc).
+/// pkit's reaper thread: run `run` of the child ended with `status`.
+struct exit_report {
+  std::uint64_t run;
+  exit_status status;
+};
+/// pkit's reaper thread: run `run` became ready (`err` empty) or failed to.
+struct ready_report {
+  std::uint64_t run;
+  caf::error err;
+};
+/// A delayed message to self: a deadline of run `run` has passed.
+enum class deadline_kind : std::uint8_t { ready, stop };
+struct deadline_report {
+  std::uint64_t run;
+  deadline_kind kind;
+};
+
+}  // namespace
+}  // namespace pkit::actors
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::actors::exit_report)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::actors::ready_report)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::actors::deadline_report)
+
+namespace pkit::actors {
+namespace {
+
+/// The handle the actor is spawned as: the public interface plus the internal reports.
+/// Only this file holds it; everyone else gets the `process_actor` it converts to.
+using private_process_actor = process_actor::extend<caf::reacts_to<exit_report>,
+                                                    caf::reacts_to<ready_report>,
+                                                    caf::reacts_to<deadline_report>>;
 
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -40,13 +74,50 @@ stop_policy policy_of(const process_spec& spec) {
   return p;
 }
 
+const std::string& program_of(const process_spec& spec) {
+  return spec.argv.empty() ? spec.target : spec.argv.front();
+}
+
 stdio stream_of(const std::string& path) {
   if (path.empty()) return stdio::inherit();
   if (path == "null") return stdio::null();
   return stdio::file(path, true);
 }
 
+// The structured context of a start_failed error: libpkit's spawn_failure when there is
+// one (stage, errno), else the bare error code.
+start_failure failure_of(const std::string& name, const std::string& program, const process& p,
+                         std::error_code ec) {
+  start_failure out;
+  out.name = name;
+  out.program = program;
+  std::error_code code = ec;
+  if (auto f = p.last_failure()) {
+    if (!f->program.empty()) out.program = f->program;
+    out.stage = f->stage;
+    code = f->error;
+    out.text = f->to_string();
+  } else {
+    out.text = "cannot start '" + out.program + "': " + ec.message();
+  }
+  if (code.category() == std::system_category() || code.category() == std::generic_category())
+    out.errno_value = code.value();
+  return out;
+}
+
 caf::error spec_error(const std::string& what) { return caf::make_error(error::invalid_spec, what); }
+
+// Shared by a process actor and its process's callbacks (on pkit's reaper thread): where
+// the exit report goes — to the actor while it lives, to the stopper once it is gone.
+struct child_link {
+  std::mutex m;
+  caf::actor_addr actor;
+  detail::child_stopper* stopper = nullptr;
+  std::uint64_t exited_run = 0;            // the last run whose exit was reported
+  detail::stop_job* stopping = nullptr;    // set once the stopper has the process
+};
+
+using steady = detail::stop_job::clock;
 
 struct process_actor_state {
   static inline const char* name = "pkit.process";
@@ -61,6 +132,9 @@ struct process_actor_state {
   } observer;
 
   std::unique_ptr<process> proc;
+  std::shared_ptr<child_link> link;
+  // Allocated with the process: handing the child to the stopper allocates nothing.
+  std::unique_ptr<detail::stop_job> job;
   caf::actor timers;  // see timer_relay.hpp
   process_state state = process_state::idle;
   std::uint64_t incarnation = 0;
@@ -68,6 +142,11 @@ struct process_actor_state {
   std::int64_t started_at_ns = 0;
   std::optional<exit_status> last;
   bool stop_requested = false;
+  // Of the current run, so that no signal is sent twice: the stop signal is sent, and
+  // SIGKILL is due at kill_at; SIGKILL was sent.
+  bool stop_sent = false;
+  steady::time_point kill_at = steady::time_point::max();
+  bool killed = false;
   std::vector<caf::typed_response_promise<std::int32_t>> start_waiters;
   std::vector<caf::typed_response_promise<exit_status>> exit_waiters;
 
@@ -76,35 +155,60 @@ struct process_actor_state {
            state == process_state::stopping;
   }
 
-  // The child must not outlive its actor. A graceful stop can take the whole stop timeout,
-  // which an actor must not wait for: it is finished by a short-lived thread of its own.
-  ~process_actor_state() {
-    // The relay ends with us, while the system runs: left to die when CAF's clock drops
-    // its pending messages at shutdown, many relays at once deadlock that clock.
-    if (timers) caf::anon_send_exit(timers, caf::exit_reason::user_shutdown);
-    // Nobody waits forever for an actor that is gone.
-    for (auto& rp : start_waiters) rp.deliver(caf::make_error(error::shutting_down, spec.name));
-    for (auto& rp : exit_waiters) rp.deliver(caf::make_error(error::shutting_down, spec.name));
-    if (!proc || !in_progress()) return;
+  // Sends the spec's stop signal (SIGKILL for a zero stop timeout) and notes when SIGKILL
+  // is due. Once per run.
+  void send_stop_signal() noexcept {
     std::error_code ignored;
+    stop_sent = true;
     if (spec.stop_timeout_ms == 0) {
       proc->kill(ignored);
-    } else if (spec.kill_group) {
+      killed = true;
+      return;
+    }
+    if (spec.kill_group) {
       proc->signal_group(spec.stop_signal, ignored);
     } else {
       proc->signal(spec.stop_signal, ignored);
     }
-    std::thread([p = std::move(proc), policy = policy_of(spec)]() mutable {
-      try {
-        p->stop(policy);
-      } catch (...) {
-        // Gone already.
-      }
-    }).detach();
+    kill_at = spec.stop_timeout_ms < 0 ? steady::time_point::max()
+                                       : steady::now() + std::chrono::milliseconds(spec.stop_timeout_ms);
+  }
+
+  // The child must not outlive its actor, and the actor must not wait for its stop: the
+  // stop signal is sent here (unless a stop already sent it), and the stopper thread
+  // sends SIGKILL when the stop timeout runs out and reaps the child.
+  void hand_over_child() noexcept {
+    if (!proc || !in_progress()) return;
+    {
+      std::lock_guard<std::mutex> lock(link->m);
+      // Exited already (its report is in our mailbox): nothing to stop. Destroying the
+      // process, after this block, waits at most for the exit callback to return.
+      if (link->exited_run >= incarnation) return;
+      if (!killed && !stop_sent) send_stop_signal();
+      job->proc = std::move(proc);
+      job->kill_at = killed ? steady::time_point::max() : kill_at;
+      job->group = spec.kill_group && spec.new_process_group ? pid : 0;
+      link->stopping = job.get();
+      link->stopper->adopt(std::move(job));
+    }
+  }
+
+  ~process_actor_state() {
+    try {
+      // The relay ends with us, while the system runs: left to die when CAF's clock drops
+      // its pending messages at shutdown, many relays at once deadlock that clock.
+      if (timers) caf::anon_send_exit(timers, caf::exit_reason::user_shutdown);
+      // Nobody waits forever for an actor that is gone.
+      for (auto& rp : start_waiters) rp.deliver(caf::make_error(error::shutting_down, spec.name));
+      for (auto& rp : exit_waiters) rp.deliver(caf::make_error(error::shutting_down, spec.name));
+    } catch (...) {
+      // Out of memory: the waiters' requests end with their own timeouts.
+    }
+    hand_over_child();
   }
 };
 
-using self_pointer = process_actor::stateful_pointer<process_actor_state>;
+using self_pointer = private_process_actor::stateful_pointer<process_actor_state>;
 
 bool ready_at_start(const process_spec& spec) { return !spec.argv.empty() && spec.notify_fd < 0; }
 
@@ -124,22 +228,37 @@ caf::error make_process(self_pointer self) {
   if (spec.notify_fd >= 0) o.notify_fd = spec.notify_fd;
   o.stop = policy_of(spec);
   caf::actor_addr addr = self->address();
-  o.on_exit = [addr](process& p) {
-    if (auto h = caf::actor_cast<caf::actor>(addr))
-      caf::anon_send(h, exited_atom_v, p.runs(), p.status().value_or(exit_status::exited(255)));
+  try {
+    st.job = std::make_unique<detail::stop_job>();
+    st.link = std::make_shared<child_link>();
+    st.link->actor = addr;
+    st.link->stopper = &detail::child_stopper::instance();
+  } catch (const std::system_error& e) {
+    return caf::make_error(error::os_error, std::string("cannot start pkit's child stopper: ") + e.what());
+  }
+  o.on_exit = [link = st.link](process& p) {
+    std::lock_guard<std::mutex> lock(link->m);
+    link->exited_run = p.runs();
+    if (link->stopping != nullptr) {
+      link->stopper->exited(link->stopping);
+    } else if (auto h = caf::actor_cast<private_process_actor>(link->actor)) {
+      caf::anon_send(h, exit_report{p.runs(), p.status().value_or(exit_status::lost())});
+    }
   };
   // A program without notify_fd is ready once start() returns (it has exec'd: an exec
   // failure is start()'s error), so only the other kinds wait for an on_ready report —
   // two thread hand-offs fewer on every (re)start of a plain program.
-  if (!ready_at_start(spec)) o.on_ready = [addr](process& p, std::error_code ec) {
+  if (!ready_at_start(spec)) o.on_ready = [addr, name = spec.name, program = program_of(spec)](
+                                               process& p, std::error_code ec) {
     caf::error err;
-    if (ec) {
+    if (ec == pkit::errc::died_before_ready) {
       auto f = p.last_failure();
-      err = caf::make_error(ec == pkit::errc::died_before_ready ? error::died_before_ready
-                                                                 : error::start_failed,
-                            f ? f->to_string() : ec.message());
+      err = caf::make_error(error::died_before_ready, f ? f->to_string() : ec.message());
+    } else if (ec) {
+      err = caf::make_error(error::start_failed, failure_of(name, program, p, ec));
     }
-    if (auto h = caf::actor_cast<caf::actor>(addr)) caf::anon_send(h, ready_atom_v, p.runs(), err);
+    if (auto h = caf::actor_cast<private_process_actor>(addr))
+      caf::anon_send(h, ready_report{p.runs(), std::move(err)});
   };
 
   const bool program = !spec.argv.empty();
@@ -180,7 +299,7 @@ void notify_observer_ready(self_pointer self) {
     detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_ready_atom_v, st.observer.id, st.incarnation, st.pid);
 }
 
-process_actor::behavior_type process_actor_impl(self_pointer self, process_spec spec,
+private_process_actor::behavior_type process_actor_impl(self_pointer self, process_spec spec,
                                                 const fork_server* server, process_observer observer) {
   auto& st = self->state;
   if (spec.name.empty()) spec.name = !spec.argv.empty() ? spec.argv.front() : spec.target;
@@ -197,15 +316,15 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
         }
         std::error_code ec;
         const pid_t pid = st.proc->start(ec);
-        if (ec) {
-          auto f = st.proc->last_failure();
-          return caf::make_error(error::start_failed, f ? f->to_string() : ec.message());
-        }
+        if (ec) return caf::make_error(error::start_failed, failure_of(st.spec.name, program_of(st.spec), *st.proc, ec));
         st.incarnation = st.proc->runs();
         st.pid = pid;
         st.state = process_state::starting;
         st.started_at_ns = now_ns();
         st.stop_requested = false;
+        st.stop_sent = false;
+        st.killed = false;
+        st.kill_at = steady::time_point::max();
         if (st.observer.actor)
           detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_started_atom_v, st.observer.id, st.incarnation,
                                  st.pid);
@@ -222,18 +341,21 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
         // start-up record arrives: no deadline needed. A notify_fd child may never notify.
         if (st.spec.notify_fd >= 0 && st.spec.ready_timeout_ms >= 0)
           detail::delayed_weak_send(timers_of(self), self->address(),
-                                    std::chrono::milliseconds(st.spec.ready_timeout_ms), deadline_atom_v,
-                                    st.incarnation, ready_deadline);
+                                    std::chrono::milliseconds(st.spec.ready_timeout_ms),
+                                    deadline_report{st.incarnation, deadline_kind::ready});
         auto rp = self->make_response_promise<std::int32_t>();
         st.start_waiters.push_back(rp);
         return rp;
       },
-      [self](ready_atom, std::uint64_t inc, caf::error err) {
+      [self](ready_report& report) {
         auto& st = self->state;
+        const std::uint64_t inc = report.run;
+        caf::error& err = report.err;
         if (inc != st.incarnation || st.state != process_state::starting) return;
         if (err) {
           // libpkit has killed the child; its exit follows.
           st.state = process_state::stopping;
+          st.killed = true;
           deliver_all(st.start_waiters, err);
           return;
         }
@@ -241,24 +363,28 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
         deliver_all(st.start_waiters, st.pid);
         notify_observer_ready(self);
       },
-      [self](deadline_atom, std::uint64_t inc, std::uint8_t kind) {
+      [self](const deadline_report& report) {
         auto& st = self->state;
-        if (inc != st.incarnation) return;
-        if (kind == ready_deadline && st.state == process_state::starting) {
+        if (report.run != st.incarnation) return;
+        if (report.kind == deadline_kind::ready && st.state == process_state::starting) {
           std::error_code ignored;
           st.proc->kill(ignored);
+          st.killed = true;
           st.state = process_state::stopping;
           deliver_all(st.start_waiters,
                       caf::make_error(error::ready_timeout, st.spec.name + " not ready within " +
                                                                 std::to_string(st.spec.ready_timeout_ms) +
                                                                 " ms"));
-        } else if (kind == stop_deadline && st.state == process_state::stopping) {
+        } else if (report.kind == deadline_kind::stop && st.state == process_state::stopping) {
           std::error_code ignored;
           st.proc->kill(ignored);
+          st.killed = true;
         }
       },
-      [self](exited_atom, std::uint64_t inc, exit_status status) {
+      [self](const exit_report& report) {
         auto& st = self->state;
+        const std::uint64_t inc = report.run;
+        const exit_status status = report.status;
         if (inc != st.incarnation || !st.in_progress()) return;
         st.last = status;
         st.pid = 0;
@@ -279,20 +405,11 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
         st.stop_requested = true;
         if (st.state != process_state::stopping) {
           st.state = process_state::stopping;
-          std::error_code ignored;
-          if (st.spec.stop_timeout_ms == 0) {
-            st.proc->kill(ignored);
-          } else {
-            if (st.spec.kill_group) {
-              st.proc->signal_group(st.spec.stop_signal, ignored);
-            } else {
-              st.proc->signal(st.spec.stop_signal, ignored);
-            }
-            if (st.spec.stop_timeout_ms > 0)
-              detail::delayed_weak_send(timers_of(self), self->address(),
-                                        std::chrono::milliseconds(st.spec.stop_timeout_ms),
-                                        deadline_atom_v, st.incarnation, stop_deadline);
-          }
+          st.send_stop_signal();
+          if (st.spec.stop_timeout_ms > 0)
+            detail::delayed_weak_send(timers_of(self), self->address(),
+                                      std::chrono::milliseconds(st.spec.stop_timeout_ms),
+                                      deadline_report{st.incarnation, deadline_kind::stop});
         }
         auto rp = self->make_response_promise<exit_status>();
         st.exit_waiters.push_back(rp);
@@ -308,6 +425,7 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
         st.state = process_state::stopping;
         std::error_code ignored;
         st.proc->kill(ignored);
+        st.killed = true;
         auto rp = self->make_response_promise<exit_status>();
         st.exit_waiters.push_back(rp);
         return rp;
@@ -349,7 +467,9 @@ process_actor::behavior_type process_actor_impl(self_pointer self, process_spec 
 
 process_actor spawn_process(caf::actor_system& system, process_spec spec, const fork_server* server,
                             process_observer observer) {
-  return system.spawn(process_actor_impl, std::move(spec), server, std::move(observer));
+  // Converted to the public interface: the private one stays in this file.
+  private_process_actor handle = system.spawn(process_actor_impl, std::move(spec), server, std::move(observer));
+  return handle;
 }
 
 }  // namespace pkit::actors

@@ -262,6 +262,16 @@ BOOST_AUTO_TEST_CASE(process_info_round_trips_with_every_field) {
   BOOST_TEST(y.last_exit == x.last_exit);
 }
 
+BOOST_AUTO_TEST_CASE(start_failure_round_trips_with_every_field) {
+  const pa::start_failure x{"web", "/usr/bin/web", "exec", 2, "cannot start '/usr/bin/web': exec: No such file or directory"};
+  const auto y = round_trip(system, x);
+  BOOST_TEST(y.name == x.name);
+  BOOST_TEST(y.program == x.program);
+  BOOST_TEST(y.stage == x.stage);
+  BOOST_TEST(y.errno_value == x.errno_value);
+  BOOST_TEST(y.text == x.text);
+}
+
 BOOST_AUTO_TEST_CASE(backoff_spec_and_supervisor_flags_round_trip_with_every_field) {
   const auto b = sample_backoff();
   check_same(round_trip(system, b), b);

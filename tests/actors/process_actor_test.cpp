@@ -7,6 +7,8 @@
 #include "actor_test_support.hpp"
 
 #include <caf/after.hpp>
+#include <caf/atom.hpp>
+#include <caf/response_type.hpp>
 
 #include <variant>
 
@@ -182,6 +184,26 @@ BOOST_AUTO_TEST_CASE(start_of_a_missing_program_fails_with_start_failed_naming_t
   const auto info = status(a);
   BOOST_TEST(info.state == process_state::idle);
   BOOST_TEST(info.pid == 0);
+}
+
+// Stage and errno are machine-readable, not only inside a rendered string.
+BOOST_AUTO_TEST_CASE(a_start_failure_carries_a_structured_start_failure_in_its_context) {
+  pa::process_spec spec;
+  spec.argv = {"/nonexistent/pkit-no-such-program"};
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.is(pa::error::start_failed), r.describe());
+  const auto& ctx = r.error.context();
+  BOOST_TEST(caf::to_string(ctx).find("pkit::actors::start_failure") != std::string::npos,
+             "context: " << caf::to_string(ctx));
+  auto f = pa::start_failure_of(r.error);
+  BOOST_TEST_REQUIRE(f.has_value());
+  BOOST_TEST(f->program == "/nonexistent/pkit-no-such-program");
+  BOOST_TEST(f->name == "/nonexistent/pkit-no-such-program");
+  BOOST_TEST(f->stage == "exec");
+  BOOST_TEST(f->errno_value == ENOENT);
+  BOOST_TEST(r.rendered == "pkit: start_failed (" + f->text + ")");
+  BOOST_TEST(!pa::start_failure_of(caf::make_error(pa::error::not_started, std::string("x"))));
 }
 
 BOOST_AUTO_TEST_CASE(start_of_a_program_missing_from_path_fails_with_start_failed) {
@@ -707,6 +729,104 @@ BOOST_AUTO_TEST_CASE(an_actor_exiting_normally_stops_its_child) {
   BOOST_TEST(gone_within(*r.value), "child " << *r.value << " outlived its actor");
 }
 
+// A stop signal sent twice is not harmless: programs read a second SIGTERM as "force
+// quit" and skip their clean shutdown. The counter child gets a realtime stop signal,
+// which queues, so every send is counted (two SIGTERMs could merge while pending).
+BOOST_AUTO_TEST_CASE(killing_the_actor_sends_its_child_the_stop_signal_exactly_once) {
+  temp_dir dir;
+  const std::string log = dir.file("signals");
+  const int stop_signal = SIGRTMIN + 4;
+  pa::process_spec spec;
+  spec.argv = {PKIT_SIGNAL_COUNTER, std::to_string(stop_signal)};
+  spec.notify_fd = 3;  // ready once the signal is blocked and counted
+  spec.stdout_path = log;
+  spec.stop_signal = stop_signal;
+  spec.stop_timeout_ms = 300;  // it never exits by itself: SIGKILL ends it
+  // Through the pidfd only: a group signal also reaches the leader through the group
+  // (libpkit's send_signal sends both), which is not what this test is about.
+  spec.kill_group = false;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  self->send_exit(a, caf::exit_reason::kill);
+  self->wait_for(a);
+  BOOST_TEST_REQUIRE(gone_within(*r.value), "child " << *r.value << " outlived its actor");
+  std::ifstream in(log);
+  int lines = 0;
+  for (std::string line; std::getline(in, line);) ++lines;
+  BOOST_TEST(lines == 1, "the child got the stop signal " << lines << " times");
+}
+
+BOOST_AUTO_TEST_CASE(killing_the_actor_during_a_requested_stop_sends_no_second_stop_signal) {
+  temp_dir dir;
+  const std::string log = dir.file("signals");
+  const int stop_signal = SIGRTMIN + 4;
+  pa::process_spec spec;
+  spec.argv = {PKIT_SIGNAL_COUNTER, std::to_string(stop_signal)};
+  spec.notify_fd = 3;
+  spec.stdout_path = log;
+  spec.stop_signal = stop_signal;
+  spec.stop_timeout_ms = 300;
+  spec.kill_group = false;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  caf::scoped_actor stopper{system};
+  auto pending = stopper->request(a, event_timeout, pa::stop_atom_v);
+  BOOST_TEST_REQUIRE(status(a).state == process_state::stopping);  // the signal is sent
+  self->send_exit(a, caf::exit_reason::kill);
+  self->wait_for(a);
+  BOOST_TEST_REQUIRE(gone_within(*r.value), "child " << *r.value << " outlived its actor");
+  std::ifstream in(log);
+  int lines = 0;
+  for (std::string line; std::getline(in, line);) ++lines;
+  BOOST_TEST(lines == 1, "the child got the stop signal " << lines << " times");
+  auto stopped = await<exit_status>(std::move(pending));
+  BOOST_TEST(!stopped.ok(), "a stop of a killed actor replied with a status");
+}
+
+namespace {
+std::size_t thread_count() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+}  // namespace
+
+// Stopping the children of dying actors must not cost a thread each (thousands of them
+// could not be created: an exception in a destructor ends the program).
+BOOST_AUTO_TEST_CASE(many_actors_dying_at_once_stop_their_children_without_a_thread_each) {
+  constexpr int count = 2000;
+  pa::process_spec spec;
+  spec.argv = {PKIT_SIGNAL_COUNTER, std::to_string(SIGTERM)};  // blocks SIGTERM
+  spec.notify_fd = 3;
+  spec.stdout_path = "null";
+  spec.stop_timeout_ms = 3000;  // each stop lasts until SIGKILL
+  std::vector<pa::process_actor> actors;
+  std::vector<pid_t> pids;
+  actors.reserve(count);
+  pids.reserve(count);
+  for (int i = 0; i < count; ++i) actors.push_back(pa::spawn_process(system, spec));
+  for (auto& a : actors) self->send(a, pa::start_atom_v);
+  for (int i = 0; i < count; ++i) {
+    self->receive([&](std::int32_t pid) { pids.push_back(pid); },
+                  [&](caf::error& e) { BOOST_TEST_FAIL("start failed: " << render(e)); },
+                  caf::after(event_timeout) >> [] { BOOST_TEST_FAIL("no start reply"); });
+  }
+  const std::size_t before = thread_count();
+  for (auto& a : actors) self->send_exit(a, caf::exit_reason::kill);
+  for (auto& a : actors) self->wait_for(a);
+  // Every stop is still under way here (3 s before SIGKILL).
+  const std::size_t during = thread_count();
+  BOOST_TEST(during <= before + 2, during - before << " threads more while " << count
+                                                     << " children are being stopped");
+  int left = 0;
+  for (pid_t pid : pids) {
+    if (!gone_within(pid, 30s)) ++left;
+  }
+  BOOST_TEST(left == 0, left << " children outlived their actors");
+}
+
 // =====================================================================================
 // The observer
 // =====================================================================================
@@ -767,6 +887,69 @@ BOOST_AUTO_TEST_CASE(the_observer_is_told_of_a_requested_stop) {
   auto* exited = std::get_if<observed_exit>(&m);
   BOOST_TEST_REQUIRE(exited != nullptr, "expected child_exited, got variant #" << m.index());
   BOOST_TEST(exited->status == exit_status::killed(SIGTERM));
+}
+
+// =====================================================================================
+// Internal messages are not part of the interface
+// =====================================================================================
+
+// What a peer can put on the wire for the reports pkit's reaper thread and timers send a
+// process actor: the same atoms ("exited", "ready", "deadline") and arguments.
+using forged_exited = caf::atom_constant<caf::atom("exited")>;
+using forged_ready = caf::atom_constant<caf::atom("ready")>;
+using forged_deadline = caf::atom_constant<caf::atom("deadline")>;
+
+template <class Handle, class... Ts>
+constexpr bool accepts = caf::response_type<typename Handle::signatures, Ts...>::valid;
+
+static_assert(accepts<pa::process_actor, pa::start_atom>, "the check itself works");
+static_assert(!accepts<pa::process_actor, forged_exited, std::uint64_t, exit_status>,
+              "a process_actor handle must not accept an exit report");
+static_assert(!accepts<pa::process_actor, forged_ready, std::uint64_t, caf::error>,
+              "a process_actor handle must not accept a readiness report");
+static_assert(!accepts<pa::process_actor, forged_deadline, std::uint64_t, std::uint8_t>,
+              "a process_actor handle must not accept a deadline");
+
+// The type system aside (actor_cast, or a remote node): a forged exit report must not make
+// the actor forget its live child.
+BOOST_AUTO_TEST_CASE(a_forged_exit_report_through_an_untyped_handle_is_ignored) {
+  auto a = spawn(sleep_spec());
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  const auto before = status(a);
+  BOOST_TEST_REQUIRE(before.state == process_state::running);
+  auto untyped = caf::actor_cast<caf::actor>(a);
+  self->send(untyped, forged_exited::value, before.incarnation, exit_status::exited(0));
+  // Sent after the forgery by the same sender: answered after it was handled.
+  const auto after = status(a);
+  BOOST_TEST(after.state == process_state::running, "state " << pa::to_string(after.state));
+  BOOST_TEST(after.pid == *r.value);
+  BOOST_TEST(!after.has_last_exit, "a forged exit was recorded as the last exit");
+  BOOST_TEST(is_running(*r.value));
+  auto stopped = stop(a);
+  BOOST_TEST_REQUIRE(stopped.ok(), stopped.describe());
+  BOOST_TEST(*stopped.value == exit_status::killed(SIGTERM), "stop replied before the real exit");
+}
+
+BOOST_AUTO_TEST_CASE(forged_readiness_and_deadline_reports_are_ignored) {
+  auto a = spawn(never_ready_spec(60000));
+  caf::scoped_actor starter{system};
+  auto pending = starter->request(a, event_timeout, pa::start_atom_v);
+  const auto before = status(a);
+  BOOST_TEST_REQUIRE(before.state == process_state::starting);
+  BOOST_TEST_REQUIRE(before.pid > 0);
+  auto untyped = caf::actor_cast<caf::actor>(a);
+  // A forged "ready" would answer the start; a forged ready deadline would kill the child.
+  self->send(untyped, forged_ready::value, before.incarnation, caf::error{});
+  self->send(untyped, forged_deadline::value, before.incarnation, std::uint8_t{0});
+  const auto after = status(a);
+  BOOST_TEST(after.state == process_state::starting, "state " << pa::to_string(after.state));
+  BOOST_TEST(after.pid == before.pid);
+  BOOST_TEST(is_running(before.pid));
+  // The start is still pending: it ends with the real run.
+  BOOST_TEST_REQUIRE(kill(a).ok());
+  auto started = await<std::int32_t>(std::move(pending));
+  BOOST_TEST(started.is(pa::error::died_before_ready), started.describe());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,4 +1,5 @@
-// pkit's CAF scheduler (actors/src/handoff_sharing.hpp): which scheduler init selects, and
+// pkit's CAF scheduler (actors/src/handoff_sharing.hpp): that init leaves the scheduler alone
+// and use_pkit_scheduler selects pkit's, and
 // the policy's rules — a chain of single messages stays on one worker, fan-out spreads
 // over the workers, a long resume gives up its hand-off, a run of hand-offs does not
 // starve the shared queue. Each waits on events (atomics the actors set, with deadlines),
@@ -14,11 +15,13 @@
 #include <boost/test/unit_test.hpp>
 
 #include <pkit/actors/messages.hpp>
+#include <pkit/actors/scheduler.hpp>
 
 #include "handoff_sharing.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/defaults.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/policy/work_sharing.hpp>
 #include <caf/policy/work_stealing.hpp>
@@ -61,9 +64,11 @@ struct system_with {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
 
-  /// init(cfg), then `threads` workers (0: CAF's default), then `policy` if not empty.
+  /// init(cfg) and the opt-in to pkit's scheduler, then `threads` workers (0: CAF's
+  /// default), then `policy` if not empty.
   explicit system_with(std::size_t threads = 0, const char* policy = nullptr) {
     pa::init(cfg);
+    pa::use_pkit_scheduler(cfg);
     if (threads > 0) cfg.set("scheduler.max-threads", threads);
     if (policy != nullptr) cfg.set("scheduler.policy", caf::atom_from_string(policy));
     sys = std::make_unique<caf::actor_system>(cfg);
@@ -77,7 +82,30 @@ bool scheduler_is(caf::actor_system& sys) {
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(init_selects_pkits_scheduler_and_the_policy_setting_still_chooses) {
+// init registers types; it must not replace the application's scheduler behind its back.
+BOOST_AUTO_TEST_CASE(init_alone_leaves_cafs_default_scheduler) {
+  using namespace caf::scheduler;
+  caf::actor_system_config cfg;
+  pa::init(cfg);
+  BOOST_TEST(caf::get_or(cfg, "scheduler.policy", caf::defaults::scheduler::policy) ==
+             caf::defaults::scheduler::policy);
+  caf::actor_system sys{cfg};
+  BOOST_TEST(!scheduler_is<coordinator<handoff_sharing>>(sys), "init installed pkit's scheduler");
+  BOOST_TEST(scheduler_is<coordinator<caf::policy::work_stealing>>(sys), "not CAF's default (stealing)");
+}
+
+BOOST_AUTO_TEST_CASE(use_pkit_scheduler_twice_installs_one_scheduler_factory) {
+  caf::actor_system_config cfg;
+  pa::init(cfg);
+  const auto factories = cfg.module_factories.size();
+  pa::use_pkit_scheduler(cfg);
+  pa::use_pkit_scheduler(cfg);
+  BOOST_TEST(cfg.module_factories.size() == factories + 1);
+  caf::actor_system sys{cfg};
+  BOOST_TEST(scheduler_is<caf::scheduler::coordinator<handoff_sharing>>(sys));
+}
+
+BOOST_AUTO_TEST_CASE(use_pkit_scheduler_selects_pkits_scheduler_and_the_policy_setting_still_chooses) {
   using namespace caf::scheduler;
   {
     system_with s;

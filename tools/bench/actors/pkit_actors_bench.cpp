@@ -18,6 +18,7 @@
 #include <pkit/actors/error.hpp>
 #include <pkit/actors/messages.hpp>
 #include <pkit/actors/process_actor.hpp>
+#include <pkit/actors/scheduler.hpp>
 #include <pkit/actors/supervisor.hpp>
 #include <pkit/exit_status.hpp>
 
@@ -776,7 +777,7 @@ int usage(const char* argv0, int code) {
                "  --threads         diagnostic: this many CAF worker threads (default: CAF's choice)\n"
                "  --work-stealing   diagnostic: CAF's default work-stealing scheduler (idle workers\n"
                "                    poll, then sleep in 50 µs steps) instead of the scheduler that\n"
-               "                    pkit::actors::init installs\n",
+               "                    pkit::actors::use_pkit_scheduler selects\n",
                argv0);
   return code;
 }
@@ -801,11 +802,12 @@ int run_bench(const settings& opt) {
 
   caf::actor_system_config cfg;
   pa::init(cfg);
+  pa::use_pkit_scheduler(cfg);
   if (opt.work_stealing) cfg.set("scheduler.policy", caf::atom("stealing"));
   if (opt.threads > 0) cfg.set("scheduler.max-threads", opt.threads);
   std::printf("CAF scheduler: %s\n",
               opt.work_stealing ? "work stealing, CAF's default (--work-stealing: a diagnostic run)"
-                                : "pkit's (work sharing + hand-off), as pkit::actors::init installs");
+                                : "pkit's (work sharing + hand-off), as pkit::actors::use_pkit_scheduler selects");
   std::fflush(stdout);
   caf::actor_system sys{cfg};
   std::printf("CAF worker threads: %zu\n", sys.scheduler().num_workers());

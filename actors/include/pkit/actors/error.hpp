@@ -19,7 +19,9 @@ enum class error : std::uint8_t {
   not_started = 1,
   /// start while a run is in progress; start_child of a running child.
   already_running,
-  /// the child could not be created (context: program, stage, errno text).
+  /// the child could not be created. From a process actor, the context is a
+  /// `start_failure` (program, stage, errno; `start_failure_of(err)`); from a supervisor,
+  /// it may be a text naming the child.
   start_failed,
   /// the child did not report readiness within its ready timeout (it was killed).
   ready_timeout,

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <csignal>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,19 @@ struct process_info {
   bool has_last_exit = false;
   exit_status last_exit;
 };
+
+/// Why a child could not be started, machine-readable: the context of a `start_failed`
+/// error (`start_failure_of(err)` extracts it), alongside the rendered text.
+struct start_failure {
+  std::string name;        ///< the process spec's name
+  std::string program;     ///< argv[0] for a program, the target name for a fork-server target
+  std::string stage;       ///< what failed: "exec", "chdir", "fork", "open", ... ("" if unknown)
+  std::int32_t errno_value = 0;  ///< the errno of that stage; 0 when the cause is no errno
+  std::string text;        ///< "cannot start '/x': exec: No such file or directory"
+};
+
+/// The start_failure carried by `err` (a pkit `start_failed` error), if any.
+std::optional<start_failure> start_failure_of(const caf::error& err);
 
 // ---------------------------------------------------------------------------------------
 // Supervisors (Erlang/OTP's supervisor, and beyond)
@@ -233,6 +247,12 @@ typename Inspector::result_type inspect(Inspector& f, process_info& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, start_failure& x) {
+  return f(caf::meta::type_name("pkit::actors::start_failure"), x.name, x.program, x.stage,
+           x.errno_value, x.text);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, backoff_spec& x) {
   return f(caf::meta::type_name("pkit::actors::backoff_spec"), x.initial_ms, x.max_ms,
            x.multiplier, x.jitter, x.reset_after_ms);
@@ -279,14 +299,10 @@ typename Inspector::result_type inspect(Inspector& f, supervisor_event& x) {
 }
 
 /// Registers every message type and the error category of pkit's actor layer with
-/// `cfg`, and installs pkit's scheduler (`scheduler.policy = pkit`, through a module
-/// factory): CAF's work sharing — idle workers block instead of polling, so a supervision
-/// tree uses no CPU while nothing happens — plus a hand-off slot per worker, so a chain
-/// of single messages runs on one worker without a thread wake-up per link (see the
-/// README). An application that prefers one of CAF's schedulers sets the policy again
-/// after this call to `sharing`, `stealing` or `testing` (or in its config file or command
-/// line, which `cfg.parse` reads afterwards). Call once, before the actor system is
-/// constructed. (Remoting additionally needs `cfg.load<caf::io::middleman>()`.)
+/// `cfg`. Nothing else: the scheduler stays whatever the application configures (pkit's
+/// own is an explicit opt-in, `use_pkit_scheduler(cfg)` in pkit/actors/scheduler.hpp).
+/// Call once, before the actor system is constructed. (Remoting additionally needs
+/// `cfg.load<caf::io::middleman>()`.)
 void init(caf::actor_system_config& cfg);
 
 }  // namespace pkit::actors
@@ -323,10 +339,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(pkit, caf::first_custom_type_id)
   CAF_ADD_ATOM(pkit, pkit::actors, signal_atom, "signal")
   CAF_ADD_ATOM(pkit, pkit::actors, join_atom, "join")
   CAF_ADD_ATOM(pkit, pkit::actors, status_atom, "status")
-  // Internal: reports from the reaper thread and delayed messages to self.
-  CAF_ADD_ATOM(pkit, pkit::actors, exited_atom, "exited")
-  CAF_ADD_ATOM(pkit, pkit::actors, ready_atom, "ready")
-  CAF_ADD_ATOM(pkit, pkit::actors, deadline_atom, "deadline")
+  // (A process actor's internal reports have private, unserializable types of
+  // process_actor.cpp: no atom here, so no peer can forge them.)
   // Supervisors.
   CAF_ADD_ATOM(pkit, pkit::actors, start_child_atom, "startchild")
   CAF_ADD_ATOM(pkit, pkit::actors, terminate_child_atom, "termchild")
@@ -345,6 +359,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(pkit, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(pkit, (pkit::actors::process_state))
   CAF_ADD_TYPE_ID(pkit, (pkit::actors::process_spec))
   CAF_ADD_TYPE_ID(pkit, (pkit::actors::process_info))
+  CAF_ADD_TYPE_ID(pkit, (pkit::actors::start_failure))
   CAF_ADD_TYPE_ID(pkit, (pkit::actors::restart_strategy))
   CAF_ADD_TYPE_ID(pkit, (pkit::actors::restart_type))
   CAF_ADD_TYPE_ID(pkit, (pkit::actors::auto_shutdown))

@@ -29,21 +29,30 @@ namespace pkit::actors {
 /// * `join` → exit status of the current run, answered when it ends, to any number of
 ///   waiting callers; at once when no run is in progress (`not_started` if none ever).
 /// * `status` → process_info.
-/// * The remaining handlers are internal (reports from pkit's reaper thread and delayed
-///   messages to itself); the incarnation number makes stale ones harmless.
+///
+/// That is the whole interface. The actor also handles reports from pkit's reaper thread
+/// and its own delayed messages, but those are not part of this type: the actor is spawned
+/// as a private extension of it that only pkit's code can name, and the reports are of
+/// private types that are not serializable. A holder of this handle — an `actor_cast`
+/// to `caf::actor` included, or a remote node — cannot forge them (they are dropped as
+/// unexpected messages).
 ///
 /// When the actor terminates (for any reason), a child still running is stopped per its
-/// spec: no process outlives its actor unsupervised.
+/// spec: no process outlives its actor unsupervised. The actor does not wait for that: it
+/// sends the stop signal (unless a `stop` already did; each signal goes once) and hands the
+/// child to pkit's one stopper thread, which sends SIGKILL when the stop timeout runs out
+/// and reaps it — no thread per child, and the hand-over cannot fail. With an infinite
+/// stop timeout the child runs until it exits; a program's child is killed by the kernel
+/// (PR_SET_PDEATHSIG) when the CAF worker that started it ends, at actor-system shutdown at
+/// the latest, a fork-server target's when the fork server ends. A fork server must
+/// therefore outlive the stop of its targets' children, not only their actors.
 using process_actor = caf::typed_actor<
     caf::replies_to<start_atom>::with<std::int32_t>,
     caf::replies_to<stop_atom>::with<exit_status>,
     caf::replies_to<kill_atom>::with<exit_status>,
     caf::replies_to<signal_atom, std::int32_t>::with<caf::ok_atom>,
     caf::replies_to<join_atom>::with<exit_status>,
-    caf::replies_to<status_atom>::with<process_info>,
-    caf::reacts_to<exited_atom, std::uint64_t, exit_status>,
-    caf::reacts_to<ready_atom, std::uint64_t, caf::error>,
-    caf::reacts_to<deadline_atom, std::uint64_t, std::uint8_t>>;
+    caf::replies_to<status_atom>::with<process_info>>;
 
 /// Where a process actor reports its child's life, besides its own replies: the
 /// supervisor that owns it (an untyped handle; may be empty). It receives, in this order
@@ -58,7 +67,9 @@ struct process_observer {
 };
 
 /// Spawns a process actor for `spec`. Callable targets (`spec.target`) are forked by
-/// `server`, which must outlive the actor (the actor system itself is never forked to
+/// `server`, which must outlive the actor. A `start` blocks the CAF worker that handles
+/// it for the spawn: a program's clone and exec, a target's round trip to the fork
+/// server, which has no deadline (see the README) (the actor system itself is never forked to
 /// run C++ code: CAF's worker threads are running). The child is not started until the
 /// actor receives `start`. Errors in the spec are reported by `start`.
 process_actor spawn_process(caf::actor_system& system, process_spec spec,
