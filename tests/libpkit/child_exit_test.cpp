@@ -85,8 +85,8 @@ struct outcome {
 outcome run_capturing(pkit::process& p) {
   leave_unflushed_parent_text();
   p.start();
-  auto out = std::move(p.stdout_pipe());
-  auto err = std::move(p.stderr_pipe());
+  auto out = p.take_stdout_pipe();
+  auto err = p.take_stderr_pipe();
   outcome o{pkit::exit_status{}, read_all(out.get()), read_all(err.get())};
   o.status = p.join_status();
   flush_parent_text();

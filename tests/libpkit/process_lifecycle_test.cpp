@@ -346,3 +346,28 @@ BOOST_AUTO_TEST_CASE(a_group_stop_lets_descendants_finish_within_the_grace_perio
     BOOST_TEST(gone, "grandchild " << grandchild << " still runs after stop() returned");
   });
 }
+
+// ---------------------------------------------------------------------------
+// start(wait) notices a child that died while a descendant holds its notify fd
+// ---------------------------------------------------------------------------
+
+// start(wait) with notify_fd polled only the notify pipe: a child that died while a
+// grandchild kept the pipe's write end open was reported as start_timeout after
+// ready_timeout, not as died_before_ready at once.
+BOOST_AUTO_TEST_CASE(start_wait_reports_died_before_ready_when_a_grandchild_holds_the_notify_fd) {
+  within(20s, "start(wait) of a child that died while a grandchild holds its notify fd", [] {
+    pkit::process_options o;
+    o.notify_fd = 3;
+    o.ready_timeout = 60s;
+    o.out = pkit::stdio::pipe();
+    pkit::process p{pkit::command{"/bin/sh", "-c", "sleep 1000 & echo $!; exit 3"}, o};
+    std::error_code ec;
+    p.start(pkit::wait, ec);
+    pkit::unique_fd out = p.take_stdout_pipe();
+    const std::string line = read_line(out.get());
+    const pid_t grandchild = std::stoi(line);
+    ::kill(grandchild, SIGKILL);
+    BOOST_TEST((ec == pkit::errc::died_before_ready), ec.message());
+    BOOST_TEST(p.status()->code() == 3);
+  });
+}

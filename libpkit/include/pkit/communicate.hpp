@@ -52,8 +52,8 @@ struct communicate_result {
 /// again after a timeout and goes on where the last call stopped, as Python's does; the
 /// final result holds everything read across the calls.
 ///
-/// The constructor moves the pipe ends out of the process (`stdin_pipe()`,
-/// `stdout_pipe()`, `stderr_pipe()`, each once); they are this object's from then on and
+/// The constructor takes the pipe ends out of the process (`take_stdin_pipe()`,
+/// `take_stdout_pipe()`, `take_stderr_pipe()`); they are this object's from then on and
 /// closed by its destructor, which neither stops nor joins the child. It keeps a
 /// reference to the process, which must outlive it; the result's status is that of
 /// `process::join_status()`, so the process must not be restarted meanwhile.
