@@ -403,6 +403,54 @@ exit_status process::stop(const stop_policy& policy) {
   return *detail::join_run(state_, lock, run, stop_policy::infinite);
 }
 
+void process::stop_async() { stop_async(state_->opts.stop); }
+void process::stop_async(const stop_policy& policy) {
+  std::error_code ec;
+  stop_async(policy, ec);
+  if (ec) detail::throw_error(ec, "pkit::process::stop_async");
+}
+void process::stop_async(const stop_policy& policy, std::error_code& ec) noexcept {
+  auto& s = *state_;
+  ec.clear();
+  if (!s.owned_here()) {
+    ec = errc::not_owner;
+    return;
+  }
+  std::lock_guard<std::mutex> lock(s.m);
+  if (s.runs == 0) {
+    ec = errc::not_started;
+    return;
+  }
+  // The stop's deadline task is allocated: out of memory is reported, not thrown.
+  try {
+    (void)detail::begin_stop(state_, policy);
+  } catch (const std::exception&) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+  }
+}
+
+void process::release(std::unique_ptr<process> p) noexcept {
+  if (!p) return;
+  auto sp = p->state_;
+  process_state& s = *sp;
+  if (s.owned_here()) {
+    std::lock_guard<std::mutex> lock(s.m);
+    if (s.ph == process_state::phase::running || s.ph == process_state::phase::exiting) {
+      if (s.ph == process_state::phase::running) {
+        try {
+          (void)detail::begin_stop(sp, s.opts.stop);
+        } catch (...) {
+          // No memory for the deadline task: SIGKILL now rather than never.
+          detail::send_signal(s, SIGKILL, s.opts.stop.kill_group);
+        }
+      }
+      s.released = std::move(p);
+      return;
+    }
+  }
+  p.reset();
+}
+
 std::optional<exit_status> process::join_status(std::chrono::milliseconds timeout) {
   auto& s = *state_;
   require_owner(s, "pkit::process::join");

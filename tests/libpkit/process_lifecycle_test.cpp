@@ -371,3 +371,75 @@ BOOST_AUTO_TEST_CASE(start_wait_reports_died_before_ready_when_a_grandchild_hold
     BOOST_TEST(p.status()->code() == 3);
   });
 }
+
+// ---------------------------------------------------------------------------
+// stop_async and release: the same stop, carried on by the reaper
+// ---------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(stop_async_returns_at_once_and_the_reaper_escalates_at_the_deadline) {
+  within(30s, "stop_async of a child that ignores SIGTERM", [] {
+    pkit::process_options o;
+    o.out = pkit::stdio::pipe();
+    pkit::process p{child_command({"ignore-term"}), o};
+    p.start(pkit::wait);
+    pkit::unique_fd out = p.take_stdout_pipe();
+    BOOST_TEST_REQUIRE(read_line(out.get()) == "ready");
+    p.stop_async(pkit::stop_policy{SIGTERM, 200ms, true});
+    BOOST_TEST(p.is_alive(), "stop_async did not wait");
+    // Nobody escalates but the reaper: join without a deadline of its own.
+    BOOST_TEST(p.join_status() == pkit::exit_status::killed(SIGKILL));
+  });
+}
+
+namespace {
+volatile sig_atomic_t stop_signals = 0;
+extern "C" void count_stop_signal(int) { stop_signals = stop_signals + 1; }
+}  // namespace
+
+// A realtime stop signal is queued, never merged: the child's count is the number sent.
+// Each stop of one run sends it once — through the group, which holds the leader, not
+// also through the pidfd — and a stop under way is joined, not begun again.
+BOOST_AUTO_TEST_CASE(stops_of_one_run_send_the_stop_signal_exactly_once) {
+  within(30s, "three stops of a child that counts its stop signal", [] {
+    const int stop_signal = SIGRTMIN + 1;
+    auto report = make_pipe();
+    pkit::process_options o;
+    o.pass_fds = {{report_fd, report.write.get()}};
+    pkit::process p{[stop_signal] {
+                      struct sigaction sa {};
+                      sa.sa_handler = count_stop_signal;
+                      ::sigaction(stop_signal, &sa, nullptr);
+                      write_all(report_fd, "ready\n");
+                      while (stop_signals == 0) ::pause();
+                      ::usleep(200 * 1000);  // room for a duplicate to arrive
+                      return static_cast<int>(stop_signals);
+                    },
+                    o};
+    p.start(pkit::wait);
+    report.write.reset();
+    BOOST_TEST_REQUIRE(read_line(report.read.get()) == "ready");
+    const pkit::stop_policy policy{stop_signal, 20s, true};
+    p.stop_async(policy);
+    p.stop_async(policy);
+    BOOST_TEST(p.stop(policy) == pkit::exit_status::exited(1));
+  });
+}
+
+BOOST_AUTO_TEST_CASE(release_returns_at_once_and_the_child_is_stopped_and_reaped_later) {
+  within(30s, "release of a running process", [] {
+    std::promise<pkit::exit_status> exited;
+    pkit::process_options o;
+    o.stop = pkit::stop_policy{SIGTERM, 200ms, true};
+    o.out = pkit::stdio::pipe();
+    o.on_exit = [&](pkit::process& proc) { exited.set_value(*proc.status()); };
+    auto p = std::make_unique<pkit::process>(child_command({"ignore-term"}), o);
+    const pid_t pid = p->start(pkit::wait);
+    pkit::unique_fd out = p->take_stdout_pipe();
+    BOOST_TEST_REQUIRE(read_line(out.get()) == "ready");
+    pkit::process::release(std::move(p));
+    BOOST_TEST(::kill(pid, 0) == 0, "release did not wait for the stop");
+    auto f = exited.get_future();
+    BOOST_TEST(f.get() == pkit::exit_status::killed(SIGKILL));
+    BOOST_TEST(!is_unreaped_child(pid));
+  });
+}

@@ -123,6 +123,22 @@ public:
   /// process that is not running, returns the last status (`errc::not_started` if none).
   exit_status stop();
   exit_status stop(const stop_policy& policy);
+  /// Begins the same stop and returns at once: pkit's reaper thread carries it on (the
+  /// deadline, SIGKILL, the process group) whether or not anybody waits, and the exit is
+  /// reported as usual (`on_exit`, `join`). For callers that must not block (actors). A
+  /// stop already under way is not begun again. No-op when no run is running;
+  /// `errc::not_started` if never started, `errc::not_owner` in a forked copy.
+  void stop_async();
+  void stop_async(const stop_policy& policy);
+  void stop_async(const stop_policy& policy, std::error_code& ec) noexcept;
+
+  /// Hands `p` over to pkit without waiting: begins stopping its run with its stop policy
+  /// (unless a stop is already under way) and destroys `p` on the reaper thread once the
+  /// run has been collected — after its `on_exit`, which still runs. A process with no
+  /// run in progress is destroyed at once. Never blocks or throws (should there be no
+  /// memory left for the stop's deadline task, the child gets SIGKILL at once): for
+  /// destructors of owners that must not wait for a child's stop (a process actor).
+  static void release(std::unique_ptr<process> p) noexcept;
 
   /// Waits for the current run to end; returns its exit code, or minus the signal number
   /// for a signal death (Python's convention). After a run has ended, returns that run's

@@ -86,6 +86,9 @@ struct process_state {
   std::thread::id callback_thread;  // thread running on_exit for the current run
   std::shared_ptr<readiness> ready_watch;  // on_ready of the current run, while pending
   bool collecting = false;  // a joiner is collecting the exit itself (collect_here)
+  /// The process object itself, once handed over by `process::release`: destroyed when
+  /// the current run has been collected (a cycle with `owner`'s `state_`, broken then).
+  std::unique_ptr<process> released;
 
   bool owned_here() const noexcept { return ::getpid() == owner_pid; }
 

@@ -133,17 +133,23 @@ void deliver(process_state& s, std::uint64_t run, delivery d) {
       write_all(2, msg, sizeof msg - 1);
     }
   }
-  std::lock_guard<std::mutex> lock(s.m);
-  if (s.runs == run) {
-    s.ph = process_state::phase::idle;
-    s.pid = 0;
-    s.pidfd.reset();
-    s.leader = false;
-    s.server.reset();
+  std::unique_ptr<process> released;
+  {
+    std::lock_guard<std::mutex> lock(s.m);
+    if (s.runs == run) {
+      s.ph = process_state::phase::idle;
+      s.pid = 0;
+      s.pidfd.reset();
+      s.leader = false;
+      s.server.reset();
+      released = std::move(s.released);
+    }
+    s.collected = std::max(s.collected, run);
+    s.callback_thread = {};
+    s.cv.notify_all();
   }
-  s.collected = std::max(s.collected, run);
-  s.callback_thread = {};
-  s.cv.notify_all();
+  // Handed over by process::release: its run is over, nothing in it waits now.
+  released.reset();
 }
 
 void poll_group(const std::shared_ptr<process_state>& sp, std::uint64_t run,
