@@ -284,17 +284,23 @@ void collect_here(const std::shared_ptr<process_state>& sp, std::unique_lock<std
 
 }  // namespace
 
-std::error_code send_signal(process_state& s, int signo, bool group) {
+std::error_code send_signal(process_state& s, int signo, bool group, bool group_at_exit) {
   std::error_code ec;
   // The leader is unreaped (see the lock order in process_state.hpp), so its group id is
   // still reserved: this cannot reach an unrelated group that reused it. The group signal
   // reaches the leader too; it gets the signal through its pidfd only if it has left its
   // group — once, so a program that reads a second SIGTERM as "force quit" does not.
-  if (group && s.leader && !s.server && ::kill(-s.pid, signo) == 0 && ::getpgid(s.pid) == s.pid)
+  if (group && s.leader && s.server) {
+    // A fork-server child is the server's: only the server knows whether the leader is
+    // still unreaped, so it sends the group signal. ESRCH: the leader was reaped, its exit
+    // is on its way.
+    ec = s.server->signal_group(s.watch, signo, group_at_exit);
+    if (ec == std::errc::no_such_process) ec.clear();
     return ec;
+  }
+  if (group && s.leader && ::kill(-s.pid, signo) == 0 && ::getpgid(s.pid) == s.pid) return ec;
   if (pidfd_send_signal(s.pidfd.get(), signo) != 0 && errno != ESRCH)
     ec.assign(errno, std::system_category());
-  if (group && s.leader && s.server) ::kill(-s.pid, signo);
   return ec;
 }
 
@@ -326,7 +332,9 @@ std::uint64_t begin_stop(const std::shared_ptr<process_state>& sp, const stop_po
     escalate(s);
     return run;
   }
-  send_signal(s, policy.signal, policy.kill_group);
+  // A fork-server child's group is SIGKILLed by the server when the leader exits (the
+  // server reaps it; it cannot wait for the group the way the reaper does).
+  send_signal(s, policy.signal, policy.kill_group, /*group_at_exit=*/true);
   // A stopped child cannot act on the stop signal until it is continued.
   if (policy.signal != SIGKILL && policy.signal != SIGCONT) send_signal(s, SIGCONT, policy.kill_group);
   if (!infinite)

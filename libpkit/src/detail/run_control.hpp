@@ -22,8 +22,10 @@ namespace pkit::detail {
 /// Signals the current run's child through its pidfd (never a recycled pid), and its
 /// process group when `group` is set and the child leads one. `s.m` held, run `running`:
 /// the leader is unreaped, so the group id cannot have been recycled. ESRCH from the
-/// pidfd (the child has just exited) is not an error.
-std::error_code send_signal(process_state& s, int signo, bool group);
+/// pidfd (the child has just exited) is not an error. A fork-server child's group is
+/// signalled by the server (a bounded round trip), which also SIGKILLs the group once the
+/// leader exits when `group_at_exit` is set.
+std::error_code send_signal(process_state& s, int signo, bool group, bool group_at_exit = false);
 
 /// Watches the exit of the run just published (`s.m` held). Throws `std::system_error`
 /// when the watch cannot be set up; the caller then kills and collects the child itself.
