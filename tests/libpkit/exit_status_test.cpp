@@ -137,3 +137,21 @@ BOOST_AUTO_TEST_CASE(signal_name_gives_the_sig_name_or_sig_and_the_number) {
   BOOST_TEST(pkit::signal_name(200) == "SIG200");
   BOOST_TEST(pkit::signal_name(SIGRTMIN + 3).rfind("SIG", 0) == 0u);
 }
+
+// A status nobody could collect (the host reaped the child) was exited(255): a real exit
+// code 255 and a lost status could not be told apart.
+BOOST_AUTO_TEST_CASE(a_lost_status_is_neither_exited_nor_killed_and_differs_from_every_real_one) {
+  const exit_status lost = exit_status::lost();
+  BOOST_TEST(lost.is_lost());
+  BOOST_TEST(!lost.is_exited());
+  BOOST_TEST(!lost.is_killed());
+  BOOST_TEST(!lost.success());
+  BOOST_TEST(lost.code() == -1);
+  BOOST_TEST(lost.signal() == 0);
+  BOOST_TEST(lost.exit_code() == exit_status::lost_exit_code);
+  BOOST_TEST(!(lost == exit_status::exited(255)));
+  BOOST_TEST(!(lost == exit_status::exited(exit_status::lost_exit_code)));
+  BOOST_TEST(!exit_status::exited(255).is_lost());
+  BOOST_TEST(lost == exit_status::lost());
+  BOOST_TEST(lost.to_string() == "exit status lost (collected by another waiter)");
+}
