@@ -41,11 +41,17 @@ struct process_access {
     static_cast<fork_child_context*>(ctx)->self->run();
     return 0;
   }
-  static std::error_code start(process& p, const std::shared_ptr<process_state>& s, bool wait,
-                               pid_t& pid);
+  static std::error_code start(process& p, std::shared_ptr<process_state> s, bool wait, pid_t& pid);
 };
 
 namespace {
+
+// The program named in a start failure: argv[0], the fork-server target, or the name.
+std::string program_of(const process_state& s) {
+  if (auto* c = std::get_if<command>(&s.what)) return c->argv.empty() ? std::string() : c->argv[0];
+  if (auto* t = std::get_if<server_target>(&s.what)) return t->name;
+  return s.name;
+}
 
 // Publishes a launched child as run `run` and watches its exit (`lock` holds `s.m`). If
 // the watch cannot be set up, the child is killed and reaped here: a child nobody
@@ -66,6 +72,8 @@ std::error_code publish(const std::shared_ptr<process_state>& sp, launched& made
   for (int i = 0; i < 3; ++i) s.pipes[i] = std::move(io.parent_ends[i]);
   try {
     watch_run(sp, run);
+    // Released while this run was being started: stop it like the run it replaced.
+    if (s.released) (void)begin_stop(sp, s.opts.stop);
     return {};
   } catch (const std::system_error& e) {
     send_signal(s, SIGKILL, true);
@@ -91,19 +99,21 @@ std::error_code publish(const std::shared_ptr<process_state>& sp, launched& made
 
 }  // namespace
 
-std::error_code process_access::start(process& p, const std::shared_ptr<process_state>& sp,
-                                      bool wait, pid_t& started) {
+// `sp` by value: the object (and its `state_` member) may be destroyed by another thread
+// while this start runs; the state lives on until the start is over.
+std::error_code process_access::start(process& p, std::shared_ptr<process_state> sp, bool wait,
+                                      pid_t& started) {
   process_state& s = *sp;
   if (!s.owned_here()) return errc::not_owner;
   std::unique_lock<std::mutex> lock(s.m);
-  const bool in_own_callback =
-      s.ph == process_state::phase::exiting && s.callback_thread == std::this_thread::get_id();
-  // The last run has ended and its on_exit is being called: that finishes in a moment, and
-  // a caller that heard of the exit (from that very callback, on another thread) must be
-  // able to start again right away.
-  if (s.ph == process_state::phase::exiting && !in_own_callback && !reaper::instance().on_reaper_thread())
-    s.cv.wait(lock, [&] { return s.ph != process_state::phase::exiting; });
-  if (s.ph != process_state::phase::idle && !in_own_callback) return errc::already_running;
+  // Being destroyed, or handed over to pkit by release(): no new run.
+  if (s.dying || s.released) return errc::not_owner;
+  // The last run has ended and its callbacks are being called (`exiting`): a new run may
+  // begin at once — from the callback itself, or from a thread that heard of the exit.
+  // Waiting for the callback here would deadlock a thread that holds a lock the callback
+  // needs; the callback's pid()/status() may then already describe the new run.
+  if (s.ph != process_state::phase::idle && s.ph != process_state::phase::exiting)
+    return errc::already_running;
 
   const process_state::phase before = s.ph;
   s.ph = process_state::phase::starting;
@@ -114,6 +124,9 @@ std::error_code process_access::start(process& p, const std::shared_ptr<process_
   launched made;
   const char* stage = "validate";
   std::string program;
+  // Opened here, on the caller's thread: an open that blocks (a FIFO without a reader)
+  // must not hold up the spawn thread that other threads' starts go through.
+  std::error_code io_error = prepare_io(s.opts, io, stage);
   // Created first: it undoes an inherited SIGCHLD=SIG_IGN, under which the kernel would
   // discard the exit status of a child that ends at once.
   reaper& r = reaper::instance();
@@ -122,6 +135,13 @@ std::error_code process_access::start(process& p, const std::shared_ptr<process_
   const bool want_ready = wait || static_cast<bool>(s.opts.on_ready);
   fork_child_context ctx{&p};
   auto do_launch = [&] { ec = launch(s, want_ready, {run_owner, &ctx}, made, io, stage, program); };
+  if (io_error) {
+    lock.lock();
+    s.ph = before;
+    s.failure = spawn_failure{program_of(s), stage, io_error};
+    s.cv.notify_all();
+    return io_error;
+  }
   // PR_SET_PDEATHSIG fires when the creating *thread* ends. Children made directly (not
   // by a fork server) on any thread but the main one are therefore made by the spawn
   // thread, which lasts as long as the program and runs no user code.
@@ -244,6 +264,11 @@ process::~process() {
   if (!s.owned_here()) return;
   auto& r = detail::reaper::instance();
   std::unique_lock<std::mutex> lock(s.m);
+  s.dying = true;  // no new run from now on (an on_exit that restarts gets not_owner)
+  // A start under way (an on_exit restarting the process on the reaper thread) publishes
+  // its run in a moment; that run is then stopped below like any other.
+  if (!r.on_reaper_thread())
+    s.cv.wait(lock, [&] { return s.ph != process_state::phase::starting; });
   if (s.ph == process_state::phase::running) {
     if (r.on_reaper_thread()) {
       // Destroyed from some on_exit callback: the reaper cannot report this exit while
@@ -260,10 +285,9 @@ process::~process() {
       s.cv.wait(lock, [&] { return s.ph != process_state::phase::running; });
     }
   }
-  // Wait for an on_exit callback that is still using this object (unless it is the one
-  // destroying it).
+  // Wait for callbacks that are still using this object (unless they are destroying it).
   s.cv.wait(lock, [&] {
-    return s.ph != process_state::phase::exiting || s.callback_thread == std::this_thread::get_id();
+    return !s.in_callbacks || s.callback_thread == std::this_thread::get_id();
   });
   s.owner = nullptr;
   // The state may outlive this object for a moment (an exit report in flight holds it);
@@ -279,11 +303,11 @@ void process::run() {
 }
 
 namespace {
-pid_t guarded_start(process& p, const std::shared_ptr<process_state>& s, bool wait,
+pid_t guarded_start(process& p, std::shared_ptr<process_state> s, bool wait,
                     std::error_code& ec) noexcept {
   pid_t pid = -1;
   try {
-    ec = process_access::start(p, s, wait, pid);
+    ec = process_access::start(p, std::move(s), wait, pid);
   } catch (const std::system_error& e) {
     ec = e.code();
   } catch (...) {
@@ -392,15 +416,17 @@ exit_status process::stop(const stop_policy& policy) {
   const std::uint64_t run = detail::begin_stop(state_, policy);
   if (run == 0) {
     if (s.last && s.ph != process_state::phase::starting) return *s.last;
-    return *detail::join_run(state_, lock, s.runs, stop_policy::infinite);
+    if (auto st = detail::join_run(state_, lock, s.runs, stop_policy::infinite)) return *st;
+    detail::throw_error(errc::not_started, "pkit::process::stop: the run's status is unknown");
   }
-  // The reaper escalates at the deadline; so does this thread, should the reaper be
-  // held up by a slow on_exit.
+  // The reaper escalates at the deadline; so does this thread at its own (the reaper may
+  // be held up by a slow on_exit; a stop already under way may have a later deadline).
   if (policy.timeout != stop_policy::infinite && policy.timeout.count() > 0) {
     if (auto st = detail::join_run(state_, lock, run, policy.timeout)) return *st;
-    detail::escalate_if_due(s, run);
+    detail::escalate_now(s, run);
   }
-  return *detail::join_run(state_, lock, run, stop_policy::infinite);
+  if (auto st = detail::join_run(state_, lock, run, stop_policy::infinite)) return *st;
+  detail::throw_error(errc::not_started, "pkit::process::stop: the run's status is unknown");
 }
 
 void process::stop_async() { stop_async(state_->opts.stop); }
@@ -435,7 +461,9 @@ void process::release(std::unique_ptr<process> p) noexcept {
   process_state& s = *sp;
   if (s.owned_here()) {
     std::lock_guard<std::mutex> lock(s.m);
-    if (s.ph == process_state::phase::running || s.ph == process_state::phase::exiting) {
+    if (s.ph != process_state::phase::idle) {
+      // running: stop it; starting: publish() stops the run once it exists; exiting: the
+      // callbacks finish, then the object goes.
       if (s.ph == process_state::phase::running) {
         try {
           (void)detail::begin_stop(sp, s.opts.stop);

@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <unistd.h>
 
 namespace pkit {
 namespace detail {
@@ -63,6 +64,10 @@ struct pool_task_state {
 };
 
 struct pool_state : std::enable_shared_from_this<pool_state> {
+  /// The process that made the pool: a forked copy of the program has the pool too, but
+  /// not its children — there the blocking calls fail with not_owner and the destructor
+  /// does nothing.
+  const pid_t owner_pid = ::getpid();
   std::size_t slots = 1;
   process_options options;
   mutable std::mutex m;
@@ -287,6 +292,7 @@ process_pool::process_pool(std::size_t slots, process_options options)
 }
 
 process_pool::~process_pool() {
+  if (::getpid() != state_->owner_pid) return;
   if (detail::reaper::instance().on_reaper_thread()) {
     state_->abandon();
     return;
@@ -366,6 +372,7 @@ process_pool::task process_pool::submit(work w) {
 
 void process_pool::close() {
   auto& s = *state_;
+  if (::getpid() != s.owner_pid) throw std::system_error(make_error_code(errc::not_owner), "pkit::process_pool::close");
   std::unique_lock<std::mutex> lock(s.m);
   auto idle = [&] { return s.busy == 0 && s.waiting.empty(); };
   if (!idle()) detail::refuse_on_reaper_thread("pkit::process_pool::close");
@@ -377,6 +384,8 @@ void process_pool::close() {
 
 void process_pool::terminate() {
   auto& s = *state_;
+  if (::getpid() != s.owner_pid)
+    throw std::system_error(make_error_code(errc::not_owner), "pkit::process_pool::terminate");
   std::deque<std::shared_ptr<detail::pool_task_state>> dropped;
   {
     std::lock_guard<std::mutex> lock(s.m);
@@ -395,10 +404,13 @@ void process_pool::terminate() {
     std::vector<std::shared_ptr<detail::pool_task_state>> tasks;
     for (auto& [id, t] : s.running) tasks.push_back(t);
     lock.unlock();
+    // All at once: the reaper carries each stop on (deadline, SIGKILL, the group), so N
+    // tasks that ignore SIGTERM take one stop timeout, not N. A stop under way is not
+    // begun again.
     for (auto& t : tasks) {
       if (t->proc->runs() == 0) continue;
       try {
-        t->proc->stop();
+        t->proc->stop_async();
       } catch (const std::system_error&) {
         // Already gone.
       }

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <future>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include <sys/wait.h>
@@ -441,5 +442,129 @@ BOOST_AUTO_TEST_CASE(release_returns_at_once_and_the_child_is_stopped_and_reaped
     auto f = exited.get_future();
     BOOST_TEST(f.get() == pkit::exit_status::killed(SIGKILL));
     BOOST_TEST(!is_unreaped_child(pid));
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Found by review: each case below failed (hung, crashed or misreported) before its fix
+// ---------------------------------------------------------------------------
+
+// Restarting the same child while holding the table mutex that its on_exit takes:
+// start() waited for the previous run's on_exit, which waited for the mutex.
+BOOST_AUTO_TEST_CASE(restarting_the_same_process_under_a_mutex_its_on_exit_takes_does_not_deadlock) {
+  within(60s, "start() of a process whose own on_exit waits for the caller's mutex", [] {
+    std::mutex table;
+    std::atomic<bool> in_callback{false};
+    std::atomic<int> exits{0};
+    pkit::process_options o;
+    o.on_exit = [&](pkit::process&) {
+      in_callback = true;
+      std::lock_guard<std::mutex> lock(table);
+      ++exits;
+    };
+    pkit::process p{[] { return 0; }, o};
+    for (int round = 0; round < 100; ++round) {
+      in_callback = false;
+      p.start();
+      await_flag(in_callback);  // the run has ended; its on_exit waits for `table`
+      {
+        std::lock_guard<std::mutex> lock(table);
+        // Restarted at once, while the last run's on_exit still waits for us.
+        std::error_code ec;
+        in_callback = false;
+        p.start(ec);
+        BOOST_REQUIRE_MESSAGE(!ec, ec.message());
+      }
+      BOOST_REQUIRE(p.join() == 0);
+    }
+    BOOST_TEST(exits.load() == 200);
+  });
+}
+
+// A second stop with a shorter deadline than a stop already under way: the stricter wins.
+BOOST_AUTO_TEST_CASE(a_stop_with_a_deadline_escalates_a_stop_under_way_that_has_none) {
+  within(30s, "stop(300ms) after stop_async(infinite)", [] {
+    pkit::process_options o;
+    o.out = pkit::stdio::pipe();
+    pkit::process p{child_command({"ignore-term"}), o};
+    p.start(pkit::wait);
+    pkit::unique_fd out = p.take_stdout_pipe();
+    BOOST_TEST_REQUIRE(read_line(out.get()) == "ready");
+    p.stop_async(pkit::stop_policy{SIGTERM, pkit::stop_policy::infinite, true});
+    BOOST_TEST(p.stop(pkit::stop_policy{SIGTERM, 300ms, true}) == pkit::exit_status::killed(SIGKILL));
+  });
+}
+
+// A released process whose on_exit restarts it: the restart is refused (the object is
+// pkit's now), so no run is left unsupervised and the object is destroyed.
+BOOST_AUTO_TEST_CASE(a_released_process_starts_no_new_run) {
+  within(30s, "release of a process whose on_exit restarts it", [] {
+    std::promise<std::error_code> restart;
+    std::promise<void> destroyed;
+    struct marker {
+      std::promise<void>* p = nullptr;
+      ~marker() {
+        if (p != nullptr) p->set_value();
+      }
+    };
+    auto mark = std::make_shared<marker>();
+    mark->p = &destroyed;
+    pkit::process_options o;
+    o.on_exit = [&restart, mark](pkit::process& proc) {
+      std::error_code ec;
+      proc.start(ec);
+      restart.set_value(ec);
+    };
+    auto p = std::make_unique<pkit::process>([] { block_forever(); }, std::move(o));
+    p->start(pkit::wait);
+    pkit::process::release(std::move(p));
+    mark.reset();
+    BOOST_TEST((restart.get_future().get() == pkit::errc::not_owner));
+    destroyed.get_future().wait();  // the options (and `mark`) go with the object
+  });
+}
+
+// Two threads forking callables at the same moment: each child inherited the other's
+// "go" pipe write end and waited for an EOF that never came.
+BOOST_AUTO_TEST_CASE(callables_forked_from_two_threads_at_once_all_start) {
+  within(120s, "concurrent fork starts", [] {
+    std::atomic<int> failures{0};
+    auto worker = [&] {
+      pkit::process_options o;
+      o.spawn_on_calling_thread = true;
+      o.ready_timeout = 20s;
+      pkit::process p{[] { return 7; }, o};
+      for (int i = 0; i < 300; ++i) {
+        std::error_code ec;
+        p.start(pkit::wait, ec);
+        if (ec) {
+          if (failures.fetch_add(1) == 0) {
+            const std::string msg = "first failed start: " + ec.message() + "\n";
+            (void)!::write(2, msg.data(), msg.size());
+          }
+          continue;
+        }
+        if (p.join() != 7) ++failures;
+      }
+    };
+    std::thread a{worker}, b{worker};
+    a.join();
+    b.join();
+    BOOST_TEST(failures.load() == 0);
+  });
+}
+
+// A throwing on_ready, called when the run ended before it was ready, left the run
+// `exiting` for ever: join, start and the destructor hung.
+BOOST_AUTO_TEST_CASE(a_throwing_on_ready_at_exit_still_lets_the_run_be_collected) {
+  within(30s, "on_ready that throws at exit", [] {
+    pkit::process_options o;
+    o.notify_fd = 3;
+    o.on_ready = [](pkit::process&, std::error_code) { throw std::runtime_error("on_ready fails"); };
+    pkit::process p{pkit::command{"/bin/sh", "-c", "exit 3"}, o};
+    p.start();
+    BOOST_TEST(p.join() == 3);
+    p.start();
+    BOOST_TEST(p.join() == 3);
   });
 }

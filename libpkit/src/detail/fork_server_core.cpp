@@ -178,6 +178,10 @@ std::error_code fork_server_core::round_trip(std::uint64_t id, const std::string
 server_spawn_result fork_server_core::spawn(const server_spawn_request& req) {
   server_spawn_result result;
   result.stage = "fork server";
+  if (::getpid() != owner_pid_) {
+    result.error = errc::not_owner;
+    return result;
+  }
   std::lock_guard<std::mutex> request_lock(request_mutex_);
   if (!running() || !control_) {
     result.error = errc::fork_server_unavailable;
@@ -263,6 +267,7 @@ server_spawn_result fork_server_core::spawn(const server_spawn_request& req) {
 }
 
 std::error_code fork_server_core::signal_group(std::uint64_t id, int signo, bool and_at_exit) {
+  if (::getpid() != owner_pid_) return errc::not_owner;
   std::lock_guard<std::mutex> request_lock(request_mutex_);
   if (!running() || !control_) return errc::fork_server_unavailable;
   request_header h{};
@@ -396,6 +401,7 @@ void fork_server_core::on_server_exit() {
 }
 
 void fork_server_core::shutdown() noexcept {
+  if (::getpid() != owner_pid_) return;  // a forked copy: the server is the original's
   {
     std::lock_guard<std::mutex> request_lock(request_mutex_);
     std::lock_guard<std::mutex> lock(mutex_);

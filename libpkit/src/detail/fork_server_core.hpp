@@ -21,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include <unistd.h>
+
 namespace pkit::detail {
 
 struct server_spawn_request {
@@ -132,6 +134,10 @@ private:
   unique_fd events_;    // exit events (parent side)
   unique_fd server_pidfd_;
   pid_t server_pid_ = -1;
+  /// The process that launched the server. A forked copy of the program has this object
+  /// too, but the server is not its: there requests fail with not_owner and shutdown does
+  /// nothing (it would SIGKILL the original's server and wait for ever).
+  const pid_t owner_pid_ = ::getpid();
 
   std::mutex request_mutex_;  // one request at a time on control_; guards the next three
   std::uint64_t next_id_ = 1;

@@ -17,8 +17,6 @@
 #include <unistd.h>
 
 namespace pkit::detail {
-namespace {
-
 std::error_code prepare_io(const process_options& o, prepared_io& io, const char*& stage) {
   const stdio* streams[3] = {&o.in, &o.out, &o.err};
   for (int i = 0; i < 3; ++i) {
@@ -81,6 +79,8 @@ std::error_code prepare_io(const process_options& o, prepared_io& io, const char
   return {};
 }
 
+namespace {
+
 child_setup make_setup(const process_options& o, const prepared_io& io) {
   child_setup s;
   for (int i = 0; i < 3; ++i) s.stdio[i] = io.source[i];
@@ -100,7 +100,6 @@ child_setup make_setup(const process_options& o, const prepared_io& io) {
 // configuration), so the lock is never held across fork, clone or a fork-server request.
 std::error_code launch(const process_state& s, bool wait, fork_body body, launched& out,
                        prepared_io& io, const char*& stage, std::string& program) {
-  if (auto ec = prepare_io(s.opts, io, stage)) return ec;
   child_setup setup = make_setup(s.opts, io);
 
   if (auto* cmd = std::get_if<command>(&s.what)) {
@@ -163,9 +162,10 @@ std::error_code launch(const process_state& s, bool wait, fork_body body, launch
     out.status_read.reset(fds[0]);
     status_write.reset(fds[1]);
   }
-  // The child waits for this byte until we hold its pidfd: a host that calls
+  // The child waits for a byte on this pipe until we hold its pidfd: a host that calls
   // waitpid(-1) could otherwise collect a child that exits at once before pidfd_open,
-  // and we would open a pidfd on a recycled pid (or none at all).
+  // and we would open a pidfd on a recycled pid (or none at all). A byte, not EOF: a
+  // sibling forked at the same moment by another thread holds our write end too.
   int go[2];
   if (::pipe2(go, O_CLOEXEC) != 0) return {errno, std::system_category()};
   unique_fd go_read{go[0]}, go_write{go[1]};
@@ -181,8 +181,10 @@ std::error_code launch(const process_state& s, bool wait, fork_body body, launch
     // so a signal sent the moment start() returns is held, then honoured.
     raw_syscall(SYS_close, go_write.get());
     char c;
-    while (raw_syscall(SYS_read, go_read.get(), reinterpret_cast<long>(&c), 1) == -EINTR) {
+    long got;
+    while ((got = raw_syscall(SYS_read, go_read.get(), reinterpret_cast<long>(&c), 1)) == -EINTR) {
     }
+    if (got != 1) exit_now(127);  // the parent gave up on us (it kills us, too)
     raw_syscall(SYS_close, go_read.get());
     run_forked_child(setup, status_write.get(), child_name, body.body, body.ctx);
   }
@@ -206,7 +208,9 @@ std::error_code launch(const process_state& s, bool wait, fork_body body, launch
   out.pid = pid;
   out.pidfd.reset(pidfd);
   out.leader = s.opts.new_process_group;
-  go_write.reset();  // EOF: the child goes on
+  const char byte = 1;
+  while (::write(go_write.get(), &byte, 1) < 0 && errno == EINTR) {
+  }
   return {};
 }
 

@@ -45,7 +45,12 @@ struct fork_body {
   void* ctx = nullptr;
 };
 
-/// Creates the child of `s` (reading only its immutable configuration, no lock held).
+/// Opens what the child's descriptors come from (files, /dev/null, pipes) and validates
+/// `pass_fds`/`notify_fd`. Runs on the caller's thread (an open may block). Sets `stage`.
+std::error_code prepare_io(const process_options& o, prepared_io& io, const char*& stage);
+
+/// Creates the child of `s` from `io` (prepared by `prepare_io`), reading only the
+/// state's immutable configuration, no lock held.
 /// With `want_ready`, a forked or fork-server child reports its start-up on a status pipe
 /// (`out.status_read`). Returns the error and sets `stage` and `program` for the report;
 /// a child that was made but failed its set-up is reaped before this returns.

@@ -24,6 +24,7 @@
 #include <pkit/process.hpp>
 
 #include <array>
+#include <map>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -83,19 +84,29 @@ struct process_state {
   std::array<std::pair<std::uint64_t, exit_status>, 8> history{};  // run → status
   std::optional<spawn_failure> failure;
   std::array<unique_fd, 3> pipes;
-  std::thread::id callback_thread;  // thread running on_exit for the current run
+  std::thread::id callback_thread;  // thread running the callbacks of the run that ended
+  bool in_callbacks = false;        // a run's exit is being delivered (callbacks running)
+  bool dying = false;               // the process object is being destroyed: no new run
   std::shared_ptr<readiness> ready_watch;  // on_ready of the current run, while pending
   bool collecting = false;  // a joiner is collecting the exit itself (collect_here)
   /// The process object itself, once handed over by `process::release`: destroyed when
   /// the current run has been collected (a cycle with `owner`'s `state_`, broken then).
+  /// A released process starts no new run.
   std::unique_ptr<process> released;
 
   bool owned_here() const noexcept { return ::getpid() == owner_pid; }
 
+  /// Runs someone is waiting for, and their statuses once known: a waiter woken late
+  /// (after more runs than `history` holds) still gets the status of its own run.
+  std::map<std::uint64_t, int> waiters;
+  std::map<std::uint64_t, exit_status> kept;
+
   std::optional<exit_status> status_of(std::uint64_t run) const {
+    if (auto k = kept.find(run); k != kept.end()) return k->second;
     for (const auto& [r, s] : history)
       if (r == run) return s;
-    return last;
+    if (run == runs) return last;
+    return std::nullopt;
   }
 };
 

@@ -97,7 +97,17 @@ static void report_ready(const std::shared_ptr<readiness>& r, std::error_code ec
       if (stage == child_stage::ready) send_signal(s, SIGKILL, true);
     }
   }
-  if (owner != nullptr) s.opts.on_ready(*owner, ec);
+  if (owner == nullptr) return;
+  // A throwing callback must not end the watch's handler (or the posted batch) early.
+  try {
+    s.opts.on_ready(*owner, ec);
+  } catch (const std::exception& e) {
+    std::string msg = "pkit: on_ready of '" + s.name + "' threw: " + e.what() + "\n";
+    write_all(2, msg.data(), msg.size());
+  } catch (...) {
+    static constexpr char msg[] = "pkit: on_ready threw an unknown exception\n";
+    write_all(2, msg, sizeof msg - 1);
+  }
 }
 
 static void watch_notify(const std::shared_ptr<readiness>& r);

@@ -94,7 +94,7 @@ reaper::reaper() : owner_(::getpid()), epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
       std::lock_guard<std::mutex> lock(mutex_);
       tasks.swap(posted_);
     }
-    for (auto& task : tasks) task();
+    for (auto& task : tasks) guarded(task);
     return true;
   });
 }

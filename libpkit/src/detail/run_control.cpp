@@ -51,6 +51,18 @@ std::string read_small_file(const char* path) {
   return out;
 }
 
+// True when /proc/<pid>/task lists more than one thread.
+bool has_other_threads(const char* pid) {
+  const std::string path = "/proc/" + std::string(pid) + "/task";
+  DIR* tasks = ::opendir(path.c_str());
+  if (tasks == nullptr) return false;
+  int n = 0;
+  while (const dirent* t = ::readdir(tasks))
+    if (t->d_name[0] != '.') ++n;
+  ::closedir(tasks);
+  return n > 1;
+}
+
 // The live members of process group `pgid` other than `leader` (a zombie is dead: it only
 // waits for its parent). The kernel lists a group nowhere but in /proc.
 std::vector<pid_t> group_members(pid_t pgid, pid_t leader) {
@@ -69,10 +81,22 @@ std::vector<pid_t> group_members(pid_t pgid, pid_t leader) {
     char state = 0;
     long ppid = 0, pgrp = 0;
     if (std::sscanf(stat.c_str() + close + 2, "%c %ld %ld", &state, &ppid, &pgrp) != 3) continue;
-    if (pgrp == pgid && state != 'Z' && state != 'X') members.push_back(static_cast<pid_t>(pid));
+    if (pgrp != pgid || state == 'X') continue;
+    // A process whose main thread has exited shows 'Z' while its other threads run on.
+    if (state == 'Z' && !has_other_threads(e->d_name)) continue;
+    members.push_back(static_cast<pid_t>(pid));
   }
   ::closedir(proc);
   return members;
+}
+
+// now + timeout, saturating: a timeout too large to add is as good as infinite.
+clock::time_point deadline_after(std::chrono::milliseconds timeout) {
+  if (timeout == stop_policy::infinite) return clock::time_point::max();
+  const auto now = clock::now();
+  if (timeout.count() <= 0) return now;
+  const auto room = std::chrono::duration_cast<std::chrono::milliseconds>(clock::time_point::max() - now);
+  return timeout >= room ? clock::time_point::max() : now + timeout;
 }
 
 exit_status reap(int pidfd) {
@@ -98,7 +122,6 @@ void escalate(process_state& s) {
 }
 
 struct delivery {
-  std::function<void(process&)> callback;
   process* owner = nullptr;
   std::shared_ptr<readiness> ready;
 };
@@ -107,6 +130,7 @@ struct delivery {
 delivery record_exit(process_state& s, std::uint64_t run, exit_status st) {
   s.last = st;
   s.history[run % s.history.size()] = {run, st};
+  if (s.waiters.count(run) != 0) s.kept[run] = st;
   s.ph = process_state::phase::exiting;
   s.exited = false;
   s.watch = 0;
@@ -115,24 +139,35 @@ delivery record_exit(process_state& s, std::uint64_t run, exit_status st) {
     s.stopping.reset();
   }
   s.callback_thread = std::this_thread::get_id();
-  return {s.opts.on_exit, s.owner, std::move(s.ready_watch)};
+  s.in_callbacks = true;
+  return {s.owner, std::move(s.ready_watch)};
 }
 
 // Calls run `run`'s callbacks with no lock held — on_ready first, if still pending —,
 // then makes the process idle (unless the callback started it again) and wakes joiners.
-void deliver(process_state& s, std::uint64_t run, delivery d) {
-  if (d.ready && d.owner != nullptr) settle_readiness_at_exit(d.ready, *d.owner);
-  if (d.callback && d.owner != nullptr) {
+// Runs a user callback; what it throws is reported on stderr, never propagated (the rest
+// of the delivery must happen, or the run would stay `exiting` for ever).
+template <class F>
+void run_user_callback(const process_state& s, const char* which, F&& f) noexcept {
+  try {
+    f();
+  } catch (const std::exception& e) {
     try {
-      d.callback(*d.owner);
-    } catch (const std::exception& e) {
-      std::string msg = "pkit: on_exit of '" + s.name + "' threw: " + e.what() + "\n";
+      std::string msg = std::string("pkit: ") + which + " of '" + s.name + "' threw: " + e.what() + "\n";
       write_all(2, msg.data(), msg.size());
     } catch (...) {
-      static constexpr char msg[] = "pkit: on_exit threw an unknown exception\n";
-      write_all(2, msg, sizeof msg - 1);
     }
+  } catch (...) {
+    static constexpr char msg[] = "pkit: a callback threw an unknown exception\n";
+    write_all(2, msg, sizeof msg - 1);
   }
+}
+
+void deliver(process_state& s, std::uint64_t run, delivery d) {
+  if (d.ready && d.owner != nullptr)
+    run_user_callback(s, "on_ready", [&] { settle_readiness_at_exit(d.ready, *d.owner); });
+  if (s.opts.on_exit && d.owner != nullptr)
+    run_user_callback(s, "on_exit", [&] { s.opts.on_exit(*d.owner); });
   std::unique_ptr<process> released;
   {
     std::lock_guard<std::mutex> lock(s.m);
@@ -146,6 +181,7 @@ void deliver(process_state& s, std::uint64_t run, delivery d) {
     }
     s.collected = std::max(s.collected, run);
     s.callback_thread = {};
+    s.in_callbacks = false;
     s.cv.notify_all();
   }
   // Handed over by process::release: its run is over, nothing in it waits now.
@@ -295,10 +331,12 @@ std::error_code send_signal(process_state& s, int signo, bool group, bool group_
     // still unreaped, so it sends the group signal. ESRCH: the leader was reaped, its exit
     // is on its way.
     ec = s.server->signal_group(s.watch, signo, group_at_exit);
-    if (ec == std::errc::no_such_process) ec.clear();
+    if (!ec || ec == std::errc::no_such_process) return {};
+    // The server cannot help (gone, wedged): the leader's own pidfd still reaches it.
+    ec.clear();
+  } else if (group && s.leader && ::kill(-s.pid, signo) == 0 && ::getpgid(s.pid) == s.pid) {
     return ec;
   }
-  if (group && s.leader && ::kill(-s.pid, signo) == 0 && ::getpgid(s.pid) == s.pid) return ec;
   if (pidfd_send_signal(s.pidfd.get(), signo) != 0 && errno != ESRCH)
     ec.assign(errno, std::system_category());
   return ec;
@@ -319,14 +357,25 @@ std::uint64_t begin_stop(const std::shared_ptr<process_state>& sp, const stop_po
   if (s.ph != process_state::phase::running) return 0;
   const std::uint64_t run = s.runs;
   if (s.stopping && s.stopping->run == run) {
-    if (policy.timeout.count() <= 0) escalate(s);
+    // Joined, not begun again (no signal twice) — but the stricter of the two wins: the
+    // earlier deadline, and the group if either asked for it.
+    stop_request& st = *s.stopping;
+    st.policy.kill_group = st.policy.kill_group || policy.kill_group;
+    if (st.escalated) return run;
+    if (policy.timeout.count() <= 0) {
+      escalate(s);
+    } else if (deadline_after(policy.timeout) < st.deadline) {
+      st.deadline = deadline_after(policy.timeout);
+      if (st.timer != 0) reaper::instance().cancel(st.timer);
+      st.timer = reaper::instance().schedule(st.deadline, [sp, run] { on_stop_deadline(sp, run); });
+    }
     return run;
   }
   stop_request req;
   req.run = run;
   req.policy = policy;
-  const bool infinite = policy.timeout == stop_policy::infinite;
-  req.deadline = infinite ? clock::time_point::max() : clock::now() + std::max(policy.timeout, {});
+  req.deadline = deadline_after(policy.timeout);
+  const bool infinite = req.deadline == clock::time_point::max();
   s.stopping = req;
   if (policy.timeout.count() <= 0) {
     escalate(s);
@@ -342,9 +391,9 @@ std::uint64_t begin_stop(const std::shared_ptr<process_state>& sp, const stop_po
   return run;
 }
 
-void escalate_if_due(process_state& s, std::uint64_t run) {
+void escalate_now(process_state& s, std::uint64_t run) {
   if (s.runs == run && s.ph == process_state::phase::running && s.stopping &&
-      s.stopping->run == run && clock::now() >= s.stopping->deadline)
+      s.stopping->run == run)
     escalate(s);
 }
 
@@ -360,11 +409,23 @@ std::optional<exit_status> join_run(const std::shared_ptr<process_state>& sp,
       return s.last;  // from this run's own on_exit
     throw std::system_error(make_error_code(errc::would_deadlock), "pkit::process::join");
   }
-  const bool infinite = timeout == stop_policy::infinite;
-  const auto deadline = infinite ? clock::time_point::max() : clock::now() + timeout;
+  const auto deadline = deadline_after(timeout);
+  // Registered, so that the status of this run is kept for us however many runs follow
+  // before we get the lock back.
+  ++s.waiters[run];
+  struct unregister {
+    process_state& s;
+    std::uint64_t run;
+    ~unregister() {
+      if (--s.waiters[run] == 0) {
+        s.waiters.erase(run);
+        s.kept.erase(run);
+      }
+    }
+  } registration{s, run};
   collect_here(sp, lock, run, deadline);
   auto done = [&] { return s.collected >= run; };
-  if (infinite) {
+  if (deadline == clock::time_point::max()) {
     s.cv.wait(lock, done);
   } else if (!s.cv.wait_until(lock, deadline, done)) {
     return std::nullopt;

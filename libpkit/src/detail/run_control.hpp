@@ -41,9 +41,9 @@ void watch_run(const std::shared_ptr<process_state>& sp, std::uint64_t run);
 std::uint64_t begin_stop(const std::shared_ptr<process_state>& sp, const stop_policy& policy);
 
 /// Sends SIGKILL now if run `run` is still being stopped and has not been killed yet
-/// (`s.m` held): a caller that waited out the deadline itself does not depend on the
-/// reaper thread's timer (a slow on_exit may hold that thread).
-void escalate_if_due(process_state& s, std::uint64_t run);
+/// (`s.m` held): a caller that waited out its own deadline does not depend on the reaper
+/// thread's timer (a slow on_exit may hold that thread, another stop may have a later one).
+void escalate_now(process_state& s, std::uint64_t run);
 
 /// Waits until run `run` has been collected, or `timeout` passed (`stop_policy::infinite`
 /// for no limit); `lock` holds `s.m`. Returns its status, or nothing on timeout. Throws
