@@ -623,3 +623,38 @@ BOOST_AUTO_TEST_CASE(kill_group_at_exit_kills_the_members_before_the_leader_is_r
   BOOST_TEST(st2.get() == pkit::exit_status::killed(SIGTERM));
   BOOST_TEST(member_gone(later));
 }
+
+// A forked copy of the program that destroys its copy of the fork_server handle (scope
+// exit, std::exit) SIGKILLed the original's server — and every server child — then hung:
+// the server is the original's; in a copy, shutdown does nothing and requests fail.
+BOOST_AUTO_TEST_CASE(a_forked_copy_that_drops_its_fork_server_handle_leaves_the_originals_server_alone) {
+  pkit::process child{server().target("pause")};
+  child.start(pkit::wait);
+  auto report = make_pipe();
+  const pid_t copy = ::fork();
+  if (copy == 0) {
+    std::error_code ec;
+    pkit::process other{server().target("pause")};
+    other.start(ec);
+    const char verdict = ec == pkit::errc::not_owner ? 'N' : 'n';
+    main_server.reset();  // the copy drops the handle: must neither kill nor wait
+    write_all(report.write.get(), std::string(1, verdict) + "D");
+    ::_exit(0);
+  }
+  BOOST_REQUIRE(copy > 0);
+  report.write.reset();
+  std::string verdict;
+  try {
+    verdict = read_all(report.read.get(), 5s);
+  } catch (const std::exception& e) {
+    verdict = e.what();
+  }
+  ::kill(copy, SIGKILL);
+  int status = 0;
+  ::waitpid(copy, &status, 0);
+  BOOST_TEST(verdict == "ND");
+  BOOST_TEST(server().running(), "the original's fork server survived the copy");
+  BOOST_TEST(child.is_alive(), "the original's server child survived the copy");
+  child.kill();
+  BOOST_TEST(child.join() == -SIGKILL);
+}

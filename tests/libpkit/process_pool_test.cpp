@@ -473,3 +473,42 @@ BOOST_AUTO_TEST_CASE(fifty_thousand_queued_tasks_that_fail_to_start_are_each_rep
   BOOST_TEST(pool.busy() == 0u);
   BOOST_TEST(zombie_children().empty());
 }
+
+// A forked copy of the program that destroys its copy of a pool with a task running spun
+// for ever (its stop() failed with not_owner, `busy` never dropped): in a copy the pool's
+// blocking calls fail with not_owner and the destructor does nothing — the original's
+// task is untouched.
+BOOST_AUTO_TEST_CASE(a_forked_copy_that_destroys_its_pool_leaves_the_originals_task_alone) {
+  auto pool = std::make_unique<pkit::process_pool>(1);
+  auto task = pool->execute([] {
+    for (;;) ::pause();
+  });
+  auto report = make_pipe();
+  const pid_t copy = ::fork();
+  if (copy == 0) {
+    char verdict = 't';
+    try {
+      pool->terminate();
+    } catch (const std::system_error& e) {
+      if (e.code() == pkit::errc::not_owner) verdict = 'T';
+    }
+    pool.reset();  // must return at once and signal nothing
+    write_all(report.write.get(), std::string(1, verdict) + "D");
+    ::_exit(0);
+  }
+  BOOST_REQUIRE(copy > 0);
+  report.write.reset();
+  std::string verdict;
+  try {
+    verdict = read_all(report.read.get(), 5s);
+  } catch (const std::exception& e) {
+    verdict = e.what();
+  }
+  ::kill(copy, SIGKILL);
+  int status = 0;
+  ::waitpid(copy, &status, 0);
+  BOOST_TEST(verdict == "TD");
+  BOOST_TEST(pool->busy() == 1u, "the original's task still runs");
+  pool->terminate();
+  BOOST_TEST(task.join() == -SIGTERM);
+}

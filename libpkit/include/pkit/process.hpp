@@ -117,7 +117,9 @@ public:
   /// `on_exit` started meanwhile is left alone). With `kill_group`, the signals go to the
   /// child's whole process group, which gets the same grace period: `stop` returns only
   /// once the group is empty (at the deadline the rest of the group gets SIGKILL too; a
-  /// member that still lives 5 s later is named on stderr and left). The reaper thread
+  /// member that still lives 5 s later is named on stderr and left; a fork-server child's
+  /// group is the server's to wait for, and it SIGKILLs the rest of the group as soon as
+  /// the leader has exited: there descendants get no grace beyond the leader's). The reaper thread
   /// carries the stop on — deadline, escalation, the group — even if nobody waits. A stop
   /// already under way is joined, not started again (no signal is sent twice). On a
   /// process that is not running, returns the last status (`errc::not_started` if none).
