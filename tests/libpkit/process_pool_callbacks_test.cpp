@@ -99,19 +99,21 @@ BOOST_AUTO_TEST_CASE(a_tasks_on_exit_may_destroy_the_pool_and_still_use_its_proc
   // The pool holds the only reference to the task (the handle is dropped), so destroying
   // the pool from the task's own on_exit must not take the process with it while the
   // callback still uses it (ASan saw a use after free).
-  std::unique_ptr<pkit::process_pool> pool;
-  std::promise<std::optional<pkit::exit_status>> seen;
+  // The pool and the promise are shared with the callback: the test may end (and its
+  // locals go) while the callback is still inside set_value on the reaper thread.
+  auto pool = std::make_shared<std::unique_ptr<pkit::process_pool>>();
+  auto seen = std::make_shared<std::promise<std::optional<pkit::exit_status>>>();
   pkit::process_options o;
-  o.on_exit = [&](pkit::process& p) {
-    pool.reset();  // nothing runs any more: nothing to wait for, also here
-    seen.set_value(p.status());
+  o.on_exit = [pool, seen](pkit::process& p) {
+    pool->reset();  // nothing runs any more: nothing to wait for, also here
+    seen->set_value(p.status());
   };
-  pool = std::make_unique<pkit::process_pool>(1, o);
-  (void)pool->submit(pkit::callable_target{[] { return 3; }});
-  auto f = seen.get_future();
+  *pool = std::make_unique<pkit::process_pool>(1, o);
+  (void)(*pool)->submit(pkit::callable_target{[] { return 3; }});
+  auto f = seen->get_future();
   BOOST_TEST_REQUIRE((f.wait_for(event_timeout) == std::future_status::ready));
   BOOST_TEST(f.get() == std::optional<pkit::exit_status>{pkit::exit_status::exited(3)});
-  BOOST_TEST(!pool);
+  BOOST_TEST(!*pool);
 }
 
 BOOST_AUTO_TEST_CASE(execute_on_a_full_pool_on_the_reaper_thread_fails_with_would_deadlock) {

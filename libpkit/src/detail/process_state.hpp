@@ -34,6 +34,7 @@
 #include <string>
 #include <thread>
 #include <variant>
+#include <vector>
 
 #include <unistd.h>
 
@@ -51,6 +52,9 @@ struct stop_request {
   clock::time_point deadline;  // SIGKILL then; max() for an infinite timeout
   bool escalated = false;      // SIGKILL sent
   std::uint64_t timer = 0;     // the reaper's deadline task, 0 if none
+  /// With kill_group: the leader's descendants in its group when the stop began (pidfds);
+  /// the leader is collected once they are gone (see group_descendants).
+  std::vector<unique_fd> members;
 };
 
 /// Everything a process shares with the reaper's callbacks. The callbacks hold it by
