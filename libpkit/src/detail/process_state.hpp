@@ -20,6 +20,8 @@
 //   the reaper reports an exit without reaping (`watch_exit`), and the leader is reaped
 //   with `m` held, so no group signal can follow the reap and reach a recycled group id.
 
+#include "detail/cgroup.hpp"
+
 #include <pkit/exit_status.hpp>
 #include <pkit/process.hpp>
 
@@ -78,6 +80,7 @@ struct process_state {
   bool exited = false;    // the leader has exited and waits, unreaped, for its group
   std::uint64_t watch = 0;  // reaper or fork-server watch of the current run
   std::shared_ptr<fork_server_core> server;  // set when the current run is a server child
+  std::shared_ptr<cgroup> cg;  // containment::cgroup: the current run's cgroup, until removed
   std::optional<stop_request> stopping;      // a stop of the current run under way
   std::optional<exit_status> last;
   std::array<std::pair<std::uint64_t, exit_status>, 8> history{};  // run → status
