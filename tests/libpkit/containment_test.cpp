@@ -247,6 +247,28 @@ BOOST_AUTO_TEST_CASE(everything_gets_sigkill_at_the_deadline) {
   BOOST_TEST(run_cgroups_left().empty());
 }
 
+// kill() reaches the whole cgroup at once; join() returns once it is empty.
+BOOST_AUTO_TEST_CASE(kill_reaches_the_whole_cgroup) {
+  REQUIRE_CGROUPS();
+  auto o = contained();
+  o.out = pkit::stdio::pipe();
+  pkit::process p{child_command({"spawn-grandchild"}), o};
+  p.start();
+  pkit::unique_fd out = p.take_stdout_pipe();
+  const pid_t g = std::stoi(read_line(out.get()));
+  pkit::unique_fd gfd{pkit::detail::pidfd_open(g)};
+  BOOST_REQUIRE(gfd);
+  p.kill();
+  const pkit::exit_status st = p.join_status();
+  BOOST_TEST((st.is_killed() && st.signal() == SIGKILL), st.to_string());
+  BOOST_TEST(exited_at_once(gfd.get()), "the grandchild had exited when join() returned");
+  const auto gst = ended(gfd.get());
+  BOOST_REQUIRE(gst.has_value());
+  BOOST_TEST(gst->si_code == CLD_KILLED);
+  BOOST_TEST(gst->si_status == SIGKILL);
+  BOOST_TEST(run_cgroups_left().empty());
+}
+
 // The leader exits by itself and leaves a descendant: the rest of the cgroup is stopped
 // with the process's stop policy, and the exit is collected once the cgroup is empty.
 BOOST_AUTO_TEST_CASE(a_natural_exit_stops_what_the_leader_left) {
