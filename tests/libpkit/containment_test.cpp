@@ -171,7 +171,6 @@ BOOST_AUTO_TEST_CASE(stop_reaches_a_grandchild_that_left_the_group) {
 
 BOOST_AUTO_TEST_CASE(descendants_get_the_grace_period) {
   REQUIRE_CGROUPS();
-  PKIT_SKIP_UNDER_TSAN_FORKED_HANDLERS();  // the forked child forks again
   auto report = make_pipe();
   auto o = contained();
   o.pass_fds = {{3, report.write.get()}};
