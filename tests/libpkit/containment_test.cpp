@@ -16,6 +16,7 @@
 #include "detail/cgroup.hpp"
 #include "detail/pidfd.hpp"
 
+#include <pkit/fork_server.hpp>
 #include <pkit/process.hpp>
 #include <pkit/target.hpp>
 
@@ -340,4 +341,15 @@ BOOST_AUTO_TEST_CASE(no_cgroup_hierarchy_is_a_start_error) {
   BOOST_REQUIRE(p.last_failure().has_value());
   BOOST_TEST(p.last_failure()->stage == "cgroup");
   BOOST_TEST(children_of_self().empty());
+}
+
+// Fork-server children are made by the server, which cannot place them: refused up front
+// (checked before the server is asked, so no server is needed here).
+BOOST_AUTO_TEST_CASE(fork_server_targets_cannot_be_contained) {
+  pkit::process p{pkit::server_target{nullptr, "worker", {}}, contained()};
+  std::error_code ec;
+  p.start(ec);
+  BOOST_TEST(ec == std::errc::not_supported, ec.message());
+  BOOST_REQUIRE(p.last_failure().has_value());
+  BOOST_TEST(p.last_failure()->stage == "cgroup");
 }
