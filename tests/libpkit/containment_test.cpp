@@ -20,7 +20,9 @@
 #include <pkit/process.hpp>
 #include <pkit/target.hpp>
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
 #include <optional>
 
 #include <sys/prctl.h>
@@ -298,6 +300,29 @@ BOOST_AUTO_TEST_CASE(a_natural_exit_stops_what_the_leader_left) {
   BOOST_REQUIRE(gst.has_value());
   BOOST_TEST(gst->si_code == CLD_KILLED);
   BOOST_TEST(gst->si_status == SIGTERM);
+  BOOST_TEST(run_cgroups_left().empty());
+}
+
+// Runs on several threads at once, each a new cgroup: pkit's parent cgroup is made and
+// removed under them (the last run removes it, the next one makes it again) without a
+// start failing, and nothing is left afterwards.
+BOOST_AUTO_TEST_CASE(concurrent_runs_share_the_parent_cgroup) {
+  REQUIRE_CGROUPS();
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&failures] {
+      pkit::process p{child_command({"pause"}), contained()};
+      for (int i = 0; i < 10; ++i) {
+        std::error_code ec;
+        const pid_t pid = p.start(ec);
+        if (ec || cgroup_of(pid).find("/run-") == std::string::npos) ++failures;
+        if (!ec) (void)p.stop();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  BOOST_TEST(failures.load() == 0);
   BOOST_TEST(run_cgroups_left().empty());
 }
 
