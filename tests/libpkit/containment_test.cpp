@@ -252,6 +252,7 @@ BOOST_AUTO_TEST_CASE(everything_gets_sigkill_at_the_deadline) {
 // kill() reaches the whole cgroup at once; join() returns once it is empty.
 BOOST_AUTO_TEST_CASE(kill_reaches_the_whole_cgroup) {
   REQUIRE_CGROUPS();
+  const auto fds_before = open_fds();
   auto o = contained();
   o.out = pkit::stdio::pipe();
   pkit::process p{child_command({"spawn-grandchild"}), o};
@@ -269,6 +270,9 @@ BOOST_AUTO_TEST_CASE(kill_reaches_the_whole_cgroup) {
   BOOST_TEST(gst->si_code == CLD_KILLED);
   BOOST_TEST(gst->si_status == SIGKILL);
   BOOST_TEST(run_cgroups_left().empty());
+  out.reset();
+  gfd.reset();
+  check_fds_unchanged(fds_before);  // the cgroup's descriptors are closed with the run
 }
 
 // The leader exits by itself and leaves a descendant: the rest of the cgroup is stopped

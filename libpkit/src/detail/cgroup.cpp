@@ -180,6 +180,11 @@ cgroup::~cgroup() {
     if (fd >= 0) ::close(fd);
 }
 
+void cgroup::placed() noexcept {
+  if (procs_ >= 0) ::close(procs_);
+  procs_ = -1;
+}
+
 std::error_code cgroup::add(pid_t pid) const {
   if (write_str(procs_, std::to_string(pid))) return {};
   return {errno, std::system_category()};

@@ -50,6 +50,8 @@ class cgroup {
   const std::string& dir() const noexcept { return dir_; }
   /// cgroup.procs opened for writing: a child writes "0" to it to join.
   int procs_fd() const noexcept { return procs_; }
+  /// Closes `procs_fd()` once the child is in: a running child costs two descriptors.
+  void placed() noexcept;
   /// Moves process `pid` into the cgroup (a forked child that waits for the go-ahead).
   std::error_code add(pid_t pid) const;
   /// Whether any live process is in the cgroup or below (cgroup.events "populated");

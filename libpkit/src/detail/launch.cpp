@@ -133,6 +133,7 @@ std::error_code launch(const process_state& s, bool wait, fork_body body, launch
     out.pid = r.pid;
     out.pidfd = std::move(r.pidfd);
     out.leader = s.opts.new_process_group;
+    if (out.cg) out.cg->placed();
     return {};
   }
 
@@ -221,6 +222,7 @@ std::error_code launch(const process_state& s, bool wait, fork_body body, launch
       stage = "cgroup";
       return ec;
     }
+    out.cg->placed();
   }
   if (s.opts.new_process_group) ::setpgid(pid, pid);  // both sides, so no window
   out.pid = pid;
