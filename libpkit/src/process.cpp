@@ -67,6 +67,7 @@ std::error_code publish(const std::shared_ptr<process_state>& sp, launched& made
   s.pidfd = std::move(made.pidfd);
   s.leader = made.leader;
   s.server = std::move(made.server);
+  s.cg = std::move(made.cg);
   s.watch = made.server_id;
   s.last.reset();
   for (int i = 0; i < 3; ++i) s.pipes[i] = std::move(io.parent_ends[i]);
@@ -91,6 +92,7 @@ std::error_code publish(const std::shared_ptr<process_state>& sp, launched& made
     s.pid = 0;
     s.pidfd.reset();
     s.server.reset();
+    retire_cgroup(std::move(s.cg));
     for (auto& fd : s.pipes) fd.reset();
     s.collected = run;
     return e.code();

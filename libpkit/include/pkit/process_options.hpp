@@ -18,6 +18,21 @@ namespace pkit {
 
 class process;
 
+/// What holds a child and everything it starts, for stops (`process_options::containment`).
+enum class containment {
+  /// The child's process group (with `new_process_group` and `stop_policy::kill_group`):
+  /// no set-up, no privileges — but a descendant that calls setsid() or setpgid() leaves
+  /// the group, and a stop neither signals it nor waits for it.
+  process_group,
+  /// A cgroup v2 of its own per run, which the child joins before it runs its target and
+  /// no descendant can leave (without privileges over cgroups). A stop signals every
+  /// process in it and returns only once it is empty; when the child exits by itself, the
+  /// processes it left are stopped with `process_options::stop`. Needs a writable
+  /// (delegated) cgroup2 hierarchy: otherwise `start()` fails at stage "cgroup". Not for
+  /// fork-server targets (stage "cgroup", ENOTSUP).
+  cgroup,
+};
+
 /// How a process is set up, watched and stopped. Applies to every kind of target.
 struct process_options {
   /// Shown in diagnostics (an uncaught exception in the child, errors); defaults to
@@ -81,6 +96,10 @@ struct process_options {
   /// How long `start(wait)` waits for readiness before it kills the child and fails with
   /// `errc::start_timeout`.
   std::chrono::milliseconds ready_timeout{10000};
+
+  /// What a stop holds: the process group (default) or a cgroup per run, which also
+  /// holds descendants that left the group. See `pkit::containment`.
+  pkit::containment containment = pkit::containment::process_group;
 
   /// Used by `stop()` without arguments, by `restart(forced)` and by the destructor.
   stop_policy stop{};

@@ -78,6 +78,7 @@ const char* stage_name(child_stage stage) noexcept {
     case child_stage::dup: return "dup2";
     case child_stage::exec: return "exec";
     case child_stage::ready: return "ready";
+    case child_stage::cgroup: return "cgroup";
   }
   return "unknown";
 }
@@ -101,6 +102,11 @@ void set_signal_mask(const void* blocked) noexcept {
 }
 
 child_failure apply_child_setup(const child_setup& s, int& internal_fd) noexcept {
+  if (s.cgroup_procs >= 0) {
+    // "0": the writing process. First, so that the child is held before it can do more.
+    long r = retry(SYS_write, s.cgroup_procs, reinterpret_cast<long>("0"), 1);
+    if (r < 0) return {child_stage::cgroup, static_cast<int>(-r)};
+  }
   if (s.new_process_group) {
     long r = raw(SYS_setpgid, 0, 0);
     if (r != 0) return {child_stage::pgid, static_cast<int>(-r)};

@@ -29,6 +29,7 @@ enum class child_stage : int {
   dup,
   exec,
   ready,
+  cgroup,
 };
 
 const char* stage_name(child_stage stage) noexcept;
@@ -52,6 +53,9 @@ struct child_setup {
   bool new_process_group = true;
   bool die_with_parent = true;
   pid_t parent = 0;  // for the PDEATHSIG race check
+  /// cgroup.procs of the run's cgroup (containment::cgroup), or -1: the child writes "0"
+  /// to it first, so that nothing it does or starts is outside the cgroup.
+  int cgroup_procs = -1;
   const char* cwd = nullptr;
   const resource_limit* limits = nullptr;
   std::size_t limit_count = 0;

@@ -48,11 +48,12 @@ struct shared_state {
 };
 
 // The highest descriptor the child needs from the parent's table (stdio and pass
-// sources; at least 2).
+// sources, the cgroup's cgroup.procs; at least 2).
 int highest_source(const child_setup& s) noexcept {
   int high = 2;
   for (int fd : s.stdio) high = fd > high ? fd : high;
   for (std::size_t i = 0; i < s.pass_count; ++i) high = s.pass[i].second > high ? s.pass[i].second : high;
+  high = s.cgroup_procs > high ? s.cgroup_procs : high;  // containment::cgroup
   return high;
 }
 

@@ -101,6 +101,14 @@ child_setup make_setup(const process_options& o, const prepared_io& io) {
 std::error_code launch(const process_state& s, bool wait, fork_body body, launched& out,
                        prepared_io& io, const char*& stage, std::string& program) {
   child_setup setup = make_setup(s.opts, io);
+  if (s.opts.containment == containment::cgroup) {
+    stage = "cgroup";
+    // The fork server makes its children itself; it has no way to place them yet.
+    if (std::holds_alternative<server_target>(s.what)) return std::make_error_code(std::errc::not_supported);
+    std::error_code ec;
+    out.cg = cgroup::create(ec);
+    if (ec) return ec;
+  }
 
   if (auto* cmd = std::get_if<command>(&s.what)) {
     program = cmd->argv.empty() ? std::string() : cmd->argv[0];
@@ -111,6 +119,7 @@ std::error_code launch(const process_state& s, bool wait, fork_body body, launch
     setup.cwd = cmd->cwd.empty() ? nullptr : cmd->cwd.c_str();
     setup.limits = cmd->limits.data();
     setup.limit_count = cmd->limits.size();
+    if (out.cg) setup.cgroup_procs = out.cg->procs_fd();
     exec_result r = exec_spawn(image, setup);
     if (r.clone_error != 0) {
       stage = "clone";
@@ -123,6 +132,7 @@ std::error_code launch(const process_state& s, bool wait, fork_body body, launch
     out.pid = r.pid;
     out.pidfd = std::move(r.pidfd);
     out.leader = s.opts.new_process_group;
+    if (out.cg) out.cg->placed();
     return {};
   }
 
@@ -203,6 +213,18 @@ std::error_code launch(const process_state& s, bool wait, fork_body body, launch
     }
     stage = "pidfd_open";
     return {err, std::system_category()};
+  }
+  if (out.cg) {
+    // The child waits for the go-ahead: it is placed before it has done anything.
+    if (auto ec = out.cg->add(pid)) {
+      ::kill(pid, SIGKILL);
+      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      ::close(pidfd);
+      stage = "cgroup";
+      return ec;
+    }
+    out.cg->placed();
   }
   if (s.opts.new_process_group) ::setpgid(pid, pid);  // both sides, so no window
   out.pid = pid;

@@ -4,6 +4,7 @@
 // program through a CLONE_VM|CLONE_VFORK clone and exec; a fork-server target; a fork of
 // this program that runs a C++ body). Runs with no lock held.
 
+#include "detail/cgroup.hpp"
 #include "detail/process_state.hpp"
 
 #include <pkit/unique_fd.hpp>
@@ -36,6 +37,7 @@ struct launched {
   std::shared_ptr<fork_server_core> server;
   std::uint64_t server_id = 0;
   unique_fd status_read;
+  std::shared_ptr<cgroup> cg;  // containment::cgroup: the run's cgroup, the child in it
 };
 
 /// The C++ body a forked child runs (the fork start method): `body(ctx)`'s result is its

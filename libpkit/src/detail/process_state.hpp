@@ -19,6 +19,11 @@
 // * A process group is signalled only with `m` held and while its leader is unreaped:
 //   the reaper reports an exit without reaping (`watch_exit`), and the leader is reaped
 //   with `m` held, so no group signal can follow the reap and reach a recycled group id.
+// * A run's cgroup (containment::cgroup) is read and signalled with `m` held, each member
+//   through a pidfd checked against the cgroup; it is removed when the run is collected
+//   (or later by a reaper task, which then owns it alone).
+
+#include "detail/cgroup.hpp"
 
 #include <pkit/exit_status.hpp>
 #include <pkit/process.hpp>
@@ -83,6 +88,7 @@ struct process_state {
   bool exited = false;    // the leader has exited and waits, unreaped, for its group
   std::uint64_t watch = 0;  // reaper or fork-server watch of the current run
   std::shared_ptr<fork_server_core> server;  // set when the current run is a server child
+  std::shared_ptr<cgroup> cg;  // containment::cgroup: the current run's cgroup, until removed
   std::optional<stop_request> stopping;      // a stop of the current run under way
   std::optional<exit_status> last;
   std::array<std::pair<std::uint64_t, exit_status>, 8> history{};  // run → status

@@ -115,6 +115,33 @@ exit_status reap(int pidfd) {
   return r == 0 ? exit_status::from_siginfo(info.si_code, info.si_status) : exit_status::lost();
 }
 
+// --- containment::cgroup (issue 8 item 6) ---------------------------------------------
+// A run with a cgroup: every stop covers the whole cgroup (kill_group is implied), and
+// the leader stays an unreaped zombie until the cgroup is empty, as with kill_group.
+
+bool stops_group(const process_state& s, const stop_policy& policy) {
+  return policy.kill_group || s.cg != nullptr;
+}
+
+// Whether run `run` must wait, its leader unreaped, for other processes: the cgroup's,
+// or (a group stop under way) the process group's.
+bool others_left(process_state& s, std::uint64_t run);
+
+// Removes a run's cgroup now, or — while killed processes still linger in it (a process
+// in uninterruptible sleep dies only when it wakes) — retries from the reaper's timers
+// until it is gone: a cgroup is never left behind.
+void retire_later(std::shared_ptr<cgroup> cg, std::chrono::milliseconds retry) {
+  if (!cg || cg->remove()) return;
+  cg->kill_all();
+  try {
+    const auto next = std::min<std::chrono::milliseconds>(retry * 2, std::chrono::seconds{1});
+    reaper::instance().schedule(clock::now() + retry, [cg, next] { retire_later(cg, next); });
+  } catch (...) {
+    // No memory for the task: the cgroup's destructor tries once more.
+  }
+}
+// --- end containment::cgroup -----------------------------------------------------------
+
 bool waits_for_group(const process_state& s, std::uint64_t run) {
   return s.stopping && s.stopping->run == run && s.stopping->policy.kill_group && s.leader &&
          !s.server;
@@ -123,7 +150,7 @@ bool waits_for_group(const process_state& s, std::uint64_t run) {
 void escalate(process_state& s) {
   stop_request& st = *s.stopping;
   if (st.escalated) return;
-  send_signal(s, SIGKILL, st.policy.kill_group);
+  send_signal(s, SIGKILL, stops_group(s, st.policy));
   st.escalated = true;
   st.deadline = clock::now();  // from now on: the stragglers' limit
 }
@@ -145,6 +172,7 @@ delivery record_exit(process_state& s, std::uint64_t run, exit_status st) {
     if (s.stopping->timer != 0) reaper::instance().cancel(s.stopping->timer);
     s.stopping.reset();
   }
+  retire_cgroup(std::move(s.cg));  // empty now: removed before on_exit and joiners
   s.callback_thread = std::this_thread::get_id();
   s.in_callbacks = true;
   return {s.owner, std::move(s.ready_watch)};
@@ -205,9 +233,12 @@ void collect(const std::shared_ptr<process_state>& sp, std::unique_lock<std::mut
              std::uint64_t run) {
   process_state& s = *sp;
   s.watch = 0;
-  if (waits_for_group(s, run) && !group_gone(s.stopping->members)) {
+  if (others_left(s, run)) {
     if (!s.exited) {
       s.exited = true;
+      // containment::cgroup, the leader exited by itself: what it left is stopped with
+      // the process's stop policy (as systemd stops a unit whose main process exited).
+      if (s.cg && !(s.stopping && s.stopping->run == run)) begin_stop(sp, s.opts.stop);
       reaper::instance().schedule(clock::now() + group_poll_first,
                                   [sp, run] { poll_group(sp, run, group_poll_first); });
     }
@@ -224,23 +255,26 @@ void poll_group(const std::shared_ptr<process_state>& sp, std::uint64_t run,
   process_state& s = *sp;
   std::unique_lock<std::mutex> lock(s.m);
   if (s.runs != run || s.ph != process_state::phase::running || !s.exited) return;
-  static const std::vector<unique_fd> none;
-  const bool empty = !s.stopping || group_gone(s.stopping->members);
-  const std::vector<unique_fd>& members = s.stopping ? s.stopping->members : none;
+  const bool left = others_left(s, run);
   bool give_up = !s.stopping;
-  if (!empty && s.stopping) {
+  if (left && s.stopping) {
     if (!s.stopping->escalated && clock::now() >= s.stopping->deadline) escalate(s);
     give_up = s.stopping->escalated && clock::now() >= s.stopping->deadline + straggler_limit;
   }
-  if (!empty && !give_up) {
+  if (left && !give_up) {
     const auto next = std::min(interval * 2, group_poll_max);
     reaper::instance().schedule(clock::now() + interval, [sp, run, next] { poll_group(sp, run, next); });
     return;
   }
-  if (!empty) {
-    std::string msg = "pkit: '" + s.name + "': " + std::to_string(members.size()) +
-                      " members of process group " + std::to_string(s.pid) +
-                      " outlived SIGKILL; collecting the leader anyway\n";
+  if (left) {
+    std::string msg = "pkit: '" + s.name + "': " +
+                      (s.cg ? "processes in cgroup " + s.cg->dir()
+                            : std::to_string(s.stopping ? s.stopping->members.size() : 0) +
+                                  " members of process group " + std::to_string(s.pid)) +
+                      " outlived SIGKILL; collecting the leader anyway";
+    if (s.cg)
+      for (pid_t p : s.cg->members()) msg += " " + std::to_string(p);
+    msg += "\n";
     write_all(2, msg.data(), msg.size());
   }
   s.exited = false;
@@ -326,10 +360,26 @@ void collect_here(const std::shared_ptr<process_state>& sp, std::unique_lock<std
   s.cv.notify_all();
 }
 
+bool others_left(process_state& s, std::uint64_t run) {
+  if (s.cg) return s.cg->populated();
+  return waits_for_group(s, run) && !group_gone(s.stopping->members);
+}
+
 }  // namespace
+
+void retire_cgroup(std::shared_ptr<cgroup> cg) { retire_later(std::move(cg), std::chrono::milliseconds{50}); }
 
 std::error_code send_signal(process_state& s, int signo, bool group, bool group_at_exit) {
   std::error_code ec;
+  if (group && s.cg) {
+    // containment::cgroup: every process of the run, wherever its process group. The
+    // leader gets it through its pidfd only if it was not among them (it left the cgroup).
+    if (signo == SIGKILL) s.cg->kill_all();
+    const bool reached = signo != SIGKILL && s.cg->signal_all(signo, s.pid);
+    if (!reached && !s.exited && pidfd_send_signal(s.pidfd.get(), signo) != 0 && errno != ESRCH)
+      ec.assign(errno, std::system_category());
+    return ec;
+  }
   // The leader is unreaped (see the lock order in process_state.hpp), so its group id is
   // still reserved: this cannot reach an unrelated group that reused it. The group signal
   // reaches the leader too; it gets the signal through its pidfd only if it has left its
@@ -394,9 +444,9 @@ std::uint64_t begin_stop(const std::shared_ptr<process_state>& sp, const stop_po
   }
   // A fork-server child's group is SIGKILLed by the server when the leader exits (the
   // server reaps it; it cannot wait for the group the way the reaper does).
-  send_signal(s, policy.signal, policy.kill_group, /*group_at_exit=*/true);
+  send_signal(s, policy.signal, stops_group(s, policy), /*group_at_exit=*/true);
   // A stopped child cannot act on the stop signal until it is continued.
-  if (policy.signal != SIGKILL && policy.signal != SIGCONT) send_signal(s, SIGCONT, policy.kill_group);
+  if (policy.signal != SIGKILL && policy.signal != SIGCONT) send_signal(s, SIGCONT, stops_group(s, policy));
   if (!infinite)
     s.stopping->timer = reaper::instance().schedule(s.stopping->deadline, [sp, run] { on_stop_deadline(sp, run); });
   return run;
@@ -446,7 +496,7 @@ std::optional<exit_status> join_run(const std::shared_ptr<process_state>& sp,
 
 void kill_and_collect_here(process_state& s, std::unique_lock<std::mutex>&) {
   if (s.ph != process_state::phase::running) return;
-  send_signal(s, SIGKILL, s.opts.stop.kill_group);
+  send_signal(s, SIGKILL, stops_group(s, s.opts.stop));
   if (s.server) {
     s.server->unwatch(s.watch);
   } else {
@@ -455,6 +505,7 @@ void kill_and_collect_here(process_state& s, std::unique_lock<std::mutex>&) {
   }
   if (s.stopping && s.stopping->timer != 0) reaper::instance().cancel(s.stopping->timer);
   s.stopping.reset();
+  retire_cgroup(std::move(s.cg));  // removed once the killed processes are gone
   s.exited = false;
   s.watch = 0;
   s.ph = process_state::phase::idle;

@@ -52,6 +52,10 @@ std::optional<exit_status> join_run(const std::shared_ptr<process_state>& sp,
                                     std::unique_lock<std::mutex>& lock, std::uint64_t run,
                                     std::chrono::milliseconds timeout);
 
+/// Removes a run's cgroup (containment::cgroup; null: nothing), at once if it is empty,
+/// else by retries from the reaper's timers once its processes are gone (`s.m` may be held).
+void retire_cgroup(std::shared_ptr<cgroup> cg);
+
 /// For a process destroyed on the reaper thread, which cannot wait for its own reports:
 /// kills the current run (and its group) and collects it right here, without callbacks.
 void kill_and_collect_here(process_state& s, std::unique_lock<std::mutex>& lock);
