@@ -3,7 +3,6 @@
 #include <pkit/actors/error.hpp>
 #include <pkit/process.hpp>
 
-#include "child_stopper.hpp"
 #include "send_from.hpp"
 #include "timer_relay.hpp"
 
@@ -16,7 +15,6 @@
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <system_error>
 #include <vector>
@@ -36,11 +34,9 @@ struct ready_report {
   std::uint64_t run;
   caf::error err;
 };
-/// A delayed message to self: a deadline of run `run` has passed.
-enum class deadline_kind : std::uint8_t { ready, stop };
+/// A delayed message to self: run `run` is not ready by its readiness deadline.
 struct deadline_report {
   std::uint64_t run;
-  deadline_kind kind;
 };
 
 }  // namespace
@@ -107,18 +103,6 @@ start_failure failure_of(const std::string& name, const std::string& program, co
 
 caf::error spec_error(const std::string& what) { return caf::make_error(error::invalid_spec, what); }
 
-// Shared by a process actor and its process's callbacks (on pkit's reaper thread): where
-// the exit report goes — to the actor while it lives, to the stopper once it is gone.
-struct child_link {
-  std::mutex m;
-  caf::actor_addr actor;
-  detail::child_stopper* stopper = nullptr;
-  std::uint64_t exited_run = 0;            // the last run whose exit was reported
-  detail::stop_job* stopping = nullptr;    // set once the stopper has the process
-};
-
-using steady = detail::stop_job::clock;
-
 struct process_actor_state {
   static inline const char* name = "pkit.process";
 
@@ -132,9 +116,6 @@ struct process_actor_state {
   } observer;
 
   std::unique_ptr<process> proc;
-  std::shared_ptr<child_link> link;
-  // Allocated with the process: handing the child to the stopper allocates nothing.
-  std::unique_ptr<detail::stop_job> job;
   caf::actor timers;  // see timer_relay.hpp
   process_state state = process_state::idle;
   std::uint64_t incarnation = 0;
@@ -142,11 +123,6 @@ struct process_actor_state {
   std::int64_t started_at_ns = 0;
   std::optional<exit_status> last;
   bool stop_requested = false;
-  // Of the current run, so that no signal is sent twice: the stop signal is sent, and
-  // SIGKILL is due at kill_at; SIGKILL was sent.
-  bool stop_sent = false;
-  steady::time_point kill_at = steady::time_point::max();
-  bool killed = false;
   std::vector<caf::typed_response_promise<std::int32_t>> start_waiters;
   std::vector<caf::typed_response_promise<exit_status>> exit_waiters;
 
@@ -155,42 +131,21 @@ struct process_actor_state {
            state == process_state::stopping;
   }
 
-  // Sends the spec's stop signal (SIGKILL for a zero stop timeout) and notes when SIGKILL
-  // is due. Once per run.
-  void send_stop_signal() noexcept {
+  // The one stop algorithm is libpkit's (process::stop_async): it sends each signal once
+  // per run — a stop already under way is not begun again —, escalates at the deadline
+  // on pkit's reaper thread, and with kill_group collects the child only once the rest of
+  // its process group is gone. The actor never waits for any of it.
+  void begin_stop() noexcept {
     std::error_code ignored;
-    stop_sent = true;
-    if (spec.stop_timeout_ms == 0) {
-      proc->kill(ignored);
-      killed = true;
-      return;
-    }
-    if (spec.kill_group) {
-      proc->signal_group(spec.stop_signal, ignored);
-    } else {
-      proc->signal(spec.stop_signal, ignored);
-    }
-    kill_at = spec.stop_timeout_ms < 0 ? steady::time_point::max()
-                                       : steady::now() + std::chrono::milliseconds(spec.stop_timeout_ms);
+    if (proc) proc->stop_async(policy_of(spec), ignored);
   }
 
-  // The child must not outlive its actor, and the actor must not wait for its stop: the
-  // stop signal is sent here (unless a stop already sent it), and the stopper thread
-  // sends SIGKILL when the stop timeout runs out and reaps the child.
-  void hand_over_child() noexcept {
-    if (!proc || !in_progress()) return;
-    {
-      std::lock_guard<std::mutex> lock(link->m);
-      // Exited already (its report is in our mailbox): nothing to stop. Destroying the
-      // process, after this block, waits at most for the exit callback to return.
-      if (link->exited_run >= incarnation) return;
-      if (!killed && !stop_sent) send_stop_signal();
-      job->proc = std::move(proc);
-      job->kill_at = killed ? steady::time_point::max() : kill_at;
-      job->group = spec.kill_group && spec.new_process_group ? pid : 0;
-      link->stopping = job.get();
-      link->stopper->adopt(std::move(job));
-    }
+  // SIGKILL now — to the group only with kill_group —, joining a stop under way.
+  void kill_now() noexcept {
+    stop_policy now = policy_of(spec);
+    now.timeout = std::chrono::milliseconds(0);
+    std::error_code ignored;
+    if (proc) proc->stop_async(now, ignored);
   }
 
   ~process_actor_state() {
@@ -204,7 +159,10 @@ struct process_actor_state {
     } catch (...) {
       // Out of memory: the waiters' requests end with their own timeouts.
     }
-    hand_over_child();
+    // The child must not outlive its actor, and the actor must not wait for its stop:
+    // libpkit stops it with the spec's policy (unless a stop is under way already) and
+    // destroys the process on its reaper thread once the run is collected.
+    process::release(std::move(proc));
   }
 };
 
@@ -228,22 +186,10 @@ caf::error make_process(self_pointer self) {
   if (spec.notify_fd >= 0) o.notify_fd = spec.notify_fd;
   o.stop = policy_of(spec);
   caf::actor_addr addr = self->address();
-  try {
-    st.job = std::make_unique<detail::stop_job>();
-    st.link = std::make_shared<child_link>();
-    st.link->actor = addr;
-    st.link->stopper = &detail::child_stopper::instance();
-  } catch (const std::system_error& e) {
-    return caf::make_error(error::os_error, std::string("cannot start pkit's child stopper: ") + e.what());
-  }
-  o.on_exit = [link = st.link](process& p) {
-    std::lock_guard<std::mutex> lock(link->m);
-    link->exited_run = p.runs();
-    if (link->stopping != nullptr) {
-      link->stopper->exited(link->stopping);
-    } else if (auto h = caf::actor_cast<private_process_actor>(link->actor)) {
+  // Also runs for a process released by a dead actor: then the address leads nowhere.
+  o.on_exit = [addr](process& p) {
+    if (auto h = caf::actor_cast<private_process_actor>(addr))
       caf::anon_send(h, exit_report{p.runs(), p.status().value_or(exit_status::lost())});
-    }
   };
   // A program without notify_fd is ready once start() returns (it has exec'd: an exec
   // failure is start()'s error), so only the other kinds wait for an on_ready report —
@@ -322,9 +268,6 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
         st.state = process_state::starting;
         st.started_at_ns = now_ns();
         st.stop_requested = false;
-        st.stop_sent = false;
-        st.killed = false;
-        st.kill_at = steady::time_point::max();
         if (st.observer.actor)
           detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_started_atom_v, st.observer.id, st.incarnation,
                                  st.pid);
@@ -342,7 +285,7 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
         if (st.spec.notify_fd >= 0 && st.spec.ready_timeout_ms >= 0)
           detail::delayed_weak_send(timers_of(self), self->address(),
                                     std::chrono::milliseconds(st.spec.ready_timeout_ms),
-                                    deadline_report{st.incarnation, deadline_kind::ready});
+                                    deadline_report{st.incarnation});
         auto rp = self->make_response_promise<std::int32_t>();
         st.start_waiters.push_back(rp);
         return rp;
@@ -355,7 +298,6 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
         if (err) {
           // libpkit has killed the child; its exit follows.
           st.state = process_state::stopping;
-          st.killed = true;
           deliver_all(st.start_waiters, err);
           return;
         }
@@ -365,21 +307,13 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
       },
       [self](const deadline_report& report) {
         auto& st = self->state;
-        if (report.run != st.incarnation) return;
-        if (report.kind == deadline_kind::ready && st.state == process_state::starting) {
-          std::error_code ignored;
-          st.proc->kill(ignored);
-          st.killed = true;
-          st.state = process_state::stopping;
-          deliver_all(st.start_waiters,
-                      caf::make_error(error::ready_timeout, st.spec.name + " not ready within " +
-                                                                std::to_string(st.spec.ready_timeout_ms) +
-                                                                " ms"));
-        } else if (report.kind == deadline_kind::stop && st.state == process_state::stopping) {
-          std::error_code ignored;
-          st.proc->kill(ignored);
-          st.killed = true;
-        }
+        if (report.run != st.incarnation || st.state != process_state::starting) return;
+        st.kill_now();
+        st.state = process_state::stopping;
+        deliver_all(st.start_waiters,
+                    caf::make_error(error::ready_timeout, st.spec.name + " not ready within " +
+                                                              std::to_string(st.spec.ready_timeout_ms) +
+                                                              " ms"));
       },
       [self](const exit_report& report) {
         auto& st = self->state;
@@ -403,14 +337,8 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
           return caf::make_error(error::not_started, st.spec.name);
         }
         st.stop_requested = true;
-        if (st.state != process_state::stopping) {
-          st.state = process_state::stopping;
-          st.send_stop_signal();
-          if (st.spec.stop_timeout_ms > 0)
-            detail::delayed_weak_send(timers_of(self), self->address(),
-                                      std::chrono::milliseconds(st.spec.stop_timeout_ms),
-                                      deadline_report{st.incarnation, deadline_kind::stop});
-        }
+        st.state = process_state::stopping;
+        st.begin_stop();
         auto rp = self->make_response_promise<exit_status>();
         st.exit_waiters.push_back(rp);
         return rp;
@@ -423,9 +351,7 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
         }
         st.stop_requested = true;
         st.state = process_state::stopping;
-        std::error_code ignored;
-        st.proc->kill(ignored);
-        st.killed = true;
+        st.kill_now();
         auto rp = self->make_response_promise<exit_status>();
         st.exit_waiters.push_back(rp);
         return rp;
