@@ -999,6 +999,8 @@ BOOST_AUTO_TEST_CASE(with_kill_group_a_stop_then_kill_sends_the_stop_signal_once
   BOOST_TEST_REQUIRE(r.ok(), r.describe());
   caf::scoped_actor stopper{system};
   auto pending = stopper->request(a, event_timeout, pa::stop_atom_v);
+  // Counted once the child has written it: a SIGKILL before that would hide a second one.
+  BOOST_TEST_REQUIRE(eventually([&] { return lines_in(log) >= 1; }));
   auto killed = kill(a);
   BOOST_TEST_REQUIRE(killed.ok(), killed.describe());
   BOOST_TEST(killed.value->signal() == SIGKILL);
