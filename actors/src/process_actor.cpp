@@ -3,6 +3,7 @@
 #include <pkit/actors/error.hpp>
 #include <pkit/process.hpp>
 
+#include "launcher.hpp"
 #include "send_from.hpp"
 #include "timer_relay.hpp"
 
@@ -38,6 +39,14 @@ struct ready_report {
 struct deadline_report {
   std::uint64_t run;
 };
+/// pkit's launcher thread: launch number `launch` of a fork-server target is done; the
+/// process comes back with it (see launcher.hpp).
+struct launch_report {
+  std::uint64_t launch;
+  std::shared_ptr<detail::process_parcel> parcel;
+  pid_t pid;
+  std::error_code ec;
+};
 
 }  // namespace
 }  // namespace pkit::actors
@@ -45,6 +54,7 @@ struct deadline_report {
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::actors::exit_report)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::actors::ready_report)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::actors::deadline_report)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::actors::launch_report)
 
 namespace pkit::actors {
 namespace {
@@ -53,7 +63,8 @@ namespace {
 /// Only this file holds it; everyone else gets the `process_actor` it converts to.
 using private_process_actor = process_actor::extend<caf::reacts_to<exit_report>,
                                                     caf::reacts_to<ready_report>,
-                                                    caf::reacts_to<deadline_report>>;
+                                                    caf::reacts_to<deadline_report>,
+                                                    caf::reacts_to<launch_report>>;
 
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -123,9 +134,21 @@ struct process_actor_state {
   std::int64_t started_at_ns = 0;
   std::optional<exit_status> last;
   bool stop_requested = false;
+  // A fork-server target's start runs on pkit's launcher thread, which has the process
+  // meanwhile (`proc` is empty). Requests made during the launch are applied once it is
+  // done; reports of the new run that overtake the launch report are held until then.
+  struct launch_state {
+    bool active = false;
+    std::uint64_t number = 0;                  // launches so far: names the current one
+    process_state state_before = process_state::idle;
+    enum class pending : std::uint8_t { none, stop, kill } then = pending::none;
+    std::vector<ready_report> ready;
+    std::vector<exit_report> exits;
+  } launch;
   std::vector<caf::typed_response_promise<std::int32_t>> start_waiters;
   std::vector<caf::typed_response_promise<exit_status>> exit_waiters;
 
+  // True while a run is starting (including its launch), running or being stopped.
   bool in_progress() const {
     return state == process_state::starting || state == process_state::running ||
            state == process_state::stopping;
@@ -245,6 +268,169 @@ void notify_observer_ready(self_pointer self) {
     detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_ready_atom_v, st.observer.id, st.incarnation, st.pid);
 }
 
+
+void notify_observer(self_pointer self, child_started_atom, std::uint64_t inc, std::int32_t pid) {
+  auto& st = self->state;
+  if (st.observer.actor)
+    detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_started_atom_v, st.observer.id, inc, pid);
+}
+
+// Run `pid` has been started (by a program's start here, or a target's launch): the
+// actor's state follows it, the observer learns of it, and a child that is ready at once
+// gets its start reply.
+void run_started(self_pointer self, pid_t pid) {
+  auto& st = self->state;
+  st.incarnation = st.proc->runs();
+  st.pid = pid;
+  st.state = process_state::starting;
+  st.started_at_ns = now_ns();
+  notify_observer(self, child_started_atom_v, st.incarnation, st.pid);
+  if (ready_at_start(st.spec)) {
+    // The reply goes out before child_ready, as it does for a child that reports
+    // readiness later: a supervisor learns the incarnation from child_ready.
+    st.state = process_state::running;
+    deliver_all(st.start_waiters, pid);
+    notify_observer_ready(self);
+    return;
+  }
+  // A program without notify_fd is ready once it has exec'd, a forked target once its
+  // start-up record arrives: no deadline needed. A notify_fd child may never notify.
+  if (st.spec.notify_fd >= 0 && st.spec.ready_timeout_ms >= 0)
+    detail::delayed_weak_send(timers_of(self), self->address(),
+                              std::chrono::milliseconds(st.spec.ready_timeout_ms),
+                              deadline_report{st.incarnation});
+}
+
+void on_ready_report(self_pointer self, ready_report& report) {
+  auto& st = self->state;
+  if (st.launch.active) {
+    st.launch.ready.push_back(std::move(report));
+    return;
+  }
+  if (report.run != st.incarnation || st.state != process_state::starting) return;
+  if (report.err) {
+    // libpkit has killed the child; its exit follows.
+    st.state = process_state::stopping;
+    deliver_all(st.start_waiters, report.err);
+    return;
+  }
+  st.state = process_state::running;
+  deliver_all(st.start_waiters, st.pid);
+  notify_observer_ready(self);
+}
+
+void on_exit_report(self_pointer self, const exit_report& report) {
+  auto& st = self->state;
+  if (st.launch.active) {
+    st.launch.exits.push_back(report);
+    return;
+  }
+  const std::uint64_t inc = report.run;
+  const exit_status status = report.status;
+  if (inc != st.incarnation || !st.in_progress()) return;
+  st.last = status;
+  st.pid = 0;
+  st.state = st.stop_requested ? process_state::idle : process_state::exited;
+  if (!st.start_waiters.empty())
+    deliver_all(st.start_waiters,
+                caf::make_error(error::died_before_ready, st.spec.name + " " + status.to_string()));
+  deliver_all(st.exit_waiters, status);
+  if (st.observer.actor)
+    detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_exited_atom_v, st.observer.id, inc, status);
+}
+
+// Hands a fork-server target's start to pkit's launcher thread: the round trip to the
+// server must not hold a CAF worker. The reply comes with the launch report.
+caf::result<std::int32_t> launch(self_pointer self) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise<std::int32_t>();
+  std::shared_ptr<detail::process_parcel> parcel;
+  try {
+    parcel = std::make_shared<detail::process_parcel>(std::move(st.proc));
+    const std::uint64_t number = st.launch.number + 1;
+    detail::launcher::instance().launch(
+        parcel, [addr = self->address(), number](std::shared_ptr<detail::process_parcel> p, pid_t pid,
+                                                  std::error_code ec) {
+          // A dead actor's parcel is dropped here (or with its mailbox): released.
+          if (auto h = caf::actor_cast<private_process_actor>(addr))
+            caf::anon_send(h, launch_report{number, std::move(p), pid, ec});
+        });
+    st.launch.number = number;
+  } catch (const std::exception& e) {
+    if (parcel) st.proc = std::move(parcel->proc);
+    return caf::make_error(error::os_error, std::string("cannot hand the start to pkit's launcher: ") + e.what());
+  }
+  st.launch.active = true;
+  st.launch.state_before = st.state;
+  st.launch.then = process_actor_state::launch_state::pending::none;
+  st.state = process_state::starting;
+  st.pid = 0;
+  st.stop_requested = false;
+  st.start_waiters.push_back(rp);
+  return rp;
+}
+
+void on_launch_report(self_pointer self, launch_report& report) {
+  auto& st = self->state;
+  using pending = process_actor_state::launch_state::pending;
+  if (!st.launch.active || report.launch != st.launch.number || !report.parcel) return;
+  st.launch.active = false;
+  st.proc = std::move(report.parcel->proc);
+  auto ready = std::move(st.launch.ready);
+  auto exits = std::move(st.launch.exits);
+  st.launch.ready.clear();
+  st.launch.exits.clear();
+  if (report.ec) {
+    // No run: as if the start had failed at once, and stop/kill/join made meanwhile
+    // get what they get on an actor with no run in progress.
+    st.state = st.launch.state_before;
+    deliver_all(st.start_waiters,
+                caf::make_error(error::start_failed,
+                                failure_of(st.spec.name, program_of(st.spec), *st.proc, report.ec)));
+    if (st.last) {
+      deliver_all(st.exit_waiters, *st.last);
+    } else {
+      deliver_all(st.exit_waiters, caf::make_error(error::not_started, st.spec.name));
+    }
+    return;
+  }
+  run_started(self, report.pid);
+  if (st.launch.then != pending::none) {
+    st.stop_requested = true;
+    st.state = process_state::stopping;
+    if (st.launch.then == pending::kill) {
+      st.kill_now();
+    } else {
+      st.begin_stop();
+    }
+  }
+  // In the order the reaper thread sent them: readiness (if any) before the exit.
+  for (auto& r : ready) on_ready_report(self, r);
+  for (auto& r : exits) on_exit_report(self, r);
+}
+
+// stop / kill: `then` is what to do; during a launch it is done once the launch is.
+caf::result<exit_status> stop_or_kill(self_pointer self, bool kill) {
+  auto& st = self->state;
+  if (!st.in_progress()) {
+    if (st.last) return *st.last;
+    return caf::make_error(error::not_started, st.spec.name);
+  }
+  auto rp = self->make_response_promise<exit_status>();
+  st.exit_waiters.push_back(rp);
+  st.stop_requested = true;
+  st.state = process_state::stopping;
+  if (st.launch.active) {
+    using pending = process_actor_state::launch_state::pending;
+    if (kill || st.launch.then == pending::none) st.launch.then = kill ? pending::kill : pending::stop;
+  } else if (kill) {
+    st.kill_now();
+  } else {
+    st.begin_stop();
+  }
+  return rp;
+}
+
 private_process_actor::behavior_type process_actor_impl(self_pointer self, process_spec spec,
                                                 const fork_server* server, process_observer observer) {
   auto& st = self->state;
@@ -260,54 +446,21 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
         if (!st.proc) {
           if (auto err = make_process(self)) return err;
         }
+        if (!st.spec.target.empty()) return launch(self);
+        // A program's start is a clone and exec on this worker: no round trip to wait for.
         std::error_code ec;
         const pid_t pid = st.proc->start(ec);
         if (ec) return caf::make_error(error::start_failed, failure_of(st.spec.name, program_of(st.spec), *st.proc, ec));
-        st.incarnation = st.proc->runs();
-        st.pid = pid;
-        st.state = process_state::starting;
-        st.started_at_ns = now_ns();
         st.stop_requested = false;
-        if (st.observer.actor)
-          detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_started_atom_v, st.observer.id, st.incarnation,
-                                 st.pid);
-        if (ready_at_start(st.spec)) {
-          // The reply goes out before child_ready, as it does for a child that reports
-          // readiness later: a supervisor learns the incarnation from child_ready.
-          st.state = process_state::running;
-          auto rp = self->make_response_promise<std::int32_t>();
-          rp.deliver(pid);
-          notify_observer_ready(self);
-          return rp;
-        }
-        // A program without notify_fd is ready once it has exec'd, a forked target once its
-        // start-up record arrives: no deadline needed. A notify_fd child may never notify.
-        if (st.spec.notify_fd >= 0 && st.spec.ready_timeout_ms >= 0)
-          detail::delayed_weak_send(timers_of(self), self->address(),
-                                    std::chrono::milliseconds(st.spec.ready_timeout_ms),
-                                    deadline_report{st.incarnation});
         auto rp = self->make_response_promise<std::int32_t>();
         st.start_waiters.push_back(rp);
+        run_started(self, pid);
         return rp;
       },
-      [self](ready_report& report) {
-        auto& st = self->state;
-        const std::uint64_t inc = report.run;
-        caf::error& err = report.err;
-        if (inc != st.incarnation || st.state != process_state::starting) return;
-        if (err) {
-          // libpkit has killed the child; its exit follows.
-          st.state = process_state::stopping;
-          deliver_all(st.start_waiters, err);
-          return;
-        }
-        st.state = process_state::running;
-        deliver_all(st.start_waiters, st.pid);
-        notify_observer_ready(self);
-      },
+      [self](ready_report& report) { on_ready_report(self, report); },
       [self](const deadline_report& report) {
         auto& st = self->state;
-        if (report.run != st.incarnation || st.state != process_state::starting) return;
+        if (st.launch.active || report.run != st.incarnation || st.state != process_state::starting) return;
         st.kill_now();
         st.state = process_state::stopping;
         deliver_all(st.start_waiters,
@@ -315,49 +468,14 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
                                                               std::to_string(st.spec.ready_timeout_ms) +
                                                               " ms"));
       },
-      [self](const exit_report& report) {
-        auto& st = self->state;
-        const std::uint64_t inc = report.run;
-        const exit_status status = report.status;
-        if (inc != st.incarnation || !st.in_progress()) return;
-        st.last = status;
-        st.pid = 0;
-        st.state = st.stop_requested ? process_state::idle : process_state::exited;
-        if (!st.start_waiters.empty())
-          deliver_all(st.start_waiters,
-                      caf::make_error(error::died_before_ready, st.spec.name + " " + status.to_string()));
-        deliver_all(st.exit_waiters, status);
-        if (st.observer.actor)
-          detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_exited_atom_v, st.observer.id, inc, status);
-      },
-      [self](stop_atom) -> caf::result<exit_status> {
-        auto& st = self->state;
-        if (!st.in_progress()) {
-          if (st.last) return *st.last;
-          return caf::make_error(error::not_started, st.spec.name);
-        }
-        st.stop_requested = true;
-        st.state = process_state::stopping;
-        st.begin_stop();
-        auto rp = self->make_response_promise<exit_status>();
-        st.exit_waiters.push_back(rp);
-        return rp;
-      },
-      [self](kill_atom) -> caf::result<exit_status> {
-        auto& st = self->state;
-        if (!st.in_progress()) {
-          if (st.last) return *st.last;
-          return caf::make_error(error::not_started, st.spec.name);
-        }
-        st.stop_requested = true;
-        st.state = process_state::stopping;
-        st.kill_now();
-        auto rp = self->make_response_promise<exit_status>();
-        st.exit_waiters.push_back(rp);
-        return rp;
-      },
+      [self](const exit_report& report) { on_exit_report(self, report); },
+      [self](launch_report& report) { on_launch_report(self, report); },
+      [self](stop_atom) -> caf::result<exit_status> { return stop_or_kill(self, false); },
+      [self](kill_atom) -> caf::result<exit_status> { return stop_or_kill(self, true); },
       [self](signal_atom, std::int32_t signo) -> caf::result<caf::ok_atom> {
         auto& st = self->state;
+        // During a launch there is no child to signal yet: like a run not yet begun.
+        if (st.launch.active) return caf::make_error(error::not_started, st.spec.name + " is being started");
         if (!st.proc || st.incarnation == 0) return caf::make_error(error::not_started, st.spec.name);
         std::error_code ec;
         st.proc->signal(signo, ec);
