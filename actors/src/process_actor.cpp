@@ -159,8 +159,10 @@ struct process_actor_state {
   // on pkit's reaper thread, and with kill_group collects the child only once the rest of
   // its process group is gone. The actor never waits for any of it.
   void begin_stop() noexcept {
-    std::error_code ignored;
-    if (proc) proc->stop_async(policy_of(spec), ignored);
+    std::error_code ec;
+    if (proc) proc->stop_async(policy_of(spec), ec);
+    // No memory for the deadline's timer: SIGKILL now (that needs none) rather than never.
+    if (ec == std::errc::not_enough_memory) kill_now();
   }
 
   // SIGKILL now — to the group only with kill_group —, joining a stop under way.
