@@ -3,7 +3,7 @@
 #include <pkit/actors/error.hpp>
 #include <pkit/process.hpp>
 
-#include "child_stopper.hpp"
+#include "launcher.hpp"
 #include "send_from.hpp"
 #include "timer_relay.hpp"
 
@@ -16,7 +16,6 @@
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <system_error>
 #include <vector>
@@ -36,11 +35,17 @@ struct ready_report {
   std::uint64_t run;
   caf::error err;
 };
-/// A delayed message to self: a deadline of run `run` has passed.
-enum class deadline_kind : std::uint8_t { ready, stop };
+/// A delayed message to self: run `run` is not ready by its readiness deadline.
 struct deadline_report {
   std::uint64_t run;
-  deadline_kind kind;
+};
+/// pkit's launcher thread: launch number `launch` of a fork-server target is done; the
+/// process comes back with it (see launcher.hpp).
+struct launch_report {
+  std::uint64_t launch;
+  std::shared_ptr<detail::process_parcel> parcel;
+  pid_t pid;
+  std::error_code ec;
 };
 
 }  // namespace
@@ -49,6 +54,7 @@ struct deadline_report {
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::actors::exit_report)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::actors::ready_report)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::actors::deadline_report)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::actors::launch_report)
 
 namespace pkit::actors {
 namespace {
@@ -57,7 +63,8 @@ namespace {
 /// Only this file holds it; everyone else gets the `process_actor` it converts to.
 using private_process_actor = process_actor::extend<caf::reacts_to<exit_report>,
                                                     caf::reacts_to<ready_report>,
-                                                    caf::reacts_to<deadline_report>>;
+                                                    caf::reacts_to<deadline_report>,
+                                                    caf::reacts_to<launch_report>>;
 
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -107,18 +114,6 @@ start_failure failure_of(const std::string& name, const std::string& program, co
 
 caf::error spec_error(const std::string& what) { return caf::make_error(error::invalid_spec, what); }
 
-// Shared by a process actor and its process's callbacks (on pkit's reaper thread): where
-// the exit report goes — to the actor while it lives, to the stopper once it is gone.
-struct child_link {
-  std::mutex m;
-  caf::actor_addr actor;
-  detail::child_stopper* stopper = nullptr;
-  std::uint64_t exited_run = 0;            // the last run whose exit was reported
-  detail::stop_job* stopping = nullptr;    // set once the stopper has the process
-};
-
-using steady = detail::stop_job::clock;
-
 struct process_actor_state {
   static inline const char* name = "pkit.process";
 
@@ -132,9 +127,6 @@ struct process_actor_state {
   } observer;
 
   std::unique_ptr<process> proc;
-  std::shared_ptr<child_link> link;
-  // Allocated with the process: handing the child to the stopper allocates nothing.
-  std::unique_ptr<detail::stop_job> job;
   caf::actor timers;  // see timer_relay.hpp
   process_state state = process_state::idle;
   std::uint64_t incarnation = 0;
@@ -142,55 +134,43 @@ struct process_actor_state {
   std::int64_t started_at_ns = 0;
   std::optional<exit_status> last;
   bool stop_requested = false;
-  // Of the current run, so that no signal is sent twice: the stop signal is sent, and
-  // SIGKILL is due at kill_at; SIGKILL was sent.
-  bool stop_sent = false;
-  steady::time_point kill_at = steady::time_point::max();
-  bool killed = false;
+  // A fork-server target's start runs on pkit's launcher thread, which has the process
+  // meanwhile (`proc` is empty). Requests made during the launch are applied once it is
+  // done; reports of the new run that overtake the launch report are held until then.
+  struct launch_state {
+    bool active = false;
+    std::uint64_t number = 0;                  // launches so far: names the current one
+    process_state state_before = process_state::idle;
+    enum class pending : std::uint8_t { none, stop, kill } then = pending::none;
+    std::vector<ready_report> ready;
+    std::vector<exit_report> exits;
+  } launch;
   std::vector<caf::typed_response_promise<std::int32_t>> start_waiters;
   std::vector<caf::typed_response_promise<exit_status>> exit_waiters;
 
+  // True while a run is starting (including its launch), running or being stopped.
   bool in_progress() const {
     return state == process_state::starting || state == process_state::running ||
            state == process_state::stopping;
   }
 
-  // Sends the spec's stop signal (SIGKILL for a zero stop timeout) and notes when SIGKILL
-  // is due. Once per run.
-  void send_stop_signal() noexcept {
-    std::error_code ignored;
-    stop_sent = true;
-    if (spec.stop_timeout_ms == 0) {
-      proc->kill(ignored);
-      killed = true;
-      return;
-    }
-    if (spec.kill_group) {
-      proc->signal_group(spec.stop_signal, ignored);
-    } else {
-      proc->signal(spec.stop_signal, ignored);
-    }
-    kill_at = spec.stop_timeout_ms < 0 ? steady::time_point::max()
-                                       : steady::now() + std::chrono::milliseconds(spec.stop_timeout_ms);
+  // The one stop algorithm is libpkit's (process::stop_async): it sends each signal once
+  // per run — a stop already under way is not begun again —, escalates at the deadline
+  // on pkit's reaper thread, and with kill_group collects the child only once the rest of
+  // its process group is gone. The actor never waits for any of it.
+  void begin_stop() noexcept {
+    std::error_code ec;
+    if (proc) proc->stop_async(policy_of(spec), ec);
+    // No memory for the deadline's timer: SIGKILL now (that needs none) rather than never.
+    if (ec == std::errc::not_enough_memory) kill_now();
   }
 
-  // The child must not outlive its actor, and the actor must not wait for its stop: the
-  // stop signal is sent here (unless a stop already sent it), and the stopper thread
-  // sends SIGKILL when the stop timeout runs out and reaps the child.
-  void hand_over_child() noexcept {
-    if (!proc || !in_progress()) return;
-    {
-      std::lock_guard<std::mutex> lock(link->m);
-      // Exited already (its report is in our mailbox): nothing to stop. Destroying the
-      // process, after this block, waits at most for the exit callback to return.
-      if (link->exited_run >= incarnation) return;
-      if (!killed && !stop_sent) send_stop_signal();
-      job->proc = std::move(proc);
-      job->kill_at = killed ? steady::time_point::max() : kill_at;
-      job->group = spec.kill_group && spec.new_process_group ? pid : 0;
-      link->stopping = job.get();
-      link->stopper->adopt(std::move(job));
-    }
+  // SIGKILL now — to the group only with kill_group —, joining a stop under way.
+  void kill_now() noexcept {
+    stop_policy now = policy_of(spec);
+    now.timeout = std::chrono::milliseconds(0);
+    std::error_code ignored;
+    if (proc) proc->stop_async(now, ignored);
   }
 
   ~process_actor_state() {
@@ -204,7 +184,10 @@ struct process_actor_state {
     } catch (...) {
       // Out of memory: the waiters' requests end with their own timeouts.
     }
-    hand_over_child();
+    // The child must not outlive its actor, and the actor must not wait for its stop:
+    // libpkit stops it with the spec's policy (unless a stop is under way already) and
+    // destroys the process on its reaper thread once the run is collected.
+    process::release(std::move(proc));
   }
 };
 
@@ -228,22 +211,10 @@ caf::error make_process(self_pointer self) {
   if (spec.notify_fd >= 0) o.notify_fd = spec.notify_fd;
   o.stop = policy_of(spec);
   caf::actor_addr addr = self->address();
-  try {
-    st.job = std::make_unique<detail::stop_job>();
-    st.link = std::make_shared<child_link>();
-    st.link->actor = addr;
-    st.link->stopper = &detail::child_stopper::instance();
-  } catch (const std::system_error& e) {
-    return caf::make_error(error::os_error, std::string("cannot start pkit's child stopper: ") + e.what());
-  }
-  o.on_exit = [link = st.link](process& p) {
-    std::lock_guard<std::mutex> lock(link->m);
-    link->exited_run = p.runs();
-    if (link->stopping != nullptr) {
-      link->stopper->exited(link->stopping);
-    } else if (auto h = caf::actor_cast<private_process_actor>(link->actor)) {
+  // Also runs for a process released by a dead actor: then the address leads nowhere.
+  o.on_exit = [addr](process& p) {
+    if (auto h = caf::actor_cast<private_process_actor>(addr))
       caf::anon_send(h, exit_report{p.runs(), p.status().value_or(exit_status::lost())});
-    }
   };
   // A program without notify_fd is ready once start() returns (it has exec'd: an exec
   // failure is start()'s error), so only the other kinds wait for an on_ready report —
@@ -299,6 +270,169 @@ void notify_observer_ready(self_pointer self) {
     detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_ready_atom_v, st.observer.id, st.incarnation, st.pid);
 }
 
+
+void notify_observer(self_pointer self, child_started_atom, std::uint64_t inc, std::int32_t pid) {
+  auto& st = self->state;
+  if (st.observer.actor)
+    detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_started_atom_v, st.observer.id, inc, pid);
+}
+
+// Run `pid` has been started (by a program's start here, or a target's launch): the
+// actor's state follows it, the observer learns of it, and a child that is ready at once
+// gets its start reply.
+void run_started(self_pointer self, pid_t pid) {
+  auto& st = self->state;
+  st.incarnation = st.proc->runs();
+  st.pid = pid;
+  st.state = process_state::starting;
+  st.started_at_ns = now_ns();
+  notify_observer(self, child_started_atom_v, st.incarnation, st.pid);
+  if (ready_at_start(st.spec)) {
+    // The reply goes out before child_ready, as it does for a child that reports
+    // readiness later: a supervisor learns the incarnation from child_ready.
+    st.state = process_state::running;
+    deliver_all(st.start_waiters, pid);
+    notify_observer_ready(self);
+    return;
+  }
+  // A program without notify_fd is ready once it has exec'd, a forked target once its
+  // start-up record arrives: no deadline needed. A notify_fd child may never notify.
+  if (st.spec.notify_fd >= 0 && st.spec.ready_timeout_ms >= 0)
+    detail::delayed_weak_send(timers_of(self), self->address(),
+                              std::chrono::milliseconds(st.spec.ready_timeout_ms),
+                              deadline_report{st.incarnation});
+}
+
+void on_ready_report(self_pointer self, ready_report& report) {
+  auto& st = self->state;
+  if (st.launch.active) {
+    st.launch.ready.push_back(std::move(report));
+    return;
+  }
+  if (report.run != st.incarnation || st.state != process_state::starting) return;
+  if (report.err) {
+    // libpkit has killed the child; its exit follows.
+    st.state = process_state::stopping;
+    deliver_all(st.start_waiters, report.err);
+    return;
+  }
+  st.state = process_state::running;
+  deliver_all(st.start_waiters, st.pid);
+  notify_observer_ready(self);
+}
+
+void on_exit_report(self_pointer self, const exit_report& report) {
+  auto& st = self->state;
+  if (st.launch.active) {
+    st.launch.exits.push_back(report);
+    return;
+  }
+  const std::uint64_t inc = report.run;
+  const exit_status status = report.status;
+  if (inc != st.incarnation || !st.in_progress()) return;
+  st.last = status;
+  st.pid = 0;
+  st.state = st.stop_requested ? process_state::idle : process_state::exited;
+  if (!st.start_waiters.empty())
+    deliver_all(st.start_waiters,
+                caf::make_error(error::died_before_ready, st.spec.name + " " + status.to_string()));
+  deliver_all(st.exit_waiters, status);
+  if (st.observer.actor)
+    detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_exited_atom_v, st.observer.id, inc, status);
+}
+
+// Hands a fork-server target's start to pkit's launcher thread: the round trip to the
+// server must not hold a CAF worker. The reply comes with the launch report.
+caf::result<std::int32_t> launch(self_pointer self) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise<std::int32_t>();
+  std::shared_ptr<detail::process_parcel> parcel;
+  try {
+    parcel = std::make_shared<detail::process_parcel>(std::move(st.proc));
+    const std::uint64_t number = st.launch.number + 1;
+    detail::launcher::instance().launch(
+        parcel, [addr = self->address(), number](std::shared_ptr<detail::process_parcel> p, pid_t pid,
+                                                  std::error_code ec) {
+          // A dead actor's parcel is dropped here (or with its mailbox): released.
+          if (auto h = caf::actor_cast<private_process_actor>(addr))
+            caf::anon_send(h, launch_report{number, std::move(p), pid, ec});
+        });
+    st.launch.number = number;
+  } catch (const std::exception& e) {
+    if (parcel) st.proc = std::move(parcel->proc);
+    return caf::make_error(error::os_error, std::string("cannot hand the start to pkit's launcher: ") + e.what());
+  }
+  st.launch.active = true;
+  st.launch.state_before = st.state;
+  st.launch.then = process_actor_state::launch_state::pending::none;
+  st.state = process_state::starting;
+  st.pid = 0;
+  st.stop_requested = false;
+  st.start_waiters.push_back(rp);
+  return rp;
+}
+
+void on_launch_report(self_pointer self, launch_report& report) {
+  auto& st = self->state;
+  using pending = process_actor_state::launch_state::pending;
+  if (!st.launch.active || report.launch != st.launch.number || !report.parcel) return;
+  st.launch.active = false;
+  st.proc = std::move(report.parcel->proc);
+  auto ready = std::move(st.launch.ready);
+  auto exits = std::move(st.launch.exits);
+  st.launch.ready.clear();
+  st.launch.exits.clear();
+  if (report.ec) {
+    // No run: as if the start had failed at once, and stop/kill/join made meanwhile
+    // get what they get on an actor with no run in progress.
+    st.state = st.launch.state_before;
+    deliver_all(st.start_waiters,
+                caf::make_error(error::start_failed,
+                                failure_of(st.spec.name, program_of(st.spec), *st.proc, report.ec)));
+    if (st.last) {
+      deliver_all(st.exit_waiters, *st.last);
+    } else {
+      deliver_all(st.exit_waiters, caf::make_error(error::not_started, st.spec.name));
+    }
+    return;
+  }
+  run_started(self, report.pid);
+  if (st.launch.then != pending::none) {
+    st.stop_requested = true;
+    st.state = process_state::stopping;
+    if (st.launch.then == pending::kill) {
+      st.kill_now();
+    } else {
+      st.begin_stop();
+    }
+  }
+  // In the order the reaper thread sent them: readiness (if any) before the exit.
+  for (auto& r : ready) on_ready_report(self, r);
+  for (auto& r : exits) on_exit_report(self, r);
+}
+
+// stop / kill: `then` is what to do; during a launch it is done once the launch is.
+caf::result<exit_status> stop_or_kill(self_pointer self, bool kill) {
+  auto& st = self->state;
+  if (!st.in_progress()) {
+    if (st.last) return *st.last;
+    return caf::make_error(error::not_started, st.spec.name);
+  }
+  auto rp = self->make_response_promise<exit_status>();
+  st.exit_waiters.push_back(rp);
+  st.stop_requested = true;
+  st.state = process_state::stopping;
+  if (st.launch.active) {
+    using pending = process_actor_state::launch_state::pending;
+    if (kill || st.launch.then == pending::none) st.launch.then = kill ? pending::kill : pending::stop;
+  } else if (kill) {
+    st.kill_now();
+  } else {
+    st.begin_stop();
+  }
+  return rp;
+}
+
 private_process_actor::behavior_type process_actor_impl(self_pointer self, process_spec spec,
                                                 const fork_server* server, process_observer observer) {
   auto& st = self->state;
@@ -314,124 +448,36 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
         if (!st.proc) {
           if (auto err = make_process(self)) return err;
         }
+        if (!st.spec.target.empty()) return launch(self);
+        // A program's start is a clone and exec on this worker: no round trip to wait for.
         std::error_code ec;
         const pid_t pid = st.proc->start(ec);
         if (ec) return caf::make_error(error::start_failed, failure_of(st.spec.name, program_of(st.spec), *st.proc, ec));
-        st.incarnation = st.proc->runs();
-        st.pid = pid;
-        st.state = process_state::starting;
-        st.started_at_ns = now_ns();
         st.stop_requested = false;
-        st.stop_sent = false;
-        st.killed = false;
-        st.kill_at = steady::time_point::max();
-        if (st.observer.actor)
-          detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_started_atom_v, st.observer.id, st.incarnation,
-                                 st.pid);
-        if (ready_at_start(st.spec)) {
-          // The reply goes out before child_ready, as it does for a child that reports
-          // readiness later: a supervisor learns the incarnation from child_ready.
-          st.state = process_state::running;
-          auto rp = self->make_response_promise<std::int32_t>();
-          rp.deliver(pid);
-          notify_observer_ready(self);
-          return rp;
-        }
-        // A program without notify_fd is ready once it has exec'd, a forked target once its
-        // start-up record arrives: no deadline needed. A notify_fd child may never notify.
-        if (st.spec.notify_fd >= 0 && st.spec.ready_timeout_ms >= 0)
-          detail::delayed_weak_send(timers_of(self), self->address(),
-                                    std::chrono::milliseconds(st.spec.ready_timeout_ms),
-                                    deadline_report{st.incarnation, deadline_kind::ready});
         auto rp = self->make_response_promise<std::int32_t>();
         st.start_waiters.push_back(rp);
+        run_started(self, pid);
         return rp;
       },
-      [self](ready_report& report) {
-        auto& st = self->state;
-        const std::uint64_t inc = report.run;
-        caf::error& err = report.err;
-        if (inc != st.incarnation || st.state != process_state::starting) return;
-        if (err) {
-          // libpkit has killed the child; its exit follows.
-          st.state = process_state::stopping;
-          st.killed = true;
-          deliver_all(st.start_waiters, err);
-          return;
-        }
-        st.state = process_state::running;
-        deliver_all(st.start_waiters, st.pid);
-        notify_observer_ready(self);
-      },
+      [self](ready_report& report) { on_ready_report(self, report); },
       [self](const deadline_report& report) {
         auto& st = self->state;
-        if (report.run != st.incarnation) return;
-        if (report.kind == deadline_kind::ready && st.state == process_state::starting) {
-          std::error_code ignored;
-          st.proc->kill(ignored);
-          st.killed = true;
-          st.state = process_state::stopping;
-          deliver_all(st.start_waiters,
-                      caf::make_error(error::ready_timeout, st.spec.name + " not ready within " +
-                                                                std::to_string(st.spec.ready_timeout_ms) +
-                                                                " ms"));
-        } else if (report.kind == deadline_kind::stop && st.state == process_state::stopping) {
-          std::error_code ignored;
-          st.proc->kill(ignored);
-          st.killed = true;
-        }
-      },
-      [self](const exit_report& report) {
-        auto& st = self->state;
-        const std::uint64_t inc = report.run;
-        const exit_status status = report.status;
-        if (inc != st.incarnation || !st.in_progress()) return;
-        st.last = status;
-        st.pid = 0;
-        st.state = st.stop_requested ? process_state::idle : process_state::exited;
-        if (!st.start_waiters.empty())
-          deliver_all(st.start_waiters,
-                      caf::make_error(error::died_before_ready, st.spec.name + " " + status.to_string()));
-        deliver_all(st.exit_waiters, status);
-        if (st.observer.actor)
-          detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_exited_atom_v, st.observer.id, inc, status);
-      },
-      [self](stop_atom) -> caf::result<exit_status> {
-        auto& st = self->state;
-        if (!st.in_progress()) {
-          if (st.last) return *st.last;
-          return caf::make_error(error::not_started, st.spec.name);
-        }
-        st.stop_requested = true;
-        if (st.state != process_state::stopping) {
-          st.state = process_state::stopping;
-          st.send_stop_signal();
-          if (st.spec.stop_timeout_ms > 0)
-            detail::delayed_weak_send(timers_of(self), self->address(),
-                                      std::chrono::milliseconds(st.spec.stop_timeout_ms),
-                                      deadline_report{st.incarnation, deadline_kind::stop});
-        }
-        auto rp = self->make_response_promise<exit_status>();
-        st.exit_waiters.push_back(rp);
-        return rp;
-      },
-      [self](kill_atom) -> caf::result<exit_status> {
-        auto& st = self->state;
-        if (!st.in_progress()) {
-          if (st.last) return *st.last;
-          return caf::make_error(error::not_started, st.spec.name);
-        }
-        st.stop_requested = true;
+        if (st.launch.active || report.run != st.incarnation || st.state != process_state::starting) return;
+        st.kill_now();
         st.state = process_state::stopping;
-        std::error_code ignored;
-        st.proc->kill(ignored);
-        st.killed = true;
-        auto rp = self->make_response_promise<exit_status>();
-        st.exit_waiters.push_back(rp);
-        return rp;
+        deliver_all(st.start_waiters,
+                    caf::make_error(error::ready_timeout, st.spec.name + " not ready within " +
+                                                              std::to_string(st.spec.ready_timeout_ms) +
+                                                              " ms"));
       },
+      [self](const exit_report& report) { on_exit_report(self, report); },
+      [self](launch_report& report) { on_launch_report(self, report); },
+      [self](stop_atom) -> caf::result<exit_status> { return stop_or_kill(self, false); },
+      [self](kill_atom) -> caf::result<exit_status> { return stop_or_kill(self, true); },
       [self](signal_atom, std::int32_t signo) -> caf::result<caf::ok_atom> {
         auto& st = self->state;
+        // During a launch there is no child to signal yet: like a run not yet begun.
+        if (st.launch.active) return caf::make_error(error::not_started, st.spec.name + " is being started");
         if (!st.proc || st.incarnation == 0) return caf::make_error(error::not_started, st.spec.name);
         std::error_code ec;
         st.proc->signal(signo, ec);

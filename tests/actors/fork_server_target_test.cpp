@@ -154,4 +154,124 @@ BOOST_AUTO_TEST_CASE(killing_the_actor_stops_its_fork_server_child) {
   BOOST_TEST(gone_within(*r.value), "fork-server child " << *r.value << " outlived its actor");
 }
 
+// =====================================================================================
+// A fork-server start does not hold a CAF worker (issue 9 item 14)
+// =====================================================================================
+
+namespace {
+
+/// Stops the fork server (SIGSTOP) until destroyed: its requests then wait for it.
+struct server_paused {
+  server_paused() {
+    ::kill(server()->pid(), SIGSTOP);
+    BOOST_TEST_REQUIRE(eventually([] {
+      const auto st = read_proc_stat(server()->pid());
+      return st && st->state == 'T';
+    }));
+  }
+  ~server_paused() { resume(); }
+  void resume() { ::kill(server()->pid(), SIGCONT); }
+  server_paused(const server_paused&) = delete;
+  server_paused& operator=(const server_paused&) = delete;
+};
+
+/// The fork server's live children (its zombies excluded: it reaps them).
+std::vector<pid_t> server_children() {
+  std::vector<pid_t> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(name));
+    const auto st = read_proc_stat(pid);
+    if (st && st->ppid == server()->pid() && is_running(pid)) out.push_back(pid);
+  }
+  return out;
+}
+
+/// An actor system with one scheduler thread: an actor that blocks its worker blocks
+/// every other actor.
+struct one_worker_config : caf::actor_system_config {
+  one_worker_config() {
+    pa::init(*this);
+    set("scheduler.max-threads", 1);
+  }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_target_start_in_flight_to_a_stopped_fork_server_holds_no_worker) {
+  one_worker_config cfg;
+  caf::actor_system sys{cfg};
+  BOOST_TEST_REQUIRE(sys.scheduler().num_workers() == 1u);
+  caf::scoped_actor me{sys};
+  auto starting = pa::spawn_process(sys, target_spec("pause", {}), server());
+  auto other = pa::spawn_process(sys, target_spec("pause", {}), server());
+  std::optional<std::int32_t> pid;
+  {
+    server_paused paused;
+    auto pending = me->request(starting, 60s, pa::start_atom_v);
+    // Both actors answer while the start waits for the server (whose request timeout is
+    // 10 s): a start on the only worker would hold it, and both requests time out.
+    bool answered_self = false, answered_other = false;
+    me->request(starting, 3s, pa::status_atom_v)
+        .receive([&](const pa::process_info& i) { answered_self = i.state == process_state::starting; },
+                 [&](caf::error&) {});
+    me->request(other, 3s, pa::status_atom_v)
+        .receive([&](const pa::process_info&) { answered_other = true; }, [&](caf::error&) {});
+    paused.resume();
+    BOOST_TEST(answered_self, "the starting actor did not answer status during its start");
+    BOOST_TEST(answered_other, "another actor did not answer status during a start");
+    pending.receive([&](std::int32_t p) { pid = p; },
+                    [&](caf::error& e) { BOOST_TEST_FAIL("start failed: " << sys.render(e)); });
+  }
+  BOOST_TEST_REQUIRE(pid.has_value());
+  BOOST_TEST(is_running(*pid));
+  me->request(starting, event_timeout, pa::kill_atom_v).receive([](exit_status) {}, [](caf::error&) {});
+  BOOST_TEST(gone_within(*pid));
+  me->send_exit(starting, caf::exit_reason::kill);
+  me->send_exit(other, caf::exit_reason::kill);
+  me->wait_for(starting, other);
+}
+
+BOOST_AUTO_TEST_CASE(a_stop_made_during_a_target_start_is_applied_once_the_child_exists) {
+  auto spec = target_spec("pause", {});
+  spec.stop_timeout_ms = 30000;
+  auto a = spawn(spec, server());
+  auto pending_start = self->request(a, event_timeout, pa::start_atom_v);
+  caf::scoped_actor stopper{system};
+  std::optional<exit_status> stopped;
+  std::optional<std::int32_t> pid;
+  {
+    server_paused paused;
+    // status is answered in order after start: the start has been taken on.
+    BOOST_TEST_REQUIRE(status(a).state == process_state::starting);
+    auto pending_stop = stopper->request(a, event_timeout, pa::stop_atom_v);
+    BOOST_TEST(status(a).state == process_state::stopping);
+    paused.resume();
+    pending_start.receive([&](std::int32_t p) { pid = p; }, [&](caf::error&) {});
+    pending_stop.receive([&](exit_status s) { stopped = s; },
+                         [&](caf::error& e) { BOOST_TEST_FAIL("stop failed: " << render(e)); });
+  }
+  BOOST_TEST_REQUIRE(stopped.has_value());
+  BOOST_TEST(*stopped == exit_status::killed(SIGTERM));
+  if (pid) BOOST_TEST(!is_running(*pid));
+  BOOST_TEST(status(a).state == process_state::idle);
+}
+
+BOOST_AUTO_TEST_CASE(an_actor_that_dies_during_its_target_start_leaves_no_child) {
+  BOOST_TEST_REQUIRE(server_children().empty());
+  auto spec = target_spec("pause", {});
+  spec.stop_timeout_ms = 30000;
+  auto a = spawn(spec, server());
+  {
+    server_paused paused;
+    self->send(a, pa::start_atom_v);
+    BOOST_TEST_REQUIRE(status(a).state == process_state::starting);
+    self->send_exit(a, caf::exit_reason::kill);
+    self->wait_for(a);
+  }
+  BOOST_TEST(eventually([] { return server_children().empty(); }),
+             "a child started for a dead actor lives on");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

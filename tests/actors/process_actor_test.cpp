@@ -785,6 +785,231 @@ BOOST_AUTO_TEST_CASE(killing_the_actor_during_a_requested_stop_sends_no_second_s
   BOOST_TEST(!stopped.ok(), "a stop of a killed actor replied with a status");
 }
 
+// =====================================================================================
+// The child's process group (issue 9 item 12): one stop algorithm, libpkit's
+// =====================================================================================
+
+namespace {
+
+/// The live members of process group `pgid` other than its leader (zombies excluded:
+/// they only wait for their parent).
+std::vector<pid_t> group_members(pid_t pgid) {
+  std::vector<pid_t> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(name));
+    if (pid == pgid) continue;
+    const auto st = read_proc_stat(pid);
+    if (st && st->pgrp == pgid && is_running(pid)) out.push_back(pid);
+  }
+  return out;
+}
+
+/// The one member of `pgid`'s group besides the leader (the test's daemon); 0 if there is
+/// not exactly one.
+pid_t the_member(pid_t pgid) {
+  const auto members = group_members(pgid);
+  return members.size() == 1 ? members.front() : 0;
+}
+
+/// Kills a process the test left alive on purpose (or that a broken stop left behind).
+void kill_leftover(pid_t pid) {
+  if (pid > 0 && is_running(pid)) ::kill(pid, SIGKILL);
+}
+
+/// A shell leading its group, dying of SIGTERM, with a daemon in the same group that
+/// ignores SIGTERM (`sh -c 'daemon & wait'`); ready once the daemon's handler is set.
+pa::process_spec shell_with_daemon_spec() {
+  pa::process_spec spec;
+  spec.argv = {"/bin/sh", "-c", "\"$0\" ignore-term >&3 & wait", child_path()};
+  spec.notify_fd = 3;
+  spec.stop_timeout_ms = 400;
+  return spec;
+}
+
+/// A leader ignoring SIGTERM (SIGKILL ends it) with a `sleep 60` in its group.
+pa::process_spec leader_with_sleeper_spec() {
+  pa::process_spec spec;
+  spec.argv = {"/bin/sh", "-c", "sleep 60 & exec \"$0\" ignore-term >&3", child_path()};
+  spec.notify_fd = 3;
+  spec.stop_timeout_ms = 300;
+  return spec;
+}
+
+int lines_in(const std::string& path) {
+  std::ifstream in(path);
+  int lines = 0;
+  for (std::string line; std::getline(in, line);) ++lines;
+  return lines;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(stop_ends_the_rest_of_the_process_group_before_it_replies) {
+  auto a = spawn(shell_with_daemon_spec());
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  const pid_t daemon = the_member(*r.value);
+  BOOST_TEST_REQUIRE(daemon > 0, "no daemon in group " << *r.value);
+  auto stopped = stop(a);
+  const bool alive_at_reply = is_running(daemon);
+  kill_leftover(daemon);
+  BOOST_TEST_REQUIRE(stopped.ok(), stopped.describe());
+  BOOST_TEST(!alive_at_reply, "daemon " << daemon << " of the group outlived the stop's reply");
+  BOOST_TEST(stopped.value->signal() == SIGTERM);
+}
+
+BOOST_AUTO_TEST_CASE(killing_the_actor_ends_the_rest_of_the_process_group) {
+  auto a = spawn(shell_with_daemon_spec());
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  const pid_t daemon = the_member(*r.value);
+  BOOST_TEST_REQUIRE(daemon > 0, "no daemon in group " << *r.value);
+  self->send_exit(a, caf::exit_reason::kill);
+  self->wait_for(a);
+  const bool gone = eventually([&] { return !is_running(daemon); });
+  kill_leftover(daemon);
+  BOOST_TEST(gone, "daemon " << daemon << " of the group outlived its actor");
+}
+
+BOOST_AUTO_TEST_CASE(kill_ends_the_rest_of_the_process_group_before_it_replies) {
+  auto a = spawn(shell_with_daemon_spec());
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  const pid_t daemon = the_member(*r.value);
+  BOOST_TEST_REQUIRE(daemon > 0, "no daemon in group " << *r.value);
+  auto killed = kill(a);
+  const bool alive_at_reply = is_running(daemon);
+  kill_leftover(daemon);
+  BOOST_TEST_REQUIRE(killed.ok(), killed.describe());
+  BOOST_TEST(!alive_at_reply, "daemon " << daemon << " of the group outlived kill's reply");
+  BOOST_TEST(killed.value->signal() == SIGKILL);
+}
+
+BOOST_AUTO_TEST_CASE(stop_without_kill_group_escalates_to_the_leader_only) {
+  auto spec = leader_with_sleeper_spec();
+  spec.kill_group = false;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  const pid_t sleeper = the_member(*r.value);
+  BOOST_TEST_REQUIRE(sleeper > 0, "no sleeper in group " << *r.value);
+  auto stopped = stop(a);
+  const bool alive = is_running(sleeper);
+  kill_leftover(sleeper);
+  BOOST_TEST_REQUIRE(stopped.ok(), stopped.describe());
+  BOOST_TEST(stopped.value->signal() == SIGKILL);
+  BOOST_TEST(alive, "kill_group = false, yet the escalation killed group member " << sleeper);
+}
+
+BOOST_AUTO_TEST_CASE(kill_without_kill_group_kills_the_leader_only) {
+  auto spec = leader_with_sleeper_spec();
+  spec.kill_group = false;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  const pid_t sleeper = the_member(*r.value);
+  BOOST_TEST_REQUIRE(sleeper > 0, "no sleeper in group " << *r.value);
+  auto killed = kill(a);
+  const bool alive = is_running(sleeper);
+  kill_leftover(sleeper);
+  BOOST_TEST_REQUIRE(killed.ok(), killed.describe());
+  BOOST_TEST(killed.value->signal() == SIGKILL);
+  BOOST_TEST(alive, "kill_group = false, yet kill killed group member " << sleeper);
+}
+
+BOOST_AUTO_TEST_CASE(a_brutal_stop_without_kill_group_kills_the_leader_only) {
+  auto spec = leader_with_sleeper_spec();
+  spec.kill_group = false;
+  spec.stop_timeout_ms = 0;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  const pid_t sleeper = the_member(*r.value);
+  BOOST_TEST_REQUIRE(sleeper > 0, "no sleeper in group " << *r.value);
+  auto stopped = stop(a);
+  const bool alive = is_running(sleeper);
+  kill_leftover(sleeper);
+  BOOST_TEST_REQUIRE(stopped.ok(), stopped.describe());
+  BOOST_TEST(stopped.value->signal() == SIGKILL);
+  BOOST_TEST(alive, "kill_group = false, yet a brutal stop killed group member " << sleeper);
+}
+
+BOOST_AUTO_TEST_CASE(killing_the_actor_without_kill_group_stops_the_leader_only) {
+  auto spec = leader_with_sleeper_spec();
+  spec.kill_group = false;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  const pid_t leader = *r.value;
+  const pid_t sleeper = the_member(leader);
+  BOOST_TEST_REQUIRE(sleeper > 0, "no sleeper in group " << leader);
+  self->send_exit(a, caf::exit_reason::kill);
+  self->wait_for(a);
+  const bool leader_gone = gone_within(leader);
+  const bool alive = is_running(sleeper);
+  kill_leftover(sleeper);
+  BOOST_TEST(leader_gone, "leader " << leader << " outlived its actor");
+  BOOST_TEST(alive, "kill_group = false, yet the actor's death killed group member " << sleeper);
+}
+
+// With kill_group (the default) the stop signal goes to the group, which holds the
+// leader: it must still arrive once, also when the actor dies during the stop, and a
+// second stop or a kill during a stop sends no second stop signal.
+BOOST_AUTO_TEST_CASE(with_kill_group_the_stop_signal_arrives_once_across_stop_kill_and_the_actors_death) {
+  temp_dir dir;
+  const std::string log = dir.file("signals");
+  const int stop_signal = SIGRTMIN + 4;
+  pa::process_spec spec;
+  spec.argv = {PKIT_SIGNAL_COUNTER, std::to_string(stop_signal)};
+  spec.notify_fd = 3;
+  spec.stdout_path = log;
+  spec.stop_signal = stop_signal;
+  spec.stop_timeout_ms = 30000;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  caf::scoped_actor stopper{system};
+  auto first = stopper->request(a, event_timeout, pa::stop_atom_v);
+  auto second = stopper->request(a, event_timeout, pa::stop_atom_v);
+  BOOST_TEST_REQUIRE(status(a).state == process_state::stopping);
+  // The signal is counted once it is written; a second one would follow it at once.
+  BOOST_TEST_REQUIRE(eventually([&] { return lines_in(log) >= 1; }));
+  self->send_exit(a, caf::exit_reason::kill);
+  self->wait_for(a);
+  BOOST_TEST_REQUIRE(gone_within(*r.value, 40s), "child " << *r.value << " outlived its actor");
+  BOOST_TEST(lines_in(log) == 1, "the child got the stop signal " << lines_in(log) << " times");
+  (void)await<exit_status>(std::move(first));
+  (void)await<exit_status>(std::move(second));
+}
+
+BOOST_AUTO_TEST_CASE(with_kill_group_a_stop_then_kill_sends_the_stop_signal_once) {
+  temp_dir dir;
+  const std::string log = dir.file("signals");
+  const int stop_signal = SIGRTMIN + 4;
+  pa::process_spec spec;
+  spec.argv = {PKIT_SIGNAL_COUNTER, std::to_string(stop_signal)};
+  spec.notify_fd = 3;
+  spec.stdout_path = log;
+  spec.stop_signal = stop_signal;
+  spec.stop_timeout_ms = 30000;
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  caf::scoped_actor stopper{system};
+  auto pending = stopper->request(a, event_timeout, pa::stop_atom_v);
+  // Counted once the child has written it: a SIGKILL before that would hide a second one.
+  BOOST_TEST_REQUIRE(eventually([&] { return lines_in(log) >= 1; }));
+  auto killed = kill(a);
+  BOOST_TEST_REQUIRE(killed.ok(), killed.describe());
+  BOOST_TEST(killed.value->signal() == SIGKILL);
+  auto stopped = await<exit_status>(std::move(pending));
+  BOOST_TEST_REQUIRE(stopped.ok(), stopped.describe());
+  BOOST_TEST(stopped.value->signal() == SIGKILL);
+  BOOST_TEST(lines_in(log) == 1, "the child got the stop signal " << lines_in(log) << " times");
+}
+
 namespace {
 std::size_t thread_count() {
   std::size_t n = 0;

@@ -20,12 +20,16 @@ namespace pkit::actors {
 /// * `start` → pid, answered once the child is ready (see process_spec::notify_fd),
 ///   or an error: `already_running`, `start_failed` (context: program, stage, errno),
 ///   `ready_timeout`, `died_before_ready`.
-/// * `stop` → exit status, answered once the child is gone: stop signal, SIGKILL after
-///   the stop timeout (never blocking the actor: the escalation is a delayed message).
-///   On an actor with no run in progress: the last status, or `not_started`.
-/// * `kill` → exit status (SIGKILL to the group, then as stop).
-/// * `signal, n` → ok once sent (through the pidfd), `not_started` if never started;
-///   a no-op once the run has ended.
+/// * `stop` → exit status, answered once the child is gone: libpkit's one stop algorithm
+///   (`process::stop_async`): stop signal, SIGKILL after the stop timeout, carried on by
+///   pkit's reaper thread (never blocking the actor). With `kill_group` the signals go to
+///   the child's process group and the reply waits until the group is empty. A stop under
+///   way is joined (no signal is sent twice). On an actor with no run in progress: the last
+///   status, or `not_started`.
+/// * `kill` → exit status (SIGKILL now — to the group only with `kill_group` —, then as
+///   stop).
+/// * `signal, n` → ok once sent (through the pidfd), `not_started` if never started or
+///   while a fork-server target is being launched; a no-op once the run has ended.
 /// * `join` → exit status of the current run, answered when it ends, to any number of
 ///   waiting callers; at once when no run is in progress (`not_started` if none ever).
 /// * `status` → process_info.
@@ -39,9 +43,9 @@ namespace pkit::actors {
 ///
 /// When the actor terminates (for any reason), a child still running is stopped per its
 /// spec: no process outlives its actor unsupervised. The actor does not wait for that: it
-/// sends the stop signal (unless a `stop` already did; each signal goes once) and hands the
-/// child to pkit's one stopper thread, which sends SIGKILL when the stop timeout runs out
-/// and reaps it — no thread per child, and the hand-over cannot fail. With an infinite
+/// hands the process to libpkit (`process::release`), which begins the stop (unless one
+/// is under way: each signal goes once), escalates on its reaper thread and destroys the
+/// process once reaped — no thread per child, and the hand-over cannot fail. With an infinite
 /// stop timeout the child runs until it exits; a program's child is killed by the kernel
 /// (PR_SET_PDEATHSIG) when the CAF worker that started it ends, at actor-system shutdown at
 /// the latest, a fork-server target's when the fork server ends. A fork server must
@@ -67,10 +71,11 @@ struct process_observer {
 };
 
 /// Spawns a process actor for `spec`. Callable targets (`spec.target`) are forked by
-/// `server`, which must outlive the actor. A `start` blocks the CAF worker that handles
-/// it for the spawn: a program's clone and exec, a target's round trip to the fork
-/// server, which has no deadline (see the README) (the actor system itself is never forked to
-/// run C++ code: CAF's worker threads are running). The child is not started until the
+/// `server`, which must outlive the actor. A program's `start` runs its clone and exec on
+/// the CAF worker that handles it; a target's start, a round trip to the fork server
+/// (bounded by its `request_timeout`), runs on pkit's launcher thread, so a slow or stopped
+/// server holds no worker (the actor system itself is never forked to run C++ code: CAF's
+/// worker threads are running). The child is not started until the
 /// actor receives `start`. Errors in the spec are reported by `start`.
 process_actor spawn_process(caf::actor_system& system, process_spec spec,
                             const fork_server* server = nullptr, process_observer observer = {});
