@@ -555,14 +555,15 @@ int mode_daemon() {
     char buf[256];
     for (;;) {
       const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
-      if (n == 0) return 0;
+      if (n == 0 || (n < 0 && errno != EINTR)) break;  // the daemon died: only the parent-death signal may end us
       if (n > 0) faults::write_all(STDOUT_FILENO, std::string_view{buf, static_cast<std::size_t>(n)});
     }
+    for (;;) ::pause();
   };
   std::vector<std::unique_ptr<pkit::process>> kids;
-  kids.push_back(std::make_unique<pkit::process>(pkit::command{helper, "echo"}, echo_options()));
+  kids.push_back(std::make_unique<pkit::process>(pkit::command{helper, "echo-then-pause"}, echo_options()));
   kids.push_back(std::make_unique<pkit::process>(echo_callable, echo_options()));
-  kids.push_back(std::make_unique<pkit::process>(pkit::command{helper, "echo"}, echo_options()));
+  kids.push_back(std::make_unique<pkit::process>(pkit::command{helper, "echo-then-pause"}, echo_options()));
   kids.push_back(std::make_unique<pkit::process>(echo_callable, echo_options()));
   kids[0]->start(pkit::wait);
   kids[1]->start(pkit::wait);

@@ -34,6 +34,8 @@
 //                        forever (stdio redirected to /dev/null), print its
 //                        pid once its setsid() is done, block until killed
 //   ppid                 print the parent pid
+//   echo-then-pause      like echo, but block until killed at EOF (a child
+//                        that must not end when its parent's pipes close)
 //   exit-at-eof N        read stdin until EOF, then exit with code N
 //   signal-spawner TID   send SIGUSR1 to thread TID of the parent process
 //                        (tgkill), then exit 0 at once
@@ -550,6 +552,10 @@ int run(const args_t& args) {
   }
   if (mode == "spawn-grandchild") {
     return mode_spawn_grandchild();
+  }
+  if (mode == "echo-then-pause") {
+    mode_echo();
+    pause_forever();
   }
   if (mode == "exit-at-eof") {
     return mode_exit_at_eof(args.num<int>(0, "N"));
