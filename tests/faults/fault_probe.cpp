@@ -476,7 +476,10 @@ int pty_session(const char* slave, int ready_fd) {
   ::close(ready_fd);
 
   pollfd pfd{sp[0], POLLIN, 0};
-  if (::poll(&pfd, 1, 10000) != 1) fail("no SIGINT reached the probe within 10 s of the ^C");
+  int ready = -1;
+  do ready = ::poll(&pfd, 1, 10000);  // the handler itself interrupts the poll: EINTR
+  while (ready < 0 && errno == EINTR);
+  if (ready != 1 || sigint_seen == 0) fail("no SIGINT reached the probe within 10 s of the ^C");
   // The control shows the ^C went to the whole foreground group; its exit also orders us
   // after the kernel's delivery to that group.
   const auto control_st = control.join_status(10s);
