@@ -20,6 +20,15 @@
 //   pid-reuse              (R6) in a new pid namespace, forces a reaped child's pid onto a
 //                          sentinel (ns_last_pid) and checks that terminate/signal/kill/stop
 //                          on the old handle do not reach it.
+//   group-reuse            (R6, groups) in a new pid namespace, stops a kill_group leader and,
+//                          from its on_exit, gives its old pid (= pgid) to a sentinel leading
+//                          its own group; checks that the stop sends it nothing.
+//   pty-ctrl-c             (T2) leads a session on a new pty with pkit children, gets a ^C
+//                          typed at the terminal; the children survive it, a same-group
+//                          control child does not.
+//   daemon                 (T4) starts echo children from the main thread and from a thread
+//                          that ends, checks they survive it, prints "PIDS ..." and blocks
+//                          until killed (the test SIGKILLs it).
 //   no-fork-on-invalid     (B2) in a new pid namespace, checks through ns_last_pid that a
 //                          rejected argv/env creates no task at all.
 //
@@ -41,15 +50,21 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 #include <fcntl.h>
+#include <termios.h>
 #include <grp.h>
 #include <sched.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -407,6 +422,183 @@ int mode_nproc() {
 }
 
 // ---------------------------------------------------------------------------
+// T2: pty-ctrl-c
+// ---------------------------------------------------------------------------
+
+volatile sig_atomic_t sigint_seen = 0;
+int sigint_pipe = -1;
+extern "C" void on_sigint(int) {
+  sigint_seen = 1;
+  const char c = 'i';
+  [[maybe_unused]] ssize_t n = ::write(sigint_pipe, &c, 1);
+}
+
+// The session side: leads a new session on the pty slave (its group is the terminal's
+// foreground group), catches SIGINT, starts pkit children, reports ready on `ready_fd`,
+// waits for the ^C, and checks what it did to the children.
+int pty_session(const char* slave, int ready_fd) {
+  if (::setsid() < 0) return exit_fail;
+  const int tty = ::open(slave, O_RDWR);
+  if (tty < 0 || ::ioctl(tty, TIOCSCTTY, 0) != 0) {
+    fail(std::string{"cannot take the pty as controlling terminal: "} + std::strerror(errno));
+    return exit_fail;
+  }
+  ::dup2(tty, STDIN_FILENO);
+  int sp[2];
+  if (::pipe2(sp, O_CLOEXEC) != 0) return exit_fail;
+  sigint_pipe = sp[1];
+  struct sigaction sa{};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  ::sigaction(SIGINT, &sa, nullptr);
+  if (::tcgetpgrp(tty) != ::getpgrp()) fail("the probe is not the terminal's foreground group");
+
+  std::atomic<int> exits{0};
+  auto options = [&](bool own_group) {
+    pkit::process_options o;
+    o.new_process_group = own_group;
+    o.on_exit = [&](pkit::process&) { exits.fetch_add(1); };
+    return o;
+  };
+  const std::string helper = helper_path();
+  pkit::process program{pkit::command{helper, "pause"}, options(true)};
+  pkit::process callable{[] {
+                           for (;;) ::pause();
+                         },
+                         options(true)};
+  // The control: a child left in our group must get the ^C (else nothing was sent).
+  pkit::process control{pkit::command{helper, "pause"}, options(false)};
+  program.start(pkit::wait);
+  callable.start(pkit::wait);
+  control.start(pkit::wait);
+  faults::write_all(ready_fd, "r");
+  ::close(ready_fd);
+
+  pollfd pfd{sp[0], POLLIN, 0};
+  int ready = -1;
+  do ready = ::poll(&pfd, 1, 10000);  // the handler itself interrupts the poll: EINTR
+  while (ready < 0 && errno == EINTR);
+  if (ready != 1 || sigint_seen == 0) fail("no SIGINT reached the probe within 10 s of the ^C");
+  // The control shows the ^C went to the whole foreground group; its exit also orders us
+  // after the kernel's delivery to that group.
+  const auto control_st = control.join_status(10s);
+  if (control_st != pkit::exit_status::killed(SIGINT))
+    fail("control (same group): " + status_text(control_st) + ", expected killed by SIGINT");
+  if (exits.load() != 1) fail(std::to_string(exits.load() - 1) + " pkit children exited after the ^C");
+  // What ends them now is the stop's SIGTERM: had the ^C reached them, a pending or
+  // delivered SIGINT would have ended them first.
+  for (auto* p : {&program, &callable}) {
+    if (!p->is_alive()) fail(p->name() + ": not alive after the ^C");
+    const auto st = p->stop();
+    say("CASE " + p->name() + " " + st.to_string());
+    if (st != pkit::exit_status::killed(SIGTERM))
+      fail(p->name() + ": ended " + st.to_string() + ", expected killed by SIGTERM (from the stop)");
+  }
+  return failures == 0 ? exit_pass : exit_fail;
+}
+
+int mode_pty_ctrl_c() {
+  const int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0 || ::grantpt(master) != 0 || ::unlockpt(master) != 0)
+    skip(std::string{"no pty: "} + std::strerror(errno));
+  const std::string slave = ::ptsname(master);
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) return exit_fail;
+  const pid_t session = ::fork();
+  if (session == 0) {
+    ::close(master);
+    ::close(ready[0]);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    ::_exit(pty_session(slave.c_str(), ready[1]));
+  }
+  ::close(ready[1]);
+  char c;
+  if (::read(ready[0], &c, 1) != 1) {
+    fail("the session side did not get ready");
+  } else if (::write(master, "\x03", 1) != 1) {  // ^C typed at the terminal
+    fail(std::string{"write to the pty master: "} + std::strerror(errno));
+  }
+  int st = 0;
+  while (::waitpid(session, &st, 0) < 0 && errno == EINTR) {
+  }
+  ::close(master);
+  if (!WIFEXITED(st)) {
+    fail("the session side died of signal " + std::to_string(WTERMSIG(st)));
+    return exit_fail;
+  }
+  return failures == 0 ? WEXITSTATUS(st) : exit_fail;
+}
+
+// ---------------------------------------------------------------------------
+// T4: daemon
+// ---------------------------------------------------------------------------
+
+// Checks that `p` (an echo child on pipes) answers a ping: a child with SIGKILL pending
+// cannot return from its read(2), so an answer proves no parent-death signal reached it.
+bool answers(pkit::process& p, int in, int out) {
+  if (!faults::write_all(in, "?\n")) return false;
+  pollfd pfd{out, POLLIN, 0};
+  char buf[8];
+  return ::poll(&pfd, 1, 10000) == 1 && ::read(out, buf, sizeof buf) > 0 && p.is_alive();
+}
+
+// The daemon: starts echo children (a program and a callable) on the main thread and from
+// a short-lived thread that then ends; checks the latter survive its end; prints
+// "PIDS p1 p2 p3 p4" and blocks — the test SIGKILLs it and watches the children die.
+int mode_daemon() {
+  const std::string helper = helper_path();
+  auto echo_options = [] {
+    pkit::process_options o;
+    o.in = pkit::stdio::pipe();
+    o.out = pkit::stdio::pipe();
+    return o;
+  };
+  auto echo_callable = [] {
+    char buf[256];
+    for (;;) {
+      const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+      if (n == 0 || (n < 0 && errno != EINTR)) break;  // the daemon died: only the parent-death signal may end us
+      if (n > 0) faults::write_all(STDOUT_FILENO, std::string_view{buf, static_cast<std::size_t>(n)});
+    }
+    for (;;) ::pause();
+  };
+  std::vector<std::unique_ptr<pkit::process>> kids;
+  kids.push_back(std::make_unique<pkit::process>(pkit::command{helper, "echo-then-pause"}, echo_options()));
+  kids.push_back(std::make_unique<pkit::process>(echo_callable, echo_options()));
+  kids.push_back(std::make_unique<pkit::process>(pkit::command{helper, "echo-then-pause"}, echo_options()));
+  kids.push_back(std::make_unique<pkit::process>(echo_callable, echo_options()));
+  kids[0]->start(pkit::wait);
+  kids[1]->start(pkit::wait);
+  pid_t tid = 0;
+  std::thread short_lived([&] {
+    tid = static_cast<pid_t>(::gettid());
+    kids[2]->start(pkit::wait);
+    kids[3]->start(pkit::wait);
+  });
+  short_lived.join();
+  // pthread_join may return before the kernel finished the thread's exit (when a
+  // parent-death signal is sent): wait until the task is gone (bounded).
+  const std::string task = "/proc/self/task/" + std::to_string(tid);
+  for (int i = 0; i < 100000 && ::access(task.c_str(), F_OK) == 0; ++i) std::this_thread::yield();
+  if (::access(task.c_str(), F_OK) == 0) fail("the short-lived thread's task did not go away");
+  std::string pids = "PIDS";
+  for (std::size_t i = 0; i < kids.size(); ++i) {
+    pkit::unique_fd in = kids[i]->take_stdin_pipe();
+    pkit::unique_fd out = kids[i]->take_stdout_pipe();
+    if (!answers(*kids[i], in.get(), out.get()))
+      fail("child " + std::to_string(i) + (i >= 2 ? " (started from the short-lived thread)" : "") +
+           " does not answer: killed?");
+    pids += " " + std::to_string(*kids[i]->pid());
+    (void)in.release();  // keep the children's stdin open: they must not end by EOF
+    (void)out.release();
+  }
+  if (failures != 0) return exit_fail;
+  say(pids);
+  for (;;) ::pause();
+}
+
+// ---------------------------------------------------------------------------
 // pid namespace scenarios
 // ---------------------------------------------------------------------------
 
@@ -582,6 +774,83 @@ int pid_reuse_scenario() {
   return failures == 0 ? exit_pass : exit_fail;
 }
 
+// R6, the group case: a leader stopped with kill_group is reaped before its on_exit runs;
+// from on_exit a sentinel takes the old pid, so it leads a group whose id is the old pgid.
+// Nothing the stop sends after the reap (a kill(-pgid) after the join, a late SIGKILL
+// escalation) may reach the sentinel. Both a leader that dies of SIGTERM and one that
+// ignores it (the SIGKILL escalation path), as a program and as a callable.
+int group_reuse_scenario() {
+  if (!write_ns_last_pid(read_ns_last_pid()))
+    skip(std::string{"cannot write /proc/sys/kernel/ns_last_pid: "} + std::strerror(errno));
+  const std::string helper = helper_path();
+  int reused = 0;
+  for (int kind = 0; kind < 4; ++kind) {
+    const bool program = kind % 2 == 0;
+    const bool ignores_term = kind >= 2;
+    const std::string name = std::string{program ? "program" : "callable"} +
+                             (ignores_term ? ", TERM ignored" : ", dies of TERM");
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      std::mutex m;
+      pid_t sentinel = -1, old = -1;
+      pkit::process_options o;
+      o.stop = pkit::stop_policy{SIGTERM, 300ms, true};
+      o.out = pkit::stdio::pipe();
+      o.on_exit = [&](pkit::process& self) {
+        std::lock_guard<std::mutex> lock(m);
+        if (!self.pid()) return;
+        old = *self.pid();
+        sentinel = fork_sentinel(old);  // pid == old pgid, leads its own group
+      };
+      std::optional<pkit::process> p;
+      if (program) {
+        if (ignores_term) p.emplace(pkit::command{helper, "ignore-term"}, o);  // prints "ready"
+        else p.emplace(pkit::command{helper, "pause"}, o);
+      } else {
+        p.emplace(
+            [ignores_term] {
+              if (ignores_term) ::signal(SIGTERM, SIG_IGN);
+              faults::write_all(STDOUT_FILENO, "ready\n");
+              for (;;) ::pause();
+            },
+            o);
+      }
+      p->start();
+      pkit::unique_fd out = p->take_stdout_pipe();
+      if (ignores_term || !program) {
+        char c = 0;  // "ready": the TERM disposition is set
+        while (::read(out.get(), &c, 1) == 1 && c != '\n') {
+        }
+      }
+      const auto st = p->stop();
+      const auto want = ignores_term ? pkit::exit_status::killed(SIGKILL) : pkit::exit_status::killed(SIGTERM);
+      std::lock_guard<std::mutex> lock(m);
+      if (st != want) fail(name + ": stop() returned " + st.to_string() + ", expected " + want.to_string());
+      if (sentinel <= 0) {
+        fail(name + ": no sentinel was forked");
+        break;
+      }
+      // Whatever the stop's machinery still had scheduled for this run has had its turn
+      // once a later run of the same reaper has been reported (the reaper serialises them).
+      {
+        pkit::process later{pkit::command{helper, "exit", "0"}};
+        later.start();
+        later.join_status(10s);
+      }
+      const int sig = finish_sentinel(sentinel);
+      if (sentinel != old) continue;
+      ++reused;
+      say("CASE group " + name + ": pgid " + std::to_string(old) + " reused; sentinel ended by signal " +
+          std::to_string(sig));
+      if (sig != SIGUSR2)
+        fail("group " + name + ": the sentinel leading group " + std::to_string(old) + " got signal " +
+             std::to_string(sig) + " (" + sigabbrev_np(sig) + ") from the stop");
+      break;
+    }
+  }
+  if (reused == 0 && failures == 0) skip("could not force pid reuse through ns_last_pid");
+  return failures == 0 ? exit_pass : exit_fail;
+}
+
 int no_fork_scenario() {
   if (read_ns_last_pid() < 0) skip("cannot read /proc/sys/kernel/ns_last_pid");
   // Warm up: the reaper and any lazy state exist before we watch the pid counter.
@@ -667,6 +936,9 @@ int main(int argc, char** argv) {
   if (mode == "nproc") return mode_nproc();
   if (mode == "pid-reuse") in_new_pid_namespace(pid_reuse_scenario);
   if (mode == "no-fork-on-invalid") in_new_pid_namespace(no_fork_scenario);
-  say("usage: pkit_fault_probe stdio-once|sigchld-ignored|nproc|pid-reuse|no-fork-on-invalid");
+  if (mode == "daemon") return mode_daemon();
+  if (mode == "pty-ctrl-c") return mode_pty_ctrl_c();
+  if (mode == "group-reuse") in_new_pid_namespace(group_reuse_scenario);
+  say("usage: pkit_fault_probe stdio-once|sigchld-ignored|nproc|pid-reuse|no-fork-on-invalid|group-reuse|pty-ctrl-c|daemon");
   return exit_usage;
 }

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 using namespace faults;
 using pkit::exit_status;
@@ -195,6 +196,79 @@ BOOST_AUTO_TEST_CASE(spawning_under_a_huge_rlimit_nofile_still_gives_children_on
     BOOST_TEST_MESSAGE("F2: RLIMIT_NOFILE " << huge.rlim_cur << ", fd " << top.get() << " open: " << kind_name(k)
                                             << " start-to-exit " << us << " us on average");
   }
+}
+
+// F3. A supervisor that does not drain its children's pipes blocks them; one that takes
+// pipe EOF for the exit waits for every process holding the pipe. The helper writes
+// 10 MiB to stdout and to stderr and exits, after forking a grandchild (its own group
+// member, paused) that keeps stdout open. The exit is reported while the grandchild still
+// holds stdout: join returns exited(0), and then the drained stdout is provably not at EOF
+// (poll sees neither data nor hang-up) while the grandchild lives; it gets EOF only once
+// the grandchild is killed.
+BOOST_AUTO_TEST_CASE(ten_mebibytes_on_each_stream_drain_and_a_grandchild_holding_stdout_does_not_delay_the_exit) {
+  watchdog dog{"F3", 90s};
+  constexpr std::size_t bytes = 10u << 20;
+  pkit::process_options o;
+  o.in = pkit::stdio::null();
+  o.out = pkit::stdio::pipe();
+  o.err = pkit::stdio::pipe();
+  pkit::process p{helper_cmd({"spew-hold", std::to_string(bytes)}), std::move(o)};
+  const auto t0 = steady::now();
+  p.start();
+  pkit::unique_fd out = p.take_stdout_pipe();
+  pkit::unique_fd err = p.take_stderr_pipe();
+
+  // Drains both streams on a thread of its own while this one joins: stdout until 10 MiB
+  // arrived (the grandchild keeps it from reaching EOF), stderr until EOF.
+  std::size_t out_bytes = 0;
+  std::string err_text;
+  bool drained = false;
+  std::jthread reader([&] {
+    const auto deadline = steady::now() + 60s;
+    bool err_open = true;
+    while ((err_open || out_bytes < bytes) && steady::now() < deadline) {
+      pollfd fds[2] = {{out.get(), POLLIN, 0}, {err.get(), static_cast<short>(err_open ? POLLIN : 0), 0}};
+      if (::poll(fds, 2, 1000) <= 0) continue;
+      char buf[65536];
+      if (fds[0].revents != 0 && out_bytes < bytes) {
+        const ssize_t n = ::read(out.get(), buf, sizeof buf);
+        if (n > 0) out_bytes += static_cast<std::size_t>(n);
+      }
+      if (err_open && fds[1].revents != 0) {
+        const ssize_t n = ::read(err.get(), buf, sizeof buf);
+        if (n == 0) err_open = false;
+        if (n > 0) err_text.append(buf, static_cast<std::size_t>(n));
+      }
+    }
+    drained = !err_open && out_bytes == bytes;
+  });
+  const auto st = p.join_status(60s);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count();
+  reader.join();
+  if (!st) {
+    p.kill();
+    p.join_status(5s);
+  }
+  BOOST_TEST(st == exit_status::exited(0), describe(st));
+  BOOST_TEST(drained, "stdout gave " << out_bytes << " bytes, stderr " << err_text.size() << " (want "
+                                     << bytes << " each, stderr to EOF)");
+  const std::string holder_line = err_text.substr(0, err_text.find('\n'));
+  BOOST_TEST_REQUIRE(holder_line.starts_with("holder "), "no holder line on stderr");
+  const pid_t holder = std::stoi(holder_line.substr(7));
+  BOOST_TEST(err_text.size() == bytes + holder_line.size() + 1);
+
+  // The exit has been reported: the grandchild still holds stdout, so nothing — no data,
+  // no EOF — is readable on it. Exact, not a window: a paused process cannot close it.
+  BOOST_TEST(proc_state(holder) == 'S', "the grandchild " << holder << " is not sleeping");
+  pollfd still{out.get(), POLLIN, 0};
+  BOOST_TEST(::poll(&still, 1, 0) == 0, "stdout is readable (or at EOF) while the grandchild holds it");
+  BOOST_TEST_MESSAGE("F3: 2 x 10 MiB drained and exit reported in " << ms << " ms");
+
+  BOOST_TEST_REQUIRE(::kill(holder, SIGKILL) == 0);
+  std::vector<std::string> rest;
+  BOOST_TEST(drain({out.get()}, rest, steady::now() + 10s), "no EOF on stdout after the grandchild died");
+  siginfo_t si{};
+  ::waitid(P_PID, static_cast<id_t>(holder), &si, WEXITED | WNOHANG);  // only if it was ours
 }
 
 BOOST_AUTO_TEST_SUITE_END()

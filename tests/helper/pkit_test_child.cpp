@@ -34,6 +34,18 @@
 //                        forever (stdio redirected to /dev/null), print its
 //                        pid once its setsid() is done, block until killed
 //   ppid                 print the parent pid
+//   echo-then-pause      like echo, but block until killed at EOF (a child
+//                        that must not end when its parent's pipes close)
+//   exit-at-eof N        read stdin until EOF, then exit with code N
+//   signal-spawner TID   send SIGUSR1 to thread TID of the parent process
+//                        (tgkill), then exit 0 at once
+//   term-tree            trap SIGTERM (ignore it), start two `pause`
+//                        grandchildren: one in our process group, one that
+//                        calls setsid(); print "PGRP SETSID" (their pids)
+//                        once both are set up, block until killed
+//   spew-hold BYTES      fork a grandchild that keeps stdout open and blocks
+//                        until killed (printing its pid first on stderr), then
+//                        write BYTES 'x' to stdout and to stderr and exit 0
 //
 // Every printed result is one line ending in '\n', written with write(2).
 // Bad usage (unknown mode, missing or malformed argument) prints a message on
@@ -57,6 +69,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -416,6 +429,72 @@ int mode_spawn_grandchild() {
   pause_forever();
 }
 
+int mode_exit_at_eof(int code) {
+  char buf[256];
+  for (;;) {
+    const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+    if (n == 0) return code;
+    if (n < 0 && errno != EINTR) return code;
+  }
+}
+
+// Forks a grandchild that runs `pause` with stdio on /dev/null (except what `keep_stdout`
+// keeps); `new_session`: it calls setsid() first. Returns its pid once it is set up.
+pid_t fork_pauser(bool new_session, bool keep_stdout) {
+  int sync[2];
+  if (::pipe2(sync, O_CLOEXEC) != 0) return -1;
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(sync[0]);
+    // Default dispositions: a group signal must act on the grandchild.
+    ::signal(SIGTERM, SIG_DFL);
+    if (new_session) ::setsid();
+    const int null_fd = ::open("/dev/null", O_RDWR);
+    if (null_fd >= 0) {
+      ::dup2(null_fd, STDIN_FILENO);
+      if (!keep_stdout) ::dup2(null_fd, STDOUT_FILENO);
+      ::dup2(null_fd, STDERR_FILENO);
+      if (null_fd > STDERR_FILENO) ::close(null_fd);
+    }
+    ::close(sync[1]);
+    pause_forever();
+  }
+  ::close(sync[1]);
+  char byte;
+  while (::read(sync[0], &byte, 1) < 0 && errno == EINTR) {
+  }
+  ::close(sync[0]);
+  return pid;
+}
+
+int mode_term_tree() {
+  struct sigaction sa{};
+  sa.sa_handler = SIG_IGN;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  const pid_t in_group = fork_pauser(false, false);
+  const pid_t escaped = fork_pauser(true, false);
+  if (in_group < 0 || escaped < 0) return 1;
+  print_line(std::to_string(in_group) + " " + std::to_string(escaped));
+  pause_forever();
+}
+
+int mode_spew_hold(std::uint64_t bytes) {
+  const pid_t holder = fork_pauser(false, true);
+  if (holder < 0) return 1;
+  if (!write_all(STDERR_FILENO, "holder " + std::to_string(holder) + "\n")) return exit_write_failed;
+  const std::string chunk(64 * 1024, 'x');
+  for (int fd : {STDOUT_FILENO, STDERR_FILENO}) {
+    std::uint64_t left = bytes;
+    while (left > 0) {
+      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(left, chunk.size()));
+      if (!write_all(fd, std::string_view{chunk}.substr(0, n))) return exit_write_failed;
+      left -= n;
+    }
+  }
+  return 0;
+}
+
 int run(const args_t& args) {
   const std::string_view mode = args.mode();
   if (mode == "exit") {
@@ -473,6 +552,24 @@ int run(const args_t& args) {
   }
   if (mode == "spawn-grandchild") {
     return mode_spawn_grandchild();
+  }
+  if (mode == "echo-then-pause") {
+    mode_echo();
+    pause_forever();
+  }
+  if (mode == "exit-at-eof") {
+    return mode_exit_at_eof(args.num<int>(0, "N"));
+  }
+  if (mode == "signal-spawner") {
+    const long tid = args.num<long>(0, "TID");
+    ::syscall(SYS_tgkill, static_cast<long>(::getppid()), tid, static_cast<long>(SIGUSR1));
+    return 0;
+  }
+  if (mode == "term-tree") {
+    return mode_term_tree();
+  }
+  if (mode == "spew-hold") {
+    return mode_spew_hold(args.num<std::uint64_t>(0, "BYTES"));
   }
   if (mode == "ppid") {
     print_line(std::to_string(::getppid()));

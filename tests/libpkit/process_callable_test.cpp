@@ -13,6 +13,7 @@
 #include <atomic>
 #include <future>
 #include <latch>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -1121,7 +1122,19 @@ BOOST_AUTO_TEST_CASE(without_new_process_group_a_callable_child_stays_in_the_par
 BOOST_AUTO_TEST_CASE(a_child_started_from_a_short_lived_thread_outlives_that_thread) {
   // PR_SET_PDEATHSIG fires when the creating *thread* exits; die_with_parent must mean
   // the parent process, so a child started from a thread that then ends must live on.
-  pkit::process p{block_forever};
+  auto ping = make_pipe();
+  auto pong = make_pipe();
+  pkit::process_options o;
+  o.pass_fds = {{3, ping.read.get()}, {4, pong.write.get()}};
+  pkit::process p{[] {
+                    char c;
+                    for (;;) {
+                      const ssize_t n = ::read(3, &c, 1);
+                      if (n == 1) write_all(4, "alive\n");
+                      if (n == 0 || (n < 0 && errno != EINTR)) block_forever();
+                    }
+                  },
+                  o};
   kill_on_exit cleanup{p};
   pid_t pid = 0;
   pid_t tid = 0;
@@ -1139,8 +1152,11 @@ BOOST_AUTO_TEST_CASE(a_child_started_from_a_short_lived_thread_outlives_that_thr
     std::this_thread::yield();
   }
   BOOST_TEST_REQUIRE(!std::filesystem::exists(task));
-  // Not a synchronisation: a window in which a SIGKILLed child would be reported.
-  BOOST_TEST(!p.join(100ms).has_value());
+  // The thread's exit (which would send the parent-death SIGKILL) is complete, so a
+  // SIGKILL would be pending now. A child with SIGKILL pending cannot return from its
+  // read(2): an answer to a ping proves it survived (no timing window).
+  BOOST_TEST_REQUIRE(write_all(ping.write.get(), "?"));
+  BOOST_TEST(read_line(pong.read.get()) == "alive");
   BOOST_TEST(p.is_alive());
   p.terminate(pkit::wait);
   BOOST_TEST(p.exitcode() == std::optional<int>{-SIGTERM});
@@ -1158,6 +1174,72 @@ BOOST_AUTO_TEST_CASE(a_child_spawned_on_its_calling_thread_is_killed_when_that_t
   starter.join();
   BOOST_TEST_REQUIRE(pid > 0);
   BOOST_TEST(p.join(event_timeout) == std::optional<int>{-SIGKILL});
+}
+
+// spawn_on_calling_thread from many threads at once: each worker forks its children
+// itself (its own spawn stack; with the option ignored they would all be the spawn
+// thread's — /proc/self/task/TID/children tells). The children wait for one barrier, then
+// return their own code. A child made on its calling thread dies with that thread
+// (PR_SET_PDEATHSIG), so each worker joins its children before it ends.
+// DISABLED: exposes a libpkit defect (launch.cpp, fork start method): the child waits for
+// EOF on its "go" pipe, but a callable forked at the same moment on another thread inherits
+// that pipe's write end (and vice versa), so both children wait forever (start(wait):
+// start_timeout; start(): a run that never ends). Fix: write a byte to the go pipe instead
+// of relying on EOF. Enable once fixed.
+BOOST_AUTO_TEST_CASE(callables_spawned_on_their_calling_threads_from_many_threads_each_return_their_own_code,
+                     *boost::unit_test::disabled()) {
+  BOOST_TEST_MESSAGE("concurrent fork-method spawns deadlock on each other's go pipes (launch.cpp)");
+  constexpr int threads = 8, per_thread = 12;
+  auto barrier = make_pipe();
+  std::latch spawned(threads + 1);
+  std::vector<std::future<std::vector<std::string>>> results;
+  for (int t = 0; t < threads; ++t)
+    results.push_back(std::async(std::launch::async, [t, &spawned, &barrier] {
+      std::vector<std::string> wrong;
+      std::vector<std::unique_ptr<pkit::process>> mine;
+      std::vector<pid_t> pids;
+      for (int i = 0; i < per_thread; ++i) {
+        const int code = (t * per_thread + i) % 200 + 1;
+        pkit::process_options o;
+        o.spawn_on_calling_thread = true;
+        o.pass_fds.emplace_back(report_fd, barrier.read.get());
+        mine.push_back(std::make_unique<pkit::process>(
+            [code] {
+              char c;
+              while (::read(report_fd, &c, 1) < 0 && errno == EINTR) {
+              }
+              return code;
+            },
+            o));
+        std::error_code ec;
+        const pid_t pid = (i % 2 == 0) ? mine.back()->start(ec) : mine.back()->start(pkit::wait, ec);
+        if (ec) wrong.push_back("start: " + ec.message());
+        else pids.push_back(pid);
+      }
+      std::sort(pids.begin(), pids.end());
+      const auto made_here = children_of_thread(static_cast<pid_t>(::gettid()));
+      if (made_here != pids)
+        wrong.push_back("this thread is the parent of " + std::to_string(made_here.size()) + " of its " +
+                        std::to_string(pids.size()) + " children");
+      spawned.arrive_and_wait();
+      for (int i = 0; i < per_thread; ++i) {
+        const int code = (t * per_thread + i) % 200 + 1;
+        const auto got = mine[i]->join(event_timeout);
+        if (got != code)
+          wrong.push_back("expected " + std::to_string(code) + ", got " + (got ? std::to_string(*got) : "no exit"));
+        if (!got) {
+          mine[i]->kill();
+          mine[i]->join(event_timeout);
+        }
+      }
+      return wrong;  // the thread ends only after its children were joined
+    }));
+  spawned.arrive_and_wait();
+  barrier.write.reset();  // EOF: every child returns its code
+  for (auto& r : results) {
+    const auto wrong = r.get();
+    BOOST_TEST(wrong.empty(), wrong.size() << " wrong, first: " << (wrong.empty() ? "" : wrong.front()));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(die_with_parent_sets_sigkill_as_the_parent_death_signal) {

@@ -13,6 +13,7 @@
 #include <pkit/spawn_error.hpp>
 
 #include <future>
+#include <memory>
 #include <latch>
 #include <thread>
 
@@ -930,6 +931,61 @@ BOOST_AUTO_TEST_CASE(programs_spawned_from_many_threads_at_once_each_run_their_o
       if (ec != std::errc::no_such_file_or_directory) wrong.push_back("missing program: " + ec.message());
       return wrong;
     }));
+  for (auto& r : results) {
+    const auto wrong = r.get();
+    BOOST_TEST(wrong.empty(), wrong.size() << " wrong, first: " << (wrong.empty() ? "" : wrong.front()));
+  }
+  check_no_child_left();
+}
+
+// The same with spawn_on_calling_thread: each worker creates its children itself (the
+// per-thread path: its own spawn stack, no hand-off to the spawn thread), all threads at
+// once. The children wait for EOF on a shared barrier pipe, so while they live each
+// worker checks through /proc/self/task/TID/children that it is their parent (with the
+// option ignored the spawn thread would be). A child made on its calling thread dies with
+// that thread (PR_SET_PDEATHSIG), so every worker joins its children before it ends.
+BOOST_AUTO_TEST_CASE(programs_spawned_on_their_calling_threads_from_many_threads_each_exit_with_their_own_code) {
+  constexpr int threads = 8, per_thread = 12;
+  auto barrier = make_pipe();
+  std::latch spawned(threads + 1);
+  std::vector<std::future<std::vector<std::string>>> results;
+  for (int t = 0; t < threads; ++t)
+    results.push_back(std::async(std::launch::async, [t, &spawned, &barrier] {
+      std::vector<std::string> wrong;
+      std::vector<std::unique_ptr<pkit::process>> mine;
+      std::vector<pid_t> pids;
+      for (int i = 0; i < per_thread; ++i) {
+        const int code = (t * per_thread + i) % 200 + 1;
+        pkit::process_options o;
+        o.spawn_on_calling_thread = true;
+        o.in = pkit::stdio::fd(barrier.read.get());
+        mine.push_back(std::make_unique<pkit::process>(child_command({"exit-at-eof", std::to_string(code)}), o));
+        std::error_code ec;
+        const pid_t pid = mine.back()->start(ec);
+        if (ec) wrong.push_back("start: " + ec.message());
+        else pids.push_back(pid);
+      }
+      std::sort(pids.begin(), pids.end());
+      const auto made_here = children_of_thread(static_cast<pid_t>(::gettid()));
+      if (made_here != pids)
+        wrong.push_back("this thread is the parent of " + std::to_string(made_here.size()) + " of its " +
+                        std::to_string(pids.size()) + " children");
+      spawned.arrive_and_wait();  // every child of every thread exists
+      for (int i = 0; i < per_thread; ++i) {
+        const int code = (t * per_thread + i) % 200 + 1;
+        const auto got = mine[i]->join(event_timeout);
+        if (got != code)
+          wrong.push_back("expected " + std::to_string(code) + ", got " + (got ? std::to_string(*got) : "no exit"));
+        if (!got) {
+          mine[i]->kill();
+          mine[i]->join(event_timeout);
+        }
+      }
+      return wrong;  // the thread ends only after its children were joined
+    }));
+  spawned.arrive_and_wait();
+  barrier.write.reset();  // EOF: every child exits with its code
+  barrier.read.reset();
   for (auto& r : results) {
     const auto wrong = r.get();
     BOOST_TEST(wrong.empty(), wrong.size() << " wrong, first: " << (wrong.empty() ? "" : wrong.front()));

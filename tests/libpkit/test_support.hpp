@@ -337,6 +337,16 @@ inline std::vector<pid_t> children_of_self() {
   return out;
 }
 
+/// The children that thread `tid` of this process created (live or zombie), from
+/// /proc/self/task/TID/children: tells which thread forked a child.
+inline std::vector<pid_t> children_of_thread(pid_t tid) {
+  std::ifstream f{"/proc/self/task/" + std::to_string(tid) + "/children"};
+  std::vector<pid_t> out;
+  for (pid_t pid; f >> pid;) out.push_back(pid);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 inline std::vector<pid_t> zombie_children() {
   std::vector<pid_t> out;
   for (pid_t pid : children_of_self()) {
