@@ -73,6 +73,7 @@ struct pool_state : std::enable_shared_from_this<pool_state> {
   mutable std::mutex m;
   std::condition_variable changed;
   std::size_t busy = 0;  // slots taken: by a task in `running`, or being passed on
+  std::size_t in_callbacks = 0;  // tasks' on_exit wrappers running now (reaper thread)
   bool closed = false;
   std::uint64_t next_id = 1;
   // A task is in `running` from the moment it holds a slot; whoever takes it out of there
@@ -109,6 +110,24 @@ std::shared_ptr<pool_task_state> pool_state::make_task(process_pool::work&& w) {
     // task (and `p` with it) must not go before the callback is done with `p`.
     auto task = weak_task.lock();
     auto pool = weak_pool.lock();
+    // Counted, so that destroying the pool waits for the user's callback to return, as
+    // destroying a process does: the callback may use what the pool's owner is about to
+    // destroy.
+    struct in_flight {
+      std::shared_ptr<pool_state> pool;
+      explicit in_flight(std::shared_ptr<pool_state> p) : pool(std::move(p)) {
+        if (pool) {
+          std::lock_guard<std::mutex> lock(pool->m);
+          ++pool->in_callbacks;
+        }
+      }
+      ~in_flight() {
+        if (!pool) return;
+        std::lock_guard<std::mutex> lock(pool->m);
+        --pool->in_callbacks;
+        pool->changed.notify_all();
+      }
+    } counted{pool};
     if (task && pool) {
       pool->finish(task, st);
     } else if (task) {
@@ -302,6 +321,10 @@ process_pool::~process_pool() {
   } catch (...) {
     // Every child was signalled; nothing more to do in a destructor.
   }
+  // The tasks' exits are reported; their callbacks may still run on the reaper thread.
+  auto& s = *state_;
+  std::unique_lock<std::mutex> lock(s.m);
+  s.changed.wait(lock, [&] { return s.in_callbacks == 0; });
 }
 
 std::size_t process_pool::slots() const noexcept { return state_->slots; }

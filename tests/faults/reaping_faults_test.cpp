@@ -399,13 +399,9 @@ BOOST_AUTO_TEST_CASE(program_exits_injected_before_registration_from_sixteen_spa
   run_injected_r2(2);
 }
 
-// DISABLED: hangs on a libpkit defect (launch.cpp): two callables forked at the same moment
-// on two threads each inherit the other's "go" pipe write end and wait for its EOF forever
-// (seen here: a kind-2 callable sleeping, never reported). Enable once the go pipe carries
-// a byte instead of EOF (with that change made locally it passes: 50,000 spawns, 36.6 s).
-BOOST_AUTO_TEST_CASE(exits_injected_before_registration_from_sixteen_spawning_threads_are_each_reported_once,
-                     *boost::unit_test::disabled()) {
-  BOOST_TEST_MESSAGE("concurrent fork-method spawns deadlock on each other's go pipes (launch.cpp)");
+// Concurrent fork-method spawns once deadlocked on each other's go pipes (each child
+// inherited the other's write end and waited for EOF); the go pipe now carries a byte.
+BOOST_AUTO_TEST_CASE(exits_injected_before_registration_from_sixteen_spawning_threads_are_each_reported_once) {
   run_injected_r2(4);
 }
 

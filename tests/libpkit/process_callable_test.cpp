@@ -1181,14 +1181,9 @@ BOOST_AUTO_TEST_CASE(a_child_spawned_on_its_calling_thread_is_killed_when_that_t
 // thread's — /proc/self/task/TID/children tells). The children wait for one barrier, then
 // return their own code. A child made on its calling thread dies with that thread
 // (PR_SET_PDEATHSIG), so each worker joins its children before it ends.
-// DISABLED: exposes a libpkit defect (launch.cpp, fork start method): the child waits for
-// EOF on its "go" pipe, but a callable forked at the same moment on another thread inherits
-// that pipe's write end (and vice versa), so both children wait forever (start(wait):
-// start_timeout; start(): a run that never ends). Fix: write a byte to the go pipe instead
-// of relying on EOF. Enable once fixed.
-BOOST_AUTO_TEST_CASE(callables_spawned_on_their_calling_threads_from_many_threads_each_return_their_own_code,
-                     *boost::unit_test::disabled()) {
-  BOOST_TEST_MESSAGE("concurrent fork-method spawns deadlock on each other's go pipes (launch.cpp)");
+// Concurrent fork-method spawns once deadlocked on each other's go pipes (each child
+// inherited the other's write end and waited for EOF); the go pipe now carries a byte.
+BOOST_AUTO_TEST_CASE(callables_spawned_on_their_calling_threads_from_many_threads_each_return_their_own_code) {
   constexpr int threads = 8, per_thread = 12;
   auto barrier = make_pipe();
   std::latch spawned(threads + 1);
