@@ -135,6 +135,9 @@ enum class on_failure {
 struct plan {
   std::deque<step> steps;
   on_failure failure_mode = on_failure::restart;
+  // All its stop steps under way at once (a simple_one_for_one supervisor's shutdown,
+  // OTP's terminate_dynamic_children: every child is told at once, one wait for all).
+  bool concurrent_stops = false;
   std::function<void(const caf::error&, const std::string& failed_child)> done;
 };
 
@@ -179,8 +182,11 @@ struct supervisor_state {
     if (timers) caf::anon_send_exit(timers, caf::exit_reason::user_shutdown);
     // Children are monitored, not linked (see start_child_step): when we end, however we
     // end (even killed), they are told here and stop their processes — nested
-    // supervisors their whole subtree, in reverse order.
-    for (auto& c : children) {
+    // supervisors their whole subtree. The stops run side by side (OTP: a killed
+    // supervisor's linked children get their exit signals at once), each with its own
+    // stop signal and shutdown timeout; they are issued in reverse start order.
+    for (auto i = children.rbegin(); i != children.rend(); ++i) {
+      auto& c = *i;
       if (c.proc) caf::anon_send_exit(c.proc, caf::exit_reason::user_shutdown);
       if (c.sup) caf::anon_send_exit(c.sup, caf::exit_reason::user_shutdown);
     }
@@ -397,10 +403,17 @@ void complete_ready_step(self_pointer self, child& c) {
   if (token != 0 && is_current(self->state, c.spec.id, token)) step_done(self, c.spec.id);
 }
 
+// OTP's shutdown: 0 brutal_kill, -1 infinity, else a timeout; by default infinity for a
+// supervisor, the process spec's stop timeout for a worker.
+std::int64_t shutdown_of(const child& c) {
+  if (c.spec.shutdown_ms != default_shutdown) return c.spec.shutdown_ms;
+  return c.is_supervisor() ? -1 : c.spec.process.stop_timeout_ms;
+}
+
 process_spec worker_spec(const child& c) {
   process_spec p = c.spec.process;
   if (p.name.empty()) p.name = c.spec.id;
-  p.stop_timeout_ms = c.spec.shutdown_ms;  // OTP's shutdown: 0 brutal_kill, -1 infinity
+  p.stop_timeout_ms = shutdown_of(c);
   return p;
 }
 
@@ -488,12 +501,13 @@ void stop_child_step(self_pointer self, const step& s, std::uint64_t token) {
   }
   if (c->is_supervisor()) {
     // Completed by the down message; brutal_kill and a missed shutdown timeout kill it.
-    if (c->spec.shutdown_ms == 0) {
+    const std::int64_t shutdown = shutdown_of(*c);
+    if (shutdown == 0) {
       self->send_exit(c->sup, caf::exit_reason::kill);
     } else {
       self->request(c->sup, caf::infinite, stop_atom_v).then([](caf::ok_atom) {}, [](caf::error&) {});
-      if (c->spec.shutdown_ms > 0)
-        after(self, c->spec.shutdown_ms, [self, token, id] {
+      if (shutdown > 0)
+        after(self, shutdown, [self, token, id] {
           // A nested supervisor missed its shutdown timeout.
           auto& st = self->state;
           child* c = st.find(id);
@@ -549,12 +563,14 @@ void run_next_step(self_pointer self) {
       }
       const step& next = p.steps.front();
       if (!st.pending.empty()) {
-        const bool starts_only = std::all_of(st.pending.begin(), st.pending.end(), [](const auto& kv) {
-          return kv.second.what == step::kind::start;
-        });
-        if (next.what != step::kind::start || !starts_only || st.pending.size() >= start_concurrency(st) ||
-            st.pending.count(next.id) != 0)
-          break;
+        const auto only = [&st](step::kind what) {
+          return std::all_of(st.pending.begin(), st.pending.end(),
+                             [what](const auto& kv) { return kv.second.what == what; });
+        };
+        const bool another_start = next.what == step::kind::start && only(step::kind::start) &&
+                                   st.pending.size() < start_concurrency(st);
+        const bool another_stop = p.concurrent_stops && next.what == step::kind::stop && only(step::kind::stop);
+        if (!(another_start || another_stop) || st.pending.count(next.id) != 0) break;
       }
       step s = std::move(p.steps.front());
       p.steps.pop_front();
@@ -756,6 +772,10 @@ void shut_down(self_pointer self, caf::error reason) {
   }
   plan p;
   p.steps = stop_all_steps(st, false);
+  // OTP stops a simple_one_for_one supervisor's children all at once (they are
+  // interchangeable instances, started in no meaningful order) and waits once; one at a
+  // time, N children ignoring SIGTERM would take N shutdown timeouts.
+  p.concurrent_stops = st.spec.flags.strategy == restart_strategy::simple_one_for_one;
   p.done = [self, reason = std::move(reason)](const caf::error&, const std::string&) {
     // Every child is stopped; their actors go now.
     for (auto& c : self->state.children) discard_actor(self, c);
@@ -785,6 +805,8 @@ caf::error validate(const child_spec& c) {
   if (c.supervisor.size() > 1) return caf::make_error(error::invalid_spec, c.id + ": one nested supervisor at most");
   if (c.supervisor.empty() && c.process.argv.empty() == c.process.target.empty())
     return caf::make_error(error::invalid_spec, c.id + ": a worker needs either argv or target");
+  if (c.shutdown_ms < default_shutdown)
+    return caf::make_error(error::invalid_spec, c.id + ": shutdown_ms must be >= 0, -1 (infinity) or default_shutdown");
   if (c.significant && c.restart == restart_type::permanent)
     return caf::make_error(error::invalid_spec, c.id + ": a significant child must be transient or temporary");
   return caf::none;

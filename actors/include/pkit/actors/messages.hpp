@@ -137,15 +137,22 @@ struct supervisor_flags {
 
 struct supervisor_spec;
 
+/// `child_spec::shutdown_ms` by default: OTP's default shutdown — infinity for a nested
+/// supervisor (it is given whatever its own children's shutdowns take), and for a worker
+/// its process spec's `stop_timeout_ms` (5000 ms unless set, OTP's worker default).
+inline constexpr std::int64_t default_shutdown = -2;
+
 /// One child of a supervisor: a worker (a process) or a nested supervisor.
 struct child_spec {
   std::string id;
   process_spec process;                    ///< for a worker
   std::vector<supervisor_spec> supervisor;  ///< exactly one element for a supervisor child
   restart_type restart = restart_type::permanent;
-  /// OTP's shutdown: 0 brutal_kill, -1 infinity, else ms before SIGKILL. Overrides the
-  /// process spec's stop_timeout_ms.
-  std::int64_t shutdown_ms = 5000;
+  /// OTP's shutdown: 0 brutal_kill, -1 infinity, else ms before SIGKILL (a worker) or
+  /// before the nested supervisor is killed; `default_shutdown` (the default): infinity
+  /// for a supervisor, the process spec's stop_timeout_ms for a worker. Any other value
+  /// overrides the process spec's stop_timeout_ms. Below -2: `invalid_spec`.
+  std::int64_t shutdown_ms = default_shutdown;
   bool significant = false;  ///< counts for auto_shutdown
 };
 
