@@ -3,6 +3,7 @@
 #include <pkit/actors/error.hpp>
 
 #include "send_from.hpp"
+#include "supervisor_old_run.hpp"
 #include "timer_relay.hpp"
 
 #include <caf/actor_cast.hpp>
@@ -107,6 +108,9 @@ struct child {
   bool failed_run = false;
   std::uint64_t ready_token = 0;  // a start step that completes with this child's child_ready
   clock::time_point started_at{};
+  // The process of a run whose actor died under it (killed): handed to pkit's stopper, it
+  // may still be in its stop timeout. The next run starts only once it has exited.
+  detail::old_run previous;
 
   bool is_supervisor() const { return !spec.supervisor.empty(); }
   bool active() const {
@@ -417,10 +421,27 @@ process_spec worker_spec(const child& c) {
   return p;
 }
 
+void start_child_step(self_pointer self, const step& s, std::uint64_t token);
+
+// How often a start waiting for the previous run's process to exit looks again.
+constexpr std::int64_t previous_run_poll_ms = 10;
+
+// The child's previous process is still ending (see child::previous): the start step
+// goes on once it has exited. Polled on a timer, not waited for: the actor must not block,
+// and the process is the reaper thread's to collect.
+void await_previous_run(self_pointer self, const std::string& id, std::uint64_t token) {
+  after(self, previous_run_poll_ms, [self, id, token] {
+    if (!is_current(self->state, id, token)) return;  // abandoned (shutdown, a failed plan)
+    start_child_step(self, step{step::kind::start, id}, token);
+  });
+}
+
 void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
   auto& st = self->state;
   child* c = st.find(s.id);
   if (c == nullptr || c->active()) return step_done(self, s.id);
+  // Never two instances of one child: not before the last run's process has exited.
+  if (!c->is_supervisor() && c->previous.lingers()) return await_previous_run(self, s.id, token);
   c->state = child_state::starting;
   c->pid = 0;
   c->failed_run = false;
@@ -534,6 +555,9 @@ void stop_child_step(self_pointer self, const step& s, std::uint64_t token) {
           [self, id, token](caf::error&) {
             auto& st = self->state;
             if (child* c = st.find(id); c != nullptr && c->state == child_state::stopping) {
+              // No reply: the process actor died during the stop and handed its process
+              // to pkit's stopper, which may still be stopping it.
+              c->previous.watch(c->pid);
               c->state = child_state::stopped;
               c->stopped_run = c->incarnation;
               c->pid = 0;
@@ -899,7 +923,10 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
           handle_exit(self, id, run_end{std::nullopt, std::move(why), !dm.reason});
         }
       } else {
-        // A process actor died under us (it should not): its child is gone with it.
+        // A process actor died under us (killed): it handed its process, if one still
+        // ran, to pkit's stopper, which gives it its stop signal and stop timeout. The
+        // next run waits for it (see start_child_step).
+        if (c.pid > 0) c.previous.watch(c.pid);
         c.proc = nullptr;
         complete_ready_step(self, c);  // its child_ready will not come
         if (c.active())
