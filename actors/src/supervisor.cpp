@@ -4,10 +4,13 @@
 
 #include "send_from.hpp"
 #include "supervisor_old_run.hpp"
+#include "supervisor_report.hpp"
 #include "timer_relay.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/actor_clock.hpp>
+#include <caf/actor_registry.hpp>
+#include <caf/atom.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
@@ -292,6 +295,18 @@ void emit(self_pointer self, const child& c, event_kind kind, std::int64_t delay
   publish(self, e);
 }
 
+// How a child's last run ended, for a report: its exit status and/or the reason.
+std::string end_of(const child& c) {
+  std::string out = c.last ? c.last->to_string() : std::string();
+  if (!c.last_reason.empty()) out += (out.empty() ? "" : ": ") + c.last_reason;
+  return out.empty() ? "ended" : out;
+}
+
+void report(self_pointer self, supervisor_report level, const std::string& text) {
+  const supervisor_report wanted = self->state.spec.flags.report;
+  if (wanted != supervisor_report::none && level <= wanted) detail::write_report(self->state.spec.name, text);
+}
+
 void run_next_step(self_pointer self);
 
 bool current_step_is(const supervisor_state& st, step::kind what, const std::string& id) {
@@ -345,7 +360,7 @@ void drop_child(self_pointer self, const std::string& id) {
 }
 
 void handle_exit(self_pointer self, const std::string& id, run_end end);
-void give_up(self_pointer self);
+void give_up(self_pointer self, const child& last);
 
 // -- plan execution ----------------------------------------------------------------------
 
@@ -657,14 +672,15 @@ void restart(self_pointer self, child& c) {
   // toward the intensity (then the supervisor gives up). Counting failed starts toward
   // the intensity too would make FATAL unreachable with the default intensity of 1.
   const bool failed_start = flags.min_uptime_ms > 0 && flags.max_failed_starts > 0 && uptime < flags.min_uptime_ms;
-  if (!failed_start && over_intensity(st, now)) return give_up(self);
+  if (!failed_start && over_intensity(st, now)) return give_up(self, c);
   if (flags.min_uptime_ms > 0) {
     c.failed_starts = uptime < flags.min_uptime_ms ? c.failed_starts + 1 : 0;
     if (flags.max_failed_starts > 0 && c.failed_starts >= flags.max_failed_starts) {
       c.state = child_state::fatal;
-      emit(self, c, event_kind::fatal, 0,
-           "died within " + std::to_string(flags.min_uptime_ms) + " ms of starting " +
-               std::to_string(c.failed_starts) + " times in a row");
+      const std::string why = "died within " + std::to_string(flags.min_uptime_ms) + " ms of starting " +
+                              std::to_string(c.failed_starts) + " times in a row";
+      report(self, supervisor_report::give_up, "child '" + c.spec.id + "' is FATAL, not restarted any more: " + why);
+      emit(self, c, event_kind::fatal, 0, why);
       return;
     }
   }
@@ -747,6 +763,11 @@ void handle_exit(self_pointer self, const std::string& id, run_end end) {
   if (c == nullptr) return;
   c->last = end.status;
   c->last_reason = std::move(end.reason);
+  // OTP's child_terminated report (an abnormal end: not a transient child's success).
+  if (!end.success && !st.shutting_down)
+    report(self, supervisor_report::all,
+           "child_terminated: child '" + id + "'" + (c->pid > 0 ? " pid " + std::to_string(c->pid) : std::string()) +
+               " " + end_of(*c));
   emit(self, *c, event_kind::exited);  // with the pid of the run that ended
   c->pid = 0;
   const child_state was = c->state;
@@ -810,7 +831,7 @@ void shut_down(self_pointer self, caf::error reason) {
   schedule(self, std::move(p));
 }
 
-void give_up(self_pointer self) {
+void give_up(self_pointer self, const child& last) {
   auto& st = self->state;
   if (st.shutting_down) return;
   supervisor_event e;
@@ -818,28 +839,21 @@ void give_up(self_pointer self) {
   e.kind = event_kind::gave_up;
   e.reason = "more than " + std::to_string(st.spec.flags.intensity) + " restarts in " +
              std::to_string(st.spec.flags.period_ms) + " ms";
+  // OTP's supervisor report: {reached_max_restart_intensity, ...} with the child whose
+  // exit was one too many.
+  report(self, supervisor_report::give_up,
+         "reached_max_restart_intensity (" + e.reason + "); last: child '" + last.spec.id + "' " + end_of(last) +
+             "; stopping every child and exiting with restart_limit");
   publish(self, e);
   shut_down(self, caf::make_error(error::restart_limit, st.spec.name + ": " + e.reason));
 }
 
 // -- requests ---------------------------------------------------------------------------
 
-caf::error validate(const child_spec& c) {
-  if (c.id.empty()) return caf::make_error(error::invalid_spec, "a child needs an id");
-  if (c.supervisor.size() > 1) return caf::make_error(error::invalid_spec, c.id + ": one nested supervisor at most");
-  if (c.supervisor.empty() && c.process.argv.empty() == c.process.target.empty())
-    return caf::make_error(error::invalid_spec, c.id + ": a worker needs either argv or target");
-  if (c.shutdown_ms < default_shutdown)
-    return caf::make_error(error::invalid_spec, c.id + ": shutdown_ms must be >= 0, -1 (infinity) or default_shutdown");
-  if (c.significant && c.restart == restart_type::permanent)
-    return caf::make_error(error::invalid_spec, c.id + ": a significant child must be transient or temporary");
-  return caf::none;
-}
-
 caf::result<child_info> add_and_start(self_pointer self, child_spec spec) {
   auto& st = self->state;
   if (st.shutting_down) return caf::make_error(error::shutting_down, st.spec.name);
-  if (auto err = validate(spec)) return err;
+  if (auto err = check_child(spec)) return err;
   if (st.find(spec.id) != nullptr) return caf::make_error(error::already_present, spec.id);
   const std::string id = spec.id;
   child c;
@@ -881,6 +895,23 @@ caf::result<child_info> add_and_start(self_pointer self, child_spec spec) {
   return rp;
 }
 
+// OTP's {local, Name}: registered before any child starts, removed when the supervisor
+// ends (however it ends), if the name is still ours. The check and the put are two
+// registry calls: two supervisors spawned with one name at the same instant may both
+// pass the check (the later put wins); CAF 0.17's registry has no put-if-absent.
+caf::error register_name(self_pointer self) {
+  const std::string& name = self->state.spec.flags.registered_name;
+  const caf::atom_value key = caf::atom_from_string(name);
+  auto& registry = self->system().registry();
+  if (registry.get(key)) return caf::make_error(error::already_present, "registered_name '" + name + "' is taken");
+  registry.put(key, caf::actor_cast<caf::strong_actor_ptr>(self));
+  self->attach_functor([system = &self->system(), key, me = self->address()] {
+    auto& registry = system->registry();
+    if (caf::actor_cast<caf::actor_addr>(registry.get(key)) == me) registry.erase(key);
+  });
+  return caf::none;
+}
+
 supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_spec spec,
                                                 const fork_server* server, process_observer observer,
                                                 std::vector<event_subscriber> subscribers) {
@@ -892,6 +923,8 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
   st.parent_id = std::move(observer.id);
   observer.actor = nullptr;
   st.timers = detail::make_timer_relay(self->system());
+  // OTP's init checks the child specs (check_childspecs) before starting any.
+  caf::error invalid = check_supervisor_spec(spec);
   std::vector<child_spec> initial = std::move(spec.children);
   st.spec = std::move(spec);
   if (st.spec.name.empty()) st.spec.name = "supervisor";
@@ -945,29 +978,20 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
   });
 
   // The initial start: every child in order, each after the previous is ready.
-  caf::error invalid;
   plan boot;
   boot.failure_mode = on_failure::fail_supervisor;
-  if (st.spec.flags.strategy == restart_strategy::simple_one_for_one) {
+  if (!invalid && st.spec.flags.strategy == restart_strategy::simple_one_for_one) {
     // OTP: one child spec, a template for the children start_child makes; none at start.
-    if (initial.size() != 1) {
-      invalid = caf::make_error(error::invalid_spec, "simple_one_for_one needs exactly one template child");
-    } else if (auto err = validate(initial.front())) {
-      invalid = err;
-    } else {
-      st.template_spec = std::move(initial.front());
-    }
+    st.template_spec = std::move(initial.front());
     initial.clear();
   }
-  for (auto& c : initial) {
-    if (auto err = validate(c)) {
-      invalid = err;
-      break;
+  if (!invalid) {
+    for (auto& c : initial) {
+      boot.steps.push_back({step::kind::start, c.id});
+      child ch;
+      ch.spec = std::move(c);
+      st.add(std::move(ch));
     }
-    boot.steps.push_back({step::kind::start, c.id});
-    child ch;
-    ch.spec = std::move(c);
-    st.add(std::move(ch));
   }
   boot.done = [self](const caf::error& err, const std::string& failed) {
     auto& st = self->state;
@@ -980,6 +1004,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
     detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.parent), child_ready_atom_v, st.parent_id,
                            std::uint64_t{1}, std::int32_t{0});
   };
+  if (!invalid && !st.spec.flags.registered_name.empty()) invalid = register_name(self);
   if (invalid) {
     st.clear();
     self->quit(invalid);  // a malformed spec: the supervisor never starts
@@ -1062,6 +1087,10 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
         std::vector<child_info> out;
         for (const auto& c : self->state.children) out.push_back(info_of(c));
         return out;
+      },
+      [self](get_childspec_atom, const std::string& id) -> caf::result<child_spec> {
+        if (const child* c = self->state.find(id)) return c->spec;
+        return caf::make_error(error::unknown_child, id);
       },
       [self](count_children_atom) {
         child_counts n;
