@@ -61,7 +61,12 @@ BOOST_AUTO_TEST_CASE(a_nested_supervisor_child_defaults_to_an_infinite_shutdown)
   inner.id = "inner";
   inner.supervisor.push_back(sup_spec("inner", restart_strategy::one_for_one, {slow}));
   BOOST_TEST(inner.shutdown_ms == pa::default_shutdown);
-  auto s = start_sup(sup_spec("outer", restart_strategy::one_for_one, {inner}));
+  auto s = spawn_sup(sup_spec("outer", restart_strategy::one_for_one, {inner}));
+  if (!expect(ev(event_kind::ready, "inner"))) {
+    auto why = await_down(s, 1s);
+    BOOST_FAIL("inner not ready; outer " << (why ? "exited: " + render(*why) : std::string("lives")) << history_text());
+  }
+  BOOST_TEST_REQUIRE(await_boot(), "the supervisor did not complete its initial start");
   const auto worker_pid = await_marker_pid(marker_of(slow));
   BOOST_TEST_REQUIRE(worker_pid > 0);
 
