@@ -3,10 +3,14 @@
 #include <pkit/actors/error.hpp>
 
 #include "send_from.hpp"
+#include "supervisor_old_run.hpp"
+#include "supervisor_report.hpp"
 #include "timer_relay.hpp"
 
 #include <caf/actor_cast.hpp>
 #include <caf/actor_clock.hpp>
+#include <caf/actor_registry.hpp>
+#include <caf/atom.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
@@ -107,6 +111,9 @@ struct child {
   bool failed_run = false;
   std::uint64_t ready_token = 0;  // a start step that completes with this child's child_ready
   clock::time_point started_at{};
+  // The process of a run whose actor died under it (killed): handed to pkit's stopper, it
+  // may still be in its stop timeout. The next run starts only once it has exited.
+  detail::old_run previous;
 
   bool is_supervisor() const { return !spec.supervisor.empty(); }
   bool active() const {
@@ -135,6 +142,9 @@ enum class on_failure {
 struct plan {
   std::deque<step> steps;
   on_failure failure_mode = on_failure::restart;
+  // All its stop steps under way at once (a simple_one_for_one supervisor's shutdown,
+  // OTP's terminate_dynamic_children: every child is told at once, one wait for all).
+  bool concurrent_stops = false;
   std::function<void(const caf::error&, const std::string& failed_child)> done;
 };
 
@@ -179,8 +189,11 @@ struct supervisor_state {
     if (timers) caf::anon_send_exit(timers, caf::exit_reason::user_shutdown);
     // Children are monitored, not linked (see start_child_step): when we end, however we
     // end (even killed), they are told here and stop their processes — nested
-    // supervisors their whole subtree, in reverse order.
-    for (auto& c : children) {
+    // supervisors their whole subtree. The stops run side by side (OTP: a killed
+    // supervisor's linked children get their exit signals at once), each with its own
+    // stop signal and shutdown timeout; they are issued in reverse start order.
+    for (auto i = children.rbegin(); i != children.rend(); ++i) {
+      auto& c = *i;
       if (c.proc) caf::anon_send_exit(c.proc, caf::exit_reason::user_shutdown);
       if (c.sup) caf::anon_send_exit(c.sup, caf::exit_reason::user_shutdown);
     }
@@ -282,6 +295,18 @@ void emit(self_pointer self, const child& c, event_kind kind, std::int64_t delay
   publish(self, e);
 }
 
+// How a child's last run ended, for a report: its exit status and/or the reason.
+std::string end_of(const child& c) {
+  std::string out = c.last ? c.last->to_string() : std::string();
+  if (!c.last_reason.empty()) out += (out.empty() ? "" : ": ") + c.last_reason;
+  return out.empty() ? "ended" : out;
+}
+
+void report(self_pointer self, supervisor_report level, const std::string& text) {
+  const supervisor_report wanted = self->state.spec.flags.report;
+  if (wanted != supervisor_report::none && level <= wanted) detail::write_report(self->state.spec.name, text);
+}
+
 void run_next_step(self_pointer self);
 
 bool current_step_is(const supervisor_state& st, step::kind what, const std::string& id) {
@@ -335,7 +360,7 @@ void drop_child(self_pointer self, const std::string& id) {
 }
 
 void handle_exit(self_pointer self, const std::string& id, run_end end);
-void give_up(self_pointer self);
+void give_up(self_pointer self, const child& last);
 
 // -- plan execution ----------------------------------------------------------------------
 
@@ -397,17 +422,41 @@ void complete_ready_step(self_pointer self, child& c) {
   if (token != 0 && is_current(self->state, c.spec.id, token)) step_done(self, c.spec.id);
 }
 
+// OTP's shutdown: 0 brutal_kill, -1 infinity, else a timeout; by default infinity for a
+// supervisor, the process spec's stop timeout for a worker.
+std::int64_t shutdown_of(const child& c) {
+  if (c.spec.shutdown_ms != default_shutdown) return c.spec.shutdown_ms;
+  return c.is_supervisor() ? -1 : c.spec.process.stop_timeout_ms;
+}
+
 process_spec worker_spec(const child& c) {
   process_spec p = c.spec.process;
   if (p.name.empty()) p.name = c.spec.id;
-  p.stop_timeout_ms = c.spec.shutdown_ms;  // OTP's shutdown: 0 brutal_kill, -1 infinity
+  p.stop_timeout_ms = shutdown_of(c);
   return p;
+}
+
+void start_child_step(self_pointer self, const step& s, std::uint64_t token);
+
+// How often a start waiting for the previous run's process to exit looks again.
+constexpr std::int64_t previous_run_poll_ms = 10;
+
+// The child's previous process is still ending (see child::previous): the start step
+// goes on once it has exited. Polled on a timer, not waited for: the actor must not block,
+// and the process is the reaper thread's to collect.
+void await_previous_run(self_pointer self, const std::string& id, std::uint64_t token) {
+  after(self, previous_run_poll_ms, [self, id, token] {
+    if (!is_current(self->state, id, token)) return;  // abandoned (shutdown, a failed plan)
+    start_child_step(self, step{step::kind::start, id}, token);
+  });
 }
 
 void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
   auto& st = self->state;
   child* c = st.find(s.id);
   if (c == nullptr || c->active()) return step_done(self, s.id);
+  // Never two instances of one child: not before the last run's process has exited.
+  if (!c->is_supervisor() && c->previous.lingers()) return await_previous_run(self, s.id, token);
   c->state = child_state::starting;
   c->pid = 0;
   c->failed_run = false;
@@ -488,12 +537,13 @@ void stop_child_step(self_pointer self, const step& s, std::uint64_t token) {
   }
   if (c->is_supervisor()) {
     // Completed by the down message; brutal_kill and a missed shutdown timeout kill it.
-    if (c->spec.shutdown_ms == 0) {
+    const std::int64_t shutdown = shutdown_of(*c);
+    if (shutdown == 0) {
       self->send_exit(c->sup, caf::exit_reason::kill);
     } else {
       self->request(c->sup, caf::infinite, stop_atom_v).then([](caf::ok_atom) {}, [](caf::error&) {});
-      if (c->spec.shutdown_ms > 0)
-        after(self, c->spec.shutdown_ms, [self, token, id] {
+      if (shutdown > 0)
+        after(self, shutdown, [self, token, id] {
           // A nested supervisor missed its shutdown timeout.
           auto& st = self->state;
           child* c = st.find(id);
@@ -520,6 +570,9 @@ void stop_child_step(self_pointer self, const step& s, std::uint64_t token) {
           [self, id, token](caf::error&) {
             auto& st = self->state;
             if (child* c = st.find(id); c != nullptr && c->state == child_state::stopping) {
+              // No reply: the process actor died during the stop and handed its process
+              // to pkit's stopper, which may still be stopping it.
+              c->previous.watch(c->pid);
               c->state = child_state::stopped;
               c->stopped_run = c->incarnation;
               c->pid = 0;
@@ -549,12 +602,14 @@ void run_next_step(self_pointer self) {
       }
       const step& next = p.steps.front();
       if (!st.pending.empty()) {
-        const bool starts_only = std::all_of(st.pending.begin(), st.pending.end(), [](const auto& kv) {
-          return kv.second.what == step::kind::start;
-        });
-        if (next.what != step::kind::start || !starts_only || st.pending.size() >= start_concurrency(st) ||
-            st.pending.count(next.id) != 0)
-          break;
+        const auto only = [&st](step::kind what) {
+          return std::all_of(st.pending.begin(), st.pending.end(),
+                             [what](const auto& kv) { return kv.second.what == what; });
+        };
+        const bool another_start = next.what == step::kind::start && only(step::kind::start) &&
+                                   st.pending.size() < start_concurrency(st);
+        const bool another_stop = p.concurrent_stops && next.what == step::kind::stop && only(step::kind::stop);
+        if (!(another_start || another_stop) || st.pending.count(next.id) != 0) break;
       }
       step s = std::move(p.steps.front());
       p.steps.pop_front();
@@ -617,14 +672,15 @@ void restart(self_pointer self, child& c) {
   // toward the intensity (then the supervisor gives up). Counting failed starts toward
   // the intensity too would make FATAL unreachable with the default intensity of 1.
   const bool failed_start = flags.min_uptime_ms > 0 && flags.max_failed_starts > 0 && uptime < flags.min_uptime_ms;
-  if (!failed_start && over_intensity(st, now)) return give_up(self);
+  if (!failed_start && over_intensity(st, now)) return give_up(self, c);
   if (flags.min_uptime_ms > 0) {
     c.failed_starts = uptime < flags.min_uptime_ms ? c.failed_starts + 1 : 0;
     if (flags.max_failed_starts > 0 && c.failed_starts >= flags.max_failed_starts) {
       c.state = child_state::fatal;
-      emit(self, c, event_kind::fatal, 0,
-           "died within " + std::to_string(flags.min_uptime_ms) + " ms of starting " +
-               std::to_string(c.failed_starts) + " times in a row");
+      const std::string why = "died within " + std::to_string(flags.min_uptime_ms) + " ms of starting " +
+                              std::to_string(c.failed_starts) + " times in a row";
+      report(self, supervisor_report::give_up, "child '" + c.spec.id + "' is FATAL, not restarted any more: " + why);
+      emit(self, c, event_kind::fatal, 0, why);
       return;
     }
   }
@@ -707,6 +763,11 @@ void handle_exit(self_pointer self, const std::string& id, run_end end) {
   if (c == nullptr) return;
   c->last = end.status;
   c->last_reason = std::move(end.reason);
+  // OTP's child_terminated report (an abnormal end: not a transient child's success).
+  if (!end.success && !st.shutting_down)
+    report(self, supervisor_report::all,
+           "child_terminated: child '" + id + "'" + (c->pid > 0 ? " pid " + std::to_string(c->pid) : std::string()) +
+               " " + end_of(*c));
   emit(self, *c, event_kind::exited);  // with the pid of the run that ended
   c->pid = 0;
   const child_state was = c->state;
@@ -756,6 +817,10 @@ void shut_down(self_pointer self, caf::error reason) {
   }
   plan p;
   p.steps = stop_all_steps(st, false);
+  // OTP stops a simple_one_for_one supervisor's children all at once (they are
+  // interchangeable instances, started in no meaningful order) and waits once; one at a
+  // time, N children ignoring SIGTERM would take N shutdown timeouts.
+  p.concurrent_stops = st.spec.flags.strategy == restart_strategy::simple_one_for_one;
   p.done = [self, reason = std::move(reason)](const caf::error&, const std::string&) {
     // Every child is stopped; their actors go now.
     for (auto& c : self->state.children) discard_actor(self, c);
@@ -766,7 +831,7 @@ void shut_down(self_pointer self, caf::error reason) {
   schedule(self, std::move(p));
 }
 
-void give_up(self_pointer self) {
+void give_up(self_pointer self, const child& last) {
   auto& st = self->state;
   if (st.shutting_down) return;
   supervisor_event e;
@@ -774,26 +839,21 @@ void give_up(self_pointer self) {
   e.kind = event_kind::gave_up;
   e.reason = "more than " + std::to_string(st.spec.flags.intensity) + " restarts in " +
              std::to_string(st.spec.flags.period_ms) + " ms";
+  // OTP's supervisor report: {reached_max_restart_intensity, ...} with the child whose
+  // exit was one too many.
+  report(self, supervisor_report::give_up,
+         "reached_max_restart_intensity (" + e.reason + "); last: child '" + last.spec.id + "' " + end_of(last) +
+             "; stopping every child and exiting with restart_limit");
   publish(self, e);
   shut_down(self, caf::make_error(error::restart_limit, st.spec.name + ": " + e.reason));
 }
 
 // -- requests ---------------------------------------------------------------------------
 
-caf::error validate(const child_spec& c) {
-  if (c.id.empty()) return caf::make_error(error::invalid_spec, "a child needs an id");
-  if (c.supervisor.size() > 1) return caf::make_error(error::invalid_spec, c.id + ": one nested supervisor at most");
-  if (c.supervisor.empty() && c.process.argv.empty() == c.process.target.empty())
-    return caf::make_error(error::invalid_spec, c.id + ": a worker needs either argv or target");
-  if (c.significant && c.restart == restart_type::permanent)
-    return caf::make_error(error::invalid_spec, c.id + ": a significant child must be transient or temporary");
-  return caf::none;
-}
-
 caf::result<child_info> add_and_start(self_pointer self, child_spec spec) {
   auto& st = self->state;
   if (st.shutting_down) return caf::make_error(error::shutting_down, st.spec.name);
-  if (auto err = validate(spec)) return err;
+  if (auto err = check_child(spec)) return err;
   if (st.find(spec.id) != nullptr) return caf::make_error(error::already_present, spec.id);
   const std::string id = spec.id;
   child c;
@@ -835,6 +895,23 @@ caf::result<child_info> add_and_start(self_pointer self, child_spec spec) {
   return rp;
 }
 
+// OTP's {local, Name}: registered before any child starts, removed when the supervisor
+// ends (however it ends), if the name is still ours. The check and the put are two
+// registry calls: two supervisors spawned with one name at the same instant may both
+// pass the check (the later put wins); CAF 0.17's registry has no put-if-absent.
+caf::error register_name(self_pointer self) {
+  const std::string& name = self->state.spec.flags.registered_name;
+  const caf::atom_value key = caf::atom_from_string(name);
+  auto& registry = self->system().registry();
+  if (registry.get(key)) return caf::make_error(error::already_present, "registered_name '" + name + "' is taken");
+  registry.put(key, caf::actor_cast<caf::strong_actor_ptr>(self));
+  self->attach_functor([system = &self->system(), key, me = self->address()] {
+    auto& registry = system->registry();
+    if (caf::actor_cast<caf::actor_addr>(registry.get(key)) == me) registry.erase(key);
+  });
+  return caf::none;
+}
+
 supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_spec spec,
                                                 const fork_server* server, process_observer observer,
                                                 std::vector<event_subscriber> subscribers) {
@@ -846,6 +923,8 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
   st.parent_id = std::move(observer.id);
   observer.actor = nullptr;
   st.timers = detail::make_timer_relay(self->system());
+  // OTP's init checks the child specs (check_childspecs) before starting any.
+  caf::error invalid = check_supervisor_spec(spec);
   std::vector<child_spec> initial = std::move(spec.children);
   st.spec = std::move(spec);
   if (st.spec.name.empty()) st.spec.name = "supervisor";
@@ -877,7 +956,10 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
           handle_exit(self, id, run_end{std::nullopt, std::move(why), !dm.reason});
         }
       } else {
-        // A process actor died under us (it should not): its child is gone with it.
+        // A process actor died under us (killed): it handed its process, if one still
+        // ran, to pkit's stopper, which gives it its stop signal and stop timeout. The
+        // next run waits for it (see start_child_step).
+        if (c.pid > 0) c.previous.watch(c.pid);
         c.proc = nullptr;
         complete_ready_step(self, c);  // its child_ready will not come
         if (c.active())
@@ -896,29 +978,20 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
   });
 
   // The initial start: every child in order, each after the previous is ready.
-  caf::error invalid;
   plan boot;
   boot.failure_mode = on_failure::fail_supervisor;
-  if (st.spec.flags.strategy == restart_strategy::simple_one_for_one) {
+  if (!invalid && st.spec.flags.strategy == restart_strategy::simple_one_for_one) {
     // OTP: one child spec, a template for the children start_child makes; none at start.
-    if (initial.size() != 1) {
-      invalid = caf::make_error(error::invalid_spec, "simple_one_for_one needs exactly one template child");
-    } else if (auto err = validate(initial.front())) {
-      invalid = err;
-    } else {
-      st.template_spec = std::move(initial.front());
-    }
+    st.template_spec = std::move(initial.front());
     initial.clear();
   }
-  for (auto& c : initial) {
-    if (auto err = validate(c)) {
-      invalid = err;
-      break;
+  if (!invalid) {
+    for (auto& c : initial) {
+      boot.steps.push_back({step::kind::start, c.id});
+      child ch;
+      ch.spec = std::move(c);
+      st.add(std::move(ch));
     }
-    boot.steps.push_back({step::kind::start, c.id});
-    child ch;
-    ch.spec = std::move(c);
-    st.add(std::move(ch));
   }
   boot.done = [self](const caf::error& err, const std::string& failed) {
     auto& st = self->state;
@@ -931,6 +1004,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
     detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.parent), child_ready_atom_v, st.parent_id,
                            std::uint64_t{1}, std::int32_t{0});
   };
+  if (!invalid && !st.spec.flags.registered_name.empty()) invalid = register_name(self);
   if (invalid) {
     st.clear();
     self->quit(invalid);  // a malformed spec: the supervisor never starts
@@ -1013,6 +1087,10 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
         std::vector<child_info> out;
         for (const auto& c : self->state.children) out.push_back(info_of(c));
         return out;
+      },
+      [self](get_childspec_atom, const std::string& id) -> caf::result<child_spec> {
+        if (const child* c = self->state.find(id)) return c->spec;
+        return caf::make_error(error::unknown_child, id);
       },
       [self](count_children_atom) {
         child_counts n;

@@ -46,6 +46,10 @@
 //   spew-hold BYTES      fork a grandchild that keeps stdout open and blocks
 //                        until killed (printing its pid first on stderr), then
 //                        write BYTES 'x' to stdout and to stderr and exit 0
+//   record-term FILE     on SIGTERM append "TERM <pid>\n" to FILE (opened
+//                        before "ready" is printed) and go on; print "ready",
+//                        block until killed (a SIGTERM is observable after the
+//                        process is gone)
 //
 // Every printed result is one line ending in '\n', written with write(2).
 // Bad usage (unknown mode, missing or malformed argument) prints a message on
@@ -215,6 +219,36 @@ int mode_trap_term(int code) {
   struct sigaction sa{};
   sa.sa_handler = on_sigterm;
   sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  print_line("ready");
+  pause_forever();
+}
+
+volatile std::sig_atomic_t record_fd = -1;
+
+extern "C" void on_sigterm_record(int) {
+  // Only async-signal-safe calls: the line is formatted without the C library.
+  char line[32] = "TERM ";
+  std::size_t n = 5;
+  char digits[16];
+  std::size_t d = 0;
+  for (auto pid = static_cast<unsigned long>(::getpid()); pid != 0 || d == 0; pid /= 10)
+    digits[d++] = static_cast<char>('0' + pid % 10);
+  while (d != 0) line[n++] = digits[--d];
+  line[n++] = '\n';
+  (void)!::write(record_fd, line, n);
+}
+
+int mode_record_term(const std::string& path) {
+  record_fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (record_fd < 0) {
+    write_all(STDERR_FILENO, "pkit_test_child: cannot open " + path + "\n");
+    return 1;
+  }
+  struct sigaction sa{};
+  sa.sa_handler = on_sigterm_record;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
   ::sigaction(SIGTERM, &sa, nullptr);
   print_line("ready");
   pause_forever();
@@ -512,6 +546,9 @@ int run(const args_t& args) {
   }
   if (mode == "trap-term") {
     return mode_trap_term(args.num<int>(0, "CODE"));
+  }
+  if (mode == "record-term") {
+    return mode_record_term(std::string{args.str(0, "FILE")});
   }
   if (mode == "signals") {
     return mode_signals();

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <future>
+#include <iterator>
 
 #include <sys/resource.h>
 
@@ -520,7 +521,11 @@ BOOST_AUTO_TEST_CASE(a_child_ignoring_sigterm_is_sigkilled_after_its_shutdown_ti
 }
 
 BOOST_AUTO_TEST_CASE(shutdown_0_is_brutal_kill_sigkill_at_once_without_sigterm) {
-  auto brutal = ready_line_worker("brutal", {"trap-term", "3"});  // SIGTERM would give exit 3
+  // The child records every SIGTERM in a file and lives on: a SIGTERM before the SIGKILL
+  // would leave its line there, whatever the SIGKILL did after it.
+  temp_dir dir;
+  const std::string record = dir.file("terms");
+  auto brutal = ready_line_worker("brutal", {"record-term", record});
   brutal.shutdown_ms = 0;
   auto s = start_sup(sup_spec("brutal", restart_strategy::one_for_one, {brutal}));
   const pid_t pid = child(s, "brutal").pid;
@@ -530,6 +535,9 @@ BOOST_AUTO_TEST_CASE(shutdown_0_is_brutal_kill_sigkill_at_once_without_sigterm) 
   BOOST_TEST(c.state == child_state::stopped);
   BOOST_TEST(c.last_exit == exit_status::killed(SIGKILL));
   BOOST_TEST(gone_within(pid));
+  std::ifstream f(record);
+  const std::string terms{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+  BOOST_TEST(terms.empty(), "brutal_kill sent a SIGTERM first: " << terms);
 }
 
 // =====================================================================================

@@ -112,6 +112,12 @@ struct backoff_spec {
   std::int64_t reset_after_ms = 60000;
 };
 
+// -- issue 9 (sup2) ----------------------------------------------------------------------
+/// How much a supervisor reports on stderr (see supervisor_flags::report).
+enum class supervisor_report : std::uint8_t { none, give_up, all };
+std::string to_string(supervisor_report r);
+// -- end issue 9 (sup2) -------------------------------------------------------------------
+
 struct supervisor_flags {
   restart_strategy strategy = restart_strategy::one_for_one;
   /// OTP's intensity/period: more than `intensity` restarts within `period_ms` (a
@@ -133,9 +139,30 @@ struct supervisor_flags {
   /// parallel start, for children that do not depend on each other; their processes
   /// appear in any order); each still reports on its own.
   std::int32_t start_concurrency = 1;
+  // -- issue 9 (sup2): reports ----------------------------------------------------------
+  /// What the supervisor writes to stderr, one line per report, for a user without a
+  /// subscriber (OTP's supervisor reports; CAF's logger may be compiled out): by default
+  /// why it gave up (`reached_max_restart_intensity`, with the last exit) and a child
+  /// that became FATAL; with `all` also every child that terminated abnormally and every
+  /// failed start (OTP's `child_terminated`, `start_error`).
+  supervisor_report report = supervisor_report::give_up;
+  // -- issue 9 (sup2): named supervisors (a flag, so that supervisor_spec{name, flags,
+  // children} stays an aggregate of three: -Wmissing-field-initializers) ---------
+  /// "" (the default): not registered. Else the supervisor registers itself in its actor
+  /// system's registry under `caf::atom(registered_name)` (so at most 10 characters, as
+  /// CAF's atoms allow) before it starts any child, and removes the entry when it ends
+  /// (OTP's `{local, Name}`). A name held by another live actor makes the supervisor
+  /// exit at once with `already_present`. Look it up with `whereis_supervisor`.
+  std::string registered_name;
+  // -- end issue 9 (sup2) ---------------------------------------------------------------
 };
 
 struct supervisor_spec;
+
+/// `child_spec::shutdown_ms` by default: OTP's default shutdown — infinity for a nested
+/// supervisor (it is given whatever its own children's shutdowns take), and for a worker
+/// its process spec's `stop_timeout_ms` (5000 ms unless set, OTP's worker default).
+inline constexpr std::int64_t default_shutdown = -2;
 
 /// One child of a supervisor: a worker (a process) or a nested supervisor.
 struct child_spec {
@@ -143,9 +170,11 @@ struct child_spec {
   process_spec process;                    ///< for a worker
   std::vector<supervisor_spec> supervisor;  ///< exactly one element for a supervisor child
   restart_type restart = restart_type::permanent;
-  /// OTP's shutdown: 0 brutal_kill, -1 infinity, else ms before SIGKILL. Overrides the
-  /// process spec's stop_timeout_ms.
-  std::int64_t shutdown_ms = 5000;
+  /// OTP's shutdown: 0 brutal_kill, -1 infinity, else ms before SIGKILL (a worker) or
+  /// before the nested supervisor is killed; `default_shutdown` (the default): infinity
+  /// for a supervisor, the process spec's stop_timeout_ms for a worker. Any other value
+  /// overrides the process spec's stop_timeout_ms. Below -2: `invalid_spec`.
+  std::int64_t shutdown_ms = default_shutdown;
   bool significant = false;  ///< counts for auto_shutdown
 };
 
@@ -262,7 +291,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, supervisor_flags& x) {
   return f(caf::meta::type_name("pkit::actors::supervisor_flags"), x.strategy, x.intensity,
            x.period_ms, x.shutdown, x.backoff, x.min_uptime_ms, x.max_failed_starts,
-           x.start_concurrency);
+           x.start_concurrency, x.report, x.registered_name);
 }
 
 template <class Inspector>
@@ -373,5 +402,9 @@ CAF_BEGIN_TYPE_ID_BLOCK(pkit, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(pkit, (pkit::actors::child_counts))
   CAF_ADD_TYPE_ID(pkit, (pkit::actors::event_kind))
   CAF_ADD_TYPE_ID(pkit, (pkit::actors::supervisor_event))
+  // -- issue 9 (sup2), appended so that the IDs above stay as they were ---------------
+  CAF_ADD_ATOM(pkit, pkit::actors, get_childspec_atom, "childspec")
+  CAF_ADD_TYPE_ID(pkit, (pkit::actors::supervisor_report))
+  // -- end issue 9 (sup2) -----------------------------------------------------------------
 
 CAF_END_TYPE_ID_BLOCK(pkit)

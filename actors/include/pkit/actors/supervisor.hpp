@@ -7,9 +7,11 @@
 #include <pkit/actors/process_actor.hpp>
 
 #include <caf/actor_system.hpp>
+#include <caf/error.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,8 @@ namespace pkit::actors {
 ///   stopped and started again; counted as a manual restart).
 /// * `delete_child, id` → ok (`still_running` unless stopped first).
 /// * `which_children` → every child in start order; `count_children` → child_counts.
+/// * `get_childspec, id` → the child's spec (OTP's get_childspec; a simple_one_for_one
+///   instance's with its args appended), `unknown_child` if there is none.
 /// * `subscribe, actor` → ok; `actor` then receives every `supervisor_event`.
 ///   `subscribe, actor, event_mask` → ok; only the kinds in the mask (`mask_of({...})`),
 ///   so a watcher of readiness is not woken for every exit. Subscribing again replaces
@@ -73,6 +77,7 @@ using supervisor_actor = caf::typed_actor<
     caf::replies_to<delete_child_atom, std::string>::with<caf::ok_atom>,
     caf::replies_to<which_children_atom>::with<std::vector<child_info>>,
     caf::replies_to<count_children_atom>::with<child_counts>,
+    caf::replies_to<get_childspec_atom, std::string>::with<child_spec>,
     caf::replies_to<subscribe_atom, caf::actor>::with<caf::ok_atom>,
     caf::replies_to<subscribe_atom, caf::actor, event_mask>::with<caf::ok_atom>,
     caf::replies_to<unsubscribe_atom, caf::actor>::with<caf::ok_atom>,
@@ -100,5 +105,42 @@ supervisor_actor spawn_supervisor(caf::actor_system& system, supervisor_spec spe
                                   const fork_server* server = nullptr,
                                   process_observer observer = {},
                                   std::vector<event_subscriber> subscribers = {});
+
+/// OTP's start_link: spawns a supervisor for `spec` and returns it once every initial
+/// child has started (is ready), or the init failure: `invalid_spec` (see
+/// check_supervisor_spec), `already_present` (registered_name taken), `start_failed` (a
+/// child could not start; the started ones were stopped), or `caf::sec::request_timeout`
+/// when the start took longer than `timeout` (the supervisor is then killed, and its
+/// children stopped, as OTP does). Blocks the calling thread: call it from the
+/// application's threads (main), never from an actor's handler, which would hold up a
+/// CAF worker. `server` and `subscribers` as for spawn_supervisor; there is no parent.
+caf::expected<supervisor_actor> start_supervisor(caf::actor_system& system, supervisor_spec spec,
+                                                 std::chrono::milliseconds timeout,
+                                                 const fork_server* server = nullptr,
+                                                 std::vector<event_subscriber> subscribers = {});
+
+/// The live supervisor registered under `name` (supervisor_flags::registered_name) in
+/// `system`, or an empty handle. Any thread.
+supervisor_actor whereis_supervisor(caf::actor_system& system, const std::string& name);
+
+// -- checking specs (OTP's check_childspecs) ----------------------------------------------
+
+/// OTP's check_childspecs: checks `children` (nested supervisor specs recursively)
+/// without starting anything. Returns `caf::none`, or the first problem as
+/// `error::invalid_spec` whose context names the field by its path and says what is
+/// wrong, e.g. `children[1] ('db').shutdown_ms: must be >= 0, -1 (infinity) or
+/// default_shutdown`. Checked: ids (non-empty, unique among siblings), a worker's argv
+/// xor target, stop signal and stop timeout, shutdown, significant only when not
+/// permanent, at most one nested supervisor and its flags. Pure; any thread.
+caf::error check_childspecs(const std::vector<child_spec>& children);
+
+/// check_childspecs for a whole supervisor spec: its flags (intensity >= 0, period > 0,
+/// start_concurrency >= 1, backoff ...), the simple_one_for_one rule of exactly one
+/// template child, and its children. spawn_supervisor runs the same check: a spec it
+/// refuses makes the supervisor exit with the same error before anything starts.
+caf::error check_supervisor_spec(const supervisor_spec& spec);
+
+/// One child spec, named `at` in the error (a `start_child` request's spec: "child").
+caf::error check_child(const child_spec& spec, const std::string& at = "child");
 
 }  // namespace pkit::actors

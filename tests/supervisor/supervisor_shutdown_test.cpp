@@ -1,0 +1,115 @@
+// Shutdown rules of the supervisor actor that need slow children (issue 9 items 5 and 8):
+// how a simple_one_for_one supervisor stops its children, the shutdown a nested
+// supervisor gets by default, and that a restarted worker never runs beside the process
+// of its previous run. Children run tests/helper/pkit_test_child.
+
+#define BOOST_TEST_MODULE pkit supervisor shutdown
+#include "supervisor_test_support.hpp"
+
+#include <fstream>
+#include <iterator>
+
+using namespace sup_test;
+using namespace std::chrono_literals;
+using pa::restart_strategy;
+using pa::restart_type;
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(supervisor_shutdown, sup_fixture)
+
+// OTP (terminate_dynamic_children): a simple_one_for_one supervisor sends every child its
+// shutdown at once and waits once for all of them. Stopping them one at a time would take
+// one shutdown timeout per child that ignores SIGTERM.
+BOOST_AUTO_TEST_CASE(simple_one_for_one_shutdown_stops_every_child_at_once_and_waits_once) {
+  constexpr int n = 12;
+  constexpr auto timeout = 600ms;
+  auto tmpl = ready_line_worker("stubborn", {"ignore-term"});
+  tmpl.shutdown_ms = timeout.count();
+  auto s = start_sup(sup_spec("dyn", restart_strategy::simple_one_for_one, {tmpl}));
+  std::vector<pid_t> pids;
+  for (int i = 0; i < n; ++i) {
+    auto r = ask<pa::child_info>(s, pa::start_child_atom_v, std::vector<std::string>{});
+    BOOST_TEST_REQUIRE(r.ok(), r.describe());
+    pids.push_back(r.value->pid);
+  }
+  const auto t0 = clock_type::now();
+  auto r = ask<caf::ok_atom>(s, pa::stop_atom_v);
+  const auto took = since(t0);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  // One after the other: n * 600 ms = 7.2 s. At once: one timeout.
+  BOOST_TEST(took >= timeout - 20ms, "stop answered after " << took.count() << " ms, before the shutdown timeout");
+  BOOST_TEST(took < 4 * timeout, "stop took " << took.count() << " ms: children were stopped one at a time");
+  for (pid_t p : pids) BOOST_TEST(gone_within(p, 1s), "pid " << p << " still there");
+  for (int i = 0; i < n; ++i) require(ev(event_kind::stopped), "every instance stopped");
+}
+
+// OTP: a supervisor child's shutdown defaults to infinity (a worker's to 5000 ms), so that
+// a subtree is given the time its own children's shutdowns need. A 5 s default killed a
+// nested supervisor whose worker had a longer shutdown before that worker's stop ended.
+BOOST_AUTO_TEST_CASE(a_nested_supervisor_child_defaults_to_an_infinite_shutdown) {
+  auto slow = ready_line_worker("slow", {"ignore-term"});
+  slow.shutdown_ms = 6500;  // longer than the old 5 s default
+  pa::child_spec inner;
+  inner.id = "inner";
+  inner.supervisor.push_back(sup_spec("inner", restart_strategy::one_for_one, {slow}));
+  BOOST_TEST(inner.shutdown_ms == pa::default_shutdown);
+  auto s = spawn_sup(sup_spec("outer", restart_strategy::one_for_one, {inner}));
+  if (!expect(ev(event_kind::ready, "inner"))) {
+    auto why = await_down(s, 1s);
+    BOOST_FAIL("inner not ready; outer " << (why ? "exited: " + render(*why) : std::string("lives")) << history_text());
+  }
+  BOOST_TEST_REQUIRE(await_boot(), "the supervisor did not complete its initial start");
+  const auto worker_pid = await_marker_pid(marker_of(slow));
+  BOOST_TEST_REQUIRE(worker_pid > 0);
+
+  request_timeout = 20s;
+  const auto t0 = clock_type::now();
+  auto r = ask<caf::ok_atom>(s, pa::terminate_child_atom_v, std::string("inner"));
+  const auto took = since(t0);
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  require(ev(event_kind::stopped, "inner"), "inner stopped");
+  // The nested supervisor ended by itself (normally: no exit reason) once its worker was
+  // SIGKILLed after the worker's own 6.5 s; it was not killed at 5 s.
+  const auto c = child(s, "inner");
+  BOOST_TEST(c.last_reason.empty(), "the nested supervisor was killed: " << c.last_reason);
+  BOOST_TEST(took >= 6400ms, "terminate_child took only " << took.count() << " ms");
+  BOOST_TEST(gone_within(worker_pid, 2s));
+}
+
+// Never two runs of one child at once. A process actor killed with exit_reason::kill hands
+// its process to pkit's stopper: the process gets its SIGTERM and up to its shutdown
+// timeout before the SIGKILL. The supervisor's restart must wait until that process is
+// gone; before the fix it started the new instance at once, beside the old one.
+BOOST_AUTO_TEST_CASE(a_worker_whose_process_actor_was_killed_is_restarted_only_once_its_old_process_is_gone) {
+  temp_dir dir;
+  const std::string record = dir.file("terms");
+  auto w = ready_line_worker("w", {"record-term", record});  // SIGTERM: recorded, ignored
+  w.shutdown_ms = 1500;                                       // SIGKILL 1.5 s after it
+  auto s = start_sup(sup_spec("overlap", restart_strategy::one_for_one, {w}, 5));
+  const auto before = child(s, "w");
+  const pid_t old = before.pid;
+  BOOST_TEST_REQUIRE(old > 0);
+  BOOST_TEST_REQUIRE(static_cast<bool>(before.handle));
+
+  self->send_exit(before.handle, caf::exit_reason::kill);
+  auto started = require(
+      [old](const pa::supervisor_event& e) { return e.kind == event_kind::started && e.child == "w" && e.pid != old; },
+      "w started again");
+  // When the new run exists, the old process must have exited (a zombie the reaper has
+  // not collected yet runs no more).
+  BOOST_TEST(!is_running(old), "pid " << old << " still runs beside its successor " << started.pid);
+  // It was in its grace period: it got the SIGTERM (and then the SIGKILL).
+  BOOST_TEST(read_file(record).find("TERM " + std::to_string(old) + "\n") != std::string::npos, read_file(record));
+  require(ev(event_kind::ready, "w"), "w ready again");
+  BOOST_TEST(pids_with_marker(marker_of(w)).size() == 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
