@@ -29,7 +29,6 @@
 #include <pkit/process.hpp>
 
 #include <array>
-#include <map>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -91,7 +90,8 @@ struct process_state {
   std::shared_ptr<cgroup> cg;  // containment::cgroup: the current run's cgroup, until removed
   std::optional<stop_request> stopping;      // a stop of the current run under way
   std::optional<exit_status> last;
-  std::array<std::pair<std::uint64_t, exit_status>, 8> history{};  // run → status
+  // run → status of the last few runs (a run somebody waits for is kept in `waited`).
+  std::array<std::pair<std::uint64_t, exit_status>, 4> history{};
   std::optional<spawn_failure> failure;
   std::array<unique_fd, 3> pipes;
   std::thread::id callback_thread;  // thread running the callbacks of the run that ended
@@ -108,11 +108,22 @@ struct process_state {
 
   /// Runs someone is waiting for, and their statuses once known: a waiter woken late
   /// (after more runs than `history` holds) still gets the status of its own run.
-  std::map<std::uint64_t, int> waiters;
-  std::map<std::uint64_t, exit_status> kept;
+  struct waited_run {
+    std::uint64_t run = 0;
+    int waiters = 0;
+    std::optional<exit_status> status;
+  };
+  std::vector<waited_run> waited;  // empty (no allocation) unless someone waits
+
+  waited_run* waited_for(std::uint64_t run) {
+    for (auto& w : waited)
+      if (w.run == run) return &w;
+    return nullptr;
+  }
 
   std::optional<exit_status> status_of(std::uint64_t run) const {
-    if (auto k = kept.find(run); k != kept.end()) return k->second;
+    for (const auto& w : waited)
+      if (w.run == run && w.status) return w.status;
     for (const auto& [r, s] : history)
       if (r == run) return s;
     if (run == runs) return last;

@@ -164,7 +164,7 @@ struct delivery {
 delivery record_exit(process_state& s, std::uint64_t run, exit_status st) {
   s.last = st;
   s.history[run % s.history.size()] = {run, st};
-  if (s.waiters.count(run) != 0) s.kept[run] = st;
+  if (auto* w = s.waited_for(run)) w->status = st;
   s.ph = process_state::phase::exiting;
   s.exited = false;
   s.watch = 0;
@@ -473,15 +473,17 @@ std::optional<exit_status> join_run(const std::shared_ptr<process_state>& sp,
   const auto deadline = deadline_after(timeout);
   // Registered, so that the status of this run is kept for us however many runs follow
   // before we get the lock back.
-  ++s.waiters[run];
+  if (auto* w = s.waited_for(run)) {
+    ++w->waiters;
+  } else {
+    s.waited.push_back({run, 1, std::nullopt});
+  }
   struct unregister {
     process_state& s;
     std::uint64_t run;
     ~unregister() {
-      if (--s.waiters[run] == 0) {
-        s.waiters.erase(run);
-        s.kept.erase(run);
-      }
+      auto* w = s.waited_for(run);
+      if (w != nullptr && --w->waiters == 0) std::erase_if(s.waited, [&](const auto& x) { return x.run == run; });
     }
   } registration{s, run};
   collect_here(sp, lock, run, deadline);
