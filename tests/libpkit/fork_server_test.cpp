@@ -630,28 +630,14 @@ BOOST_AUTO_TEST_CASE(kill_group_at_exit_kills_the_members_before_the_leader_is_r
 BOOST_AUTO_TEST_CASE(a_forked_copy_that_drops_its_fork_server_handle_leaves_the_originals_server_alone) {
   pkit::process child{server().target("pause")};
   child.start(pkit::wait);
-  auto report = make_pipe();
-  const pid_t copy = ::fork();
-  if (copy == 0) {
+  const std::string verdict = verdict_of_forked_copy([] {
     std::error_code ec;
     pkit::process other{server().target("pause")};
     other.start(ec);
-    const char verdict = ec == pkit::errc::not_owner ? 'N' : 'n';
+    const char started = ec == pkit::errc::not_owner ? 'N' : 'n';
     main_server.reset();  // the copy drops the handle: must neither kill nor wait
-    write_all(report.write.get(), std::string(1, verdict) + "D");
-    ::_exit(0);
-  }
-  BOOST_REQUIRE(copy > 0);
-  report.write.reset();
-  std::string verdict;
-  try {
-    verdict = read_all(report.read.get(), 5s);
-  } catch (const std::exception& e) {
-    verdict = e.what();
-  }
-  ::kill(copy, SIGKILL);
-  int status = 0;
-  ::waitpid(copy, &status, 0);
+    return std::string(1, started) + "D";
+  });
   BOOST_TEST(verdict == "ND");
   BOOST_TEST(server().running(), "the original's fork server survived the copy");
   BOOST_TEST(child.is_alive(), "the original's server child survived the copy");

@@ -159,41 +159,25 @@ BOOST_AUTO_TEST_CASE(a_forked_copy_of_the_program_cannot_touch_the_originals_chi
   within(60s, "a forked copy acting on the original's child", [] {
   auto p = std::make_unique<pkit::process>(child_command({"pause"}));
   const pid_t child = p->start(pkit::wait);
-  auto report = make_pipe();
-  const pid_t copy = ::fork();
-  if (copy == 0) {
-    // The forked copy: single-threaded, writes one letter per check and exits with _exit.
-    std::string verdict;
+  const std::string verdict = verdict_of_forked_copy([&] {
+    // The forked copy: single-threaded; one letter per check.
+    std::string v;
     std::error_code ec;
     p->signal(SIGTERM, ec);
-    verdict += ec == pkit::errc::not_owner ? 'S' : 's';
+    v += ec == pkit::errc::not_owner ? 'S' : 's';
     p->kill(ec);
-    verdict += ec == pkit::errc::not_owner ? 'K' : 'k';
+    v += ec == pkit::errc::not_owner ? 'K' : 'k';
     try {
       (void)p->join(10ms);
-      verdict += 'j';
+      v += 'j';
     } catch (const std::system_error& e) {
-      verdict += e.code() == pkit::errc::not_owner ? 'J' : 'j';
+      v += e.code() == pkit::errc::not_owner ? 'J' : 'j';
     }
     p->start(ec);
-    verdict += ec == pkit::errc::not_owner ? 'T' : 't';
+    v += ec == pkit::errc::not_owner ? 'T' : 't';
     p.reset();  // the destructor: must neither signal nor wait
-    verdict += 'D';
-    write_all(report.write.get(), verdict);
-    ::_exit(0);
-  }
-  BOOST_REQUIRE(copy > 0);
-  report.write.reset();
-  // The copy may hang in the old destructor: read what it wrote, then end it regardless.
-  std::string verdict;
-  try {
-    verdict = read_all(report.read.get(), 5s);
-  } catch (const std::exception& e) {
-    verdict = e.what();
-  }
-  ::kill(copy, SIGKILL);
-  int status = 0;
-  ::waitpid(copy, &status, 0);
+    return v + 'D';
+  });
   BOOST_TEST(verdict == "SKJTD");
   BOOST_TEST(p->is_alive(), "the original's child " << child << " survived the copy");
   if (p->is_alive()) BOOST_TEST(p->stop().signal() == SIGTERM);

@@ -483,30 +483,16 @@ BOOST_AUTO_TEST_CASE(a_forked_copy_that_destroys_its_pool_leaves_the_originals_t
   auto task = pool->execute([] {
     for (;;) ::pause();
   });
-  auto report = make_pipe();
-  const pid_t copy = ::fork();
-  if (copy == 0) {
-    char verdict = 't';
+  const std::string verdict = verdict_of_forked_copy([&] {
+    char terminated = 't';
     try {
       pool->terminate();
     } catch (const std::system_error& e) {
-      if (e.code() == pkit::errc::not_owner) verdict = 'T';
+      if (e.code() == pkit::errc::not_owner) terminated = 'T';
     }
     pool.reset();  // must return at once and signal nothing
-    write_all(report.write.get(), std::string(1, verdict) + "D");
-    ::_exit(0);
-  }
-  BOOST_REQUIRE(copy > 0);
-  report.write.reset();
-  std::string verdict;
-  try {
-    verdict = read_all(report.read.get(), 5s);
-  } catch (const std::exception& e) {
-    verdict = e.what();
-  }
-  ::kill(copy, SIGKILL);
-  int status = 0;
-  ::waitpid(copy, &status, 0);
+    return std::string(1, terminated) + "D";
+  });
   BOOST_TEST(verdict == "TD");
   BOOST_TEST(pool->busy() == 1u, "the original's task still runs");
   pool->terminate();

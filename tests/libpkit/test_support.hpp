@@ -193,6 +193,32 @@ inline std::string read_all(int fd, std::chrono::milliseconds timeout = event_ti
   }
 }
 
+/// Runs `in_copy()` in a forked copy of this (multithreaded) test program — the situation
+/// of a daemonizing library or a plain fork() — and returns the text it returned, which
+/// the copy writes to a pipe before it `_exit`s. The copy may hang (that can be the defect
+/// under test): after `timeout` it is killed, and the result says the read timed out.
+template <class F>
+std::string verdict_of_forked_copy(F in_copy, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  auto report = make_pipe();
+  const pid_t copy = ::fork();
+  if (copy < 0) throw std::system_error(errno, std::system_category(), "fork");
+  if (copy == 0) {
+    write_all(report.write.get(), in_copy());
+    ::_exit(0);
+  }
+  report.write.reset();
+  std::string verdict;
+  try {
+    verdict = read_all(report.read.get(), timeout);
+  } catch (const std::exception& e) {
+    verdict = e.what();
+  }
+  ::kill(copy, SIGKILL);
+  int status = 0;
+  ::waitpid(copy, &status, 0);
+  return verdict;
+}
+
 /// Reads one line (without its '\n'); throws on EOF before the newline or at the
 /// deadline.
 inline std::string read_line(int fd, std::chrono::milliseconds timeout = event_timeout) {
