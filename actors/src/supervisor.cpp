@@ -91,6 +91,9 @@ struct child {
   supervisor_actor sup;  // nested supervisors
   child_state state = child_state::stopped;
   std::uint64_t incarnation = 0;
+  /// The incarnation when the current process actor was spawned: a new actor numbers its
+  /// runs from 1 again, so its reports are offset by this to stay increasing.
+  std::uint64_t run_offset = 0;
   std::int32_t pid = 0;
   std::uint32_t automatic_restarts = 0;
   std::uint32_t manual_restarts = 0;
@@ -479,6 +482,7 @@ void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
     return;
   }
   if (!c->proc) {
+    c->run_offset = c->incarnation;
     c->proc = spawn_process(self->system(), worker_spec(*c), st.server,
                             process_observer{caf::actor_cast<caf::actor>(self), id});
     self->monitor(c->proc);
@@ -1128,7 +1132,9 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       [self](child_started_atom, std::string id, std::uint64_t inc, std::int32_t pid) {
         auto& st = self->state;
         child* c = st.find(id);
-        if (c == nullptr || inc < c->incarnation) return;
+        if (c == nullptr) return;
+        if (!c->is_supervisor()) inc += c->run_offset;
+        if (inc < c->incarnation) return;
         c->incarnation = inc;
         c->pid = pid;
         emit(self, *c, event_kind::started);
@@ -1146,6 +1152,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
           step_done(self, id);
           return;
         }
+        inc += c->run_offset;
         if (inc < c->incarnation) return;
         c->incarnation = inc;
         c->pid = pid;
@@ -1158,6 +1165,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
         child* c = st.find(id);
         // Stale (an older run), or the end of a run we stopped ourselves (its stop reply
         // came first and told it).
+        if (c != nullptr && !c->is_supervisor()) inc += c->run_offset;
         if (c == nullptr || inc < c->incarnation || inc <= c->stopped_run) return;
         c->incarnation = inc;
         if (c->failed_run && c->state == child_state::stopping) {

@@ -113,3 +113,33 @@ BOOST_AUTO_TEST_CASE(a_worker_whose_process_actor_was_killed_is_restarted_only_o
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_FIXTURE_TEST_SUITE(supervisor_respawned_actor, sup_fixture)
+
+// A new process actor numbers its runs from 1 again: a supervisor that kept the old
+// incarnation dropped every report of the new actor as stale — the child was never seen
+// ready, its start step never completed and every later request (terminate_child here)
+// went unanswered.
+BOOST_AUTO_TEST_CASE(a_worker_restarted_before_its_process_actor_died_is_supervised_by_the_new_actor) {
+  auto w = worker("w", {"pause"});
+  auto s = start_sup(sup_spec("respawn", restart_strategy::one_for_one, {w}, 10));
+  const pid_t first = child(s, "w").pid;
+  BOOST_TEST_REQUIRE(first > 0);
+  ::kill(first, SIGKILL);  // a crash: the same process actor restarts it (its run 2)
+  const auto second = require(
+      [first](const pa::supervisor_event& e) { return e.kind == event_kind::ready && e.child == "w" && e.pid != first; },
+      "w ready after its crash");
+  const auto info = child(s, "w");
+  BOOST_TEST_REQUIRE(static_cast<bool>(info.handle));
+  self->send_exit(info.handle, caf::exit_reason::kill);  // a new process actor: runs from 1
+  const auto third = require(
+      [&](const pa::supervisor_event& e) {
+        return e.kind == event_kind::ready && e.child == "w" && e.pid != first && e.pid != second.pid;
+      },
+      "w ready under its new process actor");
+  BOOST_TEST(third.incarnation > second.incarnation, "incarnations stay increasing");
+  BOOST_TEST(ask<caf::ok_atom>(s, pa::terminate_child_atom_v, std::string{"w"}).ok());
+  BOOST_TEST(!is_running(third.pid));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
