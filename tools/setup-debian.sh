@@ -13,6 +13,10 @@ packages=(
   libcli11-dev
   libfmt-dev
   libbenchmark-dev
+  libspdlog-dev
+  nlohmann-json3-dev
+  libsystemd-dev
+  pkg-config
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

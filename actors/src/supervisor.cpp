@@ -264,15 +264,24 @@ void publish(self_pointer self, const supervisor_event& e) {
     if ((s.kinds & mask_of(e.kind)) != 0) detail::anon_send_from(self, s.who, e);
 }
 
-void subscribe(self_pointer self, caf::actor who, event_mask kinds) {
+void subscribe(self_pointer self, caf::actor who, event_mask kinds, bool whole_tree = false) {
   auto& subs = self->state.subscribers;
   auto it = std::find_if(subs.begin(), subs.end(), [&](const auto& s) { return s.who == who; });
   if (it != subs.end()) {
     it->kinds = kinds;
+    it->whole_tree = it->whole_tree || whole_tree;
     return;
   }
   self->monitor(who);
-  subs.push_back({std::move(who), kinds});
+  subs.push_back({std::move(who), kinds, whole_tree});
+}
+
+// The subscribers a nested supervisor inherits from its start (event_subscriber::whole_tree).
+std::vector<event_subscriber> inherited_subscribers(self_pointer self) {
+  std::vector<event_subscriber> out;
+  for (const auto& s : self->state.subscribers)
+    if (s.whole_tree) out.push_back(s);
+  return out;
 }
 
 void unsubscribe(self_pointer self, const caf::actor_addr& who) {
@@ -471,7 +480,8 @@ void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
     // beside the new one; the step always goes on.
     if (c->sup) discard_actor(self, *c);
     c->sup = spawn_supervisor(self->system(), c->spec.supervisor.front(), st.server,
-                              process_observer{caf::actor_cast<caf::actor>(self), id});
+                              process_observer{caf::actor_cast<caf::actor>(self), id},
+                              inherited_subscribers(self));
     // Monitored, not linked: a link would carry a `kill` of the child to us, and CAF's
     // kill cannot be trapped — OTP turns it into `killed` so the supervisor restarts the
     // child; here the monitor's down message does the same. (Our own end reaches the
@@ -921,7 +931,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
                                                 std::vector<event_subscriber> subscribers) {
   auto& st = self->state;
   for (auto& s : subscribers)
-    if (s.who) subscribe(self, std::move(s.who), s.kinds);
+    if (s.who) subscribe(self, std::move(s.who), s.kinds, s.whole_tree);
   st.server = server;
   st.parent = observer.actor.address();
   st.parent_id = std::move(observer.id);

@@ -1221,6 +1221,46 @@ BOOST_AUTO_TEST_CASE(a_subscriber_given_at_spawn_sees_every_event_from_the_first
   BOOST_TEST_REQUIRE(await_boot());
 }
 
+BOOST_AUTO_TEST_CASE(a_whole_tree_subscriber_sees_nested_supervisors_events_also_after_they_are_restarted) {
+  // One subscriber given at spawn with whole_tree: the events of a nested supervisor's
+  // children reach it from that supervisor's first start, and again from the new nested
+  // supervisor actor after a restart (no subscribe request that could come too late).
+  caf::scoped_actor listener{system};
+  auto g = worker("g", {"pause"});
+  const std::string g_marker = marker_of(g);
+  auto inner = sup_spec("inner", restart_strategy::one_for_one, {g}, 0, 30000);
+  spawn_sup(sup_spec("outer", restart_strategy::one_for_one, {supervisor_child("inner", inner)}, 3, 30000),
+            {{caf::actor_cast<caf::actor>(listener), pa::all_events, true}});
+  auto await = [&](const std::string& sup, const std::string& child, event_kind kind, std::uint64_t run) {
+    std::vector<std::string> seen;
+    for (;;) {
+      bool timed_out = false, hit = false;
+      listener->receive(
+          [&](pa::supervisor_event& e) {
+            seen.push_back(e.supervisor + "/" + e.child + ":" + to_string(e.kind));
+            hit = e.supervisor == sup && e.child == child && e.kind == kind && e.incarnation == run;
+          },
+          caf::after(event_timeout) >> [&] { timed_out = true; });
+      if (hit) return true;
+      if (timed_out) {
+        std::string all;
+        for (auto& x : seen) all += " " + x;
+        BOOST_TEST_MESSAGE("seen:" << all);
+        return false;
+      }
+    }
+  };
+  BOOST_TEST_REQUIRE(await("inner", "g", event_kind::ready, 1), "no ready of g from the first inner supervisor");
+  BOOST_TEST_REQUIRE(await("outer", "inner", event_kind::ready, 1));
+  BOOST_TEST_REQUIRE(await_boot());
+  // Intensity 0: one crash of g ends `inner` (restart_limit); outer restarts it.
+  const pid_t g1 = await_marker_pid(g_marker);
+  BOOST_TEST_REQUIRE(g1 > 0);
+  kill_pid(g1, SIGKILL);
+  BOOST_TEST(await("outer", "inner", event_kind::exited, 1));
+  BOOST_TEST(await("inner", "g", event_kind::ready, 1), "no ready of g from the restarted inner supervisor");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // Outside the fixture: this case owns its actor system, because what it checks is that the

@@ -37,6 +37,15 @@ enum class process_state : std::uint8_t {
 };
 std::string to_string(process_state s);
 
+/// One resource limit (setrlimit) of a process spec: `resource` is an RLIMIT_* value;
+/// `soft`/`hard` are the limits, `unlimited` for RLIM_INFINITY.
+struct rlimit_spec {
+  static constexpr std::uint64_t unlimited = ~std::uint64_t{0};
+  std::int32_t resource = 0;
+  std::uint64_t soft = unlimited;
+  std::uint64_t hard = unlimited;
+};
+
 /// What a process actor runs, and how it is started and stopped. Either an external
 /// program (`argv` non-empty) or a target registered with the actor system's fork server
 /// (`target`, with `args`). A plain value, serializable for remote spawning.
@@ -61,6 +70,20 @@ struct process_spec {
   std::int32_t stop_signal = SIGTERM;
   std::int64_t stop_timeout_ms = 5000;
   bool kill_group = true;
+  // -- issue 10: what the `pkit` tool's file can ask for ---------------------------------
+  /// The credentials the child runs with (only a privileged parent can change them): a
+  /// user name or numeric uid, a group name or numeric gid. "" keeps the parent's. A user
+  /// without a group takes the user's primary group and its supplementary groups.
+  std::string user;
+  std::string group;
+  /// Resource limits set in the child before it runs its target.
+  std::vector<rlimit_spec> rlimits;
+  /// systemd's readiness protocol (`Type=notify`): the child gets `NOTIFY_SOCKET`, a
+  /// datagram socket of its own run, and is ready once it sends `READY=1` there (combines
+  /// with neither `notify_fd` nor a fork-server target).
+  bool notify_socket = false;
+  /// "capture" in stdout_path / stderr_path hands the stream to the actor system's
+  /// output_capture (one pipe per run); see pkit/actors/output_capture.hpp.
 };
 
 /// A process actor's answer to `status_atom`.
@@ -266,7 +289,13 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, process_spec& x) {
   return f(caf::meta::type_name("pkit::actors::process_spec"), x.name, x.argv, x.target, x.args,
            x.env, x.clear_env, x.cwd, x.stdout_path, x.stderr_path, x.new_process_group,
-           x.notify_fd, x.ready_timeout_ms, x.stop_signal, x.stop_timeout_ms, x.kill_group);
+           x.notify_fd, x.ready_timeout_ms, x.stop_signal, x.stop_timeout_ms, x.kill_group, x.user,
+           x.group, x.rlimits, x.notify_socket);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, rlimit_spec& x) {
+  return f(caf::meta::type_name("pkit::actors::rlimit_spec"), x.resource, x.soft, x.hard);
 }
 
 template <class Inspector>
@@ -406,5 +435,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(pkit, caf::first_custom_type_id)
   CAF_ADD_ATOM(pkit, pkit::actors, get_childspec_atom, "childspec")
   CAF_ADD_TYPE_ID(pkit, (pkit::actors::supervisor_report))
   // -- end issue 9 (sup2) -----------------------------------------------------------------
+  // -- issue 10 -------------------------------------------------------------------------
+  CAF_ADD_TYPE_ID(pkit, (pkit::actors::rlimit_spec))
+  CAF_ADD_TYPE_ID(pkit, (std::vector<pkit::actors::rlimit_spec>))
 
 CAF_END_TYPE_ID_BLOCK(pkit)

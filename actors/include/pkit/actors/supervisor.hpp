@@ -88,9 +88,14 @@ using supervisor_actor = caf::typed_actor<
     caf::reacts_to<restart_atom, std::uint64_t>>;
 
 /// An actor that receives a supervisor's events (those in `kinds`) from its very start.
+/// With `whole_tree`, every nested supervisor the supervisor starts (and restarts), at
+/// every depth, subscribes it from its own start too, so one subscriber sees the whole
+/// tree's events (each names its supervisor) without racing a nested supervisor's
+/// restart — what a tool that shows a tree needs.
 struct event_subscriber {
   caf::actor who;
   event_mask kinds = all_events;
+  bool whole_tree = false;
 };
 
 /// Spawns a supervisor for `spec` and starts its children in order. If a child fails to
