@@ -147,12 +147,8 @@ void read_children(table_reader& r, group_config& g, load_context& ctx) {
   }
 }
 
-std::filesystem::path resolve(const std::filesystem::path& base, const std::string& p) {
-  return (std::filesystem::path(p).is_absolute() ? std::filesystem::path(p) : base / p).lexically_normal();
-}
-
 void read_settings(load_context& ctx, table_reader& rr) {
-  ctx.settings.log_dir = (ctx.base_dir / "logs").lexically_normal();
+  ctx.settings.log_dir = resolve_path(ctx.base_dir, "logs");
   const toml::table* t = rr.subtable("pkit");
   if (t == nullptr) return;
   table_reader r(*t, "pkit", ctx.sink);
@@ -161,8 +157,8 @@ void read_settings(load_context& ctx, table_reader& rr) {
     if (auto why = name_problem(*name); !why.empty()) r.error("name", why);
     else s.name = *name;
   }
-  if (auto d = r.string("log_dir")) s.log_dir = resolve(ctx.base_dir, *d);
-  if (auto d = r.string("control_socket")) s.control_socket = resolve(ctx.base_dir, *d);
+  if (auto d = r.string("log_dir")) s.log_dir = resolve_path(ctx.base_dir, *d);
+  if (auto d = r.string("control_socket")) s.control_socket = resolve_path(ctx.base_dir, *d);
   if (auto d = r.duration("shutdown_timeout", true)) s.shutdown_timeout_ms = *d;
   if (auto d = r.duration("watchdog")) s.watchdog_ms = *d;
   r.finish();

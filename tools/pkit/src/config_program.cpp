@@ -37,10 +37,11 @@ void read_command(table_reader& r, program_config& p) {
   }
   const toml::array* a = command->as_array();
   if (a == nullptr) {
-    r.type_error("command", *command,
-                 command->is_string() ? "an array of strings (command = [\"prog\", \"arg\"]); for a command line, "
-                                        "use shell = \"...\""
-                                      : "an array of strings");
+    if (command->is_string())
+      r.error("command", "expected an array of strings (command = [\"prog\", \"arg\"]), got a string; for a "
+                         "command line, write shell = \"...\"");
+    else
+      r.type_error("command", *command, "an array of strings");
     return;
   }
   if (a->empty()) {
@@ -98,7 +99,7 @@ output_spec read_output(table_reader& r, std::string_view key, const std::string
   out.path = ctx.settings.log_dir / file;
   if (auto f = tr.string("file")) {
     if (f->empty()) tr.error("file", "an empty file name");
-    else out.path = (ctx.settings.log_dir / *f).lexically_normal();  // an absolute *f replaces log_dir
+    else out.path = resolve_path(ctx.settings.log_dir, *f);  // an absolute *f replaces log_dir
   }
   if (auto s = tr.size("max_size")) {
     if (*s < 1024) tr.error("max_size", "must be at least 1KiB");
@@ -235,7 +236,7 @@ std::optional<program_config> read_program(const toml::table& t, const std::stri
   if (auto b = r.boolean("clear_env")) p.clear_env = *b;
   if (auto c = r.string("cwd")) {
     if (c->empty()) r.error("cwd", "an empty directory");
-    else p.cwd = (std::filesystem::path(*c).is_absolute() ? std::filesystem::path(*c) : ctx.base_dir / *c).lexically_normal().string();
+    else p.cwd = resolve_path(ctx.base_dir, *c).string();
   }
   if (auto u = r.string("user")) p.user = *u;
   if (auto g = r.string("group")) p.group = *g;

@@ -54,6 +54,8 @@ int signal_number(std::string_view name);
 std::string signal_name(int sig);
 /// "" when `name` is a valid program/group name, else why not.
 std::string name_problem(std::string_view name);
+/// `p` made absolute against `base`, normalised, without a trailing '/' ("." → base).
+std::filesystem::path resolve_path(const std::filesystem::path& base, const std::string& p);
 /// "500ms", "10s", "2m", "1h", "infinity" (-1).
 std::string format_duration(std::int64_t ms);
 

@@ -157,6 +157,12 @@ std::string name_problem(std::string_view name) {
   return {};
 }
 
+std::filesystem::path resolve_path(const std::filesystem::path& base, const std::string& p) {
+  std::filesystem::path out = (std::filesystem::path(p).is_absolute() ? std::filesystem::path(p) : base / p).lexically_normal();
+  if (!out.has_filename() && out != out.root_path()) out = out.parent_path();
+  return out;
+}
+
 std::string format_duration(std::int64_t ms) {
   if (ms < 0) return "infinity";
   if (ms == 0) return "0s";
