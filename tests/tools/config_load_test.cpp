@@ -8,6 +8,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "temp_dir.hpp"
+
 #include <sys/resource.h>
 
 #include <csignal>
@@ -191,17 +193,29 @@ BOOST_AUTO_TEST_CASE(the_default_tree_is_default_toml_verbatim) {
 }
 
 BOOST_AUTO_TEST_CASE(a_relative_program_path_is_made_absolute_against_the_files_directory) {
-  const fs::path dir = fs::temp_directory_path() / ("pkit-config-test-" + std::to_string(::getpid()));
-  fs::create_directories(dir / "bin");
-  {
-    std::ofstream script(dir / "bin/run.sh");
-    script << "#!/bin/sh\n";
-  }
-  fs::permissions(dir / "bin/run.sh", fs::perms::owner_all);
-  const auto result = load_string("[[program]]\nname = \"p\"\ncommand = [\"./bin/run.sh\", \"a\"]\n", "t.toml", dir);
-  fs::remove_all(dir);
+  pkit_test_common::temp_dir dir;
+  fs::create_directories(dir.path() / "bin");
+  std::ofstream(dir.path() / "bin/run.sh") << "#!/bin/sh\n";
+  fs::permissions(dir.path() / "bin/run.sh", fs::perms::owner_all);
+  const auto result = load_string("[[program]]\nname = \"p\"\ncommand = [\"./bin/run.sh\", \"a\"]\n", "t.toml", dir.path());
   BOOST_TEST_REQUIRE(result.errors.empty());
-  BOOST_TEST(result.tree->root.children[0].program->argv[0] == (dir / "bin/run.sh").string());
+  BOOST_TEST(result.tree->root.children[0].program->argv[0] == (dir.path() / "bin/run.sh").string());
+}
+
+BOOST_AUTO_TEST_CASE(a_relative_program_path_follows_the_programs_cwd) {
+  pkit_test_common::temp_dir dir;
+  fs::create_directories(dir.path() / "app");
+  std::ofstream(dir.path() / "app/run.sh") << "#!/bin/sh\n";
+  fs::permissions(dir.path() / "app/run.sh", fs::perms::owner_all);
+  const auto ok = load_string("[[program]]\nname = \"p\"\ncwd = \"app\"\ncommand = [\"./run.sh\"]\n", "t.toml", dir.path());
+  BOOST_TEST_REQUIRE(ok.errors.empty());
+  BOOST_TEST(ok.tree->root.children[0].program->argv[0] == (dir.path() / "app/run.sh").string());
+  BOOST_TEST(ok.tree->root.children[0].program->cwd == (dir.path() / "app").string());
+  const auto missing = load_string("[[program]]\nname = \"p\"\ncommand = [\"./run.sh\"]\n", "t.toml", dir.path());
+  BOOST_TEST_REQUIRE(missing.errors.size() == 1u);
+  BOOST_TEST(missing.errors[0].to_string().starts_with("t.toml:3:12: program[0].command[0]: cannot run the program: '" +
+                                                       (dir.path() / "run.sh").string() + "'"),
+             missing.errors[0].to_string());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
