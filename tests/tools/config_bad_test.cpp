@@ -7,6 +7,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "temp_dir.hpp"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -85,6 +87,30 @@ BOOST_AUTO_TEST_CASE(a_syntax_error_from_a_string_names_the_given_file_name) {
   const auto result = pkit::tool::load_string("a = \n", "inline.toml", fs::current_path());
   BOOST_TEST_REQUIRE(result.errors.size() == 1u);
   BOOST_TEST(result.errors[0].to_string().starts_with("inline.toml:1:5: "), result.errors[0].to_string());
+}
+
+BOOST_AUTO_TEST_CASE(what_exec_would_refuse_with_e2big_is_refused_before_anything_starts) {
+  const std::string big(200 * 1024, 'x');
+  const auto arg = pkit::tool::load_string("[[program]]\nname = \"p\"\ncommand = [\"/bin/true\", \"" + big + "\"]\n",
+                                           "t.toml", "/");
+  BOOST_TEST_REQUIRE(arg.errors.size() == 1u);
+  BOOST_TEST(arg.errors[0].to_string().starts_with("t.toml:3:11: program[0].command: argument 1 is longer than exec allows"),
+             arg.errors[0].to_string());
+  const auto env = pkit::tool::load_string(
+      "[[program]]\nname = \"p\"\ncommand = [\"/bin/true\"]\nenvironment = { BIG = \"" + big + "\" }\n", "t.toml", "/");
+  BOOST_TEST_REQUIRE(env.errors.size() == 1u);
+  BOOST_TEST(env.errors[0].to_string().starts_with("t.toml:4:15: program[0].environment: variable BIG is longer"),
+             env.errors[0].to_string());
+}
+
+BOOST_AUTO_TEST_CASE(a_runaway_file_is_refused_unread) {
+  pkit_test_common::temp_dir dir;
+  const fs::path file = dir.path() / "huge.toml";
+  std::ofstream(file).close();
+  fs::resize_file(file, 100u << 20);  // sparse: costs no disk
+  const auto result = load_file(file);
+  BOOST_TEST_REQUIRE(result.errors.size() == 1u);
+  BOOST_TEST(result.errors[0].to_string() == file.string() + ": the file is 104857600 bytes; a tree file has at most 4 MiB");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

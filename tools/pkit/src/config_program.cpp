@@ -5,6 +5,8 @@
 
 #include <sys/resource.h>
 
+#include <unistd.h>
+
 #include <csignal>
 #include <limits>
 
@@ -224,6 +226,29 @@ void read_name(table_reader& r, program_config& p, const std::string& path, load
   ctx.claim_name(p.name, {path, p.where, ""}, at, r.path_of("name"));
 }
 
+// What exec would refuse with E2BIG, refused here with the key that is too long: one
+// string above the kernel's MAX_ARG_STRLEN, or argv and environment above ARG_MAX.
+void check_exec_sizes(table_reader& r, const program_config& p) {
+  constexpr std::size_t max_arg_strlen = 32 * 4096;  // Linux: 32 pages
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < p.argv.size(); ++i) {
+    total += p.argv[i].size() + 1 + sizeof(char*);
+    if (p.argv[i].size() >= max_arg_strlen)
+      r.error(p.shell ? "shell" : "command", (p.shell ? std::string("the command line") : "argument " + std::to_string(i)) +
+                                                 " is longer than exec allows (128KiB)");
+  }
+  for (const auto& [k, v] : p.environment) {
+    total += k.size() + v.size() + 2 + sizeof(char*);
+    if (k.size() + v.size() + 1 >= max_arg_strlen)
+      r.error("environment", "variable " + k + " is longer than exec allows (128KiB)");
+  }
+  const long arg_max = ::sysconf(_SC_ARG_MAX);
+  // Half of ARG_MAX: the environment pkit passes on (unless clear_env) needs room too.
+  if (arg_max > 0 && total > static_cast<std::size_t>(arg_max) / 2)
+    r.error(p.shell ? "shell" : "command", "the command and environment take " + std::to_string(total) +
+                                                " bytes, more than exec allows here (" + std::to_string(arg_max / 2) + ")");
+}
+
 }  // namespace
 
 std::optional<program_config> read_program(const toml::table& t, const std::string& path, load_context& ctx) {
@@ -261,6 +286,7 @@ std::optional<program_config> read_program(const toml::table& t, const std::stri
     for (std::uint32_t i = 1; i <= p.instances; ++i)
       ctx.claim_name(p.name + "." + std::to_string(i), {path, p.where, p.name}, at, r.path_of("instances"));
   }
+  check_exec_sizes(r, p);
   if (!p.argv.empty()) check_command(p, r, ctx);
   check_cwd(p, r);
   check_credentials(p, r);
