@@ -31,13 +31,26 @@ std::string quoted(const std::string& arg) {
 std::string command_text(const program_config& p) {
   std::string s;
   if (p.shell) {
-    std::string script = p.argv.back();
-    std::replace(script.begin(), script.end(), '\n', ' ');
+    // A multi-line script on one line: its non-empty lines joined with "; ".
+    std::string script;
+    std::size_t begin = 0;
+    const std::string& text = p.argv.back();
+    while (begin < text.size()) {
+      std::size_t end = std::min(text.find('\n', begin), text.size());
+      std::string line = text.substr(begin, end - begin);
+      line.erase(0, line.find_first_not_of(" \t"));
+      if (!line.empty()) script += (script.empty() ? "" : "; ") + line;
+      begin = end + 1;
+    }
     s = "sh -c '" + script + "'";
   } else {
     for (const auto& a : p.argv) s += (s.empty() ? "" : " ") + quoted(a);
   }
-  if (s.size() > max_command) s = s.substr(0, max_command - 3) + "...";
+  if (s.size() > max_command) {
+    std::size_t cut = max_command - 3;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 character
+    s = s.substr(0, cut) + "...";
+  }
   return s;
 }
 
