@@ -182,6 +182,8 @@ load_result load_table(const toml::table& root, error_sink& sink, const std::fil
                        const std::filesystem::path& base_dir) {
   load_context ctx{sink, base_dir, {}, {}};
   table_reader r(root, "", sink);
+  r.hint("name", "the tree's name is [pkit] name");
+  r.hint("command", "a program is a [[program]] table with a name and a command");
   read_settings(ctx, r);
   tree_config tree;
   tree.file = file;

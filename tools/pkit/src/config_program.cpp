@@ -94,8 +94,11 @@ output_spec read_output(table_reader& r, std::string_view key, const std::string
     if (out.mode == output_spec::kind::log) out.path = ctx.settings.log_dir / file;
     return out;
   }
-  const toml::table* t = r.subtable(key);  // (records the type error for anything else)
-  if (t == nullptr) return out;
+  if (!n->is_table()) {
+    r.type_error(key, *n, "\"inherit\", \"null\", \"log\" or a table { file, max_size, keep }");
+    return out;
+  }
+  const toml::table* t = r.subtable(key);
   table_reader tr(*t, r.path_of(key), r.sink());
   out.mode = output_spec::kind::log;
   out.path = ctx.settings.log_dir / file;
@@ -118,6 +121,8 @@ void read_readiness(table_reader& r, program_config& p) {
     if (auto m = r.choice<readiness_spec::kind>("readiness", {{"none", readiness_spec::kind::none},
                                                              {"notify", readiness_spec::kind::notify_socket}}))
       p.readiness.mode = *m;
+  } else if (n != nullptr && !n->is_table()) {
+    r.type_error("readiness", *n, "\"none\", \"notify\" or { fd = N }");
   } else if (const toml::table* t = n != nullptr ? r.subtable("readiness") : nullptr) {
     table_reader tr(*t, r.path_of("readiness"), r.sink());
     if (auto fd = tr.integer("fd", std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max())) {

@@ -143,7 +143,9 @@ void table_reader::finish() {
   for (auto&& [k, v] : table_) {
     if (std::find(known_.begin(), known_.end(), k.str()) != known_.end()) continue;
     std::string msg = "unknown key '" + std::string(k.str()) + "'";
-    if (auto near = closest(k.str(), known_); !near.empty()) msg += "; did you mean '" + near + "'?";
+    auto hint = std::find_if(hints_.begin(), hints_.end(), [&](const auto& h) { return h.first == k.str(); });
+    if (hint != hints_.end()) msg += "; " + hint->second;
+    else if (auto near = closest(k.str(), known_); !near.empty()) msg += "; did you mean '" + near + "'?";
     sink_.add(position_of(k.source()), path_of(k.str()), std::move(msg));
   }
 }

@@ -101,6 +101,9 @@ public:
     return std::nullopt;
   }
 
+  /// An unknown `key` gets `text` as its suggestion instead of a near known key.
+  void hint(std::string key, std::string text) { hints_.emplace_back(std::move(key), std::move(text)); }
+
   /// Refuses every key no getter asked for ("unknown key 'x'; did you mean 'y'?").
   void finish();
 
@@ -111,6 +114,7 @@ private:
   std::string path_;
   error_sink& sink_;
   std::vector<std::string> known_;
+  std::vector<std::pair<std::string, std::string>> hints_;
 };
 
 /// Who holds a name already (names are unique in the whole file).
