@@ -109,6 +109,9 @@ struct group_config {
   bool operator==(const group_config&) const;  ///< ignores `where` (children compared too)
 };
 
+/// Whether two groups' flags are the same (supervisor_flags has no operator==).
+bool same_flags(const actors::supervisor_flags& a, const actors::supervisor_flags& b);
+
 /// Settings of `pkit run` itself (`[pkit]`).
 struct run_settings {
   std::string name = "pkit";       ///< names the tree: the root group, the socket
@@ -132,7 +135,12 @@ struct load_result {
   explicit operator bool() const noexcept { return tree.has_value(); }
 };
 
-/// Loads and checks `file`. Nothing is started. Any thread.
+/// Loads and checks `file`: TOML syntax, every key and value, names unique in the whole
+/// file, programs found (argv[0] resolved: a relative path with '/' is made absolute
+/// against the program's cwd or the file's directory), cwd, user/group, log_dir, and
+/// finally actors::check_supervisor_spec on the mapped spec. Every error is returned,
+/// sorted by position. Nothing is started. Any thread (reads the environment's PATH and
+/// the user database).
 load_result load_file(const std::filesystem::path& file);
 
 /// Loads TOML `text` as if read from `file_name` (relative paths resolve against `base_dir`).
@@ -171,8 +179,10 @@ struct reload_plan {
   std::vector<change> added;    ///< in new file order
   std::vector<change> removed;
   std::vector<change> changed;  ///< stopped and started again with the new config
-  std::size_t unchanged = 0;
-  bool root_changed = false;    ///< the root's own settings changed (needs a full restart)
+  std::size_t unchanged = 0;   ///< programs kept as they were, at any depth (same pids)
+  /// The root's own settings changed, or [pkit] name / control_socket (needs a full
+  /// restart). The lists above are filled all the same.
+  bool root_changed = false;
   bool empty() const noexcept { return added.empty() && removed.empty() && changed.empty() && !root_changed; }
 };
 reload_plan diff(const tree_config& running, const tree_config& next);
