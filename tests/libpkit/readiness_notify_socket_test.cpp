@@ -144,6 +144,25 @@ BOOST_AUTO_TEST_CASE(a_descendant_of_the_child_may_send_READY_1) {
   p.join();
 }
 
+BOOST_AUTO_TEST_CASE(systemds_own_systemd_notify_is_understood) {
+  std::string tool;
+  for (const char* candidate : {"/usr/bin/systemd-notify", "/bin/systemd-notify"})
+    if (::access(candidate, X_OK) == 0) tool = candidate;
+  if (tool.empty()) {
+    BOOST_TEST_MESSAGE("skipped: no systemd-notify here");
+    return;
+  }
+  // libsystemd's sd_pid_notify on the sending side: the abstract address as it spells it.
+  pkit::process p{pkit::command{"/bin/sh", "-c", "\"$0\" --ready --status=up && exec \"$1\" pause", tool,
+                                child_path()},
+                  notifying()};
+  std::error_code ec;
+  p.start(pkit::wait, ec);
+  BOOST_TEST(!ec, ec.message());
+  p.kill();
+  p.join();
+}
+
 BOOST_AUTO_TEST_CASE(the_socket_combines_with_neither_notify_fd_nor_a_callable) {
   auto o = notifying();
   o.notify_fd = 3;

@@ -96,7 +96,8 @@ struct process_options {
   /// WATCHDOG=) are ignored; descriptors sent along (FDSTORE=1) are closed. Then
   /// `start(wait)` and `on_ready` behave as with `notify_fd`: same deadline, same
   /// `errc::died_before_ready`. The socket is closed once the child is ready or the run has
-  /// ended: later sd_notify calls get ECONNREFUSED, which sd_notify's callers ignore.
+  /// ended (by `start()` itself when it neither waits nor has `on_ready`): later sd_notify
+  /// calls get ECONNREFUSED, which sd_notify's callers ignore.
   /// Combines neither with `notify_fd` (stage "validate", `errc::invalid_argument`) nor
   /// with callable or fork-server targets (stage "notify socket", ENOTSUP): their children
   /// do not exec, so nothing would read the environment at the right time.
@@ -105,7 +106,7 @@ struct process_options {
   /// The user the child runs as: a user name, or a numeric uid when no user has that name.
   /// "" keeps the parent's. Resolved by `start()` in the parent (the name service is not
   /// safe in a forked child); the child sets its supplementary groups, gid and uid (real,
-  /// effective and saved) just before it runs its target, and checks they took. Without a
+  /// effective and saved) before it runs its target, and checks they took. Without a
   /// `group`: the user's primary group and supplementary groups (initgroups). With one:
   /// that group as primary, plus the user's supplementary groups.
   /// Errors (from `start()`, nothing spawned): stage "user" with `errc::unknown_user` (no
@@ -115,8 +116,8 @@ struct process_options {
   /// callables; not fork-server targets (stage "user", ENOTSUP).
   std::string user{};
   /// The child's group: a group name, or a numeric gid. Alone (no `user`), it sets the
-  /// gid and clears the supplementary groups. Errors: stage "group", `errc::unknown_group`,
-  /// or EPERM as for `user`.
+  /// gid and makes it the only supplementary group (none of the parent's is kept).
+  /// Errors: stage "group", `errc::unknown_group`, or EPERM as for `user`.
   std::string group{};
 
   /// Resource limits set in the child (setrlimit, as the parent's user: before `user`

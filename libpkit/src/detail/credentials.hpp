@@ -26,7 +26,8 @@ struct credentials {
 /// Resolves `user` and `group` (a name, or a number when no entry has that name). A user
 /// without a group takes the user's primary group and its supplementary groups (initgroups);
 /// a user with a group takes that group as primary, plus the user's supplementary groups;
-/// a group alone sets the gid and drops every supplementary group. Errors, with `stage`
+/// a group alone sets the gid and makes it the only supplementary group (nothing of the
+/// parent's groups is kept). Errors, with `stage`
 /// set to "user" or "group": `errc::unknown_user` / `errc::unknown_group` (no such entry,
 /// or a numeric uid without a passwd entry and no `group`), the name service's errno, or
 /// EPERM when the parent lacks CAP_SETUID/CAP_SETGID for a change it would have to make.
