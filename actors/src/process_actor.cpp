@@ -303,8 +303,9 @@ void run_started(self_pointer self, pid_t pid) {
     return;
   }
   // A program without notify_fd is ready once it has exec'd, a forked target once its
-  // start-up record arrives: no deadline needed. A notify_fd child may never notify.
-  if (st.spec.notify_fd >= 0 && st.spec.ready_timeout_ms >= 0)
+  // start-up record arrives: no deadline needed. A notify_fd / notify_socket child may
+  // never notify.
+  if ((st.spec.notify_fd >= 0 || st.spec.notify_socket) && st.spec.ready_timeout_ms >= 0)
     detail::delayed_weak_send(timers_of(self), self->address(),
                               std::chrono::milliseconds(st.spec.ready_timeout_ms),
                               deadline_report{st.incarnation});

@@ -48,9 +48,11 @@ BOOST_AUTO_TEST_CASE(a_notify_socket_child_is_running_only_after_READY_1) {
 }
 
 BOOST_AUTO_TEST_CASE(start_child_answers_after_READY_1_or_with_the_reason) {
+  temp_dir dir;
   auto s = start_sup(sup_spec("notify2", restart_strategy::one_for_one, {}));
   auto ok = worker("ok", {"sd-notify-grandchild", "100", "READY=1"});
   ok.process.notify_socket = true;
+  ok.process.stdout_path = dir.file("ok.out");
   const auto t0 = clock_type::now();
   auto r = ask<pa::child_info>(s, pa::start_child_atom_v, ok);
   BOOST_TEST_REQUIRE(r.ok(), r.describe());
@@ -60,6 +62,7 @@ BOOST_AUTO_TEST_CASE(start_child_answers_after_READY_1_or_with_the_reason) {
   auto silent = worker("silent", {"sd-notify", "0", "STATUS=almost"});
   silent.process.notify_socket = true;
   silent.process.ready_timeout_ms = 300;
+  silent.process.stdout_path = dir.file("silent.out");
   r = ask<pa::child_info>(s, pa::start_child_atom_v, silent);
   BOOST_TEST(r.is(pa::error::ready_timeout), r.describe());
 
