@@ -154,7 +154,15 @@ std::shared_ptr<readiness> watch_readiness(const std::shared_ptr<process_state>&
   r->record = std::move(record);
   r->notify = std::move(notify);
   r->sock = std::move(sock);
-  if (r->sock) r->pidfd.reset(::fcntl(sp->pidfd.get(), F_DUPFD_CLOEXEC, 3));
+  if (r->sock) {
+    r->pidfd.reset(::fcntl(sp->pidfd.get(), F_DUPFD_CLOEXEC, 3));
+    if (!r->pidfd) {
+      // Without its pidfd the socket's watch could outlive the run: give up on the child.
+      const std::error_code ec{errno, std::system_category()};
+      reaper::instance().post([r, ec] { report_ready(r, ec, child_stage::ready); });
+      return r;
+    }
+  }
   if (!r->record) {
     if (r->notify || r->sock) {
       watch_notify(r);
