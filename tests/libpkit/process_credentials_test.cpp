@@ -6,6 +6,8 @@
 #define BOOST_TEST_MODULE libpkit process credentials and limits
 #include "test_support.hpp"
 
+#include <pkit/fork_server.hpp>
+
 #include <grp.h>
 #include <pwd.h>
 #include <sys/resource.h>
@@ -72,7 +74,44 @@ const passwd& nobody() {
   return pw;
 }
 
+// A fork server started while the program is still single-threaded (before any start
+// creates pkit's reaper thread), for the refusal case.
+struct server_fixture {
+  static inline std::optional<pkit::fork_server> server;
+  server_fixture() {
+    pkit::fork_server::registry r;
+    r.add("exit-0", [](const std::vector<std::string>&) { return 0; });
+    server.emplace(pkit::fork_server::start(std::move(r)));
+  }
+  ~server_fixture() { server.reset(); }
+};
+BOOST_TEST_GLOBAL_FIXTURE(server_fixture);
+
 }  // namespace
+
+BOOST_AUTO_TEST_CASE(fork_server_targets_refuse_credentials_and_limits_before_any_spawn) {
+  auto& server = *server_fixture::server;
+  auto refused_at = [&](pkit::process_options o) {
+    pkit::process p{server.target("exit-0"), std::move(o)};
+    std::error_code ec;
+    p.start(ec);
+    BOOST_TEST((ec == std::errc::not_supported), ec.message());
+    return p.last_failure() ? p.last_failure()->stage : std::string("<none>");
+  };
+  // Our own ids: resolvable with or without privileges, so the refusal is what fails.
+  BOOST_TEST(refused_at(as(std::to_string(::geteuid()))) == "user");
+  BOOST_TEST(refused_at(as("", std::to_string(::getegid()))) == "group");
+  pkit::process_options lim;
+  lim.rlimits.push_back({RLIMIT_NOFILE, 64, 64});
+  BOOST_TEST(refused_at(lim) == "setrlimit");
+  pkit::process_options note;
+  note.notify_socket = true;
+  BOOST_TEST(refused_at(note) == "notify socket");
+  // The same server still runs plain targets.
+  pkit::process ok{server.target("exit-0")};
+  ok.start(pkit::wait);
+  BOOST_TEST(ok.join() == 0);
+}
 
 BOOST_AUTO_TEST_SUITE(credentials)
 
