@@ -193,7 +193,9 @@ struct process_actor_state {
 
 using self_pointer = private_process_actor::stateful_pointer<process_actor_state>;
 
-bool ready_at_start(const process_spec& spec) { return !spec.argv.empty() && spec.notify_fd < 0; }
+bool ready_at_start(const process_spec& spec) {
+  return !spec.argv.empty() && spec.notify_fd < 0 && !spec.notify_socket;
+}
 
 // Builds the libpkit process on first start. Its callbacks run on pkit's reaper thread and
 // only send messages; they hold a weak reference, so the process does not keep the actor.
@@ -209,6 +211,11 @@ caf::error make_process(self_pointer self) {
   // process actors, and so their children, are gone.
   o.spawn_on_calling_thread = true;
   if (spec.notify_fd >= 0) o.notify_fd = spec.notify_fd;
+  o.notify_socket = spec.notify_socket;
+  o.user = spec.user;
+  o.group = spec.group;
+  for (const rlimit_spec& l : spec.rlimits)  // rlimit_spec::unlimited is RLIM_INFINITY
+    o.rlimits.push_back({l.resource, static_cast<rlim_t>(l.soft), static_cast<rlim_t>(l.hard)});
   o.stop = policy_of(spec);
   caf::actor_addr addr = self->address();
   // Also runs for a process released by a dead actor: then the address leads nowhere.
@@ -216,7 +223,7 @@ caf::error make_process(self_pointer self) {
     if (auto h = caf::actor_cast<private_process_actor>(addr))
       caf::anon_send(h, exit_report{p.runs(), p.status().value_or(exit_status::lost())});
   };
-  // A program without notify_fd is ready once start() returns (it has exec'd: an exec
+  // A program without notify_fd / notify_socket is ready once start() returns (it has exec'd: an exec
   // failure is start()'s error), so only the other kinds wait for an on_ready report —
   // two thread hand-offs fewer on every (re)start of a plain program.
   if (!ready_at_start(spec)) o.on_ready = [addr, name = spec.name, program = program_of(spec)](
@@ -296,8 +303,9 @@ void run_started(self_pointer self, pid_t pid) {
     return;
   }
   // A program without notify_fd is ready once it has exec'd, a forked target once its
-  // start-up record arrives: no deadline needed. A notify_fd child may never notify.
-  if (st.spec.notify_fd >= 0 && st.spec.ready_timeout_ms >= 0)
+  // start-up record arrives: no deadline needed. A notify_fd / notify_socket child may
+  // never notify.
+  if ((st.spec.notify_fd >= 0 || st.spec.notify_socket) && st.spec.ready_timeout_ms >= 0)
     detail::delayed_weak_send(timers_of(self), self->address(),
                               std::chrono::milliseconds(st.spec.ready_timeout_ms),
                               deadline_report{st.incarnation});

@@ -8,6 +8,7 @@
 #include <caf/atom.hpp>
 
 #include <csignal>
+#include <sys/resource.h>
 #include <map>
 #include <string>
 
@@ -18,6 +19,24 @@ caf::error bad(const std::string& field, const std::string& why) {
   return caf::make_error(error::invalid_spec, field + ": " + why);
 }
 
+// issue 10's fields: what libpkit would refuse at start, named here by field.
+caf::error check_identity(const process_spec& p, const std::string& at) {
+  if (p.notify_socket && p.notify_fd >= 0)
+    return bad(at + ".notify_socket", "combines with no notify_fd (one readiness protocol per worker)");
+  const bool target = !p.target.empty();
+  if (p.notify_socket && target) return bad(at + ".notify_socket", "only for programs (argv), not fork-server targets");
+  if (target && !p.user.empty()) return bad(at + ".user", "only for programs (argv), not fork-server targets");
+  if (target && !p.group.empty()) return bad(at + ".group", "only for programs (argv), not fork-server targets");
+  if (target && !p.rlimits.empty()) return bad(at + ".rlimits", "only for programs (argv), not fork-server targets");
+  for (std::size_t i = 0; i < p.rlimits.size(); ++i) {
+    const rlimit_spec& l = p.rlimits[i];
+    const std::string here = at + ".rlimits[" + std::to_string(i) + "]";
+    if (l.resource < 0 || l.resource >= RLIM_NLIMITS) return bad(here + ".resource", "not an RLIMIT_* value");
+    if (l.soft > l.hard) return bad(here + ".soft", "exceeds the hard limit");
+  }
+  return caf::none;
+}
+
 caf::error check_process(const process_spec& p, const std::string& at) {
   if (p.argv.empty() == p.target.empty())
     return bad(at + ".argv", p.argv.empty() ? "a worker needs either argv or target"
@@ -25,7 +44,7 @@ caf::error check_process(const process_spec& p, const std::string& at) {
   if (!p.argv.empty() && p.argv.front().empty()) return bad(at + ".argv[0]", "empty program");
   if (p.stop_signal <= 0 || p.stop_signal >= NSIG) return bad(at + ".stop_signal", "not a signal number");
   if (p.stop_timeout_ms < -1) return bad(at + ".stop_timeout_ms", "must be >= 0 or -1 (never escalate)");
-  return caf::none;
+  return check_identity(p, at);
 }
 
 caf::error check_flags(const supervisor_flags& f, const std::string& at) {

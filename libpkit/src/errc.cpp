@@ -24,6 +24,8 @@ public:
         return "the object belongs to another process (inherited through fork)";
       case errc::fork_server_timeout: return "the fork server did not answer in time";
       case errc::fork_server_protocol: return "the fork server sent a malformed reply";
+      case errc::unknown_user: return "no such user";
+      case errc::unknown_group: return "no such group";
     }
     return "unknown pkit error " + std::to_string(value);
   }

@@ -183,7 +183,8 @@ std::error_code process_access::start(process& p, std::shared_ptr<process_state>
   s.cv.notify_all();
   if (!wait) {
     if (s.opts.on_ready)
-      s.ready_watch = watch_readiness(sp, run, std::move(made.status_read), std::move(io.notify_read));
+      s.ready_watch = watch_readiness(sp, run, std::move(made.status_read), std::move(io.notify_read),
+                                      std::move(io.notify_sock));
     return {};
   }
 
@@ -194,8 +195,8 @@ std::error_code process_access::start(process& p, std::shared_ptr<process_state>
   unique_fd pidfd{s.server ? -1 : ::fcntl(s.pidfd.get(), F_DUPFD_CLOEXEC, 3)};
   lock.unlock();
   child_failure f;
-  const ready_result rr = await_ready(made.status_read.get(), io.notify_read.get(), pidfd.get(),
-                                      clock::now() + s.opts.ready_timeout, f);
+  const ready_result rr = await_ready(made.status_read.get(), io.notify_read.get(), io.notify_sock.get(),
+                                      pidfd.get(), clock::now() + s.opts.ready_timeout, f);
   if (rr == ready_result::ready) return {};
 
   // Not ready: make sure the child is gone and collected, then report why.

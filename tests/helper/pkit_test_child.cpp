@@ -50,6 +50,18 @@
 //                        before "ready" is printed) and go on; print "ready",
 //                        block until killed (a SIGTERM is observable after the
 //                        process is gone)
+//   sd-notify MS LINE... sleep MS ms, print "sending", send the LINEs (joined
+//                        with '\n') as one datagram to $NOTIFY_SOCKET (a path,
+//                        or "@name" for an abstract socket, as sd_notify reads
+//                        it), block until killed; exit 4 if NOTIFY_SOCKET is
+//                        unset, 6 if the send fails
+//   sd-notify-exit MS LINE...        the same, but exit 0 after the send
+//   sd-notify-grandchild MS LINE...  the same, sent by a forked grandchild (a
+//                        descendant: another pid, same uid); the child waits for
+//                        it, then blocks until killed
+//   ids                  print "RUID EUID SUID RGID EGID SGID G1,G2,..." (the
+//                        supplementary groups sorted ascending, "-" if none)
+//   pdeathsig            print the parent-death signal (PR_GET_PDEATHSIG), 0 if none
 //
 // Every printed result is one line ending in '\n', written with write(2).
 // Bad usage (unknown mode, missing or malformed argument) prints a message on
@@ -72,7 +84,11 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -529,6 +545,66 @@ int mode_spew_hold(std::uint64_t bytes) {
   return 0;
 }
 
+// sd_notify's sending side, without libsystemd: one datagram to $NOTIFY_SOCKET.
+int send_notification(const std::string& message) {
+  const char* where = std::getenv("NOTIFY_SOCKET");
+  if (where == nullptr || *where == '\0') return exit_env_unset;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::size_t len = std::strlen(where);
+  if (len >= sizeof addr.sun_path) return 6;
+  std::memcpy(addr.sun_path, where, len);
+  if (where[0] == '@') addr.sun_path[0] = '\0';  // abstract: no trailing NUL counted
+  const auto addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len + (where[0] == '@' ? 0 : 1));
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 6;
+  const ssize_t n = ::sendto(fd, message.data(), message.size(), 0, reinterpret_cast<const sockaddr*>(&addr), addr_len);
+  ::close(fd);
+  return n == static_cast<ssize_t>(message.size()) ? 0 : 6;
+}
+
+// sd-notify, sd-notify-exit, sd-notify-grandchild.
+int mode_sd_notify(const args_t& args, bool then_exit, bool from_grandchild) {
+  const auto delay = args.num<std::uint64_t>(0, "MS");
+  std::string message;
+  for (int i = 3; i < args.argc(); ++i) {
+    if (!message.empty()) message += '\n';
+    message += args.argv()[i];
+  }
+  sleep_ms(delay);
+  print_line("sending");
+  int rc = 0;
+  if (from_grandchild) {
+    const pid_t pid = ::fork();
+    if (pid < 0) return 1;
+    if (pid == 0) std::_Exit(send_notification(message));
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    rc = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+  } else {
+    rc = send_notification(message);
+  }
+  if (rc != 0 || then_exit) return rc;
+  pause_forever();
+}
+
+int mode_ids() {
+  uid_t u[3];
+  gid_t g[3];
+  ::getresuid(&u[0], &u[1], &u[2]);
+  ::getresgid(&g[0], &g[1], &g[2]);
+  std::vector<gid_t> groups(static_cast<std::size_t>(std::max(::getgroups(0, nullptr), 0)));
+  groups.resize(static_cast<std::size_t>(std::max(::getgroups(static_cast<int>(groups.size()), groups.data()), 0)));
+  std::sort(groups.begin(), groups.end());
+  std::string line;
+  for (auto id : {u[0], u[1], u[2], g[0], g[1], g[2]}) line += std::to_string(id) + ' ';
+  if (groups.empty()) line += '-';
+  for (std::size_t i = 0; i < groups.size(); ++i) line += (i > 0 ? "," : "") + std::to_string(groups[i]);
+  print_line(line);
+  return 0;
+}
+
 int run(const args_t& args) {
   const std::string_view mode = args.mode();
   if (mode == "exit") {
@@ -607,6 +683,18 @@ int run(const args_t& args) {
   }
   if (mode == "spew-hold") {
     return mode_spew_hold(args.num<std::uint64_t>(0, "BYTES"));
+  }
+  if (mode == "sd-notify" || mode == "sd-notify-exit" || mode == "sd-notify-grandchild") {
+    return mode_sd_notify(args, mode == "sd-notify-exit", mode == "sd-notify-grandchild");
+  }
+  if (mode == "ids") {
+    return mode_ids();
+  }
+  if (mode == "pdeathsig") {
+    int sig = 0;
+    ::prctl(PR_GET_PDEATHSIG, &sig);
+    print_line(std::to_string(sig));
+    return 0;
   }
   if (mode == "ppid") {
     print_line(std::to_string(::getppid()));

@@ -40,6 +40,10 @@ enum class errc {
   fork_server_timeout,
   /// the fork server sent a malformed or unexpected reply.
   fork_server_protocol,
+  /// process_options::user names no user (or is a uid without a passwd entry, and no group).
+  unknown_user,
+  /// process_options::group names no group.
+  unknown_group,
 };
 
 /// The category of `pkit::errc`; its name is "pkit".

@@ -3,6 +3,7 @@
 /// \file
 /// `pkit::process_options`: everything about a process that is not its target.
 
+#include <pkit/command.hpp>
 #include <pkit/stdio.hpp>
 #include <pkit/stop_policy.hpp>
 
@@ -81,6 +82,52 @@ struct process_options {
   /// of a pipe as this fd number and signals readiness by writing a newline to it;
   /// `start(wait)` then returns only after that newline.
   std::optional<int> notify_fd{};
+
+  /// Readiness protocol (systemd's `Type=notify`), for programs only: the parent binds a
+  /// datagram socket of the run's own at a fresh abstract address and gives the child
+  /// `NOTIFY_SOCKET=@pkit/notify/<pid>/<n>` in its environment (overriding any inherited
+  /// one), so a daemon that calls sd_notify(0, "READY=1") runs unchanged. The child is
+  /// ready once a datagram with a line `READY=1` arrives from the child itself or from any
+  /// process with the child's effective uid (its descendants — a daemon often notifies from
+  /// a forked worker — and other processes of that user alike: the abstract namespace is
+  /// visible to the whole network namespace, and the sender's credentials, checked by the
+  /// kernel, are the only thing to go by; systemd's check, the unit's cgroup, is not
+  /// available here). Datagrams from other users and other lines (STATUS=, MAINPID=,
+  /// WATCHDOG=) are ignored; descriptors sent along (FDSTORE=1) are closed. Then
+  /// `start(wait)` and `on_ready` behave as with `notify_fd`: same deadline, same
+  /// `errc::died_before_ready`. The socket is closed once the child is ready or the run has
+  /// ended (by `start()` itself when it neither waits nor has `on_ready`): later sd_notify
+  /// calls get ECONNREFUSED, which sd_notify's callers ignore.
+  /// Combines neither with `notify_fd` (stage "validate", `errc::invalid_argument`) nor
+  /// with callable or fork-server targets (stage "notify socket", ENOTSUP): their children
+  /// do not exec, so nothing would read the environment at the right time.
+  bool notify_socket = false;
+
+  /// The user the child runs as: a user name, or a numeric uid when no user has that name.
+  /// "" keeps the parent's. Resolved by `start()` in the parent (the name service is not
+  /// safe in a forked child); the child sets its supplementary groups, gid and uid (real,
+  /// effective and saved) before it runs its target, and checks they took. Without a
+  /// `group`: the user's primary group and supplementary groups (initgroups). With one:
+  /// that group as primary, plus the user's supplementary groups.
+  /// Errors (from `start()`, nothing spawned): stage "user" with `errc::unknown_user` (no
+  /// such user, or a uid with no passwd entry and no `group`), or EPERM when the parent
+  /// lacks CAP_SETUID/CAP_SETGID — asking for the parent's own uid and gid is then a no-op.
+  /// In the child, stages "setgroups", "setgid", "setuid" with the errno. Programs and
+  /// callables; not fork-server targets (stage "user", ENOTSUP).
+  std::string user{};
+  /// The child's group: a group name, or a numeric gid. Alone (no `user`), it sets the
+  /// gid and makes it the only supplementary group (none of the parent's is kept).
+  /// Errors: stage "group", `errc::unknown_group`, or EPERM as for `user`.
+  std::string group{};
+
+  /// Resource limits set in the child (setrlimit, as the parent's user: before `user`
+  /// takes effect, so a privileged parent can raise hard limits), after a program's own
+  /// `command::limits`. `soft > hard` fails `start()` at stage "setrlimit" with
+  /// `errc::invalid_argument` before anything is spawned; the child's setrlimit failing
+  /// (EPERM raising a hard limit without privilege, EINVAL) is stage "setrlimit" with
+  /// the errno. Programs and callables; not fork-server targets (stage "setrlimit",
+  /// ENOTSUP).
+  std::vector<resource_limit> rlimits{};
 
   /// Asynchronous readiness, for callers that must not block (actors): when set, a
   /// `start()` *without* wait returns at once, and this is called once per run on the

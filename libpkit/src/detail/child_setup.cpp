@@ -66,6 +66,32 @@ PKIT_CHILD_CODE void close_from(unsigned first, unsigned last) noexcept {
   raw(SYS_close, dir);
 }
 
+// setgroups, then the gid, then the uid: each call needs the privilege (CAP_SETGID,
+// CAP_SETUID) that the next one may drop. setres*id sets the saved ids too, so the child
+// cannot switch back; the ids are read back, so a call that "succeeded" without taking
+// (a kernel or seccomp filter that fakes success) is caught rather than exec'ing as root.
+// The raw calls change this task only, which is what a child needs (glibc's setuid()
+// would broadcast to every thread — there are none here).
+PKIT_CHILD_CODE child_failure set_credentials(const child_setup& s) noexcept {
+  long r = raw(SYS_setgroups, static_cast<long>(s.group_count), reinterpret_cast<long>(s.groups));
+  if (r != 0) return {child_stage::setgroups, static_cast<int>(-r)};
+  r = raw(SYS_setresgid, s.gid, s.gid, s.gid);
+  if (r != 0) return {child_stage::setgid, static_cast<int>(-r)};
+  r = raw(SYS_setresuid, s.uid, s.uid, s.uid);
+  if (r != 0) return {child_stage::setuid, static_cast<int>(-r)};
+  gid_t g[3] = {};
+  uid_t u[3] = {};
+  if (raw(SYS_getresgid, reinterpret_cast<long>(&g[0]), reinterpret_cast<long>(&g[1]),
+          reinterpret_cast<long>(&g[2])) != 0 ||
+      g[0] != s.gid || g[1] != s.gid || g[2] != s.gid)
+    return {child_stage::setgid, EPERM};
+  if (raw(SYS_getresuid, reinterpret_cast<long>(&u[0]), reinterpret_cast<long>(&u[1]),
+          reinterpret_cast<long>(&u[2])) != 0 ||
+      u[0] != s.uid || u[1] != s.uid || u[2] != s.uid)
+    return {child_stage::setuid, EPERM};
+  return {};
+}
+
 }  // namespace
 
 const char* stage_name(child_stage stage) noexcept {
@@ -79,6 +105,9 @@ const char* stage_name(child_stage stage) noexcept {
     case child_stage::exec: return "exec";
     case child_stage::ready: return "ready";
     case child_stage::cgroup: return "cgroup";
+    case child_stage::setgroups: return "setgroups";
+    case child_stage::setgid: return "setgid";
+    case child_stage::setuid: return "setuid";
   }
   return "unknown";
 }
@@ -110,6 +139,10 @@ child_failure apply_child_setup(const child_setup& s, int& internal_fd) noexcept
   if (s.new_process_group) {
     long r = raw(SYS_setpgid, 0, 0);
     if (r != 0) return {child_stage::pgid, static_cast<int>(-r)};
+  }
+  if (s.set_credentials) {
+    child_failure f = set_credentials(s);
+    if (f.stage != child_stage::none) return f;
   }
   if (s.die_with_parent) {
     long r = raw(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);

@@ -30,6 +30,9 @@ enum class child_stage : int {
   exec,
   ready,
   cgroup,
+  setgroups,
+  setgid,
+  setuid,
 };
 
 const char* stage_name(child_stage stage) noexcept;
@@ -59,6 +62,15 @@ struct child_setup {
   const char* cwd = nullptr;
   const resource_limit* limits = nullptr;
   std::size_t limit_count = 0;
+  /// process_options::user/group, resolved by the parent: when set, the child calls
+  /// setgroups, setresgid and setresuid (in that order: each needs the privilege the next
+  /// one drops) after the resource limits (raising a hard limit needs the privilege too)
+  /// and before PR_SET_PDEATHSIG (a credential change clears the parent-death signal).
+  bool set_credentials = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  const gid_t* groups = nullptr;  // supplementary groups
+  std::size_t group_count = 0;
 };
 
 /// Sets every signal disposition except SIGKILL/SIGSTOP back to SIG_DFL (a forked child

@@ -101,7 +101,7 @@ PKIT_CHILD_CODE int child_main(void* arg) {
 
 }  // namespace
 
-exec_image exec_image::build(const command& cmd, std::error_code& ec) {
+exec_image exec_image::build(const command& cmd, std::error_code& ec, const std::string* extra_env) {
   exec_image img;
   ec.clear();
   if (cmd.argv.empty() || cmd.argv[0].empty()) {
@@ -128,15 +128,19 @@ exec_image exec_image::build(const command& cmd, std::error_code& ec) {
   if (!cmd.clear_env && environ != nullptr) {
     for (char** e = environ; *e != nullptr; ++e) img.env_strings_.emplace_back(*e);
   }
-  for (const auto& change : cmd.env) {
+  auto apply = [&](const std::string& change) {
     if (has_nul(change) || change.empty() || change.front() == '=') {
       ec = errc::invalid_argument;
-      return img;
+      return false;
     }
     std::string_view name = env_name(change);
     std::erase_if(img.env_strings_, [&](const std::string& e) { return env_name(e) == name; });
     if (change.find('=') != std::string::npos) img.env_strings_.push_back(change);
-  }
+    return true;
+  };
+  for (const auto& change : cmd.env)
+    if (!apply(change)) return img;
+  if (extra_env != nullptr && !apply(*extra_env)) return img;
   for (const auto& e : img.env_strings_)
     if (!check(e)) return img;
   long arg_max = ::sysconf(_SC_ARG_MAX);

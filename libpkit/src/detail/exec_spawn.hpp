@@ -20,7 +20,9 @@ public:
   /// Validates `cmd`: non-empty argv, no NUL bytes, each string under MAX_ARG_STRLEN and
   /// argv + envp under the kernel's ARG_MAX (all E2BIG otherwise). Resolves the PATH
   /// candidates for a program name without '/'. Returns an error and the failing stage.
-  static exec_image build(const command& cmd, std::error_code& ec);
+  /// `extra_env` ("NAME=value", pkit's own: NOTIFY_SOCKET), if given, is applied after
+  /// the command's changes.
+  static exec_image build(const command& cmd, std::error_code& ec, const std::string* extra_env = nullptr);
 
   const char* const* argv() const noexcept { return argv_.data(); }
   const char* const* envp() const noexcept { return envp_.data(); }

@@ -17,6 +17,28 @@
 #include <unistd.h>
 
 namespace pkit::detail {
+namespace {
+
+// rlimits, credentials and the notify socket: checked and made before anything is
+// spawned, so that a bad name or limit fails start() without a child.
+std::error_code prepare_identity(const process_options& o, prepared_io& io, const char*& stage) {
+  if (o.notify_socket && o.notify_fd) return errc::invalid_argument;  // stage "validate"
+  stage = "setrlimit";
+  for (const auto& l : o.rlimits)
+    if (l.soft > l.hard || l.resource < 0) return errc::invalid_argument;
+  if (auto ec = resolve_credentials(o.user, o.group, io.creds, stage)) return ec;
+  if (o.notify_socket) {
+    stage = "notify socket";
+    std::error_code ec;
+    io.notify_sock = notify_socket::open(io.creds.change ? io.creds.uid : ::geteuid(), ec);
+    if (ec) return ec;
+  }
+  stage = "validate";
+  return {};
+}
+
+}  // namespace
+
 std::error_code prepare_io(const process_options& o, prepared_io& io, const char*& stage) {
   const stdio* streams[3] = {&o.in, &o.out, &o.err};
   for (int i = 0; i < 3; ++i) {
@@ -76,7 +98,7 @@ std::error_code prepare_io(const process_options& o, prepared_io& io, const char
   std::sort(io.keep.begin(), io.keep.end());
   if (std::adjacent_find(io.keep.begin(), io.keep.end()) != io.keep.end())
     return errc::invalid_argument;
-  return {};
+  return prepare_identity(o, io, stage);
 }
 
 namespace {
@@ -91,7 +113,36 @@ child_setup make_setup(const process_options& o, const prepared_io& io) {
   s.new_process_group = o.new_process_group;
   s.die_with_parent = o.die_with_parent;
   s.parent = ::getpid();
+  if (io.creds.change) {
+    s.set_credentials = true;
+    s.uid = io.creds.uid;
+    s.gid = io.creds.gid;
+    s.groups = io.creds.groups.data();
+    s.group_count = io.creds.groups.size();
+  }
+  s.limits = o.rlimits.data();
+  s.limit_count = o.rlimits.size();
   return s;
+}
+
+// What a start method cannot do, refused before anything is made. A fork-server child is
+// set up by the server, which gets no credentials, limits or socket over its wire; a
+// callable does not exec, so NOTIFY_SOCKET would only reach it through setenv after the
+// fork — not async-signal-safe in the child of a multithreaded parent.
+std::error_code refuse_unsupported(const process_state& s, const char*& stage) {
+  const auto unsupported = std::make_error_code(std::errc::not_supported);
+  const process_options& o = s.opts;
+  auto refuse = [&](const char* at) {
+    stage = at;
+    return unsupported;
+  };
+  if (std::holds_alternative<server_target>(s.what)) {
+    if (!o.user.empty()) return refuse("user");
+    if (!o.group.empty()) return refuse("group");
+    if (!o.rlimits.empty()) return refuse("setrlimit");
+  }
+  if (o.notify_socket && !std::holds_alternative<command>(s.what)) return refuse("notify socket");
+  return {};
 }
 
 }  // namespace
@@ -100,6 +151,7 @@ child_setup make_setup(const process_options& o, const prepared_io& io) {
 // configuration), so the lock is never held across fork, clone or a fork-server request.
 std::error_code launch(const process_state& s, bool wait, fork_body body, launched& out,
                        prepared_io& io, const char*& stage, std::string& program) {
+  if (auto ec = refuse_unsupported(s, stage)) return ec;
   child_setup setup = make_setup(s.opts, io);
   if (s.opts.containment == containment::cgroup) {
     stage = "cgroup";
@@ -114,11 +166,20 @@ std::error_code launch(const process_state& s, bool wait, fork_body body, launch
     program = cmd->argv.empty() ? std::string() : cmd->argv[0];
     stage = "validate";
     std::error_code ec;
-    exec_image image = exec_image::build(*cmd, ec);
+    exec_image image = exec_image::build(*cmd, ec, io.notify_sock ? &io.notify_sock->env_entry() : nullptr);
     if (ec) return ec;
     setup.cwd = cmd->cwd.empty() ? nullptr : cmd->cwd.c_str();
-    setup.limits = cmd->limits.data();
-    setup.limit_count = cmd->limits.size();
+    // The command's own limits, then the options' (a copy only when both have some).
+    std::vector<resource_limit> limits;
+    if (s.opts.rlimits.empty()) {
+      setup.limits = cmd->limits.data();
+      setup.limit_count = cmd->limits.size();
+    } else if (!cmd->limits.empty()) {
+      limits = cmd->limits;
+      limits.insert(limits.end(), s.opts.rlimits.begin(), s.opts.rlimits.end());
+      setup.limits = limits.data();
+      setup.limit_count = limits.size();
+    }
     if (out.cg) setup.cgroup_procs = out.cg->procs_fd();
     exec_result r = exec_spawn(image, setup);
     if (r.clone_error != 0) {
@@ -133,6 +194,7 @@ std::error_code launch(const process_state& s, bool wait, fork_body body, launch
     out.pidfd = std::move(r.pidfd);
     out.leader = s.opts.new_process_group;
     if (out.cg) out.cg->placed();
+    if (io.notify_sock) io.notify_sock->expect(r.pid);
     return {};
   }
 

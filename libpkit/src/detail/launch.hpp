@@ -5,6 +5,8 @@
 // this program that runs a C++ body). Runs with no lock held.
 
 #include "detail/cgroup.hpp"
+#include "detail/credentials.hpp"
+#include "detail/notify_socket.hpp"
 #include "detail/process_state.hpp"
 
 #include <pkit/unique_fd.hpp>
@@ -27,6 +29,8 @@ struct prepared_io {
   std::vector<std::pair<int, int>> pass;  // {child fd, source}
   std::vector<int> keep;                  // sorted child fds above 2
   unique_fd notify_read, notify_write;
+  credentials creds;                          // process_options::user/group, resolved
+  std::unique_ptr<notify_socket> notify_sock;  // process_options::notify_socket
 };
 
 /// What launch() made: published into the state under its lock afterwards.
@@ -48,14 +52,16 @@ struct fork_body {
 };
 
 /// Opens what the child's descriptors come from (files, /dev/null, pipes) and validates
-/// `pass_fds`/`notify_fd`. Runs on the caller's thread (an open may block). Sets `stage`.
+/// `pass_fds`/`notify_fd`/`rlimits`; resolves `user`/`group` and binds the notify socket.
+/// Runs on the caller's thread (an open or a name-service lookup may block). Sets `stage`.
 std::error_code prepare_io(const process_options& o, prepared_io& io, const char*& stage);
 
 /// Creates the child of `s` from `io` (prepared by `prepare_io`), reading only the
 /// state's immutable configuration, no lock held.
 /// With `want_ready`, a forked or fork-server child reports its start-up on a status pipe
 /// (`out.status_read`). Returns the error and sets `stage` and `program` for the report;
-/// a child that was made but failed its set-up is reaped before this returns.
+/// a child that was made but failed its set-up is reaped before this returns. Tells the
+/// notify socket (if any) the child's pid.
 std::error_code launch(const process_state& s, bool want_ready, fork_body body, launched& out,
                        prepared_io& io, const char*& stage, std::string& program);
 

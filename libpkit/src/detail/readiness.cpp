@@ -6,6 +6,7 @@
 #include <pkit/errc.hpp>
 
 #include <algorithm>
+#include <utility>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -37,8 +38,8 @@ int poll_with_child(int fd, int pidfd, clock::time_point deadline) {
 
 }  // namespace
 
-ready_result await_ready(int record, int notify, int pidfd, clock::time_point deadline,
-                         child_failure& failure) {
+ready_result await_ready(int record, int notify, notify_socket* sock, int pidfd,
+                         clock::time_point deadline, child_failure& failure) {
   if (record >= 0) {
     char buf[sizeof(child_failure)];
     std::size_t got = 0;
@@ -53,6 +54,14 @@ ready_result await_ready(int record, int notify, int pidfd, clock::time_point de
     }
     std::memcpy(&failure, buf, sizeof failure);
     if (failure.stage != child_stage::none) return ready_result::failed;
+  }
+  if (sock != nullptr) {
+    for (;;) {
+      const int r = poll_with_child(sock->fd(), pidfd, deadline);
+      if (r == 0) return ready_result::timeout;
+      if (r < 0) return ready_result::died;
+      if (sock->drain()) return ready_result::ready;
+    }
   }
   if (notify < 0) return ready_result::ready;
   // s6's readiness notification: a line on the notify pipe.
@@ -75,10 +84,34 @@ struct readiness {
   std::uint64_t run;
   unique_fd record;  // status pipe (fork / fork server), empty for programs
   unique_fd notify;  // notify_fd pipe, if any
+  std::unique_ptr<notify_socket> sock;  // notify_socket, if any
+  unique_fd pidfd;                      // with `sock`: our copy of the run's pidfd
   std::size_t got = 0;
   char buf[sizeof(child_failure)];
   bool reported = false;  // on_ready was called (reaper thread only)
+  // With `sock`: the reaper watches of the socket and of the pidfd. Each one's handler
+  // ends both (the first to fire wins); the ids are set under `watch_m` while both are
+  // registered, so a handler that fires at once still finds them.
+  std::mutex watch_m;
+  std::uint64_t sock_watch = 0, pid_watch = 0;
 };
+
+namespace {
+
+// Ends the socket's watches (on the reaper thread, from one of their handlers). The
+// socket itself stays open while the exit report may still read it (it holds `r`).
+void end_socket_watches(readiness& r) {
+  std::uint64_t ids[2];
+  {
+    std::lock_guard<std::mutex> lock(r.watch_m);
+    ids[0] = std::exchange(r.sock_watch, 0);
+    ids[1] = std::exchange(r.pid_watch, 0);
+  }
+  for (std::uint64_t id : ids)
+    if (id != 0) reaper::instance().unwatch(id);
+}
+
+}  // namespace
 
 
 static void report_ready(const std::shared_ptr<readiness>& r, std::error_code ec, child_stage stage) {
@@ -113,14 +146,25 @@ static void report_ready(const std::shared_ptr<readiness>& r, std::error_code ec
 static void watch_notify(const std::shared_ptr<readiness>& r);
 
 std::shared_ptr<readiness> watch_readiness(const std::shared_ptr<process_state>& sp, std::uint64_t run,
-                                          unique_fd record, unique_fd notify) {
+                                          unique_fd record, unique_fd notify,
+                                          std::unique_ptr<notify_socket> sock) {
   auto r = std::make_shared<readiness>();
   r->state = sp;
   r->run = run;
   r->record = std::move(record);
   r->notify = std::move(notify);
+  r->sock = std::move(sock);
+  if (r->sock) {
+    r->pidfd.reset(::fcntl(sp->pidfd.get(), F_DUPFD_CLOEXEC, 3));
+    if (!r->pidfd) {
+      // Without its pidfd the socket's watch could outlive the run: give up on the child.
+      const std::error_code ec{errno, std::system_category()};
+      reaper::instance().post([r, ec] { report_ready(r, ec, child_stage::ready); });
+      return r;
+    }
+  }
   if (!r->record) {
-    if (r->notify) {
+    if (r->notify || r->sock) {
       watch_notify(r);
     } else {
       reaper::instance().post([r] { report_ready(r, {}, child_stage::none); });
@@ -140,7 +184,7 @@ std::shared_ptr<readiness> watch_readiness(const std::shared_ptr<process_state>&
     std::memcpy(&f, r->buf, sizeof f);
     if (f.stage != child_stage::none) {
       report_ready(r, {f.error, std::system_category()}, f.stage);
-    } else if (r->notify) {
+    } else if (r->notify || r->sock) {
       watch_notify(r);
     } else {
       report_ready(r, {}, child_stage::none);
@@ -150,7 +194,30 @@ std::shared_ptr<readiness> watch_readiness(const std::shared_ptr<process_state>&
   return r;
 }
 
+// systemd's protocol: READY=1 on the socket. A socket has no EOF to say the child died,
+// so the child's pidfd is watched too: its exit ends both watches (the exit report then
+// decides from what the socket holds, settle_readiness_at_exit).
+static void watch_socket(const std::shared_ptr<readiness>& r) {
+  std::lock_guard<std::mutex> lock(r->watch_m);
+  if (r->pidfd) {
+    r->pid_watch = reaper::instance().watch_fd(r->pidfd.get(), [r] {
+      end_socket_watches(*r);
+      return false;
+    });
+  }
+  r->sock_watch = reaper::instance().watch_fd(r->sock->fd(), [r] {
+    if (!r->sock->drain()) return true;
+    end_socket_watches(*r);
+    report_ready(r, {}, child_stage::none);
+    return false;
+  });
+}
+
 static void watch_notify(const std::shared_ptr<readiness>& r) {
+  if (r->sock) {
+    watch_socket(r);
+    return;
+  }
   reaper::instance().watch_fd(r->notify.get(), [r] {
     char buf[64];
     ssize_t n = ::read(r->notify.get(), buf, sizeof buf);
@@ -193,6 +260,10 @@ void settle_readiness_at_exit(const std::shared_ptr<readiness>& r, process& owne
       ec.assign(f.error, std::system_category());
       stage = f.stage;
     }
+  }
+  if (!ec && r->sock && !r->sock->drain()) {
+    ec = errc::died_before_ready;
+    stage = child_stage::ready;
   }
   if (!ec && r->notify) {
     ::fcntl(r->notify.get(), F_SETFL, O_NONBLOCK);
