@@ -14,6 +14,9 @@ constexpr pkit::errc all_errcs[] = {
     pkit::errc::invalid_argument,  pkit::errc::fork_server_unavailable,
     pkit::errc::unknown_target,    pkit::errc::would_deadlock,
     pkit::errc::pool_closed,       pkit::errc::pool_full,
+    pkit::errc::not_owner,         pkit::errc::fork_server_timeout,
+    pkit::errc::fork_server_protocol, pkit::errc::unknown_user,
+    pkit::errc::unknown_group,
 };
 }  // namespace
 
