@@ -136,19 +136,20 @@ struct log_capture::impl {
     }
   }
 
-  // EOF (or a read error): the run's last partial line is a line of its own.
+  // EOF (or a read error): the run's last partial line is a line of its own. The pipe
+  // leaves the table first, so that a failing write cannot leave an EOF'd pipe in epoll
+  // (level-triggered: it would be handled again and again).
   void finish(std::uint64_t id, pipe_state& p) {
-    if (!p.partial.empty()) {
-      emit(p, p.partial, false);
-      p.partial.clear();
-    }
     ::epoll_ctl(epoll.get(), EPOLL_CTL_DEL, p.fd.get(), nullptr);
-    std::unique_ptr<pipe_state> gone;  // closed outside the lock
-    std::lock_guard<std::mutex> lock(m);
-    if (auto i = pipes.find(id); i != pipes.end()) {
-      gone = std::move(i->second);
-      pipes.erase(i);
+    std::unique_ptr<pipe_state> gone;  // destroyed (closed) after the lock is released
+    {
+      std::lock_guard<std::mutex> lock(m);
+      if (auto i = pipes.find(id); i != pipes.end()) {
+        gone = std::move(i->second);
+        pipes.erase(i);
+      }
     }
+    if (gone && !gone->partial.empty()) emit(*gone, gone->partial, false);
   }
 
   // One read; false once the pipe is finished. Level-triggered epoll: a pipe with more
@@ -227,7 +228,8 @@ struct log_capture::impl {
         try {
           read_once(id, *p);
         } catch (const std::exception& e) {  // out of memory in a listener's copy
-          std::fprintf(stderr, "pkit: log capture of %s: %s\n", p->name.c_str(), e.what());
+          // (`p` may be gone: a pipe at EOF leaves the table before its last line.)
+          std::fprintf(stderr, "pkit: log capture: %s\n", e.what());
         }
       }
     }
