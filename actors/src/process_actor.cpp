@@ -1,6 +1,7 @@
 #include <pkit/actors/process_actor.hpp>
 
 #include <pkit/actors/error.hpp>
+#include <pkit/actors/output_capture.hpp>
 #include <pkit/process.hpp>
 
 #include "launcher.hpp"
@@ -88,7 +89,12 @@ const std::string& program_of(const process_spec& spec) {
 stdio stream_of(const std::string& path) {
   if (path.empty()) return stdio::inherit();
   if (path == "null") return stdio::null();
+  if (path == capture_stream) return stdio::pipe();
   return stdio::file(path, true);
+}
+
+bool captures_output(const process_spec& spec) {
+  return spec.stdout_path == capture_stream || spec.stderr_path == capture_stream;
 }
 
 // The structured context of a start_failed error: libpkit's spawn_failure when there is
@@ -284,12 +290,30 @@ void notify_observer(self_pointer self, child_started_atom, std::uint64_t inc, s
     detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_started_atom_v, st.observer.id, inc, pid);
 }
 
+// Captured streams: the run's pipes go to the output capture at once — also when the
+// child has died already (what it wrote is in the pipe), and before a later start could
+// close them. Without a capture (removed since the start was accepted) they are closed.
+void attach_captured_output(self_pointer self) {
+  auto& st = self->state;
+  if (!captures_output(st.spec)) return;
+  auto capture = output_capture_of(self->system());
+  if (st.spec.stdout_path == capture_stream) {
+    auto fd = st.proc->take_stdout_pipe();
+    if (capture && fd) capture->attach(st.spec.name, 1, st.incarnation, std::move(fd));
+  }
+  if (st.spec.stderr_path == capture_stream) {
+    auto fd = st.proc->take_stderr_pipe();
+    if (capture && fd) capture->attach(st.spec.name, 2, st.incarnation, std::move(fd));
+  }
+}
+
 // Run `pid` has been started (by a program's start here, or a target's launch): the
 // actor's state follows it, the observer learns of it, and a child that is ready at once
 // gets its start reply.
 void run_started(self_pointer self, pid_t pid) {
   auto& st = self->state;
   st.incarnation = st.proc->runs();
+  attach_captured_output(self);
   st.pid = pid;
   st.state = process_state::starting;
   st.started_at_ns = now_ns();
@@ -453,6 +477,13 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
       [self](start_atom) -> caf::result<std::int32_t> {
         auto& st = self->state;
         if (st.in_progress()) return caf::make_error(error::already_running, st.spec.name);
+        if (captures_output(st.spec) && !output_capture_of(self->system())) {
+          start_failure f{st.spec.name, program_of(st.spec), "capture", 0,
+                          "cannot start '" + program_of(st.spec) +
+                              "': capture: its output is to be captured, but no output capture "
+                              "is installed in the actor system"};
+          return caf::make_error(error::start_failed, std::move(f));
+        }
         if (!st.proc) {
           if (auto err = make_process(self)) return err;
         }

@@ -62,6 +62,15 @@
 //   ids                  print "RUID EUID SUID RGID EGID SGID G1,G2,..." (the
 //                        supplementary groups sorted ascending, "-" if none)
 //   pdeathsig            print the parent-death signal (PR_GET_PDEATHSIG), 0 if none
+//   lines-then-partial N STREAM
+//                        write N lines "PID I" (I = 1..N) to fd STREAM (1 or
+//                        2) in writes of up to 4 KiB, then "PID partial"
+//                        without a newline; block until killed
+//   write-lines N SIZE   write N lines to stdout, each I (1..N, 8 digits)
+//                        padded with 'x' to SIZE bytes before its newline,
+//                        in writes of up to 4 KiB; exit 0
+//   flood                write lines "I" (I = 1, 2, ...) to stdout, 4 KiB
+//                        at a time, until a write fails (exit 3)
 //
 // Every printed result is one line ending in '\n', written with write(2).
 // Bad usage (unknown mode, missing or malformed argument) prints a message on
@@ -73,6 +82,7 @@
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -605,6 +615,53 @@ int mode_ids() {
   return 0;
 }
 
+// Writes `text` to `fd` in writes of at most 4 KiB that end at line ends (a line longer
+// than that is written alone): reads on the other side see lines split only by chance.
+bool write_lines_chunked(int fd, std::string_view text) {
+  constexpr std::size_t chunk = 4096;
+  while (!text.empty()) {
+    std::size_t n = std::min(text.size(), chunk);
+    if (n < text.size()) {
+      const auto nl = text.rfind('\n', n - 1);
+      n = nl == std::string_view::npos ? std::min(text.find('\n'), text.size() - 1) + 1 : nl + 1;
+    }
+    if (!write_all(fd, text.substr(0, n))) return false;
+    text.remove_prefix(n);
+  }
+  return true;
+}
+
+int mode_lines_then_partial(std::uint64_t n, int fd) {
+  const std::string pid = std::to_string(::getpid());
+  std::string text;
+  for (std::uint64_t i = 1; i <= n; ++i) text += pid + " " + std::to_string(i) + "\n";
+  if (!write_lines_chunked(fd, text)) return exit_write_failed;
+  if (!write_all(fd, pid + " partial")) return exit_write_failed;
+  pause_forever();
+}
+
+int mode_write_lines(std::uint64_t n, std::size_t size) {
+  std::string text;
+  char number[32];
+  for (std::uint64_t i = 1; i <= n; ++i) {
+    std::snprintf(number, sizeof number, "%08llu", static_cast<unsigned long long>(i));
+    std::string line = number;
+    if (line.size() < size) line.append(size - line.size(), 'x');
+    text += line + "\n";
+  }
+  return write_lines_chunked(STDOUT_FILENO, text) ? 0 : exit_write_failed;
+}
+
+int mode_flood() {
+  std::uint64_t i = 1;
+  std::string text;
+  for (;;) {
+    text.clear();
+    while (text.size() < 4000) text += std::to_string(i++) + "\n";
+    if (!write_all(STDOUT_FILENO, text)) return exit_write_failed;
+  }
+}
+
 int run(const args_t& args) {
   const std::string_view mode = args.mode();
   if (mode == "exit") {
@@ -695,6 +752,15 @@ int run(const args_t& args) {
     ::prctl(PR_GET_PDEATHSIG, &sig);
     print_line(std::to_string(sig));
     return 0;
+  }
+  if (mode == "lines-then-partial") {
+    return mode_lines_then_partial(args.num<std::uint64_t>(0, "N"), args.num<int>(1, "STREAM"));
+  }
+  if (mode == "write-lines") {
+    return mode_write_lines(args.num<std::uint64_t>(0, "N"), args.num<std::size_t>(1, "SIZE"));
+  }
+  if (mode == "flood") {
+    return mode_flood();
   }
   if (mode == "ppid") {
     print_line(std::to_string(::getppid()));

@@ -57,7 +57,8 @@ struct process_spec {
   std::vector<std::string> env;     ///< "NAME=value" sets, "NAME" removes
   bool clear_env = false;
   std::string cwd;
-  /// "" inherits; "null" is /dev/null; anything else is a file appended to.
+  /// "" inherits; "null" is /dev/null; "capture" is a pipe per run to the actor system's
+  /// output_capture (pkit/actors/output_capture.hpp); anything else is a file appended to.
   std::string stdout_path;
   std::string stderr_path;
   bool new_process_group = true;
