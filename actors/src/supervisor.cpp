@@ -4,6 +4,7 @@
 
 #include "send_from.hpp"
 #include "supervisor_old_run.hpp"
+#include "supervisor_protocol.hpp"
 #include "supervisor_report.hpp"
 #include "timer_relay.hpp"
 
@@ -184,7 +185,7 @@ struct supervisor_state {
   std::vector<event_subscriber> subscribers;
   caf::actor timers;  // see timer_relay.hpp
   std::uint64_t next_timer = 1;
-  std::map<std::uint64_t, std::function<void()>> pending_timers;  // by restart_atom token
+  std::map<std::uint64_t, std::function<void()>> pending_timers;  // by restart_timer token
   std::mt19937_64 rng{std::random_device{}()};
 
   // See ~process_actor_state: the relay must not outlive us until CAF's shutdown.
@@ -232,7 +233,19 @@ struct supervisor_state {
   }
 };
 
-using self_pointer = supervisor_actor::stateful_pointer<supervisor_state>;
+using detail::private_supervisor_actor;
+using detail::restart_timer;
+using self_pointer = private_supervisor_actor::stateful_pointer<supervisor_state>;
+
+// Whether the message being handled was sent by child `c`'s current actor: the only
+// source of its reports (see supervisor_protocol.hpp). A report from anyone else — a
+// forgery, or an actor of the child that was replaced — is dropped.
+bool from_child(self_pointer self, const child& c) {
+  const caf::strong_actor_ptr& sender = self->current_sender();
+  if (!sender) return false;
+  const auto from = caf::actor_cast<caf::actor_addr>(sender);
+  return c.sup ? from == c.sup.address() : (c.proc && from == c.proc.address());
+}
 
 child_info info_of(const child& c) {
   child_info i;
@@ -337,13 +350,13 @@ std::size_t start_concurrency(const supervisor_state& st) {
 }
 
 // Runs `fn` after `delay` (a delayed message through the timer relay); the handler of
-// restart_atom looks the token up. Returns the token.
+// restart_timer looks the token up. Returns the token.
 std::uint64_t after(self_pointer self, std::int64_t delay_ms, std::function<void()> fn) {
   auto& st = self->state;
   const std::uint64_t token = st.next_timer++;
   st.pending_timers.emplace(token, std::move(fn));
-  detail::delayed_weak_send(st.timers, self->address(), ms(std::max<std::int64_t>(0, delay_ms)), restart_atom_v,
-                            token);
+  detail::delayed_weak_send(st.timers, self->address(), ms(std::max<std::int64_t>(0, delay_ms)),
+                            restart_timer{token});
   return token;
 }
 
@@ -926,7 +939,7 @@ caf::error register_name(self_pointer self) {
   return caf::none;
 }
 
-supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_spec spec,
+private_supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_spec spec,
                                                 const fork_server* server, process_observer observer,
                                                 std::vector<event_subscriber> subscribers) {
   auto& st = self->state;
@@ -1015,8 +1028,9 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       return;
     }
     st.started = true;
-    detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.parent), child_ready_atom_v, st.parent_id,
-                           std::uint64_t{1}, std::int32_t{0});
+    // With us as the sender: the parent accepts it only from the supervisor it spawned.
+    detail::send_from(self, caf::actor_cast<caf::actor>(st.parent), child_ready_atom_v, st.parent_id,
+                      std::uint64_t{1}, std::int32_t{0});
   };
   if (!invalid && !st.spec.flags.registered_name.empty()) invalid = register_name(self);
   if (invalid) {
@@ -1142,7 +1156,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       [self](child_started_atom, std::string id, std::uint64_t inc, std::int32_t pid) {
         auto& st = self->state;
         child* c = st.find(id);
-        if (c == nullptr) return;
+        if (c == nullptr || !from_child(self, *c)) return;
         if (!c->is_supervisor()) inc += c->run_offset;
         if (inc < c->incarnation) return;
         c->incarnation = inc;
@@ -1152,7 +1166,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       [self](child_ready_atom, std::string id, std::uint64_t inc, std::int32_t pid) {
         auto& st = self->state;
         child* c = st.find(id);
-        if (c == nullptr) return;
+        if (c == nullptr || !from_child(self, *c)) return;
         if (c->is_supervisor()) {
           if (c->state != child_state::starting) return;
           c->state = child_state::running;
@@ -1173,9 +1187,10 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       [self](child_exited_atom, std::string id, std::uint64_t inc, exit_status status) {
         auto& st = self->state;
         child* c = st.find(id);
+        if (c == nullptr || !from_child(self, *c)) return;
         // Stale (an older run), or the end of a run we stopped ourselves (its stop reply
         // came first and told it).
-        if (c != nullptr && !c->is_supervisor()) inc += c->run_offset;
+        if (!c->is_supervisor()) inc += c->run_offset;
         if (c == nullptr || inc < c->incarnation || inc <= c->stopped_run) return;
         c->incarnation = inc;
         if (c->failed_run && c->state == child_state::stopping) {
@@ -1198,7 +1213,8 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
         end.reason = reason;
         handle_exit(self, id, std::move(end));
       },
-      [self](restart_atom, std::uint64_t token) {
+      [self](const restart_timer& timer) {
+        const std::uint64_t token = timer.token;
         auto& timers = self->state.pending_timers;
         auto i = timers.find(token);
         if (i == timers.end()) return;
@@ -1214,7 +1230,10 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
 supervisor_actor spawn_supervisor(caf::actor_system& system, supervisor_spec spec,
                                   const fork_server* server, process_observer observer,
                                   std::vector<event_subscriber> subscribers) {
-  return system.spawn(supervisor_impl, std::move(spec), server, std::move(observer), std::move(subscribers));
+  // Converted to the public interface: the private protocol stays in pkit's sources.
+  private_supervisor_actor handle =
+      system.spawn(supervisor_impl, std::move(spec), server, std::move(observer), std::move(subscribers));
+  return handle;
 }
 
 }  // namespace pkit::actors

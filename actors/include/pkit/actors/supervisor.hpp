@@ -39,7 +39,13 @@ namespace pkit::actors {
 ///   dropped (the supervisor monitors it).
 /// * `stop` → ok once every child is stopped in reverse start order; then the
 ///   supervisor exits normally.
-/// * The remaining handlers are internal.
+/// That is the whole interface. The supervisor also handles its children's reports (the
+/// process observer protocol of process_actor.hpp: child_started / child_ready /
+/// child_exited) and its own timers, but not as part of this type: it is spawned as a
+/// private extension of it, accepts a child's report only when its sender is the actor it
+/// spawned for that child (so a process actor or nested supervisor sends them with itself
+/// as sender), and its timers are of a private type that is not serializable. A holder
+/// of this handle — an `actor_cast` to `caf::actor` included — cannot forge them.
 ///
 /// Rules (Erlang/OTP's, which this matches): children start in order, each after the
 /// previous one is ready, and stop in reverse order. A child that exits is restarted
@@ -81,11 +87,7 @@ using supervisor_actor = caf::typed_actor<
     caf::replies_to<subscribe_atom, caf::actor>::with<caf::ok_atom>,
     caf::replies_to<subscribe_atom, caf::actor, event_mask>::with<caf::ok_atom>,
     caf::replies_to<unsubscribe_atom, caf::actor>::with<caf::ok_atom>,
-    caf::replies_to<stop_atom>::with<caf::ok_atom>,
-    caf::reacts_to<child_started_atom, std::string, std::uint64_t, std::int32_t>,
-    caf::reacts_to<child_ready_atom, std::string, std::uint64_t, std::int32_t>,
-    caf::reacts_to<child_exited_atom, std::string, std::uint64_t, exit_status>,
-    caf::reacts_to<restart_atom, std::uint64_t>>;
+    caf::replies_to<stop_atom>::with<caf::ok_atom>>;
 
 /// An actor that receives a supervisor's events (those in `kinds`) from its very start.
 /// With `whole_tree`, every nested supervisor the supervisor starts (and restarts), at

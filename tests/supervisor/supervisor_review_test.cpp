@@ -1,0 +1,90 @@
+// Regression tests for the defects of issue 9's adversarial review (D2–D6 and hostile
+// specs): each failed on the code before its fix. Children run tests/helper/pkit_test_child.
+
+#define BOOST_TEST_MODULE pkit supervisor review
+#include "supervisor_test_support.hpp"
+
+#include <fstream>
+#include <future>
+#include <limits>
+
+using namespace sup_test;
+using namespace std::chrono_literals;
+using pa::restart_strategy;
+using pa::restart_type;
+
+namespace {
+
+// The per-child facts a forged message must not change.
+struct snapshot {
+  std::string id;
+  child_state state;
+  std::int32_t pid;
+  std::uint64_t incarnation;
+  std::uint32_t restarts;
+  bool operator==(const snapshot&) const = default;
+};
+
+std::vector<snapshot> snapshot_of(const std::vector<pa::child_info>& cs) {
+  std::vector<snapshot> out;
+  for (const auto& c : cs) out.push_back({c.id, c.state, c.pid, c.incarnation, c.automatic_restarts});
+  return out;
+}
+
+std::string text_of(const std::vector<snapshot>& s) {
+  std::string out;
+  for (const auto& c : s)
+    out += c.id + ":" + to_string(c.state) + " pid " + std::to_string(c.pid) + " #" + std::to_string(c.incarnation) +
+           " restarts " + std::to_string(c.restarts) + "; ";
+  return out;
+}
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(supervisor_review, sup_fixture)
+
+// =====================================================================================
+// D2: the supervisor's internal protocol cannot be forged
+// =====================================================================================
+
+// Before the fix child_started / child_ready / child_exited / restart were part of the
+// public interface and accepted from anyone: the forged exits below restarted `b` and
+// then took the supervisor down (restart_limit), the forged start wedged `a` at
+// incarnation UINT64_MAX, and restart tokens (1, 2, ...) were guessable.
+BOOST_AUTO_TEST_CASE(forged_child_reports_and_restart_tokens_are_ignored) {
+  auto sup = start_sup(sup_spec("forged", restart_strategy::one_for_one,
+                                {worker("a", {"pause"}), worker("b", {"pause"})}, 1, 60000));
+  const auto before = snapshot_of(which(sup));
+  auto raw = caf::actor_cast<caf::actor>(sup);
+  const auto max = std::numeric_limits<std::uint64_t>::max();
+  // Sent by `self`, so they are in the mailbox before the which_children request below.
+  self->send(raw, pa::child_started_atom_v, std::string("a"), max, std::int32_t{1});
+  self->send(raw, pa::child_ready_atom_v, std::string("a"), max, std::int32_t{1});
+  for (std::uint64_t inc = 1; inc <= 3; ++inc)
+    self->send(raw, pa::child_exited_atom_v, std::string("b"), before[1].incarnation + inc, exit_status::exited(1));
+  for (std::uint64_t token = 0; token < 64; ++token) self->send(raw, pa::restart_atom_v, token);
+  caf::anon_send(raw, pa::child_exited_atom_v, std::string("a"), max, exit_status::exited(1));
+  const auto after = snapshot_of(which(sup));
+  BOOST_TEST((after == before), "before: " << text_of(before) << " after: " << text_of(after));
+  BOOST_TEST(alive(sup));
+  drain();
+  BOOST_TEST(events_since(0, ev(event_kind::exited)).empty(), history_text());
+  BOOST_TEST(events_since(0, ev(event_kind::restarting)).empty(), history_text());
+}
+
+// A parent accepts "ready" for a nested supervisor only from the supervisor it spawned
+// for that child: a forged one made `n` running while its own child was still starting.
+BOOST_AUTO_TEST_CASE(a_forged_child_ready_does_not_complete_a_nested_supervisors_start) {
+  auto inner = sup_spec("inner", restart_strategy::one_for_one, {notify_worker("slow", 1500)});
+  auto sup = spawn_sup(sup_spec("outer", restart_strategy::one_for_one, {supervisor_child("n", inner)}),
+                       {{caf::actor_cast<caf::actor>(events_actor), pa::all_events, true}});
+  require(ev(event_kind::started, "slow"), "the inner child started");
+  auto raw = caf::actor_cast<caf::actor>(sup);
+  self->send(raw, pa::child_ready_atom_v, std::string("n"), std::uint64_t{1}, std::int32_t{0});
+  BOOST_TEST(child(sup, "n").state == child_state::starting);
+  BOOST_TEST_REQUIRE(await_boot(), "the outer supervisor did not complete its start");
+  BOOST_TEST(child(sup, "n").state == child_state::running);
+  BOOST_TEST(child(sup, "n").incarnation == 1u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
