@@ -75,6 +75,9 @@ struct run_end {
   std::optional<exit_status> status;
   std::string reason;
   bool success = false;  // transient children are not restarted after a success
+  // The end of a start that failed in a restart (never a success, whatever the status):
+  // the group restart's plan ended there (see resume_group).
+  bool failed_start = false;
 };
 
 run_end ended_with(const exit_status& s) { return {s, {}, s.success()}; }
@@ -108,6 +111,7 @@ struct child {
   // child's current run is part of that restart, not a new one (OTP: the supervisor
   // stops the group synchronously, so a sibling's own exit is consumed by that stop).
   std::uint64_t group = 0;
+  std::uint64_t started_by_group = 0;  // the group restart the current run's start was for
   bool drop_after_exit = false;  // a start_child that failed: report its exit, then remove it
   // The current run failed to start (not ready) but its process exists: its exit ends
   // the failed start. (A process exists once child_started came, which precedes the
@@ -436,7 +440,7 @@ void step_failed(self_pointer self, const std::string& id, const caf::error& err
     // else when its exit comes (see child_exited).
     c = st.find(id);
     if (c != nullptr && c->state == child_state::starting && !c->failed_run)
-      handle_exit(self, id, run_end{std::nullopt, std::move(why), false});
+      handle_exit(self, id, run_end{std::nullopt, std::move(why), false, true});
   }
 }
 
@@ -485,7 +489,7 @@ void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
   c->state = child_state::starting;
   c->pid = 0;
   c->failed_run = false;
-  c->group = 0;  // this start is the one a pending group restart was for
+  c->started_by_group = std::exchange(c->group, 0);  // this start is the one a pending group restart was for
   c->started_at = self->clock().now();
   const std::string id = c->spec.id;
   if (c->is_supervisor()) {
@@ -784,7 +788,33 @@ void auto_shutdown_check(self_pointer self) {
   shut_down(self, caf::exit_reason::normal);
 }
 
+// A group restart's start plan ended at a child whose start failed (step_failed). When
+// that failure starts no new group restart — the child became FATAL, a transient child
+// was not restarted, the supervisor gave up — the members after it would stay stopped
+// for ever, a silent half-stopped group: they are started now.
+void resume_group(self_pointer self, std::uint64_t generation) {
+  auto& st = self->state;
+  if (st.shutting_down) return;
+  plan p;
+  p.failure_mode = on_failure::restart;
+  for (const auto& c : st.children)
+    if (c.group == generation && !c.active() && c.state != child_state::fatal)
+      p.steps.push_back({step::kind::start, c.spec.id});
+  if (!p.steps.empty()) schedule(self, std::move(p));
+}
+
+void apply_exit(self_pointer self, const std::string& id, run_end end);
+
 void handle_exit(self_pointer self, const std::string& id, run_end end) {
+  const child* c = self->state.find(id);
+  const std::uint64_t generation = c != nullptr && end.failed_start ? c->started_by_group : 0;
+  apply_exit(self, id, std::move(end));
+  // A new group restart (if the failure made one) marked the members with its own
+  // generation: then there is nothing left to resume.
+  if (generation != 0) resume_group(self, generation);
+}
+
+void apply_exit(self_pointer self, const std::string& id, run_end end) {
   auto& st = self->state;
   child* c = st.find(id);
   if (c == nullptr) return;
@@ -1207,10 +1237,14 @@ private_supervisor_actor::behavior_type supervisor_impl(self_pointer self, super
         // Only a run we consider alive can end on its own; the end of one we are stopping
         // is told by the stop's reply. (The end of a failed restart counts: it is starting.)
         if (c->state != child_state::running && c->state != child_state::starting) return;
-        const std::string reason = c->failed_run ? c->last_reason : std::string();
-        c->failed_run = false;
+        const bool failed_start = std::exchange(c->failed_run, false);
         run_end end = ended_with(status);
-        end.reason = reason;
+        if (failed_start) {
+          // A run that never got ready did not succeed, even if it exited with 0.
+          end.reason = c->last_reason;
+          end.success = false;
+          end.failed_start = true;
+        }
         handle_exit(self, id, std::move(end));
       },
       [self](const restart_timer& timer) {

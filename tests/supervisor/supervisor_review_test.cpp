@@ -39,6 +39,21 @@ std::string text_of(const std::vector<snapshot>& s) {
   return out;
 }
 
+// A worker that reports ready on fd 3 at once — unless `flag` exists: then it exits with
+// `code` before it is ready (a failed start, with a process).
+pa::child_spec flaky_worker(const std::string& id, const std::string& flag, int code) {
+  pa::child_spec c;
+  c.id = id;
+  c.process.argv = {"/bin/sh", "-c",
+                    "if [ -e \"$1\" ]; then exit " + std::to_string(code) + "; fi; exec \"$0\" notify 3 0 \"$2\"",
+                    child_path(), flag, make_marker(id)};
+  c.process.notify_fd = 3;
+  c.shutdown_ms = 2000;
+  return c;
+}
+
+void touch(const std::string& path) { std::ofstream(path).put('x'); }
+
 }  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(supervisor_review, sup_fixture)
@@ -85,6 +100,53 @@ BOOST_AUTO_TEST_CASE(a_forged_child_ready_does_not_complete_a_nested_supervisors
   BOOST_TEST_REQUIRE(await_boot(), "the outer supervisor did not complete its start");
   BOOST_TEST(child(sup, "n").state == child_state::running);
   BOOST_TEST(child(sup, "n").incarnation == 1u);
+}
+
+// =====================================================================================
+// D3: a group restart whose start fails never leaves the group half stopped
+// =====================================================================================
+
+// one_for_all [a, b, c]: a dies, the group restarts, and b dies before it is ready — its
+// min_uptime failure makes it FATAL. Before the fix the group's start plan was abandoned
+// at b and c stayed stopped for ever (no restart, no give-up).
+BOOST_AUTO_TEST_CASE(a_sibling_turning_fatal_in_a_group_restart_leaves_the_rest_of_the_group_running) {
+  temp_dir dir;
+  const std::string flag = dir.file("fail");
+  auto spec = sup_spec("fatal-group", restart_strategy::one_for_all,
+                       {worker("a", {"pause"}), flaky_worker("b", flag, 1), worker("c", {"pause"})}, 5, 60000);
+  spec.flags.min_uptime_ms = 300;
+  spec.flags.max_failed_starts = 1;
+  auto sup = start_sup(spec);
+  const pid_t c_pid = child(sup, "c").pid;
+  touch(flag);
+  // The condition is elapsed time itself: a's death must not be a failed start.
+  std::this_thread::sleep_for(400ms);
+  ::kill(child(sup, "a").pid, SIGKILL);
+  require(ev(event_kind::fatal, "b"), "b turned FATAL");
+  require(ev(event_kind::ready, "c", 2), "c ready again after the group restart");
+  const auto c = child(sup, "c");
+  BOOST_TEST((c.state == child_state::running && c.pid != c_pid && c.pid > 0));
+  BOOST_TEST((child(sup, "a").state == child_state::running));
+  BOOST_TEST((child(sup, "b").state == child_state::fatal));
+  BOOST_TEST(alive(sup));
+}
+
+// one_for_all [a, b (transient), c]: in the group restart after a's death, b exits 0
+// before it is ready. A failed start is no normal exit: b must be restarted (here it
+// fails again, so the supervisor gives up). Before the fix b counted as a transient
+// child's success, was left stopped, and so was c: a silent half-stopped group.
+BOOST_AUTO_TEST_CASE(a_transient_child_exiting_0_before_ready_in_a_group_restart_is_a_failed_start) {
+  temp_dir dir;
+  const std::string flag = dir.file("fail");
+  auto b = flaky_worker("b", flag, 0);
+  b.restart = restart_type::transient;
+  auto sup = start_sup(sup_spec("transient-group", restart_strategy::one_for_all,
+                                {worker("a", {"pause"}), b, worker("c", {"pause"})}, 1, 60000));
+  touch(flag);
+  ::kill(child(sup, "a").pid, SIGKILL);
+  auto reason = await_down(sup);
+  BOOST_TEST_REQUIRE(reason.has_value(), "the supervisor neither restarted b nor gave up; events:" << history_text());
+  BOOST_TEST(is_error(*reason, pa::error::restart_limit), render(*reason));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
