@@ -4,6 +4,7 @@
 
 #include "send_from.hpp"
 #include "supervisor_old_run.hpp"
+#include "supervisor_names.hpp"
 #include "supervisor_protocol.hpp"
 #include "supervisor_report.hpp"
 #include "timer_relay.hpp"
@@ -953,18 +954,14 @@ caf::result<child_info> add_and_start(self_pointer self, child_spec spec) {
 }
 
 // OTP's {local, Name}: registered before any child starts, removed when the supervisor
-// ends (however it ends), if the name is still ours. The check and the put are two
-// registry calls: two supervisors spawned with one name at the same instant may both
-// pass the check (the later put wins); CAF 0.17's registry has no put-if-absent.
+// ends (however it ends), if the name is still ours. The name does not keep the
+// supervisor alive (supervisor_names.hpp: not CAF's registry, which holds actors strongly).
 caf::error register_name(self_pointer self) {
   const std::string& name = self->state.spec.flags.registered_name;
-  const caf::atom_value key = caf::atom_from_string(name);
-  auto& registry = self->system().registry();
-  if (registry.get(key)) return caf::make_error(error::already_present, "registered_name '" + name + "' is taken");
-  registry.put(key, caf::actor_cast<caf::strong_actor_ptr>(self));
-  self->attach_functor([system = &self->system(), key, me = self->address()] {
-    auto& registry = system->registry();
-    if (caf::actor_cast<caf::actor_addr>(registry.get(key)) == me) registry.erase(key);
+  if (!detail::register_supervisor_name(self->system(), name, self->address()))
+    return caf::make_error(error::already_present, "registered_name '" + name + "' is taken");
+  self->attach_functor([system = &self->system(), name, me = self->address()] {
+    detail::unregister_supervisor_name(*system, name, me);
   });
   return caf::none;
 }

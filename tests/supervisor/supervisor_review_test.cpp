@@ -149,4 +149,37 @@ BOOST_AUTO_TEST_CASE(a_transient_child_exiting_0_before_ready_in_a_group_restart
   BOOST_TEST(is_error(*reason, pa::error::restart_limit), render(*reason));
 }
 
+// =====================================================================================
+// D4: a registered name does not keep a supervisor alive
+// =====================================================================================
+
+// The registered variant of supervisor_test's
+// releasing_a_live_tree_lets_the_actor_system_end_and_stops_every_process. Before the fix
+// CAF's registry held the supervisor strongly: ~actor_system waited for it for ever.
+BOOST_AUTO_TEST_CASE(releasing_a_registered_live_tree_lets_the_actor_system_end_and_stops_every_process) {
+  auto w = worker("w", {"pause"});
+  const std::string w_marker = marker_of(w);
+  auto done = std::async(std::launch::async, [&] {
+    caf::actor_system_config cfg;
+    pa::init(cfg);
+    caf::actor_system system{cfg};
+    caf::scoped_actor self{system};
+    auto spec = sup_spec("released", restart_strategy::one_for_one, {w});
+    spec.flags.registered_name = "relsup";
+    auto sup = pa::spawn_supervisor(system, spec, nullptr, pa::process_observer{caf::actor_cast<caf::actor>(self), "x"});
+    bool booted = false;
+    self->receive([&](pa::child_ready_atom, std::string&, std::uint64_t, std::int32_t) { booted = true; },
+                  caf::after(event_timeout) >> [] {});
+    const bool found = pa::whereis_supervisor(system, "relsup").address() == sup.address();
+    return booted && found;
+  });  // the handle is released, then the actor system is destroyed
+  if (done.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+    std::fprintf(stderr, "actor_system destruction hangs with a released registered supervisor\n");
+    for (pid_t p : pids_with_marker(marker_prefix(), true)) ::kill(p, SIGKILL);
+    std::_Exit(1);  // the hung thread cannot be joined; fail the whole program
+  }
+  BOOST_TEST(done.get(), "the tree did not start, or whereis_supervisor did not find it");
+  BOOST_TEST(eventually([&] { return pids_with_marker(w_marker).empty(); }), "a process of the released tree survived");
+}
+
 BOOST_AUTO_TEST_SUITE_END()

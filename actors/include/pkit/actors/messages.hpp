@@ -171,11 +171,13 @@ struct supervisor_flags {
   supervisor_report report = supervisor_report::give_up;
   // -- issue 9 (sup2): named supervisors (a flag, so that supervisor_spec{name, flags,
   // children} stays an aggregate of three: -Wmissing-field-initializers) ---------
-  /// "" (the default): not registered. Else the supervisor registers itself in its actor
-  /// system's registry under `caf::atom(registered_name)` (so at most 10 characters, as
-  /// CAF's atoms allow) before it starts any child, and removes the entry when it ends
-  /// (OTP's `{local, Name}`). A name held by another live actor makes the supervisor
-  /// exit at once with `already_present`. Look it up with `whereis_supervisor`.
+  /// "" (the default): not registered. Else the supervisor registers itself under this
+  /// name (a valid CAF atom: at most 10 characters) before it starts any child, and
+  /// removes the entry when it ends (OTP's `{local, Name}`). A name held by another live
+  /// supervisor, or by a live actor in CAF's registry under `caf::atom(name)`, makes the
+  /// supervisor exit at once with `already_present`. Look it up with `whereis_supervisor`.
+  /// As in OTP, the name does not keep the supervisor alive: pkit's name table holds its
+  /// address weakly (it is not put in CAF's registry, which would hold it strongly).
   std::string registered_name;
   // -- end issue 9 (sup2) ---------------------------------------------------------------
 };
