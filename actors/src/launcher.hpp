@@ -41,7 +41,9 @@ struct process_parcel {
 class launcher {
 public:
   /// Called on the launcher thread with the parcel back, the pid (or -1) and the start's
-  /// error. Should only send a message; if it throws, the parcel is dropped (released).
+  /// error. Should only send a message. If it throws (no memory for the message), it is
+  /// called again, with the same parcel, after a growing delay (1 ms to 1 s) until it
+  /// returns: the report must reach its actor. Later launches wait meanwhile.
   using done_fn = std::function<void(std::shared_ptr<process_parcel>, pid_t, std::error_code)>;
 
   /// The launcher, its thread started on first use. Throws `std::system_error` when the
@@ -63,6 +65,7 @@ private:
 
   launcher();
   [[noreturn]] void loop();
+  static void report(job& next, pid_t pid, std::error_code ec) noexcept;
 
   std::mutex mutex_;
   std::condition_variable wake_;

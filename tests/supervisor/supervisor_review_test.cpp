@@ -4,6 +4,10 @@
 #define BOOST_TEST_MODULE pkit supervisor review
 #include "supervisor_test_support.hpp"
 
+#include "launcher.hpp"  // actors/src: pkit's launcher thread (D6)
+
+#include <pkit/process.hpp>
+
 #include <fstream>
 #include <future>
 #include <limits>
@@ -147,6 +151,31 @@ BOOST_AUTO_TEST_CASE(a_transient_child_exiting_0_before_ready_in_a_group_restart
   auto reason = await_down(sup);
   BOOST_TEST_REQUIRE(reason.has_value(), "the supervisor neither restarted b nor gave up; events:" << history_text());
   BOOST_TEST(is_error(*reason, pa::error::restart_limit), render(*reason));
+}
+
+// =====================================================================================
+// D6: a launch report that cannot be sent is not lost
+// =====================================================================================
+
+// Before the fix a `done` that threw (no memory for the report message) dropped the
+// report and released the process: the process actor stayed `starting` for ever.
+BOOST_AUTO_TEST_CASE(a_launch_report_that_fails_to_send_is_retried_with_the_process) {
+  pkit::command cmd{{child_path(), "pause", make_marker("launched")}};
+  auto parcel = std::make_shared<pa::detail::process_parcel>(std::make_unique<pkit::process>(std::move(cmd)));
+  std::promise<std::pair<pid_t, bool>> reported;
+  int calls = 0;
+  pa::detail::launcher::instance().launch(
+      std::move(parcel), [&](std::shared_ptr<pa::detail::process_parcel> p, pid_t pid, std::error_code) {
+        if (++calls == 1) throw std::bad_alloc();
+        const bool has_process = p && p->proc && p->proc->pid() == pid;
+        reported.set_value({pid, has_process});
+      });
+  auto f = reported.get_future();
+  BOOST_TEST_REQUIRE((f.wait_for(event_timeout) == std::future_status::ready), "the launch report was lost");
+  const auto [pid, has_process] = f.get();
+  BOOST_TEST(pid > 0);
+  BOOST_TEST(has_process, "the report came without its process");
+  BOOST_TEST(calls == 2);
 }
 
 // =====================================================================================
