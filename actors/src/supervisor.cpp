@@ -1110,6 +1110,8 @@ private_supervisor_actor::behavior_type supervisor_impl(self_pointer self, super
       [self](restart_child_atom, std::string id) -> caf::result<child_info> {
         auto& st = self->state;
         if (st.shutting_down) return caf::make_error(error::shutting_down, st.spec.name);
+        if (st.spec.flags.strategy == restart_strategy::simple_one_for_one)
+          return caf::make_error(error::wrong_strategy, "simple_one_for_one: restart_child is not supported (OTP)");
         child* c = st.find(id);
         if (c == nullptr) return caf::make_error(error::unknown_child, id);
         ++c->manual_restarts;
@@ -1131,6 +1133,9 @@ private_supervisor_actor::behavior_type supervisor_impl(self_pointer self, super
       },
       [self](delete_child_atom, std::string id) -> caf::result<caf::ok_atom> {
         auto& st = self->state;
+        // OTP's {error, simple_one_for_one}: its children are deleted when they stop.
+        if (st.spec.flags.strategy == restart_strategy::simple_one_for_one)
+          return caf::make_error(error::wrong_strategy, "simple_one_for_one: delete_child is not supported (OTP)");
         child* c = st.find(id);
         if (c == nullptr) return caf::make_error(error::unknown_child, id);
         if (c->active() || c->state == child_state::restarting)

@@ -154,6 +154,85 @@ BOOST_AUTO_TEST_CASE(a_transient_child_exiting_0_before_ready_in_a_group_restart
 }
 
 // =====================================================================================
+// Hostile specs: invalid_spec, never UB, a hang or a stack overflow
+// =====================================================================================
+
+BOOST_AUTO_TEST_CASE(hostile_spec_values_are_refused_as_invalid_spec) {
+  const auto huge = std::numeric_limits<std::int64_t>::max();
+  const auto nan = std::numeric_limits<double>::quiet_NaN();
+  const auto inf = std::numeric_limits<double>::infinity();
+  auto base = [] { return sup_spec("hostile", restart_strategy::one_for_one, {worker("w", {"pause"})}); };
+  auto expect_bad = [&](const pa::supervisor_spec& s, const std::string& field) {
+    const auto err = pa::check_supervisor_spec(s);
+    BOOST_TEST(is_error(err, pa::error::invalid_spec), field << ": " << render(err));
+    BOOST_TEST(render(err).find(field) != std::string::npos, field << ": " << render(err));
+  };
+  using mutate = std::function<void(pa::supervisor_spec&)>;
+  const std::vector<std::pair<std::string, mutate>> cases{
+      {"flags.strategy", [](auto& s) { s.flags.strategy = static_cast<restart_strategy>(200); }},
+      {"flags.shutdown", [](auto& s) { s.flags.shutdown = static_cast<pa::auto_shutdown>(200); }},
+      {"flags.report", [](auto& s) { s.flags.report = static_cast<pa::supervisor_report>(200); }},
+      {"children[0] ('w').restart", [](auto& s) { s.children[0].restart = static_cast<restart_type>(200); }},
+      {"flags.period_ms", [huge](auto& s) { s.flags.period_ms = huge; }},
+      {"flags.min_uptime_ms", [huge](auto& s) { s.flags.min_uptime_ms = huge; }},
+      {"flags.backoff.max_ms", [huge](auto& s) { s.flags.backoff.initial_ms = 1; s.flags.backoff.max_ms = huge; }},
+      {"flags.backoff.reset_after_ms", [huge](auto& s) { s.flags.backoff.initial_ms = 1; s.flags.backoff.reset_after_ms = huge; }},
+      {"flags.backoff.multiplier", [nan](auto& s) { s.flags.backoff.initial_ms = 1; s.flags.backoff.multiplier = nan; }},
+      {"flags.backoff.multiplier", [inf](auto& s) { s.flags.backoff.initial_ms = 1; s.flags.backoff.multiplier = inf; }},
+      {"children[0] ('w').shutdown_ms", [huge](auto& s) { s.children[0].shutdown_ms = huge; }},
+      {"children[0] ('w').process.stop_timeout_ms", [huge](auto& s) { s.children[0].process.stop_timeout_ms = huge; }},
+      {"children[0] ('w').process.ready_timeout_ms", [huge](auto& s) { s.children[0].process.ready_timeout_ms = huge; }},
+  };
+  for (const auto& [field, change] : cases) {
+    auto s = base();
+    change(s);
+    expect_bad(s, field);
+  }
+  // The supervisor itself refuses such a spec: it exits with invalid_spec, starting nothing.
+  auto s = base();
+  s.flags.strategy = static_cast<restart_strategy>(200);
+  auto sup = spawn_sup(s);
+  auto reason = await_down(sup);
+  BOOST_TEST_REQUIRE(reason.has_value());
+  BOOST_TEST(is_error(*reason, pa::error::invalid_spec), render(*reason));
+}
+
+namespace {
+pa::supervisor_spec nested(int depth) {
+  auto s = sup_spec("leaf", restart_strategy::one_for_one, {worker("w", {"pause"})});
+  for (int i = 0; i < depth; ++i) {
+    pa::supervisor_spec outer;
+    outer.name = "n";
+    outer.children.push_back(supervisor_child("n", std::move(s)));
+    s = std::move(outer);
+  }
+  return s;
+}
+}  // namespace
+
+// Before the fix the check recursed once per level: 10,000 levels overflowed its stack.
+BOOST_AUTO_TEST_CASE(a_spec_nested_10000_deep_is_refused_without_overflowing_the_stack) {
+  BOOST_TEST(!pa::check_supervisor_spec(nested(10)));
+  const auto err = pa::check_supervisor_spec(nested(10000));
+  BOOST_TEST(is_error(err, pa::error::invalid_spec), render(err));
+  BOOST_TEST(render(err).find("nested more than 64 deep") != std::string::npos, render(err).substr(0, 200));
+}
+
+// OTP answers {error, simple_one_for_one}; before the fix the child was restarted / deleted.
+BOOST_AUTO_TEST_CASE(restart_child_and_delete_child_are_refused_on_simple_one_for_one) {
+  auto sup = start_sup(sup_spec("simple", restart_strategy::simple_one_for_one, {worker("t", {"pause"})}));
+  auto started = ask<pa::child_info>(sup, pa::start_child_atom_v, std::vector<std::string>{});
+  BOOST_TEST_REQUIRE(started.ok(), started.describe());
+  const std::string id = started.value->id;
+  const auto restarted = ask<pa::child_info>(sup, pa::restart_child_atom_v, id);
+  BOOST_TEST(restarted.is(pa::error::wrong_strategy), restarted.describe());
+  const auto deleted = ask<caf::ok_atom>(sup, pa::delete_child_atom_v, id);
+  BOOST_TEST(deleted.is(pa::error::wrong_strategy), deleted.describe());
+  const auto c = child(sup, id);
+  BOOST_TEST((c.state == child_state::running && c.pid == started.value->pid && c.manual_restarts == 0u));
+}
+
+// =====================================================================================
 // D6: a launch report that cannot be sent is not lost
 // =====================================================================================
 

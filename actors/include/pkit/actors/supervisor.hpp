@@ -27,8 +27,10 @@ namespace pkit::actors {
 /// * `terminate_child, id` → ok once the child is stopped (its spec is kept, except a
 ///   temporary child's or a simple_one_for_one child's, which are deleted).
 /// * `restart_child, id` → child_info (a stopped child is started; a running one is
-///   stopped and started again; counted as a manual restart).
-/// * `delete_child, id` → ok (`still_running` unless stopped first).
+///   stopped and started again; counted as a manual restart). `wrong_strategy` on a
+///   simple_one_for_one supervisor (OTP's {error, simple_one_for_one}).
+/// * `delete_child, id` → ok (`still_running` unless stopped first; `wrong_strategy` on a
+///   simple_one_for_one supervisor, whose children are deleted when they stop).
 /// * `which_children` → every child in start order; `count_children` → child_counts.
 /// * `get_childspec, id` → the child's spec (OTP's get_childspec; a simple_one_for_one
 ///   instance's with its args appended), `unknown_child` if there is none.
@@ -143,7 +145,10 @@ caf::error check_childspecs(const std::vector<child_spec>& children);
 
 /// check_childspecs for a whole supervisor spec: its flags (intensity >= 0, period > 0,
 /// start_concurrency >= 1, backoff ...), the simple_one_for_one rule of exactly one
-/// template child, and its children. spawn_supervisor runs the same check: a spec it
+/// template child, and its children. A spec may come from anywhere, so every value is
+/// checked to be in range: enums (a decoded one may hold any byte), durations (at most
+/// 10^12 ms, so none overflows as nanoseconds), a finite backoff multiplier, and
+/// supervisors nested at most 64 deep (the check itself is bounded by that depth). spawn_supervisor runs the same check: a spec it
 /// refuses makes the supervisor exit with the same error before anything starts.
 caf::error check_supervisor_spec(const supervisor_spec& spec);
 
