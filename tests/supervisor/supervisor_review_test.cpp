@@ -12,6 +12,9 @@
 #include <future>
 #include <limits>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 using namespace sup_test;
 using namespace std::chrono_literals;
 using pa::restart_strategy;
@@ -230,6 +233,32 @@ BOOST_AUTO_TEST_CASE(restart_child_and_delete_child_are_refused_on_simple_one_fo
   BOOST_TEST(deleted.is(pa::error::wrong_strategy), deleted.describe());
   const auto c = child(sup, id);
   BOOST_TEST((c.state == child_state::running && c.pid == started.value->pid && c.manual_restarts == 0u));
+}
+
+// =====================================================================================
+// D5: nothing of a child's start blocks a CAF worker
+// =====================================================================================
+
+// stdout_path is opened by the parent (libpkit's prepare_io) on the CAF worker that
+// starts the child. A FIFO without a reader made that open() block — the worker, and the
+// supervisor's start, for ever. Now the open does not wait: the start fails (ENXIO).
+BOOST_AUTO_TEST_CASE(a_fifo_without_reader_as_stdout_fails_the_start_instead_of_blocking_a_worker) {
+  temp_dir dir;
+  const std::string fifo = dir.file("out.fifo");
+  BOOST_TEST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto w = worker("w", {"pause"});
+  w.process.stdout_path = fifo;
+  auto sup = spawn_sup(sup_spec("fifo", restart_strategy::one_for_one, {w}));
+  auto reason = await_down(sup, 5s);
+  if (!reason) {
+    // The worker is blocked in open(): a reader releases it, so that the test can end.
+    const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    await_down(sup, 2s);
+    ::close(reader);
+    BOOST_FAIL("the supervisor's start hung on a FIFO without a reader");
+  }
+  BOOST_TEST(is_error(*reason, pa::error::start_failed), render(*reason));
+  BOOST_TEST(render(*reason).find("open") != std::string::npos, render(*reason));
 }
 
 // =====================================================================================
