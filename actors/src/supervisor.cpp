@@ -123,6 +123,7 @@ struct child {
   // The process of a run whose actor died under it (killed): handed to pkit's stopper, it
   // may still be in its stop timeout. The next run starts only once it has exited.
   detail::old_run previous;
+  std::int64_t previous_poll_ms = 0;  // how long the last look at `previous` waited
 
   bool is_supervisor() const { return !spec.supervisor.empty(); }
   bool active() const {
@@ -468,14 +469,56 @@ process_spec worker_spec(const child& c) {
 
 void start_child_step(self_pointer self, const step& s, std::uint64_t token);
 
-// How often a start waiting for the previous run's process to exit looks again.
-constexpr std::int64_t previous_run_poll_ms = 10;
+// Time for a start beyond the readiness deadline: a fork-server target's launch (its round
+// trip is bounded by the server's request_timeout, 10 s by default) and the exec.
+constexpr std::int64_t start_margin_ms = 30000;
+
+// How long a start request to a process actor may take before the actor counts as wedged
+// (review D5): its readiness deadline plus the margin; none when the spec waits for
+// readiness for ever (ready_timeout_ms -1). check_child bounds ready_timeout_ms, so the
+// sum cannot overflow.
+// A plain program's start (argv, no readiness protocol) is answered by the process
+// actor's handler itself, at once: no timer for it (the common case stays as cheap).
+std::optional<std::int64_t> start_timeout_ms(const child& c) {
+  const process_spec& p = c.spec.process;
+  const bool waits_for_readiness = p.notify_fd >= 0 || p.notify_socket;
+  if (!waits_for_readiness && p.target.empty()) return std::nullopt;
+  if (waits_for_readiness && p.ready_timeout_ms < 0) return std::nullopt;
+  return (waits_for_readiness ? p.ready_timeout_ms : 0) + start_margin_ms;
+}
+
+// The start request `token` got no reply in time: the process actor is wedged. It goes,
+// with whatever it started (libpkit stops that process; the next run waits for it), and
+// the start fails. A timer of ours, not CAF's request timeout: that one holds the
+// supervisor strongly until it is due, so a released tree could not end meanwhile.
+void start_timed_out(self_pointer self, const std::string& id, std::uint64_t token, std::int64_t limit_ms) {
+  auto& st = self->state;
+  child* c = st.find(id);
+  // Answered (the step now waits for child_ready), or abandoned: nothing is wedged.
+  if (!is_current(st, id, token) || c == nullptr || c->ready_token == token || !c->proc) return;
+  if (c->pid > 0) c->previous.watch(c->pid);
+  discard_actor(self, *c);
+  c->pid = 0;
+  step_failed(self, id,
+              caf::make_error(error::start_failed, "the process actor of '" + id + "' did not answer its start within " +
+                                                       std::to_string(limit_ms) + " ms"));
+}
+
+// How often a start waiting for the previous run's process to exit looks again: after
+// 10 ms, then twice as long each time up to once a second. With an infinite shutdown the
+// old process may take for ever; the supervisor then looks once a second, not 100 times.
+constexpr std::int64_t previous_run_first_poll_ms = 10;
+constexpr std::int64_t previous_run_max_poll_ms = 1000;
 
 // The child's previous process is still ending (see child::previous): the start step
 // goes on once it has exited. Polled on a timer, not waited for: the actor must not block,
-// and the process is the reaper thread's to collect.
-void await_previous_run(self_pointer self, const std::string& id, std::uint64_t token) {
-  after(self, previous_run_poll_ms, [self, id, token] {
+// and the process is the reaper thread's to collect. (Event-driven would need the reaper
+// thread to report the pidfd; the wait ends anyway with the step — a shutdown, a failed
+// plan, terminate_child abandon it.)
+void await_previous_run(self_pointer self, child& c, std::uint64_t token) {
+  c.previous_poll_ms = std::clamp<std::int64_t>(c.previous_poll_ms * 2, previous_run_first_poll_ms,
+                                                previous_run_max_poll_ms);
+  after(self, c.previous_poll_ms, [self, id = c.spec.id, token] {
     if (!is_current(self->state, id, token)) return;  // abandoned (shutdown, a failed plan)
     start_child_step(self, step{step::kind::start, id}, token);
   });
@@ -486,7 +529,8 @@ void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
   child* c = st.find(s.id);
   if (c == nullptr || c->active()) return step_done(self, s.id);
   // Never two instances of one child: not before the last run's process has exited.
-  if (!c->is_supervisor() && c->previous.lingers()) return await_previous_run(self, s.id, token);
+  if (!c->is_supervisor() && c->previous.lingers()) return await_previous_run(self, *c, token);
+  c->previous_poll_ms = 0;
   c->state = child_state::starting;
   c->pid = 0;
   c->failed_run = false;
@@ -516,6 +560,8 @@ void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
     self->monitor(c->proc);
     st.by_actor.emplace(c->proc.address(), id);
   }
+  if (auto limit = start_timeout_ms(*c))
+    after(self, *limit, [self, id, token, limit = *limit] { start_timed_out(self, id, token, limit); });
   self->request(c->proc, caf::infinite, start_atom_v)
       .then(
           [self, id, token](std::int32_t pid) {
