@@ -10,6 +10,12 @@
 //   sender of the message (process actors and supervisors send them with themselves as
 //   sender) must be the actor the supervisor spawned for that child. Anything else — an
 //   actor that `actor_cast`s the handle, an anonymous send — is dropped.
+//   Known limit: CAF 0.17's BASP takes a routed message's source as given — a peer that
+//   names this node as the source gets the local actor with that id as the sender
+//   (io/basp/remote_message_handler.hpp). A connected malicious node that knows a child's
+//   actor id (child_info.handle carries it) can still forge these reports. Closing that
+//   needs the process actor to report to a supervisor in a private type too (a change
+//   in process_actor.cpp), leaving the atoms to other observers.
 // * Its timers (restart backoff, shutdown deadlines, waiting for an old run) come back as
 //   `restart_timer`, a private type of this header that is not serializable: only pkit's
 //   code can make one, and no remote node can send one.
