@@ -1,5 +1,7 @@
 #include "launcher.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <utility>
 
 namespace pkit::actors::detail {
@@ -31,12 +33,25 @@ void launcher::loop() {
     }
     std::error_code ec;
     const pid_t pid = next.parcel->proc->start(ec);
+    report(next, pid, ec);
+  }
+}
+
+void launcher::report(job& next, pid_t pid, std::error_code ec) noexcept {
+  // The report is the actor's only way out of its launch: dropped, the actor stayed
+  // `starting` for ever and its start request (a supervisor's among them) was never
+  // answered (review D6). So it is retried until it is made — it can only fail for
+  // want of memory —, holding up later launches meanwhile. The parcel is passed as a
+  // copy: a `done` that throws must not take the process with it.
+  auto delay = std::chrono::milliseconds(1);
+  for (;;) {
     try {
-      next.done(std::move(next.parcel), pid, ec);
+      next.done(next.parcel, pid, ec);
+      next.parcel.reset();  // the report holds it now
+      return;
     } catch (...) {
-      // Out of memory for the report: the parcel, dropped with `next`, releases the
-      // process — its child is stopped, and the actor's start request ends with its
-      // own timeout.
+      std::this_thread::sleep_for(delay);
+      delay = std::min(delay * 2, std::chrono::milliseconds(1000));
     }
   }
 }

@@ -38,10 +38,18 @@ struct process_parcel {
 /// The one launcher thread of the program: runs `process::start` for the jobs it is given,
 /// one at a time, in order (the fork server serves one request at a time anyway).
 /// Thread-safe. Never destroyed: jobs may still be queued while static destructors run.
+///
+/// Known limit (review D5c): the thread is shared by every fork server of the program, so
+/// a wedged server delays the launches queued for the others — each job by at most that
+/// server's `request_timeout` (10 s by default), after which its start fails and the next
+/// job runs. Nothing waits for ever. A thread per server would remove the delay; the
+/// process actor does not yet tell the launcher which server a job is for.
 class launcher {
 public:
   /// Called on the launcher thread with the parcel back, the pid (or -1) and the start's
-  /// error. Should only send a message; if it throws, the parcel is dropped (released).
+  /// error. Should only send a message. If it throws (no memory for the message), it is
+  /// called again, with the same parcel, after a growing delay (1 ms to 1 s) until it
+  /// returns: the report must reach its actor. Later launches wait meanwhile.
   using done_fn = std::function<void(std::shared_ptr<process_parcel>, pid_t, std::error_code)>;
 
   /// The launcher, its thread started on first use. Throws `std::system_error` when the
@@ -63,6 +71,7 @@ private:
 
   launcher();
   [[noreturn]] void loop();
+  static void report(job& next, pid_t pid, std::error_code ec) noexcept;
 
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -280,14 +280,14 @@ void deliver_all(Promises& promises, const Value& v) {
 void notify_observer_ready(self_pointer self) {
   auto& st = self->state;
   if (st.observer.actor)
-    detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_ready_atom_v, st.observer.id, st.incarnation, st.pid);
+    detail::send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_ready_atom_v, st.observer.id, st.incarnation, st.pid);
 }
 
 
 void notify_observer(self_pointer self, child_started_atom, std::uint64_t inc, std::int32_t pid) {
   auto& st = self->state;
   if (st.observer.actor)
-    detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_started_atom_v, st.observer.id, inc, pid);
+    detail::send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_started_atom_v, st.observer.id, inc, pid);
 }
 
 // Captured streams: the run's pipes go to the output capture at once — also when the
@@ -370,7 +370,7 @@ void on_exit_report(self_pointer self, const exit_report& report) {
                 caf::make_error(error::died_before_ready, st.spec.name + " " + status.to_string()));
   deliver_all(st.exit_waiters, status);
   if (st.observer.actor)
-    detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_exited_atom_v, st.observer.id, inc, status);
+    detail::send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_exited_atom_v, st.observer.id, inc, status);
 }
 
 // Hands a fork-server target's start to pkit's launcher thread: the round trip to the

@@ -27,4 +27,15 @@ void anon_send_from(Self* self, const caf::actor& dest, Ts&&... xs) {
                                                         self->context());
 }
 
+/// As anon_send_from, but with `self` as the message's sender, so the receiver can tell
+/// who sent it: a supervisor accepts its children's reports only from the child's own
+/// actor (supervisor_protocol.hpp). Still a plain message: nothing is replied.
+template <class Self, class... Ts>
+void send_from(Self* self, const caf::actor& dest, Ts&&... xs) {
+  if (!dest) return;
+  caf::actor_cast<caf::abstract_actor*>(dest)->enqueue(caf::strong_actor_ptr{self->ctrl()}, caf::make_message_id(),
+                                                        caf::make_message(std::forward<Ts>(xs)...),
+                                                        self->context());
+}
+
 }  // namespace pkit::actors::detail

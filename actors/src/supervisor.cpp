@@ -4,6 +4,8 @@
 
 #include "send_from.hpp"
 #include "supervisor_old_run.hpp"
+#include "supervisor_names.hpp"
+#include "supervisor_protocol.hpp"
 #include "supervisor_report.hpp"
 #include "timer_relay.hpp"
 
@@ -74,6 +76,9 @@ struct run_end {
   std::optional<exit_status> status;
   std::string reason;
   bool success = false;  // transient children are not restarted after a success
+  // The end of a start that failed in a restart (never a success, whatever the status):
+  // the group restart's plan ended there (see resume_group).
+  bool failed_start = false;
 };
 
 run_end ended_with(const exit_status& s) { return {s, {}, s.success()}; }
@@ -107,6 +112,7 @@ struct child {
   // child's current run is part of that restart, not a new one (OTP: the supervisor
   // stops the group synchronously, so a sibling's own exit is consumed by that stop).
   std::uint64_t group = 0;
+  std::uint64_t started_by_group = 0;  // the group restart the current run's start was for
   bool drop_after_exit = false;  // a start_child that failed: report its exit, then remove it
   // The current run failed to start (not ready) but its process exists: its exit ends
   // the failed start. (A process exists once child_started came, which precedes the
@@ -117,6 +123,7 @@ struct child {
   // The process of a run whose actor died under it (killed): handed to pkit's stopper, it
   // may still be in its stop timeout. The next run starts only once it has exited.
   detail::old_run previous;
+  std::int64_t previous_poll_ms = 0;  // how long the last look at `previous` waited
 
   bool is_supervisor() const { return !spec.supervisor.empty(); }
   bool active() const {
@@ -184,7 +191,7 @@ struct supervisor_state {
   std::vector<event_subscriber> subscribers;
   caf::actor timers;  // see timer_relay.hpp
   std::uint64_t next_timer = 1;
-  std::map<std::uint64_t, std::function<void()>> pending_timers;  // by restart_atom token
+  std::map<std::uint64_t, std::function<void()>> pending_timers;  // by restart_timer token
   std::mt19937_64 rng{std::random_device{}()};
 
   // See ~process_actor_state: the relay must not outlive us until CAF's shutdown.
@@ -232,7 +239,19 @@ struct supervisor_state {
   }
 };
 
-using self_pointer = supervisor_actor::stateful_pointer<supervisor_state>;
+using detail::private_supervisor_actor;
+using detail::restart_timer;
+using self_pointer = private_supervisor_actor::stateful_pointer<supervisor_state>;
+
+// Whether the message being handled was sent by child `c`'s current actor: the only
+// source of its reports (see supervisor_protocol.hpp). A report from anyone else — a
+// forgery, or an actor of the child that was replaced — is dropped.
+bool from_child(self_pointer self, const child& c) {
+  const caf::strong_actor_ptr& sender = self->current_sender();
+  if (!sender) return false;
+  const auto from = caf::actor_cast<caf::actor_addr>(sender);
+  return c.sup ? from == c.sup.address() : (c.proc && from == c.proc.address());
+}
 
 child_info info_of(const child& c) {
   child_info i;
@@ -337,13 +356,13 @@ std::size_t start_concurrency(const supervisor_state& st) {
 }
 
 // Runs `fn` after `delay` (a delayed message through the timer relay); the handler of
-// restart_atom looks the token up. Returns the token.
+// restart_timer looks the token up. Returns the token.
 std::uint64_t after(self_pointer self, std::int64_t delay_ms, std::function<void()> fn) {
   auto& st = self->state;
   const std::uint64_t token = st.next_timer++;
   st.pending_timers.emplace(token, std::move(fn));
-  detail::delayed_weak_send(st.timers, self->address(), ms(std::max<std::int64_t>(0, delay_ms)), restart_atom_v,
-                            token);
+  detail::delayed_weak_send(st.timers, self->address(), ms(std::max<std::int64_t>(0, delay_ms)),
+                            restart_timer{token});
   return token;
 }
 
@@ -423,7 +442,7 @@ void step_failed(self_pointer self, const std::string& id, const caf::error& err
     // else when its exit comes (see child_exited).
     c = st.find(id);
     if (c != nullptr && c->state == child_state::starting && !c->failed_run)
-      handle_exit(self, id, run_end{std::nullopt, std::move(why), false});
+      handle_exit(self, id, run_end{std::nullopt, std::move(why), false, true});
   }
 }
 
@@ -450,14 +469,56 @@ process_spec worker_spec(const child& c) {
 
 void start_child_step(self_pointer self, const step& s, std::uint64_t token);
 
-// How often a start waiting for the previous run's process to exit looks again.
-constexpr std::int64_t previous_run_poll_ms = 10;
+// Time for a start beyond the readiness deadline: a fork-server target's launch (its round
+// trip is bounded by the server's request_timeout, 10 s by default) and the exec.
+constexpr std::int64_t start_margin_ms = 30000;
+
+// How long a start request to a process actor may take before the actor counts as wedged
+// (review D5): its readiness deadline plus the margin; none when the spec waits for
+// readiness for ever (ready_timeout_ms -1). check_child bounds ready_timeout_ms, so the
+// sum cannot overflow.
+// A plain program's start (argv, no readiness protocol) is answered by the process
+// actor's handler itself, at once: no timer for it (the common case stays as cheap).
+std::optional<std::int64_t> start_timeout_ms(const child& c) {
+  const process_spec& p = c.spec.process;
+  const bool waits_for_readiness = p.notify_fd >= 0 || p.notify_socket;
+  if (!waits_for_readiness && p.target.empty()) return std::nullopt;
+  if (waits_for_readiness && p.ready_timeout_ms < 0) return std::nullopt;
+  return (waits_for_readiness ? p.ready_timeout_ms : 0) + start_margin_ms;
+}
+
+// The start request `token` got no reply in time: the process actor is wedged. It goes,
+// with whatever it started (libpkit stops that process; the next run waits for it), and
+// the start fails. A timer of ours, not CAF's request timeout: that one holds the
+// supervisor strongly until it is due, so a released tree could not end meanwhile.
+void start_timed_out(self_pointer self, const std::string& id, std::uint64_t token, std::int64_t limit_ms) {
+  auto& st = self->state;
+  child* c = st.find(id);
+  // Answered (the step now waits for child_ready), or abandoned: nothing is wedged.
+  if (!is_current(st, id, token) || c == nullptr || c->ready_token == token || !c->proc) return;
+  if (c->pid > 0) c->previous.watch(c->pid);
+  discard_actor(self, *c);
+  c->pid = 0;
+  step_failed(self, id,
+              caf::make_error(error::start_failed, "the process actor of '" + id + "' did not answer its start within " +
+                                                       std::to_string(limit_ms) + " ms"));
+}
+
+// How often a start waiting for the previous run's process to exit looks again: after
+// 10 ms, then twice as long each time up to once a second. With an infinite shutdown the
+// old process may take for ever; the supervisor then looks once a second, not 100 times.
+constexpr std::int64_t previous_run_first_poll_ms = 10;
+constexpr std::int64_t previous_run_max_poll_ms = 1000;
 
 // The child's previous process is still ending (see child::previous): the start step
 // goes on once it has exited. Polled on a timer, not waited for: the actor must not block,
-// and the process is the reaper thread's to collect.
-void await_previous_run(self_pointer self, const std::string& id, std::uint64_t token) {
-  after(self, previous_run_poll_ms, [self, id, token] {
+// and the process is the reaper thread's to collect. (Event-driven would need the reaper
+// thread to report the pidfd; the wait ends anyway with the step — a shutdown, a failed
+// plan, terminate_child abandon it.)
+void await_previous_run(self_pointer self, child& c, std::uint64_t token) {
+  c.previous_poll_ms = std::clamp<std::int64_t>(c.previous_poll_ms * 2, previous_run_first_poll_ms,
+                                                previous_run_max_poll_ms);
+  after(self, c.previous_poll_ms, [self, id = c.spec.id, token] {
     if (!is_current(self->state, id, token)) return;  // abandoned (shutdown, a failed plan)
     start_child_step(self, step{step::kind::start, id}, token);
   });
@@ -468,11 +529,12 @@ void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
   child* c = st.find(s.id);
   if (c == nullptr || c->active()) return step_done(self, s.id);
   // Never two instances of one child: not before the last run's process has exited.
-  if (!c->is_supervisor() && c->previous.lingers()) return await_previous_run(self, s.id, token);
+  if (!c->is_supervisor() && c->previous.lingers()) return await_previous_run(self, *c, token);
+  c->previous_poll_ms = 0;
   c->state = child_state::starting;
   c->pid = 0;
   c->failed_run = false;
-  c->group = 0;  // this start is the one a pending group restart was for
+  c->started_by_group = std::exchange(c->group, 0);  // this start is the one a pending group restart was for
   c->started_at = self->clock().now();
   const std::string id = c->spec.id;
   if (c->is_supervisor()) {
@@ -498,6 +560,8 @@ void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
     self->monitor(c->proc);
     st.by_actor.emplace(c->proc.address(), id);
   }
+  if (auto limit = start_timeout_ms(*c))
+    after(self, *limit, [self, id, token, limit = *limit] { start_timed_out(self, id, token, limit); });
   self->request(c->proc, caf::infinite, start_atom_v)
       .then(
           [self, id, token](std::int32_t pid) {
@@ -771,7 +835,33 @@ void auto_shutdown_check(self_pointer self) {
   shut_down(self, caf::exit_reason::normal);
 }
 
+// A group restart's start plan ended at a child whose start failed (step_failed). When
+// that failure starts no new group restart — the child became FATAL, a transient child
+// was not restarted, the supervisor gave up — the members after it would stay stopped
+// for ever, a silent half-stopped group: they are started now.
+void resume_group(self_pointer self, std::uint64_t generation) {
+  auto& st = self->state;
+  if (st.shutting_down) return;
+  plan p;
+  p.failure_mode = on_failure::restart;
+  for (const auto& c : st.children)
+    if (c.group == generation && !c.active() && c.state != child_state::fatal)
+      p.steps.push_back({step::kind::start, c.spec.id});
+  if (!p.steps.empty()) schedule(self, std::move(p));
+}
+
+void apply_exit(self_pointer self, const std::string& id, run_end end);
+
 void handle_exit(self_pointer self, const std::string& id, run_end end) {
+  const child* c = self->state.find(id);
+  const std::uint64_t generation = c != nullptr && end.failed_start ? c->started_by_group : 0;
+  apply_exit(self, id, std::move(end));
+  // A new group restart (if the failure made one) marked the members with its own
+  // generation: then there is nothing left to resume.
+  if (generation != 0) resume_group(self, generation);
+}
+
+void apply_exit(self_pointer self, const std::string& id, run_end end) {
   auto& st = self->state;
   child* c = st.find(id);
   if (c == nullptr) return;
@@ -910,23 +1000,19 @@ caf::result<child_info> add_and_start(self_pointer self, child_spec spec) {
 }
 
 // OTP's {local, Name}: registered before any child starts, removed when the supervisor
-// ends (however it ends), if the name is still ours. The check and the put are two
-// registry calls: two supervisors spawned with one name at the same instant may both
-// pass the check (the later put wins); CAF 0.17's registry has no put-if-absent.
+// ends (however it ends), if the name is still ours. The name does not keep the
+// supervisor alive (supervisor_names.hpp: not CAF's registry, which holds actors strongly).
 caf::error register_name(self_pointer self) {
   const std::string& name = self->state.spec.flags.registered_name;
-  const caf::atom_value key = caf::atom_from_string(name);
-  auto& registry = self->system().registry();
-  if (registry.get(key)) return caf::make_error(error::already_present, "registered_name '" + name + "' is taken");
-  registry.put(key, caf::actor_cast<caf::strong_actor_ptr>(self));
-  self->attach_functor([system = &self->system(), key, me = self->address()] {
-    auto& registry = system->registry();
-    if (caf::actor_cast<caf::actor_addr>(registry.get(key)) == me) registry.erase(key);
+  if (!detail::register_supervisor_name(self->system(), name, self->address()))
+    return caf::make_error(error::already_present, "registered_name '" + name + "' is taken");
+  self->attach_functor([system = &self->system(), name, me = self->address()] {
+    detail::unregister_supervisor_name(*system, name, me);
   });
   return caf::none;
 }
 
-supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_spec spec,
+private_supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_spec spec,
                                                 const fork_server* server, process_observer observer,
                                                 std::vector<event_subscriber> subscribers) {
   auto& st = self->state;
@@ -1015,8 +1101,9 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       return;
     }
     st.started = true;
-    detail::anon_send_from(self, caf::actor_cast<caf::actor>(st.parent), child_ready_atom_v, st.parent_id,
-                           std::uint64_t{1}, std::int32_t{0});
+    // With us as the sender: the parent accepts it only from the supervisor it spawned.
+    detail::send_from(self, caf::actor_cast<caf::actor>(st.parent), child_ready_atom_v, st.parent_id,
+                      std::uint64_t{1}, std::int32_t{0});
   };
   if (!invalid && !st.spec.flags.registered_name.empty()) invalid = register_name(self);
   if (invalid) {
@@ -1069,6 +1156,8 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       [self](restart_child_atom, std::string id) -> caf::result<child_info> {
         auto& st = self->state;
         if (st.shutting_down) return caf::make_error(error::shutting_down, st.spec.name);
+        if (st.spec.flags.strategy == restart_strategy::simple_one_for_one)
+          return caf::make_error(error::wrong_strategy, "simple_one_for_one: restart_child is not supported (OTP)");
         child* c = st.find(id);
         if (c == nullptr) return caf::make_error(error::unknown_child, id);
         ++c->manual_restarts;
@@ -1090,6 +1179,9 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       },
       [self](delete_child_atom, std::string id) -> caf::result<caf::ok_atom> {
         auto& st = self->state;
+        // OTP's {error, simple_one_for_one}: its children are deleted when they stop.
+        if (st.spec.flags.strategy == restart_strategy::simple_one_for_one)
+          return caf::make_error(error::wrong_strategy, "simple_one_for_one: delete_child is not supported (OTP)");
         child* c = st.find(id);
         if (c == nullptr) return caf::make_error(error::unknown_child, id);
         if (c->active() || c->state == child_state::restarting)
@@ -1142,7 +1234,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       [self](child_started_atom, std::string id, std::uint64_t inc, std::int32_t pid) {
         auto& st = self->state;
         child* c = st.find(id);
-        if (c == nullptr) return;
+        if (c == nullptr || !from_child(self, *c)) return;
         if (!c->is_supervisor()) inc += c->run_offset;
         if (inc < c->incarnation) return;
         c->incarnation = inc;
@@ -1152,7 +1244,7 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       [self](child_ready_atom, std::string id, std::uint64_t inc, std::int32_t pid) {
         auto& st = self->state;
         child* c = st.find(id);
-        if (c == nullptr) return;
+        if (c == nullptr || !from_child(self, *c)) return;
         if (c->is_supervisor()) {
           if (c->state != child_state::starting) return;
           c->state = child_state::running;
@@ -1173,9 +1265,10 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
       [self](child_exited_atom, std::string id, std::uint64_t inc, exit_status status) {
         auto& st = self->state;
         child* c = st.find(id);
+        if (c == nullptr || !from_child(self, *c)) return;
         // Stale (an older run), or the end of a run we stopped ourselves (its stop reply
         // came first and told it).
-        if (c != nullptr && !c->is_supervisor()) inc += c->run_offset;
+        if (!c->is_supervisor()) inc += c->run_offset;
         if (c == nullptr || inc < c->incarnation || inc <= c->stopped_run) return;
         c->incarnation = inc;
         if (c->failed_run && c->state == child_state::stopping) {
@@ -1192,13 +1285,18 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
         // Only a run we consider alive can end on its own; the end of one we are stopping
         // is told by the stop's reply. (The end of a failed restart counts: it is starting.)
         if (c->state != child_state::running && c->state != child_state::starting) return;
-        const std::string reason = c->failed_run ? c->last_reason : std::string();
-        c->failed_run = false;
+        const bool failed_start = std::exchange(c->failed_run, false);
         run_end end = ended_with(status);
-        end.reason = reason;
+        if (failed_start) {
+          // A run that never got ready did not succeed, even if it exited with 0.
+          end.reason = c->last_reason;
+          end.success = false;
+          end.failed_start = true;
+        }
         handle_exit(self, id, std::move(end));
       },
-      [self](restart_atom, std::uint64_t token) {
+      [self](const restart_timer& timer) {
+        const std::uint64_t token = timer.token;
         auto& timers = self->state.pending_timers;
         auto i = timers.find(token);
         if (i == timers.end()) return;
@@ -1214,7 +1312,10 @@ supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_sp
 supervisor_actor spawn_supervisor(caf::actor_system& system, supervisor_spec spec,
                                   const fork_server* server, process_observer observer,
                                   std::vector<event_subscriber> subscribers) {
-  return system.spawn(supervisor_impl, std::move(spec), server, std::move(observer), std::move(subscribers));
+  // Converted to the public interface: the private protocol stays in pkit's sources.
+  private_supervisor_actor handle =
+      system.spawn(supervisor_impl, std::move(spec), server, std::move(observer), std::move(subscribers));
+  return handle;
 }
 
 }  // namespace pkit::actors

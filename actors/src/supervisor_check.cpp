@@ -7,6 +7,7 @@
 
 #include <caf/atom.hpp>
 
+#include <cmath>
 #include <csignal>
 #include <sys/resource.h>
 #include <map>
@@ -37,6 +38,25 @@ caf::error check_identity(const process_spec& p, const std::string& at) {
   return caf::none;
 }
 
+// A spec may come from anywhere (a file, the network: every type is serializable), so
+// nothing in it may be trusted to be in range.
+
+// The longest duration a spec may give, in ms: about 31 years. Any of them converts to
+// the clocks' nanoseconds and adds to a time point without overflow (INT64_MAX ms would
+// not: undefined behaviour in the intensity window, the backoff, the timers).
+constexpr std::int64_t max_duration_ms = 1'000'000'000'000;
+const std::string too_long = "must be at most " + std::to_string(max_duration_ms) + " ms";
+
+// How deep supervisors may nest in one spec. The check itself is bounded by it (no
+// stack overflow on a spec nested 10,000 deep), and no real tree comes near it.
+constexpr int max_depth = 64;
+
+// An enum decoded from the wire may hold any value of its underlying type.
+template <class Enum>
+bool beyond(Enum value, Enum last) {
+  return static_cast<unsigned>(value) > static_cast<unsigned>(last);
+}
+
 caf::error check_process(const process_spec& p, const std::string& at) {
   if (p.argv.empty() == p.target.empty())
     return bad(at + ".argv", p.argv.empty() ? "a worker needs either argv or target"
@@ -44,41 +64,52 @@ caf::error check_process(const process_spec& p, const std::string& at) {
   if (!p.argv.empty() && p.argv.front().empty()) return bad(at + ".argv[0]", "empty program");
   if (p.stop_signal <= 0 || p.stop_signal >= NSIG) return bad(at + ".stop_signal", "not a signal number");
   if (p.stop_timeout_ms < -1) return bad(at + ".stop_timeout_ms", "must be >= 0 or -1 (never escalate)");
+  if (p.stop_timeout_ms > max_duration_ms) return bad(at + ".stop_timeout_ms", too_long);
+  if (p.ready_timeout_ms > max_duration_ms) return bad(at + ".ready_timeout_ms", too_long);
   return check_identity(p, at);
 }
 
 caf::error check_flags(const supervisor_flags& f, const std::string& at) {
+  if (beyond(f.strategy, restart_strategy::simple_one_for_one)) return bad(at + ".strategy", "not a restart strategy");
+  if (beyond(f.shutdown, auto_shutdown::all_significant)) return bad(at + ".shutdown", "not an auto_shutdown value");
+  if (beyond(f.report, supervisor_report::all)) return bad(at + ".report", "not a supervisor_report value");
   if (f.intensity < 0) return bad(at + ".intensity", "must be >= 0");
   if (f.period_ms <= 0) return bad(at + ".period_ms", "must be > 0");
+  if (f.period_ms > max_duration_ms) return bad(at + ".period_ms", too_long);
   if (f.min_uptime_ms < 0) return bad(at + ".min_uptime_ms", "must be >= 0");
+  if (f.min_uptime_ms > max_duration_ms) return bad(at + ".min_uptime_ms", too_long);
   if (f.max_failed_starts < 0) return bad(at + ".max_failed_starts", "must be >= 0");
   if (f.start_concurrency < 1) return bad(at + ".start_concurrency", "must be >= 1");
   const backoff_spec& b = f.backoff;
   if (b.initial_ms < 0) return bad(at + ".backoff.initial_ms", "must be >= 0");
   if (b.initial_ms > 0) {
     if (b.max_ms < b.initial_ms) return bad(at + ".backoff.max_ms", "must be >= initial_ms");
-    if (!(b.multiplier >= 1.0)) return bad(at + ".backoff.multiplier", "must be >= 1");
+    if (b.max_ms > max_duration_ms) return bad(at + ".backoff.max_ms", too_long);
+    if (!(b.multiplier >= 1.0) || !std::isfinite(b.multiplier))
+      return bad(at + ".backoff.multiplier", "must be finite and >= 1");
     if (!(b.jitter >= 0.0 && b.jitter <= 1.0)) return bad(at + ".backoff.jitter", "must be in [0, 1]");
     if (b.reset_after_ms < 0) return bad(at + ".backoff.reset_after_ms", "must be >= 0");
+    if (b.reset_after_ms > max_duration_ms) return bad(at + ".backoff.reset_after_ms", too_long);
   }
   return caf::none;
 }
 
-caf::error check_spec(const supervisor_spec& s, const std::string& at);
+caf::error check_spec(const supervisor_spec& s, const std::string& at, int depth);
+caf::error check_one(const child_spec& c, const std::string& at, int depth);
 
-caf::error check_children(const std::vector<child_spec>& children, const std::string& at) {
+caf::error check_children(const std::vector<child_spec>& children, const std::string& at, int depth) {
   std::map<std::string, std::size_t> seen;
   for (std::size_t i = 0; i < children.size(); ++i) {
     const child_spec& c = children[i];
     const std::string here = at + "children[" + std::to_string(i) + "]";
-    if (auto err = check_child(c, here)) return err;
+    if (auto err = check_one(c, here, depth)) return err;
     if (auto [it, fresh] = seen.emplace(c.id, i); !fresh)
       return bad(here + ".id", "'" + c.id + "' is also the id of " + at + "children[" + std::to_string(it->second) + "]");
   }
   return caf::none;
 }
 
-caf::error check_spec(const supervisor_spec& s, const std::string& at) {
+caf::error check_spec(const supervisor_spec& s, const std::string& at, int depth) {
   if (auto err = check_flags(s.flags, at + "flags")) return err;
   if (!s.flags.registered_name.empty() &&
       (s.flags.registered_name.size() > 10 || to_string(caf::atom_from_string(s.flags.registered_name)) != s.flags.registered_name))
@@ -87,25 +118,33 @@ caf::error check_spec(const supervisor_spec& s, const std::string& at) {
   if (s.flags.strategy == restart_strategy::simple_one_for_one && s.children.size() != 1)
     return bad(at + "children", "simple_one_for_one needs exactly one template child, not " +
                                     std::to_string(s.children.size()));
-  return check_children(s.children, at);
+  return check_children(s.children, at, depth);
+}
+
+// `depth`: how many supervisors enclose the child (1 for a top-level spec's children).
+caf::error check_one(const child_spec& c, const std::string& at, int depth) {
+  if (c.id.empty()) return bad(at + ".id", "a child needs an id");
+  const std::string here = at + " ('" + c.id + "')";
+  if (beyond(c.restart, restart_type::temporary)) return bad(here + ".restart", "not a restart type");
+  if (c.supervisor.size() > 1) return bad(here + ".supervisor", "one nested supervisor at most");
+  if (c.shutdown_ms < default_shutdown)
+    return bad(here + ".shutdown_ms", "must be >= 0, -1 (infinity) or default_shutdown");
+  if (c.shutdown_ms > max_duration_ms) return bad(here + ".shutdown_ms", too_long);
+  if (c.significant && c.restart == restart_type::permanent)
+    return bad(here + ".significant", "a significant child must be transient or temporary");
+  if (c.supervisor.empty()) return check_process(c.process, here + ".process");
+  // Refused before the recursion: the check's own stack stays bounded.
+  if (depth >= max_depth)
+    return bad(here + ".supervisor", "supervisors nested more than " + std::to_string(max_depth) + " deep");
+  return check_spec(c.supervisor.front(), here + ".supervisor[0].", depth + 1);
 }
 
 }  // namespace
 
-caf::error check_child(const child_spec& c, const std::string& at) {
-  if (c.id.empty()) return bad(at + ".id", "a child needs an id");
-  const std::string here = at + " ('" + c.id + "')";
-  if (c.supervisor.size() > 1) return bad(here + ".supervisor", "one nested supervisor at most");
-  if (c.shutdown_ms < default_shutdown)
-    return bad(here + ".shutdown_ms", "must be >= 0, -1 (infinity) or default_shutdown");
-  if (c.significant && c.restart == restart_type::permanent)
-    return bad(here + ".significant", "a significant child must be transient or temporary");
-  if (c.supervisor.empty()) return check_process(c.process, here + ".process");
-  return check_spec(c.supervisor.front(), here + ".supervisor[0].");
-}
+caf::error check_child(const child_spec& c, const std::string& at) { return check_one(c, at, 1); }
 
-caf::error check_childspecs(const std::vector<child_spec>& children) { return check_children(children, ""); }
+caf::error check_childspecs(const std::vector<child_spec>& children) { return check_children(children, "", 1); }
 
-caf::error check_supervisor_spec(const supervisor_spec& spec) { return check_spec(spec, ""); }
+caf::error check_supervisor_spec(const supervisor_spec& spec) { return check_spec(spec, "", 1); }
 
 }  // namespace pkit::actors

@@ -5,6 +5,8 @@
 
 #include <pkit/actors/error.hpp>
 
+#include "supervisor_names.hpp"
+
 #include <caf/actor_cast.hpp>
 #include <caf/actor_registry.hpp>
 #include <caf/after.hpp>
@@ -48,7 +50,8 @@ caf::expected<supervisor_actor> start_supervisor(caf::actor_system& system, supe
 
 supervisor_actor whereis_supervisor(caf::actor_system& system, const std::string& name) {
   if (name.empty() || name.size() > 10) return {};
-  return caf::actor_cast<supervisor_actor>(system.registry().get(caf::atom_from_string(name)));
+  // From a weak address: the name does not keep the supervisor alive (supervisor_names.hpp).
+  return caf::actor_cast<supervisor_actor>(detail::registered_supervisor(system, name));
 }
 
 }  // namespace pkit::actors

@@ -54,10 +54,16 @@ std::error_code prepare_io(const process_options& o, prepared_io& io, const char
           flags |= O_RDWR;
         } else {
           path = s.path().c_str();
-          flags |= i == 0 ? O_RDONLY : (O_WRONLY | O_CREAT | (s.append() ? O_APPEND : O_TRUNC));
+          // An output never waits in open(): a FIFO without a reader would hold the
+          // starting thread (a CAF worker) for ever; O_NONBLOCK makes it fail at once
+          // (ENXIO). Cleared below: the child gets an ordinary blocking stream.
+          flags |= i == 0 ? O_RDONLY : (O_WRONLY | O_CREAT | O_NONBLOCK | (s.append() ? O_APPEND : O_TRUNC));
         }
         io.owned[i].reset(::open(path, flags, 0644));
         if (!io.owned[i]) return {errno, std::system_category()};
+        if ((flags & O_NONBLOCK) != 0 &&
+            ::fcntl(io.owned[i].get(), F_SETFL, ::fcntl(io.owned[i].get(), F_GETFL) & ~O_NONBLOCK) != 0)
+          return {errno, std::system_category()};
         io.source[i] = io.owned[i].get();
         break;
       }

@@ -172,11 +172,13 @@ struct supervisor_flags {
   supervisor_report report = supervisor_report::give_up;
   // -- issue 9 (sup2): named supervisors (a flag, so that supervisor_spec{name, flags,
   // children} stays an aggregate of three: -Wmissing-field-initializers) ---------
-  /// "" (the default): not registered. Else the supervisor registers itself in its actor
-  /// system's registry under `caf::atom(registered_name)` (so at most 10 characters, as
-  /// CAF's atoms allow) before it starts any child, and removes the entry when it ends
-  /// (OTP's `{local, Name}`). A name held by another live actor makes the supervisor
-  /// exit at once with `already_present`. Look it up with `whereis_supervisor`.
+  /// "" (the default): not registered. Else the supervisor registers itself under this
+  /// name (a valid CAF atom: at most 10 characters) before it starts any child, and
+  /// removes the entry when it ends (OTP's `{local, Name}`). A name held by another live
+  /// supervisor, or by a live actor in CAF's registry under `caf::atom(name)`, makes the
+  /// supervisor exit at once with `already_present`. Look it up with `whereis_supervisor`.
+  /// As in OTP, the name does not keep the supervisor alive: pkit's name table holds its
+  /// address weakly (it is not put in CAF's registry, which would hold it strongly).
   std::string registered_name;
   // -- end issue 9 (sup2) ---------------------------------------------------------------
 };
@@ -411,6 +413,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(pkit, caf::first_custom_type_id)
   CAF_ADD_ATOM(pkit, pkit::actors, child_exited_atom, "childexit")
   CAF_ADD_ATOM(pkit, pkit::actors, child_started_atom, "childstart")
   CAF_ADD_ATOM(pkit, pkit::actors, child_ready_atom, "childready")
+  // No longer handled by anything (a supervisor's timers are of a private type since
+  // review D2); kept so that the IDs after it stay as they were.
   CAF_ADD_ATOM(pkit, pkit::actors, restart_atom, "restart")
   CAF_ADD_ATOM(pkit, pkit::actors, unsubscribe_atom, "unsubscr")
 

@@ -27,8 +27,10 @@ namespace pkit::actors {
 /// * `terminate_child, id` → ok once the child is stopped (its spec is kept, except a
 ///   temporary child's or a simple_one_for_one child's, which are deleted).
 /// * `restart_child, id` → child_info (a stopped child is started; a running one is
-///   stopped and started again; counted as a manual restart).
-/// * `delete_child, id` → ok (`still_running` unless stopped first).
+///   stopped and started again; counted as a manual restart). `wrong_strategy` on a
+///   simple_one_for_one supervisor (OTP's {error, simple_one_for_one}).
+/// * `delete_child, id` → ok (`still_running` unless stopped first; `wrong_strategy` on a
+///   simple_one_for_one supervisor, whose children are deleted when they stop).
 /// * `which_children` → every child in start order; `count_children` → child_counts.
 /// * `get_childspec, id` → the child's spec (OTP's get_childspec; a simple_one_for_one
 ///   instance's with its args appended), `unknown_child` if there is none.
@@ -39,7 +41,13 @@ namespace pkit::actors {
 ///   dropped (the supervisor monitors it).
 /// * `stop` → ok once every child is stopped in reverse start order; then the
 ///   supervisor exits normally.
-/// * The remaining handlers are internal.
+/// That is the whole interface. The supervisor also handles its children's reports (the
+/// process observer protocol of process_actor.hpp: child_started / child_ready /
+/// child_exited) and its own timers, but not as part of this type: it is spawned as a
+/// private extension of it, accepts a child's report only when its sender is the actor it
+/// spawned for that child (so a process actor or nested supervisor sends them with itself
+/// as sender), and its timers are of a private type that is not serializable. A holder
+/// of this handle — an `actor_cast` to `caf::actor` included — cannot forge them.
 ///
 /// Rules (Erlang/OTP's, which this matches): children start in order, each after the
 /// previous one is ready, and stop in reverse order. A child that exits is restarted
@@ -81,11 +89,7 @@ using supervisor_actor = caf::typed_actor<
     caf::replies_to<subscribe_atom, caf::actor>::with<caf::ok_atom>,
     caf::replies_to<subscribe_atom, caf::actor, event_mask>::with<caf::ok_atom>,
     caf::replies_to<unsubscribe_atom, caf::actor>::with<caf::ok_atom>,
-    caf::replies_to<stop_atom>::with<caf::ok_atom>,
-    caf::reacts_to<child_started_atom, std::string, std::uint64_t, std::int32_t>,
-    caf::reacts_to<child_ready_atom, std::string, std::uint64_t, std::int32_t>,
-    caf::reacts_to<child_exited_atom, std::string, std::uint64_t, exit_status>,
-    caf::reacts_to<restart_atom, std::uint64_t>>;
+    caf::replies_to<stop_atom>::with<caf::ok_atom>>;
 
 /// An actor that receives a supervisor's events (those in `kinds`) from its very start.
 /// With `whole_tree`, every nested supervisor the supervisor starts (and restarts), at
@@ -141,7 +145,10 @@ caf::error check_childspecs(const std::vector<child_spec>& children);
 
 /// check_childspecs for a whole supervisor spec: its flags (intensity >= 0, period > 0,
 /// start_concurrency >= 1, backoff ...), the simple_one_for_one rule of exactly one
-/// template child, and its children. spawn_supervisor runs the same check: a spec it
+/// template child, and its children. A spec may come from anywhere, so every value is
+/// checked to be in range: enums (a decoded one may hold any byte), durations (at most
+/// 10^12 ms, so none overflows as nanoseconds), a finite backoff multiplier, and
+/// supervisors nested at most 64 deep (the check itself is bounded by that depth). spawn_supervisor runs the same check: a spec it
 /// refuses makes the supervisor exit with the same error before anything starts.
 caf::error check_supervisor_spec(const supervisor_spec& spec);
 
