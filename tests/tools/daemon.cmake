@@ -11,3 +11,8 @@ pkit_add_test(NAME daemon_event_printer_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/daemon_event_printer_test.cpp
   LIBS pkit_tool
   LABELS tools)
+
+pkit_add_test(NAME daemon_control_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/daemon_control_test.cpp
+  LIBS pkit_tool
+  LABELS tools)

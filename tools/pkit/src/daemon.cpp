@@ -81,7 +81,7 @@ void name_supervisors_by_path(supervisor_spec& spec, const std::string& path) {
 
 supervisor_spec spec_of(const tree_config& tree) {
   auto spec = to_supervisor_spec(tree);
-  spec.name = tree.settings.name;
+  spec.name = tree.settings.name;  // the daemon keeps the first one: see root_name_
   name_supervisors_by_path(spec, "");
   return spec;
 }
@@ -91,7 +91,7 @@ void notify(const std::string& state) { ::sd_notify(0, state.c_str()); }
 }  // namespace detail
 
 daemon::daemon(tree_config tree, daemon_options options, guardian* keeper)
-    : tree_(std::move(tree)), options_(options), keeper_(keeper) {
+    : tree_(std::move(tree)), root_name_(tree_.settings.name), options_(options), keeper_(keeper) {
   cfg_ = std::make_unique<caf::actor_system_config>();
   actors::init(*cfg_);
   actors::use_pkit_scheduler(*cfg_);
@@ -135,7 +135,7 @@ std::optional<std::string> daemon::start() {
 }
 
 std::string daemon::group_of(const std::string& supervisor) const {
-  return supervisor == tree_.settings.name ? std::string() : supervisor;
+  return supervisor == root_name_ ? std::string() : supervisor;
 }
 
 void daemon::on_event(const supervisor_event& e) {
@@ -273,6 +273,7 @@ int daemon::run(int signal_fd, bool& forced) {
       }
     }
     if (stopped_) {
+      std::lock_guard lock(mutex_);
       if (!stop_ok_) write_line(options_.event_fd, "pkit: the stop failed: " + down_reason_);
       return stop_ok_ ? exit_clean : exit_failed;
     }

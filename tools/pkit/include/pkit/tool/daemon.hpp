@@ -98,7 +98,8 @@ private:
   control_reply on_children(const std::string& command, const nlohmann::json& args);
   control_reply add(const nlohmann::json& args);
 
-  tree_config tree_;
+  tree_config tree_;          // replaced by reload/add/remove: only under control_
+  const std::string root_name_;  // the root supervisor's name (events from it have group "")
   daemon_options options_;
   guardian* keeper_;
   std::unique_ptr<caf::actor_system_config> cfg_;
