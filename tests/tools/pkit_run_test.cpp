@@ -246,3 +246,71 @@ BOOST_AUTO_TEST_CASE(check_prints_the_tree_of_a_good_file_and_the_errors_of_a_ba
   bool has_position = err.find(":3:") != std::string::npos || err.find(":4:") != std::string::npos;
   BOOST_TEST(has_position, "line and column: " << err);
 }
+
+BOOST_AUTO_TEST_CASE(a_tree_that_cannot_start_exits_1_saying_why) {
+  pkit_test_common::temp_dir dir;
+  write_file(dir.file("tree.toml"), program("alpha", "pause") +
+                                        "[[program]]\nname = \"broken\"\ncommand = [\"/nonexistent/program\"]\n");
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"});
+  BOOST_TEST(p.wait_exit().value_or(-1) == 1);
+  auto err = p.stderr_text();
+  BOOST_TEST(err.find("could not start") != std::string::npos, err);
+  BOOST_TEST(err.find("/nonexistent/program") != std::string::npos, err);
+  for (const auto& l : p.lines()) {
+    auto j = json::parse(l, nullptr, false);
+    if (!j.is_discarded() && j.is_object() && j.value("program", "") == "alpha" && j.value("pid", 0) > 0)
+      BOOST_TEST(all_gone({j.value("pid", 0)}, seconds(10)), "alpha was stopped again");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(when_the_root_gives_up_pkit_run_exits_1_with_the_table) {
+  pkit_test_common::temp_dir dir;
+  write_file(dir.file("tree.toml"), "intensity = 0\n" + program("alpha", "pause") + program("beta", "pause"));
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"});
+  auto pids = started(p, {"alpha", "beta"});
+  ::kill(pids["alpha"], SIGKILL);
+  BOOST_TEST(p.wait_exit().value_or(-1) == 1);
+  BOOST_TEST(p.stderr_text().find("root supervisor ended") != std::string::npos, p.stderr_text());
+  BOOST_TEST(p.stdout_text().find("alpha") != std::string::npos);
+  BOOST_TEST(all_gone({pids["alpha"], pids["beta"]}, seconds(10)));
+}
+
+BOOST_AUTO_TEST_CASE(with_a_watchdog_it_sends_watchdog_1_at_half_the_period) {
+  pkit_test_common::temp_dir dir;
+  write_file(dir.file("tree.toml"), program("alpha", "pause"));
+  int sock = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string path = dir.file("notify.sock");
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  BOOST_REQUIRE(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"},
+                 {"NOTIFY_SOCKET=" + path, "WATCHDOG_USEC=400000"});
+  int watchdogs = 0;
+  for (auto until = steady_clock::now() + seconds(20); watchdogs < 3 && steady_clock::now() < until;) {
+    pollfd pf{sock, POLLIN, 0};
+    if (::poll(&pf, 1, 1000) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::recv(sock, buf, sizeof buf, 0);
+    if (n > 0 && std::string(buf, static_cast<std::size_t>(n)).find("WATCHDOG=1") != std::string::npos) ++watchdogs;
+  }
+  BOOST_TEST(watchdogs == 3);
+  ::kill(p.pid(), SIGTERM);
+  BOOST_TEST(p.wait_exit().value_or(-1) == 0);
+  ::close(sock);
+}
+
+BOOST_AUTO_TEST_CASE(usage_and_config_errors_exit_2) {
+  pkit_test_common::temp_dir dir;
+  pkit_process bad_duration({"run", "--for", "soon"});
+  BOOST_TEST(bad_duration.wait_exit().value_or(-1) == 2);
+  BOOST_TEST(bad_duration.stderr_text().find("--for") != std::string::npos);
+  pkit_process unknown({"run", "--frobnicate"});
+  BOOST_TEST(unknown.wait_exit().value_or(-1) == 2);
+  write_file(dir.file("bad.toml"), "[[program]]\nname = \"x\"\n");
+  pkit_process bad_file({"run", dir.file("bad.toml")});
+  BOOST_TEST(bad_file.wait_exit().value_or(-1) == 2);
+  BOOST_TEST(bad_file.stderr_text().find("bad.toml:") != std::string::npos, bad_file.stderr_text());
+  pkit_process version({"--version"});
+  BOOST_TEST(version.wait_exit().value_or(-1) == 0);
+}
