@@ -10,6 +10,7 @@
 #include <test_child_path.hpp>
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <poll.h>
 #include <unistd.h>
@@ -249,13 +250,17 @@ BOOST_AUTO_TEST_CASE(check_prints_the_tree_of_a_good_file_and_the_errors_of_a_ba
 
 BOOST_AUTO_TEST_CASE(a_tree_that_cannot_start_exits_1_saying_why) {
   pkit_test_common::temp_dir dir;
-  write_file(dir.file("tree.toml"), program("alpha", "pause") +
-                                        "[[program]]\nname = \"broken\"\ncommand = [\"/nonexistent/program\"]\n");
+  // An executable the file check accepts but exec refuses (its interpreter is missing):
+  // the failure happens at start, in the supervisor.
+  write_file(dir.file("broken.sh"), "#!/nonexistent/interpreter\n");
+  ::chmod(dir.file("broken.sh").c_str(), 0755);
+  write_file(dir.file("tree.toml"), program("alpha", "pause") + "[[program]]\nname = \"broken\"\ncommand = [\"" +
+                                        dir.file("broken.sh") + "\"]\n");
   pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"});
   BOOST_TEST(p.wait_exit().value_or(-1) == 1);
   auto err = p.stderr_text();
   BOOST_TEST(err.find("could not start") != std::string::npos, err);
-  BOOST_TEST(err.find("/nonexistent/program") != std::string::npos, err);
+  BOOST_TEST(err.find("broken.sh") != std::string::npos, err);
   for (const auto& l : p.lines()) {
     auto j = json::parse(l, nullptr, false);
     if (!j.is_discarded() && j.is_object() && j.value("program", "") == "alpha" && j.value("pid", 0) > 0)
