@@ -128,6 +128,21 @@ BOOST_AUTO_TEST_CASE(a_second_sigterm_forces_the_stop) {
   BOOST_TEST(all_gone({pids["stubborn"]}, seconds(10)));
 }
 
+BOOST_AUTO_TEST_CASE(a_stop_that_outlasts_the_shutdown_timeout_is_forced_and_exits_1) {
+  pkit_test_common::temp_dir dir;
+  write_file(dir.file("tree.toml"), "[pkit]\nshutdown_timeout = \"300ms\"\n\n[[program]]\nname = \"stubborn\"\ncommand = [\"" +
+                                        pkit_test_common::child_path() + "\", \"ignore-term\"]\nstop_timeout = \"60s\"\n");
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"});
+  auto pids = started(p, {"stubborn"});
+  ::kill(p.pid(), SIGTERM);
+  auto code = p.wait_exit(seconds(10));
+  BOOST_REQUIRE_MESSAGE(code, "the shutdown timeout did not end pkit run");
+  BOOST_TEST(*code == 1);
+  BOOST_TEST(p.stderr_text().find("forced stop") != std::string::npos, p.stderr_text());
+  BOOST_TEST(p.stdout_text().find("stubborn") != std::string::npos, "the table is printed");
+  BOOST_TEST(all_gone({pids["stubborn"]}, seconds(10)));
+}
+
 BOOST_AUTO_TEST_CASE(when_pkit_run_is_sigkilled_no_process_of_the_tree_lives_on) {
   pkit_test_common::temp_dir dir;
   // The shell's background jobs are not pkit's children: only the guardian kills them.
@@ -252,6 +267,10 @@ BOOST_AUTO_TEST_CASE(check_prints_the_tree_of_a_good_file_and_the_errors_of_a_ba
   auto out = good.stdout_text();
   BOOST_TEST(out.find("alpha") != std::string::npos);
   BOOST_TEST(out.find("beta") != std::string::npos);
+
+  pkit_process builtin({"check"});
+  BOOST_TEST(builtin.wait_exit().value_or(-1) == 0);
+  BOOST_TEST(builtin.stdout_text().find("program") != std::string::npos, "the default tree: " << builtin.stdout_text());
 
   write_file(dir.file("bad.toml"), "[[program]]\nname = \"x\"\ncommand = [\"/bin/true\"\n");  // unclosed array
   pkit_process bad({"check", dir.file("bad.toml")});

@@ -46,7 +46,7 @@ int print_errors(const load_result& r) {
 }
 
 int check_command(const std::string& file) {
-  auto r = load_file(file);
+  auto r = load(file);
   if (!r) return print_errors(r);
   std::fputs(describe(*r.tree).c_str(), stdout);
   return exit_clean;
@@ -90,7 +90,8 @@ int run_command(const std::string& file, const std::string& format, const std::s
   int code = d.run(sfd, forced);
   if (forced) {
     // The tree is being killed (SIGKILL to every group); the guardian finishes the job
-    // for anything left. Nothing to wait for.
+    // for anything left. Nothing to wait for: the table is what was known then.
+    std::fputs(pkit::tool::daemon::render_table(d.recorded_status()).c_str(), stdout);
     std::fflush(nullptr);
     ::_exit(code);
   }
@@ -114,8 +115,8 @@ int main(int argc, char** argv) {
   run->add_option("--for", run_for, "stop in order after DURATION (500ms, 15s, 2m)");
 
   std::string check_file;
-  auto* check = app.add_subcommand("check", "validate FILE and print the tree it describes");
-  check->add_option("FILE", check_file, "the tree file (TOML)")->required();
+  auto* check = app.add_subcommand("check", "validate FILE (or the built-in default tree) and print the tree it describes");
+  check->add_option("FILE", check_file, "the tree file (TOML)");
 
   // Integration point (control helper): replace this placeholder by
   // `add_ctl_commands(*ctl)` and dispatch to `run_ctl(...)` below.

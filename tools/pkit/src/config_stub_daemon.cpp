@@ -158,6 +158,8 @@ load_result load_string(std::string_view text, const std::string& file_name, con
   tree.file = file_name;
   if (auto n = t["pkit"]["name"].value<std::string>()) tree.settings.name = *n;
   if (auto s = t["pkit"]["control_socket"].value<std::string>()) tree.settings.control_socket = *s;
+  if (auto d = l.duration(t["pkit"]["shutdown_timeout"].node(), "pkit.shutdown_timeout")) tree.settings.shutdown_timeout_ms = *d;
+  if (auto d = l.duration(t["pkit"]["watchdog"].node(), "pkit.watchdog")) tree.settings.watchdog_ms = *d;
   tree.root.name = tree.settings.name;
   l.flags(t, "", tree.root.flags);
   l.children(t, "", tree.root);
