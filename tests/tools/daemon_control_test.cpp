@@ -7,12 +7,14 @@
 
 #include <pkit/tool/daemon.hpp>
 
+#include <temp_dir.hpp>
 #include <test_child_path.hpp>
 
 #include <condition_variable>
 #include <csignal>
 #include <fcntl.h>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <unistd.h>
 
@@ -182,4 +184,52 @@ BOOST_FIXTURE_TEST_CASE(bad_requests_get_typed_errors_naming_what_was_wrong, fix
   control_reply err;
   BOOST_TEST(!d->open_stream("nope", json::object(), [](const json&) { return true; }, err));
   BOOST_TEST(err.code == "unknown_stream");
+}
+
+BOOST_AUTO_TEST_CASE(reload_applies_a_change_inside_a_nested_group_to_that_program_only) {
+  pkit_test_common::temp_dir dir;
+  auto file = dir.file("tree.toml");
+  auto group = [](const std::string& c_mode) {
+    return "[[group]]\nname = \"g\"\nstrategy = \"one_for_all\"\n[[group.program]]\nname = \"c\"\ncommand = [\"" +
+           pkit_test_common::child_path() + "\", \"" + c_mode + "\"]\n[[group.program]]\nname = \"d\"\ncommand = [\"" +
+           pkit_test_common::child_path() + "\", \"pause\"]\n";
+  };
+  {
+    std::ofstream(file) << program("a", "pause") << group("pause");
+  }
+  auto loaded = load_file(file);
+  BOOST_REQUIRE(loaded);
+  int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  daemon_options o;
+  o.event_fd = null_fd;
+  pkit::tool::daemon d(std::move(*loaded.tree), o);
+  BOOST_REQUIRE(!d.start());
+  auto pids = [&] {
+    std::map<std::string, pid_t> out;
+    auto status = d.status();  // (not d.status()["programs"]: a range-for would outlive the temporary)
+    for (const auto& p : status["programs"]) out[p["name"].get<std::string>()] = p["pid"].get<pid_t>();
+    return out;
+  };
+  auto before = pids();
+  {
+    std::ofstream(file, std::ios::trunc) << program("a", "pause") << group("ignore-term");
+  }
+  auto r = d.handle("reload", json::object());
+  BOOST_REQUIRE_MESSAGE(r.ok, r.code << ": " << r.message);
+  BOOST_TEST(r.result["changed"] == json::array({"g/c"}), r.result.dump());
+  auto after = pids();
+  BOOST_TEST(after["a"] == before["a"]);
+  BOOST_TEST(after["d"] == before["d"]);
+  BOOST_TEST(after["c"] != before["c"]);
+  BOOST_TEST(alive(after["c"]));
+  BOOST_TEST(!alive(before["c"]));
+
+  {
+    std::ofstream(file, std::ios::trunc) << "this is not toml = = =\n";
+  }
+  r = d.handle("reload", json::object());
+  BOOST_TEST(!r.ok);
+  BOOST_TEST(r.code == "invalid_config");
+  BOOST_TEST(pids() == after, "a rejected file changes nothing");
+  ::close(null_fd);
 }

@@ -125,6 +125,7 @@ std::optional<std::string> daemon::start() {
     return why;
   }
   root_ = *started;
+  started_ = true;
   caf::anon_send(events_, subscribe_atom_v, caf::actor_cast<caf::actor>(root_));
   std::uint64_t usec = 0;
   if (tree_.settings.watchdog_ms > 0) watchdog_period_ = milliseconds(tree_.settings.watchdog_ms);

@@ -211,7 +211,8 @@ supervisor_actor daemon::supervisor_at(const std::vector<std::string>& path) {
 
 control_reply daemon::handle(const std::string& command, const nlohmann::json& args) {
   std::lock_guard lock(control_);
-  if (stopping_ || !root_) return control_reply::failure("shutting_down", "pkit run is shutting down");
+  if (!started_) return control_reply::failure("starting", "the tree is still starting");
+  if (stopping_) return control_reply::failure("shutting_down", "pkit run is shutting down");
   if (command == "status") return control_reply::success(status());
   if (command == "reload") return reload();
   if (command == "shutdown") {

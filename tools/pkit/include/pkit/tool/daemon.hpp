@@ -116,6 +116,7 @@ private:
   std::uint64_t next_sink_ = 0;
   std::set<pid_t> live_groups_;
 
+  std::atomic<bool> started_{false};  // root_ is set (control requests may come earlier)
   std::atomic<bool> shutdown_requested_{false};
   std::atomic<bool> root_down_{false};
   std::atomic<bool> stopped_{false};
