@@ -183,6 +183,20 @@ bool all_gone(const std::vector<pid_t>& pids, milliseconds deadline) {
   }
 }
 
+bool wait_ignores(pid_t pid, int sig, milliseconds deadline) {
+  auto until = steady_clock::now() + deadline;
+  for (;;) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("SigIgn:", 0) != 0) continue;
+      auto mask = std::stoull(line.substr(7), nullptr, 16);
+      if (mask & (1ull << (sig - 1))) return true;
+    }
+    if (steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+}
+
 std::vector<pid_t> group_members(pid_t pgid) {
   std::vector<pid_t> out;
   for (const auto& e : std::filesystem::directory_iterator("/proc")) {

@@ -66,6 +66,10 @@ bool gone(pid_t pid);
 /// Polls until every pid is gone; false at the deadline.
 bool all_gone(const std::vector<pid_t>& pids, std::chrono::milliseconds deadline);
 
+/// Polls /proc/PID/status until `pid` ignores `sig` (SigIgn); false at the deadline. A
+/// program counts as ready once it exists, before it has set its handlers up.
+bool wait_ignores(pid_t pid, int sig, std::chrono::milliseconds deadline = std::chrono::seconds(10));
+
 /// The pids whose process group is `pgid` (from /proc).
 std::vector<pid_t> group_members(pid_t pgid);
 

@@ -97,6 +97,7 @@ BOOST_AUTO_TEST_CASE(sigterm_stops_in_reverse_order_escalating_on_a_program_that
                                         "\", \"ignore-term\"]\nstop_timeout = \"300ms\"\n" + program("last", "pause"));
   pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"});
   auto pids = started(p, {"first", "stubborn", "last"});
+  BOOST_REQUIRE(wait_ignores(pids["stubborn"], SIGTERM));
   auto t0 = steady_clock::now();
   ::kill(p.pid(), SIGTERM);
   std::vector<std::string> order;
@@ -117,6 +118,7 @@ BOOST_AUTO_TEST_CASE(a_second_sigterm_forces_the_stop) {
                                         "\", \"ignore-term\"]\nstop_timeout = \"60s\"\n");
   pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"});
   auto pids = started(p, {"stubborn"});
+  BOOST_REQUIRE(wait_ignores(pids["stubborn"], SIGTERM));
   ::kill(p.pid(), SIGTERM);
   BOOST_REQUIRE(p.wait_line("shutting down"));
   auto t0 = steady_clock::now();
@@ -134,6 +136,7 @@ BOOST_AUTO_TEST_CASE(a_stop_that_outlasts_the_shutdown_timeout_is_forced_and_exi
                                         pkit_test_common::child_path() + "\", \"ignore-term\"]\nstop_timeout = \"60s\"\n");
   pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"});
   auto pids = started(p, {"stubborn"});
+  BOOST_REQUIRE(wait_ignores(pids["stubborn"], SIGTERM));
   ::kill(p.pid(), SIGTERM);
   auto code = p.wait_exit(seconds(10));
   BOOST_REQUIRE_MESSAGE(code, "the shutdown timeout did not end pkit run");

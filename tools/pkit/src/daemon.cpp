@@ -101,7 +101,9 @@ daemon::daemon(tree_config tree, daemon_options options, guardian* keeper)
   h->event = [this](const supervisor_event& e) { on_event(e); };
   h->down = [this](const caf::error& r) { on_root_down(r); };
   h->stopped = [this](bool ok, std::string why) { on_stopped(ok, why); };
-  events_ = system_->spawn(event_actor, h);
+  // Detached: its writes to stderr may block (a full pipe, a stopped terminal) without
+  // holding one of the CAF workers the supervisors run on.
+  events_ = system_->spawn<caf::detached>(event_actor, h);
 }
 
 daemon::~daemon() {
