@@ -146,6 +146,19 @@ BOOST_AUTO_TEST_CASE(a_stop_that_outlasts_the_shutdown_timeout_is_forced_and_exi
   BOOST_TEST(all_gone({pids["stubborn"]}, seconds(10)));
 }
 
+BOOST_AUTO_TEST_CASE(the_shutdown_timeout_also_bounds_the_stop_at_the_end_of_for) {
+  pkit_test_common::temp_dir dir;
+  write_file(dir.file("tree.toml"), "[pkit]\nshutdown_timeout = \"300ms\"\n\n[[program]]\nname = \"stubborn\"\ncommand = [\"" +
+                                        pkit_test_common::child_path() + "\", \"ignore-term\"]\nstop_timeout = \"60s\"\n");
+  pkit_process p({"run", dir.file("tree.toml"), "--for", "1s", "--log-format", "json"});
+  auto pids = started(p, {"stubborn"});
+  BOOST_REQUIRE(wait_ignores(pids["stubborn"], SIGTERM));
+  auto code = p.wait_exit(seconds(10));
+  BOOST_REQUIRE_MESSAGE(code, "the shutdown timeout did not end pkit run");
+  BOOST_TEST(*code == 1);
+  BOOST_TEST(all_gone({pids["stubborn"]}, seconds(10)));
+}
+
 BOOST_AUTO_TEST_CASE(when_pkit_run_is_sigkilled_no_process_of_the_tree_lives_on) {
   pkit_test_common::temp_dir dir;
   // The shell's background jobs are not pkit's children: only the guardian kills them.

@@ -216,6 +216,8 @@ void daemon::request_shutdown() noexcept {
 void daemon::begin_stop(const char* why) {
   if (stopping_) return;
   stopping_ = true;
+  if (tree_.settings.shutdown_timeout_ms >= 0)
+    stop_deadline_ = steady_clock::now() + milliseconds(tree_.settings.shutdown_timeout_ms);
   detail::notify("STOPPING=1\nSTATUS=stopping");
   write_line(options_.event_fd, std::string("pkit: shutting down (") + why + "; signal again to force)");
   caf::anon_send(events_, stop_atom_v, caf::actor_cast<caf::actor>(root_));
@@ -238,17 +240,44 @@ void daemon::watchdog_tick() {
   if (alive) detail::notify("WATCHDOG=1");
 }
 
+bool daemon::on_signal(int signo) {
+  if (signo == SIGHUP) {
+    if (stopping_) return false;
+    std::lock_guard lock(control_);
+    auto r = reload();
+    write_line(options_.event_fd, "pkit: reload: " + (r.ok ? r.result.dump() : r.code + ": " + r.message));
+    return false;
+  }
+  if (stopping_) {  // the second SIGTERM/SIGINT
+    force_stop();
+    return true;
+  }
+  begin_stop(::sigabbrev_np(signo));
+  return false;
+}
+
+std::optional<int> daemon::outcome() {
+  std::lock_guard lock(mutex_);
+  if (stopped_) {
+    if (!stop_ok_) write_line(options_.event_fd, "pkit: the stop failed: " + down_reason_);
+    return stop_ok_ ? exit_clean : exit_failed;
+  }
+  if (root_down_ && !stopping_) {
+    write_line(options_.event_fd, "pkit: the root supervisor ended: " + down_reason_);
+    return exit_failed;
+  }
+  return std::nullopt;
+}
+
 int daemon::run(int signal_fd, bool& forced) {
   forced = false;
-  auto deadline = options_.run_for ? steady_clock::now() + *options_.run_for : steady_clock::time_point::max();
-  auto stop_deadline = steady_clock::time_point::max();
+  const auto never = steady_clock::time_point::max();
+  auto deadline = options_.run_for ? steady_clock::now() + *options_.run_for : never;
   for (;;) {
-    auto now = steady_clock::now();
-    auto until = std::min(stopping_ ? stop_deadline : deadline,
-                          watchdog_period_.count() > 0 ? next_watchdog_ : steady_clock::time_point::max());
-    int timeout = until == steady_clock::time_point::max()
-                      ? -1
-                      : static_cast<int>(std::max<std::int64_t>(0, duration_cast<milliseconds>(until - now).count() + 1));
+    auto until = std::min(stopping_ ? stop_deadline_ : deadline, watchdog_period_.count() > 0 ? next_watchdog_ : never);
+    int timeout = until == never ? -1
+                                 : static_cast<int>(std::max<std::int64_t>(
+                                       0, duration_cast<milliseconds>(until - steady_clock::now()).count() + 1));
     pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {signal_fd, POLLIN, 0}};
     int n = ::poll(fds, signal_fd >= 0 ? 2 : 1, timeout);
     if (n < 0 && errno != EINTR) return exit_failed;
@@ -256,38 +285,18 @@ int daemon::run(int signal_fd, bool& forced) {
       std::uint64_t v;
       [[maybe_unused]] auto r = ::read(wake_fd_, &v, sizeof v);
     }
-    if (n > 0 && signal_fd >= 0 && (fds[1].revents & POLLIN)) {
-      signalfd_siginfo si{};
-      if (::read(signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
-        if (si.ssi_signo == SIGHUP && !stopping_) {
-          std::lock_guard lock(control_);
-          auto r = reload();
-          write_line(options_.event_fd, "pkit: reload: " + (r.ok ? r.result.dump() : r.code + ": " + r.message));
-        } else if (si.ssi_signo != SIGHUP) {
-          if (stopping_) {
-            force_stop();
-            forced = true;
-            return exit_failed;
-          }
-          begin_stop(::sigabbrev_np(static_cast<int>(si.ssi_signo)));
-          if (tree_.settings.shutdown_timeout_ms >= 0)
-            stop_deadline = steady_clock::now() + milliseconds(tree_.settings.shutdown_timeout_ms);
-        }
-      }
-    }
-    if (stopped_) {
-      std::lock_guard lock(mutex_);
-      if (!stop_ok_) write_line(options_.event_fd, "pkit: the stop failed: " + down_reason_);
-      return stop_ok_ ? exit_clean : exit_failed;
-    }
-    if (root_down_ && !stopping_) {
-      std::lock_guard lock(mutex_);
-      write_line(options_.event_fd, "pkit: the root supervisor ended: " + down_reason_);
+    signalfd_siginfo si{};
+    if (n > 0 && signal_fd >= 0 && (fds[1].revents & POLLIN) &&
+        ::read(signal_fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si) &&
+        on_signal(static_cast<int>(si.ssi_signo))) {
+      forced = true;
       return exit_failed;
     }
+    if (auto code = outcome()) return *code;
     if (shutdown_requested_ && !stopping_) begin_stop("shutdown requested");
     if (!stopping_ && steady_clock::now() >= deadline) begin_stop("--for elapsed");
-    if (stopping_ && steady_clock::now() >= stop_deadline) {
+    if (stopping_ && steady_clock::now() >= stop_deadline_) {
+      write_line(options_.event_fd, "pkit: the stop outlasted the shutdown timeout");
       force_stop();
       forced = true;
       return exit_failed;

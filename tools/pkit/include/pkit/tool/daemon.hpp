@@ -72,7 +72,8 @@ public:
   std::unique_ptr<control_stream> open_stream(const std::string& command, const nlohmann::json& args, sink to,
                                               control_reply& error) override;
 
-  /// The control socket's path for this tree ([pkit] control_socket or the default).
+  /// The tree as loaded (its settings: name, control_socket, ...). Main thread only: a
+  /// reload replaces it.
   const tree_config& tree() const noexcept { return tree_; }
   caf::actor_system& system() noexcept { return *system_; }
 
@@ -91,6 +92,8 @@ private:
   void begin_stop(const char* why);
   void force_stop();
   void watchdog_tick();
+  bool on_signal(int signo);        // true: the stop is forced
+  std::optional<int> outcome();     // the exit code once the end has come
   std::string group_of(const std::string& supervisor) const;
   nlohmann::json walk(const actors::supervisor_actor& sup, const std::string& path);
   actors::supervisor_actor supervisor_at(const std::vector<std::string>& path);
@@ -125,6 +128,7 @@ private:
   std::atomic<bool> stopping_{false};
   std::chrono::milliseconds watchdog_period_{0};
   std::chrono::steady_clock::time_point next_watchdog_{};
+  std::chrono::steady_clock::time_point stop_deadline_ = std::chrono::steady_clock::time_point::max();
 };
 
 }  // namespace pkit::tool
