@@ -275,6 +275,21 @@ BOOST_AUTO_TEST_CASE(under_systemd_it_notifies_ready_once_the_tree_is_up_and_sto
   ::close(sock);
 }
 
+BOOST_AUTO_TEST_CASE(programs_do_not_inherit_pkit_runs_notify_socket) {
+  pkit_test_common::temp_dir dir;
+  // `env NAME` exits 4 when NAME is unset; temporary: not restarted.
+  write_file(dir.file("tree.toml"), "[[program]]\nname = \"probe\"\nrestart = \"temporary\"\ncommand = [\"" +
+                                        pkit_test_common::child_path() + "\", \"env\", \"NOTIFY_SOCKET\"]\n" +
+                                        program("alpha", "pause"));
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"},
+                 {"NOTIFY_SOCKET=" + dir.file("nobody-listens.sock")});
+  auto exited = p.wait_event(is_event("probe", "exited"));
+  BOOST_REQUIRE_MESSAGE(exited, p.stderr_text());
+  BOOST_TEST(exited->at("status").value("code", -1) == 4, exited->dump());
+  ::kill(p.pid(), SIGTERM);
+  BOOST_TEST(p.wait_exit().value_or(-1) == 0);
+}
+
 BOOST_AUTO_TEST_CASE(check_prints_the_tree_of_a_good_file_and_the_errors_of_a_bad_one) {
   pkit_test_common::temp_dir dir;
   write_file(dir.file("good.toml"), program("alpha", "pause") + program("beta", "pause"));

@@ -79,10 +79,31 @@ void name_supervisors_by_path(supervisor_spec& spec, const std::string& path) {
   }
 }
 
+// systemd's variables are pkit run's, not its programs': a program that speaks sd_notify
+// must not pass for pkit (a program with `readiness = "notify"` gets a socket of its own
+// from libpkit). A value the file sets explicitly is kept.
+void keep_systemd_variables_to_pkit(supervisor_spec& spec) {
+  static const char* const names[] = {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"};
+  for (auto& c : spec.children) {
+    if (!c.supervisor.empty()) {
+      keep_systemd_variables_to_pkit(c.supervisor.front());
+      continue;
+    }
+    if (c.process.notify_socket) continue;
+    for (const char* name : names) {
+      std::string prefix = std::string(name) + "=";
+      bool set = false;
+      for (const auto& e : c.process.env) set = set || e.rfind(prefix, 0) == 0 || e == name;
+      if (!set) c.process.env.emplace_back(name);  // "NAME" removes it
+    }
+  }
+}
+
 supervisor_spec spec_of(const tree_config& tree) {
   auto spec = to_supervisor_spec(tree);
   spec.name = tree.settings.name;  // the daemon keeps the first one: see root_name_
   name_supervisors_by_path(spec, "");
+  keep_systemd_variables_to_pkit(spec);
   return spec;
 }
 

@@ -296,6 +296,7 @@ control_reply daemon::add(const nlohmann::json& args) {
       return control_reply::failure("already_present", "'" + c.name() + "' exists already");
   auto spec = to_supervisor_spec(loaded.tree->root);
   detail::name_supervisors_by_path(spec, join(path));
+  detail::keep_systemd_variables_to_pkit(spec);
   nlohmann::json added = nlohmann::json::array();
   for (auto& c : spec.children) {
     if (auto err = ask<child_info>(*system_, sup, change_timeout, start_child_atom_v, c); !err.empty())

@@ -28,6 +28,10 @@ namespace detail {
 /// event's `supervisor` names the group unambiguously.
 void name_supervisors_by_path(actors::supervisor_spec& spec, const std::string& path);
 
+/// Makes every program of `spec` start without NOTIFY_SOCKET, WATCHDOG_USEC and
+/// WATCHDOG_PID (pkit run's own, under systemd) unless the file sets them.
+void keep_systemd_variables_to_pkit(actors::supervisor_spec& spec);
+
 /// The tree's root spec, root named after the tree, nested supervisors by path.
 actors::supervisor_spec spec_of(const tree_config& tree);
 
