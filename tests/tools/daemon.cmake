@@ -1,0 +1,18 @@
+# `pkit run` / `pkit check` end to end: the real binary, real processes and signals.
+find_package(nlohmann_json REQUIRED)
+pkit_add_test(NAME pkit_run_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_run_test.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_run_process.cpp
+  LIBS nlohmann_json::nlohmann_json
+  LABELS tools)
+target_compile_definitions(pkit_run_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>")
+add_dependencies(pkit_run_test pkit)
+
+pkit_add_test(NAME daemon_event_printer_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/daemon_event_printer_test.cpp
+  LIBS pkit_tool
+  LABELS tools)
+
+pkit_add_test(NAME daemon_control_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/daemon_control_test.cpp
+  LIBS pkit_tool
+  LABELS tools)

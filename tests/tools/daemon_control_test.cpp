@@ -1,0 +1,235 @@
+// The daemon as a control_handler, in process: what `pkit ctl` gets for each request.
+// Synchronised on the replies (each answers once the supervisors did) and on the events
+// stream; processes checked through /proc.
+
+#define BOOST_TEST_MODULE daemon_control
+#include <boost/test/unit_test.hpp>
+
+#include <pkit/tool/daemon.hpp>
+
+#include <temp_dir.hpp>
+#include <test_child_path.hpp>
+
+#include <condition_variable>
+#include <csignal>
+#include <fcntl.h>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <unistd.h>
+
+using namespace pkit::tool;
+using json = nlohmann::json;
+
+namespace {
+
+std::string program(const std::string& name, const std::string& mode) {
+  return "[[program]]\nname = \"" + name + "\"\ncommand = [\"" + pkit_test_common::child_path() + "\", \"" + mode +
+         "\"]\nstop_timeout = \"2s\"\n";
+}
+
+bool alive(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string all;
+  if (!in || !std::getline(in, all)) return false;
+  auto close = all.rfind(')');
+  return close != std::string::npos && close + 2 < all.size() && all[close + 2] != 'Z';
+}
+
+// A running daemon of a small tree: a, b at the root, c in group g. Event lines go to
+// /dev/null.
+struct fixture {
+  int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  std::unique_ptr<pkit::tool::daemon> d;
+
+  fixture() {
+    auto text = "intensity = 10\n" + program("a", "pause") + program("b", "pause") +
+                "[[group]]\nname = \"g\"\n[[group.program]]\nname = \"c\"\ncommand = [\"" +
+                pkit_test_common::child_path() + "\", \"pause\"]\n";
+    auto loaded = load_string(text, "test.toml", "/");
+    BOOST_REQUIRE(loaded);
+    daemon_options o;
+    o.event_fd = null_fd;
+    d = std::make_unique<pkit::tool::daemon>(std::move(*loaded.tree), o);
+    auto err = d->start();
+    BOOST_REQUIRE_MESSAGE(!err, err.value_or(""));
+  }
+  ~fixture() {
+    d.reset();
+    ::close(null_fd);
+  }
+
+  json row(const std::string& name) {
+    auto r = d->handle("status", json::object());
+    BOOST_REQUIRE(r.ok);
+    for (const auto& p : r.result["programs"])
+      if (p["name"] == name) return p;
+    return nullptr;
+  }
+};
+
+// Collects stream items; waits for one that matches.
+struct collector {
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<json> items;
+
+  control_handler::sink sink() {
+    return [this](const json& j) {
+      std::lock_guard lock(m);
+      items.push_back(j);
+      cv.notify_all();
+      return true;
+    };
+  }
+  bool wait_for(const std::string& program, const std::string& event, std::size_t from = 0) {
+    std::unique_lock lock(m);
+    return cv.wait_for(lock, std::chrono::seconds(20), [&] {
+      for (std::size_t i = from; i < items.size(); ++i)
+        if (items[i]["program"] == program && items[i]["event"] == event) return true;
+      return false;
+    });
+  }
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_CASE(status_lists_every_program_with_its_group_state_and_pid, fixture) {
+  auto r = d->handle("status", json::object());
+  BOOST_REQUIRE(r.ok);
+  const auto& programs = r.result["programs"];
+  BOOST_REQUIRE_EQUAL(programs.size(), 3u);
+  BOOST_TEST(programs[0]["name"] == "a");
+  BOOST_TEST(programs[2]["name"] == "c");
+  BOOST_TEST(programs[2]["group"] == "g");
+  for (const auto& p : programs) {
+    BOOST_TEST(p["state"] == "running");
+    BOOST_TEST(alive(p["pid"].get<pid_t>()));
+    BOOST_TEST(p["uptime_ms"].get<std::int64_t>() >= 0);
+    BOOST_TEST(p["last_exit"].is_null());
+  }
+}
+
+BOOST_FIXTURE_TEST_CASE(stop_start_and_restart_address_programs_by_name_at_any_depth, fixture) {
+  pid_t c0 = row("c")["pid"];
+  auto r = d->handle("stop", {{"names", {"c"}}});
+  BOOST_REQUIRE_MESSAGE(r.ok, r.message);
+  BOOST_TEST(row("c")["state"] == "stopped");
+  BOOST_TEST(!alive(c0));
+  r = d->handle("start", {{"names", {"c"}}});
+  BOOST_REQUIRE_MESSAGE(r.ok, r.message);
+  pid_t c1 = row("c")["pid"];
+  BOOST_TEST(row("c")["state"] == "running");
+  BOOST_TEST(c1 != c0);
+  BOOST_TEST(alive(c1));
+  pid_t a0 = row("a")["pid"];
+  r = d->handle("restart", {{"names", {"a"}}});
+  BOOST_REQUIRE_MESSAGE(r.ok, r.message);
+  BOOST_TEST(row("a")["pid"] != a0);
+  BOOST_TEST(row("a")["restarts"] == 1);
+  BOOST_TEST(!alive(a0));
+}
+
+BOOST_FIXTURE_TEST_CASE(signal_sends_a_signal_and_the_events_stream_shows_its_effect, fixture) {
+  collector seen;
+  control_reply err;
+  auto stream = d->open_stream("events", json::object(), seen.sink(), err);
+  BOOST_REQUIRE(stream);
+  pid_t b0 = row("b")["pid"];
+  auto r = d->handle("signal", {{"names", {"b"}}, {"signal", "TERM"}});
+  BOOST_REQUIRE_MESSAGE(r.ok, r.message);
+  BOOST_REQUIRE(seen.wait_for("b", "exited"));
+  BOOST_REQUIRE(seen.wait_for("b", "ready"));
+  {
+    std::lock_guard lock(seen.m);
+    for (const auto& j : seen.items)
+      if (j["event"] == "exited") BOOST_TEST(j["status"]["signal"] == SIGTERM);
+  }
+  BOOST_TEST(row("b")["pid"] != b0);
+  stream.reset();
+  std::size_t before = seen.items.size();
+  BOOST_REQUIRE(d->handle("restart", {{"names", {"a"}}}).ok);
+  BOOST_TEST(seen.items.size() == before, "a destroyed stream gets nothing more");
+}
+
+BOOST_FIXTURE_TEST_CASE(add_starts_new_programs_and_remove_stops_and_forgets_them, fixture) {
+  auto r = d->handle("add", {{"toml", program("n", "pause")}, {"group", "g"}});
+  BOOST_REQUIRE_MESSAGE(r.ok, r.message);
+  auto n = row("n");
+  BOOST_REQUIRE(!n.is_null());
+  BOOST_TEST(n["group"] == "g");
+  BOOST_TEST(alive(n["pid"].get<pid_t>()));
+  r = d->handle("add", {{"toml", program("n", "pause")}});
+  BOOST_TEST(!r.ok);
+  BOOST_TEST(r.code == "already_present");
+  r = d->handle("remove", {{"names", {"n"}}});
+  BOOST_REQUIRE_MESSAGE(r.ok, r.message);
+  BOOST_TEST(row("n").is_null());
+  BOOST_TEST(!alive(n["pid"].get<pid_t>()));
+}
+
+BOOST_FIXTURE_TEST_CASE(bad_requests_get_typed_errors_naming_what_was_wrong, fixture) {
+  auto r = d->handle("stop", {{"names", {"nope"}}});
+  BOOST_TEST(!r.ok);
+  BOOST_TEST(r.code == "unknown_program");
+  BOOST_TEST(r.message.find("nope") != std::string::npos);
+  r = d->handle("stop", json::object());
+  BOOST_TEST(r.code == "bad_request");
+  r = d->handle("signal", {{"names", {"a"}}, {"signal", "NOSUCH"}});
+  BOOST_TEST(r.code == "bad_request");
+  r = d->handle("frobnicate", json::object());
+  BOOST_TEST(r.code == "unknown_command");
+  r = d->handle("add", {{"toml", "[[program]]\nname = \"x\"\n"}});
+  BOOST_TEST(r.code == "invalid_config");
+  control_reply err;
+  BOOST_TEST(!d->open_stream("nope", json::object(), [](const json&) { return true; }, err));
+  BOOST_TEST(err.code == "unknown_stream");
+}
+
+BOOST_AUTO_TEST_CASE(reload_applies_a_change_inside_a_nested_group_to_that_program_only) {
+  pkit_test_common::temp_dir dir;
+  auto file = dir.file("tree.toml");
+  auto group = [](const std::string& c_mode) {
+    return "[[group]]\nname = \"g\"\nstrategy = \"one_for_all\"\n[[group.program]]\nname = \"c\"\ncommand = [\"" +
+           pkit_test_common::child_path() + "\", \"" + c_mode + "\"]\n[[group.program]]\nname = \"d\"\ncommand = [\"" +
+           pkit_test_common::child_path() + "\", \"pause\"]\n";
+  };
+  {
+    std::ofstream(file) << program("a", "pause") << group("pause");
+  }
+  auto loaded = load_file(file);
+  BOOST_REQUIRE(loaded);
+  int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  daemon_options o;
+  o.event_fd = null_fd;
+  pkit::tool::daemon d(std::move(*loaded.tree), o);
+  BOOST_REQUIRE(!d.start());
+  auto pids = [&] {
+    std::map<std::string, pid_t> out;
+    auto status = d.status();  // (not d.status()["programs"]: a range-for would outlive the temporary)
+    for (const auto& p : status["programs"]) out[p["name"].get<std::string>()] = p["pid"].get<pid_t>();
+    return out;
+  };
+  auto before = pids();
+  {
+    std::ofstream(file, std::ios::trunc) << program("a", "pause") << group("ignore-term");
+  }
+  auto r = d.handle("reload", json::object());
+  BOOST_REQUIRE_MESSAGE(r.ok, r.code << ": " << r.message);
+  BOOST_TEST(r.result["changed"] == json::array({"g/c"}), r.result.dump());
+  auto after = pids();
+  BOOST_TEST(after["a"] == before["a"]);
+  BOOST_TEST(after["d"] == before["d"]);
+  BOOST_TEST(after["c"] != before["c"]);
+  BOOST_TEST(alive(after["c"]));
+  BOOST_TEST(!alive(before["c"]));
+
+  {
+    std::ofstream(file, std::ios::trunc) << "this is not toml = = =\n";
+  }
+  r = d.handle("reload", json::object());
+  BOOST_TEST(!r.ok);
+  BOOST_TEST(r.code == "invalid_config");
+  BOOST_TEST(pids() == after, "a rejected file changes nothing");
+  ::close(null_fd);
+}

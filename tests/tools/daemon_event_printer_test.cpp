@@ -1,0 +1,59 @@
+// The event lines of `pkit run`: JSON fields and the human line.
+
+#define BOOST_TEST_MODULE daemon_event_printer
+#include <boost/test/unit_test.hpp>
+
+#include <pkit/tool/daemon.hpp>
+#include <pkit/tool/event_printer.hpp>
+
+using namespace pkit::tool;
+using pkit::actors::event_kind;
+using pkit::actors::supervisor_event;
+
+namespace {
+supervisor_event exited_by_kill() {
+  supervisor_event e;
+  e.supervisor = "backend";
+  e.child = "db";
+  e.kind = event_kind::exited;
+  e.incarnation = 2;
+  e.pid = 1234;
+  e.has_status = true;
+  e.status = pkit::exit_status::killed(9);
+  return e;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(json_lines_carry_group_program_event_pid_run_and_status) {
+  auto t = std::chrono::system_clock::from_time_t(0) + std::chrono::milliseconds(1234);
+  auto j = event_to_json(exited_by_kill(), "backend", t);
+  BOOST_TEST(j["time"] == "1970-01-01T00:00:01.234Z");
+  BOOST_TEST(j["group"] == "backend");
+  BOOST_TEST(j["program"] == "db");
+  BOOST_TEST(j["event"] == "exited");
+  BOOST_TEST(j["pid"] == 1234);
+  BOOST_TEST(j["run"] == 2);
+  BOOST_TEST(j["status"]["signal"] == 9);
+  BOOST_TEST(!j.contains("delay_ms"));
+}
+
+BOOST_AUTO_TEST_CASE(human_lines_name_the_path_the_event_and_how_it_ended) {
+  auto line = event_to_human(exited_by_kill(), "backend", std::chrono::system_clock::now(), false);
+  BOOST_TEST(line.find("backend/db") != std::string::npos, line);
+  BOOST_TEST(line.find("exited") != std::string::npos, line);
+  BOOST_TEST(line.find("killed by SIGKILL (run 2, pid 1234)") != std::string::npos, line);
+  BOOST_TEST(line.find('\033') == std::string::npos, "no colour unless asked");
+  BOOST_TEST(event_to_human(exited_by_kill(), "", std::chrono::system_clock::now(), true).find('\033') !=
+             std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(the_status_table_has_a_row_per_program) {
+  nlohmann::json s{{"programs",
+                    {{{"name", "db"}, {"group", "backend"}, {"state", "running"}, {"pid", 42}, {"uptime_ms", 1500},
+                      {"restarts", 1}, {"last_exit", {{"code", 3}}}, {"reason", ""}}}}};
+  auto table = pkit::tool::daemon::render_table(s);
+  BOOST_TEST(table.find("backend/db") != std::string::npos, table);
+  BOOST_TEST(table.find("running") != std::string::npos);
+  BOOST_TEST(table.find("exited 3") != std::string::npos);
+  BOOST_TEST(table.find("1.5s") != std::string::npos);
+}

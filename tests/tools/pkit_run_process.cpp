@@ -1,0 +1,211 @@
+#include "pkit_run_process.hpp"
+
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace pkit_test_tools {
+
+using namespace std::chrono;
+
+std::string pkit_binary() { return PKIT_BINARY; }
+
+pkit_process::pkit_process(const std::vector<std::string>& args, const std::vector<std::string>& extra_env) {
+  out_path_ = (std::filesystem::temp_directory_path() / ("pkit-run-out-" + std::to_string(::getpid()) + "-" +
+                                                         std::to_string(steady_clock::now().time_since_epoch().count())))
+                  .string();
+  int err[2];
+  if (::pipe2(err, O_CLOEXEC) != 0) throw std::system_error(errno, std::system_category(), "pipe2");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  std::vector<std::string> argv{pkit_binary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> av;
+  for (auto& a : argv) av.push_back(a.data());
+  av.push_back(nullptr);
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
+  env.insert(env.end(), extra_env.begin(), extra_env.end());
+  std::vector<char*> ev;
+  for (auto& e : env) ev.push_back(e.data());
+  ev.push_back(nullptr);
+  int rc = ::posix_spawn(&pid_, av[0], &fa, nullptr, av.data(), ev.data());
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(err[1]);
+  if (rc != 0) {
+    ::close(err[0]);
+    throw std::system_error(rc, std::system_category(), "posix_spawn pkit");
+  }
+  err_fd_ = err[0];
+  pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+}
+
+pkit_process::~pkit_process() {
+  if (!reaped_) {
+    ::kill(pid_, SIGKILL);
+    int st;
+    ::waitpid(pid_, &st, 0);
+  }
+  if (err_fd_ >= 0) ::close(err_fd_);
+  if (pidfd_ >= 0) ::close(pidfd_);
+  std::error_code ec;
+  std::filesystem::remove(out_path_, ec);
+}
+
+bool pkit_process::next_line(std::string& line, steady_clock::time_point until) {
+  if (consumed_ < lines_.size()) {
+    line = lines_[consumed_++];
+    return true;
+  }
+  for (;;) {
+    auto nl = buffer_.find('\n');
+    if (nl != std::string::npos) {
+      lines_.push_back(buffer_.substr(0, nl));
+      buffer_.erase(0, nl + 1);
+      line = lines_[consumed_++];
+      return true;
+    }
+    auto left = duration_cast<milliseconds>(until - steady_clock::now()).count();
+    if (left <= 0 || err_fd_ < 0) return false;
+    pollfd p{err_fd_, POLLIN, 0};
+    int n = ::poll(&p, 1, static_cast<int>(left));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    char buf[4096];
+    ssize_t got = ::read(err_fd_, buf, sizeof buf);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      ::close(err_fd_);
+      err_fd_ = -1;
+      if (!buffer_.empty()) buffer_ += '\n';
+      else return false;
+      continue;
+    }
+    buffer_.append(buf, static_cast<std::size_t>(got));
+  }
+}
+
+std::optional<nlohmann::json> pkit_process::wait_event(const std::function<bool(const nlohmann::json&)>& match,
+                                                       milliseconds deadline) {
+  auto until = steady_clock::now() + deadline;
+  std::string line;
+  while (next_line(line, until)) {
+    if (line.empty() || line.front() != '{') continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && match(j)) return j;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> pkit_process::wait_line(const std::string& text, milliseconds deadline) {
+  auto until = steady_clock::now() + deadline;
+  std::string line;
+  while (next_line(line, until))
+    if (line.find(text) != std::string::npos) return line;
+  return std::nullopt;
+}
+
+std::optional<int> pkit_process::wait_exit(milliseconds deadline) {
+  if (reaped_) return code_;
+  pollfd p{pidfd_, POLLIN, 0};
+  int n;
+  do n = ::poll(&p, 1, static_cast<int>(deadline.count()));
+  while (n < 0 && errno == EINTR);
+  if (n <= 0) return std::nullopt;
+  int st = 0;
+  if (::waitpid(pid_, &st, 0) != pid_) return std::nullopt;
+  reaped_ = true;
+  code_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  // Drain stderr (the write end is closed now, unless a child inherited it).
+  std::string line;
+  auto keep = consumed_;
+  while (next_line(line, steady_clock::now() + milliseconds(200))) {
+  }
+  consumed_ = keep;
+  return code_;
+}
+
+std::string pkit_process::stdout_text() const {
+  std::ifstream in(out_path_);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string pkit_process::stderr_text() const {
+  std::string out;
+  for (const auto& l : lines_) out += l + "\n";
+  return out + buffer_;
+}
+
+std::function<bool(const nlohmann::json&)> is_event(const std::string& name, const std::string& kind, int run) {
+  return [=](const nlohmann::json& j) {
+    return j.value("program", "") == name && j.value("event", "") == kind && (run <= 0 || j.value("run", 0) == run);
+  };
+}
+
+bool gone(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  if (!in) return true;
+  std::string all;
+  std::getline(in, all);
+  auto close = all.rfind(')');
+  return close == std::string::npos || (close + 2 < all.size() && all[close + 2] == 'Z');
+}
+
+bool all_gone(const std::vector<pid_t>& pids, milliseconds deadline) {
+  auto until = steady_clock::now() + deadline;
+  for (;;) {
+    bool any = false;
+    for (pid_t p : pids) any = any || !gone(p);
+    if (!any) return true;
+    if (steady_clock::now() >= until) return false;
+    // Polling /proc is the only way to watch processes that are not our children.
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+}
+
+bool wait_ignores(pid_t pid, int sig, milliseconds deadline) {
+  auto until = steady_clock::now() + deadline;
+  for (;;) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("SigIgn:", 0) != 0) continue;
+      auto mask = std::stoull(line.substr(7), nullptr, 16);
+      if (mask & (1ull << (sig - 1))) return true;
+    }
+    if (steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+}
+
+std::vector<pid_t> group_members(pid_t pgid) {
+  std::vector<pid_t> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const auto name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    pid_t pid = std::stoi(name);
+    if (::getpgid(pid) == pgid && !gone(pid)) out.push_back(pid);
+  }
+  return out;
+}
+
+}  // namespace pkit_test_tools

@@ -1,0 +1,76 @@
+#pragma once
+
+// The real `pkit` binary run by a test: its stderr read line by line as it comes (event
+// lines), its stdout collected in a file, its exit awaited with a deadline.
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace pkit_test_tools {
+
+/// The binary under test (compiled in).
+std::string pkit_binary();
+
+class pkit_process {
+public:
+  /// Starts `pkit ARGS...` with `extra_env` ("NAME=value") added to the environment.
+  explicit pkit_process(const std::vector<std::string>& args, const std::vector<std::string>& extra_env = {});
+  /// Kills (SIGKILL) and reaps pkit if still running.
+  ~pkit_process();
+  pkit_process(const pkit_process&) = delete;
+  pkit_process& operator=(const pkit_process&) = delete;
+
+  pid_t pid() const noexcept { return pid_; }
+
+  /// The next JSON event line for which `match` holds (earlier ones are consumed), or
+  /// nullopt when none came before `deadline` or stderr ended.
+  std::optional<nlohmann::json> wait_event(const std::function<bool(const nlohmann::json&)>& match,
+                                           std::chrono::milliseconds deadline = std::chrono::seconds(20));
+  /// The next stderr line containing `text` (any line), or nullopt.
+  std::optional<std::string> wait_line(const std::string& text,
+                                       std::chrono::milliseconds deadline = std::chrono::seconds(20));
+  /// The exit code (128+N for a signal), or nullopt if it did not exit by then.
+  std::optional<int> wait_exit(std::chrono::milliseconds deadline = std::chrono::seconds(30));
+  /// Every stderr line read so far.
+  const std::vector<std::string>& lines() const noexcept { return lines_; }
+  std::string stdout_text() const;
+  std::string stderr_text() const;
+
+private:
+  bool next_line(std::string& line, std::chrono::steady_clock::time_point until);
+
+  pid_t pid_ = -1;
+  int err_fd_ = -1;
+  int pidfd_ = -1;
+  std::string out_path_;
+  std::string buffer_;
+  std::size_t consumed_ = 0;  // lines_[0, consumed_) were handed out by wait_*
+  std::vector<std::string> lines_;
+  bool reaped_ = false;
+  int code_ = -1;
+};
+
+/// An event matcher: program `name`, event kind `kind`, and (when > 0) run `run`.
+std::function<bool(const nlohmann::json&)> is_event(const std::string& name, const std::string& kind, int run = 0);
+
+/// True when `pid` no longer exists or is a zombie.
+bool gone(pid_t pid);
+
+/// Polls until every pid is gone; false at the deadline.
+bool all_gone(const std::vector<pid_t>& pids, std::chrono::milliseconds deadline);
+
+/// Polls /proc/PID/status until `pid` ignores `sig` (SigIgn); false at the deadline. A
+/// program counts as ready once it exists, before it has set its handlers up.
+bool wait_ignores(pid_t pid, int sig, std::chrono::milliseconds deadline = std::chrono::seconds(10));
+
+/// The pids whose process group is `pgid` (from /proc).
+std::vector<pid_t> group_members(pid_t pgid);
+
+}  // namespace pkit_test_tools

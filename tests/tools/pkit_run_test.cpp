@@ -1,0 +1,386 @@
+// `pkit run` and `pkit check` end to end: the real binary, real programs (the test
+// child and /bin/sh), real signals; synchronised on the JSON event lines pkit writes.
+
+#define BOOST_TEST_MODULE pkit_run
+#include <boost/test/unit_test.hpp>
+
+#include "pkit_run_process.hpp"
+
+#include <temp_dir.hpp>
+#include <test_child_path.hpp>
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <fstream>
+#include <map>
+#include <thread>
+
+using namespace pkit_test_tools;
+using namespace std::chrono;
+using json = nlohmann::json;
+
+namespace {
+
+// A [[program]] table running the test child in `mode`.
+std::string program(const std::string& name, const std::string& mode, const std::string& extra = "") {
+  return "[[program]]\nname = \"" + name + "\"\ncommand = [\"" + pkit_test_common::child_path() + "\", \"" + mode +
+         "\"]\nstop_timeout = \"5s\"\n" + extra + "\n";
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+}
+
+pid_t pid_of(const std::optional<json>& e) {
+  BOOST_REQUIRE_MESSAGE(e.has_value(), "expected event did not come");
+  return e->value("pid", 0);
+}
+
+// Waits for `started` of each name and returns their pids.
+std::map<std::string, pid_t> started(pkit_process& p, const std::vector<std::string>& names) {
+  std::map<std::string, pid_t> pids;
+  for (const auto& n : names) {
+    auto e = p.wait_event(is_event(n, "ready"));
+    BOOST_REQUIRE_MESSAGE(e, "no ready event for " << n << "; stderr:\n" << p.stderr_text());
+    pids[n] = pid_of(e);
+  }
+  return pids;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(run_for_a_bounded_time_exits_0_with_a_status_table_of_every_program) {
+  pkit_test_common::temp_dir dir;
+  write_file(dir.file("tree.toml"), program("alpha", "pause") + program("beta", "pause") +
+                                        "[[group]]\nname = \"back\"\n[[group.program]]\nname = \"gamma\"\ncommand = [\"" +
+                                        pkit_test_common::child_path() + "\", \"pause\"]\n");
+  pkit_process p({"run", dir.file("tree.toml"), "--for", "1s", "--log-format", "json"});
+  auto pids = started(p, {"alpha", "beta", "gamma"});
+  auto code = p.wait_exit();
+  BOOST_REQUIRE_MESSAGE(code, "pkit run --for 1s did not end");
+  BOOST_TEST(*code == 0);
+  auto table = p.stdout_text();
+  BOOST_TEST_MESSAGE(table);
+  BOOST_TEST(table.find("PROGRAM") != std::string::npos);
+  for (const auto& n : {"alpha", "beta", "back/gamma"}) BOOST_TEST(table.find(n) != std::string::npos, n);
+  for (auto& [n, pid] : pids) BOOST_TEST(gone(pid), n << " still runs");
+}
+
+BOOST_AUTO_TEST_CASE(a_killed_program_is_restarted_with_a_new_pid) {
+  pkit_test_common::temp_dir dir;
+  write_file(dir.file("tree.toml"), "intensity = 5\n" + program("alpha", "pause") + program("beta", "pause"));
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"});
+  auto pids = started(p, {"alpha", "beta"});
+  ::kill(pids["alpha"], SIGKILL);
+  auto exited = p.wait_event(is_event("alpha", "exited", 1));
+  BOOST_REQUIRE(exited);
+  BOOST_TEST(exited->at("status").value("signal", 0) == SIGKILL);
+  pid_t again = pid_of(p.wait_event(is_event("alpha", "started", 2)));
+  BOOST_TEST(again > 0);
+  BOOST_TEST(again != pids["alpha"]);
+  BOOST_TEST(!gone(pids["beta"]), "beta was left alone");
+  ::kill(p.pid(), SIGTERM);
+  BOOST_TEST(p.wait_exit().value_or(-1) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(sigterm_stops_in_reverse_order_escalating_on_a_program_that_ignores_it) {
+  pkit_test_common::temp_dir dir;
+  write_file(dir.file("tree.toml"), program("first", "pause") +
+                                        "[[program]]\nname = \"stubborn\"\ncommand = [\"" +
+                                        pkit_test_common::child_path() +
+                                        "\", \"ignore-term\"]\nstop_timeout = \"300ms\"\n" + program("last", "pause"));
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"});
+  auto pids = started(p, {"first", "stubborn", "last"});
+  BOOST_REQUIRE(wait_ignores(pids["stubborn"], SIGTERM));
+  auto t0 = steady_clock::now();
+  ::kill(p.pid(), SIGTERM);
+  std::vector<std::string> order;
+  for (int i = 0; i < 3; ++i) {
+    auto e = p.wait_event([](const json& j) { return j.value("event", "") == "stopped"; });
+    BOOST_REQUIRE_MESSAGE(e, "missing stopped events; stderr:\n" << p.stderr_text());
+    order.push_back(e->value("program", ""));
+  }
+  BOOST_TEST((order == std::vector<std::string>{"last", "stubborn", "first"}));
+  BOOST_TEST(p.wait_exit().value_or(-1) == 0);
+  BOOST_TEST(duration_cast<milliseconds>(steady_clock::now() - t0).count() >= 300, "the stop timeout was honoured");
+  for (auto& [n, pid] : pids) BOOST_TEST(gone(pid), n << " still runs");
+}
+
+BOOST_AUTO_TEST_CASE(a_second_sigterm_forces_the_stop) {
+  pkit_test_common::temp_dir dir;
+  write_file(dir.file("tree.toml"), "[[program]]\nname = \"stubborn\"\ncommand = [\"" + pkit_test_common::child_path() +
+                                        "\", \"ignore-term\"]\nstop_timeout = \"60s\"\n");
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"});
+  auto pids = started(p, {"stubborn"});
+  BOOST_REQUIRE(wait_ignores(pids["stubborn"], SIGTERM));
+  ::kill(p.pid(), SIGTERM);
+  BOOST_REQUIRE(p.wait_line("shutting down"));
+  auto t0 = steady_clock::now();
+  ::kill(p.pid(), SIGTERM);
+  auto code = p.wait_exit(seconds(10));
+  BOOST_REQUIRE_MESSAGE(code, "a second SIGTERM did not end pkit run");
+  BOOST_TEST(*code != 0);
+  BOOST_TEST(duration_cast<seconds>(steady_clock::now() - t0).count() < 10);
+  BOOST_TEST(all_gone({pids["stubborn"]}, seconds(10)));
+}
+
+BOOST_AUTO_TEST_CASE(a_stop_that_outlasts_the_shutdown_timeout_is_forced_and_exits_1) {
+  pkit_test_common::temp_dir dir;
+  write_file(dir.file("tree.toml"), "[pkit]\nshutdown_timeout = \"300ms\"\n\n[[program]]\nname = \"stubborn\"\ncommand = [\"" +
+                                        pkit_test_common::child_path() + "\", \"ignore-term\"]\nstop_timeout = \"60s\"\n");
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"});
+  auto pids = started(p, {"stubborn"});
+  BOOST_REQUIRE(wait_ignores(pids["stubborn"], SIGTERM));
+  ::kill(p.pid(), SIGTERM);
+  auto code = p.wait_exit(seconds(10));
+  BOOST_REQUIRE_MESSAGE(code, "the shutdown timeout did not end pkit run");
+  BOOST_TEST(*code == 1);
+  BOOST_TEST(p.stderr_text().find("forced stop") != std::string::npos, p.stderr_text());
+  BOOST_TEST(p.stdout_text().find("stubborn") != std::string::npos, "the table is printed");
+  BOOST_TEST(all_gone({pids["stubborn"]}, seconds(10)));
+}
+
+BOOST_AUTO_TEST_CASE(the_shutdown_timeout_also_bounds_the_stop_at_the_end_of_for) {
+  pkit_test_common::temp_dir dir;
+  write_file(dir.file("tree.toml"), "[pkit]\nshutdown_timeout = \"300ms\"\n\n[[program]]\nname = \"stubborn\"\ncommand = [\"" +
+                                        pkit_test_common::child_path() + "\", \"ignore-term\"]\nstop_timeout = \"60s\"\n");
+  pkit_process p({"run", dir.file("tree.toml"), "--for", "1s", "--log-format", "json"});
+  auto pids = started(p, {"stubborn"});
+  BOOST_REQUIRE(wait_ignores(pids["stubborn"], SIGTERM));
+  auto code = p.wait_exit(seconds(10));
+  BOOST_REQUIRE_MESSAGE(code, "the shutdown timeout did not end pkit run");
+  BOOST_TEST(*code == 1);
+  BOOST_TEST(all_gone({pids["stubborn"]}, seconds(10)));
+}
+
+BOOST_AUTO_TEST_CASE(when_pkit_run_is_sigkilled_no_process_of_the_tree_lives_on) {
+  pkit_test_common::temp_dir dir;
+  // The shell's background jobs are not pkit's children: only the guardian kills them.
+  write_file(dir.file("tree.toml"), "[[program]]\nname = \"shell\"\nshell = \"sleep 300 & sleep 300 & wait\"\n");
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"});
+  pid_t sh = started(p, {"shell"})["shell"];
+  std::vector<pid_t> members;
+  for (auto until = steady_clock::now() + seconds(10); steady_clock::now() < until;) {
+    members = group_members(sh);
+    if (members.size() >= 3) break;
+    std::this_thread::sleep_for(milliseconds(20));  // the shell forks its jobs on its own time
+  }
+  BOOST_REQUIRE_MESSAGE(members.size() >= 3, "the shell and its two sleeps did not appear");
+  ::kill(p.pid(), SIGKILL);
+  BOOST_TEST(p.wait_exit().value_or(-1) == 128 + SIGKILL);
+  bool none = all_gone(members, seconds(10));
+  if (!none) ::kill(-sh, SIGKILL);  // do not leave them behind for the next test
+  BOOST_TEST(none, "processes of the tree outlived pkit run");
+}
+
+BOOST_AUTO_TEST_CASE(sighup_reload_restarts_exactly_the_changed_program) {
+  pkit_test_common::temp_dir dir;
+  auto file = dir.file("tree.toml");
+  write_file(file, program("keep", "pause") + program("change", "pause") + program("drop", "pause"));
+  pkit_process p({"run", file, "--log-format", "json"});
+  auto pids = started(p, {"keep", "change", "drop"});
+  write_file(file, program("keep", "pause") + program("change", "ignore-term", "stop_signal = \"KILL\"") +
+                       program("fresh", "pause"));
+  ::kill(p.pid(), SIGHUP);
+  auto line = p.wait_line("pkit: reload:");
+  BOOST_REQUIRE_MESSAGE(line, "no reload report; stderr:\n" << p.stderr_text());
+  BOOST_TEST_MESSAGE(*line);
+  BOOST_TEST(line->find("\"changed\":[\"change\"]") != std::string::npos);
+  BOOST_TEST(line->find("\"added\":[\"fresh\"]") != std::string::npos);
+  BOOST_TEST(line->find("\"removed\":[\"drop\"]") != std::string::npos);
+  BOOST_TEST(!gone(pids["keep"]), "an untouched program keeps its pid");
+  BOOST_TEST(all_gone({pids["change"], pids["drop"]}, seconds(10)));
+  // The reload's events can come just after its report (the reply and the event take
+  // different paths): look in what was read, else wait for the event.
+  auto started_pid = [&](const std::string& name, pid_t other_than) -> pid_t {
+    for (;;) {
+      pid_t found = 0;
+      for (const auto& l : p.lines()) {
+        auto j = json::parse(l, nullptr, false);
+        if (!j.is_discarded() && j.is_object() && j.value("event", "") == "started" && j.value("program", "") == name &&
+            j.value("pid", 0) != other_than)
+          found = j.value("pid", 0);
+      }
+      if (found > 0 || !p.wait_event(is_event(name, "started"))) return found;
+    }
+  };
+  std::map<std::string, pid_t> now{{"keep", pids["keep"]},
+                                   {"change", started_pid("change", pids["change"])},
+                                   {"fresh", started_pid("fresh", 0)}};
+  int keep_starts = 0;
+  for (const auto& l : p.lines())
+    keep_starts += l.find("\"event\":\"started\"") != std::string::npos && l.find("\"program\":\"keep\"") != std::string::npos;
+  BOOST_TEST(keep_starts == 1, "an untouched program is not started again");
+  BOOST_TEST(now["keep"] == pids["keep"]);
+  BOOST_TEST(now["change"] != pids["change"]);
+  BOOST_TEST(now["fresh"] > 0);
+  BOOST_TEST(!gone(now["change"]));
+  BOOST_TEST(!gone(now["fresh"]));
+  ::kill(p.pid(), SIGTERM);
+  BOOST_TEST(p.wait_exit().value_or(-1) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(an_invalid_file_on_reload_is_rejected_and_the_tree_stays) {
+  pkit_test_common::temp_dir dir;
+  auto file = dir.file("tree.toml");
+  write_file(file, program("alpha", "pause") + program("beta", "pause"));
+  pkit_process p({"run", file, "--log-format", "json"});
+  auto pids = started(p, {"alpha", "beta"});
+  write_file(file, program("alpha", "pause") + "[[program]]\nname = \"beta\"\n");  // no command
+  ::kill(p.pid(), SIGHUP);
+  auto line = p.wait_line("pkit: reload:");
+  BOOST_REQUIRE(line);
+  BOOST_TEST(line->find("invalid_config") != std::string::npos, *line);
+  BOOST_TEST(p.wait_line("tree.toml:", milliseconds(2000)).has_value(), "the error names the file and position");
+  for (auto& [n, pid] : pids) BOOST_TEST(!gone(pid), n << " was touched");
+  ::kill(p.pid(), SIGTERM);
+  BOOST_TEST(p.wait_exit().value_or(-1) == 0);
+  for (const auto& l : p.lines()) BOOST_TEST(l.find("\"run\":2") == std::string::npos, "restarted: " << l);
+}
+
+BOOST_AUTO_TEST_CASE(under_systemd_it_notifies_ready_once_the_tree_is_up_and_stopping_at_shutdown) {
+  pkit_test_common::temp_dir dir;
+  write_file(dir.file("tree.toml"), program("alpha", "pause") + program("beta", "pause"));
+  int sock = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  BOOST_REQUIRE(sock >= 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string path = dir.file("notify.sock");
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  BOOST_REQUIRE(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  auto receive_until = [&](const std::string& what) {
+    for (auto until = steady_clock::now() + seconds(20); steady_clock::now() < until;) {
+      pollfd pf{sock, POLLIN, 0};
+      if (::poll(&pf, 1, 1000) <= 0) continue;
+      char buf[4096];
+      ssize_t n = ::recv(sock, buf, sizeof buf, 0);
+      if (n > 0 && std::string(buf, static_cast<std::size_t>(n)).find(what) != std::string::npos) return true;
+    }
+    return false;
+  };
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"}, {"NOTIFY_SOCKET=" + path});
+  BOOST_REQUIRE(receive_until("READY=1"));
+  // READY=1 comes after the tree is up: both programs' events were written before it.
+  auto pids = started(p, {"alpha", "beta"});
+  for (auto& [n, pid] : pids) BOOST_TEST(!gone(pid), n);
+  ::kill(p.pid(), SIGTERM);
+  BOOST_TEST(receive_until("STOPPING=1"));
+  BOOST_TEST(p.wait_exit().value_or(-1) == 0);
+  ::close(sock);
+}
+
+BOOST_AUTO_TEST_CASE(programs_do_not_inherit_pkit_runs_notify_socket) {
+  pkit_test_common::temp_dir dir;
+  // `env NAME` exits 4 when NAME is unset; temporary: not restarted.
+  write_file(dir.file("tree.toml"), "[[program]]\nname = \"probe\"\nrestart = \"temporary\"\ncommand = [\"" +
+                                        pkit_test_common::child_path() + "\", \"env\", \"NOTIFY_SOCKET\"]\n" +
+                                        program("alpha", "pause"));
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"},
+                 {"NOTIFY_SOCKET=" + dir.file("nobody-listens.sock")});
+  auto exited = p.wait_event(is_event("probe", "exited"));
+  BOOST_REQUIRE_MESSAGE(exited, p.stderr_text());
+  BOOST_TEST(exited->at("status").value("code", -1) == 4, exited->dump());
+  ::kill(p.pid(), SIGTERM);
+  BOOST_TEST(p.wait_exit().value_or(-1) == 0);
+}
+
+BOOST_AUTO_TEST_CASE(check_prints_the_tree_of_a_good_file_and_the_errors_of_a_bad_one) {
+  pkit_test_common::temp_dir dir;
+  write_file(dir.file("good.toml"), program("alpha", "pause") + program("beta", "pause"));
+  pkit_process good({"check", dir.file("good.toml")});
+  BOOST_TEST(good.wait_exit().value_or(-1) == 0);
+  auto out = good.stdout_text();
+  BOOST_TEST(out.find("alpha") != std::string::npos);
+  BOOST_TEST(out.find("beta") != std::string::npos);
+
+  pkit_process builtin({"check"});
+  BOOST_TEST(builtin.wait_exit().value_or(-1) == 0);
+  BOOST_TEST(builtin.stdout_text().find("program") != std::string::npos, "the default tree: " << builtin.stdout_text());
+
+  write_file(dir.file("bad.toml"), "[[program]]\nname = \"x\"\ncommand = [\"/bin/true\"\n");  // unclosed array
+  pkit_process bad({"check", dir.file("bad.toml")});
+  BOOST_TEST(bad.wait_exit().value_or(-1) == 2);
+  auto err = bad.stderr_text();
+  BOOST_TEST_MESSAGE(err);
+  BOOST_TEST(err.find("bad.toml:") != std::string::npos);
+  bool has_position = err.find(":3:") != std::string::npos || err.find(":4:") != std::string::npos;
+  BOOST_TEST(has_position, "line and column: " << err);
+}
+
+BOOST_AUTO_TEST_CASE(a_tree_that_cannot_start_exits_1_saying_why) {
+  pkit_test_common::temp_dir dir;
+  // An executable the file check accepts but exec refuses (its interpreter is missing):
+  // the failure happens at start, in the supervisor.
+  write_file(dir.file("broken.sh"), "#!/nonexistent/interpreter\n");
+  ::chmod(dir.file("broken.sh").c_str(), 0755);
+  write_file(dir.file("tree.toml"), program("alpha", "pause") + "[[program]]\nname = \"broken\"\ncommand = [\"" +
+                                        dir.file("broken.sh") + "\"]\n");
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"});
+  BOOST_TEST(p.wait_exit().value_or(-1) == 1);
+  auto err = p.stderr_text();
+  BOOST_TEST(err.find("could not start") != std::string::npos, err);
+  BOOST_TEST(err.find("broken.sh") != std::string::npos, err);
+  for (const auto& l : p.lines()) {
+    auto j = json::parse(l, nullptr, false);
+    if (!j.is_discarded() && j.is_object() && j.value("program", "") == "alpha" && j.value("pid", 0) > 0)
+      BOOST_TEST(all_gone({j.value("pid", 0)}, seconds(10)), "alpha was stopped again");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(when_the_root_gives_up_pkit_run_exits_1_with_the_table) {
+  pkit_test_common::temp_dir dir;
+  write_file(dir.file("tree.toml"), "intensity = 0\n" + program("alpha", "pause") + program("beta", "pause"));
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"});
+  auto pids = started(p, {"alpha", "beta"});
+  ::kill(pids["alpha"], SIGKILL);
+  BOOST_TEST(p.wait_exit().value_or(-1) == 1);
+  BOOST_TEST(p.stderr_text().find("root supervisor ended") != std::string::npos, p.stderr_text());
+  BOOST_TEST(p.stdout_text().find("alpha") != std::string::npos);
+  BOOST_TEST(all_gone({pids["alpha"], pids["beta"]}, seconds(10)));
+}
+
+BOOST_AUTO_TEST_CASE(with_a_watchdog_it_sends_watchdog_1_at_half_the_period) {
+  pkit_test_common::temp_dir dir;
+  write_file(dir.file("tree.toml"), program("alpha", "pause"));
+  int sock = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::string path = dir.file("notify.sock");
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  BOOST_REQUIRE(::bind(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"},
+                 {"NOTIFY_SOCKET=" + path, "WATCHDOG_USEC=400000"});
+  int watchdogs = 0;
+  for (auto until = steady_clock::now() + seconds(20); watchdogs < 3 && steady_clock::now() < until;) {
+    pollfd pf{sock, POLLIN, 0};
+    if (::poll(&pf, 1, 1000) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::recv(sock, buf, sizeof buf, 0);
+    if (n > 0 && std::string(buf, static_cast<std::size_t>(n)).find("WATCHDOG=1") != std::string::npos) ++watchdogs;
+  }
+  BOOST_TEST(watchdogs == 3);
+  ::kill(p.pid(), SIGTERM);
+  BOOST_TEST(p.wait_exit().value_or(-1) == 0);
+  ::close(sock);
+}
+
+BOOST_AUTO_TEST_CASE(usage_and_config_errors_exit_2) {
+  pkit_test_common::temp_dir dir;
+  pkit_process bad_duration({"run", "--for", "soon"});
+  BOOST_TEST(bad_duration.wait_exit().value_or(-1) == 2);
+  BOOST_TEST(bad_duration.stderr_text().find("--for") != std::string::npos);
+  pkit_process unknown({"run", "--frobnicate"});
+  BOOST_TEST(unknown.wait_exit().value_or(-1) == 2);
+  write_file(dir.file("bad.toml"), "[[program]]\nname = \"x\"\n");
+  pkit_process bad_file({"run", dir.file("bad.toml")});
+  BOOST_TEST(bad_file.wait_exit().value_or(-1) == 2);
+  BOOST_TEST(bad_file.stderr_text().find("bad.toml:") != std::string::npos, bad_file.stderr_text());
+  pkit_process version({"--version"});
+  BOOST_TEST(version.wait_exit().value_or(-1) == 0);
+}

@@ -1,0 +1,134 @@
+#pragma once
+
+/// \file
+/// The daemon of `pkit run`: runs a tree_config as a supervision tree in the foreground,
+/// prints its events on stderr, answers control requests (control_handler), reloads the
+/// file, stops in order on request and tells systemd (sd_notify) how it goes.
+
+#include <pkit/tool/config.hpp>
+#include <pkit/tool/control_handler.hpp>
+#include <pkit/tool/event_printer.hpp>
+#include <pkit/tool/guardian.hpp>
+
+#include <pkit/actors/supervisor.hpp>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+
+namespace pkit::tool {
+
+struct daemon_options {
+  log_format format = log_format::human;
+  bool colour = false;  ///< ANSI colours in human lines (main: only on a terminal)
+  /// Stop in order after this long (`--for`); none: until a signal or `ctl shutdown`.
+  std::optional<std::chrono::milliseconds> run_for;
+  std::chrono::milliseconds start_timeout{120000};
+  /// Where event lines go (stderr by default); tests may redirect.
+  int event_fd = 2;
+};
+
+/// Exit codes of `pkit run`.
+enum daemon_exit : int { exit_clean = 0, exit_failed = 1, exit_usage = 2 };
+
+/// Owns the actor system and the tree. Construct it, `start()` it, then `run()` it on the
+/// main thread; the control server calls `handle`/`open_stream` from its own threads.
+class daemon final : public control_handler {
+public:
+  /// `keeper` (may be null) is told the process group of every program started.
+  daemon(tree_config tree, daemon_options options, guardian* keeper = nullptr);
+  ~daemon() override;
+  daemon(const daemon&) = delete;
+  daemon& operator=(const daemon&) = delete;
+
+  /// Starts the tree and returns once every program is up (READY=1 is sent then), or
+  /// returns why it could not start (the started ones are stopped again). Main thread.
+  std::optional<std::string> start();
+
+  /// Waits for the end: SIGTERM/SIGINT (read from `signal_fd`, a signalfd of them and
+  /// SIGHUP; -1 for none) start an orderly stop, a second one forces it; SIGHUP reloads;
+  /// `--for`, `ctl shutdown` and the root giving up end it too. Returns the exit code
+  /// (daemon_exit); `forced` tells that the stop was forced (the caller should _exit).
+  int run(int signal_fd, bool& forced);
+
+  /// The status rows ({"programs":[...]}, see PROTOCOL.md), live. Any thread but CAF's.
+  nlohmann::json status();
+  /// The rows as recorded from events (what the final table shows once the tree is gone).
+  nlohmann::json recorded_status() const;
+  /// Re-reads the file and applies the difference; the reply says what was done.
+  control_reply reload();
+  /// Asks `run` to begin an orderly stop. Thread-safe.
+  void request_shutdown() noexcept;
+
+  control_reply handle(const std::string& command, const nlohmann::json& args) override;
+  std::unique_ptr<control_stream> open_stream(const std::string& command, const nlohmann::json& args, sink to,
+                                              control_reply& error) override;
+
+  /// The tree as loaded (its settings: name, control_socket, ...). Main thread only: a
+  /// reload replaces it.
+  const tree_config& tree() const noexcept { return tree_; }
+  caf::actor_system& system() noexcept { return *system_; }
+
+  /// A fixed-width table of `status` rows for humans (also what `ctl status` prints).
+  static std::string render_table(const nlohmann::json& status);
+
+private:
+  struct row;
+  class stream;
+  friend class stream;
+
+  void on_event(const actors::supervisor_event& e);
+  void on_root_down(const caf::error& reason);
+  void on_stopped(bool ok, const std::string& why);
+  void wake() noexcept;
+  void begin_stop(const char* why);
+  void force_stop();
+  void watchdog_tick();
+  bool on_signal(int signo);        // true: the stop is forced
+  std::optional<int> outcome();     // the exit code once the end has come
+  std::string group_of(const std::string& supervisor) const;
+  nlohmann::json walk(const actors::supervisor_actor& sup, const std::string& path);
+  actors::supervisor_actor supervisor_at(const std::vector<std::string>& path);
+  control_reply apply(const tree_config& next, const reload_plan& plan);
+  control_reply on_children(const std::string& command, const nlohmann::json& args);
+  control_reply add(const nlohmann::json& args);
+
+  tree_config tree_;          // replaced by reload/add/remove: only under control_
+  const std::string root_name_;  // the root supervisor's name (events from it have group "")
+  daemon_options options_;
+  guardian* keeper_;
+  std::unique_ptr<caf::actor_system_config> cfg_;
+  std::unique_ptr<caf::actor_system> system_;
+  caf::actor events_;
+  actors::supervisor_actor root_;
+  int wake_fd_ = -1;
+  std::mutex control_;  // one control request at a time (reload, add, ... change the tree)
+
+  mutable std::mutex mutex_;  // guards everything below
+  std::map<std::string, row> rows_;       // by "group/child"
+  std::vector<std::string> row_order_;
+  std::map<std::uint64_t, sink> sinks_;
+  std::uint64_t next_sink_ = 0;
+  std::set<pid_t> live_groups_;
+
+  std::atomic<bool> started_{false};  // root_ is set (control requests may come earlier)
+  std::atomic<bool> shutdown_requested_{false};
+  std::atomic<bool> root_down_{false};
+  std::atomic<bool> stopped_{false};
+  std::atomic<bool> stop_ok_{false};
+  std::string down_reason_;  // written before root_down_ is set
+  std::atomic<bool> stopping_{false};
+  std::chrono::milliseconds watchdog_period_{0};
+  std::chrono::steady_clock::time_point next_watchdog_{};
+  std::chrono::steady_clock::time_point stop_deadline_ = std::chrono::steady_clock::time_point::max();
+};
+
+}  // namespace pkit::tool

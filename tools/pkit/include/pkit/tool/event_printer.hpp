@@ -1,0 +1,37 @@
+#pragma once
+
+/// \file
+/// How `pkit run` shows a supervisor event: one human line (for a terminal) or one JSON
+/// object (`--log-format json`, and the items of the control channel's `events` stream).
+
+#include <pkit/actors/messages.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <string>
+
+namespace pkit::tool {
+
+enum class log_format { human, json };
+
+/// `e` as a JSON object: {"time" (RFC 3339, UTC, ms), "group" (path of the supervisor,
+/// "" for the root), "program" (the child's id), "event", "pid", "run" (incarnation),
+/// "status" ({"code":N} or {"signal":N}; only when the event has one), "delay_ms" (only
+/// for `restarting`), "reason" (only when not empty)}. Pure; any thread.
+nlohmann::json event_to_json(const actors::supervisor_event& e, const std::string& group,
+                             std::chrono::system_clock::time_point when);
+
+/// `e` as one human line without its newline, e.g.
+/// "12:00:01.234 backend/db  exited  killed by SIGKILL (run 2, pid 1234)"; ANSI colours
+/// on the event word when `colour`. Local time. Pure; any thread.
+std::string event_to_human(const actors::supervisor_event& e, const std::string& group,
+                           std::chrono::system_clock::time_point when, bool colour);
+
+/// {"code":N}, {"signal":N} or {"lost":true}: an exit status in the control protocol.
+nlohmann::json status_to_json(const exit_status& s);
+
+/// "exited 3", "killed by SIGKILL", "lost". Pure.
+std::string describe_status(const exit_status& s);
+
+}  // namespace pkit::tool

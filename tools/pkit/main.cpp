@@ -1,0 +1,138 @@
+// The `pkit` command: run a supervision tree from a TOML file (`pkit run`), check a file
+// (`pkit check`), control a running tree (`pkit ctl`).
+
+#include <pkit/tool/config.hpp>
+#include <pkit/tool/daemon.hpp>
+#include <pkit/tool/guardian.hpp>
+#include <pkit/tool/version.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include <csignal>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+namespace {
+
+using namespace pkit::tool;
+
+// "500ms", "15s", "2m", "1h" (or a bare number of seconds).
+std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  std::string unit = text.substr(used);
+  double ms = unit == "ms" ? v : unit == "s" || unit.empty() ? v * 1e3 : unit == "m" ? v * 6e4 : unit == "h" ? v * 3.6e6 : -1;
+  if (ms < 0) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
+}
+
+load_result load(const std::string& file) {
+  if (file.empty()) return load_string(default_tree_text(), "<built-in default>", std::filesystem::current_path());
+  return load_file(file);
+}
+
+int print_errors(const load_result& r) {
+  for (const auto& e : r.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
+  return exit_usage;
+}
+
+int check_command(const std::string& file) {
+  auto r = load(file);
+  if (!r) return print_errors(r);
+  std::fputs(describe(*r.tree).c_str(), stdout);
+  return exit_clean;
+}
+
+int run_command(const std::string& file, const std::string& format, const std::string& run_for) {
+  auto loaded = load(file);
+  if (!loaded) return print_errors(loaded);
+  daemon_options options;
+  options.format = format == "json" ? log_format::json : log_format::human;
+  options.colour = options.format == log_format::human && ::isatty(2) == 1 && std::getenv("NO_COLOR") == nullptr;
+  if (!run_for.empty()) {
+    options.run_for = parse_duration(run_for);
+    if (!options.run_for) {
+      std::fprintf(stderr, "pkit: --for: not a duration: '%s' (500ms, 15s, 2m)\n", run_for.c_str());
+      return exit_usage;
+    }
+  }
+  // Before any thread exists: the signals are taken by the signalfd (every thread
+  // inherits the mask; children get theirs reset by libpkit), and the guardian is forked.
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, sig);
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+  std::unique_ptr<guardian> keeper;
+  try {
+    keeper = guardian::spawn();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pkit: no guardian (%s): the tree's grandchildren may outlive a killed pkit run\n", e.what());
+  }
+  int sfd = ::signalfd(-1, &set, SFD_CLOEXEC);
+  pkit::tool::daemon d(std::move(*loaded.tree), options, keeper.get());
+  // Integration point (control helper): serve the control socket here, with `d` as the
+  // handler, e.g. `control_server server(socket_path_of(d.tree()), d);` — started after
+  // the daemon exists and destroyed before it (declared after `d`).
+  if (auto why = d.start()) {
+    std::fprintf(stderr, "pkit: the tree could not start: %s\n", why->c_str());
+    return exit_failed;
+  }
+  bool forced = false;
+  int code = d.run(sfd, forced);
+  if (forced) {
+    // The tree is being killed (SIGKILL to every group); the guardian finishes the job
+    // for anything left. Nothing to wait for: the table is what was known then.
+    std::fputs(pkit::tool::daemon::render_table(d.recorded_status()).c_str(), stdout);
+    std::fflush(nullptr);
+    ::_exit(code);
+  }
+  std::fputs(pkit::tool::daemon::render_table(d.recorded_status()).c_str(), stdout);
+  std::fflush(stdout);
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"pkit: runs a supervision tree of programs described in a TOML file"};
+  app.set_version_flag("--version", std::string(version()));
+  app.require_subcommand(1);
+
+  std::string file, format = "human", run_for;
+  auto* run = app.add_subcommand("run", "run the tree in FILE (or the built-in default tree) in the foreground");
+  run->add_option("FILE", file, "the tree file (TOML)");
+  run->add_option("--log-format", format, "how events are written to stderr")
+      ->check(CLI::IsMember({"human", "json"}));
+  run->add_option("--for", run_for, "stop in order after DURATION (500ms, 15s, 2m)");
+
+  std::string check_file;
+  auto* check = app.add_subcommand("check", "validate FILE (or the built-in default tree) and print the tree it describes");
+  check->add_option("FILE", check_file, "the tree file (TOML)");
+
+  // Integration point (control helper): replace this placeholder by
+  // `add_ctl_commands(*ctl)` and dispatch to `run_ctl(...)` below.
+  auto* ctl = app.add_subcommand("ctl", "control a running tree (status, start, stop, ...)");
+  ctl->allow_extras();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : exit_usage;
+  }
+  if (*run) return run_command(file, format, run_for);
+  if (*check) return check_command(check_file);
+  if (*ctl) {
+    std::fprintf(stderr, "pkit ctl: not available in this build yet\n");
+    return exit_usage;
+  }
+  return exit_usage;
+}

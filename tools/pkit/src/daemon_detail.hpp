@@ -1,0 +1,56 @@
+#pragma once
+
+// Internals shared by daemon.cpp and daemon_control.cpp.
+
+#include <pkit/tool/daemon.hpp>
+
+#include <chrono>
+#include <string>
+
+namespace pkit::tool {
+
+/// What the daemon records of one child from its events (the final table; uptimes).
+struct daemon::row {
+  std::string name;
+  std::string group;
+  std::string state = "stopped";
+  pid_t pid = 0;
+  bool is_group = false;
+  std::uint32_t restarts = 0;
+  nlohmann::json last_exit = nullptr;
+  std::string reason;
+  std::chrono::steady_clock::time_point started{};
+};
+
+namespace detail {
+
+/// Renames every nested supervisor spec to its group path ("backend/workers"), so that an
+/// event's `supervisor` names the group unambiguously.
+void name_supervisors_by_path(actors::supervisor_spec& spec, const std::string& path);
+
+/// Makes every program of `spec` start without NOTIFY_SOCKET, WATCHDOG_USEC and
+/// WATCHDOG_PID (pkit run's own, under systemd) unless the file sets them.
+void keep_systemd_variables_to_pkit(actors::supervisor_spec& spec);
+
+/// The tree's root spec, root named after the tree, nested supervisors by path.
+actors::supervisor_spec spec_of(const tree_config& tree);
+
+/// sd_notify(0, state); a no-op outside systemd.
+void notify(const std::string& state);
+
+/// The state a child is in after event `k` (the names of actors::child_state).
+inline std::string state_after(actors::event_kind k, const std::string& before) {
+  using actors::event_kind;
+  switch (k) {
+    case event_kind::started: return "starting";
+    case event_kind::ready: return "running";
+    case event_kind::exited: return "exited";
+    case event_kind::restarting: return "restarting";
+    case event_kind::fatal: return "fatal";
+    case event_kind::stopped: return "stopped";
+    default: return before;
+  }
+}
+
+}  // namespace detail
+}  // namespace pkit::tool

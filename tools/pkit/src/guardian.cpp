@@ -1,0 +1,133 @@
+#include <pkit/tool/guardian.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+#include <system_error>
+#include <vector>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace pkit::tool {
+namespace {
+
+// One record (one datagram) on the socket: 'w' (watch) or 'u' (unwatch), then the pgid.
+struct record {
+  char op;
+  pid_t pgid;
+};
+
+bool empty_group(pid_t pgid) { return ::kill(-pgid, 0) == -1 && errno == ESRCH; }
+
+void drop_empty(std::vector<pid_t>& groups) {
+  std::erase_if(groups, [](pid_t g) { return empty_group(g); });
+}
+
+// The guardian's whole life. Single-threaded copy of `pkit run`; it exits with _exit so
+// that no atexit handler or static destructor of the parent's runs twice.
+[[noreturn]] void guard(int fd) {
+  // A Ctrl-C on the terminal reaches the whole foreground group, the guardian included:
+  // it must outlive pkit run, so it ignores the signals that ask pkit run to stop.
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) ::signal(sig, SIG_IGN);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::prctl(PR_SET_NAME, "pkit-guardian", 0, 0, 0);
+  // Nothing but the pipe: a terminal or a log file held open would outlive pkit run.
+  for (int other = 0; other < 3; ++other) {
+    int null = ::open("/dev/null", O_RDWR);
+    if (null >= 0 && null != other) {
+      ::dup2(null, other);
+      ::close(null);
+    }
+  }
+  std::vector<pid_t> groups;
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    int n = ::poll(&p, 1, 1000);
+    if (n == 0) {
+      drop_empty(groups);
+      continue;
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    record r{};
+    ssize_t got = ::read(fd, &r, sizeof r);
+    if (got < 0 && errno == EINTR) continue;
+    if (got != static_cast<ssize_t>(sizeof r)) break;  // 0 (EOF): pkit run is gone
+    if (r.pgid <= 1) continue;
+    if (r.op == 'w') {
+      groups.push_back(r.pgid);
+    } else {
+      auto it = std::find(groups.begin(), groups.end(), r.pgid);
+      if (it != groups.end() && empty_group(r.pgid)) groups.erase(it);
+    }
+  }
+  for (pid_t g : groups) ::kill(-g, SIGKILL);
+  ::_exit(0);
+}
+
+std::size_t thread_count() {
+  std::error_code ec;
+  std::size_t n = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/task", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    ++n;
+  return n;
+}
+
+}  // namespace
+
+std::unique_ptr<guardian> guardian::spawn() {
+  if (thread_count() != 1)
+    throw std::logic_error("pkit guardian: must be started while the process has a single thread");
+  // A seqpacket socket pair, not a pipe: send(MSG_NOSIGNAL) cannot raise SIGPIPE in pkit
+  // run should the guardian be gone, and every record arrives whole.
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0)
+    throw std::system_error(errno, std::system_category(), "socketpair");
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int e = errno;
+    ::close(fds[0]);
+    ::close(fds[1]);
+    throw std::system_error(e, std::system_category(), "fork");
+  }
+  if (pid == 0) {
+    ::close(fds[1]);
+    guard(fds[0]);
+  }
+  ::close(fds[0]);
+  return std::unique_ptr<guardian>(new guardian(pid, fds[1]));
+}
+
+guardian::~guardian() {
+  ::close(fd_);
+  int status = 0;
+  while (::waitpid(pid_, &status, 0) == -1 && errno == EINTR) {
+  }
+}
+
+void guardian::send(char op, pid_t pgid) noexcept {
+  record r{};
+  r.op = op;
+  r.pgid = pgid;
+  ssize_t n;
+  do n = ::send(fd_, &r, sizeof r, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+}
+
+void guardian::watch(pid_t pgid) noexcept { send('w', pgid); }
+void guardian::unwatch(pid_t pgid) noexcept { send('u', pgid); }
+
+}  // namespace pkit::tool
