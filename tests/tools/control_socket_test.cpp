@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include <grp.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -208,4 +209,44 @@ BOOST_AUTO_TEST_CASE(stop_is_idempotent_and_leaves_no_descriptor_behind) {
     server.stop();
   }
   BOOST_TEST(count_fds() == before);
+}
+
+BOOST_AUTO_TEST_CASE(out_of_descriptors_the_server_backs_off_and_recovers) {
+  // FAULTS F4: accept failing with EMFILE must not spin the loop, and control comes back
+  // once descriptors are free again.
+  pkit_test_common::temp_dir dir;
+  const auto path = dir.file("f4.sock");
+  fake_handler handler;
+  control_server server(handler, control_server_options{path});
+  std::vector<pkit::unique_fd> clients;
+  for (int i = 0; i < 20; ++i) clients.emplace_back(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  rlimit saved{};
+  BOOST_REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  const auto open_fds = std::distance(std::filesystem::directory_iterator("/proc/self/fd"), std::filesystem::directory_iterator{});
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(open_fds);  // no descriptor left to accept with
+  BOOST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  for (auto& c : clients) BOOST_REQUIRE(::connect(c.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (server.stats().accept_pauses == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  BOOST_TEST(server.stats().accept_pauses >= 1u);
+
+  const auto cpu_ms = [] {
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);
+    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
+  };
+  const double cpu0 = cpu_ms();
+  std::this_thread::sleep_for(500ms);  // a window to measure CPU over, not a synchronisation
+  const double used = cpu_ms() - cpu0;
+  BOOST_TEST(used < 100.0, "the server used " << used << " ms of CPU in 500 ms while out of descriptors");
+  BOOST_TEST(server.stats().accept_pauses < 20u);  // about one retry per 100 ms
+
+  BOOST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+  clients.clear();
+  control_client c(path);
+  BOOST_TEST(c.request("status", json::object(), 5s).ok);
 }

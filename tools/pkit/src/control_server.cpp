@@ -72,7 +72,7 @@ struct control_server::impl {
 
   std::atomic<bool> draining{false};  ///< stopping: no new requests, in-flight ones finish
 
-  std::atomic<std::uint64_t> n_accepted{0}, n_refused{0}, n_requests{0}, n_dropped{0};
+  std::atomic<std::uint64_t> n_accepted{0}, n_refused{0}, n_requests{0}, n_dropped{0}, n_pauses{0};
   std::atomic<std::size_t> n_clients{0};
 
   std::mutex stop_m;
@@ -304,7 +304,7 @@ struct control_server::impl {
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
           // Out of descriptors: the pending connection stays pending. Stop listening
           // for a while instead of spinning on an accept that keeps failing (FAULTS F4).
-          spdlog::warn("control: cannot accept a client ({}); pausing accepts", std::strerror(errno));
+          if (n_pauses++ == 0) spdlog::warn("control: cannot accept a client ({}); pausing accepts", std::strerror(errno));
           accept_paused_until = std::chrono::steady_clock::now() + accept_backoff;
           watch(listener.fd.get(), 0, listener_key, EPOLL_CTL_MOD);
         }
@@ -559,6 +559,7 @@ control_server_stats control_server::stats() const {
   s.refused_peers = impl_->n_refused;
   s.requests = impl_->n_requests;
   s.dropped_clients = impl_->n_dropped;
+  s.accept_pauses = impl_->n_pauses;
   s.clients = impl_->n_clients;
   return s;
 }

@@ -54,6 +54,7 @@ struct control_server_stats {
   std::uint64_t refused_peers = 0;    ///< connections refused by the peer check
   std::uint64_t requests = 0;         ///< request lines decoded (valid or not)
   std::uint64_t dropped_clients = 0;  ///< clients disconnected for a too large request or a full queue
+  std::uint64_t accept_pauses = 0;    ///< times accepting paused for want of descriptors (EMFILE, ...)
   std::size_t clients = 0;            ///< connected now
 };
 
