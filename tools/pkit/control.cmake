@@ -3,6 +3,7 @@
 target_sources(pkit_tool PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/src/control_protocol.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/control_socket.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/control_connection.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/control_server.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/control_client.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/ctl_format.cpp

@@ -7,6 +7,8 @@
 #include <pkit/tool/control_handler.hpp>
 #include <pkit/unique_fd.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <atomic>
 #include <cstddef>
 #include <deque>
@@ -44,6 +46,18 @@ struct connection {
 
   // --- any thread ---
   std::atomic<bool> scheduled{false}; ///< already on the loop's wake-up list
+
+  /// Queues `line` (caller holds m); past `limit` unsent bytes the client is to be dropped.
+  void enqueue_locked(std::string line, std::size_t limit);
+
+  /// A stream's item or end line, from a sink (takes m). While the stream is opening
+  /// the line waits in `pending` (its ok reply goes first). Returns whether the stream
+  /// may go on: false when the client is gone, overflowing, or this was the end.
+  bool queue_stream_line(std::string line, bool is_end, std::size_t limit);
+
+  /// Sends what the socket takes now (caller holds m; loop thread: it owns fd). Returns
+  /// false when the client is broken.
+  bool flush_locked();
 };
 
 }  // namespace pkit::tool::detail

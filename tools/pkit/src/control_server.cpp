@@ -154,19 +154,12 @@ struct control_server::impl {
     }
   }
 
-  /// Queues `line` for `c` (under c->m); marks the client for dropping past the bound.
-  void enqueue_locked(connection& c, std::string line) {
-    c.out_bytes += line.size();
-    c.out.push_back(std::move(line));
-    if (c.out_bytes > opt.max_queued_bytes) c.overflow = true;
-  }
-
   /// A worker's answer to the request in flight.
   void finish_request(const std::shared_ptr<connection>& c, std::string line) {
     {
       std::lock_guard lock(c->m);
       if (c->gone) return;
-      enqueue_locked(*c, std::move(line));
+      c->enqueue_locked(std::move(line), opt.max_queued_bytes);
       c->request_done = true;
     }
     wake_up(c);
@@ -219,13 +212,14 @@ struct control_server::impl {
       std::lock_guard lock(c->m);
       if (stream && !c->gone) {
         // The ok reply first, then whatever the stream produced while it was opening.
-        enqueue_locked(*c, encode_reply(req.id, control_reply::success({{"stream", req.command}})));
-        for (auto& line : c->pending) enqueue_locked(*c, std::move(line));
+        c->enqueue_locked(encode_reply(req.id, control_reply::success({{"stream", req.command}})), opt.max_queued_bytes);
+        for (auto& line : c->pending) c->enqueue_locked(std::move(line), opt.max_queued_bytes);
         c->phase = connection::stream_phase::open;
         c->stream = std::move(stream);
         c->stream_id = req.id;
       } else if (!c->gone) {
-        enqueue_locked(*c, encode_reply(req.id, error.ok ? control_reply::failure("internal", "no stream") : error));
+        c->enqueue_locked(encode_reply(req.id, error.ok ? control_reply::failure("internal", "no stream") : error),
+                          opt.max_queued_bytes);
         c->phase = connection::stream_phase::none;
       }
       c->pending.clear();
@@ -239,23 +233,9 @@ struct control_server::impl {
   /// A sink's call: queue one item (or, for a null item, the stream's end).
   bool push_item(const std::shared_ptr<connection>& c, const json& id, const json& item) {
     const bool is_end = item.is_null();
-    std::string line = is_end ? encode_end(id, "ended") : encode_item(id, item);
-    bool accepted = false;
-    {
-      std::lock_guard lock(c->m);
-      if (c->gone || c->overflow || c->close_after_flush) return false;
-      if (c->phase == connection::stream_phase::opening) {
-        c->pending_bytes += line.size();
-        c->pending.push_back(std::move(line));
-        if (c->pending_bytes > opt.max_queued_bytes) c->overflow = true;
-      } else {
-        enqueue_locked(*c, std::move(line));
-      }
-      if (is_end) c->close_after_flush = true;
-      accepted = !c->overflow && !is_end;
-    }
+    const bool go_on = c->queue_stream_line(is_end ? encode_end(id, "ended") : encode_item(id, item), is_end, opt.max_queued_bytes);
     wake_up(c);
-    return accepted;
+    return go_on;
   }
 
   // ---------------------------------------------------------------- event loop
@@ -406,26 +386,9 @@ struct control_server::impl {
     c->in.clear();
     c->in.shrink_to_fit();
     std::lock_guard lock(c->m);
-    enqueue_locked(*c, encode_reply(nullptr, control_reply::failure("too_large", "request larger than " +
-                                                                                   std::to_string(opt.max_request_bytes) +
-                                                                                   " bytes")));
+    const std::string message = "request larger than " + std::to_string(opt.max_request_bytes) + " bytes";
+    c->enqueue_locked(encode_reply(nullptr, control_reply::failure("too_large", message)), opt.max_queued_bytes);
     c->close_after_flush = true;
-  }
-
-  /// Sends what it can; returns false when the client is broken.
-  bool flush_locked(connection& c) {
-    while (!c.out.empty()) {
-      const std::string& front = c.out.front();
-      const auto n = ::send(c.fd.get(), front.data() + c.out_offset, front.size() - c.out_offset, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
-      c.out_offset += static_cast<std::size_t>(n);
-      c.out_bytes -= static_cast<std::size_t>(n);
-      if (c.out_offset == front.size()) {
-        c.out.pop_front();
-        c.out_offset = 0;
-      }
-    }
-    return true;
   }
 
   /// Brings a client up to date: finished requests, output, next requests, interest.
@@ -444,7 +407,7 @@ struct control_server::impl {
       if (c->overflow) {
         drop_reason = "it does not read its replies (output queue full)";
       } else {
-        broken = !flush_locked(*c);
+        broken = !c->flush_locked();
         want_out = !c->out.empty();
         closing = c->close_after_flush;
       }
@@ -507,8 +470,8 @@ struct control_server::impl {
       {
         std::lock_guard lock(c->m);
         if (c->phase == connection::stream_phase::open && !c->close_after_flush)
-          enqueue_locked(*c, encode_end(c->stream_id, "shutdown"));
-        flush_locked(*c);
+          c->enqueue_locked(encode_end(c->stream_id, "shutdown"), opt.max_queued_bytes);
+        c->flush_locked();
       }
       close(c, nullptr);
     }
