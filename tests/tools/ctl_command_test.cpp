@@ -258,3 +258,26 @@ BOOST_AUTO_TEST_CASE(status_of_a_thousand_programs_end_to_end_under_50_ms) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_FIXTURE_TEST_CASE(ctl_as_a_subcommand_of_the_pkit_app, ctl_fixture) {
+  // How main() uses it: `pkit ctl …` next to other subcommands.
+  for (const auto& args : std::vector<std::vector<std::string>>{{"ctl", "--socket", path, "status", "web"},
+                                                                 {"ctl", "status", "web", "--socket", path}}) {
+    CLI::App app{"pkit", "pkit"};
+    app.add_subcommand("run", "run a tree");
+    auto* ctl_app = app.add_subcommand("ctl", "control a running pkit run");
+    ctl_command command(*ctl_app, out, err);
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    app.parse(reversed);
+    BOOST_REQUIRE(ctl_app->parsed());
+    BOOST_TEST(command.run() == ctl_exit::success);
+    BOOST_TEST(handler.last_call().args == (json{{"names", {"web"}}}));
+  }
+  CLI::App app{"pkit", "pkit"};
+  app.add_subcommand("run", "run a tree");
+  auto* ctl_app = app.add_subcommand("ctl", "control a running pkit run");
+  ctl_command command(*ctl_app, out, err);
+  std::vector<std::string> run_only{"run"};
+  BOOST_CHECK_NO_THROW(app.parse(run_only));  // ctl's required subcommand binds only when ctl is used
+  BOOST_TEST(!ctl_app->parsed());
+}
