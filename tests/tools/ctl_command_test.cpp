@@ -254,7 +254,11 @@ BOOST_AUTO_TEST_CASE(status_of_a_thousand_programs_end_to_end_under_50_ms) {
   const std::string table = out.str();
   BOOST_TEST(std::count(table.begin(), table.end(), '\n') == 1001);
   BOOST_TEST_MESSAGE("status of 1000 programs: best of 5 " << (std::chrono::duration<double, std::milli>(best).count()) << " ms");
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+  BOOST_TEST_MESSAGE("sanitizer build: the 50 ms target is not checked");  // several times slower by design
+#else
   BOOST_TEST((best < std::chrono::milliseconds(50)));
+#endif
 }
 
 BOOST_AUTO_TEST_SUITE_END()
