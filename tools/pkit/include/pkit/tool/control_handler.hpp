@@ -51,20 +51,34 @@ public:
   /// Receives one stream item (a JSON object). Called on any thread, never concurrently
   /// for one stream; must not block (the server queues, bounded, and drops a client that
   /// falls too far behind). Returns false when the client is gone: the stream may end.
+  /// It may be called before open_stream returns (the server sends the ok reply first).
+  /// An item that is JSON null ends the stream from the daemon's side (the program was
+  /// removed, ...): the client gets {"end":true,"reason":"ended"} and is disconnected.
   using sink = std::function<bool(const nlohmann::json& item)>;
 
   virtual ~control_handler() = default;
 
   /// One request: `command` ("status", "start", "stop", "restart", "signal", "add",
-  /// "remove", "reload", "shutdown") with its `args` (an object, already size-checked by
-  /// the server but not validated: the handler validates every field). Called on the
-  /// control server's thread(s), never on a supervision thread: it may wait for the
-  /// supervisors' answers, but each wait is bounded.
+  /// "remove", "reload", "shutdown") with its `args`. The server has checked the shape
+  /// (tools/pkit/PROTOCOL.md, "Commands"): only the command's keys, each of its JSON
+  /// type, the required ones present ("names" a non-empty array of strings for
+  /// start/stop/restart/signal/remove, optional for status; "signal" a valid name or
+  /// number — parse it with parse_signal() of control_protocol.hpp; "toml" a string,
+  /// "file" a string, "group" an array of strings for add). The handler checks what the
+  /// values mean (names that exist, ...). Result shapes and error codes: PROTOCOL.md
+  /// ("unknown_program" makes `pkit ctl` exit 4). Called on the control server's worker
+  /// threads (several at once), never on a supervision thread: it may wait for the
+  /// supervisors' answers, but each wait is bounded. An exception becomes an "internal"
+  /// error reply. After a "shutdown" reply, whoever owns the server calls its stop()
+  /// (never from within handle()).
   virtual control_reply handle(const std::string& command, const nlohmann::json& args) = 0;
 
   /// Opens a stream: `command` "events" (args: optional "names") or "tail" (args: "name",
-  /// optional "stream": "stdout"/"stderr"/"both"). On error returns nullptr and sets
-  /// `error`.
+  /// optional "stream": "stdout"/"stderr"/"both" — default both, optional "lines": a
+  /// non-negative integer of history lines — default 10). Item shapes: PROTOCOL.md. On
+  /// error returns nullptr and sets `error`. Called on a worker thread; the server
+  /// destroys the stream on a worker thread too (never on its event loop), when the
+  /// client leaves or the server stops.
   virtual std::unique_ptr<control_stream> open_stream(const std::string& command, const nlohmann::json& args,
                                                       sink to, control_reply& error) = 0;
 };

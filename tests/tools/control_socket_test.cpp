@@ -1,0 +1,252 @@
+#define BOOST_TEST_MODULE control_socket
+#include <boost/test/unit_test.hpp>
+
+#include "control_test_support.hpp"
+#include "temp_dir.hpp"
+
+#include <pkit/tool/control_client.hpp>
+#include <pkit/tool/control_server.hpp>
+
+#include <fstream>
+
+#include <grp.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+using namespace control_test;
+using namespace std::chrono_literals;
+using pkit::tool::control_client;
+using pkit::tool::control_client_error;
+using pkit::tool::control_server;
+using pkit::tool::control_server_error;
+using pkit::tool::control_server_options;
+
+namespace {
+
+mode_t mode_of(const std::string& path) {
+  struct stat st {};
+  BOOST_REQUIRE(::lstat(path.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+
+/// In a forked child, as uid/gid 65534: connects to `path`, sends a request, and exits
+/// 0 when the server answered "permission_denied" and closed, 2 when the connect itself
+/// was refused by the file system (EACCES), 1 otherwise. Only system calls between fork
+/// and _exit: the parent has threads (the server's), so the child must not allocate.
+int connect_as_nobody(const char* path) {
+  const pid_t pid = ::fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    if (::setresgid(65534, 65534, 65534) != 0 || ::setgroups(0, nullptr) != 0 || ::setresuid(65534, 65534, 65534) != 0)
+      ::_exit(10);
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) ::_exit(errno == EACCES ? 2 : 11);
+    const char request[] = "{\"id\":1,\"command\":\"shutdown\"}\n";
+    ::send(fd, request, sizeof request - 1, MSG_NOSIGNAL);
+    static char buf[4096];
+    std::size_t got = 0;
+    for (;;) {
+      const auto n = ::read(fd, buf + got, sizeof buf - 1 - got);
+      if (n <= 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    buf[got] = '\0';
+    ::_exit(std::strstr(buf, "\"permission_denied\"") != nullptr ? 0 : 1);
+  }
+  int status = 0;
+  BOOST_REQUIRE(::waitpid(pid, &status, 0) == pid);
+  BOOST_REQUIRE(WIFEXITED(status));
+  return WEXITSTATUS(status);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_socket_is_0600_in_a_0700_directory_it_created) {
+  pkit_test_common::temp_dir dir;
+  const auto sock_dir = dir.path() / "a" / "b";
+  const auto path = (sock_dir / "t.sock").string();
+  fake_handler handler;
+  {
+    control_server server(handler, control_server_options{path});
+    BOOST_TEST(mode_of(path) == 0600u);
+    BOOST_TEST(std::filesystem::is_socket(path));
+    BOOST_TEST(mode_of(sock_dir.string()) == 0700u);
+    BOOST_TEST(mode_of((dir.path() / "a").string()) == 0700u);
+  }
+  BOOST_TEST(!std::filesystem::exists(path));
+}
+
+BOOST_AUTO_TEST_CASE(a_different_uid_is_refused_and_the_handler_never_called) {
+  if (::geteuid() != 0) {
+    BOOST_TEST_MESSAGE("skipped: dropping to another uid needs root");
+    return;
+  }
+  pkit_test_common::temp_dir dir;
+  fake_handler handler;
+  // Reachable on purpose (0755 directory, 0666 socket): the file system would refuse
+  // uid 65534 first; here the peer check must.
+  const auto open_dir = dir.path() / "open";
+  std::filesystem::create_directory(open_dir);
+  ::chmod(dir.path().c_str(), 0755);
+  ::chmod(open_dir.c_str(), 0755);
+  const auto path = (open_dir / "t.sock").string();
+  control_server server(handler, control_server_options{path});
+  ::chmod(path.c_str(), 0666);
+  BOOST_TEST(connect_as_nobody(path.c_str()) == 0);
+  BOOST_TEST(server.stats().refused_peers == 1u);
+  BOOST_TEST(handler.call_count() == 0u);
+
+  // With the modes the server gives, the file system refuses first.
+  const auto private_path = (dir.path() / "private" / "t.sock").string();
+  control_server private_server(handler, control_server_options{private_path});
+  BOOST_TEST(connect_as_nobody(private_path.c_str()) == 2);
+  BOOST_TEST(handler.call_count() == 0u);
+
+  // Root and our own uid still get in.
+  control_client c(path);
+  BOOST_TEST(c.request("status").ok);
+}
+
+BOOST_AUTO_TEST_CASE(a_stale_socket_is_replaced) {
+  pkit_test_common::temp_dir dir;
+  const auto path = dir.file("stale.sock");
+  {
+    // A socket file nobody listens at any more: what a killed pkit run leaves.
+    pkit::unique_fd fd(::socket(AF_UNIX, SOCK_STREAM, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    BOOST_REQUIRE(::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+  }
+  BOOST_REQUIRE(std::filesystem::exists(path));
+  fake_handler handler;
+  control_server server(handler, control_server_options{path});
+  control_client c(path);
+  BOOST_TEST(c.request("hello").ok);
+}
+
+BOOST_AUTO_TEST_CASE(a_second_server_on_a_live_path_is_refused_and_the_first_keeps_serving) {
+  pkit_test_common::temp_dir dir;
+  const auto path = dir.file("live.sock");
+  fake_handler handler;
+  control_server first(handler, control_server_options{path});
+  try {
+    control_server second(handler, control_server_options{path});
+    BOOST_FAIL("a second server started on a live socket");
+  } catch (const control_server_error& e) {
+    BOOST_TEST((e.what_kind() == control_server_error::kind::already_running));
+    BOOST_TEST(std::string(e.what()).find("already") != std::string::npos);
+  }
+  control_client c(path);
+  BOOST_TEST(c.request("hello").ok);
+}
+
+BOOST_AUTO_TEST_CASE(unusable_paths_are_refused_with_their_reason) {
+  pkit_test_common::temp_dir dir;
+  fake_handler handler;
+  const auto file = dir.file("plain");
+  { std::ofstream(file) << "not a socket"; }
+  try {
+    control_server s(handler, control_server_options{file});
+    BOOST_FAIL("started on a regular file");
+  } catch (const control_server_error& e) {
+    BOOST_TEST((e.what_kind() == control_server_error::kind::bad_path));
+    BOOST_TEST(std::string(e.what()).find("not a socket") != std::string::npos);
+  }
+  BOOST_TEST(std::filesystem::exists(file));  // left alone
+  try {
+    control_server s(handler, control_server_options{dir.path() / std::string(120, 'x')});
+    BOOST_FAIL("started on an over-long path");
+  } catch (const control_server_error& e) {
+    BOOST_TEST((e.what_kind() == control_server_error::kind::bad_path));
+  }
+  if (::geteuid() == 0) {
+    // A directory of another user: they could replace our socket.
+    const auto theirs = dir.path() / "theirs";
+    std::filesystem::create_directory(theirs);
+    BOOST_REQUIRE(::chown(theirs.c_str(), 65534, 65534) == 0);
+    try {
+      control_server s(handler, control_server_options{theirs / "t.sock"});
+      BOOST_FAIL("started in another user's directory");
+    } catch (const control_server_error& e) {
+      BOOST_TEST(std::string(e.what()).find("belongs to uid 65534") != std::string::npos);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_client_without_a_server_says_so) {
+  pkit_test_common::temp_dir dir;
+  const auto path = dir.file("nobody.sock");
+  try {
+    control_client c(path);
+    BOOST_FAIL("connected to nothing");
+  } catch (const control_client_error& e) {
+    BOOST_TEST((e.what_kind() == control_client_error::kind::no_server));
+    BOOST_TEST(std::string(e.what()) == "no pkit run listening at " + path + " (is it running?)");
+  }
+}
+
+BOOST_AUTO_TEST_CASE(stop_is_idempotent_and_leaves_no_descriptor_behind) {
+  pkit_test_common::temp_dir dir;
+  const auto count_fds = [] {
+    return std::distance(std::filesystem::directory_iterator("/proc/self/fd"), std::filesystem::directory_iterator{});
+  };
+  const auto before = count_fds();
+  {
+    fake_handler handler;
+    control_server server(handler, control_server_options{dir.file("s.sock")});
+    {
+      control_client a(dir.file("s.sock"));
+      BOOST_TEST(a.request("status").ok);
+      raw_client idle(dir.file("s.sock"));
+      server.stop();
+      BOOST_TEST(idle.closed_within(5s));
+    }
+    server.stop();
+  }
+  BOOST_TEST(count_fds() == before);
+}
+
+BOOST_AUTO_TEST_CASE(out_of_descriptors_the_server_backs_off_and_recovers) {
+  // FAULTS F4: accept failing with EMFILE must not spin the loop, and control comes back
+  // once descriptors are free again.
+  pkit_test_common::temp_dir dir;
+  const auto path = dir.file("f4.sock");
+  fake_handler handler;
+  control_server server(handler, control_server_options{path});
+  std::vector<pkit::unique_fd> clients;
+  for (int i = 0; i < 20; ++i) clients.emplace_back(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  rlimit saved{};
+  BOOST_REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  const auto open_fds = std::distance(std::filesystem::directory_iterator("/proc/self/fd"), std::filesystem::directory_iterator{});
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(open_fds);  // no descriptor left to accept with
+  BOOST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &low) == 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  for (auto& c : clients) BOOST_REQUIRE(::connect(c.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (server.stats().accept_pauses == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  BOOST_TEST(server.stats().accept_pauses >= 1u);
+
+  const auto cpu_ms = [] {
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);
+    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000.0 + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000.0;
+  };
+  const double cpu0 = cpu_ms();
+  std::this_thread::sleep_for(500ms);  // a window to measure CPU over, not a synchronisation
+  const double used = cpu_ms() - cpu0;
+  BOOST_TEST(used < 100.0, "the server used " << used << " ms of CPU in 500 ms while out of descriptors");
+  BOOST_TEST(server.stats().accept_pauses < 20u);  // about one retry per 100 ms
+
+  BOOST_REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+  clients.clear();
+  control_client c(path);
+  BOOST_TEST(c.request("status", json::object(), 5s).ok);
+}

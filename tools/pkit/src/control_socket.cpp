@@ -1,0 +1,120 @@
+#include "control_socket.hpp"
+
+#include <pkit/tool/control_server.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <system_error>
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace pkit::tool::detail {
+
+namespace {
+
+using kind = control_server_error::kind;
+
+[[noreturn]] void fail(kind k, const std::string& what) { throw control_server_error(k, what); }
+
+[[noreturn]] void fail_errno(kind k, const std::string& what, int err) {
+  fail(k, what + ": " + std::error_code(err, std::system_category()).message());
+}
+
+sockaddr_un address_of(const std::filesystem::path& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string& s = path.native();
+  if (s.empty() || s.size() >= sizeof(addr.sun_path))
+    fail(kind::bad_path, "control socket path \"" + s + "\" must have 1 to " +
+                             std::to_string(sizeof(addr.sun_path) - 1) + " bytes");
+  std::memcpy(addr.sun_path, s.c_str(), s.size() + 1);
+  return addr;
+}
+
+/// Makes `dir` and its missing ancestors with mode 0700 (the socket inside is then
+/// unreachable to others even in the instant between bind and chmod), and refuses a
+/// directory that another non-root user owns (they could swap the socket under us).
+void prepare_directory(const std::filesystem::path& dir) {
+  std::filesystem::path so_far;
+  for (const auto& part : dir) {
+    so_far /= part;
+    if (::mkdir(so_far.c_str(), 0700) != 0 && errno != EEXIST)
+      fail_errno(kind::bad_path, "cannot create directory \"" + so_far.string() + "\"", errno);
+  }
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) fail_errno(kind::bad_path, "cannot use directory \"" + dir.string() + "\"", errno);
+  if (!S_ISDIR(st.st_mode)) fail(kind::bad_path, "\"" + dir.string() + "\" is not a directory");
+  if (st.st_uid != ::geteuid() && st.st_uid != 0)
+    fail(kind::bad_path, "directory \"" + dir.string() + "\" belongs to uid " + std::to_string(st.st_uid) +
+                             ", not to us (uid " + std::to_string(::geteuid()) + ") or root");
+}
+
+/// A socket file already at `path`: a live server's (refuse) or a stale one (remove).
+void clear_stale_socket(const std::filesystem::path& path, const sockaddr_un& addr) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return;
+    fail_errno(kind::bad_path, "cannot use \"" + path.string() + "\"", errno);
+  }
+  if (!S_ISSOCK(st.st_mode)) fail(kind::bad_path, "\"" + path.string() + "\" exists and is not a socket");
+  unique_fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!probe) fail_errno(kind::system, "socket", errno);
+  if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0)
+    fail(kind::already_running, "a pkit run is already listening at \"" + path.string() + "\"");
+  if (errno != ECONNREFUSED)
+    fail_errno(kind::bad_path, "cannot probe the existing socket \"" + path.string() + "\"", errno);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    fail_errno(kind::bad_path, "cannot remove the stale socket \"" + path.string() + "\"", errno);
+}
+
+}  // namespace
+
+bound_socket listen_at(const std::filesystem::path& path) {
+  const sockaddr_un addr = address_of(path);
+  const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+  prepare_directory(dir);
+  clear_stale_socket(path, addr);
+
+  bound_socket s;
+  s.fd.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!s.fd) fail_errno(kind::system, "socket", errno);
+  if (::bind(s.fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+    // Someone bound between our probe and now: that is a live server.
+    if (errno == EADDRINUSE) fail(kind::already_running, "a pkit run is already listening at \"" + path.string() + "\"");
+    fail_errno(kind::system, "cannot bind \"" + path.string() + "\"", errno);
+  }
+  struct stat st {};
+  if (::chmod(path.c_str(), 0600) != 0 || ::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    ::unlink(path.c_str());
+    fail_errno(kind::system, "cannot set the mode of \"" + path.string() + "\"", err);
+  }
+  s.dev = st.st_dev;
+  s.ino = st.st_ino;
+  if (::listen(s.fd.get(), SOMAXCONN) != 0) {
+    const int err = errno;
+    ::unlink(path.c_str());
+    fail_errno(kind::system, "listen", err);
+  }
+  return s;
+}
+
+void remove_socket_file(const std::filesystem::path& path, const bound_socket& s) noexcept {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0 && st.st_dev == s.dev && st.st_ino == s.ino) ::unlink(path.c_str());
+}
+
+long peer_uid(int fd) noexcept {
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
+  return static_cast<long>(cred.uid);
+}
+
+bool peer_allowed(long uid) noexcept { return uid == 0 || uid == static_cast<long>(::geteuid()); }
+
+}  // namespace pkit::tool::detail

@@ -1,0 +1,222 @@
+#include <pkit/tool/ctl_command.hpp>
+
+#include <pkit/tool/control_client.hpp>
+#include <pkit/tool/control_protocol.hpp>
+#include <pkit/tool/ctl_format.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+namespace pkit::tool {
+
+namespace {
+
+using json = nlohmann::json;
+
+json names_json(const std::vector<std::string>& names) { return json(names); }
+
+/// "a/b" → ["a","b"]; empty parts dropped ("/a/" is "a").
+json group_path(const std::string& text) {
+  json parts = json::array();
+  std::stringstream ss(text);
+  for (std::string part; std::getline(ss, part, '/');)
+    if (!part.empty()) parts.push_back(part);
+  return parts;
+}
+
+const CLI::Validator signal_validator(
+    [](std::string& value) { return parse_signal(std::string_view(value)) ? std::string() : "unknown signal \"" + value + "\""; },
+    "SIGNAL", "signal");
+
+}  // namespace
+
+std::filesystem::path ctl_options::socket_path() const {
+  return socket.empty() ? default_control_socket(name) : std::filesystem::path(socket);
+}
+
+ctl_command::ctl_command(CLI::App& app, std::ostream& out, std::ostream& err) : app_(app), out_(out), err_(err) {
+  // Global options may also follow the subcommand ("pkit ctl status --socket S").
+  app_.fallthrough();
+  app_.require_subcommand(1);
+  app_.add_option("--socket", opt_.socket, "control socket of the pkit run (default: from --name)");
+  app_.add_option("--name", opt_.name, "name of the tree, for the default socket")->capture_default_str();
+  app_.add_option("--timeout", opt_.timeout_ms, "wait at most this many milliseconds for a reply")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+
+  auto* status = app_.add_subcommand("status", "show programs: state, pid, uptime, restarts, last exit");
+  status->add_option("names", opt_.names, "programs to show (default: all)");
+  status->add_flag("--json", opt_.json, "print the daemon's JSON result");
+  for (const auto& [cmd, what] : std::vector<std::pair<std::string, std::string>>{
+           {"start", "start stopped programs"}, {"stop", "stop programs (they stay stopped)"},
+           {"restart", "stop and start programs"}, {"remove", "stop programs and remove them from the tree"}})
+    app_.add_subcommand(cmd, what)->add_option("names", opt_.names, "program names")->required();
+  auto* signal = app_.add_subcommand("signal", "send a signal to programs");
+  signal->add_option("signal", opt_.signal, "signal name or number (HUP, SIGHUP, 1)")->required()->check(signal_validator);
+  signal->add_option("names", opt_.names, "program names")->required();
+  auto* add = app_.add_subcommand("add", "add the programs/groups of a TOML snippet to the running tree");
+  add->add_option("file", opt_.file, "TOML file with [[program]]/[[group]] tables (- : standard input)")->required();
+  add->add_option("--group", opt_.group, "group to add to, as a path a/b (default: the root)");
+  app_.add_subcommand("reload", "re-read the tree file and apply the difference");
+  auto* tail = app_.add_subcommand("tail", "follow a program's log");
+  tail->add_option("name", opt_.names, "program name")->required()->expected(1);
+  tail->add_option("--stream", opt_.stream, "which output")->check(CLI::IsMember({"stdout", "stderr", "both"}))->capture_default_str();
+  tail->add_option("-n,--lines", opt_.lines, "lines of history to show first")->check(CLI::NonNegativeNumber)->capture_default_str();
+  auto* events = app_.add_subcommand("events", "follow the event stream");
+  events->add_option("names", opt_.names, "only these programs (default: all)");
+  events->add_flag("--json", opt_.json, "one JSON object per line");
+  auto* shutdown = app_.add_subcommand("shutdown", "stop every program and end pkit run");
+  shutdown->add_flag("--wait", opt_.wait, "return only when pkit run has ended");
+}
+
+int ctl_command::run() {
+  const auto chosen = app_.get_subcommands();
+  if (chosen.empty()) {
+    err_ << "pkit ctl: a subcommand is required (see --help)\n";
+    return ctl_exit::usage;
+  }
+  try {
+    return dispatch(chosen.front()->get_name());
+  } catch (const control_client_error& e) {
+    err_ << "pkit ctl: " << e.what() << "\n";
+    return e.what_kind() == control_client_error::kind::no_server ? ctl_exit::unavailable : ctl_exit::failed;
+  } catch (const std::exception& e) {
+    err_ << "pkit ctl: " << e.what() << "\n";
+    return ctl_exit::failed;
+  }
+}
+
+int ctl_command::dispatch(const std::string& command) {
+  if (command == "status") return run_status();
+  if (command == "signal") return run_signal();
+  if (command == "add") return run_add();
+  if (command == "reload") return run_reload();
+  if (command == "tail") return run_tail();
+  if (command == "events") return run_events();
+  if (command == "shutdown") return run_shutdown();
+  return run_simple(command);
+}
+
+int ctl_command::fail_with(const control_reply& reply) {
+  err_ << "pkit ctl: " << reply.message << "\n";
+  return reply.code == "unknown_program" ? ctl_exit::unknown_program : ctl_exit::failed;
+}
+
+int ctl_command::run_status() {
+  control_client client(opt_.socket_path());
+  json args = json::object();
+  if (!opt_.names.empty()) args["names"] = names_json(opt_.names);
+  const auto reply = client.request("status", args, std::chrono::milliseconds(opt_.timeout_ms));
+  if (!reply.ok) return fail_with(reply);
+  if (opt_.json)
+    out_ << reply.result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+  else
+    out_ << format_status_table(reply.result);
+  if (opt_.names.empty()) return ctl_exit::success;
+  // LSB: 3 when a program asked about is not running (has no process).
+  const auto programs = reply.result.value("programs", json::array());
+  const bool all_running = std::all_of(programs.begin(), programs.end(), [](const json& p) {
+    return p.is_object() && p.contains("pid") && !p["pid"].is_null();
+  });
+  return all_running ? ctl_exit::success : ctl_exit::not_running;
+}
+
+int ctl_command::run_simple(const std::string& command) {
+  control_client client(opt_.socket_path());
+  const auto reply = client.request(command, {{"names", names_json(opt_.names)}}, std::chrono::milliseconds(opt_.timeout_ms));
+  return reply.ok ? ctl_exit::success : fail_with(reply);
+}
+
+int ctl_command::run_signal() {
+  control_client client(opt_.socket_path());
+  const json args{{"names", names_json(opt_.names)}, {"signal", signal_name(*parse_signal(std::string_view(opt_.signal)))}};
+  const auto reply = client.request("signal", args, std::chrono::milliseconds(opt_.timeout_ms));
+  return reply.ok ? ctl_exit::success : fail_with(reply);
+}
+
+int ctl_command::run_add() {
+  std::string text;
+  json args = json::object();
+  if (opt_.file == "-") {
+    text.assign(std::istreambuf_iterator<char>(std::cin), {});
+    args["file"] = "<stdin>";
+  } else {
+    std::ifstream in(opt_.file, std::ios::binary);
+    if (!in) {
+      err_ << "pkit ctl: cannot read " << opt_.file << "\n";
+      return ctl_exit::failed;
+    }
+    text.assign(std::istreambuf_iterator<char>(in), {});
+    args["file"] = std::filesystem::absolute(opt_.file).string();
+  }
+  args["toml"] = text;
+  if (!opt_.group.empty()) args["group"] = group_path(opt_.group);
+  control_client client(opt_.socket_path());
+  const auto reply = client.request("add", args, std::chrono::milliseconds(opt_.timeout_ms));
+  if (!reply.ok) return fail_with(reply);
+  for (const auto& name : reply.result.value("added", json::array()))
+    if (name.is_string()) out_ << "added " << name.get<std::string>() << "\n";
+  return ctl_exit::success;
+}
+
+int ctl_command::run_reload() {
+  control_client client(opt_.socket_path());
+  const auto reply = client.request("reload", json::object(), std::chrono::milliseconds(opt_.timeout_ms));
+  if (!reply.ok) return fail_with(reply);
+  const auto count = [&](const char* key) {
+    const auto v = reply.result.value(key, json::array());
+    return v.is_array() ? v.size() : std::size_t{0};
+  };
+  out_ << "reloaded: " << count("added") << " added, " << count("removed") << " removed, " << count("changed")
+       << " changed, " << reply.result.value("unchanged", 0) << " unchanged\n";
+  return ctl_exit::success;
+}
+
+int ctl_command::run_tail() {
+  control_client client(opt_.socket_path());
+  const json args{{"name", opt_.names.front()}, {"stream", opt_.stream}, {"lines", opt_.lines}};
+  const auto reply = client.stream("tail", args, [this](const json& item) {
+    if (item.is_object() && item.contains("line") && item["line"].is_string())
+      out_ << item["line"].get_ref<const std::string&>() << std::endl;
+    return static_cast<bool>(out_);
+  }, std::chrono::milliseconds(opt_.timeout_ms));
+  return reply.ok ? ctl_exit::success : fail_with(reply);
+}
+
+int ctl_command::run_events() {
+  control_client client(opt_.socket_path());
+  json args = json::object();
+  if (!opt_.names.empty()) args["names"] = names_json(opt_.names);
+  const auto reply = client.stream("events", args, [this](const json& item) {
+    out_ << (opt_.json ? item.dump(-1, ' ', false, json::error_handler_t::replace) : format_event(item)) << std::endl;
+    return static_cast<bool>(out_);
+  }, std::chrono::milliseconds(opt_.timeout_ms));
+  return reply.ok ? ctl_exit::success : fail_with(reply);
+}
+
+int ctl_command::run_shutdown() {
+  control_client client(opt_.socket_path());
+  const auto reply = client.request("shutdown", json::object(), std::chrono::milliseconds(opt_.timeout_ms));
+  if (!reply.ok) return fail_with(reply);
+  if (opt_.wait) client.wait_closed(std::chrono::milliseconds(-1));
+  return ctl_exit::success;
+}
+
+int run_ctl(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  CLI::App app{"Control a running `pkit run` through its control socket.", "pkit ctl"};
+  ctl_command command(app, out, err);
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 parses from the back
+  try {
+    app.parse(reversed);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e, out, err);
+    return code == 0 ? ctl_exit::success : ctl_exit::usage;
+  }
+  return command.run();
+}
+
+}  // namespace pkit::tool
