@@ -48,7 +48,7 @@ BOOST_AUTO_TEST_CASE(the_default_tree_gets_ready_and_restarts_its_worker_with_ba
         },
         caf::after(1s) >> [] {});
   BOOST_TEST_REQUIRE(restart.has_value(), "the worker was never restarted");
-  BOOST_TEST(restart->supervisor == "demo");
+  BOOST_TEST(restart->supervisor == "pkit");
   BOOST_TEST(restart->delay_ms >= 450);
   BOOST_TEST(restart->delay_ms <= 550);
   BOOST_TEST_REQUIRE(exit.has_value());

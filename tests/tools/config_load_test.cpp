@@ -182,7 +182,7 @@ BOOST_AUTO_TEST_CASE(the_default_tree_loads_and_is_the_demo_the_readme_promises)
   // Every program's output is inherited: a newcomer sees their lines.
   for (const auto& r : programs_of(t)) BOOST_TEST((r.program->stdout_spec.mode == output_spec::kind::inherit));
   const std::string drawing = describe(t);
-  BOOST_TEST(drawing.starts_with("demo (one_for_one, intensity 20 in 1m, backoff 500ms..5s, min uptime 1s)\n"
+  BOOST_TEST(drawing.starts_with("pkit (one_for_one, intensity 20 in 1m, backoff 500ms..5s, min uptime 1s)\n"
                                  "├── api      [program] sh -c 'echo \"api: starting (pid $$)\"; sleep 0.5; echo \"ap...   "
                                  "ready: fd 3, stop: TERM 5s\n"),
              drawing);

@@ -128,7 +128,8 @@ private:
     if (mode == stream_mode::few) {
       for (int i = 0; i < 3; ++i) {
         const json item = command == "tail" ? json{{"stream", "stdout"}, {"line", "line " + std::to_string(i)}}
-                                            : json{{"type", "started"}, {"name", "web"}, {"seq", i}};
+                                            : json{{"time", "2026-11-30T12:00:00.000Z"}, {"group", ""}, {"program", "web"},
+                                                   {"event", "started"}, {"pid", 100 + i}, {"seq", i}, {"run", 1}};
         if (!to(item)) return;
       }
       to(nullptr);  // the end

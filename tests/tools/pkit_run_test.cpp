@@ -67,7 +67,7 @@ BOOST_AUTO_TEST_CASE(run_for_a_bounded_time_exits_0_with_a_status_table_of_every
   BOOST_TEST(*code == 0);
   auto table = p.stdout_text();
   BOOST_TEST_MESSAGE(table);
-  BOOST_TEST(table.find("PROGRAM") != std::string::npos);
+  BOOST_TEST(table.find("LAST-EXIT") != std::string::npos);
   for (const auto& n : {"alpha", "beta", "back/gamma"}) BOOST_TEST(table.find(n) != std::string::npos, n);
   for (auto& [n, pid] : pids) BOOST_TEST(gone(pid), n << " still runs");
 }

@@ -2,12 +2,9 @@
 target_sources(pkit_tool PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/src/daemon.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/daemon_control.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/daemon_logs.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/event_printer.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/guardian.cpp)
-# TEMPORARY (until the cfg helper's config part is merged): remove this block and the file.
-if(NOT EXISTS ${CMAKE_CURRENT_LIST_DIR}/config.cmake)
-  target_sources(pkit_tool PRIVATE ${CMAKE_CURRENT_LIST_DIR}/src/config_stub_daemon.cpp)
-endif()
 target_link_libraries(pkit_tool PRIVATE fmt::fmt)
 
 add_executable(pkit ${CMAKE_CURRENT_LIST_DIR}/main.cpp)

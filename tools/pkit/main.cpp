@@ -2,6 +2,10 @@
 // (`pkit check`), control a running tree (`pkit ctl`).
 
 #include <pkit/tool/config.hpp>
+#include <pkit/tool/control_protocol.hpp>
+#include <pkit/tool/control_server.hpp>
+#include <pkit/tool/ctl_command.hpp>
+#include <pkit/tool/ctl_format.hpp>
 #include <pkit/tool/daemon.hpp>
 #include <pkit/tool/guardian.hpp>
 #include <pkit/tool/version.hpp>
@@ -79,23 +83,35 @@ int run_command(const std::string& file, const std::string& format, const std::s
   }
   int sfd = ::signalfd(-1, &set, SFD_CLOEXEC);
   pkit::tool::daemon d(std::move(*loaded.tree), options, keeper.get());
-  // Integration point (control helper): serve the control socket here, with `d` as the
-  // handler, e.g. `control_server server(socket_path_of(d.tree()), d);` — started after
-  // the daemon exists and destroyed before it (declared after `d`).
+  // The control socket, before the tree starts (so that a second `pkit run` of the same
+  // tree is refused before it starts anything; requests that come before the tree is up
+  // are answered "starting"). Declared after `d`: stopped and destroyed before it.
+  const auto& settings = d.tree().settings;
+  const auto socket_path =
+      settings.control_socket.empty() ? default_control_socket(settings.name) : settings.control_socket;
+  std::unique_ptr<control_server> server;
+  try {
+    server = std::make_unique<control_server>(d, control_server_options{socket_path});
+  } catch (const control_server_error& e) {
+    std::fprintf(stderr, "pkit: cannot serve the control socket %s: %s\n", socket_path.c_str(), e.what());
+    return exit_failed;
+  }
   if (auto why = d.start()) {
     std::fprintf(stderr, "pkit: the tree could not start: %s\n", why->c_str());
     return exit_failed;
   }
   bool forced = false;
   int code = d.run(sfd, forced);
+  // No request is answered once the tree is gone (the server is told before `d` ends).
+  server->stop();
   if (forced) {
     // The tree is being killed (SIGKILL to every group); the guardian finishes the job
     // for anything left. Nothing to wait for: the table is what was known then.
-    std::fputs(pkit::tool::daemon::render_table(d.recorded_status()).c_str(), stdout);
+    std::fputs(format_status_table(d.recorded_status()).c_str(), stdout);
     std::fflush(nullptr);
     ::_exit(code);
   }
-  std::fputs(pkit::tool::daemon::render_table(d.recorded_status()).c_str(), stdout);
+  std::fputs(format_status_table(d.recorded_status()).c_str(), stdout);
   std::fflush(stdout);
   return code;
 }
@@ -118,10 +134,8 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check", "validate FILE (or the built-in default tree) and print the tree it describes");
   check->add_option("FILE", check_file, "the tree file (TOML)");
 
-  // Integration point (control helper): replace this placeholder by
-  // `add_ctl_commands(*ctl)` and dispatch to `run_ctl(...)` below.
   auto* ctl = app.add_subcommand("ctl", "control a running tree (status, start, stop, ...)");
-  ctl->allow_extras();
+  pkit::tool::ctl_command ctl_cmd(*ctl, std::cout, std::cerr);
 
   try {
     app.parse(argc, argv);
@@ -130,9 +144,6 @@ int main(int argc, char** argv) {
   }
   if (*run) return run_command(file, format, run_for);
   if (*check) return check_command(check_file);
-  if (*ctl) {
-    std::fprintf(stderr, "pkit ctl: not available in this build yet\n");
-    return exit_usage;
-  }
+  if (*ctl) return ctl_cmd.run();
   return exit_usage;
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <ctime>
 #include <vector>
 
 namespace pkit::tool {
@@ -53,6 +54,7 @@ std::string format_last_exit(const json& last_exit) {
   }
   if (auto code = last_exit.find("code"); code != last_exit.end() && code->is_number_integer())
     return "exit " + std::to_string(code->get<std::int64_t>());
+  if (last_exit.value("lost", false)) return "lost";
   return "-";
 }
 
@@ -60,9 +62,15 @@ std::string format_status_table(const json& status_result) {
   std::vector<std::array<std::string, 6>> rows{{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST-EXIT"}};
   const json programs = status_result.is_object() ? status_result.value("programs", json::array()) : json::array();
   for (const auto& p : programs) {
+    // A program in a group is shown by its path ("backend/db"), as ctl commands take it.
+    std::string name = field(p, "name");
+    if (p.is_object() && p.value("group", json(nullptr)).is_string() && !p["group"].get<std::string>().empty())
+      name = p["group"].get<std::string>() + "/" + name;
     const auto uptime = p.is_object() ? p.value("uptime_ms", json(nullptr)) : json(nullptr);
-    rows.push_back({field(p, "name"), field(p, "state"), field(p, "pid"),
-                    uptime.is_number_integer() ? format_uptime(uptime.get<std::int64_t>()) : "-",
+    const auto pid = p.is_object() ? p.value("pid", json(nullptr)) : json(nullptr);
+    const bool has_pid = pid.is_number_integer() && pid.get<std::int64_t>() > 0;
+    rows.push_back({name, field(p, "state"), has_pid ? text_of(pid) : "-",
+                    has_pid && uptime.is_number_integer() ? format_uptime(uptime.get<std::int64_t>()) : "-",
                     field(p, "restarts"), format_last_exit(p.is_object() ? p.value("last_exit", json(nullptr)) : json())});
   }
   std::array<std::size_t, 6> width{};
@@ -76,16 +84,61 @@ std::string format_status_table(const json& status_result) {
   return out;
 }
 
-std::string format_event(const json& item) {
+namespace {
+
+// "2026-11-30T12:00:01.234Z" (UTC) as local "12:00:01.234"; anything else as it is.
+std::string local_time_of(const std::string& iso) {
+  std::tm utc{};
+  int ms = 0;
+  if (std::sscanf(iso.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ", &utc.tm_year, &utc.tm_mon, &utc.tm_mday, &utc.tm_hour,
+                  &utc.tm_min, &utc.tm_sec, &ms) != 7)
+    return iso;
+  utc.tm_year -= 1900;
+  utc.tm_mon -= 1;
+  const std::time_t t = ::timegm(&utc);
+  std::tm local{};
+  ::localtime_r(&t, &local);
+  std::array<char, 32> buf{};
+  std::snprintf(buf.data(), buf.size(), "%02d:%02d:%02d.%03d", local.tm_hour, local.tm_min, local.tm_sec, ms);
+  return buf.data();
+}
+
+const char* colour_of(const std::string& event) {
+  if (event == "ready") return "\033[32m";
+  if (event == "exited" || event == "restarting") return "\033[33m";
+  if (event == "gave_up" || event == "fatal") return "\033[31;1m";
+  return "\033[36m";
+}
+
+std::string padded(std::string s, std::size_t width) {
+  if (s.size() < width) s.append(width - s.size(), ' ');
+  return s;
+}
+
+}  // namespace
+
+std::string format_event(const json& item, bool colour) {
   if (!item.is_object()) return text_of(item);
-  std::string line;
-  for (const char* key : {"time", "type", "name"})
-    if (item.contains(key)) line += (line.empty() ? "" : "  ") + text_of(item[key]);
-  for (const auto& [key, value] : item.items()) {
-    if (key == "time" || key == "type" || key == "name") continue;
-    const std::string shown = key == "exit" || key == "last_exit" ? format_last_exit(value) : text_of(value);
-    line += (line.empty() ? "" : "  ") + key + "=" + shown;
+  if (!item.contains("event")) {  // not a supervisor event: its fields as they are
+    std::string line;
+    for (const auto& [key, value] : item.items()) line += (line.empty() ? "" : "  ") + key + "=" + text_of(value);
+    return line;
   }
+  const std::string group = item.value("group", json(nullptr)).is_string() ? item["group"].get<std::string>() : "";
+  const std::string program = field(item, "program");
+  const std::string event = field(item, "event");
+  std::string what = padded(event, 10);
+  if (colour) what = colour_of(event) + what + "\033[0m";
+  std::string line = local_time_of(field(item, "time")) + " " + padded(group.empty() ? program : group + "/" + program, 20) +
+                     " " + what;
+  if (item.contains("status")) line += " " + format_last_exit(item["status"]);
+  if (item.contains("delay_ms")) line += " in " + text_of(item["delay_ms"]) + " ms";
+  line += " (run " + field(item, "run");
+  if (item.value("pid", json(nullptr)).is_number_integer() && item["pid"].get<std::int64_t>() > 0)
+    line += ", pid " + text_of(item["pid"]);
+  line += ")";
+  if (item.value("reason", json(nullptr)).is_string() && !item["reason"].get<std::string>().empty())
+    line += ": " + item["reason"].get<std::string>();
   return line;
 }
 

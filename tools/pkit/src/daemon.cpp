@@ -117,6 +117,7 @@ daemon::daemon(tree_config tree, daemon_options options, guardian* keeper)
   actors::init(*cfg_);
   actors::use_pkit_scheduler(*cfg_);
   system_ = std::make_unique<caf::actor_system>(*cfg_);
+  capture_ = std::make_shared<log_capture>();
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   auto h = std::make_shared<hooks>();
   h->event = [this](const supervisor_event& e) { on_event(e); };
@@ -132,13 +133,21 @@ daemon::~daemon() {
   caf::anon_send_exit(events_, caf::exit_reason::user_shutdown);
   root_ = nullptr;
   events_ = nullptr;
+  // The capture is keyed by the system: removed before it ends (a start racing this
+  // fails at stage "capture"), drained once every program is gone.
+  actors::set_output_capture(*system_, nullptr);
   system_.reset();  // waits for every actor, hence for the processes' stops
+  capture_->stop();
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
 std::optional<std::string> daemon::start() {
-  // Integration point (log capture): install pkit::tool::log_capture here, before any
-  // program starts, with actors::set_output_capture(*system_, ...).
+  try {
+    configure_outputs(tree_.root);
+  } catch (const std::exception& e) {
+    return std::string("cannot open a log file: ") + e.what();
+  }
+  actors::set_output_capture(*system_, capture_);
   detail::notify("STATUS=starting " + tree_.settings.name);
   auto started = start_supervisor(*system_, detail::spec_of(tree_), duration_cast<milliseconds>(options_.start_timeout),
                                   nullptr, {{events_, all_events, true}});

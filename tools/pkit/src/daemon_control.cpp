@@ -166,27 +166,6 @@ nlohmann::json daemon::recorded_status() const {
   return {{"programs", rows}};
 }
 
-std::string daemon::render_table(const nlohmann::json& status) {
-  std::string out = fmt::format("{:<24} {:<12} {:>8} {:>10} {:>8}  {}\n", "PROGRAM", "STATE", "PID", "UPTIME",
-                                "RESTARTS", "LAST EXIT");
-  for (const auto& r : status.value("programs", nlohmann::json::array())) {
-    std::string group = r.value("group", "");
-    std::string name = group.empty() ? r.value("name", "") : group + "/" + r.value("name", "");
-    std::string last = "-";
-    const auto& le = r["last_exit"];
-    if (le.is_object() && le.contains("code")) last = "exited " + std::to_string(le["code"].get<int>());
-    else if (le.is_object() && le.contains("signal")) {
-      const char* a = ::sigabbrev_np(le["signal"].get<int>());
-      last = std::string("killed by SIG") + (a != nullptr ? a : "?");
-    }
-    auto up = r.value("uptime_ms", std::int64_t{0});
-    out += fmt::format("{:<24} {:<12} {:>8} {:>10} {:>8}  {}\n", name, r.value("state", ""), r.value("pid", 0),
-                       up > 0 ? fmt::format("{:.1f}s", static_cast<double>(up) / 1000.0) : "-", r.value("restarts", 0),
-                       last);
-  }
-  return out;
-}
-
 // -- finding supervisors ----------------------------------------------------------------
 
 supervisor_actor daemon::supervisor_at(const std::vector<std::string>& path) {
@@ -294,6 +273,11 @@ control_reply daemon::add(const nlohmann::json& args) {
   for (const auto& c : loaded.tree->root.children)
     if (taken.count(c.name()) != 0 || children_named(detail::spec_of(tree_), path, c.name()).size() != 0)
       return control_reply::failure("already_present", "'" + c.name() + "' exists already");
+  try {
+    configure_outputs(loaded.tree->root);
+  } catch (const std::exception& e) {
+    return control_reply::failure("invalid_config", std::string("cannot open a log file: ") + e.what());
+  }
   auto spec = to_supervisor_spec(loaded.tree->root);
   detail::name_supervisors_by_path(spec, join(path));
   detail::keep_systemd_variables_to_pkit(spec);
@@ -323,7 +307,14 @@ control_reply daemon::reload() {
     reply = control_reply::failure("root_changed",
                                    "the root group's own settings changed: restart pkit run to apply them");
   } else {
-    reply = apply(*loaded.tree, plan);
+    // Runs of added and changed programs log where the new file says (runs already
+    // attached keep their files).
+    try {
+      configure_outputs(loaded.tree->root);
+      reply = apply(*loaded.tree, plan);
+    } catch (const std::exception& e) {
+      reply = control_reply::failure("invalid_config", std::string("cannot open a log file: ") + e.what());
+    }
   }
   detail::notify("READY=1\nSTATUS=running " + tree_.settings.name);
   return reply;
@@ -387,8 +378,9 @@ private:
 
 std::unique_ptr<control_stream> daemon::open_stream(const std::string& command, const nlohmann::json& args, sink to,
                                                     control_reply& error) {
+  if (command == "tail") return open_tail(args, std::move(to), error);
   if (command != "events") {
-    error = control_reply::failure("unknown_stream", "no stream '" + command + "' (only 'events')");
+    error = control_reply::failure("unknown_stream", "no stream '" + command + "' (only 'events' and 'tail')");
     return nullptr;
   }
   std::set<std::string> only;

@@ -16,16 +16,23 @@ namespace pkit::tool {
 std::string format_uptime(std::int64_t ms);
 
 /// A `last_exit` object: {"code":3} → "exit 3", {"signal":9} → "killed by SIGKILL"
-/// ({"core_dumped":true} adds " (core dumped)"); null or anything else → "-".
+/// ({"core_dumped":true} adds " (core dumped)"), {"lost":true} → "lost"; null or anything
+/// else → "-". The one rendering of an exit status for humans (pkit run's event lines
+/// and final table use it too).
 std::string format_last_exit(const nlohmann::json& last_exit);
 
 /// The status result ({"programs":[...]}) as an aligned table with a header line:
-/// NAME STATE PID UPTIME RESTARTS LAST-EXIT, one line per program, each line ending in
-/// '\n'. Columns are separated by at least two spaces; the last one is not padded.
+/// NAME STATE PID UPTIME RESTARTS LAST-EXIT, one line per program (NAME is its path,
+/// "backend/db", for a program in a group; PID and UPTIME are "-" without a process),
+/// each line ending in '\n'. Columns are separated by at least two spaces; the last one
+/// is not padded. Also the table `pkit run` prints when it ends.
 std::string format_status_table(const nlohmann::json& status_result);
 
-/// One event item as one line (no newline): "TIME  TYPE  NAME  key=value …" — the time
-/// when the item has one, then its other fields in key order.
-std::string format_event(const nlohmann::json& item);
+/// One event item (event_to_json's shape) as one human line without its newline, e.g.
+/// "12:00:01.234 backend/db           exited     killed by SIGKILL (run 2, pid 1234)" —
+/// local time; ANSI colours on the event word when `colour`. The one rendering of an
+/// event for humans: `pkit run`'s stderr and `pkit ctl events`. An item of another shape
+/// is shown as its key=value pairs.
+std::string format_event(const nlohmann::json& item, bool colour = false);
 
 }  // namespace pkit::tool

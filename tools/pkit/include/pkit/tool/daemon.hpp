@@ -9,6 +9,7 @@
 #include <pkit/tool/control_handler.hpp>
 #include <pkit/tool/event_printer.hpp>
 #include <pkit/tool/guardian.hpp>
+#include <pkit/tool/log_capture.hpp>
 
 #include <pkit/actors/supervisor.hpp>
 
@@ -77,13 +78,16 @@ public:
   const tree_config& tree() const noexcept { return tree_; }
   caf::actor_system& system() noexcept { return *system_; }
 
-  /// A fixed-width table of `status` rows for humans (also what `ctl status` prints).
-  static std::string render_table(const nlohmann::json& status);
 
 private:
   struct row;
   class stream;
   friend class stream;
+  class tail_stream;
+  // Routes the "log" outputs of every program of `root` to their files (log capture).
+  // Throws what log_capture::configure throws (a file that cannot be opened).
+  void configure_outputs(const group_config& root);
+  std::unique_ptr<control_stream> open_tail(const nlohmann::json& args, sink to, control_reply& error);
 
   void on_event(const actors::supervisor_event& e);
   void on_root_down(const caf::error& reason);
@@ -107,6 +111,10 @@ private:
   guardian* keeper_;
   std::unique_ptr<caf::actor_system_config> cfg_;
   std::unique_ptr<caf::actor_system> system_;
+  // The programs' captured output (stdout/stderr = "log"): installed as the actor
+  // system's output_capture before the first program starts, removed before the system
+  // ends, drained (stop()) once every program is gone.
+  std::shared_ptr<log_capture> capture_;
   caf::actor events_;
   actors::supervisor_actor root_;
   int wake_fd_ = -1;

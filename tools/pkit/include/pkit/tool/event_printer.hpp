@@ -22,16 +22,15 @@ enum class log_format { human, json };
 nlohmann::json event_to_json(const actors::supervisor_event& e, const std::string& group,
                              std::chrono::system_clock::time_point when);
 
-/// `e` as one human line without its newline, e.g.
-/// "12:00:01.234 backend/db  exited  killed by SIGKILL (run 2, pid 1234)"; ANSI colours
-/// on the event word when `colour`. Local time. Pure; any thread.
+/// `e` as one human line without its newline: format_event(event_to_json(...), colour)
+/// (ctl_format.hpp), so `pkit run` and `pkit ctl events` show events alike. Pure; any thread.
 std::string event_to_human(const actors::supervisor_event& e, const std::string& group,
                            std::chrono::system_clock::time_point when, bool colour);
 
 /// {"code":N}, {"signal":N} or {"lost":true}: an exit status in the control protocol.
 nlohmann::json status_to_json(const exit_status& s);
 
-/// "exited 3", "killed by SIGKILL", "lost". Pure.
+/// format_last_exit(status_to_json(s)): "exit 3", "killed by SIGKILL", "lost". Pure.
 std::string describe_status(const exit_status& s);
 
 }  // namespace pkit::tool

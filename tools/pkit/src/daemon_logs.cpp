@@ -1,0 +1,124 @@
+// The daemon's side of log capture: every program whose stdout/stderr is "log" has its
+// stream routed to its file (configure_outputs, before any run of it starts), and
+// `ctl tail NAME` follows a program's captured lines (open_tail).
+
+#include <pkit/tool/daemon.hpp>
+#include "daemon_detail.hpp"
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace pkit::tool {
+
+namespace {
+
+// The process names of a program: NAME, or NAME.1 ... NAME.N with instances (the
+// process_spec names to_child_spec gives, which the capture is keyed by).
+std::vector<std::string> process_names(const program_config& p) {
+  if (p.instances <= 1) return {p.name};
+  std::vector<std::string> out;
+  for (std::uint32_t i = 1; i <= p.instances; ++i) out.push_back(p.name + "." + std::to_string(i));
+  return out;
+}
+
+void configure_group(log_capture& capture, const group_config& g) {
+  for (const auto& c : g.children) {
+    if (c.is_group()) {
+      configure_group(capture, c.group.front());
+      continue;
+    }
+    for (const auto& name : process_names(*c.program)) {
+      capture.configure(name, 1, c.program->stdout_spec);
+      capture.configure(name, 2, c.program->stderr_spec);
+    }
+  }
+}
+
+// The program `name` names: a program, or one instance of one.
+const program_config* find_program(const tree_config& tree, const std::string& name, std::vector<std::string>& procs) {
+  for (const auto& ref : programs_of(tree)) {
+    for (const auto& proc : process_names(*ref.program)) {
+      if (ref.program->name == name) {
+        procs = process_names(*ref.program);
+        return ref.program;
+      }
+      if (proc == name) {
+        procs = {proc};
+        return ref.program;
+      }
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+void daemon::configure_outputs(const group_config& root) { configure_group(*capture_, root); }
+
+/// A `tail` stream: one listener per process of the program, all called on the capture's
+/// one reader thread (so the sink is never called concurrently). Destroying it unhooks them.
+class daemon::tail_stream final : public control_stream {
+public:
+  std::vector<log_capture::listener_handle> handles;
+};
+
+std::unique_ptr<control_stream> daemon::open_tail(const nlohmann::json& args, sink to, control_reply& error) {
+  if (!args.is_object() || !args.contains("name") || !args["name"].is_string()) {
+    error = control_reply::failure("bad_request", "'name' must be a program name");
+    return nullptr;
+  }
+  const std::string name = args["name"].get<std::string>();
+  const std::string which = args.value("stream", std::string("both"));
+  if (which != "stdout" && which != "stderr" && which != "both") {
+    error = control_reply::failure("bad_request", "'stream' must be \"stdout\", \"stderr\" or \"both\"");
+    return nullptr;
+  }
+  const auto lines = args.value("lines", 10);
+  std::vector<std::string> procs;
+  std::lock_guard lock(control_);  // tree_ is replaced by reloads, under this lock
+  const program_config* p = find_program(tree_, name, procs);
+  if (p == nullptr) {
+    error = control_reply::failure("unknown_program", "no program named '" + name + "'");
+    return nullptr;
+  }
+  const bool out_logged = p->stdout_spec.mode == output_spec::kind::log;
+  const bool err_logged = p->stderr_spec.mode == output_spec::kind::log;
+  if ((which == "stdout" && !out_logged) || (which == "stderr" && !err_logged) || (!out_logged && !err_logged)) {
+    error = control_reply::failure("not_captured", "'" + name + "' does not log " +
+                                                       (which == "both" ? std::string("its output") : which) +
+                                                       " (it goes to pkit's own or to /dev/null): set " +
+                                                       (which == "stderr" ? "stderr" : "stdout") +
+                                                       " = \"log\" in the file to tail it");
+    return nullptr;
+  }
+  const int only = which == "stdout" ? 1 : which == "stderr" ? 2 : 0;
+  auto item = [only](const std::string& proc, const captured_line& l) -> std::optional<nlohmann::json> {
+    if (only != 0 && l.stream != only) return std::nullopt;
+    return nlohmann::json{{"program", proc},
+                          {"stream", l.stream == 1 ? "stdout" : "stderr"},
+                          {"run", l.run},
+                          {"line", l.text},
+                          {"continued", l.continued}};
+  };
+  auto s = std::make_unique<tail_stream>();
+  for (const auto& proc : procs) {
+    std::vector<captured_line> history;
+    s->handles.push_back(capture_->add_listener(
+        proc,
+        [proc, to, item](const captured_line& l) {
+          if (auto j = item(proc, l)) to(*j);
+        },
+        &history));
+    // The last `lines` lines first. (They reach the sink before any live line of this
+    // process: the listener's lines queue behind them in the server.)
+    const std::size_t keep = lines < 0 ? 0 : static_cast<std::size_t>(lines);
+    std::vector<nlohmann::json> wanted;
+    for (auto it = history.rbegin(); it != history.rend() && wanted.size() < keep; ++it)
+      if (auto j = item(proc, *it)) wanted.push_back(std::move(*j));
+    for (auto it = wanted.rbegin(); it != wanted.rend(); ++it) to(*it);
+  }
+  return s;
+}
+
+}  // namespace pkit::tool
