@@ -160,7 +160,11 @@ nlohmann::json daemon::recorded_status() const {
   for (const auto& key : row_order_) {
     const row& r = rows_.at(key);
     if (r.is_group) continue;
-    rows.push_back({{"name", r.name}, {"group", r.group}, {"state", r.state}, {"pid", r.pid},
+    // Once the tree is gone nothing runs: a child whose restart the stop cancelled (it
+    // gets no `stopped` event) is stopped too, not "restarting" forever.
+    const bool gone = stopped_ || root_down_;
+    const std::string state = gone && r.state != "fatal" ? "stopped" : r.state;
+    rows.push_back({{"name", r.name}, {"group", r.group}, {"state", state}, {"pid", gone ? 0 : r.pid},
                     {"uptime_ms", 0}, {"restarts", r.restarts}, {"last_exit", r.last_exit}, {"reason", r.reason}});
   }
   return {{"programs", rows}};

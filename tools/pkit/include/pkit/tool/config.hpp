@@ -47,7 +47,7 @@ struct output_spec {
   kind mode = kind::inherit;
   /// For `log`: the file (absolute; relative names in the file are resolved against the
   /// `[pkit] log_dir`, itself relative to the file's directory), rotated once it would
-  /// exceed `max_bytes`, keeping `keep` rotated files (FILE.1 ... FILE.keep).
+  /// exceed `max_bytes`, keeping `keep` rotated files (spdlog keeps the extension last: api.log rotates to api.1.log ... api.KEEP.log; a name without one to NAME.1 ... NAME.KEEP).
   std::filesystem::path path;
   std::uint64_t max_bytes = 10u << 20;
   std::uint32_t keep = 5;
