@@ -118,7 +118,7 @@ struct background {
     proc = std::make_unique<pkit::process>(std::move(cmd), std::move(o));
     proc->start();
   }
-  pid_t pid() const { return proc->pid(); }
+  pid_t pid() const { return proc->pid().value_or(0); }
   ~background() {
     try {
       proc->stop();
@@ -284,13 +284,13 @@ void section_restart(const fs::path& work) {
   std::vector<restart_probe> probes;
   running.push_back(std::make_unique<background>(
       std::vector<std::string>{pkit_binary(), "run", (dir / "pkit.toml").string()}, dir / "pkit.log"));
-  probes.push_back({"pkit run", running.back()->pid()});
+  probes.push_back({"pkit run", running.back()->pid(), 0, {}});
   if (which("runsv")) {
     write(dir / "runsv-service" / "run", "#!/bin/sh\nexec sleep 3600\n");
     fs::permissions(dir / "runsv-service" / "run", fs::perms::owner_all);
     running.push_back(std::make_unique<background>(
         std::vector<std::string>{"runsv", (dir / "runsv-service").string()}, dir / "runsv.log"));
-    probes.push_back({"runit runsv", running.back()->pid()});
+    probes.push_back({"runit runsv", running.back()->pid(), 0, {}});
   } else {
     std::printf("  runsv not installed (Debian: runit): skipped\n");
   }
@@ -298,7 +298,7 @@ void section_restart(const fs::path& work) {
     write(dir / "supervisord.conf", supervisord_conf(dir, 1));
     running.push_back(std::make_unique<background>(
         std::vector<std::string>{"supervisord", "-c", (dir / "supervisord.conf").string()}, dir / "sd.log"));
-    probes.push_back({"supervisord", running.back()->pid()});
+    probes.push_back({"supervisord", running.back()->pid(), 0, {}});
   } else {
     std::printf("  supervisord not installed (Debian: supervisor): skipped\n");
   }
