@@ -42,6 +42,7 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "proc_stat.hpp"
@@ -565,6 +566,33 @@ BOOST_AUTO_TEST_CASE(a_listener_gets_lines_live_and_its_history_and_nothing_afte
   in.reset();
   BOOST_TEST(p.join() == 0);
   BOOST_TEST_REQUIRE(eventually([&] { return capture.open_pipes() == 0; }));
+}
+
+// A child printing empty lines forever: each line costs a record in the history even
+// without text, so the history must count records, not only text bytes.
+BOOST_AUTO_TEST_CASE(the_history_of_a_child_printing_only_empty_lines_stays_bounded) {
+  log_capture::options opts;
+  opts.history_bytes = 1024;
+  log_capture capture(opts);
+  int fds[2];
+  BOOST_TEST_REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+  pkit::unique_fd write_end(fds[1]);
+  capture.attach("blank", 1, 1, pkit::unique_fd(fds[0]));
+  line_log seen;
+  auto h = capture.add_listener("blank", seen.fn());
+  const std::string blanks(100000, '\n');
+  for (std::size_t done = 0; done < blanks.size();) {
+    const auto n = ::write(write_end.get(), blanks.data() + done, blanks.size() - done);
+    BOOST_TEST_REQUIRE(n > 0);
+    done += static_cast<std::size_t>(n);
+  }
+  BOOST_TEST_REQUIRE(::write(write_end.get(), "end\n", 4) == 4);
+  BOOST_TEST_REQUIRE(seen.wait_for([](const captured_line& l) { return l.text == "end"; }));
+  std::vector<captured_line> history;
+  auto h2 = capture.add_listener("blank", seen.fn(), &history);
+  BOOST_TEST(history.size() <= 1024u / sizeof(captured_line) + 1, "history of " << history.size() << " lines");
+  BOOST_TEST_REQUIRE(!history.empty());
+  BOOST_TEST(history.back().text == "end");
 }
 
 BOOST_AUTO_TEST_CASE(a_hundred_captured_runs_of_a_process_actor_leak_no_fd) {

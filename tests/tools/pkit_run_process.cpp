@@ -26,7 +26,8 @@ using namespace std::chrono;
 
 std::string pkit_binary() { return PKIT_BINARY; }
 
-pkit_process::pkit_process(const std::vector<std::string>& args, const std::vector<std::string>& extra_env) {
+pkit_process::pkit_process(const std::vector<std::string>& args, const std::vector<std::string>& extra_env,
+                           bool own_group) {
   out_path_ = (std::filesystem::temp_directory_path() / ("pkit-run-out-" + std::to_string(::getpid()) + "-" +
                                                          std::to_string(steady_clock::now().time_since_epoch().count())))
                   .string();
@@ -47,7 +48,14 @@ pkit_process::pkit_process(const std::vector<std::string>& args, const std::vect
   std::vector<char*> ev;
   for (auto& e : env) ev.push_back(e.data());
   ev.push_back(nullptr);
-  int rc = ::posix_spawn(&pid_, av[0], &fa, nullptr, av.data(), ev.data());
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  if (own_group) {
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
+  }
+  int rc = ::posix_spawn(&pid_, av[0], &fa, &attr, av.data(), ev.data());
+  posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&fa);
   ::close(err[1]);
   if (rc != 0) {

@@ -20,8 +20,11 @@ std::string pkit_binary();
 
 class pkit_process {
 public:
-  /// Starts `pkit ARGS...` with `extra_env` ("NAME=value") added to the environment.
-  explicit pkit_process(const std::vector<std::string>& args, const std::vector<std::string>& extra_env = {});
+  /// Starts `pkit ARGS...` with `extra_env` ("NAME=value") added to the environment;
+  /// with `own_group`, in a process group of its own (pgid == pid, as a shell's job), so
+  /// that a test may signal that group without signalling itself.
+  explicit pkit_process(const std::vector<std::string>& args, const std::vector<std::string>& extra_env = {},
+                        bool own_group = false);
   /// Kills (SIGKILL) and reaps pkit if still running.
   ~pkit_process();
   pkit_process(const pkit_process&) = delete;

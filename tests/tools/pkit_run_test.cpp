@@ -179,6 +179,27 @@ BOOST_AUTO_TEST_CASE(when_pkit_run_is_sigkilled_no_process_of_the_tree_lives_on)
   BOOST_TEST(none, "processes of the tree outlived pkit run");
 }
 
+// `timeout -s KILL`, a shell's `kill -9 %1`: the signal goes to pkit run's whole process
+// group. The guardian must not be in it, or it dies with pkit run and kills nothing.
+BOOST_AUTO_TEST_CASE(when_pkit_runs_process_group_is_sigkilled_no_process_of_the_tree_lives_on) {
+  pkit_test_common::temp_dir dir;
+  write_file(dir.file("tree.toml"), "[[program]]\nname = \"shell\"\nshell = \"sleep 300 & sleep 300 & wait\"\n");
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"}, {}, /*own_group=*/true);
+  pid_t sh = started(p, {"shell"})["shell"];
+  std::vector<pid_t> members;
+  for (auto until = steady_clock::now() + seconds(10); steady_clock::now() < until;) {
+    members = group_members(sh);
+    if (members.size() >= 3) break;
+    std::this_thread::sleep_for(milliseconds(20));  // the shell forks its jobs on its own time
+  }
+  BOOST_REQUIRE_MESSAGE(members.size() >= 3, "the shell and its two sleeps did not appear");
+  BOOST_REQUIRE(::kill(-p.pid(), SIGKILL) == 0);
+  BOOST_TEST(p.wait_exit().value_or(-1) == 128 + SIGKILL);
+  bool none = all_gone(members, seconds(10));
+  if (!none) ::kill(-sh, SIGKILL);  // do not leave them behind for the next test
+  BOOST_TEST(none, "processes of the tree outlived pkit run killed with its process group");
+}
+
 BOOST_AUTO_TEST_CASE(sighup_reload_restarts_exactly_the_changed_program) {
   pkit_test_common::temp_dir dir;
   auto file = dir.file("tree.toml");

@@ -37,6 +37,9 @@ void drop_empty(std::vector<pid_t>& groups) {
   // A Ctrl-C on the terminal reaches the whole foreground group, the guardian included:
   // it must outlive pkit run, so it ignores the signals that ask pkit run to stop.
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) ::signal(sig, SIG_IGN);
+  // Out of pkit run's process group (and session): a SIGKILL to that whole group
+  // (`timeout -s KILL`, a shell's `kill -9 %1`) would otherwise end the guardian with it.
+  ::setsid();
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);

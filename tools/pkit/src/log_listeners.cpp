@@ -45,11 +45,14 @@ void log_listeners::deliver(const std::string& name, int stream, std::uint64_t r
     }
   }
   if (history_bytes_ == 0) return;
-  // Oldest lines out first; a line longer than the whole budget is not kept.
-  p.history_size += line.text.size();
+  // Oldest lines out first; a line longer than the whole budget is not kept. A line costs
+  // its record too, not only its text: empty lines (a child printing "\n" forever) would
+  // otherwise cost nothing and the history would grow without bound.
+  auto cost = [](const captured_line& l) { return l.text.size() + sizeof(captured_line); };
+  p.history_size += cost(line);
   p.history.push_back(std::move(line));
   while (p.history_size > history_bytes_ && !p.history.empty()) {
-    p.history_size -= p.history.front().text.size();
+    p.history_size -= cost(p.history.front());
     p.history.pop_front();
   }
 }

@@ -34,7 +34,7 @@ private:
   struct program {
     std::map<std::uint64_t, log_capture::listener> listeners;
     std::deque<captured_line> history;
-    std::size_t history_size = 0;  // bytes of text in `history`
+    std::size_t history_size = 0;  // bytes of `history`: each line's text and record
   };
   std::mutex m_;  // held while listeners run: removal waits for a running call
   const std::size_t history_bytes_;

@@ -79,7 +79,7 @@ public:
     /// Longest line kept whole; a longer one is written in pieces of this size (> 0).
     std::size_t line_limit = 16 * 1024;
     /// Per program, the newest lines kept in memory for `tail`'s history, up to this
-    /// many bytes of text (0: none).
+    /// many bytes, each line counted as its text plus sizeof(captured_line) (0: none).
     std::size_t history_bytes = 16 * 1024;
     /// How long `stop()` waits for the pipes still open to reach EOF.
     std::chrono::milliseconds drain_timeout{2000};
