@@ -145,23 +145,32 @@ BOOST_AUTO_TEST_CASE(signal_reaches_the_program_which_exits_and_is_restarted) {
 BOOST_AUTO_TEST_CASE(events_streams_exited_restarting_started_ready_of_a_killed_program) {
   tree_run t("", pause_program("alpha") + pause_program("beacon"), {"alpha", "beacon"});
   ctl_stream events(t.sock, {"events", "--json"});
+  ctl_stream only_beacon(t.sock, {"events", "beacon"});  // human lines, one program's
   auto name_of = [](const json& j) { return j.value("program", j.value("name", "")); };
   auto kind_of = [](const json& j) { return j.value("event", j.value("type", "")); };
-  // The stream prints nothing until an event: make one until it shows (the client
-  // subscribes on its own time).
-  bool subscribed = false;
-  for (int attempt = 0; attempt < 20 && !subscribed; ++attempt) {
+  auto beacon_ready = [](const std::string& l) {
+    return l.find("beacon") != std::string::npos && l.find("ready") != std::string::npos;
+  };
+  // The streams print nothing until an event: make one until both show it (the clients
+  // subscribe on their own time).
+  bool json_on = false, human_on = false;
+  for (int attempt = 0; attempt < 20 && !(json_on && human_on); ++attempt) {
     BOOST_REQUIRE(t.ctl({"restart", "beacon"}).code == 0);
-    while (auto line = events.next_line(seconds(1))) {
+    while (!json_on) {
+      auto line = events.next_line(seconds(1));
+      if (!line) break;
       auto j = json::parse(*line, nullptr, false);
       BOOST_REQUIRE_MESSAGE(j.is_object(), "not a JSON object: " << *line);
-      if (name_of(j) == "beacon" && kind_of(j) == "ready") {
-        subscribed = true;
-        break;
-      }
+      json_on = name_of(j) == "beacon" && kind_of(j) == "ready";
+    }
+    while (!human_on) {
+      auto line = only_beacon.next_line(seconds(1));
+      if (!line) break;
+      human_on = beacon_ready(*line);
     }
   }
-  BOOST_REQUIRE_MESSAGE(subscribed, "events --json showed nothing");
+  BOOST_REQUIRE_MESSAGE(json_on, "events --json showed nothing");
+  BOOST_REQUIRE_MESSAGE(human_on, "events beacon showed nothing");
   const pid_t a0 = t.pids["alpha"];
   ::kill(a0, SIGKILL);
   std::map<std::string, json> seen;
@@ -182,6 +191,13 @@ BOOST_AUTO_TEST_CASE(events_streams_exited_restarting_started_ready_of_a_killed_
   BOOST_TEST(seen["ready"].value("pid", 0) == a1);
   BOOST_TEST(alive(a1));
   BOOST_TEST(events.stop(SIGTERM) != -1, "the client ends on SIGTERM");
+  // The filtered stream saw none of alpha's events: its next line is beacon's again.
+  BOOST_REQUIRE(t.ctl({"restart", "beacon"}).code == 0);
+  std::optional<std::string> line;
+  while ((line = only_beacon.next_line()) && !beacon_ready(*line))
+    BOOST_TEST(line->find("alpha") == std::string::npos, "filtered out: " << *line);
+  BOOST_TEST(line.has_value(), "events beacon showed the restart");
+  BOOST_TEST(only_beacon.stop(SIGTERM) != -1);
   t.finish();
 }
 
