@@ -70,6 +70,12 @@ BOOST_AUTO_TEST_CASE(status_lists_every_program_with_real_pids_and_exits_3_for_a
   for (const auto& n : {"alpha ", "beta ", "once ", "back/gamma "})
     BOOST_TEST(std::regex_search(table.out, std::regex(std::string("(^|\n)") + n)), "a line for " << n);
   BOOST_TEST(t.ctl({"status", "alpha"}).code == 0);
+  auto by_path = t.ctl({"status", "back/gamma", "--json"});
+  BOOST_TEST(by_path.code == 0);
+  BOOST_TEST(by_path.json().value("programs", json::array()).size() == 1u, by_path.out);
+  auto by_group = t.ctl({"status", "back", "--json"});
+  BOOST_TEST(by_group.code == 0, "a group stands for the programs below it");
+  BOOST_TEST(by_group.out.find("\"gamma\"") != std::string::npos, by_group.out);
   BOOST_TEST(t.ctl({"status", "once"}).code == 3, "LSB: not running");
   BOOST_TEST(t.ctl({"status", "alpha", "once"}).code == 3);
   auto unknown = t.ctl({"status", "nosuch"});

@@ -186,7 +186,8 @@ control_reply daemon::status_of(const nlohmann::json& args) {
   auto all = status();
   if (!args.is_object() || !args.contains("names") || args["names"].is_null()) return control_reply::success(all);
   if (!args["names"].is_array()) return control_reply::failure("bad_request", "'names' must be an array of program names");
-  // Each name: a program (or an instance's base name), or its path as the table shows it.
+  // Each name: a program (or an instance's base name), its path as the table shows it,
+  // or a group (path): every program below it.
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& n : args["names"]) {
     if (!n.is_string()) return control_reply::failure("bad_request", "'names' must hold strings");
@@ -194,7 +195,8 @@ control_reply daemon::status_of(const nlohmann::json& args) {
     bool found = false;
     for (const auto& r : all["programs"]) {
       const std::string id = r.value("name", ""), group = r.value("group", "");
-      if (is_instance_of(id, name) || (!group.empty() && is_instance_of(group + "/" + id, name))) {
+      const bool below = group == name || group.rfind(name + "/", 0) == 0;
+      if (is_instance_of(id, name) || (!group.empty() && is_instance_of(group + "/" + id, name)) || below) {
         rows.push_back(r);
         found = true;
       }
