@@ -16,3 +16,13 @@ pkit_add_test(NAME daemon_control_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/daemon_control_test.cpp
   LIBS pkit_tool
   LABELS tools)
+
+# `pkit ctl` against a real `pkit run`, and log capture through the real binary.
+pkit_add_test(NAME pkit_ctl_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_ctl_test.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_ctl_io_test.cpp
+          ${CMAKE_CURRENT_LIST_DIR}/pkit_ctl_client.cpp
+          ${CMAKE_CURRENT_LIST_DIR}/pkit_run_process.cpp
+  LIBS nlohmann_json::nlohmann_json
+  LABELS tools)
+target_compile_definitions(pkit_ctl_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>")
+add_dependencies(pkit_ctl_test pkit)

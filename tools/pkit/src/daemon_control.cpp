@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 
@@ -106,6 +107,22 @@ group_config* group_at(group_config& root, const std::vector<std::string>& path)
   return g;
 }
 
+// The children of a group in tree order: each the live child, or (nullptr) the id of one
+// its supervisor no longer has — a temporary program that ended is dropped (OTP's rule)
+// but is still in the tree. Live children the spec lacks come last.
+std::vector<std::pair<const child_info*, std::string>> in_tree_order(const std::vector<child_info>& live,
+                                                                     const supervisor_spec* spec) {
+  std::vector<std::pair<const child_info*, std::string>> out;
+  if (spec != nullptr)
+    for (const auto& s : spec->children) {
+      auto it = std::find_if(live.begin(), live.end(), [&](const child_info& c) { return c.id == s.id; });
+      out.emplace_back(it == live.end() ? nullptr : &*it, s.id);
+    }
+  for (const auto& c : live)
+    if (std::none_of(out.begin(), out.end(), [&](const auto& o) { return o.first == &c; })) out.emplace_back(&c, c.id);
+  return out;
+}
+
 // Runs one request on `sup` and returns "" or the error text.
 template <class Reply, class... Ts>
 std::string ask(caf::actor_system& sys, const supervisor_actor& sup, caf::timespan timeout, Ts&&... xs) {
@@ -126,7 +143,18 @@ nlohmann::json daemon::walk(const supervisor_actor& sup, const std::string& path
   std::vector<child_info> children;
   self->request(sup, query_timeout, which_children_atom_v)
       .receive([&](std::vector<child_info>& all) { children = std::move(all); }, [](caf::error&) {});
-  for (const auto& c : children) {
+  const auto tree_spec = detail::spec_of(tree_);
+  for (const auto& [live, id] : in_tree_order(children, spec_at(tree_spec, split(path)))) {
+    if (live == nullptr) {  // a temporary program that ended: what its events said
+      std::lock_guard lock(mutex_);
+      auto it = rows_.find(path.empty() ? id : path + "/" + id);
+      if (it != rows_.end() && !it->second.is_group)
+        rows.push_back({{"name", it->second.name}, {"group", path}, {"state", "stopped"}, {"pid", nullptr},
+                        {"uptime_ms", nullptr}, {"restarts", it->second.restarts}, {"last_exit", it->second.last_exit},
+                        {"reason", it->second.reason}});
+      continue;
+    }
+    const child_info& c = *live;
     std::string sub = path.empty() ? c.id : path + "/" + c.id;
     if (c.is_supervisor) {
       if (c.handle)
@@ -143,8 +171,8 @@ nlohmann::json daemon::walk(const supervisor_actor& sup, const std::string& path
     rows.push_back({{"name", c.id},
                     {"group", path},
                     {"state", to_string(c.state)},
-                    {"pid", c.pid},
-                    {"uptime_ms", uptime},
+                    {"pid", c.pid > 0 ? nlohmann::json(c.pid) : nlohmann::json(nullptr)},  // null: no process
+                    {"uptime_ms", c.pid > 0 ? nlohmann::json(uptime) : nlohmann::json(nullptr)},
                     {"restarts", c.automatic_restarts + c.manual_restarts},
                     {"last_exit", c.has_last_exit ? status_to_json(c.last_exit) : nlohmann::json(nullptr)},
                     {"reason", c.last_reason}});
@@ -153,6 +181,30 @@ nlohmann::json daemon::walk(const supervisor_actor& sup, const std::string& path
 }
 
 nlohmann::json daemon::status() { return {{"programs", walk(root_, "")}}; }
+
+control_reply daemon::status_of(const nlohmann::json& args) {
+  auto all = status();
+  if (!args.is_object() || !args.contains("names") || args["names"].is_null()) return control_reply::success(all);
+  if (!args["names"].is_array()) return control_reply::failure("bad_request", "'names' must be an array of program names");
+  // Each name: a program (or an instance's base name), its path as the table shows it,
+  // or a group (path): every program below it.
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& n : args["names"]) {
+    if (!n.is_string()) return control_reply::failure("bad_request", "'names' must hold strings");
+    const auto& name = n.get_ref<const std::string&>();
+    bool found = false;
+    for (const auto& r : all["programs"]) {
+      const std::string id = r.value("name", ""), group = r.value("group", "");
+      const bool below = group == name || group.rfind(name + "/", 0) == 0;
+      if (is_instance_of(id, name) || (!group.empty() && is_instance_of(group + "/" + id, name)) || below) {
+        rows.push_back(r);
+        found = true;
+      }
+    }
+    if (!found) return control_reply::failure("unknown_program", "no program named '" + name + "'");
+  }
+  return control_reply::success({{"programs", rows}});
+}
 
 nlohmann::json daemon::recorded_status() const {
   std::lock_guard lock(mutex_);
@@ -196,7 +248,7 @@ control_reply daemon::handle(const std::string& command, const nlohmann::json& a
   std::lock_guard lock(control_);
   if (!started_) return control_reply::failure("starting", "the tree is still starting");
   if (stopping_) return control_reply::failure("shutting_down", "pkit run is shutting down");
-  if (command == "status") return control_reply::success(status());
+  if (command == "status") return status_of(args);
   if (command == "reload") return reload();
   if (command == "shutdown") {
     request_shutdown();
@@ -220,7 +272,16 @@ control_reply daemon::on_children(const std::string& command, const nlohmann::js
     if (!n.is_string()) return control_reply::failure("bad_request", "'names' must hold strings");
     std::vector<std::string> path;
     std::size_t before = targets.size();
-    find_targets(spec, path, n.get<std::string>(), targets);
+    if (n.get<std::string>().find('/') == std::string::npos) {
+      find_targets(spec, path, n.get<std::string>(), targets);
+    } else {  // a path, as status shows it ("back/db"): only there
+      path = split(n.get<std::string>());
+      const std::string leaf = path.back();
+      path.pop_back();
+      if (const auto* s = spec_at(spec, path))
+        for (const auto& c : s->children)
+          if (is_instance_of(c.id, leaf)) targets.push_back({path, c.id});
+    }
     if (targets.size() == before)
       return control_reply::failure("unknown_program", "no program or group named '" + n.get<std::string>() + "'");
   }
@@ -262,8 +323,18 @@ control_reply daemon::on_children(const std::string& command, const nlohmann::js
 control_reply daemon::add(const nlohmann::json& args) {
   if (!args.is_object() || !args.contains("toml") || !args["toml"].is_string())
     return control_reply::failure("bad_request", "'toml' must be a string holding [[program]]/[[group]] tables");
-  auto path = split(args.value("group", std::string()));
-  auto loaded = load_string(args["toml"].get<std::string>(), "<ctl add>", tree_.file.parent_path());
+  // The group's path: an array of names (PROTOCOL.md, what ctl sends) or "a/b".
+  const auto group = args.value("group", nlohmann::json(nullptr));
+  std::vector<std::string> path;
+  if (group.is_string()) path = split(group.get<std::string>());
+  else if (group.is_array() && std::all_of(group.begin(), group.end(), [](const auto& p) { return p.is_string(); }))
+    path = group.get<std::vector<std::string>>();
+  else if (!group.is_null())
+    return control_reply::failure("bad_request", "'group' must be a group path: an array of group names");
+  // Messages name the file the snippet came from (ctl sends its path).
+  const auto file = args.value("file", nlohmann::json(nullptr));
+  auto loaded = load_string(args["toml"].get<std::string>(), file.is_string() ? file.get<std::string>() : "<ctl add>",
+                            tree_.file.parent_path());
   if (!loaded) {
     std::string msg;
     for (const auto& e : loaded.errors) msg += (msg.empty() ? "" : "\n") + e.to_string();

@@ -100,6 +100,9 @@ private:
   std::optional<int> outcome();     // the exit code once the end has come
   std::string group_of(const std::string& supervisor) const;
   nlohmann::json walk(const actors::supervisor_actor& sup, const std::string& path);
+  // The `status` request: every program, or those `args.names` names (unknown_program
+  // for a name the tree does not have).
+  control_reply status_of(const nlohmann::json& args);
   actors::supervisor_actor supervisor_at(const std::vector<std::string>& path);
   control_reply apply(const tree_config& next, const reload_plan& plan);
   control_reply on_children(const std::string& command, const nlohmann::json& args);
