@@ -1,6 +1,7 @@
 // The daemon's control requests (control_handler): status, start/stop/restart/signal,
 // add/remove, reload, shutdown, the events stream; and the status table.
 
+#include <pkit/tool/control_protocol.hpp>
 #include <pkit/tool/daemon.hpp>
 #include "daemon_detail.hpp"
 
@@ -8,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 
@@ -35,13 +37,6 @@ std::vector<std::string> split(const std::string& path) {
   return out;
 }
 
-// `id` is `name` or one of its instances, NAME.N.
-bool is_instance_of(const std::string& id, const std::string& name) {
-  if (id == name) return true;
-  if (id.size() <= name.size() + 1 || id.compare(0, name.size(), name) != 0 || id[name.size()] != '.') return false;
-  return id.find_first_not_of("0123456789", name.size() + 1) == std::string::npos;
-}
-
 const supervisor_spec* spec_at(const supervisor_spec& root, const std::vector<std::string>& path) {
   const supervisor_spec* s = &root;
   for (const auto& id : path) {
@@ -54,12 +49,51 @@ const supervisor_spec* spec_at(const supervisor_spec& root, const std::vector<st
   return s;
 }
 
-std::vector<child_spec> children_named(const supervisor_spec& root, const std::vector<std::string>& path,
-                                       const std::string& name) {
+
+template <class Group>
+Group* group_at(Group& root, const std::vector<std::string>& path) {
+  Group* g = &root;
+  for (const auto& id : path) {
+    Group* next = nullptr;
+    for (auto& c : g->children)
+      if (c.is_group() && c.name() == id) next = &c.group.front();
+    if (next == nullptr) return nullptr;
+    g = next;
+  }
+  return g;
+}
+
+// The child ids a child of the file stands for: its name, or NAME.1 ... NAME.N for a
+// program with instances. Names are resolved against the file, never by their shape: a
+// program may be called "web.2" without being an instance of "web".
+std::vector<std::string> child_ids(const child_config& c) {
+  if (c.is_group() || c.program->instances <= 1) return {c.name()};
+  std::vector<std::string> out;
+  for (std::uint32_t i = 1; i <= c.program->instances; ++i) out.push_back(c.name() + "." + std::to_string(i));
+  return out;
+}
+
+// The ids `name` stands for among the children of `g`: a whole child (every instance of
+// it) or one instance.
+std::vector<std::string> ids_named(const group_config& g, const std::string& name) {
+  for (const auto& c : g.children) {
+    auto ids = child_ids(c);
+    if (c.name() == name) return ids;
+    if (ids.size() > 1 && std::find(ids.begin(), ids.end(), name) != ids.end()) return {name};
+  }
+  return {};
+}
+
+// The specs of the children `name` stands for in group `path` (`spec` mapped from `tree`).
+std::vector<child_spec> children_named(const supervisor_spec& spec, const group_config& tree,
+                                       const std::vector<std::string>& path, const std::string& name) {
   std::vector<child_spec> out;
-  if (const auto* s = spec_at(root, path))
+  const auto* s = spec_at(spec, path);
+  const auto* g = group_at(tree, path);
+  if (s == nullptr || g == nullptr) return out;
+  for (const auto& id : ids_named(*g, name))
     for (const auto& c : s->children)
-      if (is_instance_of(c.id, name)) out.push_back(c);
+      if (c.id == id) out.push_back(c);
   return out;
 }
 
@@ -67,43 +101,35 @@ std::vector<child_spec> children_named(const supervisor_spec& root, const std::v
 struct target {
   std::vector<std::string> path;
   std::string id;
+  std::string key() const { return path.empty() ? id : join(path) + "/" + id; }
 };
 
-void find_targets(const supervisor_spec& s, std::vector<std::string>& path, const std::string& name,
+void find_targets(const group_config& g, std::vector<std::string>& path, const std::string& name,
                   std::vector<target>& out) {
-  for (const auto& c : s.children) {
-    if (is_instance_of(c.id, name)) out.push_back({path, c.id});
-    if (!c.supervisor.empty()) {
-      path.push_back(c.id);
-      find_targets(c.supervisor.front(), path, name, out);
-      path.pop_back();
-    }
+  for (const auto& id : ids_named(g, name)) out.push_back({path, id});
+  for (const auto& c : g.children) {
+    if (!c.is_group()) continue;
+    path.push_back(c.name());
+    find_targets(c.group.front(), path, name, out);
+    path.pop_back();
   }
 }
 
-std::optional<int> parse_signal(const nlohmann::json& j) {
-  if (j.is_number_integer()) {
-    int n = j.get<int>();
-    return n > 0 && n < NSIG ? std::optional<int>(n) : std::nullopt;
+// What `name` stands for: a path as status shows it ("g/c": that child of group g only)
+// or a bare name (a child of that name at any depth).
+std::vector<target> resolve(const group_config& root, const std::string& name) {
+  std::vector<target> out;
+  if (name.find('/') != std::string::npos) {
+    auto parts = split(name);
+    if (parts.empty()) return out;
+    std::vector<std::string> path(parts.begin(), parts.end() - 1);
+    if (const auto* g = group_at(root, path))
+      for (const auto& id : ids_named(*g, parts.back())) out.push_back({path, id});
+    return out;
   }
-  if (!j.is_string()) return std::nullopt;
-  std::string s = j.get<std::string>();
-  if (s.rfind("SIG", 0) == 0) s = s.substr(3);
-  for (int n = 1; n < NSIG; ++n)
-    if (const char* a = ::sigabbrev_np(n); a != nullptr && s == a) return n;
-  return std::nullopt;
-}
-
-group_config* group_at(group_config& root, const std::vector<std::string>& path) {
-  group_config* g = &root;
-  for (const auto& id : path) {
-    group_config* next = nullptr;
-    for (auto& c : g->children)
-      if (c.is_group() && c.name() == id) next = &c.group.front();
-    if (next == nullptr) return nullptr;
-    g = next;
-  }
-  return g;
+  std::vector<std::string> path;
+  find_targets(root, path, name, out);
+  return out;
 }
 
 // Runs one request on `sup` and returns "" or the error text.
@@ -114,6 +140,44 @@ std::string ask(caf::actor_system& sys, const supervisor_actor& sup, caf::timesp
   self->request(sup, timeout, std::forward<Ts>(xs)...)
       .receive([](Reply&) {}, [&](caf::error& e) { err = sys.render(e); });
   return err;
+}
+
+// status NAME…: the rows of those programs (of every program below a named group), in
+// tree order; an unknown name is unknown_program.
+control_reply status_of(const group_config& root, const nlohmann::json& args, nlohmann::json all) {
+  if (!args.is_object() || !args.contains("names") || args["names"].is_null()) return control_reply::success(all);
+  if (!args["names"].is_array()) return control_reply::failure("bad_request", "'names' must be an array of names");
+  std::vector<std::string> keys;
+  for (const auto& n : args["names"]) {
+    if (!n.is_string()) return control_reply::failure("bad_request", "'names' must hold strings");
+    auto found = resolve(root, n.get<std::string>());
+    if (found.empty())
+      return control_reply::failure("unknown_program", "no program named \"" + n.get<std::string>() + "\"");
+    for (const auto& t : found) keys.push_back(t.key());
+  }
+  nlohmann::json rows = nlohmann::json::array();
+  for (auto& r : all["programs"]) {
+    const std::string group = r.value("group", std::string());
+    const std::string key = group.empty() ? r.value("name", std::string()) : group + "/" + r.value("name", std::string());
+    auto named = [&](const std::string& k) { return key == k || key.rfind(k + "/", 0) == 0; };
+    if (std::any_of(keys.begin(), keys.end(), named))
+      rows.push_back(std::move(r));
+  }
+  return control_reply::success({{"programs", rows}});
+}
+
+// Whether child `id` of `sup` runs or is starting (a start leaves it alone then).
+bool is_active(caf::actor_system& sys, const supervisor_actor& sup, const std::string& id) {
+  caf::scoped_actor self{sys};
+  bool active = false;
+  self->request(sup, query_timeout, which_children_atom_v)
+      .receive(
+          [&](std::vector<child_info>& all) {
+            for (const auto& c : all)
+              if (c.id == id) active = c.state == child_state::running || c.state == child_state::starting;
+          },
+          [](caf::error&) {});
+  return active;
 }
 
 }  // namespace
@@ -196,7 +260,7 @@ control_reply daemon::handle(const std::string& command, const nlohmann::json& a
   std::lock_guard lock(control_);
   if (!started_) return control_reply::failure("starting", "the tree is still starting");
   if (stopping_) return control_reply::failure("shutting_down", "pkit run is shutting down");
-  if (command == "status") return control_reply::success(status());
+  if (command == "status") return status_of(tree_.root, args, status());
   if (command == "reload") return reload();
   if (command == "shutdown") {
     request_shutdown();
@@ -214,15 +278,13 @@ control_reply daemon::on_children(const std::string& command, const nlohmann::js
   std::optional<int> sig;
   if (command == "signal" && !(sig = parse_signal(args.value("signal", nlohmann::json()))))
     return control_reply::failure("bad_request", "'signal' must be a signal name (\"TERM\") or number");
-  auto spec = detail::spec_of(tree_);
   std::vector<target> targets;
   for (const auto& n : args["names"]) {
     if (!n.is_string()) return control_reply::failure("bad_request", "'names' must hold strings");
-    std::vector<std::string> path;
-    std::size_t before = targets.size();
-    find_targets(spec, path, n.get<std::string>(), targets);
-    if (targets.size() == before)
+    auto found = resolve(tree_.root, n.get<std::string>());
+    if (found.empty())
       return control_reply::failure("unknown_program", "no program or group named '" + n.get<std::string>() + "'");
+    targets.insert(targets.end(), found.begin(), found.end());
   }
   nlohmann::json done = nlohmann::json::array();
   for (const auto& t : targets) {
@@ -230,13 +292,17 @@ control_reply daemon::on_children(const std::string& command, const nlohmann::js
     if (!sup) return control_reply::failure("unknown_program", "the group of '" + t.id + "' is not running");
     std::string err;
     if (command == "stop") err = ask<caf::ok_atom>(*system_, sup, change_timeout, terminate_child_atom_v, t.id);
+    else if (command == "start" && is_active(*system_, sup, t.id)) err.clear();  // start never restarts what runs
     else if (command == "restart" || command == "start") err = ask<child_info>(*system_, sup, change_timeout, restart_child_atom_v, t.id);
     else if (command == "remove") {
       err = ask<caf::ok_atom>(*system_, sup, change_timeout, terminate_child_atom_v, t.id);
       if (err.empty()) err = ask<caf::ok_atom>(*system_, sup, query_timeout, delete_child_atom_v, t.id);
       if (err.empty())
         if (auto* g = group_at(tree_.root, t.path))
-          std::erase_if(g->children, [&](const child_config& c) { return is_instance_of(t.id, c.name()); });
+          std::erase_if(g->children, [&](const child_config& c) {
+            auto ids = child_ids(c);
+            return std::find(ids.begin(), ids.end(), t.id) != ids.end();
+          });
     } else {  // signal
       caf::scoped_actor self{*system_};
       caf::actor handle;
@@ -254,15 +320,27 @@ control_reply daemon::on_children(const std::string& command, const nlohmann::js
     if (!err.empty() && !(command == "start" && err.find("running") != std::string::npos))
       return control_reply::failure("failed", command + " " + join(t.path) + (t.path.empty() ? "" : "/") + t.id +
                                                   ": " + err);
-    done.push_back(t.path.empty() ? t.id : join(t.path) + "/" + t.id);
+    done.push_back(t.key());
   }
-  return control_reply::success({{"done", done}});
+  return control_reply::success({{command == "remove" ? "removed" : "done", done}});
 }
 
 control_reply daemon::add(const nlohmann::json& args) {
   if (!args.is_object() || !args.contains("toml") || !args["toml"].is_string())
     return control_reply::failure("bad_request", "'toml' must be a string holding [[program]]/[[group]] tables");
-  auto path = split(args.value("group", std::string()));
+  // `group` is the path as an array ("add --group a/b" sends ["a","b"]); a string "a/b"
+  // is taken too.
+  std::vector<std::string> path;
+  if (args.contains("group") && args["group"].is_array()) {
+    for (const auto& p : args["group"]) {
+      if (!p.is_string()) return control_reply::failure("bad_request", "'group' must be an array of group names");
+      path.push_back(p.get<std::string>());
+    }
+  } else if (args.contains("group") && args["group"].is_string()) {
+    path = split(args["group"].get<std::string>());
+  } else if (args.contains("group") && !args["group"].is_null()) {
+    return control_reply::failure("bad_request", "'group' must be an array of group names");
+  }
   auto loaded = load_string(args["toml"].get<std::string>(), "<ctl add>", tree_.file.parent_path());
   if (!loaded) {
     std::string msg;
@@ -275,7 +353,7 @@ control_reply daemon::add(const nlohmann::json& args) {
   std::set<std::string> taken;
   for (const auto& p : programs_of(tree_)) taken.insert(p.program->name);
   for (const auto& c : loaded.tree->root.children)
-    if (taken.count(c.name()) != 0 || children_named(detail::spec_of(tree_), path, c.name()).size() != 0)
+    if (taken.count(c.name()) != 0 || !ids_named(*g, c.name()).empty())
       return control_reply::failure("already_present", "'" + c.name() + "' exists already");
   try {
     configure_outputs(loaded.tree->root);
@@ -334,7 +412,7 @@ control_reply daemon::apply(const tree_config& next, const reload_plan& plan) {
   };
   auto stop_all = [&](const reload_plan::change& c) -> std::string {
     auto sup = supervisor_at(c.group);
-    for (const auto& s : children_named(old_spec, c.group, c.name)) {
+    for (const auto& s : children_named(old_spec, tree_.root, c.group, c.name)) {
       auto err = ask<caf::ok_atom>(*system_, sup, change_timeout, terminate_child_atom_v, s.id);
       if (err.empty()) err = ask<caf::ok_atom>(*system_, sup, query_timeout, delete_child_atom_v, s.id);
       if (!err.empty()) return s.id + ": " + err;
@@ -343,7 +421,7 @@ control_reply daemon::apply(const tree_config& next, const reload_plan& plan) {
   };
   auto start_all = [&](const reload_plan::change& c) -> std::string {
     auto sup = supervisor_at(c.group);
-    for (auto& s : children_named(new_spec, c.group, c.name))
+    for (auto& s : children_named(new_spec, next.root, c.group, c.name))
       if (auto err = ask<child_info>(*system_, sup, change_timeout, start_child_atom_v, s); !err.empty()) return s.id + ": " + err;
     return {};
   };
@@ -387,14 +465,20 @@ std::unique_ptr<control_stream> daemon::open_stream(const std::string& command, 
     error = control_reply::failure("unknown_stream", "no stream '" + command + "' (only 'events' and 'tail')");
     return nullptr;
   }
+  // The child ids the names stand for now (resolved against the tree, which only
+  // changes under control_); a name the tree lacks yet matches a child of that id.
   std::set<std::string> only;
-  if (args.is_object() && args.contains("names") && args["names"].is_array())
-    for (const auto& n : args["names"])
-      if (n.is_string()) only.insert(n.get<std::string>());
+  if (args.is_object() && args.contains("names") && args["names"].is_array()) {
+    std::lock_guard tree_lock(control_);
+    for (const auto& n : args["names"]) {
+      if (!n.is_string()) continue;
+      auto found = resolve(tree_.root, n.get<std::string>());
+      if (found.empty()) only.insert(n.get<std::string>());
+      for (const auto& t : found) only.insert(t.id);
+    }
+  }
   sink filtered = only.empty() ? std::move(to) : sink([only, to](const nlohmann::json& item) {
-    for (const auto& n : only)
-      if (is_instance_of(item.value("program", ""), n)) return to(item);
-    return true;
+    return only.count(item.value("program", "")) == 0 || to(item);
   });
   std::lock_guard lock(mutex_);
   auto id = next_sink_++;
