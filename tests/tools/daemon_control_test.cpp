@@ -367,3 +367,72 @@ BOOST_FIXTURE_TEST_CASE(group_paths_lowercase_signals_and_the_remove_result, fix
   BOOST_TEST(r.result["removed"] == json::array({"g/c"}), r.result.dump());
   BOOST_TEST(row("c").is_null());
 }
+
+namespace {
+
+// A program that never becomes ready: its start fails after 1 s.
+std::string never_ready(const std::string& name) {
+  return program(name, "pause") + "readiness = { fd = 3 }\nready_timeout = \"1s\"\n";
+}
+
+}  // namespace
+
+// D8: an add whose second program fails to start leaves nothing behind: the first one
+// is stopped again and its name is free.
+BOOST_FIXTURE_TEST_CASE(a_failed_add_stops_what_it_started, fixture) {
+  collector seen;
+  control_reply err;
+  auto stream = d->open_stream("events", json::object(), seen.sink(), err);
+  BOOST_REQUIRE(stream);
+  auto r = send(*d, R"({"command":"add","args":{"toml":)" + json(program("p1", "pause") + never_ready("p2")).dump() +
+                        "}}");
+  BOOST_TEST(!r.ok);
+  BOOST_TEST(r.message.find("p2") != std::string::npos, r.message);
+  BOOST_REQUIRE(seen.wait_for("p1", "started"));
+  pid_t p1 = 0;
+  {
+    std::lock_guard lock(seen.m);
+    for (const auto& j : seen.items)
+      if (j["program"] == "p1" && j["event"] == "started") p1 = j["pid"].get<pid_t>();
+  }
+  BOOST_TEST(p1 > 0);
+  BOOST_TEST(!alive(p1), "p1 must be stopped again");
+  BOOST_TEST(row("p1").is_null());
+  BOOST_TEST(row("p2").is_null());
+  r = send(*d, R"({"command":"add","args":{"toml":)" + json(program("p1", "pause")).dump() + "}}");
+  BOOST_TEST(r.ok, r.code << ": " << r.message);
+}
+
+// D8: a reload that could not start a new program does not record it as running: the
+// next reload adds it (it was "unchanged" and never ran before).
+BOOST_AUTO_TEST_CASE(a_reload_records_only_what_it_could_start) {
+  pkit_test_common::temp_dir dir;
+  auto file = dir.file("tree.toml");
+  {
+    std::ofstream(file) << program("a", "pause");
+  }
+  auto loaded = load_file(file);
+  BOOST_REQUIRE(loaded);
+  int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  daemon_options o;
+  o.event_fd = null_fd;
+  pkit::tool::daemon d(std::move(*loaded.tree), o);
+  BOOST_REQUIRE(!d.start());
+  {
+    std::ofstream(file, std::ios::trunc) << program("a", "pause") << program("b", "pause") << never_ready("c");
+  }
+  auto r = send(d, R"({"command":"reload"})");
+  BOOST_TEST(!r.ok);
+  BOOST_TEST(r.code == "reload_incomplete");
+  BOOST_TEST(pids_of(d).count("b") == 1u);
+  BOOST_TEST(pids_of(d).count("c") == 0u);
+  BOOST_TEST(send(d, R"({"command":"stop","args":{"names":["c"]}})").code == "unknown_program");
+  {
+    std::ofstream(file, std::ios::trunc) << program("a", "pause") << program("b", "pause") << program("c", "pause");
+  }
+  r = send(d, R"({"command":"reload"})");
+  BOOST_REQUIRE_MESSAGE(r.ok, r.code << ": " << r.message);
+  BOOST_TEST(r.result["added"] == json::array({"c"}), r.result.dump());
+  BOOST_TEST(alive(pids_of(d)["c"]));
+  ::close(null_fd);
+}

@@ -166,6 +166,47 @@ control_reply status_of(const group_config& root, const nlohmann::json& args, nl
   return control_reply::success({{"programs", rows}});
 }
 
+// Starts `children` in order on `sup` (their ids into `started`). On a failure stops and
+// deletes what it started and the failed child, and returns "ID: why"; else "".
+std::string start_children(caf::actor_system& sys, const supervisor_actor& sup, const std::vector<child_spec>& children,
+                           std::vector<std::string>& started) {
+  for (const auto& c : children) {
+    auto err = ask<child_info>(sys, sup, change_timeout, start_child_atom_v, c);
+    if (err.empty()) {
+      started.push_back(c.id);
+      continue;
+    }
+    started.push_back(c.id);  // a failed start may leave the child in the supervisor
+    for (const auto& id : started) {
+      ask<caf::ok_atom>(sys, sup, change_timeout, terminate_child_atom_v, id);
+      ask<caf::ok_atom>(sys, sup, query_timeout, delete_child_atom_v, id);
+    }
+    started.clear();
+    return c.id + ": " + err;
+  }
+  return {};
+}
+
+// Takes the child of change `c` out of `root`.
+void drop_child(group_config& root, const reload_plan::change& c) {
+  if (auto* g = group_at(root, c.group))
+    std::erase_if(g->children, [&](const child_config& x) { return x.name() == c.name; });
+}
+
+// Puts `next`'s child of change `c` into `root`: in place of the one of that name, else
+// at the end of its group.
+void put_child(group_config& root, const tree_config& next, const reload_plan::change& c) {
+  auto* to = group_at(root, c.group);
+  const auto* from = group_at(next.root, c.group);
+  if (to == nullptr || from == nullptr) return;
+  for (const auto& x : from->children) {
+    if (x.name() != c.name) continue;
+    auto it = std::find_if(to->children.begin(), to->children.end(), [&](const child_config& y) { return y.name() == c.name; });
+    if (it != to->children.end()) *it = x;
+    else to->children.push_back(x);
+  }
+}
+
 // Whether child `id` of `sup` runs or is starting (a start leaves it alone then).
 bool is_active(caf::actor_system& sys, const supervisor_actor& sup, const std::string& id) {
   caf::scoped_actor self{sys};
@@ -364,11 +405,12 @@ control_reply daemon::add(const nlohmann::json& args) {
   detail::name_supervisors_by_path(spec, join(path));
   detail::keep_systemd_variables_to_pkit(spec);
   nlohmann::json added = nlohmann::json::array();
-  for (auto& c : spec.children) {
-    if (auto err = ask<child_info>(*system_, sup, change_timeout, start_child_atom_v, c); !err.empty())
-      return control_reply::failure("start_failed", c.id + ": " + err);
-    added.push_back(c.id);
-  }
+  std::vector<std::string> started;
+  // All or nothing: what started before a failure is stopped and taken out again, so no
+  // running child is left that the tree (and so every ctl command) does not know.
+  if (auto err = start_children(*system_, sup, spec.children, started); !err.empty())
+    return control_reply::failure("start_failed", err + " (nothing was added)");
+  for (const auto& id : started) added.push_back(id);
   for (auto& c : loaded.tree->root.children) g->children.push_back(std::move(c));
   return control_reply::success({{"added", added}});
 }
@@ -420,21 +462,34 @@ control_reply daemon::apply(const tree_config& next, const reload_plan& plan) {
     return {};
   };
   auto start_all = [&](const reload_plan::change& c) -> std::string {
-    auto sup = supervisor_at(c.group);
-    for (auto& s : children_named(new_spec, next.root, c.group, c.name))
-      if (auto err = ask<child_info>(*system_, sup, change_timeout, start_child_atom_v, s); !err.empty()) return s.id + ": " + err;
-    return {};
+    std::vector<std::string> started;
+    return start_children(*system_, supervisor_at(c.group), children_named(new_spec, next.root, c.group, c.name), started);
   };
+  // `applied` is what runs: the old tree with every change that succeeded, so that a
+  // program that could not start is not taken for running (the next reload retries it).
+  tree_config applied = tree_;
+  applied.settings = next.settings;
   std::string errors;
-  for (const auto& c : plan.removed)
+  for (const auto& c : plan.removed) {
     if (auto e = stop_all(c); !e.empty()) errors += e + "\n";
-  for (const auto& c : plan.changed) {
-    if (auto e = stop_all(c); !e.empty()) errors += e + "\n";
-    else if (auto e2 = start_all(c); !e2.empty()) errors += e2 + "\n";
+    else drop_child(applied.root, c);
   }
-  for (const auto& c : plan.added)
+  for (const auto& c : plan.changed) {
+    if (auto e = stop_all(c); !e.empty()) {
+      errors += e + "\n";
+    } else if (auto e2 = start_all(c); !e2.empty()) {
+      errors += e2 + "\n";
+      drop_child(applied.root, c);
+    } else {
+      put_child(applied.root, next, c);
+    }
+  }
+  for (const auto& c : plan.added) {
     if (auto e = start_all(c); !e.empty()) errors += e + "\n";
-  tree_ = next;  // what runs now is the new file's tree, failures included
+    else put_child(applied.root, next, c);
+  }
+  // Without failures the new file's tree as it is (its order, its positions).
+  tree_ = errors.empty() ? next : std::move(applied);
   nlohmann::json result{{"added", names(plan.added)},
                         {"removed", names(plan.removed)},
                         {"changed", names(plan.changed)},
