@@ -436,3 +436,37 @@ BOOST_AUTO_TEST_CASE(a_reload_records_only_what_it_could_start) {
   BOOST_TEST(alive(pids_of(d)["c"]));
   ::close(null_fd);
 }
+
+// D16: an added snippet holds [[program]]/[[group]] tables only, and its programs log
+// into the running tree's log_dir (not <the tree file's dir>/logs).
+BOOST_AUTO_TEST_CASE(add_refuses_root_settings_and_logs_into_the_trees_log_dir) {
+  pkit_test_common::temp_dir dir;
+  auto file = dir.file("tree.toml");
+  auto logs = dir.file("mylogs");
+  {
+    std::ofstream(file) << "[pkit]\nlog_dir = \"mylogs\"\n" << program("a", "pause");
+  }
+  auto loaded = load_file(file);
+  BOOST_REQUIRE(loaded);
+  int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  daemon_options o;
+  o.event_fd = null_fd;
+  pkit::tool::daemon d(std::move(*loaded.tree), o);
+  BOOST_REQUIRE(!d.start());
+  auto add = [&](const std::string& toml) {
+    return send(d, R"({"command":"add","args":{"toml":)" + json(toml).dump() + R"(,"file":"snippet.toml"}})");
+  };
+  auto r = add("intensity = 3\n" + program("x", "pause"));
+  BOOST_TEST(r.code == "invalid_config");
+  BOOST_TEST(r.message.find("snippet.toml:1:1: intensity") != std::string::npos, r.message);
+  r = add(program("x", "pause") + "[pkit]\nname = \"other\"\n");
+  BOOST_TEST(r.code == "invalid_config");
+  BOOST_TEST(r.message.find(": pkit") != std::string::npos, r.message);
+  BOOST_TEST(pids_of(d).count("x") == 0u);
+
+  r = add(program("x", "pause") + "stdout = \"log\"\n");
+  BOOST_REQUIRE_MESSAGE(r.ok, r.code << ": " << r.message);
+  BOOST_TEST(!std::filesystem::exists(dir.file("logs")), "nothing under <tree dir>/logs");
+  BOOST_TEST(std::filesystem::exists(logs + "/x.out.log"));
+  ::close(null_fd);
+}

@@ -7,6 +7,8 @@
 
 #include <caf/scoped_actor.hpp>
 
+#include <toml++/toml.h>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -158,7 +160,8 @@ control_reply status_of(const group_config& root, const nlohmann::json& args, nl
   nlohmann::json rows = nlohmann::json::array();
   for (auto& r : all["programs"]) {
     const std::string group = r.value("group", std::string());
-    const std::string key = group.empty() ? r.value("name", std::string()) : group + "/" + r.value("name", std::string());
+    const std::string name = r.value("name", std::string());
+    const std::string key = group.empty() ? name : group + "/" + name;
     auto named = [&](const std::string& k) { return key == k || key.rfind(k + "/", 0) == 0; };
     if (std::any_of(keys.begin(), keys.end(), named))
       rows.push_back(std::move(r));
@@ -201,10 +204,38 @@ void put_child(group_config& root, const tree_config& next, const reload_plan::c
   if (to == nullptr || from == nullptr) return;
   for (const auto& x : from->children) {
     if (x.name() != c.name) continue;
-    auto it = std::find_if(to->children.begin(), to->children.end(), [&](const child_config& y) { return y.name() == c.name; });
+    auto it = std::find_if(to->children.begin(), to->children.end(),
+                           [&](const child_config& y) { return y.name() == c.name; });
     if (it != to->children.end()) *it = x;
     else to->children.push_back(x);
   }
+}
+
+// Loads an add's snippet (args "toml", "file"): [[program]]/[[group]] tables only, as
+// PROTOCOL.md says ([pkit] and the root's settings belong to the tree file).
+load_result load_snippet(const nlohmann::json& args, const tree_config& tree) {
+  const std::string text = args["toml"].get<std::string>();
+  const std::string file =
+      args.contains("file") && args["file"].is_string() ? args["file"].get<std::string>() : "<ctl add>";
+  load_result refused;
+  try {
+    const auto table = toml::parse(text, std::string_view(file));
+    for (const auto& [key, node] : table)
+      if (key.str() != "program" && key.str() != "group")
+        refused.errors.push_back({file,
+                                  {key.source().begin.line, key.source().begin.column},
+                                  std::string(key.str()),
+                                  "not allowed in an added snippet: only [[program]] and [[group]] tables ([pkit] "
+                                  "and the root's settings belong to the tree file)"});
+  } catch (const toml::parse_error&) {
+    // load_string reports it, with its position
+  }
+  if (!refused.errors.empty()) return refused;
+  // Its programs log into the running tree's log_dir: said in a [pkit] table put after
+  // the snippet's own lines, so that their positions in messages stay right.
+  const auto log_dir = nlohmann::json(tree.settings.log_dir.string())
+                           .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return load_string(text + "\n[pkit]\nlog_dir = " + log_dir + "\n", file, tree.file.parent_path());
 }
 
 // Whether child `id` of `sup` runs or is starting (a start leaves it alone then).
@@ -382,7 +413,7 @@ control_reply daemon::add(const nlohmann::json& args) {
   } else if (args.contains("group") && !args["group"].is_null()) {
     return control_reply::failure("bad_request", "'group' must be an array of group names");
   }
-  auto loaded = load_string(args["toml"].get<std::string>(), "<ctl add>", tree_.file.parent_path());
+  auto loaded = load_snippet(args, tree_);
   if (!loaded) {
     std::string msg;
     for (const auto& e : loaded.errors) msg += (msg.empty() ? "" : "\n") + e.to_string();
@@ -463,7 +494,8 @@ control_reply daemon::apply(const tree_config& next, const reload_plan& plan) {
   };
   auto start_all = [&](const reload_plan::change& c) -> std::string {
     std::vector<std::string> started;
-    return start_children(*system_, supervisor_at(c.group), children_named(new_spec, next.root, c.group, c.name), started);
+    auto specs = children_named(new_spec, next.root, c.group, c.name);
+    return start_children(*system_, supervisor_at(c.group), specs, started);
   };
   // `applied` is what runs: the old tree with every change that succeeded, so that a
   // program that could not start is not taken for running (the next reload retries it).
