@@ -470,3 +470,28 @@ BOOST_AUTO_TEST_CASE(add_refuses_root_settings_and_logs_into_the_trees_log_dir) 
   BOOST_TEST(std::filesystem::exists(logs + "/x.out.log"));
   ::close(null_fd);
 }
+
+// D17: tail takes the path status shows ("g/c") as well as the bare name.
+BOOST_AUTO_TEST_CASE(tail_takes_a_group_path) {
+  auto text = "[[group]]\nname = \"g\"\n[[group.program]]\nname = \"c\"\nstdout = \"log\"\ncommand = [\"" +
+              pkit_test_common::child_path() + "\", \"pause\"]\n";
+  pkit_test_common::temp_dir dir;
+  auto loaded = load_string(text, "test.toml", dir.file(""));
+  BOOST_REQUIRE(loaded);
+  int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  daemon_options o;
+  o.event_fd = null_fd;
+  pkit::tool::daemon d(std::move(*loaded.tree), o);
+  BOOST_REQUIRE(!d.start());
+  auto open = [&](const std::string& name, control_reply& err) {
+    return d.open_stream("tail", {{"name", name}}, [](const json&) { return true; }, err);
+  };
+  control_reply err;
+  BOOST_TEST(open("c", err).get() != nullptr, err.message);
+  BOOST_TEST(open("g/c", err).get() != nullptr, err.code << ": " << err.message);
+  BOOST_TEST(open("x/c", err).get() == nullptr);
+  BOOST_TEST(err.code == "unknown_program");
+  BOOST_TEST(open("g/c/c", err).get() == nullptr);
+  BOOST_TEST(err.code == "unknown_program");
+  ::close(null_fd);
+}
