@@ -159,7 +159,11 @@ control_reply status_of(const group_config& root, const nlohmann::json& args, nl
   }
   nlohmann::json rows = nlohmann::json::array();
   for (auto& r : all["programs"]) {
-    const std::string group = r.value("group", std::string());
+    // A row's group is "a/b" today; PROTOCOL.md's ["a","b"] is taken too.
+    const auto& g = r["group"];
+    const std::string group = g.is_array()    ? join(g.get<std::vector<std::string>>())
+                              : g.is_string() ? g.get<std::string>()
+                                              : std::string();
     const std::string name = r.value("name", std::string());
     const std::string key = group.empty() ? name : group + "/" + name;
     auto named = [&](const std::string& k) { return key == k || key.rfind(k + "/", 0) == 0; };
