@@ -300,3 +300,31 @@ BOOST_FIXTURE_TEST_CASE(ctl_as_a_subcommand_of_the_pkit_app, ctl_fixture) {
   BOOST_CHECK_NO_THROW(app.parse(run_only));  // ctl's required subcommand binds only when ctl is used
   BOOST_TEST(!ctl_app->parsed());
 }
+
+namespace {
+
+// Answers status as pkit run's daemon does for a stopped program: pid 0 (not null).
+struct pid_zero_handler final : control_handler {
+  control_reply handle(const std::string&, const json&) override {
+    return control_reply::success({{"programs", json::array({{{"name", "db"}, {"group", ""}, {"state", "stopped"},
+                                                             {"pid", 0}, {"uptime_ms", 0}, {"restarts", 0},
+                                                             {"last_exit", nullptr}, {"reason", ""}}})}});
+  }
+  std::unique_ptr<control_stream> open_stream(const std::string&, const json&, sink, control_reply& error) override {
+    error = control_reply::failure("unknown_stream", "none");
+    return nullptr;
+  }
+};
+
+}  // namespace
+
+// D14: a program whose pid is 0 has no process: status NAME exits 3.
+BOOST_AUTO_TEST_CASE(status_of_a_program_with_pid_0_exits_3) {
+  pkit_test_common::temp_dir dir;
+  const std::string path = dir.file("ctl.sock");
+  pid_zero_handler handler;
+  control_server server{handler, control_server_options{path}};
+  std::ostringstream out;
+  std::ostringstream err;
+  BOOST_TEST(run_ctl({"--socket", path, "status", "db"}, out, err) == ctl_exit::not_running, err.str());
+}

@@ -5,6 +5,7 @@
 #define BOOST_TEST_MODULE daemon_control
 #include <boost/test/unit_test.hpp>
 
+#include <pkit/tool/control_protocol.hpp>
 #include <pkit/tool/daemon.hpp>
 
 #include <temp_dir.hpp>
@@ -231,5 +232,266 @@ BOOST_AUTO_TEST_CASE(reload_applies_a_change_inside_a_nested_group_to_that_progr
   BOOST_TEST(!r.ok);
   BOOST_TEST(r.code == "invalid_config");
   BOOST_TEST(pids() == after, "a rejected file changes nothing");
+  ::close(null_fd);
+}
+
+namespace {
+
+// Sends `line` as pkit ctl does: through the protocol's decoding, so that the argument
+// shapes are exactly the wire's.
+control_reply send(pkit::tool::daemon& d, const std::string& line) {
+  auto decoded = decode_request(line);
+  BOOST_REQUIRE_MESSAGE(decoded.request, line << ": " << decoded.error.message);
+  return d.handle(decoded.request->command, decoded.request->args);
+}
+
+std::map<std::string, pid_t> pids_of(pkit::tool::daemon& d) {
+  std::map<std::string, pid_t> out;
+  auto status = d.status();
+  for (const auto& p : status["programs"]) out[p["name"].get<std::string>()] = p["pid"].get<pid_t>();
+  return out;
+}
+
+}  // namespace
+
+// D4: a dot in a name does not make a program an instance of another one.
+BOOST_AUTO_TEST_CASE(a_dotted_name_is_a_program_of_its_own_not_an_instance) {
+  pkit_test_common::temp_dir dir;
+  auto file = dir.file("tree.toml");
+  auto workers = "[[program]]\nname = \"w\"\ninstances = 2\ncommand = [\"" + pkit_test_common::child_path() +
+                 "\", \"pause\"]\n";
+  {
+    std::ofstream(file) << program("web", "pause") << program("web.2", "pause") << workers;
+  }
+  auto loaded = load_file(file);
+  BOOST_REQUIRE(loaded);
+  int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  daemon_options o;
+  o.event_fd = null_fd;
+  pkit::tool::daemon d(std::move(*loaded.tree), o);
+  BOOST_REQUIRE(!d.start());
+  auto before = pids_of(d);
+  BOOST_REQUIRE_EQUAL(before.size(), 4u);
+
+  auto r = send(d, R"({"command":"stop","args":{"names":["web"]}})");
+  BOOST_REQUIRE_MESSAGE(r.ok, r.message);
+  BOOST_TEST(!alive(before["web"]));
+  BOOST_TEST(alive(before["web.2"]), "stop web must not stop web.2");
+  r = send(d, R"({"command":"start","args":{"names":["web"]}})");
+  BOOST_REQUIRE_MESSAGE(r.ok, r.message);
+  r = send(d, R"({"command":"stop","args":{"names":["w"]}})");
+  BOOST_REQUIRE_MESSAGE(r.ok, r.message);
+  BOOST_TEST(!alive(before["w.1"]));
+  BOOST_TEST(!alive(before["w.2"]));
+  BOOST_REQUIRE(send(d, R"({"command":"start","args":{"names":["w"]}})").ok);
+
+  auto mid = pids_of(d);
+  {
+    std::ofstream(file, std::ios::trunc) << program("web", "ignore-term") << program("web.2", "pause") << workers;
+  }
+  r = send(d, R"({"command":"reload"})");
+  BOOST_REQUIRE_MESSAGE(r.ok, r.code << ": " << r.message);
+  auto after = pids_of(d);
+  BOOST_TEST(after["web"] != mid["web"]);
+  BOOST_TEST(after["web.2"] == mid["web.2"], "a change of web must leave web.2 alone");
+  {
+    std::ofstream(file, std::ios::trunc) << program("web.2", "pause") << workers;
+  }
+  r = send(d, R"({"command":"reload"})");
+  BOOST_REQUIRE_MESSAGE(r.ok, r.code << ": " << r.message);
+  auto last = pids_of(d);
+  BOOST_TEST(last.count("web") == 0u);
+  BOOST_TEST(last["web.2"] == mid["web.2"], "removing web must leave web.2 in the tree");
+  BOOST_TEST(alive(mid["web.2"]));
+  ::close(null_fd);
+}
+
+// D14: status NAME… shows those programs only; an unknown name is unknown_program.
+BOOST_FIXTURE_TEST_CASE(status_of_names_shows_those_only_and_refuses_unknown_ones, fixture) {
+  auto r = send(*d, R"({"command":"status","args":{"names":["b"]}})");
+  BOOST_REQUIRE_MESSAGE(r.ok, r.message);
+  BOOST_REQUIRE_EQUAL(r.result["programs"].size(), 1u);
+  BOOST_TEST(r.result["programs"][0]["name"] == "b");
+  r = send(*d, R"({"command":"status","args":{"names":["g"]}})");
+  BOOST_REQUIRE_MESSAGE(r.ok, r.message);
+  BOOST_REQUIRE_EQUAL(r.result["programs"].size(), 1u);
+  BOOST_TEST(r.result["programs"][0]["name"] == "c");
+  r = send(*d, R"({"command":"status","args":{"names":["a","nope"]}})");
+  BOOST_TEST(!r.ok);
+  BOOST_TEST(r.code == "unknown_program");
+  BOOST_TEST(r.message.find("nope") != std::string::npos);
+}
+
+// D7: ctl sends the group of `add --group` as an array of strings.
+BOOST_FIXTURE_TEST_CASE(add_into_a_group_given_as_a_path_array, fixture) {
+  auto r = send(*d, R"({"command":"add","args":{"toml":)" + json(program("n", "pause")).dump() +
+                        R"(,"group":["g"]}})");
+  BOOST_REQUIRE_MESSAGE(r.ok, r.code << ": " << r.message);
+  BOOST_TEST(r.result["added"] == json::array({"n"}));
+  auto n = row("n");
+  BOOST_REQUIRE(!n.is_null());
+  BOOST_TEST(n["group"] == "g");
+  BOOST_TEST(alive(n["pid"].get<pid_t>()));
+}
+
+// D9: start on a running program leaves it running as it is.
+BOOST_FIXTURE_TEST_CASE(start_of_a_running_program_does_not_restart_it, fixture) {
+  pid_t a0 = row("a")["pid"];
+  auto r = send(*d, R"({"command":"start","args":{"names":["a"]}})");
+  BOOST_REQUIRE_MESSAGE(r.ok, r.message);
+  BOOST_TEST(row("a")["pid"] == a0);
+  BOOST_TEST(row("a")["restarts"] == 0);
+  BOOST_TEST(alive(a0));
+}
+
+// D17: the paths status shows (g/c) address programs; signal names in any case; remove
+// answers {"removed": …}.
+BOOST_FIXTURE_TEST_CASE(group_paths_lowercase_signals_and_the_remove_result, fixture) {
+  pid_t c0 = row("c")["pid"];
+  auto r = send(*d, R"({"command":"stop","args":{"names":["g/c"]}})");
+  BOOST_REQUIRE_MESSAGE(r.ok, r.code << ": " << r.message);
+  BOOST_TEST(!alive(c0));
+  BOOST_REQUIRE(send(*d, R"({"command":"start","args":{"names":["g/c"]}})").ok);
+  BOOST_TEST(send(*d, R"({"command":"stop","args":{"names":["g/a"]}})").code == "unknown_program");
+
+  collector seen;
+  control_reply err;
+  auto stream = d->open_stream("events", json::object(), seen.sink(), err);
+  BOOST_REQUIRE(stream);
+  r = send(*d, R"({"command":"signal","args":{"names":["b"],"signal":"term"}})");
+  BOOST_REQUIRE_MESSAGE(r.ok, r.code << ": " << r.message);
+  BOOST_REQUIRE(seen.wait_for("b", "exited"));
+
+  r = send(*d, R"({"command":"remove","args":{"names":["g/c"]}})");
+  BOOST_REQUIRE_MESSAGE(r.ok, r.code << ": " << r.message);
+  BOOST_TEST(r.result["removed"] == json::array({"g/c"}), r.result.dump());
+  BOOST_TEST(row("c").is_null());
+}
+
+namespace {
+
+// A program that never becomes ready: its start fails after 1 s.
+std::string never_ready(const std::string& name) {
+  return program(name, "pause") + "readiness = { fd = 3 }\nready_timeout = \"1s\"\n";
+}
+
+}  // namespace
+
+// D8: an add whose second program fails to start leaves nothing behind: the first one
+// is stopped again and its name is free.
+BOOST_FIXTURE_TEST_CASE(a_failed_add_stops_what_it_started, fixture) {
+  collector seen;
+  control_reply err;
+  auto stream = d->open_stream("events", json::object(), seen.sink(), err);
+  BOOST_REQUIRE(stream);
+  auto r = send(*d, R"({"command":"add","args":{"toml":)" + json(program("p1", "pause") + never_ready("p2")).dump() +
+                        "}}");
+  BOOST_TEST(!r.ok);
+  BOOST_TEST(r.message.find("p2") != std::string::npos, r.message);
+  BOOST_REQUIRE(seen.wait_for("p1", "started"));
+  pid_t p1 = 0;
+  {
+    std::lock_guard lock(seen.m);
+    for (const auto& j : seen.items)
+      if (j["program"] == "p1" && j["event"] == "started") p1 = j["pid"].get<pid_t>();
+  }
+  BOOST_TEST(p1 > 0);
+  BOOST_TEST(!alive(p1), "p1 must be stopped again");
+  BOOST_TEST(row("p1").is_null());
+  BOOST_TEST(row("p2").is_null());
+  r = send(*d, R"({"command":"add","args":{"toml":)" + json(program("p1", "pause")).dump() + "}}");
+  BOOST_TEST(r.ok, r.code << ": " << r.message);
+}
+
+// D8: a reload that could not start a new program does not record it as running: the
+// next reload adds it (it was "unchanged" and never ran before).
+BOOST_AUTO_TEST_CASE(a_reload_records_only_what_it_could_start) {
+  pkit_test_common::temp_dir dir;
+  auto file = dir.file("tree.toml");
+  {
+    std::ofstream(file) << program("a", "pause");
+  }
+  auto loaded = load_file(file);
+  BOOST_REQUIRE(loaded);
+  int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  daemon_options o;
+  o.event_fd = null_fd;
+  pkit::tool::daemon d(std::move(*loaded.tree), o);
+  BOOST_REQUIRE(!d.start());
+  {
+    std::ofstream(file, std::ios::trunc) << program("a", "pause") << program("b", "pause") << never_ready("c");
+  }
+  auto r = send(d, R"({"command":"reload"})");
+  BOOST_TEST(!r.ok);
+  BOOST_TEST(r.code == "reload_incomplete");
+  BOOST_TEST(pids_of(d).count("b") == 1u);
+  BOOST_TEST(pids_of(d).count("c") == 0u);
+  BOOST_TEST(send(d, R"({"command":"stop","args":{"names":["c"]}})").code == "unknown_program");
+  {
+    std::ofstream(file, std::ios::trunc) << program("a", "pause") << program("b", "pause") << program("c", "pause");
+  }
+  r = send(d, R"({"command":"reload"})");
+  BOOST_REQUIRE_MESSAGE(r.ok, r.code << ": " << r.message);
+  BOOST_TEST(r.result["added"] == json::array({"c"}), r.result.dump());
+  BOOST_TEST(alive(pids_of(d)["c"]));
+  ::close(null_fd);
+}
+
+// D16: an added snippet holds [[program]]/[[group]] tables only, and its programs log
+// into the running tree's log_dir (not <the tree file's dir>/logs).
+BOOST_AUTO_TEST_CASE(add_refuses_root_settings_and_logs_into_the_trees_log_dir) {
+  pkit_test_common::temp_dir dir;
+  auto file = dir.file("tree.toml");
+  auto logs = dir.file("mylogs");
+  {
+    std::ofstream(file) << "[pkit]\nlog_dir = \"mylogs\"\n" << program("a", "pause");
+  }
+  auto loaded = load_file(file);
+  BOOST_REQUIRE(loaded);
+  int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  daemon_options o;
+  o.event_fd = null_fd;
+  pkit::tool::daemon d(std::move(*loaded.tree), o);
+  BOOST_REQUIRE(!d.start());
+  auto add = [&](const std::string& toml) {
+    return send(d, R"({"command":"add","args":{"toml":)" + json(toml).dump() + R"(,"file":"snippet.toml"}})");
+  };
+  auto r = add("intensity = 3\n" + program("x", "pause"));
+  BOOST_TEST(r.code == "invalid_config");
+  BOOST_TEST(r.message.find("snippet.toml:1:1: intensity") != std::string::npos, r.message);
+  r = add(program("x", "pause") + "[pkit]\nname = \"other\"\n");
+  BOOST_TEST(r.code == "invalid_config");
+  BOOST_TEST(r.message.find(": pkit") != std::string::npos, r.message);
+  BOOST_TEST(pids_of(d).count("x") == 0u);
+
+  r = add(program("x", "pause") + "stdout = \"log\"\n");
+  BOOST_REQUIRE_MESSAGE(r.ok, r.code << ": " << r.message);
+  BOOST_TEST(!std::filesystem::exists(dir.file("logs")), "nothing under <tree dir>/logs");
+  BOOST_TEST(std::filesystem::exists(logs + "/x.out.log"));
+  ::close(null_fd);
+}
+
+// D17: tail takes the path status shows ("g/c") as well as the bare name.
+BOOST_AUTO_TEST_CASE(tail_takes_a_group_path) {
+  auto text = "[[group]]\nname = \"g\"\n[[group.program]]\nname = \"c\"\nstdout = \"log\"\ncommand = [\"" +
+              pkit_test_common::child_path() + "\", \"pause\"]\n";
+  pkit_test_common::temp_dir dir;
+  auto loaded = load_string(text, "test.toml", dir.file(""));
+  BOOST_REQUIRE(loaded);
+  int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  daemon_options o;
+  o.event_fd = null_fd;
+  pkit::tool::daemon d(std::move(*loaded.tree), o);
+  BOOST_REQUIRE(!d.start());
+  auto open = [&](const std::string& name, control_reply& err) {
+    return d.open_stream("tail", {{"name", name}}, [](const json&) { return true; }, err);
+  };
+  control_reply err;
+  BOOST_TEST(open("c", err).get() != nullptr, err.message);
+  BOOST_TEST(open("g/c", err).get() != nullptr, err.code << ": " << err.message);
+  BOOST_TEST(open("x/c", err).get() == nullptr);
+  BOOST_TEST(err.code == "unknown_program");
+  BOOST_TEST(open("g/c/c", err).get() == nullptr);
+  BOOST_TEST(err.code == "unknown_program");
   ::close(null_fd);
 }

@@ -120,6 +120,7 @@ int ctl_command::run_status() {
   // LSB: 3 when a program asked about is not running (has no process).
   const auto programs = reply.result.value("programs", json::array());
   const bool all_running = std::all_of(programs.begin(), programs.end(), [](const json& p) {
+    // The daemon sends pid 0 (or null) for a program without a process.
     return p.is_object() && p.contains("pid") && p["pid"].is_number_integer() && p["pid"].get<std::int64_t>() > 0;
   });
   return all_running ? ctl_exit::success : ctl_exit::not_running;

@@ -1,10 +1,13 @@
 // The daemon's control requests (control_handler): status, start/stop/restart/signal,
 // add/remove, reload, shutdown, the events stream; and the status table.
 
+#include <pkit/tool/control_protocol.hpp>
 #include <pkit/tool/daemon.hpp>
 #include "daemon_detail.hpp"
 
 #include <caf/scoped_actor.hpp>
+
+#include <toml++/toml.h>
 
 #include <fmt/format.h>
 
@@ -36,13 +39,6 @@ std::vector<std::string> split(const std::string& path) {
   return out;
 }
 
-// `id` is `name` or one of its instances, NAME.N.
-bool is_instance_of(const std::string& id, const std::string& name) {
-  if (id == name) return true;
-  if (id.size() <= name.size() + 1 || id.compare(0, name.size(), name) != 0 || id[name.size()] != '.') return false;
-  return id.find_first_not_of("0123456789", name.size() + 1) == std::string::npos;
-}
-
 const supervisor_spec* spec_at(const supervisor_spec& root, const std::vector<std::string>& path) {
   const supervisor_spec* s = &root;
   for (const auto& id : path) {
@@ -55,12 +51,51 @@ const supervisor_spec* spec_at(const supervisor_spec& root, const std::vector<st
   return s;
 }
 
-std::vector<child_spec> children_named(const supervisor_spec& root, const std::vector<std::string>& path,
-                                       const std::string& name) {
+
+template <class Group>
+Group* group_at(Group& root, const std::vector<std::string>& path) {
+  Group* g = &root;
+  for (const auto& id : path) {
+    Group* next = nullptr;
+    for (auto& c : g->children)
+      if (c.is_group() && c.name() == id) next = &c.group.front();
+    if (next == nullptr) return nullptr;
+    g = next;
+  }
+  return g;
+}
+
+// The child ids a child of the file stands for: its name, or NAME.1 ... NAME.N for a
+// program with instances. Names are resolved against the file, never by their shape: a
+// program may be called "web.2" without being an instance of "web".
+std::vector<std::string> child_ids(const child_config& c) {
+  if (c.is_group() || c.program->instances <= 1) return {c.name()};
+  std::vector<std::string> out;
+  for (std::uint32_t i = 1; i <= c.program->instances; ++i) out.push_back(c.name() + "." + std::to_string(i));
+  return out;
+}
+
+// The ids `name` stands for among the children of `g`: a whole child (every instance of
+// it) or one instance.
+std::vector<std::string> ids_named(const group_config& g, const std::string& name) {
+  for (const auto& c : g.children) {
+    auto ids = child_ids(c);
+    if (c.name() == name) return ids;
+    if (ids.size() > 1 && std::find(ids.begin(), ids.end(), name) != ids.end()) return {name};
+  }
+  return {};
+}
+
+// The specs of the children `name` stands for in group `path` (`spec` mapped from `tree`).
+std::vector<child_spec> children_named(const supervisor_spec& spec, const group_config& tree,
+                                       const std::vector<std::string>& path, const std::string& name) {
   std::vector<child_spec> out;
-  if (const auto* s = spec_at(root, path))
+  const auto* s = spec_at(spec, path);
+  const auto* g = group_at(tree, path);
+  if (s == nullptr || g == nullptr) return out;
+  for (const auto& id : ids_named(*g, name))
     for (const auto& c : s->children)
-      if (is_instance_of(c.id, name)) out.push_back(c);
+      if (c.id == id) out.push_back(c);
   return out;
 }
 
@@ -68,43 +103,35 @@ std::vector<child_spec> children_named(const supervisor_spec& root, const std::v
 struct target {
   std::vector<std::string> path;
   std::string id;
+  std::string key() const { return path.empty() ? id : join(path) + "/" + id; }
 };
 
-void find_targets(const supervisor_spec& s, std::vector<std::string>& path, const std::string& name,
+void find_targets(const group_config& g, std::vector<std::string>& path, const std::string& name,
                   std::vector<target>& out) {
-  for (const auto& c : s.children) {
-    if (is_instance_of(c.id, name)) out.push_back({path, c.id});
-    if (!c.supervisor.empty()) {
-      path.push_back(c.id);
-      find_targets(c.supervisor.front(), path, name, out);
-      path.pop_back();
-    }
+  for (const auto& id : ids_named(g, name)) out.push_back({path, id});
+  for (const auto& c : g.children) {
+    if (!c.is_group()) continue;
+    path.push_back(c.name());
+    find_targets(c.group.front(), path, name, out);
+    path.pop_back();
   }
 }
 
-std::optional<int> parse_signal(const nlohmann::json& j) {
-  if (j.is_number_integer()) {
-    int n = j.get<int>();
-    return n > 0 && n < NSIG ? std::optional<int>(n) : std::nullopt;
+// What `name` stands for: a path as status shows it ("g/c": that child of group g only)
+// or a bare name (a child of that name at any depth).
+std::vector<target> resolve(const group_config& root, const std::string& name) {
+  std::vector<target> out;
+  if (name.find('/') != std::string::npos) {
+    auto parts = split(name);
+    if (parts.empty()) return out;
+    std::vector<std::string> path(parts.begin(), parts.end() - 1);
+    if (const auto* g = group_at(root, path))
+      for (const auto& id : ids_named(*g, parts.back())) out.push_back({path, id});
+    return out;
   }
-  if (!j.is_string()) return std::nullopt;
-  std::string s = j.get<std::string>();
-  if (s.rfind("SIG", 0) == 0) s = s.substr(3);
-  for (int n = 1; n < NSIG; ++n)
-    if (const char* a = ::sigabbrev_np(n); a != nullptr && s == a) return n;
-  return std::nullopt;
-}
-
-group_config* group_at(group_config& root, const std::vector<std::string>& path) {
-  group_config* g = &root;
-  for (const auto& id : path) {
-    group_config* next = nullptr;
-    for (auto& c : g->children)
-      if (c.is_group() && c.name() == id) next = &c.group.front();
-    if (next == nullptr) return nullptr;
-    g = next;
-  }
-  return g;
+  std::vector<std::string> path;
+  find_targets(root, path, name, out);
+  return out;
 }
 
 // The children of a group in tree order: each the live child, or (nullptr) the id of one
@@ -131,6 +158,120 @@ std::string ask(caf::actor_system& sys, const supervisor_actor& sup, caf::timesp
   self->request(sup, timeout, std::forward<Ts>(xs)...)
       .receive([](Reply&) {}, [&](caf::error& e) { err = sys.render(e); });
   return err;
+}
+
+// status NAME…: the rows of those programs (of every program below a named group), in
+// tree order; an unknown name is unknown_program.
+// The rows of `all` the request's `names` ask for, resolved against the tree `root`
+// (unknown_program for a name it does not have).
+control_reply filter_status(const group_config& root, const nlohmann::json& args, nlohmann::json all) {
+  if (!args.is_object() || !args.contains("names") || args["names"].is_null()) return control_reply::success(all);
+  if (!args["names"].is_array()) return control_reply::failure("bad_request", "'names' must be an array of names");
+  std::vector<std::string> keys;
+  for (const auto& n : args["names"]) {
+    if (!n.is_string()) return control_reply::failure("bad_request", "'names' must hold strings");
+    auto found = resolve(root, n.get<std::string>());
+    if (found.empty())
+      return control_reply::failure("unknown_program", "no program named \"" + n.get<std::string>() + "\"");
+    for (const auto& t : found) keys.push_back(t.key());
+  }
+  nlohmann::json rows = nlohmann::json::array();
+  for (auto& r : all["programs"]) {
+    // A row's group is "a/b" today; PROTOCOL.md's ["a","b"] is taken too.
+    const auto& g = r["group"];
+    const std::string group = g.is_array()    ? join(g.get<std::vector<std::string>>())
+                              : g.is_string() ? g.get<std::string>()
+                                              : std::string();
+    const std::string name = r.value("name", std::string());
+    const std::string key = group.empty() ? name : group + "/" + name;
+    auto named = [&](const std::string& k) { return key == k || key.rfind(k + "/", 0) == 0; };
+    if (std::any_of(keys.begin(), keys.end(), named))
+      rows.push_back(std::move(r));
+  }
+  return control_reply::success({{"programs", rows}});
+}
+
+// Starts `children` in order on `sup` (their ids into `started`). On a failure stops and
+// deletes what it started and the failed child, and returns "ID: why"; else "".
+std::string start_children(caf::actor_system& sys, const supervisor_actor& sup, const std::vector<child_spec>& children,
+                           std::vector<std::string>& started) {
+  for (const auto& c : children) {
+    auto err = ask<child_info>(sys, sup, change_timeout, start_child_atom_v, c);
+    if (err.empty()) {
+      started.push_back(c.id);
+      continue;
+    }
+    started.push_back(c.id);  // a failed start may leave the child in the supervisor
+    for (const auto& id : started) {
+      ask<caf::ok_atom>(sys, sup, change_timeout, terminate_child_atom_v, id);
+      ask<caf::ok_atom>(sys, sup, query_timeout, delete_child_atom_v, id);
+    }
+    started.clear();
+    return c.id + ": " + err;
+  }
+  return {};
+}
+
+// Takes the child of change `c` out of `root`.
+void drop_child(group_config& root, const reload_plan::change& c) {
+  if (auto* g = group_at(root, c.group))
+    std::erase_if(g->children, [&](const child_config& x) { return x.name() == c.name; });
+}
+
+// Puts `next`'s child of change `c` into `root`: in place of the one of that name, else
+// at the end of its group.
+void put_child(group_config& root, const tree_config& next, const reload_plan::change& c) {
+  auto* to = group_at(root, c.group);
+  const auto* from = group_at(next.root, c.group);
+  if (to == nullptr || from == nullptr) return;
+  for (const auto& x : from->children) {
+    if (x.name() != c.name) continue;
+    auto it = std::find_if(to->children.begin(), to->children.end(),
+                           [&](const child_config& y) { return y.name() == c.name; });
+    if (it != to->children.end()) *it = x;
+    else to->children.push_back(x);
+  }
+}
+
+// Loads an add's snippet (args "toml", "file"): [[program]]/[[group]] tables only, as
+// PROTOCOL.md says ([pkit] and the root's settings belong to the tree file).
+load_result load_snippet(const nlohmann::json& args, const tree_config& tree) {
+  const std::string text = args["toml"].get<std::string>();
+  const std::string file =
+      args.contains("file") && args["file"].is_string() ? args["file"].get<std::string>() : "<ctl add>";
+  load_result refused;
+  try {
+    const auto table = toml::parse(text, std::string_view(file));
+    for (const auto& [key, node] : table)
+      if (key.str() != "program" && key.str() != "group")
+        refused.errors.push_back({file,
+                                  {key.source().begin.line, key.source().begin.column},
+                                  std::string(key.str()),
+                                  "not allowed in an added snippet: only [[program]] and [[group]] tables ([pkit] "
+                                  "and the root's settings belong to the tree file)"});
+  } catch (const toml::parse_error&) {
+    // load_string reports it, with its position
+  }
+  if (!refused.errors.empty()) return refused;
+  // Its programs log into the running tree's log_dir: said in a [pkit] table put after
+  // the snippet's own lines, so that their positions in messages stay right.
+  const auto log_dir = nlohmann::json(tree.settings.log_dir.string())
+                           .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return load_string(text + "\n[pkit]\nlog_dir = " + log_dir + "\n", file, tree.file.parent_path());
+}
+
+// Whether child `id` of `sup` runs or is starting (a start leaves it alone then).
+bool is_active(caf::actor_system& sys, const supervisor_actor& sup, const std::string& id) {
+  caf::scoped_actor self{sys};
+  bool active = false;
+  self->request(sup, query_timeout, which_children_atom_v)
+      .receive(
+          [&](std::vector<child_info>& all) {
+            for (const auto& c : all)
+              if (c.id == id) active = c.state == child_state::running || c.state == child_state::starting;
+          },
+          [](caf::error&) {});
+  return active;
 }
 
 }  // namespace
@@ -183,27 +324,9 @@ nlohmann::json daemon::walk(const supervisor_actor& sup, const std::string& path
 nlohmann::json daemon::status() { return {{"programs", walk(root_, "")}}; }
 
 control_reply daemon::status_of(const nlohmann::json& args) {
-  auto all = status();
-  if (!args.is_object() || !args.contains("names") || args["names"].is_null()) return control_reply::success(all);
-  if (!args["names"].is_array()) return control_reply::failure("bad_request", "'names' must be an array of program names");
-  // Each name: a program (or an instance's base name), its path as the table shows it,
-  // or a group (path): every program below it.
-  nlohmann::json rows = nlohmann::json::array();
-  for (const auto& n : args["names"]) {
-    if (!n.is_string()) return control_reply::failure("bad_request", "'names' must hold strings");
-    const auto& name = n.get_ref<const std::string&>();
-    bool found = false;
-    for (const auto& r : all["programs"]) {
-      const std::string id = r.value("name", ""), group = r.value("group", "");
-      const bool below = group == name || group.rfind(name + "/", 0) == 0;
-      if (is_instance_of(id, name) || (!group.empty() && is_instance_of(group + "/" + id, name)) || below) {
-        rows.push_back(r);
-        found = true;
-      }
-    }
-    if (!found) return control_reply::failure("unknown_program", "no program named '" + name + "'");
-  }
-  return control_reply::success({{"programs", rows}});
+  // Each name: a program, an instance, its path as the table shows it, or a group (every
+  // program below it) — resolved against the tree, as the other commands resolve them.
+  return filter_status(tree_.root, args, status());
 }
 
 nlohmann::json daemon::recorded_status() const {
@@ -266,24 +389,13 @@ control_reply daemon::on_children(const std::string& command, const nlohmann::js
   std::optional<int> sig;
   if (command == "signal" && !(sig = parse_signal(args.value("signal", nlohmann::json()))))
     return control_reply::failure("bad_request", "'signal' must be a signal name (\"TERM\") or number");
-  auto spec = detail::spec_of(tree_);
   std::vector<target> targets;
   for (const auto& n : args["names"]) {
     if (!n.is_string()) return control_reply::failure("bad_request", "'names' must hold strings");
-    std::vector<std::string> path;
-    std::size_t before = targets.size();
-    if (n.get<std::string>().find('/') == std::string::npos) {
-      find_targets(spec, path, n.get<std::string>(), targets);
-    } else {  // a path, as status shows it ("back/db"): only there
-      path = split(n.get<std::string>());
-      const std::string leaf = path.back();
-      path.pop_back();
-      if (const auto* s = spec_at(spec, path))
-        for (const auto& c : s->children)
-          if (is_instance_of(c.id, leaf)) targets.push_back({path, c.id});
-    }
-    if (targets.size() == before)
+    auto found = resolve(tree_.root, n.get<std::string>());
+    if (found.empty())
       return control_reply::failure("unknown_program", "no program or group named '" + n.get<std::string>() + "'");
+    targets.insert(targets.end(), found.begin(), found.end());
   }
   nlohmann::json done = nlohmann::json::array();
   for (const auto& t : targets) {
@@ -291,13 +403,17 @@ control_reply daemon::on_children(const std::string& command, const nlohmann::js
     if (!sup) return control_reply::failure("unknown_program", "the group of '" + t.id + "' is not running");
     std::string err;
     if (command == "stop") err = ask<caf::ok_atom>(*system_, sup, change_timeout, terminate_child_atom_v, t.id);
+    else if (command == "start" && is_active(*system_, sup, t.id)) err.clear();  // start never restarts what runs
     else if (command == "restart" || command == "start") err = ask<child_info>(*system_, sup, change_timeout, restart_child_atom_v, t.id);
     else if (command == "remove") {
       err = ask<caf::ok_atom>(*system_, sup, change_timeout, terminate_child_atom_v, t.id);
       if (err.empty()) err = ask<caf::ok_atom>(*system_, sup, query_timeout, delete_child_atom_v, t.id);
       if (err.empty())
         if (auto* g = group_at(tree_.root, t.path))
-          std::erase_if(g->children, [&](const child_config& c) { return is_instance_of(t.id, c.name()); });
+          std::erase_if(g->children, [&](const child_config& c) {
+            auto ids = child_ids(c);
+            return std::find(ids.begin(), ids.end(), t.id) != ids.end();
+          });
     } else {  // signal
       caf::scoped_actor self{*system_};
       caf::actor handle;
@@ -315,26 +431,28 @@ control_reply daemon::on_children(const std::string& command, const nlohmann::js
     if (!err.empty() && !(command == "start" && err.find("running") != std::string::npos))
       return control_reply::failure("failed", command + " " + join(t.path) + (t.path.empty() ? "" : "/") + t.id +
                                                   ": " + err);
-    done.push_back(t.path.empty() ? t.id : join(t.path) + "/" + t.id);
+    done.push_back(t.key());
   }
-  return control_reply::success({{"done", done}});
+  return control_reply::success({{command == "remove" ? "removed" : "done", done}});
 }
 
 control_reply daemon::add(const nlohmann::json& args) {
   if (!args.is_object() || !args.contains("toml") || !args["toml"].is_string())
     return control_reply::failure("bad_request", "'toml' must be a string holding [[program]]/[[group]] tables");
-  // The group's path: an array of names (PROTOCOL.md, what ctl sends) or "a/b".
-  const auto group = args.value("group", nlohmann::json(nullptr));
+  // `group` is the path as an array ("add --group a/b" sends ["a","b"]); a string "a/b"
+  // is taken too.
   std::vector<std::string> path;
-  if (group.is_string()) path = split(group.get<std::string>());
-  else if (group.is_array() && std::all_of(group.begin(), group.end(), [](const auto& p) { return p.is_string(); }))
-    path = group.get<std::vector<std::string>>();
-  else if (!group.is_null())
-    return control_reply::failure("bad_request", "'group' must be a group path: an array of group names");
-  // Messages name the file the snippet came from (ctl sends its path).
-  const auto file = args.value("file", nlohmann::json(nullptr));
-  auto loaded = load_string(args["toml"].get<std::string>(), file.is_string() ? file.get<std::string>() : "<ctl add>",
-                            tree_.file.parent_path());
+  if (args.contains("group") && args["group"].is_array()) {
+    for (const auto& p : args["group"]) {
+      if (!p.is_string()) return control_reply::failure("bad_request", "'group' must be an array of group names");
+      path.push_back(p.get<std::string>());
+    }
+  } else if (args.contains("group") && args["group"].is_string()) {
+    path = split(args["group"].get<std::string>());
+  } else if (args.contains("group") && !args["group"].is_null()) {
+    return control_reply::failure("bad_request", "'group' must be an array of group names");
+  }
+  auto loaded = load_snippet(args, tree_);
   if (!loaded) {
     std::string msg;
     for (const auto& e : loaded.errors) msg += (msg.empty() ? "" : "\n") + e.to_string();
@@ -346,7 +464,7 @@ control_reply daemon::add(const nlohmann::json& args) {
   std::set<std::string> taken;
   for (const auto& p : programs_of(tree_)) taken.insert(p.program->name);
   for (const auto& c : loaded.tree->root.children)
-    if (taken.count(c.name()) != 0 || children_named(detail::spec_of(tree_), path, c.name()).size() != 0)
+    if (taken.count(c.name()) != 0 || !ids_named(*g, c.name()).empty())
       return control_reply::failure("already_present", "'" + c.name() + "' exists already");
   try {
     configure_outputs(loaded.tree->root);
@@ -357,11 +475,12 @@ control_reply daemon::add(const nlohmann::json& args) {
   detail::name_supervisors_by_path(spec, join(path));
   detail::keep_systemd_variables_to_pkit(spec);
   nlohmann::json added = nlohmann::json::array();
-  for (auto& c : spec.children) {
-    if (auto err = ask<child_info>(*system_, sup, change_timeout, start_child_atom_v, c); !err.empty())
-      return control_reply::failure("start_failed", c.id + ": " + err);
-    added.push_back(c.id);
-  }
+  std::vector<std::string> started;
+  // All or nothing: what started before a failure is stopped and taken out again, so no
+  // running child is left that the tree (and so every ctl command) does not know.
+  if (auto err = start_children(*system_, sup, spec.children, started); !err.empty())
+    return control_reply::failure("start_failed", err + " (nothing was added)");
+  for (const auto& id : started) added.push_back(id);
   for (auto& c : loaded.tree->root.children) g->children.push_back(std::move(c));
   return control_reply::success({{"added", added}});
 }
@@ -405,7 +524,7 @@ control_reply daemon::apply(const tree_config& next, const reload_plan& plan) {
   };
   auto stop_all = [&](const reload_plan::change& c) -> std::string {
     auto sup = supervisor_at(c.group);
-    for (const auto& s : children_named(old_spec, c.group, c.name)) {
+    for (const auto& s : children_named(old_spec, tree_.root, c.group, c.name)) {
       auto err = ask<caf::ok_atom>(*system_, sup, change_timeout, terminate_child_atom_v, s.id);
       if (err.empty()) err = ask<caf::ok_atom>(*system_, sup, query_timeout, delete_child_atom_v, s.id);
       if (!err.empty()) return s.id + ": " + err;
@@ -413,21 +532,35 @@ control_reply daemon::apply(const tree_config& next, const reload_plan& plan) {
     return {};
   };
   auto start_all = [&](const reload_plan::change& c) -> std::string {
-    auto sup = supervisor_at(c.group);
-    for (auto& s : children_named(new_spec, c.group, c.name))
-      if (auto err = ask<child_info>(*system_, sup, change_timeout, start_child_atom_v, s); !err.empty()) return s.id + ": " + err;
-    return {};
+    std::vector<std::string> started;
+    auto specs = children_named(new_spec, next.root, c.group, c.name);
+    return start_children(*system_, supervisor_at(c.group), specs, started);
   };
+  // `applied` is what runs: the old tree with every change that succeeded, so that a
+  // program that could not start is not taken for running (the next reload retries it).
+  tree_config applied = tree_;
+  applied.settings = next.settings;
   std::string errors;
-  for (const auto& c : plan.removed)
+  for (const auto& c : plan.removed) {
     if (auto e = stop_all(c); !e.empty()) errors += e + "\n";
-  for (const auto& c : plan.changed) {
-    if (auto e = stop_all(c); !e.empty()) errors += e + "\n";
-    else if (auto e2 = start_all(c); !e2.empty()) errors += e2 + "\n";
+    else drop_child(applied.root, c);
   }
-  for (const auto& c : plan.added)
+  for (const auto& c : plan.changed) {
+    if (auto e = stop_all(c); !e.empty()) {
+      errors += e + "\n";
+    } else if (auto e2 = start_all(c); !e2.empty()) {
+      errors += e2 + "\n";
+      drop_child(applied.root, c);
+    } else {
+      put_child(applied.root, next, c);
+    }
+  }
+  for (const auto& c : plan.added) {
     if (auto e = start_all(c); !e.empty()) errors += e + "\n";
-  tree_ = next;  // what runs now is the new file's tree, failures included
+    else put_child(applied.root, next, c);
+  }
+  // Without failures the new file's tree as it is (its order, its positions).
+  tree_ = errors.empty() ? next : std::move(applied);
   nlohmann::json result{{"added", names(plan.added)},
                         {"removed", names(plan.removed)},
                         {"changed", names(plan.changed)},
@@ -458,14 +591,20 @@ std::unique_ptr<control_stream> daemon::open_stream(const std::string& command, 
     error = control_reply::failure("unknown_stream", "no stream '" + command + "' (only 'events' and 'tail')");
     return nullptr;
   }
+  // The child ids the names stand for now (resolved against the tree, which only
+  // changes under control_); a name the tree lacks yet matches a child of that id.
   std::set<std::string> only;
-  if (args.is_object() && args.contains("names") && args["names"].is_array())
-    for (const auto& n : args["names"])
-      if (n.is_string()) only.insert(n.get<std::string>());
+  if (args.is_object() && args.contains("names") && args["names"].is_array()) {
+    std::lock_guard tree_lock(control_);
+    for (const auto& n : args["names"]) {
+      if (!n.is_string()) continue;
+      auto found = resolve(tree_.root, n.get<std::string>());
+      if (found.empty()) only.insert(n.get<std::string>());
+      for (const auto& t : found) only.insert(t.id);
+    }
+  }
   sink filtered = only.empty() ? std::move(to) : sink([only, to](const nlohmann::json& item) {
-    for (const auto& n : only)
-      if (is_instance_of(item.value("program", ""), n)) return to(item);
-    return true;
+    return only.count(item.value("program", "")) == 0 || to(item);
   });
   std::lock_guard lock(mutex_);
   auto id = next_sink_++;

@@ -35,9 +35,17 @@ void configure_group(log_capture& capture, const group_config& g) {
   }
 }
 
-// The program `name` names: a program, or one instance of one.
-const program_config* find_program(const tree_config& tree, const std::string& name, std::vector<std::string>& procs) {
+// The program `name` names: a program, or one instance of one; either by its name or by
+// its path as status shows it ("g/c", "g/w.2").
+const program_config* find_program(const tree_config& tree, const std::string& path, std::vector<std::string>& procs) {
+  const auto slash = path.rfind('/');
+  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
   for (const auto& ref : programs_of(tree)) {
+    if (slash != std::string::npos) {
+      std::string groups;
+      for (const auto& g : ref.groups) groups += (groups.empty() ? "" : "/") + g;
+      if (groups != path.substr(0, slash)) continue;
+    }
     for (const auto& proc : process_names(*ref.program)) {
       if (ref.program->name == name) {
         procs = process_names(*ref.program);
