@@ -193,10 +193,12 @@ supervisor_actor daemon::supervisor_at(const std::vector<std::string>& path) {
 // -- requests ---------------------------------------------------------------------------
 
 control_reply daemon::handle(const std::string& command, const nlohmann::json& args) {
-  std::lock_guard lock(control_);
   if (!started_) return control_reply::failure("starting", "the tree is still starting");
   if (stopping_) return control_reply::failure("shutting_down", "pkit run is shutting down");
+  // Read-only, from the supervisors: not behind a stop that holds control_ for minutes.
   if (command == "status") return control_reply::success(status());
+  std::lock_guard lock(control_);
+  if (stopping_) return control_reply::failure("shutting_down", "pkit run is shutting down");
   if (command == "reload") return reload();
   if (command == "shutdown") {
     request_shutdown();
@@ -357,6 +359,7 @@ control_reply daemon::apply(const tree_config& next, const reload_plan& plan) {
   for (const auto& c : plan.added)
     if (auto e = start_all(c); !e.empty()) errors += e + "\n";
   tree_ = next;  // what runs now is the new file's tree, failures included
+  shutdown_timeout_ms_ = tree_.settings.shutdown_timeout_ms;  // for the main loop, which never reads tree_
   nlohmann::json result{{"added", names(plan.added)},
                         {"removed", names(plan.removed)},
                         {"changed", names(plan.changed)},
