@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -164,6 +165,17 @@ std::string pkit_process::stderr_text() const {
   return out + buffer_;
 }
 
+void pkit_process::close_stderr() {
+  if (err_fd_ >= 0) ::close(err_fd_);
+  err_fd_ = -1;
+}
+
+int pkit_process::stderr_queued() const {
+  int n = -1;
+  if (err_fd_ < 0 || ::ioctl(err_fd_, FIONREAD, &n) != 0) return -1;
+  return n;
+}
+
 std::function<bool(const nlohmann::json&)> is_event(const std::string& name, const std::string& kind, int run) {
   return [=](const nlohmann::json& j) {
     return j.value("program", "") == name && j.value("event", "") == kind && (run <= 0 || j.value("run", 0) == run);
@@ -191,19 +203,27 @@ bool all_gone(const std::vector<pid_t>& pids, milliseconds deadline) {
   }
 }
 
-bool wait_ignores(pid_t pid, int sig, milliseconds deadline) {
+namespace {
+
+// Polls /proc/PID/status until the mask on line `field` ("SigIgn:") holds `sig`.
+bool wait_mask(pid_t pid, const std::string& field, int sig, milliseconds deadline) {
   auto until = steady_clock::now() + deadline;
   for (;;) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");
     for (std::string line; std::getline(in, line);) {
-      if (line.rfind("SigIgn:", 0) != 0) continue;
-      auto mask = std::stoull(line.substr(7), nullptr, 16);
+      if (line.rfind(field, 0) != 0) continue;
+      auto mask = std::stoull(line.substr(field.size()), nullptr, 16);
       if (mask & (1ull << (sig - 1))) return true;
     }
     if (steady_clock::now() >= until) return false;
     std::this_thread::sleep_for(milliseconds(5));
   }
 }
+
+}  // namespace
+
+bool wait_ignores(pid_t pid, int sig, milliseconds deadline) { return wait_mask(pid, "SigIgn:", sig, deadline); }
+bool wait_catches(pid_t pid, int sig, milliseconds deadline) { return wait_mask(pid, "SigCgt:", sig, deadline); }
 
 std::vector<pid_t> group_members(pid_t pgid) {
   std::vector<pid_t> out;

@@ -45,6 +45,11 @@ public:
   const std::vector<std::string>& lines() const noexcept { return lines_; }
   std::string stdout_text() const;
   std::string stderr_text() const;
+  /// Closes the test's end of pkit's stderr pipe (a reader that went away: pkit's next
+  /// write gets EPIPE/SIGPIPE). The wait_* then find nothing more.
+  void close_stderr();
+  /// How many bytes wait unread in pkit's stderr pipe (FIONREAD); -1 once closed.
+  int stderr_queued() const;
 
 private:
   bool next_line(std::string& line, std::chrono::steady_clock::time_point until);
@@ -72,6 +77,9 @@ bool all_gone(const std::vector<pid_t>& pids, std::chrono::milliseconds deadline
 /// Polls /proc/PID/status until `pid` ignores `sig` (SigIgn); false at the deadline. A
 /// program counts as ready once it exists, before it has set its handlers up.
 bool wait_ignores(pid_t pid, int sig, std::chrono::milliseconds deadline = std::chrono::seconds(10));
+
+/// As wait_ignores, for a signal `pid` catches (SigCgt).
+bool wait_catches(pid_t pid, int sig, std::chrono::milliseconds deadline = std::chrono::seconds(10));
 
 /// The pids whose process group is `pgid` (from /proc).
 std::vector<pid_t> group_members(pid_t pgid);

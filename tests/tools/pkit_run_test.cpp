@@ -405,3 +405,130 @@ BOOST_AUTO_TEST_CASE(usage_and_config_errors_exit_2) {
   pkit_process version({"--version"});
   BOOST_TEST(version.wait_exit().value_or(-1) == 0);
 }
+
+// ---- review of 2026-11-30: D3, D2, D1, D5 -----------------------------------------------
+
+namespace {
+
+// Polls `path` until it holds `text` (a program's own record of a signal it received).
+bool file_holds(const std::string& path, const std::string& text, milliseconds deadline) {
+  for (auto until = steady_clock::now() + deadline; steady_clock::now() < until;) {
+    std::ifstream in(path);
+    std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (all.find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(milliseconds(10));  // the file is the only witness
+  }
+  return false;
+}
+
+// Sends `sig` to pkit every 200 ms until it exits (a stalled pkit must still see a
+// second signal as a second one); the exit code, or nullopt after `deadline`.
+std::optional<int> signal_until_exit(pkit_process& p, int sig, milliseconds deadline) {
+  for (auto until = steady_clock::now() + deadline; steady_clock::now() < until;) {
+    ::kill(p.pid(), sig);
+    if (auto code = p.wait_exit(milliseconds(200))) return code;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+// D3: `pkit run 2>&1 | head -c1`: once the reader is gone, a write to stderr must not
+// kill pkit run with SIGPIPE; it stops in order as asked.
+BOOST_AUTO_TEST_CASE(a_stderr_reader_that_goes_away_does_not_kill_pkit_run) {
+  pkit_test_common::temp_dir dir;
+  write_file(dir.file("tree.toml"), program("alpha", "pause"));
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"});
+  auto pids = started(p, {"alpha"});
+  p.close_stderr();
+  ::kill(p.pid(), SIGTERM);  // "pkit: shutting down" goes to the closed pipe
+  auto code = p.wait_exit(seconds(10));
+  BOOST_REQUIRE_MESSAGE(code, "pkit run did not end");
+  BOOST_TEST(*code == 0, "exit " << *code << " (141: killed by SIGPIPE)");
+  BOOST_TEST(p.stdout_text().find("alpha") != std::string::npos, "the table is printed");
+  BOOST_TEST(all_gone({pids["alpha"]}, seconds(10)));
+}
+
+// D2: stderr held open but never read (a stalled terminal, a full pipe) must not make
+// pkit run unstoppable: the second SIGTERM still forces the stop.
+BOOST_AUTO_TEST_CASE(a_stalled_stderr_reader_does_not_make_pkit_run_unstoppable) {
+  pkit_test_common::temp_dir dir;
+  write_file(dir.file("tree.toml"), "intensity = 1000000\nperiod = \"1s\"\n" + program("stubborn", "ignore-term") +
+                                        "[[program]]\nname = \"flap\"\ncommand = [\"/bin/true\"]\n");
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"});
+  auto pids = started(p, {"stubborn"});
+  BOOST_REQUIRE(wait_ignores(pids["stubborn"], SIGTERM));
+  // From here on nothing reads pkit's stderr; wait until the pipe is full.
+  bool full = false;
+  for (auto until = steady_clock::now() + seconds(20); !full && steady_clock::now() < until;) {
+    full = p.stderr_queued() >= 65536 - 1024;
+    if (!full) std::this_thread::sleep_for(milliseconds(20));  // FIONREAD has no wait
+  }
+  BOOST_REQUIRE_MESSAGE(full, "the flapping program did not fill the pipe");
+  auto code = signal_until_exit(p, SIGTERM, seconds(8));
+  BOOST_TEST(code.has_value(), "pkit run did not end with its stderr stalled");
+  BOOST_TEST(all_gone({pids["stubborn"]}, seconds(10)));
+}
+
+// D1: a long control request (a stop waiting for a program's stop_timeout) must not hold
+// up the main loop: a SIGHUP then SIGTERM, SIGTERM are seen at once, status answers.
+BOOST_AUTO_TEST_CASE(a_long_control_request_does_not_hold_up_signals_or_status) {
+  pkit_test_common::temp_dir dir;
+  const auto sock = dir.file("ctl.sock");
+  const auto record = dir.file("term.rec");
+  const std::string child = pkit_test_common::child_path();
+  write_file(dir.file("tree.toml"), "[pkit]\ncontrol_socket = \"" + sock + "\"\n\n[[program]]\nname = \"slow\"\n" +
+                                        "command = [\"" + child + "\", \"record-term\", \"" + record + "\"]\n" +
+                                        "stop_timeout = \"60s\"\n\n" + program("alpha", "pause"));
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"});
+  auto pids = started(p, {"slow", "alpha"});
+  BOOST_REQUIRE(wait_catches(pids["slow"], SIGTERM));
+  pkit_process stop({"ctl", "--socket", sock, "stop", "slow"});
+  BOOST_REQUIRE_MESSAGE(file_holds(record, "TERM", seconds(10)), "ctl stop did not reach slow");
+  ::kill(p.pid(), SIGHUP);
+  pkit_process status({"ctl", "--socket", sock, "--timeout", "3000", "status"});
+  auto status_code = status.wait_exit(seconds(6));
+  BOOST_TEST(status_code.value_or(-1) == 0, "ctl status during a long stop: " << status.stderr_text());
+  ::kill(p.pid(), SIGTERM);
+  BOOST_TEST(p.wait_line("shutting down", seconds(3)).has_value(), "SIGTERM waited for the control request");
+  auto t0 = steady_clock::now();
+  ::kill(p.pid(), SIGTERM);
+  auto code = p.wait_exit(seconds(5));
+  BOOST_REQUIRE_MESSAGE(code, "a second SIGTERM did not force the stop");
+  BOOST_TEST(*code != 0);
+  BOOST_TEST(duration_cast<seconds>(steady_clock::now() - t0).count() < 5);
+  BOOST_TEST(all_gone({pids["slow"], pids["alpha"]}, seconds(10)));
+}
+
+// D5: signals during the start: the first cancels it (stops what started, exits 1), the
+// second forces; neither waits for a ready_timeout.
+BOOST_AUTO_TEST_CASE(signals_during_the_start_cancel_it_then_force_it) {
+  pkit_test_common::temp_dir dir;
+  write_file(dir.file("tree.toml"), "[[program]]\nname = \"stubborn\"\ncommand = [\"" + pkit_test_common::child_path() +
+                                        "\", \"ignore-term\"]\nstop_timeout = \"60s\"\n\n" +
+                                        program("late", "pause", "readiness = { fd = 3 }\nready_timeout = \"30s\""));
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"});
+  pid_t stubborn = pid_of(p.wait_event(is_event("stubborn", "ready")));
+  BOOST_REQUIRE(wait_ignores(stubborn, SIGTERM));
+  pid_t late = pid_of(p.wait_event(is_event("late", "started")));
+  ::kill(p.pid(), SIGINT);
+  BOOST_TEST(p.wait_line("cancel", seconds(3)).has_value(), "SIGINT during the start was not seen: " << p.stderr_text());
+  BOOST_TEST(all_gone({late}, seconds(10)), "the cancel stops what started");
+  auto t0 = steady_clock::now();
+  ::kill(p.pid(), SIGINT);
+  auto code = p.wait_exit(seconds(5));
+  BOOST_REQUIRE_MESSAGE(code, "a second SIGINT during the start did not force it");
+  BOOST_TEST(*code == 1);
+  BOOST_TEST(duration_cast<seconds>(steady_clock::now() - t0).count() < 5);
+  BOOST_TEST(all_gone({stubborn, late}, seconds(10)));
+}
+
+// D19: `--for nan` or `inf` used to be accepted (and stop at once, or overflow the
+// deadline); they are no durations.
+BOOST_AUTO_TEST_CASE(for_refuses_durations_that_are_not_finite_or_overflow) {
+  for (const std::string bad : {"nan", "inf", "-inf", "1e300", "infs", "nanms"}) {
+    pkit_process p({"run", "--for", bad});
+    BOOST_TEST(p.wait_exit().value_or(-1) == 2, "--for " << bad << ": " << p.stderr_text());
+    BOOST_TEST(p.stderr_text().find("--for") != std::string::npos, bad);
+  }
+}

@@ -12,6 +12,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -35,7 +36,8 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
   }
   std::string unit = text.substr(used);
   double ms = unit == "ms" ? v : unit == "s" || unit.empty() ? v * 1e3 : unit == "m" ? v * 6e4 : unit == "h" ? v * 3.6e6 : -1;
-  if (ms < 0) return std::nullopt;
+  // nan, inf and 1e300 are no durations; beyond 1e12 ms (31 years) the deadline overflows.
+  if (!std::isfinite(ms) || ms < 0 || ms > 1e12) return std::nullopt;
   return std::chrono::milliseconds(static_cast<std::int64_t>(ms));
 }
 
@@ -96,21 +98,31 @@ int run_command(const std::string& file, const std::string& format, const std::s
     std::fprintf(stderr, "pkit: cannot serve the control socket %s: %s\n", socket_path.c_str(), e.what());
     return exit_failed;
   }
-  if (auto why = d.start()) {
-    std::fprintf(stderr, "pkit: the tree could not start: %s\n", why->c_str());
+  bool forced = false;
+  if (auto why = d.start(sfd, forced)) {
+    // A start cancelled by a signal ends here too: exit 1, as any start that failed.
+    // Said through the event queue: stderr may be a pipe nobody reads.
+    d.say("pkit: the tree could not start: " + *why);
+    d.flush_events(std::chrono::milliseconds(500));
+    if (forced) {
+      std::fflush(nullptr);
+      ::_exit(exit_failed);  // as below: nothing is waited for
+    }
     return exit_failed;
   }
-  bool forced = false;
   int code = d.run(sfd, forced);
-  // No request is answered once the tree is gone (the server is told before `d` ends).
-  server->stop();
   if (forced) {
     // The tree is being killed (SIGKILL to every group); the guardian finishes the job
-    // for anything left. Nothing to wait for: the table is what was known then.
+    // for anything left. Nothing to wait for: the table is what was known then. Not
+    // even the control server: stop() would join workers that may be inside a request
+    // bounded by minutes; _exit ends them and the socket.
+    d.flush_events(std::chrono::milliseconds(500));
     std::fputs(format_status_table(d.recorded_status()).c_str(), stdout);
     std::fflush(nullptr);
     ::_exit(code);
   }
+  // No request is answered once the tree is gone (the server is told before `d` ends).
+  server->stop();
   std::fputs(format_status_table(d.recorded_status()).c_str(), stdout);
   std::fflush(stdout);
   return code;
@@ -119,6 +131,10 @@ int run_command(const std::string& file, const std::string& format, const std::s
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A reader of stderr or stdout that goes away (`pkit run | head`) must not kill pkit
+  // run in the middle of its tree: writes fail with EPIPE instead (the event writer then
+  // stops writing). Before any thread exists; programs get SIG_DFL back from libpkit.
+  ::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"pkit: runs a supervision tree of programs described in a TOML file"};
   app.set_version_flag("--version", std::string(version()));
   app.require_subcommand(1);

@@ -3,6 +3,7 @@
 
 #include <pkit/tool/daemon.hpp>
 #include "daemon_detail.hpp"
+#include "line_writer.hpp"
 
 #include <pkit/actors/error.hpp>
 #include <pkit/actors/scheduler.hpp>
@@ -29,18 +30,14 @@ using namespace pkit::actors;
 
 namespace {
 
-// Writes one line with one write(2), so that lines from several threads never mix.
-void write_line(int fd, std::string line) {
-  line += '\n';
-  const char* p = line.data();
-  std::size_t left = line.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
+// The signal waiting on `fd` (a signalfd), or 0 when none is there (no wait).
+int pending_signal(int fd) {
+  if (fd < 0) return 0;
+  pollfd p{fd, POLLIN, 0};
+  signalfd_siginfo si{};
+  if (::poll(&p, 1, 0) == 1 && ::read(fd, &si, sizeof si) == static_cast<ssize_t>(sizeof si))
+    return static_cast<int>(si.ssi_signo);
+  return 0;
 }
 
 // What the event actor calls back; a plain struct so that the actor holds no daemon
@@ -112,7 +109,12 @@ void notify(const std::string& state) { ::sd_notify(0, state.c_str()); }
 }  // namespace detail
 
 daemon::daemon(tree_config tree, daemon_options options, guardian* keeper)
-    : tree_(std::move(tree)), root_name_(tree_.settings.name), options_(options), keeper_(keeper) {
+    : tree_(std::move(tree)),
+      root_name_(tree_.settings.name),
+      options_(options),
+      keeper_(keeper),
+      shutdown_timeout_ms_(tree_.settings.shutdown_timeout_ms) {
+  out_ = detail::line_writer::start(options_.event_fd);
   cfg_ = std::make_unique<caf::actor_system_config>();
   actors::init(*cfg_);
   actors::use_pkit_scheduler(*cfg_);
@@ -123,12 +125,19 @@ daemon::daemon(tree_config tree, daemon_options options, guardian* keeper)
   h->event = [this](const supervisor_event& e) { on_event(e); };
   h->down = [this](const caf::error& r) { on_root_down(r); };
   h->stopped = [this](bool ok, std::string why) { on_stopped(ok, why); };
-  // Detached: its writes to stderr may block (a full pipe, a stopped terminal) without
-  // holding one of the CAF workers the supervisors run on.
+  // Detached: the sinks of `ctl events` run under mutex_ in it; that must not hold one
+  // of the CAF workers the supervisors run on.
   events_ = system_->spawn<caf::detached>(event_actor, h);
+  reload_thread_ = std::thread([this] { reload_loop(); });
 }
 
 daemon::~daemon() {
+  {
+    std::lock_guard lock(reload_mutex_);
+    reload_quit_ = true;
+  }
+  reload_wake_.notify_one();
+  reload_thread_.join();  // a reload under way ends: the tree is stopped (or _exit came)
   if (root_) caf::anon_send_exit(root_, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(events_, caf::exit_reason::user_shutdown);
   root_ = nullptr;
@@ -139,9 +148,16 @@ daemon::~daemon() {
   system_.reset();  // waits for every actor, hence for the processes' stops
   capture_->stop();
   if (wake_fd_ >= 0) ::close(wake_fd_);
+  out_->flush(seconds(1));  // the last lines, unless nobody reads them
+  out_->close();
 }
 
-std::optional<std::string> daemon::start() {
+void daemon::say(std::string line) noexcept { out_->write(std::move(line)); }
+
+void daemon::flush_events(milliseconds grace) noexcept { out_->flush(grace); }
+
+std::optional<std::string> daemon::start(int signal_fd, bool& forced) {
+  forced = false;
   try {
     configure_outputs(tree_.root);
   } catch (const std::exception& e) {
@@ -149,14 +165,16 @@ std::optional<std::string> daemon::start() {
   }
   actors::set_output_capture(*system_, capture_);
   detail::notify("STATUS=starting " + tree_.settings.name);
-  auto started = start_supervisor(*system_, detail::spec_of(tree_), duration_cast<milliseconds>(options_.start_timeout),
-                                  nullptr, {{events_, all_events, true}});
-  if (!started) {
-    std::string why = system_->render(started.error());
-    if (auto f = start_failure_of(started.error())) why = f->text;
-    return why;
-  }
-  root_ = *started;
+  // start_supervisor's wait, here, so that signals are seen during the start: the
+  // waiter is the supervisor's parent for the start (told child_ready once it is up).
+  caf::scoped_actor waiter{*system_};
+  auto sup = spawn_supervisor(*system_, detail::spec_of(tree_), nullptr,
+                              process_observer{caf::actor_cast<caf::actor>(waiter), "pkit run"},
+                              {{events_, all_events, true}});
+  waiter->monitor(sup);
+  if (auto why = await_start(waiter, sup, signal_fd, forced)) return why;
+  waiter->demonitor(sup.address());
+  root_ = sup;
   started_ = true;
   caf::anon_send(events_, subscribe_atom_v, caf::actor_cast<caf::actor>(root_));
   std::uint64_t usec = 0;
@@ -167,6 +185,54 @@ std::optional<std::string> daemon::start() {
   return std::nullopt;
 }
 
+std::optional<std::string> daemon::await_start(caf::scoped_actor& waiter, const supervisor_actor& sup, int signal_fd,
+                                               bool& forced) {
+  auto deadline = steady_clock::now() + options_.start_timeout;
+  std::string cancelled;  // the signal that cancelled the start
+  for (;;) {
+    bool ready = false;
+    caf::error failure;
+    waiter->receive([&](child_ready_atom, std::string&, std::uint64_t, std::int32_t) { ready = true; },
+                    [&](caf::down_msg& dm) {
+                      failure = dm.reason ? std::move(dm.reason)
+                                          : caf::make_error(error::start_failed, "the supervisor ended during its start");
+                    },
+                    caf::after(milliseconds(50)) >> [] {});
+    if (ready && cancelled.empty()) return std::nullopt;
+    if (failure && !cancelled.empty()) return "the start was cancelled by SIG" + cancelled;
+    if (failure) {
+      if (auto f = start_failure_of(failure)) return f->text;
+      return system_->render(failure);
+    }
+    int sig = pending_signal(signal_fd);
+    bool stop_signal = sig == SIGTERM || sig == SIGINT;
+    if (stop_signal && !cancelled.empty()) {
+      caf::anon_send_exit(sup, caf::exit_reason::kill);
+      force_stop();
+      forced = true;
+      return "the start was cancelled, then forced by SIG" + std::string(::sigabbrev_np(sig));
+    }
+    if (stop_signal) {
+      // Stops what started, in order, as a stop request would (the supervisor's parent
+      // for the start is the waiter: its exit message is obeyed).
+      cancelled = ::sigabbrev_np(sig);
+      say("pkit: start cancelled by SIG" + cancelled + ": stopping what started (signal again to force)");
+      caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+      const std::int64_t limit = shutdown_timeout_ms_;
+      deadline = limit >= 0 ? steady_clock::now() + milliseconds(limit) : steady_clock::time_point::max();
+    } else if (sig == SIGHUP) {
+      say("pkit: SIGHUP ignored: the tree is still starting");
+    }
+    if (steady_clock::now() < deadline) continue;
+    // OTP's start_link with a timeout: the supervisor is killed (its children with it).
+    caf::anon_send_exit(sup, caf::exit_reason::kill);
+    if (cancelled.empty()) return system_->render(caf::make_error(caf::sec::request_timeout));
+    force_stop();
+    forced = true;
+    return std::string("the cancelled start outlasted the shutdown timeout");
+  }
+}
+
 std::string daemon::group_of(const std::string& supervisor) const {
   return supervisor == root_name_ ? std::string() : supervisor;
 }
@@ -175,8 +241,7 @@ void daemon::on_event(const supervisor_event& e) {
   auto now = system_clock::now();
   std::string group = group_of(e.supervisor);
   auto j = event_to_json(e, group, now);
-  write_line(options_.event_fd,
-             options_.format == log_format::json ? j.dump() : event_to_human(e, group, now, options_.colour));
+  say(options_.format == log_format::json ? j.dump() : event_to_human(e, group, now, options_.colour));
   std::string key = group.empty() ? e.child : group + "/" + e.child;
   std::lock_guard lock(mutex_);
   auto [it, fresh] = rows_.try_emplace(key);
@@ -246,17 +311,19 @@ void daemon::request_shutdown() noexcept {
 void daemon::begin_stop(const char* why) {
   if (stopping_) return;
   stopping_ = true;
-  if (tree_.settings.shutdown_timeout_ms >= 0)
-    stop_deadline_ = steady_clock::now() + milliseconds(tree_.settings.shutdown_timeout_ms);
+  const std::int64_t limit = shutdown_timeout_ms_;
+  if (limit >= 0) stop_deadline_ = steady_clock::now() + milliseconds(limit);
   detail::notify("STOPPING=1\nSTATUS=stopping");
-  write_line(options_.event_fd, std::string("pkit: shutting down (") + why + "; signal again to force)");
+  say(std::string("pkit: shutting down (") + why + "; signal again to force)");
   caf::anon_send(events_, stop_atom_v, caf::actor_cast<caf::actor>(root_));
 }
 
 void daemon::force_stop() {
-  write_line(options_.event_fd, "pkit: forced stop: killing every process of the tree");
-  std::lock_guard lock(mutex_);
-  for (pid_t g : live_groups_) ::kill(-g, SIGKILL);
+  {
+    std::lock_guard lock(mutex_);
+    for (pid_t g : live_groups_) ::kill(-g, SIGKILL);
+  }
+  say("pkit: forced stop: killing every process of the tree");  // after: saying may wait
 }
 
 void daemon::watchdog_tick() {
@@ -272,10 +339,13 @@ void daemon::watchdog_tick() {
 
 bool daemon::on_signal(int signo) {
   if (signo == SIGHUP) {
+    // Never here: a reload takes control_, which a control request may hold for long.
     if (stopping_) return false;
-    std::lock_guard lock(control_);
-    auto r = reload();
-    write_line(options_.event_fd, "pkit: reload: " + (r.ok ? r.result.dump() : r.code + ": " + r.message));
+    {
+      std::lock_guard lock(reload_mutex_);
+      reload_pending_ = true;  // several SIGHUPs before it runs: one reload
+    }
+    reload_wake_.notify_one();
     return false;
   }
   if (stopping_) {  // the second SIGTERM/SIGINT
@@ -286,14 +356,32 @@ bool daemon::on_signal(int signo) {
   return false;
 }
 
+void daemon::reload_loop() {
+  std::unique_lock lock(reload_mutex_);
+  for (;;) {
+    reload_wake_.wait(lock, [this] { return reload_pending_ || reload_quit_; });
+    if (reload_quit_) return;
+    reload_pending_ = false;
+    lock.unlock();
+    {
+      std::lock_guard control(control_);
+      if (!stopping_) {
+        auto r = reload();
+        say("pkit: reload: " + (r.ok ? r.result.dump() : r.code + ": " + r.message));
+      }
+    }
+    lock.lock();
+  }
+}
+
 std::optional<int> daemon::outcome() {
   std::lock_guard lock(mutex_);
   if (stopped_) {
-    if (!stop_ok_) write_line(options_.event_fd, "pkit: the stop failed: " + down_reason_);
+    if (!stop_ok_) say("pkit: the stop failed: " + down_reason_);
     return stop_ok_ ? exit_clean : exit_failed;
   }
   if (root_down_ && !stopping_) {
-    write_line(options_.event_fd, "pkit: the root supervisor ended: " + down_reason_);
+    say("pkit: the root supervisor ended: " + down_reason_);
     return exit_failed;
   }
   return std::nullopt;
@@ -326,7 +414,7 @@ int daemon::run(int signal_fd, bool& forced) {
     if (shutdown_requested_ && !stopping_) begin_stop("shutdown requested");
     if (!stopping_ && steady_clock::now() >= deadline) begin_stop("--for elapsed");
     if (stopping_ && steady_clock::now() >= stop_deadline_) {
-      write_line(options_.event_fd, "pkit: the stop outlasted the shutdown timeout");
+      say("pkit: the stop outlasted the shutdown timeout");
       force_stop();
       forced = true;
       return exit_failed;

@@ -368,8 +368,13 @@ supervisor_actor daemon::supervisor_at(const std::vector<std::string>& path) {
 // -- requests ---------------------------------------------------------------------------
 
 control_reply daemon::handle(const std::string& command, const nlohmann::json& args) {
-  std::lock_guard lock(control_);
   if (!started_) return control_reply::failure("starting", "the tree is still starting");
+  if (stopping_) return control_reply::failure("shutting_down", "pkit run is shutting down");
+  // Read-only, from the supervisors: not behind a stop that holds control_ for minutes.
+  // Only names need the tree (reloads replace it under control_) to be resolved.
+  if (command == "status" && (!args.is_object() || !args.contains("names") || args["names"].is_null()))
+    return control_reply::success(status());
+  std::lock_guard lock(control_);
   if (stopping_) return control_reply::failure("shutting_down", "pkit run is shutting down");
   if (command == "status") return status_of(args);
   if (command == "reload") return reload();
@@ -561,6 +566,7 @@ control_reply daemon::apply(const tree_config& next, const reload_plan& plan) {
   }
   // Without failures the new file's tree as it is (its order, its positions).
   tree_ = errors.empty() ? next : std::move(applied);
+  shutdown_timeout_ms_ = tree_.settings.shutdown_timeout_ms;  // for the main loop, which never reads tree_
   nlohmann::json result{{"added", names(plan.added)},
                         {"removed", names(plan.removed)},
                         {"changed", names(plan.changed)},

@@ -15,17 +15,24 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/fwd.hpp>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 
 namespace pkit::tool {
+
+namespace detail {
+class line_writer;
+}
 
 struct daemon_options {
   log_format format = log_format::human;
@@ -52,7 +59,16 @@ public:
 
   /// Starts the tree and returns once every program is up (READY=1 is sent then), or
   /// returns why it could not start (the started ones are stopped again). Main thread.
-  std::optional<std::string> start();
+  /// While it waits it reads `signal_fd` (as `run`, -1 for none): a first SIGTERM/SIGINT
+  /// cancels the start (what started is stopped in order; the reason says "cancelled"),
+  /// a second one forces it (every process killed, `forced` set: the caller should
+  /// _exit). `pkit run` exits 1 either way, as for any start that failed.
+  std::optional<std::string> start(int signal_fd, bool& forced);
+  /// start() without signals (tests).
+  std::optional<std::string> start() {
+    bool forced = false;
+    return start(-1, forced);
+  }
 
   /// Waits for the end: SIGTERM/SIGINT (read from `signal_fd`, a signalfd of them and
   /// SIGHUP; -1 for none) start an orderly stop, a second one forces it; SIGHUP reloads;
@@ -68,6 +84,12 @@ public:
   control_reply reload();
   /// Asks `run` to begin an orderly stop. Thread-safe.
   void request_shutdown() noexcept;
+  /// Queues `line` for the event fd (a newline is added) behind the event lines; never
+  /// blocks (a full queue drops it, counted). Any thread.
+  void say(std::string line) noexcept;
+  /// Waits at most `grace` for the queued event lines to reach stderr (before an _exit).
+  /// Any thread.
+  void flush_events(std::chrono::milliseconds grace) noexcept;
 
   control_reply handle(const std::string& command, const nlohmann::json& args) override;
   std::unique_ptr<control_stream> open_stream(const std::string& command, const nlohmann::json& args, sink to,
@@ -92,6 +114,11 @@ private:
   void on_event(const actors::supervisor_event& e);
   void on_root_down(const caf::error& reason);
   void on_stopped(bool ok, const std::string& why);
+  void reload_loop();                   // the SIGHUP reloads' thread
+  // Waits for `sup`'s initial start (ready, down, start_timeout) reading `signal_fd`.
+  // Returns why it failed, or none once it is up.
+  std::optional<std::string> await_start(caf::scoped_actor& waiter, const actors::supervisor_actor& sup, int signal_fd,
+                                         bool& forced);
   void wake() noexcept;
   void begin_stop(const char* why);
   void force_stop();
@@ -137,6 +164,16 @@ private:
   std::atomic<bool> stop_ok_{false};
   std::string down_reason_;  // written before root_down_ is set
   std::atomic<bool> stopping_{false};
+  // tree_'s, copied when tree_ changes (under control_): the main loop never reads tree_.
+  std::atomic<std::int64_t> shutdown_timeout_ms_;
+  std::shared_ptr<detail::line_writer> out_;  // the event lines' queue to options_.event_fd
+  // SIGHUP reloads run on reload_thread_ (they take control_, which a long control
+  // request can hold for minutes); the main loop only sets reload_pending_.
+  std::mutex reload_mutex_;
+  std::condition_variable reload_wake_;
+  bool reload_pending_ = false;
+  bool reload_quit_ = false;
+  std::thread reload_thread_;
   std::chrono::milliseconds watchdog_period_{0};
   std::chrono::steady_clock::time_point next_watchdog_{};
   std::chrono::steady_clock::time_point stop_deadline_ = std::chrono::steady_clock::time_point::max();
