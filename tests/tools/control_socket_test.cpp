@@ -9,6 +9,7 @@
 
 #include <fstream>
 
+#include <fcntl.h>
 #include <grp.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -249,4 +250,128 @@ BOOST_AUTO_TEST_CASE(out_of_descriptors_the_server_backs_off_and_recovers) {
   clients.clear();
   control_client c(path);
   BOOST_TEST(c.request("status", json::object(), 5s).ok);
+}
+
+namespace {
+
+/// REVIEW D6: an impostor, in a forked child as uid 65533, listening at `path` (its own
+/// 0755 directory, a 0666 socket: reachable to anyone). Writes one byte to `ready` once
+/// listening, then exits 0 when whoever connected sent nothing before closing, 1 when it
+/// sent something. System calls only between fork and _exit.
+pid_t impostor_listening_at(const char* dir, const char* path, int ready) {
+  const pid_t pid = ::fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid != 0) return pid;
+  if (::setresgid(65533, 65533, 65533) != 0 || ::setgroups(0, nullptr) != 0 || ::setresuid(65533, 65533, 65533) != 0)
+    ::_exit(10);
+  if (::mkdir(dir, 0755) != 0) ::_exit(11);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 || ::chmod(path, 0666) != 0 ||
+      ::listen(fd, 4) != 0)
+    ::_exit(12);
+  if (::write(ready, "r", 1) != 1) ::_exit(13);
+  const int conn = ::accept(fd, nullptr, nullptr);
+  if (conn < 0) ::_exit(14);
+  char buf[256];
+  const auto n = ::read(conn, buf, sizeof buf);
+  ::_exit(n == 0 ? 0 : 1);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_client_refuses_a_server_of_another_uid_before_sending_anything) {
+  if (::geteuid() != 0) {
+    BOOST_TEST_MESSAGE("skipped: an impostor of another uid needs root");
+    return;
+  }
+  pkit_test_common::temp_dir dir;
+  ::chmod(dir.path().c_str(), 01777);  // like /tmp, where the default socket lives without XDG_RUNTIME_DIR
+  const auto impostor_dir = dir.path() / "pkit-65534";
+  const auto path = (impostor_dir / "pkit.sock").string();
+  int ready[2];
+  BOOST_REQUIRE(::pipe2(ready, O_CLOEXEC) == 0);
+  const pid_t pid = impostor_listening_at(impostor_dir.c_str(), path.c_str(), ready[1]);
+  ::close(ready[1]);
+  char byte = 0;
+  BOOST_REQUIRE(::read(ready[0], &byte, 1) == 1);
+  ::close(ready[0]);
+  bool refused = false;
+  try {
+    control_client c(path);
+    c.request("add", json{{"snippet", "secret = 1"}}, 2s);
+  } catch (const control_client_error& e) {
+    refused = true;
+    BOOST_TEST((e.what_kind() == control_client_error::kind::untrusted_server));
+    BOOST_TEST(std::string(e.what()).find("uid 65533") != std::string::npos, e.what());
+  }
+  BOOST_TEST(refused);
+  int status = 0;
+  BOOST_REQUIRE(::waitpid(pid, &status, 0) == pid);
+  BOOST_TEST(WIFEXITED(status));
+  BOOST_TEST(WEXITSTATUS(status) == 0, "the impostor received the request (exit " << WEXITSTATUS(status) << ")");
+}
+
+BOOST_AUTO_TEST_CASE(a_server_refuses_a_symlinked_or_writable_socket_directory) {
+  pkit_test_common::temp_dir dir;
+  fake_handler handler;
+  const auto real = dir.path() / "real";
+  std::filesystem::create_directory(real);
+  ::chmod(real.c_str(), 0700);
+  const auto link = dir.path() / "link";
+  std::filesystem::create_directory_symlink(real, link);
+  const auto refused_with = [&](const std::filesystem::path& socket, const std::string& why) {
+    try {
+      control_server s(handler, control_server_options{socket});
+      BOOST_FAIL("started at " << socket);
+    } catch (const control_server_error& e) {
+      BOOST_TEST((e.what_kind() == control_server_error::kind::bad_path));
+      BOOST_TEST(std::string(e.what()).find(why) != std::string::npos, e.what());
+    }
+  };
+  // Whoever can write the parent could point the link elsewhere between our checks.
+  refused_with(link / "t.sock", "is a symbolic link");
+  BOOST_TEST(!std::filesystem::exists(real / "t.sock"));
+  // A directory others can write: they could replace our socket.
+  const auto shared = dir.path() / "shared";
+  std::filesystem::create_directory(shared);
+  ::chmod(shared.c_str(), 0770);
+  refused_with(shared / "t.sock", "writable by group or others");
+  ::chmod(shared.c_str(), 01777);
+  refused_with(shared / "t.sock", "writable by group or others");
+}
+
+BOOST_AUTO_TEST_CASE(a_server_not_run_by_root_refuses_a_root_owned_directory) {
+  if (::geteuid() != 0) {
+    BOOST_TEST_MESSAGE("skipped: dropping to another uid needs root");
+    return;
+  }
+  pkit_test_common::temp_dir dir;
+  ::chmod(dir.path().c_str(), 0755);
+  const auto root_dir = dir.path() / "rootdir";
+  std::filesystem::create_directory(root_dir);
+  ::chmod(root_dir.c_str(), 0755);
+  const auto path = root_dir / "t.sock";
+  // The parent has no thread here (no server alive), so the child may allocate.
+  const pid_t pid = ::fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    if (::setresgid(65534, 65534, 65534) != 0 || ::setgroups(0, nullptr) != 0 || ::setresuid(65534, 65534, 65534) != 0)
+      ::_exit(10);
+    try {
+      fake_handler h;
+      control_server s(h, control_server_options{path});
+      ::_exit(1);
+    } catch (const control_server_error& e) {
+      ::_exit(std::string(e.what()).find("belongs to uid 0") != std::string::npos ? 0 : 2);
+    } catch (...) {
+      ::_exit(3);
+    }
+  }
+  int status = 0;
+  BOOST_REQUIRE(::waitpid(pid, &status, 0) == pid);
+  BOOST_TEST(WIFEXITED(status));
+  BOOST_TEST(WEXITSTATUS(status) == 0);
 }

@@ -286,7 +286,13 @@ std::optional<program_config> read_program(const toml::table& t, const std::stri
   read_readiness(r, p);
   read_limits(r, p);
   r.finish();
-  if (p.instances > 1 && !p.name.empty()) {
+  const bool within_cap = ctx.children <= load_context::max_children;
+  ctx.children += p.instances;
+  if (within_cap && ctx.children > load_context::max_children)
+    r.error("instances", std::to_string(p.instances) + " more children make " + std::to_string(ctx.children) +
+                             " in the file; at most " + std::to_string(load_context::max_children) + " in all");
+  // Past the cap, instance names are not claimed: that map is what cost the memory.
+  if (p.instances > 1 && !p.name.empty() && ctx.children <= load_context::max_children) {
     const source_position at = position_of(r.table().get("instances")->source());
     for (std::uint32_t i = 1; i <= p.instances; ++i)
       ctx.claim_name(p.name + "." + std::to_string(i), {path, p.where, p.name}, at, r.path_of("instances"));

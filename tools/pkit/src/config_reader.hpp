@@ -130,6 +130,10 @@ struct load_context {
   std::filesystem::path base_dir;  ///< the file's directory (absolute)
   run_settings settings;
   std::map<std::string, name_owner> names;
+  /// Children (programs × instances) declared so far: capped at max_children, since each
+  /// costs memory and start time (100 × 10000 instances cost 750 MB just to check).
+  std::uint64_t children = 0;
+  static constexpr std::uint64_t max_children = 100'000;
 
   /// Registers `name` (a program's, a group's, or a generated instance name).
   void claim_name(const std::string& name, const name_owner& who, source_position at, const std::string& key_path);

@@ -111,8 +111,10 @@ std::variant<std::int64_t, std::string> parse_duration(std::string_view s, bool 
   else if (unit.empty() && n == 0) scale = 1;
   else
     return "\"" + std::string(s) + "\": unknown unit '" + std::string(unit) + "' (use ms, s, m or h)";
-  if (n > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) / scale / 1000)
-    return "\"" + std::string(s) + "\" is too long";
+  // Capped far below int64's range: steady_clock::now() + the duration must not overflow
+  // (a "3000000h" shutdown_timeout used to wrap around and force the kill at once).
+  constexpr std::uint64_t max_ms = 1'000'000'000'000;
+  if (n > max_ms / scale) return "\"" + std::string(s) + "\" is too long (at most 1000000000000ms, about 31 years)";
   return static_cast<std::int64_t>(n * scale);
 }
 

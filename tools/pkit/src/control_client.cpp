@@ -5,6 +5,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <system_error>
 
 #include <poll.h>
@@ -46,6 +47,19 @@ control_client::control_client(const std::filesystem::path& socket) : path_(sock
     if (err == ENOENT || err == ECONNREFUSED || err == ENOTDIR)
       throw control_client_error(kind::no_server, "no pkit run listening at " + s + " (is it running?)");
     throw control_client_error(kind::io, "cannot connect to " + s + ": " + errno_text(err));
+  }
+  // Before anything is sent (a request may carry secrets, e.g. an add snippet): the
+  // listener must be us or root. Another user may have created the socket first, in a
+  // shared directory such as /tmp/pkit-UID (REVIEW D6).
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(fd_.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+    throw control_client_error(kind::io, "cannot check who listens at " + s + ": " + errno_text(errno));
+  if (cred.uid != 0 && cred.uid != ::geteuid()) {
+    fd_.reset();
+    throw control_client_error(kind::untrusted_server,
+                               "the server at " + s + " runs as uid " + std::to_string(cred.uid) + ", not as us (uid " +
+                                   std::to_string(::geteuid()) + ") or root: nothing sent to it");
   }
 }
 

@@ -2,7 +2,9 @@
 
 #include <pkit/tool/control_server.hpp>
 
+#include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <system_error>
@@ -37,7 +39,16 @@ sockaddr_un address_of(const std::filesystem::path& path) {
 
 /// Makes `dir` and its missing ancestors with mode 0700 (the socket inside is then
 /// unreachable to others even in the instant between bind and chmod), and refuses a
-/// directory that another non-root user owns (they could swap the socket under us).
+/// directory someone else could swap the socket in (REVIEW D6): a symbolic link (whoever
+/// owns its parent can re-point it), one owned by another user (root's only when we are
+/// root: a root-owned shared directory such as /tmp is writable by all), or one the
+/// group or others may write.
+std::string octal(unsigned mode) {
+  std::array<char, 8> buf{};
+  std::snprintf(buf.data(), buf.size(), "%04o", mode);
+  return buf.data();
+}
+
 void prepare_directory(const std::filesystem::path& dir) {
   std::filesystem::path so_far;
   for (const auto& part : dir) {
@@ -46,11 +57,16 @@ void prepare_directory(const std::filesystem::path& dir) {
       fail_errno(kind::bad_path, "cannot create directory \"" + so_far.string() + "\"", errno);
   }
   struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0) fail_errno(kind::bad_path, "cannot use directory \"" + dir.string() + "\"", errno);
+  if (::lstat(dir.c_str(), &st) != 0) fail_errno(kind::bad_path, "cannot use directory \"" + dir.string() + "\"", errno);
+  if (S_ISLNK(st.st_mode))
+    fail(kind::bad_path, "socket directory \"" + dir.string() + "\" is a symbolic link: name the real directory");
   if (!S_ISDIR(st.st_mode)) fail(kind::bad_path, "\"" + dir.string() + "\" is not a directory");
-  if (st.st_uid != ::geteuid() && st.st_uid != 0)
+  if (st.st_uid != ::geteuid())
     fail(kind::bad_path, "directory \"" + dir.string() + "\" belongs to uid " + std::to_string(st.st_uid) +
-                             ", not to us (uid " + std::to_string(::geteuid()) + ") or root");
+                             ", not to us (uid " + std::to_string(::geteuid()) + ")");
+  if ((st.st_mode & 022) != 0)
+    fail(kind::bad_path, "directory \"" + dir.string() + "\" is writable by group or others (mode " +
+                             octal(st.st_mode & 07777) + "): they could replace the socket");
 }
 
 /// A socket file already at `path`: a live server's (refuse) or a stale one (remove).

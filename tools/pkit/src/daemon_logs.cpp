@@ -111,20 +111,20 @@ std::unique_ptr<control_stream> daemon::open_tail(const nlohmann::json& args, si
   };
   auto s = std::make_unique<tail_stream>();
   for (const auto& proc : procs) {
-    std::vector<captured_line> history;
+    // The last `lines` lines first, handed over inside add_listener: no live line of
+    // this process can come before or among them.
+    const std::size_t keep = lines < 0 ? 0 : static_cast<std::size_t>(lines);
     s->handles.push_back(capture_->add_listener(
         proc,
         [proc, to, item](const captured_line& l) {
           if (auto j = item(proc, l)) to(*j);
         },
-        &history));
-    // The last `lines` lines first. (They reach the sink before any live line of this
-    // process: the listener's lines queue behind them in the server.)
-    const std::size_t keep = lines < 0 ? 0 : static_cast<std::size_t>(lines);
-    std::vector<nlohmann::json> wanted;
-    for (auto it = history.rbegin(); it != history.rend() && wanted.size() < keep; ++it)
-      if (auto j = item(proc, *it)) wanted.push_back(std::move(*j));
-    for (auto it = wanted.rbegin(); it != wanted.rend(); ++it) to(*it);
+        [&](const std::vector<captured_line>& history) {
+          std::vector<nlohmann::json> wanted;
+          for (auto it = history.rbegin(); it != history.rend() && wanted.size() < keep; ++it)
+            if (auto j = item(proc, *it)) wanted.push_back(std::move(*j));
+          for (auto it = wanted.rbegin(); it != wanted.rend(); ++it) to(*it);
+        }));
   }
   return s;
 }

@@ -350,7 +350,7 @@ void log_capture::stop() noexcept {
 }
 
 log_capture::listener_handle log_capture::add_listener(const std::string& name, listener fn,
-                                                       std::vector<captured_line>* history) {
+                                                       const history_handler& history) {
   const std::uint64_t id = impl_->listeners->add(name, std::move(fn), history);
   return listener_handle(impl_->listeners, id);
 }

@@ -5,10 +5,10 @@
 namespace pkit::tool::detail {
 
 std::uint64_t log_listeners::add(const std::string& name, log_capture::listener fn,
-                                 std::vector<captured_line>* history) {
+                                 const log_capture::history_handler& history) {
   std::lock_guard<std::mutex> lock(m_);
   auto& p = programs_[name];
-  if (history) history->assign(p.history.begin(), p.history.end());
+  if (history) history(std::vector<captured_line>(p.history.begin(), p.history.end()));
   const std::uint64_t id = next_id_++;
   name_of_.emplace(id, name);
   p.listeners.emplace(id, std::move(fn));

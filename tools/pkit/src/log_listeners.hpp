@@ -22,8 +22,9 @@ class log_listeners {
 public:
   explicit log_listeners(std::size_t history_bytes) : history_bytes_(history_bytes) {}
 
-  /// Registers `fn` for `name`'s lines; fills `history` (if given) under the same lock.
-  std::uint64_t add(const std::string& name, log_capture::listener fn, std::vector<captured_line>* history);
+  /// Registers `fn` for `name`'s lines; first hands `history` (if set) the kept lines,
+  /// under the same lock, so no live line comes before or among them.
+  std::uint64_t add(const std::string& name, log_capture::listener fn, const log_capture::history_handler& history);
   /// Once this returns, the listener is not running and never runs again. Not from the
   /// listener itself (it holds the lock this takes).
   void remove(std::uint64_t id) noexcept;

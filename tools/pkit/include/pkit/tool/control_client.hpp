@@ -28,6 +28,7 @@ public:
     io,         ///< the connection broke
     timeout,    ///< no reply in time
     protocol,   ///< the server sent something that is not the protocol
+    untrusted_server,  ///< the socket's server runs as another user (not us, not root): nothing was sent
   };
   control_client_error(kind k, const std::string& message) : std::runtime_error(message), kind_(k) {}
   kind what_kind() const noexcept { return kind_; }
@@ -40,6 +41,8 @@ class control_client {
 public:
   /// Connects to the server at `socket`. Throws control_client_error: kind::no_server
   /// ("no pkit run listening at PATH (is it running?)") when nothing listens there,
+  /// kind::untrusted_server when the listening process runs as neither our euid nor root
+  /// (checked with SO_PEERCRED before anything is sent: a request may carry secrets),
   /// kind::io for other failures (e.g. permission denied on the socket file).
   explicit control_client(const std::filesystem::path& socket);
 

@@ -18,7 +18,8 @@
 /// own at the run's EOF: it never merges with the next run's output. (Why a fixed-width
 /// prefix: any line is split back into time, marker and content without guessing.)
 ///
-/// **Rotation** is spdlog's rotating_file_sink: before a record that would take the file
+/// **Rotation** follows spdlog's rotating_file_sink (on a descriptor pkit opens itself,
+/// O_NOFOLLOW, mode 0640): before a record that would take the file
 /// past `max_bytes`, FILE is renamed to FILE.1 (FILE.1 to FILE.2, ... up to `keep`, the
 /// oldest dropped) — in spdlog's naming, which keeps a file's extension last: `web.log`
 /// rotates to `web.1.log`, `web.2.log`, ...; a name without a dot, `web`, to `web.1`.
@@ -103,7 +104,8 @@ public:
   /// `inherit`/`null` remove the entry (a stream attached without one is read and its
   /// lines go to listeners only). Any thread. Throws std::invalid_argument (stream not 1
   /// or 2, max_bytes 0, a log spec without a path) or what the sink factory throws
-  /// (spdlog::spdlog_ex, a std::runtime_error, naming the file).
+  /// (a std::runtime_error naming the file; the default sink refuses a symbolic link at
+  /// the path and creates files 0640, directories 0750).
   void configure(const std::string& name, int stream, const output_spec& spec);
 
   /// output_capture: adds the pipe to the reader. Any thread. After `stop()` the pipe is
@@ -134,12 +136,17 @@ public:
     std::uint64_t id_ = 0;
   };
 
+  /// Receives a new listener's history: the lines kept in memory, oldest first.
+  using history_handler = std::function<void(const std::vector<captured_line>&)>;
+
   /// Calls `fn` for every line of program `name` read from now on (both streams). With
-  /// `history`, it is first filled with the lines kept in memory (oldest first), taken
-  /// atomically with the registration: no line is missed or seen twice between the two.
-  /// Any thread. Throws std::bad_alloc.
-  listener_handle add_listener(const std::string& name, listener fn,
-                               std::vector<captured_line>* history = nullptr);
+  /// `history`, that is called first, on the calling thread, under the lock lines are
+  /// delivered under and before `fn` is hooked: no line is missed, seen twice, or
+  /// delivered between history lines (REVIEW D13: a tail's history and live lines
+  /// interleaved when the caller sent the history after registering). `history` must
+  /// not block nor call into the capture. Any thread. Throws std::bad_alloc or what
+  /// `history` throws (then `fn` is not hooked).
+  listener_handle add_listener(const std::string& name, listener fn, const history_handler& history = {});
 
   /// Pipes attached and not yet at EOF.
   std::size_t open_pipes() const;
