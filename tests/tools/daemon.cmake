@@ -25,4 +25,10 @@ pkit_add_test(NAME pkit_ctl_test
   LIBS nlohmann_json::nlohmann_json
   LABELS tools)
 target_compile_definitions(pkit_ctl_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>")
+# GCC 12 with -fsanitize=address reports -Wmaybe-uninitialized inside libstdc++'s
+# std::regex (its std::function members), a known false positive of that combination;
+# -Werror made the ASan build fail on it. Only this target uses std::regex.
+if(PKIT_SANITIZE STREQUAL "address")
+  target_compile_options(pkit_ctl_test PRIVATE -Wno-maybe-uninitialized)
+endif()
 add_dependencies(pkit_ctl_test pkit)
