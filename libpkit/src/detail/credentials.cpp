@@ -28,9 +28,12 @@ bool parse_id(const std::string& s, Id& out) {
 
 // The *_r lookups with a buffer grown on ERANGE. Returns 0 and found=false for "no such
 // entry" (POSIX lets an implementation report that as ENOENT, ESRCH, EBADF or EPERM too).
+//
+// The entry's strings (pw_name, ...) point into `buf`: the caller owns it, and reads them
+// only while it lives.
 template <class Entry, class Lookup>
-int lookup(Lookup&& call, Entry& entry, bool& found) {
-  std::vector<char> buf(1024);
+int lookup(Lookup&& call, Entry& entry, bool& found, std::vector<char>& buf) {
+  buf.resize(1024);
   for (;;) {
     Entry* result = nullptr;
     int r = call(&entry, buf.data(), buf.size(), &result);
@@ -53,13 +56,14 @@ bool has_capability(int cap) {
 
 std::error_code resolve_user(const std::string& user, credentials& out, std::string& name, bool& has_gid) {
   passwd pw{};
+  std::vector<char> buf;  // holds pw's strings (name = pw.pw_name below)
   bool found = false;
   int r = lookup([&](passwd* e, char* b, std::size_t n, passwd** res) { return ::getpwnam_r(user.c_str(), e, b, n, res); },
-                 pw, found);
+                 pw, found, buf);
   if (r != 0) return {r, std::system_category()};
   if (!found && parse_id(user, out.uid)) {
     r = lookup([&](passwd* e, char* b, std::size_t n, passwd** res) { return ::getpwuid_r(out.uid, e, b, n, res); },
-               pw, found);
+               pw, found, buf);
     if (r != 0) return {r, std::system_category()};
     if (!found) return {};  // a bare uid: only with a group
   }
@@ -73,9 +77,10 @@ std::error_code resolve_user(const std::string& user, credentials& out, std::str
 
 std::error_code resolve_group(const std::string& group, gid_t& gid) {
   ::group gr{};
+  std::vector<char> buf;  // holds gr's strings
   bool found = false;
   int r = lookup([&](::group* e, char* b, std::size_t n, ::group** res) { return ::getgrnam_r(group.c_str(), e, b, n, res); },
-                 gr, found);
+                 gr, found, buf);
   if (r != 0) return {r, std::system_category()};
   if (found) {
     gid = gr.gr_gid;
