@@ -134,7 +134,7 @@ communicate_result communicator::communicate(std::optional<std::chrono::millisec
                                              std::error_code& ec) noexcept {
   ec.clear();
   try {
-    if (detail::reaper::instance().on_reaper_thread()) {
+    if (detail::reaper::called_on_reaper_thread()) {
       ec = errc::would_deadlock;
       return partial();
     }
@@ -280,7 +280,7 @@ communicate_result communicate(process& p, communicate_options options,
                                std::error_code& ec) noexcept {
   try {
     // Checked before the pipe ends are taken, so that they stay with the process.
-    if (detail::reaper::instance().on_reaper_thread()) {
+    if (detail::reaper::called_on_reaper_thread()) {
       ec = errc::would_deadlock;
       return {};
     }

@@ -129,9 +129,6 @@ std::error_code process_access::start(process& p, std::shared_ptr<process_state>
   // Opened here, on the caller's thread: an open that blocks (a FIFO without a reader)
   // must not hold up the spawn thread that other threads' starts go through.
   std::error_code io_error = prepare_io(s.opts, io, stage);
-  // Created first: it undoes an inherited SIGCHLD=SIG_IGN, under which the kernel would
-  // discard the exit status of a child that ends at once.
-  reaper& r = reaper::instance();
   std::error_code ec;
   // With an on_ready callback, a start without wait still sets up the readiness pipes.
   const bool want_ready = wait || static_cast<bool>(s.opts.on_ready);
@@ -144,6 +141,10 @@ std::error_code process_access::start(process& p, std::shared_ptr<process_state>
     s.cv.notify_all();
     return io_error;
   }
+  // Created before the spawn: it undoes an inherited SIGCHLD=SIG_IGN, under which the
+  // kernel would discard the exit status of a child that ends at once. Not before the
+  // checks above: a start refused for a bad name or limit starts no thread either.
+  reaper& r = reaper::instance();
   // PR_SET_PDEATHSIG fires when the creating *thread* ends. Children made directly (not
   // by a fork server) on any thread but the main one are therefore made by the spawn
   // thread, which lasts as long as the program and runs no user code.
@@ -265,15 +266,15 @@ process::~process() {
   // In a forked copy of the program the child is not ours: touch nothing (the copy's
   // descriptors close with the state; the original keeps its own).
   if (!s.owned_here()) return;
-  auto& r = detail::reaper::instance();
+  // Not reaper::instance(): an object that never ran must not start the reaper thread.
+  const bool on_reaper = detail::reaper::called_on_reaper_thread();
   std::unique_lock<std::mutex> lock(s.m);
   s.dying = true;  // no new run from now on (an on_exit that restarts gets not_owner)
   // A start under way (an on_exit restarting the process on the reaper thread) publishes
   // its run in a moment; that run is then stopped below like any other.
-  if (!r.on_reaper_thread())
-    s.cv.wait(lock, [&] { return s.ph != process_state::phase::starting; });
+  if (!on_reaper) s.cv.wait(lock, [&] { return s.ph != process_state::phase::starting; });
   if (s.ph == process_state::phase::running) {
-    if (r.on_reaper_thread()) {
+    if (on_reaper) {
       // Destroyed from some on_exit callback: the reaper cannot report this exit while
       // we wait for it, so kill and collect the child right here.
       detail::kill_and_collect_here(s, lock);

@@ -21,7 +21,7 @@ namespace {
 // Blocking on the reaper thread for something only that thread can deliver (an exit, a
 // slot) would wedge it for good: fail instead, as process::join does.
 void refuse_on_reaper_thread(const char* what) {
-  if (reaper::instance().on_reaper_thread()) throw std::system_error(errc::would_deadlock, what);
+  if (reaper::called_on_reaper_thread()) throw std::system_error(errc::would_deadlock, what);
 }
 
 }  // namespace
@@ -312,7 +312,7 @@ process_pool::process_pool(std::size_t slots, process_options options)
 
 process_pool::~process_pool() {
   if (::getpid() != state_->owner_pid) return;
-  if (detail::reaper::instance().on_reaper_thread()) {
+  if (detail::reaper::called_on_reaper_thread()) {
     state_->abandon();
     return;
   }

@@ -408,7 +408,7 @@ void fork_server_core::shutdown() noexcept {
     shutting_down_ = true;
     control_.reset();  // the server sees EOF
   }
-  if (reaper::instance().on_reaper_thread()) return;
+  if (reaper::called_on_reaper_thread()) return;
   std::unique_lock<std::mutex> lock(mutex_);
   auto gone = [&] { return !events_open_ && !server_alive_; };
   // The server exits as soon as it has killed and reaped its children. If it does not

@@ -71,6 +71,11 @@ reaper& reaper::instance() {
   return *r;
 }
 
+bool reaper::called_on_reaper_thread() noexcept {
+  const reaper* r = current.load(std::memory_order_acquire);
+  return r != nullptr && current_owner.load(std::memory_order_acquire) == ::getpid() && r->on_reaper_thread();
+}
+
 reaper::reaper() : owner_(::getpid()), epoll_(::epoll_create1(EPOLL_CLOEXEC)) {
   if (!epoll_) throw std::system_error(errno, std::system_category(), "pkit reaper: epoll_create1");
   make_children_waitable();

@@ -68,6 +68,10 @@ public:
   bool cancel(std::uint64_t timer);
 
   bool on_reaper_thread() const noexcept { return std::this_thread::get_id() == thread_id_; }
+  /// Whether the calling thread is this process's reaper thread — without creating a
+  /// reaper when there is none yet (a check must not start a thread: a `process` made and
+  /// destroyed unstarted in a forked copy of a threaded program must stay thread-free).
+  static bool called_on_reaper_thread() noexcept;
 
   reaper(const reaper&) = delete;
   reaper& operator=(const reaper&) = delete;

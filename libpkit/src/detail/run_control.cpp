@@ -463,7 +463,7 @@ std::optional<exit_status> join_run(const std::shared_ptr<process_state>& sp,
                                     std::chrono::milliseconds timeout) {
   process_state& s = *sp;
   if (s.collected >= run) return s.status_of(run);
-  if (reaper::instance().on_reaper_thread()) {
+  if (reaper::called_on_reaper_thread()) {
     // Only the reaper thread can report this exit; waiting here would block it forever.
     if (s.ph == process_state::phase::exiting && s.runs == run &&
         s.callback_thread == std::this_thread::get_id())
