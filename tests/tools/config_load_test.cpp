@@ -155,13 +155,13 @@ BOOST_AUTO_TEST_CASE(groups_and_programs_keep_the_file_order_at_every_depth) {
 BOOST_AUTO_TEST_CASE(describe_draws_the_tree) {
   const std::string expected =
       "shop (one_for_one, intensity 3 in 10s, backoff 500ms..30s)\n"
-      "├── first    [program] sleep 10   stop: TERM 5s\n"
+      "├── first    [program] sleep 10   stop: SIGTERM 5s\n"
       "├── backend  (one_for_all, intensity 1 in 5s)\n"
-      "│   ├── db       [program] sleep 10   ready: fd 3, stop: TERM 5s\n"
+      "│   ├── db       [program] sleep 10   ready: fd 3, stop: SIGTERM 5s\n"
       "│   ├── workers  (rest_for_one, intensity 2 in 1m)\n"
-      "│   │   └── w  [program] sleep 10   instances 2, stop: TERM 5s\n"
-      "│   └── cache    [program] sleep 10   stop: TERM 5s\n"
-      "└── last     [program] sh -c 'exec sleep 10'   ready: notify, stop: TERM 2s\n";
+      "│   │   └── w  [program] sleep 10   instances 2, stop: SIGTERM 5s\n"
+      "│   └── cache    [program] sleep 10   stop: SIGTERM 5s\n"
+      "└── last     [program] sh -c 'exec sleep 10'   ready: notify, stop: SIGTERM 2s\n";
   BOOST_TEST(describe(load_good("nested.toml")) == expected);
 }
 
@@ -184,7 +184,7 @@ BOOST_AUTO_TEST_CASE(the_default_tree_loads_and_is_the_demo_the_readme_promises)
   const std::string drawing = describe(t);
   BOOST_TEST(drawing.starts_with("pkit (one_for_one, intensity 20 in 1m, backoff 500ms..5s, min uptime 1s)\n"
                                  "├── api      [program] sh -c 'echo \"api: starting (pid $$)\"; sleep 0.5; echo \"ap...   "
-                                 "ready: fd 3, stop: TERM 5s\n"),
+                                 "ready: fd 3, stop: SIGTERM 5s\n"),
              drawing);
 }
 

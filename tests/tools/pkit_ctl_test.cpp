@@ -143,6 +143,17 @@ BOOST_AUTO_TEST_CASE(signal_reaches_the_program_which_exits_and_is_restarted) {
   BOOST_REQUIRE(usr1);
   BOOST_TEST(usr1->value("status", json::object()).value("signal", 0) == SIGUSR1, usr1->dump());
   BOOST_REQUIRE(t.event(is_event("alpha", "started", 2)));
+  // A real-time signal, which has no name of its own, by number and by kill -l's name
+  // (ctl once sent it on as "SIG35", which the daemon then refused).
+  const int rt = SIGRTMIN + 1;
+  auto by_number = t.ctl({"signal", std::to_string(rt), "alpha"});
+  BOOST_TEST(by_number.code == 0, by_number.err);
+  auto rt_exit = t.event(is_event("alpha", "exited", 2));
+  BOOST_REQUIRE(rt_exit);
+  BOOST_TEST(rt_exit->value("status", json::object()).value("signal", 0) == rt, rt_exit->dump());
+  BOOST_REQUIRE(t.event(is_event("alpha", "started", 3)));
+  BOOST_TEST(t.ctl({"signal", "rtmin+1", "alpha"}).code == 0);
+  BOOST_REQUIRE(t.event(is_event("alpha", "exited", 3)));
   BOOST_TEST(t.ctl({"signal", "10", "nosuch"}).code == 4);
   BOOST_TEST(t.ctl({"signal", "NOTASIGNAL", "alpha"}).code == 2);
   t.finish();

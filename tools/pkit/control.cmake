@@ -1,6 +1,7 @@
 # The control channel (helper "control"): the Unix-socket server, its protocol, the
 # client, and the `pkit ctl` subcommands. Protocol: PROTOCOL.md next to this file.
 target_sources(pkit_tool PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/src/signals.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/control_protocol.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/control_socket.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/control_connection.cpp

@@ -3,6 +3,8 @@
 
 #include "config_reader.hpp"
 
+#include <pkit/tool/signals.hpp>
+
 #include <algorithm>
 
 namespace pkit::tool {
@@ -65,7 +67,7 @@ std::string program_text(const program_config& p) {
   if (p.significant) attrs.push_back("significant");
   if (p.readiness.mode == readiness_spec::kind::fd) attrs.push_back("ready: fd " + std::to_string(p.readiness.fd));
   if (p.readiness.mode == readiness_spec::kind::notify_socket) attrs.push_back("ready: notify");
-  attrs.push_back("stop: " + detail::signal_name(p.stop_signal) + " " + format_duration(p.stop_timeout_ms));
+  attrs.push_back("stop: " + signal_name(p.stop_signal) + " " + format_duration(p.stop_timeout_ms));
   if (p.stdout_spec.mode != output_spec::kind::inherit) attrs.push_back("stdout: " + output_text(p.stdout_spec));
   if (p.stderr_spec.mode != output_spec::kind::inherit) attrs.push_back("stderr: " + output_text(p.stderr_spec));
   if (!p.user.empty()) attrs.push_back("user " + p.user);

@@ -3,6 +3,8 @@
 
 #include "config_reader.hpp"
 
+#include <pkit/tool/signals.hpp>
+
 #include <sys/resource.h>
 
 #include <unistd.h>
@@ -208,8 +210,8 @@ void read_stop(table_reader& r, program_config& p) {
     if (n->is_integer()) {
       if (auto s = r.integer("stop_signal", 1, NSIG - 1)) p.stop_signal = static_cast<std::int32_t>(*s);
     } else if (auto s = r.string("stop_signal")) {
-      if (int sig = signal_number(*s); sig != 0) p.stop_signal = sig;
-      else r.error("stop_signal", "unknown signal \"" + *s + "\" (write \"TERM\", \"SIGINT\", \"HUP\" or a number)");
+      if (auto sig = parse_signal(*s)) p.stop_signal = *sig;
+      else r.error("stop_signal", "unknown signal \"" + *s + "\" (write \"TERM\", \"SIGINT\", \"RTMIN+1\" or a number 1-64)");
     }
   }
   if (auto d = r.duration("stop_timeout", true)) p.stop_timeout_ms = *d;

@@ -49,9 +49,7 @@ std::variant<std::int64_t, std::string> parse_duration(std::string_view s, bool 
 /// "10MiB", "512KiB", "1GB", "100B", "4096".
 std::variant<std::uint64_t, std::string> parse_size(std::string_view s);
 /// "TERM", "SIGTERM", "term" → 15; 0 when unknown.
-int signal_number(std::string_view name);
 /// 15 → "TERM"; the number when it has no name.
-std::string signal_name(int sig);
 /// "" when `name` is a valid program/group name, else why not.
 std::string name_problem(std::string_view name);
 /// `p` made absolute against `base`, normalised, without a trailing '/' ("." → base).

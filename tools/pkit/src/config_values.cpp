@@ -134,21 +134,6 @@ std::variant<std::uint64_t, std::string> parse_size(std::string_view s) {
   return "\"" + std::string(s) + "\": unknown unit '" + std::string(unit) + "' (use B, KB, MB, GB, KiB, MiB or GiB)";
 }
 
-int signal_number(std::string_view name) {
-  std::string n = lower(name);
-  if (n.starts_with("sig")) n.erase(0, 3);
-  for (int sig = 1; sig < NSIG; ++sig) {
-    const char* abbrev = sigabbrev_np(sig);
-    if (abbrev != nullptr && lower(abbrev) == n) return sig;
-  }
-  return 0;
-}
-
-std::string signal_name(int sig) {
-  const char* abbrev = sig > 0 && sig < NSIG ? sigabbrev_np(sig) : nullptr;
-  return abbrev != nullptr ? std::string(abbrev) : std::to_string(sig);
-}
-
 std::string name_problem(std::string_view name) {
   if (name.empty()) return "a name cannot be empty";
   if (name.size() > 64) return "a name has at most 64 characters";

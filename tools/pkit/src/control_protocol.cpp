@@ -203,22 +203,6 @@ std::optional<decoded_line> decode_server_line(std::string_view line, std::strin
   return d;
 }
 
-std::optional<int> parse_signal(std::string_view text) {
-  if (text.empty()) return std::nullopt;
-  if (std::isdigit(static_cast<unsigned char>(text.front()))) {
-    int n = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-    if (ec != std::errc{} || end != text.data() + text.size() || n < 1 || n >= NSIG) return std::nullopt;
-    return n;
-  }
-  std::string upper(text);
-  std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
-  if (upper.rfind("SIG", 0) == 0) upper.erase(0, 3);
-  for (int n = 1; n < NSIG; ++n)
-    if (const char* abbrev = ::sigabbrev_np(n); abbrev != nullptr && upper == abbrev) return n;
-  return std::nullopt;
-}
-
 std::optional<int> parse_signal(const nlohmann::json& value) {
   if (value.is_string()) return parse_signal(std::string_view(value.get_ref<const std::string&>()));
   if (value.is_number_integer()) {
@@ -226,11 +210,6 @@ std::optional<int> parse_signal(const nlohmann::json& value) {
     if (n >= 1 && n < NSIG) return static_cast<int>(n);
   }
   return std::nullopt;
-}
-
-std::string signal_name(int signo) {
-  if (const char* abbrev = ::sigabbrev_np(signo); abbrev != nullptr) return std::string("SIG") + abbrev;
-  return "SIG" + std::to_string(signo);
 }
 
 std::filesystem::path default_control_socket(std::string_view name) {

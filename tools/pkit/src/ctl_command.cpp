@@ -134,7 +134,7 @@ int ctl_command::run_simple(const std::string& command) {
 
 int ctl_command::run_signal() {
   control_client client(opt_.socket_path());
-  const json args{{"names", names_json(opt_.names)}, {"signal", signal_name(*parse_signal(std::string_view(opt_.signal)))}};
+  const json args{{"names", names_json(opt_.names)}, {"signal", *parse_signal(std::string_view(opt_.signal))}};
   const auto reply = client.request("signal", args, std::chrono::milliseconds(opt_.timeout_ms));
   return reply.ok ? ctl_exit::success : fail_with(reply);
 }

@@ -10,6 +10,7 @@
 #include <pkit/tool/control_handler.hpp>
 
 #include <nlohmann/json.hpp>
+#include <pkit/tool/signals.hpp>
 
 #include <cstddef>
 #include <filesystem>
@@ -90,13 +91,9 @@ struct decoded_line {
 /// not one of the three shapes above.
 std::optional<decoded_line> decode_server_line(std::string_view line, std::string& error);
 
-/// A signal given as a number (1–64) or a name ("HUP", "SIGHUP", "sighup"). nullopt when
-/// it names no signal. Used by `pkit ctl signal` and by the daemon to check "signal".
+/// The "signal" argument of a request: a number (1–64) or a name as parse_signal(text)
+/// reads it. nullopt when it names no signal (the daemon's check of "signal").
 std::optional<int> parse_signal(const nlohmann::json& value);
-std::optional<int> parse_signal(std::string_view text);
-
-/// "SIGHUP" for 1; "SIG42" when the number has no name.
-std::string signal_name(int signo);
 
 /// The control socket of a tree named `name` when the file does not say
 /// (`[pkit] control_socket`): $XDG_RUNTIME_DIR/pkit/NAME.sock when XDG_RUNTIME_DIR is an
