@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cmath>
 #include <deque>
+#include <csignal>
 #include <functional>
 #include <iterator>
 #include <list>
@@ -319,10 +320,12 @@ void emit(self_pointer self, const child& c, event_kind kind, std::int64_t delay
   e.kind = kind;
   e.incarnation = c.incarnation;
   e.pid = c.pid;
-  e.has_status = kind == event_kind::exited && c.last.has_value();
+  // A stop's status too: how the run ended is the same news whether or not it was asked to.
+  const bool ended = kind == event_kind::exited || kind == event_kind::stopped;
+  e.has_status = ended && c.last.has_value();
   if (e.has_status) e.status = *c.last;
   e.delay_ms = delay_ms;
-  e.reason = kind == event_kind::exited && reason.empty() ? c.last_reason : std::move(reason);
+  e.reason = ended && reason.empty() ? c.last_reason : std::move(reason);
   publish(self, e);
 }
 
@@ -458,6 +461,16 @@ void complete_ready_step(self_pointer self, child& c) {
 std::int64_t shutdown_of(const child& c) {
   if (c.spec.shutdown_ms != default_shutdown) return c.spec.shutdown_ms;
   return c.is_supervisor() ? -1 : c.spec.process.stop_timeout_ms;
+}
+
+// Why a stopped worker's status is what it is, when that is worth saying: SIGKILL that
+// the stop did not ask for first means it outlived its shutdown timeout (systemd's
+// result 'timeout') — a stop that had to be forced. Empty for an orderly stop.
+std::string stop_verdict(const child& c, const exit_status& status) {
+  const std::int64_t shutdown = shutdown_of(c);
+  if (!status.is_killed() || status.signal() != SIGKILL || shutdown <= 0 || c.spec.process.stop_signal == SIGKILL)
+    return {};
+  return std::string(stop_timeout_reason) + ": killed after " + std::to_string(shutdown) + " ms";
 }
 
 process_spec worker_spec(const child& c) {
@@ -638,6 +651,7 @@ void stop_child_step(self_pointer self, const step& s, std::uint64_t token) {
             if (child* c = st.find(id); c != nullptr && c->state == child_state::stopping) {
               c->state = child_state::stopped;
               c->last = status;
+              c->last_reason = stop_verdict(*c, status);
               c->stopped_run = c->incarnation;  // its child_exited report follows: no crash
               emit(self, *c, event_kind::stopped);
               c->pid = 0;

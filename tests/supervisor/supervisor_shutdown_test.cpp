@@ -109,7 +109,36 @@ BOOST_AUTO_TEST_CASE(a_worker_whose_process_actor_was_killed_is_restarted_only_o
   // It was in its grace period: it got the SIGTERM (and then the SIGKILL).
   BOOST_TEST(read_file(record).find("TERM " + std::to_string(old) + "\n") != std::string::npos, read_file(record));
   require(ev(event_kind::ready, "w"), "w ready again");
-  BOOST_TEST(pids_with_marker(marker_of(w)).size() == 1u);
+  const auto st = read_proc_stat(started.pid);
+  BOOST_TEST(pids_with_marker(marker_of(w)).size() == 1u,
+             "new run " << started.pid << " state " << (st ? std::string(1, st->state) : std::string("gone"))
+                        << " ppid " << (st ? st->ppid : 0) << "; old " << old << " running " << is_running(old));
+}
+
+// A stop's event says how the run ended, like an exit's does: the status, and for a
+// worker that outlived its shutdown timeout the reason stop_timeout (it was killed). It
+// carried neither, so whoever watched the events (pkit run's final table, its exit code)
+// could not tell an orderly stop from a forced one.
+BOOST_AUTO_TEST_CASE(a_stopped_event_carries_the_status_and_says_when_the_stop_had_to_kill) {
+  auto stubborn = ready_line_worker("stubborn", {"ignore-term"});
+  stubborn.shutdown_ms = 200;
+  auto polite = ready_line_worker("polite", {"trap-term", "0"});
+  auto s = start_sup(sup_spec("stops", restart_strategy::one_for_one, {stubborn, polite}, 5));
+  const pid_t stubborn_pid = child(s, "stubborn").pid;
+  BOOST_TEST(ask<caf::ok_atom>(s, pa::terminate_child_atom_v, std::string{"stubborn"}).ok());
+  auto killed = require(ev(event_kind::stopped, "stubborn"), "stubborn stopped");
+  BOOST_TEST(killed.pid == stubborn_pid);
+  BOOST_TEST_REQUIRE(killed.has_status);
+  BOOST_TEST(killed.status.signal() == SIGKILL);
+  BOOST_TEST(killed.reason == std::string(pa::stop_timeout_reason) + ": killed after 200 ms");
+  BOOST_TEST(child(s, "stubborn").last_reason == killed.reason);
+
+  BOOST_TEST(ask<caf::ok_atom>(s, pa::terminate_child_atom_v, std::string{"polite"}).ok());
+  auto clean = require(ev(event_kind::stopped, "polite"), "polite stopped");
+  BOOST_TEST_REQUIRE(clean.has_status);
+  BOOST_TEST(clean.status.code() == 0);
+  BOOST_TEST(!clean.status.is_killed());
+  BOOST_TEST(clean.reason.empty(), clean.reason);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -89,6 +89,9 @@ BOOST_AUTO_TEST_CASE(a_killed_program_is_restarted_with_a_new_pid) {
   BOOST_TEST(p.wait_exit().value_or(-1) == 0);
 }
 
+// The stop goes on past a program that ignores SIGTERM (SIGKILL after its stop_timeout),
+// and says so: that program's `stopped` event and the final table carry the SIGKILL, and
+// the exit status is 1 — a stop that had to be forced (it was 0, every status lost).
 BOOST_AUTO_TEST_CASE(sigterm_stops_in_reverse_order_escalating_on_a_program_that_ignores_it) {
   pkit_test_common::temp_dir dir;
   write_file(dir.file("tree.toml"), program("first", "pause") +
@@ -101,15 +104,29 @@ BOOST_AUTO_TEST_CASE(sigterm_stops_in_reverse_order_escalating_on_a_program_that
   auto t0 = steady_clock::now();
   ::kill(p.pid(), SIGTERM);
   std::vector<std::string> order;
+  std::map<std::string, json> stopped;
   for (int i = 0; i < 3; ++i) {
     auto e = p.wait_event([](const json& j) { return j.value("event", "") == "stopped"; });
     BOOST_REQUIRE_MESSAGE(e, "missing stopped events; stderr:\n" << p.stderr_text());
     order.push_back(e->value("program", ""));
+    stopped[order.back()] = *e;
   }
   BOOST_TEST((order == std::vector<std::string>{"last", "stubborn", "first"}));
-  BOOST_TEST(p.wait_exit().value_or(-1) == 0);
+  BOOST_TEST(p.wait_exit().value_or(-1) == 1, "a stop that had to kill exits 1; stderr:\n" << p.stderr_text());
   BOOST_TEST(duration_cast<milliseconds>(steady_clock::now() - t0).count() >= 300, "the stop timeout was honoured");
   for (auto& [n, pid] : pids) BOOST_TEST(gone(pid), n << " still runs");
+  BOOST_TEST(stopped["stubborn"].value("status", json::object()).value("signal", 0) == SIGKILL, stopped["stubborn"].dump());
+  BOOST_TEST(stopped["stubborn"].value("reason", "").rfind("stop_timeout: killed after 300 ms", 0) == 0u,
+             stopped["stubborn"].dump());
+  for (const char* n : {"first", "last"}) {
+    BOOST_TEST(stopped[n].value("status", json::object()).value("signal", 0) == SIGTERM, stopped[n].dump());
+    BOOST_TEST(!stopped[n].contains("reason"), stopped[n].dump());
+  }
+  BOOST_TEST(p.stderr_text().find("the stop had to kill what outlived its stop_timeout: stubborn") != std::string::npos,
+             p.stderr_text());
+  const auto table = p.stdout_text();
+  BOOST_TEST(table.find("killed by SIGKILL") != std::string::npos, table);
+  BOOST_TEST(table.find("killed by SIGTERM") != std::string::npos, table);
 }
 
 BOOST_AUTO_TEST_CASE(a_second_sigterm_forces_the_stop) {

@@ -265,6 +265,8 @@ void daemon::on_event(const supervisor_event& e) {
     case event_kind::exited:
     case event_kind::stopped:
       if (e.has_status) r.last_exit = status_to_json(e.status);
+      if (e.kind == event_kind::stopped && stopping_ && e.reason.starts_with(actors::stop_timeout_reason))
+        killed_at_stop_.push_back(key);
       if (r.pid > 0) {
         live_groups_.erase(r.pid);
         if (keeper_ != nullptr) keeper_->unwatch(r.pid);
@@ -378,6 +380,13 @@ std::optional<int> daemon::outcome() {
   std::lock_guard lock(mutex_);
   if (stopped_) {
     if (!stop_ok_) say("pkit: the stop failed: " + down_reason_);
+    if (stop_ok_ && !killed_at_stop_.empty()) {
+      // Every program is gone, but not all went as asked: the stop had to be forced.
+      std::string names;
+      for (const auto& n : killed_at_stop_) names += (names.empty() ? "" : ", ") + n;
+      say("pkit: the stop had to kill what outlived its stop_timeout: " + names);
+      return exit_failed;
+    }
     return stop_ok_ ? exit_clean : exit_failed;
   }
   if (root_down_ && !stopping_) {

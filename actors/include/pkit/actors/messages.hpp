@@ -20,6 +20,7 @@
 #include <initializer_list>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pkit::actors {
@@ -284,6 +285,11 @@ struct supervisor_event {
   std::int64_t delay_ms = 0;
   std::string reason;
 };
+
+/// The start of a `stopped` event's `reason` (and of `child_info::last_reason`) when the
+/// worker outlived its shutdown timeout and was killed with SIGKILL it was not asked to
+/// stop with: "stop_timeout: killed after 5000 ms". A stop that had to be forced.
+inline constexpr std::string_view stop_timeout_reason = "stop_timeout";
 
 // ---------------------------------------------------------------------------------------
 // inspect overloads (CAF 0.17 serialization)

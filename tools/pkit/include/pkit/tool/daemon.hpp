@@ -156,6 +156,7 @@ private:
   std::map<std::uint64_t, sink> sinks_;
   std::uint64_t next_sink_ = 0;
   std::set<pid_t> live_groups_;
+  std::vector<std::string> killed_at_stop_;  // the shutdown had to SIGKILL these (stop_timeout)
 
   std::atomic<bool> started_{false};  // root_ is set (control requests may come earlier)
   std::atomic<bool> shutdown_requested_{false};
