@@ -1312,7 +1312,10 @@ BOOST_AUTO_TEST_CASE(one_for_all_siblings_killed_together_count_as_one_restart) 
   drain();
   const std::size_t mark = history.size();
   kill_pid(before[0].pid, SIGKILL);
-  kill_pid(before[1].pid, SIGKILL);
+  // If this thread is preempted between the two kills, the group restart may already have
+  // stopped and reaped b (ESRCH): then b's end was part of the restart all the same.
+  const int b_kill = ::kill(before[1].pid, SIGKILL);
+  BOOST_TEST_REQUIRE((b_kill == 0 || errno == ESRCH));
   for (const char* id : {"a", "b", "c"}) require(ev(event_kind::ready, id, 2), std::string(id) + " ready again");
   BOOST_TEST(alive(s));
   drain();
