@@ -222,10 +222,11 @@ struct supervisor_state {
     return i == index.end() ? nullptr : &*i->second;
   }
   std::list<child>::iterator position(const std::string& id) const { return index.at(id); }
-  void add(child c) {
+  // Last, or before the child `before` (which must exist).
+  void add(child c, const std::string& before = {}) {
     const std::string id = c.spec.id;
-    children.push_back(std::move(c));
-    index.emplace(id, std::prev(children.end()));
+    const auto at = before.empty() ? children.end() : index.at(before);
+    index.emplace(id, children.insert(at, std::move(c)));
   }
   void remove(const std::string& id) {
     auto i = index.find(id);
@@ -968,15 +969,17 @@ void give_up(self_pointer self, const child& last) {
 
 // -- requests ---------------------------------------------------------------------------
 
-caf::result<child_info> add_and_start(self_pointer self, child_spec spec) {
+caf::result<child_info> add_and_start(self_pointer self, child_spec spec, const std::string& before = {}) {
   auto& st = self->state;
   if (st.shutting_down) return caf::make_error(error::shutting_down, st.spec.name);
   if (auto err = check_child(spec)) return err;
   if (st.find(spec.id) != nullptr) return caf::make_error(error::already_present, spec.id);
+  if (!before.empty() && st.find(before) == nullptr)
+    return caf::make_error(error::unknown_child, "start_child before '" + before + "': no such child");
   const std::string id = spec.id;
   child c;
   c.spec = std::move(spec);
-  st.add(std::move(c));
+  st.add(std::move(c), before);
   auto rp = self->make_response_promise<child_info>();
   step s{step::kind::start, id};
   s.done = [self, rp, id](const caf::error& err) mutable {
@@ -1132,6 +1135,11 @@ private_supervisor_actor::behavior_type supervisor_impl(self_pointer self, super
         if (self->state.spec.flags.strategy == restart_strategy::simple_one_for_one)
           return caf::make_error(error::wrong_strategy, "simple_one_for_one takes start_child with args");
         return add_and_start(self, std::move(spec));
+      },
+      [self](start_child_atom, child_spec spec, std::string before) -> caf::result<child_info> {
+        if (self->state.spec.flags.strategy == restart_strategy::simple_one_for_one)
+          return caf::make_error(error::wrong_strategy, "simple_one_for_one takes start_child with args");
+        return add_and_start(self, std::move(spec), before);
       },
       [self](start_child_atom, std::vector<std::string> args) -> caf::result<child_info> {
         auto& st = self->state;

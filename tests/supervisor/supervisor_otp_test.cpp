@@ -263,4 +263,52 @@ BOOST_AUTO_TEST_CASE(by_default_only_giving_up_is_reported) {
   BOOST_TEST(text.find("child_terminated") == std::string::npos, text);
 }
 
+// =====================================================================================
+// start_child before a sibling (beyond OTP, for tools that replace a child in place)
+// =====================================================================================
+
+// A child started "before" a sibling takes that place in the start order: which_children,
+// rest_for_one (the siblings after it restart with it) and the reverse-order stop all
+// see it there. start_child alone appends — a reload that replaced a program moved it to
+// the end of its group (review D10).
+BOOST_AUTO_TEST_CASE(start_child_before_a_sibling_takes_its_place_in_the_start_order) {
+  auto s = start_sup(sup_spec("placed", restart_strategy::rest_for_one, {worker("a", {"pause"}), worker("c", {"pause"})}, 5));
+  auto r = ask<pa::child_info>(s, pa::start_child_atom_v, worker("b", {"pause"}), std::string{"c"});
+  BOOST_TEST_REQUIRE(r.ok(), r.describe());
+  BOOST_TEST((ids_of(which(s)) == std::vector<std::string>{"a", "b", "c"}));
+
+  // rest_for_one: b's crash restarts b and c, not a.
+  const pid_t a = child(s, "a").pid, c = child(s, "c").pid;
+  drain();  // the events so far (b's start) are not part of the restart
+  const std::size_t from = history.size();
+  ::kill(r.value->pid, SIGKILL);
+  require([c](const pa::supervisor_event& e) { return e.kind == event_kind::ready && e.child == "c" && e.pid != c; },
+          "c restarted after b");
+  BOOST_TEST(child(s, "a").pid == a);
+  BOOST_TEST(child(s, "c").pid != c);
+  BOOST_TEST(trace(events_since(from), {event_kind::started}) == (std::vector<std::string>{"started:b", "started:c"}),
+             history_text(from));
+
+  // Unknown sibling: an error, and nothing added.
+  auto bad = ask<pa::child_info>(s, pa::start_child_atom_v, worker("x", {"pause"}), std::string{"nosuch"});
+  BOOST_TEST(bad.is(pa::error::unknown_child), bad.describe());
+  BOOST_TEST(bad.rendered.find("nosuch") != std::string::npos, bad.rendered);
+  BOOST_TEST((ids_of(which(s)) == std::vector<std::string>{"a", "b", "c"}));
+
+  // The stop goes in reverse start order: c, b, a.
+  drain();
+  const std::size_t stop_from = history.size();
+  BOOST_TEST_REQUIRE(ask<caf::ok_atom>(s, pa::stop_atom_v).ok());
+  drain();  // sent before the reply
+  BOOST_TEST(trace(events_since(stop_from), {event_kind::stopped}) ==
+                 (std::vector<std::string>{"stopped:c", "stopped:b", "stopped:a"}),
+             history_text(stop_from));
+}
+
+BOOST_AUTO_TEST_CASE(start_child_before_is_refused_by_simple_one_for_one) {
+  auto s = start_sup(sup_spec("dyn", restart_strategy::simple_one_for_one, {worker("t", {"pause"})}));
+  auto r = ask<pa::child_info>(s, pa::start_child_atom_v, worker("x", {"pause"}), std::string{});
+  BOOST_TEST(r.is(pa::error::wrong_strategy), r.describe());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

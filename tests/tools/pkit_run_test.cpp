@@ -18,6 +18,7 @@
 #include <csignal>
 #include <fstream>
 #include <map>
+#include <set>
 #include <thread>
 
 using namespace pkit_test_tools;
@@ -220,11 +221,12 @@ BOOST_AUTO_TEST_CASE(when_pkit_runs_process_group_is_sigkilled_no_process_of_the
 BOOST_AUTO_TEST_CASE(sighup_reload_restarts_exactly_the_changed_program) {
   pkit_test_common::temp_dir dir;
   auto file = dir.file("tree.toml");
-  write_file(file, program("keep", "pause") + program("change", "pause") + program("drop", "pause"));
+  write_file(file, program("keep", "pause") + program("change", "pause") + program("drop", "pause") +
+                       program("tail", "pause"));
   pkit_process p({"run", file, "--log-format", "json"});
-  auto pids = started(p, {"keep", "change", "drop"});
-  write_file(file, program("keep", "pause") + program("change", "ignore-term", "stop_signal = \"KILL\"") +
-                       program("fresh", "pause"));
+  auto pids = started(p, {"keep", "change", "drop", "tail"});
+  write_file(file, program("keep", "pause") + program("fresh", "pause") +
+                       program("change", "ignore-term", "stop_signal = \"KILL\"") + program("tail", "pause"));
   ::kill(p.pid(), SIGHUP);
   auto line = p.wait_line("pkit: reload:");
   BOOST_REQUIRE_MESSAGE(line, "no reload report; stderr:\n" << p.stderr_text());
@@ -260,7 +262,20 @@ BOOST_AUTO_TEST_CASE(sighup_reload_restarts_exactly_the_changed_program) {
   BOOST_TEST(now["fresh"] > 0);
   BOOST_TEST(!gone(now["change"]));
   BOOST_TEST(!gone(now["fresh"]));
+  // The tree runs in the new file's order — the changed program kept its place, the new
+  // one took its own (both were appended: review D10) — so it stops in reverse of it.
   ::kill(p.pid(), SIGTERM);
+  std::vector<std::string> order;
+  std::set<pid_t> running{now["keep"], now["fresh"], now["change"], pids["tail"]};
+  for (int i = 0; i < 4; ++i) {
+    // By pid: the reload's own stopped events (drop, the old change) may be unread yet.
+    auto e = p.wait_event([&](const json& j) {
+      return j.value("event", "") == "stopped" && running.count(j.value("pid", 0)) != 0;
+    });
+    BOOST_REQUIRE_MESSAGE(e, "missing stopped events; stderr:\n" << p.stderr_text());
+    order.push_back(e->value("program", ""));
+  }
+  BOOST_TEST((order == std::vector<std::string>{"tail", "change", "fresh", "keep"}));
   BOOST_TEST(p.wait_exit().value_or(-1) == 0);
 }
 

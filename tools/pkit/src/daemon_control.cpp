@@ -4,6 +4,7 @@
 #include <pkit/tool/control_protocol.hpp>
 #include <pkit/tool/daemon.hpp>
 #include "daemon_detail.hpp"
+#include "tree_paths.hpp"
 
 #include <caf/scoped_actor.hpp>
 
@@ -13,142 +14,18 @@
 
 #include <algorithm>
 #include <cstring>
-#include <sstream>
+#include <set>
 
 namespace pkit::tool {
 
 using namespace std::chrono;
 using namespace pkit::actors;
+using namespace pkit::tool::detail;
 
 namespace {
 
 constexpr auto query_timeout = seconds(10);
 constexpr auto change_timeout = minutes(5);  // a stop honours the child's own timeout
-
-std::string join(const std::vector<std::string>& path) {
-  std::string out;
-  for (const auto& p : path) out += (out.empty() ? "" : "/") + p;
-  return out;
-}
-
-std::vector<std::string> split(const std::string& path) {
-  std::vector<std::string> out;
-  std::stringstream in(path);
-  for (std::string part; std::getline(in, part, '/');)
-    if (!part.empty()) out.push_back(part);
-  return out;
-}
-
-const supervisor_spec* spec_at(const supervisor_spec& root, const std::vector<std::string>& path) {
-  const supervisor_spec* s = &root;
-  for (const auto& id : path) {
-    const supervisor_spec* next = nullptr;
-    for (const auto& c : s->children)
-      if (c.id == id && !c.supervisor.empty()) next = &c.supervisor.front();
-    if (next == nullptr) return nullptr;
-    s = next;
-  }
-  return s;
-}
-
-
-template <class Group>
-Group* group_at(Group& root, const std::vector<std::string>& path) {
-  Group* g = &root;
-  for (const auto& id : path) {
-    Group* next = nullptr;
-    for (auto& c : g->children)
-      if (c.is_group() && c.name() == id) next = &c.group.front();
-    if (next == nullptr) return nullptr;
-    g = next;
-  }
-  return g;
-}
-
-// The child ids a child of the file stands for: its name, or NAME.1 ... NAME.N for a
-// program with instances. Names are resolved against the file, never by their shape: a
-// program may be called "web.2" without being an instance of "web".
-std::vector<std::string> child_ids(const child_config& c) {
-  if (c.is_group() || c.program->instances <= 1) return {c.name()};
-  std::vector<std::string> out;
-  for (std::uint32_t i = 1; i <= c.program->instances; ++i) out.push_back(c.name() + "." + std::to_string(i));
-  return out;
-}
-
-// The ids `name` stands for among the children of `g`: a whole child (every instance of
-// it) or one instance.
-std::vector<std::string> ids_named(const group_config& g, const std::string& name) {
-  for (const auto& c : g.children) {
-    auto ids = child_ids(c);
-    if (c.name() == name) return ids;
-    if (ids.size() > 1 && std::find(ids.begin(), ids.end(), name) != ids.end()) return {name};
-  }
-  return {};
-}
-
-// The specs of the children `name` stands for in group `path` (`spec` mapped from `tree`).
-std::vector<child_spec> children_named(const supervisor_spec& spec, const group_config& tree,
-                                       const std::vector<std::string>& path, const std::string& name) {
-  std::vector<child_spec> out;
-  const auto* s = spec_at(spec, path);
-  const auto* g = group_at(tree, path);
-  if (s == nullptr || g == nullptr) return out;
-  for (const auto& id : ids_named(*g, name))
-    for (const auto& c : s->children)
-      if (c.id == id) out.push_back(c);
-  return out;
-}
-
-// Where a named child is: every (group path, child id) it stands for.
-struct target {
-  std::vector<std::string> path;
-  std::string id;
-  std::string key() const { return path.empty() ? id : join(path) + "/" + id; }
-};
-
-void find_targets(const group_config& g, std::vector<std::string>& path, const std::string& name,
-                  std::vector<target>& out) {
-  for (const auto& id : ids_named(g, name)) out.push_back({path, id});
-  for (const auto& c : g.children) {
-    if (!c.is_group()) continue;
-    path.push_back(c.name());
-    find_targets(c.group.front(), path, name, out);
-    path.pop_back();
-  }
-}
-
-// What `name` stands for: a path as status shows it ("g/c": that child of group g only)
-// or a bare name (a child of that name at any depth).
-std::vector<target> resolve(const group_config& root, const std::string& name) {
-  std::vector<target> out;
-  if (name.find('/') != std::string::npos) {
-    auto parts = split(name);
-    if (parts.empty()) return out;
-    std::vector<std::string> path(parts.begin(), parts.end() - 1);
-    if (const auto* g = group_at(root, path))
-      for (const auto& id : ids_named(*g, parts.back())) out.push_back({path, id});
-    return out;
-  }
-  std::vector<std::string> path;
-  find_targets(root, path, name, out);
-  return out;
-}
-
-// The children of a group in tree order: each the live child, or (nullptr) the id of one
-// its supervisor no longer has — a temporary program that ended is dropped (OTP's rule)
-// but is still in the tree. Live children the spec lacks come last.
-std::vector<std::pair<const child_info*, std::string>> in_tree_order(const std::vector<child_info>& live,
-                                                                     const supervisor_spec* spec) {
-  std::vector<std::pair<const child_info*, std::string>> out;
-  if (spec != nullptr)
-    for (const auto& s : spec->children) {
-      auto it = std::find_if(live.begin(), live.end(), [&](const child_info& c) { return c.id == s.id; });
-      out.emplace_back(it == live.end() ? nullptr : &*it, s.id);
-    }
-  for (const auto& c : live)
-    if (std::none_of(out.begin(), out.end(), [&](const auto& o) { return o.first == &c; })) out.emplace_back(&c, c.id);
-  return out;
-}
 
 // Runs one request on `sup` and returns "" or the error text.
 template <class Reply, class... Ts>
@@ -194,9 +71,10 @@ control_reply filter_status(const group_config& root, const nlohmann::json& args
 // Starts `children` in order on `sup` (their ids into `started`). On a failure stops and
 // deletes what it started and the failed child, and returns "ID: why"; else "".
 std::string start_children(caf::actor_system& sys, const supervisor_actor& sup, const std::vector<child_spec>& children,
-                           std::vector<std::string>& started) {
+                           std::vector<std::string>& started, const std::string& before = {}) {
   for (const auto& c : children) {
-    auto err = ask<child_info>(sys, sup, change_timeout, start_child_atom_v, c);
+    auto err = before.empty() ? ask<child_info>(sys, sup, change_timeout, start_child_atom_v, c)
+                              : ask<child_info>(sys, sup, change_timeout, start_child_atom_v, c, before);
     if (err.empty()) {
       started.push_back(c.id);
       continue;
@@ -212,25 +90,25 @@ std::string start_children(caf::actor_system& sys, const supervisor_actor& sup, 
   return {};
 }
 
-// Takes the child of change `c` out of `root`.
-void drop_child(group_config& root, const reload_plan::change& c) {
-  if (auto* g = group_at(root, c.group))
-    std::erase_if(g->children, [&](const child_config& x) { return x.name() == c.name; });
-}
-
-// Puts `next`'s child of change `c` into `root`: in place of the one of that name, else
-// at the end of its group.
-void put_child(group_config& root, const tree_config& next, const reload_plan::change& c) {
-  auto* to = group_at(root, c.group);
-  const auto* from = group_at(next.root, c.group);
-  if (to == nullptr || from == nullptr) return;
-  for (const auto& x : from->children) {
-    if (x.name() != c.name) continue;
-    auto it = std::find_if(to->children.begin(), to->children.end(),
-                           [&](const child_config& y) { return y.name() == c.name; });
-    if (it != to->children.end()) *it = x;
-    else to->children.push_back(x);
-  }
+// Where `specs` (the children of one change, in group `path` of `next_spec`) go among the
+// children `sup` has now: before the first child that follows them in the new file and
+// is there; "" (last) when none is. A changed program keeps its place, an added one
+// takes the place the file gives it (start_child alone would append both).
+std::string place_of(caf::actor_system& sys, const supervisor_actor& sup, const supervisor_spec& next_spec,
+                     const std::vector<std::string>& path, const std::vector<child_spec>& specs) {
+  const auto* group = spec_at(next_spec, path);
+  if (group == nullptr || specs.empty()) return {};
+  std::set<std::string> present;
+  caf::scoped_actor self{sys};
+  self->request(sup, query_timeout, which_children_atom_v)
+      .receive([&](std::vector<child_info>& now) { for (auto& c : now) present.insert(std::move(c.id)); },
+               [](caf::error&) {});
+  auto it = std::find_if(group->children.begin(), group->children.end(),
+                         [&](const child_spec& c) { return c.id == specs.back().id; });
+  if (it == group->children.end()) return {};
+  for (++it; it != group->children.end(); ++it)
+    if (present.count(it->id) != 0) return it->id;
+  return {};
 }
 
 // Loads an add's snippet (args "toml", "file"): [[program]]/[[group]] tables only, as
@@ -539,7 +417,8 @@ control_reply daemon::apply(const tree_config& next, const reload_plan& plan) {
   auto start_all = [&](const reload_plan::change& c) -> std::string {
     std::vector<std::string> started;
     auto specs = children_named(new_spec, next.root, c.group, c.name);
-    return start_children(*system_, supervisor_at(c.group), specs, started);
+    auto sup = supervisor_at(c.group);
+    return start_children(*system_, sup, specs, started, place_of(*system_, sup, new_spec, c.group, specs));
   };
   // `applied` is what runs: the old tree with every change that succeeded, so that a
   // program that could not start is not taken for running (the next reload retries it).

@@ -21,6 +21,10 @@ namespace pkit::actors {
 ///
 /// * `start_child, child_spec` → child_info once the child is ready (`already_present`,
 ///   `start_failed`, `wrong_strategy` on a simple_one_for_one supervisor).
+/// * `start_child, child_spec, before` → the same, the child placed before the sibling
+///   `before` instead of last (`unknown_child` if there is none; empty: last) — its place
+///   in the start order, so in rest_for_one and in the reverse-order stop. OTP appends
+///   only; a tool that replaces one child of a running tree keeps the tree's order.
 /// * `start_child, args` → child_info: simple_one_for_one only; starts a new child from
 ///   the supervisor's single template child spec, its args appended to argv (or to the
 ///   target's args), with a generated id.
@@ -79,6 +83,7 @@ namespace pkit::actors {
 /// the same reason); a link would have carried that untrappable kill to the supervisor.
 using supervisor_actor = caf::typed_actor<
     caf::replies_to<start_child_atom, child_spec>::with<child_info>,
+    caf::replies_to<start_child_atom, child_spec, std::string>::with<child_info>,
     caf::replies_to<start_child_atom, std::vector<std::string>>::with<child_info>,
     caf::replies_to<terminate_child_atom, std::string>::with<caf::ok_atom>,
     caf::replies_to<restart_child_atom, std::string>::with<child_info>,
