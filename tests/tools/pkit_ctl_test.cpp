@@ -238,6 +238,25 @@ BOOST_AUTO_TEST_CASE(tail_shows_the_last_lines_then_follows_a_new_run_after_the_
   t.finish();
 }
 
+// A tail follows a program; once the program is removed there is nothing left to follow:
+// the stream ends and `pkit ctl tail` exits 0 on its own, saying why (it waited forever).
+BOOST_AUTO_TEST_CASE(a_tail_ends_when_its_program_is_removed) {
+  tree_run t("", program("talker", "\"lines-then-partial\", \"3\", \"1\"", "stdout = \"log\"") + pause_program("alpha"),
+             {"talker", "alpha"});
+  const pid_t p0 = t.pids["talker"];
+  const auto log = t.dir.file("logs/talker.out.log");
+  BOOST_REQUIRE_MESSAGE(eventually([&] { return read_file(log).find(" " + std::to_string(p0) + " 3\n") != std::string::npos; }),
+                        "the 3 lines did not reach " << log);
+  ctl_stream tail(t.sock, {"tail", "talker", "-n", "1"});
+  BOOST_TEST(tail.next_line().value_or("(none)") == std::to_string(p0) + " 3");
+  auto r = t.ctl({"remove", "talker"});
+  BOOST_TEST(r.code == 0, r.err);
+  BOOST_TEST(tail.next_line().value_or("(none)") == std::to_string(p0) + " partial", "the killed run's last piece");
+  BOOST_TEST(!tail.next_line(std::chrono::seconds(10)).has_value(), "the tail's output ended");
+  BOOST_TEST(tail.stop(0) == 0, "pkit ctl tail exited 0 by itself");
+  t.finish();
+}
+
 BOOST_AUTO_TEST_CASE(add_runs_the_programs_of_a_snippet_at_the_root_or_in_a_group_and_remove_ends_them) {
   tree_run t("", pause_program("alpha") + group_back + pause_program("gamma", "[[group.program]]"), {"alpha", "gamma"});
   write_file(t.dir.file("extra.toml"), pause_program("extra"));

@@ -185,6 +185,8 @@ int ctl_command::run_tail() {
       out_ << item["line"].get_ref<const std::string&>() << std::endl;
     return static_cast<bool>(out_);
   }, std::chrono::milliseconds(opt_.timeout_ms));
+  if (reply.ok && reply.result.value("end", std::string()) == "ended")
+    err_ << "pkit ctl: tail " << opt_.names.front() << ": the program was removed or no longer logs" << std::endl;
   return reply.ok ? ctl_exit::success : fail_with(reply);
 }
 

@@ -311,11 +311,14 @@ control_reply daemon::on_children(const std::string& command, const nlohmann::js
         self->request(caf::actor_cast<process_actor>(handle), query_timeout, signal_atom_v, std::int32_t{*sig})
             .receive([](caf::ok_atom) {}, [&](caf::error& e) { err = system_->render(e); });
     }
-    if (!err.empty() && !(command == "start" && err.find("running") != std::string::npos))
+    if (!err.empty() && !(command == "start" && err.find("running") != std::string::npos)) {
+      if (command == "remove") end_gone_tails();  // of what was removed before this one
       return control_reply::failure("failed", command + " " + join(t.path) + (t.path.empty() ? "" : "/") + t.id +
                                                   ": " + err);
+    }
     done.push_back(t.key());
   }
+  if (command == "remove") end_gone_tails();
   return control_reply::success({{command == "remove" ? "removed" : "done", done}});
 }
 
@@ -393,6 +396,7 @@ control_reply daemon::reload() {
       reply = control_reply::failure("invalid_config", std::string("cannot open a log file: ") + e.what());
     }
   }
+  end_gone_tails();  // a removed program's tail ends; so does one that stopped logging
   detail::notify("READY=1\nSTATUS=running " + tree_.settings.name);
   return reply;
 }

@@ -5,6 +5,7 @@
 #include <pkit/tool/daemon.hpp>
 #include "daemon_detail.hpp"
 
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -64,12 +65,50 @@ const program_config* find_program(const tree_config& tree, const std::string& p
 
 void daemon::configure_outputs(const group_config& root) { configure_group(*capture_, root); }
 
-/// A `tail` stream: one listener per process of the program, all called on the capture's
-/// one reader thread (so the sink is never called concurrently). Destroying it unhooks them.
+/// A tail's sink, shared by its listeners (the capture's reader thread) and the daemon,
+/// which ends it when the program goes: one lock, so that the sink is never called
+/// concurrently and nothing follows the end.
+struct daemon::tail_sink {
+  std::mutex m;
+  bool ended = false;
+  sink to;
+  bool send(const nlohmann::json& item) {
+    std::lock_guard lock(m);
+    return !ended && to(item);
+  }
+  void end() {
+    std::lock_guard lock(m);
+    if (ended) return;
+    ended = true;
+    to(nullptr);
+  }
+};
+
+/// A `tail` stream: one listener per process of the program. Destroying it unhooks them
+/// (its entries in tails_ expire with the sink).
 class daemon::tail_stream final : public control_stream {
 public:
+  std::shared_ptr<tail_sink> out;
   std::vector<log_capture::listener_handle> handles;
 };
+
+void daemon::end_gone_tails() {
+  std::lock_guard lock(tails_mutex_);
+  for (auto it = tails_.begin(); it != tails_.end();) {
+    auto t = it->second.lock();
+    std::vector<std::string> procs;
+    const program_config* p = t ? find_program(tree_, it->first, procs) : nullptr;
+    const bool logged = p != nullptr && (p->stdout_spec.mode == output_spec::kind::log ||
+                                         p->stderr_spec.mode == output_spec::kind::log);
+    if (t && logged) {
+      ++it;
+      continue;
+    }
+    // After the program's last output (its pipes' EOF), not before it.
+    if (t) capture_->when_closed(it->first, [t] { t->end(); });
+    it = tails_.erase(it);
+  }
+}
 
 std::unique_ptr<control_stream> daemon::open_tail(const nlohmann::json& args, sink to, control_reply& error) {
   if (!args.is_object() || !args.contains("name") || !args["name"].is_string()) {
@@ -110,20 +149,26 @@ std::unique_ptr<control_stream> daemon::open_tail(const nlohmann::json& args, si
                           {"continued", l.continued}};
   };
   auto s = std::make_unique<tail_stream>();
+  s->out = std::make_shared<tail_sink>();
+  s->out->to = std::move(to);
+  {
+    std::lock_guard tails(tails_mutex_);
+    for (const auto& proc : procs) tails_.emplace(proc, s->out);
+  }
   for (const auto& proc : procs) {
     // The last `lines` lines first, handed over inside add_listener: no live line of
     // this process can come before or among them.
     const std::size_t keep = lines < 0 ? 0 : static_cast<std::size_t>(lines);
     s->handles.push_back(capture_->add_listener(
         proc,
-        [proc, to, item](const captured_line& l) {
-          if (auto j = item(proc, l)) to(*j);
+        [proc, out = s->out, item](const captured_line& l) {
+          if (auto j = item(proc, l)) out->send(*j);
         },
         [&](const std::vector<captured_line>& history) {
           std::vector<nlohmann::json> wanted;
           for (auto it = history.rbegin(); it != history.rend() && wanted.size() < keep; ++it)
             if (auto j = item(proc, *it)) wanted.push_back(std::move(*j));
-          for (auto it = wanted.rbegin(); it != wanted.rend(); ++it) to(*it);
+          for (auto it = wanted.rbegin(); it != wanted.rend(); ++it) s->out->send(*it);
         }));
   }
   return s;

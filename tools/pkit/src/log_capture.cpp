@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -16,6 +17,7 @@
 #include <thread>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include <fcntl.h>
 #include <sys/epoll.h>
@@ -56,6 +58,7 @@ struct log_capture::impl {
   std::map<std::string, std::weak_ptr<line_sink>> sinks_by_path;
   std::unordered_map<std::uint64_t, std::unique_ptr<pipe_state>> pipes;
   std::uint64_t next_pipe = 1;
+  std::multimap<std::string, std::function<void()>> when_closed;  // by program name
   bool stopping = false;
   bool stopped = false;
   std::chrono::steady_clock::time_point deadline;
@@ -149,7 +152,20 @@ struct log_capture::impl {
         pipes.erase(i);
       }
     }
-    if (gone && !gone->partial.empty()) emit(*gone, gone->partial, false);
+    if (!gone) return;
+    if (!gone->partial.empty()) emit(*gone, gone->partial, false);
+    for (auto& fn : take_when_closed(gone->name)) fn();
+  }
+
+  // The when_closed calls due for `name`: all of them once no pipe of it is open.
+  std::vector<std::function<void()>> take_when_closed(const std::string& name) {
+    std::vector<std::function<void()>> due;
+    std::lock_guard<std::mutex> lock(m);
+    if (std::any_of(pipes.begin(), pipes.end(), [&](const auto& p) { return p.second->name == name; })) return due;
+    auto [first, last] = when_closed.equal_range(name);
+    for (auto i = first; i != last; ++i) due.push_back(std::move(i->second));
+    when_closed.erase(first, last);
+    return due;
   }
 
   // One read; false once the pipe is finished. Level-triggered epoll: a pipe with more
@@ -254,9 +270,20 @@ struct log_capture::impl {
       } catch (const std::exception&) {
       }
     }
-    std::lock_guard<std::mutex> lock(m);
-    pipes.clear();
-    flush_dirty();
+    std::vector<std::function<void()>> left;  // pipes given up on: their waiters go now
+    {
+      std::lock_guard<std::mutex> lock(m);
+      pipes.clear();
+      flush_dirty();
+      for (auto& entry : when_closed) left.push_back(std::move(entry.second));
+      when_closed.clear();
+    }
+    for (auto& fn : left) {
+      try {
+        fn();
+      } catch (...) {
+      }
+    }
   }
 };
 
@@ -328,6 +355,19 @@ void log_capture::attach(const std::string& name, int stream, std::uint64_t run,
   } catch (...) {
     // Out of memory: the pipe is closed (read_end or the pipe_state owns it).
   }
+}
+
+void log_capture::when_closed(const std::string& name, std::function<void()> fn) {
+  auto& d = *impl_;
+  {
+    std::lock_guard<std::mutex> lock(d.m);
+    const bool open = std::any_of(d.pipes.begin(), d.pipes.end(), [&](const auto& p) { return p.second->name == name; });
+    if (open && !d.stopped) {
+      d.when_closed.emplace(name, std::move(fn));
+      return;
+    }
+  }
+  fn();
 }
 
 std::size_t log_capture::open_pipes() const {

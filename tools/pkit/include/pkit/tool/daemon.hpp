@@ -106,10 +106,14 @@ private:
   class stream;
   friend class stream;
   class tail_stream;
+  struct tail_sink;
   // Routes the "log" outputs of every program of `root` to their files (log capture).
   // Throws what log_capture::configure throws (a file that cannot be opened).
   void configure_outputs(const group_config& root);
   std::unique_ptr<control_stream> open_tail(const nlohmann::json& args, sink to, control_reply& error);
+  // Ends (JSON null item) every tail whose program the tree no longer has or no longer
+  // logs: after a remove or a reload, under control_.
+  void end_gone_tails();
 
   void on_event(const actors::supervisor_event& e);
   void on_root_down(const caf::error& reason);
@@ -149,6 +153,8 @@ private:
   actors::supervisor_actor root_;
   int wake_fd_ = -1;
   std::mutex control_;  // one control request at a time (reload, add, ... change the tree)
+  std::mutex tails_mutex_;  // guards tails_
+  std::multimap<std::string, std::weak_ptr<tail_sink>> tails_;  // open tails by process name
 
   mutable std::mutex mutex_;  // guards everything below
   std::map<std::string, row> rows_;       // by "group/child"

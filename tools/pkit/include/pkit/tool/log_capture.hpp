@@ -151,6 +151,14 @@ public:
   /// Pipes attached and not yet at EOF.
   std::size_t open_pipes() const;
 
+  /// Calls `fn` once every pipe of program `name` attached so far has reached EOF and
+  /// its last line was delivered: at once (on the calling thread) when none is open,
+  /// else on the reader thread after that last line — so an end sent from `fn` follows
+  /// the program's last output (a tail ended when its program is removed). A pipe held
+  /// open by a descendant that outlives the program delays it; `stop()` calls what is
+  /// left. `fn` must not block nor call into the capture. Any thread.
+  void when_closed(const std::string& name, std::function<void()> fn);
+
   /// Reads every pipe to EOF (waiting at most `drain_timeout` for those still open: a
   /// child still running keeps its pipe open), writes their last partial lines, closes
   /// them, flushes every sink and ends the reader thread. Idempotent. Call it once the
