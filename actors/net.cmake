@@ -11,6 +11,7 @@ if(NOT TARGET CAF::openssl OR NOT TARGET OpenSSL::SSL)
 endif()
 
 add_library(pkit_net
+  src/net/allow_list.cpp
   src/net/error.cpp
   src/net/link_timing.cpp
   src/net/listen_policy.cpp

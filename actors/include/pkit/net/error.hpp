@@ -68,6 +68,8 @@ enum class errc {
   spec_credentials_not_allowed,
   /// an environment variable name is not on the allow-list.
   spec_env_not_allowed,
+  /// resource limits in a spec, on a node that does not allow them.
+  spec_rlimits_refused,
   /// too many arguments, an argument too long, or too many bytes in total.
   spec_too_large,
   /// an argument, path or variable holds a NUL byte or is otherwise malformed.
