@@ -11,6 +11,9 @@
 
 #include <sys/resource.h>
 
+#include <csignal>
+#include <cstdint>
+
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -267,4 +270,66 @@ BOOST_AUTO_TEST_CASE(an_empty_allow_list_allows_nothing) {
   process_spec s;
   s.argv = {"/bin/true"};
   expect_refused(s, none, errc::spec_program_not_allowed, "argv[0]");
+}
+
+BOOST_AUTO_TEST_CASE(numbers_out_of_range_are_refused) {
+  tree t;
+  struct row {
+    void (*set)(process_spec&);
+    const char* field;
+  };
+  const row rows[] = {
+    {[](process_spec& s) { s.stop_signal = 0; }, "stop_signal"},
+    {[](process_spec& s) { s.stop_signal = -9; }, "stop_signal"},
+    {[](process_spec& s) { s.stop_signal = 4096; }, "stop_signal"},
+    {[](process_spec& s) { s.stop_timeout_ms = -1; }, "stop_timeout_ms"},  // never SIGKILL
+    {[](process_spec& s) { s.stop_timeout_ms = 60'001; }, "stop_timeout_ms"},
+    {[](process_spec& s) { s.ready_timeout_ms = -1; }, "ready_timeout_ms"},
+    {[](process_spec& s) { s.ready_timeout_ms = INT64_MAX; }, "ready_timeout_ms"},
+    {[](process_spec& s) { s.notify_fd = 0; }, "notify_fd"},
+    {[](process_spec& s) { s.notify_fd = 2; }, "notify_fd"},
+    {[](process_spec& s) { s.notify_fd = -2; }, "notify_fd"},
+  };
+  for (const auto& r : rows) {
+    auto s = t.spec({t.tool.string()});
+    r.set(s);
+    expect_refused(s, t.allow, errc::spec_out_of_range, r.field);
+  }
+  auto s = t.spec({t.tool.string()});
+  s.notify_fd = 3;
+  s.notify_socket = true;
+  expect_refused(s, t.allow, errc::spec_malformed, "notify_fd");
+  // The bounds themselves are allowed.
+  s = t.spec({t.tool.string()});
+  s.notify_fd = 3;
+  s.stop_timeout_ms = 0;
+  s.ready_timeout_ms = t.allow.max_ready_timeout_ms;
+  s.stop_signal = SIGKILL;
+  expect_ok(s, t.allow);
+}
+
+BOOST_AUTO_TEST_CASE(the_allow_list_checks_itself) {
+  tree t;
+  BOOST_TEST(!t.allow.check().has_value());
+  auto expect_bad = [](const allow_list& a, const std::string& field) {
+    auto refused = a.check();
+    BOOST_TEST_REQUIRE(refused.has_value(), "expected a refusal naming " << field);
+    BOOST_TEST(refused->code == pkit::net::make_error_code(errc::allow_list_invalid));
+    BOOST_TEST(refused->subject == field, refused->message());
+  };
+  auto a = t.allow;
+  a.programs.push_back("bin/tool");
+  expect_bad(a, "programs[1]");
+  a = t.allow;
+  a.program_dirs.push_back(t.dir.path() / "absent");
+  expect_bad(a, "program_dirs[1]");
+  a = t.allow;
+  a.cwd_dirs = {t.work.string() + "/../apps"};
+  expect_bad(a, "cwd_dirs[0]");
+  a = t.allow;
+  a.max_args = 0;
+  expect_bad(a, "max_args");
+  a = t.allow;
+  a.max_stop_timeout_ms = -1;
+  expect_bad(a, "max_stop_timeout_ms");
 }

@@ -1,5 +1,6 @@
 #include <pkit/net/allow_list.hpp>
 
+#include <signal.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <cstring>
 #include <memory>
 #include <string_view>
+#include <tuple>
 
 namespace pkit::net {
 
@@ -140,6 +142,26 @@ std::optional<error> check_sizes(const actors::process_spec& spec, const allow_l
   return std::nullopt;
 }
 
+std::optional<error> check_numbers(const actors::process_spec& spec, const allow_list& allow) {
+  if (spec.stop_signal <= 0 || spec.stop_signal >= NSIG)
+    return refuse(errc::spec_out_of_range, "stop_signal",
+                  std::to_string(spec.stop_signal) + " is not a signal number");
+  for (auto [value, cap, field] :
+       {std::tuple{spec.stop_timeout_ms, allow.max_stop_timeout_ms, "stop_timeout_ms"},
+        std::tuple{spec.ready_timeout_ms, allow.max_ready_timeout_ms, "ready_timeout_ms"}})
+    if (value < 0 || value > cap)
+      return refuse(errc::spec_out_of_range, field,
+                    std::to_string(value) + " ms, must be within [0, " + std::to_string(cap) +
+                      "] on this node");
+  // 0, 1 and 2 are the child's stdio: a readiness pipe there would replace them.
+  if (spec.notify_fd != -1 && spec.notify_fd < 3)
+    return refuse(errc::spec_out_of_range, "notify_fd",
+                  std::to_string(spec.notify_fd) + ", must be -1 or above 2");
+  if (spec.notify_fd >= 0 && spec.notify_socket)
+    return refuse(errc::spec_malformed, "notify_fd", "combines with no notify_socket");
+  return std::nullopt;
+}
+
 std::optional<error> check_env(const actors::process_spec& spec, const allow_list& allow) {
   for (std::size_t i = 0; i < spec.env.size(); ++i) {
     const std::string& entry = spec.env[i];
@@ -175,6 +197,34 @@ std::optional<error> check_strings(const actors::process_spec& spec, const allow
 
 }  // namespace
 
+std::optional<error> allow_list::check() const {
+  auto bad = [](std::string field, std::string why) {
+    return refuse(errc::allow_list_invalid, std::move(field), std::move(why));
+  };
+  for (auto [list, name] : {std::pair{&programs, "programs"},
+                            std::pair{&program_dirs, "program_dirs"},
+                            std::pair{&cwd_dirs, "cwd_dirs"}}) {
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const std::string p = (*list)[i].string();
+      if (!is_plain_absolute(p))
+        return bad(indexed(name, i), printable(p) + " must be absolute, without '.', '..' or "
+                                                    "empty components");
+      if (!resolve(p))
+        return bad(indexed(name, i), printable(p) + ": " + std::strerror(errno));
+    }
+  }
+  for (auto [cap, name] : {std::pair{max_args, "max_args"},
+                           std::pair{max_arg_bytes, "max_arg_bytes"},
+                           std::pair{max_total_bytes, "max_total_bytes"},
+                           std::pair{max_name_bytes, "max_name_bytes"}})
+    if (cap == 0)
+      return bad(name, "must be positive");
+  if (max_stop_timeout_ms < 0 || max_ready_timeout_ms < 0)
+    return bad(max_stop_timeout_ms < 0 ? "max_stop_timeout_ms" : "max_ready_timeout_ms",
+               "must not be negative");
+  return std::nullopt;
+}
+
 std::optional<error> validate(const actors::process_spec& spec, const allow_list& allow) {
   if (!spec.target.empty())
     return refuse(errc::spec_target_refused, "target", printable(spec.target));
@@ -185,6 +235,8 @@ std::optional<error> validate(const actors::process_spec& spec, const allow_list
   if (auto e = check_sizes(spec, allow))
     return e;
   if (auto e = check_strings(spec, allow))
+    return e;
+  if (auto e = check_numbers(spec, allow))
     return e;
   if (auto e = check_env(spec, allow))
     return e;

@@ -29,9 +29,11 @@ const char* describe(errc e) {
     case errc::spec_cwd_not_allowed: return "working directory not allowed";
     case errc::spec_credentials_not_allowed: return "user or group not allowed";
     case errc::spec_env_not_allowed: return "environment variable not allowed";
+    case errc::spec_out_of_range: return "spec value out of range";
     case errc::spec_rlimits_refused: return "resource limits are not allowed remotely";
     case errc::spec_too_large: return "spec too large";
     case errc::spec_malformed: return "spec malformed";
+    case errc::allow_list_invalid: return "allow-list invalid";
   }
   return "unknown pkit.net error";
 }

@@ -16,6 +16,7 @@
 #include <pkit/net/error.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -49,13 +50,25 @@ struct allow_list {
   std::size_t max_arg_bytes = 32 * 1024;
   std::size_t max_total_bytes = 128 * 1024;
   std::size_t max_name_bytes = 256;
+  /// Caps on the spec's stop and ready timeouts. "Never" (-1) is refused for both: the
+  /// agent must be able to stop every child it runs, in bounded time, when its controller
+  /// is lost (issue 11 §2), and a child that is never ready would be waited for forever.
+  std::int64_t max_stop_timeout_ms = 60'000;
+  std::int64_t max_ready_timeout_ms = 600'000;
+
+  /// The list's own sanity, for the node to run once at start: every path entry absolute
+  /// (as validate() requires of specs) and existing, every cap positive. Returns
+  /// allow_list_invalid naming the entry ("programs[2]", "max_args"); nullopt when usable.
+  std::optional<error> check() const;
 };
 
 /// Checks `spec` against `allow`. Returns the first violation as an error whose subject
 /// names the field ("argv[0]", "argv[3]", "target", "args", "env[1]", "cwd", "user",
-/// "group", "stdout_path", "stderr_path", "rlimits", "name") and whose reason says why;
+/// "group", "stdout_path", "stderr_path", "rlimits", "name", "stop_signal",
+/// "stop_timeout_ms", "ready_timeout_ms", "notify_fd") and whose reason says why;
 /// nullopt when the spec may run. The rules: argv non-empty, no fork-server target or
-/// args; no NUL anywhere; the caps; argv[0] and cwd absolute without ".", ".." or empty
+/// args; no NUL anywhere; the caps; stop_signal a signal, stop and ready timeouts within
+/// [0, cap], notify_fd -1 or above 2 and not with notify_socket; argv[0] and cwd absolute without ".", ".." or empty
 /// components, existing, and after realpath a listed program / inside an allowed
 /// directory; stdout and stderr only "", "null" or "capture"; user, group and env names
 /// listed; rlimits only if allowed. Thread-safe; reads the file system (realpath), nothing else.

@@ -68,12 +68,19 @@ enum class errc {
   spec_credentials_not_allowed,
   /// an environment variable name is not on the allow-list.
   spec_env_not_allowed,
+  /// a number outside its range: stop_signal not a signal, a stop or ready timeout
+  /// negative (never) or beyond the node's cap, notify_fd one of stdin/out/err.
+  spec_out_of_range,
   /// resource limits in a spec, on a node that does not allow them.
   spec_rlimits_refused,
   /// too many arguments, an argument too long, or too many bytes in total.
   spec_too_large,
   /// an argument, path or variable holds a NUL byte or is otherwise malformed.
   spec_malformed,
+
+  // -- the allow-list itself (allow_list::check) ------------------------------------------
+  /// an allow-list entry is not an absolute path, does not exist, or a cap is zero.
+  allow_list_invalid,
 };
 
 /// The category of `pkit::net::errc`; its name is "pkit.net".
