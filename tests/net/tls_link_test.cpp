@@ -98,7 +98,10 @@ struct node_fixture {
   std::uint16_t port = 0;
 
   node_fixture() : node{transport::tls, &node_files()} {
-    echo = node.sys->spawn([]() -> caf::behavior { return {[](int x) { return x + 1; }}; });
+    // An argument, because CAF 0.17.6 dereferences a null pointer to the empty argument
+    // tuple of a function actor spawned without one (UBSan reports it).
+    echo = node.sys->spawn(
+      [](int step) -> caf::behavior { return {[step](int x) { return x + step; }}; }, 1);
     auto published = caf::openssl::publish(echo, 0, "127.0.0.1");
     BOOST_TEST_REQUIRE(static_cast<bool>(published), why(*node.sys, published));
     port = *published;
