@@ -16,6 +16,7 @@ add_library(pkit_net
   src/net/link_timing.cpp
   src/net/listen_policy.cpp
   src/net/tls_files.cpp
+  src/net/tls_snapshot.cpp
 )
 add_library(pkit::net ALIAS pkit_net)
 set_target_properties(pkit_net PROPERTIES EXPORT_NAME net OUTPUT_NAME pkit_net)

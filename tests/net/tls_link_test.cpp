@@ -11,6 +11,7 @@
 
 #include <pkit/net/link_timing.hpp>
 #include <pkit/net/tls_files.hpp>
+#include <pkit/net/tls_snapshot.hpp>
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -174,3 +175,37 @@ BOOST_AUTO_TEST_CASE(a_peer_of_another_application_is_refused) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// Without a snapshot, this node ends on the first connection after its key is removed:
+// CAF reloads the files per connection and std::terminate()s on "cannot load private key"
+// (seen when this case was first written without tls_snapshot; not run that way, since it
+// would abort the test program).
+BOOST_AUTO_TEST_CASE(a_node_on_a_snapshot_survives_its_files_being_removed) {
+  pkit_test_common::temp_dir dir;
+  constexpr auto rw = fs::perms::owner_read | fs::perms::owner_write;
+  auto good = certs::get().node();
+  tls_files originals{pkit_net_test::copy_as(good.certificate, dir.path() / "c.pem", rw),
+                      pkit_net_test::copy_as(good.key, dir.path() / "k.key", rw),
+                      pkit_net_test::copy_as(good.ca, dir.path() / "ca.pem", rw), {}, {}};
+  pkit::net::tls_snapshot snap;
+  auto refused = snap.take(originals);
+  BOOST_TEST_REQUIRE(!refused.has_value(), (refused ? refused->message() : ""));
+  caf::actor echo;
+  {
+    node_system node{transport::tls, &snap.files()};
+    echo = node.sys->spawn(
+      [](int step) -> caf::behavior { return {[step](int x) { return x + step; }}; }, 1);
+    auto port = caf::openssl::publish(echo, 0, "127.0.0.1");
+    BOOST_TEST_REQUIRE(static_cast<bool>(port), why(*node.sys, port));
+    fs::remove_all(dir.path());
+    auto files = certs::get().controller();
+    node_system controller{transport::tls, &files};
+    for (int round = 0; round < 2; ++round) {
+      auto remote = connect(controller, transport::tls, *port);
+      BOOST_TEST_REQUIRE(static_cast<bool>(remote), why(*controller.sys, remote));
+      BOOST_TEST(ask(controller, *remote) == 42);
+    }
+    caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
+    echo = nullptr;
+  }  // the systems end here, before the snapshot they read
+}

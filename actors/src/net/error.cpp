@@ -18,6 +18,7 @@ const char* describe(errc e) {
     case errc::tls_key_mismatch: return "TLS private key does not match the certificate";
     case errc::tls_ca_empty: return "TLS CA file is empty";
     case errc::tls_ca_invalid: return "TLS CA file holds no loadable certificate";
+    case errc::tls_snapshot_failed: return "TLS files cannot be copied into memory";
     case errc::tls_capath_refused: return "TLS CA directory (capath) refused";
     case errc::link_timing_invalid: return "heartbeat interval or connection timeout invalid";
     case errc::listen_needs_tls: return "listening beyond loopback needs TLS";

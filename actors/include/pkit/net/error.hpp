@@ -38,6 +38,8 @@ enum class errc {
   tls_ca_empty,
   /// the CA file holds no loadable certificate.
   tls_ca_invalid,
+  /// the files could not be copied into sealed memory (tls_snapshot; the OS's reason).
+  tls_snapshot_failed,
   /// a CA directory (capath) was given: refused, since it would let every CA in it (the
   /// system's public CAs, typically) authenticate peers.
   tls_capath_refused,

@@ -10,7 +10,15 @@
 /// handshake silently with a certificate but no CA, accepts any public CA through a
 /// capath, and loads the files again for every connection on its multiplexer thread,
 /// where a bad file ends the process. check() turns all of that into a typed refusal to
-/// start, naming the file and OpenSSL's reason.
+/// start, naming the file and OpenSSL's reason; tls_snapshot (pkit/net/tls_snapshot.hpp)
+/// keeps the checked files from changing or vanishing under a running system.
+///
+/// Start-up of a TLS process:
+///   tls_snapshot snap;  if (auto e = snap.take(files)) refuse(*e);
+///   if (auto e = check_listen(address, &snap.files())) refuse(*e);
+///   cfg.load<caf::io::middleman>(); cfg.load<caf::openssl::manager>();
+///   if (auto e = snap.files().apply(cfg, timing)) refuse(*e);
+///   caf::actor_system sys{cfg};   // destroyed before snap
 
 #include <pkit/net/error.hpp>
 #include <pkit/net/link_timing.hpp>
