@@ -117,3 +117,35 @@ BOOST_AUTO_TEST_CASE(moving_hands_the_copies_over_and_destruction_closes_them) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(resources)
+
+/// Open descriptors of this process.
+std::size_t open_fds() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator("/proc/self/fd"))
+    ++n;
+  return n;
+}
+
+BOOST_AUTO_TEST_CASE(checks_and_snapshots_leak_no_descriptor) {
+  temp_dir dir;
+  auto good = certs::get().node();
+  auto mismatched = good;
+  mismatched.key = certs::get().good / "controller-main.key";
+  auto garbage_ca = good;
+  garbage_ca.ca = pkit_net_test::write_as(dir.path() / "ca.pem", "junk",
+                                          fs::perms::owner_read | fs::perms::owner_write);
+  const std::size_t before = open_fds();
+  for (int i = 0; i < 50; ++i) {
+    BOOST_TEST_REQUIRE(!good.check().has_value());
+    BOOST_TEST_REQUIRE(mismatched.check().has_value());
+    BOOST_TEST_REQUIRE(garbage_ca.check().has_value());
+    tls_snapshot snap;
+    BOOST_TEST_REQUIRE(!snap.take(good).has_value());
+    BOOST_TEST_REQUIRE(snap.take(mismatched).has_value());
+  }
+  BOOST_TEST(open_fds() == before);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
