@@ -4,12 +4,14 @@
 # Imported targets:
 #   CAF::core   libcaf_core (requires Threads::Threads)
 #   CAF::io     libcaf_io   (requires CAF::core)
+#   CAF::openssl libcaf_openssl (requires CAF::io), only when it was found: Debian's
+#               libcaf-dev ships its headers, libcaf-openssl0.17 the library
 #
 # Result variables:
 #   CAF_FOUND, CAF_VERSION, CAF_INCLUDE_DIRS, CAF_LIBRARIES
 #
 # Cache variables (may be set to point at a non-system CAF):
-#   CAF_INCLUDE_DIR, CAF_CORE_LIBRARY, CAF_IO_LIBRARY
+#   CAF_INCLUDE_DIR, CAF_CORE_LIBRARY, CAF_IO_LIBRARY, CAF_OPENSSL_LIBRARY
 #
 # Hints: CAF_ROOT (standard <Package>_ROOT handling).
 
@@ -24,6 +26,11 @@ find_library(CAF_CORE_LIBRARY
 find_library(CAF_IO_LIBRARY
   NAMES caf_io
   DOC "Path to libcaf_io")
+
+# Optional: only pkit's distribution layer (pkit::net) needs it.
+find_library(CAF_OPENSSL_LIBRARY
+  NAMES caf_openssl
+  DOC "Path to libcaf_openssl")
 
 # caf/config.hpp: "#define CAF_VERSION 1706" means 0.17.6
 # (major * 10000 + minor * 100 + patch).
@@ -74,6 +81,15 @@ if(CAF_FOUND)
       INTERFACE_INCLUDE_DIRECTORIES "${CAF_INCLUDE_DIR}"
       INTERFACE_LINK_LIBRARIES CAF::core)
   endif()
+
+  if(CAF_OPENSSL_LIBRARY AND EXISTS "${CAF_INCLUDE_DIR}/caf/openssl/manager.hpp"
+     AND NOT TARGET CAF::openssl)
+    add_library(CAF::openssl UNKNOWN IMPORTED)
+    set_target_properties(CAF::openssl PROPERTIES
+      IMPORTED_LOCATION "${CAF_OPENSSL_LIBRARY}"
+      INTERFACE_INCLUDE_DIRECTORIES "${CAF_INCLUDE_DIR}"
+      INTERFACE_LINK_LIBRARIES CAF::io)
+  endif()
 endif()
 
-mark_as_advanced(CAF_INCLUDE_DIR CAF_CORE_LIBRARY CAF_IO_LIBRARY)
+mark_as_advanced(CAF_INCLUDE_DIR CAF_CORE_LIBRARY CAF_IO_LIBRARY CAF_OPENSSL_LIBRARY)

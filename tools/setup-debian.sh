@@ -9,6 +9,8 @@ packages=(
   g++
   libboost-test-dev
   libcaf-dev
+  libssl-dev
+  openssl
   libtomlplusplus-dev
   libcli11-dev
   libfmt-dev

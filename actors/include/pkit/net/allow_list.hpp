@@ -1,0 +1,77 @@
+#pragma once
+
+/// \file
+/// `pkit::net::allow_list` and `validate`: what a node agent lets a remote controller run.
+/// A node that runs anything for anyone is remote code execution (issue 11 §1), and every
+/// peer the agent talks to may be hostile (ISSUE11_DESIGN §4): each `process_spec` that
+/// arrives over the network is checked here before anything is spawned.
+///
+/// Pure apart from the file system: paths are resolved with realpath(3), so that a symlink
+/// or ".." cannot lead out of an allowed directory. What is checked is the file system at
+/// validation time: the allowed programs and directories (and every directory above
+/// them) must not be writable by anyone the node does not trust, or a link could be
+/// swapped between the check and the exec.
+
+#include <pkit/actors/messages.hpp>
+#include <pkit/net/error.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pkit::net {
+
+/// The node's rules for remote specs. Empty lists allow nothing of their kind (beyond the
+/// defaults stated per member). A plain value: build it once (from the node's file) and
+/// share it read-only between threads.
+struct allow_list {
+  /// Programs that may be run, by absolute path (symlinks resolved on both sides).
+  std::vector<std::filesystem::path> programs;
+  /// Directories whose programs (at any depth, after resolving links) may be run.
+  std::vector<std::filesystem::path> program_dirs;
+  /// Directories a spec's cwd may be in (at any depth). An empty cwd (the agent's own) is
+  /// always allowed.
+  std::vector<std::filesystem::path> cwd_dirs;
+  /// `user` / `group` values a spec may carry, compared as written ("app" does not allow
+  /// "1000"). The empty value (the agent's own credentials) is always allowed.
+  std::vector<std::string> users;
+  std::vector<std::string> groups;
+  /// Environment variable names a spec may set or remove (LD_PRELOAD only if listed).
+  /// clear_env is always allowed.
+  std::vector<std::string> env_names;
+  /// Whether a spec may carry resource limits (a privileged agent could raise hard limits).
+  bool rlimits_allowed = false;
+  /// Caps: argv entries, bytes of one argv or env entry, bytes of argv and env together
+  /// (each entry counted with its NUL), bytes of the name.
+  std::size_t max_args = 256;
+  std::size_t max_arg_bytes = 32 * 1024;
+  std::size_t max_total_bytes = 128 * 1024;
+  std::size_t max_name_bytes = 256;
+  /// Caps on the spec's stop and ready timeouts. "Never" (-1) is refused for both: the
+  /// agent must be able to stop every child it runs, in bounded time, when its controller
+  /// is lost (issue 11 §2), and a child that is never ready would be waited for forever.
+  std::int64_t max_stop_timeout_ms = 60'000;
+  std::int64_t max_ready_timeout_ms = 600'000;
+
+  /// The list's own sanity, for the node to run once at start: every path entry absolute
+  /// (as validate() requires of specs) and existing, every cap positive. Returns
+  /// allow_list_invalid naming the entry ("programs[2]", "max_args"); nullopt when usable.
+  std::optional<error> check() const;
+};
+
+/// Checks `spec` against `allow`. Returns the first violation as an error whose subject
+/// names the field ("argv[0]", "argv[3]", "target", "args", "env[1]", "cwd", "user",
+/// "group", "stdout_path", "stderr_path", "rlimits", "name", "stop_signal",
+/// "stop_timeout_ms", "ready_timeout_ms", "notify_fd") and whose reason says why;
+/// nullopt when the spec may run. The rules: argv non-empty, no fork-server target or
+/// args; no NUL anywhere; the caps; stop_signal a signal, stop and ready timeouts within
+/// [0, cap], notify_fd -1 or above 2 and not with notify_socket; argv[0] and cwd absolute without ".", ".." or empty
+/// components, existing, and after realpath a listed program / inside an allowed
+/// directory; stdout and stderr only "", "null" or "capture"; user, group and env names
+/// listed; rlimits only if allowed. Thread-safe; reads the file system (realpath), nothing else.
+std::optional<error> validate(const pkit::actors::process_spec& spec, const allow_list& allow);
+
+}  // namespace pkit::net

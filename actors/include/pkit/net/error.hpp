@@ -1,0 +1,110 @@
+#pragma once
+
+/// \file
+/// Errors of pkit's distribution layer (pkit::net): the `pkit::net::errc` enumeration, its
+/// `std::error_category` ("pkit.net"), and `pkit::net::error`, a code plus the file, address
+/// or spec field it is about and the underlying reason (an OpenSSL or errno text).
+
+#include <string>
+#include <system_error>
+
+namespace pkit::net {
+
+/// Why a TLS file set, a listen address or a remote process spec was refused. Each value
+/// names one cause, so that callers and tests can tell them apart without parsing text.
+enum class errc {
+  // -- TLS files (tls_files::check) ------------------------------------------------------
+  /// certificate, key or CA file not configured (all three are required: FAULTS C3).
+  tls_incomplete = 1,
+  /// a configured file does not exist.
+  tls_file_missing,
+  /// a file exists but cannot be opened for reading (permissions, EIO, ...).
+  tls_file_unreadable,
+  /// a file is not a regular file (a directory, a FIFO, a device).
+  tls_not_regular_file,
+  /// the private key may be read or written by its group or by others (mode & 077).
+  tls_key_exposed,
+  /// the certificate or the CA file may be written by others (anyone could swap it).
+  tls_file_writable,
+  /// the certificate chain file does not load as a PEM chain.
+  tls_certificate_invalid,
+  /// the certificate is not yet valid or has expired.
+  tls_certificate_expired,
+  /// the private key does not load (not PEM, encrypted with another or no passphrase).
+  tls_key_invalid,
+  /// the private key does not belong to the certificate.
+  tls_key_mismatch,
+  /// the CA file is empty.
+  tls_ca_empty,
+  /// the CA file holds no loadable certificate.
+  tls_ca_invalid,
+  /// the files could not be copied into sealed memory (tls_snapshot; the OS's reason).
+  tls_snapshot_failed,
+  /// a CA directory (capath) was given: refused, since it would let every CA in it (the
+  /// system's public CAs, typically) authenticate peers.
+  tls_capath_refused,
+
+  // -- link settings (apply_link) ---------------------------------------------------------
+  /// a heartbeat interval or connection timeout that is not positive, or a timeout not
+  /// longer than the interval (every connection would be dropped between heartbeats).
+  link_timing_invalid,
+
+  // -- listen addresses (check_listen) ----------------------------------------------------
+  /// a listen address beyond loopback without a complete TLS file set (FAULTS C1/C2).
+  listen_needs_tls,
+
+  // -- remote process specs (validate against an allow_list) -----------------------------
+  /// the spec names no program (argv empty).
+  spec_no_program,
+  /// argv[0] (or cwd) is not an absolute, normalised path (relative, "..", "." or "//").
+  spec_path_not_absolute,
+  /// argv[0] is neither listed nor inside an allowed directory (after resolving links).
+  spec_program_not_allowed,
+  /// a fork-server target was requested (never over the network).
+  spec_target_refused,
+  /// stdout/stderr is a file path (only "", "null" and "capture" may cross the network).
+  spec_output_refused,
+  /// cwd is outside the allowed directories.
+  spec_cwd_not_allowed,
+  /// user or group is not on the allow-list.
+  spec_credentials_not_allowed,
+  /// an environment variable name is not on the allow-list.
+  spec_env_not_allowed,
+  /// a number outside its range: stop_signal not a signal, a stop or ready timeout
+  /// negative (never) or beyond the node's cap, notify_fd one of stdin/out/err.
+  spec_out_of_range,
+  /// resource limits in a spec, on a node that does not allow them.
+  spec_rlimits_refused,
+  /// too many arguments, an argument too long, or too many bytes in total.
+  spec_too_large,
+  /// an argument, path or variable holds a NUL byte or is otherwise malformed.
+  spec_malformed,
+
+  // -- the allow-list itself (allow_list::check) ------------------------------------------
+  /// an allow-list entry is not an absolute path, does not exist, or a cap is zero.
+  allow_list_invalid,
+};
+
+/// The category of `pkit::net::errc`; its name is "pkit.net".
+const std::error_category& net_category() noexcept;
+
+/// Makes `std::error_code` construction from `pkit::net::errc` work (found by ADL).
+std::error_code make_error_code(errc e) noexcept;
+
+/// A refusal: the code, what it is about (a file path, an address, a spec field such as
+/// "argv[0]" or "stdout_path") and the underlying reason (OpenSSL's or the OS's text, or
+/// pkit's explanation). A plain value: copy it, move it, keep it.
+struct error {
+  std::error_code code;
+  std::string subject;
+  std::string reason;
+
+  /// "<code message>: <subject>: <reason>" (parts that are empty are left out), for logs
+  /// and for the message a command prints before it refuses to start.
+  std::string message() const;
+};
+
+}  // namespace pkit::net
+
+template <>
+struct std::is_error_code_enum<pkit::net::errc> : std::true_type {};

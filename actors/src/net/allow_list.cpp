@@ -1,0 +1,253 @@
+#include <pkit/net/allow_list.hpp>
+
+#include <signal.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <string_view>
+#include <tuple>
+
+namespace pkit::net {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+error refuse(errc code, std::string field, std::string reason) {
+  return {make_error_code(code), std::move(field), std::move(reason)};
+}
+
+std::string indexed(const char* field, std::size_t i) {
+  return std::string{field} + "[" + std::to_string(i) + "]";
+}
+
+bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
+
+/// `s` for a message: quoted, bytes outside printable ASCII as \xNN, cut after 200 bytes —
+/// the values come from a peer that may be hostile, and messages end up in logs.
+std::string printable(std::string_view s) {
+  constexpr std::size_t limit = 200;
+  std::string out = "'";
+  for (std::size_t i = 0; i < s.size() && i < limit; ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
+      out += static_cast<char>(c);
+    } else {
+      static constexpr char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  if (s.size() > limit)
+    out += "...";
+  return out + "'";
+}
+
+/// Absolute, and no empty ("//", trailing '/'), "." or ".." component: the spelling must
+/// already be the path, so that what is checked is what the reader sees.
+bool is_plain_absolute(std::string_view p) {
+  if (p == "/")
+    return true;
+  if (p.size() < 2 || p.front() != '/' || p.back() == '/')
+    return false;
+  std::size_t start = 1;
+  while (start <= p.size()) {
+    std::size_t end = std::min(p.find('/', start), p.size());
+    std::string_view part = p.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..")
+      return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+/// realpath(3): the path with every link, "." and ".." resolved; nullopt (errno kept)
+/// when it does not exist or cannot be searched.
+std::optional<fs::path> resolve(const fs::path& p) {
+  std::unique_ptr<char, decltype(&::free)> r{::realpath(p.c_str(), nullptr), &::free};
+  if (!r)
+    return std::nullopt;
+  return fs::path{r.get()};
+}
+
+/// `p` is below `dir` (or, unless `strictly`, `dir` itself), component by component:
+/// /opt/app2 is not in /opt/app.
+bool is_within(const fs::path& p, const fs::path& dir, bool strictly) {
+  auto [dir_end, p_end] = std::mismatch(dir.begin(), dir.end(), p.begin(), p.end());
+  return dir_end == dir.end() && (!strictly || p_end != p.end());
+}
+
+bool listed(const std::vector<std::string>& list, const std::string& value) {
+  return std::find(list.begin(), list.end(), value) != list.end();
+}
+
+/// A program or cwd path: plainly absolute, existing, and after realpath either one of
+/// `exact` (resolved too) or within one of `dirs` (resolved too; below it for a program,
+/// since a directory is no program, or the directory itself for a cwd).
+std::optional<error> check_path(const std::string& value, std::string field, errc not_allowed,
+                                const std::vector<fs::path>& exact,
+                                const std::vector<fs::path>& dirs) {
+  const bool strictly = not_allowed == errc::spec_program_not_allowed;
+  if (!is_plain_absolute(value))
+    return refuse(errc::spec_path_not_absolute, std::move(field),
+                  printable(value) + " must be absolute, without '.', '..' or empty components");
+  auto real = resolve(value);
+  if (!real)
+    return refuse(not_allowed, std::move(field), printable(value) + ": " + std::strerror(errno));
+  for (const auto& allowed : exact)
+    if (auto r = resolve(allowed); r && *r == *real)
+      return std::nullopt;
+  for (const auto& allowed : dirs)
+    if (auto r = resolve(allowed); r && is_within(*real, *r, strictly))
+      return std::nullopt;
+  std::string why = printable(value);
+  if (real->string() != value)
+    why += " (resolves to " + printable(real->string()) + ")";
+  return refuse(not_allowed, std::move(field), why + " is not allowed on this node");
+}
+
+/// No NUL, and the caps on argv and env sizes.
+std::optional<error> check_sizes(const actors::process_spec& spec, const allow_list& allow) {
+  if (spec.name.size() > allow.max_name_bytes)
+    return refuse(errc::spec_too_large, "name",
+                  std::to_string(spec.name.size()) + " bytes, at most " +
+                    std::to_string(allow.max_name_bytes));
+  if (has_nul(spec.name))
+    return refuse(errc::spec_malformed, "name", "holds a NUL byte");
+  if (spec.argv.size() > allow.max_args)
+    return refuse(errc::spec_too_large, "argv",
+                  std::to_string(spec.argv.size()) + " arguments, at most " +
+                    std::to_string(allow.max_args));
+  std::size_t total = 0;
+  for (auto [list, field] : {std::pair{&spec.argv, "argv"}, std::pair{&spec.env, "env"}}) {
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const std::string& s = (*list)[i];
+      if (s.size() > allow.max_arg_bytes)
+        return refuse(errc::spec_too_large, indexed(field, i),
+                      std::to_string(s.size()) + " bytes, at most " +
+                        std::to_string(allow.max_arg_bytes));
+      if (has_nul(s))
+        return refuse(errc::spec_malformed, indexed(field, i), "holds a NUL byte");
+      total += s.size() + 1;
+    }
+  }
+  if (total > allow.max_total_bytes)
+    return refuse(errc::spec_too_large, "argv",
+                  "argv and env take " + std::to_string(total) + " bytes, at most " +
+                    std::to_string(allow.max_total_bytes));
+  return std::nullopt;
+}
+
+std::optional<error> check_numbers(const actors::process_spec& spec, const allow_list& allow) {
+  if (spec.stop_signal <= 0 || spec.stop_signal >= NSIG)
+    return refuse(errc::spec_out_of_range, "stop_signal",
+                  std::to_string(spec.stop_signal) + " is not a signal number");
+  for (auto [value, cap, field] :
+       {std::tuple{spec.stop_timeout_ms, allow.max_stop_timeout_ms, "stop_timeout_ms"},
+        std::tuple{spec.ready_timeout_ms, allow.max_ready_timeout_ms, "ready_timeout_ms"}})
+    if (value < 0 || value > cap)
+      return refuse(errc::spec_out_of_range, field,
+                    std::to_string(value) + " ms, must be within [0, " + std::to_string(cap) +
+                      "] on this node");
+  // 0, 1 and 2 are the child's stdio: a readiness pipe there would replace them.
+  if (spec.notify_fd != -1 && spec.notify_fd < 3)
+    return refuse(errc::spec_out_of_range, "notify_fd",
+                  std::to_string(spec.notify_fd) + ", must be -1 or above 2");
+  if (spec.notify_fd >= 0 && spec.notify_socket)
+    return refuse(errc::spec_malformed, "notify_fd", "combines with no notify_socket");
+  return std::nullopt;
+}
+
+std::optional<error> check_env(const actors::process_spec& spec, const allow_list& allow) {
+  for (std::size_t i = 0; i < spec.env.size(); ++i) {
+    const std::string& entry = spec.env[i];
+    std::string name = entry.substr(0, entry.find('='));
+    if (name.empty())
+      return refuse(errc::spec_malformed, indexed("env", i), "no variable name");
+    if (!listed(allow.env_names, name))
+      return refuse(errc::spec_env_not_allowed, indexed("env", i),
+                    printable(name) + " is not allowed on this node");
+  }
+  return std::nullopt;
+}
+
+std::optional<error> check_strings(const actors::process_spec& spec, const allow_list& allow) {
+  for (auto [value, field] : {std::pair{&spec.stdout_path, "stdout_path"},
+                              std::pair{&spec.stderr_path, "stderr_path"}})
+    if (!value->empty() && *value != "null" && *value != "capture")
+      return refuse(errc::spec_output_refused, field,
+                    printable(*value) + ": only \"\", \"null\" or \"capture\" (no files)");
+  for (auto [value, list, field] : {std::tuple{&spec.user, &allow.users, "user"},
+                                    std::tuple{&spec.group, &allow.groups, "group"}}) {
+    if (has_nul(*value))
+      return refuse(errc::spec_malformed, field, "holds a NUL byte");
+    if (!value->empty() && !listed(*list, *value))
+      return refuse(errc::spec_credentials_not_allowed, field,
+                    printable(*value) + " is not allowed on this node");
+  }
+  if (!spec.rlimits.empty() && !allow.rlimits_allowed)
+    return refuse(errc::spec_rlimits_refused, "rlimits",
+                  "resource limits are not allowed on this node");
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<error> allow_list::check() const {
+  auto bad = [](std::string field, std::string why) {
+    return refuse(errc::allow_list_invalid, std::move(field), std::move(why));
+  };
+  for (auto [list, name] : {std::pair{&programs, "programs"},
+                            std::pair{&program_dirs, "program_dirs"},
+                            std::pair{&cwd_dirs, "cwd_dirs"}}) {
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const std::string p = (*list)[i].string();
+      if (!is_plain_absolute(p))
+        return bad(indexed(name, i), printable(p) + " must be absolute, without '.', '..' or "
+                                                    "empty components");
+      if (!resolve(p))
+        return bad(indexed(name, i), printable(p) + ": " + std::strerror(errno));
+    }
+  }
+  for (auto [cap, name] : {std::pair{max_args, "max_args"},
+                           std::pair{max_arg_bytes, "max_arg_bytes"},
+                           std::pair{max_total_bytes, "max_total_bytes"},
+                           std::pair{max_name_bytes, "max_name_bytes"}})
+    if (cap == 0)
+      return bad(name, "must be positive");
+  if (max_stop_timeout_ms < 0 || max_ready_timeout_ms < 0)
+    return bad(max_stop_timeout_ms < 0 ? "max_stop_timeout_ms" : "max_ready_timeout_ms",
+               "must not be negative");
+  return std::nullopt;
+}
+
+std::optional<error> validate(const actors::process_spec& spec, const allow_list& allow) {
+  if (!spec.target.empty())
+    return refuse(errc::spec_target_refused, "target", printable(spec.target));
+  if (!spec.args.empty())
+    return refuse(errc::spec_target_refused, "args", "arguments of a fork-server target");
+  if (spec.argv.empty())
+    return refuse(errc::spec_no_program, "argv", "empty");
+  if (auto e = check_sizes(spec, allow))
+    return e;
+  if (auto e = check_strings(spec, allow))
+    return e;
+  if (auto e = check_numbers(spec, allow))
+    return e;
+  if (auto e = check_env(spec, allow))
+    return e;
+  if (auto e = check_path(spec.argv[0], "argv[0]", errc::spec_program_not_allowed,
+                          allow.programs, allow.program_dirs))
+    return e;
+  if (has_nul(spec.cwd))
+    return refuse(errc::spec_malformed, "cwd", "holds a NUL byte");
+  if (!spec.cwd.empty())
+    return check_path(spec.cwd, "cwd", errc::spec_cwd_not_allowed, {}, allow.cwd_dirs);
+  return std::nullopt;
+}
+
+}  // namespace pkit::net

@@ -1,0 +1,72 @@
+#include <pkit/net/error.hpp>
+
+namespace pkit::net {
+
+namespace {
+
+const char* describe(errc e) {
+  switch (e) {
+    case errc::tls_incomplete: return "TLS needs a certificate, a key and a CA file";
+    case errc::tls_file_missing: return "TLS file does not exist";
+    case errc::tls_file_unreadable: return "TLS file cannot be read";
+    case errc::tls_not_regular_file: return "TLS file is not a regular file";
+    case errc::tls_key_exposed: return "TLS private key is accessible to group or others";
+    case errc::tls_file_writable: return "TLS file is writable by others";
+    case errc::tls_certificate_invalid: return "TLS certificate chain does not load";
+    case errc::tls_certificate_expired: return "TLS certificate is not valid now";
+    case errc::tls_key_invalid: return "TLS private key does not load";
+    case errc::tls_key_mismatch: return "TLS private key does not match the certificate";
+    case errc::tls_ca_empty: return "TLS CA file is empty";
+    case errc::tls_ca_invalid: return "TLS CA file holds no loadable certificate";
+    case errc::tls_snapshot_failed: return "TLS files cannot be copied into memory";
+    case errc::tls_capath_refused: return "TLS CA directory (capath) refused";
+    case errc::link_timing_invalid: return "heartbeat interval or connection timeout invalid";
+    case errc::listen_needs_tls: return "listening beyond loopback needs TLS";
+    case errc::spec_no_program: return "spec names no program";
+    case errc::spec_path_not_absolute: return "path is not absolute and normalised";
+    case errc::spec_program_not_allowed: return "program not allowed";
+    case errc::spec_target_refused: return "fork-server targets are not allowed remotely";
+    case errc::spec_output_refused: return "output files are not allowed remotely";
+    case errc::spec_cwd_not_allowed: return "working directory not allowed";
+    case errc::spec_credentials_not_allowed: return "user or group not allowed";
+    case errc::spec_env_not_allowed: return "environment variable not allowed";
+    case errc::spec_out_of_range: return "spec value out of range";
+    case errc::spec_rlimits_refused: return "resource limits are not allowed remotely";
+    case errc::spec_too_large: return "spec too large";
+    case errc::spec_malformed: return "spec malformed";
+    case errc::allow_list_invalid: return "allow-list invalid";
+  }
+  return "unknown pkit.net error";
+}
+
+class category final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "pkit.net"; }
+  std::string message(int value) const override {
+    return describe(static_cast<errc>(value));
+  }
+};
+
+}  // namespace
+
+const std::error_category& net_category() noexcept {
+  static const category instance;
+  return instance;
+}
+
+std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), net_category()};
+}
+
+std::string error::message() const {
+  std::string text = code.message();
+  for (const std::string* part : {&subject, &reason}) {
+    if (!part->empty()) {
+      text += ": ";
+      text += *part;
+    }
+  }
+  return text;
+}
+
+}  // namespace pkit::net
