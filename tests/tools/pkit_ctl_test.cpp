@@ -257,6 +257,27 @@ BOOST_AUTO_TEST_CASE(a_tail_ends_when_its_program_is_removed) {
   t.finish();
 }
 
+// A tail follows the processes of a program; a reload that makes it two instances (w.1,
+// w.2) leaves nothing named w to follow: the tail ends (it hung, waiting for a process
+// "w" that no longer existed, since the program itself was still there).
+BOOST_AUTO_TEST_CASE(a_tail_ends_when_its_programs_instances_change) {
+  const std::string args = "\"lines-then-partial\", \"2\", \"1\"";
+  tree_run t("", program("w", args, "stdout = \"log\""), {"w"});
+  const pid_t p0 = t.pids["w"];
+  const auto log = t.dir.file("logs/w.out.log");
+  BOOST_REQUIRE_MESSAGE(eventually([&] { return read_file(log).find(" " + std::to_string(p0) + " 2\n") != std::string::npos; }),
+                        "the lines did not reach " << log);
+  ctl_stream tail(t.sock, {"tail", "w", "-n", "1"});
+  BOOST_TEST(tail.next_line().value_or("(none)") == std::to_string(p0) + " 2");
+  write_file(t.file, t.text("", program("w", args, "stdout = \"log\"\ninstances = 2")));
+  auto r = t.ctl({"reload"});
+  BOOST_TEST(r.code == 0, r.err);
+  BOOST_TEST(tail.next_line().value_or("(none)") == std::to_string(p0) + " partial", "the stopped run's last piece");
+  BOOST_TEST(!tail.next_line(std::chrono::seconds(10)).has_value(), "the tail's output ended");
+  BOOST_TEST(tail.stop(0) == 0, "pkit ctl tail exited 0 by itself");
+  t.finish();
+}
+
 BOOST_AUTO_TEST_CASE(add_runs_the_programs_of_a_snippet_at_the_root_or_in_a_group_and_remove_ends_them) {
   tree_run t("", pause_program("alpha") + group_back + pause_program("gamma", "[[group.program]]"), {"alpha", "gamma"});
   write_file(t.dir.file("extra.toml"), pause_program("extra"));

@@ -5,6 +5,7 @@
 #include <pkit/tool/daemon.hpp>
 #include "daemon_detail.hpp"
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -66,9 +67,12 @@ const program_config* find_program(const tree_config& tree, const std::string& p
 void daemon::configure_outputs(const group_config& root) { configure_group(*capture_, root); }
 
 /// A tail's sink, shared by its listeners (the capture's reader thread) and the daemon,
-/// which ends it when the program goes: one lock, so that the sink is never called
+/// which ends it when its program goes: one lock, so that the sink is never called
 /// concurrently and nothing follows the end.
 struct daemon::tail_sink {
+  std::string name;                // as asked: a program, an instance, a path ("g/w.2")
+  std::vector<std::string> procs;  // the processes it follows
+  int only = 0;                    // 1: stdout, 2: stderr, 0: both
   std::mutex m;
   bool ended = false;
   sink to;
@@ -82,30 +86,58 @@ struct daemon::tail_sink {
     ended = true;
     to(nullptr);
   }
+  // The stream is gone: the sink (the server's) is never called again.
+  void drop() {
+    std::lock_guard lock(m);
+    ended = true;
+    to = nullptr;
+  }
 };
 
 /// A `tail` stream: one listener per process of the program. Destroying it unhooks them
-/// (its entries in tails_ expire with the sink).
+/// and drops the sink (a pending end, see end_gone_tails, then does nothing).
 class daemon::tail_stream final : public control_stream {
 public:
+  ~tail_stream() override {
+    handles.clear();
+    if (out) out->drop();
+  }
   std::shared_ptr<tail_sink> out;
   std::vector<log_capture::listener_handle> handles;
 };
 
+namespace {
+
+bool logs(const program_config& p, int only) {
+  const bool out = p.stdout_spec.mode == output_spec::kind::log;
+  const bool err = p.stderr_spec.mode == output_spec::kind::log;
+  return only == 1 ? out : only == 2 ? err : out || err;
+}
+
+}  // namespace
+
 void daemon::end_gone_tails() {
   std::lock_guard lock(tails_mutex_);
   for (auto it = tails_.begin(); it != tails_.end();) {
-    auto t = it->second.lock();
-    std::vector<std::string> procs;
-    const program_config* p = t ? find_program(tree_, it->first, procs) : nullptr;
-    const bool logged = p != nullptr && (p->stdout_spec.mode == output_spec::kind::log ||
-                                         p->stderr_spec.mode == output_spec::kind::log);
-    if (t && logged) {
+    auto t = it->lock();
+    if (!t) {
+      it = tails_.erase(it);
+      continue;
+    }
+    // Still the same processes, still logging what it shows: it goes on. (A program
+    // whose instances changed is another set of processes: its tail ends.)
+    std::vector<std::string> now;
+    const program_config* p = find_program(tree_, t->name, now);
+    if (p != nullptr && now == t->procs && logs(*p, t->only)) {
       ++it;
       continue;
     }
-    // After the program's last output (its pipes' EOF), not before it.
-    if (t) capture_->when_closed(it->first, [t] { t->end(); });
+    // Ended after the last output of every process it followed, not before it.
+    auto left = std::make_shared<std::atomic<std::size_t>>(t->procs.size());
+    for (const auto& proc : t->procs)
+      capture_->when_closed(proc, [t, left] {
+        if (left->fetch_sub(1) == 1) t->end();
+      });
     it = tails_.erase(it);
   }
 }
@@ -150,10 +182,14 @@ std::unique_ptr<control_stream> daemon::open_tail(const nlohmann::json& args, si
   };
   auto s = std::make_unique<tail_stream>();
   s->out = std::make_shared<tail_sink>();
+  s->out->name = name;
+  s->out->procs = procs;
+  s->out->only = only;
   s->out->to = std::move(to);
   {
     std::lock_guard tails(tails_mutex_);
-    for (const auto& proc : procs) tails_.emplace(proc, s->out);
+    std::erase_if(tails_, [](const auto& w) { return w.expired(); });  // tails that ended
+    tails_.push_back(s->out);
   }
   for (const auto& proc : procs) {
     // The last `lines` lines first, handed over inside add_listener: no live line of

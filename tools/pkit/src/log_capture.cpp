@@ -9,9 +9,11 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <list>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
@@ -58,7 +60,11 @@ struct log_capture::impl {
   std::map<std::string, std::weak_ptr<line_sink>> sinks_by_path;
   std::unordered_map<std::uint64_t, std::unique_ptr<pipe_state>> pipes;
   std::uint64_t next_pipe = 1;
-  std::multimap<std::string, std::function<void()>> when_closed;  // by program name
+  struct closed_waiter {
+    std::set<std::uint64_t> pipes;  // the program's pipes open when it asked
+    std::function<void()> fn;
+  };
+  std::list<closed_waiter> closed_waiters;  // when_closed()
   bool stopping = false;
   bool stopped = false;
   std::chrono::steady_clock::time_point deadline;
@@ -142,29 +148,43 @@ struct log_capture::impl {
   // EOF (or a read error): the run's last partial line is a line of its own. The pipe
   // leaves the table first, so that a failing write cannot leave an EOF'd pipe in epoll
   // (level-triggered: it would be handled again and again).
+  // The partial line goes out while the pipe is still in the table: a when_closed()
+  // that comes meanwhile still sees the pipe open and waits for that last line.
   void finish(std::uint64_t id, pipe_state& p) {
     ::epoll_ctl(epoll.get(), EPOLL_CTL_DEL, p.fd.get(), nullptr);
+    if (!p.partial.empty()) {
+      try {
+        emit(p, p.partial, false);
+      } catch (const std::exception& e) {  // out of memory in a listener's copy
+        std::fprintf(stderr, "pkit: log capture: %s\n", e.what());
+      }
+      p.partial.clear();
+    }
     std::unique_ptr<pipe_state> gone;  // destroyed (closed) after the lock is released
+    std::vector<std::function<void()>> due;
     {
       std::lock_guard<std::mutex> lock(m);
       if (auto i = pipes.find(id); i != pipes.end()) {
         gone = std::move(i->second);
         pipes.erase(i);
       }
+      due = take_when_closed(id);
     }
-    if (!gone) return;
-    if (!gone->partial.empty()) emit(*gone, gone->partial, false);
-    for (auto& fn : take_when_closed(gone->name)) fn();
+    for (auto& fn : due) fn();
   }
 
-  // The when_closed calls due for `name`: all of them once no pipe of it is open.
-  std::vector<std::function<void()>> take_when_closed(const std::string& name) {
+  // Under m: pipe `id` is done; the waiters whose pipes are now all done.
+  std::vector<std::function<void()>> take_when_closed(std::uint64_t id) {
     std::vector<std::function<void()>> due;
-    std::lock_guard<std::mutex> lock(m);
-    if (std::any_of(pipes.begin(), pipes.end(), [&](const auto& p) { return p.second->name == name; })) return due;
-    auto [first, last] = when_closed.equal_range(name);
-    for (auto i = first; i != last; ++i) due.push_back(std::move(i->second));
-    when_closed.erase(first, last);
+    for (auto i = closed_waiters.begin(); i != closed_waiters.end();) {
+      i->pipes.erase(id);
+      if (i->pipes.empty()) {
+        due.push_back(std::move(i->fn));
+        i = closed_waiters.erase(i);
+      } else {
+        ++i;
+      }
+    }
     return due;
   }
 
@@ -275,8 +295,8 @@ struct log_capture::impl {
       std::lock_guard<std::mutex> lock(m);
       pipes.clear();
       flush_dirty();
-      for (auto& entry : when_closed) left.push_back(std::move(entry.second));
-      when_closed.clear();
+      for (auto& w : closed_waiters) left.push_back(std::move(w.fn));
+      closed_waiters.clear();
     }
     for (auto& fn : left) {
       try {
@@ -361,9 +381,12 @@ void log_capture::when_closed(const std::string& name, std::function<void()> fn)
   auto& d = *impl_;
   {
     std::lock_guard<std::mutex> lock(d.m);
-    const bool open = std::any_of(d.pipes.begin(), d.pipes.end(), [&](const auto& p) { return p.second->name == name; });
-    if (open && !d.stopped) {
-      d.when_closed.emplace(name, std::move(fn));
+    // Only the pipes open now: a later run of a program of that name is not waited for.
+    std::set<std::uint64_t> open;
+    for (const auto& [id, p] : d.pipes)
+      if (p->name == name) open.insert(id);
+    if (!open.empty() && !d.stopped) {
+      d.closed_waiters.push_back({std::move(open), std::move(fn)});
       return;
     }
   }

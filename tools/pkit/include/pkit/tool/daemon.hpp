@@ -163,7 +163,7 @@ private:
   int wake_fd_ = -1;
   std::mutex control_;  // one control request at a time (reload, add, ... change the tree)
   std::mutex tails_mutex_;  // guards tails_
-  std::multimap<std::string, std::weak_ptr<tail_sink>> tails_;  // open tails by process name
+  std::vector<std::weak_ptr<tail_sink>> tails_;  // the open tails
 
   mutable std::mutex mutex_;  // guards everything below
   std::map<std::string, row> rows_;       // by "group/child"

@@ -151,8 +151,8 @@ public:
   /// Pipes attached and not yet at EOF.
   std::size_t open_pipes() const;
 
-  /// Calls `fn` once every pipe of program `name` attached so far has reached EOF and
-  /// its last line was delivered: at once (on the calling thread) when none is open,
+  /// Calls `fn` once every pipe of program `name` attached so far (not those of runs
+  /// attached later) has reached EOF and its last line was delivered: at once (on the calling thread) when none is open,
   /// else on the reader thread after that last line — so an end sent from `fn` follows
   /// the program's last output (a tail ended when its program is removed). A pipe held
   /// open by a descendant that outlives the program delays it; `stop()` calls what is
