@@ -144,11 +144,14 @@ std::error_code process_access::start(process& p, std::shared_ptr<process_state>
   // Created before the spawn: it undoes an inherited SIGCHLD=SIG_IGN, under which the
   // kernel would discard the exit status of a child that ends at once. Not before the
   // checks above: a start refused for a bad name or limit starts no thread either.
-  reaper& r = reaper::instance();
+  // Inside the try: its creation can fail (no descriptor, no thread), and the start must
+  // then leave its phase as it found it (a start left 'starting' wedged every later one).
+  reaper* reaper_here = nullptr;
   // PR_SET_PDEATHSIG fires when the creating *thread* ends. Children made directly (not
   // by a fork server) on any thread but the main one are therefore made by the spawn
   // thread, which lasts as long as the program and runs no user code.
   try {
+    reaper_here = &reaper::instance();
     if (s.opts.die_with_parent && !s.opts.spawn_on_calling_thread &&
         !std::holds_alternative<server_target>(s.what) && ::gettid() != ::getpid()) {
       spawn_thread::instance().run(do_launch);
@@ -203,7 +206,7 @@ std::error_code process_access::start(process& p, std::shared_ptr<process_state>
   // Not ready: make sure the child is gone and collected, then report why.
   lock.lock();
   if (s.runs == run && s.ph == process_state::phase::running) send_signal(s, SIGKILL, true);
-  if (!r.on_reaper_thread()) (void)join_run(sp, lock, run, stop_policy::infinite);
+  if (!reaper_here->on_reaper_thread()) (void)join_run(sp, lock, run, stop_policy::infinite);
   switch (rr) {
     case ready_result::failed:
       ec.assign(f.error, std::system_category());
