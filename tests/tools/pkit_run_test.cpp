@@ -92,7 +92,7 @@ BOOST_AUTO_TEST_CASE(a_killed_program_is_restarted_with_a_new_pid) {
 
 // The stop goes on past a program that ignores SIGTERM (SIGKILL after its stop_timeout),
 // and says so: that program's `stopped` event and the final table carry the SIGKILL, and
-// the exit status is 1 — a stop that had to be forced (it was 0, every status lost).
+// the exit status is 3 — stopped, but not cleanly (it was 0, every status lost).
 BOOST_AUTO_TEST_CASE(sigterm_stops_in_reverse_order_escalating_on_a_program_that_ignores_it) {
   pkit_test_common::temp_dir dir;
   write_file(dir.file("tree.toml"), program("first", "pause") +
@@ -113,7 +113,7 @@ BOOST_AUTO_TEST_CASE(sigterm_stops_in_reverse_order_escalating_on_a_program_that
     stopped[order.back()] = *e;
   }
   BOOST_TEST((order == std::vector<std::string>{"last", "stubborn", "first"}));
-  BOOST_TEST(p.wait_exit().value_or(-1) == 1, "a stop that had to kill exits 1; stderr:\n" << p.stderr_text());
+  BOOST_TEST(p.wait_exit().value_or(-1) == 3, "a stop that had to kill exits 3; stderr:\n" << p.stderr_text());
   BOOST_TEST(duration_cast<milliseconds>(steady_clock::now() - t0).count() >= 300, "the stop timeout was honoured");
   for (auto& [n, pid] : pids) BOOST_TEST(gone(pid), n << " still runs");
   BOOST_TEST(stopped["stubborn"].value("status", json::object()).value("signal", 0) == SIGKILL, stopped["stubborn"].dump());
@@ -276,6 +276,43 @@ BOOST_AUTO_TEST_CASE(sighup_reload_restarts_exactly_the_changed_program) {
     order.push_back(e->value("program", ""));
   }
   BOOST_TEST((order == std::vector<std::string>{"tail", "change", "fresh", "keep"}));
+  BOOST_TEST(p.wait_exit().value_or(-1) == 0);
+}
+
+// A changed program goes right after the sibling the new file puts before it (here a),
+// even when a sibling the file puts after it (w, moved in the file, untouched) runs
+// earlier: placed before w, b ran ahead of a — an order neither file had.
+BOOST_AUTO_TEST_CASE(a_changed_program_is_placed_after_what_precedes_it_in_the_new_file) {
+  pkit_test_common::temp_dir dir;
+  auto file = dir.file("tree.toml");
+  write_file(file, program("w", "pause") + program("a", "pause") + program("b", "pause"));
+  pkit_process p({"run", file, "--log-format", "json"});
+  auto pids = started(p, {"w", "a", "b"});
+  write_file(file, program("a", "pause") + program("b", "pause", "environment = { CHANGED = \"1\" }") + program("w", "pause"));
+  ::kill(p.pid(), SIGHUP);
+  auto line = p.wait_line("pkit: reload:");
+  BOOST_REQUIRE_MESSAGE(line, "no reload report; stderr:\n" << p.stderr_text());
+  BOOST_TEST(line->find("\"changed\":[\"b\"]") != std::string::npos, *line);
+  auto new_b = [&](const json& j) {
+    return j.value("event", "") == "started" && j.value("program", "") == "b" && j.value("pid", 0) != pids["b"];
+  };
+  pid_t b = 0;  // the event may have been read with the report already
+  for (const auto& l : p.lines())
+    if (auto j = json::parse(l, nullptr, false); !j.is_discarded() && j.is_object() && new_b(j)) b = j.value("pid", 0);
+  if (b == 0)
+    if (auto e = p.wait_event(new_b)) b = e->value("pid", 0);
+  BOOST_REQUIRE(b > 0);
+  ::kill(p.pid(), SIGTERM);
+  std::set<pid_t> running{pids["w"], pids["a"], b};
+  std::vector<std::string> order;
+  for (int i = 0; i < 3; ++i) {
+    auto e = p.wait_event([&](const json& j) {
+      return j.value("event", "") == "stopped" && running.count(j.value("pid", 0)) != 0;
+    });
+    BOOST_REQUIRE_MESSAGE(e, "missing stopped events; stderr:\n" << p.stderr_text());
+    order.push_back(e->value("program", ""));
+  }
+  BOOST_TEST((order == std::vector<std::string>{"b", "a", "w"}));
   BOOST_TEST(p.wait_exit().value_or(-1) == 0);
 }
 

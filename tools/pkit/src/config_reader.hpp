@@ -48,8 +48,6 @@ std::string closest(std::string_view word, const std::vector<std::string>& candi
 std::variant<std::int64_t, std::string> parse_duration(std::string_view s, bool infinity_ok);
 /// "10MiB", "512KiB", "1GB", "100B", "4096".
 std::variant<std::uint64_t, std::string> parse_size(std::string_view s);
-/// "TERM", "SIGTERM", "term" → 15; 0 when unknown.
-/// 15 → "TERM"; the number when it has no name.
 /// "" when `name` is a valid program/group name, else why not.
 std::string name_problem(std::string_view name);
 /// `p` made absolute against `base`, normalised, without a trailing '/' ("." → base).

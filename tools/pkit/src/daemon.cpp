@@ -277,7 +277,9 @@ void daemon::on_event(const supervisor_event& e) {
     case event_kind::restarting: ++r.restarts; break;
     default: break;
   }
-  if (!e.reason.empty()) r.reason = e.reason;
+  // An end says why it happened, or that nothing special did (no stale reason stays).
+  if (e.kind == event_kind::exited || e.kind == event_kind::stopped) r.reason = e.reason;
+  else if (!e.reason.empty()) r.reason = e.reason;
   for (auto s = sinks_.begin(); s != sinks_.end();) s = s->second(j) ? std::next(s) : sinks_.erase(s);
 }
 
@@ -386,7 +388,7 @@ std::optional<int> daemon::outcome() {
       std::string names;
       for (const auto& n : killed_at_stop_) names += (names.empty() ? "" : ", ") + n;
       say("pkit: the stop had to kill what outlived its stop_timeout: " + names);
-      return exit_failed;
+      return exit_killed_at_stop;
     }
     return stop_ok_ ? exit_clean : exit_failed;
   }

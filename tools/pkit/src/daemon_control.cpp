@@ -75,6 +75,10 @@ std::string start_children(caf::actor_system& sys, const supervisor_actor& sup, 
   for (const auto& c : children) {
     auto err = before.empty() ? ask<child_info>(sys, sup, change_timeout, start_child_atom_v, c)
                               : ask<child_info>(sys, sup, change_timeout, start_child_atom_v, c, before);
+    // The sibling it was to go before is gone meanwhile (a temporary program that ended):
+    // last, rather than not at all.
+    if (!before.empty() && err.find("start_child before") != std::string::npos)
+      err = ask<child_info>(sys, sup, change_timeout, start_child_atom_v, c);
     if (err.empty()) {
       started.push_back(c.id);
       continue;
@@ -91,24 +95,31 @@ std::string start_children(caf::actor_system& sys, const supervisor_actor& sup, 
 }
 
 // Where `specs` (the children of one change, in group `path` of `next_spec`) go among the
-// children `sup` has now: before the first child that follows them in the new file and
-// is there; "" (last) when none is. A changed program keeps its place, an added one
-// takes the place the file gives it (start_child alone would append both).
+// children `sup` has now: right after the nearest sibling that precedes them in the new
+// file and runs — before that sibling's successor in the running order ("" = last) —, or
+// first when none precedes them. Anchored on what precedes, not on what follows: a
+// sibling that follows in the file may run earlier (a program moved in the file keeps
+// its running place), and inserting before it would put the change ahead of siblings
+// the file puts first. A changed program thus keeps its place, an added one takes the
+// place the file gives it (start_child alone would append both).
 std::string place_of(caf::actor_system& sys, const supervisor_actor& sup, const supervisor_spec& next_spec,
                      const std::vector<std::string>& path, const std::vector<child_spec>& specs) {
   const auto* group = spec_at(next_spec, path);
   if (group == nullptr || specs.empty()) return {};
-  std::set<std::string> present;
+  std::vector<std::string> running;  // in start order
   caf::scoped_actor self{sys};
   self->request(sup, query_timeout, which_children_atom_v)
-      .receive([&](std::vector<child_info>& now) { for (auto& c : now) present.insert(std::move(c.id)); },
+      .receive([&](std::vector<child_info>& now) { for (auto& c : now) running.push_back(std::move(c.id)); },
                [](caf::error&) {});
-  auto it = std::find_if(group->children.begin(), group->children.end(),
-                         [&](const child_spec& c) { return c.id == specs.back().id; });
-  if (it == group->children.end()) return {};
-  for (++it; it != group->children.end(); ++it)
-    if (present.count(it->id) != 0) return it->id;
-  return {};
+  if (running.empty()) return {};
+  auto first = std::find_if(group->children.begin(), group->children.end(),
+                            [&](const child_spec& c) { return c.id == specs.front().id; });
+  for (auto it = first; it != group->children.begin();) {
+    --it;
+    auto at = std::find(running.begin(), running.end(), it->id);
+    if (at != running.end()) return std::next(at) == running.end() ? std::string() : *std::next(at);
+  }
+  return running.front();
 }
 
 // Loads an add's snippet (args "toml", "file"): [[program]]/[[group]] tables only, as

@@ -239,7 +239,8 @@ struct child_info {
   /// Why the last run ended when its exit status cannot tell (a nested supervisor has
   /// none: its exit reason, e.g. restart_limit), or why the last start failed (the
   /// start error: start_failed with its stage and errno, ready_timeout, ...). Empty for
-  /// a process that simply exited. (Also the `reason` of the `exited` event.)
+  /// a process that simply exited; `stop_timeout: killed after N ms` for a worker whose
+  /// stop had to SIGKILL it. (Also the `reason` of the `exited` and `stopped` events.)
   std::string last_reason;
 };
 
@@ -258,7 +259,7 @@ enum class event_kind : std::uint8_t {
   restarting,  ///< a restart is scheduled after `delay_ms`
   gave_up,     ///< the supervisor exceeded its restart intensity and is shutting down
   fatal,       ///< a child failed to start too often and will not be restarted
-  stopped,     ///< a child was stopped on request (terminate_child, shutdown)
+  stopped,     ///< a child was stopped on request (terminate_child, shutdown; status)
 };
 std::string to_string(event_kind k);
 

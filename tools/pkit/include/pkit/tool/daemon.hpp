@@ -44,8 +44,10 @@ struct daemon_options {
   int event_fd = 2;
 };
 
-/// Exit codes of `pkit run`.
-enum daemon_exit : int { exit_clean = 0, exit_failed = 1, exit_usage = 2 };
+/// Exit codes of `pkit run`. exit_killed_at_stop: the tree was stopped as asked, but some
+/// program outlived its stop_timeout and got SIGKILL — not a failure of the tree (the
+/// example unit's RestartPreventExitStatus=3: a `ctl shutdown` is not undone by systemd).
+enum daemon_exit : int { exit_clean = 0, exit_failed = 1, exit_usage = 2, exit_killed_at_stop = 3 };
 
 /// Owns the actor system and the tree. Construct it, `start()` it, then `run()` it on the
 /// main thread; the control server calls `handle`/`open_stream` from its own threads.

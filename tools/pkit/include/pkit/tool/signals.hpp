@@ -1,7 +1,8 @@
 #pragma once
 /// Signal names and numbers, one spelling for the whole tool: the tree file's
-/// `stop_signal`, `pkit ctl signal`, the control protocol and every line that shows a
-/// signal use these two functions, so that whatever one prints the others read back.
+/// `stop_signal`, `pkit ctl signal`, the control protocol, `pkit check` and the status
+/// table use these two functions, so that whatever one prints the others read back.
+/// (libpkit's exit_status::to_string, in the supervisor's reports, has its own.)
 
 #include <optional>
 #include <string>
