@@ -85,9 +85,20 @@ bool listed(const std::vector<std::string>& list, const std::string& value) {
   return std::find(list.begin(), list.end(), value) != list.end();
 }
 
-/// A program or cwd path: plainly absolute, existing, and after realpath either one of
-/// `exact` (resolved too) or within one of `dirs` (resolved too; below it for a program,
-/// since a directory is no program, or the directory itself for a cwd).
+/// Under /proc or /dev: magic links there (/proc/self/cwd, /proc/<pid>/root, /dev/fd/N)
+/// name different files in the agent and in the child (which runs after its own chdir).
+bool is_magic(std::string_view p) {
+  for (std::string_view dir : {"/proc", "/dev"})
+    if (p == dir || (p.starts_with(dir) && p[dir.size()] == '/'))
+      return true;
+  return false;
+}
+
+/// A program or cwd path: plainly absolute, not under /proc or /dev, existing, its own
+/// resolved path (no symlink anywhere in it), and either one of `exact` or within one of
+/// `dirs` (below it for a program, since a directory is no program, or the directory
+/// itself for a cwd) — compared as spelled, since the spelling is what the child execs
+/// (and what argv[0] tells a multi-call program such as pkill -> pgrep or busybox).
 std::optional<error> check_path(const std::string& value, std::string field, errc not_allowed,
                                 const std::vector<fs::path>& exact,
                                 const std::vector<fs::path>& dirs) {
@@ -95,19 +106,24 @@ std::optional<error> check_path(const std::string& value, std::string field, err
   if (!is_plain_absolute(value))
     return refuse(errc::spec_path_not_absolute, std::move(field),
                   printable(value) + " must be absolute, without '.', '..' or empty components");
+  if (is_magic(value))
+    return refuse(errc::spec_path_not_canonical, std::move(field),
+                  printable(value) + ": nothing under /proc or /dev may be named");
   auto real = resolve(value);
   if (!real)
     return refuse(not_allowed, std::move(field), printable(value) + ": " + std::strerror(errno));
+  if (real->string() != value)
+    return refuse(errc::spec_path_not_canonical, std::move(field),
+                  printable(value) + " passes through a symbolic link (resolves to " +
+                    printable(real->string()) + "); name the file itself");
+  const fs::path spelled{value};
   for (const auto& allowed : exact)
-    if (auto r = resolve(allowed); r && *r == *real)
+    if (allowed == spelled)
       return std::nullopt;
   for (const auto& allowed : dirs)
-    if (auto r = resolve(allowed); r && is_within(*real, *r, strictly))
+    if (is_within(spelled, allowed, strictly))
       return std::nullopt;
-  std::string why = printable(value);
-  if (real->string() != value)
-    why += " (resolves to " + printable(real->string()) + ")";
-  return refuse(not_allowed, std::move(field), why + " is not allowed on this node");
+  return refuse(not_allowed, std::move(field), printable(value) + " is not allowed on this node");
 }
 
 /// No NUL, and the caps on argv and env sizes.
@@ -209,8 +225,16 @@ std::optional<error> allow_list::check() const {
       if (!is_plain_absolute(p))
         return bad(indexed(name, i), printable(p) + " must be absolute, without '.', '..' or "
                                                     "empty components");
-      if (!resolve(p))
+      auto real = resolve(p);
+      if (!real)
         return bad(indexed(name, i), printable(p) + ": " + std::strerror(errno));
+      // Specs are matched as spelled and must spell their own resolved path: an entry
+      // through a link could never match (and would hide where the link leads).
+      if (real->string() != p)
+        return bad(indexed(name, i), printable(p) + " resolves to " +
+                                       printable(real->string()) + "; list that path");
+      if (is_magic(p))
+        return bad(indexed(name, i), printable(p) + ": nothing under /proc or /dev");
     }
   }
   for (auto [cap, name] : {std::pair{max_args, "max_args"},

@@ -6,11 +6,15 @@
 /// peer the agent talks to may be hostile (ISSUE11_DESIGN §4): each `process_spec` that
 /// arrives over the network is checked here before anything is spawned.
 ///
-/// Pure apart from the file system: paths are resolved with realpath(3), so that a symlink
-/// or ".." cannot lead out of an allowed directory. What is checked is the file system at
-/// validation time: the allowed programs and directories (and every directory above
-/// them) must not be writable by anyone the node does not trust, or a link could be
-/// swapped between the check and the exec.
+/// Pure apart from the file system. Paths are matched as the peer spells them, and the
+/// spelling must be the file itself: argv[0] and cwd must equal their realpath(3) (no
+/// symbolic link anywhere in them, nothing under /proc or /dev), because the child execs
+/// the spelling, after its own chdir, and multi-call programs (pkill -> pgrep, busybox)
+/// act on argv[0]. A hard link cannot be told from the file: never allow a directory
+/// holding hard links to programs that must not run. What is checked is the file system
+/// at validation time: the allowed programs and directories (and every directory above
+/// them) must not be writable by anyone the node does not trust, or a file could be
+/// swapped between the check and the exec (or before a later restart).
 
 #include <pkit/actors/messages.hpp>
 #include <pkit/net/error.hpp>
@@ -28,9 +32,10 @@ namespace pkit::net {
 /// defaults stated per member). A plain value: build it once (from the node's file) and
 /// share it read-only between threads.
 struct allow_list {
-  /// Programs that may be run, by absolute path (symlinks resolved on both sides).
+  /// Programs that may be run, by absolute path, compared as spelled (each entry must be
+  /// its own resolved path: check() refuses /bin/true where /bin links to usr/bin).
   std::vector<std::filesystem::path> programs;
-  /// Directories whose programs (at any depth, after resolving links) may be run.
+  /// Directories whose programs (at any depth) may be run; each its own resolved path.
   std::vector<std::filesystem::path> program_dirs;
   /// Directories a spec's cwd may be in (at any depth). An empty cwd (the agent's own) is
   /// always allowed.
@@ -57,7 +62,8 @@ struct allow_list {
   std::int64_t max_ready_timeout_ms = 600'000;
 
   /// The list's own sanity, for the node to run once at start: every path entry absolute
-  /// (as validate() requires of specs) and existing, every cap positive. Returns
+  /// (as validate() requires of specs), existing and its own resolved path, every cap
+  /// positive. Returns
   /// allow_list_invalid naming the entry ("programs[2]", "max_args"); nullopt when usable.
   std::optional<error> check() const;
 };
@@ -68,9 +74,10 @@ struct allow_list {
 /// "stop_timeout_ms", "ready_timeout_ms", "notify_fd") and whose reason says why;
 /// nullopt when the spec may run. The rules: argv non-empty, no fork-server target or
 /// args; no NUL anywhere; the caps; stop_signal a signal, stop and ready timeouts within
-/// [0, cap], notify_fd -1 or above 2 and not with notify_socket; argv[0] and cwd absolute without ".", ".." or empty
-/// components, existing, and after realpath a listed program / inside an allowed
-/// directory; stdout and stderr only "", "null" or "capture"; user, group and env names
+/// [0, cap], notify_fd -1 or above 2 and not with notify_socket; argv[0] and cwd absolute
+/// without ".", ".." or empty components, not under /proc or /dev, existing, equal to
+/// their realpath (spec_path_not_canonical), and as spelled a listed program / inside an
+/// allowed directory; stdout and stderr only "", "null" or "capture"; user, group and env names
 /// listed; rlimits only if allowed. Thread-safe; reads the file system (realpath), nothing else.
 std::optional<error> validate(const pkit::actors::process_spec& spec, const allow_list& allow);
 

@@ -58,7 +58,7 @@ enum class errc {
   spec_no_program,
   /// argv[0] (or cwd) is not an absolute, normalised path (relative, "..", "." or "//").
   spec_path_not_absolute,
-  /// argv[0] is neither listed nor inside an allowed directory (after resolving links).
+  /// argv[0] is neither listed nor inside an allowed directory (compared as spelled).
   spec_program_not_allowed,
   /// a fork-server target was requested (never over the network).
   spec_target_refused,
@@ -79,6 +79,10 @@ enum class errc {
   spec_too_large,
   /// an argument, path or variable holds a NUL byte or is otherwise malformed.
   spec_malformed,
+
+  /// argv[0] or cwd is not its own resolved path (a symbolic link in it), or lies under
+  /// /proc or /dev: what the agent checked would not be what the child runs.
+  spec_path_not_canonical,
 
   // -- the allow-list itself (allow_list::check) ------------------------------------------
   /// an allow-list entry is not an absolute path, does not exist, or a cap is zero.
