@@ -23,8 +23,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -218,6 +220,46 @@ BOOST_AUTO_TEST_CASE(empty_or_garbage_ca_is_refused) {
   files.ca = copy_as(certs::get().good / "controller-ca.key", dir.path() / "key-as-ca.pem",
                      public_file);
   expect_refused(files, errc::tls_ca_invalid, files.ca.string());
+}
+
+// Review #2: refusing capath is not enough — a CA file can hold the public CAs too, a
+// leaf or an intermediate (every handshake fails), or the own role's CA.
+BOOST_AUTO_TEST_CASE(a_ca_file_must_hold_only_the_other_roles_private_roots) {
+  temp_dir dir;
+  auto files = certs::get().node();
+  const fs::path bundle = "/etc/ssl/certs/ca-certificates.crt";
+  if (fs::exists(bundle)) {
+    files.ca = bundle;
+    expect_refused(files, errc::tls_ca_too_many, bundle.string());
+    // One public root on its own: few enough, but the system trusts it.
+    std::ifstream in(bundle);
+    std::string line, pem;
+    while (std::getline(in, line)) {
+      pem += line + "\n";
+      if (line == "-----END CERTIFICATE-----")
+        break;
+    }
+    files.ca = write_as(dir.path() / "public.pem", pem, public_file);
+    expect_refused(files, errc::tls_ca_public, files.ca.string());
+  }
+  // A leaf given as CA.
+  files.ca = certs::get().controller().certificate;
+  expect_refused(files, errc::tls_ca_not_root, files.ca.string());
+  // Both CAs in one file: the node would trust other nodes.
+  std::ifstream a(certs::get().good / "controller-ca.pem"), b(certs::get().good / "node-ca.pem");
+  std::stringstream both;
+  both << a.rdbuf() << b.rdbuf();
+  files.ca = write_as(dir.path() / "both.pem", both.str(), public_file);
+  expect_refused(files, errc::tls_ca_same_role, files.ca.string());
+  // Its own role's CA only.
+  files.ca = certs::get().good / "node-ca.pem";
+  expect_refused(files, errc::tls_ca_same_role, files.ca.string());
+  // The other role's CA and an unrelated private root (a rotation): accepted.
+  std::ifstream c(certs::get().good / "controller-ca.pem"), d(certs::get().rogue / "node-ca.pem");
+  std::stringstream rotation;
+  rotation << c.rdbuf() << d.rdbuf();
+  files.ca = write_as(dir.path() / "rotation.pem", rotation.str(), public_file);
+  BOOST_TEST(!files.check().has_value());
 }
 
 BOOST_AUTO_TEST_CASE(a_ca_directory_is_refused) {

@@ -20,6 +20,10 @@ const char* describe(errc e) {
     case errc::tls_ca_invalid: return "TLS CA file holds no loadable certificate";
     case errc::tls_snapshot_failed: return "TLS files cannot be copied into memory";
     case errc::tls_capath_refused: return "TLS CA directory (capath) refused";
+    case errc::tls_ca_too_many: return "TLS CA file holds too many certificates";
+    case errc::tls_ca_not_root: return "TLS CA file holds a certificate that is no self-signed CA";
+    case errc::tls_ca_public: return "TLS CA file holds a public (system-trusted) CA";
+    case errc::tls_ca_same_role: return "TLS CA file trusts this process's own role";
     case errc::link_timing_invalid: return "heartbeat interval or connection timeout invalid";
     case errc::listen_needs_tls: return "listening beyond loopback needs TLS";
     case errc::spec_no_program: return "spec names no program";

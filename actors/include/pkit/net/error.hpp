@@ -43,6 +43,16 @@ enum class errc {
   /// a CA directory (capath) was given: refused, since it would let every CA in it (the
   /// system's public CAs, typically) authenticate peers.
   tls_capath_refused,
+  /// the CA file holds more certificates than a private CA set needs (a bundle).
+  tls_ca_too_many,
+  /// a certificate in the CA file is not a self-signed CA:TRUE certificate (a leaf or an
+  /// intermediate: every handshake would fail).
+  tls_ca_not_root,
+  /// a certificate in the CA file is one of the system's trusted (public) CAs.
+  tls_ca_public,
+  /// the CA file authenticates the process's own certificate: peers of its own role
+  /// would be trusted (one CA for both roles, or both CAs in one file).
+  tls_ca_same_role,
 
   // -- link settings (apply_link) ---------------------------------------------------------
   /// a heartbeat interval or connection timeout that is not positive, or a timeout not
