@@ -337,6 +337,19 @@ BOOST_AUTO_TEST_CASE(numbers_out_of_range_are_refused) {
   expect_ok(s, t.allow);
 }
 
+// Review #4: a child sharing the agent's process group, or stopped without its group,
+// leaves descendants running after a stop or the controller's loss (and kill(0) from the
+// child's group would reach the agent).
+BOOST_AUTO_TEST_CASE(a_remote_child_leads_its_own_process_group_and_is_stopped_with_it) {
+  tree t;
+  auto s = t.spec({t.tool.string()});
+  s.new_process_group = false;
+  expect_refused(s, t.allow, errc::spec_process_group_required, "new_process_group");
+  s = t.spec({t.tool.string()});
+  s.kill_group = false;
+  expect_refused(s, t.allow, errc::spec_process_group_required, "kill_group");
+}
+
 BOOST_AUTO_TEST_CASE(the_allow_list_checks_itself) {
   tree t;
   BOOST_TEST(!t.allow.check().has_value());

@@ -178,6 +178,19 @@ std::optional<error> check_numbers(const actors::process_spec& spec, const allow
   return std::nullopt;
 }
 
+/// The child leads a process group of its own and is stopped with it: otherwise its
+/// descendants outlive a stop (or the controller's loss), and a child in the agent's group
+/// would reach the agent itself with kill(0, ...).
+std::optional<error> check_group(const actors::process_spec& spec) {
+  if (!spec.new_process_group)
+    return refuse(errc::spec_process_group_required, "new_process_group",
+                  "a remote child must lead a process group of its own");
+  if (!spec.kill_group)
+    return refuse(errc::spec_process_group_required, "kill_group",
+                  "a remote child is stopped with its whole process group");
+  return std::nullopt;
+}
+
 std::optional<error> check_env(const actors::process_spec& spec, const allow_list& allow) {
   for (std::size_t i = 0; i < spec.env.size(); ++i) {
     const std::string& entry = spec.env[i];
@@ -261,6 +274,8 @@ std::optional<error> validate(const actors::process_spec& spec, const allow_list
   if (auto e = check_strings(spec, allow))
     return e;
   if (auto e = check_numbers(spec, allow))
+    return e;
+  if (auto e = check_group(spec))
     return e;
   if (auto e = check_env(spec, allow))
     return e;

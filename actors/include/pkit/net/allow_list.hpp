@@ -71,9 +71,9 @@ struct allow_list {
 /// Checks `spec` against `allow`. Returns the first violation as an error whose subject
 /// names the field ("argv[0]", "argv[3]", "target", "args", "env[1]", "cwd", "user",
 /// "group", "stdout_path", "stderr_path", "rlimits", "name", "stop_signal",
-/// "stop_timeout_ms", "ready_timeout_ms", "notify_fd") and whose reason says why;
-/// nullopt when the spec may run. The rules: argv non-empty, no fork-server target or
-/// args; no NUL anywhere; the caps; stop_signal a signal, stop and ready timeouts within
+/// "stop_timeout_ms", "ready_timeout_ms", "notify_fd", "new_process_group", "kill_group")
+/// and whose reason says why; nullopt when the spec may run. The rules: argv non-empty, no
+/// fork-server target or args; new_process_group and kill_group both true; no NUL anywhere; the caps; stop_signal a signal, stop and ready timeouts within
 /// [0, cap], notify_fd -1 or above 2 and not with notify_socket; argv[0] and cwd absolute
 /// without ".", ".." or empty components, not under /proc or /dev, existing, equal to
 /// their realpath (spec_path_not_canonical), and as spelled a listed program / inside an

@@ -90,6 +90,9 @@ enum class errc {
   /// an argument, path or variable holds a NUL byte or is otherwise malformed.
   spec_malformed,
 
+  /// new_process_group or kill_group is false: a remote child must lead its own process
+  /// group and be stopped with it (nothing it started may outlive it).
+  spec_process_group_required,
   /// argv[0] or cwd is not its own resolved path (a symbolic link in it), or lies under
   /// /proc or /dev: what the agent checked would not be what the child runs.
   spec_path_not_canonical,
