@@ -57,6 +57,7 @@ struct tree {
     allow.programs = {true_path};
     allow.cwd_dirs = {work};
     allow.users = {"app"};
+    allow.default_user = "app";  // the suite may run as root
     allow.groups = {"apps"};
     allow.env_names = {"LANG", "APP_MODE"};
   }
@@ -296,6 +297,7 @@ BOOST_AUTO_TEST_CASE(hostile_values_are_escaped_in_messages) {
 
 BOOST_AUTO_TEST_CASE(an_empty_allow_list_allows_nothing) {
   allow_list none;
+  none.agent_credentials_allowed = true;  // what is refused here is the program
   process_spec s;
   s.argv = {true_path};
   expect_refused(s, none, errc::spec_program_not_allowed, "argv[0]");
@@ -348,6 +350,49 @@ BOOST_AUTO_TEST_CASE(a_remote_child_leads_its_own_process_group_and_is_stopped_w
   s = t.spec({t.tool.string()});
   s.kill_group = false;
   expect_refused(s, t.allow, errc::spec_process_group_required, "kill_group");
+}
+
+// Review #3: an empty user was "always allowed" — with a root agent, a remote child ran as
+// root — and clear_env=false handed the agent's environment (secrets) to the child.
+BOOST_AUTO_TEST_CASE(a_root_agent_needs_a_user_and_children_start_from_a_clean_environment) {
+  tree t;
+  t.allow.default_user.clear();
+  auto s = t.spec({t.tool.string()});
+  auto refused = validate(s, t.allow, 0u);
+  BOOST_TEST_REQUIRE(refused.has_value());
+  BOOST_TEST(refused->code == pkit::net::make_error_code(errc::spec_credentials_not_allowed));
+  BOOST_TEST(refused->subject == "user");
+  BOOST_TEST(!validate(s, t.allow, 1000u).has_value());  // an unprivileged agent: its own
+  s.user = "app";
+  BOOST_TEST(!validate(s, t.allow, 0u).has_value());
+  s.user.clear();
+  auto a = t.allow;
+  a.default_user = "nobody";
+  BOOST_TEST(!validate(s, a, 0u).has_value());
+  a = t.allow;
+  a.agent_credentials_allowed = true;
+  BOOST_TEST(!validate(s, a, 0u).has_value());
+
+  a = t.allow;
+  a.default_user = "nobody";
+  a.default_group = "nogroup";
+  a.base_env = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8"};
+  s.env = {"APP_MODE=x"};
+  s.clear_env = false;
+  auto child = pkit::net::remote_child_spec(s, a);
+  BOOST_TEST(child.clear_env);
+  BOOST_TEST(child.user == "nobody");
+  BOOST_TEST(child.group == "nogroup");
+  BOOST_TEST((child.env == std::vector<std::string>{"PATH=/usr/bin:/bin", "LANG=C.UTF-8",
+                                                     "APP_MODE=x"}));
+  s.user = "app";
+  s.group = "apps";
+  child = pkit::net::remote_child_spec(s, a);
+  BOOST_TEST(child.user == "app");
+  BOOST_TEST(child.group == "apps");
+  a.base_env = {"PATH"};
+  BOOST_TEST_REQUIRE(a.check().has_value());
+  BOOST_TEST(a.check()->subject == "base_env[0]");
 }
 
 BOOST_AUTO_TEST_CASE(the_allow_list_checks_itself) {

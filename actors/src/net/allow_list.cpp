@@ -2,12 +2,14 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
 #include <string_view>
+#include <iterator>
 #include <tuple>
 
 namespace pkit::net {
@@ -256,6 +258,15 @@ std::optional<error> allow_list::check() const {
                            std::pair{max_name_bytes, "max_name_bytes"}})
     if (cap == 0)
       return bad(name, "must be positive");
+  for (std::size_t i = 0; i < base_env.size(); ++i) {
+    const auto eq = base_env[i].find('=');
+    if (eq == 0 || eq == std::string::npos || has_nul(base_env[i]))
+      return bad(indexed("base_env", i), printable(base_env[i]) + ": needs NAME=value");
+  }
+  for (auto [value, name] : {std::pair{&default_user, "default_user"},
+                             std::pair{&default_group, "default_group"}})
+    if (has_nul(*value))
+      return bad(name, "holds a NUL byte");
   if (max_stop_timeout_ms < 0 || max_ready_timeout_ms < 0)
     return bad(max_stop_timeout_ms < 0 ? "max_stop_timeout_ms" : "max_ready_timeout_ms",
                "must not be negative");
@@ -263,6 +274,24 @@ std::optional<error> allow_list::check() const {
 }
 
 std::optional<error> validate(const actors::process_spec& spec, const allow_list& allow) {
+  return validate(spec, allow, static_cast<unsigned>(::geteuid()));
+}
+
+actors::process_spec remote_child_spec(actors::process_spec spec, const allow_list& allow) {
+  if (spec.user.empty())
+    spec.user = allow.default_user;
+  if (spec.group.empty())
+    spec.group = allow.default_group;
+  spec.clear_env = true;
+  std::vector<std::string> env = allow.base_env;
+  env.insert(env.end(), std::make_move_iterator(spec.env.begin()),
+             std::make_move_iterator(spec.env.end()));
+  spec.env = std::move(env);
+  return spec;
+}
+
+std::optional<error> validate(const actors::process_spec& spec, const allow_list& allow,
+                              unsigned agent_euid) {
   if (!spec.target.empty())
     return refuse(errc::spec_target_refused, "target", printable(spec.target));
   if (!spec.args.empty())
@@ -273,6 +302,11 @@ std::optional<error> validate(const actors::process_spec& spec, const allow_list
     return e;
   if (auto e = check_strings(spec, allow))
     return e;
+  if (spec.user.empty() && allow.default_user.empty() && agent_euid == 0 &&
+      !allow.agent_credentials_allowed)
+    return refuse(errc::spec_credentials_not_allowed, "user",
+                  "this node runs as root and has no default user: a remote child needs a "
+                  "listed user");
   if (auto e = check_numbers(spec, allow))
     return e;
   if (auto e = check_group(spec))

@@ -41,12 +41,24 @@ struct allow_list {
   /// always allowed.
   std::vector<std::filesystem::path> cwd_dirs;
   /// `user` / `group` values a spec may carry, compared as written ("app" does not allow
-  /// "1000"). The empty value (the agent's own credentials) is always allowed.
+  /// "1000"). An empty user means default_user (below), or else the agent's own
+  /// credentials, which are refused when the agent runs as root unless
+  /// agent_credentials_allowed: a root agent must not run remote children as root by
+  /// default.
   std::vector<std::string> users;
   std::vector<std::string> groups;
+  /// What remote_child_spec() puts in an empty user / group: the node's own choice, not
+  /// checked against users / groups.
+  std::string default_user;
+  std::string default_group;
+  /// Whether an empty user with no default_user may run with a root agent's credentials.
+  bool agent_credentials_allowed = false;
   /// Environment variable names a spec may set or remove (LD_PRELOAD only if listed).
-  /// clear_env is always allowed.
   std::vector<std::string> env_names;
+  /// The environment every remote child starts from ("NAME=value" entries): remote
+  /// children never inherit the agent's (which may hold secrets); remote_child_spec()
+  /// sets clear_env and puts these before the spec's own entries.
+  std::vector<std::string> base_env = {"PATH=/usr/local/bin:/usr/bin:/bin"};
   /// Whether a spec may carry resource limits (a privileged agent could raise hard limits).
   bool rlimits_allowed = false;
   /// Caps: argv entries, bytes of one argv or env entry, bytes of argv and env together
@@ -80,5 +92,19 @@ struct allow_list {
 /// allowed directory; stdout and stderr only "", "null" or "capture"; user, group and env names
 /// listed; rlimits only if allowed. Thread-safe; reads the file system (realpath), nothing else.
 std::optional<error> validate(const pkit::actors::process_spec& spec, const allow_list& allow);
+
+/// validate() as if the agent ran with effective uid `agent_euid` (validate() passes
+/// geteuid()): with 0, an empty user without allow.default_user is refused ("user",
+/// spec_credentials_not_allowed) unless allow.agent_credentials_allowed.
+std::optional<error> validate(const pkit::actors::process_spec& spec, const allow_list& allow,
+                              unsigned agent_euid);
+
+/// The spec the agent spawns for a validated remote `spec`: default_user / default_group
+/// in an empty user / group, clear_env set, and env = allow.base_env followed by the
+/// spec's entries (so the child never sees the agent's environment). The agent must also
+/// give the child a name of its own (e.g. prefixed with the controller's), since the name
+/// keys output_capture: a remote child must not land in a local program's log. Pure.
+pkit::actors::process_spec remote_child_spec(pkit::actors::process_spec spec,
+                                             const allow_list& allow);
 
 }  // namespace pkit::net
