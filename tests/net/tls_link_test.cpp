@@ -10,6 +10,7 @@
 #include "cert_set.hpp"
 
 #include <pkit/net/link_timing.hpp>
+#include <pkit/net/listen_policy.hpp>
 #include <pkit/net/tls_files.hpp>
 #include <pkit/net/tls_snapshot.hpp>
 
@@ -219,4 +220,47 @@ BOOST_AUTO_TEST_CASE(a_node_on_a_snapshot_survives_its_files_being_removed) {
     caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
     echo = nullptr;
   }  // the systems end here, before the snapshot they read
+}
+
+// Review #6: nothing tied the checked files to what CAF uses — a forgotten apply(), the
+// OpenSSL module not loaded, or a setting changed after apply() went unnoticed.
+BOOST_AUTO_TEST_CASE(require_authenticated_ties_the_checked_files_to_the_system) {
+  using pkit::net::errc;
+  pkit::net::tls_snapshot snap;
+  BOOST_TEST_REQUIRE(!snap.take(certs::get().node()).has_value());
+  auto expect = [&](caf::actor_system_config& cfg, std::optional<std::string> subject) {
+    caf::actor_system sys{cfg};
+    auto refused = pkit::net::require_authenticated(sys, snap.files());
+    if (!subject) {
+      BOOST_TEST(!refused.has_value(), (refused ? refused->message() : ""));
+      return;
+    }
+    BOOST_TEST_REQUIRE(refused.has_value(), "expected a refusal naming " << *subject);
+    BOOST_TEST(refused->code == pkit::net::make_error_code(errc::tls_not_in_effect));
+    BOOST_TEST(refused->subject == *subject, refused->message());
+  };
+  auto tls_cfg = [&](bool applied) {
+    auto cfg = std::make_unique<caf::actor_system_config>();
+    cfg->load<caf::io::middleman>();
+    cfg->load<caf::openssl::manager>();
+    if (applied)
+      BOOST_TEST_REQUIRE(!snap.files().apply(*cfg).has_value());
+    return cfg;
+  };
+  expect(*tls_cfg(true), std::nullopt);
+  expect(*tls_cfg(false), "caf::openssl::manager");  // apply() forgotten: anonymous TLS
+  {
+    caf::actor_system_config plain;
+    plain.load<caf::io::middleman>();
+    expect(plain, "caf::openssl::manager");
+  }
+  auto cfg = tls_cfg(true);
+  cfg->openssl_capath = "/etc/ssl/certs";
+  expect(*cfg, "openssl.capath");
+  cfg = tls_cfg(true);
+  cfg->openssl_cafile = "/etc/ssl/certs/ca-certificates.crt";
+  expect(*cfg, "openssl.cafile");
+  cfg = tls_cfg(true);
+  cfg->openssl_key = certs::get().good / "node-a.key";
+  expect(*cfg, "openssl.key");
 }

@@ -24,6 +24,7 @@ const char* describe(errc e) {
     case errc::tls_ca_not_root: return "TLS CA file holds a certificate that is no self-signed CA";
     case errc::tls_ca_public: return "TLS CA file holds a public (system-trusted) CA";
     case errc::tls_ca_same_role: return "TLS CA file trusts this process's own role";
+    case errc::tls_not_in_effect: return "TLS set-up not in effect in the actor system";
     case errc::link_timing_invalid: return "heartbeat interval or connection timeout invalid";
     case errc::listen_needs_tls: return "listening beyond loopback needs TLS";
     case errc::spec_no_program: return "spec names no program";

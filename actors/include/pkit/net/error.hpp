@@ -54,6 +54,10 @@ enum class errc {
   /// would be trusted (one CA for both roles, or both CAs in one file).
   tls_ca_same_role,
 
+  /// the actor system does not use the checked TLS set (require_authenticated): the
+  /// OpenSSL module missing or unauthenticated, or a setting not what apply() wrote.
+  tls_not_in_effect,
+
   // -- link settings (apply_link) ---------------------------------------------------------
   /// a heartbeat interval or connection timeout that is not positive, or a timeout not
   /// longer than the interval (every connection would be dropped between heartbeats).
