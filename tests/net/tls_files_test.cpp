@@ -184,6 +184,62 @@ BOOST_AUTO_TEST_CASE(certificate_or_ca_writable_by_others_is_refused) {
   expect_refused(files, errc::tls_file_writable, files.ca.string());
 }
 
+// Review #7: a group-writable certificate or CA was accepted (only o+w was refused), the
+// owner was never checked (root took a 0600 key owned by uid 1000), nor the directories.
+BOOST_AUTO_TEST_CASE(group_writable_files_foreign_owners_and_open_directories_are_refused) {
+  temp_dir dir;
+  auto files = certs::get().node();
+  files.ca = copy_as(files.ca, dir.path() / "ca.pem", public_file | fs::perms::group_write);
+  expect_refused(files, errc::tls_file_writable, files.ca.string());
+  files = certs::get().node();
+  files.certificate = copy_as(files.certificate, dir.path() / "cert.pem",
+                              public_file | fs::perms::group_write);
+  expect_refused(files, errc::tls_file_writable, files.certificate.string());
+  // A directory others may write to, without the sticky bit: the file could be replaced.
+  const fs::path open_dir = dir.path() / "open";
+  fs::create_directory(open_dir);
+  fs::permissions(open_dir, fs::perms::all);
+  files = certs::get().node();
+  files.ca = copy_as(files.ca, open_dir / "ca.pem", public_file);
+  expect_refused(files, errc::tls_directory_writable, files.ca.string());
+  // ... and reached through a link from a closed one.
+  const fs::path closed = dir.path() / "closed";
+  fs::create_directory(closed);
+  fs::create_symlink(open_dir / "ca.pem", closed / "ca.pem");
+  files.ca = closed / "ca.pem";
+  expect_refused(files, errc::tls_directory_writable, files.ca.string());
+  // With the sticky bit (as /tmp): fine.
+  fs::permissions(open_dir, fs::perms::all | fs::perms::sticky_bit);
+  BOOST_TEST(!files.check().has_value());
+  if (::geteuid() != 0) {
+    BOOST_TEST_MESSAGE("not root: cannot give a file to another owner, owner case skipped");
+    return;
+  }
+  files = certs::get().node();
+  files.key = copy_as(files.key, dir.path() / "foreign.key", rw_owner);
+  BOOST_TEST_REQUIRE(::chown(files.key.c_str(), 1000, 1000) == 0);
+  expect_refused(files, errc::tls_file_foreign_owner, files.key.string());
+}
+
+// Review #9: CAF hands the passphrase to OpenSSL with strncpy into 1024 bytes: a NUL ends
+// it, and longer ones are cut — the key would then not load on the multiplexer thread.
+BOOST_AUTO_TEST_CASE(a_passphrase_caf_would_cut_is_refused) {
+  auto files = certs::get().node();
+  files.passphrase = std::string("secret\0more", 11);
+  auto refused = files.check();
+  BOOST_TEST_REQUIRE(refused.has_value());
+  BOOST_TEST(refused->code == pkit::net::make_error_code(errc::tls_passphrase_invalid));
+  BOOST_TEST(refused->subject == "passphrase");
+  BOOST_TEST(refused->message().find("secret") == std::string::npos);
+  files.passphrase = std::string(1024, 'p');
+  refused = files.check();
+  BOOST_TEST_REQUIRE(refused.has_value());
+  BOOST_TEST(refused->code == pkit::net::make_error_code(errc::tls_passphrase_invalid));
+  files.passphrase = std::string(1023, 'p');  // not encrypted: ignored, but passed on whole
+  refused = files.check();
+  BOOST_TEST(!refused.has_value(), (refused ? refused->message() : ""));
+}
+
 BOOST_AUTO_TEST_CASE(a_key_of_another_certificate_is_refused) {
   auto files = certs::get().node();
   files.key = certs::get().good / "controller-main.key";

@@ -11,7 +11,7 @@ const char* describe(errc e) {
     case errc::tls_file_unreadable: return "TLS file cannot be read";
     case errc::tls_not_regular_file: return "TLS file is not a regular file";
     case errc::tls_key_exposed: return "TLS private key is accessible to group or others";
-    case errc::tls_file_writable: return "TLS file is writable by others";
+    case errc::tls_file_writable: return "TLS file is writable by group or others";
     case errc::tls_certificate_invalid: return "TLS certificate chain does not load";
     case errc::tls_certificate_expired: return "TLS certificate is not valid now";
     case errc::tls_key_invalid: return "TLS private key does not load";
@@ -24,6 +24,10 @@ const char* describe(errc e) {
     case errc::tls_ca_not_root: return "TLS CA file holds a certificate that is no self-signed CA";
     case errc::tls_ca_public: return "TLS CA file holds a public (system-trusted) CA";
     case errc::tls_ca_same_role: return "TLS CA file trusts this process's own role";
+    case errc::tls_file_foreign_owner: return "TLS file is owned by another user";
+    case errc::tls_directory_writable: return "TLS file is in a directory others may write";
+    case errc::tls_file_too_large: return "TLS file is too large";
+    case errc::tls_passphrase_invalid: return "TLS key passphrase cannot be passed on whole";
     case errc::tls_not_in_effect: return "TLS set-up not in effect in the actor system";
     case errc::link_timing_invalid: return "heartbeat interval or connection timeout invalid";
     case errc::listen_needs_tls: return "listening beyond loopback needs TLS";

@@ -1,5 +1,7 @@
 #include <pkit/net/tls_files.hpp>
 
+#include "tls_file_checks.hpp"
+
 #include <caf/actor_system_config.hpp>
 
 #include <openssl/bio.h>
@@ -10,8 +12,6 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -53,42 +53,6 @@ std::string openssl_reason() {
     text += buf;
   }
   return text.empty() ? std::string{"no reason given by OpenSSL"} : text;
-}
-
-std::string mode_text(mode_t mode) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
-  return buf;
-}
-
-/// Which of certificate, key and CA a file is: they are checked differently.
-enum class role { certificate, key, ca };
-
-/// Exists, is a regular file (links followed, as OpenSSL will), can be opened for
-/// reading, and its mode fits its role.
-std::optional<error> check_file(const std::filesystem::path& file, role r) {
-  struct stat st {};
-  if (::stat(file.c_str(), &st) != 0) {
-    int e = errno;
-    return refuse(e == ENOENT ? errc::tls_file_missing : errc::tls_file_unreadable, file,
-                  std::strerror(e));
-  }
-  if (!S_ISREG(st.st_mode))
-    return refuse(errc::tls_not_regular_file, file, "not a regular file");
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0)
-    return refuse(errc::tls_file_unreadable, file, std::strerror(errno));
-  ::close(fd);
-  if (r == role::key && (st.st_mode & 077) != 0)
-    return refuse(errc::tls_key_exposed, file,
-                  "mode " + mode_text(st.st_mode) + ", needs 0600 or stricter (chmod 600)");
-  // Whoever may rewrite the CA file (or the chain) decides whom this process trusts.
-  if (r != role::key && (st.st_mode & S_IWOTH) != 0)
-    return refuse(errc::tls_file_writable, file,
-                  "mode " + mode_text(st.st_mode) + ", writable by others (chmod o-w)");
-  if (r == role::ca && st.st_size == 0)
-    return refuse(errc::tls_ca_empty, file, "the file is empty");
-  return std::nullopt;
 }
 
 /// OpenSSL's passphrase callback: the configured passphrase, never a terminal prompt
@@ -244,29 +208,30 @@ std::optional<error> check_ca(const std::filesystem::path& ca, SSL_CTX* own) {
 
 }  // namespace
 
+std::optional<error> detail::check_contents(const tls_files& f) {
+  ERR_clear_error();
+  std::unique_ptr<SSL_CTX, ssl_ctx_free> own;
+  if (auto e = check_certificate_and_key(f, own))
+    return e;
+  return check_ca(f.ca, own.get());
+}
+
 bool tls_files::complete() const {
   return !certificate.empty() && !key.empty() && !ca.empty() && capath.empty();
 }
 
 std::optional<error> tls_files::check() const {
-  ERR_clear_error();
-  if (!capath.empty())
-    return refuse(errc::tls_capath_refused, capath,
-                  "peers must be authenticated by a private CA file, not a CA directory");
-  for (auto [file, name] : {std::pair{&certificate, "certificate"}, std::pair{&key, "key"},
-                            std::pair{&ca, "CA file"}})
-    if (file->empty())
-      return error{make_error_code(errc::tls_incomplete), name, "not configured"};
-  if (auto e = check_file(certificate, role::certificate))
+  if (auto e = detail::check_settings(*this))
     return e;
-  if (auto e = check_file(key, role::key))
-    return e;
-  if (auto e = check_file(ca, role::ca))
-    return e;
-  std::unique_ptr<SSL_CTX, ssl_ctx_free> own;
-  if (auto e = check_certificate_and_key(*this, own))
-    return e;
-  return check_ca(ca, own.get());
+  for (auto [file, role] : {std::pair{&certificate, detail::tls_role::certificate},
+                            std::pair{&key, detail::tls_role::key},
+                            std::pair{&ca, detail::tls_role::ca}}) {
+    int fd = -1;
+    if (auto e = detail::open_checked(*file, role, fd))
+      return e;
+    ::close(fd);
+  }
+  return detail::check_contents(*this);
 }
 
 std::optional<error> tls_files::apply(caf::actor_system_config& cfg,

@@ -24,7 +24,7 @@ enum class errc {
   tls_not_regular_file,
   /// the private key may be read or written by its group or by others (mode & 077).
   tls_key_exposed,
-  /// the certificate or the CA file may be written by others (anyone could swap it).
+  /// the certificate or the CA file may be written by its group or by others.
   tls_file_writable,
   /// the certificate chain file does not load as a PEM chain.
   tls_certificate_invalid,
@@ -54,6 +54,15 @@ enum class errc {
   /// would be trusted (one CA for both roles, or both CAs in one file).
   tls_ca_same_role,
 
+  /// a file is owned by neither the effective user nor root.
+  tls_file_foreign_owner,
+  /// a directory above a file may be written by others and has no sticky bit (the file
+  /// could be replaced).
+  tls_directory_writable,
+  /// a file is larger than any PEM file pkit reads (1 MiB).
+  tls_file_too_large,
+  /// the passphrase holds a NUL byte or is longer than CAF passes on (1023 bytes).
+  tls_passphrase_invalid,
   /// the actor system does not use the checked TLS set (require_authenticated): the
   /// OpenSSL module missing or unauthenticated, or a setting not what apply() wrote.
   tls_not_in_effect,

@@ -15,7 +15,8 @@
 /// file holding a public (system-trusted) CA, anything but self-signed CA certificates,
 /// more than a few, or the process's own role's CA. check() turns all of that into a typed refusal to
 /// start, naming the file and OpenSSL's reason; tls_snapshot (pkit/net/tls_snapshot.hpp)
-/// keeps the checked files from changing or vanishing under a running system.
+/// keeps the checked files from changing or vanishing under a running system. check()
+/// alone opens each file more than once: only a snapshot checks what it will use.
 ///
 /// Start-up of a TLS process:
 ///   tls_snapshot snap;  if (auto e = snap.take(files)) refuse(*e);
@@ -59,9 +60,12 @@ struct tls_files {
   /// requires beyond loopback. Says nothing about the files' contents; see check().
   bool complete() const;
 
-  /// Checks the set with libssl, without any actor system: all three given, no capath;
-  /// each a readable regular file; the key not accessible to group or others and the
-  /// certificate and CA not writable by others; the chain, the key (with `passphrase`; an
+  /// Checks the set with libssl, without any actor system: all three given, no capath, a
+  /// passphrase without NUL and at most 1023 bytes (what CAF passes on whole); each a
+  /// readable regular file of at most 1 MiB owned by the effective user or root, in no
+  /// directory (as given or resolved) others may write without the sticky bit; the key not
+  /// accessible to group or others and the certificate and CA not writable by group or
+  /// others; the chain, the key (with `passphrase`; an
   /// encrypted key without one is refused rather than prompted for) and their match
   /// (SSL_CTX_check_private_key); the own certificate valid now; the CA file holding 1 to
   /// 4 certificates, each a self-signed CA:TRUE certificate valid now (tls_ca_not_root,
