@@ -64,6 +64,7 @@ struct tree {
 
   process_spec spec(std::vector<std::string> argv) const {
     process_spec s;
+    s.name = "job";
     s.argv = std::move(argv);
     return s;
   }
@@ -299,6 +300,7 @@ BOOST_AUTO_TEST_CASE(an_empty_allow_list_allows_nothing) {
   allow_list none;
   none.agent_credentials_allowed = true;  // what is refused here is the program
   process_spec s;
+  s.name = "job";
   s.argv = {true_path};
   expect_refused(s, none, errc::spec_program_not_allowed, "argv[0]");
 }
@@ -393,6 +395,20 @@ BOOST_AUTO_TEST_CASE(a_root_agent_needs_a_user_and_children_start_from_a_clean_e
   a.base_env = {"PATH"};
   BOOST_TEST_REQUIRE(a.check().has_value());
   BOOST_TEST(a.check()->subject == "base_env[0]");
+}
+
+// Review #14: the name keys output_capture and reaches logs: a newline, control bytes or
+// a '/' in it could fake log lines or land in another program's log.
+BOOST_AUTO_TEST_CASE(names_are_plain_and_short) {
+  tree t;
+  auto s = t.spec({t.tool.string()});
+  for (const auto& name : {""s, "a\nb"s, "a/b"s, "../web"s, ".hidden"s, "-x"s, "a b"s,
+                           "web\x1b[2J"s, "caf\xc3\xa9"s})
+    s.name = name, expect_refused(s, t.allow, errc::spec_malformed, "name");
+  s.name = std::string(65, 'n');
+  expect_refused(s, t.allow, errc::spec_too_large, "name");
+  for (const auto& name : {"web"s, "web-1.worker_2"s, std::string(64, 'n')})
+    s.name = name, expect_ok(s, t.allow);
 }
 
 BOOST_AUTO_TEST_CASE(the_allow_list_checks_itself) {

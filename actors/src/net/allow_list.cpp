@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -136,6 +137,17 @@ std::optional<error> check_sizes(const actors::process_spec& spec, const allow_l
                     std::to_string(allow.max_name_bytes));
   if (has_nul(spec.name))
     return refuse(errc::spec_malformed, "name", "holds a NUL byte");
+  // The name keys output_capture and ends up in logs and tails: the rule of a tree file's
+  // names, so that no control character, newline or '/' gets there.
+  if (spec.name.empty())
+    return refuse(errc::spec_malformed, "name", "empty: a remote child needs a name");
+  if (spec.name.front() == '.' || spec.name.front() == '-')
+    return refuse(errc::spec_malformed, "name",
+                  printable(spec.name) + " starts with '.' or '-'");
+  for (char c : spec.name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-')
+      return refuse(errc::spec_malformed, "name",
+                    printable(spec.name) + ": only letters, digits, '_', '.' and '-'");
   if (spec.argv.size() > allow.max_args)
     return refuse(errc::spec_too_large, "argv",
                   std::to_string(spec.argv.size()) + " arguments, at most " +

@@ -66,7 +66,7 @@ struct allow_list {
   std::size_t max_args = 256;
   std::size_t max_arg_bytes = 32 * 1024;
   std::size_t max_total_bytes = 128 * 1024;
-  std::size_t max_name_bytes = 256;
+  std::size_t max_name_bytes = 64;
   /// Caps on the spec's stop and ready timeouts. "Never" (-1) is refused for both: the
   /// agent must be able to stop every child it runs, in bounded time, when its controller
   /// is lost (issue 11 §2), and a child that is never ready would be waited for forever.
@@ -85,7 +85,9 @@ struct allow_list {
 /// "group", "stdout_path", "stderr_path", "rlimits", "name", "stop_signal",
 /// "stop_timeout_ms", "ready_timeout_ms", "notify_fd", "new_process_group", "kill_group")
 /// and whose reason says why; nullopt when the spec may run. The rules: argv non-empty, no
-/// fork-server target or args; new_process_group and kill_group both true; no NUL anywhere; the caps; stop_signal a signal, stop and ready timeouts within
+/// fork-server target or args; new_process_group and kill_group both true; a name of
+/// letters, digits, '_', '.' and '-' (not starting with '.' or '-'), non-empty, within
+/// max_name_bytes (the agent must still prefix it: see remote_child_spec); no NUL anywhere; the caps; stop_signal a signal, stop and ready timeouts within
 /// [0, cap], notify_fd -1 or above 2 and not with notify_socket; argv[0] and cwd absolute
 /// without ".", ".." or empty components, not under /proc or /dev, existing, equal to
 /// their realpath (spec_path_not_canonical), and as spelled a listed program / inside an
