@@ -237,6 +237,19 @@ BOOST_AUTO_TEST_CASE(rlimits_only_where_allowed) {
   expect_refused(s, t.allow, errc::spec_rlimits_refused, "rlimits");
   t.allow.rlimits_allowed = true;
   expect_ok(s, t.allow);
+  // Review #15: no cap on the vector and no range check on the resource ids.
+  s.rlimits.assign(100000, pkit::actors::rlimit_spec{RLIMIT_NOFILE, 64, 64});
+  expect_refused(s, t.allow, errc::spec_too_large, "rlimits");
+  s.rlimits = {pkit::actors::rlimit_spec{RLIMIT_CORE, 0, 0},
+               pkit::actors::rlimit_spec{RLIM_NLIMITS, 1, 1}};
+  expect_refused(s, t.allow, errc::spec_out_of_range, "rlimits[1]");
+  s.rlimits = {pkit::actors::rlimit_spec{-1, 1, 1}};
+  expect_refused(s, t.allow, errc::spec_out_of_range, "rlimits[0]");
+  s.rlimits = {pkit::actors::rlimit_spec{RLIMIT_NOFILE, 65, 64}};
+  expect_refused(s, t.allow, errc::spec_out_of_range, "rlimits[0]");
+  s.rlimits = {pkit::actors::rlimit_spec{RLIMIT_NOFILE, 64, 64},
+               pkit::actors::rlimit_spec{RLIMIT_NOFILE, 32, 32}};
+  expect_refused(s, t.allow, errc::spec_malformed, "rlimits[1]");
 }
 
 BOOST_AUTO_TEST_CASE(nul_bytes_are_refused_wherever_they_hide) {

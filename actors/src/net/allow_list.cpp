@@ -1,6 +1,7 @@
 #include <pkit/net/allow_list.hpp>
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -235,6 +236,22 @@ std::optional<error> check_strings(const actors::process_spec& spec, const allow
   if (!spec.rlimits.empty() && !allow.rlimits_allowed)
     return refuse(errc::spec_rlimits_refused, "rlimits",
                   "resource limits are not allowed on this node");
+  // Each resource at most once, so at most RLIM_NLIMITS entries; ids CAF's peer chose.
+  if (spec.rlimits.size() > RLIM_NLIMITS)
+    return refuse(errc::spec_too_large, "rlimits",
+                  std::to_string(spec.rlimits.size()) + " entries, at most " +
+                    std::to_string(RLIM_NLIMITS));
+  for (std::size_t i = 0; i < spec.rlimits.size(); ++i) {
+    const auto& r = spec.rlimits[i];
+    if (r.resource < 0 || r.resource >= RLIM_NLIMITS)
+      return refuse(errc::spec_out_of_range, indexed("rlimits", i),
+                    std::to_string(r.resource) + " is not a resource number");
+    if (r.soft > r.hard)
+      return refuse(errc::spec_out_of_range, indexed("rlimits", i), "soft limit above hard");
+    for (std::size_t j = 0; j < i; ++j)
+      if (spec.rlimits[j].resource == r.resource)
+        return refuse(errc::spec_malformed, indexed("rlimits", i), "resource given twice");
+  }
   return std::nullopt;
 }
 

@@ -92,7 +92,8 @@ struct allow_list {
 /// without ".", ".." or empty components, not under /proc or /dev, existing, equal to
 /// their realpath (spec_path_not_canonical), and as spelled a listed program / inside an
 /// allowed directory; stdout and stderr only "", "null" or "capture"; user, group and env names
-/// listed; rlimits only if allowed. Thread-safe; reads the file system (realpath), nothing else.
+/// listed; rlimits only if allowed, each a known resource, once, soft <= hard.
+/// Thread-safe; reads the file system (realpath), nothing else.
 std::optional<error> validate(const pkit::actors::process_spec& spec, const allow_list& allow);
 
 /// validate() as if the agent ran with effective uid `agent_euid` (validate() passes
