@@ -19,6 +19,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <vector>
 
 namespace pkit::net {
@@ -240,13 +241,24 @@ std::optional<error> tls_files::apply(caf::actor_system_config& cfg,
     return e;
   if (auto e = timing.check())
     return e;
-  // Absolute: CAF opens the files again for every connection, after any chdir.
-  cfg.openssl_certificate = std::filesystem::absolute(certificate).string();
-  cfg.openssl_key = std::filesystem::absolute(key).string();
+  // Absolute: CAF opens the files again for every connection, after any chdir. All
+  // three are computed before anything is written, so that a refusal (the working
+  // directory gone) leaves `cfg` untouched, as documented.
+  std::string absolute[3];
+  const std::filesystem::path* files[3] = {&certificate, &key, &ca};
+  for (int i = 0; i < 3; ++i) {
+    std::error_code ec;
+    absolute[i] = std::filesystem::absolute(*files[i], ec).string();
+    if (ec)
+      return refuse(errc::tls_file_unreadable, *files[i],
+                    "cannot make the path absolute: " + ec.message());
+  }
+  cfg.openssl_certificate = std::move(absolute[0]);
+  cfg.openssl_key = std::move(absolute[1]);
   cfg.openssl_passphrase = passphrase;
-  cfg.openssl_cafile = std::filesystem::absolute(ca).string();
+  cfg.openssl_cafile = std::move(absolute[2]);
   cfg.openssl_capath.clear();
-  return apply_link(cfg, timing);
+  return apply_link(cfg, timing);  // cannot refuse: timing.check() passed
 }
 
 }  // namespace pkit::net
