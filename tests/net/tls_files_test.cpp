@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <unistd.h>
 
@@ -75,7 +76,8 @@ owned<T, Free> read_pem(const fs::path& file, T* (*read)(FILE*, T**, pem_passwor
 /// A certificate for node a's key, signed by the nodes' CA, valid from now + `from_s` to
 /// now + `to_s` seconds (make-certs.sh cannot backdate: OpenSSL 3.0's x509 has no
 /// -not_before).
-fs::path make_certificate_valid(const fs::path& to, long from_s, long to_s) {
+fs::path make_certificate_valid(const fs::path& to, long from_s, long to_s,
+                                const char* extended_key_usage = nullptr) {
   const auto& good = certs::get().good;
   auto key = read_pem<EVP_PKEY, EVP_PKEY_free>(good / "node-a.key", PEM_read_PrivateKey);
   auto ca_key = read_pem<EVP_PKEY, EVP_PKEY_free>(good / "node-ca.key", PEM_read_PrivateKey);
@@ -89,6 +91,12 @@ fs::path make_certificate_valid(const fs::path& to, long from_s, long to_s) {
   X509_NAME_add_entry_by_txt(X509_get_subject_name(x.get()), "CN", MBSTRING_ASC,
                              reinterpret_cast<const unsigned char*>("a"), -1, -1, 0);
   BOOST_TEST_REQUIRE(X509_set_issuer_name(x.get(), X509_get_subject_name(ca.get())) == 1);
+  if (extended_key_usage != nullptr) {
+    owned<X509_EXTENSION, X509_EXTENSION_free> ext{
+      X509V3_EXT_conf_nid(nullptr, nullptr, NID_ext_key_usage, extended_key_usage)};
+    BOOST_TEST_REQUIRE(ext != nullptr);
+    BOOST_TEST_REQUIRE(X509_add_ext(x.get(), ext.get(), -1) == 1);
+  }
   BOOST_TEST_REQUIRE(X509_sign(x.get(), ca_key.get(), EVP_sha256()) > 0);
   owned<FILE, close_file> out{std::fopen(to.c_str(), "w")};
   BOOST_TEST_REQUIRE(out != nullptr);
@@ -238,6 +246,23 @@ BOOST_AUTO_TEST_CASE(a_passphrase_caf_would_cut_is_refused) {
   files.passphrase = std::string(1023, 'p');  // not encrypted: ignored, but passed on whole
   refused = files.check();
   BOOST_TEST(!refused.has_value(), (refused ? refused->message() : ""));
+}
+
+// Review #10: a CA certificate (with its key) passed as the process's own, and a leaf
+// usable for one direction only (every connection the other way fails later).
+BOOST_AUTO_TEST_CASE(the_own_certificate_is_a_leaf_for_both_directions) {
+  temp_dir dir;
+  auto files = certs::get().node();
+  files.certificate = certs::get().good / "node-ca.pem";
+  files.key = certs::get().good / "node-ca.key";
+  expect_refused(files, errc::tls_certificate_wrong_use, files.certificate.string());
+  files = certs::get().node();
+  files.certificate = make_certificate_valid(dir.path() / "server-only.pem", -60, 3600,
+                                             "serverAuth");
+  expect_refused(files, errc::tls_certificate_wrong_use, files.certificate.string());
+  files.certificate = make_certificate_valid(dir.path() / "both.pem", -60, 3600,
+                                             "serverAuth,clientAuth");
+  BOOST_TEST(!files.check().has_value());
 }
 
 BOOST_AUTO_TEST_CASE(a_key_of_another_certificate_is_refused) {

@@ -14,6 +14,7 @@ const char* describe(errc e) {
     case errc::tls_file_writable: return "TLS file is writable by group or others";
     case errc::tls_certificate_invalid: return "TLS certificate chain does not load";
     case errc::tls_certificate_expired: return "TLS certificate is not valid now";
+    case errc::tls_certificate_wrong_use: return "TLS certificate is not a TLS client and server leaf";
     case errc::tls_key_invalid: return "TLS private key does not load";
     case errc::tls_key_mismatch: return "TLS private key does not match the certificate";
     case errc::tls_ca_empty: return "TLS CA file is empty";

@@ -80,6 +80,16 @@ std::optional<error> check_certificate_and_key(const tls_files& f,
     return refuse(errc::tls_certificate_expired, f.certificate, "not yet valid");
   if (X509_cmp_current_time(X509_get0_notAfter(own)) <= 0)
     return refuse(errc::tls_certificate_expired, f.certificate, "expired");
+  // The process's own certificate, not a CA's (whose key would sign new peers), usable
+  // both ways: a node accepts connections and may make them, a controller the reverse.
+  if (X509_check_ca(own) != 0)
+    return refuse(errc::tls_certificate_wrong_use, f.certificate,
+                  "a CA certificate: give this process's own certificate (CA:FALSE)");
+  if (X509_check_purpose(own, X509_PURPOSE_SSL_SERVER, 0) != 1 ||
+      X509_check_purpose(own, X509_PURPOSE_SSL_CLIENT, 0) != 1)
+    return refuse(errc::tls_certificate_wrong_use, f.certificate,
+                  "not usable for both TLS server and client authentication "
+                  "(extendedKeyUsage serverAuth,clientAuth, as tools/make-certs.sh makes)");
   // The key is read on its own first, so that "does not load" and "does not match" are
   // told apart (SSL_CTX_use_PrivateKey_file would fail for both).
   std::unique_ptr<BIO, bio_free> bio{BIO_new_file(f.key.c_str(), "r")};

@@ -30,6 +30,9 @@ enum class errc {
   tls_certificate_invalid,
   /// the certificate is not yet valid or has expired.
   tls_certificate_expired,
+  /// the own certificate is a CA certificate, or not usable for both TLS server and
+  /// client authentication.
+  tls_certificate_wrong_use,
   /// the private key does not load (not PEM, encrypted with another or no passphrase).
   tls_key_invalid,
   /// the private key does not belong to the certificate.

@@ -67,7 +67,8 @@ struct tls_files {
   /// accessible to group or others and the certificate and CA not writable by group or
   /// others; the chain, the key (with `passphrase`; an
   /// encrypted key without one is refused rather than prompted for) and their match
-  /// (SSL_CTX_check_private_key); the own certificate valid now; the CA file holding 1 to
+  /// (SSL_CTX_check_private_key); the own certificate valid now, CA:FALSE and usable
+  /// for TLS server and client authentication (tls_certificate_wrong_use); the CA file holding 1 to
   /// 4 certificates, each a self-signed CA:TRUE certificate valid now (tls_ca_not_root,
   /// tls_certificate_expired) and not in the system's default trust store (tls_ca_public),
   /// and not authenticating the own certificate (tls_ca_same_role: nodes trust the
