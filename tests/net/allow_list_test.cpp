@@ -157,7 +157,7 @@ BOOST_AUTO_TEST_CASE(a_spelling_through_a_link_is_refused_even_to_an_allowed_pro
   // The allowed directory reached through a link.
   fs::create_symlink(t.bin, t.dir.path() / "bin-link");
   expect_refused(t.spec({(t.dir.path() / "bin-link" / "tool").string()}), t.allow,
-                 errc::spec_path_not_canonical, "argv[0]");
+                 errc::spec_program_not_allowed, "argv[0]");
   // /proc/self/cwd is the agent's cwd when checked, the child's own after its chdir.
   for (const auto& p : {"/proc/self/cwd" + t.tool.string(), "/proc/self/root" + true_path,
                         "/proc/1/root" + true_path, "/dev/fd/0"s, "/proc"s, "/dev"s})
@@ -422,6 +422,33 @@ BOOST_AUTO_TEST_CASE(names_are_plain_and_short) {
   expect_refused(s, t.allow, errc::spec_too_large, "name");
   for (const auto& name : {"web"s, "web-1.worker_2"s, std::string(64, 'n')})
     s.name = name, expect_ok(s, t.allow);
+}
+
+// Review #11: refusals told the peer about the node's file system — "No such file or
+// directory" versus "not allowed", and where a link resolves to.
+BOOST_AUTO_TEST_CASE(a_peer_learns_nothing_about_the_file_system) {
+  tree t;
+  auto peer_text = [&](const std::string& program) {
+    auto refused = validate(t.spec({program}), t.allow);
+    BOOST_TEST_REQUIRE(refused.has_value());
+    BOOST_TEST(refused->code == pkit::net::make_error_code(errc::spec_program_not_allowed));
+    // Everything but the peer's own value.
+    std::string text = refused->peer_message();
+    return text.replace(text.find(program), program.size(), "X");
+  };
+  const std::string absent = "/nonexistent/tool";
+  const std::string present = fs::canonical("/bin/sh").string();
+  BOOST_TEST(peer_text(absent) == peer_text(present));
+  BOOST_TEST(peer_text((t.bin / "absent").string()) == peer_text(present));
+  // Inside an allowed directory the local log still learns why.
+  auto refused = validate(t.spec({(t.bin / "absent").string()}), t.allow);
+  BOOST_TEST_REQUIRE(refused.has_value());
+  BOOST_TEST(refused->message().find("No such file") != std::string::npos, refused->message());
+  refused = validate(t.spec({(t.bin / "link-out").string()}), t.allow);
+  BOOST_TEST_REQUIRE(refused.has_value());
+  const std::string target = fs::canonical("/bin/sh").string();
+  BOOST_TEST(refused->peer_message().find(target) == std::string::npos, refused->peer_message());
+  BOOST_TEST(refused->message().find(target) != std::string::npos, refused->message());
 }
 
 BOOST_AUTO_TEST_CASE(the_allow_list_checks_itself) {

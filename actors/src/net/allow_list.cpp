@@ -98,11 +98,13 @@ bool is_magic(std::string_view p) {
   return false;
 }
 
-/// A program or cwd path: plainly absolute, not under /proc or /dev, existing, its own
-/// resolved path (no symlink anywhere in it), and either one of `exact` or within one of
-/// `dirs` (below it for a program, since a directory is no program, or the directory
-/// itself for a cwd) — compared as spelled, since the spelling is what the child execs
-/// (and what argv[0] tells a multi-call program such as pkill -> pgrep or busybox).
+/// A program or cwd path: plainly absolute, not under /proc or /dev, as spelled either one
+/// of `exact` or within one of `dirs` (below it for a program, since a directory is no
+/// program, or the directory itself for a cwd) — compared as spelled, since the spelling is
+/// what the child execs (and what argv[0] tells a multi-call program such as pkill ->
+/// pgrep or busybox) — and then existing and its own resolved path (no symbolic link
+/// anywhere in it). The list is consulted before the file system, so that a peer learns
+/// nothing about paths outside it; what the file system said goes to the error's detail.
 std::optional<error> check_path(const std::string& value, std::string field, errc not_allowed,
                                 const std::vector<fs::path>& exact,
                                 const std::vector<fs::path>& dirs) {
@@ -113,21 +115,28 @@ std::optional<error> check_path(const std::string& value, std::string field, err
   if (is_magic(value))
     return refuse(errc::spec_path_not_canonical, std::move(field),
                   printable(value) + ": nothing under /proc or /dev may be named");
-  auto real = resolve(value);
-  if (!real)
-    return refuse(not_allowed, std::move(field), printable(value) + ": " + std::strerror(errno));
-  if (real->string() != value)
-    return refuse(errc::spec_path_not_canonical, std::move(field),
-                  printable(value) + " passes through a symbolic link (resolves to " +
-                    printable(real->string()) + "); name the file itself");
   const fs::path spelled{value};
-  for (const auto& allowed : exact)
-    if (allowed == spelled)
-      return std::nullopt;
-  for (const auto& allowed : dirs)
-    if (is_within(spelled, allowed, strictly))
-      return std::nullopt;
-  return refuse(not_allowed, std::move(field), printable(value) + " is not allowed on this node");
+  const bool listed =
+    std::find(exact.begin(), exact.end(), spelled) != exact.end() ||
+    std::any_of(dirs.begin(), dirs.end(),
+                [&](const fs::path& dir) { return is_within(spelled, dir, strictly); });
+  const std::string not_here = printable(value) + " is not allowed on this node";
+  if (!listed)
+    return refuse(not_allowed, std::move(field), not_here);
+  auto real = resolve(value);
+  if (!real) {
+    auto refused = refuse(not_allowed, std::move(field), not_here);
+    refused.detail = std::strerror(errno);
+    return refused;
+  }
+  if (real->string() != value) {
+    auto refused = refuse(errc::spec_path_not_canonical, std::move(field),
+                          printable(value) + " passes through a symbolic link; name the "
+                                             "file itself");
+    refused.detail = "resolves to " + printable(real->string());
+    return refused;
+  }
+  return std::nullopt;
 }
 
 /// No NUL, and the caps on argv and env sizes.

@@ -70,7 +70,7 @@ std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), net_category()};
 }
 
-std::string error::message() const {
+std::string error::peer_message() const {
   std::string text = code.message();
   for (const std::string* part : {&subject, &reason}) {
     if (!part->empty()) {
@@ -78,6 +78,13 @@ std::string error::message() const {
       text += *part;
     }
   }
+  return text;
+}
+
+std::string error::message() const {
+  std::string text = peer_message();
+  if (!detail.empty())
+    text += " (" + detail + ")";
   return text;
 }
 

@@ -87,13 +87,16 @@ struct allow_list {
 /// and whose reason says why; nullopt when the spec may run. The rules: argv non-empty, no
 /// fork-server target or args; new_process_group and kill_group both true; a name of
 /// letters, digits, '_', '.' and '-' (not starting with '.' or '-'), non-empty, within
-/// max_name_bytes (the agent must still prefix it: see remote_child_spec); no NUL anywhere; the caps; stop_signal a signal, stop and ready timeouts within
-/// [0, cap], notify_fd -1 or above 2 and not with notify_socket; argv[0] and cwd absolute
-/// without ".", ".." or empty components, not under /proc or /dev, existing, equal to
-/// their realpath (spec_path_not_canonical), and as spelled a listed program / inside an
-/// allowed directory; stdout and stderr only "", "null" or "capture"; user, group and env names
-/// listed; rlimits only if allowed, each a known resource, once, soft <= hard.
-/// Thread-safe; reads the file system (realpath), nothing else.
+/// max_name_bytes (the agent must still prefix it: see remote_child_spec); no NUL
+/// anywhere; the caps; stop_signal a signal, stop and ready timeouts within [0, cap],
+/// notify_fd -1 or above 2 and not with notify_socket; argv[0] and cwd absolute without
+/// ".", ".." or empty components, not under /proc or /dev, as spelled a listed program /
+/// inside an allowed directory, and only then existing and equal to their realpath
+/// (spec_path_not_canonical); stdout and stderr only "", "null" or "capture"; user, group
+/// and env names listed; rlimits only if allowed, each a known resource, once, soft <= hard.
+/// What the file system said (errno text, a link's target) is in the error's `detail`,
+/// never in what error::peer_message() gives a remote peer; paths outside the lists are
+/// never looked up. Thread-safe; reads the file system (realpath), nothing else.
 std::optional<error> validate(const pkit::actors::process_spec& spec, const allow_list& allow);
 
 /// validate() as if the agent ran with effective uid `agent_euid` (validate() passes

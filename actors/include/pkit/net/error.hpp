@@ -7,6 +7,7 @@
 
 #include <string>
 #include <system_error>
+#include <utility>
 
 namespace pkit::net {
 
@@ -125,16 +126,29 @@ const std::error_category& net_category() noexcept;
 std::error_code make_error_code(errc e) noexcept;
 
 /// A refusal: the code, what it is about (a file path, an address, a spec field such as
-/// "argv[0]" or "stdout_path") and the underlying reason (OpenSSL's or the OS's text, or
-/// pkit's explanation). A plain value: copy it, move it, keep it.
+/// "argv[0]" or "stdout_path"), the underlying reason (OpenSSL's or the OS's text, or
+/// pkit's explanation) and, for refusals of remote specs, local detail kept apart. A plain
+/// value: copy it, move it, keep it.
 struct error {
+  error() = default;
+  /// A constructor rather than an aggregate, so that {code, subject, reason} stays valid
+  /// (warning-free) with the optional detail.
+  error(std::error_code code, std::string subject, std::string reason, std::string detail = {})
+    : code(code), subject(std::move(subject)), reason(std::move(reason)),
+      detail(std::move(detail)) {}
+
   std::error_code code;
   std::string subject;
   std::string reason;
+  /// Local facts a remote peer must not learn (what a path resolves to, whether it exists
+  /// or cannot be searched): for this process's log only. Empty for most errors.
+  std::string detail;
 
-  /// "<code message>: <subject>: <reason>" (parts that are empty are left out), for logs
-  /// and for the message a command prints before it refuses to start.
+  /// "<code message>: <subject>: <reason> (<detail>)" (parts that are empty are left out),
+  /// for local logs and for the message a command prints before it refuses to start.
   std::string message() const;
+  /// message() without the detail: what a node agent may answer a remote peer.
+  std::string peer_message() const;
 };
 
 }  // namespace pkit::net
