@@ -451,6 +451,48 @@ BOOST_AUTO_TEST_CASE(a_peer_learns_nothing_about_the_file_system) {
   BOOST_TEST(refused->message().find(target) != std::string::npos, refused->message());
 }
 
+// Review #5: with a shell, an interpreter or a directory such as /usr/bin allowed, the
+// peer's arguments are remote code execution; nothing said so or stopped it.
+BOOST_AUTO_TEST_CASE(programs_that_run_anything_need_pinned_arguments_or_an_opt_in) {
+  tree t;
+  const std::string sh = fs::canonical("/bin/sh").string();
+  auto expect_bad = [](const allow_list& a, const std::string& field) {
+    auto refused = a.check();
+    BOOST_TEST_REQUIRE(refused.has_value(), "expected a refusal naming " << field);
+    BOOST_TEST(refused->code == pkit::net::make_error_code(errc::allow_list_invalid));
+    BOOST_TEST(refused->subject == field, refused->message());
+  };
+  auto a = t.allow;
+  a.programs.push_back(sh);
+  expect_bad(a, "programs[1]");
+  a = t.allow;
+  a.program_dirs.push_back(fs::path{sh}.parent_path());  // /usr/bin
+  expect_bad(a, "program_dirs[1]");
+  // A script interpreter by another version's name.
+  std::ofstream(t.bin / "python3.11") << "#!/bin/sh\n";
+  expect_bad(t.allow, "program_dirs[0]");
+  fs::remove(t.bin / "python3.11");
+  // Pinned: the shell runs one fixed command line, nothing else.
+  a = t.allow;
+  a.programs.push_back(sh);
+  a.pinned = {{sh, {"-c", "exec /usr/bin/true"}}};
+  BOOST_TEST(!a.check().has_value());
+  expect_ok(t.spec({sh, "-c", "exec /usr/bin/true"}), a);
+  expect_refused(t.spec({sh, "-c", "rm -rf /"}), a, errc::spec_args_not_allowed, "argv");
+  expect_refused(t.spec({sh}), a, errc::spec_args_not_allowed, "argv");
+  expect_refused(t.spec({sh, "-c", "exec /usr/bin/true", "x"}), a, errc::spec_args_not_allowed,
+                 "argv");
+  // A pin for a program that is not allowed is a mistake in the list.
+  a.pinned.push_back({"/usr/bin/env", {}});
+  expect_bad(a, "pinned[1]");
+  // The explicit opt-in.
+  a = t.allow;
+  a.programs.push_back(sh);
+  a.interpreters_allowed = true;
+  BOOST_TEST(!a.check().has_value());
+  expect_ok(t.spec({sh, "-c", "anything"}), a);
+}
+
 BOOST_AUTO_TEST_CASE(the_allow_list_checks_itself) {
   tree t;
   BOOST_TEST(!t.allow.check().has_value());

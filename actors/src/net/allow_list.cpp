@@ -139,6 +139,46 @@ std::optional<error> check_path(const std::string& value, std::string field, err
   return std::nullopt;
 }
 
+/// Programs that run whatever their arguments say (shells, interpreters, exec and
+/// privilege wrappers, multi-call binaries), by file name; a name starting with one of
+/// `prefixes` counts too (python3.11, perl5.36).
+bool runs_anything(const fs::path& program) {
+  static constexpr std::string_view names[] = {
+    "sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox", "env",
+    "find", "xargs", "awk", "gawk", "mawk", "sed", "vi", "vim", "ed", "sudo", "su", "doas",
+    "runuser", "setpriv", "nice", "nohup", "timeout", "setsid", "stdbuf", "chroot", "unshare",
+    "nsenter", "flock", "watch", "script", "ssh", "make", "gdb", "tclsh", "wish", "expect",
+    "pkit", "systemd-run", "capsh", "ionice", "taskset", "chrt", "strace", "ltrace",
+    "time", "parallel", "at", "batch", "crontab", "socat", "nc", "ncat", "tar", "rsync"};
+  static constexpr std::string_view prefixes[] = {"python", "perl", "ruby", "php", "lua",
+                                                  "node", "java", "jshell", "guile", "Rscript",
+                                                  "osascript", "pwsh", "tcl"};
+  const std::string name = program.filename().string();
+  for (auto n : names)
+    if (name == n)
+      return true;
+  for (auto p : prefixes)
+    if (name.starts_with(p))
+      return true;
+  return false;
+}
+
+/// argv[1..] is one of the program's pinned vectors, when it has any.
+std::optional<error> check_pinned(const actors::process_spec& spec, const allow_list& allow) {
+  bool has_pin = false;
+  for (const auto& pin : allow.pinned) {
+    if (pin.program != fs::path{spec.argv[0]})
+      continue;
+    has_pin = true;
+    if (std::equal(spec.argv.begin() + 1, spec.argv.end(), pin.args.begin(), pin.args.end()))
+      return std::nullopt;
+  }
+  if (has_pin)
+    return refuse(errc::spec_args_not_allowed, "argv",
+                  "this node runs " + printable(spec.argv[0]) + " with fixed arguments only");
+  return std::nullopt;
+}
+
 /// No NUL, and the caps on argv and env sizes.
 std::optional<error> check_sizes(const actors::process_spec& spec, const allow_list& allow) {
   if (spec.name.size() > allow.max_name_bytes)
@@ -264,6 +304,43 @@ std::optional<error> check_strings(const actors::process_spec& spec, const allow
   return std::nullopt;
 }
 
+bool is_pinned(const allow_list& allow, const fs::path& program) {
+  return std::any_of(allow.pinned.begin(), allow.pinned.end(),
+                     [&](const fixed_args& pin) { return pin.program == program; });
+}
+
+/// check()'s rule on programs that run whatever their arguments say: refused unless
+/// pinned (programs) or interpreters_allowed; a directory holding one (at any depth, links
+/// not followed) refused unless interpreters_allowed. Pinned programs must be allowed.
+std::optional<error> check_runs_anything(const allow_list& allow) {
+  auto bad = [](std::string field, std::string why) {
+    return refuse(errc::allow_list_invalid, std::move(field), std::move(why));
+  };
+  const std::string why = " runs whatever its arguments say: allowing it is remote code "
+                          "execution; pin its arguments (pinned) or set interpreters_allowed";
+  for (std::size_t i = 0; i < allow.pinned.size(); ++i)
+    if (std::find(allow.programs.begin(), allow.programs.end(), allow.pinned[i].program) ==
+        allow.programs.end())
+      return bad(indexed("pinned", i), printable(allow.pinned[i].program.string()) +
+                                         " is not one of programs");
+  if (allow.interpreters_allowed)
+    return std::nullopt;
+  for (std::size_t i = 0; i < allow.programs.size(); ++i)
+    if (runs_anything(allow.programs[i]) && !is_pinned(allow, allow.programs[i]))
+      return bad(indexed("programs", i), printable(allow.programs[i].string()) + why);
+  for (std::size_t i = 0; i < allow.program_dirs.size(); ++i) {
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it{
+           allow.program_dirs[i], fs::directory_options::skip_permission_denied, ec},
+         end;
+         !ec && it != end; it.increment(ec))
+      if (!it->is_directory(ec) && runs_anything(it->path()))
+        return bad(indexed("program_dirs", i),
+                   "holds " + printable(it->path().string()) + ", which" + why);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<error> allow_list::check() const {
@@ -290,6 +367,8 @@ std::optional<error> allow_list::check() const {
         return bad(indexed(name, i), printable(p) + ": nothing under /proc or /dev");
     }
   }
+  if (auto e = check_runs_anything(*this))
+    return e;
   for (auto [cap, name] : {std::pair{max_args, "max_args"},
                            std::pair{max_arg_bytes, "max_arg_bytes"},
                            std::pair{max_total_bytes, "max_total_bytes"},
@@ -353,6 +432,8 @@ std::optional<error> validate(const actors::process_spec& spec, const allow_list
     return e;
   if (auto e = check_path(spec.argv[0], "argv[0]", errc::spec_program_not_allowed,
                           allow.programs, allow.program_dirs))
+    return e;
+  if (auto e = check_pinned(spec, allow))
     return e;
   if (has_nul(spec.cwd))
     return refuse(errc::spec_malformed, "cwd", "holds a NUL byte");

@@ -44,6 +44,7 @@ const char* describe(errc e) {
     case errc::spec_rlimits_refused: return "resource limits are not allowed remotely";
     case errc::spec_too_large: return "spec too large";
     case errc::spec_malformed: return "spec malformed";
+    case errc::spec_args_not_allowed: return "arguments not allowed for this program";
     case errc::spec_process_group_required: return "remote child needs its own process group";
     case errc::spec_path_not_canonical: return "path is not its own resolved path";
     case errc::allow_list_invalid: return "allow-list invalid";

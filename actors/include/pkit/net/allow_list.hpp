@@ -28,7 +28,20 @@
 
 namespace pkit::net {
 
-/// The node's rules for remote specs. Empty lists allow nothing of their kind (beyond the
+/// A program that may run only with fixed arguments: argv[1..] must equal `args` exactly.
+struct fixed_args {
+  std::filesystem::path program;
+  std::vector<std::string> args;
+};
+
+/// The node's rules for remote specs.
+///
+/// READ THIS BEFORE ALLOWING A PROGRAM: the arguments are the peer's. Allowing a shell,
+/// env, find, xargs, an interpreter (python3, perl, node, ...), a privilege or exec
+/// wrapper (sudo, nice, timeout, setsid, ...), busybox, pkit itself — or a directory
+/// holding any of them, such as /usr/bin — lets a peer run anything: remote code
+/// execution. check() refuses those (by file name) unless every use is pinned with
+/// fixed_args or interpreters_allowed says the node accepts that risk. Empty lists allow nothing of their kind (beyond the
 /// defaults stated per member). A plain value: build it once (from the node's file) and
 /// share it read-only between threads.
 struct allow_list {
@@ -37,6 +50,13 @@ struct allow_list {
   std::vector<std::filesystem::path> programs;
   /// Directories whose programs (at any depth) may be run; each its own resolved path.
   std::vector<std::filesystem::path> program_dirs;
+  /// Programs restricted to fixed argument vectors: a spec running such a program must
+  /// carry one of its entries' args exactly (spec_args_not_allowed otherwise). Programs
+  /// without an entry take any arguments.
+  std::vector<fixed_args> pinned;
+  /// Lets check() accept programs that run whatever their arguments say (see above)
+  /// without fixed arguments: an explicit opt-in to remote code execution by design.
+  bool interpreters_allowed = false;
   /// Directories a spec's cwd may be in (at any depth). An empty cwd (the agent's own) is
   /// always allowed.
   std::vector<std::filesystem::path> cwd_dirs;
@@ -75,8 +95,11 @@ struct allow_list {
 
   /// The list's own sanity, for the node to run once at start: every path entry absolute
   /// (as validate() requires of specs), existing and its own resolved path, every cap
-  /// positive. Returns
-  /// allow_list_invalid naming the entry ("programs[2]", "max_args"); nullopt when usable.
+  /// positive; no program (or program in a directory) that runs whatever its arguments
+  /// say, by file name (sh, bash, env, find, python*, perl, ...), unless pinned or
+  /// interpreters_allowed; pinned entries are listed programs. Returns allow_list_invalid
+  /// naming the entry ("programs[2]", "program_dirs[0]", "max_args"); nullopt when usable.
+  /// Reads the file system (scans program_dirs).
   std::optional<error> check() const;
 };
 
@@ -93,7 +116,8 @@ struct allow_list {
 /// ".", ".." or empty components, not under /proc or /dev, as spelled a listed program /
 /// inside an allowed directory, and only then existing and equal to their realpath
 /// (spec_path_not_canonical); stdout and stderr only "", "null" or "capture"; user, group
-/// and env names listed; rlimits only if allowed, each a known resource, once, soft <= hard.
+/// and env names listed; argv[1..] one of the program's pinned vectors if it has any
+/// (spec_args_not_allowed, "argv"); rlimits only if allowed, each a known resource, once, soft <= hard.
 /// What the file system said (errno text, a link's target) is in the error's `detail`,
 /// never in what error::peer_message() gives a remote peer; paths outside the lists are
 /// never looked up. Thread-safe; reads the file system (realpath), nothing else.

@@ -107,6 +107,8 @@ enum class errc {
   /// an argument, path or variable holds a NUL byte or is otherwise malformed.
   spec_malformed,
 
+  /// the arguments are not one of the fixed vectors the node pinned for that program.
+  spec_args_not_allowed,
   /// new_process_group or kill_group is false: a remote child must lead its own process
   /// group and be stopped with it (nothing it started may outlive it).
   spec_process_group_required,
