@@ -29,8 +29,10 @@ bool is_loopback_address(std::string_view address);
 
 /// Refuses (listen_needs_tls, naming the address and saying what to do) a listen address
 /// that is not numeric loopback — "" and "0.0.0.0" and "::" included — unless `tls` is
-/// given and complete(). Loopback is allowed with or without TLS. Pure: it does not look at
-/// the files (tls_files::check does) nor resolve names. nullopt when allowed.
+/// given and complete(). Loopback is allowed with or without TLS — but plain loopback
+/// trusts every local user, and a TLS process must never publish plain (see above).
+/// Pure: it does not look at the files (tls_files::check does; require_authenticated ties
+/// them to the running system) nor resolve names. nullopt when allowed.
 std::optional<error> check_listen(std::string_view address, const tls_files* tls);
 
 /// The guard between the checked files and what CAF actually uses, for a TLS process to
