@@ -110,13 +110,14 @@ make_leaf() {
   printf '%s\n' "basicConstraints=critical,CA:FALSE" \
     "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth,clientAuth" \
     "subjectAltName=DNS:$name" > "$tmp/ext"
-  # Never beyond the CA's own end: a reused CA may have less left than --days.
-  local ca_end remaining leaf_days=$days
+  # Never beyond the CA's own end: a reused CA may have less left than --days. (A CA made
+  # by this run ends seconds before a leaf of the same --days would: that is not capped.)
+  local ca_end left leaf_days=$days
   ca_end=$(openssl x509 -in "$dir/$role-ca.pem" -noout -enddate)
-  remaining=$(( ($(date -d "${ca_end#notAfter=}" +%s) - $(date +%s)) / 86400 ))
-  (( remaining >= 1 )) || die "$dir/$role-ca.pem ends within a day (${ca_end#notAfter=}): make new CAs"
-  if (( remaining < days )); then
-    leaf_days=$remaining
+  left=$(( $(date -d "${ca_end#notAfter=}" +%s) - $(date +%s) ))
+  (( left >= 86400 )) || die "$dir/$role-ca.pem ends within a day (${ca_end#notAfter=}): make new CAs"
+  if (( days * 86400 - left > 3600 )); then
+    leaf_days=$(( left / 86400 ))
     echo "note: $role $name gets $leaf_days days, the rest of $role-ca.pem's validity"
   fi
   openssl req -config "$tmp/openssl.cnf" -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
