@@ -6,7 +6,8 @@
 /// peer the agent talks to may be hostile (ISSUE11_DESIGN §4): each `process_spec` that
 /// arrives over the network is checked here before anything is spawned.
 ///
-/// Pure apart from the file system. Paths are matched as the peer spells them, and the
+/// Pure apart from the file system. The node agent spawns remote_child_spec(spec) of a
+/// validated spec, never the spec as received. Paths are matched as the peer spells them, and the
 /// spelling must be the file itself: argv[0] and cwd must equal their realpath(3) (no
 /// symbolic link anywhere in them, nothing under /proc or /dev), because the child execs
 /// the spelling, after its own chdir, and multi-call programs (pkill -> pgrep, busybox)
@@ -40,10 +41,13 @@ struct fixed_args {
 /// env, find, xargs, an interpreter (python3, perl, node, ...), a privilege or exec
 /// wrapper (sudo, nice, timeout, setsid, ...), busybox, pkit itself — or a directory
 /// holding any of them, such as /usr/bin — lets a peer run anything: remote code
-/// execution. check() refuses those (by file name) unless every use is pinned with
-/// fixed_args or interpreters_allowed says the node accepts that risk. Empty lists allow nothing of their kind (beyond the
-/// defaults stated per member). A plain value: build it once (from the node's file) and
-/// share it read-only between threads.
+/// execution. check() refuses those (by file name: a copy or hard link under another
+/// name is not caught) unless each is pinned (fixed arguments) or interpreters_allowed
+/// says the node accepts that risk.
+///
+/// Empty lists allow nothing of their kind (beyond the defaults stated per member). A
+/// plain value: build it once (from the node's file) and share it read-only between
+/// threads.
 struct allow_list {
   /// Programs that may be run, by absolute path, compared as spelled (each entry must be
   /// its own resolved path: check() refuses /bin/true where /bin links to usr/bin).
