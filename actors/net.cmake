@@ -26,3 +26,4 @@ target_include_directories(pkit_net
 target_link_libraries(pkit_net
   PUBLIC pkit::actors CAF::openssl
   PRIVATE OpenSSL::SSL OpenSSL::Crypto $<BUILD_INTERFACE:pkit_warnings>)
+target_sources(pkit_net PRIVATE src/net/tls_file_checks.cpp)
