@@ -35,6 +35,9 @@ const char* describe(errc e) {
     case errc::spec_too_large: return "spec too large";
     case errc::spec_malformed: return "spec malformed";
     case errc::allow_list_invalid: return "allow-list invalid";
+    case errc::node_protocol_mismatch: return "node protocol version mismatch";
+    case errc::node_child_limit: return "node's limit of live children reached";
+    case errc::node_relay_missing: return "spawn without a relay actor";
   }
   return "unknown pkit.net error";
 }

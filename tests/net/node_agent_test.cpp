@@ -1,0 +1,375 @@
+// The node agent end to end, plaintext BASP on 127.0.0.1 between two actor systems in
+// this process (ISSUE11_DESIGN §7 phase 3): the node publishes only its node_actor, the
+// controller connects with remote_actor<node_actor>. Hello; a spawn of an allowed program
+// gives a process actor the controller starts, stops and joins, with a real pid; a refused
+// spec names its field and spawns nothing; list; the node stops a child when its relay
+// dies or when its controller falls silent (the link is dropped); the cap on children.
+// Every wait is on an event (a reply, a down message, a pidfd), bounded by a deadline.
+
+#define BOOST_TEST_MODULE net_node_agent
+#include <boost/test/unit_test.hpp>
+
+#include "proc_stat.hpp"
+
+#include <pkit/actors/error.hpp>
+#include <pkit/net/link_timing.hpp>
+#include <pkit/net/node_agent.hpp>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include <dirent.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using pkit::actors::process_actor;
+using pkit::actors::process_spec;
+using pkit::net::errc;
+using pkit::net::node_actor;
+
+namespace {
+
+constexpr auto deadline = 20s;
+
+/// One actor system with the io middleman, pkit::net's types and `timing` (none: no
+/// heartbeats, a controller that falls silent when idle).
+struct net_system {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+
+  explicit net_system(std::optional<pkit::net::link_timing> timing = pkit::net::link_timing{1s, 5s}) {
+    cfg.load<caf::io::middleman>();
+    pkit::net::init(cfg);
+    if (timing) {
+      auto refused = pkit::net::apply_link(cfg, *timing);
+      BOOST_TEST_REQUIRE(!refused.has_value(), (refused ? refused->message() : ""));
+    } else {
+      cfg.set("middleman.app-identifiers", std::vector<std::string>{pkit::net::app_identifier});
+    }
+    sys = std::make_unique<caf::actor_system>(cfg);
+  }
+};
+
+/// The error of `x` rendered, or "" when it holds a value (error() would be undefined:
+/// Boost evaluates a message even when the check passes).
+template <class T>
+std::string why(const caf::actor_system& sys, const caf::expected<T>& x) {
+  return x ? std::string{} : sys.render(x.error());
+}
+
+/// Forwards a process actor's reports (child_started / child_ready / child_exited) to
+/// `sink`: the controller's side of a remote child, as a supervisor's relay would be.
+caf::behavior relay_impl(caf::event_based_actor* self, caf::actor sink) {
+  using namespace pkit::actors;
+  return {
+      [self, sink](child_started_atom a, std::string& id, std::uint64_t inc, std::int32_t pid) {
+        self->send(sink, a, std::move(id), inc, pid);
+      },
+      [self, sink](child_ready_atom a, std::string& id, std::uint64_t inc, std::int32_t pid) {
+        self->send(sink, a, std::move(id), inc, pid);
+      },
+      [self, sink](child_exited_atom a, std::string& id, std::uint64_t inc, pkit::exit_status st) {
+        self->send(sink, a, std::move(id), inc, st);
+      },
+  };
+}
+
+process_spec sleep_spec() {
+  process_spec spec;
+  spec.argv = {"/bin/sleep", "60"};
+  spec.stop_timeout_ms = 5000;
+  return spec;
+}
+
+/// A node with an agent (allowed: /bin/sleep, at most `max_children`) published on an
+/// ephemeral loopback port, and a controller connected to it.
+struct two_nodes {
+  net_system node;
+  net_system controller;
+  node_actor agent;
+  node_actor remote;
+  std::uint16_t port = 0;
+
+  explicit two_nodes(std::uint32_t max_children = 4, pkit::net::link_timing node_timing = {1s, 5s},
+                     std::optional<pkit::net::link_timing> controller_timing = pkit::net::link_timing{1s, 5s})
+      : node{node_timing}, controller{controller_timing} {
+    pkit::net::node_config config;
+    config.name = "node-a";
+    config.allow.programs = {"/bin/sleep"};
+    config.max_children = max_children;
+    auto bad = config.check();
+    BOOST_TEST_REQUIRE(!bad.has_value(), (bad ? bad->message() : ""));
+    agent = pkit::net::spawn_node_agent(*node.sys, std::move(config));
+    auto published = node.sys->middleman().publish(agent, 0, "127.0.0.1");
+    BOOST_TEST_REQUIRE(static_cast<bool>(published), why(*node.sys, published));
+    port = *published;
+    auto r = controller.sys->middleman().remote_actor<node_actor>("127.0.0.1", port);
+    BOOST_TEST_REQUIRE(static_cast<bool>(r), why(*controller.sys, r));
+    remote = *r;
+  }
+  ~two_nodes() { caf::anon_send_exit(agent, caf::exit_reason::user_shutdown); }
+
+  caf::actor make_relay(caf::scoped_actor& sink) {
+    return controller.sys->spawn(relay_impl, caf::actor_cast<caf::actor>(sink));
+  }
+
+  /// The spawn's reply: the process actor, or the refusal.
+  caf::expected<process_actor> spawn(caf::scoped_actor& self, const std::string& id, process_spec spec,
+                                     caf::actor relay) {
+    caf::expected<process_actor> out{caf::sec::request_timeout};
+    self->request(remote, deadline, pkit::net::node_spawn_atom_v, id, std::move(spec), std::move(relay))
+        .receive([&](process_actor& p) { out = std::move(p); }, [&](caf::error& e) { out = std::move(e); });
+    return out;
+  }
+
+  std::int32_t start(caf::scoped_actor& self, const process_actor& p) {
+    std::int32_t pid = 0;
+    self->request(p, deadline, pkit::actors::start_atom_v)
+        .receive([&](std::int32_t x) { pid = x; },
+                 [&](caf::error& e) { BOOST_TEST_ERROR(controller.sys->render(e)); });
+    return pid;
+  }
+
+  std::vector<pkit::net::node_child_info> list(caf::scoped_actor& self) {
+    std::vector<pkit::net::node_child_info> out;
+    self->request(remote, deadline, pkit::net::node_list_atom_v)
+        .receive([&](std::vector<pkit::net::node_child_info>& x) { out = std::move(x); },
+                 [&](caf::error& e) { BOOST_TEST_ERROR(controller.sys->render(e)); });
+    return out;
+  }
+};
+
+/// Waits until `pid` has terminated (its pidfd polls readable), at most `deadline`.
+bool wait_gone(pid_t pid) {
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0)
+    return errno == ESRCH;  // already reaped
+  pollfd p{fd, POLLIN, 0};
+  int n = ::poll(&p, 1, static_cast<int>(std::chrono::milliseconds(deadline).count()));
+  ::close(fd);
+  return n == 1;
+}
+
+/// True once /proc/PID is gone: ended and reaped (by pkit's reaper), no zombie left. Polls,
+/// bounded: no event announces the reap of a process whose actor has ended.
+bool reaped(pid_t pid) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (pkit_test_proc::proc_exists(pid)) {
+    if (std::chrono::steady_clock::now() >= until)
+      return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+std::size_t open_fds() {
+  std::size_t n = 0;
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    while (::readdir(d) != nullptr)
+      ++n;
+    ::closedir(d);
+  }
+  return n;
+}
+
+/// Waits for the down message of `monitored` (monitored by `self` beforehand).
+std::optional<caf::error> wait_down(caf::scoped_actor& self) {
+  std::optional<caf::error> reason;
+  self->receive([&](caf::down_msg& dm) { reason = dm.reason; }, caf::after(deadline) >> [] {});
+  return reason;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(hello_names_the_node_and_what_it_may_run) {
+  two_nodes t;
+  caf::scoped_actor self{*t.controller.sys};
+  self->request(t.remote, deadline, pkit::net::node_hello_atom_v, pkit::net::node_protocol_version)
+      .receive(
+          [&](pkit::net::node_info& info) {
+            BOOST_TEST(info.name == "node-a");
+            BOOST_TEST(info.protocol == pkit::net::node_protocol_version);
+            BOOST_TEST(!info.pkit_version.empty());
+            BOOST_TEST(info.programs == std::vector<std::string>{"/bin/sleep"});
+            BOOST_TEST(info.max_children == 4u);
+          },
+          [&](caf::error& e) { BOOST_TEST_ERROR(t.controller.sys->render(e)); });
+  self->request(t.remote, deadline, pkit::net::node_hello_atom_v, std::uint32_t{99})
+      .receive([&](pkit::net::node_info&) { BOOST_TEST_ERROR("hello of version 99 accepted"); },
+               [&](caf::error& e) {
+                 auto ne = pkit::net::net_error_of(e);
+                 BOOST_TEST_REQUIRE(ne.has_value(), t.controller.sys->render(e));
+                 BOOST_TEST((ne->code == errc::node_protocol_mismatch));
+                 BOOST_TEST(ne->subject == "protocol");
+               });
+}
+
+BOOST_AUTO_TEST_CASE(a_spawned_child_runs_stops_and_reports_to_its_relay) {
+  two_nodes t;
+  caf::scoped_actor self{*t.controller.sys};
+  auto relay = t.make_relay(self);
+  auto proc = t.spawn(self, "sleeper", sleep_spec(), relay);
+  BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
+  auto pid = t.start(self, *proc);
+  BOOST_TEST_REQUIRE(pid > 0);
+  BOOST_TEST(::kill(pid, 0) == 0);
+  BOOST_TEST(pkit_test_proc::is_running(pid));
+  // The relay hears the run begin, under the id the controller gave.
+  self->receive([&](pkit::actors::child_started_atom, std::string& id, std::uint64_t, std::int32_t p) {
+    BOOST_TEST(id == "sleeper");
+    BOOST_TEST(p == pid);
+  }, caf::after(deadline) >> [] { BOOST_TEST_ERROR("no child_started"); });
+  auto children = t.list(self);
+  BOOST_TEST_REQUIRE(children.size() == 1u);
+  BOOST_TEST(children[0].id == "sleeper");
+  BOOST_TEST(children[0].pid == pid);
+  BOOST_TEST((children[0].state == pkit::actors::process_state::running));
+
+  self->request(*proc, deadline, pkit::actors::stop_atom_v)
+      .receive([&](pkit::exit_status& st) {
+                 BOOST_TEST(st.is_killed());
+                 BOOST_TEST(st.signal() == SIGTERM);
+               },
+               [&](caf::error& e) { BOOST_TEST_ERROR(t.controller.sys->render(e)); });
+  // Once stop has answered, the child is reaped: no zombie.
+  BOOST_TEST(!pkit_test_proc::proc_exists(pid));
+  bool exited = false;
+  self->receive_while([&] { return !exited; })(
+      [&](pkit::actors::child_ready_atom, std::string&, std::uint64_t, std::int32_t) {},
+      [&](pkit::actors::child_exited_atom, std::string& id, std::uint64_t, pkit::exit_status& st) {
+        BOOST_TEST(id == "sleeper");
+        BOOST_TEST(st.is_killed());
+        exited = true;
+      },
+      caf::after(deadline) >> [&] { BOOST_TEST_ERROR("no child_exited"); exited = true; });
+  self->request(*proc, deadline, pkit::actors::join_atom_v)
+      .receive([&](pkit::exit_status& st) { BOOST_TEST(st.signal() == SIGTERM); },
+               [&](caf::error& e) { BOOST_TEST_ERROR(t.controller.sys->render(e)); });
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(a_refused_spec_names_its_field_and_spawns_nothing) {
+  two_nodes t;
+  caf::scoped_actor self{*t.controller.sys};
+  auto relay = t.make_relay(self);
+  process_spec spec;
+  spec.argv = {"/bin/cat", "/etc/shadow"};
+  auto proc = t.spawn(self, "cat", spec, relay);
+  BOOST_TEST_REQUIRE(!proc);
+  auto ne = pkit::net::net_error_of(proc.error());
+  BOOST_TEST_REQUIRE(ne.has_value(), why(*t.controller.sys, proc));
+  BOOST_TEST((ne->code == errc::spec_program_not_allowed));
+  BOOST_TEST(ne->subject == "argv[0]");
+  BOOST_TEST_MESSAGE(why(*t.controller.sys, proc));
+  BOOST_TEST(t.list(self).empty());
+
+  // No relay: refused as well, naming it.
+  auto orphan = t.spawn(self, "orphan", sleep_spec(), caf::actor{});
+  BOOST_TEST_REQUIRE(!orphan);
+  ne = pkit::net::net_error_of(orphan.error());
+  BOOST_TEST_REQUIRE(ne.has_value(), why(*t.controller.sys, orphan));
+  BOOST_TEST((ne->code == errc::node_relay_missing));
+  BOOST_TEST(t.list(self).empty());
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(the_cap_on_live_children_refuses_one_more) {
+  two_nodes t{2};
+  caf::scoped_actor self{*t.controller.sys};
+  auto relay = t.make_relay(self);
+  auto a = t.spawn(self, "a", sleep_spec(), relay);
+  auto b = t.spawn(self, "b", sleep_spec(), relay);
+  BOOST_TEST_REQUIRE(static_cast<bool>(a));
+  BOOST_TEST_REQUIRE(static_cast<bool>(b));
+  auto c = t.spawn(self, "c", sleep_spec(), relay);
+  BOOST_TEST_REQUIRE(!c);
+  auto ne = pkit::net::net_error_of(c.error());
+  BOOST_TEST_REQUIRE(ne.has_value(), why(*t.controller.sys, c));
+  BOOST_TEST((ne->code == errc::node_child_limit));
+  BOOST_TEST(ne->subject == "max_children");
+  auto children = t.list(self);
+  BOOST_TEST_REQUIRE(children.size() == 2u);
+  BOOST_TEST(children[0].id == "a");
+  BOOST_TEST(children[1].id == "b");
+
+  // A slot is free once a process actor ends (the controller may end it: BASP carries exits).
+  self->monitor(*a);
+  caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
+  BOOST_TEST_REQUIRE(wait_down(self).has_value());
+  // No retry needed: the agent's down message was enqueued, locally, when the actor ended,
+  // before the controller's went out over the link; the spawn arrives after it.
+  auto again = t.spawn(self, "c", sleep_spec(), relay);
+  BOOST_TEST_REQUIRE(static_cast<bool>(again), why(*t.controller.sys, again));
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(the_node_stops_the_children_of_a_relay_that_dies) {
+  two_nodes t;
+  caf::scoped_actor self{*t.controller.sys};
+  auto relay = t.make_relay(self);
+  auto proc = t.spawn(self, "sleeper", sleep_spec(), relay);
+  BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
+  auto pid = t.start(self, *proc);
+  BOOST_TEST_REQUIRE(pid > 0);
+  self->monitor(*proc);
+  caf::anon_send_exit(relay, caf::exit_reason::kill);
+  auto reason = wait_down(self);
+  BOOST_TEST_REQUIRE(reason.has_value(), "the process actor did not end");
+  BOOST_TEST((*reason == caf::exit_reason::user_shutdown), t.controller.sys->render(*reason));
+  BOOST_TEST(wait_gone(pid));
+  BOOST_TEST(reaped(pid));
+  BOOST_TEST(t.list(self).empty());
+}
+
+BOOST_AUTO_TEST_CASE(the_node_stops_the_children_of_a_controller_that_falls_silent) {
+  // The node drops a link it heard nothing from for 600 ms; this controller sends no
+  // heartbeats, so once idle it looks like a lost node: the relay's proxy on the node is
+  // killed with remote_link_unreachable, and the agent stops its child.
+  two_nodes t{4, pkit::net::link_timing{100ms, 600ms}, std::nullopt};
+  caf::scoped_actor self{*t.controller.sys};
+  auto relay = t.make_relay(self);
+  auto proc = t.spawn(self, "sleeper", sleep_spec(), relay);
+  BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
+  auto pid = t.start(self, *proc);
+  BOOST_TEST_REQUIRE(pid > 0);
+  self->monitor(*proc);
+  // The controller sees the node lost too.
+  auto reason = wait_down(self);
+  BOOST_TEST_REQUIRE(reason.has_value(), "the link was not dropped");
+  BOOST_TEST((*reason == caf::exit_reason::remote_link_unreachable), t.controller.sys->render(*reason));
+  BOOST_TEST(wait_gone(pid));
+  BOOST_TEST(reaped(pid));
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(two_systems_leave_no_descriptor_behind) {
+  const auto before = open_fds();
+  {
+    two_nodes t;
+    caf::scoped_actor self{*t.controller.sys};
+    auto relay = t.make_relay(self);
+    auto proc = t.spawn(self, "sleeper", sleep_spec(), relay);
+    BOOST_TEST_REQUIRE(static_cast<bool>(proc));
+    auto pid = t.start(self, *proc);
+    BOOST_TEST_REQUIRE(pid > 0);
+    self->request(*proc, deadline, pkit::actors::stop_atom_v)
+        .receive([](pkit::exit_status&) {}, [&](caf::error& e) { BOOST_TEST_ERROR(t.controller.sys->render(e)); });
+    caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+  }
+  BOOST_TEST(open_fds() == before);
+}
