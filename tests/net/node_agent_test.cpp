@@ -357,6 +357,26 @@ BOOST_AUTO_TEST_CASE(the_node_stops_the_children_of_a_controller_that_falls_sile
   caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
 }
 
+BOOST_AUTO_TEST_CASE(an_agent_that_ends_takes_its_children_with_it) {
+  // The node's process actors are held by the middleman's registry (their handles crossed
+  // the wire): without the agent ending them they would run on, watched by nobody.
+  two_nodes t;
+  caf::scoped_actor self{*t.controller.sys};
+  auto relay = t.make_relay(self);
+  auto proc = t.spawn(self, "sleeper", sleep_spec(), relay);
+  BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
+  auto pid = t.start(self, *proc);
+  BOOST_TEST_REQUIRE(pid > 0);
+  self->monitor(*proc);
+  caf::anon_send_exit(t.agent, caf::exit_reason::user_shutdown);
+  auto reason = wait_down(self);
+  BOOST_TEST_REQUIRE(reason.has_value(), "the process actor did not end");
+  BOOST_TEST((*reason == caf::exit_reason::user_shutdown), t.controller.sys->render(*reason));
+  BOOST_TEST(wait_gone(pid));
+  BOOST_TEST(reaped(pid));
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+}
+
 BOOST_AUTO_TEST_CASE(two_systems_leave_no_descriptor_behind) {
   const auto before = open_fds();
   {

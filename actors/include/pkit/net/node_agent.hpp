@@ -12,6 +12,11 @@
 /// monitors it and stops the children spawned for it when it goes down (the controller
 /// ended it, or its node was lost: `caf::exit_reason::remote_link_unreachable`), so that
 /// nothing the controller started outlives its supervision.
+///
+/// A lost controller is noticed through BASP's heartbeats (apply_link): within the node's
+/// connection timeout + heartbeat interval of the controller's last message. During a
+/// partition the controller may restart a child elsewhere before that: a child can then
+/// run twice for at most that long (no fencing in this version).
 
 #include <pkit/actors/messages.hpp>
 #include <pkit/actors/process_actor.hpp>
