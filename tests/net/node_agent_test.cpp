@@ -319,21 +319,39 @@ BOOST_AUTO_TEST_CASE(the_cap_on_live_children_refuses_one_more) {
 }
 
 BOOST_AUTO_TEST_CASE(the_node_stops_the_children_of_a_relay_that_dies) {
+  // Two children report to one relay, a third to another: killing the first relay stops
+  // its two children, and only them.
   two_nodes t;
   caf::scoped_actor self{*t.controller.sys};
   auto relay = t.make_relay(self);
-  auto proc = t.spawn(self, "sleeper", sleep_spec(), relay);
-  BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
-  auto pid = t.start(self, *proc);
-  BOOST_TEST_REQUIRE(pid > 0);
-  self->monitor(*proc);
+  auto other_relay = t.make_relay(self);
+  std::vector<process_actor> procs;
+  std::vector<std::int32_t> pids;
+  for (const char* id : {"one", "two", "other"}) {
+    auto proc = t.spawn(self, id, sleep_spec(), std::string{id} == "other" ? other_relay : relay);
+    BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
+    pids.push_back(t.start(self, *proc));
+    BOOST_TEST_REQUIRE(pids.back() > 0);
+    procs.push_back(*proc);
+  }
+  self->monitor(procs[0]);
+  self->monitor(procs[1]);
   caf::anon_send_exit(relay, caf::exit_reason::kill);
-  auto reason = wait_down(self);
-  BOOST_TEST_REQUIRE(reason.has_value(), "the process actor did not end");
-  BOOST_TEST((*reason == caf::exit_reason::user_shutdown), t.controller.sys->render(*reason));
-  BOOST_TEST(wait_gone(pid));
-  BOOST_TEST(reaped(pid));
-  BOOST_TEST(t.list(self).empty());
+  for (int i = 0; i < 2; ++i) {
+    auto reason = wait_down(self);
+    BOOST_TEST_REQUIRE(reason.has_value(), "a process actor of the dead relay did not end");
+    BOOST_TEST((*reason == caf::exit_reason::user_shutdown), t.controller.sys->render(*reason));
+  }
+  for (int i = 0; i < 2; ++i) {
+    BOOST_TEST(wait_gone(pids[i]));
+    BOOST_TEST(reaped(pids[i]));
+  }
+  auto children = t.list(self);
+  BOOST_TEST_REQUIRE(children.size() == 1u);
+  BOOST_TEST(children[0].id == "other");
+  BOOST_TEST(children[0].pid == pids[2]);
+  BOOST_TEST(pkit_test_proc::is_running(pids[2]));
+  caf::anon_send_exit(other_relay, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_CASE(the_node_stops_the_children_of_a_controller_that_falls_silent) {
