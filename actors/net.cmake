@@ -29,3 +29,4 @@ target_link_libraries(pkit_net
   PRIVATE OpenSSL::SSL OpenSSL::Crypto $<BUILD_INTERFACE:pkit_warnings>)
 # The agent's hello reports the node's release.
 target_compile_definitions(pkit_net PRIVATE PKIT_VERSION="${PROJECT_VERSION}")
+target_sources(pkit_net PRIVATE src/net/tls_file_checks.cpp)

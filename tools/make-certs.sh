@@ -4,7 +4,8 @@
 #
 #   tools/make-certs.sh [options] DIR
 #
-# Makes, in DIR (created mode 0700 if missing):
+# Makes, in DIR (created mode 0700 if missing; refused when owned by another user or
+# writable by group or others, since a CA planted there would be used; one run at a time):
 #   controller-ca.pem / .key   the CA of controllers (`pkit run` processes that start
 #                              children on nodes), made if missing
 #   node-ca.pem / .key         the CA of nodes (`pkit node` agents), made if missing
@@ -31,7 +32,8 @@
 # Options:
 #   --node NAME        make node-NAME.pem/.key (repeatable)
 #   --controller NAME  make controller-NAME.pem/.key (repeatable)
-#   --days N           validity of new certificates and CAs, in days (default 825)
+#   --days N           validity of new certificates and CAs, in days (default 825); a
+#                      certificate never outlives its CA (capped at the CA's end)
 #   --force            replace certificates that already exist (never the CAs)
 #   -h, --help         this text
 # NAME: letters, digits, '.', '_' and '-'. Exit code 0 on success, 1 on an error
@@ -66,8 +68,19 @@ done
 command -v openssl >/dev/null || die "the openssl command is missing (Debian: apt-get install openssl)"
 
 mkdir -p -- "$dir"
+# Whoever may write to DIR could have planted a CA that would be kept and signed with.
+[[ -O $dir ]] || die "$dir is owned by another user: use a directory of your own"
+(( (8#$(stat -c %a -- "$dir") & 8#022) == 0 )) ||
+  die "$dir is writable by group or others (mode $(stat -c %a -- "$dir")): chmod go-w it"
+# One run at a time per DIR: two runs making the same CA would mix its key and certificate.
+exec 9<"$dir"
+flock -w 60 9 || die "another make-certs.sh keeps $dir locked"
 tmp=$(mktemp -d "$dir/.make-certs.XXXXXX")
 trap 'rm -rf -- "$tmp"' EXIT
+# An explicit minimal configuration: the system's openssl.cnf (or $OPENSSL_CONF) must not
+# add extensions, policies or defaults to what is made here.
+printf '%s\n' '[req]' 'distinguished_name = dn' '[dn]' > "$tmp/openssl.cnf"
+export OPENSSL_CONF=$tmp/openssl.cnf
 
 # make_ca ROLE: ROLE-ca.pem / ROLE-ca.key, unless both exist.
 make_ca() {
@@ -76,8 +89,8 @@ make_ca() {
     [[ -f $pem && -f $key ]] || die "$pem and $key: one exists without the other"
     return
   fi
-  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$tmp/ca.key" -out "$tmp/ca.pem" -days "$days" -subj "/CN=pkit $role CA" \
+  openssl req -config "$tmp/openssl.cnf" -x509 -new -newkey ec \
+    -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/ca.key" -out "$tmp/ca.pem" -days "$days" -subj "/CN=pkit $role CA" \
     -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
     -addext "keyUsage=critical,keyCertSign,cRLSign" 2>"$tmp/log" ||
     { cat "$tmp/log" >&2; die "cannot make the $role CA"; }
@@ -97,11 +110,21 @@ make_leaf() {
   printf '%s\n' "basicConstraints=critical,CA:FALSE" \
     "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth,clientAuth" \
     "subjectAltName=DNS:$name" > "$tmp/ext"
-  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-    -keyout "$tmp/leaf.key" -out "$tmp/leaf.csr" -subj "/CN=$name/OU=pkit $role" \
+  # Never beyond the CA's own end: a reused CA may have less left than --days. (A CA made
+  # by this run ends seconds before a leaf of the same --days would: that is not capped.)
+  local ca_end left leaf_days=$days
+  ca_end=$(openssl x509 -in "$dir/$role-ca.pem" -noout -enddate)
+  left=$(( $(date -d "${ca_end#notAfter=}" +%s) - $(date +%s) ))
+  (( left >= 86400 )) || die "$dir/$role-ca.pem ends within a day (${ca_end#notAfter=}): make new CAs"
+  if (( days * 86400 - left > 3600 )); then
+    leaf_days=$(( left / 86400 ))
+    echo "note: $role $name gets $leaf_days days, the rest of $role-ca.pem's validity"
+  fi
+  openssl req -config "$tmp/openssl.cnf" -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+    -nodes -keyout "$tmp/leaf.key" -out "$tmp/leaf.csr" -subj "/CN=$name/OU=pkit $role" \
     2>"$tmp/log" || { cat "$tmp/log" >&2; die "cannot make the key of $role $name"; }
   openssl x509 -req -in "$tmp/leaf.csr" -CA "$dir/$role-ca.pem" -CAkey "$dir/$role-ca.key" \
-    -set_serial "0x$(openssl rand -hex 16)" -days "$days" -sha256 -extfile "$tmp/ext" \
+    -set_serial "0x$(openssl rand -hex 16)" -days "$leaf_days" -sha256 -extfile "$tmp/ext" \
     -out "$tmp/leaf.pem" 2>"$tmp/log" ||
     { cat "$tmp/log" >&2; die "cannot sign the certificate of $role $name"; }
   chmod 600 "$tmp/leaf.key"; chmod 644 "$tmp/leaf.pem"

@@ -5,7 +5,7 @@
 #define BOOST_TEST_MODULE net_allow_list
 #include <boost/test/unit_test.hpp>
 
-#include "temp_dir.hpp"
+#include "allow_tree.hpp"
 
 #include <pkit/net/allow_list.hpp>
 
@@ -26,68 +26,12 @@ using pkit::net::errc;
 using pkit::net::validate;
 using namespace std::string_literals;
 
-namespace {
-
-/// A scratch tree: apps/bin/{tool,link-out -> /bin/sh,link-in -> tool}, apps2/bin/tool,
-/// work/{sub,escape -> /}, and an allow-list for apps/bin and work.
-struct tree {
-  pkit_test_common::temp_dir dir;
-  fs::path apps = dir.path() / "apps";
-  fs::path bin = apps / "bin";
-  fs::path tool = bin / "tool";
-  fs::path other = dir.path() / "apps2" / "bin" / "tool";  // shares a prefix with apps
-  fs::path work = dir.path() / "work";
-  allow_list allow;
-
-  tree() {
-    fs::create_directories(bin);
-    fs::create_directories(other.parent_path());
-    fs::create_directories(work / "sub");
-    for (const auto& p : {tool, other}) {
-      std::ofstream(p) << "#!/bin/sh\n";
-      fs::permissions(p, fs::perms::owner_all);
-    }
-    fs::create_symlink("/bin/sh", bin / "link-out");
-    fs::create_symlink("tool", bin / "link-in");
-    fs::create_symlink("/", work / "escape");
-    allow.program_dirs = {bin};
-    allow.programs = {"/bin/true"};
-    allow.cwd_dirs = {work};
-    allow.users = {"app"};
-    allow.groups = {"apps"};
-    allow.env_names = {"LANG", "APP_MODE"};
-  }
-
-  process_spec spec(std::vector<std::string> argv) const {
-    process_spec s;
-    s.argv = std::move(argv);
-    return s;
-  }
-};
-
-void expect_ok(const process_spec& spec, const allow_list& allow) {
-  auto refused = validate(spec, allow);
-  BOOST_TEST(!refused.has_value(), (refused ? refused->message() : ""));
-}
-
-void expect_refused(const process_spec& spec, const allow_list& allow, errc code,
-                    const std::string& field) {
-  auto refused = validate(spec, allow);
-  BOOST_TEST_REQUIRE(refused.has_value(), "expected a refusal naming " << field);
-  BOOST_TEST_INFO("message: " << refused->message());
-  BOOST_TEST(refused->code == pkit::net::make_error_code(code));
-  BOOST_TEST(refused->subject == field);
-  BOOST_TEST(!refused->reason.empty());
-}
-
-}  // namespace
+using namespace pkit_allow_test;
 
 BOOST_AUTO_TEST_CASE(allowed_programs_pass) {
   tree t;
   expect_ok(t.spec({t.tool.string(), "--flag", "x"}), t.allow);
-  expect_ok(t.spec({"/bin/true"}), t.allow);
-  // A link inside the directory to a program inside it is that program.
-  expect_ok(t.spec({(t.bin / "link-in").string()}), t.allow);
+  expect_ok(t.spec({true_path}), t.allow);
   auto s = t.spec({t.tool.string()});
   s.cwd = (t.work / "sub").string();
   s.user = "app";
@@ -115,8 +59,10 @@ BOOST_AUTO_TEST_CASE(no_program_or_a_fork_server_target_is_refused) {
 
 BOOST_AUTO_TEST_CASE(programs_not_listed_are_refused) {
   tree t;
-  for (const auto& p : {"/bin/sh"s, "/bin/false"s, "/"s, t.other.string(), t.bin.string(),
-                        (t.bin / "absent").string(), t.apps.string() + "/bin2/tool"})
+  for (const auto& p :
+       {fs::canonical("/bin/sh").string(), fs::canonical("/bin/false").string(), "/"s,
+        t.other.string(), t.bin.string(), (t.bin / "absent").string(),
+        t.apps.string() + "/bin2/tool"})
     expect_refused(t.spec({p}), t.allow, errc::spec_program_not_allowed, "argv[0]");
 }
 
@@ -131,18 +77,44 @@ BOOST_AUTO_TEST_CASE(paths_must_be_absolute_and_plain) {
 
 BOOST_AUTO_TEST_CASE(symlinks_out_of_an_allowed_directory_are_refused) {
   tree t;
-  auto refused = validate(t.spec({(t.bin / "link-out").string()}), t.allow);
-  BOOST_TEST_REQUIRE(refused.has_value());
-  BOOST_TEST(refused->code == pkit::net::make_error_code(errc::spec_program_not_allowed));
-  BOOST_TEST(refused->reason.find("resolves to") != std::string::npos, refused->reason);
-  // The allowed directory itself reached through a link still counts as itself.
-  fs::create_symlink(t.bin, t.dir.path() / "bin-link");
-  expect_ok(t.spec({(t.dir.path() / "bin-link" / "tool").string()}), t.allow);
+  expect_refused(t.spec({(t.bin / "link-out").string()}), t.allow,
+                 errc::spec_path_not_canonical, "argv[0]");
   auto s = t.spec({t.tool.string()});
   s.cwd = (t.work / "escape").string();
-  expect_refused(s, t.allow, errc::spec_cwd_not_allowed, "cwd");
+  expect_refused(s, t.allow, errc::spec_path_not_canonical, "cwd");
   s.cwd = (t.work / "escape" / "tmp").string();
-  expect_refused(s, t.allow, errc::spec_cwd_not_allowed, "cwd");
+  expect_refused(s, t.allow, errc::spec_path_not_canonical, "cwd");
+}
+
+// Review #1: the path the peer spells is what the child execs (after its own chdir, with
+// that argv[0]), so it must be the file itself: no link anywhere in it, nothing under
+// /proc or /dev — even when the link leads to an allowed program.
+BOOST_AUTO_TEST_CASE(a_spelling_through_a_link_is_refused_even_to_an_allowed_program) {
+  tree t;
+  // A link inside the directory to a program inside it: a multi-call program would see
+  // another argv[0] (pkill -> pgrep), and the peer could swap a link it made.
+  expect_refused(t.spec({(t.bin / "link-in").string()}), t.allow,
+                 errc::spec_path_not_canonical, "argv[0]");
+  // The allowed directory reached through a link.
+  fs::create_symlink(t.bin, t.dir.path() / "bin-link");
+  expect_refused(t.spec({(t.dir.path() / "bin-link" / "tool").string()}), t.allow,
+                 errc::spec_program_not_allowed, "argv[0]");
+  // /proc/self/cwd is the agent's cwd when checked, the child's own after its chdir.
+  for (const auto& p : {"/proc/self/cwd" + t.tool.string(), "/proc/self/root" + true_path,
+                        "/proc/1/root" + true_path, "/dev/fd/0"s, "/proc"s, "/dev"s})
+    expect_refused(t.spec({p}), t.allow, errc::spec_path_not_canonical, "argv[0]");
+  // An allow-list entry is matched as spelled: listing a link allows no spelling.
+  auto a = t.allow;
+  a.programs = {"/bin/true"};
+  if (fs::is_symlink("/bin")) {
+    expect_refused(t.spec({"/bin/true"}), a, errc::spec_path_not_canonical, "argv[0]");
+    expect_refused(t.spec({true_path}), a, errc::spec_program_not_allowed, "argv[0]");
+  }
+  auto s = t.spec({t.tool.string()});
+  s.cwd = "/proc/self/cwd";
+  expect_refused(s, t.allow, errc::spec_path_not_canonical, "cwd");
+  s.cwd = "/tmp/../" + t.work.string();
+  expect_refused(s, t.allow, errc::spec_path_not_absolute, "cwd");
 }
 
 BOOST_AUTO_TEST_CASE(cwd_outside_the_allowed_directories_is_refused) {
@@ -206,6 +178,19 @@ BOOST_AUTO_TEST_CASE(rlimits_only_where_allowed) {
   expect_refused(s, t.allow, errc::spec_rlimits_refused, "rlimits");
   t.allow.rlimits_allowed = true;
   expect_ok(s, t.allow);
+  // Review #15: no cap on the vector and no range check on the resource ids.
+  s.rlimits.assign(100000, pkit::actors::rlimit_spec{RLIMIT_NOFILE, 64, 64});
+  expect_refused(s, t.allow, errc::spec_too_large, "rlimits");
+  s.rlimits = {pkit::actors::rlimit_spec{RLIMIT_CORE, 0, 0},
+               pkit::actors::rlimit_spec{RLIM_NLIMITS, 1, 1}};
+  expect_refused(s, t.allow, errc::spec_out_of_range, "rlimits[1]");
+  s.rlimits = {pkit::actors::rlimit_spec{-1, 1, 1}};
+  expect_refused(s, t.allow, errc::spec_out_of_range, "rlimits[0]");
+  s.rlimits = {pkit::actors::rlimit_spec{RLIMIT_NOFILE, 65, 64}};
+  expect_refused(s, t.allow, errc::spec_out_of_range, "rlimits[0]");
+  s.rlimits = {pkit::actors::rlimit_spec{RLIMIT_NOFILE, 64, 64},
+               pkit::actors::rlimit_spec{RLIMIT_NOFILE, 32, 32}};
+  expect_refused(s, t.allow, errc::spec_malformed, "rlimits[1]");
 }
 
 BOOST_AUTO_TEST_CASE(nul_bytes_are_refused_wherever_they_hide) {
@@ -267,8 +252,10 @@ BOOST_AUTO_TEST_CASE(hostile_values_are_escaped_in_messages) {
 
 BOOST_AUTO_TEST_CASE(an_empty_allow_list_allows_nothing) {
   allow_list none;
+  none.agent_credentials_allowed = true;  // what is refused here is the program
   process_spec s;
-  s.argv = {"/bin/true"};
+  s.name = "job";
+  s.argv = {true_path};
   expect_refused(s, none, errc::spec_program_not_allowed, "argv[0]");
 }
 
@@ -326,6 +313,13 @@ BOOST_AUTO_TEST_CASE(the_allow_list_checks_itself) {
   a = t.allow;
   a.cwd_dirs = {t.work.string() + "/../apps"};
   expect_bad(a, "cwd_dirs[0]");
+  a = t.allow;
+  a.program_dirs.push_back(t.dir.path() / "bin-link");  // a link: could never match
+  fs::create_symlink(t.bin, t.dir.path() / "bin-link");
+  expect_bad(a, "program_dirs[1]");
+  a = t.allow;
+  a.programs.push_back("/proc/self/exe");
+  expect_bad(a, "programs[1]");
   a = t.allow;
   a.max_args = 0;
   expect_bad(a, "max_args");

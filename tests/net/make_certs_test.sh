@@ -58,4 +58,28 @@ rm "$d/controller-ca.key"
 expect_exit 1 bash "$script" --controller c2 "$d"
 [[ ! -e $d/controller-c2.pem ]] || fail "a certificate was made without the CA key"
 ls -A "$d" | grep -q '^\.make-certs' && fail "a scratch directory was left behind"
+
+# Review #10: a leaf never outlives a reused CA (CAs of 3 days, then a leaf asking for 825).
+short=$work/short
+expect_exit 0 bash "$script" --days 3 "$short"
+expect_exit 0 bash "$script" --days 825 --node late "$short"
+end_of() { date -d "$(openssl x509 -in "$1" -noout -enddate | cut -d= -f2)" +%s; }
+(( $(end_of "$short/node-late.pem") <= $(end_of "$short/node-ca.pem") )) ||
+  fail "node-late.pem outlives node-ca.pem"
+
+# Review #15: a DIR others may write to (a CA could be planted there) is refused, and so
+# is one owned by another user; the system's openssl.cnf is not used.
+open_dir=$work/open
+mkdir -m 0777 "$open_dir"
+expect_exit 1 bash "$script" --node n1 "$open_dir"
+[[ -e $open_dir/node-ca.pem ]] && fail "made certificates in a world-writable DIR"
+if [[ $(id -u) -eq 0 ]]; then
+  foreign=$work/foreign
+  mkdir -m 0700 "$foreign"
+  chown 1000:1000 "$foreign"
+  expect_exit 1 bash "$script" --node n1 "$foreign"
+fi
+printf 'this is not an openssl configuration [[[\n' > "$work/bad.cnf"
+OPENSSL_CONF=$work/bad.cnf expect_exit 0 bash "$script" --node n1 "$work/conf"
+verify "$work/conf/node-ca.pem" "$work/conf/node-n1.pem" || fail "node-n1 does not chain"
 echo "make_certs_test: PASS"

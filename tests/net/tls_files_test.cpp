@@ -18,13 +18,16 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -73,7 +76,8 @@ owned<T, Free> read_pem(const fs::path& file, T* (*read)(FILE*, T**, pem_passwor
 /// A certificate for node a's key, signed by the nodes' CA, valid from now + `from_s` to
 /// now + `to_s` seconds (make-certs.sh cannot backdate: OpenSSL 3.0's x509 has no
 /// -not_before).
-fs::path make_certificate_valid(const fs::path& to, long from_s, long to_s) {
+fs::path make_certificate_valid(const fs::path& to, long from_s, long to_s,
+                                const char* extended_key_usage = nullptr) {
   const auto& good = certs::get().good;
   auto key = read_pem<EVP_PKEY, EVP_PKEY_free>(good / "node-a.key", PEM_read_PrivateKey);
   auto ca_key = read_pem<EVP_PKEY, EVP_PKEY_free>(good / "node-ca.key", PEM_read_PrivateKey);
@@ -87,6 +91,12 @@ fs::path make_certificate_valid(const fs::path& to, long from_s, long to_s) {
   X509_NAME_add_entry_by_txt(X509_get_subject_name(x.get()), "CN", MBSTRING_ASC,
                              reinterpret_cast<const unsigned char*>("a"), -1, -1, 0);
   BOOST_TEST_REQUIRE(X509_set_issuer_name(x.get(), X509_get_subject_name(ca.get())) == 1);
+  if (extended_key_usage != nullptr) {
+    owned<X509_EXTENSION, X509_EXTENSION_free> ext{
+      X509V3_EXT_conf_nid(nullptr, nullptr, NID_ext_key_usage, extended_key_usage)};
+    BOOST_TEST_REQUIRE(ext != nullptr);
+    BOOST_TEST_REQUIRE(X509_add_ext(x.get(), ext.get(), -1) == 1);
+  }
   BOOST_TEST_REQUIRE(X509_sign(x.get(), ca_key.get(), EVP_sha256()) > 0);
   owned<FILE, close_file> out{std::fopen(to.c_str(), "w")};
   BOOST_TEST_REQUIRE(out != nullptr);
@@ -182,6 +192,79 @@ BOOST_AUTO_TEST_CASE(certificate_or_ca_writable_by_others_is_refused) {
   expect_refused(files, errc::tls_file_writable, files.ca.string());
 }
 
+// Review #7: a group-writable certificate or CA was accepted (only o+w was refused), the
+// owner was never checked (root took a 0600 key owned by uid 1000), nor the directories.
+BOOST_AUTO_TEST_CASE(group_writable_files_foreign_owners_and_open_directories_are_refused) {
+  temp_dir dir;
+  auto files = certs::get().node();
+  files.ca = copy_as(files.ca, dir.path() / "ca.pem", public_file | fs::perms::group_write);
+  expect_refused(files, errc::tls_file_writable, files.ca.string());
+  files = certs::get().node();
+  files.certificate = copy_as(files.certificate, dir.path() / "cert.pem",
+                              public_file | fs::perms::group_write);
+  expect_refused(files, errc::tls_file_writable, files.certificate.string());
+  // A directory others may write to, without the sticky bit: the file could be replaced.
+  const fs::path open_dir = dir.path() / "open";
+  fs::create_directory(open_dir);
+  fs::permissions(open_dir, fs::perms::all);
+  files = certs::get().node();
+  files.ca = copy_as(files.ca, open_dir / "ca.pem", public_file);
+  expect_refused(files, errc::tls_directory_writable, files.ca.string());
+  // ... and reached through a link from a closed one.
+  const fs::path closed = dir.path() / "closed";
+  fs::create_directory(closed);
+  fs::create_symlink(open_dir / "ca.pem", closed / "ca.pem");
+  files.ca = closed / "ca.pem";
+  expect_refused(files, errc::tls_directory_writable, files.ca.string());
+  // With the sticky bit (as /tmp): fine.
+  fs::permissions(open_dir, fs::perms::all | fs::perms::sticky_bit);
+  BOOST_TEST(!files.check().has_value());
+  if (::geteuid() != 0) {
+    BOOST_TEST_MESSAGE("not root: cannot give a file to another owner, owner case skipped");
+    return;
+  }
+  files = certs::get().node();
+  files.key = copy_as(files.key, dir.path() / "foreign.key", rw_owner);
+  BOOST_TEST_REQUIRE(::chown(files.key.c_str(), 1000, 1000) == 0);
+  expect_refused(files, errc::tls_file_foreign_owner, files.key.string());
+}
+
+// Review #9: CAF hands the passphrase to OpenSSL with strncpy into 1024 bytes: a NUL ends
+// it, and longer ones are cut — the key would then not load on the multiplexer thread.
+BOOST_AUTO_TEST_CASE(a_passphrase_caf_would_cut_is_refused) {
+  auto files = certs::get().node();
+  files.passphrase = std::string("secret\0more", 11);
+  auto refused = files.check();
+  BOOST_TEST_REQUIRE(refused.has_value());
+  BOOST_TEST(refused->code == pkit::net::make_error_code(errc::tls_passphrase_invalid));
+  BOOST_TEST(refused->subject == "passphrase");
+  BOOST_TEST(refused->message().find("secret") == std::string::npos);
+  files.passphrase = std::string(1024, 'p');
+  refused = files.check();
+  BOOST_TEST_REQUIRE(refused.has_value());
+  BOOST_TEST(refused->code == pkit::net::make_error_code(errc::tls_passphrase_invalid));
+  files.passphrase = std::string(1023, 'p');  // not encrypted: ignored, but passed on whole
+  refused = files.check();
+  BOOST_TEST(!refused.has_value(), (refused ? refused->message() : ""));
+}
+
+// Review #10: a CA certificate (with its key) passed as the process's own, and a leaf
+// usable for one direction only (every connection the other way fails later).
+BOOST_AUTO_TEST_CASE(the_own_certificate_is_a_leaf_for_both_directions) {
+  temp_dir dir;
+  auto files = certs::get().node();
+  files.certificate = certs::get().good / "node-ca.pem";
+  files.key = certs::get().good / "node-ca.key";
+  expect_refused(files, errc::tls_certificate_wrong_use, files.certificate.string());
+  files = certs::get().node();
+  files.certificate = make_certificate_valid(dir.path() / "server-only.pem", -60, 3600,
+                                             "serverAuth");
+  expect_refused(files, errc::tls_certificate_wrong_use, files.certificate.string());
+  files.certificate = make_certificate_valid(dir.path() / "both.pem", -60, 3600,
+                                             "serverAuth,clientAuth");
+  BOOST_TEST(!files.check().has_value());
+}
+
 BOOST_AUTO_TEST_CASE(a_key_of_another_certificate_is_refused) {
   auto files = certs::get().node();
   files.key = certs::get().good / "controller-main.key";
@@ -218,6 +301,46 @@ BOOST_AUTO_TEST_CASE(empty_or_garbage_ca_is_refused) {
   files.ca = copy_as(certs::get().good / "controller-ca.key", dir.path() / "key-as-ca.pem",
                      public_file);
   expect_refused(files, errc::tls_ca_invalid, files.ca.string());
+}
+
+// Review #2: refusing capath is not enough — a CA file can hold the public CAs too, a
+// leaf or an intermediate (every handshake fails), or the own role's CA.
+BOOST_AUTO_TEST_CASE(a_ca_file_must_hold_only_the_other_roles_private_roots) {
+  temp_dir dir;
+  auto files = certs::get().node();
+  const fs::path bundle = "/etc/ssl/certs/ca-certificates.crt";
+  if (fs::exists(bundle)) {
+    files.ca = bundle;
+    expect_refused(files, errc::tls_ca_too_many, bundle.string());
+    // One public root on its own: few enough, but the system trusts it.
+    std::ifstream in(bundle);
+    std::string line, pem;
+    while (std::getline(in, line)) {
+      pem += line + "\n";
+      if (line == "-----END CERTIFICATE-----")
+        break;
+    }
+    files.ca = write_as(dir.path() / "public.pem", pem, public_file);
+    expect_refused(files, errc::tls_ca_public, files.ca.string());
+  }
+  // A leaf given as CA.
+  files.ca = certs::get().controller().certificate;
+  expect_refused(files, errc::tls_ca_not_root, files.ca.string());
+  // Both CAs in one file: the node would trust other nodes.
+  std::ifstream a(certs::get().good / "controller-ca.pem"), b(certs::get().good / "node-ca.pem");
+  std::stringstream both;
+  both << a.rdbuf() << b.rdbuf();
+  files.ca = write_as(dir.path() / "both.pem", both.str(), public_file);
+  expect_refused(files, errc::tls_ca_same_role, files.ca.string());
+  // Its own role's CA only.
+  files.ca = certs::get().good / "node-ca.pem";
+  expect_refused(files, errc::tls_ca_same_role, files.ca.string());
+  // The other role's CA and an unrelated private root (a rotation): accepted.
+  std::ifstream c(certs::get().good / "controller-ca.pem"), d(certs::get().rogue / "node-ca.pem");
+  std::stringstream rotation;
+  rotation << c.rdbuf() << d.rdbuf();
+  files.ca = write_as(dir.path() / "rotation.pem", rotation.str(), public_file);
+  BOOST_TEST(!files.check().has_value());
 }
 
 BOOST_AUTO_TEST_CASE(a_ca_directory_is_refused) {

@@ -10,6 +10,7 @@
 #include "cert_set.hpp"
 
 #include <pkit/net/link_timing.hpp>
+#include <pkit/net/listen_policy.hpp>
 #include <pkit/net/tls_files.hpp>
 #include <pkit/net/tls_snapshot.hpp>
 
@@ -37,17 +38,28 @@ constexpr auto deadline = std::chrono::seconds(20);
 
 enum class transport { tls, plain };
 
+/// Whether a system's files go through tls_files::apply (pkit's own processes) or
+/// straight into CAF's configuration (a hostile peer need not be pkit, nor check anything).
+enum class checks { applied, bypassed };
+
 /// One actor system; with `files`, applied (and required to pass) before it is created.
 struct node_system {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
 
-  node_system(transport t, const tls_files* files, const char* app_id = nullptr) {
+  node_system(transport t, const tls_files* files, const char* app_id = nullptr,
+              checks how = checks::applied) {
     cfg.load<caf::io::middleman>();
     if (t == transport::tls)
       cfg.load<caf::openssl::manager>();  // after the middleman: CAF requires the order
-    auto refused = files != nullptr ? files->apply(cfg, pkit::net::link_timing{1s, 5s})
-                                    : pkit::net::apply_link(cfg, pkit::net::link_timing{1s, 5s});
+    if (files != nullptr && how == checks::bypassed) {
+      cfg.openssl_certificate = files->certificate.string();
+      cfg.openssl_key = files->key.string();
+      cfg.openssl_cafile = files->ca.string();
+    }
+    auto refused = files != nullptr && how == checks::applied
+                     ? files->apply(cfg, pkit::net::link_timing{1s, 5s})
+                     : pkit::net::apply_link(cfg, pkit::net::link_timing{1s, 5s});
     BOOST_TEST_REQUIRE(!refused.has_value(), (refused ? refused->message() : ""));
     if (app_id != nullptr)
       cfg.set("middleman.app-identifiers", std::vector<std::string>{app_id});
@@ -148,7 +160,7 @@ BOOST_AUTO_TEST_CASE(wrong_peers_are_refused_and_the_node_serves_on) {
   };
   for (const auto& c : clients) {
     BOOST_TEST_CONTEXT(c.what) {
-      node_system client{c.t, c.files ? &*c.files : nullptr};
+      node_system client{c.t, c.files ? &*c.files : nullptr, nullptr, checks::bypassed};
       auto remote = connect(client, c.t, port);
       BOOST_TEST_REQUIRE(!remote, "connected: " << c.what);
       // Refused during the handshake, not left without an answer.
@@ -208,4 +220,47 @@ BOOST_AUTO_TEST_CASE(a_node_on_a_snapshot_survives_its_files_being_removed) {
     caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
     echo = nullptr;
   }  // the systems end here, before the snapshot they read
+}
+
+// Review #6: nothing tied the checked files to what CAF uses — a forgotten apply(), the
+// OpenSSL module not loaded, or a setting changed after apply() went unnoticed.
+BOOST_AUTO_TEST_CASE(require_authenticated_ties_the_checked_files_to_the_system) {
+  using pkit::net::errc;
+  pkit::net::tls_snapshot snap;
+  BOOST_TEST_REQUIRE(!snap.take(certs::get().node()).has_value());
+  auto expect = [&](caf::actor_system_config& cfg, std::optional<std::string> subject) {
+    caf::actor_system sys{cfg};
+    auto refused = pkit::net::require_authenticated(sys, snap.files());
+    if (!subject) {
+      BOOST_TEST(!refused.has_value(), (refused ? refused->message() : ""));
+      return;
+    }
+    BOOST_TEST_REQUIRE(refused.has_value(), "expected a refusal naming " << *subject);
+    BOOST_TEST(refused->code == pkit::net::make_error_code(errc::tls_not_in_effect));
+    BOOST_TEST(refused->subject == *subject, refused->message());
+  };
+  auto tls_cfg = [&](bool applied) {
+    auto cfg = std::make_unique<caf::actor_system_config>();
+    cfg->load<caf::io::middleman>();
+    cfg->load<caf::openssl::manager>();
+    if (applied)
+      BOOST_TEST_REQUIRE(!snap.files().apply(*cfg).has_value());
+    return cfg;
+  };
+  expect(*tls_cfg(true), std::nullopt);
+  expect(*tls_cfg(false), "caf::openssl::manager");  // apply() forgotten: anonymous TLS
+  {
+    caf::actor_system_config plain;
+    plain.load<caf::io::middleman>();
+    expect(plain, "caf::openssl::manager");
+  }
+  auto cfg = tls_cfg(true);
+  cfg->openssl_capath = "/etc/ssl/certs";
+  expect(*cfg, "openssl.capath");
+  cfg = tls_cfg(true);
+  cfg->openssl_cafile = "/etc/ssl/certs/ca-certificates.crt";
+  expect(*cfg, "openssl.cafile");
+  cfg = tls_cfg(true);
+  cfg->openssl_key = certs::get().good / "node-a.key";
+  expect(*cfg, "openssl.key");
 }

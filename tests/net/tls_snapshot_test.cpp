@@ -8,6 +8,7 @@
 #include <pkit/net/tls_snapshot.hpp>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -85,18 +86,76 @@ BOOST_AUTO_TEST_CASE(copies_are_sealed_private_and_close_on_exec) {
   BOOST_TEST(static_cast<unsigned>(mode) == 0600u);
 }
 
-BOOST_AUTO_TEST_CASE(a_refused_take_keeps_the_previous_copies) {
+BOOST_AUTO_TEST_CASE(a_refused_take_leaves_the_snapshot_empty) {
   temp_dir dir;
   tls_snapshot snap;
-  BOOST_TEST_REQUIRE(!snap.take(own_copy(dir)).has_value());
-  const auto before = snap.files().key;
-  auto broken = certs::get().node();
+  auto broken = own_copy(dir);
   broken.key = dir.path() / "absent.key";
   auto refused = snap.take(broken);
   BOOST_TEST_REQUIRE(refused.has_value());
   BOOST_TEST(refused->code == pkit::net::make_error_code(errc::tls_file_missing));
+  BOOST_TEST(snap.files().key.empty());
+  BOOST_TEST(!snap.take(own_copy(dir)).has_value());
+}
+
+// Review #13: a second take() closed the copies an actor system may still be reading
+// (CAF reopens /proc/self/fd/N per connection): a snapshot is taken once.
+BOOST_AUTO_TEST_CASE(a_snapshot_is_taken_once) {
+  temp_dir dir;
+  tls_snapshot snap;
+  BOOST_TEST_REQUIRE(!snap.take(own_copy(dir)).has_value());
+  const auto before = snap.files().key;
+  const int fd = fd_of(before);
+  auto refused = snap.take(own_copy(dir));
+  BOOST_TEST_REQUIRE(refused.has_value());
+  BOOST_TEST(refused->code == pkit::net::make_error_code(errc::tls_snapshot_failed));
   BOOST_TEST(snap.files().key == before);
+  BOOST_TEST(::fcntl(fd, F_GETFD) != -1);
   BOOST_TEST(!snap.files().check().has_value());
+}
+
+// Review #8: the copy had no size cap (a huge file, or /dev/zero swapped in, exhausted
+// memory) and the original was opened several times. A chain padded past 1 MiB with text
+// OpenSSL skips still loads, so only the cap refuses it.
+BOOST_AUTO_TEST_CASE(files_beyond_the_size_cap_are_refused) {
+  temp_dir dir;
+  auto files = own_copy(dir);
+  std::ofstream(files.certificate, std::ios::app) << std::string(1100 * 1024, '#') << "\n";
+  tls_snapshot snap;
+  auto refused = snap.take(files);
+  BOOST_TEST_REQUIRE(refused.has_value());
+  BOOST_TEST(refused->code == pkit::net::make_error_code(errc::tls_file_too_large),
+             refused->message());
+  BOOST_TEST(refused->subject == files.certificate.string());
+  refused = files.check();
+  BOOST_TEST_REQUIRE(refused.has_value());
+  BOOST_TEST(refused->code == pkit::net::make_error_code(errc::tls_file_too_large));
+}
+
+// A FIFO in place of a file: refused at once, never waited on.
+BOOST_AUTO_TEST_CASE(a_fifo_is_refused_without_blocking) {
+  temp_dir dir;
+  auto files = own_copy(dir);
+  files.ca = dir.path() / "fifo";
+  BOOST_TEST_REQUIRE(::mkfifo(files.ca.c_str(), 0600) == 0);
+  tls_snapshot snap;
+  auto refused = snap.take(files);
+  BOOST_TEST_REQUIRE(refused.has_value());
+  BOOST_TEST(refused->code == pkit::net::make_error_code(errc::tls_not_regular_file));
+}
+
+// A refusal found in the copies names the original file, not /proc/self/fd/N.
+BOOST_AUTO_TEST_CASE(refusals_name_the_original_files) {
+  temp_dir dir;
+  auto files = own_copy(dir);
+  files.key = copy_as(certs::get().good / "controller-main.key", dir.path() / "other.key",
+                      fs::perms::owner_read | fs::perms::owner_write);
+  tls_snapshot snap;
+  auto refused = snap.take(files);
+  BOOST_TEST_REQUIRE(refused.has_value());
+  BOOST_TEST(refused->code == pkit::net::make_error_code(errc::tls_key_mismatch));
+  BOOST_TEST(refused->subject == files.key.string());
+  BOOST_TEST(refused->message().find("/proc/self/fd") == std::string::npos, refused->message());
 }
 
 BOOST_AUTO_TEST_CASE(moving_hands_the_copies_over_and_destruction_closes_them) {
@@ -141,9 +200,10 @@ BOOST_AUTO_TEST_CASE(checks_and_snapshots_leak_no_descriptor) {
     BOOST_TEST_REQUIRE(!good.check().has_value());
     BOOST_TEST_REQUIRE(mismatched.check().has_value());
     BOOST_TEST_REQUIRE(garbage_ca.check().has_value());
-    tls_snapshot snap;
+    tls_snapshot snap, refused, refused_ca;
     BOOST_TEST_REQUIRE(!snap.take(good).has_value());
-    BOOST_TEST_REQUIRE(snap.take(mismatched).has_value());
+    BOOST_TEST_REQUIRE(refused.take(mismatched).has_value());
+    BOOST_TEST_REQUIRE(refused_ca.take(garbage_ca).has_value());
   }
   BOOST_TEST(open_fds() == before);
 }

@@ -521,6 +521,11 @@ BOOST_AUTO_TEST_CASE(a_long_control_request_does_not_hold_up_signals_or_status) 
   pkit_process status({"ctl", "--socket", sock, "--timeout", "3000", "status"});
   auto status_code = status.wait_exit(seconds(6));
   BOOST_TEST(status_code.value_or(-1) == 0, "ctl status during a long stop: " << status.stderr_text());
+  // With names too: they are resolved against a snapshot of the tree, not under the lock
+  // the stop holds (they waited behind it).
+  pkit_process named({"ctl", "--socket", sock, "--timeout", "3000", "status", "alpha"});
+  auto named_code = named.wait_exit(seconds(6));
+  BOOST_TEST(named_code.value_or(-1) == 0, "ctl status alpha during a long stop: " << named.stderr_text());
   ::kill(p.pid(), SIGTERM);
   BOOST_TEST(p.wait_line("shutting down", seconds(3)).has_value(), "SIGTERM waited for the control request");
   auto t0 = steady_clock::now();

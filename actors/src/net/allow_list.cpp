@@ -1,13 +1,17 @@
 #include <pkit/net/allow_list.hpp>
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <memory>
 #include <string_view>
+#include <iterator>
 #include <tuple>
 
 namespace pkit::net {
@@ -85,9 +89,22 @@ bool listed(const std::vector<std::string>& list, const std::string& value) {
   return std::find(list.begin(), list.end(), value) != list.end();
 }
 
-/// A program or cwd path: plainly absolute, existing, and after realpath either one of
-/// `exact` (resolved too) or within one of `dirs` (resolved too; below it for a program,
-/// since a directory is no program, or the directory itself for a cwd).
+/// Under /proc or /dev: magic links there (/proc/self/cwd, /proc/<pid>/root, /dev/fd/N)
+/// name different files in the agent and in the child (which runs after its own chdir).
+bool is_magic(std::string_view p) {
+  for (std::string_view dir : {"/proc", "/dev"})
+    if (p == dir || (p.starts_with(dir) && p[dir.size()] == '/'))
+      return true;
+  return false;
+}
+
+/// A program or cwd path: plainly absolute, not under /proc or /dev, as spelled either one
+/// of `exact` or within one of `dirs` (below it for a program, since a directory is no
+/// program, or the directory itself for a cwd) — compared as spelled, since the spelling is
+/// what the child execs (and what argv[0] tells a multi-call program such as pkill ->
+/// pgrep or busybox) — and then existing and its own resolved path (no symbolic link
+/// anywhere in it). The list is consulted before the file system, so that a peer learns
+/// nothing about paths outside it; what the file system said goes to the error's detail.
 std::optional<error> check_path(const std::string& value, std::string field, errc not_allowed,
                                 const std::vector<fs::path>& exact,
                                 const std::vector<fs::path>& dirs) {
@@ -95,19 +112,71 @@ std::optional<error> check_path(const std::string& value, std::string field, err
   if (!is_plain_absolute(value))
     return refuse(errc::spec_path_not_absolute, std::move(field),
                   printable(value) + " must be absolute, without '.', '..' or empty components");
+  if (is_magic(value))
+    return refuse(errc::spec_path_not_canonical, std::move(field),
+                  printable(value) + ": nothing under /proc or /dev may be named");
+  const fs::path spelled{value};
+  const bool listed =
+    std::find(exact.begin(), exact.end(), spelled) != exact.end() ||
+    std::any_of(dirs.begin(), dirs.end(),
+                [&](const fs::path& dir) { return is_within(spelled, dir, strictly); });
+  const std::string not_here = printable(value) + " is not allowed on this node";
+  if (!listed)
+    return refuse(not_allowed, std::move(field), not_here);
   auto real = resolve(value);
-  if (!real)
-    return refuse(not_allowed, std::move(field), printable(value) + ": " + std::strerror(errno));
-  for (const auto& allowed : exact)
-    if (auto r = resolve(allowed); r && *r == *real)
+  if (!real) {
+    auto refused = refuse(not_allowed, std::move(field), not_here);
+    refused.detail = std::strerror(errno);
+    return refused;
+  }
+  if (real->string() != value) {
+    auto refused = refuse(errc::spec_path_not_canonical, std::move(field),
+                          printable(value) + " passes through a symbolic link; name the "
+                                             "file itself");
+    refused.detail = "resolves to " + printable(real->string());
+    return refused;
+  }
+  return std::nullopt;
+}
+
+/// Programs that run whatever their arguments say (shells, interpreters, exec and
+/// privilege wrappers, multi-call binaries), by file name; a name starting with one of
+/// `prefixes` counts too (python3.11, perl5.36).
+bool runs_anything(const fs::path& program) {
+  static constexpr std::string_view names[] = {
+    "sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox", "env",
+    "find", "xargs", "awk", "gawk", "mawk", "sed", "vi", "vim", "ed", "sudo", "su", "doas",
+    "runuser", "setpriv", "nice", "nohup", "timeout", "setsid", "stdbuf", "chroot", "unshare",
+    "nsenter", "flock", "watch", "script", "ssh", "make", "gdb", "tclsh", "wish", "expect",
+    "pkit", "systemd-run", "capsh", "ionice", "taskset", "chrt", "strace", "ltrace",
+    "time", "parallel", "at", "batch", "crontab", "socat", "nc", "ncat", "tar", "rsync"};
+  static constexpr std::string_view prefixes[] = {"python", "perl", "ruby", "php", "lua",
+                                                  "node", "java", "jshell", "guile", "Rscript",
+                                                  "osascript", "pwsh", "tcl"};
+  const std::string name = program.filename().string();
+  for (auto n : names)
+    if (name == n)
+      return true;
+  for (auto p : prefixes)
+    if (name.starts_with(p))
+      return true;
+  return false;
+}
+
+/// argv[1..] is one of the program's pinned vectors, when it has any.
+std::optional<error> check_pinned(const actors::process_spec& spec, const allow_list& allow) {
+  bool has_pin = false;
+  for (const auto& pin : allow.pinned) {
+    if (pin.program != fs::path{spec.argv[0]})
+      continue;
+    has_pin = true;
+    if (std::equal(spec.argv.begin() + 1, spec.argv.end(), pin.args.begin(), pin.args.end()))
       return std::nullopt;
-  for (const auto& allowed : dirs)
-    if (auto r = resolve(allowed); r && is_within(*real, *r, strictly))
-      return std::nullopt;
-  std::string why = printable(value);
-  if (real->string() != value)
-    why += " (resolves to " + printable(real->string()) + ")";
-  return refuse(not_allowed, std::move(field), why + " is not allowed on this node");
+  }
+  if (has_pin)
+    return refuse(errc::spec_args_not_allowed, "argv",
+                  "this node runs " + printable(spec.argv[0]) + " with fixed arguments only");
+  return std::nullopt;
 }
 
 /// No NUL, and the caps on argv and env sizes.
@@ -118,6 +187,17 @@ std::optional<error> check_sizes(const actors::process_spec& spec, const allow_l
                     std::to_string(allow.max_name_bytes));
   if (has_nul(spec.name))
     return refuse(errc::spec_malformed, "name", "holds a NUL byte");
+  // The name keys output_capture and ends up in logs and tails: the rule of a tree file's
+  // names, so that no control character, newline or '/' gets there.
+  if (spec.name.empty())
+    return refuse(errc::spec_malformed, "name", "empty: a remote child needs a name");
+  if (spec.name.front() == '.' || spec.name.front() == '-')
+    return refuse(errc::spec_malformed, "name",
+                  printable(spec.name) + " starts with '.' or '-'");
+  for (char c : spec.name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-')
+      return refuse(errc::spec_malformed, "name",
+                    printable(spec.name) + ": only letters, digits, '_', '.' and '-'");
   if (spec.argv.size() > allow.max_args)
     return refuse(errc::spec_too_large, "argv",
                   std::to_string(spec.argv.size()) + " arguments, at most " +
@@ -162,6 +242,19 @@ std::optional<error> check_numbers(const actors::process_spec& spec, const allow
   return std::nullopt;
 }
 
+/// The child leads a process group of its own and is stopped with it: otherwise its
+/// descendants outlive a stop (or the controller's loss), and a child in the agent's group
+/// would reach the agent itself with kill(0, ...).
+std::optional<error> check_group(const actors::process_spec& spec) {
+  if (!spec.new_process_group)
+    return refuse(errc::spec_process_group_required, "new_process_group",
+                  "a remote child must lead a process group of its own");
+  if (!spec.kill_group)
+    return refuse(errc::spec_process_group_required, "kill_group",
+                  "a remote child is stopped with its whole process group");
+  return std::nullopt;
+}
+
 std::optional<error> check_env(const actors::process_spec& spec, const allow_list& allow) {
   for (std::size_t i = 0; i < spec.env.size(); ++i) {
     const std::string& entry = spec.env[i];
@@ -192,6 +285,59 @@ std::optional<error> check_strings(const actors::process_spec& spec, const allow
   if (!spec.rlimits.empty() && !allow.rlimits_allowed)
     return refuse(errc::spec_rlimits_refused, "rlimits",
                   "resource limits are not allowed on this node");
+  // Each resource at most once, so at most RLIM_NLIMITS entries; ids CAF's peer chose.
+  if (spec.rlimits.size() > RLIM_NLIMITS)
+    return refuse(errc::spec_too_large, "rlimits",
+                  std::to_string(spec.rlimits.size()) + " entries, at most " +
+                    std::to_string(RLIM_NLIMITS));
+  for (std::size_t i = 0; i < spec.rlimits.size(); ++i) {
+    const auto& r = spec.rlimits[i];
+    if (r.resource < 0 || r.resource >= RLIM_NLIMITS)
+      return refuse(errc::spec_out_of_range, indexed("rlimits", i),
+                    std::to_string(r.resource) + " is not a resource number");
+    if (r.soft > r.hard)
+      return refuse(errc::spec_out_of_range, indexed("rlimits", i), "soft limit above hard");
+    for (std::size_t j = 0; j < i; ++j)
+      if (spec.rlimits[j].resource == r.resource)
+        return refuse(errc::spec_malformed, indexed("rlimits", i), "resource given twice");
+  }
+  return std::nullopt;
+}
+
+bool is_pinned(const allow_list& allow, const fs::path& program) {
+  return std::any_of(allow.pinned.begin(), allow.pinned.end(),
+                     [&](const fixed_args& pin) { return pin.program == program; });
+}
+
+/// check()'s rule on programs that run whatever their arguments say: refused unless
+/// pinned (programs) or interpreters_allowed; a directory holding one (at any depth, links
+/// not followed) refused unless interpreters_allowed. Pinned programs must be allowed.
+std::optional<error> check_runs_anything(const allow_list& allow) {
+  auto bad = [](std::string field, std::string why) {
+    return refuse(errc::allow_list_invalid, std::move(field), std::move(why));
+  };
+  const std::string why = " runs whatever its arguments say: allowing it is remote code "
+                          "execution; pin its arguments (pinned) or set interpreters_allowed";
+  for (std::size_t i = 0; i < allow.pinned.size(); ++i)
+    if (std::find(allow.programs.begin(), allow.programs.end(), allow.pinned[i].program) ==
+        allow.programs.end())
+      return bad(indexed("pinned", i), printable(allow.pinned[i].program.string()) +
+                                         " is not one of programs");
+  if (allow.interpreters_allowed)
+    return std::nullopt;
+  for (std::size_t i = 0; i < allow.programs.size(); ++i)
+    if (runs_anything(allow.programs[i]) && !is_pinned(allow, allow.programs[i]))
+      return bad(indexed("programs", i), printable(allow.programs[i].string()) + why);
+  for (std::size_t i = 0; i < allow.program_dirs.size(); ++i) {
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it{
+           allow.program_dirs[i], fs::directory_options::skip_permission_denied, ec},
+         end;
+         !ec && it != end; it.increment(ec))
+      if (!it->is_directory(ec) && runs_anything(it->path()))
+        return bad(indexed("program_dirs", i),
+                   "holds " + printable(it->path().string()) + ", which" + why);
+  }
   return std::nullopt;
 }
 
@@ -209,16 +355,35 @@ std::optional<error> allow_list::check() const {
       if (!is_plain_absolute(p))
         return bad(indexed(name, i), printable(p) + " must be absolute, without '.', '..' or "
                                                     "empty components");
-      if (!resolve(p))
+      auto real = resolve(p);
+      if (!real)
         return bad(indexed(name, i), printable(p) + ": " + std::strerror(errno));
+      // Specs are matched as spelled and must spell their own resolved path: an entry
+      // through a link could never match (and would hide where the link leads).
+      if (real->string() != p)
+        return bad(indexed(name, i), printable(p) + " resolves to " +
+                                       printable(real->string()) + "; list that path");
+      if (is_magic(p))
+        return bad(indexed(name, i), printable(p) + ": nothing under /proc or /dev");
     }
   }
+  if (auto e = check_runs_anything(*this))
+    return e;
   for (auto [cap, name] : {std::pair{max_args, "max_args"},
                            std::pair{max_arg_bytes, "max_arg_bytes"},
                            std::pair{max_total_bytes, "max_total_bytes"},
                            std::pair{max_name_bytes, "max_name_bytes"}})
     if (cap == 0)
       return bad(name, "must be positive");
+  for (std::size_t i = 0; i < base_env.size(); ++i) {
+    const auto eq = base_env[i].find('=');
+    if (eq == 0 || eq == std::string::npos || has_nul(base_env[i]))
+      return bad(indexed("base_env", i), printable(base_env[i]) + ": needs NAME=value");
+  }
+  for (auto [value, name] : {std::pair{&default_user, "default_user"},
+                             std::pair{&default_group, "default_group"}})
+    if (has_nul(*value))
+      return bad(name, "holds a NUL byte");
   if (max_stop_timeout_ms < 0 || max_ready_timeout_ms < 0)
     return bad(max_stop_timeout_ms < 0 ? "max_stop_timeout_ms" : "max_ready_timeout_ms",
                "must not be negative");
@@ -226,6 +391,24 @@ std::optional<error> allow_list::check() const {
 }
 
 std::optional<error> validate(const actors::process_spec& spec, const allow_list& allow) {
+  return validate(spec, allow, static_cast<unsigned>(::geteuid()));
+}
+
+actors::process_spec remote_child_spec(actors::process_spec spec, const allow_list& allow) {
+  if (spec.user.empty())
+    spec.user = allow.default_user;
+  if (spec.group.empty())
+    spec.group = allow.default_group;
+  spec.clear_env = true;
+  std::vector<std::string> env = allow.base_env;
+  env.insert(env.end(), std::make_move_iterator(spec.env.begin()),
+             std::make_move_iterator(spec.env.end()));
+  spec.env = std::move(env);
+  return spec;
+}
+
+std::optional<error> validate(const actors::process_spec& spec, const allow_list& allow,
+                              unsigned agent_euid) {
   if (!spec.target.empty())
     return refuse(errc::spec_target_refused, "target", printable(spec.target));
   if (!spec.args.empty())
@@ -236,12 +419,21 @@ std::optional<error> validate(const actors::process_spec& spec, const allow_list
     return e;
   if (auto e = check_strings(spec, allow))
     return e;
+  if (spec.user.empty() && allow.default_user.empty() && agent_euid == 0 &&
+      !allow.agent_credentials_allowed)
+    return refuse(errc::spec_credentials_not_allowed, "user",
+                  "this node runs as root and has no default user: a remote child needs a "
+                  "listed user");
   if (auto e = check_numbers(spec, allow))
+    return e;
+  if (auto e = check_group(spec))
     return e;
   if (auto e = check_env(spec, allow))
     return e;
   if (auto e = check_path(spec.argv[0], "argv[0]", errc::spec_program_not_allowed,
                           allow.programs, allow.program_dirs))
+    return e;
+  if (auto e = check_pinned(spec, allow))
     return e;
   if (has_nul(spec.cwd))
     return refuse(errc::spec_malformed, "cwd", "holds a NUL byte");

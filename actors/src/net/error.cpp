@@ -11,15 +11,25 @@ const char* describe(errc e) {
     case errc::tls_file_unreadable: return "TLS file cannot be read";
     case errc::tls_not_regular_file: return "TLS file is not a regular file";
     case errc::tls_key_exposed: return "TLS private key is accessible to group or others";
-    case errc::tls_file_writable: return "TLS file is writable by others";
+    case errc::tls_file_writable: return "TLS file is writable by group or others";
     case errc::tls_certificate_invalid: return "TLS certificate chain does not load";
     case errc::tls_certificate_expired: return "TLS certificate is not valid now";
+    case errc::tls_certificate_wrong_use: return "TLS certificate is not a TLS client and server leaf";
     case errc::tls_key_invalid: return "TLS private key does not load";
     case errc::tls_key_mismatch: return "TLS private key does not match the certificate";
     case errc::tls_ca_empty: return "TLS CA file is empty";
     case errc::tls_ca_invalid: return "TLS CA file holds no loadable certificate";
     case errc::tls_snapshot_failed: return "TLS files cannot be copied into memory";
     case errc::tls_capath_refused: return "TLS CA directory (capath) refused";
+    case errc::tls_ca_too_many: return "TLS CA file holds too many certificates";
+    case errc::tls_ca_not_root: return "TLS CA file holds a certificate that is no self-signed CA";
+    case errc::tls_ca_public: return "TLS CA file holds a public (system-trusted) CA";
+    case errc::tls_ca_same_role: return "TLS CA file trusts this process's own role";
+    case errc::tls_file_foreign_owner: return "TLS file is owned by another user";
+    case errc::tls_directory_writable: return "TLS file is in a directory others may write";
+    case errc::tls_file_too_large: return "TLS file is too large";
+    case errc::tls_passphrase_invalid: return "TLS key passphrase cannot be passed on whole";
+    case errc::tls_not_in_effect: return "TLS set-up not in effect in the actor system";
     case errc::link_timing_invalid: return "heartbeat interval or connection timeout invalid";
     case errc::listen_needs_tls: return "listening beyond loopback needs TLS";
     case errc::spec_no_program: return "spec names no program";
@@ -34,6 +44,9 @@ const char* describe(errc e) {
     case errc::spec_rlimits_refused: return "resource limits are not allowed remotely";
     case errc::spec_too_large: return "spec too large";
     case errc::spec_malformed: return "spec malformed";
+    case errc::spec_args_not_allowed: return "arguments not allowed for this program";
+    case errc::spec_process_group_required: return "remote child needs its own process group";
+    case errc::spec_path_not_canonical: return "path is not its own resolved path";
     case errc::allow_list_invalid: return "allow-list invalid";
     case errc::node_protocol_mismatch: return "node protocol version mismatch";
     case errc::node_child_limit: return "node's limit of live children reached";
@@ -61,7 +74,7 @@ std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), net_category()};
 }
 
-std::string error::message() const {
+std::string error::peer_message() const {
   std::string text = code.message();
   for (const std::string* part : {&subject, &reason}) {
     if (!part->empty()) {
@@ -69,6 +82,13 @@ std::string error::message() const {
       text += *part;
     }
   }
+  return text;
+}
+
+std::string error::message() const {
+  std::string text = peer_message();
+  if (!detail.empty())
+    text += " (" + detail + ")";
   return text;
 }
 

@@ -1,5 +1,7 @@
 #include <pkit/net/tls_snapshot.hpp>
 
+#include "tls_file_checks.hpp"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -33,20 +35,18 @@ bool write_all(int fd, const char* data, ssize_t size) {
   return true;
 }
 
-/// Copies `file` into a new sealed memfd with mode `mode`; the fd, or -1 with `err` set.
-int copy_sealed(const std::filesystem::path& file, mode_t mode, std::optional<error>& err) {
-  int in = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (in < 0) {
-    err = refuse(file, "open", errno);
-    return -1;
-  }
+/// Copies what `in` (checked by open_checked) holds into a new sealed memfd with mode
+/// `mode`, reading at most max_tls_file_bytes (the file may have grown since its fstat);
+/// the memfd, or -1 with `err` set.
+int copy_sealed(int in, const std::filesystem::path& file, mode_t mode,
+                std::optional<error>& err) {
   int out = ::memfd_create("pkit-tls", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (out < 0) {
     err = refuse(file, "memfd_create", errno);
-    ::close(in);
     return -1;
   }
   char buf[16384];
+  std::size_t total = 0;
   for (;;) {
     ssize_t n = ::read(in, buf, sizeof buf);
     if (n < 0 && errno == EINTR)
@@ -57,8 +57,13 @@ int copy_sealed(const std::filesystem::path& file, mode_t mode, std::optional<er
     }
     if (n == 0)
       break;
+    total += static_cast<std::size_t>(n);
+    if (total > detail::max_tls_file_bytes) {
+      err = error{make_error_code(errc::tls_file_too_large), file.string(),
+                  "more than " + std::to_string(detail::max_tls_file_bytes) + " bytes"};
+      break;
+    }
   }
-  ::close(in);
   if (!err && ::fchmod(out, mode) != 0)
     err = refuse(file, "fchmod", errno);
   if (!err && ::fcntl(out, F_ADD_SEALS,
@@ -100,24 +105,46 @@ void tls_snapshot::close_all() noexcept {
 }
 
 std::optional<error> tls_snapshot::take(const tls_files& files) {
-  if (auto refused = files.check())
+  if (fds_[0] >= 0)
+    return error{make_error_code(errc::tls_snapshot_failed), "snapshot",
+                 "already taken: an actor system may be reading these copies; take a new "
+                 "snapshot for a new system instead"};
+  if (auto refused = detail::check_settings(files))
     return refused;
   tls_snapshot next;
   const std::filesystem::path* sources[3] = {&files.certificate, &files.key, &files.ca};
+  const detail::tls_role roles[3] = {detail::tls_role::certificate, detail::tls_role::key,
+                                     detail::tls_role::ca};
   const mode_t modes[3] = {0644, 0600, 0644};
-  std::optional<error> err;
+  // Each original is opened once; what is judged (fstat), copied and then checked is that
+  // one open file, so that swapping the path between check and copy changes nothing.
   for (int i = 0; i < 3; ++i) {
-    next.fds_[i] = copy_sealed(*sources[i], modes[i], err);
+    int in = -1;
+    if (auto refused = detail::open_checked(*sources[i], roles[i], in))
+      return refused;
+    std::optional<error> err;
+    next.fds_[i] = copy_sealed(in, *sources[i], modes[i], err);
+    ::close(in);
     if (err)
       return err;
   }
   auto path_of = [](int fd) { return std::filesystem::path{"/proc/self/fd/" + std::to_string(fd)}; };
   next.files_ = {path_of(next.fds_[0]), path_of(next.fds_[1]), path_of(next.fds_[2]),
                  files.passphrase, {}};
-  // The copies are what CAF will read: check them, not only the originals.
-  if (auto refused = next.files_.check()) {
-    refused->reason += " (in the copy of " + files.certificate.string() + ", " +
-                       files.key.string() + ", " + files.ca.string() + ")";
+  // The contents are checked in the copies only: they are what CAF will read. A refusal
+  // names the original file, not the copy.
+  if (auto refused = detail::check_contents(next.files_)) {
+    for (auto [copy, original] : {std::pair{&next.files_.certificate, sources[0]},
+                                  std::pair{&next.files_.key, sources[1]},
+                                  std::pair{&next.files_.ca, sources[2]}}) {
+      if (refused->subject == copy->string())
+        refused->subject = original->string();
+      // "not the key of <certificate>: ...": a path followed by ':' cannot be a prefix of
+      // another fd's path.
+      const std::string spelled = copy->string() + ":";
+      if (auto at = refused->reason.find(spelled); at != std::string::npos)
+        refused->reason.replace(at, spelled.size(), original->string() + ":");
+    }
     return refused;
   }
   *this = std::move(next);

@@ -114,6 +114,7 @@ daemon::daemon(tree_config tree, daemon_options options, guardian* keeper)
       options_(options),
       keeper_(keeper),
       shutdown_timeout_ms_(tree_.settings.shutdown_timeout_ms) {
+  publish_tree();  // before any request can come
   out_ = detail::line_writer::start(options_.event_fd);
   cfg_ = std::make_unique<caf::actor_system_config>();
   actors::init(*cfg_);

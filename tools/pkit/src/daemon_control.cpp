@@ -156,14 +156,24 @@ bool is_active(caf::actor_system& sys, const supervisor_actor& sup, const std::s
 
 // -- status -----------------------------------------------------------------------------
 
-nlohmann::json daemon::walk(const supervisor_actor& sup, const std::string& path) {
+void daemon::publish_tree() {
+  auto next = std::make_shared<const tree_snapshot>(tree_snapshot{tree_, detail::spec_of(tree_)});
+  std::lock_guard lock(mutex_);
+  snapshot_ = std::move(next);
+}
+
+std::shared_ptr<const daemon::tree_snapshot> daemon::snapshot() const {
+  std::lock_guard lock(mutex_);
+  return snapshot_;
+}
+
+nlohmann::json daemon::walk(const supervisor_actor& sup, const std::string& path, const supervisor_spec& spec) {
   nlohmann::json rows = nlohmann::json::array();
   caf::scoped_actor self{*system_};
   std::vector<child_info> children;
   self->request(sup, query_timeout, which_children_atom_v)
       .receive([&](std::vector<child_info>& all) { children = std::move(all); }, [](caf::error&) {});
-  const auto tree_spec = detail::spec_of(tree_);
-  for (const auto& [live, id] : in_tree_order(children, spec_at(tree_spec, split(path)))) {
+  for (const auto& [live, id] : in_tree_order(children, spec_at(spec, split(path)))) {
     if (live == nullptr) {  // a temporary program that ended: what its events said
       std::lock_guard lock(mutex_);
       auto it = rows_.find(path.empty() ? id : path + "/" + id);
@@ -177,7 +187,7 @@ nlohmann::json daemon::walk(const supervisor_actor& sup, const std::string& path
     std::string sub = path.empty() ? c.id : path + "/" + c.id;
     if (c.is_supervisor) {
       if (c.handle)
-        for (auto& r : walk(caf::actor_cast<supervisor_actor>(c.handle), sub)) rows.push_back(std::move(r));
+        for (auto& r : walk(caf::actor_cast<supervisor_actor>(c.handle), sub, spec)) rows.push_back(std::move(r));
       continue;
     }
     std::int64_t uptime = 0;
@@ -199,12 +209,16 @@ nlohmann::json daemon::walk(const supervisor_actor& sup, const std::string& path
   return rows;
 }
 
-nlohmann::json daemon::status() { return {{"programs", walk(root_, "")}}; }
+nlohmann::json daemon::status() {
+  const auto now = snapshot();
+  return {{"programs", walk(root_, "", now->spec)}};
+}
 
 control_reply daemon::status_of(const nlohmann::json& args) {
   // Each name: a program, an instance, its path as the table shows it, or a group (every
   // program below it) — resolved against the tree, as the other commands resolve them.
-  return filter_status(tree_.root, args, status());
+  const auto now = snapshot();
+  return filter_status(now->tree.root, args, {{"programs", walk(root_, "", now->spec)}});
 }
 
 nlohmann::json daemon::recorded_status() const {
@@ -248,21 +262,26 @@ supervisor_actor daemon::supervisor_at(const std::vector<std::string>& path) {
 control_reply daemon::handle(const std::string& command, const nlohmann::json& args) {
   if (!started_) return control_reply::failure("starting", "the tree is still starting");
   if (stopping_) return control_reply::failure("shutting_down", "pkit run is shutting down");
-  // Read-only, from the supervisors: not behind a stop that holds control_ for minutes.
-  // Only names need the tree (reloads replace it under control_) to be resolved.
-  if (command == "status" && (!args.is_object() || !args.contains("names") || args["names"].is_null()))
-    return control_reply::success(status());
+  // Read-only, from the supervisors and the tree's snapshot: never behind a stop that
+  // holds control_ for minutes, names or not.
+  if (command == "status") return status_of(args);
   std::lock_guard lock(control_);
   if (stopping_) return control_reply::failure("shutting_down", "pkit run is shutting down");
-  if (command == "status") return status_of(args);
-  if (command == "reload") return reload();
+  if (command == "reload") return reload();  // publishes the tree it leaves
   if (command == "shutdown") {
     request_shutdown();
     return control_reply::success();
   }
-  if (command == "add") return add(args);
-  if (command == "start" || command == "stop" || command == "restart" || command == "signal" || command == "remove")
-    return on_children(command, args);
+  if (command == "add") {
+    auto reply = add(args);
+    publish_tree();
+    return reply;
+  }
+  if (command == "start" || command == "stop" || command == "restart" || command == "signal" || command == "remove") {
+    auto reply = on_children(command, args);
+    if (command == "remove") publish_tree();
+    return reply;
+  }
   return control_reply::failure("unknown_command", "unknown command '" + command + "'");
 }
 
@@ -396,6 +415,7 @@ control_reply daemon::reload() {
       reply = control_reply::failure("invalid_config", std::string("cannot open a log file: ") + e.what());
     }
   }
+  publish_tree();
   end_gone_tails();  // a removed program's tail ends; so does one that stopped logging
   detail::notify("READY=1\nSTATUS=running " + tree_.settings.name);
   return reply;

@@ -7,6 +7,7 @@
 
 #include <string>
 #include <system_error>
+#include <utility>
 
 namespace pkit::net {
 
@@ -24,12 +25,15 @@ enum class errc {
   tls_not_regular_file,
   /// the private key may be read or written by its group or by others (mode & 077).
   tls_key_exposed,
-  /// the certificate or the CA file may be written by others (anyone could swap it).
+  /// the certificate or the CA file may be written by its group or by others.
   tls_file_writable,
   /// the certificate chain file does not load as a PEM chain.
   tls_certificate_invalid,
   /// the certificate is not yet valid or has expired.
   tls_certificate_expired,
+  /// the own certificate is a CA certificate, or not usable for both TLS server and
+  /// client authentication.
+  tls_certificate_wrong_use,
   /// the private key does not load (not PEM, encrypted with another or no passphrase).
   tls_key_invalid,
   /// the private key does not belong to the certificate.
@@ -43,6 +47,29 @@ enum class errc {
   /// a CA directory (capath) was given: refused, since it would let every CA in it (the
   /// system's public CAs, typically) authenticate peers.
   tls_capath_refused,
+  /// the CA file holds more certificates than a private CA set needs (a bundle).
+  tls_ca_too_many,
+  /// a certificate in the CA file is not a self-signed CA:TRUE certificate (a leaf or an
+  /// intermediate: every handshake would fail).
+  tls_ca_not_root,
+  /// a certificate in the CA file is one of the system's trusted (public) CAs.
+  tls_ca_public,
+  /// the CA file authenticates the process's own certificate: peers of its own role
+  /// would be trusted (one CA for both roles, or both CAs in one file).
+  tls_ca_same_role,
+
+  /// a file is owned by neither the effective user nor root.
+  tls_file_foreign_owner,
+  /// a directory above a file may be written by others and has no sticky bit (the file
+  /// could be replaced).
+  tls_directory_writable,
+  /// a file is larger than any PEM file pkit reads (1 MiB).
+  tls_file_too_large,
+  /// the passphrase holds a NUL byte or is longer than CAF passes on (1023 bytes).
+  tls_passphrase_invalid,
+  /// the actor system does not use the checked TLS set (require_authenticated): the
+  /// OpenSSL module missing or unauthenticated, or a setting not what apply() wrote.
+  tls_not_in_effect,
 
   // -- link settings (apply_link) ---------------------------------------------------------
   /// a heartbeat interval or connection timeout that is not positive, or a timeout not
@@ -58,7 +85,7 @@ enum class errc {
   spec_no_program,
   /// argv[0] (or cwd) is not an absolute, normalised path (relative, "..", "." or "//").
   spec_path_not_absolute,
-  /// argv[0] is neither listed nor inside an allowed directory (after resolving links).
+  /// argv[0] is neither listed nor inside an allowed directory (compared as spelled).
   spec_program_not_allowed,
   /// a fork-server target was requested (never over the network).
   spec_target_refused,
@@ -80,6 +107,15 @@ enum class errc {
   /// an argument, path or variable holds a NUL byte or is otherwise malformed.
   spec_malformed,
 
+  /// the arguments are not one of the fixed vectors the node pinned for that program.
+  spec_args_not_allowed,
+  /// new_process_group or kill_group is false: a remote child must lead its own process
+  /// group and be stopped with it (nothing it started may outlive it).
+  spec_process_group_required,
+  /// argv[0] or cwd is not its own resolved path (a symbolic link in it), or lies under
+  /// /proc or /dev: what the agent checked would not be what the child runs.
+  spec_path_not_canonical,
+
   // -- the allow-list itself (allow_list::check) ------------------------------------------
   /// an allow-list entry is not an absolute path, does not exist, or a cap is zero.
   allow_list_invalid,
@@ -100,16 +136,29 @@ const std::error_category& net_category() noexcept;
 std::error_code make_error_code(errc e) noexcept;
 
 /// A refusal: the code, what it is about (a file path, an address, a spec field such as
-/// "argv[0]" or "stdout_path") and the underlying reason (OpenSSL's or the OS's text, or
-/// pkit's explanation). A plain value: copy it, move it, keep it.
+/// "argv[0]" or "stdout_path"), the underlying reason (OpenSSL's or the OS's text, or
+/// pkit's explanation) and, for refusals of remote specs, local detail kept apart. A plain
+/// value: copy it, move it, keep it.
 struct error {
+  error() = default;
+  /// A constructor rather than an aggregate, so that {code, subject, reason} stays valid
+  /// (warning-free) with the optional detail.
+  error(std::error_code code, std::string subject, std::string reason, std::string detail = {})
+    : code(code), subject(std::move(subject)), reason(std::move(reason)),
+      detail(std::move(detail)) {}
+
   std::error_code code;
   std::string subject;
   std::string reason;
+  /// Local facts a remote peer must not learn (what a path resolves to, whether it exists
+  /// or cannot be searched): for this process's log only. Empty for most errors.
+  std::string detail;
 
-  /// "<code message>: <subject>: <reason>" (parts that are empty are left out), for logs
-  /// and for the message a command prints before it refuses to start.
+  /// "<code message>: <subject>: <reason> (<detail>)" (parts that are empty are left out),
+  /// for local logs and for the message a command prints before it refuses to start.
   std::string message() const;
+  /// message() without the detail: what a node agent may answer a remote peer.
+  std::string peer_message() const;
 };
 
 }  // namespace pkit::net

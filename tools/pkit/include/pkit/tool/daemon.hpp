@@ -130,7 +130,16 @@ private:
   bool on_signal(int signo);        // true: the stop is forced
   std::optional<int> outcome();     // the exit code once the end has come
   std::string group_of(const std::string& supervisor) const;
-  nlohmann::json walk(const actors::supervisor_actor& sup, const std::string& path);
+  // The rows below `sup` (group `path`), in the order of `spec` (the whole tree's).
+  nlohmann::json walk(const actors::supervisor_actor& sup, const std::string& path, const actors::supervisor_spec& spec);
+  // What status requests read instead of tree_ (which a reload replaces under control_,
+  // while status runs without it): a copy made after each change of tree_.
+  struct tree_snapshot {
+    tree_config tree;
+    actors::supervisor_spec spec;
+  };
+  void publish_tree();  // under control_ (or before any request can come)
+  std::shared_ptr<const tree_snapshot> snapshot() const;
   // The `status` request: every program, or those `args.names` names (unknown_program
   // for a name the tree does not have).
   control_reply status_of(const nlohmann::json& args);
@@ -162,6 +171,7 @@ private:
   std::map<std::uint64_t, sink> sinks_;
   std::uint64_t next_sink_ = 0;
   std::set<pid_t> live_groups_;
+  std::shared_ptr<const tree_snapshot> snapshot_;  // publish_tree()
   std::vector<std::string> killed_at_stop_;  // the shutdown had to SIGKILL these (stop_timeout)
 
   std::atomic<bool> started_{false};  // root_ is set (control requests may come earlier)
