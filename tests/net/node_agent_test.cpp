@@ -6,195 +6,13 @@
 // dies or when its controller falls silent (the link is dropped); the cap on children.
 // Every wait is on an event (a reply, a down message, a pidfd), bounded by a deadline.
 
+
 #define BOOST_TEST_MODULE net_node_agent
 #include <boost/test/unit_test.hpp>
 
-#include "proc_stat.hpp"
+#include "node_fixture.hpp"
 
-#include <pkit/actors/error.hpp>
-#include <pkit/net/link_timing.hpp>
-#include <pkit/net/node_agent.hpp>
-
-#include <caf/actor_system.hpp>
-#include <caf/actor_system_config.hpp>
-#include <caf/event_based_actor.hpp>
-#include <caf/exit_reason.hpp>
-#include <caf/io/middleman.hpp>
-#include <caf/scoped_actor.hpp>
-
-#include <dirent.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
-#include <chrono>
-#include <csignal>
-#include <memory>
-#include <optional>
-#include <string>
-#include <thread>
-#include <vector>
-
-using namespace std::chrono_literals;
-using pkit::actors::process_actor;
-using pkit::actors::process_spec;
-using pkit::net::errc;
-using pkit::net::node_actor;
-
-namespace {
-
-constexpr auto deadline = 20s;
-
-/// One actor system with the io middleman, pkit::net's types and `timing` (none: no
-/// heartbeats, a controller that falls silent when idle).
-struct net_system {
-  caf::actor_system_config cfg;
-  std::unique_ptr<caf::actor_system> sys;
-
-  explicit net_system(std::optional<pkit::net::link_timing> timing = pkit::net::link_timing{1s, 5s}) {
-    cfg.load<caf::io::middleman>();
-    pkit::net::init(cfg);
-    if (timing) {
-      auto refused = pkit::net::apply_link(cfg, *timing);
-      BOOST_TEST_REQUIRE(!refused.has_value(), (refused ? refused->message() : ""));
-    } else {
-      cfg.set("middleman.app-identifiers", std::vector<std::string>{pkit::net::app_identifier});
-    }
-    sys = std::make_unique<caf::actor_system>(cfg);
-  }
-};
-
-/// The error of `x` rendered, or "" when it holds a value (error() would be undefined:
-/// Boost evaluates a message even when the check passes).
-template <class T>
-std::string why(const caf::actor_system& sys, const caf::expected<T>& x) {
-  return x ? std::string{} : sys.render(x.error());
-}
-
-/// Forwards a process actor's reports (child_started / child_ready / child_exited) to
-/// `sink`: the controller's side of a remote child, as a supervisor's relay would be.
-caf::behavior relay_impl(caf::event_based_actor* self, caf::actor sink) {
-  using namespace pkit::actors;
-  return {
-      [self, sink](child_started_atom a, std::string& id, std::uint64_t inc, std::int32_t pid) {
-        self->send(sink, a, std::move(id), inc, pid);
-      },
-      [self, sink](child_ready_atom a, std::string& id, std::uint64_t inc, std::int32_t pid) {
-        self->send(sink, a, std::move(id), inc, pid);
-      },
-      [self, sink](child_exited_atom a, std::string& id, std::uint64_t inc, pkit::exit_status st) {
-        self->send(sink, a, std::move(id), inc, st);
-      },
-  };
-}
-
-process_spec sleep_spec() {
-  process_spec spec;
-  spec.argv = {"/bin/sleep", "60"};
-  spec.stop_timeout_ms = 5000;
-  return spec;
-}
-
-/// A node with an agent (allowed: /bin/sleep, at most `max_children`) published on an
-/// ephemeral loopback port, and a controller connected to it.
-struct two_nodes {
-  net_system node;
-  net_system controller;
-  node_actor agent;
-  node_actor remote;
-  std::uint16_t port = 0;
-
-  explicit two_nodes(std::uint32_t max_children = 4, pkit::net::link_timing node_timing = {1s, 5s},
-                     std::optional<pkit::net::link_timing> controller_timing = pkit::net::link_timing{1s, 5s})
-      : node{node_timing}, controller{controller_timing} {
-    pkit::net::node_config config;
-    config.name = "node-a";
-    config.allow.programs = {"/bin/sleep"};
-    config.max_children = max_children;
-    auto bad = config.check();
-    BOOST_TEST_REQUIRE(!bad.has_value(), (bad ? bad->message() : ""));
-    agent = pkit::net::spawn_node_agent(*node.sys, std::move(config));
-    auto published = node.sys->middleman().publish(agent, 0, "127.0.0.1");
-    BOOST_TEST_REQUIRE(static_cast<bool>(published), why(*node.sys, published));
-    port = *published;
-    auto r = controller.sys->middleman().remote_actor<node_actor>("127.0.0.1", port);
-    BOOST_TEST_REQUIRE(static_cast<bool>(r), why(*controller.sys, r));
-    remote = *r;
-  }
-  ~two_nodes() { caf::anon_send_exit(agent, caf::exit_reason::user_shutdown); }
-
-  caf::actor make_relay(caf::scoped_actor& sink) {
-    return controller.sys->spawn(relay_impl, caf::actor_cast<caf::actor>(sink));
-  }
-
-  /// The spawn's reply: the process actor, or the refusal.
-  caf::expected<process_actor> spawn(caf::scoped_actor& self, const std::string& id, process_spec spec,
-                                     caf::actor relay) {
-    caf::expected<process_actor> out{caf::sec::request_timeout};
-    self->request(remote, deadline, pkit::net::node_spawn_atom_v, id, std::move(spec), std::move(relay))
-        .receive([&](process_actor& p) { out = std::move(p); }, [&](caf::error& e) { out = std::move(e); });
-    return out;
-  }
-
-  std::int32_t start(caf::scoped_actor& self, const process_actor& p) {
-    std::int32_t pid = 0;
-    self->request(p, deadline, pkit::actors::start_atom_v)
-        .receive([&](std::int32_t x) { pid = x; },
-                 [&](caf::error& e) { BOOST_TEST_ERROR(controller.sys->render(e)); });
-    return pid;
-  }
-
-  std::vector<pkit::net::node_child_info> list(caf::scoped_actor& self) {
-    std::vector<pkit::net::node_child_info> out;
-    self->request(remote, deadline, pkit::net::node_list_atom_v)
-        .receive([&](std::vector<pkit::net::node_child_info>& x) { out = std::move(x); },
-                 [&](caf::error& e) { BOOST_TEST_ERROR(controller.sys->render(e)); });
-    return out;
-  }
-};
-
-/// Waits until `pid` has terminated (its pidfd polls readable), at most `deadline`.
-bool wait_gone(pid_t pid) {
-  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (fd < 0)
-    return errno == ESRCH;  // already reaped
-  pollfd p{fd, POLLIN, 0};
-  int n = ::poll(&p, 1, static_cast<int>(std::chrono::milliseconds(deadline).count()));
-  ::close(fd);
-  return n == 1;
-}
-
-/// True once /proc/PID is gone: ended and reaped (by pkit's reaper), no zombie left. Polls,
-/// bounded: no event announces the reap of a process whose actor has ended.
-bool reaped(pid_t pid) {
-  const auto until = std::chrono::steady_clock::now() + deadline;
-  while (pkit_test_proc::proc_exists(pid)) {
-    if (std::chrono::steady_clock::now() >= until)
-      return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
-
-std::size_t open_fds() {
-  std::size_t n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (::readdir(d) != nullptr)
-      ++n;
-    ::closedir(d);
-  }
-  return n;
-}
-
-/// Waits for the down message of `monitored` (monitored by `self` beforehand).
-std::optional<caf::error> wait_down(caf::scoped_actor& self) {
-  std::optional<caf::error> reason;
-  self->receive([&](caf::down_msg& dm) { reason = dm.reason; }, caf::after(deadline) >> [] {});
-  return reason;
-}
-
-}  // namespace
+using namespace node_test;
 
 BOOST_AUTO_TEST_CASE(hello_names_the_node_and_what_it_may_run) {
   two_nodes t;
@@ -205,7 +23,7 @@ BOOST_AUTO_TEST_CASE(hello_names_the_node_and_what_it_may_run) {
             BOOST_TEST(info.name == "node-a");
             BOOST_TEST(info.protocol == pkit::net::node_protocol_version);
             BOOST_TEST(!info.pkit_version.empty());
-            BOOST_TEST(info.programs == std::vector<std::string>{"/bin/sleep"});
+            BOOST_TEST(info.programs == std::vector<std::string>{sleep_path});
             BOOST_TEST(info.max_children == 4u);
           },
           [&](caf::error& e) { BOOST_TEST_ERROR(t.controller.sys->render(e)); });
@@ -268,7 +86,8 @@ BOOST_AUTO_TEST_CASE(a_refused_spec_names_its_field_and_spawns_nothing) {
   caf::scoped_actor self{*t.controller.sys};
   auto relay = t.make_relay(self);
   process_spec spec;
-  spec.argv = {"/bin/cat", "/etc/shadow"};
+  spec.name = "cat";
+  spec.argv = {"/usr/bin/cat", "/etc/shadow"};
   auto proc = t.spawn(self, "cat", spec, relay);
   BOOST_TEST_REQUIRE(!proc);
   auto ne = pkit::net::net_error_of(proc.error());
@@ -292,11 +111,11 @@ BOOST_AUTO_TEST_CASE(the_cap_on_live_children_refuses_one_more) {
   two_nodes t{2};
   caf::scoped_actor self{*t.controller.sys};
   auto relay = t.make_relay(self);
-  auto a = t.spawn(self, "a", sleep_spec(), relay);
-  auto b = t.spawn(self, "b", sleep_spec(), relay);
+  auto a = t.spawn(self, "a", sleep_spec("a"), relay);
+  auto b = t.spawn(self, "b", sleep_spec("b"), relay);
   BOOST_TEST_REQUIRE(static_cast<bool>(a));
   BOOST_TEST_REQUIRE(static_cast<bool>(b));
-  auto c = t.spawn(self, "c", sleep_spec(), relay);
+  auto c = t.spawn(self, "c", sleep_spec("c"), relay);
   BOOST_TEST_REQUIRE(!c);
   auto ne = pkit::net::net_error_of(c.error());
   BOOST_TEST_REQUIRE(ne.has_value(), why(*t.controller.sys, c));
@@ -313,7 +132,7 @@ BOOST_AUTO_TEST_CASE(the_cap_on_live_children_refuses_one_more) {
   BOOST_TEST_REQUIRE(wait_down(self).has_value());
   // No retry needed: the agent's down message was enqueued, locally, when the actor ended,
   // before the controller's went out over the link; the spawn arrives after it.
-  auto again = t.spawn(self, "c", sleep_spec(), relay);
+  auto again = t.spawn(self, "c", sleep_spec("c"), relay);
   BOOST_TEST_REQUIRE(static_cast<bool>(again), why(*t.controller.sys, again));
   caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
 }
@@ -328,7 +147,7 @@ BOOST_AUTO_TEST_CASE(the_node_stops_the_children_of_a_relay_that_dies) {
   std::vector<process_actor> procs;
   std::vector<std::int32_t> pids;
   for (const char* id : {"one", "two", "other"}) {
-    auto proc = t.spawn(self, id, sleep_spec(), std::string{id} == "other" ? other_relay : relay);
+    auto proc = t.spawn(self, id, sleep_spec(id), std::string{id} == "other" ? other_relay : relay);
     BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
     pids.push_back(t.start(self, *proc));
     BOOST_TEST_REQUIRE(pids.back() > 0);

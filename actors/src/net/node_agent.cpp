@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <utility>
@@ -106,16 +107,38 @@ std::optional<error> check_spawn(const node_state& st, const std::string& id, co
   return std::nullopt;
 }
 
+/// Tells the node's operator (all of it) and answers the peer (no detail).
+caf::error refused(const node_state& st, const std::string& id, const error& why) {
+  if (st.config.on_refusal) {
+    st.config.on_refusal(id, why);
+  } else {
+    // One write: lines of concurrent agents do not interleave. The id is the peer's:
+    // cut to the cap check_spawn applies, anything but printable ASCII shown as '?' (no
+    // forged line or terminal escape in the node's log).
+    std::string shown = id.substr(0, st.config.allow.max_name_bytes);
+    for (char& c : shown)
+      if (c < 0x20 || c > 0x7e)
+        c = '?';
+    std::string line = "pkit node " + st.config.name + ": spawn '" + shown +
+                       "' refused: " + why.message() + "\n";
+    std::fputs(line.c_str(), stderr);
+  }
+  return to_caf_error(why);
+}
+
 caf::result<process_actor> spawn_child(self_pointer self, std::string& id, process_spec& spec,
                                        caf::actor& relay) {
   auto& st = self->state;
   if (auto bad = check_spawn(st, id, relay))
-    return to_caf_error(*bad);
+    return refused(st, id, *bad);
   if (auto bad = validate(spec, st.config.allow))
-    return to_caf_error(*bad);
-  // No fork server: validate() refuses targets, a remote spec only ever names a program.
+    return refused(st, id, *bad);
+  // Never the spec as received: the node's environment and credentials, and a name no
+  // local program can have. No fork server: validate() refuses targets.
+  process_spec child = remote_child_spec(std::move(spec), st.config.allow);
+  child.name = remote_name_prefix + child.name;
   process_actor proc =
-      pkit::actors::spawn_process(self->system(), std::move(spec), nullptr,
+      pkit::actors::spawn_process(self->system(), std::move(child), nullptr,
                                   pkit::actors::process_observer{relay, id});
   self->monitor(proc);
   if (st.relays[relay.address()]++ == 0)

@@ -32,6 +32,7 @@
 #include <caf/typed_actor.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -61,6 +62,12 @@ struct node_child_info {
   pkit::actors::process_state state = pkit::actors::process_state::idle;
 };
 
+/// What the agent puts before a remote spec's name to name its child (process_info::name,
+/// the output_capture key). ':' is outside the name rule of validate() and of the `pkit`
+/// tool's programs, so a remote child can never take a local program's name (and land in
+/// its log) nor another remote child's prefix: "remote:web" is the peer's "web".
+inline constexpr const char* remote_name_prefix = "remote:";
+
 /// A node's configuration: a plain value, checked with check() before the agent is spawned.
 struct node_config {
   std::string name;
@@ -68,6 +75,11 @@ struct node_config {
   /// Process actors alive at once (over all controllers): a spawn beyond it is refused
   /// with errc::node_child_limit. A slot is freed when the process actor ends.
   std::uint32_t max_children = 64;
+  /// Where the agent tells the node's own operator why it refused a spawn: the
+  /// controller's id and the whole refusal, detail included (error::message(); the
+  /// peer gets only what error::peer_message() holds). Called on the agent's thread; must
+  /// not block. Empty: one line on stderr per refusal.
+  std::function<void(const std::string& id, const error& refusal)> on_refusal;
 
   /// allow.check(), then a positive max_children (allow_list_invalid naming
   /// "max_children"); nullopt when usable.
@@ -104,13 +116,18 @@ namespace pkit::net {
 ///   child's life to `relay` (`process_observer{relay, id}`: child_started, child_ready,
 ///   child_exited, see process_actor.hpp). Refused, with no actor spawned, when the spec
 ///   fails validate() against the node's allow-list (the error names the field, e.g.
-///   "argv[0]"), when `relay` is empty (node_relay_missing: a child nobody watches would be
+///   "argv[0]"; a spec needs a name, and a root node a user or allow.default_user), when `relay` is empty (node_relay_missing: a child nobody watches would be
 ///   an orphan), or when max_children are alive (node_child_limit).
 /// * `list` → the live children, in spawn order, with their pid and state (asked of each
 ///   process actor; one that does not answer within a few seconds is listed as idle, pid 0).
 ///
+/// The child the agent runs is remote_child_spec(spec, allow) (the node's base
+/// environment, never the agent's; allow.default_user / default_group for an empty user /
+/// group), named remote_name_prefix + spec.name.
+///
 /// Refusals are caf::errors of the category "pkitnet"; net_error_of() turns them back into
-/// a pkit::net::error (code, subject, reason) on the controller's side.
+/// a pkit::net::error (code, subject, reason) on the controller's side. What the node's
+/// file system said (error::detail) never crosses the wire: it goes to on_refusal.
 using node_actor = caf::typed_actor<
     caf::replies_to<node_hello_atom, std::uint32_t>::with<node_info>,
     caf::replies_to<node_spawn_atom, std::string, pkit::actors::process_spec,
@@ -125,7 +142,8 @@ using node_actor = caf::typed_actor<
 node_actor spawn_node_agent(caf::actor_system& sys, node_config config);
 
 /// `e` as a caf::error of the category "pkitnet" (the errc as its code, subject and
-/// reason as its context), so that it crosses the wire to the controller.
+/// reason as its context), so that it crosses the wire to the controller: what
+/// e.peer_message() says, structured; never e.detail.
 caf::error to_caf_error(const error& e);
 
 /// The pkit::net::error that `err` carries, if it is one of category "pkitnet".
