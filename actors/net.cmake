@@ -15,6 +15,7 @@ add_library(pkit_net
   src/net/error.cpp
   src/net/link_timing.cpp
   src/net/listen_policy.cpp
+  src/net/node_agent.cpp
   src/net/tls_files.cpp
   src/net/tls_snapshot.cpp
 )
@@ -26,4 +27,6 @@ target_include_directories(pkit_net
 target_link_libraries(pkit_net
   PUBLIC pkit::actors CAF::openssl
   PRIVATE OpenSSL::SSL OpenSSL::Crypto $<BUILD_INTERFACE:pkit_warnings>)
+# The agent's hello reports the node's release.
+target_compile_definitions(pkit_net PRIVATE PKIT_VERSION="${PROJECT_VERSION}")
 target_sources(pkit_net PRIVATE src/net/tls_file_checks.cpp)

@@ -48,6 +48,9 @@ const char* describe(errc e) {
     case errc::spec_process_group_required: return "remote child needs its own process group";
     case errc::spec_path_not_canonical: return "path is not its own resolved path";
     case errc::allow_list_invalid: return "allow-list invalid";
+    case errc::node_protocol_mismatch: return "node protocol version mismatch";
+    case errc::node_child_limit: return "node's limit of live children reached";
+    case errc::node_relay_missing: return "spawn without a relay actor";
   }
   return "unknown pkit.net error";
 }

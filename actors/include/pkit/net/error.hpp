@@ -119,6 +119,14 @@ enum class errc {
   // -- the allow-list itself (allow_list::check) ------------------------------------------
   /// an allow-list entry is not an absolute path, does not exist, or a cap is zero.
   allow_list_invalid,
+
+  // -- the node agent (node_agent.hpp) ------------------------------------------------------
+  /// a controller's hello names another node protocol version.
+  node_protocol_mismatch,
+  /// a spawn while the node's cap on live children is reached.
+  node_child_limit,
+  /// a spawn without a relay actor: nobody would watch the child, nothing would stop it.
+  node_relay_missing,
 };
 
 /// The category of `pkit::net::errc`; its name is "pkit.net".

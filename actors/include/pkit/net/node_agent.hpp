@@ -1,0 +1,168 @@
+#pragma once
+
+/// \file
+/// `pkit::net::node_actor`: the node agent, the one actor a pkit node publishes (issue 11
+/// §1, ISSUE11_DESIGN §6). A controller elsewhere asks it to spawn process actors for
+/// specs the node's allow-list accepts, and to list them; nothing else. It never hands
+/// out a supervisor, and never runs a spec it has not validated.
+///
+/// BASP trusts every connected peer (ISSUE11_DESIGN §4): every request here may come from
+/// a hostile controller. Hence the narrow interface, the validation of every spec, a cap
+/// on the children alive at once, and a relay actor required per spawn: the agent
+/// monitors it and stops the children spawned for it when it goes down (the controller
+/// ended it, or its node was lost: `caf::exit_reason::remote_link_unreachable`), so that
+/// nothing the controller started outlives its supervision.
+///
+/// A lost controller is noticed through BASP's heartbeats (apply_link): within the node's
+/// connection timeout + heartbeat interval of the controller's last message. During a
+/// partition the controller may restart a child elsewhere before that: a child can then
+/// run twice for at most that long (no fencing in this version).
+
+#include <pkit/actors/messages.hpp>
+#include <pkit/actors/process_actor.hpp>
+#include <pkit/net/allow_list.hpp>
+#include <pkit/net/error.hpp>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/error.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/type_id.hpp>
+#include <caf/typed_actor.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pkit::net {
+
+/// The version of the node protocol (the node_actor interface and its types). A hello
+/// with another version is refused (errc::node_protocol_mismatch); BASP's application
+/// identifier (link_timing.hpp) already keeps out incompatible wire versions, this names
+/// the mismatch instead of a bare disconnect.
+inline constexpr std::uint32_t node_protocol_version = 1;
+
+/// What a node tells a controller that says hello: who it is and what it may run.
+struct node_info {
+  std::string name;                       ///< the node's name (its configuration's)
+  std::string pkit_version;               ///< the node's pkit release
+  std::uint32_t protocol = 0;             ///< node_protocol_version
+  std::vector<std::string> programs;      ///< allow_list::programs
+  std::vector<std::string> program_dirs;  ///< allow_list::program_dirs
+  std::uint32_t max_children = 0;         ///< children alive at once, at most
+};
+
+/// One child of a node, as `list` reports it.
+struct node_child_info {
+  std::string id;    ///< the id the controller gave at spawn
+  std::int32_t pid = 0;  ///< 0 while no process runs
+  pkit::actors::process_state state = pkit::actors::process_state::idle;
+};
+
+/// What the agent puts before a remote spec's name to name its child (process_info::name,
+/// the output_capture key). ':' is outside the name rule of validate() and of the `pkit`
+/// tool's programs, so a remote child can never take a local program's name (and land in
+/// its log) nor another remote child's prefix: "remote:web" is the peer's "web".
+inline constexpr const char* remote_name_prefix = "remote:";
+
+/// A node's configuration: a plain value, checked with check() before the agent is spawned.
+struct node_config {
+  std::string name;
+  allow_list allow;
+  /// Process actors alive at once (over all controllers): a spawn beyond it is refused
+  /// with errc::node_child_limit. A slot is freed when the process actor ends.
+  std::uint32_t max_children = 64;
+  /// Where the agent tells the node's own operator why it refused a spawn: the
+  /// controller's id and the whole refusal, detail included (error::message(); the
+  /// peer gets only what error::peer_message() holds). Called on the agent's thread; must
+  /// not block. Empty: one line on stderr per refusal.
+  std::function<void(const std::string& id, const error& refusal)> on_refusal;
+
+  /// allow.check(), then a positive max_children (allow_list_invalid naming
+  /// "max_children"); nullopt when usable.
+  std::optional<error> check() const;
+};
+
+}  // namespace pkit::net
+
+// The node protocol's atoms and types: a type ID block of its own, after pkit's, so that
+// pkit::actors (which knows nothing of the network) keeps its block as it is; it starts
+// where pkit's ends, so that it moves along when pkit's grows. Type names
+// cross the wire, not IDs (ISSUE11_DESIGN §4): both ends register them with init() below.
+CAF_BEGIN_TYPE_ID_BLOCK(pkit_net, caf::id_block::pkit::end)
+
+  CAF_ADD_ATOM(pkit_net, pkit::net, node_hello_atom, "nodehello")
+  CAF_ADD_ATOM(pkit_net, pkit::net, node_spawn_atom, "nodespawn")
+  CAF_ADD_ATOM(pkit_net, pkit::net, node_list_atom, "nodelist")
+  CAF_ADD_TYPE_ID(pkit_net, (pkit::net::node_info))
+  CAF_ADD_TYPE_ID(pkit_net, (pkit::net::node_child_info))
+  CAF_ADD_TYPE_ID(pkit_net, (std::vector<pkit::net::node_child_info>))
+  // The spawn reply: a process actor's handle, serialized as its actor address.
+  CAF_ADD_TYPE_ID(pkit_net, (pkit::actors::process_actor))
+
+CAF_END_TYPE_ID_BLOCK(pkit_net)
+
+namespace pkit::net {
+
+/// The agent's typed interface.
+///
+/// * `hello, protocol` → node_info; `node_protocol_mismatch` (subject "protocol") when the
+///   versions differ.
+/// * `spawn, id, spec, relay` → the new process actor (not started: the caller sends
+///   `start`, as a supervisor does for a local worker). The process actor reports its
+///   child's life to `relay` (`process_observer{relay, id}`: child_started, child_ready,
+///   child_exited, see process_actor.hpp). Refused, with no actor spawned, when the spec
+///   fails validate() against the node's allow-list (the error names the field, e.g.
+///   "argv[0]"; a spec needs a name, and a root node a user or allow.default_user), when `relay` is empty (node_relay_missing: a child nobody watches would be
+///   an orphan), or when max_children are alive (node_child_limit).
+/// * `list` → the live children, in spawn order, with their pid and state (asked of each
+///   process actor; one that does not answer within a few seconds is listed as idle, pid 0).
+///
+/// The child the agent runs is remote_child_spec(spec, allow) (the node's base
+/// environment, never the agent's; allow.default_user / default_group for an empty user /
+/// group), named remote_name_prefix + spec.name.
+///
+/// Refusals are caf::errors of the category "pkitnet"; net_error_of() turns them back into
+/// a pkit::net::error (code, subject, reason) on the controller's side. What the node's
+/// file system said (error::detail) never crosses the wire: it goes to on_refusal.
+using node_actor = caf::typed_actor<
+    caf::replies_to<node_hello_atom, std::uint32_t>::with<node_info>,
+    caf::replies_to<node_spawn_atom, std::string, pkit::actors::process_spec,
+                    caf::actor>::with<pkit::actors::process_actor>,
+    caf::replies_to<node_list_atom>::with<std::vector<node_child_info>>>;
+
+/// Spawns a node agent in `sys` for `config`, which must have passed config.check()
+/// (a precondition: the agent would refuse every spawn of an invalid list, or run what
+/// an unchecked one lets through). The agent runs until it is sent an exit; its process
+/// actors then end with it, and their children are stopped per their specs. Publish it
+/// (and nothing else) with the middleman or caf::openssl::publish. Thread-safe.
+node_actor spawn_node_agent(caf::actor_system& sys, node_config config);
+
+/// `e` as a caf::error of the category "pkitnet" (the errc as its code, subject and
+/// reason as its context), so that it crosses the wire to the controller: what
+/// e.peer_message() says, structured; never e.detail.
+caf::error to_caf_error(const error& e);
+
+/// The pkit::net::error that `err` carries, if it is one of category "pkitnet".
+std::optional<error> net_error_of(const caf::error& err);
+
+/// pkit::actors::init(cfg), plus the node protocol's types and the "pkitnet" error
+/// category's renderer. Call once per configuration, before the actor system exists, on
+/// both the node and the controller (instead of pkit::actors::init).
+void init(caf::actor_system_config& cfg);
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_info& x) {
+  return f(caf::meta::type_name("pkit::net::node_info"), x.name, x.pkit_version, x.protocol,
+           x.programs, x.program_dirs, x.max_children);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_child_info& x) {
+  return f(caf::meta::type_name("pkit::net::node_child_info"), x.id, x.pid, x.state);
+}
+
+}  // namespace pkit::net

@@ -1,0 +1,262 @@
+#include <pkit/net/node_agent.hpp>
+
+#include <caf/actor_cast.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/make_message.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <utility>
+
+#ifndef PKIT_VERSION
+#define PKIT_VERSION "unknown"
+#endif
+
+namespace pkit::net {
+
+namespace {
+
+using pkit::actors::process_actor;
+using pkit::actors::process_info;
+using pkit::actors::process_spec;
+
+/// The error category of pkit::net's refusals on the wire (an atom: at most 10 chars).
+const caf::atom_value category = caf::atom("pkitnet");
+
+/// How long `list` waits for each process actor's status. They are local actors that
+/// answer at once unless busy starting a child (a clone and exec, bounded).
+constexpr auto status_timeout = std::chrono::seconds(5);
+
+error refuse(errc code, std::string subject, std::string reason) {
+  return {make_error_code(code), std::move(subject), std::move(reason)};
+}
+
+/// One process actor the agent spawned, and the relay it reports to.
+struct child_entry {
+  std::string id;
+  process_actor proc;
+  caf::actor_addr relay;
+};
+
+struct node_state {
+  node_config config;
+  /// In spawn order; an entry leaves when its process actor goes down.
+  std::vector<child_entry> children;
+  /// The relays monitored, with the number of live children each watches: one monitor
+  /// per relay, dropped with its last child.
+  std::map<caf::actor_addr, std::size_t> relays;
+
+  static inline const char* name = "pkit.node";
+
+  /// The agent ends (sent an exit, or its system shuts down): its children end with it.
+  /// Dropping the handles would not do: a process actor whose handle crossed the wire is
+  /// held by the middleman's registry, and would run on, unwatched.
+  ~node_state() {
+    for (const auto& c : children)
+      caf::anon_send_exit(c.proc, caf::exit_reason::user_shutdown);
+  }
+};
+
+using self_pointer = node_actor::stateful_pointer<node_state>;
+
+/// Collects the answers of `list`: one slot per child, delivered when the last arrives.
+struct list_gather {
+  caf::typed_response_promise<std::vector<node_child_info>> promise;
+  std::vector<node_child_info> infos;
+  std::size_t pending = 0;
+
+  void done() {
+    if (--pending == 0)
+      promise.deliver(std::move(infos));
+  }
+};
+
+node_info hello_info(const node_config& config) {
+  node_info info;
+  info.name = config.name;
+  info.pkit_version = PKIT_VERSION;
+  info.protocol = node_protocol_version;
+  for (const auto& p : config.allow.programs)
+    info.programs.push_back(p.string());
+  for (const auto& d : config.allow.program_dirs)
+    info.program_dirs.push_back(d.string());
+  info.max_children = config.max_children;
+  return info;
+}
+
+/// Why `id`, `relay` or the current load refuse a spawn (the spec itself is validate()'s).
+std::optional<error> check_spawn(const node_state& st, const std::string& id, const caf::actor& relay) {
+  if (id.size() > st.config.allow.max_name_bytes || id.find('\0') != std::string::npos)
+    return refuse(errc::spec_malformed, "id",
+                  "longer than " + std::to_string(st.config.allow.max_name_bytes) +
+                      " bytes or holds a NUL byte");
+  if (!relay)
+    return refuse(errc::node_relay_missing, "relay", "a spawn must name the actor its child reports to");
+  if (st.children.size() >= st.config.max_children)
+    return refuse(errc::node_child_limit, "max_children",
+                  std::to_string(st.children.size()) + " children alive, the node runs at most " +
+                      std::to_string(st.config.max_children));
+  return std::nullopt;
+}
+
+/// Tells the node's operator (all of it) and answers the peer (no detail).
+caf::error refused(const node_state& st, const std::string& id, const error& why) {
+  if (st.config.on_refusal) {
+    st.config.on_refusal(id, why);
+  } else {
+    // One write: lines of concurrent agents do not interleave. The id is the peer's:
+    // cut to the cap check_spawn applies, anything but printable ASCII shown as '?' (no
+    // forged line or terminal escape in the node's log).
+    std::string shown = id.substr(0, st.config.allow.max_name_bytes);
+    for (char& c : shown)
+      if (c < 0x20 || c > 0x7e)
+        c = '?';
+    std::string line = "pkit node " + st.config.name + ": spawn '" + shown +
+                       "' refused: " + why.message() + "\n";
+    std::fputs(line.c_str(), stderr);
+  }
+  return to_caf_error(why);
+}
+
+caf::result<process_actor> spawn_child(self_pointer self, std::string& id, process_spec& spec,
+                                       caf::actor& relay) {
+  auto& st = self->state;
+  if (auto bad = check_spawn(st, id, relay))
+    return refused(st, id, *bad);
+  if (auto bad = validate(spec, st.config.allow))
+    return refused(st, id, *bad);
+  // Never the spec as received: the node's environment and credentials, and a name no
+  // local program can have. No fork server: validate() refuses targets.
+  process_spec child = remote_child_spec(std::move(spec), st.config.allow);
+  child.name = remote_name_prefix + child.name;
+  process_actor proc =
+      pkit::actors::spawn_process(self->system(), std::move(child), nullptr,
+                                  pkit::actors::process_observer{relay, id});
+  self->monitor(proc);
+  if (st.relays[relay.address()]++ == 0)
+    self->monitor(relay);
+  st.children.push_back({std::move(id), proc, relay.address()});
+  return proc;
+}
+
+caf::result<std::vector<node_child_info>> list_children(self_pointer self) {
+  auto& st = self->state;
+  if (st.children.empty())
+    return std::vector<node_child_info>{};
+  auto gather = std::make_shared<list_gather>();
+  gather->promise = self->make_response_promise<std::vector<node_child_info>>();
+  gather->pending = st.children.size();
+  for (std::size_t i = 0; i < st.children.size(); ++i) {
+    gather->infos.push_back({st.children[i].id, 0, pkit::actors::process_state::idle});
+    self->request(st.children[i].proc, status_timeout, pkit::actors::status_atom_v)
+        .then(
+            [gather, i](process_info& info) {
+              gather->infos[i].pid = info.pid;
+              gather->infos[i].state = info.state;
+              gather->done();
+            },
+            // Gone or busy meanwhile: listed as idle without a pid rather than not at all.
+            [gather](caf::error&) { gather->done(); });
+  }
+  return gather->promise;
+}
+
+/// A monitored actor went down: one of our process actors (its slot is free), or a relay
+/// (its controller ended it, or the link to the controller's node was lost: the proxy is
+/// killed with remote_link_unreachable). A relay's children are stopped: nobody would
+/// supervise them, and the controller may be starting them again elsewhere.
+void on_down(self_pointer self, const caf::down_msg& dm) {
+  auto& st = self->state;
+  auto child = std::find_if(st.children.begin(), st.children.end(),
+                            [&](const child_entry& c) { return c.proc.address() == dm.source; });
+  if (child != st.children.end()) {
+    auto relay = st.relays.find(child->relay);
+    if (relay != st.relays.end() && --relay->second == 0) {
+      self->demonitor(relay->first);
+      st.relays.erase(relay);
+    }
+    st.children.erase(child);
+    return;
+  }
+  if (st.relays.erase(dm.source) == 0)
+    return;
+  for (const auto& c : st.children)
+    if (c.relay == dm.source)
+      self->send_exit(c.proc, caf::exit_reason::user_shutdown);
+}
+
+node_actor::behavior_type node_impl(self_pointer self, node_config config) {
+  self->state.config = std::move(config);
+  self->set_down_handler([self](caf::down_msg& dm) { on_down(self, dm); });
+  return {
+      [self](node_hello_atom, std::uint32_t protocol) -> caf::result<node_info> {
+        if (protocol != node_protocol_version)
+          return to_caf_error(refuse(errc::node_protocol_mismatch, "protocol",
+                                     "the controller speaks version " + std::to_string(protocol) +
+                                         ", this node " + std::to_string(node_protocol_version)));
+        return hello_info(self->state.config);
+      },
+      [self](node_spawn_atom, std::string& id, process_spec& spec,
+             caf::actor& relay) -> caf::result<process_actor> {
+        return spawn_child(self, id, spec, relay);
+      },
+      [self](node_list_atom) -> caf::result<std::vector<node_child_info>> {
+        return list_children(self);
+      },
+  };
+}
+
+}  // namespace
+
+std::optional<error> node_config::check() const {
+  if (auto bad = allow.check())
+    return bad;
+  if (max_children == 0)
+    return refuse(errc::allow_list_invalid, "max_children", "must be positive");
+  return std::nullopt;
+}
+
+node_actor spawn_node_agent(caf::actor_system& sys, node_config config) {
+  return sys.spawn(node_impl, std::move(config));
+}
+
+caf::error to_caf_error(const error& e) {
+  return caf::error{static_cast<std::uint8_t>(e.code.value()), category,
+                    caf::make_message(e.subject, e.reason)};
+}
+
+std::optional<error> net_error_of(const caf::error& err) {
+  if (err.category() != category)
+    return std::nullopt;
+  error out{make_error_code(static_cast<errc>(err.code())), {}, {}};
+  const caf::message& ctx = err.context();
+  if (ctx.match_elements<std::string, std::string>()) {
+    out.subject = ctx.get_as<std::string>(0);
+    out.reason = ctx.get_as<std::string>(1);
+  }
+  return out;
+}
+
+void init(caf::actor_system_config& cfg) {
+  pkit::actors::init(cfg);
+  cfg.add_message_types<caf::id_block::pkit_net>();
+  // Renders "pkit.net: program not allowed: argv[0]: '/bin/cat' is not ...".
+  cfg.add_error_category(category, [](std::uint8_t code, caf::atom_value, const caf::message& ctx) {
+    error e{make_error_code(static_cast<errc>(code)), {}, {}};
+    if (ctx.match_elements<std::string, std::string>()) {
+      e.subject = ctx.get_as<std::string>(0);
+      e.reason = ctx.get_as<std::string>(1);
+    }
+    return "pkit.net: " + e.message();
+  });
+}
+
+}  // namespace pkit::net

@@ -1,0 +1,232 @@
+// The node agent end to end, plaintext BASP on 127.0.0.1 between two actor systems in
+// this process (ISSUE11_DESIGN §7 phase 3): the node publishes only its node_actor, the
+// controller connects with remote_actor<node_actor>. Hello; a spawn of an allowed program
+// gives a process actor the controller starts, stops and joins, with a real pid; a refused
+// spec names its field and spawns nothing; list; the node stops a child when its relay
+// dies or when its controller falls silent (the link is dropped); the cap on children.
+// Every wait is on an event (a reply, a down message, a pidfd), bounded by a deadline.
+
+
+#define BOOST_TEST_MODULE net_node_agent
+#include <boost/test/unit_test.hpp>
+
+#include "node_fixture.hpp"
+
+using namespace node_test;
+
+BOOST_AUTO_TEST_CASE(hello_names_the_node_and_what_it_may_run) {
+  two_nodes t;
+  caf::scoped_actor self{*t.controller.sys};
+  self->request(t.remote, deadline, pkit::net::node_hello_atom_v, pkit::net::node_protocol_version)
+      .receive(
+          [&](pkit::net::node_info& info) {
+            BOOST_TEST(info.name == "node-a");
+            BOOST_TEST(info.protocol == pkit::net::node_protocol_version);
+            BOOST_TEST(!info.pkit_version.empty());
+            BOOST_TEST(info.programs == std::vector<std::string>{sleep_path});
+            BOOST_TEST(info.max_children == 4u);
+          },
+          [&](caf::error& e) { BOOST_TEST_ERROR(t.controller.sys->render(e)); });
+  self->request(t.remote, deadline, pkit::net::node_hello_atom_v, std::uint32_t{99})
+      .receive([&](pkit::net::node_info&) { BOOST_TEST_ERROR("hello of version 99 accepted"); },
+               [&](caf::error& e) {
+                 auto ne = pkit::net::net_error_of(e);
+                 BOOST_TEST_REQUIRE(ne.has_value(), t.controller.sys->render(e));
+                 BOOST_TEST((ne->code == errc::node_protocol_mismatch));
+                 BOOST_TEST(ne->subject == "protocol");
+               });
+}
+
+BOOST_AUTO_TEST_CASE(a_spawned_child_runs_stops_and_reports_to_its_relay) {
+  two_nodes t;
+  caf::scoped_actor self{*t.controller.sys};
+  auto relay = t.make_relay(self);
+  auto proc = t.spawn(self, "sleeper", sleep_spec(), relay);
+  BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
+  auto pid = t.start(self, *proc);
+  BOOST_TEST_REQUIRE(pid > 0);
+  BOOST_TEST(::kill(pid, 0) == 0);
+  BOOST_TEST(pkit_test_proc::is_running(pid));
+  // The relay hears the run begin, under the id the controller gave.
+  self->receive([&](pkit::actors::child_started_atom, std::string& id, std::uint64_t, std::int32_t p) {
+    BOOST_TEST(id == "sleeper");
+    BOOST_TEST(p == pid);
+  }, caf::after(deadline) >> [] { BOOST_TEST_ERROR("no child_started"); });
+  auto children = t.list(self);
+  BOOST_TEST_REQUIRE(children.size() == 1u);
+  BOOST_TEST(children[0].id == "sleeper");
+  BOOST_TEST(children[0].pid == pid);
+  BOOST_TEST((children[0].state == pkit::actors::process_state::running));
+
+  self->request(*proc, deadline, pkit::actors::stop_atom_v)
+      .receive([&](pkit::exit_status& st) {
+                 BOOST_TEST(st.is_killed());
+                 BOOST_TEST(st.signal() == SIGTERM);
+               },
+               [&](caf::error& e) { BOOST_TEST_ERROR(t.controller.sys->render(e)); });
+  // Once stop has answered, the child is reaped: no zombie.
+  BOOST_TEST(!pkit_test_proc::proc_exists(pid));
+  bool exited = false;
+  self->receive_while([&] { return !exited; })(
+      [&](pkit::actors::child_ready_atom, std::string&, std::uint64_t, std::int32_t) {},
+      [&](pkit::actors::child_exited_atom, std::string& id, std::uint64_t, pkit::exit_status& st) {
+        BOOST_TEST(id == "sleeper");
+        BOOST_TEST(st.is_killed());
+        exited = true;
+      },
+      caf::after(deadline) >> [&] { BOOST_TEST_ERROR("no child_exited"); exited = true; });
+  self->request(*proc, deadline, pkit::actors::join_atom_v)
+      .receive([&](pkit::exit_status& st) { BOOST_TEST(st.signal() == SIGTERM); },
+               [&](caf::error& e) { BOOST_TEST_ERROR(t.controller.sys->render(e)); });
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(a_refused_spec_names_its_field_and_spawns_nothing) {
+  two_nodes t;
+  caf::scoped_actor self{*t.controller.sys};
+  auto relay = t.make_relay(self);
+  process_spec spec;
+  spec.name = "cat";
+  spec.argv = {"/usr/bin/cat", "/etc/shadow"};
+  auto proc = t.spawn(self, "cat", spec, relay);
+  BOOST_TEST_REQUIRE(!proc);
+  auto ne = pkit::net::net_error_of(proc.error());
+  BOOST_TEST_REQUIRE(ne.has_value(), why(*t.controller.sys, proc));
+  BOOST_TEST((ne->code == errc::spec_program_not_allowed));
+  BOOST_TEST(ne->subject == "argv[0]");
+  BOOST_TEST_MESSAGE(why(*t.controller.sys, proc));
+  BOOST_TEST(t.list(self).empty());
+
+  // No relay: refused as well, naming it.
+  auto orphan = t.spawn(self, "orphan", sleep_spec(), caf::actor{});
+  BOOST_TEST_REQUIRE(!orphan);
+  ne = pkit::net::net_error_of(orphan.error());
+  BOOST_TEST_REQUIRE(ne.has_value(), why(*t.controller.sys, orphan));
+  BOOST_TEST((ne->code == errc::node_relay_missing));
+  BOOST_TEST(t.list(self).empty());
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(the_cap_on_live_children_refuses_one_more) {
+  two_nodes t{2};
+  caf::scoped_actor self{*t.controller.sys};
+  auto relay = t.make_relay(self);
+  auto a = t.spawn(self, "a", sleep_spec("a"), relay);
+  auto b = t.spawn(self, "b", sleep_spec("b"), relay);
+  BOOST_TEST_REQUIRE(static_cast<bool>(a));
+  BOOST_TEST_REQUIRE(static_cast<bool>(b));
+  auto c = t.spawn(self, "c", sleep_spec("c"), relay);
+  BOOST_TEST_REQUIRE(!c);
+  auto ne = pkit::net::net_error_of(c.error());
+  BOOST_TEST_REQUIRE(ne.has_value(), why(*t.controller.sys, c));
+  BOOST_TEST((ne->code == errc::node_child_limit));
+  BOOST_TEST(ne->subject == "max_children");
+  auto children = t.list(self);
+  BOOST_TEST_REQUIRE(children.size() == 2u);
+  BOOST_TEST(children[0].id == "a");
+  BOOST_TEST(children[1].id == "b");
+
+  // A slot is free once a process actor ends (the controller may end it: BASP carries exits).
+  self->monitor(*a);
+  caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
+  BOOST_TEST_REQUIRE(wait_down(self).has_value());
+  // No retry needed: the agent's down message was enqueued, locally, when the actor ended,
+  // before the controller's went out over the link; the spawn arrives after it.
+  auto again = t.spawn(self, "c", sleep_spec("c"), relay);
+  BOOST_TEST_REQUIRE(static_cast<bool>(again), why(*t.controller.sys, again));
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(the_node_stops_the_children_of_a_relay_that_dies) {
+  // Two children report to one relay, a third to another: killing the first relay stops
+  // its two children, and only them.
+  two_nodes t;
+  caf::scoped_actor self{*t.controller.sys};
+  auto relay = t.make_relay(self);
+  auto other_relay = t.make_relay(self);
+  std::vector<process_actor> procs;
+  std::vector<std::int32_t> pids;
+  for (const char* id : {"one", "two", "other"}) {
+    auto proc = t.spawn(self, id, sleep_spec(id), std::string{id} == "other" ? other_relay : relay);
+    BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
+    pids.push_back(t.start(self, *proc));
+    BOOST_TEST_REQUIRE(pids.back() > 0);
+    procs.push_back(*proc);
+  }
+  self->monitor(procs[0]);
+  self->monitor(procs[1]);
+  caf::anon_send_exit(relay, caf::exit_reason::kill);
+  for (int i = 0; i < 2; ++i) {
+    auto reason = wait_down(self);
+    BOOST_TEST_REQUIRE(reason.has_value(), "a process actor of the dead relay did not end");
+    BOOST_TEST((*reason == caf::exit_reason::user_shutdown), t.controller.sys->render(*reason));
+  }
+  for (int i = 0; i < 2; ++i) {
+    BOOST_TEST(wait_gone(pids[i]));
+    BOOST_TEST(reaped(pids[i]));
+  }
+  auto children = t.list(self);
+  BOOST_TEST_REQUIRE(children.size() == 1u);
+  BOOST_TEST(children[0].id == "other");
+  BOOST_TEST(children[0].pid == pids[2]);
+  BOOST_TEST(pkit_test_proc::is_running(pids[2]));
+  caf::anon_send_exit(other_relay, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(the_node_stops_the_children_of_a_controller_that_falls_silent) {
+  // The node drops a link it heard nothing from for 600 ms; this controller sends no
+  // heartbeats, so once idle it looks like a lost node: the relay's proxy on the node is
+  // killed with remote_link_unreachable, and the agent stops its child.
+  two_nodes t{4, pkit::net::link_timing{100ms, 600ms}, std::nullopt};
+  caf::scoped_actor self{*t.controller.sys};
+  auto relay = t.make_relay(self);
+  auto proc = t.spawn(self, "sleeper", sleep_spec(), relay);
+  BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
+  auto pid = t.start(self, *proc);
+  BOOST_TEST_REQUIRE(pid > 0);
+  self->monitor(*proc);
+  // The controller sees the node lost too.
+  auto reason = wait_down(self);
+  BOOST_TEST_REQUIRE(reason.has_value(), "the link was not dropped");
+  BOOST_TEST((*reason == caf::exit_reason::remote_link_unreachable), t.controller.sys->render(*reason));
+  BOOST_TEST(wait_gone(pid));
+  BOOST_TEST(reaped(pid));
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(an_agent_that_ends_takes_its_children_with_it) {
+  // The node's process actors are held by the middleman's registry (their handles crossed
+  // the wire): without the agent ending them they would run on, watched by nobody.
+  two_nodes t;
+  caf::scoped_actor self{*t.controller.sys};
+  auto relay = t.make_relay(self);
+  auto proc = t.spawn(self, "sleeper", sleep_spec(), relay);
+  BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
+  auto pid = t.start(self, *proc);
+  BOOST_TEST_REQUIRE(pid > 0);
+  self->monitor(*proc);
+  caf::anon_send_exit(t.agent, caf::exit_reason::user_shutdown);
+  auto reason = wait_down(self);
+  BOOST_TEST_REQUIRE(reason.has_value(), "the process actor did not end");
+  BOOST_TEST((*reason == caf::exit_reason::user_shutdown), t.controller.sys->render(*reason));
+  BOOST_TEST(wait_gone(pid));
+  BOOST_TEST(reaped(pid));
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(two_systems_leave_no_descriptor_behind) {
+  const auto before = open_fds();
+  {
+    two_nodes t;
+    caf::scoped_actor self{*t.controller.sys};
+    auto relay = t.make_relay(self);
+    auto proc = t.spawn(self, "sleeper", sleep_spec(), relay);
+    BOOST_TEST_REQUIRE(static_cast<bool>(proc));
+    auto pid = t.start(self, *proc);
+    BOOST_TEST_REQUIRE(pid > 0);
+    self->request(*proc, deadline, pkit::actors::stop_atom_v)
+        .receive([](pkit::exit_status&) {}, [&](caf::error& e) { BOOST_TEST_ERROR(t.controller.sys->render(e)); });
+    caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+  }
+  BOOST_TEST(open_fds() == before);
+}
