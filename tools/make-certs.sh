@@ -114,7 +114,9 @@ make_leaf() {
   # by this run ends seconds before a leaf of the same --days would: that is not capped.)
   local ca_end left leaf_days=$days
   ca_end=$(openssl x509 -in "$dir/$role-ca.pem" -noout -enddate)
-  left=$(( $(date -d "${ca_end#notAfter=}" +%s) - $(date +%s) ))
+  # A minute of slack: the leaf is signed a moment after this reading, and a CA made in
+  # this same second would otherwise leave exactly N days, which the leaf then outlives.
+  left=$(( $(date -d "${ca_end#notAfter=}" +%s) - $(date +%s) - 60 ))
   (( left >= 86400 )) || die "$dir/$role-ca.pem ends within a day (${ca_end#notAfter=}): make new CAs"
   if (( days * 86400 - left > 3600 )); then
     leaf_days=$(( left / 86400 ))
