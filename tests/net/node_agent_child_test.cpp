@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -17,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace node_test;
@@ -30,6 +32,21 @@ std::vector<std::string> environ_of(pid_t pid) {
   for (std::string entry; std::getline(in, entry, '\0');)
     out.push_back(entry);
   return out;
+}
+
+/// Waits until PID runs `image` (its exec is done): a spawn that changes user returns
+/// before the exec, and until then /proc shows the agent's own environment and uid. No
+/// event says "exec'd" for a program that reports no readiness: polled, bounded.
+bool runs_image(pid_t pid, const std::string& image) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  const std::string link = "/proc/" + std::to_string(pid) + "/exe";
+  for (;;) {
+    char buf[4096];
+    const ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+    if (n > 0 && std::string(buf, static_cast<std::size_t>(n)) == image) return true;
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
 }
 
 /// The real uid of PID (the first field of /proc/PID/status's "Uid:" line), -1 if unknown.
@@ -57,6 +74,7 @@ BOOST_AUTO_TEST_CASE(a_remote_child_runs_as_the_node_says) {
   BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
   auto pid = t.start(self, *proc);
   BOOST_TEST_REQUIRE(pid > 0);
+  BOOST_TEST_REQUIRE(runs_image(pid, "/usr/bin/sleep"));
   BOOST_TEST(environ_of(pid) ==
              (std::vector<std::string>{"PATH=/usr/local/bin:/usr/bin:/bin", "GREETING=hi"}),
              boost::test_tools::per_element());
