@@ -4,6 +4,7 @@
 
 #include <pkit/tool/daemon.hpp>
 #include "daemon_detail.hpp"
+#include "tree_paths.hpp"
 
 #include <atomic>
 #include <memory>
@@ -13,16 +14,9 @@
 
 namespace pkit::tool {
 
-namespace {
+using detail::process_names;
 
-// The process names of a program: NAME, or NAME.1 ... NAME.N with instances (the
-// process_spec names to_child_spec gives, which the capture is keyed by).
-std::vector<std::string> process_names(const program_config& p) {
-  if (p.instances <= 1) return {p.name};
-  std::vector<std::string> out;
-  for (std::uint32_t i = 1; i <= p.instances; ++i) out.push_back(p.name + "." + std::to_string(i));
-  return out;
-}
+namespace {
 
 void configure_group(log_capture& capture, const group_config& g) {
   for (const auto& c : g.children) {

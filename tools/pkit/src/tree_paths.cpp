@@ -39,14 +39,18 @@ const supervisor_spec* spec_at(const supervisor_spec& root, const std::vector<st
 
 
 
-// The child ids a child of the file stands for: its name, or NAME.1 ... NAME.N for a
-// program with instances. Names are resolved against the file, never by their shape: a
-// program may be called "web.2" without being an instance of "web".
-std::vector<std::string> child_ids(const child_config& c) {
-  if (c.is_group() || c.program->instances <= 1) return {c.name()};
+std::vector<std::string> process_names(const program_config& p) {
+  if (p.instances <= 1) return {p.name};
   std::vector<std::string> out;
-  for (std::uint32_t i = 1; i <= c.program->instances; ++i) out.push_back(c.name() + "." + std::to_string(i));
+  for (std::uint32_t i = 1; i <= p.instances; ++i) out.push_back(p.name + "." + std::to_string(i));
   return out;
+}
+
+// The child ids a child of the file stands for: its name, or its process names. Names are
+// resolved against the file, never by their shape: a program may be called "web.2"
+// without being an instance of "web".
+std::vector<std::string> child_ids(const child_config& c) {
+  return c.is_group() ? std::vector<std::string>{c.name()} : process_names(*c.program);
 }
 
 // The ids `name` stands for among the children of `g`: a whole child (every instance of

@@ -40,6 +40,9 @@ Group* group_at(Group& root, const std::vector<std::string>& path) {
 /// The child ids a child of the file stands for: its name, or NAME.1 ... NAME.N for a
 /// program with instances.
 std::vector<std::string> child_ids(const child_config& c);
+/// The process names of a program: NAME, or NAME.1 ... NAME.N with instances — the ids
+/// to_child_spec gives its children, which the log capture is keyed by.
+std::vector<std::string> process_names(const program_config& p);
 /// The ids `name` stands for among the children of `g`: a whole child (every instance)
 /// or one instance.
 std::vector<std::string> ids_named(const group_config& g, const std::string& name);
