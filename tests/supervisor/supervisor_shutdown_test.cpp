@@ -108,7 +108,11 @@ BOOST_AUTO_TEST_CASE(a_worker_whose_process_actor_was_killed_is_restarted_only_o
   BOOST_TEST(!is_running(old), "pid " << old << " still runs beside its successor " << started.pid);
   // It was in its grace period: it got the SIGTERM (and then the SIGKILL).
   BOOST_TEST(read_file(record).find("TERM " + std::to_string(old) + "\n") != std::string::npos, read_file(record));
-  require(ev(event_kind::ready, "w"), "w ready again");
+  // The new run's ready (the first run's may still be unread): only then has it exec'd
+  // and its argv shows the marker.
+  const pid_t fresh = started.pid;
+  require([fresh](const pa::supervisor_event& e) { return e.kind == event_kind::ready && e.child == "w" && e.pid == fresh; },
+          "w ready again");
   const auto st = read_proc_stat(started.pid);
   BOOST_TEST(pids_with_marker(marker_of(w)).size() == 1u,
              "new run " << started.pid << " state " << (st ? std::string(1, st->state) : std::string("gone"))
