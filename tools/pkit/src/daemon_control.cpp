@@ -29,12 +29,19 @@ constexpr auto change_timeout = minutes(5);  // a stop honours the child's own t
 
 // Runs one request on `sup` and returns "" or the error text.
 template <class Reply, class... Ts>
-std::string ask(caf::actor_system& sys, const supervisor_actor& sup, caf::timespan timeout, Ts&&... xs) {
+std::string ask_into(Reply& reply, caf::actor_system& sys, const supervisor_actor& sup, caf::timespan timeout,
+                     Ts&&... xs) {
   caf::scoped_actor self{sys};
   std::string err;
   self->request(sup, timeout, std::forward<Ts>(xs)...)
-      .receive([](Reply&) {}, [&](caf::error& e) { err = sys.render(e); });
+      .receive([&](Reply& r) { reply = std::move(r); }, [&](caf::error& e) { err = sys.render(e); });
   return err;
+}
+
+template <class Reply, class... Ts>
+std::string ask(caf::actor_system& sys, const supervisor_actor& sup, caf::timespan timeout, Ts&&... xs) {
+  Reply ignored{};
+  return ask_into(ignored, sys, sup, timeout, std::forward<Ts>(xs)...);
 }
 
 // status NAME…: the rows of those programs (of every program below a named group), in
@@ -190,7 +197,7 @@ nlohmann::json daemon::walk(const supervisor_actor& sup, const std::string& path
       auto it = rows_.find(path.empty() ? id : path + "/" + id);
       if (it != rows_.end() && !it->second.is_group)
         rows.push_back({{"name", it->second.name}, {"group", path}, {"state", "stopped"}, {"pid", nullptr},
-                        {"uptime_ms", nullptr}, {"restarts", it->second.restarts}, {"last_exit", it->second.last_exit},
+                        {"uptime_ms", nullptr}, {"restarts", it->second.restarts + it->second.manual_restarts}, {"last_exit", it->second.last_exit},
                         {"reason", it->second.reason}});
       continue;
     }
@@ -232,6 +239,12 @@ control_reply daemon::status_of(const nlohmann::json& args) {
   return filter_status(now->tree.root, args, {{"programs", walk(root_, "", now->spec)}});
 }
 
+void daemon::note_manual_restarts(const std::string& key, std::uint32_t count) {
+  std::lock_guard lock(mutex_);
+  auto it = rows_.find(key);
+  if (it != rows_.end()) it->second.manual_restarts = count;
+}
+
 nlohmann::json daemon::recorded_status() const {
   std::lock_guard lock(mutex_);
   nlohmann::json rows = nlohmann::json::array();
@@ -243,7 +256,7 @@ nlohmann::json daemon::recorded_status() const {
     const bool gone = stopped_ || root_down_;
     const std::string state = gone && r.state != "fatal" ? "stopped" : r.state;
     rows.push_back({{"name", r.name}, {"group", r.group}, {"state", state}, {"pid", gone ? 0 : r.pid},
-                    {"uptime_ms", 0}, {"restarts", r.restarts}, {"last_exit", r.last_exit}, {"reason", r.reason}});
+                    {"uptime_ms", 0}, {"restarts", r.restarts + r.manual_restarts}, {"last_exit", r.last_exit}, {"reason", r.reason}});
   }
   return {{"programs", rows}};
 }
@@ -317,7 +330,13 @@ control_reply daemon::on_children(const std::string& command, const nlohmann::js
     std::string err;
     if (command == "stop") err = ask<caf::ok_atom>(*system_, sup, change_timeout, terminate_child_atom_v, t.id);
     else if (command == "start" && is_active(*system_, sup, t.id)) err.clear();  // start never restarts what runs
-    else if (command == "restart" || command == "start") err = ask<child_info>(*system_, sup, change_timeout, restart_child_atom_v, t.id);
+    else if (command == "restart" || command == "start") {
+      child_info now;
+      err = ask_into(now, *system_, sup, change_timeout, restart_child_atom_v, t.id);
+      // The final table is made from events, and a manual restart emits none of its
+      // own: keep the supervisor's count, so that table agrees with `ctl status`.
+      if (err.empty()) note_manual_restarts(t.key(), now.manual_restarts);
+    }
     else if (command == "remove") {
       err = ask<caf::ok_atom>(*system_, sup, change_timeout, terminate_child_atom_v, t.id);
       if (err.empty()) err = ask<caf::ok_atom>(*system_, sup, query_timeout, delete_child_atom_v, t.id);

@@ -16,7 +16,8 @@ struct daemon::row {
   std::string state = "stopped";
   pid_t pid = 0;
   bool is_group = false;
-  std::uint32_t restarts = 0;
+  std::uint32_t restarts = 0;         // automatic: counted from `restarting` events
+  std::uint32_t manual_restarts = 0;  // the supervisor's count, as its restart_child reply said
   nlohmann::json last_exit = nullptr;
   std::string reason;
   std::chrono::steady_clock::time_point started{};
