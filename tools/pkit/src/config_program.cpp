@@ -297,7 +297,7 @@ std::optional<program_config> read_program(const toml::table& t, const std::stri
   if (p.instances > 1 && !p.name.empty() && ctx.children <= load_context::max_children) {
     const source_position at = position_of(r.table().get("instances")->source());
     for (std::uint32_t i = 1; i <= p.instances; ++i)
-      ctx.claim_name(p.name + "." + std::to_string(i), {path, p.where, p.name}, at, r.path_of("instances"));
+      ctx.claim_name(p.instance_name(i), {path, p.where, p.name}, at, r.path_of("instances"));
   }
   check_exec_sizes(r, p);
   if (!p.argv.empty()) check_command(p, r, ctx);

@@ -42,7 +42,7 @@ const supervisor_spec* spec_at(const supervisor_spec& root, const std::vector<st
 std::vector<std::string> process_names(const program_config& p) {
   if (p.instances <= 1) return {p.name};
   std::vector<std::string> out;
-  for (std::uint32_t i = 1; i <= p.instances; ++i) out.push_back(p.name + "." + std::to_string(i));
+  for (std::uint32_t i = 1; i <= p.instances; ++i) out.push_back(p.instance_name(i));
   return out;
 }
 

@@ -84,6 +84,10 @@ struct program_config {
   std::vector<actors::rlimit_spec> limits;
 
   bool operator==(const program_config&) const;  ///< ignores `where`
+
+  /// The name of instance `i` (1 ... instances): "NAME.i"; `name` itself for 0. The one
+  /// spelling of the rule, for the file's name checks, the child ids and the tool's paths.
+  std::string instance_name(std::uint32_t i) const { return i == 0 ? name : name + "." + std::to_string(i); }
 };
 
 struct group_config;
