@@ -49,7 +49,8 @@ namespace pkit::actors::detail {
 /// The handle a supervisor is spawned as: the public interface plus the private protocol.
 /// Only pkit's sources name it.
 using private_supervisor_actor =
-    supervisor_actor::extend<caf::reacts_to<child_started_atom, std::string, std::uint64_t, std::int32_t>,
+    supervisor_actor::extend<caf::reacts_to<child_node_atom, std::string, std::string>,
+                             caf::reacts_to<child_started_atom, std::string, std::uint64_t, std::int32_t>,
                              caf::reacts_to<child_ready_atom, std::string, std::uint64_t, std::int32_t>,
                              caf::reacts_to<child_exited_atom, std::string, std::uint64_t, exit_status>,
                              caf::reacts_to<restart_timer>>;
