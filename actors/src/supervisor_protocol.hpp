@@ -16,6 +16,9 @@
 //   actor id (child_info.handle carries it) can still forge these reports. Closing that
 //   needs the process actor to report to a supervisor in a private type too (a change
 //   in process_actor.cpp), leaving the atoms to other observers.
+// * `child_node` (issue 11): a remote worker's relay (placement.hpp) names the node its
+//   child was placed on, before that run's child_started; accepted under the same sender
+//   rule, and only for a child with `nodes`. It only feeds child_info::node.
 // * Its timers (restart backoff, shutdown deadlines, waiting for an old run) come back as
 //   `restart_timer`, a private type of this header that is not serializable: only pkit's
 //   code can make one, and no remote node can send one.

@@ -47,6 +47,7 @@ struct relay_state {
   node_actor agent;      // that node's agent
   process_actor remote;  // the process actor there; empty until placed, and once lost
   bool placing = false;
+  bool abandoned = false;  // stopped while being placed: the placement's result is dropped
   process_info known;    // what the remote side last told, for answers once it is lost
   // What each request still waiting for the remote answers when the node is lost.
   std::uint64_t next_key = 0;
@@ -150,6 +151,11 @@ void spawn_on(self_pointer self, dir_placed placed, caf::typed_response_promise<
           [self, placed, rp](process_actor& remote) mutable {
             auto& st = self->state;
             st.placing = false;
+            if (std::exchange(st.abandoned, false)) {
+              caf::anon_send_exit(remote, caf::exit_reason::user_shutdown);
+              rp.deliver(caf::make_error(actor_error::start_failed, "'" + st.id + "' was stopped while being placed"));
+              return;
+            }
             st.remote = std::move(remote);
             st.agent = placed.agent;
             st.node = placed.name;
@@ -186,7 +192,15 @@ caf::result<std::int32_t> start(self_pointer self) {
   if (st.placing) return caf::make_error(actor_error::already_running, "'" + st.id + "' is being placed on a node");
   st.placing = true;
   self->request(st.directory, acquire_timeout(st), dir_acquire{st.nodes})
-      .then([self, rp](dir_placed& placed) mutable { spawn_on(self, std::move(placed), std::move(rp)); },
+      .then(
+          [self, rp](dir_placed& placed) mutable {
+            if (std::exchange(self->state.abandoned, false)) {
+              self->state.placing = false;
+              rp.deliver(caf::make_error(actor_error::start_failed, "'" + self->state.id + "' was stopped while being placed"));
+              return;
+            }
+            spawn_on(self, std::move(placed), std::move(rp));
+          },
             [self, rp](caf::error& err) mutable {
               self->state.placing = false;
               if (err.category() != caf::atom("pkit")) err = caf::make_error(actor_error::node_unreachable, self->system().render(err));
@@ -204,6 +218,61 @@ void on_report(self_pointer self, std::uint64_t inc, std::int32_t pid, process_s
   st.known.state = state;
 }
 
+caf::error not_placed(self_pointer self) {
+  auto& st = self->state;
+  // A stop of a start still placing its child: the child must not appear afterwards.
+  if (st.placing) st.abandoned = true;
+  return caf::make_error(actor_error::not_started, "'" + st.id + "' runs on no node");
+}
+
+caf::result<exit_status> stop(self_pointer self) {
+  auto& st = self->state;
+  if (!st.remote) return not_placed(self);
+  return forward<exit_status>(self, self->make_response_promise<exit_status>(),
+                              bounded(st.spec.stop_timeout_ms, st.timing.request_margin), lost_status(), stop_atom_v);
+}
+
+caf::result<exit_status> kill(self_pointer self) {
+  auto& st = self->state;
+  if (!st.remote) return not_placed(self);
+  return forward<exit_status>(self, self->make_response_promise<exit_status>(), caf::duration{st.timing.request_margin},
+                              lost_status(), kill_atom_v);
+}
+
+caf::result<caf::ok_atom> signal(self_pointer self, std::int32_t n) {
+  auto& st = self->state;
+  if (!st.remote) return caf::make_error(actor_error::not_started, "'" + st.id + "' runs on no node");
+  return forward<caf::ok_atom>(
+      self, self->make_response_promise<caf::ok_atom>(), caf::duration{st.timing.request_margin},
+      [self](caf::typed_response_promise<caf::ok_atom>& rp) { rp.deliver(node_down(self->state, "lost")); },
+      signal_atom_v, n);
+}
+
+caf::result<exit_status> join(self_pointer self) {
+  auto& st = self->state;
+  if (!st.remote) return caf::make_error(actor_error::not_started, "'" + st.id + "' runs on no node");
+  // A join waits for the run's end, however long: the node's loss ends the wait.
+  return forward<exit_status>(self, self->make_response_promise<exit_status>(), caf::duration{caf::infinite},
+                              lost_status(), join_atom_v);
+}
+
+caf::result<process_info> status(self_pointer self) {
+  auto& st = self->state;
+  if (!st.remote) return st.known;
+  return forward<process_info>(
+      self, self->make_response_promise<process_info>(), caf::duration{st.timing.request_margin},
+      [self](caf::typed_response_promise<process_info>& rp) { rp.deliver(self->state.known); }, status_atom_v);
+}
+
+void on_remote_down(self_pointer self, const caf::down_msg& dm) {
+  auto& st = self->state;
+  if (!st.remote || dm.source != st.remote.address()) return;
+  if (dm.reason == caf::exit_reason::remote_link_unreachable)
+    return lose(self, node_down(st, "its link is unreachable"), true);
+  // The process actor there ended by itself (its agent ended): so does this run.
+  lose(self, dm.reason ? dm.reason : node_down(st, "its process actor ended"), false);
+}
+
 relay_actor::behavior_type relay_impl(self_pointer self, caf::actor directory, placement_timing timing,
                                       std::vector<std::string> nodes, process_spec spec, process_observer observer) {
   auto& st = self->state;
@@ -214,47 +283,14 @@ relay_actor::behavior_type relay_impl(self_pointer self, caf::actor directory, p
   st.spec = std::move(spec);
   st.observer = observer.actor.address();
   st.id = std::move(observer.id);
-  self->set_down_handler([self](caf::down_msg& dm) {
-    auto& st = self->state;
-    if (!st.remote || dm.source != st.remote.address()) return;
-    if (dm.reason == caf::exit_reason::remote_link_unreachable)
-      return lose(self, node_down(st, "its link is unreachable"), true);
-    // The process actor there ended by itself (its agent ended): so does this run.
-    lose(self, dm.reason ? dm.reason : node_down(st, "its process actor ended"), false);
-  });
-  const auto margin = caf::duration{timing.request_margin};
-  const auto not_placed = [self] { return caf::make_error(actor_error::not_started, "'" + self->state.id + "' is on no node"); };
+  self->set_down_handler([self](caf::down_msg& dm) { on_remote_down(self, dm); });
   return {
       [self](start_atom) { return start(self); },
-      [self, not_placed](stop_atom) -> caf::result<exit_status> {
-        if (!self->state.remote) return not_placed();
-        return forward<exit_status>(self, self->make_response_promise<exit_status>(),
-                                    bounded(self->state.spec.stop_timeout_ms, self->state.timing.request_margin),
-                                    lost_status(), stop_atom_v);
-      },
-      [self, margin, not_placed](kill_atom) -> caf::result<exit_status> {
-        if (!self->state.remote) return not_placed();
-        return forward<exit_status>(self, self->make_response_promise<exit_status>(), margin, lost_status(), kill_atom_v);
-      },
-      [self, margin, not_placed](signal_atom, std::int32_t n) -> caf::result<caf::ok_atom> {
-        if (!self->state.remote) return not_placed();
-        return forward<caf::ok_atom>(
-            self, self->make_response_promise<caf::ok_atom>(), margin,
-            [self](caf::typed_response_promise<caf::ok_atom>& rp) { rp.deliver(node_down(self->state, "lost")); },
-            signal_atom_v, n);
-      },
-      [self, not_placed](join_atom) -> caf::result<exit_status> {
-        if (!self->state.remote) return not_placed();
-        // A join waits for the run's end, however long: the node's loss ends the wait.
-        return forward<exit_status>(self, self->make_response_promise<exit_status>(), caf::duration{caf::infinite},
-                                    lost_status(), join_atom_v);
-      },
-      [self, margin](status_atom) -> caf::result<process_info> {
-        if (!self->state.remote) return self->state.known;
-        return forward<process_info>(
-            self, self->make_response_promise<process_info>(), margin,
-            [self](caf::typed_response_promise<process_info>& rp) { rp.deliver(self->state.known); }, status_atom_v);
-      },
+      [self](stop_atom) { return stop(self); },
+      [self](kill_atom) { return kill(self); },
+      [self](signal_atom, std::int32_t n) { return signal(self, n); },
+      [self](join_atom) { return join(self); },
+      [self](status_atom) { return status(self); },
       [self](child_started_atom, std::string&, std::uint64_t inc, std::int32_t pid) {
         if (!from_remote(self)) return;
         on_report(self, inc, pid, process_state::starting);
