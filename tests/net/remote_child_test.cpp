@@ -109,6 +109,29 @@ BOOST_AUTO_TEST_CASE(a_remote_child_that_crashes_is_restarted_on_its_node) {
   BOOST_TEST(wait_gone(started->pid));
 }
 
+BOOST_AUTO_TEST_CASE(the_relay_passes_on_reports_of_its_remote_process_only) {
+  node_side a{"node-a"};
+  controller_side ctl;
+  ctl.add("a", a.port);
+  auto sup = ctl.start(tree({remote_child("r", {"a"})}));
+  auto before = ctl.children(sup)["r"];
+  BOOST_TEST_REQUIRE(alive(before.pid));
+  // A forged exit, sent to the relay (child_info.handle) by someone else.
+  (*ctl.self)->send(before.handle, child_exited_atom_v, std::string{"r"}, before.incarnation + 1,
+                    pkit::exit_status::exited(0));
+  // The status round trip passes through the relay after the forgery: had it been passed
+  // on, the supervisor would have it before the which_children below.
+  (*ctl.self)->request(caf::actor_cast<process_actor>(before.handle), deadline, status_atom_v)
+      .receive([](process_info&) {}, [&](caf::error& e) { BOOST_TEST_ERROR(ctl.sys.sys->render(e)); });
+  auto after = ctl.children(sup)["r"];
+  BOOST_TEST((after.state == child_state::running));
+  BOOST_TEST(after.pid == before.pid);
+  BOOST_TEST(after.incarnation == before.incarnation);
+  BOOST_TEST(!after.has_last_exit);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  BOOST_TEST(wait_gone(before.pid));
+}
+
 BOOST_AUTO_TEST_CASE(a_lost_node_is_node_down_and_the_child_fails_over) {
   node_side a{"node-a"};
   node_side b{"node-b"};
