@@ -171,6 +171,32 @@ BOOST_AUTO_TEST_CASE(a_lost_node_is_node_down_and_the_child_fails_over) {
   BOOST_TEST(wait_gone(now.pid));
 }
 
+BOOST_AUTO_TEST_CASE(a_silent_node_is_node_down_after_the_heartbeat_timeout) {
+  // Node a sends no heartbeats: once idle, the controller hears nothing from it and drops
+  // the link after its connection timeout (1 s) — a stopped or partitioned node.
+  node_side a{"node-a", std::nullopt};
+  controller_side ctl;
+  ctl.add("a", a.port);
+  auto sup = ctl.start(tree({remote_child("r", {"a"})}));
+  const pid_t first = ctl.children(sup)["r"].pid;
+  BOOST_TEST_REQUIRE(alive(first));
+  const auto since = std::chrono::steady_clock::now();
+  auto exited = ctl.next("r", event_kind::exited);
+  BOOST_TEST_REQUIRE(exited.has_value());
+  const auto took = std::chrono::steady_clock::now() - since;
+  BOOST_TEST(exited->reason.find("node_down") != std::string::npos, exited->reason);
+  BOOST_TEST((exited->has_status && exited->status.is_lost()));
+  // Within the timeout + an interval, and a margin for a loaded machine.
+  BOOST_TEST(took < 5s);
+  // The node is still there: the restart reconnects and runs the child on it again.
+  auto started = ctl.next("r", event_kind::started);
+  BOOST_TEST_REQUIRE(started.has_value());
+  BOOST_TEST(started->pid != first);
+  BOOST_TEST(wait_gone(first));  // the node stopped the run of the controller it lost
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  BOOST_TEST(wait_gone(started->pid));
+}
+
 BOOST_AUTO_TEST_CASE(an_unreachable_only_node_fails_the_start_and_counts_toward_intensity) {
   node_side a{"node-a"};
   controller_side ctl;

@@ -28,11 +28,14 @@ inline const pkit::net::link_timing fast_link{100ms, 1s};
 /// A node: an actor system whose agent (allowed: /usr/bin/sleep, as "nobody") is
 /// published on an ephemeral loopback port.
 struct node_side {
-  net_system sys{fast_link};
+  net_system sys;
   node_actor agent;
   std::uint16_t port = 0;
 
-  explicit node_side(const std::string& name) {
+  /// `timing`: none makes a node that sends no heartbeats — silent when idle, as a
+  /// stopped or partitioned node looks to its controller.
+  explicit node_side(const std::string& name, std::optional<pkit::net::link_timing> timing = fast_link)
+      : sys{timing} {
     pkit::net::node_config config;
     config.name = name;
     config.allow.programs = {sleep_path};
