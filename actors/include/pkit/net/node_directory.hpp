@@ -47,7 +47,7 @@ struct node_address {
   std::uint16_t port = 0;
 };
 
-/// The directory's time bounds. Every request that crosses the network has one (a
+/// The directory's time bounds (each must be positive; reconnect_max >= reconnect_initial). Every request that crosses the network has one (a
 /// request to a lost node is never answered, ISSUE11_DESIGN §3).
 struct placement_timing {
   /// Per node: the connect (TCP, TLS and BASP handshakes), then the hello, each.
@@ -97,7 +97,8 @@ public:
   std::optional<error> add_node(const node_address& node);
 
   /// See placement::spawn_remote. Nodes not added are skipped (named in the
-  /// node_unreachable error when no listed node could be used).
+  /// node_unreachable error when no listed node could be used). `system` must be the
+  /// directory's own (the supervisors' and the directory's share one actor system).
   pkit::actors::process_actor spawn_remote(caf::actor_system& system, const std::vector<std::string>& nodes,
                                            pkit::actors::process_spec spec,
                                            pkit::actors::process_observer observer) const override;
