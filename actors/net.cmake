@@ -16,6 +16,8 @@ add_library(pkit_net
   src/net/link_timing.cpp
   src/net/listen_policy.cpp
   src/net/node_agent.cpp
+  src/net/node_directory.cpp
+  src/net/remote_process.cpp
   src/net/tls_files.cpp
   src/net/tls_snapshot.cpp
 )

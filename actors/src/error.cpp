@@ -18,6 +18,8 @@ std::string to_string(error e) {
     case error::no_fork_server: return "no_fork_server";
     case error::wrong_strategy: return "wrong_strategy";
     case error::os_error: return "os_error";
+    case error::node_down: return "node_down";
+    case error::node_unreachable: return "node_unreachable";
   }
   return "unknown";
 }

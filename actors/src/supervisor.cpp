@@ -126,7 +126,12 @@ struct child {
   detail::old_run previous;
   std::int64_t previous_poll_ms = 0;  // how long the last look at `previous` waited
 
+  std::string node;  // where the current/last run of a remote worker is (child_node)
+
   bool is_supervisor() const { return !spec.supervisor.empty(); }
+  // A worker on another node (issue 11): its pid is the node's, never watched or
+  // signalled here (supervisor_options::place).
+  bool is_remote() const { return !is_supervisor() && !spec.nodes.empty(); }
   bool active() const {
     return state == child_state::starting || state == child_state::running ||
            state == child_state::stopping;
@@ -164,6 +169,7 @@ struct supervisor_state {
 
   supervisor_spec spec;  // flags and name; children live in `children`
   const fork_server* server = nullptr;
+  const placement* place = nullptr;  // remote workers (issue 11); may be null
   // The parent (the observer given at spawn), by address: a strong handle here and one
   // to us in the parent would be a cycle that keeps both alive, and the actor system
   // with them, after the application released the tree.
@@ -267,6 +273,7 @@ child_info info_of(const child& c) {
   i.has_last_exit = c.last.has_value();
   if (c.last) i.last_exit = *c.last;
   i.last_reason = c.last_reason;
+  i.node = c.node;
   i.handle = c.sup ? caf::actor_cast<caf::actor>(c.sup) : caf::actor_cast<caf::actor>(c.proc);
   return i;
 }
@@ -397,6 +404,15 @@ void drop_child(self_pointer self, const std::string& id) {
 void handle_exit(self_pointer self, const std::string& id, run_end end);
 void give_up(self_pointer self, const child& last);
 
+// How a run ended whose worker actor went down under it. A remote worker's relay ends
+// with node_down when the node is lost: that run's exit status is lost, and its reason
+// says node_down (placement.hpp); any other end is the actor's own.
+run_end end_of_actor(self_pointer self, const caf::error& reason) {
+  if (reason.category() == caf::atom("pkit") && reason.code() == static_cast<std::uint8_t>(error::node_down))
+    return run_end{exit_status::lost(), self->system().render(reason), false};
+  return run_end{std::nullopt, "its process actor ended: " + self->system().render(reason), false};
+}
+
 // -- plan execution ----------------------------------------------------------------------
 
 void finish_plan(self_pointer self, const caf::error& err, const std::string& failed) {
@@ -496,7 +512,9 @@ constexpr std::int64_t start_margin_ms = 30000;
 std::optional<std::int64_t> start_timeout_ms(const child& c) {
   const process_spec& p = c.spec.process;
   const bool waits_for_readiness = p.notify_fd >= 0 || p.notify_socket;
-  if (!waits_for_readiness && p.target.empty()) return std::nullopt;
+  // A remote start crosses the network (a connect, a spawn): always bounded, though the
+  // placement's actor bounds each of its own requests too.
+  if (!waits_for_readiness && p.target.empty() && !c.is_remote()) return std::nullopt;
   if (waits_for_readiness && p.ready_timeout_ms < 0) return std::nullopt;
   return (waits_for_readiness ? p.ready_timeout_ms : 0) + start_margin_ms;
 }
@@ -510,7 +528,7 @@ void start_timed_out(self_pointer self, const std::string& id, std::uint64_t tok
   child* c = st.find(id);
   // Answered (the step now waits for child_ready), or abandoned: nothing is wedged.
   if (!is_current(st, id, token) || c == nullptr || c->ready_token == token || !c->proc) return;
-  if (c->pid > 0) c->previous.watch(c->pid);
+  if (c->pid > 0 && !c->is_remote()) c->previous.watch(c->pid);
   discard_actor(self, *c);
   c->pid = 0;
   step_failed(self, id,
@@ -555,9 +573,12 @@ void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
     // An actor left from an earlier run (a completed stop leaves none) must not stay
     // beside the new one; the step always goes on.
     if (c->sup) discard_actor(self, *c);
-    c->sup = spawn_supervisor(self->system(), c->spec.supervisor.front(), st.server,
-                              process_observer{caf::actor_cast<caf::actor>(self), id},
-                              inherited_subscribers(self));
+    supervisor_options nested;
+    nested.server = st.server;
+    nested.place = st.place;
+    nested.observer = process_observer{caf::actor_cast<caf::actor>(self), id};
+    nested.subscribers = inherited_subscribers(self);
+    c->sup = spawn_supervisor(self->system(), c->spec.supervisor.front(), std::move(nested));
     // Monitored, not linked: a link would carry a `kill` of the child to us, and CAF's
     // kill cannot be trapped — OTP turns it into `killed` so the supervisor restarts the
     // child; here the monitor's down message does the same. (Our own end reaches the
@@ -568,9 +589,15 @@ void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
     return;
   }
   if (!c->proc) {
+    if (c->is_remote() && st.place == nullptr)
+      return step_failed(self, id,
+                         caf::make_error(error::start_failed, "child '" + id +
+                                                                  "': nodes: no placement was given to the "
+                                                                  "supervisor, so it cannot run on another node"));
     c->run_offset = c->incarnation;
-    c->proc = spawn_process(self->system(), worker_spec(*c), st.server,
-                            process_observer{caf::actor_cast<caf::actor>(self), id});
+    process_observer observer{caf::actor_cast<caf::actor>(self), id};
+    c->proc = c->is_remote() ? st.place->spawn_remote(self->system(), c->spec.nodes, worker_spec(*c), std::move(observer))
+                             : spawn_process(self->system(), worker_spec(*c), st.server, std::move(observer));
     self->monitor(c->proc);
     st.by_actor.emplace(c->proc.address(), id);
   }
@@ -664,8 +691,9 @@ void stop_child_step(self_pointer self, const step& s, std::uint64_t token) {
             auto& st = self->state;
             if (child* c = st.find(id); c != nullptr && c->state == child_state::stopping) {
               // No reply: the process actor died during the stop and handed its process
-              // to pkit's stopper, which may still be stopping it.
-              c->previous.watch(c->pid);
+              // to pkit's stopper, which may still be stopping it. (A remote one's is the
+              // node's to stop: its agent stops the children of a relay that ended.)
+              if (!c->is_remote()) c->previous.watch(c->pid);
               c->state = child_state::stopped;
               c->stopped_run = c->incarnation;
               c->pid = 0;
@@ -1030,12 +1058,13 @@ caf::error register_name(self_pointer self) {
 }
 
 private_supervisor_actor::behavior_type supervisor_impl(self_pointer self, supervisor_spec spec,
-                                                const fork_server* server, process_observer observer,
-                                                std::vector<event_subscriber> subscribers) {
+                                                        supervisor_options options) {
   auto& st = self->state;
-  for (auto& s : subscribers)
+  for (auto& s : options.subscribers)
     if (s.who) subscribe(self, std::move(s.who), s.kinds, s.whole_tree);
-  st.server = server;
+  process_observer& observer = options.observer;
+  st.server = options.server;
+  st.place = options.place;
   st.parent = observer.actor.address();
   st.parent_id = std::move(observer.id);
   observer.actor = nullptr;
@@ -1076,12 +1105,11 @@ private_supervisor_actor::behavior_type supervisor_impl(self_pointer self, super
         // A process actor died under us (killed): it handed its process, if one still
         // ran, to pkit's stopper, which gives it its stop signal and stop timeout. The
         // next run waits for it (see start_child_step).
-        if (c.pid > 0) c.previous.watch(c.pid);
+        // A remote worker's pid is the node's, not ours to watch (supervisor_options::place).
+        if (c.pid > 0 && !c.is_remote()) c.previous.watch(c.pid);
         c.proc = nullptr;
         complete_ready_step(self, c);  // its child_ready will not come
-        if (c.active())
-          handle_exit(self, id, run_end{std::nullopt, "its process actor ended: " + self->system().render(dm.reason),
-                                        false});
+        if (c.active()) handle_exit(self, id, end_of_actor(self, dm.reason));
       }
     }
   });
@@ -1253,6 +1281,11 @@ private_supervisor_actor::behavior_type supervisor_impl(self_pointer self, super
         shut_down(self, caf::exit_reason::normal);
         return rp;
       },
+      [self](child_node_atom, std::string id, std::string node) {
+        // A remote worker's relay placed its child (placement.hpp): shown in child_info.
+        child* c = self->state.find(id);
+        if (c != nullptr && c->is_remote() && from_child(self, *c)) c->node = std::move(node);
+      },
       [self](child_started_atom, std::string id, std::uint64_t inc, std::int32_t pid) {
         auto& st = self->state;
         child* c = st.find(id);
@@ -1335,8 +1368,15 @@ supervisor_actor spawn_supervisor(caf::actor_system& system, supervisor_spec spe
                                   const fork_server* server, process_observer observer,
                                   std::vector<event_subscriber> subscribers) {
   // Converted to the public interface: the private protocol stays in pkit's sources.
-  private_supervisor_actor handle =
-      system.spawn(supervisor_impl, std::move(spec), server, std::move(observer), std::move(subscribers));
+  supervisor_options options;
+  options.server = server;
+  options.observer = std::move(observer);
+  options.subscribers = std::move(subscribers);
+  return spawn_supervisor(system, std::move(spec), std::move(options));
+}
+
+supervisor_actor spawn_supervisor(caf::actor_system& system, supervisor_spec spec, supervisor_options options) {
+  private_supervisor_actor handle = system.spawn(supervisor_impl, std::move(spec), std::move(options));
   return handle;
 }
 

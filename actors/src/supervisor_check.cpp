@@ -94,6 +94,21 @@ caf::error check_flags(const supervisor_flags& f, const std::string& at) {
   return caf::none;
 }
 
+// Issue 11: where a worker may run. A nested supervisor runs here (its workers name
+// their own nodes); a fork-server target cannot cross the network.
+caf::error check_nodes(const child_spec& c, const std::string& at) {
+  if (c.nodes.empty()) return caf::none;
+  if (!c.supervisor.empty()) return bad(at + ".nodes", "only for workers, not for a nested supervisor");
+  if (!c.process.target.empty()) return bad(at + ".nodes", "only for programs (argv), not fork-server targets");
+  for (std::size_t i = 0; i < c.nodes.size(); ++i) {
+    const std::string here = at + ".nodes[" + std::to_string(i) + "]";
+    if (c.nodes[i].empty()) return bad(here, "an empty node name");
+    for (std::size_t j = 0; j < i; ++j)
+      if (c.nodes[j] == c.nodes[i]) return bad(here, "'" + c.nodes[i] + "' is listed twice");
+  }
+  return caf::none;
+}
+
 caf::error check_spec(const supervisor_spec& s, const std::string& at, int depth);
 caf::error check_one(const child_spec& c, const std::string& at, int depth);
 
@@ -132,6 +147,7 @@ caf::error check_one(const child_spec& c, const std::string& at, int depth) {
   if (c.shutdown_ms > max_duration_ms) return bad(here + ".shutdown_ms", too_long);
   if (c.significant && c.restart == restart_type::permanent)
     return bad(here + ".significant", "a significant child must be transient or temporary");
+  if (auto err = check_nodes(c, here)) return err;
   if (c.supervisor.empty()) return check_process(c.process, here + ".process");
   // Refused before the recursion: the check's own stack stays bounded.
   if (depth >= max_depth)

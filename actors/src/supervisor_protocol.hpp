@@ -16,6 +16,9 @@
 //   actor id (child_info.handle carries it) can still forge these reports. Closing that
 //   needs the process actor to report to a supervisor in a private type too (a change
 //   in process_actor.cpp), leaving the atoms to other observers.
+// * `child_node` (issue 11): a remote worker's relay (placement.hpp) names the node its
+//   child was placed on, before that run's child_started; accepted under the same sender
+//   rule, and only for a child with `nodes`. It only feeds child_info::node.
 // * Its timers (restart backoff, shutdown deadlines, waiting for an old run) come back as
 //   `restart_timer`, a private type of this header that is not serializable: only pkit's
 //   code can make one, and no remote node can send one.
@@ -49,7 +52,8 @@ namespace pkit::actors::detail {
 /// The handle a supervisor is spawned as: the public interface plus the private protocol.
 /// Only pkit's sources name it.
 using private_supervisor_actor =
-    supervisor_actor::extend<caf::reacts_to<child_started_atom, std::string, std::uint64_t, std::int32_t>,
+    supervisor_actor::extend<caf::reacts_to<child_node_atom, std::string, std::string>,
+                             caf::reacts_to<child_started_atom, std::string, std::uint64_t, std::int32_t>,
                              caf::reacts_to<child_ready_atom, std::string, std::uint64_t, std::int32_t>,
                              caf::reacts_to<child_exited_atom, std::string, std::uint64_t, exit_status>,
                              caf::reacts_to<restart_timer>>;

@@ -22,13 +22,20 @@ namespace pkit::actors {
 caf::expected<supervisor_actor> start_supervisor(caf::actor_system& system, supervisor_spec spec,
                                                  std::chrono::milliseconds timeout, const fork_server* server,
                                                  std::vector<event_subscriber> subscribers) {
+  supervisor_options options;
+  options.server = server;
+  options.subscribers = std::move(subscribers);
+  return start_supervisor(system, std::move(spec), timeout, std::move(options));
+}
+
+caf::expected<supervisor_actor> start_supervisor(caf::actor_system& system, supervisor_spec spec,
+                                                 std::chrono::milliseconds timeout, supervisor_options options) {
   // The waiter is the supervisor's parent for the start: the supervisor tells it
   // child_ready once its initial start is complete; its monitor tells an init failure.
   // It keeps no handle on the supervisor after this call (the parent is kept by address).
   caf::scoped_actor waiter{system};
-  auto sup = spawn_supervisor(system, std::move(spec), server,
-                              process_observer{caf::actor_cast<caf::actor>(waiter), "start_supervisor"},
-                              std::move(subscribers));
+  options.observer = process_observer{caf::actor_cast<caf::actor>(waiter), "start_supervisor"};
+  auto sup = spawn_supervisor(system, std::move(spec), std::move(options));
   waiter->monitor(sup);
   bool ready = false;
   caf::error failure;

@@ -51,6 +51,8 @@ const char* describe(errc e) {
     case errc::node_protocol_mismatch: return "node protocol version mismatch";
     case errc::node_child_limit: return "node's limit of live children reached";
     case errc::node_relay_missing: return "spawn without a relay actor";
+    case errc::node_address_invalid: return "invalid node address";
+    case errc::connect_needs_tls: return "a node beyond loopback needs TLS";
   }
   return "unknown pkit.net error";
 }

@@ -46,6 +46,13 @@ enum class error : std::uint8_t {
   wrong_strategy,
   /// a system call on the child failed (context: the errno text), e.g. a signal.
   os_error,
+  // -- issue 11: children on other nodes ------------------------------------------------
+  /// the node a remote child ran on was lost (its link unreachable: killed, silent past
+  /// the heartbeat timeout, cut off); the child's run ended with exit_status::lost().
+  node_down,
+  /// no node a remote child may run on (child_spec::nodes) could be reached, or none
+  /// answered the spawn in time (context: each node and why).
+  node_unreachable,
 };
 
 std::string to_string(error e);

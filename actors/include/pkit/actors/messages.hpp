@@ -203,6 +203,12 @@ struct child_spec {
   /// overrides the process spec's stop_timeout_ms. Below -2: `invalid_spec`.
   std::int64_t shutdown_ms = default_shutdown;
   bool significant = false;  ///< counts for auto_shutdown
+  /// Issue 11: empty, the worker runs here; else the names of the nodes it may run on, in
+  /// order of preference (a node that is down is tried after those that are up). Needs a
+  /// placement (pkit/actors/placement.hpp) given to the supervisor; without one the
+  /// child's start fails with `start_failed`. Only for workers, not for a fork-server
+  /// target; names non-empty and unique (check_child).
+  std::vector<std::string> nodes;
 };
 
 struct supervisor_spec {
@@ -242,6 +248,9 @@ struct child_info {
   /// a process that simply exited; `stop_timeout: killed after N ms` for a worker whose
   /// stop had to SIGKILL it. (Also the `reason` of the `exited` and `stopped` events.)
   std::string last_reason;
+  /// Issue 11: the node the current (or last) run of a remote worker is on; empty for a
+  /// local child and for a remote one that has not been placed yet.
+  std::string node;
 };
 
 /// OTP's count_children.
@@ -344,14 +353,14 @@ typename Inspector::result_type inspect(Inspector& f, supervisor_spec& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, child_spec& x) {
   return f(caf::meta::type_name("pkit::actors::child_spec"), x.id, x.process, x.supervisor,
-           x.restart, x.shutdown_ms, x.significant);
+           x.restart, x.shutdown_ms, x.significant, x.nodes);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, child_info& x) {
   return f(caf::meta::type_name("pkit::actors::child_info"), x.id, x.state, x.pid, x.incarnation,
            x.is_supervisor, x.automatic_restarts, x.manual_restarts, x.has_last_exit, x.last_exit,
-           x.handle, x.last_reason);
+           x.handle, x.last_reason, x.node);
 }
 
 template <class Inspector>
@@ -450,5 +459,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(pkit, caf::first_custom_type_id)
   // -- issue 10 -------------------------------------------------------------------------
   CAF_ADD_TYPE_ID(pkit, (pkit::actors::rlimit_spec))
   CAF_ADD_TYPE_ID(pkit, (std::vector<pkit::actors::rlimit_spec>))
+  // -- issue 11: a remote worker's relay tells its supervisor where the child runs
+  // (child_node, id, node name), before that run's child_started.
+  CAF_ADD_ATOM(pkit, pkit::actors, child_node_atom, "childnode")
 
 CAF_END_TYPE_ID_BLOCK(pkit)

@@ -4,6 +4,7 @@
 /// The supervisor actor: Erlang/OTP's supervisor for OS processes, and beyond.
 
 #include <pkit/actors/messages.hpp>
+#include <pkit/actors/placement.hpp>
 #include <pkit/actors/process_actor.hpp>
 
 #include <caf/actor_system.hpp>
@@ -132,6 +133,34 @@ caf::expected<supervisor_actor> start_supervisor(caf::actor_system& system, supe
                                                  std::chrono::milliseconds timeout,
                                                  const fork_server* server = nullptr,
                                                  std::vector<event_subscriber> subscribers = {});
+
+/// Everything spawn_supervisor / start_supervisor take besides the system and the spec,
+/// as one value (issue 11 added `place`; the positional overloads above stay as they were).
+struct supervisor_options {
+  /// For fork-server targets; must outlive the supervisor. Inherited by nested supervisors.
+  const fork_server* server = nullptr;
+  /// Where workers with `child_spec::nodes` run (pkit/actors/placement.hpp); must outlive
+  /// the supervisor; inherited by nested supervisors. Null: such a child's start fails
+  /// with `start_failed` naming `nodes` (no placement), counted like any failed start.
+  ///
+  /// A remote worker's pid is the node's: the supervisor never signals, watches or waits
+  /// for it here. "Never two instances" holds on the node (its agent stops a child whose
+  /// controller is lost), not across nodes: during a partition a child restarted on
+  /// another node can run beside the old one until the old node notices the loss
+  /// (its connection timeout + heartbeat interval, pkit::net::link_timing).
+  const placement* place = nullptr;
+  /// The parent (see spawn_supervisor); ignored by start_supervisor.
+  process_observer observer = {};
+  std::vector<event_subscriber> subscribers = {};
+};
+
+/// spawn_supervisor with its options as one value (see supervisor_options).
+supervisor_actor spawn_supervisor(caf::actor_system& system, supervisor_spec spec, supervisor_options options);
+
+/// start_supervisor with its options as one value (`options.observer` is ignored: the
+/// caller waits as the parent). Blocks the calling thread as the other overload does.
+caf::expected<supervisor_actor> start_supervisor(caf::actor_system& system, supervisor_spec spec,
+                                                 std::chrono::milliseconds timeout, supervisor_options options);
 
 /// The live supervisor registered under `name` (supervisor_flags::registered_name) in
 /// `system`, or an empty handle. Any thread.

@@ -127,6 +127,13 @@ enum class errc {
   node_child_limit,
   /// a spawn without a relay actor: nobody would watch the child, nothing would stop it.
   node_relay_missing,
+
+  // -- the controller's node directory (node_directory.hpp) --------------------------------
+  /// a node's name or host is empty, its port 0, or its name is already known.
+  node_address_invalid,
+  /// a node beyond loopback in a process without the TLS module: BASP in plain text
+  /// would carry the tree's control across the network (FAULTS C1/C2).
+  connect_needs_tls,
 };
 
 /// The category of `pkit::net::errc`; its name is "pkit.net".

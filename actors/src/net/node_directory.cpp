@@ -1,0 +1,278 @@
+// The node directory's actor: the known nodes, one connection per node, their health and
+// the background reconnection of the lost ones (node_directory.hpp).
+
+#include <pkit/net/node_directory.hpp>
+
+#include <pkit/actors/error.hpp>
+#include <pkit/net/listen_policy.hpp>
+
+#include "directory_protocol.hpp"
+
+#include <caf/actor_cast.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/system_messages.hpp>
+
+#include <algorithm>
+#include <functional>
+#include <memory>
+#include <set>
+
+namespace pkit::net {
+
+std::string to_string(node_health h) {
+  switch (h) {
+    case node_health::unknown: return "unknown";
+    case node_health::connecting: return "connecting";
+    case node_health::up: return "up";
+    case node_health::down: return "down";
+  }
+  return "unknown";
+}
+
+namespace detail {
+namespace {
+
+using connected_fn = std::function<void(caf::expected<node_actor>)>;
+
+struct node_entry {
+  node_address address;
+  node_health health = node_health::unknown;
+  node_actor agent;  // while up
+  std::string last_error;
+  std::vector<connected_fn> waiters;  // while connecting
+  bool wanted = false;  // a child asked for it: worth reconnecting in the background
+  bool retry_scheduled = false;
+  std::chrono::milliseconds backoff{0};
+};
+
+struct directory_state {
+  placement_timing timing;
+  bool tls = false;
+  std::vector<node_entry> nodes;  // in the order added
+
+  node_entry* find(const std::string& name) {
+    auto i = std::find_if(nodes.begin(), nodes.end(), [&](const node_entry& n) { return n.address.name == name; });
+    return i == nodes.end() ? nullptr : &*i;
+  }
+
+  static inline const char* name = "pkit.node_directory";
+};
+
+using self_pointer = caf::stateful_actor<directory_state>*;
+
+void schedule_retry(self_pointer self, node_entry& n) {
+  if (!n.wanted || n.retry_scheduled) return;
+  const auto& t = self->state.timing;
+  n.backoff = n.backoff.count() == 0 ? t.reconnect_initial : std::min(n.backoff * 2, t.reconnect_max);
+  n.retry_scheduled = true;
+  self->delayed_send(self, n.backoff, dir_retry{n.address.name});
+}
+
+// The node's link is gone or never came: down, its waiters told, a reconnect scheduled.
+void mark_down(self_pointer self, node_entry& n, std::string why) {
+  if (n.agent) self->demonitor(n.agent.address());
+  n.agent = nullptr;
+  n.health = node_health::down;
+  n.last_error = std::move(why);
+  auto waiters = std::move(n.waiters);
+  n.waiters.clear();
+  for (auto& w : waiters) w(caf::make_error(pkit::actors::error::node_unreachable, n.last_error));
+  schedule_retry(self, n);
+}
+
+void mark_up(self_pointer self, node_entry& n, node_actor agent) {
+  self->monitor(agent);
+  n.agent = agent;
+  n.health = node_health::up;
+  n.last_error.clear();
+  n.backoff = std::chrono::milliseconds{0};
+  auto waiters = std::move(n.waiters);
+  n.waiters.clear();
+  for (auto& w : waiters) w(agent);
+}
+
+// The middleman actor that connects: the OpenSSL manager's in a TLS process, never the
+// plain one there (a plain link would share the BASP broker: ISSUE11_DESIGN §2.3).
+caf::actor connector(self_pointer self) {
+  auto& sys = self->system();
+  if (self->state.tls) return caf::actor_cast<caf::actor>(sys.openssl_manager().actor_handle());
+  return caf::actor_cast<caf::actor>(sys.middleman().actor_handle());
+}
+
+void say_hello(self_pointer self, const std::string& name, node_actor agent) {
+  self->request(agent, self->state.timing.connect_timeout, node_hello_atom_v, node_protocol_version)
+      .then(
+          [self, name, agent](node_info&) {
+            if (node_entry* n = self->state.find(name); n != nullptr && n->health == node_health::connecting)
+              mark_up(self, *n, agent);
+          },
+          [self, name](caf::error& err) {
+            if (node_entry* n = self->state.find(name); n != nullptr && n->health == node_health::connecting)
+              mark_down(self, *n, "hello: " + self->system().render(err));
+          });
+}
+
+// Connects `n` (asynchronously, bounded) unless it is up; `then` gets the agent or why not.
+void ensure_connected(self_pointer self, node_entry& n, connected_fn then) {
+  if (n.health == node_health::up) return then(n.agent);
+  n.waiters.push_back(std::move(then));
+  if (n.health == node_health::connecting) return;
+  n.health = node_health::connecting;
+  const std::string name = n.address.name;
+  self->request(connector(self), self->state.timing.connect_timeout, caf::connect_atom_v, n.address.host,
+                n.address.port)
+      .then(
+          [self, name](caf::node_id&, caf::strong_actor_ptr& ptr, std::set<std::string>& ifs) {
+            node_entry* n = self->state.find(name);
+            if (n == nullptr || n->health != node_health::connecting) return;
+            if (!ptr) return mark_down(self, *n, "no actor published at its port");
+            if (!self->system().assignable<node_actor>(ifs))
+              return mark_down(self, *n, "the actor at its port is not a pkit node agent");
+            say_hello(self, name, caf::actor_cast<node_actor>(ptr));
+          },
+          [self, name](caf::error& err) {
+            if (node_entry* n = self->state.find(name); n != nullptr && n->health == node_health::connecting)
+              mark_down(self, *n, "connect: " + self->system().render(err));
+          });
+}
+
+// One acquisition: the candidates in the order they are tried, and why each failed.
+struct attempt {
+  caf::response_promise promise;
+  std::vector<std::string> order;
+  std::size_t next = 0;
+  std::string reasons;
+};
+
+void try_next(self_pointer self, std::shared_ptr<attempt> a) {
+  auto& st = self->state;
+  while (a->next < a->order.size()) {
+    const std::string name = a->order[a->next++];
+    node_entry* n = st.find(name);
+    if (n == nullptr) {
+      a->reasons += (a->reasons.empty() ? "" : "; ") + ("'" + name + "': not a known node");
+      continue;
+    }
+    n->wanted = true;
+    ensure_connected(self, *n, [self, a, name](caf::expected<node_actor> agent) mutable {
+      if (agent) {
+        a->promise.deliver(dir_placed{name, std::move(*agent)});
+        return;
+      }
+      a->reasons += (a->reasons.empty() ? "" : "; ") + ("'" + name + "': " + self->system().render(agent.error()));
+      try_next(self, std::move(a));
+    });
+    return;
+  }
+  a->promise.deliver(caf::make_error(pkit::actors::error::node_unreachable, "no node could be used: " + a->reasons));
+}
+
+// Preference order, except that nodes known to be down come after all the others.
+std::vector<std::string> candidates(directory_state& st, const std::vector<std::string>& nodes) {
+  std::vector<std::string> first, last;
+  for (const auto& name : nodes) {
+    const node_entry* n = st.find(name);
+    (n != nullptr && n->health == node_health::down ? last : first).push_back(name);
+  }
+  first.insert(first.end(), last.begin(), last.end());
+  return first;
+}
+
+caf::behavior directory_impl(self_pointer self, placement_timing timing, bool tls) {
+  self->state.timing = timing;
+  self->state.tls = tls;
+  self->set_down_handler([self](caf::down_msg& dm) {
+    for (auto& n : self->state.nodes)
+      if (n.agent && n.agent.address() == dm.source)
+        mark_down(self, n, "link lost: " + self->system().render(dm.reason));
+  });
+  return {
+      [self](dir_add& add) {
+        if (self->state.find(add.node.name) == nullptr) {
+          node_entry n;
+          n.address = std::move(add.node);
+          self->state.nodes.push_back(std::move(n));
+        }
+      },
+      [self](dir_acquire& req) {
+        auto a = std::make_shared<attempt>();
+        a->promise = self->make_response_promise();
+        a->order = candidates(self->state, req.nodes);
+        // Answered by try_next, now or once a connect ends (the promise took the request).
+        try_next(self, std::move(a));
+      },
+      [self](dir_lost& lost) {
+        node_entry* n = self->state.find(lost.name);
+        if (n != nullptr && n->agent && n->agent.address() == lost.agent)
+          mark_down(self, *n, "link lost (a remote child's link was unreachable)");
+      },
+      [self](dir_retry& retry) {
+        node_entry* n = self->state.find(retry.name);
+        if (n == nullptr) return;
+        n->retry_scheduled = false;
+        if (n->health == node_health::down) ensure_connected(self, *n, [](caf::expected<node_actor>) {});
+      },
+      [self](dir_status) {
+        std::vector<node_status> out;
+        for (const auto& n : self->state.nodes) out.push_back({n.address.name, n.health, n.last_error});
+        return out;
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_directory(caf::actor_system& sys, placement_timing timing, bool tls) {
+  return sys.spawn(directory_impl, timing, tls);
+}
+
+}  // namespace detail
+
+node_directory::node_directory(caf::actor_system& sys, placement_timing timing)
+    : sys_(sys), timing_(timing), tls_(sys.has_openssl_manager()),
+      actor_(detail::spawn_directory(sys, timing, tls_)) {}
+
+node_directory::~node_directory() { caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown); }
+
+std::optional<error> node_directory::add_node(const node_address& node) {
+  const auto invalid = [](const char* subject, std::string why) {
+    return error{make_error_code(errc::node_address_invalid), subject, std::move(why)};
+  };
+  if (node.name.empty()) return invalid("name", "a node needs a name");
+  if (node.host.empty()) return invalid("host", "node '" + node.name + "' has no host");
+  if (node.port == 0) return invalid("port", "node '" + node.name + "' has no port");
+  if (!tls_ && !is_loopback_address(node.host))
+    return error{make_error_code(errc::connect_needs_tls), "host",
+                 "node '" + node.name + "' at " + node.host +
+                     " is beyond loopback: load CAF's OpenSSL module with certificates (tls_files)"};
+  std::lock_guard<std::mutex> guard{mutex_};
+  if (std::find(names_.begin(), names_.end(), node.name) != names_.end())
+    return invalid("name", "node '" + node.name + "' is already known");
+  names_.push_back(node.name);
+  // Before any child that names it: a relay's acquire is sent after this, by causality.
+  caf::anon_send(actor_, detail::dir_add{node});
+  return std::nullopt;
+}
+
+pkit::actors::process_actor node_directory::spawn_remote(caf::actor_system& system,
+                                                         const std::vector<std::string>& nodes,
+                                                         pkit::actors::process_spec spec,
+                                                         pkit::actors::process_observer observer) const {
+  return detail::spawn_relay(system, actor_, timing_, nodes, std::move(spec), std::move(observer));
+}
+
+std::vector<node_status> node_directory::status(std::chrono::milliseconds timeout) const {
+  std::vector<node_status> out;
+  caf::scoped_actor self{sys_};
+  self->request(actor_, timeout, detail::dir_status{})
+      .receive([&](std::vector<node_status>& x) { out = std::move(x); }, [](caf::error&) {});
+  return out;
+}
+
+}  // namespace pkit::net

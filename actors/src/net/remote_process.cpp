@@ -1,0 +1,323 @@
+// The relay of a remote worker: a local actor with the process_actor interface that
+// places its child on a node (through the directory), forwards every request to the
+// process actor the node's agent spawned, and passes that actor's reports on to the
+// supervisor as its own (placement.hpp). It is the supervisor's only view of the node:
+// the supervisor's sender check, its incarnations and its restarts stay as for a local
+// worker, and a node never gets a supervisor's handle (ISSUE11_DESIGN §4).
+
+#include <pkit/actors/error.hpp>
+#include <pkit/net/node_agent.hpp>
+
+#include "directory_protocol.hpp"
+#include "../send_from.hpp"
+
+#include <caf/actor_cast.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/system_messages.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include <functional>
+#include <map>
+#include <utility>
+
+namespace pkit::net::detail {
+namespace {
+
+using namespace pkit::actors;
+using actor_error = pkit::actors::error;
+
+// The relay's own handle: the process actor interface plus the reports of the remote
+// process actor, accepted from that actor only.
+using relay_actor =
+    process_actor::extend<caf::reacts_to<child_started_atom, std::string, std::uint64_t, std::int32_t>,
+                          caf::reacts_to<child_ready_atom, std::string, std::uint64_t, std::int32_t>,
+                          caf::reacts_to<child_exited_atom, std::string, std::uint64_t, exit_status>>;
+
+struct relay_state {
+  caf::actor directory;
+  placement_timing timing;
+  std::vector<std::string> nodes;
+  process_spec spec;
+  caf::actor_addr observer;  // by address, as a process actor keeps its observer
+  std::string id;
+  std::string node;      // where the child was placed
+  node_actor agent;      // that node's agent
+  process_actor remote;  // the process actor there; empty until placed, and once lost
+  bool placing = false;
+  bool abandoned = false;  // stopped while being placed: the placement's result is dropped
+  process_info known;    // what the remote side last told, for answers once it is lost
+  // What each request still waiting for the remote answers when the node is lost.
+  std::uint64_t next_key = 0;
+  std::map<std::uint64_t, std::function<void()>> on_lost;
+
+  static inline const char* name = "pkit.remote_process";
+
+  // However the relay ends (the supervisor discarded it, or ended), its child ends with
+  // it — at once, not when the agent notices the relay gone.
+  ~relay_state() {
+    if (remote) caf::anon_send_exit(remote, caf::exit_reason::user_shutdown);
+  }
+};
+
+using self_pointer = relay_actor::stateful_pointer<relay_state>;
+
+template <class... Ts>
+void tell(self_pointer self, Ts&&... xs) {
+  // With the relay as the sender: the supervisor accepts reports from its child's actor only.
+  pkit::actors::detail::send_from(self, caf::actor_cast<caf::actor>(self->state.observer), std::forward<Ts>(xs)...);
+}
+
+bool from_remote(self_pointer self) {
+  const auto& st = self->state;
+  return st.remote && self->current_sender() &&
+         caf::actor_cast<caf::actor_addr>(self->current_sender()) == st.remote.address();
+}
+
+caf::error node_down(const relay_state& st, const std::string& why) {
+  return caf::make_error(actor_error::node_down, "node '" + st.node + "': " + why);
+}
+
+// The run is over as far as this side can know: what was pending is answered from the
+// relay's own knowledge, and the relay ends with `reason` — node_down, which the
+// supervisor reports as the run's end with a lost status. `link_lost`: the directory
+// marks the node down (unless it has reconnected meanwhile).
+void lose(self_pointer self, caf::error reason, bool link_lost) {
+  auto& st = self->state;
+  if (link_lost && st.agent) pkit::actors::detail::anon_send_from(self, st.directory, dir_lost{st.node, st.agent.address()});
+  st.known.state = process_state::exited;
+  st.known.pid = 0;
+  st.known.has_last_exit = true;
+  st.known.last_exit = exit_status::lost();
+  auto pending = std::move(st.on_lost);
+  st.on_lost.clear();
+  for (auto& kv : pending) kv.second();
+  st.remote = nullptr;  // nothing left there to stop
+  self->quit(std::move(reason));
+}
+
+caf::duration bounded(std::int64_t base_ms, std::chrono::milliseconds margin) {
+  if (base_ms < 0) return caf::duration{caf::infinite};  // the spec waits for ever
+  return caf::duration{std::chrono::milliseconds(base_ms) + margin};
+}
+
+// Forwards a request to the remote process actor, its answer to `rp`; `lost` answers
+// `rp` if the node is lost first. A remote that misses the deadline is a node that does
+// not answer: lost.
+template <class T, class... Ts>
+caf::typed_response_promise<T> forward(self_pointer self, caf::typed_response_promise<T> rp, caf::duration timeout,
+                                       std::function<void(caf::typed_response_promise<T>&)> lost, Ts... xs) {
+  auto& st = self->state;
+  const std::uint64_t key = ++st.next_key;
+  st.on_lost.emplace(key, [rp, lost]() mutable { lost(rp); });
+  self->request(st.remote, timeout, xs...)
+      .then(
+          [self, rp, key](T& x) mutable {
+            if (self->state.on_lost.erase(key) != 0) rp.deliver(std::move(x));
+          },
+          [self, rp, key](caf::error& err) mutable {
+            auto& st = self->state;
+            if (st.on_lost.count(key) == 0) return;
+            if (err == caf::sec::request_timeout)
+              return lose(self, node_down(st, "no answer within its deadline"), true);
+            st.on_lost.erase(key);
+            rp.deliver(std::move(err));
+          });
+  return rp;
+}
+
+caf::typed_response_promise<std::int32_t> forward_start(self_pointer self, caf::typed_response_promise<std::int32_t> rp) {
+  const process_spec& p = self->state.spec;
+  const bool waits = p.notify_fd >= 0 || p.notify_socket;
+  const auto timeout = bounded(waits ? p.ready_timeout_ms : 0, self->state.timing.request_margin);
+  return forward<std::int32_t>(
+      self, std::move(rp), timeout,
+      [self](caf::typed_response_promise<std::int32_t>& r) { r.deliver(node_down(self->state, "lost while starting")); },
+      start_atom_v);
+}
+
+std::function<void(caf::typed_response_promise<exit_status>&)> lost_status() {
+  return [](caf::typed_response_promise<exit_status>& rp) { rp.deliver(exit_status::lost()); };
+}
+
+// The node is chosen: its agent spawns the process actor, which is then started.
+void spawn_on(self_pointer self, dir_placed placed, caf::typed_response_promise<std::int32_t> rp) {
+  auto& st = self->state;
+  self->request(placed.agent, st.timing.spawn_timeout, node_spawn_atom_v, st.id, st.spec,
+                caf::actor_cast<caf::actor>(self))
+      .then(
+          [self, placed, rp](process_actor& remote) mutable {
+            auto& st = self->state;
+            st.placing = false;
+            if (std::exchange(st.abandoned, false)) {
+              caf::anon_send_exit(remote, caf::exit_reason::user_shutdown);
+              rp.deliver(caf::make_error(actor_error::start_failed, "'" + st.id + "' was stopped while being placed"));
+              return;
+            }
+            st.remote = std::move(remote);
+            st.agent = placed.agent;
+            st.node = placed.name;
+            self->monitor(st.remote);
+            // Before the run's child_started: the supervisor knows where it is.
+            tell(self, child_node_atom_v, st.id, st.node);
+            forward_start(self, std::move(rp));
+          },
+          [self, placed, rp](caf::error& err) mutable {
+            auto& st = self->state;
+            st.placing = false;
+            if (auto refusal = net_error_of(err)) {
+              rp.deliver(caf::make_error(actor_error::start_failed,
+                                         "node '" + placed.name + "' refused '" + st.id + "': " + refusal->peer_message()));
+              return;
+            }
+            // No answer: the node is as good as lost (the directory tries others first).
+            if (err == caf::sec::request_timeout) pkit::actors::detail::anon_send_from(self, st.directory, dir_lost{placed.name, placed.agent.address()});
+            rp.deliver(caf::make_error(actor_error::node_unreachable,
+                                       "node '" + placed.name + "': spawn: " + self->system().render(err)));
+          });
+}
+
+// How long the directory may take: per listed node a connect and a hello.
+caf::duration acquire_timeout(const relay_state& st) {
+  const auto per_node = 2 * st.timing.connect_timeout;
+  return caf::duration{per_node * static_cast<long>(st.nodes.size()) + st.timing.request_margin};
+}
+
+caf::result<std::int32_t> start(self_pointer self) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise<std::int32_t>();
+  if (st.remote) return forward_start(self, std::move(rp));
+  if (st.placing) return caf::make_error(actor_error::already_running, "'" + st.id + "' is being placed on a node");
+  st.placing = true;
+  self->request(st.directory, acquire_timeout(st), dir_acquire{st.nodes})
+      .then(
+          [self, rp](dir_placed& placed) mutable {
+            if (std::exchange(self->state.abandoned, false)) {
+              self->state.placing = false;
+              rp.deliver(caf::make_error(actor_error::start_failed, "'" + self->state.id + "' was stopped while being placed"));
+              return;
+            }
+            spawn_on(self, std::move(placed), std::move(rp));
+          },
+            [self, rp](caf::error& err) mutable {
+              self->state.placing = false;
+              if (err.category() != caf::atom("pkit")) err = caf::make_error(actor_error::node_unreachable, self->system().render(err));
+              rp.deliver(std::move(err));
+            });
+  return rp;
+}
+
+// Reports of the remote process actor, passed on with the relay as their sender and the
+// supervisor's own child id (never the one on the wire).
+void on_report(self_pointer self, std::uint64_t inc, std::int32_t pid, process_state state) {
+  auto& st = self->state;
+  st.known.incarnation = inc;
+  st.known.pid = pid;
+  st.known.state = state;
+}
+
+caf::error not_placed(self_pointer self) {
+  auto& st = self->state;
+  // A stop of a start still placing its child: the child must not appear afterwards.
+  if (st.placing) st.abandoned = true;
+  return caf::make_error(actor_error::not_started, "'" + st.id + "' runs on no node");
+}
+
+caf::result<exit_status> stop(self_pointer self) {
+  auto& st = self->state;
+  if (!st.remote) return not_placed(self);
+  return forward<exit_status>(self, self->make_response_promise<exit_status>(),
+                              bounded(st.spec.stop_timeout_ms, st.timing.request_margin), lost_status(), stop_atom_v);
+}
+
+caf::result<exit_status> kill(self_pointer self) {
+  auto& st = self->state;
+  if (!st.remote) return not_placed(self);
+  return forward<exit_status>(self, self->make_response_promise<exit_status>(), caf::duration{st.timing.request_margin},
+                              lost_status(), kill_atom_v);
+}
+
+caf::result<caf::ok_atom> signal(self_pointer self, std::int32_t n) {
+  auto& st = self->state;
+  if (!st.remote) return caf::make_error(actor_error::not_started, "'" + st.id + "' runs on no node");
+  return forward<caf::ok_atom>(
+      self, self->make_response_promise<caf::ok_atom>(), caf::duration{st.timing.request_margin},
+      [self](caf::typed_response_promise<caf::ok_atom>& rp) { rp.deliver(node_down(self->state, "lost")); },
+      signal_atom_v, n);
+}
+
+caf::result<exit_status> join(self_pointer self) {
+  auto& st = self->state;
+  if (!st.remote) return caf::make_error(actor_error::not_started, "'" + st.id + "' runs on no node");
+  // A join waits for the run's end, however long: the node's loss ends the wait.
+  return forward<exit_status>(self, self->make_response_promise<exit_status>(), caf::duration{caf::infinite},
+                              lost_status(), join_atom_v);
+}
+
+caf::result<process_info> status(self_pointer self) {
+  auto& st = self->state;
+  if (!st.remote) return st.known;
+  return forward<process_info>(
+      self, self->make_response_promise<process_info>(), caf::duration{st.timing.request_margin},
+      [self](caf::typed_response_promise<process_info>& rp) { rp.deliver(self->state.known); }, status_atom_v);
+}
+
+void on_remote_down(self_pointer self, const caf::down_msg& dm) {
+  auto& st = self->state;
+  if (!st.remote || dm.source != st.remote.address()) return;
+  if (dm.reason == caf::exit_reason::remote_link_unreachable)
+    return lose(self, node_down(st, "its link is unreachable"), true);
+  // The process actor there ended by itself (its agent ended): so does this run.
+  lose(self, dm.reason ? dm.reason : node_down(st, "its process actor ended"), false);
+}
+
+relay_actor::behavior_type relay_impl(self_pointer self, caf::actor directory, placement_timing timing,
+                                      std::vector<std::string> nodes, process_spec spec, process_observer observer) {
+  auto& st = self->state;
+  st.directory = std::move(directory);
+  st.timing = timing;
+  st.nodes = std::move(nodes);
+  st.known.name = spec.name;
+  st.spec = std::move(spec);
+  st.observer = observer.actor.address();
+  st.id = std::move(observer.id);
+  self->set_down_handler([self](caf::down_msg& dm) { on_remote_down(self, dm); });
+  return {
+      [self](start_atom) { return start(self); },
+      [self](stop_atom) { return stop(self); },
+      [self](kill_atom) { return kill(self); },
+      [self](signal_atom, std::int32_t n) { return signal(self, n); },
+      [self](join_atom) { return join(self); },
+      [self](status_atom) { return status(self); },
+      [self](child_started_atom, std::string&, std::uint64_t inc, std::int32_t pid) {
+        if (!from_remote(self)) return;
+        on_report(self, inc, pid, process_state::starting);
+        tell(self, child_started_atom_v, self->state.id, inc, pid);
+      },
+      [self](child_ready_atom, std::string&, std::uint64_t inc, std::int32_t pid) {
+        if (!from_remote(self)) return;
+        on_report(self, inc, pid, process_state::running);
+        tell(self, child_ready_atom_v, self->state.id, inc, pid);
+      },
+      [self](child_exited_atom, std::string&, std::uint64_t inc, exit_status status) {
+        if (!from_remote(self)) return;
+        on_report(self, inc, 0, process_state::exited);
+        self->state.known.has_last_exit = true;
+        self->state.known.last_exit = status;
+        tell(self, child_exited_atom_v, self->state.id, inc, status);
+      },
+  };
+}
+
+}  // namespace
+
+process_actor spawn_relay(caf::actor_system& sys, caf::actor directory, placement_timing timing,
+                          std::vector<std::string> nodes, process_spec spec, process_observer observer) {
+  relay_actor relay = sys.spawn(relay_impl, std::move(directory), timing, std::move(nodes), std::move(spec),
+                                std::move(observer));
+  return relay;
+}
+
+}  // namespace pkit::net::detail

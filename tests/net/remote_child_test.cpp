@@ -1,0 +1,274 @@
+// A supervisor child on another node (issue 11): a node_directory as the supervisor's
+// placement, nodes as actor systems of this process on 127.0.0.1, real pids checked on
+// the node's side. Node loss is a connection cut with shutdown(2).
+
+#define BOOST_TEST_MODULE net_remote_child
+#include <boost/test/unit_test.hpp>
+
+#include "remote_fixture.hpp"
+
+#include <caf/after.hpp>
+
+using namespace remote_test;
+
+namespace {
+
+child_spec local_child(const std::string& id) {
+  child_spec c;
+  c.id = id;
+  c.process.argv = {sleep_path, "60"};
+  return c;
+}
+
+bool is_pkit_error(const caf::error& e, pkit::actors::error code) {
+  return e.category() == caf::atom("pkit") && e.code() == static_cast<std::uint8_t>(code);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_local_and_a_remote_child_run_side_by_side) {
+  node_side a{"node-a"};
+  controller_side ctl;
+  ctl.add("a", a.port);
+  auto sup = ctl.start(tree({local_child("here"), remote_child("there", {"a"})}));
+  auto kids = ctl.children(sup);
+  BOOST_TEST_REQUIRE(kids.size() == 2u);
+  BOOST_TEST((kids["here"].state == child_state::running));
+  BOOST_TEST(kids["here"].node == "");
+  BOOST_TEST((kids["there"].state == child_state::running));
+  BOOST_TEST(kids["there"].node == "a");
+  const pid_t remote_pid = kids["there"].pid;
+  BOOST_TEST(alive(remote_pid));
+  BOOST_TEST(alive(kids["here"].pid));
+  BOOST_TEST(remote_pid != kids["here"].pid);
+  // The node knows it as the supervisor does.
+  caf::scoped_actor probe{*a.sys.sys};
+  std::vector<pkit::net::node_child_info> listed;
+  probe->request(a.agent, deadline, pkit::net::node_list_atom_v)
+      .receive([&](std::vector<pkit::net::node_child_info>& x) { listed = std::move(x); }, [](caf::error&) {});
+  BOOST_TEST_REQUIRE(listed.size() == 1u);
+  BOOST_TEST(listed[0].id == "there");
+  BOOST_TEST(listed[0].pid == remote_pid);
+
+  // Stopping the supervisor stops the remote process, on the node.
+  (*ctl.self)->request(sup, deadline, stop_atom_v).receive([](caf::ok_atom) {}, [&](caf::error& e) {
+    BOOST_TEST_ERROR(ctl.sys.sys->render(e));
+  });
+  BOOST_TEST(wait_gone(remote_pid));
+  BOOST_TEST(reaped(remote_pid));
+}
+
+BOOST_AUTO_TEST_CASE(terminate_and_restart_a_remote_child) {
+  node_side a{"node-a"};
+  controller_side ctl;
+  ctl.add("a", a.port);
+  auto sup = ctl.start(tree({remote_child("r", {"a"})}));
+  const pid_t first = ctl.children(sup)["r"].pid;
+  BOOST_TEST_REQUIRE(alive(first));
+
+  (*ctl.self)->request(sup, deadline, terminate_child_atom_v, std::string{"r"})
+      .receive([](caf::ok_atom) {}, [&](caf::error& e) { BOOST_TEST_ERROR(ctl.sys.sys->render(e)); });
+  BOOST_TEST(wait_gone(first));
+  auto info = ctl.children(sup)["r"];
+  BOOST_TEST((info.state == child_state::stopped));
+  BOOST_TEST(info.pid == 0);
+  BOOST_TEST(info.node == "a");  // where its last run was
+
+  child_info restarted;
+  (*ctl.self)->request(sup, deadline, restart_child_atom_v, std::string{"r"})
+      .receive([&](child_info& x) { restarted = std::move(x); },
+               [&](caf::error& e) { BOOST_TEST_ERROR(ctl.sys.sys->render(e)); });
+  BOOST_TEST((restarted.state == child_state::running));
+  BOOST_TEST(restarted.pid != first);
+  BOOST_TEST(alive(restarted.pid));
+  BOOST_TEST(restarted.manual_restarts == 1u);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  BOOST_TEST(wait_gone(restarted.pid));
+}
+
+BOOST_AUTO_TEST_CASE(a_remote_child_that_crashes_is_restarted_on_its_node) {
+  node_side a{"node-a"};
+  controller_side ctl;
+  ctl.add("a", a.port);
+  auto sup = ctl.start(tree({remote_child("r", {"a"})}));
+  const pid_t first = ctl.children(sup)["r"].pid;
+  BOOST_TEST_REQUIRE(alive(first));
+  BOOST_TEST_REQUIRE(::kill(first, SIGKILL) == 0);
+  auto exited = ctl.next("r", event_kind::exited);
+  BOOST_TEST_REQUIRE(exited.has_value());
+  BOOST_TEST(exited->pid == first);
+  BOOST_TEST((exited->has_status && exited->status == pkit::exit_status::killed(SIGKILL)));
+  auto started = ctl.next("r", event_kind::started);
+  BOOST_TEST_REQUIRE(started.has_value());
+  BOOST_TEST(started->pid != first);
+  BOOST_TEST(alive(started->pid));
+  auto info = ctl.children(sup)["r"];
+  BOOST_TEST(info.automatic_restarts == 1u);
+  BOOST_TEST(info.node == "a");
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  BOOST_TEST(wait_gone(started->pid));
+}
+
+BOOST_AUTO_TEST_CASE(the_relay_passes_on_reports_of_its_remote_process_only) {
+  node_side a{"node-a"};
+  controller_side ctl;
+  ctl.add("a", a.port);
+  auto sup = ctl.start(tree({remote_child("r", {"a"})}));
+  auto before = ctl.children(sup)["r"];
+  BOOST_TEST_REQUIRE(alive(before.pid));
+  // A forged exit, sent to the relay (child_info.handle) by someone else.
+  (*ctl.self)->send(before.handle, child_exited_atom_v, std::string{"r"}, before.incarnation + 1,
+                    pkit::exit_status::exited(0));
+  // The status round trip passes through the relay after the forgery: had it been passed
+  // on, the supervisor would have it before the which_children below.
+  (*ctl.self)->request(caf::actor_cast<process_actor>(before.handle), deadline, status_atom_v)
+      .receive([](process_info&) {}, [&](caf::error& e) { BOOST_TEST_ERROR(ctl.sys.sys->render(e)); });
+  auto after = ctl.children(sup)["r"];
+  BOOST_TEST((after.state == child_state::running));
+  BOOST_TEST(after.pid == before.pid);
+  BOOST_TEST(after.incarnation == before.incarnation);
+  BOOST_TEST(!after.has_last_exit);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  BOOST_TEST(wait_gone(before.pid));
+}
+
+BOOST_AUTO_TEST_CASE(a_lost_node_is_node_down_and_the_child_fails_over) {
+  node_side a{"node-a"};
+  node_side b{"node-b"};
+  controller_side ctl;
+  ctl.add("a", a.port);
+  ctl.add("b", b.port);
+  auto sup = ctl.start(tree({remote_child("r", {"a", "b"})}));
+  auto first = ctl.children(sup)["r"];
+  BOOST_TEST_REQUIRE(first.node == "a");
+  BOOST_TEST_REQUIRE(alive(first.pid));
+
+  BOOST_TEST_REQUIRE(sever(a.port) >= 1);
+  auto exited = ctl.next("r", event_kind::exited);
+  BOOST_TEST_REQUIRE(exited.has_value());
+  BOOST_TEST(exited->reason.find("node_down") != std::string::npos, exited->reason);
+  BOOST_TEST((exited->has_status && exited->status.is_lost()));
+  auto started = ctl.next("r", event_kind::started);
+  BOOST_TEST_REQUIRE(started.has_value());
+  auto now = ctl.children(sup)["r"];
+  BOOST_TEST(now.node == "b");
+  BOOST_TEST(now.pid == started->pid);
+  BOOST_TEST(alive(now.pid));
+  BOOST_TEST(now.last_reason.find("node_down") != std::string::npos, now.last_reason);
+  // Node a lost its controller: its agent stopped the old run.
+  BOOST_TEST(wait_gone(first.pid));
+
+  // The directory reconnects node a in the background.
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  bool back = false;
+  while (!back && std::chrono::steady_clock::now() < until) {
+    for (const auto& s : ctl.directory->status())
+      if (s.name == "a" && s.health == pkit::net::node_health::up) back = true;
+    if (!back) std::this_thread::sleep_for(20ms);
+  }
+  BOOST_TEST(back);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  BOOST_TEST(wait_gone(now.pid));
+}
+
+BOOST_AUTO_TEST_CASE(a_silent_node_is_node_down_after_the_heartbeat_timeout) {
+  // Node a sends no heartbeats: once idle, the controller hears nothing from it and drops
+  // the link after its connection timeout (1 s) — a stopped or partitioned node.
+  node_side a{"node-a", std::nullopt};
+  controller_side ctl;
+  ctl.add("a", a.port);
+  auto sup = ctl.start(tree({remote_child("r", {"a"})}));
+  const pid_t first = ctl.children(sup)["r"].pid;
+  BOOST_TEST_REQUIRE(alive(first));
+  const auto since = std::chrono::steady_clock::now();
+  auto exited = ctl.next("r", event_kind::exited);
+  BOOST_TEST_REQUIRE(exited.has_value());
+  const auto took = std::chrono::steady_clock::now() - since;
+  BOOST_TEST(exited->reason.find("node_down") != std::string::npos, exited->reason);
+  BOOST_TEST((exited->has_status && exited->status.is_lost()));
+  // Within the timeout + an interval, and a margin for a loaded machine.
+  BOOST_TEST(took < 5s);
+  // The node is still there: the restart reconnects and runs the child on it again.
+  auto started = ctl.next("r", event_kind::started);
+  BOOST_TEST_REQUIRE(started.has_value());
+  BOOST_TEST(started->pid != first);
+  BOOST_TEST(wait_gone(first));  // the node stopped the run of the controller it lost
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  BOOST_TEST(wait_gone(started->pid));
+}
+
+BOOST_AUTO_TEST_CASE(an_unreachable_only_node_fails_the_start_and_counts_toward_intensity) {
+  node_side a{"node-a"};
+  controller_side ctl;
+  ctl.add("a", a.port);
+  ctl.add("ghost", dead_port());
+  // start_child on a node nobody listens on: a typed error, the child not added.
+  auto sup = ctl.start(tree({remote_child("r", {"a"})}, 2));
+  caf::error refused;
+  (*ctl.self)->request(sup, deadline, start_child_atom_v, remote_child("g", {"ghost"}))
+      .receive([](child_info&) {}, [&](caf::error& e) { refused = std::move(e); });
+  BOOST_TEST_REQUIRE(static_cast<bool>(refused));
+  BOOST_TEST(is_pkit_error(refused, pkit::actors::error::node_unreachable), ctl.sys.sys->render(refused));
+  BOOST_TEST(ctl.children(sup).count("g") == 0u);
+
+  // Node a goes away for good: every restart fails, the intensity (2) ends the supervisor.
+  const pid_t pid = ctl.children(sup)["r"].pid;
+  (*ctl.self)->monitor(sup);
+  a.close_port();
+  BOOST_TEST_REQUIRE(sever(a.port) >= 1);
+  std::optional<caf::error> reason;
+  (*ctl.self)->receive_while([&] { return !reason.has_value(); })(
+      [&](caf::down_msg& dm) { reason = dm.reason; }, [](supervisor_event&) {},
+      caf::after(deadline) >> [&] { reason = caf::make_error(caf::sec::request_timeout); });
+  BOOST_TEST(is_pkit_error(*reason, pkit::actors::error::restart_limit), ctl.sys.sys->render(*reason));
+  BOOST_TEST(wait_gone(pid));
+}
+
+BOOST_AUTO_TEST_CASE(nodes_without_a_placement_fail_the_start_by_name) {
+  net_system sys{fast_link};
+  caf::scoped_actor self{*sys.sys};
+  auto sup = start_supervisor(*sys.sys, tree({}), deadline, supervisor_options{});
+  BOOST_TEST_REQUIRE(static_cast<bool>(sup));
+  caf::error refused;
+  self->request(*sup, deadline, start_child_atom_v, remote_child("r", {"a"}))
+      .receive([](child_info&) {}, [&](caf::error& e) { refused = std::move(e); });
+  BOOST_TEST(is_pkit_error(refused, pkit::actors::error::start_failed), sys.sys->render(refused));
+  BOOST_TEST(sys.sys->render(refused).find("nodes") != std::string::npos, sys.sys->render(refused));
+  caf::anon_send_exit(*sup, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(check_child_names_what_is_wrong_with_nodes) {
+  auto why = [](const child_spec& c) {
+    caf::error e = check_child(c);
+    return e ? caf::to_string(e.context()) : std::string{};
+  };
+  BOOST_TEST(why(remote_child("r", {"a", "b"})) == "");
+  BOOST_TEST(why(remote_child("r", {"a", ""})).find("nodes[1]") != std::string::npos);
+  BOOST_TEST(why(remote_child("r", {"a", "a"})).find("listed twice") != std::string::npos);
+  child_spec target = remote_child("r", {"a"});
+  target.process.argv.clear();
+  target.process.target = "t";
+  BOOST_TEST(why(target).find("fork-server") != std::string::npos);
+  child_spec nested;
+  nested.id = "s";
+  nested.supervisor.push_back(tree({}));
+  nested.nodes = {"a"};
+  BOOST_TEST(why(nested).find("nested supervisor") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(the_directory_refuses_bad_nodes_by_name) {
+  net_system sys{fast_link};
+  pkit::net::node_directory dir{*sys.sys};
+  BOOST_TEST(!dir.add_node({"a", "127.0.0.1", 1}).has_value());
+  auto dup = dir.add_node({"a", "127.0.0.1", 2});
+  BOOST_TEST_REQUIRE(dup.has_value());
+  BOOST_TEST((dup->code == pkit::net::errc::node_address_invalid));
+  BOOST_TEST(dup->subject == "name");
+  auto port = dir.add_node({"b", "127.0.0.1", 0});
+  BOOST_TEST_REQUIRE(port.has_value());
+  BOOST_TEST(port->subject == "port");
+  // Plain BASP beyond loopback: refused (no OpenSSL module in this system).
+  auto far = dir.add_node({"c", "192.0.2.7", 4242});
+  BOOST_TEST_REQUIRE(far.has_value());
+  BOOST_TEST((far->code == pkit::net::errc::connect_needs_tls));
+}
