@@ -14,6 +14,7 @@ add_library(pkit_net
   src/net/allow_list.cpp
   src/net/error.cpp
   src/net/link_timing.cpp
+  src/net/link_setup.cpp
   src/net/listen_policy.cpp
   src/net/node_agent.cpp
   src/net/node_directory.cpp

@@ -328,6 +328,7 @@ void emit(self_pointer self, const child& c, event_kind kind, std::int64_t delay
   e.kind = kind;
   e.incarnation = c.incarnation;
   e.pid = c.pid;
+  e.node = c.node;
   // A stop's status too: how the run ended is the same news whether or not it was asked to.
   const bool ended = kind == event_kind::exited || kind == event_kind::stopped;
   e.has_status = ended && c.last.has_value();

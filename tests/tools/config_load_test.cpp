@@ -223,3 +223,74 @@ BOOST_AUTO_TEST_CASE(a_relative_program_path_follows_the_programs_cwd) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_CASE(nodes_are_declared_placed_by_group_or_program_and_change_the_root_on_reload) {
+  // A program placed on nodes is checked by its node, not here: a command and cwd that do
+  // not exist on this machine, and a user unknown here, are fine.
+  const std::string text = R"([pkit]
+tls = { cert = "certs/c.pem", key = "certs/c.key", ca = "certs/node-ca.pem" }
+heartbeat = "200ms"
+node_timeout = "1s"
+[nodes.edge1]
+address = "10.0.0.5:7100"
+[nodes.edge2]
+address = "[::1]:7101"
+[[program]]
+name = "here"
+command = ["/bin/true"]
+[[group]]
+name = "far"
+nodes = ["edge1", "edge2"]
+[[group.program]]
+name = "web"
+command = ["/opt/nowhere/web"]
+cwd = "/srv/nowhere"
+user = "no-such-user-here"
+[[group.program]]
+name = "pinned"
+node = "edge2"
+command = ["/opt/nowhere/pinned"]
+)";
+  const auto r = load_string(text, "t.toml", "/etc");
+  for (const auto& e : r.errors) BOOST_TEST_MESSAGE(e.to_string());
+  BOOST_TEST_REQUIRE(r.errors.empty());
+  const tree_config& t = *r.tree;
+  BOOST_TEST_REQUIRE(t.nodes.size() == 2u);
+  BOOST_TEST(t.nodes[0].name == "edge1");
+  BOOST_TEST(t.nodes[0].host == "10.0.0.5");
+  BOOST_TEST(t.nodes[0].port == 7100);
+  BOOST_TEST(t.nodes[1].host == "::1");
+  BOOST_TEST_REQUIRE(t.settings.tls.has_value());
+  BOOST_TEST(t.settings.tls->ca == fs::path("/etc/certs/node-ca.pem"));
+  BOOST_TEST(t.settings.heartbeat_ms == 200);
+  BOOST_TEST(t.settings.node_timeout_ms == 1000);
+  const auto progs = programs_of(t);
+  BOOST_TEST_REQUIRE(progs.size() == 3u);
+  BOOST_TEST(progs[0].program->nodes.empty());
+  BOOST_TEST((progs[1].program->nodes == std::vector<std::string>{"edge1", "edge2"}));
+  BOOST_TEST(progs[1].program->cwd == "/srv/nowhere");
+  BOOST_TEST((progs[2].program->nodes == std::vector<std::string>{"edge2"}));
+
+  // Moving a node is a change of the root (its links are made at start); moving a program
+  // to another node changes that program only.
+  std::string moved = text;
+  moved.replace(moved.find("10.0.0.5"), 8, "10.0.0.6");
+  auto plan = diff(t, *load_string(moved, "t.toml", "/etc").tree);
+  BOOST_TEST(plan.root_changed);
+  std::string replaced = text;
+  replaced.replace(replaced.find("node = \"edge2\""), 14, "node = \"edge1\"");
+  plan = diff(t, *load_string(replaced, "t.toml", "/etc").tree);
+  BOOST_TEST(!plan.root_changed);
+  BOOST_TEST_REQUIRE(plan.changed.size() == 1u);
+  BOOST_TEST(plan.changed[0].name == "pinned");
+}
+
+BOOST_AUTO_TEST_CASE(describe_names_the_nodes_and_where_programs_run) {
+  const auto r = load_string("[nodes.a]\naddress = \"127.0.0.1:7100\"\n[[program]]\nname = \"p\"\nnodes = [\"a\"]\n"
+                             "command = [\"/bin/sleep\", \"1\"]\n",
+                             "t.toml", "/");
+  BOOST_TEST_REQUIRE(r.errors.empty());
+  const std::string text = describe(*r.tree);
+  BOOST_TEST(text.find("node a at 127.0.0.1:7100\n") != std::string::npos, text);
+  BOOST_TEST(text.find("on a,") != std::string::npos, text);
+}

@@ -15,8 +15,12 @@ target_sources(pkit_tool PRIVATE
   src/config_parse.cpp
   src/config_program.cpp
   src/config_checks.cpp
+  src/config_nodes.cpp
   src/config_model.cpp
   src/config_map.cpp
   src/config_describe.cpp
   src/config_diff.cpp
   ${CMAKE_CURRENT_BINARY_DIR}/config_default.cpp)
+
+# The [nodes] checks share pkit::net's rule of what is loopback (a node beyond it needs TLS).
+target_link_libraries(pkit_tool PRIVATE pkit::net)

@@ -62,6 +62,11 @@ std::string output_text(const output_spec& o) {
 
 std::string program_text(const program_config& p) {
   std::vector<std::string> attrs;
+  if (!p.nodes.empty()) {
+    std::string on = "on ";
+    for (std::size_t i = 0; i < p.nodes.size(); ++i) on += (i == 0 ? "" : " | ") + p.nodes[i];
+    attrs.push_back(on);
+  }
   if (p.instances > 1) attrs.push_back("instances " + std::to_string(p.instances));
   if (p.restart != actors::restart_type::permanent) attrs.push_back("restart " + actors::to_string(p.restart));
   if (p.significant) attrs.push_back("significant");
@@ -99,6 +104,11 @@ void describe_children(const group_config& g, const std::string& indent, std::st
 
 std::string describe(const tree_config& tree) {
   std::string out = tree.settings.name + " " + flags_text(tree.root.flags) + "\n";
+  for (const auto& n : tree.nodes) {
+    const bool v6 = n.host.find(':') != std::string::npos;
+    out += "node " + n.name + " at " + (v6 ? "[" + n.host + "]" : n.host) + ":" + std::to_string(n.port) +
+           (tree.settings.tls ? " (TLS)" : "") + "\n";
+  }
   describe_children(tree.root, "", out);
   return out;
 }

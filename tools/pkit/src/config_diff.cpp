@@ -46,7 +46,10 @@ reload_plan diff(const tree_config& running, const tree_config& next) {
   const run_settings& a = running.settings;
   const run_settings& b = next.settings;
   plan.root_changed = !same_flags(running.root.flags, next.root.flags) || a.name != b.name ||
-                      a.control_socket != b.control_socket;
+                      a.control_socket != b.control_socket ||
+                      // the links to nodes are made once, at start
+                      running.nodes != next.nodes || a.tls != b.tls || a.heartbeat_ms != b.heartbeat_ms ||
+                      a.node_timeout_ms != b.node_timeout_ms;
   std::vector<std::string> path;
   diff_group(running.root, next.root, path, plan);
   return plan;

@@ -35,6 +35,7 @@ void add_children(const group_config& g, std::vector<actors::child_spec>& out) {
 actors::child_spec to_child_spec(const program_config& p, std::uint32_t instance) {
   actors::child_spec c;
   c.id = p.instance_name(instance);
+  c.nodes = p.nodes;
   actors::process_spec& s = c.process;
   s.name = c.id;
   s.argv = p.argv;

@@ -100,7 +100,11 @@ std::optional<group_config> read_group(const toml::table& t, const std::string& 
     r.error("name", "every group needs a name");
   }
   g.flags = read_flags(r);
+  // A group's node(s) are its programs' (at any depth) unless they name their own.
+  std::vector<std::string> outer = ctx.placement;
+  if (auto nodes = read_placement(r, ctx)) ctx.placement = std::move(*nodes);
   read_children(r, g, ctx);
+  ctx.placement = std::move(outer);
   r.finish();
   return g;
 }
@@ -161,6 +165,7 @@ void read_settings(load_context& ctx, table_reader& rr) {
   if (auto d = r.string("control_socket")) s.control_socket = resolve_path(ctx.base_dir, *d);
   if (auto d = r.duration("shutdown_timeout", true)) s.shutdown_timeout_ms = *d;
   if (auto d = r.duration("watchdog")) s.watchdog_ms = *d;
+  read_link_settings(r, s, ctx.base_dir);
   r.finish();
 }
 
@@ -180,11 +185,12 @@ std::string error_text(const caf::error& err) {
 
 load_result load_table(const toml::table& root, error_sink& sink, const std::filesystem::path& file,
                        const std::filesystem::path& base_dir) {
-  load_context ctx{sink, base_dir, {}, {}};
+  load_context ctx{sink, base_dir, {}, {}, {}, {}};
   table_reader r(root, "", sink);
   r.hint("name", "the tree's name is [pkit] name");
   r.hint("command", "a program is a [[program]] table with a name and a command");
   read_settings(ctx, r);
+  read_nodes(r, ctx, ctx.nodes);
   tree_config tree;
   tree.file = file;
   tree.root.name = ctx.settings.name;
@@ -193,6 +199,8 @@ load_result load_table(const toml::table& root, error_sink& sink, const std::fil
   read_children(r, tree.root, ctx);
   r.finish();
   tree.settings = ctx.settings;
+  tree.nodes = std::move(ctx.nodes);
+  check_node_links(tree, sink);
   if (sink.empty() && count_programs(tree.root) == 0)
     sink.add({1, 1}, "program", "the tree has no program (add a [[program]] table)");
   if (sink.empty()) check_log_dir(tree, root, sink);

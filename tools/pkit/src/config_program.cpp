@@ -263,11 +263,15 @@ std::optional<program_config> read_program(const toml::table& t, const std::stri
   program_config p;
   p.where = r.where();
   read_name(r, p, path, ctx);
+  const bool placed = r.table().contains("node") || r.table().contains("nodes");
+  if (auto nodes = read_placement(r, ctx)) p.nodes = std::move(*nodes);
+  else if (!placed) p.nodes = ctx.placement;
   read_command(r, p);
   read_environment(r, p);
   if (auto b = r.boolean("clear_env")) p.clear_env = *b;
   if (auto c = r.string("cwd")) {
     if (c->empty()) r.error("cwd", "an empty directory");
+    else if (placed || !p.nodes.empty()) p.cwd = *c;  // the node's directory, checked there
     else p.cwd = resolve_path(ctx.base_dir, *c).string();
   }
   if (auto u = r.string("user")) p.user = *u;
@@ -300,6 +304,11 @@ std::optional<program_config> read_program(const toml::table& t, const std::stri
       ctx.claim_name(p.instance_name(i), {path, p.where, p.name}, at, r.path_of("instances"));
   }
   check_exec_sizes(r, p);
+  if (placed || !p.nodes.empty()) {
+    // It runs elsewhere: its node checks it against its own files and users.
+    if (!p.nodes.empty()) check_remote_program(p, r);
+    return p;
+  }
   if (!p.argv.empty()) check_command(p, r, ctx);
   check_cwd(p, r);
   check_credentials(p, r);

@@ -126,6 +126,8 @@ struct load_context {
   std::filesystem::path base_dir;  ///< the file's directory (absolute)
   run_settings settings;
   std::map<std::string, name_owner> names;
+  std::vector<node_address> nodes;   ///< the file's [nodes], read before any program
+  std::vector<std::string> placement;  ///< the nearest enclosing group's `node`/`nodes`
   /// Children (programs × instances) declared so far: capped at max_children, since each
   /// costs memory and start time (100 × 10000 instances cost 750 MB just to check).
   std::uint64_t children = 0;
@@ -151,6 +153,21 @@ void check_command(program_config& p, table_reader& r, const load_context& ctx);
 void check_cwd(const program_config& p, table_reader& r);
 /// user / group exist, and are ours unless we are root.
 void check_credentials(const program_config& p, table_reader& r);
+// -- distribution (config_nodes.cpp) ------------------------------------------------------
+
+/// Reads the root's [nodes.NAME] tables into `out`.
+void read_nodes(table_reader& root, load_context& ctx, std::vector<node_address>& out);
+/// Reads [pkit] tls, heartbeat and node_timeout into `s` (paths against `base_dir`).
+void read_link_settings(table_reader& pkit, run_settings& s, const std::filesystem::path& base_dir);
+/// A program's or group's `node` / `nodes`: declared node names, in order; nullopt when
+/// absent or wrong (the error is recorded then).
+std::optional<std::vector<std::string>> read_placement(table_reader& r, const load_context& ctx);
+/// What no node would accept of a program placed on nodes (relative command, log output,
+/// kill_group = false, an infinite stop_timeout).
+void check_remote_program(const program_config& p, table_reader& r);
+/// Every node that a program uses and that is beyond loopback needs [pkit] tls.
+void check_node_links(const tree_config& tree, error_sink& sink);
+
 /// When a program logs to a file: log_dir can be created.
 void check_log_dir(const tree_config& tree, const toml::table& root, error_sink& sink);
 

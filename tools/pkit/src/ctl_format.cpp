@@ -59,8 +59,13 @@ std::string format_last_exit(const json& last_exit) {
 }
 
 std::string format_status_table(const json& status_result) {
-  std::vector<std::array<std::string, 6>> rows{{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST-EXIT"}};
   const json programs = status_result.is_object() ? status_result.value("programs", json::array()) : json::array();
+  // The node column only for a tree that places programs on nodes ("" is here).
+  bool nodes = false;
+  for (const auto& p : programs)
+    nodes = nodes || (p.is_object() && p.value("node", json(nullptr)).is_string() && !p["node"].get<std::string>().empty());
+  std::vector<std::vector<std::string>> rows{{"NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST-EXIT"}};
+  if (nodes) rows.front().insert(rows.front().begin() + 2, "NODE");
   for (const auto& p : programs) {
     // A program in a group is shown by its path ("backend/db"), as ctl commands take it.
     std::string name = field(p, "name");
@@ -72,8 +77,14 @@ std::string format_status_table(const json& status_result) {
     rows.push_back({name, field(p, "state"), has_pid ? text_of(pid) : "-",
                     has_pid && uptime.is_number_integer() ? format_uptime(uptime.get<std::int64_t>()) : "-",
                     field(p, "restarts"), format_last_exit(p.is_object() ? p.value("last_exit", json(nullptr)) : json())});
+    if (nodes) {
+      const json node = p.is_object() ? p.value("node", json(nullptr)) : json(nullptr);
+      rows.back().insert(rows.back().begin() + 2, node.is_string() && !node.get<std::string>().empty()
+                                                      ? node.get<std::string>()
+                                                      : "-");
+    }
   }
-  std::array<std::size_t, 6> width{};
+  std::vector<std::size_t> width(rows.front().size());
   for (const auto& r : rows)
     for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
   std::string out;

@@ -117,9 +117,18 @@ daemon::daemon(tree_config tree, daemon_options options, guardian* keeper)
   publish_tree();  // before any request can come
   out_ = detail::line_writer::start(options_.event_fd);
   cfg_ = std::make_unique<caf::actor_system_config>();
-  actors::init(*cfg_);
+  if (!tree_.nodes.empty()) {
+    tls_ = std::make_unique<net::tls_snapshot>();
+    setup_error_ = detail::prepare_node_links(tree_, *cfg_, *tls_);
+    // start() reports a refusal and starts nothing; the system is then a plain one (the
+    // refused configuration may have loaded CAF's modules already).
+    if (setup_error_) cfg_ = std::make_unique<caf::actor_system_config>();
+  }
+  const bool links = !tree_.nodes.empty() && !setup_error_;
+  if (!links) actors::init(*cfg_);  // prepare_links registered pkit's types itself
   actors::use_pkit_scheduler(*cfg_);
   system_ = std::make_unique<caf::actor_system>(*cfg_);
+  if (links) nodes_ = detail::make_directory(*system_, tree_, setup_error_);
   capture_ = std::make_shared<log_capture>();
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   auto h = std::make_shared<hooks>();
@@ -139,10 +148,20 @@ daemon::~daemon() {
   }
   reload_wake_.notify_one();
   reload_thread_.join();  // a reload under way ends: the tree is stopped (or _exit came)
-  if (root_) caf::anon_send_exit(root_, caf::exit_reason::user_shutdown);
+  if (root_ && nodes_) {
+    // The directory must outlive every supervisor that may place a child through it: the
+    // root ends only once its subtree has (its stop waits for each nested supervisor).
+    caf::scoped_actor waiter{*system_};
+    waiter->monitor(root_);
+    caf::anon_send_exit(root_, caf::exit_reason::user_shutdown);
+    waiter->receive([](caf::down_msg&) {});
+  } else if (root_) {
+    caf::anon_send_exit(root_, caf::exit_reason::user_shutdown);
+  }
   caf::anon_send_exit(events_, caf::exit_reason::user_shutdown);
   root_ = nullptr;
   events_ = nullptr;
+  nodes_.reset();
   // The capture is keyed by the system: removed before it ends (a start racing this
   // fails at stage "capture"), drained once every program is gone.
   actors::set_output_capture(*system_, nullptr);
@@ -159,6 +178,7 @@ void daemon::flush_events(milliseconds grace) noexcept { out_->flush(grace); }
 
 std::optional<std::string> daemon::start(int signal_fd, bool& forced) {
   forced = false;
+  if (setup_error_) return *setup_error_;
   try {
     configure_outputs(tree_.root);
   } catch (const std::exception& e) {
@@ -169,9 +189,11 @@ std::optional<std::string> daemon::start(int signal_fd, bool& forced) {
   // start_supervisor's wait, here, so that signals are seen during the start: the
   // waiter is the supervisor's parent for the start (told child_ready once it is up).
   caf::scoped_actor waiter{*system_};
-  auto sup = spawn_supervisor(*system_, detail::spec_of(tree_), nullptr,
-                              process_observer{caf::actor_cast<caf::actor>(waiter), "pkit run"},
-                              {{events_, all_events, true}});
+  supervisor_options options;
+  options.place = nodes_.get();
+  options.observer = process_observer{caf::actor_cast<caf::actor>(waiter), "pkit run"};
+  options.subscribers = {{events_, all_events, true}};
+  auto sup = spawn_supervisor(*system_, detail::spec_of(tree_), std::move(options));
   waiter->monitor(sup);
   if (auto why = await_start(waiter, sup, signal_fd, forced)) return why;
   waiter->demonitor(sup.address());
@@ -256,9 +278,12 @@ void daemon::on_event(const supervisor_event& e) {
   switch (e.kind) {
     case event_kind::started:
       r.pid = e.pid;
+      r.node = e.node;
       r.started = steady_clock::now();
       r.is_group = e.pid == 0;
-      if (e.pid > 0) {
+      // A remote run's pid is its node's: never a process group of this machine to kill
+      // when pkit run dies or forces its stop (its node stops it when we are gone).
+      if (e.pid > 0 && e.node.empty()) {
         live_groups_.insert(e.pid);
         if (keeper_ != nullptr) keeper_->watch(e.pid);
       }
@@ -268,7 +293,7 @@ void daemon::on_event(const supervisor_event& e) {
       if (e.has_status) r.last_exit = status_to_json(e.status);
       if (e.kind == event_kind::stopped && stopping_ && e.reason.starts_with(actors::stop_timeout_reason))
         killed_at_stop_.push_back(key);
-      if (r.pid > 0) {
+      if (r.pid > 0 && r.node.empty()) {
         live_groups_.erase(r.pid);
         if (keeper_ != nullptr) keeper_->unwatch(r.pid);
       }

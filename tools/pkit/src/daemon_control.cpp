@@ -149,11 +149,10 @@ load_result load_snippet(const nlohmann::json& args, const tree_config& tree) {
     // load_string reports it, with its position
   }
   if (!refused.errors.empty()) return refused;
-  // Its programs log into the running tree's log_dir: said in a [pkit] table put after
-  // the snippet's own lines, so that their positions in messages stay right.
-  const auto log_dir = nlohmann::json(tree.settings.log_dir.string())
-                           .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  return load_string(text + "\n[pkit]\nlog_dir = " + log_dir + "\n", file, tree.file.parent_path());
+  // Its programs log into the running tree's log_dir and are placed on the tree's nodes:
+  // said in tables put after the snippet's own lines, so that their positions in
+  // messages stay right.
+  return load_string(text + "\n" + detail::link_settings_toml(tree), file, tree.file.parent_path());
 }
 
 // Whether child `id` of `sup` runs or is starting (a start leaves it alone then).
@@ -196,7 +195,7 @@ nlohmann::json daemon::walk(const supervisor_actor& sup, const std::string& path
       std::lock_guard lock(mutex_);
       auto it = rows_.find(path.empty() ? id : path + "/" + id);
       if (it != rows_.end() && !it->second.is_group)
-        rows.push_back({{"name", it->second.name}, {"group", path}, {"state", "stopped"}, {"pid", nullptr},
+        rows.push_back({{"name", it->second.name}, {"group", path}, {"state", "stopped"}, {"node", it->second.node}, {"pid", nullptr},
                         {"uptime_ms", nullptr}, {"restarts", it->second.restarts + it->second.manual_restarts}, {"last_exit", it->second.last_exit},
                         {"reason", it->second.reason}});
       continue;
@@ -218,7 +217,8 @@ nlohmann::json daemon::walk(const supervisor_actor& sup, const std::string& path
     rows.push_back({{"name", c.id},
                     {"group", path},
                     {"state", to_string(c.state)},
-                    {"pid", c.pid > 0 ? nlohmann::json(c.pid) : nlohmann::json(nullptr)},  // null: no process
+                    {"node", c.node},  // "" : here
+                    {"pid", c.pid > 0 ? nlohmann::json(c.pid) : nlohmann::json(nullptr)},  // null: no process (a node's pid otherwise)
                     {"uptime_ms", c.pid > 0 ? nlohmann::json(uptime) : nlohmann::json(nullptr)},
                     {"restarts", c.automatic_restarts + c.manual_restarts},
                     {"last_exit", c.has_last_exit ? status_to_json(c.last_exit) : nlohmann::json(nullptr)},
@@ -255,7 +255,7 @@ nlohmann::json daemon::recorded_status() const {
     // gets no `stopped` event) is stopped too, not "restarting" forever.
     const bool gone = stopped_ || root_down_;
     const std::string state = gone && r.state != "fatal" ? "stopped" : r.state;
-    rows.push_back({{"name", r.name}, {"group", r.group}, {"state", state}, {"pid", gone ? 0 : r.pid},
+    rows.push_back({{"name", r.name}, {"group", r.group}, {"state", state}, {"node", r.node}, {"pid", gone ? 0 : r.pid},
                     {"uptime_ms", 0}, {"restarts", r.restarts + r.manual_restarts}, {"last_exit", r.last_exit}, {"reason", r.reason}});
   }
   return {{"programs", rows}};

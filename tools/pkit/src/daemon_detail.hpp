@@ -4,7 +4,12 @@
 
 #include <pkit/tool/daemon.hpp>
 
+#include <pkit/net/node_directory.hpp>
+#include <pkit/net/tls_snapshot.hpp>
+
 #include <chrono>
+#include <memory>
+#include <optional>
 #include <string>
 
 namespace pkit::tool {
@@ -15,6 +20,7 @@ struct daemon::row {
   std::string group;
   std::string state = "stopped";
   pid_t pid = 0;
+  std::string node;  // where the run is: "" here, else a node's name (pid is that node's)
   bool is_group = false;
   std::uint32_t restarts = 0;         // automatic: counted from `restarting` events
   std::uint32_t manual_restarts = 0;  // the supervisor's count, as its restart_child reply said
@@ -35,6 +41,21 @@ void keep_systemd_variables_to_pkit(actors::supervisor_spec& spec);
 
 /// The tree's root spec, root named after the tree, nested supervisors by path.
 actors::supervisor_spec spec_of(const tree_config& tree);
+
+// -- nodes (daemon_nodes.cpp) -------------------------------------------------------------
+
+/// For a tree with [nodes]: readies `cfg` for the links to them (pkit::net::prepare_links
+/// with the tree's TLS set and timing; `snapshot` must outlive the system). The refusal,
+/// naming the file or value, or nullopt.
+std::optional<std::string> prepare_node_links(const tree_config& tree, caf::actor_system_config& cfg,
+                                              net::tls_snapshot& snapshot);
+/// The directory of the tree's nodes in `sys` (prepared by prepare_node_links); `why` set
+/// when a node is refused.
+std::unique_ptr<net::node_directory> make_directory(caf::actor_system& sys, const tree_config& tree,
+                                                    std::optional<std::string>& why);
+/// The tree's [pkit] log_dir and tls and its [nodes], as TOML appended to a `ctl add`
+/// snippet, so that its programs log and are placed as the tree's are.
+std::string link_settings_toml(const tree_config& tree);
 
 /// sd_notify(0, state); a no-op outside systemd.
 void notify(const std::string& state);

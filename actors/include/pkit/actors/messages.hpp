@@ -294,6 +294,9 @@ struct supervisor_event {
   exit_status status;
   std::int64_t delay_ms = 0;
   std::string reason;
+  /// The node a remote worker's run is on (child_spec::nodes): its `pid` is that node's,
+  /// never one of this machine. Empty for a local child.
+  std::string node;
 };
 
 /// The start of a `stopped` event's `reason` (and of `child_info::last_reason`) when the
@@ -372,7 +375,7 @@ typename Inspector::result_type inspect(Inspector& f, child_counts& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, supervisor_event& x) {
   return f(caf::meta::type_name("pkit::actors::supervisor_event"), x.supervisor, x.child, x.kind,
-           x.incarnation, x.pid, x.has_status, x.status, x.delay_ms, x.reason);
+           x.incarnation, x.pid, x.has_status, x.status, x.delay_ms, x.reason, x.node);
 }
 
 /// Registers every message type and the error category of pkit's actor layer with

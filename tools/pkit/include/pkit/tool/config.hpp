@@ -80,6 +80,9 @@ struct program_config {
   actors::restart_type restart = actors::restart_type::permanent;
   bool significant = false;
   std::uint32_t instances = 1;     ///< > 1: children NAME.1 ... NAME.N
+  /// Empty: the program runs here. Else the declared nodes ([nodes.NAME]) it may run on,
+  /// in order of preference (its own `node`/`nodes`, or its nearest group's).
+  std::vector<std::string> nodes;
   readiness_spec readiness;
   std::vector<actors::rlimit_spec> limits;
 
@@ -116,6 +119,26 @@ struct group_config {
 /// Whether two groups' flags are the same (supervisor_flags has no operator==).
 bool same_flags(const actors::supervisor_flags& a, const actors::supervisor_flags& b);
 
+/// A node of the tree (`[nodes.NAME]`): a `pkit node` that runs programs placed on it.
+struct node_address {
+  std::string name;
+  std::string host;        ///< a name or a numeric address (IPv6 without brackets)
+  std::uint16_t port = 0;
+  source_position where;
+
+  bool operator==(const node_address& o) const { return name == o.name && host == o.host && port == o.port; }
+};
+
+/// The certificate set `pkit run` presents to its nodes (`[pkit] tls`): required as soon
+/// as a node is beyond loopback. Absolute paths; checked when the run starts.
+struct tls_paths {
+  std::filesystem::path cert;
+  std::filesystem::path key;
+  std::filesystem::path ca;
+
+  bool operator==(const tls_paths&) const = default;
+};
+
 /// Settings of `pkit run` itself (`[pkit]`).
 struct run_settings {
   std::string name = "pkit";       ///< names the tree: the root group, the socket
@@ -123,12 +146,16 @@ struct run_settings {
   std::filesystem::path control_socket;  ///< "" : $XDG_RUNTIME_DIR/pkit/NAME.sock (or /run/pkit as root, /tmp/pkit-UID otherwise)
   std::int64_t shutdown_timeout_ms = -1;  ///< whole-tree stop deadline; -1: each child's own
   std::int64_t watchdog_ms = 0;    ///< sd_notify WATCHDOG=1 period when run under systemd; 0: $WATCHDOG_USEC
+  std::optional<tls_paths> tls;    ///< the links to nodes over TLS (mutual authentication)
+  std::int64_t heartbeat_ms = 1000;     ///< a heartbeat on each node link this often
+  std::int64_t node_timeout_ms = 5000;  ///< a node silent this long is lost (node_down)
 };
 
 /// A whole file, loaded and checked.
 struct tree_config {
   std::filesystem::path file;      ///< absolute; "<built-in default>" for the default tree
   run_settings settings;
+  std::vector<node_address> nodes;  ///< in file order
   group_config root;
 };
 

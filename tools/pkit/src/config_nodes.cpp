@@ -1,0 +1,188 @@
+// The tree file's distribution keys (issue 11): the nodes ([nodes.NAME] address), the
+// links' settings ([pkit] tls, heartbeat, node_timeout), where a program or group runs
+// (`node` / `nodes`), and what a program placed on a node may say. A program on a node
+// is checked by that node (its allow-list), not here: nothing of it is looked up on this
+// machine (PATH, cwd, users), but what no node would ever accept is refused now.
+
+#include "config_reader.hpp"
+
+#include <pkit/net/listen_policy.hpp>
+
+#include <charconv>
+#include <set>
+
+namespace pkit::tool::detail {
+namespace {
+
+// "host:port", "[v6]:port". Returns the error text, or "" with `out` filled.
+std::string parse_address(const std::string& text, node_address& out) {
+  std::string host;
+  std::string port;
+  if (text.starts_with('[')) {
+    const auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      return "expected \"[IPv6]:PORT\", got \"" + text + "\"";
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos) return "expected \"HOST:PORT\" (e.g. \"10.0.0.5:7100\"), got \"" + text + "\"";
+    host = text.substr(0, colon);
+    if (host.find(':') != std::string::npos) return "an IPv6 address goes in brackets: \"[" + host + "]:PORT\"";
+    port = text.substr(colon + 1);
+  }
+  if (host.empty()) return "no host before the port in \"" + text + "\"";
+  if (host.find_first_of(" \t\0/", 0, 4) != std::string::npos) return "\"" + host + "\" is not a host name or address";
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc{} || end != port.data() + port.size() || value == 0 || value > 65535)
+    return "the port must be a number from 1 to 65535, got \"" + port + "\"";
+  out.host = host;
+  out.port = static_cast<std::uint16_t>(value);
+  return {};
+}
+
+}  // namespace
+
+void read_nodes(table_reader& root, load_context& ctx, std::vector<node_address>& out) {
+  const toml::table* t = root.subtable("nodes");
+  if (t == nullptr) return;
+  for (auto&& [k, v] : *t) {
+    const std::string name(k.str());
+    const std::string path = "nodes." + name;
+    if (auto why = name_problem(name); !why.empty()) {
+      ctx.sink.add(position_of(k.source()), path, why);
+      continue;
+    }
+    const toml::table* nt = v.as_table();
+    if (nt == nullptr) {
+      ctx.sink.add(position_of(v.source()), path, "expected a table ([nodes." + name + "] address = \"HOST:PORT\"), got " +
+                                                      type_name(v.type()));
+      continue;
+    }
+    table_reader r(*nt, path, ctx.sink);
+    node_address node;
+    node.name = name;
+    node.where = r.where();
+    if (auto a = r.string("address")) {
+      if (auto why = parse_address(*a, node); !why.empty()) r.error("address", why);
+      else out.push_back(std::move(node));
+    } else if (!nt->contains("address")) {
+      r.error("address", "every node needs an address (\"HOST:PORT\" where its `pkit node` listens)");
+    }
+    r.finish();
+  }
+}
+
+void read_link_settings(table_reader& r, run_settings& s, const std::filesystem::path& base_dir) {
+  if (const toml::table* t = r.subtable("tls")) {
+    table_reader tr(*t, r.path_of("tls"), r.sink());
+    tls_paths tls;
+    bool complete = true;
+    for (auto [key, field] : {std::pair{"cert", &tls.cert}, {"key", &tls.key}, {"ca", &tls.ca}}) {
+      if (auto v = tr.string(key)) *field = resolve_path(base_dir, *v);
+      if (field->empty()) {
+        complete = false;
+        if (!t->contains(key)) tr.error(key, std::string("the TLS set needs ") + key + " (cert, key and ca, all three)");
+      }
+    }
+    tr.finish();
+    if (complete) s.tls = std::move(tls);
+  }
+  if (auto d = r.duration("heartbeat")) {
+    if (*d <= 0) r.error("heartbeat", "must be longer than 0s");
+    else s.heartbeat_ms = *d;
+  }
+  if (auto d = r.duration("node_timeout")) s.node_timeout_ms = *d;
+  if (r.table().contains("node_timeout") && s.node_timeout_ms <= s.heartbeat_ms)
+    r.error("node_timeout", "must be longer than heartbeat (" + format_duration(s.heartbeat_ms) +
+                                "): a node is lost only after it missed heartbeats");
+}
+
+std::optional<std::vector<std::string>> read_placement(table_reader& r, const load_context& ctx) {
+  const toml::node* one = r.node("node");
+  const toml::node* many = r.node("nodes");
+  if (one == nullptr && many == nullptr) return std::nullopt;
+  if (one != nullptr && many != nullptr) {
+    r.error("nodes", "give either node (one) or nodes (a list to choose from, in order), not both");
+    return std::nullopt;
+  }
+  const std::string key = one != nullptr ? "node" : "nodes";
+  std::vector<std::pair<std::string, const toml::node*>> names;
+  if (one != nullptr) {
+    if (auto s = r.string("node")) names.emplace_back(*s, one);
+    else return std::nullopt;
+  } else if (const toml::array* a = many->as_array()) {
+    if (a->empty()) r.error("nodes", "an empty list: name at least one node (or leave nodes out to run here)");
+    for (std::size_t i = 0; i < a->size(); ++i) {
+      const toml::node& e = *a->get(i);
+      if (!e.is_string()) {
+        r.sink().add(position_of(e.source()), r.path_of("nodes") + "[" + std::to_string(i) + "]",
+                     "expected a node's name, got " + type_name(e.type()));
+        return std::nullopt;
+      }
+      names.emplace_back(e.as_string()->get(), &e);
+    }
+  } else {
+    r.type_error("nodes", *many, "an array of node names");
+    return std::nullopt;
+  }
+  std::vector<std::string> known;
+  for (const auto& n : ctx.nodes) known.push_back(n.name);
+  std::vector<std::string> out;
+  for (const auto& [name, at] : names) {
+    const bool declared = std::find(known.begin(), known.end(), name) != known.end();
+    std::string why;
+    if (!declared) {
+      why = "unknown node '" + name + "'";
+      if (auto near = closest(name, known); !near.empty()) why += "; did you mean '" + near + "'?";
+      else why += " (declare it: [nodes." + name + "] address = \"HOST:PORT\")";
+    } else if (std::find(out.begin(), out.end(), name) != out.end()) {
+      why = "node '" + name + "' is listed twice";
+    }
+    if (!why.empty()) r.sink().add(position_of(at->source()), r.path_of(key), why);
+    else out.push_back(name);
+  }
+  if (out.size() != names.size()) return std::nullopt;
+  return out;
+}
+
+void check_remote_program(const program_config& p, table_reader& r) {
+  const std::string where = "'" + p.nodes.front() + "'" + (p.nodes.size() > 1 ? " (or another of its nodes)" : "");
+  if (!p.argv.empty() && !p.argv.front().starts_with('/')) {
+    // At the program's name, as check_command's errors are (a shell's is /bin/sh).
+    const toml::node* command = r.table().get("command");
+    const toml::array* a = command != nullptr ? command->as_array() : nullptr;
+    if (a != nullptr && !a->empty())
+      r.sink().add(position_of(a->get(0)->source()), r.path_of("command") + "[0]",
+                   "a program on a node runs on " + where +
+                       ", whose allow-list names programs by absolute path: write it in full (\"/usr/bin/" +
+                       p.argv.front() + "\", say)");
+  }
+  if (!p.cwd.empty() && !std::filesystem::path(p.cwd).is_absolute()) r.error("cwd", "must be absolute on a node");
+  for (const auto* o : {&p.stdout_spec, &p.stderr_spec})
+    if (o->mode == output_spec::kind::log)
+      r.error(o == &p.stdout_spec ? "stdout" : "stderr",
+              "a program on a node cannot log to pkit run's files (its output stays on the node): use \"inherit\" "
+              "(the node's own output) or \"null\"");
+  if (!p.kill_group)
+    r.error("kill_group", "a program on a node always runs in its own process group, stopped as a whole "
+                          "(the node refuses kill_group = false)");
+  if (p.stop_timeout_ms < 0)
+    r.error("stop_timeout", "a node must be able to stop what it runs when its controller is lost: give a "
+                            "finite stop_timeout");
+}
+
+void check_node_links(const tree_config& tree, error_sink& sink) {
+  if (tree.settings.tls) return;
+  std::set<std::string> used;
+  for (const auto& ref : programs_of(tree)) used.insert(ref.program->nodes.begin(), ref.program->nodes.end());
+  for (const auto& n : tree.nodes)
+    if (used.count(n.name) && !pkit::net::is_loopback_address(n.host))
+      sink.add(n.where, "nodes." + n.name + ".address",
+               "node '" + n.name + "' is beyond loopback (" + n.host +
+                   "): its link needs mutual TLS — set [pkit] tls = { cert = ..., key = ..., ca = ... } "
+                   "(tools/make-certs.sh makes a set)");
+}
+
+}  // namespace pkit::tool::detail
