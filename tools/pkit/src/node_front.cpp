@@ -124,6 +124,10 @@ struct front_state {
   std::shared_ptr<node_children> children;
   guardian* keeper = nullptr;
   std::string node_name;
+  /// Each live process actor's tap. Held here because nothing else holds a tap strongly
+  /// (its process actor and the agent keep only its address): an actor nobody holds ends,
+  /// and the agent would take that for the controller's end and stop the child.
+  std::map<caf::actor_addr, caf::actor> taps;
   static inline const char* name = "pkit.node.front";
 };
 
@@ -147,6 +151,7 @@ caf::result<process_actor> spawn_through_tap(front_pointer self, std::string& id
               return;
             }
             self->monitor(p);
+            self->state.taps.emplace(p.address(), tap);
             caf::anon_send(tap, p);
             rp.deliver(std::move(p));
           },
@@ -164,7 +169,10 @@ node_actor::behavior_type front_impl(front_pointer self, node_actor agent, std::
   st.children = std::move(children);
   st.keeper = keeper;
   st.node_name = std::move(node_name);
-  self->set_down_handler([self](caf::down_msg& dm) { self->state.children->remove(dm.source); });
+  self->set_down_handler([self](caf::down_msg& dm) {
+    self->state.children->remove(dm.source);
+    self->state.taps.erase(dm.source);
+  });
   return {
       [self](pkit::net::node_hello_atom a, std::uint32_t protocol) -> caf::result<pkit::net::node_info> {
         return self->delegate(self->state.agent, a, protocol);
