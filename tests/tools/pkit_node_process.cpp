@@ -113,6 +113,10 @@ std::optional<std::uint16_t> pkit_node_process::wait_listening(milliseconds dead
   return static_cast<std::uint16_t>(std::stoul(line->substr(colon + 1)));
 }
 
+std::optional<std::string> pkit_node_process::wait_stdout(const std::string& text, milliseconds deadline) {
+  return out_.wait_for(text, steady_clock::now() + deadline);
+}
+
 std::optional<std::string> pkit_node_process::wait_stderr(const std::string& text, milliseconds deadline) {
   return err_.wait_for(text, steady_clock::now() + deadline);
 }

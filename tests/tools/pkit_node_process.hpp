@@ -53,6 +53,9 @@ public:
   /// The port of the "listening on HOST:PORT" line on stdout, or nullopt (no such line
   /// within the deadline, or the node exited first).
   std::optional<std::uint16_t> wait_listening(std::chrono::milliseconds deadline = std::chrono::seconds(20));
+  /// The next stdout line containing `text` (after the listening line), or nullopt.
+  std::optional<std::string> wait_stdout(const std::string& text,
+                                         std::chrono::milliseconds deadline = std::chrono::seconds(20));
   /// The next stderr line containing `text`, or nullopt.
   std::optional<std::string> wait_stderr(const std::string& text,
                                          std::chrono::milliseconds deadline = std::chrono::seconds(20));

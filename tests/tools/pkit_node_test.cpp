@@ -81,6 +81,7 @@ struct controller {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
   node_actor node;
+  std::vector<caf::actor> relays;
 
   /// Without `heartbeats`, the controller falls silent when idle.
   explicit controller(std::uint16_t port, bool heartbeats = true) {
@@ -98,6 +99,17 @@ struct controller {
     node = *r;
   }
 
+  /// Ends the relays (they would keep the actor system from shutting down).
+  ~controller() {
+    for (const auto& r : relays) caf::anon_send_exit(r, caf::exit_reason::kill);
+  }
+
+  /// A relay forwarding reports to `sink`, ended with this controller.
+  caf::actor make_relay(caf::scoped_actor& sink) {
+    relays.push_back(sys->spawn(relay_impl, caf::actor_cast<caf::actor>(sink)));
+    return relays.back();
+  }
+
   /// The spawn's reply: the process actor, or the refusal.
   caf::expected<process_actor> spawn(caf::scoped_actor& self, const std::string& id, process_spec spec,
                                      caf::actor relay) {
@@ -109,11 +121,11 @@ struct controller {
 
   /// Spawns `id` running `argv` (default: sleep 60) and starts it; its pid (0 on failure).
   std::int32_t run_sleep(caf::scoped_actor& self, const std::string& id, caf::actor relay,
-                         std::vector<std::string> argv = {sleep_path, "60"}) {
+                         std::vector<std::string> argv = {sleep_path, "60"}, std::int64_t stop_timeout_ms = 5000) {
     process_spec spec;
     spec.name = id;
     spec.argv = std::move(argv);
-    spec.stop_timeout_ms = 5000;
+    spec.stop_timeout_ms = stop_timeout_ms;
     auto proc = spawn(self, id, std::move(spec), std::move(relay));
     BOOST_TEST_REQUIRE(static_cast<bool>(proc), (proc ? "" : sys->render(proc.error())));
     std::int32_t pid = 0;
@@ -136,20 +148,29 @@ BOOST_AUTO_TEST_CASE(it_prints_its_port_runs_an_allowed_program_and_stops_it_on_
   auto port = node.wait_listening();
   BOOST_TEST_REQUIRE(port.has_value(), node.stderr_text());
   BOOST_TEST(*port > 0);
+  BOOST_TEST(node.stdout_text() == "listening on 127.0.0.1:" + std::to_string(*port) + "\n");
   controller c{*port};
   caf::scoped_actor self{*c.sys};
   self->request(c.node, deadline, pkit::net::node_hello_atom_v, pkit::net::node_protocol_version)
       .receive([&](pkit::net::node_info& info) { BOOST_TEST(info.name == "test-node"); },
                [&](caf::error& e) { BOOST_TEST_ERROR(c.sys->render(e)); });
-  auto relay = c.sys->spawn(relay_impl, caf::actor_cast<caf::actor>(self));
-  const auto pid = c.run_sleep(self, "sleeper", relay);
+  auto relay = c.make_relay(self);
+  // The child records the SIGTERM it gets (and lives on until the stop timeout's SIGKILL):
+  // the node stopped it per its spec, not by killing it. Written as the node's user for
+  // remote children: the directory and file let anyone append.
+  std::filesystem::permissions(allow.dir.path(), std::filesystem::perms(0711));
+  const std::string record = allow.dir.file("term.log");
+  std::ofstream{record}.flush();
+  std::filesystem::permissions(record, std::filesystem::perms(0666));
+  const auto pid = c.run_sleep(self, "recorder", relay, {test_child(), "record-term", record}, 1000);
   BOOST_TEST_REQUIRE(alive(pid), node.stderr_text());
+  BOOST_TEST_REQUIRE(node.wait_stdout("ready").has_value());  // its handler is set up
   ::kill(node.pid(), SIGTERM);
   BOOST_TEST(wait_pid_gone(pid));
-  auto code = node.wait_exit();
-  BOOST_TEST_REQUIRE(code.has_value());
-  BOOST_TEST(*code == 0, node.stderr_text());
-  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+  BOOST_TEST(exit_of(node) == 0, node.stderr_text());
+  std::ifstream in(record);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  BOOST_TEST(text == "TERM " + std::to_string(pid) + "\n");
 }
 
 BOOST_AUTO_TEST_CASE(a_program_outside_the_allow_list_is_refused_naming_it) {
@@ -159,7 +180,7 @@ BOOST_AUTO_TEST_CASE(a_program_outside_the_allow_list_is_refused_naming_it) {
   BOOST_TEST_REQUIRE(port.has_value(), node.stderr_text());
   controller c{*port};
   caf::scoped_actor self{*c.sys};
-  auto relay = c.sys->spawn(relay_impl, caf::actor_cast<caf::actor>(self));
+  auto relay = c.make_relay(self);
   process_spec spec;
   spec.name = "cat";
   spec.argv = {"/usr/bin/cat"};
@@ -175,7 +196,6 @@ BOOST_AUTO_TEST_CASE(a_program_outside_the_allow_list_is_refused_naming_it) {
   BOOST_TEST(line->find("/usr/bin/cat") != std::string::npos, *line);
   // The node serves on.
   BOOST_TEST(alive(c.run_sleep(self, "after", relay)));
-  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_CASE(a_sigkilled_node_leaves_no_child_behind) {
@@ -185,13 +205,12 @@ BOOST_AUTO_TEST_CASE(a_sigkilled_node_leaves_no_child_behind) {
   BOOST_TEST_REQUIRE(port.has_value(), node.stderr_text());
   controller c{*port};
   caf::scoped_actor self{*c.sys};
-  auto relay = c.sys->spawn(relay_impl, caf::actor_cast<caf::actor>(self));
+  auto relay = c.make_relay(self);
   const auto pid = c.run_sleep(self, "sleeper", relay);
   BOOST_TEST_REQUIRE(alive(pid));
   ::kill(node.pid(), SIGKILL);
   BOOST_TEST(exit_of(node) == 128 + SIGKILL);
   BOOST_TEST(wait_pid_gone(pid));
-  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_CASE(a_sigkilled_node_leaves_no_grandchild_behind) {
@@ -203,7 +222,7 @@ BOOST_AUTO_TEST_CASE(a_sigkilled_node_leaves_no_grandchild_behind) {
   BOOST_TEST_REQUIRE(port.has_value(), node.stderr_text());
   controller c{*port};
   caf::scoped_actor self{*c.sys};
-  auto relay = c.sys->spawn(relay_impl, caf::actor_cast<caf::actor>(self));
+  auto relay = c.make_relay(self);
   BOOST_TEST_REQUIRE(c.run_sleep(self, "holder", relay, {test_child(), "spew-hold", "0"}) > 0);
   // The child's stderr is the node's: "holder PID".
   auto line = node.wait_stderr("holder ");
@@ -215,7 +234,6 @@ BOOST_AUTO_TEST_CASE(a_sigkilled_node_leaves_no_grandchild_behind) {
   const bool gone = wait_pid_gone(grandchild);
   BOOST_TEST(gone);
   if (!gone) ::kill(grandchild, SIGKILL);  // leave nothing behind on this machine
-  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_CASE(a_controller_that_shuts_down_has_its_children_stopped) {
@@ -229,10 +247,11 @@ BOOST_AUTO_TEST_CASE(a_controller_that_shuts_down_has_its_children_stopped) {
   {
     controller c{*port};
     caf::scoped_actor self{*c.sys};
-    auto relay = c.sys->spawn(relay_impl, caf::actor_cast<caf::actor>(self));
+    auto relay = c.make_relay(self);
     pid = c.run_sleep(self, "sleeper", relay);
     BOOST_TEST_REQUIRE(alive(pid));
     caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+    c.relays.clear();
   }
   auto line = node.wait_stderr("'sleeper'");
   BOOST_TEST(line.has_value(), node.stderr_text());
@@ -250,7 +269,7 @@ BOOST_AUTO_TEST_CASE(a_silent_controller_is_dropped_and_its_children_stopped) {
   BOOST_TEST_REQUIRE(port.has_value(), node.stderr_text());
   controller c{*port, false};
   caf::scoped_actor self{*c.sys};
-  auto relay = c.sys->spawn(relay_impl, caf::actor_cast<caf::actor>(self));
+  auto relay = c.make_relay(self);
   const auto pid = c.run_sleep(self, "sleeper", relay);
   BOOST_TEST_REQUIRE(alive(pid));
   auto line = node.wait_stderr("controller lost for 'sleeper'");
@@ -258,7 +277,6 @@ BOOST_AUTO_TEST_CASE(a_silent_controller_is_dropped_and_its_children_stopped) {
   BOOST_TEST(wait_pid_gone(pid));
   ::kill(node.pid(), SIGTERM);
   BOOST_TEST(exit_of(node) == 0);
-  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_CASE(a_listener_beyond_loopback_without_tls_is_refused) {
