@@ -4,7 +4,8 @@ if(NOT TARGET pkit::net)
   return()
 endif()
 pkit_add_test(NAME pkit_node_test
-  SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_node_test.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_node_process.cpp
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_node_test.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_node_tls_test.cpp
+          ${CMAKE_CURRENT_LIST_DIR}/pkit_node_process.cpp
   LIBS pkit::net
   LABELS tools)
 target_compile_definitions(pkit_node_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>"
