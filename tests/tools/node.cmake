@@ -11,3 +11,9 @@ pkit_add_test(NAME pkit_node_test
 target_compile_definitions(pkit_node_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>"
   PKIT_MAKE_CERTS="${PROJECT_SOURCE_DIR}/tools/make-certs.sh")
 add_dependencies(pkit_node_test pkit)
+
+# The allow-list file alone (pkit_tool's reader, no process).
+pkit_add_test(NAME node_allow_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/node_allow_test.cpp
+  LIBS pkit_tool
+  LABELS tools)

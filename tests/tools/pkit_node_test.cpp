@@ -316,3 +316,53 @@ BOOST_AUTO_TEST_CASE(an_allow_list_entry_the_list_check_refuses_is_placed_at_its
   const auto err = node.stderr_text();
   BOOST_TEST(err.find(allow.path + ":2:31: programs[1]: ") != std::string::npos, err);
 }
+
+BOOST_AUTO_TEST_CASE(the_cap_on_children_refuses_one_more) {
+  allow_file allow;
+  pkit_node_process node({"--allow", allow.path, "--max-children", "1"});
+  auto port = node.wait_listening();
+  BOOST_TEST_REQUIRE(port.has_value(), node.stderr_text());
+  controller c{*port};
+  caf::scoped_actor self{*c.sys};
+  auto relay = c.make_relay(self);
+  BOOST_TEST_REQUIRE(alive(c.run_sleep(self, "one", relay)));
+  process_spec spec;
+  spec.name = "two";
+  spec.argv = {sleep_path, "60"};
+  auto refused = c.spawn(self, "two", spec, relay);
+  BOOST_TEST_REQUIRE(!refused);
+  auto why = pkit::net::net_error_of(refused.error());
+  BOOST_TEST_REQUIRE(why.has_value(), c.sys->render(refused.error()));
+  BOOST_TEST(why->code == pkit::net::errc::node_child_limit);
+}
+
+BOOST_AUTO_TEST_CASE(a_port_in_use_is_refused_with_its_own_code) {
+  allow_file allow;
+  pkit_node_process first({"--allow", allow.path});
+  auto port = first.wait_listening();
+  BOOST_TEST_REQUIRE(port.has_value(), first.stderr_text());
+  pkit_node_process second({"--allow", allow.path, "--listen", "127.0.0.1:" + std::to_string(*port)});
+  BOOST_TEST(exit_of(second) == 7, second.stderr_text());
+  BOOST_TEST(second.stdout_text().empty());
+}
+
+BOOST_AUTO_TEST_CASE(an_ipv6_loopback_listener_prints_its_bracketed_address) {
+  allow_file allow;
+  pkit_node_process node({"--allow", allow.path, "--listen", "[::1]:0"});
+  auto port = node.wait_listening();
+  if (!port) {
+    // A machine without IPv6 on loopback: cannot listen, said as such.
+    BOOST_TEST(exit_of(node) == 7, node.stderr_text());
+    return;
+  }
+  BOOST_TEST(node.stdout_text() == "listening on [::1]:" + std::to_string(*port) + "\n");
+}
+
+BOOST_AUTO_TEST_CASE(a_malformed_listen_address_is_a_usage_error) {
+  allow_file allow;
+  for (const char* bad : {"127.0.0.1", ":7000", "::1:7000", "127.0.0.1:70000", "127.0.0.1:x"}) {
+    pkit_node_process node({"--allow", allow.path, "--listen", bad});
+    BOOST_TEST(exit_of(node) == 2, bad);
+    BOOST_TEST(node.stderr_text().find("--listen") != std::string::npos, node.stderr_text());
+  }
+}
