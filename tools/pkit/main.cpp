@@ -1,5 +1,6 @@
 // The `pkit` command: run a supervision tree from a TOML file (`pkit run`), check a file
-// (`pkit check`), control a running tree (`pkit ctl`).
+// (`pkit check`), control a running tree (`pkit ctl`), serve as a node for trees
+// elsewhere (`pkit node`).
 
 #include <pkit/tool/config.hpp>
 #include <pkit/tool/control_protocol.hpp>
@@ -8,6 +9,9 @@
 #include <pkit/tool/ctl_format.hpp>
 #include <pkit/tool/daemon.hpp>
 #include <pkit/tool/guardian.hpp>
+#ifdef PKIT_HAVE_NODE
+#include <pkit/tool/node_command.hpp>
+#endif
 #include <pkit/tool/version.hpp>
 
 #include <CLI/CLI.hpp>
@@ -153,6 +157,11 @@ int main(int argc, char** argv) {
   auto* ctl = app.add_subcommand("ctl", "control a running tree (status, start, stop, ...)");
   pkit::tool::ctl_command ctl_cmd(*ctl, std::cout, std::cerr);
 
+#ifdef PKIT_HAVE_NODE
+  auto* node = app.add_subcommand("node", "let controllers elsewhere run allowed programs on this machine");
+  pkit::tool::node_command node_cmd(*node);
+#endif
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -161,5 +170,8 @@ int main(int argc, char** argv) {
   if (*run) return run_command(file, format, run_for);
   if (*check) return check_command(check_file);
   if (*ctl) return ctl_cmd.run();
+#ifdef PKIT_HAVE_NODE
+  if (*node) return node_cmd.run();
+#endif
   return exit_usage;
 }

@@ -1,6 +1,7 @@
 #pragma once
 
-// Private to the config part (tools/pkit/src/config_*.cpp): reading one TOML table with
+// Private to the config part (tools/pkit/src/config_*.cpp) and to the node allow-list
+// (node_allow.cpp, which reads its file the same way): reading one TOML table with
 // positions, typed getters that record errors instead of throwing, and the shared
 // value parsers (durations, sizes, signals, names). Not installed, not for other parts.
 

@@ -1,0 +1,19 @@
+# `pkit node` end to end: the real binary as a separate process, a controller in the test
+# process over plain BASP on 127.0.0.1 (and TLS with make-certs.sh's certificates).
+if(NOT TARGET pkit::net)
+  return()
+endif()
+pkit_add_test(NAME pkit_node_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_node_test.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_node_tls_test.cpp
+          ${CMAKE_CURRENT_LIST_DIR}/pkit_node_process.cpp
+  LIBS pkit::net
+  LABELS tools)
+target_compile_definitions(pkit_node_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>"
+  PKIT_MAKE_CERTS="${PROJECT_SOURCE_DIR}/tools/make-certs.sh")
+add_dependencies(pkit_node_test pkit)
+
+# The allow-list file alone (pkit_tool's reader, no process).
+pkit_add_test(NAME node_allow_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/node_allow_test.cpp
+  LIBS pkit_tool
+  LABELS tools)

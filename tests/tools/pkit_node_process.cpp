@@ -1,0 +1,149 @@
+#include "pkit_node_process.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <stdexcept>
+#include <system_error>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace pkit_test_tools {
+
+using namespace std::chrono;
+
+line_pipe::~line_pipe() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool line_pipe::next_line(std::string& line, steady_clock::time_point until) {
+  if (consumed_ < lines_.size()) {
+    line = lines_[consumed_++];
+    return true;
+  }
+  for (;;) {
+    if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
+      lines_.push_back(buffer_.substr(0, nl));
+      buffer_.erase(0, nl + 1);
+      line = lines_[consumed_++];
+      return true;
+    }
+    auto left = duration_cast<milliseconds>(until - steady_clock::now()).count();
+    if (left <= 0 || fd_ < 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    int n = ::poll(&p, 1, static_cast<int>(left));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    char buf[4096];
+    ssize_t got = ::read(fd_, buf, sizeof buf);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      ::close(fd_);
+      fd_ = -1;
+      if (buffer_.empty()) return false;
+      buffer_ += '\n';
+      continue;
+    }
+    buffer_.append(buf, static_cast<std::size_t>(got));
+  }
+}
+
+std::optional<std::string> line_pipe::wait_for(const std::string& text, steady_clock::time_point until) {
+  std::string line;
+  while (next_line(line, until))
+    if (line.find(text) != std::string::npos) return line;
+  return std::nullopt;
+}
+
+std::string line_pipe::text() {
+  // What is still in the pipe: a writer that is gone leaves EOF; a live one, 200 ms.
+  auto keep = consumed_;
+  std::string line;
+  while (next_line(line, steady_clock::now() + milliseconds(200))) {
+  }
+  consumed_ = keep;
+  std::string out;
+  for (const auto& l : lines_) out += l + "\n";
+  return out + buffer_;
+}
+
+pkit_node_process::pkit_node_process(const std::vector<std::string>& args) {
+  int out[2], err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
+    throw std::system_error(errno, std::system_category(), "pipe2");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  std::vector<std::string> argv{PKIT_BINARY, "node"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> av;
+  for (auto& a : argv) av.push_back(a.data());
+  av.push_back(nullptr);
+  int rc = ::posix_spawn(&pid_, av[0], &fa, nullptr, av.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  ::close(out[1]);
+  ::close(err[1]);
+  out_.reset(out[0]);
+  err_.reset(err[0]);
+  if (rc != 0) throw std::system_error(rc, std::system_category(), "posix_spawn pkit node");
+  pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+}
+
+pkit_node_process::~pkit_node_process() {
+  if (!reaped_) {
+    ::kill(pid_, SIGKILL);
+    int st;
+    ::waitpid(pid_, &st, 0);
+  }
+  if (pidfd_ >= 0) ::close(pidfd_);
+}
+
+std::optional<std::uint16_t> pkit_node_process::wait_listening(milliseconds deadline) {
+  auto line = out_.wait_for("listening on ", steady_clock::now() + deadline);
+  if (!line) return std::nullopt;
+  auto colon = line->rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  return static_cast<std::uint16_t>(std::stoul(line->substr(colon + 1)));
+}
+
+std::optional<std::string> pkit_node_process::wait_stdout(const std::string& text, milliseconds deadline) {
+  return out_.wait_for(text, steady_clock::now() + deadline);
+}
+
+std::optional<std::string> pkit_node_process::wait_stderr(const std::string& text, milliseconds deadline) {
+  return err_.wait_for(text, steady_clock::now() + deadline);
+}
+
+std::optional<int> pkit_node_process::wait_exit(milliseconds deadline) {
+  if (reaped_) return code_;
+  pollfd p{pidfd_, POLLIN, 0};
+  int n;
+  do n = ::poll(&p, 1, static_cast<int>(deadline.count()));
+  while (n < 0 && errno == EINTR);
+  if (n <= 0) return std::nullopt;
+  int st = 0;
+  if (::waitpid(pid_, &st, 0) != pid_) return std::nullopt;
+  reaped_ = true;
+  code_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return code_;
+}
+
+bool wait_pid_gone(pid_t pid, milliseconds deadline) {
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return errno == ESRCH;
+  pollfd p{fd, POLLIN, 0};
+  int n;
+  do n = ::poll(&p, 1, static_cast<int>(deadline.count()));
+  while (n < 0 && errno == EINTR);
+  ::close(fd);
+  return n == 1;
+}
+
+}  // namespace pkit_test_tools

@@ -1,0 +1,80 @@
+#pragma once
+
+// The real `pkit node` run by a test: its stdout and stderr read line by line as they
+// come (pipes, polled with a deadline: the tests synchronise on lines, never on sleeps),
+// its exit awaited through a pidfd.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace pkit_test_tools {
+
+/// Lines of one pipe, read as they come.
+class line_pipe {
+public:
+  explicit line_pipe(int fd) : fd_(fd) {}
+  ~line_pipe();
+  line_pipe(const line_pipe&) = delete;
+  line_pipe& operator=(const line_pipe&) = delete;
+  /// Reads `fd` from now on (owned; closed at the end).
+  void reset(int fd) { fd_ = fd; }
+
+  /// The next line containing `text` (earlier lines are consumed), or nullopt when none
+  /// came before `until` or the pipe ended.
+  std::optional<std::string> wait_for(const std::string& text, std::chrono::steady_clock::time_point until);
+  /// Everything read so far, and what the pipe still holds once its writer is gone (bounded).
+  std::string text();
+
+private:
+  bool next_line(std::string& line, std::chrono::steady_clock::time_point until);
+
+  int fd_;
+  std::string buffer_;
+  std::vector<std::string> lines_;
+  std::size_t consumed_ = 0;
+};
+
+class pkit_node_process {
+public:
+  /// Starts `pkit node ARGS...`.
+  explicit pkit_node_process(const std::vector<std::string>& args);
+  /// Kills (SIGKILL) and reaps it if still running.
+  ~pkit_node_process();
+  pkit_node_process(const pkit_node_process&) = delete;
+  pkit_node_process& operator=(const pkit_node_process&) = delete;
+
+  pid_t pid() const noexcept { return pid_; }
+
+  /// The port of the "listening on HOST:PORT" line on stdout, or nullopt (no such line
+  /// within the deadline, or the node exited first).
+  std::optional<std::uint16_t> wait_listening(std::chrono::milliseconds deadline = std::chrono::seconds(20));
+  /// The next stdout line containing `text` (after the listening line), or nullopt.
+  std::optional<std::string> wait_stdout(const std::string& text,
+                                         std::chrono::milliseconds deadline = std::chrono::seconds(20));
+  /// The next stderr line containing `text`, or nullopt.
+  std::optional<std::string> wait_stderr(const std::string& text,
+                                         std::chrono::milliseconds deadline = std::chrono::seconds(20));
+  /// The exit code (128+N for a signal), or nullopt if it did not exit by then.
+  std::optional<int> wait_exit(std::chrono::milliseconds deadline = std::chrono::seconds(30));
+
+  std::string stdout_text() { return out_.text(); }
+  std::string stderr_text() { return err_.text(); }
+
+private:
+  pid_t pid_ = -1;
+  int pidfd_ = -1;
+  line_pipe out_{-1};
+  line_pipe err_{-1};
+  bool reaped_ = false;
+  int code_ = -1;
+};
+
+/// Waits (pidfd, no polling) until `pid` has ended; true if it did within `deadline`.
+bool wait_pid_gone(pid_t pid, std::chrono::milliseconds deadline = std::chrono::seconds(20));
+
+}  // namespace pkit_test_tools

@@ -1,0 +1,12 @@
+# `pkit node` (issue 11): the node agent published for controllers elsewhere, its front
+# and the allow-list file. Only when pkit::net is built (CAF's OpenSSL module, OpenSSL 3).
+if(NOT TARGET pkit::net)
+  message(STATUS "pkit: `pkit node` not built (pkit::net is not)")
+  return()
+endif()
+target_sources(pkit_tool PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/src/node_allow.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/node_front.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/node_command.cpp)
+target_link_libraries(pkit_tool PUBLIC pkit::net)
+target_compile_definitions(pkit_tool PUBLIC PKIT_HAVE_NODE=1)

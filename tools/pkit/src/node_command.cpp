@@ -1,0 +1,260 @@
+// `pkit node`: the checks before start, the actor system, the publish, the wait for a
+// signal and the orderly stop. See node_command.hpp.
+
+#include <pkit/tool/node_command.hpp>
+
+#include <pkit/actors/error.hpp>
+#include <pkit/net/link_timing.hpp>
+#include <pkit/net/listen_policy.hpp>
+#include <pkit/net/node_agent.hpp>
+#include <pkit/net/tls_files.hpp>
+#include <pkit/net/tls_snapshot.hpp>
+#include <pkit/tool/guardian.hpp>
+#include <pkit/tool/node_allow.hpp>
+#include <pkit/tool/node_front.hpp>
+
+#include "config_reader.hpp"
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/openssl/publish.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+
+#include <charconv>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <variant>
+
+#include <csignal>
+#include <limits.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+namespace pkit::tool {
+namespace {
+
+/// Says why the node does not start, on stderr, and gives the exit code.
+int refuse(int code, const std::string& why) {
+  std::fprintf(stderr, "pkit node: %s\n", why.c_str());
+  return code;
+}
+
+/// `--listen`: "HOST:PORT" or "[V6]:PORT", the host explicit (never empty: CAF binds every
+/// interface for an empty one).
+struct listen_address {
+  std::string host;
+  std::uint16_t port = 0;
+
+  std::string to_string(std::uint16_t actual) const {
+    const bool v6 = host.find(':') != std::string::npos;
+    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(actual);
+  }
+};
+
+std::optional<listen_address> parse_listen(const std::string& text) {
+  listen_address out;
+  std::string port;
+  if (text.starts_with("[")) {
+    auto close = text.find("]:");
+    if (close == std::string::npos) return std::nullopt;
+    out.host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos || text.find(':') != colon) return std::nullopt;
+    out.host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (out.host.empty() || port.empty() || ec != std::errc{} || end != port.data() + port.size() || value > 65535)
+    return std::nullopt;
+  out.port = static_cast<std::uint16_t>(value);
+  return out;
+}
+
+std::optional<caf::timespan> parse_timespan(const std::string& text) {
+  auto parsed = detail::parse_duration(text, false);
+  if (auto* ms = std::get_if<std::int64_t>(&parsed)) return std::chrono::milliseconds(*ms);
+  return std::nullopt;
+}
+
+std::string host_name() {
+  char buf[HOST_NAME_MAX + 1] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "node";
+  return buf;
+}
+
+/// Everything checked before the node starts anything.
+struct node_plan {
+  listen_address address;
+  pkit::net::link_timing timing;
+  std::optional<pkit::net::tls_files> tls;  ///< the files as given (the snapshot is taken later)
+  pkit::net::node_config config;
+};
+
+/// The command line and the files, checked in the order a user fixes them: the address
+/// and its TLS set, the allow-list; the TLS files' contents come with the snapshot.
+int plan_node(const node_options& o, node_plan& plan) {
+  auto address = parse_listen(o.listen);
+  if (!address) return refuse(node_exit_usage, "--listen: expected HOST:PORT or [V6]:PORT, got '" + o.listen + "'");
+  plan.address = *address;
+  auto heartbeat = parse_timespan(o.heartbeat);
+  auto timeout = parse_timespan(o.timeout);
+  if (!heartbeat || !timeout)
+    return refuse(node_exit_usage, std::string(heartbeat ? "--timeout" : "--heartbeat") +
+                                        ": not a duration (500ms, 1s, 2m)");
+  plan.timing = {*heartbeat, *timeout};
+  if (auto bad = plan.timing.check()) return refuse(node_exit_usage, bad->message());
+  if (!o.tls_cert.empty() || !o.tls_key.empty() || !o.tls_ca.empty())
+    plan.tls = pkit::net::tls_files{o.tls_cert, o.tls_key, o.tls_ca, {}, {}};
+  if (auto bad = pkit::net::check_listen(plan.address.host, plan.tls ? &*plan.tls : nullptr))
+    return refuse(node_exit_listen_refused, bad->message());
+  if (o.allow.empty())
+    return refuse(node_exit_usage,
+                  "--allow FILE is required: it lists what controllers may run here (a node that "
+                  "runs anything for anyone is remote code execution; format: FORMAT.md, \"The node allow-list\")");
+  auto loaded = load_allow_file(o.allow);
+  if (!loaded) {
+    for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.to_string().c_str());
+    return refuse(node_exit_allow_refused, "the allow-list " + o.allow + " was refused");
+  }
+  plan.config.name = o.name.empty() ? host_name() : o.name;
+  plan.config.allow = std::move(*loaded.allow);
+  plan.config.max_children = o.max_children;
+  if (auto bad = plan.config.check()) return refuse(node_exit_allow_refused, bad->message());
+  return node_exit_clean;
+}
+
+/// Blocks the stop signals (before any thread: every thread inherits the mask) and
+/// returns a signalfd for them.
+int take_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, sig);
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+  return ::signalfd(-1, &set, SFD_CLOEXEC);
+}
+
+/// Stops every live child per its spec and waits for each (bounded by the node's cap on
+/// stop timeouts); then ends the front and the agent. False when a stop did not answer.
+bool stop_all(caf::actor_system& sys, const pkit::net::node_actor& front, const pkit::net::node_actor& agent,
+              node_children& children, const pkit::net::allow_list& allow) {
+  caf::scoped_actor self{sys};
+  const auto bound = std::chrono::milliseconds(allow.max_stop_timeout_ms) + std::chrono::seconds(10);
+  auto live = children.drain();
+  std::vector<decltype(self->request(live.front(), bound, pkit::actors::stop_atom_v))> pending;
+  for (const auto& p : live) pending.push_back(self->request(p, bound, pkit::actors::stop_atom_v));
+  bool ok = true;
+  for (auto& r : pending)
+    r.receive([](pkit::exit_status&) {},
+              [&](caf::error& e) {
+                // not_started: spawned but never started — nothing to stop.
+                if (e == pkit::actors::error::not_started || e == caf::sec::request_receiver_down) return;
+                std::fprintf(stderr, "pkit node: a child did not stop: %s\n", sys.render(e).c_str());
+                ok = false;
+              });
+  caf::anon_send_exit(front, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
+  return ok;
+}
+
+/// Publishes the front (TLS or plain loopback) and returns the port, or an error text.
+std::variant<std::uint16_t, std::string> publish(caf::actor_system& sys, const pkit::net::node_actor& front,
+                                                 const listen_address& at, bool tls) {
+  auto published = tls ? caf::openssl::publish(front, at.port, at.host.c_str())
+                       : sys.middleman().publish(front, at.port, at.host.c_str());
+  if (!published) return sys.render(published.error());
+  return *published;
+}
+
+/// Waits for a stop signal on `sfd`.
+void wait_for_signal(int sfd) {
+  signalfd_siginfo info{};
+  while (::read(sfd, &info, sizeof info) < 0 && errno == EINTR) {
+  }
+}
+
+int serve(node_plan& plan, pkit::net::tls_snapshot& snap, guardian* keeper, int sfd) {
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  if (plan.tls) cfg.load<caf::openssl::manager>();  // after the middleman: CAF requires it
+  pkit::net::init(cfg);
+  auto bad = plan.tls ? snap.files().apply(cfg, plan.timing) : pkit::net::apply_link(cfg, plan.timing);
+  if (bad) return refuse(plan.tls ? node_exit_tls_refused : node_exit_usage, bad->message());
+  std::unique_ptr<caf::actor_system> sys;
+  try {
+    sys = std::make_unique<caf::actor_system>(cfg);
+  } catch (const std::exception& e) {
+    return refuse(node_exit_failed, std::string("the actor system did not start: ") + e.what());
+  }
+  if (plan.tls)
+    if (auto off = pkit::net::require_authenticated(*sys, snap.files()))
+      return refuse(node_exit_tls_refused, off->message());
+  const auto allow = plan.config.allow;
+  auto children = std::make_shared<node_children>();
+  auto agent = pkit::net::spawn_node_agent(*sys, plan.config);
+  auto front = spawn_node_front(*sys, agent, children, keeper, plan.config.name);
+  auto port = publish(*sys, front, plan.address, plan.tls.has_value());
+  if (auto* why = std::get_if<std::string>(&port)) {
+    caf::anon_send_exit(front, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
+    return refuse(node_exit_cannot_listen, "cannot listen on " + plan.address.to_string(plan.address.port) + ": " + *why);
+  }
+  // The one line on stdout: scripts and tests wait for it.
+  std::printf("listening on %s\n", plan.address.to_string(std::get<std::uint16_t>(port)).c_str());
+  std::fflush(stdout);
+  std::fprintf(stderr, "pkit node %s: serving %s (%s)\n", plan.config.name.c_str(),
+               plan.address.to_string(std::get<std::uint16_t>(port)).c_str(),
+               plan.tls ? "TLS, mutual authentication" : "plain BASP on loopback");
+  wait_for_signal(sfd);
+  std::fprintf(stderr, "pkit node %s: stopping\n", plan.config.name.c_str());
+  const bool ok = stop_all(*sys, front, agent, *children, allow);
+  sys.reset();  // before the snapshot it reads: declared in run()
+  return ok ? node_exit_clean : node_exit_failed;
+}
+
+}  // namespace
+
+node_command::node_command(CLI::App& sub) {
+  auto& o = options_;
+  sub.add_option("--listen", o.listen, "ADDR:PORT to listen on ([V6]:PORT; port 0: any free one)")
+      ->capture_default_str();
+  sub.add_option("--name", o.name, "the node's name, told to controllers (default: the host name)");
+  sub.add_option("--tls-cert", o.tls_cert, "PEM certificate chain of this node (with --tls-key, --tls-ca)");
+  sub.add_option("--tls-key", o.tls_key, "PEM private key of that certificate (mode 0600)");
+  sub.add_option("--tls-ca", o.tls_ca, "PEM file of the controllers' private CA");
+  sub.add_option("--allow", o.allow, "TOML allow-list: what controllers may run here (required)");
+  sub.add_option("--heartbeat", o.heartbeat, "BASP heartbeat interval")->capture_default_str();
+  sub.add_option("--timeout", o.timeout, "drop a controller silent for this long, stopping its children")
+      ->capture_default_str();
+  sub.add_option("--max-children", o.max_children, "children alive at once, at most")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 100000u));
+}
+
+int node_command::run() {
+  node_plan plan;
+  if (int code = plan_node(options_, plan); code != node_exit_clean) return code;
+  // The snapshot outlives the actor system that reads it (serve() destroys the system).
+  pkit::net::tls_snapshot snap;
+  if (plan.tls)
+    if (auto bad = snap.take(*plan.tls)) return refuse(node_exit_tls_refused, bad->message());
+  const int sfd = take_signals();
+  std::unique_ptr<guardian> keeper;
+  try {
+    keeper = guardian::spawn();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "pkit node: no guardian (%s): children's children may outlive a killed node\n", e.what());
+  }
+  const int code = serve(plan, snap, keeper.get(), sfd);
+  ::close(sfd);
+  return code;
+}
+
+}  // namespace pkit::tool

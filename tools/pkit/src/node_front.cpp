@@ -1,0 +1,195 @@
+// The front `pkit node` publishes, and the taps between its process actors and the
+// controllers' relays. See node_front.hpp for why they exist.
+
+#include <pkit/tool/node_front.hpp>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/typed_response_promise.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+
+namespace pkit::tool {
+
+bool node_children::add(const pkit::actors::process_actor& p) {
+  std::lock_guard lock(mutex_);
+  if (draining_) return false;
+  live_.push_back(p);
+  return true;
+}
+
+void node_children::remove(const caf::actor_addr& a) {
+  std::lock_guard lock(mutex_);
+  std::erase_if(live_, [&](const pkit::actors::process_actor& p) { return p.address() == a; });
+}
+
+std::vector<pkit::actors::process_actor> node_children::drain() {
+  std::lock_guard lock(mutex_);
+  draining_ = true;
+  return live_;
+}
+
+namespace {
+
+using namespace pkit::actors;
+using pkit::net::node_actor;
+
+/// The agent is a local actor: it answers a spawn at once (validation, then a spawn).
+/// Bounded anyway, so that no promise of the front can stay open forever.
+constexpr auto agent_timeout = std::chrono::seconds(30);
+
+/// One line on stderr, written at once (the node's operator reads it; tests wait for it).
+void say(const std::string& line) {
+  std::string out = line + "\n";
+  std::fputs(out.c_str(), stderr);
+  std::fflush(stderr);
+}
+
+/// The spawn id as the peer gave it, made safe for one log line (printable ASCII only).
+std::string shown(std::string id) {
+  if (id.size() > 64) id.resize(64);
+  for (char& c : id)
+    if (c < 0x20 || c > 0x7e) c = '?';
+  return id;
+}
+
+struct tap_state {
+  caf::actor relay;
+  std::string id;
+  guardian* keeper = nullptr;
+  std::string node_name;
+  caf::actor_addr proc;
+  /// The pid (and process group) of each run, for unwatch at its exit.
+  std::map<std::uint64_t, std::int32_t> pids;
+  static inline const char* name = "pkit.node.tap";
+};
+
+/// Forwards a process actor's reports to the controller's relay, registering each run's
+/// process group with the guardian. Ends with the relay (the agent then stops the
+/// children it spawned for this tap) or with its process actor.
+caf::behavior tap_impl(caf::stateful_actor<tap_state>* self, caf::actor relay, std::string id, guardian* keeper,
+                       std::string node_name) {
+  auto& st = self->state;
+  st.relay = std::move(relay);
+  st.id = std::move(id);
+  st.keeper = keeper;
+  st.node_name = std::move(node_name);
+  self->monitor(st.relay);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& s = self->state;
+    if (dm.source == s.proc) {
+      self->quit();
+      return;
+    }
+    if (dm.source != s.relay.address()) return;
+    const bool lost = dm.reason == caf::exit_reason::remote_link_unreachable;
+    say("pkit node " + s.node_name + ": " + (lost ? "controller lost" : "controller ended") + " for '" +
+        shown(s.id) + "' (" + to_string(dm.reason) + "): stopping its child");
+    self->quit(dm.reason);
+  });
+  return {
+      [self](process_actor& p) {
+        self->state.proc = p.address();
+        self->monitor(p);
+      },
+      [self](child_started_atom a, std::string& id, std::uint64_t inc, std::int32_t pid) {
+        auto& s = self->state;
+        // Remote children lead their own process group (validate() requires it).
+        if (s.keeper != nullptr && pid > 0) s.keeper->watch(pid);
+        s.pids[inc] = pid;
+        self->send(s.relay, a, std::move(id), inc, pid);
+      },
+      [self](child_ready_atom a, std::string& id, std::uint64_t inc, std::int32_t pid) {
+        self->send(self->state.relay, a, std::move(id), inc, pid);
+      },
+      [self](child_exited_atom a, std::string& id, std::uint64_t inc, pkit::exit_status st) {
+        auto& s = self->state;
+        if (auto it = s.pids.find(inc); it != s.pids.end()) {
+          if (s.keeper != nullptr && it->second > 0) s.keeper->unwatch(it->second);
+          s.pids.erase(it);
+        }
+        self->send(s.relay, a, std::move(id), inc, st);
+      },
+  };
+}
+
+struct front_state {
+  node_actor agent;
+  std::shared_ptr<node_children> children;
+  guardian* keeper = nullptr;
+  std::string node_name;
+  /// Each live process actor's tap. Held here because nothing else holds a tap strongly
+  /// (its process actor and the agent keep only its address): an actor nobody holds ends,
+  /// and the agent would take that for the controller's end and stop the child.
+  std::map<caf::actor_addr, caf::actor> taps;
+  static inline const char* name = "pkit.node.front";
+};
+
+using front_pointer = node_actor::stateful_pointer<front_state>;
+
+caf::result<process_actor> spawn_through_tap(front_pointer self, std::string& id, process_spec& spec,
+                                             caf::actor& relay) {
+  auto& st = self->state;
+  // No relay: the agent refuses (node_relay_missing); nothing to tap.
+  if (!relay) return self->delegate(st.agent, pkit::net::node_spawn_atom_v, std::move(id), std::move(spec), relay);
+  caf::actor tap = self->spawn(tap_impl, relay, id, st.keeper, st.node_name);
+  auto rp = self->make_response_promise<process_actor>();
+  self->request(st.agent, agent_timeout, pkit::net::node_spawn_atom_v, std::move(id), std::move(spec), tap)
+      .then(
+          [self, tap, rp](process_actor& p) mutable {
+            if (!self->state.children->add(p)) {
+              // The node is stopping: this child must not start.
+              self->send_exit(p, caf::exit_reason::user_shutdown);
+              self->send_exit(tap, caf::exit_reason::user_shutdown);
+              rp.deliver(caf::make_error(caf::sec::request_receiver_down));
+              return;
+            }
+            self->monitor(p);
+            self->state.taps.emplace(p.address(), tap);
+            caf::anon_send(tap, p);
+            rp.deliver(std::move(p));
+          },
+          [self, tap, rp](caf::error& e) mutable {
+            self->send_exit(tap, caf::exit_reason::user_shutdown);
+            rp.deliver(std::move(e));
+          });
+  return rp;
+}
+
+node_actor::behavior_type front_impl(front_pointer self, node_actor agent, std::shared_ptr<node_children> children,
+                                     guardian* keeper, std::string node_name) {
+  auto& st = self->state;
+  st.agent = std::move(agent);
+  st.children = std::move(children);
+  st.keeper = keeper;
+  st.node_name = std::move(node_name);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    self->state.children->remove(dm.source);
+    self->state.taps.erase(dm.source);
+  });
+  return {
+      [self](pkit::net::node_hello_atom a, std::uint32_t protocol) -> caf::result<pkit::net::node_info> {
+        return self->delegate(self->state.agent, a, protocol);
+      },
+      [self](pkit::net::node_spawn_atom, std::string& id, process_spec& spec,
+             caf::actor& relay) -> caf::result<process_actor> { return spawn_through_tap(self, id, spec, relay); },
+      [self](pkit::net::node_list_atom a) -> caf::result<std::vector<pkit::net::node_child_info>> {
+        return self->delegate(self->state.agent, a);
+      },
+  };
+}
+
+}  // namespace
+
+node_actor spawn_node_front(caf::actor_system& sys, node_actor agent, std::shared_ptr<node_children> children,
+                            guardian* keeper, std::string node_name) {
+  return sys.spawn(front_impl, std::move(agent), std::move(children), keeper, std::move(node_name));
+}
+
+}  // namespace pkit::tool
