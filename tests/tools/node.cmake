@@ -17,3 +17,13 @@ pkit_add_test(NAME node_allow_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/node_allow_test.cpp
   LIBS pkit_tool
   LABELS tools)
+
+# `pkit run` with programs on two real `pkit node` processes: placement, node_down,
+# failover, the node column, links refused.
+pkit_add_test(NAME pkit_run_nodes_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_run_nodes_test.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_node_process.cpp
+          ${CMAKE_CURRENT_LIST_DIR}/pkit_run_process.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_ctl_client.cpp
+  LIBS nlohmann_json::nlohmann_json
+  LABELS tools)
+target_compile_definitions(pkit_run_nodes_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>")
+add_dependencies(pkit_run_nodes_test pkit)

@@ -147,6 +147,7 @@ std::string format_event(const json& item, bool colour) {
   line += " (run " + field(item, "run");
   if (item.value("pid", json(nullptr)).is_number_integer() && item["pid"].get<std::int64_t>() > 0)
     line += ", pid " + text_of(item["pid"]);
+  if (item.value("node", json(nullptr)).is_string()) line += " on " + item["node"].get<std::string>();
   line += ")";
   if (item.value("reason", json(nullptr)).is_string() && !item["reason"].get<std::string>().empty())
     line += ": " + item["reason"].get<std::string>();

@@ -86,7 +86,9 @@ void keep_systemd_variables_to_pkit(supervisor_spec& spec) {
       keep_systemd_variables_to_pkit(c.supervisor.front());
       continue;
     }
-    if (c.process.notify_socket) continue;
+    // A program on a node starts from that node's clean environment, never ours (and
+    // the node refuses variables its allow-list does not name).
+    if (c.process.notify_socket || !c.nodes.empty()) continue;
     for (const char* name : names) {
       std::string prefix = std::string(name) + "=";
       bool set = false;
@@ -128,7 +130,7 @@ daemon::daemon(tree_config tree, daemon_options options, guardian* keeper)
   if (!links) actors::init(*cfg_);  // prepare_links registered pkit's types itself
   actors::use_pkit_scheduler(*cfg_);
   system_ = std::make_unique<caf::actor_system>(*cfg_);
-  if (links) nodes_ = detail::make_directory(*system_, tree_, setup_error_);
+  if (links) nodes_ = detail::make_directory(*system_, tree_, *tls_, setup_error_);
   capture_ = std::make_shared<log_capture>();
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   auto h = std::make_shared<hooks>();

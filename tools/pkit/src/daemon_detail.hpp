@@ -50,9 +50,10 @@ actors::supervisor_spec spec_of(const tree_config& tree);
 std::optional<std::string> prepare_node_links(const tree_config& tree, caf::actor_system_config& cfg,
                                               net::tls_snapshot& snapshot);
 /// The directory of the tree's nodes in `sys` (prepared by prepare_node_links); `why` set
-/// when a node is refused.
+/// (and null returned, with TLS) when CAF does not use the checked files, or when a node
+/// is refused.
 std::unique_ptr<net::node_directory> make_directory(caf::actor_system& sys, const tree_config& tree,
-                                                    std::optional<std::string>& why);
+                                                    const net::tls_snapshot& snapshot, std::optional<std::string>& why);
 /// The tree's [pkit] log_dir and tls and its [nodes], as TOML appended to a `ctl add`
 /// snippet, so that its programs log and are placed as the tree's are.
 std::string link_settings_toml(const tree_config& tree);

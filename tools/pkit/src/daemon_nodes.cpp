@@ -6,6 +6,7 @@
 #include "daemon_detail.hpp"
 
 #include <pkit/net/link_setup.hpp>
+#include <pkit/net/listen_policy.hpp>
 #include <pkit/net/node_directory.hpp>
 
 #include <caf/actor_system_config.hpp>
@@ -25,7 +26,13 @@ std::optional<std::string> prepare_node_links(const tree_config& tree, caf::acto
 }
 
 std::unique_ptr<net::node_directory> make_directory(caf::actor_system& sys, const tree_config& tree,
-                                                    std::optional<std::string>& why) {
+                                                    const net::tls_snapshot& snapshot, std::optional<std::string>& why) {
+  // What CAF really uses must be what was checked (never its anonymous-cipher mode).
+  if (tree.settings.tls)
+    if (auto off = net::require_authenticated(sys, snapshot.files())) {
+      why = "the links to the nodes: " + off->message();
+      return nullptr;
+    }
   net::placement_timing timing;
   // A connect bounded like a silent link: a node that does not answer within the time
   // that would make it lost is tried no longer (and the next listed node is).

@@ -38,6 +38,7 @@ nlohmann::json event_to_json(const actors::supervisor_event& e, const std::strin
   if (e.has_status) j["status"] = status_to_json(e.status);
   if (e.kind == actors::event_kind::restarting) j["delay_ms"] = e.delay_ms;
   if (!e.reason.empty()) j["reason"] = e.reason;
+  if (!e.node.empty()) j["node"] = e.node;  // the pid is that node's
   return j;
 }
 

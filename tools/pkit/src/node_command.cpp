@@ -4,6 +4,7 @@
 #include <pkit/tool/node_command.hpp>
 
 #include <pkit/actors/error.hpp>
+#include <pkit/net/link_setup.hpp>
 #include <pkit/net/link_timing.hpp>
 #include <pkit/net/listen_policy.hpp>
 #include <pkit/net/node_agent.hpp>
@@ -182,11 +183,10 @@ void wait_for_signal(int sfd) {
 
 int serve(node_plan& plan, pkit::net::tls_snapshot& snap, guardian* keeper, int sfd) {
   caf::actor_system_config cfg;
-  cfg.load<caf::io::middleman>();
-  if (plan.tls) cfg.load<caf::openssl::manager>();  // after the middleman: CAF requires it
-  pkit::net::init(cfg);
-  auto bad = plan.tls ? snap.files().apply(cfg, plan.timing) : pkit::net::apply_link(cfg, plan.timing);
-  if (bad) return refuse(plan.tls ? node_exit_tls_refused : node_exit_usage, bad->message());
+  // The same start-up as pkit run's links to its nodes (one sequence in pkit::net).
+  if (auto bad = pkit::net::prepare_links(cfg, plan.tls ? &*plan.tls : nullptr, plan.timing, snap))
+    return refuse(bad->code == pkit::net::errc::link_timing_invalid ? node_exit_usage : node_exit_tls_refused,
+                  bad->message());
   std::unique_ptr<caf::actor_system> sys;
   try {
     sys = std::make_unique<caf::actor_system>(cfg);
@@ -241,10 +241,9 @@ node_command::node_command(CLI::App& sub) {
 int node_command::run() {
   node_plan plan;
   if (int code = plan_node(options_, plan); code != node_exit_clean) return code;
-  // The snapshot outlives the actor system that reads it (serve() destroys the system).
+  // The snapshot (taken by serve()) outlives the actor system that reads it (serve()
+  // destroys the system).
   pkit::net::tls_snapshot snap;
-  if (plan.tls)
-    if (auto bad = snap.take(*plan.tls)) return refuse(node_exit_tls_refused, bad->message());
   const int sfd = take_signals();
   std::unique_ptr<guardian> keeper;
   try {

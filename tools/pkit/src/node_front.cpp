@@ -64,18 +64,33 @@ struct tap_state {
   std::string id;
   guardian* keeper = nullptr;
   std::string node_name;
+  caf::actor_addr front;  ///< who may name the process actor (the front that spawned it)
   caf::actor_addr proc;
   /// The pid (and process group) of each run, for unwatch at its exit.
   std::map<std::uint64_t, std::int32_t> pids;
   static inline const char* name = "pkit.node.tap";
 };
 
+caf::actor_addr sender_of(caf::stateful_actor<tap_state>* self) {
+  return caf::actor_cast<caf::actor_addr>(self->current_sender());
+}
+
+caf::actor as_actor(const caf::actor_addr& a) { return caf::actor_cast<caf::actor>(a); }
+
+
 /// Forwards a process actor's reports to the controller's relay, registering each run's
 /// process group with the guardian. Ends with the relay (the agent then stops the
 /// children it spawned for this tap) or with its process actor.
+///
+/// The tap's address crosses the wire (as the sender of what it forwards), so any peer
+/// can send it messages: it takes its process actor only from the front, and reports only
+/// from that actor — a forged child_started would have the guardian kill an arbitrary
+/// process group of this machine. It forwards them as that process actor (send_as): the
+/// controller's relay accepts reports from the remote process actor it was given only.
 caf::behavior tap_impl(caf::stateful_actor<tap_state>* self, caf::actor relay, std::string id, guardian* keeper,
-                       std::string node_name) {
+                       std::string node_name, caf::actor_addr front) {
   auto& st = self->state;
+  st.front = std::move(front);
   st.relay = std::move(relay);
   st.id = std::move(id);
   st.keeper = keeper;
@@ -95,26 +110,32 @@ caf::behavior tap_impl(caf::stateful_actor<tap_state>* self, caf::actor relay, s
   });
   return {
       [self](process_actor& p) {
-        self->state.proc = p.address();
+        auto& s = self->state;
+        if (sender_of(self) != s.front || s.proc) return;
+        s.proc = p.address();
         self->monitor(p);
       },
       [self](child_started_atom a, std::string& id, std::uint64_t inc, std::int32_t pid) {
         auto& s = self->state;
+        if (!s.proc || sender_of(self) != s.proc) return;
         // Remote children lead their own process group (validate() requires it).
-        if (s.keeper != nullptr && pid > 0) s.keeper->watch(pid);
+        if (s.keeper != nullptr && pid > 1) s.keeper->watch(pid);
         s.pids[inc] = pid;
-        self->send(s.relay, a, std::move(id), inc, pid);
+        caf::send_as(as_actor(s.proc), s.relay, a, std::move(id), inc, pid);
       },
       [self](child_ready_atom a, std::string& id, std::uint64_t inc, std::int32_t pid) {
-        self->send(self->state.relay, a, std::move(id), inc, pid);
+        auto& s = self->state;
+        if (!s.proc || sender_of(self) != s.proc) return;
+        caf::send_as(as_actor(s.proc), s.relay, a, std::move(id), inc, pid);
       },
       [self](child_exited_atom a, std::string& id, std::uint64_t inc, pkit::exit_status st) {
         auto& s = self->state;
+        if (!s.proc || sender_of(self) != s.proc) return;
         if (auto it = s.pids.find(inc); it != s.pids.end()) {
-          if (s.keeper != nullptr && it->second > 0) s.keeper->unwatch(it->second);
+          if (s.keeper != nullptr && it->second > 1) s.keeper->unwatch(it->second);
           s.pids.erase(it);
         }
-        self->send(s.relay, a, std::move(id), inc, st);
+        caf::send_as(as_actor(s.proc), s.relay, a, std::move(id), inc, st);
       },
   };
 }
@@ -138,7 +159,7 @@ caf::result<process_actor> spawn_through_tap(front_pointer self, std::string& id
   auto& st = self->state;
   // No relay: the agent refuses (node_relay_missing); nothing to tap.
   if (!relay) return self->delegate(st.agent, pkit::net::node_spawn_atom_v, std::move(id), std::move(spec), relay);
-  caf::actor tap = self->spawn(tap_impl, relay, id, st.keeper, st.node_name);
+  caf::actor tap = self->spawn(tap_impl, relay, id, st.keeper, st.node_name, self->address());
   auto rp = self->make_response_promise<process_actor>();
   self->request(st.agent, agent_timeout, pkit::net::node_spawn_atom_v, std::move(id), std::move(spec), tap)
       .then(
@@ -152,7 +173,7 @@ caf::result<process_actor> spawn_through_tap(front_pointer self, std::string& id
             }
             self->monitor(p);
             self->state.taps.emplace(p.address(), tap);
-            caf::anon_send(tap, p);
+            caf::send_as(caf::actor_cast<caf::actor>(self), tap, p);  // the only sender the tap takes it from
             rp.deliver(std::move(p));
           },
           [self, tap, rp](caf::error& e) mutable {
