@@ -36,5 +36,6 @@ pkit_add_test(NAME pkit_run_partition_test
           ${CMAKE_CURRENT_LIST_DIR}/pkit_run_process.cpp
   LIBS nlohmann_json::nlohmann_json
   LABELS tools)
-target_compile_definitions(pkit_run_partition_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>")
+target_compile_definitions(pkit_run_partition_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>"
+  PKIT_MAKE_CERTS="${PROJECT_SOURCE_DIR}/tools/make-certs.sh")
 add_dependencies(pkit_run_partition_test pkit)

@@ -151,3 +151,105 @@ BOOST_AUTO_TEST_CASE(a_stopped_node_is_node_down_and_stops_its_child_once_resume
   BOOST_TEST(run.wait_exit().value_or(-1) == 0, run.stderr_text());
   BOOST_TEST(wait_pid_gone(t.second), "far outlived pkit run on b");
 }
+
+namespace {
+
+/// Runs `cmd` through the shell, its output discarded; true on exit code 0.
+bool shell(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
+
+/// A network namespace with one end of a veth pair in it: 10.231.N.2/30 inside, 10.231.N.1
+/// on the root side (an unlikely subnet; N from this test's pid, and the names too, so that
+/// concurrent runs do not meet). Removed by the destructor, whatever the test did; `made`
+/// is false (and nothing left behind) where namespaces cannot be made.
+struct veth_netns {
+  std::string ns = "pkit-part-" + std::to_string(::getpid());
+  std::string outer = "pkp" + std::to_string(::getpid()) + "o";
+  std::string inner = "pkp" + std::to_string(::getpid()) + "i";
+  std::string subnet = "10.231." + std::to_string(::getpid() % 250) + ".";
+  std::string inner_address = subnet + "2";
+  bool made = false;
+  std::string why;
+
+  veth_netns() {
+    if (!shell("ip netns add " + ns)) {
+      why = "cannot create a network namespace (ip netns add " + ns + ")";
+      return;
+    }
+    const std::vector<std::string> steps{
+        "ip link add " + outer + " type veth peer name " + inner,
+        "ip link set " + inner + " netns " + ns,
+        "ip addr add " + subnet + "1/30 dev " + outer,
+        "ip link set " + outer + " up",
+        "ip netns exec " + ns + " ip addr add " + inner_address + "/30 dev " + inner,
+        "ip netns exec " + ns + " ip link set " + inner + " up",
+        "ip netns exec " + ns + " ip link set lo up"};
+    for (const auto& s : steps)
+      if (!shell(s)) {
+        why = "cannot set the veth pair up: " + s;
+        return;
+      }
+    made = true;
+  }
+  ~veth_netns() {
+    shell("ip link del " + outer);  // takes its peer with it
+    shell("ip netns del " + ns);
+  }
+  veth_netns(const veth_netns&) = delete;
+  veth_netns& operator=(const veth_netns&) = delete;
+
+  /// Cuts (false) or restores (true) the link, from the root side.
+  bool link(bool up) { return shell("ip link set " + outer + (up ? " up" : " down")); }
+};
+
+/// make-certs.sh's trusted pair: node "a" (both nodes use it: pkit checks no names) and
+/// controller "main".
+void make_certs(const std::string& dir) {
+  const std::string cmd = "bash '" PKIT_MAKE_CERTS "' --node a --controller main '" + dir + "' >/dev/null";
+  BOOST_TEST_REQUIRE(std::system(cmd.c_str()) == 0, cmd);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_partitioned_node_is_node_down_and_stops_its_child_on_its_own) {
+  veth_netns net;
+  if (!net.made) {
+    BOOST_TEST_MESSAGE("skipped: " << net.why);
+    return;
+  }
+  pkit_test_common::temp_dir dir;
+  const std::string certs = dir.file("certs");
+  make_certs(certs);
+  const std::vector<std::string> node_tls{"--tls-cert", certs + "/node-a.pem", "--tls-key", certs + "/node-a.key",
+                                          "--tls-ca", certs + "/controller-ca.pem"};
+  auto a_args = node_tls;
+  a_args.insert(a_args.end(), {"--listen", net.inner_address + ":0"});
+  node a(dir, "a", a_args, {"ip", "netns", "exec", net.ns});
+  node b(dir, "b", node_tls);
+  const std::string file = dir.file("tree.toml");
+  write_file(file, tree_text(dir.file("ctl.sock"), net.inner_address + ":" + std::to_string(a.port),
+                             "127.0.0.1:" + std::to_string(b.port),
+                             "tls = { cert = \"" + certs + "/controller-main.pem\", key = \"" + certs +
+                                 "/controller-main.key\", ca = \"" + certs + "/node-ca.pem\" }\n"));
+  pkit_process run({"run", file, "--log-format", "json"});
+  const pid_t first = first_run_on_a(run, a);
+
+  // The link cut: no FIN, no RST; each side only notices the other's silence.
+  auto t = lose_a(run, b, [&] { BOOST_REQUIRE(net.link(false)); });
+  // The partition rule: a stops the lost controller's child after its own link timeout,
+  // while still cut off.
+  BOOST_TEST(wait_pid_gone(first, detection_bound), "a's child outlived a's own link timeout");
+  const auto first_gone = clock_type::now();
+  BOOST_TEST_MESSAGE("cut -> a's child gone (on a's own): " << ms(first_gone - t.silent) << " ms; far ran twice for "
+                                                            << ms(first_gone - t.ready) << " ms (negative: never)");
+  BOOST_TEST((first_gone - t.silent <= detection_bound));
+
+  // Restored: nothing runs twice; a serves on, b's run is the one.
+  BOOST_REQUIRE(net.link(true));
+  BOOST_TEST(gone(first));
+  BOOST_TEST(!gone(t.second), "far on b ended");
+  BOOST_TEST(!gone(a.proc->pid()), "node a did not survive the partition");
+
+  BOOST_REQUIRE(::kill(run.pid(), SIGTERM) == 0);
+  BOOST_TEST(run.wait_exit().value_or(-1) == 0, run.stderr_text());
+  BOOST_TEST(wait_pid_gone(t.second), "far outlived pkit run on b");
+}
