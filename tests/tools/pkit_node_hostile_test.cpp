@@ -280,3 +280,19 @@ BOOST_AUTO_TEST_CASE(a_4_gib_payload_len_under_a_memory_limit_is_survived_or_fai
   BOOST_REQUIRE(::kill(run.pid(), SIGTERM) == 0);
   BOOST_TEST(run.wait_exit().value_or(-1) == 0, run.stderr_text());
 }
+
+BOOST_AUTO_TEST_CASE(a_silent_peer_on_the_tls_port_blocks_no_one) {
+  // A TCP connection that never sends its ClientHello, held open while a legitimate
+  // controller connects: the node must not wait for it (a blocking SSL_accept would
+  // stall every link of the node, heartbeats included).
+  setup s(true);
+  pkit_node_process node(s.node_args("a"));
+  const auto port = listening(node);
+  raw_peer silent(port);
+  BOOST_TEST_REQUIRE(silent.connected());
+  const auto start = clock_type::now();
+  served(s, node, port);
+  BOOST_TEST_MESSAGE("served beside a silent TLS peer in "
+                     << std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - start).count()
+                     << " ms");
+}
