@@ -73,7 +73,7 @@ std::string line_pipe::text() {
   return out + buffer_;
 }
 
-pkit_node_process::pkit_node_process(const std::vector<std::string>& args) {
+pkit_node_process::pkit_node_process(const std::vector<std::string>& args, const std::vector<std::string>& wrapper) {
   int out[2], err[2];
   if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
     throw std::system_error(errno, std::system_category(), "pipe2");
@@ -81,12 +81,13 @@ pkit_node_process::pkit_node_process(const std::vector<std::string>& args) {
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-  std::vector<std::string> argv{PKIT_BINARY, "node"};
+  std::vector<std::string> argv = wrapper;
+  argv.insert(argv.end(), {PKIT_BINARY, "node"});
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> av;
   for (auto& a : argv) av.push_back(a.data());
   av.push_back(nullptr);
-  int rc = ::posix_spawn(&pid_, av[0], &fa, nullptr, av.data(), environ);
+  int rc = ::posix_spawnp(&pid_, av[0], &fa, nullptr, av.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   ::close(out[1]);
   ::close(err[1]);

@@ -41,8 +41,10 @@ private:
 
 class pkit_node_process {
 public:
-  /// Starts `pkit node ARGS...`.
-  explicit pkit_node_process(const std::vector<std::string>& args);
+  /// Starts `pkit node ARGS...`; with a `wrapper` (a command that execs its arguments,
+  /// looked up in PATH: `prlimit --as=N`, `ip netns exec NS`), `WRAPPER... pkit node
+  /// ARGS...`, whose pid stays the node's.
+  explicit pkit_node_process(const std::vector<std::string>& args, const std::vector<std::string>& wrapper = {});
   /// Kills (SIGKILL) and reaps it if still running.
   ~pkit_node_process();
   pkit_node_process(const pkit_node_process&) = delete;

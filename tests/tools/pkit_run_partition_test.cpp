@@ -1,0 +1,257 @@
+// Issue 11 §2–§5, a node lost without its connection closing, end to end: a real `pkit
+// run` (heartbeat 200 ms, node_timeout 1 s) with a program on one of two real `pkit node`
+// processes, and that node made silent — SIGSTOP (the process frozen, its socket open),
+// or a real partition (the node in a network namespace of its own behind a veth pair whose
+// link is cut). The tree must report node_down within node_timeout + heartbeat + margin and
+// fail over to the other node; the lost node must stop the lost controller's child on its
+// own (the partition rule), so that the program runs twice at most for that window. The
+// measured times are printed (BOOST_TEST_MESSAGE: run with --log_level=message).
+// Every wait is on an event (an event line, a pidfd), bounded; never a sleep.
+
+#define BOOST_TEST_MODULE pkit_run_partition
+#include <boost/test/unit_test.hpp>
+
+#include "pkit_node_process.hpp"
+#include "pkit_run_process.hpp"
+
+#include <proc_stat.hpp>
+#include <temp_dir.hpp>
+
+#include <unistd.h>
+
+#include <csignal>
+#include <fstream>
+#include <iostream>
+
+using namespace pkit_test_tools;
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+const std::string sleep_path = "/usr/bin/sleep";
+// The links' settings of the tree and of the nodes, and what the bounds allow on top of
+// them: a loaded two-core box schedules late, the tree writes its event after the fact.
+constexpr auto heartbeat = 200ms;
+constexpr auto node_timeout = 1000ms;
+constexpr auto margin = 1000ms;
+constexpr auto detection_bound = node_timeout + heartbeat + margin;
+
+long long ms(clock_type::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+}
+
+/// A node allowed to run sleep (as nobody when the tests run as root), with the tree's
+/// heartbeat and timeout; `extra` (TLS, --listen) and `wrapper` (ip netns exec) as given.
+struct node {
+  std::unique_ptr<pkit_node_process> proc;
+  std::uint16_t port = 0;
+
+  node(pkit_test_common::temp_dir& dir, const std::string& name, const std::vector<std::string>& extra = {},
+       const std::vector<std::string>& wrapper = {}) {
+    const std::string allow = dir.file(name + "-allow.toml");
+    write_file(allow, "programs = [\"" + sleep_path + "\"]\n" + (::geteuid() == 0 ? "default_user = \"nobody\"\n" : ""));
+    std::vector<std::string> args{"--allow", allow, "--name", name, "--heartbeat", "200ms", "--timeout", "1s"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    proc = std::make_unique<pkit_node_process>(args, wrapper);
+    auto p = proc->wait_listening();
+    BOOST_REQUIRE_MESSAGE(p.has_value(), "node " << name << " did not listen: " << proc->stderr_text());
+    port = *p;
+  }
+};
+
+pid_t parent_of(pid_t pid) {
+  auto st = pkit_test_proc::read_proc_stat(pid);
+  return st ? st->ppid : 0;
+}
+
+/// The tree: program "far" on node a, else b (in that order), links as the constants say.
+std::string tree_text(const std::string& socket, const std::string& a_address, const std::string& b_address,
+                      const std::string& tls_line = "") {
+  return "intensity = 5\n[pkit]\nname = \"partition\"\ncontrol_socket = \"" + socket +
+         "\"\nheartbeat = \"200ms\"\nnode_timeout = \"1s\"\n" + tls_line + "[nodes.a]\naddress = \"" + a_address +
+         "\"\n[nodes.b]\naddress = \"" + b_address + "\"\n[[program]]\nname = \"far\"\nnodes = [\"a\", \"b\"]\n" +
+         "command = [\"" + sleep_path + "\", \"1000\"]\nstop_timeout = \"2s\"\n";
+}
+
+/// What one loss of node a measured, from the moment it went silent.
+struct loss_times {
+  clock_type::time_point silent;  ///< SIGSTOP sent / link cut
+  clock_type::time_point exited;  ///< the tree's `exited` (node_down) event read
+  clock_type::time_point ready;   ///< far's `ready` on b read
+  pid_t second = 0;               ///< far's pid on b
+};
+
+/// far runs on a (pid returned, a child of a's process); it must be running before a is cut.
+pid_t first_run_on_a(pkit_process& run, node& a) {
+  auto ready = run.wait_event(is_event("far", "ready"));
+  BOOST_REQUIRE_MESSAGE(ready, "far never got ready:\n" << run.stderr_text() << "\nnode a:\n" << a.proc->stderr_text());
+  BOOST_REQUIRE_EQUAL(ready->value("node", ""), "a");
+  const pid_t first = ready->value("pid", 0);
+  BOOST_REQUIRE_EQUAL(parent_of(first), a.proc->pid());
+  return first;
+}
+
+/// After `silence` makes a silent: the tree's node_down within the bound, then far on b.
+loss_times lose_a(pkit_process& run, node& b, const std::function<void()>& silence) {
+  loss_times t;
+  t.silent = clock_type::now();
+  silence();
+  auto lost = run.wait_event(is_event("far", "exited"), 10s);
+  t.exited = clock_type::now();
+  BOOST_REQUIRE_MESSAGE(lost, "no exited event for far:\n" << run.stderr_text());
+  BOOST_TEST(lost->value("reason", "").find("node_down") != std::string::npos, lost->dump());
+  BOOST_TEST((t.exited - t.silent <= detection_bound),
+             "node_down after " << ms(t.exited - t.silent) << " ms, bound " << ms(detection_bound) << " ms");
+  auto again = run.wait_event(is_event("far", "ready"), 15s);
+  t.ready = clock_type::now();
+  BOOST_REQUIRE_MESSAGE(again, "far not ready again:\n" << run.stderr_text());
+  BOOST_TEST(again->value("node", "") == "b");
+  t.second = again->value("pid", 0);
+  BOOST_TEST(parent_of(t.second) == b.proc->pid());
+  BOOST_TEST_MESSAGE("node a silent -> node_down: " << ms(t.exited - t.silent) << " ms (heartbeat timeout + interval "
+                                                    << ms(node_timeout + heartbeat) << " ms); failover (silent -> ready on b): "
+                                                    << ms(t.ready - t.silent) << " ms; node_down -> ready on b: "
+                                                    << ms(t.ready - t.exited) << " ms");
+  return t;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_stopped_node_is_node_down_and_stops_its_child_once_resumed) {
+  pkit_test_common::temp_dir dir;
+  node a(dir, "a");
+  node b(dir, "b");
+  const std::string file = dir.file("tree.toml");
+  write_file(file, tree_text(dir.file("ctl.sock"), "127.0.0.1:" + std::to_string(a.port),
+                             "127.0.0.1:" + std::to_string(b.port)));
+  pkit_process run({"run", file, "--log-format", "json"});
+  const pid_t first = first_run_on_a(run, a);
+
+  // Frozen: its socket stays open, nothing answers the heartbeats. Its child runs on.
+  auto t = lose_a(run, b, [&] { BOOST_REQUIRE(::kill(a.proc->pid(), SIGSTOP) == 0); });
+  BOOST_TEST(!gone(first), "a's child ended while a was frozen: nothing should have stopped it");
+
+  // Resumed: the controller is gone for a (it dropped the link); a must stop its child
+  // at once — its own heartbeat check or the closed connection, whichever it reads first.
+  // A frozen node can stop nothing: far runs twice from its ready on b until a resumes,
+  // plus what is measured here (resumed right after the failover in this test).
+  const auto resumed = clock_type::now();
+  BOOST_REQUIRE(::kill(a.proc->pid(), SIGCONT) == 0);
+  BOOST_TEST(wait_pid_gone(first, node_timeout + heartbeat + margin), "a's child outlived the window after SIGCONT");
+  const auto first_gone = clock_type::now();
+  BOOST_TEST_MESSAGE("SIGCONT -> a's child gone: " << ms(first_gone - resumed) << " ms; far ran twice for "
+                                                   << ms(first_gone - t.ready) << " ms (a frozen for "
+                                                   << ms(resumed - t.silent) << " ms)");
+  BOOST_TEST(!gone(t.second), "far on b ended");
+  BOOST_TEST(!gone(a.proc->pid()), "node a did not survive its freeze");
+
+  BOOST_REQUIRE(::kill(run.pid(), SIGTERM) == 0);
+  BOOST_TEST(run.wait_exit().value_or(-1) == 0, run.stderr_text());
+  BOOST_TEST(wait_pid_gone(t.second), "far outlived pkit run on b");
+}
+
+namespace {
+
+/// Runs `cmd` through the shell, its output discarded; true on exit code 0.
+bool shell(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()) == 0; }
+
+/// A network namespace with one end of a veth pair in it: 10.231.N.2/30 inside, 10.231.N.1
+/// on the root side (an unlikely subnet; N from this test's pid, and the names too, so that
+/// concurrent runs do not meet). Removed by the destructor, whatever the test did; `made`
+/// is false (and nothing left behind) where namespaces cannot be made.
+struct veth_netns {
+  std::string ns = "pkit-part-" + std::to_string(::getpid());
+  std::string outer = "pkp" + std::to_string(::getpid()) + "o";
+  std::string inner = "pkp" + std::to_string(::getpid()) + "i";
+  std::string subnet = "10.231." + std::to_string(::getpid() % 250) + ".";
+  std::string inner_address = subnet + "2";
+  bool made = false;
+  std::string why;
+
+  veth_netns() {
+    if (!shell("ip netns add " + ns)) {
+      why = "cannot create a network namespace (ip netns add " + ns + ")";
+      return;
+    }
+    const std::vector<std::string> steps{
+        "ip link add " + outer + " type veth peer name " + inner,
+        "ip link set " + inner + " netns " + ns,
+        "ip addr add " + subnet + "1/30 dev " + outer,
+        "ip link set " + outer + " up",
+        "ip netns exec " + ns + " ip addr add " + inner_address + "/30 dev " + inner,
+        "ip netns exec " + ns + " ip link set " + inner + " up",
+        "ip netns exec " + ns + " ip link set lo up"};
+    for (const auto& s : steps)
+      if (!shell(s)) {
+        why = "cannot set the veth pair up: " + s;
+        return;
+      }
+    made = true;
+  }
+  ~veth_netns() {
+    shell("ip link del " + outer);  // takes its peer with it
+    shell("ip netns del " + ns);
+  }
+  veth_netns(const veth_netns&) = delete;
+  veth_netns& operator=(const veth_netns&) = delete;
+
+  /// Cuts (false) or restores (true) the link, from the root side.
+  bool link(bool up) { return shell("ip link set " + outer + (up ? " up" : " down")); }
+};
+
+/// make-certs.sh's trusted pair: node "a" (both nodes use it: pkit checks no names) and
+/// controller "main".
+void make_certs(const std::string& dir) {
+  const std::string cmd = "bash '" PKIT_MAKE_CERTS "' --node a --controller main '" + dir + "' >/dev/null";
+  BOOST_TEST_REQUIRE(std::system(cmd.c_str()) == 0, cmd);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_partitioned_node_is_node_down_and_stops_its_child_on_its_own) {
+  veth_netns net;
+  if (!net.made) {
+    BOOST_TEST_MESSAGE("skipped: " << net.why);
+    return;
+  }
+  pkit_test_common::temp_dir dir;
+  const std::string certs = dir.file("certs");
+  make_certs(certs);
+  const std::vector<std::string> node_tls{"--tls-cert", certs + "/node-a.pem", "--tls-key", certs + "/node-a.key",
+                                          "--tls-ca", certs + "/controller-ca.pem"};
+  auto a_args = node_tls;
+  a_args.insert(a_args.end(), {"--listen", net.inner_address + ":0"});
+  node a(dir, "a", a_args, {"ip", "netns", "exec", net.ns});
+  node b(dir, "b", node_tls);
+  const std::string file = dir.file("tree.toml");
+  write_file(file, tree_text(dir.file("ctl.sock"), net.inner_address + ":" + std::to_string(a.port),
+                             "127.0.0.1:" + std::to_string(b.port),
+                             "tls = { cert = \"" + certs + "/controller-main.pem\", key = \"" + certs +
+                                 "/controller-main.key\", ca = \"" + certs + "/node-ca.pem\" }\n"));
+  pkit_process run({"run", file, "--log-format", "json"});
+  const pid_t first = first_run_on_a(run, a);
+
+  // The link cut: no FIN, no RST; each side only notices the other's silence.
+  auto t = lose_a(run, b, [&] { BOOST_REQUIRE(net.link(false)); });
+  // The partition rule: a stops the lost controller's child after its own link timeout,
+  // while still cut off.
+  BOOST_TEST(wait_pid_gone(first, detection_bound), "a's child outlived a's own link timeout");
+  const auto first_gone = clock_type::now();
+  BOOST_TEST_MESSAGE("cut -> a's child gone (on a's own): " << ms(first_gone - t.silent) << " ms; far ran twice for "
+                                                            << ms(first_gone - t.ready) << " ms (negative: never)");
+  BOOST_TEST((first_gone - t.silent <= detection_bound));
+
+  // Restored: nothing runs twice; a serves on, b's run is the one.
+  BOOST_REQUIRE(net.link(true));
+  BOOST_TEST(gone(first));
+  BOOST_TEST(!gone(t.second), "far on b ended");
+  BOOST_TEST(!gone(a.proc->pid()), "node a did not survive the partition");
+
+  BOOST_REQUIRE(::kill(run.pid(), SIGTERM) == 0);
+  BOOST_TEST(run.wait_exit().value_or(-1) == 0, run.stderr_text());
+  BOOST_TEST(wait_pid_gone(t.second), "far outlived pkit run on b");
+}
