@@ -107,6 +107,20 @@ BOOST_AUTO_TEST_CASE(a_refused_spec_names_its_field_and_spawns_nothing) {
   caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
 }
 
+BOOST_AUTO_TEST_CASE(a_relay_that_is_an_actor_of_the_node_itself_is_refused) {
+  // A controller names one of the node's own actors (here the agent, whose handle it
+  // holds) as the relay: children tied to it would never be stopped when the controller
+  // goes (review 11 #8). Refused, nothing spawned.
+  two_nodes t;
+  caf::scoped_actor self{*t.controller.sys};
+  auto bad = t.spawn(self, "undying", sleep_spec(), caf::actor_cast<caf::actor>(t.remote));
+  BOOST_TEST_REQUIRE(!bad);
+  auto ne = pkit::net::net_error_of(bad.error());
+  BOOST_TEST_REQUIRE(ne.has_value(), why(*t.controller.sys, bad));
+  BOOST_TEST((ne->code == errc::node_relay_missing));
+  BOOST_TEST(t.list(self).empty());
+}
+
 BOOST_AUTO_TEST_CASE(the_cap_on_live_children_refuses_one_more) {
   two_nodes t{2};
   caf::scoped_actor self{*t.controller.sys};

@@ -6,6 +6,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <test_relay.hpp>
+
 #include "proc_stat.hpp"
 
 #include <pkit/actors/error.hpp>
@@ -70,22 +72,7 @@ std::string why(const caf::actor_system& sys, const caf::expected<T>& x) {
   return x ? std::string{} : sys.render(x.error());
 }
 
-/// Forwards a process actor's reports (child_started / child_ready / child_exited) to
-/// `sink`: the controller's side of a remote child, as a supervisor's relay would be.
-inline caf::behavior relay_impl(caf::event_based_actor* self, caf::actor sink) {
-  using namespace pkit::actors;
-  return {
-      [self, sink](child_started_atom a, std::string& id, std::uint64_t inc, std::int32_t pid) {
-        self->send(sink, a, std::move(id), inc, pid);
-      },
-      [self, sink](child_ready_atom a, std::string& id, std::uint64_t inc, std::int32_t pid) {
-        self->send(sink, a, std::move(id), inc, pid);
-      },
-      [self, sink](child_exited_atom a, std::string& id, std::uint64_t inc, pkit::exit_status st) {
-        self->send(sink, a, std::move(id), inc, st);
-      },
-  };
-}
+using pkit_test_common::relay_impl;
 
 /// The program the nodes allow: its own resolved path (validate() refuses /bin/sleep where
 /// /bin links to usr/bin).

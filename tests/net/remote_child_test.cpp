@@ -132,6 +132,38 @@ BOOST_AUTO_TEST_CASE(the_relay_passes_on_reports_of_its_remote_process_only) {
   BOOST_TEST(wait_gone(before.pid));
 }
 
+BOOST_AUTO_TEST_CASE(the_relay_takes_requests_only_from_actors_no_peer_can_name) {
+  // An actor of this machine that was exposed to the network (in the registry: a peer can
+  // name it as the sender of a routed message, CAF 0.17.6) asks the relay to kill the
+  // child: refused, the child runs on (review 11 #2). The supervisor's own requests, and a
+  // tool's scoped actor's, still work.
+  node_side a{"node-a"};
+  controller_side ctl;
+  ctl.add("a", a.port);
+  auto sup = ctl.start(tree({remote_child("r", {"a"})}));
+  auto before = ctl.children(sup)["r"];
+  BOOST_TEST_REQUIRE(alive(before.pid));
+  auto relay = caf::actor_cast<process_actor>(before.handle);
+  auto sink = caf::actor_cast<caf::actor>(*ctl.self);
+  auto exposed = ctl.sys.sys->spawn([relay, sink](caf::event_based_actor* self) {
+    self->request(relay, deadline, kill_atom_v)
+        .then([self, sink](pkit::exit_status&) { self->send(sink, std::string{"killed"}); },
+              [self, sink](caf::error& e) { self->send(sink, std::string{"refused: "} + to_string(e)); });
+  });
+  ctl.sys.sys->registry().put(exposed.id(), exposed);
+  std::string answer;
+  (*ctl.self)->receive([&](std::string& x) { answer = std::move(x); }, caf::after(deadline) >> [] {});
+  ctl.sys.sys->registry().erase(exposed.id());
+  BOOST_TEST(answer.rfind("refused", 0) == 0, answer);
+  BOOST_TEST(alive(before.pid));
+  // The tool's way (an unexposed local actor) is served.
+  (*ctl.self)->request(relay, deadline, status_atom_v)
+      .receive([&](process_info& info) { BOOST_TEST(info.pid == before.pid); },
+               [&](caf::error& e) { BOOST_TEST_ERROR(ctl.sys.sys->render(e)); });
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  BOOST_TEST(wait_gone(before.pid));
+}
+
 BOOST_AUTO_TEST_CASE(a_lost_node_is_node_down_and_the_child_fails_over) {
   node_side a{"node-a"};
   node_side b{"node-b"};

@@ -7,6 +7,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <test_relay.hpp>
+
 #include "pkit_node_process.hpp"
 
 #include <temp_dir.hpp>
@@ -65,17 +67,7 @@ struct bystander {
   }
 };
 
-/// Forwards every report to `sink`.
-caf::behavior relay_impl(caf::event_based_actor* self, caf::actor sink) {
-  using namespace pkit::actors;
-  return {
-      [self, sink](child_started_atom a, std::string& id, std::uint64_t inc, std::int32_t pid) {
-        self->send(sink, a, std::move(id), inc, pid);
-      },
-      [](child_ready_atom, std::string&, std::uint64_t, std::int32_t) {},
-      [](child_exited_atom, std::string&, std::uint64_t, pkit::exit_status) {},
-  };
-}
+using pkit_test_common::relay_impl;
 
 /// The peer: an actor system connected to the node as a controller (plain, loopback).
 struct peer {

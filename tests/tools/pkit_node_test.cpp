@@ -6,6 +6,8 @@
 #define BOOST_TEST_MODULE pkit_node
 #include <boost/test/unit_test.hpp>
 
+#include <test_relay.hpp>
+
 #include "pkit_node_process.hpp"
 #include "temp_dir.hpp"
 #include "test_child_path.hpp"
@@ -60,21 +62,7 @@ struct allow_file {
   }
 };
 
-/// Forwards a process actor's reports to `sink`: the controller's side of a remote child.
-caf::behavior relay_impl(caf::event_based_actor* self, caf::actor sink) {
-  using namespace pkit::actors;
-  return {
-      [self, sink](child_started_atom a, std::string& id, std::uint64_t inc, std::int32_t pid) {
-        self->send(sink, a, std::move(id), inc, pid);
-      },
-      [self, sink](child_ready_atom a, std::string& id, std::uint64_t inc, std::int32_t pid) {
-        self->send(sink, a, std::move(id), inc, pid);
-      },
-      [self, sink](child_exited_atom a, std::string& id, std::uint64_t inc, pkit::exit_status st) {
-        self->send(sink, a, std::move(id), inc, st);
-      },
-  };
-}
+using pkit_test_common::relay_impl;
 
 /// The test process as a controller: its own actor system, connected to a node's port.
 struct controller {

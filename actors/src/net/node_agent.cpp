@@ -1,5 +1,6 @@
 #include <pkit/net/node_agent.hpp>
 
+#include <caf/actor_registry.hpp>
 #include <caf/actor_cast.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/make_message.hpp>
@@ -93,13 +94,16 @@ node_info hello_info(const node_config& config) {
 }
 
 /// Why `id`, `relay` or the current load refuse a spawn (the spec itself is validate()'s).
-std::optional<error> check_spawn(const node_state& st, const std::string& id, const caf::actor& relay) {
+std::optional<error> check_spawn(const node_state& st, const std::string& id, const caf::actor& relay,
+                                 bool relay_ok) {
   if (id.size() > st.config.allow.max_name_bytes || id.find('\0') != std::string::npos)
     return refuse(errc::spec_malformed, "id",
                   "longer than " + std::to_string(st.config.allow.max_name_bytes) +
                       " bytes or holds a NUL byte");
   if (!relay)
     return refuse(errc::node_relay_missing, "relay", "a spawn must name the actor its child reports to");
+  if (!relay_ok)
+    return refuse(errc::node_relay_missing, "relay", "the relay must be an actor of the requester's own node");
   if (st.children.size() >= st.config.max_children)
     return refuse(errc::node_child_limit, "max_children",
                   std::to_string(st.children.size()) + " children alive, the node runs at most " +
@@ -129,7 +133,7 @@ caf::error refused(const node_state& st, const std::string& id, const error& why
 caf::result<process_actor> spawn_child(self_pointer self, std::string& id, process_spec& spec,
                                        caf::actor& relay) {
   auto& st = self->state;
-  if (auto bad = check_spawn(st, id, relay))
+  if (auto bad = check_spawn(st, id, relay, acceptable_relay(self->system(), self->current_sender(), relay)))
     return refused(st, id, *bad);
   if (auto bad = validate(spec, st.config.allow))
     return refused(st, id, *bad);
@@ -257,6 +261,12 @@ void init(caf::actor_system_config& cfg) {
     }
     return "pkit.net: " + e.message();
   });
+}
+
+bool acceptable_relay(caf::actor_system& sys, const caf::strong_actor_ptr& sender, const caf::actor& relay) {
+  if (!relay || !sender) return false;
+  if (relay.node() != sys.node()) return relay.node() == sender->node();
+  return sys.registry().get(relay.id()) == nullptr;
 }
 
 }  // namespace pkit::net

@@ -8,6 +8,7 @@
 
 #include "directory_protocol.hpp"
 
+#include <utility>
 #include <caf/actor_cast.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
@@ -238,7 +239,14 @@ node_directory::node_directory(caf::actor_system& sys, placement_timing timing)
     : sys_(sys), timing_(timing), tls_(sys.has_openssl_manager()),
       actor_(detail::spawn_directory(sys, timing, tls_)) {}
 
-node_directory::~node_directory() { caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown); }
+node_directory::~node_directory() {
+  if (!shut_down_) caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
+}
+
+void node_directory::shutdown() {
+  if (std::exchange(shut_down_, true)) return;
+  caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
+}
 
 std::optional<error> node_directory::add_node(const node_address& node) {
   const auto invalid = [](const char* subject, std::string why) {

@@ -12,6 +12,7 @@
 #include "../send_from.hpp"
 
 #include <caf/actor_cast.hpp>
+#include <caf/actor_registry.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
@@ -74,6 +75,21 @@ bool from_remote(self_pointer self) {
   const auto& st = self->state;
   return st.remote && self->current_sender() &&
          caf::actor_cast<caf::actor_addr>(self->current_sender()) == st.remote.address();
+}
+
+// Whether the current request comes from an actor of this system that was never exposed
+// to the network. The relay's handle crosses the wire (the agent needs it), so any
+// connected peer can address it, and CAF 0.17.6 lets a peer name any *registered* actor
+// (one whose handle was ever serialized) as the sender of a routed message: only a local
+// actor outside the registry — the supervisor, a tool's own actor — cannot be forged. A
+// node must not stop, kill or signal another node's children through their relays.
+bool from_local_owner(self_pointer self) {
+  const auto& sender = self->current_sender();
+  return sender && sender->node() == self->node() && self->system().registry().get(sender->id()) == nullptr;
+}
+
+caf::error not_allowed() {
+  return caf::make_error(caf::sec::unexpected_message, "a remote worker takes requests from this machine only");
 }
 
 caf::error node_down(const relay_state& st, const std::string& why) {
@@ -151,6 +167,16 @@ void spawn_on(self_pointer self, dir_placed placed, caf::typed_response_promise<
           [self, placed, rp](process_actor& remote) mutable {
             auto& st = self->state;
             st.placing = false;
+            // The answer must be a process actor of that node: a node that names one of
+            // this machine's actors (the relay itself: a message loop; another child's
+            // relay: requests meant for one child reach another) is treated as lost.
+            if (!remote || remote.node() != placed.agent.node() || remote.node() == self->node()) {
+              st.abandoned = false;
+              pkit::actors::detail::anon_send_from(self, st.directory, dir_lost{placed.name, placed.agent.address()});
+              rp.deliver(caf::make_error(actor_error::node_unreachable,
+                                         "node '" + placed.name + "' answered the spawn with an actor not its own"));
+              return;
+            }
             if (std::exchange(st.abandoned, false)) {
               caf::anon_send_exit(remote, caf::exit_reason::user_shutdown);
               rp.deliver(caf::make_error(actor_error::start_failed, "'" + st.id + "' was stopped while being placed"));
@@ -167,6 +193,7 @@ void spawn_on(self_pointer self, dir_placed placed, caf::typed_response_promise<
           [self, placed, rp](caf::error& err) mutable {
             auto& st = self->state;
             st.placing = false;
+            st.abandoned = false;  // nothing was placed: a later start must not be dropped
             if (auto refusal = net_error_of(err)) {
               rp.deliver(caf::make_error(actor_error::start_failed,
                                          "node '" + placed.name + "' refused '" + st.id + "': " + refusal->peer_message()));
@@ -203,6 +230,7 @@ caf::result<std::int32_t> start(self_pointer self) {
           },
             [self, rp](caf::error& err) mutable {
               self->state.placing = false;
+              self->state.abandoned = false;
               if (err.category() != caf::atom("pkit")) err = caf::make_error(actor_error::node_unreachable, self->system().render(err));
               rp.deliver(std::move(err));
             });
@@ -285,12 +313,30 @@ relay_actor::behavior_type relay_impl(self_pointer self, caf::actor directory, p
   st.id = std::move(observer.id);
   self->set_down_handler([self](caf::down_msg& dm) { on_remote_down(self, dm); });
   return {
-      [self](start_atom) { return start(self); },
-      [self](stop_atom) { return stop(self); },
-      [self](kill_atom) { return kill(self); },
-      [self](signal_atom, std::int32_t n) { return signal(self, n); },
-      [self](join_atom) { return join(self); },
-      [self](status_atom) { return status(self); },
+      [self](start_atom) -> caf::result<std::int32_t> {
+        if (!from_local_owner(self)) return not_allowed();
+        return start(self);
+      },
+      [self](stop_atom) -> caf::result<exit_status> {
+        if (!from_local_owner(self)) return not_allowed();
+        return stop(self);
+      },
+      [self](kill_atom) -> caf::result<exit_status> {
+        if (!from_local_owner(self)) return not_allowed();
+        return kill(self);
+      },
+      [self](signal_atom, std::int32_t n) -> caf::result<caf::ok_atom> {
+        if (!from_local_owner(self)) return not_allowed();
+        return signal(self, n);
+      },
+      [self](join_atom) -> caf::result<exit_status> {
+        if (!from_local_owner(self)) return not_allowed();
+        return join(self);
+      },
+      [self](status_atom) -> caf::result<process_info> {
+        if (!from_local_owner(self)) return not_allowed();
+        return status(self);
+      },
       [self](child_started_atom, std::string&, std::uint64_t inc, std::int32_t pid) {
         if (!from_remote(self)) return;
         on_report(self, inc, pid, process_state::starting);

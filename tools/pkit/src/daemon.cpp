@@ -150,24 +150,19 @@ daemon::~daemon() {
   }
   reload_wake_.notify_one();
   reload_thread_.join();  // a reload under way ends: the tree is stopped (or _exit came)
-  if (root_ && nodes_) {
-    // The directory must outlive every supervisor that may place a child through it: the
-    // root ends only once its subtree has (its stop waits for each nested supervisor).
-    caf::scoped_actor waiter{*system_};
-    waiter->monitor(root_);
-    caf::anon_send_exit(root_, caf::exit_reason::user_shutdown);
-    waiter->receive([](caf::down_msg&) {});
-  } else if (root_) {
-    caf::anon_send_exit(root_, caf::exit_reason::user_shutdown);
-  }
+  if (root_) caf::anon_send_exit(root_, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(events_, caf::exit_reason::user_shutdown);
   root_ = nullptr;
   events_ = nullptr;
-  nodes_.reset();
+  // Supervisors hold the directory by pointer and may run until the system is gone (a
+  // start cancelled or timed out leaves root_ empty): its actor ends now, the object
+  // only after the system.
+  if (nodes_) nodes_->shutdown();
   // The capture is keyed by the system: removed before it ends (a start racing this
   // fails at stage "capture"), drained once every program is gone.
   actors::set_output_capture(*system_, nullptr);
   system_.reset();  // waits for every actor, hence for the processes' stops
+  nodes_.reset();
   capture_->stop();
   if (wake_fd_ >= 0) ::close(wake_fd_);
   out_->flush(seconds(1));  // the last lines, unless nobody reads them

@@ -199,7 +199,10 @@ int serve(node_plan& plan, pkit::net::tls_snapshot& snap, guardian* keeper, int 
   const auto allow = plan.config.allow;
   auto children = std::make_shared<node_children>();
   auto agent = pkit::net::spawn_node_agent(*sys, plan.config);
-  auto front = spawn_node_front(*sys, agent, children, keeper, plan.config.name);
+  // Each tap checks its relay once per link timeout: an orphan left by a reconnect race
+  // is stopped within that (+ the child's stop timeout).
+  const auto relay_check = std::chrono::duration_cast<std::chrono::milliseconds>(plan.timing.connection_timeout);
+  auto front = spawn_node_front(*sys, agent, children, keeper, plan.config.name, relay_check);
   auto port = publish(*sys, front, plan.address, plan.tls.has_value());
   if (auto* why = std::get_if<std::string>(&port)) {
     caf::anon_send_exit(front, caf::exit_reason::user_shutdown);

@@ -59,8 +59,13 @@ std::string shown(std::string id) {
   return id;
 }
 
+// The tap's own timer: asks whether its relay still exists. Only the tap sends it (to
+// itself); the tap is never exposed to the network, so no peer can.
+using relay_check_atom = caf::atom_constant<caf::atom("relaycheck")>;
+
 struct tap_state {
   caf::actor relay;
+  std::chrono::milliseconds check_every{0};
   std::string id;
   guardian* keeper = nullptr;
   std::string node_name;
@@ -77,6 +82,26 @@ caf::actor_addr sender_of(caf::stateful_actor<tap_state>* self) {
 
 caf::actor as_actor(const caf::actor_addr& a) { return caf::actor_cast<caf::actor>(a); }
 
+// Whether the controller still has the relay. Its proxy here may outlive it: when the
+// controller reconnects before this node noticed the old link dead, CAF keeps the new
+// link as the controller's route and never kills the old proxies (review 11 #1), so the
+// down message that stops the child never comes. A request to a relay the controller no
+// longer has is bounced with remote_link_unreachable: the tap then ends as if the relay
+// had gone down. A live relay answers (with a refusal: it takes requests from its own
+// machine only) — either way an answer; no answer at all is the heartbeats' business.
+void check_relay(caf::stateful_actor<tap_state>* self) {
+  auto& st = self->state;
+  self->request(st.relay, st.check_every, pkit::actors::status_atom_v)
+      .then([](pkit::actors::process_info&) {},
+            [self](caf::error& e) {
+              if (e != caf::exit_reason::remote_link_unreachable) return;
+              say("pkit node " + self->state.node_name + ": controller no longer has the relay of '" +
+                  shown(self->state.id) + "': stopping its child");
+              self->quit(caf::exit_reason::remote_link_unreachable);
+            });
+  self->delayed_send(self, st.check_every, relay_check_atom::value);
+}
+
 
 /// Forwards a process actor's reports to the controller's relay, registering each run's
 /// process group with the guardian. Ends with the relay (the agent then stops the
@@ -88,9 +113,11 @@ caf::actor as_actor(const caf::actor_addr& a) { return caf::actor_cast<caf::acto
 /// process group of this machine. It forwards them as that process actor (send_as): the
 /// controller's relay accepts reports from the remote process actor it was given only.
 caf::behavior tap_impl(caf::stateful_actor<tap_state>* self, caf::actor relay, std::string id, guardian* keeper,
-                       std::string node_name, caf::actor_addr front) {
+                       std::string node_name, caf::actor_addr front, std::chrono::milliseconds check_every) {
   auto& st = self->state;
   st.front = std::move(front);
+  st.check_every = check_every;
+  if (check_every.count() > 0) self->delayed_send(self, check_every, relay_check_atom::value);
   st.relay = std::move(relay);
   st.id = std::move(id);
   st.keeper = keeper;
@@ -109,6 +136,7 @@ caf::behavior tap_impl(caf::stateful_actor<tap_state>* self, caf::actor relay, s
     self->quit(dm.reason);
   });
   return {
+      [self](relay_check_atom) { check_relay(self); },
       [self](process_actor& p) {
         auto& s = self->state;
         if (sender_of(self) != s.front || s.proc) return;
@@ -145,6 +173,7 @@ struct front_state {
   std::shared_ptr<node_children> children;
   guardian* keeper = nullptr;
   std::string node_name;
+  std::chrono::milliseconds relay_check{0};  ///< how often each tap checks its relay (0: never)
   /// Each live process actor's tap. Held here because nothing else holds a tap strongly
   /// (its process actor and the agent keep only its address): an actor nobody holds ends,
   /// and the agent would take that for the controller's end and stop the child.
@@ -157,9 +186,12 @@ using front_pointer = node_actor::stateful_pointer<front_state>;
 caf::result<process_actor> spawn_through_tap(front_pointer self, std::string& id, process_spec& spec,
                                              caf::actor& relay) {
   auto& st = self->state;
-  // No relay: the agent refuses (node_relay_missing); nothing to tap.
-  if (!relay) return self->delegate(st.agent, pkit::net::node_spawn_atom_v, std::move(id), std::move(spec), relay);
-  caf::actor tap = self->spawn(tap_impl, relay, id, st.keeper, st.node_name, self->address());
+  // No relay, or one that is not the requester's (an actor of this node would never end,
+  // nor would the children tied to it): the agent refuses (node_relay_missing); nothing
+  // to tap. The tap the agent is then given is this node's own, never exposed.
+  if (!relay || relay.node() == self->node() || !pkit::net::acceptable_relay(self->system(), self->current_sender(), relay))
+    return self->delegate(st.agent, pkit::net::node_spawn_atom_v, std::move(id), std::move(spec), relay);
+  caf::actor tap = self->spawn(tap_impl, relay, id, st.keeper, st.node_name, self->address(), st.relay_check);
   auto rp = self->make_response_promise<process_actor>();
   self->request(st.agent, agent_timeout, pkit::net::node_spawn_atom_v, std::move(id), std::move(spec), tap)
       .then(
@@ -184,8 +216,9 @@ caf::result<process_actor> spawn_through_tap(front_pointer self, std::string& id
 }
 
 node_actor::behavior_type front_impl(front_pointer self, node_actor agent, std::shared_ptr<node_children> children,
-                                     guardian* keeper, std::string node_name) {
+                                     guardian* keeper, std::string node_name, std::chrono::milliseconds relay_check) {
   auto& st = self->state;
+  st.relay_check = relay_check;
   st.agent = std::move(agent);
   st.children = std::move(children);
   st.keeper = keeper;
@@ -209,8 +242,8 @@ node_actor::behavior_type front_impl(front_pointer self, node_actor agent, std::
 }  // namespace
 
 node_actor spawn_node_front(caf::actor_system& sys, node_actor agent, std::shared_ptr<node_children> children,
-                            guardian* keeper, std::string node_name) {
-  return sys.spawn(front_impl, std::move(agent), std::move(children), keeper, std::move(node_name));
+                            guardian* keeper, std::string node_name, std::chrono::milliseconds relay_check) {
+  return sys.spawn(front_impl, std::move(agent), std::move(children), keeper, std::move(node_name), relay_check);
 }
 
 }  // namespace pkit::tool

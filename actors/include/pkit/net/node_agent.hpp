@@ -141,6 +141,14 @@ using node_actor = caf::typed_actor<
 /// (and nothing else) with the middleman or caf::openssl::publish. Thread-safe.
 node_actor spawn_node_agent(caf::actor_system& sys, node_config config);
 
+/// Whether a spawn that `sender` sent to an actor of `sys` may tie its children to `relay`:
+/// an actor of the sender's own node, never of this one — a peer must not tie children to
+/// an actor here that never ends (they would outlive their controller) — or an actor of
+/// this node that was never exposed to the network (outside `sys`'s registry: only this
+/// process can name it, e.g. `pkit node`'s tap). CAF 0.17.6 lets a peer name any exposed
+/// actor of this node as the sender of a routed message; this rule holds all the same.
+bool acceptable_relay(caf::actor_system& sys, const caf::strong_actor_ptr& sender, const caf::actor& relay);
+
 /// `e` as a caf::error of the category "pkitnet" (the errc as its code, subject and
 /// reason as its context), so that it crosses the wire to the controller: what
 /// e.peer_message() says, structured; never e.detail.

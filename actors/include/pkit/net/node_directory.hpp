@@ -107,11 +107,19 @@ public:
   /// answer within `timeout`. Blocks the calling thread.
   std::vector<node_status> status(std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
 
+  /// Ends the directory's actor; placements after it fail with node_unreachable. For an
+  /// owner whose supervisors may still run when it must let the actor system end (a
+  /// system waits for every actor, the directory's too): shutdown(), destroy the system,
+  /// then the directory — spawn_remote stays safe to call until the object is destroyed.
+  /// Idempotent; the owner's thread (not concurrently with the destructor).
+  void shutdown();
+
 private:
   caf::actor_system& sys_;
   placement_timing timing_;
   bool tls_;
-  caf::actor actor_;  // the directory actor (node_directory.cpp)
+  caf::actor actor_;  // the directory actor (node_directory.cpp); never reassigned (spawn_remote reads it)
+  bool shut_down_ = false;  // shutdown() ran: the destructor must not touch a system that may be gone
   std::mutex mutex_;  // guards names_ (add_node from any thread)
   std::vector<std::string> names_;
 };

@@ -21,6 +21,7 @@
 
 #include <caf/actor_system.hpp>
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -47,9 +48,12 @@ private:
 
 /// Spawns the front for `agent` in `sys`. `keeper` (may be null: no guardian) and
 /// `children` must outlive the actor system. `node_name` prefixes the lines logged on
-/// stderr. The front runs until sent an exit.
+/// stderr. Every `relay_check` (0: never) each tap asks the controller whether its relay
+/// still exists, and ends (its child is stopped) when the controller no longer has it:
+/// the old proxies of a controller that reconnected before this node noticed the old link
+/// dead are never killed by CAF. The front runs until sent an exit.
 pkit::net::node_actor spawn_node_front(caf::actor_system& sys, pkit::net::node_actor agent,
                                        std::shared_ptr<node_children> children, guardian* keeper,
-                                       std::string node_name);
+                                       std::string node_name, std::chrono::milliseconds relay_check);
 
 }  // namespace pkit::tool
