@@ -20,3 +20,10 @@ if(TARGET pkit::net)
     PKIT_MAKE_CERTS="${PROJECT_SOURCE_DIR}/tools/make-certs.sh")
   add_dependencies(pkit_ctl_host_test pkit)
 endif()
+if(TARGET pkit::net)
+  # The remote control endpoint and client alone, in one process (plain loopback).
+  pkit_add_test(NAME remote_control_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/remote_control_test.cpp
+    LIBS pkit_tool Threads::Threads
+    LABELS tools)
+endif()
