@@ -35,6 +35,7 @@ struct remote_control_client::impl {
   std::unique_ptr<caf::scoped_actor> self;
   remote_control_actor server;
   std::string where;
+  bool tls = false;
   std::int64_t next_id = 1;
 
   ~impl() {
@@ -50,8 +51,10 @@ struct remote_control_client::impl {
     if (err == caf::sec::cannot_connect_to_node)
       throw control_client_error(kind::no_server, "no pkit run listening at " + where + " (" + text + ")");
     if (err == caf::sec::disconnect_during_handshake)
-      throw control_client_error(kind::io, "the link to " + where + " closed during its handshake: over TLS, "
-                                           "it does not trust our certificate or we do not trust its (" + text + ")");
+      throw control_client_error(kind::io, "the link to " + where + " closed during its handshake: " +
+                                               (tls ? "it does not trust our certificate or we do not trust its"
+                                                    : "it may require TLS (--tls-cert, --tls-key, --tls-ca)") +
+                                               " (" + text + ")");
     throw control_client_error(kind::io, doing + " " + where + ": " + text);
   }
 
@@ -64,6 +67,7 @@ struct remote_control_client::impl {
     if (auto bad = net::prepare_links(cfg, tls ? &*tls : nullptr, net::link_timing{}, snapshot))
       throw control_client_error(kind::io, bad->message());
     remote_control_init(cfg);
+    this->tls = tls.has_value();
     cfg.set("scheduler.max-threads", std::size_t{1});
     sys = std::make_unique<caf::actor_system>(cfg);
     if (tls)

@@ -16,7 +16,9 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <condition_variable>
 #include <mutex>
+#include <set>
 
 #include <unistd.h>
 
@@ -27,6 +29,10 @@ void remote_control_init(caf::actor_system_config& cfg) { cfg.add_message_types<
 namespace {
 
 using json = nlohmann::json;
+
+/// How long stop() lets clients that were answered read their replies and leave (a
+/// `pkit ctl shutdown --wait` stays until the link closes: it costs that much).
+constexpr auto peer_grace = std::chrono::seconds(2);
 
 /// The reply line to one request line: the socket's checks (decode_request), then the
 /// daemon's handle() — the one implementation of every command. Blocks while handle() does.
@@ -62,43 +68,86 @@ caf::behavior worker(caf::event_based_actor* self, control_handler* handler) {
   }};
 }
 
+/// What stop() waits for, shared by the front actor and the server: the requests being
+/// answered, and the clients that asked something and are still connected. A reply is
+/// delivered to CAF, which writes it later; ending the system before a client has its
+/// reply (`shutdown`: the tree ends at once) would lose it, so stop() waits for the
+/// clients to go (bounded) once every reply is out.
+struct drain_state {
+  std::mutex m;
+  std::condition_variable cv;
+  unsigned in_flight = 0;
+  std::size_t peers = 0;
+  bool draining = false;
+};
+
 struct front_state {
   control_handler* handler = nullptr;
   std::size_t max_bytes = 0;
   unsigned max_in_flight = 0;
-  unsigned in_flight = 0;
+  std::shared_ptr<drain_state> drain;
+  std::set<caf::actor_addr> peers;  // remote senders monitored
   static inline const char* name = "pkit.remote_control";
 };
 
+using front_pointer = remote_control_actor::stateful_pointer<front_state>;
+
+std::string refusal(std::string code, std::string message) {
+  return encode_reply(nullptr, control_reply::failure(std::move(code), std::move(message)));
+}
+
+/// Admits one request (under the bounds) and counts its sender; "" when admitted, else
+/// the reply line that refuses it.
+std::string admit(front_pointer self, const std::string& line) {
+  auto& st = self->state;
+  if (line.size() > st.max_bytes)
+    return refusal("bad_request", "the request is larger than " + std::to_string(st.max_bytes) + " bytes");
+  std::lock_guard lock(st.drain->m);
+  if (st.drain->draining) return refusal("shutting_down", "pkit run is shutting down");
+  if (st.drain->in_flight >= st.max_in_flight)
+    return refusal("busy", std::to_string(st.drain->in_flight) + " requests are being answered: try again");
+  ++st.drain->in_flight;
+  const auto& sender = self->current_sender();
+  if (sender && sender->node() != self->node() && st.peers.insert(caf::actor_cast<caf::actor_addr>(sender)).second) {
+    self->monitor(sender);
+    ++st.drain->peers;
+  }
+  return {};
+}
+
+void done(front_pointer self, caf::response_promise& promise, std::string reply) {
+  promise.deliver(std::move(reply));
+  auto& d = *self->state.drain;
+  std::lock_guard lock(d.m);
+  --d.in_flight;
+  d.cv.notify_all();
+}
+
 /// The published actor: bounds the size and the number of requests, hands each to a
-/// worker and relays its reply. Never blocks.
-remote_control_actor::behavior_type front(remote_control_actor::stateful_pointer<front_state> self,
-                                          control_handler* handler, std::size_t max_bytes, unsigned max_in_flight) {
+/// worker and relays its reply. Never blocks (its lock is held for counting only).
+remote_control_actor::behavior_type front(front_pointer self, control_handler* handler, std::size_t max_bytes,
+                                          unsigned max_in_flight, std::shared_ptr<drain_state> drain) {
   self->state.handler = handler;
   self->state.max_bytes = max_bytes;
   self->state.max_in_flight = max_in_flight;
+  self->state.drain = std::move(drain);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    if (self->state.peers.erase(dm.source) == 0) return;
+    auto& d = *self->state.drain;
+    std::lock_guard lock(d.m);
+    --d.peers;
+    d.cv.notify_all();
+  });
   return {[self](ctl_request_atom, std::string& line) -> caf::result<std::string> {
-    auto& st = self->state;
-    if (line.size() > st.max_bytes)
-      return encode_reply(nullptr, control_reply::failure("bad_request", "the request is larger than " +
-                                                                             std::to_string(st.max_bytes) + " bytes"));
-    if (st.in_flight >= st.max_in_flight)
-      return encode_reply(nullptr, control_reply::failure("busy", std::to_string(st.in_flight) +
-                                                                      " requests are being answered: try again"));
-    ++st.in_flight;
+    if (auto refused = admit(self, line); !refused.empty()) return refused;
     auto promise = self->make_response_promise<std::string>();
-    auto w = self->spawn<caf::detached>(worker, st.handler);
+    auto w = self->spawn<caf::detached>(worker, self->state.handler);
     // The worker always answers (handle() is bounded): no timeout of our own to race it.
     self->request(w, caf::infinite, ctl_request_atom_v, std::move(line))
-        .then(
-            [self, promise](std::string& reply) mutable {
-              --self->state.in_flight;
-              promise.deliver(std::move(reply));
-            },
-            [self, promise](caf::error& err) mutable {
-              --self->state.in_flight;
-              promise.deliver(encode_reply(nullptr, control_reply::failure("internal", self->system().render(err))));
-            });
+        .then([self, promise](std::string& reply) mutable { done(self, promise, std::move(reply)); },
+              [self, promise](caf::error& err) mutable {
+                done(self, promise, refusal("internal", self->system().render(err)));
+              });
     return promise;
   }};
 }
@@ -111,6 +160,7 @@ struct remote_control_server::impl {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
   remote_control_actor actor;
+  std::shared_ptr<drain_state> drain = std::make_shared<drain_state>();
   std::uint16_t port = 0;
   std::mutex stop_m;
   bool stopped = false;
@@ -134,11 +184,12 @@ struct remote_control_server::impl {
     if (tls)
       if (auto off = net::require_authenticated(*sys, snapshot.files()))
         throw remote_control_error("the control listener: " + off->message());
-    actor = sys->spawn(front, &handler, o.max_request_bytes, std::max(1u, o.max_in_flight));
+    actor = sys->spawn(front, &handler, o.max_request_bytes, std::max(1u, o.max_in_flight), drain);
     auto published = tls ? caf::openssl::publish(actor, o.port, o.host.c_str())
                          : sys->middleman().publish(actor, o.port, o.host.c_str());
     if (!published) {
       caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+      actor = nullptr;
       throw remote_control_error("cannot listen on " + where + ": " + sys->render(published.error()));
     }
     port = *published;
@@ -148,9 +199,16 @@ struct remote_control_server::impl {
     std::lock_guard lock(stop_m);
     if (stopped || !sys) return;
     stopped = true;
-    // Ending the system closes the listener and every connection; it waits for the
-    // workers, each in a bounded handle().
-    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    {
+      // No new request; every one in flight answered (each handle() is bounded); then
+      // the clients that asked get a moment to read their replies and leave.
+      std::unique_lock lock(drain->m);
+      drain->draining = true;
+      drain->cv.wait(lock, [this] { return drain->in_flight == 0; });
+      drain->cv.wait_for(lock, peer_grace, [this] { return drain->peers == 0; });
+    }
+    // Ending the system closes the listener and every connection.
+    if (actor) caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
     actor = nullptr;
     sys.reset();
   }
