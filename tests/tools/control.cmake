@@ -13,7 +13,7 @@ unset(_pkit_control_test)
 if(TARGET pkit::net)
   pkit_add_test(NAME pkit_ctl_host_test
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_ctl_host_test.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_ctl_client.cpp
-            ${CMAKE_CURRENT_LIST_DIR}/pkit_run_process.cpp
+            ${CMAKE_CURRENT_LIST_DIR}/pkit_run_process.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_node_process.cpp
     LIBS pkit::net nlohmann_json::nlohmann_json
     LABELS tools)
   target_compile_definitions(pkit_ctl_host_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>"
