@@ -239,6 +239,11 @@ BOOST_AUTO_TEST_CASE(control_over_tls_beside_tls_links_to_a_node) {
   auto r = ctl_host(port, c.ops(), {"status", "--json"});
   BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
   BOOST_TEST(r.json()["programs"][0].value("node", "") == "a", r.out);
+  // The node's port, with a certificate the node accepts: the handshake passes, but what
+  // is published there is no pkit run's control (the client's interface check).
+  auto wrong = ctl_host(std::to_string(*node_port), c.ops(), {"status"});
+  BOOST_TEST(wrong.code == 1);
+  BOOST_TEST(wrong.err.find("not the remote control of pkit run") != std::string::npos, wrong.err);
   BOOST_TEST(ctl_host(port, c.ops(), {"stop", "far"}).code == 0);
   BOOST_TEST(eventually([&] { return gone(first); }));
   BOOST_TEST(ctl_host(port, c.ops(), {"start", "far"}).code == 0);
