@@ -12,9 +12,6 @@
 #include <set>
 
 namespace pkit::tool::detail {
-namespace {
-
-}  // namespace
 
 std::string parse_host_port(const std::string& text, std::string& out_host, std::uint16_t& out_port,
                             bool allow_any_port) {
@@ -91,6 +88,10 @@ void read_control_listen(table_reader& r, run_settings& s, const std::filesystem
                                    s.control_tls ? s.control_tls->key : std::filesystem::path(),
                                    s.control_tls ? s.control_tls->ca : std::filesystem::path(), {}, {}};
   if (!s.control_tls && r.table().contains("control_tls")) return;  // its own errors said why
+  if (s.control_tls && s.tls && s.control_tls->ca == s.tls->ca)
+    return r.error("control_tls", "control_tls trusts the CA of tls (" + s.tls->ca.string() +
+                                      ", the nodes'): any node's certificate could control this pkit run — trust "
+                                      "the controllers' CA (FORMAT.md, Remote control)");
   if (pkit::net::check_listen(e.host, s.control_tls ? &files : nullptr))
     return r.error("control_listen", "\"" + e.host +
                                          "\" is beyond loopback: remote control needs mutual TLS — set [pkit] "
