@@ -202,10 +202,10 @@ struct remote_control_server::impl {
     {
       // No new request; every one in flight answered (each handle() is bounded); then
       // the clients that asked get a moment to read their replies and leave.
-      std::unique_lock lock(drain->m);
+      std::unique_lock drain_lock(drain->m);
       drain->draining = true;
-      drain->cv.wait(lock, [this] { return drain->in_flight == 0; });
-      drain->cv.wait_for(lock, peer_grace, [this] { return drain->peers == 0; });
+      drain->cv.wait(drain_lock, [this] { return drain->in_flight == 0; });
+      drain->cv.wait_for(drain_lock, peer_grace, [this] { return drain->peers == 0; });
     }
     // Ending the system closes the listener and every connection.
     if (actor) caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
