@@ -7,3 +7,23 @@ foreach(_pkit_control_test IN ITEMS control_server_test control_socket_test ctl_
     LABELS tools)
 endforeach()
 unset(_pkit_control_test)
+
+# `pkit ctl --host` against a real `pkit run` with [pkit] control_listen (TLS with
+# make-certs.sh's certificates); only when pkit::net (CAF's OpenSSL module) is built.
+if(TARGET pkit::net)
+  pkit_add_test(NAME pkit_ctl_host_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_ctl_host_test.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_ctl_client.cpp
+            ${CMAKE_CURRENT_LIST_DIR}/pkit_run_process.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_node_process.cpp
+    LIBS pkit::net nlohmann_json::nlohmann_json
+    LABELS tools)
+  target_compile_definitions(pkit_ctl_host_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>"
+    PKIT_MAKE_CERTS="${PROJECT_SOURCE_DIR}/tools/make-certs.sh")
+  add_dependencies(pkit_ctl_host_test pkit)
+endif()
+if(TARGET pkit::net)
+  # The remote control endpoint and client alone, in one process (plain loopback).
+  pkit_add_test(NAME remote_control_test
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/remote_control_test.cpp
+    LIBS pkit_tool Threads::Threads
+    LABELS tools)
+endif()

@@ -11,6 +11,7 @@
 #include <pkit/tool/guardian.hpp>
 #ifdef PKIT_HAVE_NODE
 #include <pkit/tool/node_command.hpp>
+#include <pkit/tool/remote_control_server.hpp>
 #endif
 #include <pkit/tool/version.hpp>
 
@@ -62,6 +63,31 @@ int check_command(const std::string& file) {
   return exit_clean;
 }
 
+#ifdef PKIT_HAVE_NODE
+/// `[pkit] control_listen`: serves `pkit ctl --host` through `d`. False (said on stderr)
+/// when it cannot; true without control_listen (then `remote` stays null).
+bool start_remote_control(pkit::tool::daemon& d, std::unique_ptr<remote_control_server>& remote) {
+  const auto& settings = d.tree().settings;
+  const auto& at = settings.control_listen;
+  if (!at) return true;
+  remote_control_options ro;
+  ro.host = at->host;
+  ro.port = at->port;
+  if (const auto& t = settings.control_tls) ro.tls = pkit::net::tls_files{t->cert, t->key, t->ca, {}, {}};
+  try {
+    remote = std::make_unique<remote_control_server>(d, std::move(ro));
+  } catch (const remote_control_error& e) {
+    std::fprintf(stderr, "pkit: cannot serve remote control: %s\n", e.what());
+    return false;
+  }
+  const bool v6 = at->host.find(':') != std::string::npos;
+  // Tests and scripts wait for this line (port 0 takes any free port).
+  d.say("pkit: control listening on " + (v6 ? "[" + at->host + "]" : at->host) + ":" + std::to_string(remote->port()) +
+        (settings.control_tls ? " (TLS, mutual authentication)" : " (plain, loopback: every local user may control)"));
+  return true;
+}
+#endif
+
 int run_command(const std::string& file, const std::string& format, const std::string& run_for) {
   auto loaded = load(file);
   if (!loaded) return print_errors(loaded);
@@ -102,6 +128,15 @@ int run_command(const std::string& file, const std::string& format, const std::s
     std::fprintf(stderr, "pkit: cannot serve the control socket %s: %s\n", socket_path.c_str(), e.what());
     return exit_failed;
   }
+#ifdef PKIT_HAVE_NODE
+  // Remote control, beside the socket and on the same handler; started before the tree
+  // for the same reason. Stopped before `d` (declared after it).
+  std::unique_ptr<remote_control_server> remote;
+  if (!start_remote_control(d, remote)) {
+    server->stop();
+    return exit_failed;
+  }
+#endif
   bool forced = false;
   if (auto why = d.start(sfd, forced)) {
     // A start cancelled by a signal ends here too: exit 1, as any start that failed.
@@ -126,6 +161,9 @@ int run_command(const std::string& file, const std::string& format, const std::s
     ::_exit(code);
   }
   // No request is answered once the tree is gone (the server is told before `d` ends).
+#ifdef PKIT_HAVE_NODE
+  if (remote) remote->stop();
+#endif
   server->stop();
   std::fputs(format_status_table(d.recorded_status()).c_str(), stdout);
   std::fflush(stdout);

@@ -49,7 +49,9 @@ reload_plan diff(const tree_config& running, const tree_config& next) {
                       a.control_socket != b.control_socket ||
                       // the links to nodes are made once, at start
                       running.nodes != next.nodes || a.tls != b.tls || a.heartbeat_ms != b.heartbeat_ms ||
-                      a.node_timeout_ms != b.node_timeout_ms;
+                      a.node_timeout_ms != b.node_timeout_ms ||
+                      // the control listener is made once, at start
+                      a.control_listen != b.control_listen || a.control_tls != b.control_tls;
   std::vector<std::string> path;
   diff_group(running.root, next.root, path, plan);
   return plan;

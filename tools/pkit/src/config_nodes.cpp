@@ -12,10 +12,9 @@
 #include <set>
 
 namespace pkit::tool::detail {
-namespace {
 
-// "host:port", "[v6]:port". Returns the error text, or "" with `out` filled.
-std::string parse_address(const std::string& text, node_address& out) {
+std::string parse_host_port(const std::string& text, std::string& out_host, std::uint16_t& out_port,
+                            bool allow_any_port) {
   std::string host;
   std::string port;
   if (text.starts_with('[')) {
@@ -35,11 +34,69 @@ std::string parse_address(const std::string& text, node_address& out) {
   if (host.find_first_of(" \t\0/", 0, 4) != std::string::npos) return "\"" + host + "\" is not a host name or address";
   unsigned value = 0;
   auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (port.empty() || ec != std::errc{} || end != port.data() + port.size() || value == 0 || value > 65535)
-    return "the port must be a number from 1 to 65535, got \"" + port + "\"";
-  out.host = host;
-  out.port = static_cast<std::uint16_t>(value);
+  if (port.empty() || ec != std::errc{} || end != port.data() + port.size() || (value == 0 && !allow_any_port) ||
+      value > 65535)
+    return std::string("the port must be a number from ") + (allow_any_port ? "0" : "1") + " to 65535, got \"" + port +
+           "\"";
+  out_host = host;
+  out_port = static_cast<std::uint16_t>(value);
   return {};
+}
+
+namespace {
+
+std::string parse_address(const std::string& text, node_address& out) {
+  return parse_host_port(text, out.host, out.port, false);
+}
+
+/// A TLS set `{ cert, key, ca }` under `key` of `r`: all three or an error each missing.
+std::optional<tls_paths> read_tls(table_reader& r, std::string_view key, const std::filesystem::path& base_dir) {
+  const toml::table* t = r.subtable(key);
+  if (t == nullptr) return std::nullopt;
+  table_reader tr(*t, r.path_of(key), r.sink());
+  tls_paths tls;
+  bool complete = true;
+  for (auto [name, field] : {std::pair{"cert", &tls.cert}, {"key", &tls.key}, {"ca", &tls.ca}}) {
+    if (auto v = tr.string(name)) *field = resolve_path(base_dir, *v);
+    if (field->empty()) {
+      complete = false;
+      if (!t->contains(name)) tr.error(name, std::string("the TLS set needs ") + name + " (cert, key and ca, all three)");
+    }
+  }
+  tr.finish();
+  if (!complete) return std::nullopt;
+  return tls;
+}
+
+// Remote control (`pkit ctl --host`): where, and with which certificates. Beyond
+// loopback only with its own TLS set — the same rule as `pkit node`'s --listen
+// (check_listen) — and never with [pkit] tls, which trusts the nodes' CA: a node's
+// certificate must not control its controller (FORMAT.md, "Remote control").
+void read_control_listen(table_reader& r, run_settings& s, const std::filesystem::path& base_dir) {
+  s.control_tls = read_tls(r, "control_tls", base_dir);
+  const toml::node* at = r.node("control_listen");
+  auto text = r.string("control_listen");
+  if (!text) {
+    if (s.control_tls && at == nullptr)
+      r.error("control_tls", "control_tls without control_listen: say where to listen (control_listen = \"HOST:PORT\")");
+    return;
+  }
+  control_endpoint e;
+  e.where = position_of(at->source());
+  if (auto why = parse_host_port(*text, e.host, e.port, true); !why.empty()) return r.error("control_listen", why);
+  const pkit::net::tls_files files{s.control_tls ? s.control_tls->cert : std::filesystem::path(),
+                                   s.control_tls ? s.control_tls->key : std::filesystem::path(),
+                                   s.control_tls ? s.control_tls->ca : std::filesystem::path(), {}, {}};
+  if (!s.control_tls && r.table().contains("control_tls")) return;  // its own errors said why
+  if (s.control_tls && s.tls && s.control_tls->ca == s.tls->ca)
+    return r.error("control_tls", "control_tls trusts the CA of tls (" + s.tls->ca.string() +
+                                      ", the nodes'): any node's certificate could control this pkit run — trust "
+                                      "the controllers' CA (FORMAT.md, Remote control)");
+  if (pkit::net::check_listen(e.host, s.control_tls ? &files : nullptr))
+    return r.error("control_listen", "\"" + e.host +
+                                         "\" is beyond loopback: remote control needs mutual TLS — set [pkit] "
+                                         "control_tls = { cert = ..., key = ..., ca = ... } (FORMAT.md, Remote control)");
+  s.control_listen = std::move(e);
 }
 
 }  // namespace
@@ -75,20 +132,8 @@ void read_nodes(table_reader& root, load_context& ctx, std::vector<node_address>
 }
 
 void read_link_settings(table_reader& r, run_settings& s, const std::filesystem::path& base_dir) {
-  if (const toml::table* t = r.subtable("tls")) {
-    table_reader tr(*t, r.path_of("tls"), r.sink());
-    tls_paths tls;
-    bool complete = true;
-    for (auto [key, field] : {std::pair{"cert", &tls.cert}, {"key", &tls.key}, {"ca", &tls.ca}}) {
-      if (auto v = tr.string(key)) *field = resolve_path(base_dir, *v);
-      if (field->empty()) {
-        complete = false;
-        if (!t->contains(key)) tr.error(key, std::string("the TLS set needs ") + key + " (cert, key and ca, all three)");
-      }
-    }
-    tr.finish();
-    if (complete) s.tls = std::move(tls);
-  }
+  s.tls = read_tls(r, "tls", base_dir);
+  read_control_listen(r, s, base_dir);
   if (auto d = r.duration("heartbeat")) {
     if (*d <= 0) r.error("heartbeat", "must be longer than 0s");
     else s.heartbeat_ms = *d;

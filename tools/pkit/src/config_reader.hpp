@@ -160,6 +160,11 @@ void check_credentials(const program_config& p, table_reader& r);
 void read_nodes(table_reader& root, load_context& ctx, std::vector<node_address>& out);
 /// Reads [pkit] tls, heartbeat and node_timeout into `s` (paths against `base_dir`).
 void read_link_settings(table_reader& pkit, run_settings& s, const std::filesystem::path& base_dir);
+
+/// "HOST:PORT" or "[V6]:PORT" into `host` and `port` (port 0 only with `allow_any_port`).
+/// Returns the error text, or "" when parsed. Shared by [nodes], control_listen and
+/// `pkit ctl --host`.
+std::string parse_host_port(const std::string& text, std::string& host, std::uint16_t& port, bool allow_any_port);
 /// A program's or group's `node` / `nodes`: declared node names, in order; nullopt when
 /// absent or wrong (the error is recorded then).
 std::optional<std::vector<std::string>> read_placement(table_reader& r, const load_context& ctx);

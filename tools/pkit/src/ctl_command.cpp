@@ -3,6 +3,12 @@
 #include <pkit/tool/control_client.hpp>
 #include <pkit/tool/control_protocol.hpp>
 #include <pkit/tool/ctl_format.hpp>
+#ifdef PKIT_HAVE_NODE
+#include <pkit/net/listen_policy.hpp>
+#include <pkit/tool/remote_control_client.hpp>
+#endif
+
+#include "config_reader.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -34,6 +40,92 @@ const CLI::Validator signal_validator(
 
 }  // namespace
 
+/// Where requests go: the control socket, or a pkit run's remote control (--host).
+struct ctl_command::transport {
+  virtual ~transport() = default;
+  virtual control_reply request(const std::string& command, const json& args, std::chrono::milliseconds timeout) = 0;
+  virtual bool wait_closed(std::chrono::milliseconds timeout) = 0;
+  /// The socket's client (streams need it); nullptr over --host.
+  virtual control_client* local() noexcept { return nullptr; }
+};
+
+namespace {
+
+struct socket_transport final : ctl_command::transport {
+  control_client client;
+  explicit socket_transport(const std::filesystem::path& path) : client(path) {}
+  control_reply request(const std::string& command, const json& args, std::chrono::milliseconds timeout) override {
+    return client.request(command, args, timeout);
+  }
+  bool wait_closed(std::chrono::milliseconds timeout) override { return client.wait_closed(timeout); }
+  control_client* local() noexcept override { return &client; }
+};
+
+#ifdef PKIT_HAVE_NODE
+struct host_transport final : ctl_command::transport {
+  remote_control_client client;
+  host_transport(const std::string& host, std::uint16_t port, const std::optional<net::tls_files>& tls,
+                 std::chrono::milliseconds timeout)
+      : client(host, port, tls, timeout) {}
+  control_reply request(const std::string& command, const json& args, std::chrono::milliseconds timeout) override {
+    return client.request(command, args, timeout);
+  }
+  bool wait_closed(std::chrono::milliseconds timeout) override { return client.wait_closed(timeout); }
+};
+#endif
+
+}  // namespace
+
+ctl_command::~ctl_command() = default;
+
+std::string ctl_command::check_host_options() const {
+  const bool any_tls = !opt_.tls_cert.empty() || !opt_.tls_key.empty() || !opt_.tls_ca.empty();
+  if (opt_.host.empty())
+    return any_tls ? "--tls-cert, --tls-key and --tls-ca go with --host" : "";
+#ifndef PKIT_HAVE_NODE
+  return "--host: this pkit was built without its network module (CAF's OpenSSL)";
+#else
+  if (!opt_.socket.empty()) return "give either --socket or --host, not both";
+  if (any_tls && (opt_.tls_cert.empty() || opt_.tls_key.empty() || opt_.tls_ca.empty()))
+    return "--host over TLS needs all of --tls-cert, --tls-key and --tls-ca";
+  std::string host;
+  std::uint16_t port = 0;
+  if (auto why = detail::parse_host_port(opt_.host, host, port, false); !why.empty()) return "--host: " + why;
+  if (!any_tls && !net::is_loopback_address(host))
+    return "--host " + opt_.host + " is beyond loopback: remote control needs mutual TLS (--tls-cert, --tls-key, "
+           "--tls-ca)";
+  return "";
+#endif
+}
+
+ctl_command::transport& ctl_command::link() {
+  if (link_) return *link_;
+#ifdef PKIT_HAVE_NODE
+  if (!opt_.host.empty()) {
+    std::string host;
+    std::uint16_t port = 0;
+    detail::parse_host_port(opt_.host, host, port, false);  // checked by check_host_options
+    std::optional<net::tls_files> tls;
+    if (!opt_.tls_cert.empty()) tls = net::tls_files{opt_.tls_cert, opt_.tls_key, opt_.tls_ca, {}, {}};
+    link_ = std::make_unique<host_transport>(host, port, tls, std::chrono::milliseconds(opt_.timeout_ms));
+    return *link_;
+  }
+#endif
+  link_ = std::make_unique<socket_transport>(opt_.socket_path());
+  return *link_;
+}
+
+control_reply ctl_command::call(const std::string& command, const json& args) {
+  return link().request(command, args, std::chrono::milliseconds(opt_.timeout_ms));
+}
+
+int ctl_command::refuse_remote_stream(const std::string& command, const json& args) {
+  const auto reply = call(command, args);
+  if (!reply.ok) return fail_with(reply);
+  err_ << "pkit ctl: " << command << " is a stream: not available over --host\n";
+  return ctl_exit::failed;
+}
+
 std::filesystem::path ctl_options::socket_path() const {
   return socket.empty() ? default_control_socket(name) : std::filesystem::path(socket);
 }
@@ -47,6 +139,10 @@ ctl_command::ctl_command(CLI::App& app, std::ostream& out, std::ostream& err) : 
   app_.add_option("--timeout", opt_.timeout_ms, "wait at most this many milliseconds for a reply")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app_.add_option("--host", opt_.host, "HOST:PORT of a pkit run's control_listen (instead of the socket)");
+  app_.add_option("--tls-cert", opt_.tls_cert, "with --host: our certificate (signed by the CA pkit run's control_tls trusts)");
+  app_.add_option("--tls-key", opt_.tls_key, "with --host: the key of --tls-cert");
+  app_.add_option("--tls-ca", opt_.tls_ca, "with --host: the CA that signed pkit run's control certificate");
 
   auto* status = app_.add_subcommand("status", "show programs: state, pid, uptime, restarts, last exit");
   status->add_option("names", opt_.names, "programs to show (default: all)");
@@ -79,6 +175,10 @@ int ctl_command::run() {
     err_ << "pkit ctl: a subcommand is required (see --help)\n";
     return ctl_exit::usage;
   }
+  if (auto why = check_host_options(); !why.empty()) {
+    err_ << "pkit ctl: " << why << "\n";
+    return ctl_exit::usage;
+  }
   try {
     return dispatch(chosen.front()->get_name());
   } catch (const control_client_error& e) {
@@ -107,10 +207,9 @@ int ctl_command::fail_with(const control_reply& reply) {
 }
 
 int ctl_command::run_status() {
-  control_client client(opt_.socket_path());
   json args = json::object();
   if (!opt_.names.empty()) args["names"] = names_json(opt_.names);
-  const auto reply = client.request("status", args, std::chrono::milliseconds(opt_.timeout_ms));
+  const auto reply = call("status", args);
   if (!reply.ok) return fail_with(reply);
   if (opt_.json)
     out_ << reply.result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
@@ -127,15 +226,13 @@ int ctl_command::run_status() {
 }
 
 int ctl_command::run_simple(const std::string& command) {
-  control_client client(opt_.socket_path());
-  const auto reply = client.request(command, {{"names", names_json(opt_.names)}}, std::chrono::milliseconds(opt_.timeout_ms));
+  const auto reply = call(command, {{"names", names_json(opt_.names)}});
   return reply.ok ? ctl_exit::success : fail_with(reply);
 }
 
 int ctl_command::run_signal() {
-  control_client client(opt_.socket_path());
   const json args{{"names", names_json(opt_.names)}, {"signal", *parse_signal(std::string_view(opt_.signal))}};
-  const auto reply = client.request("signal", args, std::chrono::milliseconds(opt_.timeout_ms));
+  const auto reply = call("signal", args);
   return reply.ok ? ctl_exit::success : fail_with(reply);
 }
 
@@ -156,8 +253,7 @@ int ctl_command::run_add() {
   }
   args["toml"] = text;
   if (!opt_.group.empty()) args["group"] = group_path(opt_.group);
-  control_client client(opt_.socket_path());
-  const auto reply = client.request("add", args, std::chrono::milliseconds(opt_.timeout_ms));
+  const auto reply = call("add", args);
   if (!reply.ok) return fail_with(reply);
   for (const auto& name : reply.result.value("added", json::array()))
     if (name.is_string()) out_ << "added " << name.get<std::string>() << "\n";
@@ -165,8 +261,7 @@ int ctl_command::run_add() {
 }
 
 int ctl_command::run_reload() {
-  control_client client(opt_.socket_path());
-  const auto reply = client.request("reload", json::object(), std::chrono::milliseconds(opt_.timeout_ms));
+  const auto reply = call("reload", json::object());
   if (!reply.ok) return fail_with(reply);
   const auto count = [&](const char* key) {
     const auto v = reply.result.value(key, json::array());
@@ -178,9 +273,10 @@ int ctl_command::run_reload() {
 }
 
 int ctl_command::run_tail() {
-  control_client client(opt_.socket_path());
   const json args{{"name", opt_.names.front()}, {"stream", opt_.stream}, {"lines", opt_.lines}};
-  const auto reply = client.stream("tail", args, [this](const json& item) {
+  control_client* client = link().local();
+  if (client == nullptr) return refuse_remote_stream("tail", args);
+  const auto reply = client->stream("tail", args, [this](const json& item) {
     if (item.is_object() && item.contains("line") && item["line"].is_string())
       out_ << item["line"].get_ref<const std::string&>() << std::endl;
     return static_cast<bool>(out_);
@@ -191,10 +287,11 @@ int ctl_command::run_tail() {
 }
 
 int ctl_command::run_events() {
-  control_client client(opt_.socket_path());
   json args = json::object();
   if (!opt_.names.empty()) args["names"] = names_json(opt_.names);
-  const auto reply = client.stream("events", args, [this](const json& item) {
+  control_client* client = link().local();
+  if (client == nullptr) return refuse_remote_stream("events", args);
+  const auto reply = client->stream("events", args, [this](const json& item) {
     out_ << (opt_.json ? item.dump(-1, ' ', false, json::error_handler_t::replace) : format_event(item)) << std::endl;
     return static_cast<bool>(out_);
   }, std::chrono::milliseconds(opt_.timeout_ms));
@@ -202,10 +299,9 @@ int ctl_command::run_events() {
 }
 
 int ctl_command::run_shutdown() {
-  control_client client(opt_.socket_path());
-  const auto reply = client.request("shutdown", json::object(), std::chrono::milliseconds(opt_.timeout_ms));
+  const auto reply = call("shutdown", json::object());
   if (!reply.ok) return fail_with(reply);
-  if (opt_.wait) client.wait_closed(std::chrono::milliseconds(-1));
+  if (opt_.wait) link().wait_closed(std::chrono::milliseconds(-1));
   return ctl_exit::success;
 }
 

@@ -139,6 +139,16 @@ struct tls_paths {
   bool operator==(const tls_paths&) const = default;
 };
 
+/// Where `pkit run` serves remote control (`[pkit] control_listen = "HOST:PORT"`): a
+/// numeric address (IPv6 without brackets); port 0 takes any free port (printed at start).
+struct control_endpoint {
+  std::string host;
+  std::uint16_t port = 0;
+  source_position where;
+
+  bool operator==(const control_endpoint& o) const { return host == o.host && port == o.port; }
+};
+
 /// Settings of `pkit run` itself (`[pkit]`).
 struct run_settings {
   std::string name = "pkit";       ///< names the tree: the root group, the socket
@@ -149,6 +159,12 @@ struct run_settings {
   std::optional<tls_paths> tls;    ///< the links to nodes over TLS (mutual authentication)
   std::int64_t heartbeat_ms = 1000;     ///< a heartbeat on each node link this often
   std::int64_t node_timeout_ms = 5000;  ///< a node silent this long is lost (node_down)
+  /// Remote control (`pkit ctl --host`): where to listen; none: the control socket only.
+  std::optional<control_endpoint> control_listen;
+  /// The control listener's certificate set (`[pkit] control_tls`), required beyond
+  /// loopback: its own certificate (signed by the nodes' CA) and the CA of those who may
+  /// control (the controllers' CA). Never [pkit] tls, which trusts the nodes' CA.
+  std::optional<tls_paths> control_tls;
 };
 
 /// A whole file, loaded and checked.

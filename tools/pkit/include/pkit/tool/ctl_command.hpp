@@ -14,6 +14,7 @@
 
 #include <filesystem>
 #include <iosfwd>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,10 @@ struct ctl_options {
   std::string stream = "both";       ///< tail --stream
   int lines = 10;                    ///< tail -n
   bool wait = false;                 ///< shutdown --wait
+  std::string host;                  ///< --host HOST:PORT: remote control instead of the socket
+  std::string tls_cert;              ///< --tls-cert (with --host)
+  std::string tls_key;               ///< --tls-key (with --host)
+  std::string tls_ca;                ///< --tls-ca (with --host)
 
   /// The socket to use: `socket`, or the default one of `name`.
   std::filesystem::path socket_path() const;
@@ -43,6 +48,8 @@ public:
   /// this object); one subcommand is required. Output goes to `out`, messages to `err`.
   ctl_command(CLI::App& app, std::ostream& out, std::ostream& err);
 
+  ~ctl_command();
+
   ctl_command(const ctl_command&) = delete;
   ctl_command& operator=(const ctl_command&) = delete;
 
@@ -52,6 +59,10 @@ public:
   int run();
 
   const ctl_options& options() const noexcept { return opt_; }
+
+  /// Where requests go (defined in ctl_command.cpp): the socket's control_client or the
+  /// --host client, made at the first request.
+  struct transport;
 
 private:
   int dispatch(const std::string& command);
@@ -64,11 +75,19 @@ private:
   int run_events();
   int run_shutdown();
   int fail_with(const control_reply& reply);
+  /// A usage problem of --host and its TLS flags, or "".
+  std::string check_host_options() const;
+  /// One request over the chosen transport (the socket, or --host).
+  control_reply call(const std::string& command, const nlohmann::json& args);
+  /// A stream command over --host: sent, so that pkit run refuses it (stream_not_remote).
+  int refuse_remote_stream(const std::string& command, const nlohmann::json& args);
+  transport& link();
 
   CLI::App& app_;
   std::ostream& out_;
   std::ostream& err_;
   ctl_options opt_;
+  std::unique_ptr<transport> link_;
 };
 
 /// Parses `args` (the words after "ctl") and runs them. --help prints and returns 0; a
