@@ -177,6 +177,7 @@ struct supervisor_state {
   std::string parent_id;  // our child id in the parent
   std::list<child> children;  // in start order; a list, so removing one is O(1)
   std::deque<clock::time_point> restarts;  // the intensity window
+  std::map<std::string, clock::time_point> node_losses;  // when a lost node last counted (one_node_loss)
   std::deque<plan> plans;                  // the head one runs
   std::uint64_t token = 0;  // the last step token handed out (see pending)
   // The head plan's steps under way, by child id, each with its token: a reply that does
@@ -784,6 +785,20 @@ bool over_intensity(supervisor_state& st, clock::time_point now) {
   return static_cast<std::int64_t>(st.restarts.size()) > st.spec.flags.intensity;
 }
 
+// One lost node is one cause: every program on it ends with node_down at once (its link's
+// proxies are dropped together), and counting each toward the intensity would give the
+// group up over a single node's loss — before any program could run on another node. As
+// for siblings that die together in a group restart, the loss counts once: a node_down
+// end within a second of the last counted one of the same node is not counted again.
+bool already_counted_node_loss(supervisor_state& st, const child& c, clock::time_point now) {
+  if (!c.is_remote() || c.node.empty() || c.last_reason.find("node_down") == std::string::npos) return false;
+  constexpr auto same_loss = std::chrono::seconds(1);
+  auto [at, fresh] = st.node_losses.try_emplace(c.node, now);
+  if (!fresh && now - at->second < same_loss) return true;
+  at->second = now;
+  return false;
+}
+
 void restart(self_pointer self, child& c) {
   auto& st = self->state;
   const auto now = self->clock().now();
@@ -794,7 +809,7 @@ void restart(self_pointer self, child& c) {
   // toward the intensity (then the supervisor gives up). Counting failed starts toward
   // the intensity too would make FATAL unreachable with the default intensity of 1.
   const bool failed_start = flags.min_uptime_ms > 0 && flags.max_failed_starts > 0 && uptime < flags.min_uptime_ms;
-  if (!failed_start && over_intensity(st, now)) return give_up(self, c);
+  if (!failed_start && !already_counted_node_loss(st, c, now) && over_intensity(st, now)) return give_up(self, c);
   if (flags.min_uptime_ms > 0) {
     c.failed_starts = uptime < flags.min_uptime_ms ? c.failed_starts + 1 : 0;
     if (flags.max_failed_starts > 0 && c.failed_starts >= flags.max_failed_starts) {

@@ -96,6 +96,13 @@ void read_control_listen(table_reader& r, run_settings& s, const std::filesystem
     return r.error("control_listen", "\"" + e.host +
                                          "\" is beyond loopback: remote control needs mutual TLS — set [pkit] "
                                          "control_tls = { cert = ..., key = ..., ca = ... } (FORMAT.md, Remote control)");
+  // On loopback too: plain BASP would let every local user control this pkit run (`add`
+  // runs programs as pkit run's user, root included). Local control has the control
+  // socket, whose permissions and peer check keep other users out.
+  if (!s.control_tls)
+    return r.error("control_listen", "remote control needs mutual TLS, on loopback too (plain, any local user could "
+                                     "control this pkit run; local control is the control socket): set [pkit] "
+                                     "control_tls = { cert = ..., key = ..., ca = ... }");
   s.control_listen = std::move(e);
 }
 

@@ -91,9 +91,11 @@ std::string ctl_command::check_host_options() const {
   std::string host;
   std::uint16_t port = 0;
   if (auto why = detail::parse_host_port(opt_.host, host, port, false); !why.empty()) return "--host: " + why;
-  if (!any_tls && !net::is_loopback_address(host))
-    return "--host " + opt_.host + " is beyond loopback: remote control needs mutual TLS (--tls-cert, --tls-key, "
-           "--tls-ca)";
+  // pkit run serves remote control over mutual TLS only (its control_listen requires
+  // control_tls, on loopback too): a plain attempt could only fail at the handshake.
+  if (!any_tls)
+    return "--host " + opt_.host + ": remote control needs mutual TLS, on loopback too (--tls-cert, --tls-key, "
+           "--tls-ca); on this machine, use the control socket";
   return "";
 #endif
 }

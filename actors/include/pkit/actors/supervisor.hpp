@@ -144,10 +144,12 @@ struct supervisor_options {
   /// with `start_failed` naming `nodes` (no placement), counted like any failed start.
   ///
   /// A remote worker's pid is the node's: the supervisor never signals, watches or waits
-  /// for it here. "Never two instances" holds on the node (its agent stops a child whose
-  /// controller is lost), not across nodes: during a partition a child restarted on
-  /// another node can run beside the old one until the old node notices the loss
-  /// (its connection timeout + heartbeat interval, pkit::net::link_timing).
+  /// for it here. "Never two instances" is weaker for it than for a local worker: after
+  /// node_down its restart does not wait for the old run (the node's agent stops a child
+  /// whose controller or relay is lost, but only once it notices: its connection timeout
+  /// + heartbeat interval, pkit::net::link_timing, then the child's stop timeout), so the
+  /// old and the new run — on another node, or on the same one after a short link loss —
+  /// can overlap for that long; longer while the node's agent itself is frozen.
   const placement* place = nullptr;
   /// The parent (see spawn_supervisor); ignored by start_supervisor.
   process_observer observer = {};

@@ -14,9 +14,13 @@
 /// nothing the controller started outlives its supervision.
 ///
 /// A lost controller is noticed through BASP's heartbeats (apply_link): within the node's
-/// connection timeout + heartbeat interval of the controller's last message. During a
-/// partition the controller may restart a child elsewhere before that: a child can then
-/// run twice for at most that long (no fencing in this version).
+/// connection timeout + heartbeat interval of the controller's last message; the child is
+/// then stopped per its spec (its stop timeout). During a partition the controller may
+/// restart a child elsewhere before that: a child can then run twice for that long (no
+/// fencing in this version; unbounded while this process is frozen). CAF keeps a
+/// reconnected controller's old proxies alive when the new link came before the old one
+/// was dropped: a relay's death may then never be seen here — `pkit node` asks each relay
+/// periodically (its taps); a library user of the agent alone should do the same.
 
 #include <pkit/actors/messages.hpp>
 #include <pkit/actors/process_actor.hpp>

@@ -22,8 +22,9 @@
 /// What a lost node means for a child: see placement::spawn_remote (node_down, a lost
 /// exit status, the supervisor's strategy — a restart may land on another listed node).
 /// A remote child whose controller is lost is stopped by its node's agent (node_agent.hpp);
-/// until then — the node's connection timeout + heartbeat interval — it may run beside a
-/// replacement started elsewhere (no fencing in this version).
+/// until then — the node's connection timeout + heartbeat interval, then the child's stop
+/// timeout — it may run beside a replacement started elsewhere or on the same node (no
+/// fencing in this version; unbounded while the node's agent itself is frozen).
 
 #include <pkit/actors/placement.hpp>
 #include <pkit/net/error.hpp>
