@@ -50,4 +50,8 @@ pkit_add_test(NAME pkit_node_hostile_test
   LABELS tools)
 target_compile_definitions(pkit_node_hostile_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>"
   PKIT_MAKE_CERTS="${PROJECT_SOURCE_DIR}/tools/make-certs.sh")
+# Under ASan the 4 GiB case confines the node with ASan's allocation cap, not RLIMIT_AS.
+if(PKIT_SANITIZE STREQUAL "address")
+  target_compile_definitions(pkit_node_hostile_test PRIVATE PKIT_TEST_ASAN=1)
+endif()
 add_dependencies(pkit_node_hostile_test pkit)
