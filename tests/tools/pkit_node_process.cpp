@@ -18,61 +18,6 @@ namespace pkit_test_tools {
 
 using namespace std::chrono;
 
-line_pipe::~line_pipe() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-bool line_pipe::next_line(std::string& line, steady_clock::time_point until) {
-  if (consumed_ < lines_.size()) {
-    line = lines_[consumed_++];
-    return true;
-  }
-  for (;;) {
-    if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
-      lines_.push_back(buffer_.substr(0, nl));
-      buffer_.erase(0, nl + 1);
-      line = lines_[consumed_++];
-      return true;
-    }
-    auto left = duration_cast<milliseconds>(until - steady_clock::now()).count();
-    if (left <= 0 || fd_ < 0) return false;
-    pollfd p{fd_, POLLIN, 0};
-    int n = ::poll(&p, 1, static_cast<int>(left));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    char buf[4096];
-    ssize_t got = ::read(fd_, buf, sizeof buf);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) {
-      ::close(fd_);
-      fd_ = -1;
-      if (buffer_.empty()) return false;
-      buffer_ += '\n';
-      continue;
-    }
-    buffer_.append(buf, static_cast<std::size_t>(got));
-  }
-}
-
-std::optional<std::string> line_pipe::wait_for(const std::string& text, steady_clock::time_point until) {
-  std::string line;
-  while (next_line(line, until))
-    if (line.find(text) != std::string::npos) return line;
-  return std::nullopt;
-}
-
-std::string line_pipe::text() {
-  // What is still in the pipe: a writer that is gone leaves EOF; a live one, 200 ms.
-  auto keep = consumed_;
-  std::string line;
-  while (next_line(line, steady_clock::now() + milliseconds(200))) {
-  }
-  consumed_ = keep;
-  std::string out;
-  for (const auto& l : lines_) out += l + "\n";
-  return out + buffer_;
-}
-
 pkit_node_process::pkit_node_process(const std::vector<std::string>& args, const std::vector<std::string>& wrapper) {
   int out[2], err[2];
   if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)

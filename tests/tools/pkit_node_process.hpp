@@ -4,6 +4,8 @@
 // come (pipes, polled with a deadline: the tests synchronise on lines, never on sleeps),
 // its exit awaited through a pidfd.
 
+#include "line_pipe.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -14,30 +16,6 @@
 
 namespace pkit_test_tools {
 
-/// Lines of one pipe, read as they come.
-class line_pipe {
-public:
-  explicit line_pipe(int fd) : fd_(fd) {}
-  ~line_pipe();
-  line_pipe(const line_pipe&) = delete;
-  line_pipe& operator=(const line_pipe&) = delete;
-  /// Reads `fd` from now on (owned; closed at the end).
-  void reset(int fd) { fd_ = fd; }
-
-  /// The next line containing `text` (earlier lines are consumed), or nullopt when none
-  /// came before `until` or the pipe ended.
-  std::optional<std::string> wait_for(const std::string& text, std::chrono::steady_clock::time_point until);
-  /// Everything read so far, and what the pipe still holds once its writer is gone (bounded).
-  std::string text();
-
-private:
-  bool next_line(std::string& line, std::chrono::steady_clock::time_point until);
-
-  int fd_;
-  std::string buffer_;
-  std::vector<std::string> lines_;
-  std::size_t consumed_ = 0;
-};
 
 class pkit_node_process {
 public:

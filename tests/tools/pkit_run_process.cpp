@@ -63,7 +63,7 @@ pkit_process::pkit_process(const std::vector<std::string>& args, const std::vect
     ::close(err[0]);
     throw std::system_error(rc, std::system_category(), "posix_spawn pkit");
   }
-  err_fd_ = err[0];
+  err_.reset(err[0]);
   pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
 }
 
@@ -73,50 +73,16 @@ pkit_process::~pkit_process() {
     int st;
     ::waitpid(pid_, &st, 0);
   }
-  if (err_fd_ >= 0) ::close(err_fd_);
   if (pidfd_ >= 0) ::close(pidfd_);
   std::error_code ec;
   std::filesystem::remove(out_path_, ec);
-}
-
-bool pkit_process::next_line(std::string& line, steady_clock::time_point until) {
-  if (consumed_ < lines_.size()) {
-    line = lines_[consumed_++];
-    return true;
-  }
-  for (;;) {
-    auto nl = buffer_.find('\n');
-    if (nl != std::string::npos) {
-      lines_.push_back(buffer_.substr(0, nl));
-      buffer_.erase(0, nl + 1);
-      line = lines_[consumed_++];
-      return true;
-    }
-    auto left = duration_cast<milliseconds>(until - steady_clock::now()).count();
-    if (left <= 0 || err_fd_ < 0) return false;
-    pollfd p{err_fd_, POLLIN, 0};
-    int n = ::poll(&p, 1, static_cast<int>(left));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    char buf[4096];
-    ssize_t got = ::read(err_fd_, buf, sizeof buf);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) {
-      ::close(err_fd_);
-      err_fd_ = -1;
-      if (!buffer_.empty()) buffer_ += '\n';
-      else return false;
-      continue;
-    }
-    buffer_.append(buf, static_cast<std::size_t>(got));
-  }
 }
 
 std::optional<nlohmann::json> pkit_process::wait_event(const std::function<bool(const nlohmann::json&)>& match,
                                                        milliseconds deadline) {
   auto until = steady_clock::now() + deadline;
   std::string line;
-  while (next_line(line, until)) {
+  while (err_.next_line(line, until)) {
     if (line.empty() || line.front() != '{') continue;
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (!j.is_discarded() && match(j)) return j;
@@ -127,7 +93,7 @@ std::optional<nlohmann::json> pkit_process::wait_event(const std::function<bool(
 std::optional<std::string> pkit_process::wait_line(const std::string& text, milliseconds deadline) {
   auto until = steady_clock::now() + deadline;
   std::string line;
-  while (next_line(line, until))
+  while (err_.next_line(line, until))
     if (line.find(text) != std::string::npos) return line;
   return std::nullopt;
 }
@@ -144,11 +110,7 @@ std::optional<int> pkit_process::wait_exit(milliseconds deadline) {
   reaped_ = true;
   code_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   // Drain stderr (the write end is closed now, unless a child inherited it).
-  std::string line;
-  auto keep = consumed_;
-  while (next_line(line, steady_clock::now() + milliseconds(200))) {
-  }
-  consumed_ = keep;
+  err_.drain();
   return code_;
 }
 
@@ -159,22 +121,11 @@ std::string pkit_process::stdout_text() const {
   return s.str();
 }
 
-std::string pkit_process::stderr_text() const {
-  std::string out;
-  for (const auto& l : lines_) out += l + "\n";
-  return out + buffer_;
-}
+std::string pkit_process::stderr_text() const { return err_.text_so_far(); }
 
-void pkit_process::close_stderr() {
-  if (err_fd_ >= 0) ::close(err_fd_);
-  err_fd_ = -1;
-}
+void pkit_process::close_stderr() { err_.close(); }
 
-int pkit_process::stderr_queued() const {
-  int n = -1;
-  if (err_fd_ < 0 || ::ioctl(err_fd_, FIONREAD, &n) != 0) return -1;
-  return n;
-}
+int pkit_process::stderr_queued() const { return err_.queued(); }
 
 std::function<bool(const nlohmann::json&)> is_event(const std::string& name, const std::string& kind, int run) {
   return [=](const nlohmann::json& j) {

@@ -3,6 +3,8 @@
 // The real `pkit` binary run by a test: its stderr read line by line as it comes (event
 // lines), its stdout collected in a file, its exit awaited with a deadline.
 
+#include "line_pipe.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -42,7 +44,7 @@ public:
   /// The exit code (128+N for a signal), or nullopt if it did not exit by then.
   std::optional<int> wait_exit(std::chrono::milliseconds deadline = std::chrono::seconds(30));
   /// Every stderr line read so far.
-  const std::vector<std::string>& lines() const noexcept { return lines_; }
+  const std::vector<std::string>& lines() const noexcept { return err_.lines(); }
   std::string stdout_text() const;
   std::string stderr_text() const;
   /// Closes the test's end of pkit's stderr pipe (a reader that went away: pkit's next
@@ -52,15 +54,10 @@ public:
   int stderr_queued() const;
 
 private:
-  bool next_line(std::string& line, std::chrono::steady_clock::time_point until);
-
   pid_t pid_ = -1;
-  int err_fd_ = -1;
+  line_pipe err_{-1};  // pkit's stderr
   int pidfd_ = -1;
   std::string out_path_;
-  std::string buffer_;
-  std::size_t consumed_ = 0;  // lines_[0, consumed_) were handed out by wait_*
-  std::vector<std::string> lines_;
   bool reaped_ = false;
   int code_ = -1;
 };

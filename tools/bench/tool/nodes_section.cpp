@@ -105,6 +105,8 @@ struct node_process {
     const fs::path allow = dir / (name + "-allow.toml");
     write(allow, "programs = [\"" + sleep_path + "\"]\n" + (::geteuid() == 0 ? "default_user = \"nobody\"\n" : ""));
     const fs::path log = dir / (name + ".log");
+    std::error_code ec;
+    fs::remove(log, ec);  // background appends: an earlier round's port line must not be read
     proc = std::make_unique<background>(std::vector<std::string>{pkit_binary(), "node", "--allow", allow.string(),
                                                                  "--name", name, "--heartbeat", "50ms", "--timeout",
                                                                  "1s", "--max-children", "1000"},

@@ -1,0 +1,113 @@
+#pragma once
+
+// The lines of a pipe from a program under test (pkit run's stderr, pkit node's stdout and
+// stderr), read as they come: polled with a deadline, so that tests synchronise on lines,
+// never on sleeps. Header-only: shared by pkit_run_process and pkit_node_process.
+
+#include <cerrno>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+namespace pkit_test_tools {
+
+class line_pipe {
+public:
+  explicit line_pipe(int fd) : fd_(fd) {}
+  ~line_pipe() { close(); }
+  line_pipe(const line_pipe&) = delete;
+  line_pipe& operator=(const line_pipe&) = delete;
+  /// Reads `fd` from now on (owned; closed at the end).
+  void reset(int fd) { fd_ = fd; }
+
+  /// The next line not handed out yet, waiting for it until `until`; false when none came
+  /// by then or the pipe ended (a last line without its newline counts).
+  bool next_line(std::string& line, std::chrono::steady_clock::time_point until) {
+    using namespace std::chrono;
+    if (consumed_ < lines_.size()) {
+      line = lines_[consumed_++];
+      return true;
+    }
+    for (;;) {
+      if (auto nl = buffer_.find('\n'); nl != std::string::npos) {
+        lines_.push_back(buffer_.substr(0, nl));
+        buffer_.erase(0, nl + 1);
+        line = lines_[consumed_++];
+        return true;
+      }
+      auto left = duration_cast<milliseconds>(until - steady_clock::now()).count();
+      if (left <= 0 || fd_ < 0) return false;
+      pollfd p{fd_, POLLIN, 0};
+      int n = ::poll(&p, 1, static_cast<int>(left));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      char buf[4096];
+      ssize_t got = ::read(fd_, buf, sizeof buf);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) {
+        close();
+        if (buffer_.empty()) return false;
+        buffer_ += '\n';
+        continue;
+      }
+      buffer_.append(buf, static_cast<std::size_t>(got));
+    }
+  }
+
+  /// The next line containing `text` (earlier lines are consumed), or nullopt when none
+  /// came before `until` or the pipe ended.
+  std::optional<std::string> wait_for(const std::string& text, std::chrono::steady_clock::time_point until) {
+    std::string line;
+    while (next_line(line, until))
+      if (line.find(text) != std::string::npos) return line;
+    return std::nullopt;
+  }
+
+  /// Reads what the pipe still holds (a writer that is gone leaves EOF; a live one gets
+  /// `grace`) without consuming it for next_line.
+  void drain(std::chrono::milliseconds grace = std::chrono::milliseconds(200)) {
+    auto keep = consumed_;
+    std::string line;
+    while (next_line(line, std::chrono::steady_clock::now() + grace)) {
+    }
+    consumed_ = keep;
+  }
+
+  /// Every line read so far, and a last partial one.
+  std::string text_so_far() const {
+    std::string out;
+    for (const auto& l : lines_) out += l + "\n";
+    return out + buffer_;
+  }
+  /// drain(), then text_so_far().
+  std::string text() {
+    drain();
+    return text_so_far();
+  }
+
+  const std::vector<std::string>& lines() const noexcept { return lines_; }
+  /// Closes the reading end (a reader that went away).
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  /// Bytes waiting unread in the pipe (FIONREAD); -1 once closed.
+  int queued() const {
+    int n = -1;
+    if (fd_ < 0 || ::ioctl(fd_, FIONREAD, &n) != 0) return -1;
+    return n;
+  }
+
+private:
+  int fd_;
+  std::string buffer_;
+  std::vector<std::string> lines_;
+  std::size_t consumed_ = 0;
+};
+
+}  // namespace pkit_test_tools
