@@ -8,6 +8,7 @@
 #include "remote_fixture.hpp"
 
 #include <caf/after.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 using namespace remote_test;
 
@@ -298,6 +299,39 @@ BOOST_AUTO_TEST_CASE(an_unreachable_only_node_fails_the_start_and_counts_toward_
       caf::after(deadline) >> [&] { reason = caf::make_error(caf::sec::request_timeout); });
   BOOST_TEST(is_pkit_error(*reason, pkit::actors::error::restart_limit), ctl.sys.sys->render(*reason));
   BOOST_TEST(wait_gone(pid));
+}
+
+BOOST_AUTO_TEST_CASE(a_node_that_answers_hello_with_another_protocol_is_not_used) {
+  // A "node" whose agent says hello with another protocol version (review 11 #15): the
+  // directory does not drive it; the start fails with node_unreachable naming why.
+  net_system liar_sys{fast_link};
+  auto liar = liar_sys.sys->spawn([]() -> node_actor::behavior_type {
+    return {
+        [](pkit::net::node_hello_atom, std::uint32_t) {
+          pkit::net::node_info info;
+          info.name = "liar";
+          info.protocol = pkit::net::node_protocol_version + 1;
+          return info;
+        },
+        [](pkit::net::node_spawn_atom, std::string&, process_spec&, caf::actor&) -> caf::result<process_actor> {
+          return caf::make_error(caf::sec::unexpected_message);
+        },
+        [](pkit::net::node_list_atom) { return std::vector<pkit::net::node_child_info>{}; },
+    };
+  });
+  auto port = liar_sys.sys->middleman().publish(liar, 0, "127.0.0.1");
+  BOOST_TEST_REQUIRE(static_cast<bool>(port));
+  controller_side ctl;
+  ctl.add("liar", *port);
+  auto sup = ctl.start(tree({}, 2));
+  caf::error refused;
+  (*ctl.self)->request(sup, deadline, start_child_atom_v, remote_child("r", {"liar"}))
+      .receive([](child_info&) {}, [&](caf::error& e) { refused = std::move(e); });
+  BOOST_TEST_REQUIRE(static_cast<bool>(refused));
+  BOOST_TEST(is_pkit_error(refused, pkit::actors::error::node_unreachable), ctl.sys.sys->render(refused));
+  BOOST_TEST(ctl.sys.sys->render(refused).find("protocol") != std::string::npos, ctl.sys.sys->render(refused));
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(liar, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_CASE(nodes_without_a_placement_fail_the_start_by_name) {

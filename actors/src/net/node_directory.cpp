@@ -109,9 +109,16 @@ caf::actor connector(self_pointer self) {
 void say_hello(self_pointer self, const std::string& name, node_actor agent) {
   self->request(agent, self->state.timing.connect_timeout, node_hello_atom_v, node_protocol_version)
       .then(
-          [self, name, agent](node_info&) {
-            if (node_entry* n = self->state.find(name); n != nullptr && n->health == node_health::connecting)
-              mark_up(self, *n, agent);
+          [self, name, agent](node_info& info) {
+            node_entry* n = self->state.find(name);
+            if (n == nullptr || n->health != node_health::connecting) return;
+            // An agent that answers hello with another protocol than it was asked for is
+            // not one this controller can drive (the agent refuses a mismatch itself; a
+            // node that answers anyway is lying or broken).
+            if (info.protocol != node_protocol_version)
+              return mark_down(self, *n, "hello: the node speaks protocol " + std::to_string(info.protocol) +
+                                             ", this controller " + std::to_string(node_protocol_version));
+            mark_up(self, *n, agent);
           },
           [self, name](caf::error& err) {
             if (node_entry* n = self->state.find(name); n != nullptr && n->health == node_health::connecting)

@@ -8,6 +8,7 @@
 
 #include <pkit/net/listen_policy.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <set>
 
@@ -129,8 +130,17 @@ void read_nodes(table_reader& root, load_context& ctx, std::vector<node_address>
     node.name = name;
     node.where = r.where();
     if (auto a = r.string("address")) {
-      if (auto why = parse_address(*a, node); !why.empty()) r.error("address", why);
-      else out.push_back(std::move(node));
+      auto same = [&](const node_address& o) { return o.host == node.host && o.port == node.port; };
+      if (auto why = parse_address(*a, node); !why.empty()) {
+        r.error("address", why);
+      } else if (auto twin = std::find_if(out.begin(), out.end(), same); twin != out.end()) {
+        // Failover to "another" node that is the same agent would fail over to nothing.
+        r.error("address", "node '" + twin->name + "' (line " + std::to_string(twin->where.line) +
+                               ") has this address already: two names for one node");
+        out.push_back(std::move(node));  // declared all the same: no "unknown node" where it is named
+      } else {
+        out.push_back(std::move(node));
+      }
     } else if (!nt->contains("address")) {
       r.error("address", "every node needs an address (\"HOST:PORT\" where its `pkit node` listens)");
     }
