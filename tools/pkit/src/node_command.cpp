@@ -155,8 +155,12 @@ bool stop_all(caf::actor_system& sys, const pkit::net::node_actor& front, const 
   for (auto& r : pending)
     r.receive([](pkit::exit_status&) {},
               [&](caf::error& e) {
-                // not_started: spawned but never started — nothing to stop.
-                if (e == pkit::actors::error::not_started || e == caf::sec::request_receiver_down) return;
+                // not_started: spawned but never started — nothing to stop. An exit reason:
+                // the process actor had ended already (its controller was lost: the agent
+                // ended it, and its end stopped its child) before the front forgot it.
+                if (e == pkit::actors::error::not_started || e == caf::sec::request_receiver_down ||
+                    e.category() == caf::atom("exit"))
+                  return;
                 std::fprintf(stderr, "pkit node: a child did not stop: %s\n", sys.render(e).c_str());
                 ok = false;
               });
