@@ -119,10 +119,18 @@ struct two_nodes {
     BOOST_TEST_REQUIRE(static_cast<bool>(r), why(*controller.sys, r));
     remote = *r;
   }
-  ~two_nodes() { caf::anon_send_exit(agent, caf::exit_reason::user_shutdown); }
+  // The relays end with the fixture too: a failed REQUIRE must not leave one running, or
+  // the controller's system would wait for it for ever (the test would hang, not fail).
+  ~two_nodes() {
+    for (const auto& r : relays) caf::anon_send_exit(r, caf::exit_reason::kill);
+    caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
+  }
+
+  std::vector<caf::actor> relays;
 
   caf::actor make_relay(caf::scoped_actor& sink) {
-    return controller.sys->spawn(relay_impl, caf::actor_cast<caf::actor>(sink));
+    relays.push_back(controller.sys->spawn(relay_impl, caf::actor_cast<caf::actor>(sink)));
+    return relays.back();
   }
 
   /// The spawn's reply: the process actor, or the refusal.

@@ -264,7 +264,7 @@ BOOST_AUTO_TEST_CASE(a_silent_controller_is_dropped_and_its_children_stopped) {
   BOOST_TEST(line.has_value(), node.stderr_text());
   BOOST_TEST(wait_pid_gone(pid));
   ::kill(node.pid(), SIGTERM);
-  BOOST_TEST(exit_of(node) == 0);
+  BOOST_TEST(exit_of(node) == 0, node.stderr_text());
 }
 
 BOOST_AUTO_TEST_CASE(a_listener_beyond_loopback_without_tls_is_refused) {
