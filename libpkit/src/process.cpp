@@ -393,6 +393,7 @@ void process::terminate(wait_t, std::error_code& ec) noexcept {
   std::uint64_t run = 0;
   ec = signal_run(*state_, SIGTERM, false, true, &run);
   if (ec || run == 0) return;
+  if (auto hook = detail::run_control_test_hooks::before_join.load(std::memory_order_relaxed)) hook();
   try {
     std::unique_lock<std::mutex> lock(state_->m);
     (void)detail::join_run(state_, lock, run, stop_policy::infinite);
@@ -425,6 +426,11 @@ exit_status process::stop(const stop_policy& policy) {
     if (s.last && s.ph != process_state::phase::starting) return *s.last;
     if (auto st = detail::join_run(state_, lock, s.runs, stop_policy::infinite)) return *st;
     detail::throw_error(errc::not_started, "pkit::process::stop: the run's status is unknown");
+  }
+  if (auto hook = detail::run_control_test_hooks::before_join.load(std::memory_order_relaxed)) {
+    lock.unlock();
+    hook();
+    lock.lock();
   }
   // The reaper escalates at the deadline; so does this thread at its own (the reaper may
   // be held up by a slow on_exit; a stop already under way may have a later deadline).

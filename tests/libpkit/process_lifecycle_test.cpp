@@ -12,6 +12,8 @@
 #include <pkit/process.hpp>
 #include <pkit/target.hpp>
 
+#include "detail/run_control.hpp"
+
 #include <atomic>
 #include <cstdlib>
 #include <future>
@@ -189,6 +191,9 @@ BOOST_AUTO_TEST_CASE(a_forked_copy_of_the_program_cannot_touch_the_originals_chi
 // ---------------------------------------------------------------------------
 
 namespace {
+/// Set by the on_exit below once it has started the next run.
+std::atomic<bool> next_run_started{false};
+
 /// A process whose on_exit restarts it once (after its first run), as a supervisor built
 /// on callbacks does; the second run blocks until killed.
 struct restarts_once {
@@ -197,11 +202,26 @@ struct restarts_once {
   static pkit::process_options options(restarts_once* self) {
     pkit::process_options o;
     o.on_exit = [self](pkit::process& proc) {
-      if (self->exits.fetch_add(1) == 0) proc.start();
+      if (self->exits.fetch_add(1) == 0) {
+        proc.start();
+        next_run_started = true;
+      }
     };
     return o;
   }
-  restarts_once() : p{[] { block_forever(); }, options(this)} {}
+  restarts_once() : p{[] { block_forever(); }, options(this)} { next_run_started = false; }
+};
+
+/// Holds the stopping thread between its signal and its wait until the on_exit has
+/// started the next run: the race (microseconds wide on its own) is then certain, so a
+/// wait for "the current run" would wait for the new run (terminate hangs) or kill it
+/// (stop escalates). The signalled run dies of SIGTERM, so the flag always comes.
+void await_next_run() { await_flag(next_run_started); }
+
+/// Installs `await_next_run` for one scope.
+struct next_run_first {
+  next_run_first() { pkit::detail::run_control_test_hooks::before_join = &await_next_run; }
+  ~next_run_first() { pkit::detail::run_control_test_hooks::before_join = nullptr; }
 };
 }  // namespace
 
@@ -210,7 +230,10 @@ BOOST_AUTO_TEST_CASE(terminate_wait_returns_once_the_run_it_signalled_is_gone_ev
     restarts_once r;
     r.p.start(pkit::wait);
     const std::uint64_t first = r.p.runs();
-    r.p.terminate(pkit::wait);
+    {
+      next_run_first hold;
+      r.p.terminate(pkit::wait);
+    }
     BOOST_TEST(r.exits.load() >= 1);
     BOOST_TEST(r.p.runs() == first + 1);
     BOOST_TEST(r.p.is_alive(), "the restarted run still runs");
@@ -224,6 +247,7 @@ BOOST_AUTO_TEST_CASE(stop_returns_the_status_of_the_run_it_stopped_and_leaves_a_
     r.p.start(pkit::wait);
     pkit::stop_policy policy;
     policy.timeout = 20s;  // escalation would mean stop() waited for the wrong run
+    next_run_first hold;
     const pkit::exit_status st = r.p.stop(policy);
     BOOST_TEST(st.signal() == SIGTERM, st.to_string());
     BOOST_TEST(r.p.is_alive(), "the restarted run was not stopped");

@@ -10,6 +10,7 @@
 
 #include <pkit/stop_policy.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -18,6 +19,15 @@
 #include <system_error>
 
 namespace pkit::detail {
+
+/// Test-only fault injection (white-box tests include this header). `before_join` is
+/// called, with no lock held, between the signal of `terminate(wait)` / `stop()` and
+/// their wait for the run they signalled: a test uses it to let an on_exit start the next
+/// run first, the window in which a wait for "the current run" would wait for (or kill)
+/// the wrong one (issue 8 item 4). One relaxed load when unset.
+struct run_control_test_hooks {
+  static inline std::atomic<void (*)()> before_join{nullptr};
+};
 
 /// Signals the current run's child through its pidfd (never a recycled pid), and its
 /// process group when `group` is set and the child leads one. `s.m` held, run `running`:
