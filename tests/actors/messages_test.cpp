@@ -198,7 +198,9 @@ BOOST_FIXTURE_TEST_SUITE(messages, actor_fixture)
 BOOST_AUTO_TEST_CASE(exit_status_round_trips_through_the_binary_serializer) {
   const exit_status samples[] = {exit_status::exited(0), exit_status::exited(42),
                                  exit_status::exited(255), exit_status::killed(SIGKILL),
-                                 exit_status::killed(SIGSEGV, true)};
+                                 exit_status::killed(SIGSEGV, true),
+                                 exit_status::killed(SIGKILL).with_stop_escalated(),
+                                 exit_status::killed(SIGTERM).with_stop_escalated()};
   for (const auto& x : samples) {
     BOOST_TEST_CONTEXT(x.to_string()) {
       // Read into a value unlike the sample, so an ignored field shows.
@@ -209,6 +211,7 @@ BOOST_AUTO_TEST_CASE(exit_status_round_trips_through_the_binary_serializer) {
       BOOST_TEST(out.code() == x.code());
       BOOST_TEST(out.signal() == x.signal());
       BOOST_TEST(out.core_dumped() == x.core_dumped());
+      BOOST_TEST(out.stop_escalated() == x.stop_escalated());
     }
   }
 }

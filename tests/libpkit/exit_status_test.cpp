@@ -72,6 +72,16 @@ BOOST_AUTO_TEST_CASE(statuses_compare_by_kind_value_and_core) {
   BOOST_TEST(exit_status::killed(15) == exit_status::killed(15));
 }
 
+BOOST_AUTO_TEST_CASE(a_stop_escalation_is_an_annotation_that_equality_ignores) {
+  BOOST_TEST(!exit_status::killed(SIGKILL).stop_escalated());
+  const exit_status forced = exit_status::killed(SIGKILL).with_stop_escalated();
+  BOOST_TEST(forced.stop_escalated());
+  BOOST_TEST(forced.signal() == SIGKILL);
+  BOOST_TEST(forced == exit_status::killed(SIGKILL), "how the process ended is the same");
+  BOOST_TEST(!forced.with_stop_escalated(false).stop_escalated());
+  BOOST_TEST(forced.to_string() == exit_status::killed(SIGKILL).to_string());
+}
+
 BOOST_AUTO_TEST_CASE(from_wait_status_decodes_an_exit_code) {
   BOOST_TEST(exit_status::from_wait_status(W_EXITCODE(3, 0)) == exit_status::exited(3));
   BOOST_TEST(exit_status::from_wait_status(W_EXITCODE(0, 0)) == exit_status::exited(0));

@@ -348,6 +348,7 @@ BOOST_AUTO_TEST_CASE(a_group_stop_lets_descendants_finish_within_the_grace_perio
     BOOST_TEST(read_line(report.read.get()) == "clean", "the grandchild finished its shutdown");
     stopper.join();
     BOOST_TEST(st.signal() == SIGTERM, st.to_string());
+    BOOST_TEST(!st.stop_escalated(), "everything ended within the grace period");
     // stop() returned: nothing of the group may be left running.
     const bool gone = ::kill(grandchild, 0) != 0 ||
                       status_field(read_text_file("/proc/" + std::to_string(grandchild) + "/status"), "State")
@@ -396,7 +397,53 @@ BOOST_AUTO_TEST_CASE(stop_async_returns_at_once_and_the_reaper_escalates_at_the_
     p.stop_async(pkit::stop_policy{SIGTERM, 200ms, true});
     BOOST_TEST(p.is_alive(), "stop_async did not wait");
     // Nobody escalates but the reaper: join without a deadline of its own.
-    BOOST_TEST(p.join_status() == pkit::exit_status::killed(SIGKILL));
+    const pkit::exit_status st = p.join_status();
+    BOOST_TEST(st == pkit::exit_status::killed(SIGKILL));
+    BOOST_TEST(st.stop_escalated(), "the SIGKILL was the stop's own");
+    BOOST_TEST(p.status()->stop_escalated());
+  });
+}
+
+// The status alone cannot say whether a stop had to kill: a SIGKILL from someone else
+// during the grace period is not the stop's, and a group killed around a leader that
+// obeyed the stop signal is. (A supervisor reports "stop_timeout" from this.)
+BOOST_AUTO_TEST_CASE(a_sigkill_from_elsewhere_during_the_grace_period_is_not_an_escalation) {
+  within(30s, "stop_async, then kill -9 of the child", [] {
+    pkit::process_options o;
+    o.out = pkit::stdio::pipe();
+    pkit::process p{child_command({"ignore-term"}), o};
+    const pid_t pid = p.start(pkit::wait);
+    pkit::unique_fd out = p.take_stdout_pipe();
+    BOOST_TEST_REQUIRE(read_line(out.get()) == "ready");
+    p.stop_async(pkit::stop_policy{SIGTERM, 30s, true});  // SIGTERM sent (and ignored)
+    ::kill(pid, SIGKILL);                                   // the OOM killer, an admin
+    const pkit::exit_status st = p.join_status();
+    BOOST_TEST(st == pkit::exit_status::killed(SIGKILL));
+    BOOST_TEST(!st.stop_escalated(), "killed by another hand within the grace period");
+  });
+}
+
+BOOST_AUTO_TEST_CASE(a_group_killed_at_the_deadline_around_an_obedient_leader_is_an_escalation) {
+  within(30s, "stop() of a group whose grandchild does not finish", [] {
+    auto report = make_pipe();
+    auto gate = make_pipe();  // never opened: the grandchild does not finish its shutdown
+    pkit::process_options o;
+    o.pass_fds = {{report_fd, report.write.get()}, {gate_fd, gate.read.get()}};
+    pkit::process p{leader_with_a_slow_grandchild, o};
+    p.start(pkit::wait);
+    report.write.reset();
+    gate.read.reset();
+    const pid_t grandchild = std::stoi(read_line(report.read.get()));
+    pkit::stop_policy policy;
+    policy.timeout = 300ms;
+    const pkit::exit_status st = p.stop(policy);
+    BOOST_TEST(st.signal() == SIGTERM, "the leader obeyed: " << st.to_string());
+    BOOST_TEST(st.stop_escalated(), "its group had to be killed");
+    BOOST_TEST(read_line(report.read.get()) == "term");
+    const bool gone = ::kill(grandchild, 0) != 0 ||
+                      status_field(read_text_file("/proc/" + std::to_string(grandchild) + "/status"), "State")
+                              .find('Z') != std::string::npos;
+    BOOST_TEST(gone, "grandchild " << grandchild << " still runs after stop() returned");
   });
 }
 

@@ -52,11 +52,29 @@ public:
   /// `lost_exit_code` for a lost status.
   constexpr int exit_code() const noexcept { return signaled_ ? -value_ : value_; }
 
+  /// True when this run was ended by a stop (`process::stop`, `stop_async`, the
+  /// destructor, `terminate` is not one) that had to escalate: its timeout passed and
+  /// libpkit sent SIGKILL to the child or, with `kill_group`, to what was left of its
+  /// group (systemd's result "timeout"). The status itself says how the child ended: a
+  /// leader that obeyed the stop signal while its group had to be killed is `killed(SIGTERM)`
+  /// with `stop_escalated()`; a SIGKILL from anyone else during the grace period is not
+  /// escalated. An annotation, not part of the wait status: `==` ignores it.
+  constexpr bool stop_escalated() const noexcept { return escalated_; }
+  /// This status with `stop_escalated()` set to `on` (libpkit sets it; also for decoding).
+  constexpr exit_status with_stop_escalated(bool on = true) const noexcept {
+    exit_status s = *this;
+    s.escalated_ = on;
+    return s;
+  }
   /// "exited with code 3", "killed by signal 9 (SIGKILL)", "... (core dumped)",
   /// "exit status lost".
   std::string to_string() const;
 
-  friend constexpr bool operator==(const exit_status&, const exit_status&) noexcept = default;
+  /// How the process ended (exited/killed/lost, code or signal, core): `stop_escalated()`
+  /// is not compared.
+  friend constexpr bool operator==(const exit_status& a, const exit_status& b) noexcept {
+    return a.signaled_ == b.signaled_ && a.value_ == b.value_ && a.core_ == b.core_ && a.lost_ == b.lost_;
+  }
 
 private:
   constexpr exit_status(bool sig, int value, bool core) noexcept
@@ -66,6 +84,7 @@ private:
   int value_ = 0;
   bool core_ = false;
   bool lost_ = false;
+  bool escalated_ = false;
 };
 
 /// Name of a signal as in "SIGKILL"; "SIG<n>" for numbers without a name.

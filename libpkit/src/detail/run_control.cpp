@@ -162,6 +162,10 @@ struct delivery {
 
 // Run `run` ended with `st` (reaped here, or relayed by the fork server); `s.m` held.
 delivery record_exit(process_state& s, std::uint64_t run, exit_status st) {
+  // Whether the stop had to kill is known only here: the status alone cannot tell a
+  // stop's SIGKILL from anyone else's, nor see a group that was killed around a leader
+  // that obeyed.
+  if (s.stopping && s.stopping->run == run && s.stopping->escalated) st = st.with_stop_escalated();
   s.last = st;
   s.history[run % s.history.size()] = {run, st};
   if (auto* w = s.waited_for(run)) w->status = st;

@@ -390,19 +390,21 @@ void init(caf::actor_system_config& cfg);
 namespace pkit {
 
 /// exit_status is a libpkit value type (no CAF there); its wire form is (killed, value,
-/// core dumped, lost).
+/// core dumped, lost, stop escalated).
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, exit_status& x) {
   bool killed = x.is_killed();
   bool lost = x.is_lost();
   std::int32_t value = killed ? x.signal() : x.code();
   bool core = x.core_dumped();
+  bool escalated = x.stop_escalated();
   auto load = caf::meta::load_callback([&]() -> caf::error {
     x = lost ? exit_status::lost()
              : killed ? exit_status::killed(value, core) : exit_status::exited(value);
+    x = x.with_stop_escalated(escalated);
     return caf::none;
   });
-  return f(caf::meta::type_name("pkit::exit_status"), killed, value, core, lost, load);
+  return f(caf::meta::type_name("pkit::exit_status"), killed, value, core, lost, escalated, load);
 }
 
 }  // namespace pkit
