@@ -176,6 +176,22 @@ BOOST_FIXTURE_TEST_CASE(add_starts_new_programs_and_remove_stops_and_forgets_the
   BOOST_TEST(!alive(n["pid"].get<pid_t>()));
 }
 
+// An add refused by the running tree or the actor layer (after the snippet loaded) says
+// which lines of the snippet caused it, as a load error does: FILE:LINE:COLUMN.
+BOOST_FIXTURE_TEST_CASE(add_errors_found_after_loading_point_at_the_snippets_lines, fixture) {
+  const std::string dies = "[[program]]\nname = \"dies\"\ncommand = [\"" + pkit_test_common::child_path() +
+                           "\", \"exit\", \"3\"]\nreadiness = { fd = 3 }\n";
+  // program("ok1", …) takes lines 1-4: the second table starts on line 5.
+  auto r = d->handle("add", {{"toml", program("ok1", "pause") + dies}, {"file", "snip.toml"}});
+  BOOST_TEST(!r.ok);
+  BOOST_TEST(r.code == "start_failed");
+  BOOST_TEST(r.message.starts_with("snip.toml:5:1: dies: "), r.message);
+  BOOST_TEST(row("ok1").is_null(), "all or nothing");
+  r = d->handle("add", {{"toml", program("ok2", "pause") + program("a", "pause")}, {"file", "snip.toml"}});
+  BOOST_TEST(r.code == "already_present");
+  BOOST_TEST(r.message.starts_with("snip.toml:5:1: 'a' exists already"), r.message);
+}
+
 BOOST_FIXTURE_TEST_CASE(bad_requests_get_typed_errors_naming_what_was_wrong, fixture) {
   auto r = d->handle("stop", {{"names", {"nope"}}});
   BOOST_TEST(!r.ok);
@@ -431,6 +447,8 @@ BOOST_AUTO_TEST_CASE(a_reload_records_only_what_it_could_start) {
   auto r = send(d, R"({"command":"reload"})");
   BOOST_TEST(!r.ok);
   BOOST_TEST(r.code == "reload_incomplete");
+  // c's table starts on line 9 (two programs of four lines before it), in the tree file.
+  BOOST_TEST(r.message.starts_with(file + ":9:1: c: "), r.message);
   BOOST_TEST(pids_of(d).count("b") == 1u);
   BOOST_TEST(pids_of(d).count("c") == 0u);
   BOOST_TEST(send(d, R"({"command":"stop","args":{"names":["c"]}})").code == "unknown_program");

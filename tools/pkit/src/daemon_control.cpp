@@ -77,8 +77,9 @@ control_reply filter_status(const group_config& root, const nlohmann::json& args
 
 // Starts `children` in order on `sup` (their ids into `started`). On a failure stops and
 // deletes what it started and the failed child, and returns "ID: why"; else "".
+// Starts `children` in `sup`, all or none. On failure: "ID: error", and `failed` = ID.
 std::string start_children(caf::actor_system& sys, const supervisor_actor& sup, const std::vector<child_spec>& children,
-                           std::vector<std::string>& started, const std::string& before = {}) {
+                           std::vector<std::string>& started, std::string& failed, const std::string& before = {}) {
   for (const auto& c : children) {
     auto err = before.empty() ? ask<child_info>(sys, sup, change_timeout, start_child_atom_v, c)
                               : ask<child_info>(sys, sup, change_timeout, start_child_atom_v, c, before);
@@ -96,6 +97,7 @@ std::string start_children(caf::actor_system& sys, const supervisor_actor& sup, 
       ask<caf::ok_atom>(sys, sup, query_timeout, delete_child_atom_v, id);
     }
     started.clear();
+    failed = c.id;
     return c.id + ": " + err;
   }
   return {};
@@ -127,6 +129,20 @@ std::string place_of(caf::actor_system& sys, const supervisor_actor& sup, const 
     if (at != running.end()) return std::next(at) == running.end() ? std::string() : *std::next(at);
   }
   return running.front();
+}
+
+// "FILE:LINE:COLUMN: " of the program or group of `g` that child `id` was made from (a
+// program's instances are NAME.i), "" when none is or its position is unknown: an error
+// the actor layer finds in an add or a reload points at the lines that caused it.
+std::string where_of(const std::string& file, const group_config* g, const std::string& id) {
+  if (g == nullptr) return {};
+  for (const auto& c : g->children) {
+    const std::string& name = c.name();
+    if (id != name && !(c.program && id.starts_with(name + "."))) continue;
+    const source_position w = c.is_group() ? c.group.front().where : c.program->where;
+    return w.line == 0 ? std::string{} : config_error{file, w, {}, {}}.to_string();
+  }
+  return {};
 }
 
 // Loads an add's snippet (args "toml", "file"): [[program]]/[[group]] tables only, as
@@ -398,9 +414,11 @@ control_reply daemon::add(const nlohmann::json& args) {
   if (g == nullptr || !sup) return control_reply::failure("unknown_group", "no group '" + join(path) + "'");
   std::set<std::string> taken;
   for (const auto& p : programs_of(tree_)) taken.insert(p.program->name);
+  const std::string file = loaded.tree->file.string();
   for (const auto& c : loaded.tree->root.children)
     if (taken.count(c.name()) != 0 || !ids_named(*g, c.name()).empty())
-      return control_reply::failure("already_present", "'" + c.name() + "' exists already");
+      return control_reply::failure("already_present", where_of(file, &loaded.tree->root, c.name()) + "'" +
+                                                           c.name() + "' exists already");
   try {
     configure_outputs(loaded.tree->root);
   } catch (const std::exception& e) {
@@ -413,8 +431,10 @@ control_reply daemon::add(const nlohmann::json& args) {
   std::vector<std::string> started;
   // All or nothing: what started before a failure is stopped and taken out again, so no
   // running child is left that the tree (and so every ctl command) does not know.
-  if (auto err = start_children(*system_, sup, spec.children, started); !err.empty())
-    return control_reply::failure("start_failed", err + " (nothing was added)");
+  std::string failed;
+  if (auto err = start_children(*system_, sup, spec.children, started, failed); !err.empty())
+    return control_reply::failure("start_failed",
+                                  where_of(file, &loaded.tree->root, failed) + err + " (nothing was added)");
   for (const auto& id : started) added.push_back(id);
   for (auto& c : loaded.tree->root.children) g->children.push_back(std::move(c));
   return control_reply::success({{"added", added}});
@@ -472,7 +492,9 @@ control_reply daemon::apply(const tree_config& next, const reload_plan& plan) {
     std::vector<std::string> started;
     auto specs = children_named(new_spec, next.root, c.group, c.name);
     auto sup = supervisor_at(c.group);
-    return start_children(*system_, sup, specs, started, place_of(*system_, sup, new_spec, c.group, specs));
+    std::string failed;
+    auto err = start_children(*system_, sup, specs, started, failed, place_of(*system_, sup, new_spec, c.group, specs));
+    return err.empty() ? err : where_of(next.file.string(), group_at(next.root, c.group), failed) + err;
   };
   // `applied` is what runs: the old tree with every change that succeeded, so that a
   // program that could not start is not taken for running (the next reload retries it).
