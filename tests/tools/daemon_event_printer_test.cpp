@@ -58,3 +58,31 @@ BOOST_AUTO_TEST_CASE(the_status_table_has_a_row_per_program) {
   BOOST_TEST(table.find("exit 3") != std::string::npos);
   BOOST_TEST(table.find(" 1s ") != std::string::npos, table);
 }
+
+// A node sends error texts and reasons (review 11 #16): a hostile one must not reach the
+// terminal as escape sequences through pkit run's event lines, ctl status or ctl's errors.
+BOOST_AUTO_TEST_CASE(strings_from_elsewhere_print_without_their_control_characters) {
+  using pkit::tool::printable;
+  BOOST_TEST(printable("plain ünïcode ✓") == "plain ünïcode ✓");
+  BOOST_TEST(printable("a\033]0;owned\007b") == "a\\x1b]0;owned\\x07b");
+  BOOST_TEST(printable("cr\rlf\ndel\x7f") == "cr\\x0dlf\\x0adel\\x7f");
+  BOOST_TEST(printable("one\ntwo", true) == "one\ntwo");
+  BOOST_TEST(printable("c1 \xc2\x9b" "2J") == "c1 \\x9b2J", "U+009B, the 8-bit CSI, as UTF-8");
+  BOOST_TEST(printable("bare \x9b" "2J") == "bare \\x9b2J", "the 8-bit CSI as a bare byte");
+  BOOST_TEST(printable("\xe2\x80\x9c") == "\xe2\x80\x9c", "a continuation byte of U+201C stays");
+
+  auto e = exited_by_kill();
+  e.reason = "node 'a': spawn: \033[2J\033[Hall is fine";
+  e.node = "a\033[31m";
+  const auto line = event_to_human(e, "backend\r", std::chrono::system_clock::now(), false);
+  BOOST_TEST(line.find('\033') == std::string::npos, line);
+  BOOST_TEST(line.find('\r') == std::string::npos, line);
+  BOOST_TEST(line.find("\\x1b[2J") != std::string::npos, line);
+  nlohmann::json s{{"programs",
+                    {{{"name", "db\033[8m"}, {"group", "g"}, {"node", "n\007"}, {"state", "running"}, {"pid", 42},
+                      {"uptime_ms", 1500}, {"restarts", 1}, {"last_exit", nullptr}}}}};
+  const auto table = pkit::tool::format_status_table(s);
+  BOOST_TEST(table.find('\033') == std::string::npos, table);
+  BOOST_TEST(table.find('\007') == std::string::npos, table);
+  BOOST_TEST(table.find("db\\x1b[8m") != std::string::npos, table);
+}

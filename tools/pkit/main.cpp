@@ -141,7 +141,7 @@ int run_command(const std::string& file, const std::string& format, const std::s
   if (auto why = d.start(sfd, forced)) {
     // A start cancelled by a signal ends here too: exit 1, as any start that failed.
     // Said through the event queue: stderr may be a pipe nobody reads.
-    d.say("pkit: the tree could not start: " + *why);
+    d.say("pkit: the tree could not start: " + printable(*why, true));
     d.flush_events(std::chrono::milliseconds(500));
     if (forced) {
       std::fflush(nullptr);

@@ -204,7 +204,7 @@ int ctl_command::dispatch(const std::string& command) {
 }
 
 int ctl_command::fail_with(const control_reply& reply) {
-  err_ << "pkit ctl: " << reply.message << "\n";
+  err_ << "pkit ctl: " << printable(reply.message, true) << "\n";
   return reply.code == "unknown_program" ? ctl_exit::unknown_program : ctl_exit::failed;
 }
 
@@ -258,7 +258,7 @@ int ctl_command::run_add() {
   const auto reply = call("add", args);
   if (!reply.ok) return fail_with(reply);
   for (const auto& name : reply.result.value("added", json::array()))
-    if (name.is_string()) out_ << "added " << name.get<std::string>() << "\n";
+    if (name.is_string()) out_ << "added " << printable(name.get<std::string>()) << "\n";
   return ctl_exit::success;
 }
 

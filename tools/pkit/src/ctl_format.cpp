@@ -22,7 +22,7 @@ std::string two_units(std::int64_t big, const char* big_unit, std::int64_t small
 }
 
 std::string text_of(const json& v) {
-  if (v.is_string()) return v.get<std::string>();
+  if (v.is_string()) return printable(v.get<std::string>());
   if (v.is_null()) return "-";
   return v.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -34,6 +34,42 @@ std::string field(const json& obj, const char* key) {
 }
 
 }  // namespace
+
+std::string printable(std::string_view s, bool keep_newlines) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size());
+  auto escape = [&out](unsigned char c) {
+    out += "\\x";
+    out += hex[c >> 4];
+    out += hex[c & 0xf];
+  };
+  auto byte = [&s](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+  for (std::size_t i = 0; i < s.size();) {
+    const unsigned char c = byte(i);
+    if (c < 0x80) {
+      if ((c < 0x20 && !(keep_newlines && c == '\n')) || c == 0x7f) escape(c);
+      else out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    // A UTF-8 sequence: its length from the lead byte, then its continuation bytes.
+    const std::size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    bool valid = len != 0 && i + len <= s.size();
+    for (std::size_t k = 1; valid && k < len; ++k) valid = (byte(i + k) & 0xc0) == 0x80;
+    if (!valid) {
+      escape(c);  // not UTF-8 (a bare C1 byte among them: an 8-bit terminal would obey it)
+      ++i;
+    } else if (c == 0xc2 && byte(i + 1) <= 0x9f) {
+      escape(byte(i + 1));  // U+0080..U+009F: the C1 controls
+      i += 2;
+    } else {
+      out.append(s.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
+}
 
 std::string format_uptime(std::int64_t ms) {
   if (ms < 0) return "-";
@@ -70,7 +106,7 @@ std::string format_status_table(const json& status_result) {
     // A program in a group is shown by its path ("backend/db"), as ctl commands take it.
     std::string name = field(p, "name");
     if (p.is_object() && p.value("group", json(nullptr)).is_string() && !p["group"].get<std::string>().empty())
-      name = p["group"].get<std::string>() + "/" + name;
+      name = printable(p["group"].get<std::string>()) + "/" + name;
     const auto uptime = p.is_object() ? p.value("uptime_ms", json(nullptr)) : json(nullptr);
     const auto pid = p.is_object() ? p.value("pid", json(nullptr)) : json(nullptr);
     const bool has_pid = pid.is_number_integer() && pid.get<std::int64_t>() > 0;
@@ -80,7 +116,7 @@ std::string format_status_table(const json& status_result) {
     if (nodes) {
       const json node = p.is_object() ? p.value("node", json(nullptr)) : json(nullptr);
       rows.back().insert(rows.back().begin() + 2, node.is_string() && !node.get<std::string>().empty()
-                                                      ? node.get<std::string>()
+                                                      ? printable(node.get<std::string>())
                                                       : "-");
     }
   }
@@ -132,10 +168,10 @@ std::string format_event(const json& item, bool colour) {
   if (!item.is_object()) return text_of(item);
   if (!item.contains("event")) {  // not a supervisor event: its fields as they are
     std::string line;
-    for (const auto& [key, value] : item.items()) line += (line.empty() ? "" : "  ") + key + "=" + text_of(value);
+    for (const auto& [key, value] : item.items()) line += (line.empty() ? "" : "  ") + printable(key) + "=" + text_of(value);
     return line;
   }
-  const std::string group = item.value("group", json(nullptr)).is_string() ? item["group"].get<std::string>() : "";
+  const std::string group = item.value("group", json(nullptr)).is_string() ? printable(item["group"].get<std::string>()) : "";
   const std::string program = field(item, "program");
   const std::string event = field(item, "event");
   std::string what = padded(event, 10);
@@ -147,10 +183,10 @@ std::string format_event(const json& item, bool colour) {
   line += " (run " + field(item, "run");
   if (item.value("pid", json(nullptr)).is_number_integer() && item["pid"].get<std::int64_t>() > 0)
     line += ", pid " + text_of(item["pid"]);
-  if (item.value("node", json(nullptr)).is_string()) line += " on " + item["node"].get<std::string>();
+  if (item.value("node", json(nullptr)).is_string()) line += " on " + printable(item["node"].get<std::string>());
   line += ")";
   if (item.value("reason", json(nullptr)).is_string() && !item["reason"].get<std::string>().empty())
-    line += ": " + item["reason"].get<std::string>();
+    line += ": " + printable(item["reason"].get<std::string>());
   return line;
 }
 

@@ -2,6 +2,7 @@
 // watchdog), orderly and forced stops. Control requests are in daemon_control.cpp.
 
 #include <pkit/tool/daemon.hpp>
+#include <pkit/tool/ctl_format.hpp>
 #include "daemon_detail.hpp"
 #include "line_writer.hpp"
 
@@ -394,7 +395,7 @@ void daemon::reload_loop() {
       std::lock_guard control(control_);
       if (!stopping_) {
         auto r = reload();
-        say("pkit: reload: " + (r.ok ? r.result.dump() : r.code + ": " + r.message));
+        say("pkit: reload: " + (r.ok ? r.result.dump() : r.code + ": " + printable(r.message, true)));
       }
     }
     lock.lock();
@@ -404,7 +405,7 @@ void daemon::reload_loop() {
 std::optional<int> daemon::outcome() {
   std::lock_guard lock(mutex_);
   if (stopped_) {
-    if (!stop_ok_) say("pkit: the stop failed: " + down_reason_);
+    if (!stop_ok_) say("pkit: the stop failed: " + printable(down_reason_));
     if (stop_ok_ && !killed_at_stop_.empty()) {
       // Every program is gone, but not all went as asked: the stop had to be forced.
       std::string names;
@@ -415,7 +416,7 @@ std::optional<int> daemon::outcome() {
     return stop_ok_ ? exit_clean : exit_failed;
   }
   if (root_down_ && !stopping_) {
-    say("pkit: the root supervisor ended: " + down_reason_);
+    say("pkit: the root supervisor ended: " + printable(down_reason_));
     return exit_failed;
   }
   return std::nullopt;

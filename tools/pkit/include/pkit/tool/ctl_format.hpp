@@ -9,8 +9,16 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace pkit::tool {
+
+/// `s` safe to print on a terminal: control characters (C0, DEL, and C1 as UTF-8 or as
+/// bare bytes) become `\xHH`, so that a string from elsewhere (an error text or reason a
+/// node sent, a snippet's name) cannot move the cursor, retitle the window or hide
+/// output. Other UTF-8 passes unchanged. Every human rendering here goes through it.
+/// With `keep_newlines`, '\n' stays (a message that lists one error per line).
+std::string printable(std::string_view s, bool keep_newlines = false);
 
 /// "850ms", "42s", "3m12s", "2h03m", "3d04h"; "-" for a negative value.
 std::string format_uptime(std::int64_t ms);
