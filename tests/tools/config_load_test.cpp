@@ -270,6 +270,8 @@ command = ["/opt/nowhere/pinned"]
   BOOST_TEST((progs[1].program->nodes == std::vector<std::string>{"edge1", "edge2"}));
   BOOST_TEST(progs[1].program->cwd == "/srv/nowhere");
   BOOST_TEST((progs[2].program->nodes == std::vector<std::string>{"edge2"}));
+  BOOST_TEST(t.root.nodes.empty());
+  BOOST_TEST((t.root.children[1].group.front().nodes == std::vector<std::string>{"edge1", "edge2"}));
 
   // Moving a node is a change of the root (its links are made at start); moving a program
   // to another node changes that program only.
@@ -283,6 +285,40 @@ command = ["/opt/nowhere/pinned"]
   BOOST_TEST(!plan.root_changed);
   BOOST_TEST_REQUIRE(plan.changed.size() == 1u);
   BOOST_TEST(plan.changed[0].name == "pinned");
+}
+
+// `ctl add --group far` loads its snippet with the group's placement: what does not name
+// its nodes runs where the group's programs run (it ran here: a program added to a group
+// on nodes started on pkit run's machine).
+BOOST_AUTO_TEST_CASE(a_snippet_loaded_into_a_placed_group_inherits_its_nodes) {
+  const std::string snippet = R"([[program]]
+name = "web2"
+command = ["/opt/nowhere/web"]
+[[program]]
+name = "pinned2"
+node = "b"
+command = ["/opt/nowhere/pinned"]
+[[group]]
+name = "inner"
+[[group.program]]
+name = "deep"
+command = ["/opt/nowhere/deep"]
+
+[nodes.a]
+address = "127.0.0.1:7100"
+[nodes.b]
+address = "127.0.0.1:7101"
+)";
+  const auto r = load_string(snippet, "<ctl add>", "/", {"a", "b"});
+  for (const auto& e : r.errors) BOOST_TEST_MESSAGE(e.to_string());
+  BOOST_TEST_REQUIRE(r.errors.empty());
+  const auto progs = programs_of(*r.tree);
+  BOOST_TEST_REQUIRE(progs.size() == 3u);
+  BOOST_TEST((progs[0].program->nodes == std::vector<std::string>{"a", "b"}));
+  BOOST_TEST((progs[1].program->nodes == std::vector<std::string>{"b"}));
+  BOOST_TEST((progs[2].program->nodes == std::vector<std::string>{"a", "b"}), "a nested group inherits too");
+  // Without a placement the same programs run here, so their commands must exist here.
+  BOOST_TEST(!load_string(snippet, "<ctl add>", "/"));
 }
 
 BOOST_AUTO_TEST_CASE(describe_names_the_nodes_and_where_programs_run) {

@@ -119,6 +119,34 @@ BOOST_AUTO_TEST_CASE(a_program_on_two_nodes_fails_over_when_its_node_is_killed) 
   BOOST_TEST(wait_pid_gone(second), "far outlived pkit run on b");
 }
 
+// A program added into a group placed on a node runs on that node, as it would if the
+// file had it there (it ran on pkit run's machine).
+BOOST_AUTO_TEST_CASE(a_program_added_into_a_placed_group_runs_on_the_groups_node) {
+  pkit_test_common::temp_dir dir;
+  node b(dir, "b");
+  const std::string socket = dir.file("ctl.sock");
+  const std::string file = dir.file("tree.toml");
+  write_file(file, "[pkit]\nname = \"placed\"\ncontrol_socket = \"" + socket +
+                       "\"\nheartbeat = \"200ms\"\nnode_timeout = \"1s\"\n"
+                       "[nodes.b]\naddress = \"127.0.0.1:" + std::to_string(b.port) + "\"\n"
+                       "[[group]]\nname = \"edge\"\nnode = \"b\"\n"
+                       "[[group.program]]\nname = \"first\"\ncommand = [\"" + sleep_path +
+                       "\", \"1000\"]\nstop_timeout = \"2s\"\n");
+  pkit_process run({"run", file, "--log-format", "json"});
+  BOOST_REQUIRE_MESSAGE(run.wait_event(is_event("first", "ready")), run.stderr_text());
+  const std::string snippet = dir.file("more.toml");
+  write_file(snippet, "[[program]]\nname = \"second\"\ncommand = [\"" + sleep_path +
+                          "\", \"1000\"]\nstop_timeout = \"2s\"\n");
+  auto added = run_ctl(socket, {"add", snippet, "--group", "edge"});
+  BOOST_REQUIRE_MESSAGE(added.code == 0, added.err);
+  auto ready = run.wait_event(is_event("second", "ready"));
+  BOOST_REQUIRE_MESSAGE(ready, run.stderr_text());
+  BOOST_TEST(ready->value("node", "") == "b");
+  BOOST_TEST(parent_of(ready->value("pid", 0)) == b.proc->pid());
+  BOOST_REQUIRE(::kill(run.pid(), SIGTERM) == 0);
+  BOOST_TEST(run.wait_exit().value_or(-1) == 0, run.stderr_text());
+}
+
 BOOST_AUTO_TEST_CASE(a_tree_whose_links_cannot_be_made_starts_nothing_and_says_why) {
   pkit_test_common::temp_dir dir;
   const std::string file = dir.file("tree.toml");

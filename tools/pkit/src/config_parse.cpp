@@ -103,6 +103,7 @@ std::optional<group_config> read_group(const toml::table& t, const std::string& 
   // A group's node(s) are its programs' (at any depth) unless they name their own.
   std::vector<std::string> outer = ctx.placement;
   if (auto nodes = read_placement(r, ctx)) ctx.placement = std::move(*nodes);
+  g.nodes = ctx.placement;
   read_children(r, g, ctx);
   ctx.placement = std::move(outer);
   r.finish();
@@ -184,8 +185,8 @@ std::string error_text(const caf::error& err) {
 }  // namespace
 
 load_result load_table(const toml::table& root, error_sink& sink, const std::filesystem::path& file,
-                       const std::filesystem::path& base_dir) {
-  load_context ctx{sink, base_dir, {}, {}, {}, {}};
+                       const std::filesystem::path& base_dir, const std::vector<std::string>& placement) {
+  load_context ctx{sink, base_dir, {}, {}, {}, placement};
   table_reader r(root, "", sink);
   r.hint("name", "the tree's name is [pkit] name");
   r.hint("command", "a program is a [[program]] table with a name and a command");
@@ -196,6 +197,7 @@ load_result load_table(const toml::table& root, error_sink& sink, const std::fil
   tree.root.name = ctx.settings.name;
   tree.root.where = {1, 1};
   tree.root.flags = read_flags(r);
+  tree.root.nodes = ctx.placement;
   read_children(r, tree.root, ctx);
   r.finish();
   tree.settings = ctx.settings;
@@ -217,7 +219,8 @@ load_result load_table(const toml::table& root, error_sink& sink, const std::fil
 
 }  // namespace detail
 
-load_result load_string(std::string_view text, const std::string& file_name, const std::filesystem::path& base_dir) {
+load_result load_string(std::string_view text, const std::string& file_name, const std::filesystem::path& base_dir,
+                        const std::vector<std::string>& placement) {
   detail::error_sink sink(file_name);
   toml::table root;
   try {
@@ -228,7 +231,7 @@ load_result load_string(std::string_view text, const std::string& file_name, con
   }
   std::error_code ec;
   auto base = std::filesystem::absolute(base_dir, ec);
-  return detail::load_table(root, sink, file_name, ec ? base_dir : base);
+  return detail::load_table(root, sink, file_name, ec ? base_dir : base, placement);
 }
 
 load_result load_file(const std::filesystem::path& file) {

@@ -142,7 +142,7 @@ struct load_context {
 
 /// Reads and checks a parsed file (errors into `sink`).
 load_result load_table(const toml::table& root, error_sink& sink, const std::filesystem::path& file,
-                       const std::filesystem::path& base_dir);
+                       const std::filesystem::path& base_dir, const std::vector<std::string>& placement = {});
 
 /// Reads one [[program]] table; nullopt when it is too broken to be a program.
 std::optional<program_config> read_program(const toml::table& t, const std::string& path, load_context& ctx);

@@ -147,7 +147,7 @@ std::string where_of(const std::string& file, const group_config* g, const std::
 
 // Loads an add's snippet (args "toml", "file"): [[program]]/[[group]] tables only, as
 // PROTOCOL.md says ([pkit] and the root's settings belong to the tree file).
-load_result load_snippet(const nlohmann::json& args, const tree_config& tree) {
+load_result load_snippet(const nlohmann::json& args, const tree_config& tree, const group_config& into) {
   const std::string text = args["toml"].get<std::string>();
   const std::string file =
       args.contains("file") && args["file"].is_string() ? args["file"].get<std::string>() : "<ctl add>";
@@ -167,8 +167,9 @@ load_result load_snippet(const nlohmann::json& args, const tree_config& tree) {
   if (!refused.errors.empty()) return refused;
   // Its programs log into the running tree's log_dir and are placed on the tree's nodes:
   // said in tables put after the snippet's own lines, so that their positions in
-  // messages stay right.
-  return load_string(text + "\n" + detail::link_settings_toml(tree), file, tree.file.parent_path());
+  // messages stay right. What does not name its nodes runs where the group it is added
+  // to places its programs, as it would in the file.
+  return load_string(text + "\n" + detail::link_settings_toml(tree), file, tree.file.parent_path(), into.nodes);
 }
 
 // Whether child `id` of `sup` runs or is starting (a start leaves it alone then).
@@ -403,15 +404,15 @@ control_reply daemon::add(const nlohmann::json& args) {
   } else if (args.contains("group") && !args["group"].is_null()) {
     return control_reply::failure("bad_request", "'group' must be an array of group names");
   }
-  auto loaded = load_snippet(args, tree_);
+  group_config* g = group_at(tree_.root, path);
+  auto sup = supervisor_at(path);
+  if (g == nullptr || !sup) return control_reply::failure("unknown_group", "no group '" + join(path) + "'");
+  auto loaded = load_snippet(args, tree_, *g);
   if (!loaded) {
     std::string msg;
     for (const auto& e : loaded.errors) msg += (msg.empty() ? "" : "\n") + e.to_string();
     return control_reply::failure("invalid_config", msg);
   }
-  group_config* g = group_at(tree_.root, path);
-  auto sup = supervisor_at(path);
-  if (g == nullptr || !sup) return control_reply::failure("unknown_group", "no group '" + join(path) + "'");
   std::set<std::string> taken;
   for (const auto& p : programs_of(tree_)) taken.insert(p.program->name);
   const std::string file = loaded.tree->file.string();

@@ -112,6 +112,9 @@ struct group_config {
   source_position where;
   actors::supervisor_flags flags;  ///< strategy, intensity, period, backoff, ...
   std::vector<child_config> children;  ///< in file order
+  /// Where its programs run unless they say: its own `node`/`nodes`, else its enclosing
+  /// group's; empty: here. Derived (its programs carry it): not compared.
+  std::vector<std::string> nodes;
 
   bool operator==(const group_config&) const;  ///< ignores `where` (children compared too)
 };
@@ -191,7 +194,10 @@ struct load_result {
 load_result load_file(const std::filesystem::path& file);
 
 /// Loads TOML `text` as if read from `file_name` (relative paths resolve against `base_dir`).
-load_result load_string(std::string_view text, const std::string& file_name, const std::filesystem::path& base_dir);
+/// `placement`: the nodes the top-level programs and groups inherit, as if the text were
+/// inside a group placed there (`ctl add --group` into such a group).
+load_result load_string(std::string_view text, const std::string& file_name, const std::filesystem::path& base_dir,
+                        const std::vector<std::string>& placement = {});
 
 /// The built-in default tree's TOML text (`pkit run` without a file).
 std::string_view default_tree_text();
