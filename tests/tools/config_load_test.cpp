@@ -329,4 +329,18 @@ BOOST_AUTO_TEST_CASE(describe_names_the_nodes_and_where_programs_run) {
   const std::string text = describe(*r.tree);
   BOOST_TEST(text.find("node a at 127.0.0.1:7100\n") != std::string::npos, text);
   BOOST_TEST(text.find("on a,") != std::string::npos, text);
+  BOOST_TEST(text.find("remote control") == std::string::npos, text);
+}
+
+BOOST_AUTO_TEST_CASE(describe_shows_the_remote_control_listener_and_whom_it_trusts) {
+  const auto r = load_string("[pkit]\ncontrol_listen = \"127.0.0.1:0\"\ncontrol_tls = { cert = \"c.pem\", key = "
+                             "\"c.key\", ca = \"controllers.pem\" }\n[[program]]\nname = \"p\"\n"
+                             "command = [\"/bin/sleep\", \"1\"]\n",
+                             "t.toml", "/etc/pkit");
+  for (const auto& e : r.errors) BOOST_TEST_MESSAGE(e.to_string());
+  BOOST_TEST_REQUIRE(r.errors.empty());
+  const std::string text = describe(*r.tree);
+  BOOST_TEST(text.find("remote control at 127.0.0.1:any free port (TLS: controllers of /etc/pkit/controllers.pem)\n") !=
+                 std::string::npos,
+             text);
 }

@@ -109,6 +109,14 @@ std::string describe(const tree_config& tree) {
     out += "node " + n.name + " at " + (v6 ? "[" + n.host + "]" : n.host) + ":" + std::to_string(n.port) +
            (tree.settings.tls ? " (TLS)" : "") + "\n";
   }
+  // Who can control it from elsewhere is worth seeing before it runs.
+  if (const auto& l = tree.settings.control_listen) {
+    const bool v6 = l->host.find(':') != std::string::npos;
+    out += "remote control at " + (v6 ? "[" + l->host + "]" : l->host) + ":" +
+           (l->port == 0 ? std::string("any free port") : std::to_string(l->port)) +
+           (tree.settings.control_tls ? " (TLS: controllers of " + tree.settings.control_tls->ca.string() + ")" : "") +
+           "\n";
+  }
   describe_children(tree.root, "", out);
   return out;
 }
