@@ -1,0 +1,155 @@
+// The supervisor's message handlers for what its children report (child_started,
+// child_ready, child_exited, down messages), exit signals and its own timers.
+
+#include "state.hpp"
+
+#include <pkit/actors/error.hpp>
+
+#include <utility>
+
+namespace pkit::actors::detail::supervisor {
+
+namespace {
+
+run_end ended_with(const exit_status& s) { return {s, {}, s.success()}; }
+
+// A nested supervisor's actor went down: it has no exit status, its exit reason is the truth.
+void nested_down(self_pointer self, child& c, const caf::error& reason) {
+  auto& st = self->state;
+  const std::string id = c.spec.id;
+  c.sup = nullptr;
+  std::string why = reason ? self->system().render(reason) : std::string();
+  if (c.state == child_state::stopping) {
+    c.state = child_state::stopped;
+    c.last.reset();
+    c.last_reason = std::move(why);
+    emit(self, c, event_kind::stopped);
+    step_done(self, id);
+  } else if (c.state == child_state::starting && current_step_is(st, step::kind::start, id)) {
+    // It failed while starting its own children: a failed start (step_failed).
+    step_failed(self, id, reason ? reason : caf::make_error(error::start_failed, id));
+  } else {
+    handle_exit(self, id, run_end{std::nullopt, std::move(why), !reason});
+  }
+}
+
+// A process actor died under us (killed): it handed its process, if one still ran, to
+// pkit's stopper, which gives it its stop signal and stop timeout. The next run waits for
+// it (see start_child_step).
+void worker_down(self_pointer self, child& c, const caf::error& reason) {
+  // A remote worker's pid is the node's, not ours to watch (supervisor_options::place).
+  if (c.pid > 0 && !c.is_remote()) c.previous.watch(c.pid);
+  c.proc = nullptr;
+  complete_ready_step(self, c);  // its child_ready will not come
+  if (c.active()) handle_exit(self, c.spec.id, end_of_actor(self, reason));
+}
+
+}  // namespace
+
+void on_down(self_pointer self, caf::down_msg& dm) {
+  auto& st = self->state;
+  unsubscribe(self, dm.source);  // a subscriber that terminated
+  auto whose = st.by_actor.find(dm.source);
+  if (whose == st.by_actor.end()) return;
+  const std::string id = whose->second;
+  st.by_actor.erase(whose);
+  child* c = st.find(id);
+  if (c == nullptr) return;
+  if (c->is_supervisor()) {
+    nested_down(self, *c, dm.reason);
+  } else {
+    worker_down(self, *c, dm.reason);
+  }
+}
+
+// Children are not linked to us. OTP: a supervisor ends when its parent tells it to; an
+// exit signal from anyone else is a message it ignores. An anonymous exit
+// (caf::anon_send_exit: its source is the receiver itself) is an order from the
+// application or from a parent that is going away (~supervisor_state), and is obeyed.
+void on_exit(self_pointer self, caf::exit_msg& em) {
+  if (em.source == self->address() || (em.source && em.source == self->state.parent)) shut_down(self, em.reason);
+}
+
+void on_child_node(self_pointer self, const std::string& id, std::string node) {
+  // A remote worker's relay placed its child (placement.hpp): shown in child_info.
+  child* c = self->state.find(id);
+  if (c != nullptr && c->is_remote() && from_child(self, *c)) c->node = std::move(node);
+}
+
+void on_child_started(self_pointer self, const std::string& id, std::uint64_t inc, std::int32_t pid) {
+  auto& st = self->state;
+  child* c = st.find(id);
+  if (c == nullptr || !from_child(self, *c)) return;
+  if (!c->is_supervisor()) inc += c->run_offset;
+  if (inc < c->incarnation) return;
+  c->incarnation = inc;
+  c->pid = pid;
+  emit(self, *c, event_kind::started);
+}
+
+void on_child_ready(self_pointer self, const std::string& id, std::uint64_t inc, std::int32_t pid) {
+  auto& st = self->state;
+  child* c = st.find(id);
+  if (c == nullptr || !from_child(self, *c)) return;
+  if (c->is_supervisor()) {
+    if (c->state != child_state::starting) return;
+    c->state = child_state::running;
+    ++c->incarnation;
+    emit(self, *c, event_kind::started);
+    emit(self, *c, event_kind::ready);
+    step_done(self, id);
+    return;
+  }
+  inc += c->run_offset;
+  if (inc < c->incarnation) return;
+  c->incarnation = inc;
+  c->pid = pid;
+  // Not for a run already being stopped (or ended): it is not ready for anyone.
+  if (c->state == child_state::starting || c->state == child_state::running) emit(self, *c, event_kind::ready);
+  complete_ready_step(self, *c);
+}
+
+void on_child_exited(self_pointer self, const std::string& id, std::uint64_t inc, const exit_status& status) {
+  auto& st = self->state;
+  child* c = st.find(id);
+  if (c == nullptr || !from_child(self, *c)) return;
+  // Stale (an older run), or the end of a run we stopped ourselves (its stop reply
+  // came first and told it).
+  if (!c->is_supervisor()) inc += c->run_offset;
+  if (inc < c->incarnation || inc <= c->stopped_run) return;
+  c->incarnation = inc;
+  if (c->failed_run && c->state == child_state::stopping) {
+    // The end of a start that failed on request (start_child, restart_child, the
+    // initial start): the child stays terminated; its start error stays its reason.
+    c->failed_run = false;
+    c->state = child_state::stopped;
+    c->last = status;
+    emit(self, *c, event_kind::exited);
+    c->pid = 0;
+    if (c->drop_after_exit) drop_child(self, id);
+    return;
+  }
+  // Only a run we consider alive can end on its own; the end of one we are stopping
+  // is told by the stop's reply. (The end of a failed restart counts: it is starting.)
+  if (c->state != child_state::running && c->state != child_state::starting) return;
+  const bool failed_start = std::exchange(c->failed_run, false);
+  run_end end = ended_with(status);
+  if (failed_start) {
+    // A run that never got ready did not succeed, even if it exited with 0.
+    end.reason = c->last_reason;
+    end.success = false;
+    end.failed_start = true;
+  }
+  handle_exit(self, id, std::move(end));
+}
+
+void on_timer(self_pointer self, const restart_timer& timer) {
+  auto& timers = self->state.pending_timers;
+  auto i = timers.find(timer.token);
+  if (i == timers.end()) return;
+  auto fn = std::move(i->second);
+  timers.erase(i);
+  fn();
+}
+
+}  // namespace pkit::actors::detail::supervisor
