@@ -53,20 +53,23 @@ void step_failed(self_pointer self, const std::string& id, const caf::error& err
   if (st.plans.empty()) return;
   const on_failure mode = st.plans.front().failure_mode;
   child* c = st.find(id);
-  const bool was_starting = c != nullptr && c->state == child_state::starting;
   std::string why = self->system().render(err);
-  if (was_starting && mode != on_failure::restart) {
+  facts f;
+  f.on_request = mode != on_failure::restart;
+  f.process_made = c != nullptr && c->failed_run;
+  const action a = c != nullptr ? decide(c->state, event::start_failed, f).then : action::ignore;
+  if (a == action::terminate || a == action::terminate_awaiting) {
     // OTP: a failed start leaves the child terminated, and the caller gets the error. A
     // process it made is being killed: the child is stopping until its exit comes.
     c->last_reason = why;
-    c->state = c->failed_run ? child_state::stopping : child_state::stopped;
-    if (!c->failed_run) c->pid = 0;
+    c->state = a == action::terminate_awaiting ? child_state::stopping : child_state::stopped;
+    if (a == action::terminate) c->pid = 0;
   }
   if (mode == on_failure::each) return end_step(self, id, err);
   finish_plan(self, err, id);
-  if (mode == on_failure::restart && was_starting) {
-    // In a restart the failure counts as the child's exit: now if no process was made,
-    // else when its exit comes (see child_exited).
+  if (a == action::end_run) {
+    // In a restart the failure counts as the child's exit (with a process made, its exit
+    // does: await_exit). The plan that ended may have moved on with the child meanwhile.
     c = st.find(id);
     if (c != nullptr && c->state == child_state::starting && !c->failed_run)
       handle_exit(self, id, run_end{std::nullopt, std::move(why), false, true});

@@ -5,6 +5,7 @@
 
 #include <pkit/actors/error.hpp>
 
+#include <optional>
 #include <utility>
 
 namespace pkit::actors::detail::supervisor {
@@ -19,17 +20,21 @@ void nested_down(self_pointer self, child& c, const caf::error& reason) {
   const std::string id = c.spec.id;
   c.sup = nullptr;
   std::string why = reason ? self->system().render(reason) : std::string();
-  if (c.state == child_state::stopping) {
-    c.state = child_state::stopped;
-    c.last.reset();
-    c.last_reason = std::move(why);
-    emit(self, c, event_kind::stopped);
-    step_done(self, id);
-  } else if (c.state == child_state::starting && current_step_is(st, step::kind::start, id)) {
-    // It failed while starting its own children: a failed start (step_failed).
-    step_failed(self, id, reason ? reason : caf::make_error(error::start_failed, id));
-  } else {
-    handle_exit(self, id, run_end{std::nullopt, std::move(why), !reason});
+  facts f;
+  f.start_step_under_way = current_step_is(st, step::kind::start, id);
+  switch (decide(c.state, event::nested_down, f).then) {
+    case action::stopped:
+      c.state = child_state::stopped;
+      c.last.reset();
+      c.last_reason = std::move(why);
+      emit(self, c, event_kind::stopped);
+      step_done(self, id);
+      return;
+    case action::fail_start:
+      // It failed while starting its own children: a failed start (step_failed).
+      step_failed(self, id, reason ? reason : caf::make_error(error::start_failed, id));
+      return;
+    default: handle_exit(self, id, run_end{std::nullopt, std::move(why), !reason});
   }
 }
 
@@ -41,7 +46,8 @@ void worker_down(self_pointer self, child& c, const caf::error& reason) {
   if (c.pid > 0 && !c.is_remote()) c.previous.watch(c.pid);
   c.proc = nullptr;
   complete_ready_step(self, c);  // its child_ready will not come
-  if (c.active()) handle_exit(self, c.spec.id, end_of_actor(self, reason));
+  if (decide(c.state, event::worker_down, {}).then == action::end_run)
+    handle_exit(self, c.spec.id, end_of_actor(self, reason));
 }
 
 }  // namespace
@@ -67,7 +73,9 @@ void on_down(self_pointer self, caf::down_msg& dm) {
 // (caf::anon_send_exit: its source is the receiver itself) is an order from the
 // application or from a parent that is going away (~supervisor_state), and is obeyed.
 void on_exit(self_pointer self, caf::exit_msg& em) {
-  if (em.source == self->address() || (em.source && em.source == self->state.parent)) shut_down(self, em.reason);
+  facts f;
+  f.from_parent = em.source == self->address() || (em.source && em.source == self->state.parent);
+  if (decide(event::exit_signal, f).then == action::shut_down) shut_down(self, em.reason);
 }
 
 void on_child_node(self_pointer self, const std::string& id, std::string node) {
@@ -76,49 +84,62 @@ void on_child_node(self_pointer self, const std::string& id, std::string node) {
   if (c != nullptr && c->is_remote() && from_child(self, *c)) c->node = std::move(node);
 }
 
+// The one check of a report's freshness: whether it comes from the child's current actor
+// (see from_child) about its current run or a newer one. A process actor numbers its runs
+// from 1, so its numbers are offset by the incarnation when it was spawned (run_offset); a
+// nested supervisor reports its start once (child_ready), while it is starting. Returns
+// the run's incarnation, or nothing if the report is stale.
+std::optional<std::uint64_t> current_run(self_pointer self, const child& c, std::uint64_t inc) {
+  if (!from_child(self, c)) return std::nullopt;
+  if (c.is_supervisor()) return c.state == child_state::starting ? std::optional(c.incarnation + 1) : std::nullopt;
+  inc += c.run_offset;
+  if (inc < c.incarnation) return std::nullopt;
+  return inc;
+}
+
 void on_child_started(self_pointer self, const std::string& id, std::uint64_t inc, std::int32_t pid) {
-  auto& st = self->state;
-  child* c = st.find(id);
-  if (c == nullptr || !from_child(self, *c)) return;
-  if (!c->is_supervisor()) inc += c->run_offset;
-  if (inc < c->incarnation) return;
-  c->incarnation = inc;
+  child* c = self->state.find(id);
+  if (c == nullptr || c->is_supervisor()) return;  // a nested supervisor tells only child_ready
+  const auto run = current_run(self, *c, inc);
+  if (!run) return;
+  c->incarnation = *run;
   c->pid = pid;
   emit(self, *c, event_kind::started);
 }
 
 void on_child_ready(self_pointer self, const std::string& id, std::uint64_t inc, std::int32_t pid) {
-  auto& st = self->state;
-  child* c = st.find(id);
-  if (c == nullptr || !from_child(self, *c)) return;
-  if (c->is_supervisor()) {
-    if (c->state != child_state::starting) return;
+  child* c = self->state.find(id);
+  if (c == nullptr) return;
+  const auto run = current_run(self, *c, inc);
+  facts f;
+  f.stale = !run;
+  const action a = decide(c->state, event::ready_report, f).then;
+  if (a == action::ignore) return;
+  c->incarnation = *run;
+  if (c->is_supervisor()) {  // its run begins with its ready: it has no pid
     c->state = child_state::running;
-    ++c->incarnation;
     emit(self, *c, event_kind::started);
     emit(self, *c, event_kind::ready);
-    step_done(self, id);
-    return;
+    return step_done(self, id);
   }
-  inc += c->run_offset;
-  if (inc < c->incarnation) return;
-  c->incarnation = inc;
   c->pid = pid;
   // Not for a run already being stopped (or ended): it is not ready for anyone.
-  if (c->state == child_state::starting || c->state == child_state::running) emit(self, *c, event_kind::ready);
+  if (a == action::ready) emit(self, *c, event_kind::ready);
   complete_ready_step(self, *c);
 }
 
 void on_child_exited(self_pointer self, const std::string& id, std::uint64_t inc, const exit_status& status) {
-  auto& st = self->state;
-  child* c = st.find(id);
-  if (c == nullptr || !from_child(self, *c)) return;
-  // Stale (an older run), or the end of a run we stopped ourselves (its stop reply
-  // came first and told it).
-  if (!c->is_supervisor()) inc += c->run_offset;
-  if (inc < c->incarnation || inc <= c->stopped_run) return;
-  c->incarnation = inc;
-  if (c->failed_run && c->state == child_state::stopping) {
+  child* c = self->state.find(id);
+  if (c == nullptr) return;
+  // Also stale: the end of a run we stopped ourselves (its stop reply came first and told it).
+  const auto run = current_run(self, *c, inc);
+  facts f;
+  f.stale = !run || *run <= c->stopped_run;
+  f.process_made = c->failed_run;
+  const action a = decide(c->state, event::exit_report, f).then;
+  if (f.stale) return;
+  c->incarnation = *run;
+  if (a == action::end_failed_start) {
     // The end of a start that failed on request (start_child, restart_child, the
     // initial start): the child stays terminated; its start error stays its reason.
     c->failed_run = false;
@@ -129,12 +150,9 @@ void on_child_exited(self_pointer self, const std::string& id, std::uint64_t inc
     if (c->drop_after_exit) drop_child(self, id);
     return;
   }
-  // Only a run we consider alive can end on its own; the end of one we are stopping
-  // is told by the stop's reply. (The end of a failed restart counts: it is starting.)
-  if (c->state != child_state::running && c->state != child_state::starting) return;
-  const bool failed_start = std::exchange(c->failed_run, false);
+  if (a != action::end_run) return;
   run_end end = ended_with(status);
-  if (failed_start) {
+  if (std::exchange(c->failed_run, false)) {
     // A run that never got ready did not succeed, even if it exited with 0.
     end.reason = c->last_reason;
     end.success = false;

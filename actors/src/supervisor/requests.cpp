@@ -6,9 +6,20 @@
 
 namespace pkit::actors::detail::supervisor {
 
+namespace {
+
+// Whether a request is refused now (only while the supervisor shuts down).
+bool refused(const supervisor_state& st) {
+  facts f;
+  f.shutting_down = st.shutting_down;
+  return decide(event::request, f).then == action::refuse;
+}
+
+}  // namespace
+
 caf::result<child_info> add_and_start(self_pointer self, child_spec spec, const std::string& before) {
   auto& st = self->state;
-  if (st.shutting_down) return caf::make_error(error::shutting_down, st.spec.name);
+  if (refused(st)) return caf::make_error(error::shutting_down, st.spec.name);
   if (auto err = check_child(spec)) return err;
   if (st.find(spec.id) != nullptr) return caf::make_error(error::already_present, spec.id);
   if (!before.empty() && st.find(before) == nullptr)
@@ -73,7 +84,7 @@ caf::result<child_info> start_child_with_args(self_pointer self, const std::vect
 
 caf::result<caf::ok_atom> terminate_child(self_pointer self, const std::string& id) {
   auto& st = self->state;
-  if (st.shutting_down) return caf::make_error(error::shutting_down, st.spec.name);
+  if (refused(st)) return caf::make_error(error::shutting_down, st.spec.name);
   child* c = st.find(id);
   if (c == nullptr) return caf::make_error(error::unknown_child, id);
   c->group = 0;  // a restart pending for it is cancelled
@@ -98,7 +109,7 @@ caf::result<caf::ok_atom> terminate_child(self_pointer self, const std::string& 
 
 caf::result<child_info> restart_child(self_pointer self, const std::string& id) {
   auto& st = self->state;
-  if (st.shutting_down) return caf::make_error(error::shutting_down, st.spec.name);
+  if (refused(st)) return caf::make_error(error::shutting_down, st.spec.name);
   if (st.spec.flags.strategy == restart_strategy::simple_one_for_one)
     return caf::make_error(error::wrong_strategy, "simple_one_for_one: restart_child is not supported (OTP)");
   child* c = st.find(id);
@@ -128,7 +139,8 @@ caf::result<caf::ok_atom> delete_child(self_pointer self, const std::string& id)
     return caf::make_error(error::wrong_strategy, "simple_one_for_one: delete_child is not supported (OTP)");
   child* c = st.find(id);
   if (c == nullptr) return caf::make_error(error::unknown_child, id);
-  if (c->active() || c->state == child_state::restarting) return caf::make_error(error::still_running, id);
+  if (decide(c->state, event::delete_request, {}).then == action::refuse)
+    return caf::make_error(error::still_running, id);
   drop_child(self, id);
   return caf::ok_atom_v;
 }

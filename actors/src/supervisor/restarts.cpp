@@ -12,16 +12,6 @@
 
 namespace pkit::actors::detail::supervisor {
 
-enum class exit_action { none, remove, stop, restart };
-
-
-exit_action decide(child_state state, restart_type type, bool success) {
-  if (state != child_state::running && state != child_state::starting) return exit_action::none;
-  if (type == restart_type::temporary) return exit_action::remove;
-  if (type == restart_type::transient && success) return exit_action::stop;
-  return exit_action::restart;
-}
-
 // How a run ended whose worker actor went down under it. A remote worker's relay ends
 // with node_down when the node is lost: that run's exit status is lost, and its reason
 // says node_down (placement.hpp); any other end is the actor's own.
@@ -71,6 +61,14 @@ bool already_counted_node_loss(supervisor_state& st, const child& c, clock::time
   return false;
 }
 
+// Whether a group restart (`generation`) starts member `c` now (group_start).
+action member_start(const supervisor_state& st, const child& c, std::uint64_t generation) {
+  facts f;
+  f.shutting_down = st.shutting_down;
+  f.out_of_group = c.group != generation;
+  return decide(c.state, event::group_start, f).then;
+}
+
 // The group to restart: the child alone, all children, or it and those after it (a FATAL
 // sibling stays as it is).
 std::vector<std::string> group_of(supervisor_state& st, const std::string& id) {
@@ -91,13 +89,14 @@ std::vector<std::string> group_of(supervisor_state& st, const std::string& id) {
 // this restart, not running, not FATAL.
 void start_group(self_pointer self, const std::vector<std::string>& group, std::uint64_t generation) {
   auto& st = self->state;
-  if (st.shutting_down) return;
   plan p;
   p.failure_mode = on_failure::restart;
   for (const auto& g : group) {
-    child* c = st.find(g);
-    if (c == nullptr || c->group != generation || c->active() || c->state == child_state::fatal) continue;
-    p.steps.push_back({step::kind::start, g});
+    const child* c = st.find(g);
+    if (c == nullptr) continue;
+    const action a = member_start(st, *c, generation);
+    if (a == action::ignore) return;
+    if (a == action::start) p.steps.push_back({step::kind::start, g});
   }
   schedule(self, std::move(p));
 }
@@ -113,19 +112,14 @@ void start_after_backoff(self_pointer self, std::int64_t delay, const std::vecto
   }
 }
 
-// Whether the exit of `c` at `now` makes it FATAL (max_failed_starts deaths before
-// min_uptime in a row); if so, it is marked and told.
-bool becomes_fatal(self_pointer self, child& c, std::int64_t uptime) {
+// The child died before min_uptime max_failed_starts times in a row: FATAL, told.
+void make_fatal(self_pointer self, child& c) {
   const auto& flags = self->state.spec.flags;
-  if (flags.min_uptime_ms <= 0) return false;
-  c.failed_starts = uptime < flags.min_uptime_ms ? c.failed_starts + 1 : 0;
-  if (flags.max_failed_starts <= 0 || c.failed_starts < flags.max_failed_starts) return false;
   c.state = child_state::fatal;
   const std::string why = "died within " + std::to_string(flags.min_uptime_ms) + " ms of starting " +
                           std::to_string(c.failed_starts) + " times in a row";
   report(self, supervisor_report::give_up, "child '" + c.spec.id + "' is FATAL, not restarted any more: " + why);
   emit(self, c, event_kind::fatal, 0, why);
-  return true;
 }
 
 void restart(self_pointer self, child& c) {
@@ -138,8 +132,15 @@ void restart(self_pointer self, child& c) {
   // toward the intensity (then the supervisor gives up). Counting failed starts toward
   // the intensity too would make FATAL unreachable with the default intensity of 1.
   const bool failed_start = flags.min_uptime_ms > 0 && flags.max_failed_starts > 0 && uptime < flags.min_uptime_ms;
-  if (!failed_start && !already_counted_node_loss(st, c, now) && over_intensity(st, now)) return give_up(self, c);
-  if (becomes_fatal(self, c, uptime)) return;
+  facts f;
+  f.over_intensity = !failed_start && !already_counted_node_loss(st, c, now) && over_intensity(st, now);
+  const int failed_starts =
+      flags.min_uptime_ms <= 0 ? c.failed_starts : uptime < flags.min_uptime_ms ? c.failed_starts + 1 : 0;
+  f.start_limit_reached = flags.min_uptime_ms > 0 && flags.max_failed_starts > 0 && failed_starts >= flags.max_failed_starts;
+  const action a = decide(c.state, event::restart_due, f).then;
+  if (a == action::give_up) return give_up(self, c);
+  c.failed_starts = failed_starts;
+  if (a == action::fatal) return make_fatal(self, c);
   const std::int64_t delay = backoff_delay(st, c, now);
   ++c.automatic_restarts;
   c.state = child_state::restarting;
@@ -170,15 +171,13 @@ void shut_down(self_pointer self, caf::error reason);
 // shuts down now; with all_significant once no significant child is left running.
 void auto_shutdown_check(self_pointer self) {
   auto& st = self->state;
-  switch (st.spec.flags.shutdown) {
-    case auto_shutdown::never: return;
-    case auto_shutdown::any_significant: break;
-    case auto_shutdown::all_significant:
-      for (const auto& c : st.children)
-        if (c.spec.significant && (c.active() || c.state == child_state::restarting)) return;
-      break;
-  }
-  shut_down(self, caf::exit_reason::normal);
+  facts f;
+  f.no_auto_shutdown = st.spec.flags.shutdown == auto_shutdown::never;
+  if (st.spec.flags.shutdown == auto_shutdown::all_significant)
+    f.significant_left = std::any_of(st.children.begin(), st.children.end(), [](const child& c) {
+      return c.spec.significant && (c.active() || c.state == child_state::restarting);
+    });
+  if (decide(event::significant_end, f).then == action::shut_down) shut_down(self, caf::exit_reason::normal);
 }
 
 // A group restart's start plan ended at a child whose start failed (step_failed). When
@@ -187,12 +186,13 @@ void auto_shutdown_check(self_pointer self) {
 // for ever, a silent half-stopped group: they are started now.
 void resume_group(self_pointer self, std::uint64_t generation) {
   auto& st = self->state;
-  if (st.shutting_down) return;
   plan p;
   p.failure_mode = on_failure::restart;
-  for (const auto& c : st.children)
-    if (c.group == generation && !c.active() && c.state != child_state::fatal)
-      p.steps.push_back({step::kind::start, c.spec.id});
+  for (const auto& c : st.children) {
+    const action a = member_start(st, c, generation);
+    if (a == action::ignore) return;
+    if (a == action::start) p.steps.push_back({step::kind::start, c.spec.id});
+  }
   if (!p.steps.empty()) schedule(self, std::move(p));
 }
 
@@ -220,29 +220,29 @@ void apply_exit(self_pointer self, const std::string& id, run_end end) {
                " " + end_of(*c));
   emit(self, *c, event_kind::exited);  // with the pid of the run that ended
   c->pid = 0;
-  const child_state was = c->state;
-  if (st.shutting_down) {
-    c->state = child_state::stopped;
-    return;
-  }
-  if (c->group != 0 && (was == child_state::running || was == child_state::starting)) {
-    // A group restart planned to stop this run: it ended on its own first, and is part
-    // of that restart (which starts it again in its turn).
-    c->state = child_state::restarting;
-    return;
-  }
+  facts f;
+  f.shutting_down = st.shutting_down;
+  f.in_group = c->group != 0;
+  f.restart = c->spec.restart;
+  f.success = end.success;
   const bool significant = c->spec.significant;
-  const exit_action action = decide(was, c->spec.restart, end.success);
+  const action a = decide(c->state, event::run_ended, f).then;
+  switch (a) {
+    case action::record: return;
+    case action::join_group:
+      // A group restart planned to stop this run: it ended on its own first, and is part
+      // of that restart (which starts it again in its turn).
+      c->state = child_state::restarting;
+      return;
+    default: break;
+  }
   // Whatever follows, the run is over: a child that exited is not running (a supervisor
   // that gives up below must not wait for its stop).
-  if (action != exit_action::none) c->state = child_state::stopped;
-  switch (action) {
-    case exit_action::none: return;
-    case exit_action::remove: drop_child(self, id); break;
-    case exit_action::stop: break;
-    case exit_action::restart: restart(self, *c); return;
-  }
-  // OTP's auto_shutdown: a significant child that ended for good may end the supervisor.
+  c->state = child_state::stopped;
+  if (a == action::restart) return restart(self, *c);
+  if (a == action::remove) drop_child(self, id);
+  // OTP's auto_shutdown: a significant child that ended for good may end the supervisor
+  // (once shutting down, that changes nothing).
   if (significant) auto_shutdown_check(self);
 }
 

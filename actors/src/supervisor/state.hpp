@@ -10,6 +10,7 @@
 
 #include "../supervisor_old_run.hpp"
 #include "../supervisor_protocol.hpp"
+#include "rules.hpp"
 
 #include <caf/actor_clock.hpp>
 #include <caf/exit_reason.hpp>

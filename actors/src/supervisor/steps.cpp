@@ -64,8 +64,12 @@ std::optional<std::int64_t> start_timeout_ms(const child& c) {
 void start_timed_out(self_pointer self, const std::string& id, std::uint64_t token, std::int64_t limit_ms) {
   auto& st = self->state;
   child* c = st.find(id);
+  if (c == nullptr) return;
   // Answered (the step now waits for child_ready), or abandoned: nothing is wedged.
-  if (!is_current(st, id, token) || c == nullptr || c->ready_token == token || !c->proc) return;
+  facts f;
+  f.step_current = is_current(st, id, token) && c->ready_token != token;
+  f.has_actor = static_cast<bool>(c->proc);
+  if (decide(c->state, event::start_timeout, f).then != action::kill) return;
   if (c->pid > 0 && !c->is_remote()) c->previous.watch(c->pid);
   discard_actor(self, *c);
   c->pid = 0;
@@ -170,9 +174,15 @@ void worker_start_failed(self_pointer self, const std::string& id, std::uint64_t
 
 void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
   child* c = self->state.find(s.id);
-  if (c == nullptr || c->active()) return step_done(self, s.id);
+  if (c == nullptr) return step_done(self, s.id);
+  facts f;
   // Never two instances of one child: not before the last run's process has exited.
-  if (!c->is_supervisor() && c->previous.lingers()) return await_previous_run(self, *c, token);
+  f.previous_lingers = !c->active() && !c->is_supervisor() && c->previous.lingers();
+  switch (decide(c->state, event::start_step, f).then) {
+    case action::skip: return step_done(self, s.id);
+    case action::wait_previous: return await_previous_run(self, *c, token);
+    default: break;  // start
+  }
   c->previous_poll_ms = 0;
   c->state = child_state::starting;
   c->pid = 0;
@@ -204,7 +214,11 @@ void stop_nested(self_pointer self, child& c, std::uint64_t token) {
       // A nested supervisor missed its shutdown timeout.
       auto& st = self->state;
       child* c = st.find(id);
-      if (is_current(st, id, token) && c != nullptr && c->state == child_state::stopping && c->sup)
+      if (c == nullptr) return;
+      facts f;
+      f.step_current = is_current(st, id, token);
+      f.has_actor = static_cast<bool>(c->sup);
+      if (decide(c->state, event::shutdown_timeout, f).then == action::kill)
         self->send_exit(c->sup, caf::exit_reason::kill);
     });
 }
@@ -243,22 +257,20 @@ void worker_stop_lost(self_pointer self, const std::string& id, std::uint64_t to
 void stop_child_step(self_pointer self, const step& s, std::uint64_t token) {
   child* c = self->state.find(s.id);
   if (c == nullptr) return step_done(self, s.id);
-  if (c->state == child_state::restarting || c->state == child_state::fatal ||
-      c->state == child_state::stopped) {
-    if (c->state == child_state::restarting) c->state = child_state::stopped;
-    if (s.drop_if_temporary && c->spec.restart == restart_type::temporary) drop_child(self, s.id);
-    return step_done(self, s.id);
-  }
-  c->state = child_state::stopping;
   const std::string id = c->spec.id;
+  // A temporary bystander of a group restart is dropped.
   const bool drop = s.drop_if_temporary && c->spec.restart == restart_type::temporary;
-  if (c->is_supervisor() && !c->sup) {
-    // Its down message came already (handle_exit leaves no nested supervisor running
-    // without its actor): nothing left to wait for.
-    c->state = child_state::stopped;
+  facts f;
+  // Its down message came already (handle_exit leaves no nested supervisor running
+  // without its actor): nothing left to wait for.
+  f.nested_without_actor = c->is_supervisor() && !c->sup;
+  const action a = decide(c->state, event::stop_step, f).then;
+  if (a == action::stopped || a == action::skip) {
+    if (a == action::stopped) c->state = child_state::stopped;
     if (drop) drop_child(self, s.id);
     return step_done(self, s.id);
   }
+  c->state = child_state::stopping;
   if (c->is_supervisor()) return stop_nested(self, *c, token);
   self->request(c->proc, caf::infinite, stop_atom_v)
       .then([self, id, token, drop](exit_status status) { worker_stopped(self, id, token, drop, status); },
