@@ -84,23 +84,34 @@ void on_child_node(self_pointer self, const std::string& id, std::string node) {
   if (c != nullptr && c->is_remote() && from_child(self, *c)) c->node = std::move(node);
 }
 
+namespace {
+
+enum class report_kind { started, ready, exited };
+
 // The one check of a report's freshness: whether it comes from the child's current actor
-// (see from_child) about its current run or a newer one. A process actor numbers its runs
-// from 1, so its numbers are offset by the incarnation when it was spawned (run_offset); a
-// nested supervisor reports its start once (child_ready), while it is starting. Returns
-// the run's incarnation, or nothing if the report is stale.
-std::optional<std::uint64_t> current_run(self_pointer self, const child& c, std::uint64_t inc) {
+// (see from_child) about its current run or a newer one — and, for an exit, not about a
+// run we stopped ourselves (its stop's reply came first and told its end: stopped_run). A
+// process actor numbers its runs from 1, so its numbers are offset by the incarnation when
+// it was spawned (run_offset); a nested supervisor reports its start once (child_ready),
+// while it is starting. Returns the run's incarnation, or nothing if the report is stale.
+std::optional<std::uint64_t> current_run(self_pointer self, const child& c, std::uint64_t inc, report_kind kind) {
   if (!from_child(self, c)) return std::nullopt;
-  if (c.is_supervisor()) return c.state == child_state::starting ? std::optional(c.incarnation + 1) : std::nullopt;
+  if (c.is_supervisor()) {
+    if (kind != report_kind::ready || c.state != child_state::starting) return std::nullopt;
+    return c.incarnation + 1;
+  }
   inc += c.run_offset;
   if (inc < c.incarnation) return std::nullopt;
+  if (kind == report_kind::exited && inc <= c.stopped_run) return std::nullopt;
   return inc;
 }
 
+}  // namespace
+
 void on_child_started(self_pointer self, const std::string& id, std::uint64_t inc, std::int32_t pid) {
   child* c = self->state.find(id);
-  if (c == nullptr || c->is_supervisor()) return;  // a nested supervisor tells only child_ready
-  const auto run = current_run(self, *c, inc);
+  if (c == nullptr) return;
+  const auto run = current_run(self, *c, inc, report_kind::started);
   if (!run) return;
   c->incarnation = *run;
   c->pid = pid;
@@ -110,7 +121,7 @@ void on_child_started(self_pointer self, const std::string& id, std::uint64_t in
 void on_child_ready(self_pointer self, const std::string& id, std::uint64_t inc, std::int32_t pid) {
   child* c = self->state.find(id);
   if (c == nullptr) return;
-  const auto run = current_run(self, *c, inc);
+  const auto run = current_run(self, *c, inc, report_kind::ready);
   facts f;
   f.stale = !run;
   const action a = decide(c->state, event::ready_report, f).then;
@@ -131,10 +142,9 @@ void on_child_ready(self_pointer self, const std::string& id, std::uint64_t inc,
 void on_child_exited(self_pointer self, const std::string& id, std::uint64_t inc, const exit_status& status) {
   child* c = self->state.find(id);
   if (c == nullptr) return;
-  // Also stale: the end of a run we stopped ourselves (its stop reply came first and told it).
-  const auto run = current_run(self, *c, inc);
+  const auto run = current_run(self, *c, inc, report_kind::exited);
   facts f;
-  f.stale = !run || *run <= c->stopped_run;
+  f.stale = !run;
   f.process_made = c->failed_run;
   const action a = decide(c->state, event::exit_report, f).then;
   if (f.stale) return;

@@ -50,6 +50,21 @@ struct run_end {
 };
 
 
+// Stale news — a report, a reply or a timer about a run, a step or a restart that is no
+// longer the current one — is recognised in one function per kind of news:
+//   * the children's reports (child_started, child_ready, child_exited): current_run
+//     (reports.cpp) — the sender is the child's current actor (from_child), the run's
+//     incarnation is not older than the child's (run_offset), and an exit is not of a
+//     run we stopped ourselves (stopped_run);
+//   * the replies to a plan's steps (start, stop) and the timers of a step (start
+//     timeout, shutdown timeout, waiting for the previous run): is_current (plan.cpp), the
+//     step's token (the start step's reply then waits for child_ready: ready_token);
+//   * a group restart's start after its backoff: the member's `group` is still that
+//     restart's (member_start in restarts.cpp, the group_start rows);
+//   * the supervisor's timers after shutdown: on_timer finds no token (pending_timers is
+//     cleared by shut_down).
+// The two flags failed_run and drop_after_exit are not staleness: they say what the exit
+// of a run whose start failed means (the start_failed and exit_report rows of rules.cpp).
 struct child {
   child_spec spec;
   process_actor proc;    // workers
