@@ -238,4 +238,20 @@ BOOST_AUTO_TEST_CASE(a_restart_whose_start_fails_counts_toward_the_intensity) {
   BOOST_TEST(!alive(s));
 }
 
+// shutdown_timeout: ignore (the stop completed first): the timer of a nested supervisor
+// that stopped in time, due while its next run is up, leaves that run alone.
+BOOST_AUTO_TEST_CASE(a_shutdown_timer_after_a_completed_stop_changes_nothing) {
+  pa::child_spec c = nested("a");
+  c.shutdown_ms = 100;
+  auto s = start_children(flags_with(5, 5000), {c});
+  auto r = ask<caf::ok_atom>(s, pa::terminate_child_atom_v, std::string("a"));
+  BOOST_TEST((r && static_cast<bool>(*r)), what(r));
+  auto again = ask<pa::child_info>(s, pa::restart_child_atom_v, std::string("a"));
+  BOOST_TEST_REQUIRE((again && static_cast<bool>(*again)), "restart_child failed;" << history());
+  advance(100ms);  // the first stop's timer is due
+  BOOST_TEST(state_of(s, "a") == "running", history());
+  BOOST_TEST(count_of("a", event_kind::exited) == 0u, "the new run was killed;" << history());
+  BOOST_TEST(count_of("a", event_kind::started) == 2u, history());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
