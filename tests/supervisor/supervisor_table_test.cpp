@@ -1,0 +1,257 @@
+// The rows of the supervisor's rule table (actors/src/supervisor/rules.cpp) carried out by
+// the actor, on CAF's test_coordinator: deterministic, virtual time, no processes (the
+// children are nested supervisors). Each case names the rows it exercises as
+// "event: action". The rows about processes (exit reports, a process actor's death, the
+// previous run, start timeouts) are exercised with real processes in supervisor_test,
+// supervisor_shutdown_test and supervisor_review_test; every row is exercised as a pure
+// function in supervisor_rules_test.
+
+#define BOOST_TEST_MODULE pkit supervisor table
+#include <boost/test/unit_test.hpp>
+
+#include "supervisor_clock_fixture.hpp"
+
+#include <pkit/actors/error.hpp>
+
+using namespace clock_test;
+
+namespace {
+
+pa::child_spec nested(const std::string& id, pa::restart_type restart = pa::restart_type::permanent,
+                      bool significant = false) {
+  pa::child_spec c;
+  c.id = id;
+  c.restart = restart;
+  c.significant = significant;
+  c.supervisor.push_back(pa::supervisor_spec{"inner-" + id, {}, {}});
+  return c;
+}
+
+struct table_fixture : clock_fixture {
+  pa::supervisor_actor start_children(pa::supervisor_flags flags, std::vector<pa::child_spec> children) {
+    pa::supervisor_spec spec;
+    spec.name = "table";
+    spec.flags = flags;
+    spec.children = std::move(children);
+    const std::size_t n = spec.children.size();
+    auto s = pa::spawn_supervisor(*sys, spec, nullptr, {}, {{collector}});
+    sups.push_back(s);
+    run();
+    BOOST_TEST_REQUIRE(count(event_kind::ready) == n, "the children did not start;" << history());
+    return s;
+  }
+
+  void crash_child(const pa::supervisor_actor& s, const std::string& id,
+                   caf::exit_reason how = caf::exit_reason::user_shutdown) {
+    for (const auto& c : which(s))
+      if (c.id == id) caf::anon_send_exit(c.handle, how);
+    run();
+  }
+};
+
+bool is(const std::optional<caf::expected<caf::ok_atom>>& r, pa::error e) {
+  return r && !static_cast<bool>(*r) && r->error() == e;
+}
+
+std::string what(const std::optional<caf::expected<caf::ok_atom>>& r) {
+  if (!r) return "no reply";
+  return static_cast<bool>(*r) ? "ok" : caf::to_string(r->error());
+}
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(supervisor_table, table_fixture)
+
+// exit_signal: ignore (not from the parent); exit_signal: shut_down.
+BOOST_AUTO_TEST_CASE(an_exit_signal_from_a_stranger_is_ignored_and_an_anonymous_one_is_obeyed) {
+  auto s = start_children(flags_with(1, 5000), {nested("a")});
+  sys->spawn(
+      [s](caf::event_based_actor* self, int) {
+        self->send_exit(s, caf::exit_reason::user_shutdown);
+        self->quit();
+      },
+      0);
+  run();
+  BOOST_TEST(alive(s), "a stranger's exit signal ended the supervisor;" << history());
+  BOOST_TEST(count(event_kind::stopped) == 0u, history());
+  caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+  run();
+  BOOST_TEST(!alive(s), "an anonymous exit signal was not obeyed");
+  BOOST_TEST(count_of("a", event_kind::stopped) == 1u, history());
+}
+
+// request: refuse (shutting down).
+BOOST_AUTO_TEST_CASE(a_request_queued_behind_a_stop_is_refused_with_shutting_down) {
+  auto s = start_children(flags_with(1, 5000), {nested("a"), nested("b")});
+  caf::anon_send(s, pa::stop_atom_v);
+  auto r = ask<caf::ok_atom>(s, pa::terminate_child_atom_v, std::string("a"));
+  BOOST_TEST(is(r, pa::error::shutting_down), what(r));
+  BOOST_TEST(count(event_kind::started) == 2u, "something was started during shutdown;" << history());
+}
+
+// delete_request: refuse; stop_step: stop; nested_down: stopped; delete_request: remove;
+// stop_step: skip (a second terminate).
+BOOST_AUTO_TEST_CASE(delete_child_refuses_a_live_child_and_removes_a_terminated_one) {
+  auto s = start_children(flags_with(1, 5000), {nested("a"), nested("b")});
+  auto live = ask<caf::ok_atom>(s, pa::delete_child_atom_v, std::string("a"));
+  BOOST_TEST(is(live, pa::error::still_running), what(live));
+  auto stop = ask<caf::ok_atom>(s, pa::terminate_child_atom_v, std::string("a"));
+  BOOST_TEST((stop && static_cast<bool>(*stop)), what(stop));
+  BOOST_TEST(count_of("a", event_kind::stopped) == 1u, history());
+  BOOST_TEST(state_of(s, "a") == "stopped");
+  auto again = ask<caf::ok_atom>(s, pa::terminate_child_atom_v, std::string("a"));
+  BOOST_TEST((again && static_cast<bool>(*again)), what(again));
+  BOOST_TEST(count_of("a", event_kind::stopped) == 1u, "a stopped child was stopped again;" << history());
+  auto gone = ask<caf::ok_atom>(s, pa::delete_child_atom_v, std::string("a"));
+  BOOST_TEST((gone && static_cast<bool>(*gone)), what(gone));
+  BOOST_TEST(state_of(s, "a") == "gone");
+  BOOST_TEST(state_of(s, "b") == "running");
+}
+
+// stop_step: stopped (restarting); group_start: skip (out of the group).
+BOOST_AUTO_TEST_CASE(terminate_child_during_a_backoff_cancels_the_restart) {
+  auto f = flags_with(5, 5000);
+  f.backoff = {100, 1000, 2.0, 0.0, 60000};
+  auto s = start_children(f, {nested("a")});
+  crash_child(s, "a");
+  BOOST_TEST_REQUIRE(state_of(s, "a") == "restarting", history());
+  auto r = ask<caf::ok_atom>(s, pa::terminate_child_atom_v, std::string("a"));
+  BOOST_TEST((r && static_cast<bool>(*r)), what(r));
+  BOOST_TEST(state_of(s, "a") == "stopped");
+  advance(1000ms);
+  BOOST_TEST(count_of("a", event_kind::started) == 1u, "the cancelled restart ran;" << history());
+  BOOST_TEST(state_of(s, "a") == "stopped");
+}
+
+// request: accept; group_start: skip (a member taken out of its group by restart_child).
+BOOST_AUTO_TEST_CASE(restart_child_during_a_backoff_starts_the_child_once) {
+  auto f = flags_with(5, 5000);
+  f.backoff = {100, 1000, 2.0, 0.0, 60000};
+  auto s = start_children(f, {nested("a")});
+  crash_child(s, "a");
+  auto r = ask<pa::child_info>(s, pa::restart_child_atom_v, std::string("a"));
+  BOOST_TEST_REQUIRE((r && static_cast<bool>(*r)), "restart_child failed;" << history());
+  BOOST_TEST(pa::to_string((*r)->state) == "running");
+  advance(1000ms);
+  BOOST_TEST(count_of("a", event_kind::started) == 2u, "started again after the backoff;" << history());
+}
+
+// group_start: ignore (shutting down): a backoff that ends after the stop starts nothing.
+BOOST_AUTO_TEST_CASE(a_backoff_pending_at_shutdown_starts_nothing) {
+  auto f = flags_with(5, 5000);
+  f.backoff = {100, 1000, 2.0, 0.0, 60000};
+  auto s = start_children(f, {nested("a"), nested("b")});
+  crash_child(s, "a");
+  caf::anon_send(s, pa::stop_atom_v);
+  run();
+  advance(1000ms);
+  BOOST_TEST(count_of("a", event_kind::started) == 1u, "started after the stop;" << history());
+  BOOST_TEST(!alive(s));
+}
+
+// run_ended: stopped (shutting down): a child that ends during the shutdown is not restarted.
+BOOST_AUTO_TEST_CASE(a_child_ending_during_shutdown_is_not_restarted) {
+  auto s = start_children(flags_with(5, 5000), {nested("a"), nested("b")});
+  const auto cs = which(s);
+  caf::anon_send(s, pa::stop_atom_v);  // stops b first (reverse order) ...
+  caf::anon_send_exit(cs.front().handle, caf::exit_reason::user_shutdown);  // ... while a ends
+  run();
+  BOOST_TEST(count(event_kind::restarting) == 0u, history());
+  BOOST_TEST(count_of("a", event_kind::started) == 1u, history());
+  BOOST_TEST(!alive(s));
+}
+
+// run_ended: remove (temporary).
+BOOST_AUTO_TEST_CASE(a_temporary_child_that_ends_is_removed) {
+  auto s = start_children(flags_with(5, 5000), {nested("t", pa::restart_type::temporary), nested("p")});
+  crash_child(s, "t");
+  BOOST_TEST(state_of(s, "t") == "gone", history());
+  BOOST_TEST(count(event_kind::restarting) == 0u, history());
+}
+
+// run_ended: stopped (transient success); run_ended: restart (transient failure);
+// significant_end: ignore (never).
+BOOST_AUTO_TEST_CASE(a_transient_child_is_restarted_only_after_a_failure) {
+  auto s = start_children(flags_with(5, 5000), {nested("t", pa::restart_type::transient, true)});
+  crash_child(s, "t");  // user_shutdown: a failure
+  BOOST_TEST(count_of("t", event_kind::restarting) == 1u, history());
+  crash_child(s, "t", caf::exit_reason::normal);  // its own stop: a success
+  BOOST_TEST(state_of(s, "t") == "stopped", history());
+  BOOST_TEST(count_of("t", event_kind::restarting) == 1u, history());
+  BOOST_TEST(alive(s), "auto_shutdown never, yet a significant child's end ended the supervisor");
+}
+
+// significant_end: ignore (another significant child left); significant_end: shut_down.
+BOOST_AUTO_TEST_CASE(all_significant_shuts_down_once_the_last_significant_child_ended) {
+  auto f = flags_with(5, 5000);
+  f.shutdown = pa::auto_shutdown::all_significant;
+  auto s = start_children(f, {nested("x", pa::restart_type::transient, true),
+                              nested("y", pa::restart_type::transient, true), nested("z")});
+  crash_child(s, "x", caf::exit_reason::normal);
+  BOOST_TEST(alive(s), "y still runs;" << history());
+  crash_child(s, "y", caf::exit_reason::normal);
+  BOOST_TEST(!alive(s), "the last significant child ended;" << history());
+  BOOST_TEST(count_of("z", event_kind::stopped) == 1u, history());
+}
+
+// significant_end: shut_down (any_significant).
+BOOST_AUTO_TEST_CASE(any_significant_shuts_down_when_one_significant_child_ended) {
+  auto f = flags_with(5, 5000);
+  f.shutdown = pa::auto_shutdown::any_significant;
+  auto s = start_children(f, {nested("x", pa::restart_type::temporary, true), nested("z")});
+  crash_child(s, "x");
+  BOOST_TEST(!alive(s), history());
+}
+
+// nested_down: fail_start; start_failed: terminate (on request): the caller gets the
+// error, and a start_child that failed leaves no child.
+BOOST_AUTO_TEST_CASE(a_start_child_whose_nested_supervisor_fails_its_start_leaves_no_child) {
+  auto s = start_children(flags_with(5, 5000), {nested("a")});
+  pa::supervisor_spec holder{"holder", {}, {}};
+  holder.flags.registered_name = "taken";
+  sups.push_back(pa::spawn_supervisor(*sys, holder));
+  run();
+  pa::child_spec c = nested("b");
+  c.supervisor.front().flags.registered_name = "taken";
+  auto r = ask<pa::child_info>(s, pa::start_child_atom_v, c);
+  BOOST_TEST_REQUIRE(r.has_value(), "start_child was not answered");
+  BOOST_TEST(!static_cast<bool>(*r), "a failed start was answered as a success");
+  BOOST_TEST(state_of(s, "b") == "gone", history());
+  BOOST_TEST(count(event_kind::restarting) == 0u, "a failed start on request was restarted;" << history());
+}
+
+// start_failed: end_run (in a restart: counted as an exit); restart_due: give_up.
+BOOST_AUTO_TEST_CASE(a_restart_whose_start_fails_counts_toward_the_intensity) {
+  auto f = flags_with(1, 5000);
+  f.backoff = {100, 1000, 2.0, 0.0, 60000};
+  pa::child_spec c = nested("a");
+  c.supervisor.front().flags.registered_name = "nm";
+  auto s = start_children(f, {c});
+  crash_child(s, "a");  // restart 1 of 1, after 100 ms
+  pa::supervisor_spec holder{"holder", {}, {}};
+  holder.flags.registered_name = "nm";  // free again: a's actor is gone
+  sups.push_back(pa::spawn_supervisor(*sys, holder));
+  run();
+  advance(100ms);  // a's start fails: the name is taken
+  BOOST_TEST(count_of("a", event_kind::exited) == 2u, history());
+  BOOST_TEST(count(event_kind::gave_up) == 1u, "a failed restart was not counted;" << history());
+  BOOST_TEST(!alive(s));
+}
+
+// shutdown_timeout: ignore (the stop completed first): the timer of a nested supervisor
+// that stopped in time, due while its next run is up, leaves that run alone.
+BOOST_AUTO_TEST_CASE(a_shutdown_timer_after_a_completed_stop_changes_nothing) {
+  pa::child_spec c = nested("a");
+  c.shutdown_ms = 100;
+  auto s = start_children(flags_with(5, 5000), {c});
+  auto r = ask<caf::ok_atom>(s, pa::terminate_child_atom_v, std::string("a"));
+  BOOST_TEST((r && static_cast<bool>(*r)), what(r));
+  auto again = ask<pa::child_info>(s, pa::restart_child_atom_v, std::string("a"));
+  BOOST_TEST_REQUIRE((again && static_cast<bool>(*again)), "restart_child failed;" << history());
+  advance(100ms);  // the first stop's timer is due
+  BOOST_TEST(state_of(s, "a") == "running", history());
+  BOOST_TEST(count_of("a", event_kind::exited) == 0u, "the new run was killed;" << history());
+  BOOST_TEST(count_of("a", event_kind::started) == 2u, history());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
