@@ -145,6 +145,39 @@ BOOST_AUTO_TEST_CASE(a_stopped_event_carries_the_status_and_says_when_the_stop_h
   BOOST_TEST(clean.reason.empty(), clean.reason);
 }
 
+// The verdict was inferred from the status (SIGKILL that was not the stop signal): a
+// kill -9 by someone else during the grace period read as a stop timeout, and a group
+// killed at the deadline around a leader that obeyed SIGTERM read as clean.
+BOOST_AUTO_TEST_CASE(a_sigkill_from_elsewhere_during_the_stop_is_no_stop_timeout) {
+  auto stubborn = ready_line_worker("stubborn", {"ignore-term"});
+  stubborn.shutdown_ms = 30000;
+  auto s = start_sup(sup_spec("other_kill", restart_strategy::one_for_one, {stubborn}, 5));
+  const pid_t pid = child(s, "stubborn").pid;
+  caf::scoped_actor asker{system};  // its reply must not land among the events
+  asker->send(s, pa::terminate_child_atom_v, std::string{"stubborn"});
+  // SIGTERM is sent (and ignored) once the child is stopping: then another hand kills it.
+  for (int i = 0; i < 10000 && child(s, "stubborn").state != pa::child_state::stopping; ++i) std::this_thread::yield();
+  BOOST_TEST_REQUIRE((child(s, "stubborn").state == pa::child_state::stopping));
+  BOOST_TEST_REQUIRE(::kill(pid, SIGKILL) == 0);
+  auto stopped = require(ev(event_kind::stopped, "stubborn"), "stubborn stopped");
+  BOOST_TEST(stopped.status.signal() == SIGKILL);
+  BOOST_TEST(stopped.reason.empty(), "not the stop's kill: " << stopped.reason);
+}
+
+BOOST_AUTO_TEST_CASE(a_group_killed_at_the_deadline_around_an_obedient_leader_is_a_stop_timeout) {
+  pa::child_spec leader;
+  leader.id = "leader";
+  // The leader (sh) dies of SIGTERM; its job in the same group ignores it and is ready.
+  leader.process.argv = {"/bin/sh", "-c", "(trap '' TERM; echo ready >&3; exec sleep 1000) & wait", "sh"};
+  leader.process.notify_fd = 3;
+  leader.shutdown_ms = 300;
+  auto s = start_sup(sup_spec("group_kill", restart_strategy::one_for_one, {leader}, 5));
+  BOOST_TEST(ask<caf::ok_atom>(s, pa::terminate_child_atom_v, std::string{"leader"}).ok());
+  auto stopped = require(ev(event_kind::stopped, "leader"), "leader stopped");
+  BOOST_TEST(stopped.status.signal() == SIGTERM, "the leader obeyed");
+  BOOST_TEST(stopped.reason == std::string(pa::stop_timeout_reason) + ": its process group killed after 300 ms");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_FIXTURE_TEST_SUITE(supervisor_respawned_actor, sup_fixture)

@@ -18,14 +18,17 @@ std::int64_t shutdown_of(const child& c) {
   return c.is_supervisor() ? -1 : c.spec.process.stop_timeout_ms;
 }
 
-// Why a stopped worker's status is what it is, when that is worth saying: SIGKILL that
-// the stop did not ask for first means it outlived its shutdown timeout (systemd's
-// result 'timeout') — a stop that had to be forced. Empty for an orderly stop.
+// Why a stopped worker's status is what it is, when that is worth saying: the stop had to
+// escalate — its shutdown timeout passed and libpkit sent SIGKILL to the child or to what
+// was left of its process group (systemd's result 'timeout'). libpkit says so in the
+// status: a SIGKILL from anyone else during the grace period is not one, a group killed
+// around a leader that obeyed is. Empty for an orderly stop and for a brutal kill (asked).
 std::string stop_verdict(const child& c, const exit_status& status) {
   const std::int64_t shutdown = shutdown_of(c);
-  if (!status.is_killed() || status.signal() != SIGKILL || shutdown <= 0 || c.spec.process.stop_signal == SIGKILL)
-    return {};
-  return std::string(stop_timeout_reason) + ": killed after " + std::to_string(shutdown) + " ms";
+  if (!status.stop_escalated() || shutdown <= 0) return {};
+  const bool leader_killed = status.is_killed() && status.signal() == SIGKILL;
+  return std::string(stop_timeout_reason) + (leader_killed ? ": killed after " : ": its process group killed after ") +
+         std::to_string(shutdown) + " ms";
 }
 
 process_spec worker_spec(const child& c) {
