@@ -59,14 +59,21 @@ ctl_result run_ctl(const std::string& socket, const std::vector<std::string>& ar
   return r;
 }
 
-ctl_stream::ctl_stream(const std::string& socket, const std::vector<std::string>& args) {
+ctl_stream::ctl_stream(const std::string& socket, const std::vector<std::string>& args)
+    : ctl_stream([&] {
+        std::vector<std::string> all{"--socket", socket};
+        all.insert(all.end(), args.begin(), args.end());
+        return all;
+      }()) {}
+
+ctl_stream::ctl_stream(const std::vector<std::string>& ctl_args) {
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) throw std::system_error(errno, std::system_category(), "pipe2");
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  std::vector<std::string> argv{pkit_binary(), "ctl", "--socket", socket};
-  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<std::string> argv{pkit_binary(), "ctl"};
+  argv.insert(argv.end(), ctl_args.begin(), ctl_args.end());
   std::vector<char*> av;
   for (auto& a : argv) av.push_back(a.data());
   av.push_back(nullptr);

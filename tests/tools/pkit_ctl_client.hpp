@@ -33,6 +33,8 @@ ctl_result run_ctl(const std::string& socket, const std::vector<std::string>& ar
 class ctl_stream {
 public:
   ctl_stream(const std::string& socket, const std::vector<std::string>& args);
+  /// `pkit ctl ARGS...` as given (e.g. --host and its TLS flags).
+  explicit ctl_stream(const std::vector<std::string>& ctl_args);
   ~ctl_stream();
   ctl_stream(const ctl_stream&) = delete;
   ctl_stream& operator=(const ctl_stream&) = delete;

@@ -2,7 +2,7 @@
 // and control_tls (certificates made by tools/make-certs.sh), driven by the real
 // `pkit ctl --host` binary: the commands and exit codes of the socket, the clients that
 // must be refused (no certificate, another CA's, a node's) while pkit run serves on, and
-// the streams refused with a clear message. Synchronised on pkit run's lines, replies and
+// the event stream followed over the network. Synchronised on pkit run's lines, replies and
 // /proc, with deadlines.
 
 #define BOOST_TEST_MODULE pkit_ctl_host
@@ -221,13 +221,35 @@ BOOST_AUTO_TEST_CASE(a_node_s_certificate_cannot_control) {
   h.serves_on();
 }
 
-BOOST_AUTO_TEST_CASE(events_and_tail_over_host_are_refused_with_a_clear_message) {
+// Streams over --host are pulled by the client (remote_control.hpp): events as the socket
+// shows them, tail refused by the daemon itself when the program does not log.
+BOOST_AUTO_TEST_CASE(events_follow_over_host_and_tail_reaches_the_daemon) {
   host_run h;
-  for (const auto& args : std::vector<std::vector<std::string>>{{"events"}, {"tail", "sl"}}) {
-    auto r = h.ctl(args);
-    BOOST_TEST(r.code == 1, args.front() << ": " << r.code);
-    BOOST_TEST(r.err.find("`" + args.front() + "` is a stream, not served over the network") != std::string::npos, r.err);
+  std::vector<std::string> args{"--host", "127.0.0.1:" + h.port, "--timeout", "15000"};
+  const auto ops = h.c.ops();
+  args.insert(args.end(), ops.begin(), ops.end());
+  auto events_args = args;
+  events_args.insert(events_args.end(), {"events", "--json"});
+  ctl_stream events(events_args);
+  // The stream opens at some point after the client starts: restart until it shows one
+  // (each restart is an event; none is missed once it is open).
+  std::optional<json> seen;
+  for (int round = 0; round < 20 && !seen; ++round) {
+    BOOST_REQUIRE(h.t.ctl({"restart", "sl"}).code == 0);
+    while (auto line = events.next_line(std::chrono::milliseconds(round < 19 ? 1000 : 10000))) {
+      auto j = json::parse(*line, nullptr, false);
+      if (j.is_object() && j.value("program", "") == "sl" && j.value("event", "") == "ready") {
+        seen = j;
+        break;
+      }
+    }
   }
+  BOOST_REQUIRE_MESSAGE(seen, "events over --host showed no ready of sl");
+  BOOST_TEST(seen->value("pid", 0) > 0);
+  BOOST_TEST(events.stop(SIGTERM) != -1, "the client ends on SIGTERM");
+  auto tail = h.ctl({"tail", "sl"});
+  BOOST_TEST(tail.code == 1, tail.code);
+  BOOST_TEST(tail.err.find("does not log") != std::string::npos, tail.err);
   h.serves_on();
 }
 

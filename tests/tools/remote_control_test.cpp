@@ -1,13 +1,23 @@
 // The remote control endpoint alone (remote_control_server + remote_control_client, plain
 // BASP on 127.0.0.1, in this process) against a handler that blocks on demand: the bound
 // on requests in flight ("busy"), the bound on a request's size, the protocol's checks
-// before the handler, streams refused, a throwing handler, an address refused.
+// before the handler, a throwing handler, an address refused; and streams pulled over it
+// (items in order, the daemon's end, pkit run's stop, a client that falls behind, a
+// session only its opener may pull, the daemon's stream closed once its client is gone).
 
 #define BOOST_TEST_MODULE remote_control
 #include <boost/test/unit_test.hpp>
 
+#include <pkit/tool/remote_control.hpp>
 #include <pkit/tool/remote_control_client.hpp>
 #include <pkit/tool/remote_control_server.hpp>
+
+#include <pkit/net/link_setup.hpp>
+#include <pkit/net/tls_snapshot.hpp>
+
+#include <caf/actor_system.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
 
 #include <atomic>
 #include <condition_variable>
@@ -35,10 +45,28 @@ public:
     if (command == "reload") throw std::runtime_error("boom");
     return control_reply::success({{"command", command}});
   }
-  std::unique_ptr<pkit::tool::control_stream> open_stream(const std::string&, const json&, sink,
+  /// A stream whose items the test pushes (push()); "tail" of "missing" is refused as the
+  /// daemon refuses a program that does not log.
+  std::unique_ptr<pkit::tool::control_stream> open_stream(const std::string& command, const json& args, sink to,
                                                            control_reply& error) override {
-    error = control_reply::failure("internal", "a stream reached the handler");
-    return nullptr;
+    if (command == "tail" && args.value("name", "") == "missing") {
+      error = control_reply::failure("not_captured", "'missing' does not log");
+      return nullptr;
+    }
+    std::lock_guard lock(m_);
+    sink_ = std::move(to);
+    ++open_streams_;
+    cv_.notify_all();
+    return std::make_unique<counted_stream>(*this);
+  }
+  /// Calls the open stream's sink (as the daemon does, on its own thread).
+  bool push(const json& item) {
+    std::lock_guard lock(m_);  // the daemon's lock, held while sinks run
+    return sink_ && sink_(item);
+  }
+  bool wait_streams(int n) {
+    std::unique_lock lock(m_);
+    return cv_.wait_for(lock, 20s, [&] { return open_streams_ == n; });
   }
   void close() {
     std::lock_guard lock(m_);
@@ -59,8 +87,20 @@ public:
   }
 
 private:
+  struct counted_stream : pkit::tool::control_stream {
+    gated_handler& h;
+    explicit counted_stream(gated_handler& handler) : h(handler) {}
+    ~counted_stream() override {
+      std::lock_guard lock(h.m_);
+      h.sink_ = nullptr;
+      --h.open_streams_;
+      h.cv_.notify_all();
+    }
+  };
   std::mutex m_;
   std::condition_variable cv_;
+  sink sink_;
+  int open_streams_ = 0;
   bool open_ = true;
   int waiting_ = 0;
   int calls_ = 0;
@@ -89,17 +129,15 @@ BOOST_AUTO_TEST_CASE(a_request_reaches_the_handler_and_its_reply_comes_back) {
   BOOST_TEST(r.result.value("protocol", 0) == 1);
 }
 
-BOOST_AUTO_TEST_CASE(the_socket_s_checks_come_first_and_streams_are_refused) {
+BOOST_AUTO_TEST_CASE(the_socket_s_checks_come_first) {
   endpoint e;
   auto r = e.ask("stop", json::object());  // "names" is required
   BOOST_TEST(!r.ok);
   BOOST_TEST(r.code == "bad_request");
   r = e.ask("frobnicate");
   BOOST_TEST(r.code == "unknown_command");
-  for (const std::string stream : {"events", "tail"}) {
-    r = e.ask(stream, stream == "tail" ? json{{"name", "x"}} : json::object());
-    BOOST_TEST(r.code == "stream_not_remote", stream << ": " << r.code << " " << r.message);
-  }
+  r = e.ask("tail", json::object());  // "name" is required
+  BOOST_TEST(r.code == "bad_request");
   BOOST_TEST(e.handler.calls() == 0, "nothing of that reached the handler");
   r = e.ask("reload");
   BOOST_TEST(r.code == "internal");
@@ -146,4 +184,157 @@ BOOST_AUTO_TEST_CASE(nothing_listening_is_no_server) {
   } catch (const pkit::tool::control_client_error& err) {
     BOOST_TEST((err.what_kind() == pkit::tool::control_client_error::kind::no_server), err.what());
   }
+}
+
+// -- streams ----------------------------------------------------------------------------------
+
+namespace {
+
+/// Follows a stream on a thread of its own: items collected, until on_item says stop
+/// (`stop_after` items) or the stream ends. `hold` blocks on_item's first call until set.
+struct follower {
+  pkit::tool::remote_control_client client;
+  std::mutex m;
+  std::condition_variable cv;
+  std::vector<json> items;
+  bool entered = false;
+  std::atomic<bool> hold{false};
+  std::future<control_reply> done;
+
+  follower(std::uint16_t port, const std::string& command, json args, std::size_t stop_after = 0)
+      : client("127.0.0.1", port, std::nullopt, 20s) {
+    done = std::async(std::launch::async, [this, command, args, stop_after] {
+      return client.stream(command, args, [this, stop_after](const json& item) {
+        {
+          std::lock_guard lock(m);
+          entered = true;
+          cv.notify_all();
+        }
+        while (hold.load()) std::this_thread::yield();
+        std::lock_guard lock(m);
+        items.push_back(item);
+        cv.notify_all();
+        return stop_after == 0 || items.size() < stop_after;
+      }, 20s);
+    });
+  }
+  bool wait_entered() {
+    std::unique_lock lock(m);
+    return cv.wait_for(lock, 20s, [&] { return entered; });
+  }
+  control_reply result() {
+    BOOST_REQUIRE(done.wait_for(30s) == std::future_status::ready);
+    return done.get();
+  }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_stream_is_pulled_in_order_and_its_daemon_stream_closes_when_the_client_goes) {
+  endpoint e;
+  {
+    follower f(e.server.port(), "events", json::object(), 3);
+    BOOST_REQUIRE(e.handler.wait_streams(1));
+    for (int n = 1; n <= 3; ++n) BOOST_TEST(e.handler.push(json{{"n", n}}));
+    const auto r = f.result();
+    BOOST_TEST(r.ok);
+    BOOST_TEST(r.result.value("end", "") == "stopped");
+    BOOST_TEST(r.result.value("stream", "") == "events");
+    BOOST_TEST((f.items == std::vector<json>{{{"n", 1}}, {{"n", 2}}, {{"n", 3}}}));
+    BOOST_TEST(e.handler.wait_streams(1), "still open while its client is connected");
+  }
+  // The client's link is gone: its session ends and the daemon's stream is closed.
+  BOOST_TEST(e.handler.wait_streams(0), "the daemon's stream outlived its client");
+  BOOST_TEST(e.ask("status").ok, "the endpoint serves on");
+}
+
+BOOST_AUTO_TEST_CASE(the_daemon_ends_a_stream_and_refuses_one_with_its_own_error) {
+  endpoint e;
+  follower f(e.server.port(), "tail", json{{"name", "web"}});
+  BOOST_REQUIRE(e.handler.wait_streams(1));
+  BOOST_TEST(e.handler.push(json{{"line", "hello"}}));
+  e.handler.push(nullptr);  // the program was removed
+  const auto r = f.result();
+  BOOST_TEST(r.result.value("end", "") == "ended");
+  BOOST_TEST(f.items.size() == 1u);
+  BOOST_TEST(e.handler.wait_streams(0));
+  pkit::tool::remote_control_client c("127.0.0.1", e.server.port(), std::nullopt, 20s);
+  const auto refused = c.stream("tail", json{{"name", "missing"}}, [](const json&) { return true; }, 20s);
+  BOOST_TEST(!refused.ok);
+  BOOST_TEST(refused.code == "not_captured", refused.code << " " << refused.message);
+}
+
+BOOST_AUTO_TEST_CASE(stopping_the_endpoint_ends_its_streams_with_shutdown) {
+  endpoint e;
+  follower f(e.server.port(), "events", json::object());
+  BOOST_REQUIRE(e.handler.wait_streams(1));
+  e.server.stop();  // returns with the daemon's stream closed
+  BOOST_TEST(e.handler.wait_streams(0));
+  const auto r = f.result();
+  const std::string end = r.result.value("end", "");
+  BOOST_TEST((end == "shutdown" || end == "closed"), end);
+}
+
+BOOST_AUTO_TEST_CASE(a_client_that_falls_behind_loses_its_stream_not_pkit_runs_memory) {
+  endpoint e;
+  follower f(e.server.port(), "events", json::object());
+  f.hold = true;  // the client's first item blocks it: it pulls nothing more
+  BOOST_REQUIRE(e.handler.wait_streams(1));
+  BOOST_TEST(e.handler.push(json{{"n", 0}}));
+  BOOST_REQUIRE(f.wait_entered());
+  const std::string kb(1024, 'x');
+  bool go_on = true;
+  int pushed = 0;
+  for (; go_on && pushed < 8 * 1024; ++pushed) go_on = e.handler.push(json{{"pad", kb}});
+  BOOST_TEST(!go_on, "the sink said stop after " << pushed << " KiB");
+  BOOST_TEST(pushed < 4 * 1024 + 16, "bounded near 4 MiB: " << pushed << " KiB");
+  f.hold = false;
+  const auto r = f.result();
+  BOOST_TEST(r.result.value("end", "") == "overrun");
+  BOOST_TEST(e.handler.wait_streams(0), "its daemon stream closed with the session");
+}
+
+BOOST_AUTO_TEST_CASE(a_session_is_pulled_only_by_the_actor_that_opened_it) {
+  endpoint e;
+  pkit::net::tls_snapshot snapshot;
+  caf::actor_system_config cfg;
+  BOOST_REQUIRE(!pkit::net::prepare_links(cfg, nullptr, pkit::net::link_timing{}, snapshot));
+  pkit::tool::remote_control_init(cfg);
+  caf::actor_system sys{cfg};
+  caf::scoped_actor opener{sys};
+  caf::scoped_actor other{sys};
+  pkit::tool::remote_stream_actor server;
+  opener->request(sys.middleman().actor_handle(), 20s, caf::connect_atom_v, std::string("127.0.0.1"), e.server.port())
+      .receive([&](caf::node_id&, caf::strong_actor_ptr& p, std::set<std::string>&) {
+                 server = caf::actor_cast<pkit::tool::remote_stream_actor>(p);
+               },
+               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+  BOOST_REQUIRE(server);
+  std::uint64_t session = 0;
+  opener->request(server, 20s, pkit::tool::ctl_request_atom_v, std::string(R"({"id":7,"command":"events"})"))
+      .receive([&](std::string& reply) { session = json::parse(reply)["result"].value("session", std::uint64_t{0}); },
+               [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+  BOOST_REQUIRE(session != 0);
+  BOOST_REQUIRE(e.handler.wait_streams(1));
+  BOOST_TEST(e.handler.push(json{{"secret", 1}}));
+  auto pull = [&](caf::scoped_actor& who) {
+    std::vector<std::string> got;
+    who->request(server, 20s, pkit::tool::ctl_next_atom_v, session)
+        .receive([&](std::vector<std::string>& v) { got = std::move(v); },
+                 [&](caf::error& err) { BOOST_FAIL(sys.render(err)); });
+    return got;
+  };
+  const auto stolen = pull(other);
+  BOOST_REQUIRE(stolen.size() == 1u);
+  BOOST_TEST(stolen[0].find("unknown_session") != std::string::npos, stolen[0]);
+  BOOST_TEST(stolen[0].find("secret") == std::string::npos);
+  const auto mine = pull(opener);
+  BOOST_REQUIRE(mine.size() == 1u);
+  BOOST_TEST(json::parse(mine[0])["item"] == (json{{"secret", 1}}));
+  BOOST_TEST(json::parse(mine[0])["id"] == 7);
+  // The endpoint's own messages from a peer change nothing.
+  caf::anon_send(caf::actor_cast<caf::actor>(server), pkit::tool::ctl_end_all_atom_v);
+  opener->send(caf::actor_cast<caf::actor>(server), pkit::tool::ctl_end_all_atom_v);
+  BOOST_TEST(e.handler.push(json{{"after", 1}}), "the stream is still open");
+  BOOST_TEST(pull(opener).size() == 1u);
 }

@@ -45,8 +45,8 @@ struct ctl_command::transport {
   virtual ~transport() = default;
   virtual control_reply request(const std::string& command, const json& args, std::chrono::milliseconds timeout) = 0;
   virtual bool wait_closed(std::chrono::milliseconds timeout) = 0;
-  /// The socket's client (streams need it); nullptr over --host.
-  virtual control_client* local() noexcept { return nullptr; }
+  virtual control_reply stream(const std::string& command, const json& args,
+                               const std::function<bool(const json&)>& on_item, std::chrono::milliseconds timeout) = 0;
 };
 
 namespace {
@@ -58,7 +58,10 @@ struct socket_transport final : ctl_command::transport {
     return client.request(command, args, timeout);
   }
   bool wait_closed(std::chrono::milliseconds timeout) override { return client.wait_closed(timeout); }
-  control_client* local() noexcept override { return &client; }
+  control_reply stream(const std::string& command, const json& args, const std::function<bool(const json&)>& on_item,
+                       std::chrono::milliseconds timeout) override {
+    return client.stream(command, args, on_item, timeout);
+  }
 };
 
 #ifdef PKIT_HAVE_NODE
@@ -71,6 +74,10 @@ struct host_transport final : ctl_command::transport {
     return client.request(command, args, timeout);
   }
   bool wait_closed(std::chrono::milliseconds timeout) override { return client.wait_closed(timeout); }
+  control_reply stream(const std::string& command, const json& args, const std::function<bool(const json&)>& on_item,
+                       std::chrono::milliseconds timeout) override {
+    return client.stream(command, args, on_item, timeout);
+  }
 };
 #endif
 
@@ -119,13 +126,6 @@ ctl_command::transport& ctl_command::link() {
 
 control_reply ctl_command::call(const std::string& command, const json& args) {
   return link().request(command, args, std::chrono::milliseconds(opt_.timeout_ms));
-}
-
-int ctl_command::refuse_remote_stream(const std::string& command, const json& args) {
-  const auto reply = call(command, args);
-  if (!reply.ok) return fail_with(reply);
-  err_ << "pkit ctl: " << command << " is a stream: not available over --host\n";
-  return ctl_exit::failed;
 }
 
 std::filesystem::path ctl_options::socket_path() const {
@@ -276,9 +276,7 @@ int ctl_command::run_reload() {
 
 int ctl_command::run_tail() {
   const json args{{"name", opt_.names.front()}, {"stream", opt_.stream}, {"lines", opt_.lines}};
-  control_client* client = link().local();
-  if (client == nullptr) return refuse_remote_stream("tail", args);
-  const auto reply = client->stream("tail", args, [this](const json& item) {
+  const auto reply = link().stream("tail", args, [this](const json& item) {
     if (item.is_object() && item.contains("line") && item["line"].is_string())
       out_ << item["line"].get_ref<const std::string&>() << std::endl;
     return static_cast<bool>(out_);
@@ -291,9 +289,7 @@ int ctl_command::run_tail() {
 int ctl_command::run_events() {
   json args = json::object();
   if (!opt_.names.empty()) args["names"] = names_json(opt_.names);
-  control_client* client = link().local();
-  if (client == nullptr) return refuse_remote_stream("events", args);
-  const auto reply = client->stream("events", args, [this](const json& item) {
+  const auto reply = link().stream("events", args, [this](const json& item) {
     out_ << (opt_.json ? item.dump(-1, ' ', false, json::error_handler_t::replace) : format_event(item)) << std::endl;
     return static_cast<bool>(out_);
   }, std::chrono::milliseconds(opt_.timeout_ms));

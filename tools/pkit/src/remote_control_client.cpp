@@ -126,6 +126,44 @@ control_reply remote_control_client::request(const std::string& command, const j
   return decoded->reply;
 }
 
+control_reply remote_control_client::stream(const std::string& command, const json& args,
+                                            const std::function<bool(const json&)>& on_item,
+                                            std::chrono::milliseconds timeout) {
+  control_reply opened = request(command, args, timeout);
+  if (!opened.ok) return opened;
+  const auto session = opened.result.value("session", std::uint64_t{0});
+  // An endpoint that answers a stream's opening has the stream interface.
+  auto streams = caf::actor_cast<remote_stream_actor>(impl_->server);
+  // A pull is held at most about a second: waiting longer means the link is gone.
+  const auto pull_limit = std::max(timeout, std::chrono::milliseconds(5000));
+  for (;;) {
+    std::vector<std::string> got;
+    caf::error failed;
+    (*impl_->self)
+        ->request(streams, as_timespan(pull_limit), ctl_next_atom_v, session)
+        .receive([&](std::vector<std::string>& v) { got = std::move(v); },
+                 [&](caf::error& err) { failed = std::move(err); });
+    if (failed) {
+      if (failed == caf::sec::request_timeout) impl_->fail(failed, command + " at");
+      opened.result["end"] = "closed";  // the link is gone (pkit run ended, or the network)
+      return opened;
+    }
+    for (auto& line : got) {
+      std::string error;
+      auto d = decode_server_line(line, error);
+      if (!d) throw control_client_error(kind::protocol, impl_->where + ": " + error);
+      if (d->what == decoded_line::kind::end) {
+        opened.result["end"] = d->end_reason;
+        return opened;
+      }
+      if (d->what == decoded_line::kind::item && !on_item(d->item)) {
+        opened.result["end"] = "stopped";
+        return opened;
+      }
+    }
+  }
+}
+
 bool remote_control_client::wait_closed(std::chrono::milliseconds timeout) {
   auto& self = *impl_->self;
   self->monitor(impl_->server);

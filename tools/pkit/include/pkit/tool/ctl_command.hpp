@@ -79,8 +79,6 @@ private:
   std::string check_host_options() const;
   /// One request over the chosen transport (the socket, or --host).
   control_reply call(const std::string& command, const nlohmann::json& args);
-  /// A stream command over --host: sent, so that pkit run refuses it (stream_not_remote).
-  int refuse_remote_stream(const std::string& command, const nlohmann::json& args);
   transport& link();
 
   CLI::App& app_;

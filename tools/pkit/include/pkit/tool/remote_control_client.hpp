@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,6 +38,15 @@ public:
   /// As control_client::request: an error reply is returned (ok == false); a broken
   /// link, a timeout or a reply that is not the protocol throws control_client_error.
   control_reply request(const std::string& command, const nlohmann::json& args, std::chrono::milliseconds timeout);
+
+  /// As control_client::stream (`events`, `tail`): opens the stream, then pulls its lines
+  /// (remote_control.hpp) and hands each item to `on_item` until it returns false, the
+  /// server ends the stream (its reason in result "end": "ended", "shutdown", "overrun",
+  /// "unknown_session") or the link is lost ("closed"). `timeout` bounds the opening reply
+  /// and each pull (a pull is answered within about a second). Throws control_client_error.
+  control_reply stream(const std::string& command, const nlohmann::json& args,
+                       const std::function<bool(const nlohmann::json& item)>& on_item,
+                       std::chrono::milliseconds timeout);
 
   /// Waits until pkit run's end closes the link (after `shutdown`); false when `timeout`
   /// passed first (negative: wait for ever).
