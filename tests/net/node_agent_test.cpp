@@ -43,7 +43,7 @@ BOOST_AUTO_TEST_CASE(a_spawned_child_runs_stops_and_reports_to_its_relay) {
   auto relay = t.make_relay(self);
   auto proc = t.spawn(self, "sleeper", sleep_spec(), relay);
   BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
-  auto pid = t.start(self, *proc);
+  auto pid = t.first_pid(*proc);
   BOOST_TEST_REQUIRE(pid > 0);
   BOOST_TEST(::kill(pid, 0) == 0);
   BOOST_TEST(pkit_test_proc::is_running(pid));
@@ -163,7 +163,7 @@ BOOST_AUTO_TEST_CASE(the_node_stops_the_children_of_a_relay_that_dies) {
   for (const char* id : {"one", "two", "other"}) {
     auto proc = t.spawn(self, id, sleep_spec(id), std::string{id} == "other" ? other_relay : relay);
     BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
-    pids.push_back(t.start(self, *proc));
+    pids.push_back(t.first_pid(*proc));
     BOOST_TEST_REQUIRE(pids.back() > 0);
     procs.push_back(*proc);
   }
@@ -201,7 +201,7 @@ BOOST_AUTO_TEST_CASE(the_node_stops_the_children_of_a_controller_that_falls_sile
   auto relay = t.make_relay(self);
   auto proc = t.spawn(self, "sleeper", sleep_spec(), relay);
   BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
-  auto pid = t.start(self, *proc);
+  auto pid = t.first_pid(*proc);
   BOOST_TEST_REQUIRE(pid > 0);
   self->monitor(*proc);
   // The controller sees the node lost too.
@@ -221,7 +221,7 @@ BOOST_AUTO_TEST_CASE(an_agent_that_ends_takes_its_children_with_it) {
   auto relay = t.make_relay(self);
   auto proc = t.spawn(self, "sleeper", sleep_spec(), relay);
   BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
-  auto pid = t.start(self, *proc);
+  auto pid = t.first_pid(*proc);
   BOOST_TEST_REQUIRE(pid > 0);
   self->monitor(*proc);
   caf::anon_send_exit(t.agent, caf::exit_reason::user_shutdown);
@@ -241,7 +241,7 @@ BOOST_AUTO_TEST_CASE(two_systems_leave_no_descriptor_behind) {
     auto relay = t.make_relay(self);
     auto proc = t.spawn(self, "sleeper", sleep_spec(), relay);
     BOOST_TEST_REQUIRE(static_cast<bool>(proc));
-    auto pid = t.start(self, *proc);
+    auto pid = t.first_pid(*proc);
     BOOST_TEST_REQUIRE(pid > 0);
     self->request(*proc, deadline, pkit::actors::stop_atom_v)
         .receive([](pkit::exit_status&) {}, [&](caf::error& e) { BOOST_TEST_ERROR(t.controller.sys->render(e)); });

@@ -106,12 +106,17 @@ caf::actor connector(self_pointer self) {
   return caf::actor_cast<caf::actor>(sys.middleman().actor_handle());
 }
 
-void say_hello(self_pointer self, const std::string& name, node_actor agent) {
+// `usable`: the agent publishes this version's node_actor. One that does not is only said
+// hello to for its refusal, which names both versions (node_protocol_mismatch).
+void say_hello(self_pointer self, const std::string& name, node_actor agent, bool usable = true) {
   self->request(agent, self->state.timing.connect_timeout, node_hello_atom_v, node_protocol_version)
       .then(
-          [self, name, agent](node_info& info) {
+          [self, name, agent, usable](node_info& info) {
             node_entry* n = self->state.find(name);
             if (n == nullptr || n->health != node_health::connecting) return;
+            if (!usable)
+              return mark_down(self, *n, "the actor at its port says hello but does not publish the node interface of protocol " +
+                                             std::to_string(node_protocol_version));
             // An agent that answers hello with another protocol than it was asked for is
             // not one this controller can drive (the agent refuses a mismatch itself; a
             // node that answers anyway is lying or broken).
@@ -140,9 +145,12 @@ void ensure_connected(self_pointer self, node_entry& n, connected_fn then) {
             node_entry* n = self->state.find(name);
             if (n == nullptr || n->health != node_health::connecting) return;
             if (!ptr) return mark_down(self, *n, "no actor published at its port");
-            if (!self->system().assignable<node_actor>(ifs))
-              return mark_down(self, *n, "the actor at its port is not a pkit node agent");
-            say_hello(self, name, caf::actor_cast<node_actor>(ptr));
+            if (self->system().assignable<node_actor>(ifs))
+              return say_hello(self, name, caf::actor_cast<node_actor>(ptr));
+            // Another version's node still answers hello: it names the mismatch.
+            if (self->system().assignable<node_hello_actor>(ifs))
+              return say_hello(self, name, caf::actor_cast<node_actor>(ptr), false);
+            mark_down(self, *n, "the actor at its port is not a pkit node agent");
           },
           [self, name](caf::error& err) {
             if (node_entry* n = self->state.find(name); n != nullptr && n->health == node_health::connecting)
