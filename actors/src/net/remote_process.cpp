@@ -51,7 +51,9 @@ struct relay_state {
   process_actor remote;  // the process actor there; empty until placed, and once lost
   caf::actor observer_there;  // what the node reports to for this placement (attempt_impl)
   bool placing = false;
-  bool abandoned = false;  // stopped while being placed: the placement's result is dropped
+  bool abandoned = false;  // stopped while acquiring a node: the acquisition's result is dropped
+  std::uint64_t spawn_key = 0;  // the spawn under way (its on_lost key), 0 when none
+  caf::typed_response_promise<std::int32_t> spawn_rp;  // the start it answers
   // Reports that came while the spawn's answer was still on its way (the node starts the
   // child before it answers; the reports take another path), with their sender: replayed,
   // those of the process actor the answer names only. Only the first run's started,
@@ -208,6 +210,7 @@ void end_attempt(self_pointer self) {
 void placement_over(self_pointer self) {
   auto& st = self->state;
   st.placing = false;
+  st.spawn_key = 0;
   st.early.clear();
   st.early_overflow = false;
   if (st.agent) self->demonitor(st.agent.address());
@@ -235,19 +238,17 @@ void placed_at(self_pointer self, const dir_placed& placed, caf::typed_response_
   // machine's actors (the relay itself: a message loop; another child's relay: requests
   // meant for one child reach another) is treated as lost — and never sent an exit.
   if (!remote || remote.node() != placed.agent.node() || remote.node() == self->node()) {
-    st.abandoned = false;
     end_attempt(self);
     pkit::actors::detail::anon_send_from(self, st.directory, dir_lost{placed.name, placed.agent.address()});
     rp.deliver(caf::make_error(actor_error::node_unreachable,
                                "node '" + placed.name + "' answered the spawn with an actor not its own"));
     return;
   }
-  if (std::exchange(st.abandoned, false) || overflow) {
+  if (overflow) {
     caf::anon_send_exit(remote, caf::exit_reason::user_shutdown);
     end_attempt(self);
     rp.deliver(caf::make_error(actor_error::start_failed,
-                               "'" + st.id + (overflow ? "': node '" + placed.name + "' sent more reports than one run has"
-                                                       : "' was stopped while being placed")));
+                               "'" + st.id + "': node '" + placed.name + "' sent more reports than one run has"));
     return;
   }
   st.remote = std::move(remote);
@@ -274,10 +275,6 @@ void not_placed_at(self_pointer self, const dir_placed& placed, caf::typed_respo
   placement_over(self);
   end_attempt(self);  // whatever the node spawned for it ends there (review 11 #13)
   st.agent = nullptr;
-  if (std::exchange(st.abandoned, false)) {
-    rp.deliver(caf::make_error(actor_error::start_failed, "'" + st.id + "' was stopped while being placed"));
-    return;
-  }
   if (auto refusal = net_error_of(err)) {
     rp.deliver(caf::make_error(actor_error::start_failed,
                                "node '" + placed.name + "' refused '" + st.id + "': " + refusal->peer_message()));
@@ -305,10 +302,18 @@ void spawn_on(self_pointer self, dir_placed placed, caf::typed_response_promise<
   self->monitor(st.agent);
   const std::uint64_t key = ++st.next_key;
   st.on_lost.emplace(key, [self, rp]() mutable { rp.deliver(node_down(self->state, "lost while starting")); });
+  st.spawn_key = key;
+  st.spawn_rp = rp;
   self->request(placed.agent, spawn_bound(st), node_spawn_atom_v, st.id, st.spec, st.observer_there)
       .then(
           [self, placed, rp, key](process_actor& remote, std::int32_t pid) mutable {
-            if (self->state.on_lost.erase(key) == 0) return;  // lost meanwhile: answered
+            if (self->state.on_lost.erase(key) == 0) {
+              // Given up (a stop) or lost meanwhile, and answered: its observer is gone,
+              // so the node ends it anyway; at once if it is truly that node's.
+              if (remote && remote.node() == placed.agent.node() && remote.node() != self->node())
+                caf::anon_send_exit(remote, caf::exit_reason::user_shutdown);
+              return;
+            }
             placed_at(self, placed, std::move(rp), std::move(remote), pid);
           },
           [self, placed, rp, key](caf::error& err) mutable {
@@ -373,10 +378,15 @@ void take_report(self_pointer self, bool before_reply, std::function<void()> run
 caf::error not_placed(self_pointer self) {
   auto& st = self->state;
   // A stop of a start still placing its child: the child must not appear afterwards. A
-  // spawn under way is given up at once: the node ends what it spawned for it.
-  if (st.placing) {
-    st.abandoned = true;
+  // spawn under way is given up at once — the node ends what it spawned for it, the start
+  // fails now; an acquisition of a node, when it ends.
+  if (st.placing && st.spawn_key != 0 && st.on_lost.erase(st.spawn_key) != 0) {
+    auto rp = st.spawn_rp;
+    placement_over(self);
     end_attempt(self);
+    rp.deliver(caf::make_error(actor_error::start_failed, "'" + st.id + "' was stopped while being placed"));
+  } else if (st.placing) {
+    st.abandoned = true;
   }
   return caf::make_error(actor_error::not_started, "'" + st.id + "' runs on no node");
 }
