@@ -273,3 +273,23 @@ BOOST_AUTO_TEST_CASE(a_node_of_the_previous_protocol_is_named_as_such) {
   caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(old, caf::exit_reason::user_shutdown);
 }
+
+BOOST_AUTO_TEST_CASE(the_start_bound_is_placing_then_spawn_with_the_ready_timeout) {
+  // Review 11 #12: what a supervisor's limit on a remote start must derive from.
+  net_system sys{fast_link};
+  pkit::net::placement_timing timing;
+  timing.connect_timeout = 2s;
+  timing.spawn_timeout = 1s;
+  timing.request_margin = 3s;
+  pkit::net::node_directory dir(*sys.sys, timing);
+  process_spec plain = sleep_spec("p");
+  BOOST_TEST(pkit::net::placing_bound(timing, 3).count() == (3 * 2 * 2000 + 3000));
+  BOOST_TEST(dir.start_bound(3, plain).value_or(0ms).count() == (3 * 2 * 2000 + 3000) + (1000 + 3000));
+  process_spec notifies = plain;
+  notifies.notify_fd = 3;
+  notifies.ready_timeout_ms = 4000;
+  BOOST_TEST(dir.start_bound(1, notifies).value_or(0ms).count() == (2 * 2000 + 3000) + (1000 + 4000 + 3000));
+  notifies.ready_timeout_ms = -1;
+  BOOST_TEST(!dir.start_bound(1, notifies).has_value());
+  dir.shutdown();
+}

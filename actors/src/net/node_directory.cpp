@@ -290,6 +290,24 @@ pkit::actors::process_actor node_directory::spawn_remote(caf::actor_system& syst
   return detail::spawn_relay(system, actor_, timing_, nodes, std::move(spec), std::move(observer));
 }
 
+std::chrono::milliseconds placing_bound(const placement_timing& timing, std::size_t nodes) {
+  return 2 * timing.connect_timeout * static_cast<long>(nodes) + timing.request_margin;
+}
+
+std::optional<std::chrono::milliseconds> spawn_bound(const placement_timing& timing,
+                                                     const pkit::actors::process_spec& spec) {
+  const bool waits = spec.notify_fd >= 0 || spec.notify_socket;
+  if (waits && spec.ready_timeout_ms < 0) return std::nullopt;
+  return timing.spawn_timeout + std::chrono::milliseconds(waits ? spec.ready_timeout_ms : 0) + timing.request_margin;
+}
+
+std::optional<std::chrono::milliseconds> node_directory::start_bound(std::size_t nodes,
+                                                                     const pkit::actors::process_spec& spec) const {
+  auto spawn = spawn_bound(timing_, spec);
+  if (!spawn) return std::nullopt;
+  return placing_bound(timing_, nodes) + *spawn;
+}
+
 std::vector<node_status> node_directory::status(std::chrono::milliseconds timeout) const {
   std::vector<node_status> out;
   caf::scoped_actor self{sys_};

@@ -13,7 +13,6 @@
 
 #include <caf/actor_cast.hpp>
 #include <caf/actor_registry.hpp>
-#include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
@@ -176,28 +175,6 @@ std::function<void(caf::typed_response_promise<exit_status>&)> lost_status() {
   return [](caf::typed_response_promise<exit_status>& rp) { rp.deliver(exit_status::lost()); };
 }
 
-// The observer a placement names to the node: it passes the remote process actor's
-// reports on to the relay, their sender kept (the relay checks it). An actor of its own,
-// one per placement, so that giving up on a spawn (no answer in time, a stop while
-// placing) ends what the node spawned for it — the node's agent stops the children of an
-// observer that goes down — while the relay lives on for the next attempt (review 11
-// #13). It ends with the relay; it takes no requests (a node's relay check gets a
-// refusal: an answer all the same).
-caf::behavior attempt_impl(caf::event_based_actor* self, caf::actor_addr relay) {
-  self->monitor(caf::actor_cast<caf::actor>(relay));
-  self->set_down_handler([self](caf::down_msg&) { self->quit(); });
-  auto pass = [self, relay](auto... xs) {
-    auto to = caf::actor_cast<caf::actor>(relay);
-    if (to && self->current_sender()) caf::send_as(caf::actor_cast<caf::actor>(self->current_sender()), to, xs...);
-  };
-  return {
-      [pass](child_started_atom a, std::string& id, std::uint64_t inc, std::int32_t pid) { pass(a, id, inc, pid); },
-      [pass](child_ready_atom a, std::string& id, std::uint64_t inc, std::int32_t pid) { pass(a, id, inc, pid); },
-      [pass](child_exited_atom a, std::string& id, std::uint64_t inc, exit_status x) { pass(a, id, inc, x); },
-      [](status_atom) -> caf::result<process_info> { return not_allowed(); },
-  };
-}
-
 // Ends the current placement's observer: the node ends what it spawned for it.
 void end_attempt(self_pointer self) {
   auto& st = self->state;
@@ -216,15 +193,11 @@ void placement_over(self_pointer self) {
   if (st.agent) self->demonitor(st.agent.address());
 }
 
-// What a spawn's answer may take: the agent's answer to the spawn, plus the first start
-// as a forwarded start is bounded (its ready timeout plus the margin); none when the spec
-// waits for readiness for ever (a lost node still ends the wait: the agent is monitored).
-caf::duration spawn_bound(const relay_state& st) {
-  const process_spec& p = st.spec;
-  const bool waits = p.notify_fd >= 0 || p.notify_socket;
-  if (waits && p.ready_timeout_ms < 0) return caf::duration{caf::infinite};
-  return caf::duration{st.timing.spawn_timeout + std::chrono::milliseconds(waits ? p.ready_timeout_ms : 0) +
-                       st.timing.request_margin};
+// What a spawn's answer may take (node_directory.hpp): none for a spec that waits for
+// readiness for ever — a lost node still ends the wait: the agent is monitored.
+caf::duration spawn_timeout(const relay_state& st) {
+  auto bound = spawn_bound(st.timing, st.spec);
+  return bound ? caf::duration{*bound} : caf::duration{caf::infinite};
 }
 
 // The spawn was answered with `remote` started as `pid`.
@@ -297,14 +270,14 @@ void spawn_on(self_pointer self, dir_placed placed, caf::typed_response_promise<
   auto& st = self->state;
   st.node = placed.name;
   st.agent = placed.agent;
-  st.observer_there = self->spawn(attempt_impl, self->address());
+  st.observer_there = spawn_placement_observer(self->system(), self->address());
   // A node lost before it answers: node_down (the child may run there already).
   self->monitor(st.agent);
   const std::uint64_t key = ++st.next_key;
   st.on_lost.emplace(key, [self, rp]() mutable { rp.deliver(node_down(self->state, "lost while starting")); });
   st.spawn_key = key;
   st.spawn_rp = rp;
-  self->request(placed.agent, spawn_bound(st), node_spawn_atom_v, st.id, st.spec, st.observer_there)
+  self->request(placed.agent, spawn_timeout(st), node_spawn_atom_v, st.id, st.spec, st.observer_there)
       .then(
           [self, placed, rp, key](process_actor& remote, std::int32_t pid) mutable {
             if (self->state.on_lost.erase(key) == 0) {
@@ -322,19 +295,13 @@ void spawn_on(self_pointer self, dir_placed placed, caf::typed_response_promise<
           });
 }
 
-// How long the directory may take: per listed node a connect and a hello.
-caf::duration acquire_timeout(const relay_state& st) {
-  const auto per_node = 2 * st.timing.connect_timeout;
-  return caf::duration{per_node * static_cast<long>(st.nodes.size()) + st.timing.request_margin};
-}
-
 caf::result<std::int32_t> start(self_pointer self) {
   auto& st = self->state;
   auto rp = self->make_response_promise<std::int32_t>();
   if (st.remote) return forward_start(self, std::move(rp));
   if (st.placing) return caf::make_error(actor_error::already_running, "'" + st.id + "' is being placed on a node");
   st.placing = true;
-  self->request(st.directory, acquire_timeout(st), dir_acquire{st.nodes})
+  self->request(st.directory, caf::duration{placing_bound(st.timing, st.nodes.size())}, dir_acquire{st.nodes})
       .then(
           [self, rp](dir_placed& placed) mutable {
             if (std::exchange(self->state.abandoned, false)) {

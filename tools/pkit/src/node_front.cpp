@@ -13,7 +13,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <map>
+#include <utility>
+#include <vector>
 
 namespace pkit::tool {
 
