@@ -284,12 +284,12 @@ BOOST_AUTO_TEST_CASE(the_start_bound_is_placing_then_spawn_with_the_ready_timeou
   pkit::net::node_directory dir(*sys.sys, timing);
   process_spec plain = sleep_spec("p");
   BOOST_TEST(pkit::net::placing_bound(timing, 3).count() == (3 * 2 * 2000 + 3000));
-  BOOST_TEST(dir.start_bound(3, plain).value_or(0ms).count() == (3 * 2 * 2000 + 3000) + (1000 + 3000));
+  BOOST_TEST(dir.start_bound({"a", "b", "c"}, plain).value_or(0ms).count() == (3 * 2 * 2000 + 3000) + (1000 + 3000));
   process_spec notifies = plain;
   notifies.notify_fd = 3;
   notifies.ready_timeout_ms = 4000;
-  BOOST_TEST(dir.start_bound(1, notifies).value_or(0ms).count() == (2 * 2000 + 3000) + (1000 + 4000 + 3000));
+  BOOST_TEST(dir.start_bound({"a"}, notifies).value_or(0ms).count() == (2 * 2000 + 3000) + (1000 + 4000 + 3000));
   notifies.ready_timeout_ms = -1;
-  BOOST_TEST(!dir.start_bound(1, notifies).has_value());
+  BOOST_TEST(!dir.start_bound({"a"}, notifies).has_value());
   dir.shutdown();
 }

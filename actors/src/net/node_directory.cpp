@@ -301,11 +301,11 @@ std::optional<std::chrono::milliseconds> spawn_bound(const placement_timing& tim
   return timing.spawn_timeout + std::chrono::milliseconds(waits ? spec.ready_timeout_ms : 0) + timing.request_margin;
 }
 
-std::optional<std::chrono::milliseconds> node_directory::start_bound(std::size_t nodes,
+std::optional<std::chrono::milliseconds> node_directory::start_bound(const std::vector<std::string>& nodes,
                                                                      const pkit::actors::process_spec& spec) const {
   auto spawn = spawn_bound(timing_, spec);
   if (!spawn) return std::nullopt;
-  return placing_bound(timing_, nodes) + *spawn;
+  return placing_bound(timing_, nodes.size()) + *spawn;
 }
 
 std::vector<node_status> node_directory::status(std::chrono::milliseconds timeout) const {

@@ -122,7 +122,7 @@ public:
   /// start: placing_bound + spawn_bound; nullopt when the spec waits for readiness for
   /// ever. A supervisor's own limit on a remote start must be derived from it (a shorter
   /// one discards a relay whose placement is still within its bounds). Thread-safe.
-  std::optional<std::chrono::milliseconds> start_bound(std::size_t nodes,
+  std::optional<std::chrono::milliseconds> start_bound(const std::vector<std::string>& nodes,
                                                        const pkit::actors::process_spec& spec) const;
 
   /// Every added node's health, in the order added; empty if the directory did not
