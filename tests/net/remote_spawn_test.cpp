@@ -1,8 +1,9 @@
 // The relay's one-round-trip placement (issue 11): the node's spawn starts the child and
 // answers (actor, pid). Reports that race the answer reach the observer in order; a spawn
 // the relay gives up on (no answer in time, a stop while placing) has what the node
-// spawned for it ended there (review 11 #13: the observer it named goes down); a node of
-// the previous protocol is named as such. Fake nodes are typed actors of a system of
+// spawned for it ended there (review 11 #13: the observer it named goes down); a node lost
+// before it answers is node_down at once; a node of the previous protocol is named as
+// such; the start's bound (review 11 #12). Fake nodes are typed actors of a system of
 // their own, published on 127.0.0.1; every wait is on an event, bounded by a deadline.
 
 #include <boost/test/unit_test.hpp>
@@ -224,6 +225,26 @@ BOOST_AUTO_TEST_CASE(a_stop_while_placing_ends_the_observer_on_the_node_at_once)
   pending.receive([](std::int32_t) {}, [&](caf::error& e) { failed = e; });
   BOOST_TEST(is_pkit_error(failed, pkit::actors::error::start_failed), ctl.sys.sys->render(failed));
   caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(a_node_lost_before_it_answers_the_spawn_is_node_down_at_once) {
+  // The child may run there already: node_down, as for a node lost under a start, and
+  // well before the spawn's own bound (40 s).
+  mute_side node;
+  quick_controller ctl{20s};
+  ctl.add("mute", node.port);
+  caf::scoped_actor self{*ctl.sys.sys};
+  auto relay = ctl.relay(self, "mute", sleep_spec("slow"));
+  self->monitor(relay);
+  auto pending = self->request(relay, deadline, start_atom_v);
+  BOOST_TEST_REQUIRE((node.asked->get_future().wait_for(deadline) == std::future_status::ready));
+  BOOST_TEST_REQUIRE(sever(node.port) > 0);
+  caf::error failed;
+  pending.receive([](std::int32_t) {}, [&](caf::error& e) { failed = e; });
+  BOOST_TEST(is_pkit_error(failed, pkit::actors::error::node_down), ctl.sys.sys->render(failed));
+  auto reason = wait_down(self);
+  BOOST_TEST_REQUIRE(reason.has_value());
+  BOOST_TEST(is_pkit_error(*reason, pkit::actors::error::node_down), ctl.sys.sys->render(*reason));
 }
 
 namespace {
