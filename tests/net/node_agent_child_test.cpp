@@ -72,7 +72,7 @@ BOOST_AUTO_TEST_CASE(a_remote_child_runs_as_the_node_says) {
   spec.env = {"GREETING=hi"};
   auto proc = t.spawn(self, "web-1", spec, relay);
   BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
-  auto pid = t.start(self, *proc);
+  auto pid = t.first_pid(*proc);
   BOOST_TEST_REQUIRE(pid > 0);
   BOOST_TEST_REQUIRE(runs_image(pid, "/usr/bin/sleep"));
   BOOST_TEST(environ_of(pid) ==

@@ -43,7 +43,7 @@ BOOST_AUTO_TEST_CASE(a_spawned_child_runs_stops_and_reports_to_its_relay) {
   auto relay = t.make_relay(self);
   auto proc = t.spawn(self, "sleeper", sleep_spec(), relay);
   BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
-  auto pid = t.start(self, *proc);
+  auto pid = t.first_pid(*proc);
   BOOST_TEST_REQUIRE(pid > 0);
   BOOST_TEST(::kill(pid, 0) == 0);
   BOOST_TEST(pkit_test_proc::is_running(pid));
@@ -163,7 +163,7 @@ BOOST_AUTO_TEST_CASE(the_node_stops_the_children_of_a_relay_that_dies) {
   for (const char* id : {"one", "two", "other"}) {
     auto proc = t.spawn(self, id, sleep_spec(id), std::string{id} == "other" ? other_relay : relay);
     BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
-    pids.push_back(t.start(self, *proc));
+    pids.push_back(t.first_pid(*proc));
     BOOST_TEST_REQUIRE(pids.back() > 0);
     procs.push_back(*proc);
   }
@@ -201,7 +201,7 @@ BOOST_AUTO_TEST_CASE(the_node_stops_the_children_of_a_controller_that_falls_sile
   auto relay = t.make_relay(self);
   auto proc = t.spawn(self, "sleeper", sleep_spec(), relay);
   BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
-  auto pid = t.start(self, *proc);
+  auto pid = t.first_pid(*proc);
   BOOST_TEST_REQUIRE(pid > 0);
   self->monitor(*proc);
   // The controller sees the node lost too.
@@ -221,7 +221,7 @@ BOOST_AUTO_TEST_CASE(an_agent_that_ends_takes_its_children_with_it) {
   auto relay = t.make_relay(self);
   auto proc = t.spawn(self, "sleeper", sleep_spec(), relay);
   BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
-  auto pid = t.start(self, *proc);
+  auto pid = t.first_pid(*proc);
   BOOST_TEST_REQUIRE(pid > 0);
   self->monitor(*proc);
   caf::anon_send_exit(t.agent, caf::exit_reason::user_shutdown);
@@ -241,11 +241,84 @@ BOOST_AUTO_TEST_CASE(two_systems_leave_no_descriptor_behind) {
     auto relay = t.make_relay(self);
     auto proc = t.spawn(self, "sleeper", sleep_spec(), relay);
     BOOST_TEST_REQUIRE(static_cast<bool>(proc));
-    auto pid = t.start(self, *proc);
+    auto pid = t.first_pid(*proc);
     BOOST_TEST_REQUIRE(pid > 0);
     self->request(*proc, deadline, pkit::actors::stop_atom_v)
         .receive([](pkit::exit_status&) {}, [&](caf::error& e) { BOOST_TEST_ERROR(t.controller.sys->render(e)); });
     caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
   }
   BOOST_TEST(open_fds() == before);
+}
+
+namespace {
+
+/// A spec the node starts but that never reports readiness (sleep writes nothing to fd 3).
+process_spec mute_spec(const std::string& name, std::int64_t ready_timeout_ms) {
+  process_spec spec = sleep_spec(name);
+  spec.notify_fd = 3;
+  spec.ready_timeout_ms = ready_timeout_ms;
+  return spec;
+}
+
+/// The pid of the next run the relay (forwarding to `self`) hears of; 0 if none in time.
+std::int32_t next_started(caf::scoped_actor& self) {
+  std::int32_t pid = 0;
+  self->receive([&](pkit::actors::child_started_atom, std::string&, std::uint64_t, std::int32_t p) { pid = p; },
+                caf::after(deadline) >> [] {});
+  return pid;
+}
+
+/// Asks `remote` for a spawn and sends its outcome to `sink`: ok_atom, or the error.
+caf::behavior spawn_asker(caf::event_based_actor* self, node_actor remote, caf::actor relay, process_spec spec,
+                          caf::actor sink) {
+  self->request(remote, deadline, pkit::net::node_spawn_atom_v, spec.name, spec, relay)
+      .then([self, sink](process_actor&, std::int32_t) { self->send(sink, caf::ok_atom_v); self->quit(); },
+            [self, sink](caf::error& e) { self->send(sink, e); self->quit(); });
+  return {[](caf::ok_atom) {}};
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_first_start_that_fails_answers_its_error_and_leaves_nothing) {
+  // One slot: a failed start must free it before the answer, and stop what it ran.
+  two_nodes t{1};
+  caf::scoped_actor self{*t.controller.sys};
+  auto relay = t.make_relay(self);
+  auto proc = t.spawn(self, "mute", mute_spec("mute", 300), relay);
+  BOOST_TEST_REQUIRE(!proc);
+  const caf::error& e = proc.error();
+  BOOST_TEST((e.category() == caf::atom("pkit")), t.controller.sys->render(e));
+  BOOST_TEST(e.code() == static_cast<std::uint8_t>(pkit::actors::error::ready_timeout), t.controller.sys->render(e));
+  const auto pid = next_started(self);  // the run that began, then missed its readiness
+  BOOST_TEST_REQUIRE(pid > 1);
+  BOOST_TEST(wait_gone(pid));
+  BOOST_TEST(t.list(self).empty());
+  auto next = t.spawn(self, "next", sleep_spec("next"), relay);
+  BOOST_TEST_REQUIRE(static_cast<bool>(next), why(*t.controller.sys, next));
+  BOOST_TEST(t.first_pid(*next) > 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_relay_that_goes_down_during_the_start_has_its_process_actor_ended) {
+  // Review 11 #13: a controller that gives up on a spawn ends the actor it named as the
+  // child's relay; the node then ends the process actor it was starting and frees its slot.
+  two_nodes t{1};
+  caf::scoped_actor self{*t.controller.sys};
+  auto relay = t.make_relay(self);
+  auto asker = t.controller.sys->spawn(spawn_asker, t.remote, relay, mute_spec("slow", 60000),
+                                       caf::actor_cast<caf::actor>(self));
+  const auto pid = next_started(self);  // started, waiting for a readiness that never comes
+  BOOST_TEST_REQUIRE(pid > 1);
+  BOOST_TEST(t.list(self).size() == 1u);
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+  std::optional<caf::error> answer;
+  self->receive([&](caf::error& e) { answer = e; }, [&](caf::ok_atom) { answer = caf::error{}; },
+                caf::after(deadline) >> [] {});
+  BOOST_TEST_REQUIRE(answer.has_value());
+  BOOST_TEST(static_cast<bool>(*answer), "the start of an abandoned spawn succeeded");
+  BOOST_TEST(wait_gone(pid));
+  BOOST_TEST(t.list(self).empty());
+  auto other = t.make_relay(self);
+  auto next = t.spawn(self, "next", sleep_spec("next"), other);
+  BOOST_TEST_REQUIRE(static_cast<bool>(next), why(*t.controller.sys, next));
+  caf::anon_send_exit(asker, caf::exit_reason::user_shutdown);
 }

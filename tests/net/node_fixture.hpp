@@ -30,6 +30,7 @@
 #include <chrono>
 #include <csignal>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -133,22 +134,27 @@ struct two_nodes {
     return relays.back();
   }
 
-  /// The spawn's reply: the process actor, or the refusal.
+  /// The spawn's reply: the process actor (started: its pid in first_pid), or the refusal.
   caf::expected<process_actor> spawn(caf::scoped_actor& self, const std::string& id, process_spec spec,
                                      caf::actor relay) {
     caf::expected<process_actor> out{caf::sec::request_timeout};
     self->request(remote, deadline, pkit::net::node_spawn_atom_v, id, std::move(spec), std::move(relay))
-        .receive([&](process_actor& p) { out = std::move(p); }, [&](caf::error& e) { out = std::move(e); });
+        .receive(
+            [&](process_actor& p, std::int32_t pid) {
+              first_pids[p.address()] = pid;
+              out = std::move(p);
+            },
+            [&](caf::error& e) { out = std::move(e); });
     return out;
   }
 
-  std::int32_t start(caf::scoped_actor& self, const process_actor& p) {
-    std::int32_t pid = 0;
-    self->request(p, deadline, pkit::actors::start_atom_v)
-        .receive([&](std::int32_t x) { pid = x; },
-                 [&](caf::error& e) { BOOST_TEST_ERROR(controller.sys->render(e)); });
-    return pid;
+  /// The pid of `p`'s first run, as the spawn answered it (the spawn starts the child).
+  std::int32_t first_pid(const process_actor& p) const {
+    auto it = first_pids.find(p.address());
+    return it == first_pids.end() ? 0 : it->second;
   }
+
+  std::map<caf::actor_addr, std::int32_t> first_pids;
 
   std::vector<pkit::net::node_child_info> list(caf::scoped_actor& self) {
     std::vector<pkit::net::node_child_info> out;

@@ -315,7 +315,8 @@ BOOST_AUTO_TEST_CASE(a_node_that_answers_hello_with_another_protocol_is_not_used
           info.protocol = protocol;
           return info;
         },
-        [](pkit::net::node_spawn_atom, std::string&, process_spec&, caf::actor&) -> caf::result<process_actor> {
+        [](pkit::net::node_spawn_atom, std::string&, process_spec&,
+           caf::actor&) -> caf::result<process_actor, std::int32_t> {
           return caf::make_error(caf::sec::unexpected_message);
         },
         [](pkit::net::node_list_atom) { return std::vector<pkit::net::node_child_info>{}; },

@@ -98,10 +98,8 @@ struct peer {
     spec.stop_timeout_ms = 1000;
     process_actor proc;
     self->request(node, within, pkit::net::node_spawn_atom_v, id, std::move(spec), relays.back())
-        .receive([&](process_actor& p) { proc = std::move(p); },
+        .receive([&](process_actor& p, std::int32_t) { proc = std::move(p); },
                  [&](caf::error& e) { BOOST_TEST_REQUIRE(false, sys->render(e)); });
-    self->request(proc, within, pkit::actors::start_atom_v)
-        .receive([](std::int32_t) {}, [&](caf::error& e) { BOOST_TEST_REQUIRE(false, sys->render(e)); });
     std::int32_t pid = 0;
     self->receive([&](pkit::actors::child_started_atom, std::string&, std::uint64_t, std::int32_t p) { pid = p; },
                   caf::after(within) >> [] {});

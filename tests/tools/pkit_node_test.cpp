@@ -98,12 +98,17 @@ struct controller {
     return relays.back();
   }
 
-  /// The spawn's reply: the process actor, or the refusal.
+  /// The spawn's reply: the process actor (started: its pid in `pid`), or the refusal.
   caf::expected<process_actor> spawn(caf::scoped_actor& self, const std::string& id, process_spec spec,
-                                     caf::actor relay) {
+                                     caf::actor relay, std::int32_t* pid = nullptr) {
     caf::expected<process_actor> out{caf::sec::request_timeout};
     self->request(node, deadline, pkit::net::node_spawn_atom_v, id, std::move(spec), std::move(relay))
-        .receive([&](process_actor& p) { out = std::move(p); }, [&](caf::error& e) { out = std::move(e); });
+        .receive(
+            [&](process_actor& p, std::int32_t started) {
+              if (pid != nullptr) *pid = started;
+              out = std::move(p);
+            },
+            [&](caf::error& e) { out = std::move(e); });
     return out;
   }
 
@@ -114,11 +119,9 @@ struct controller {
     spec.name = id;
     spec.argv = std::move(argv);
     spec.stop_timeout_ms = stop_timeout_ms;
-    auto proc = spawn(self, id, std::move(spec), std::move(relay));
-    BOOST_TEST_REQUIRE(static_cast<bool>(proc), (proc ? "" : sys->render(proc.error())));
     std::int32_t pid = 0;
-    self->request(*proc, deadline, pkit::actors::start_atom_v)
-        .receive([&](std::int32_t x) { pid = x; }, [&](caf::error& e) { BOOST_TEST_ERROR(sys->render(e)); });
+    auto proc = spawn(self, id, std::move(spec), std::move(relay), &pid);
+    BOOST_TEST_REQUIRE(static_cast<bool>(proc), (proc ? "" : sys->render(proc.error())));
     return pid;
   }
 };

@@ -55,6 +55,12 @@ pkit::actors::process_actor spawn_relay(caf::actor_system& sys, caf::actor direc
                                         std::vector<std::string> nodes, pkit::actors::process_spec spec,
                                         pkit::actors::process_observer observer);
 
+/// The observer a relay names to a node in a spawn (placement_observer.cpp): it passes
+/// the remote process actor's reports on to `relay`, their sender kept, and ends with it.
+/// One per placement: ending it gives the placement up on the node (its agent ends what
+/// it spawned for an observer that goes down, review 11 #13) while the relay lives on.
+caf::actor spawn_placement_observer(caf::actor_system& sys, caf::actor_addr relay);
+
 }  // namespace pkit::net::detail
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::net::detail::dir_add)

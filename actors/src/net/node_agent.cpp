@@ -36,6 +36,11 @@ const caf::atom_value category = caf::atom("pkitnet");
 /// answer at once unless busy starting a child (a clone and exec, bounded).
 constexpr auto status_timeout = std::chrono::seconds(5);
 
+/// Added to what a process actor's first start may take by itself (its exec, its ready
+/// timeout): a loaded node's slack. The start is local; the bound only keeps the spawn's
+/// answer from waiting for ever on an actor that misbehaves.
+constexpr auto start_margin = std::chrono::seconds(5);
+
 error refuse(errc code, std::string subject, std::string reason) {
   return {make_error_code(code), std::move(subject), std::move(reason)};
 }
@@ -130,8 +135,52 @@ caf::error refused(const node_state& st, const std::string& id, const error& why
   return to_caf_error(why);
 }
 
-caf::result<process_actor> spawn_child(self_pointer self, std::string& id, process_spec& spec,
-                                       caf::actor& relay) {
+/// Forgets the process actor `proc` (the agent ended it, or it went down): its slot is
+/// free, and its relay's monitor is dropped with the relay's last child. False when it
+/// was not a child (any more).
+bool forget_child(self_pointer self, const caf::actor_addr& proc) {
+  auto& st = self->state;
+  auto child = std::find_if(st.children.begin(), st.children.end(),
+                            [&](const child_entry& c) { return c.proc.address() == proc; });
+  if (child == st.children.end())
+    return false;
+  auto relay = st.relays.find(child->relay);
+  if (relay != st.relays.end() && --relay->second == 0) {
+    self->demonitor(relay->first);
+    st.relays.erase(relay);
+  }
+  st.children.erase(child);
+  return true;
+}
+
+/// How long the first start of a process actor may take: it bounds itself (the exec,
+/// then the ready timeout of a spec that notifies readiness); the margin is for a loaded
+/// machine. Infinite for a spec that waits for readiness for ever.
+caf::duration start_bound(const process_spec& spec) {
+  const bool waits = spec.notify_fd >= 0 || spec.notify_socket;
+  if (waits && spec.ready_timeout_ms < 0)
+    return caf::duration{caf::infinite};
+  return caf::duration{std::chrono::milliseconds(waits ? spec.ready_timeout_ms : 0) + start_margin};
+}
+
+/// Starts the process actor just spawned and answers the spawn with it and its pid. A
+/// failed start leaves nothing: the actor is forgotten (its slot free) before the answer
+/// and ended (which stops its child, if one ran, per its spec).
+caf::result<process_actor, std::int32_t> start_child(self_pointer self, process_actor proc, caf::duration bound) {
+  auto rp = self->make_response_promise<process_actor, std::int32_t>();
+  self->request(proc, bound, pkit::actors::start_atom_v)
+      .then([rp, proc](std::int32_t pid) mutable { rp.deliver(proc, pid); },
+            [self, rp, proc](caf::error& err) mutable {
+              forget_child(self, proc.address());
+              self->demonitor(proc.address());
+              self->send_exit(proc, caf::exit_reason::user_shutdown);
+              rp.deliver(std::move(err));
+            });
+  return rp;
+}
+
+caf::result<process_actor, std::int32_t> spawn_child(self_pointer self, std::string& id, process_spec& spec,
+                                                     caf::actor& relay) {
   auto& st = self->state;
   if (auto bad = check_spawn(st, id, relay, acceptable_relay(self->system(), self->current_sender(), relay)))
     return refused(st, id, *bad);
@@ -141,14 +190,16 @@ caf::result<process_actor> spawn_child(self_pointer self, std::string& id, proce
   // local program can have. No fork server: validate() refuses targets.
   process_spec child = remote_child_spec(std::move(spec), st.config.allow);
   child.name = remote_name_prefix + child.name;
+  const caf::duration bound = start_bound(child);
   process_actor proc =
       pkit::actors::spawn_process(self->system(), std::move(child), nullptr,
                                   pkit::actors::process_observer{relay, id});
   self->monitor(proc);
   if (st.relays[relay.address()]++ == 0)
     self->monitor(relay);
+  // A child from the spawn on: a relay that goes down during the start ends it too.
   st.children.push_back({std::move(id), proc, relay.address()});
-  return proc;
+  return start_child(self, std::move(proc), bound);
 }
 
 caf::result<std::vector<node_child_info>> list_children(self_pointer self) {
@@ -179,17 +230,8 @@ caf::result<std::vector<node_child_info>> list_children(self_pointer self) {
 /// supervise them, and the controller may be starting them again elsewhere.
 void on_down(self_pointer self, const caf::down_msg& dm) {
   auto& st = self->state;
-  auto child = std::find_if(st.children.begin(), st.children.end(),
-                            [&](const child_entry& c) { return c.proc.address() == dm.source; });
-  if (child != st.children.end()) {
-    auto relay = st.relays.find(child->relay);
-    if (relay != st.relays.end() && --relay->second == 0) {
-      self->demonitor(relay->first);
-      st.relays.erase(relay);
-    }
-    st.children.erase(child);
+  if (forget_child(self, dm.source))
     return;
-  }
   if (st.relays.erase(dm.source) == 0)
     return;
   for (const auto& c : st.children)
@@ -209,7 +251,7 @@ node_actor::behavior_type node_impl(self_pointer self, node_config config) {
         return hello_info(self->state.config);
       },
       [self](node_spawn_atom, std::string& id, process_spec& spec,
-             caf::actor& relay) -> caf::result<process_actor> {
+             caf::actor& relay) -> caf::result<process_actor, std::int32_t> {
         return spawn_child(self, id, spec, relay);
       },
       [self](node_list_atom) -> caf::result<std::vector<node_child_info>> {

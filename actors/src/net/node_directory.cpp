@@ -106,12 +106,17 @@ caf::actor connector(self_pointer self) {
   return caf::actor_cast<caf::actor>(sys.middleman().actor_handle());
 }
 
-void say_hello(self_pointer self, const std::string& name, node_actor agent) {
+// `usable`: the agent publishes this version's node_actor. One that does not is only said
+// hello to for its refusal, which names both versions (node_protocol_mismatch).
+void say_hello(self_pointer self, const std::string& name, node_actor agent, bool usable = true) {
   self->request(agent, self->state.timing.connect_timeout, node_hello_atom_v, node_protocol_version)
       .then(
-          [self, name, agent](node_info& info) {
+          [self, name, agent, usable](node_info& info) {
             node_entry* n = self->state.find(name);
             if (n == nullptr || n->health != node_health::connecting) return;
+            if (!usable)
+              return mark_down(self, *n, "the actor at its port says hello but does not publish the node interface of protocol " +
+                                             std::to_string(node_protocol_version));
             // An agent that answers hello with another protocol than it was asked for is
             // not one this controller can drive (the agent refuses a mismatch itself; a
             // node that answers anyway is lying or broken).
@@ -140,9 +145,12 @@ void ensure_connected(self_pointer self, node_entry& n, connected_fn then) {
             node_entry* n = self->state.find(name);
             if (n == nullptr || n->health != node_health::connecting) return;
             if (!ptr) return mark_down(self, *n, "no actor published at its port");
-            if (!self->system().assignable<node_actor>(ifs))
-              return mark_down(self, *n, "the actor at its port is not a pkit node agent");
-            say_hello(self, name, caf::actor_cast<node_actor>(ptr));
+            if (self->system().assignable<node_actor>(ifs))
+              return say_hello(self, name, caf::actor_cast<node_actor>(ptr));
+            // Another version's node still answers hello: it names the mismatch.
+            if (self->system().assignable<node_hello_actor>(ifs))
+              return say_hello(self, name, caf::actor_cast<node_actor>(ptr), false);
+            mark_down(self, *n, "the actor at its port is not a pkit node agent");
           },
           [self, name](caf::error& err) {
             if (node_entry* n = self->state.find(name); n != nullptr && n->health == node_health::connecting)
@@ -280,6 +288,24 @@ pkit::actors::process_actor node_directory::spawn_remote(caf::actor_system& syst
                                                          pkit::actors::process_spec spec,
                                                          pkit::actors::process_observer observer) const {
   return detail::spawn_relay(system, actor_, timing_, nodes, std::move(spec), std::move(observer));
+}
+
+std::chrono::milliseconds placing_bound(const placement_timing& timing, std::size_t nodes) {
+  return 2 * timing.connect_timeout * static_cast<long>(nodes) + timing.request_margin;
+}
+
+std::optional<std::chrono::milliseconds> spawn_bound(const placement_timing& timing,
+                                                     const pkit::actors::process_spec& spec) {
+  const bool waits = spec.notify_fd >= 0 || spec.notify_socket;
+  if (waits && spec.ready_timeout_ms < 0) return std::nullopt;
+  return timing.spawn_timeout + std::chrono::milliseconds(waits ? spec.ready_timeout_ms : 0) + timing.request_margin;
+}
+
+std::optional<std::chrono::milliseconds> node_directory::start_bound(const std::vector<std::string>& nodes,
+                                                                     const pkit::actors::process_spec& spec) const {
+  auto spawn = spawn_bound(timing_, spec);
+  if (!spawn) return std::nullopt;
+  return placing_bound(timing_, nodes.size()) + *spawn;
 }
 
 std::vector<node_status> node_directory::status(std::chrono::milliseconds timeout) const {

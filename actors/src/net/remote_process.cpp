@@ -23,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <utility>
+#include <vector>
 
 namespace pkit::net::detail {
 namespace {
@@ -47,8 +48,23 @@ struct relay_state {
   std::string node;      // where the child was placed
   node_actor agent;      // that node's agent
   process_actor remote;  // the process actor there; empty until placed, and once lost
+  caf::actor observer_there;  // what the node reports to for this placement (attempt_impl)
   bool placing = false;
-  bool abandoned = false;  // stopped while being placed: the placement's result is dropped
+  bool abandoned = false;  // stopped while acquiring a node: the acquisition's result is dropped
+  std::uint64_t spawn_key = 0;  // the spawn under way (its on_lost key), 0 when none
+  caf::typed_response_promise<std::int32_t> spawn_rp;  // the start it answers
+  // Reports that came while the spawn's answer was still on its way (the node starts the
+  // child before it answers; the reports take another path), with their sender: replayed,
+  // those of the process actor the answer names only. Only the first run's started,
+  // ready and exited can come first: more is a node (or peer) that floods.
+  struct early_report {
+    caf::actor_addr from;
+    bool before_reply;  // child_started: the supervisor gets it before the start's answer
+    std::function<void()> run;
+  };
+  std::vector<early_report> early;
+  bool early_overflow = false;
+  static constexpr std::size_t max_early = 8;
   process_info known;    // what the remote side last told, for answers once it is lost
   // What each request still waiting for the remote answers when the node is lost.
   std::uint64_t next_key = 0;
@@ -60,6 +76,7 @@ struct relay_state {
   // it — at once, not when the agent notices the relay gone.
   ~relay_state() {
     if (remote) caf::anon_send_exit(remote, caf::exit_reason::user_shutdown);
+    if (observer_there) caf::anon_send_exit(observer_there, caf::exit_reason::user_shutdown);
   }
 };
 
@@ -158,58 +175,124 @@ std::function<void(caf::typed_response_promise<exit_status>&)> lost_status() {
   return [](caf::typed_response_promise<exit_status>& rp) { rp.deliver(exit_status::lost()); };
 }
 
-// The node is chosen: its agent spawns the process actor, which is then started.
-void spawn_on(self_pointer self, dir_placed placed, caf::typed_response_promise<std::int32_t> rp) {
+// Ends the current placement's observer: the node ends what it spawned for it.
+void end_attempt(self_pointer self) {
   auto& st = self->state;
-  self->request(placed.agent, st.timing.spawn_timeout, node_spawn_atom_v, st.id, st.spec,
-                caf::actor_cast<caf::actor>(self))
-      .then(
-          [self, placed, rp](process_actor& remote) mutable {
-            auto& st = self->state;
-            st.placing = false;
-            // The answer must be a process actor of that node: a node that names one of
-            // this machine's actors (the relay itself: a message loop; another child's
-            // relay: requests meant for one child reach another) is treated as lost.
-            if (!remote || remote.node() != placed.agent.node() || remote.node() == self->node()) {
-              st.abandoned = false;
-              pkit::actors::detail::anon_send_from(self, st.directory, dir_lost{placed.name, placed.agent.address()});
-              rp.deliver(caf::make_error(actor_error::node_unreachable,
-                                         "node '" + placed.name + "' answered the spawn with an actor not its own"));
-              return;
-            }
-            if (std::exchange(st.abandoned, false)) {
-              caf::anon_send_exit(remote, caf::exit_reason::user_shutdown);
-              rp.deliver(caf::make_error(actor_error::start_failed, "'" + st.id + "' was stopped while being placed"));
-              return;
-            }
-            st.remote = std::move(remote);
-            st.agent = placed.agent;
-            st.node = placed.name;
-            self->monitor(st.remote);
-            // Before the run's child_started: the supervisor knows where it is.
-            tell(self, child_node_atom_v, st.id, st.node);
-            forward_start(self, std::move(rp));
-          },
-          [self, placed, rp](caf::error& err) mutable {
-            auto& st = self->state;
-            st.placing = false;
-            st.abandoned = false;  // nothing was placed: a later start must not be dropped
-            if (auto refusal = net_error_of(err)) {
-              rp.deliver(caf::make_error(actor_error::start_failed,
-                                         "node '" + placed.name + "' refused '" + st.id + "': " + refusal->peer_message()));
-              return;
-            }
-            // No answer: the node is as good as lost (the directory tries others first).
-            if (err == caf::sec::request_timeout) pkit::actors::detail::anon_send_from(self, st.directory, dir_lost{placed.name, placed.agent.address()});
-            rp.deliver(caf::make_error(actor_error::node_unreachable,
-                                       "node '" + placed.name + "': spawn: " + self->system().render(err)));
-          });
+  if (st.observer_there) self->send_exit(st.observer_there, caf::exit_reason::user_shutdown);
+  st.observer_there = nullptr;
 }
 
-// How long the directory may take: per listed node a connect and a hello.
-caf::duration acquire_timeout(const relay_state& st) {
-  const auto per_node = 2 * st.timing.connect_timeout;
-  return caf::duration{per_node * static_cast<long>(st.nodes.size()) + st.timing.request_margin};
+// The placement is over, whatever its outcome: no early report is kept, the agent is no
+// longer watched for a loss (the process actor is, once placed).
+void placement_over(self_pointer self) {
+  auto& st = self->state;
+  st.placing = false;
+  st.spawn_key = 0;
+  st.early.clear();
+  st.early_overflow = false;
+  if (st.agent) self->demonitor(st.agent.address());
+}
+
+// What a spawn's answer may take (node_directory.hpp): none for a spec that waits for
+// readiness for ever — a lost node still ends the wait: the agent is monitored.
+caf::duration spawn_timeout(const relay_state& st) {
+  auto bound = spawn_bound(st.timing, st.spec);
+  return bound ? caf::duration{*bound} : caf::duration{caf::infinite};
+}
+
+// The spawn was answered with `remote` started as `pid`.
+void placed_at(self_pointer self, const dir_placed& placed, caf::typed_response_promise<std::int32_t> rp,
+               process_actor remote, std::int32_t pid) {
+  auto& st = self->state;
+  auto early = std::move(st.early);
+  const bool overflow = st.early_overflow;
+  placement_over(self);
+  // The answer must be a process actor of that node: a node that names one of this
+  // machine's actors (the relay itself: a message loop; another child's relay: requests
+  // meant for one child reach another) is treated as lost — and never sent an exit.
+  if (!remote || remote.node() != placed.agent.node() || remote.node() == self->node()) {
+    end_attempt(self);
+    pkit::actors::detail::anon_send_from(self, st.directory, dir_lost{placed.name, placed.agent.address()});
+    rp.deliver(caf::make_error(actor_error::node_unreachable,
+                               "node '" + placed.name + "' answered the spawn with an actor not its own"));
+    return;
+  }
+  if (overflow) {
+    caf::anon_send_exit(remote, caf::exit_reason::user_shutdown);
+    end_attempt(self);
+    rp.deliver(caf::make_error(actor_error::start_failed,
+                               "'" + st.id + "': node '" + placed.name + "' sent more reports than one run has"));
+    return;
+  }
+  st.remote = std::move(remote);
+  self->monitor(st.remote);
+  // Before the run's child_started: the supervisor knows where it is.
+  tell(self, child_node_atom_v, st.id, st.node);
+  // In the order a local process actor keeps: child_started, the start's answer, the rest.
+  bool answered = false;
+  for (auto& r : early) {
+    if (r.from != st.remote.address()) continue;
+    if (!r.before_reply && !answered) {
+      rp.deliver(pid);
+      answered = true;
+    }
+    r.run();
+  }
+  if (!answered) rp.deliver(pid);
+}
+
+// The spawn was refused or not answered: nothing stays placed there.
+void not_placed_at(self_pointer self, const dir_placed& placed, caf::typed_response_promise<std::int32_t> rp,
+                   caf::error& err) {
+  auto& st = self->state;
+  placement_over(self);
+  end_attempt(self);  // whatever the node spawned for it ends there (review 11 #13)
+  st.agent = nullptr;
+  if (auto refusal = net_error_of(err)) {
+    rp.deliver(caf::make_error(actor_error::start_failed,
+                               "node '" + placed.name + "' refused '" + st.id + "': " + refusal->peer_message()));
+    return;
+  }
+  // The first start failed there (start_failed, ready_timeout, ...): as for a local worker.
+  if (err.category() == caf::atom("pkit")) {
+    rp.deliver(std::move(err));
+    return;
+  }
+  // No answer: the node is as good as lost (the directory tries others first).
+  if (err == caf::sec::request_timeout)
+    pkit::actors::detail::anon_send_from(self, st.directory, dir_lost{placed.name, placed.agent.address()});
+  rp.deliver(caf::make_error(actor_error::node_unreachable,
+                             "node '" + placed.name + "': spawn: " + self->system().render(err)));
+}
+
+// The node is chosen: its agent spawns the process actor and starts it, in one request.
+void spawn_on(self_pointer self, dir_placed placed, caf::typed_response_promise<std::int32_t> rp) {
+  auto& st = self->state;
+  st.node = placed.name;
+  st.agent = placed.agent;
+  st.observer_there = spawn_placement_observer(self->system(), self->address());
+  // A node lost before it answers: node_down (the child may run there already).
+  self->monitor(st.agent);
+  const std::uint64_t key = ++st.next_key;
+  st.on_lost.emplace(key, [self, rp]() mutable { rp.deliver(node_down(self->state, "lost while starting")); });
+  st.spawn_key = key;
+  st.spawn_rp = rp;
+  self->request(placed.agent, spawn_timeout(st), node_spawn_atom_v, st.id, st.spec, st.observer_there)
+      .then(
+          [self, placed, rp, key](process_actor& remote, std::int32_t pid) mutable {
+            if (self->state.on_lost.erase(key) == 0) {
+              // Given up (a stop) or lost meanwhile, and answered: its observer is gone,
+              // so the node ends it anyway; at once if it is truly that node's.
+              if (remote && remote.node() == placed.agent.node() && remote.node() != self->node())
+                caf::anon_send_exit(remote, caf::exit_reason::user_shutdown);
+              return;
+            }
+            placed_at(self, placed, std::move(rp), std::move(remote), pid);
+          },
+          [self, placed, rp, key](caf::error& err) mutable {
+            if (self->state.on_lost.erase(key) == 0) return;
+            not_placed_at(self, placed, std::move(rp), err);
+          });
 }
 
 caf::result<std::int32_t> start(self_pointer self) {
@@ -218,7 +301,7 @@ caf::result<std::int32_t> start(self_pointer self) {
   if (st.remote) return forward_start(self, std::move(rp));
   if (st.placing) return caf::make_error(actor_error::already_running, "'" + st.id + "' is being placed on a node");
   st.placing = true;
-  self->request(st.directory, acquire_timeout(st), dir_acquire{st.nodes})
+  self->request(st.directory, caf::duration{placing_bound(st.timing, st.nodes.size())}, dir_acquire{st.nodes})
       .then(
           [self, rp](dir_placed& placed) mutable {
             if (std::exchange(self->state.abandoned, false)) {
@@ -246,10 +329,32 @@ void on_report(self_pointer self, std::uint64_t inc, std::int32_t pid, process_s
   st.known.state = state;
 }
 
+// A report of the remote process actor, run now — or, while a spawn's answer is on its
+// way, held until it names that actor (relay_state::early).
+void take_report(self_pointer self, bool before_reply, std::function<void()> run) {
+  auto& st = self->state;
+  if (from_remote(self)) return run();
+  if (st.remote || !st.placing || !st.observer_there || !self->current_sender()) return;
+  if (st.early.size() >= relay_state::max_early) {
+    st.early_overflow = true;
+    return;
+  }
+  st.early.push_back({caf::actor_cast<caf::actor_addr>(self->current_sender()), before_reply, std::move(run)});
+}
+
 caf::error not_placed(self_pointer self) {
   auto& st = self->state;
-  // A stop of a start still placing its child: the child must not appear afterwards.
-  if (st.placing) st.abandoned = true;
+  // A stop of a start still placing its child: the child must not appear afterwards. A
+  // spawn under way is given up at once — the node ends what it spawned for it, the start
+  // fails now; an acquisition of a node, when it ends.
+  if (st.placing && st.spawn_key != 0 && st.on_lost.erase(st.spawn_key) != 0) {
+    auto rp = st.spawn_rp;
+    placement_over(self);
+    end_attempt(self);
+    rp.deliver(caf::make_error(actor_error::start_failed, "'" + st.id + "' was stopped while being placed"));
+  } else if (st.placing) {
+    st.abandoned = true;
+  }
   return caf::make_error(actor_error::not_started, "'" + st.id + "' runs on no node");
 }
 
@@ -294,6 +399,11 @@ caf::result<process_info> status(self_pointer self) {
 
 void on_remote_down(self_pointer self, const caf::down_msg& dm) {
   auto& st = self->state;
+  if (st.placing && st.agent && dm.source == st.agent.address()) {
+    // The node was lost (or its agent ended) before it answered the spawn.
+    const bool unreachable = dm.reason == caf::exit_reason::remote_link_unreachable;
+    return lose(self, node_down(st, unreachable ? "its link is unreachable" : "its agent ended"), unreachable);
+  }
   if (!st.remote || dm.source != st.remote.address()) return;
   if (dm.reason == caf::exit_reason::remote_link_unreachable)
     return lose(self, node_down(st, "its link is unreachable"), true);
@@ -338,21 +448,24 @@ relay_actor::behavior_type relay_impl(self_pointer self, caf::actor directory, p
         return status(self);
       },
       [self](child_started_atom, std::string&, std::uint64_t inc, std::int32_t pid) {
-        if (!from_remote(self)) return;
-        on_report(self, inc, pid, process_state::starting);
-        tell(self, child_started_atom_v, self->state.id, inc, pid);
+        take_report(self, true, [self, inc, pid] {
+          on_report(self, inc, pid, process_state::starting);
+          tell(self, child_started_atom_v, self->state.id, inc, pid);
+        });
       },
       [self](child_ready_atom, std::string&, std::uint64_t inc, std::int32_t pid) {
-        if (!from_remote(self)) return;
-        on_report(self, inc, pid, process_state::running);
-        tell(self, child_ready_atom_v, self->state.id, inc, pid);
+        take_report(self, false, [self, inc, pid] {
+          on_report(self, inc, pid, process_state::running);
+          tell(self, child_ready_atom_v, self->state.id, inc, pid);
+        });
       },
       [self](child_exited_atom, std::string&, std::uint64_t inc, exit_status status) {
-        if (!from_remote(self)) return;
-        on_report(self, inc, 0, process_state::exited);
-        self->state.known.has_last_exit = true;
-        self->state.known.last_exit = status;
-        tell(self, child_exited_atom_v, self->state.id, inc, status);
+        take_report(self, false, [self, inc, status] {
+          on_report(self, inc, 0, process_state::exited);
+          self->state.known.has_last_exit = true;
+          self->state.known.last_exit = status;
+          tell(self, child_exited_atom_v, self->state.id, inc, status);
+        });
       },
   };
 }

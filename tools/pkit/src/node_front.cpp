@@ -13,7 +13,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <map>
+#include <utility>
+#include <vector>
 
 namespace pkit::tool {
 
@@ -40,9 +43,16 @@ namespace {
 using namespace pkit::actors;
 using pkit::net::node_actor;
 
-/// The agent is a local actor: it answers a spawn at once (validation, then a spawn).
-/// Bounded anyway, so that no promise of the front can stay open forever.
-constexpr auto agent_timeout = std::chrono::seconds(30);
+/// The agent is a local actor: it answers a spawn once the child started (validation, a
+/// spawn, a clone and exec; the ready timeout of a spec that notifies readiness). Bounded
+/// anyway beyond that, so that no promise of the front can stay open forever.
+constexpr auto agent_margin = std::chrono::seconds(30);
+
+caf::duration spawn_bound(const process_spec& spec) {
+  const bool waits = spec.notify_fd >= 0 || spec.notify_socket;
+  if (waits && spec.ready_timeout_ms < 0) return caf::duration{caf::infinite};
+  return caf::duration{std::chrono::milliseconds(waits ? spec.ready_timeout_ms : 0) + agent_margin};
+}
 
 /// One line on stderr, written at once (the node's operator reads it; tests wait for it).
 void say(const std::string& line) {
@@ -73,6 +83,13 @@ struct tap_state {
   caf::actor_addr proc;
   /// The pid (and process group) of each run, for unwatch at its exit.
   std::map<std::uint64_t, std::int32_t> pids;
+  /// Reports that came before the front handed over the process actor (the agent starts
+  /// it before it answers the spawn), with their sender; replayed, those of the process
+  /// actor only, once it is known. No peer can add to them: the tap is not exposed to the
+  /// network before it knows its process actor (its relay checks start then).
+  std::vector<std::pair<caf::actor_addr, std::function<void()>>> early;
+  /// Only the first run's started, ready and exited can come first.
+  static constexpr std::size_t max_early = 8;
   static inline const char* name = "pkit.node.tap";
 };
 
@@ -103,6 +120,17 @@ void check_relay(caf::stateful_actor<tap_state>* self) {
 }
 
 
+/// Runs `report` if it comes from the tap's process actor; holds it while that actor is
+/// not known yet (see tap_state::early).
+void take_report(caf::stateful_actor<tap_state>* self, std::function<void()> report) {
+  auto& s = self->state;
+  if (!s.proc) {
+    if (s.early.size() < tap_state::max_early) s.early.emplace_back(sender_of(self), std::move(report));
+    return;
+  }
+  if (sender_of(self) == s.proc) report();
+}
+
 /// Forwards a process actor's reports to the controller's relay, registering each run's
 /// process group with the guardian. Ends with the relay (the agent then stops the
 /// children it spawned for this tap) or with its process actor.
@@ -117,7 +145,6 @@ caf::behavior tap_impl(caf::stateful_actor<tap_state>* self, caf::actor relay, s
   auto& st = self->state;
   st.front = std::move(front);
   st.check_every = check_every;
-  if (check_every.count() > 0) self->delayed_send(self, check_every, relay_check_atom::value);
   st.relay = std::move(relay);
   st.id = std::move(id);
   st.keeper = keeper;
@@ -142,28 +169,36 @@ caf::behavior tap_impl(caf::stateful_actor<tap_state>* self, caf::actor relay, s
         if (sender_of(self) != s.front || s.proc) return;
         s.proc = p.address();
         self->monitor(p);
+        // Exposed from here on (its checks name it as their sender).
+        if (s.check_every.count() > 0) self->delayed_send(self, s.check_every, relay_check_atom::value);
+        auto early = std::move(s.early);
+        s.early.clear();
+        for (auto& [from, report] : early)
+          if (from == s.proc) report();
       },
       [self](child_started_atom a, std::string& id, std::uint64_t inc, std::int32_t pid) {
-        auto& s = self->state;
-        if (!s.proc || sender_of(self) != s.proc) return;
-        // Remote children lead their own process group (validate() requires it).
-        if (s.keeper != nullptr && pid > 1) s.keeper->watch(pid);
-        s.pids[inc] = pid;
-        caf::send_as(as_actor(s.proc), s.relay, a, std::move(id), inc, pid);
+        take_report(self, [self, a, id, inc, pid] {
+          auto& s = self->state;
+          // Remote children lead their own process group (validate() requires it).
+          if (s.keeper != nullptr && pid > 1) s.keeper->watch(pid);
+          s.pids[inc] = pid;
+          caf::send_as(as_actor(s.proc), s.relay, a, id, inc, pid);
+        });
       },
       [self](child_ready_atom a, std::string& id, std::uint64_t inc, std::int32_t pid) {
-        auto& s = self->state;
-        if (!s.proc || sender_of(self) != s.proc) return;
-        caf::send_as(as_actor(s.proc), s.relay, a, std::move(id), inc, pid);
+        take_report(self, [self, a, id, inc, pid] {
+          caf::send_as(as_actor(self->state.proc), self->state.relay, a, id, inc, pid);
+        });
       },
       [self](child_exited_atom a, std::string& id, std::uint64_t inc, pkit::exit_status st) {
-        auto& s = self->state;
-        if (!s.proc || sender_of(self) != s.proc) return;
-        if (auto it = s.pids.find(inc); it != s.pids.end()) {
-          if (s.keeper != nullptr && it->second > 1) s.keeper->unwatch(it->second);
-          s.pids.erase(it);
-        }
-        caf::send_as(as_actor(s.proc), s.relay, a, std::move(id), inc, st);
+        take_report(self, [self, a, id, inc, st] {
+          auto& s = self->state;
+          if (auto it = s.pids.find(inc); it != s.pids.end()) {
+            if (s.keeper != nullptr && it->second > 1) s.keeper->unwatch(it->second);
+            s.pids.erase(it);
+          }
+          caf::send_as(as_actor(s.proc), s.relay, a, id, inc, st);
+        });
       },
   };
 }
@@ -183,8 +218,8 @@ struct front_state {
 
 using front_pointer = node_actor::stateful_pointer<front_state>;
 
-caf::result<process_actor> spawn_through_tap(front_pointer self, std::string& id, process_spec& spec,
-                                             caf::actor& relay) {
+caf::result<process_actor, std::int32_t> spawn_through_tap(front_pointer self, std::string& id, process_spec& spec,
+                                                           caf::actor& relay) {
   auto& st = self->state;
   // No relay, or one that is not the requester's (an actor of this node would never end,
   // nor would the children tied to it): the agent refuses (node_relay_missing); nothing
@@ -192,10 +227,12 @@ caf::result<process_actor> spawn_through_tap(front_pointer self, std::string& id
   if (!relay || relay.node() == self->node() || !pkit::net::acceptable_relay(self->system(), self->current_sender(), relay))
     return self->delegate(st.agent, pkit::net::node_spawn_atom_v, std::move(id), std::move(spec), relay);
   caf::actor tap = self->spawn(tap_impl, relay, id, st.keeper, st.node_name, self->address(), st.relay_check);
-  auto rp = self->make_response_promise<process_actor>();
-  self->request(st.agent, agent_timeout, pkit::net::node_spawn_atom_v, std::move(id), std::move(spec), tap)
+  auto rp = self->make_response_promise<process_actor, std::int32_t>();
+  // The agent's answer comes once the child started: its own bound (the spec's ready
+  // timeout) plus the front's slack, or never for a spec that waits for ever.
+  self->request(st.agent, spawn_bound(spec), pkit::net::node_spawn_atom_v, std::move(id), std::move(spec), tap)
       .then(
-          [self, tap, rp](process_actor& p) mutable {
+          [self, tap, rp](process_actor& p, std::int32_t pid) mutable {
             if (!self->state.children->add(p)) {
               // The node is stopping: this child must not start.
               self->send_exit(p, caf::exit_reason::user_shutdown);
@@ -206,7 +243,7 @@ caf::result<process_actor> spawn_through_tap(front_pointer self, std::string& id
             self->monitor(p);
             self->state.taps.emplace(p.address(), tap);
             caf::send_as(caf::actor_cast<caf::actor>(self), tap, p);  // the only sender the tap takes it from
-            rp.deliver(std::move(p));
+            rp.deliver(std::move(p), pid);
           },
           [self, tap, rp](caf::error& e) mutable {
             self->send_exit(tap, caf::exit_reason::user_shutdown);
@@ -232,7 +269,9 @@ node_actor::behavior_type front_impl(front_pointer self, node_actor agent, std::
         return self->delegate(self->state.agent, a, protocol);
       },
       [self](pkit::net::node_spawn_atom, std::string& id, process_spec& spec,
-             caf::actor& relay) -> caf::result<process_actor> { return spawn_through_tap(self, id, spec, relay); },
+             caf::actor& relay) -> caf::result<process_actor, std::int32_t> {
+        return spawn_through_tap(self, id, spec, relay);
+      },
       [self](pkit::net::node_list_atom a) -> caf::result<std::vector<pkit::net::node_child_info>> {
         return self->delegate(self->state.agent, a);
       },

@@ -44,10 +44,15 @@
 namespace pkit::net {
 
 /// The version of the node protocol (the node_actor interface and its types). A hello
-/// with another version is refused (errc::node_protocol_mismatch); BASP's application
-/// identifier (link_timing.hpp) already keeps out incompatible wire versions, this names
-/// the mismatch instead of a bare disconnect.
-inline constexpr std::uint32_t node_protocol_version = 1;
+/// with another version is refused (errc::node_protocol_mismatch). A controller checks it
+/// before anything else: a node of another version, whose published interface is not
+/// this node_actor, is still said hello to when it answers hello at all, so that the
+/// controller names the mismatch ("the controller speaks version 2, this node 1")
+/// instead of "not a pkit node agent". BASP's application identifier (link_timing.hpp)
+/// changes only with the shared types' layout, so that such a hello can cross.
+///
+/// 2: `spawn` also starts the process actor and answers (actor, pid) — one round trip.
+inline constexpr std::uint32_t node_protocol_version = 2;
 
 /// What a node tells a controller that says hello: who it is and what it may run.
 struct node_info {
@@ -115,13 +120,22 @@ namespace pkit::net {
 ///
 /// * `hello, protocol` → node_info; `node_protocol_mismatch` (subject "protocol") when the
 ///   versions differ.
-/// * `spawn, id, spec, relay` → the new process actor (not started: the caller sends
-///   `start`, as a supervisor does for a local worker). The process actor reports its
-///   child's life to `relay` (`process_observer{relay, id}`: child_started, child_ready,
-///   child_exited, see process_actor.hpp). Refused, with no actor spawned, when the spec
+/// * `spawn, id, spec, relay` → (the new process actor, the pid of its first run): the
+///   agent spawns the process actor and starts it, answering once the start did (for a
+///   spec with readiness notification: once the child is ready) — one round trip where a
+///   spawn and a `start` took two. Later runs are the caller's `start`s, as a supervisor's
+///   for a local worker. The process actor reports its child's life to `relay`
+///   (`process_observer{relay, id}`: child_started, child_ready, child_exited, see
+///   process_actor.hpp); those reports may reach the caller before the answer (another
+///   sender). Refused, with no actor spawned, when the spec
 ///   fails validate() against the node's allow-list (the error names the field, e.g.
 ///   "argv[0]"; a spec needs a name, and a root node a user or allow.default_user), when `relay` is empty (node_relay_missing: a child nobody watches would be
-///   an orphan), or when max_children are alive (node_child_limit).
+///   an orphan), or when max_children are alive (node_child_limit). A start that fails
+///   answers the process actor's own error (category "pkit": start_failed,
+///   ready_timeout, ...) and leaves nothing behind: the process actor is ended (its child,
+///   if any ran, stopped per its spec) and its slot is free before the answer is sent.
+///   A relay that goes down while its spawn is starting (the caller gave up on it) has
+///   that process actor ended too, as for any child of a relay that goes down.
 /// * `list` → the live children, in spawn order, with their pid and state (asked of each
 ///   process actor; one that does not answer within a few seconds is listed as idle, pid 0).
 ///
@@ -135,8 +149,12 @@ namespace pkit::net {
 using node_actor = caf::typed_actor<
     caf::replies_to<node_hello_atom, std::uint32_t>::with<node_info>,
     caf::replies_to<node_spawn_atom, std::string, pkit::actors::process_spec,
-                    caf::actor>::with<pkit::actors::process_actor>,
+                    caf::actor>::with<pkit::actors::process_actor, std::int32_t>,
     caf::replies_to<node_list_atom>::with<std::vector<node_child_info>>>;
+
+/// The hello of node_actor alone: what a controller can still ask of a node whose
+/// published interface is another version's, to name the mismatch.
+using node_hello_actor = caf::typed_actor<caf::replies_to<node_hello_atom, std::uint32_t>::with<node_info>>;
 
 /// Spawns a node agent in `sys` for `config`, which must have passed config.check()
 /// (a precondition: the agent would refuse every spawn of an invalid list, or run what

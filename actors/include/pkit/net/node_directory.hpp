@@ -53,7 +53,11 @@ struct node_address {
 struct placement_timing {
   /// Per node: the connect (TCP, TLS and BASP handshakes), then the hello, each.
   std::chrono::milliseconds connect_timeout{5000};
-  /// The agent's answer to a spawn.
+  /// The agent's answer to a spawn, beyond the first start it includes (bounded as a
+  /// forwarded start: the spec's ready timeout, if it waits for readiness, + request_margin).
+  /// A spawn not answered within it is given up: the node ends what it spawned for it.
+  ///
+  /// A relay's start is answered within node_directory::start_bound.
   std::chrono::milliseconds spawn_timeout{5000};
   /// Added to a forwarded start's ready timeout and a stop's stop timeout; the bound of
   /// kill, signal and status. A forwarded request that exceeds it counts as the node lost
@@ -63,6 +67,16 @@ struct placement_timing {
   std::chrono::milliseconds reconnect_initial{250};
   std::chrono::milliseconds reconnect_max{10000};
 };
+
+/// The bounds of a relay's start (review 11 #12), both from `timing`. Placing: per listed
+/// node a connect and a hello (2 × connect_timeout), + request_margin.
+std::chrono::milliseconds placing_bound(const placement_timing& timing, std::size_t nodes);
+
+/// The spawn with the child's first start: spawn_timeout + the ready timeout of a spec that
+/// waits for readiness + request_margin; nullopt for a spec that waits for ever (the
+/// node's loss still ends the wait).
+std::optional<std::chrono::milliseconds> spawn_bound(const placement_timing& timing,
+                                                     const pkit::actors::process_spec& spec);
 
 enum class node_health : std::uint8_t {
   unknown,     ///< never connected (nor tried)
@@ -103,6 +117,13 @@ public:
   pkit::actors::process_actor spawn_remote(caf::actor_system& system, const std::vector<std::string>& nodes,
                                            pkit::actors::process_spec spec,
                                            pkit::actors::process_observer observer) const override;
+
+  /// The longest a relay spawn_remote made for `nodes` and `spec` takes to answer a
+  /// start: placing_bound + spawn_bound; nullopt when the spec waits for readiness for
+  /// ever. A supervisor's own limit on a remote start must be derived from it (a shorter
+  /// one discards a relay whose placement is still within its bounds). Thread-safe.
+  std::optional<std::chrono::milliseconds> start_bound(const std::vector<std::string>& nodes,
+                                                       const pkit::actors::process_spec& spec) const;
 
   /// Every added node's health, in the order added; empty if the directory did not
   /// answer within `timeout`. Blocks the calling thread.

@@ -1,0 +1,316 @@
+// The relay's one-round-trip placement (issue 11): the node's spawn starts the child and
+// answers (actor, pid). Reports that race the answer reach the observer in order; a spawn
+// the relay gives up on (no answer in time, a stop while placing) has what the node
+// spawned for it ended there (review 11 #13: the observer it named goes down); a node lost
+// before it answers is node_down at once; a node of the previous protocol is named as
+// such; the start's bound (review 11 #12). Fake nodes are typed actors of a system of
+// their own, published on 127.0.0.1; every wait is on an event, bounded by a deadline.
+
+#include <boost/test/unit_test.hpp>
+
+#include "remote_fixture.hpp"
+
+#include <caf/after.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <future>
+
+using namespace remote_test;
+
+namespace {
+
+using gone_promise = std::shared_ptr<std::promise<caf::error>>;
+
+/// A node that takes every spawn and never answers it; it tells `asked` that a spawn
+/// came and `gone` when the observer the spawn named goes down.
+struct mute_state {
+  gone_promise asked, gone;
+  std::vector<caf::typed_response_promise<process_actor, std::int32_t>> held;  // never delivered
+};
+
+node_actor::behavior_type mute_node(node_actor::stateful_pointer<mute_state> self, gone_promise asked,
+                                    gone_promise gone) {
+  self->state.asked = std::move(asked);
+  self->state.gone = std::move(gone);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    if (auto g = std::exchange(self->state.gone, nullptr)) g->set_value(dm.reason);
+  });
+  return {
+      [](pkit::net::node_hello_atom, std::uint32_t) {
+        pkit::net::node_info info;
+        info.name = "mute";
+        info.protocol = pkit::net::node_protocol_version;
+        return info;
+      },
+      [self](pkit::net::node_spawn_atom, std::string&, process_spec&,
+             caf::actor& observer) -> caf::result<process_actor, std::int32_t> {
+        self->monitor(observer);
+        if (auto a = std::exchange(self->state.asked, nullptr)) a->set_value(caf::error{});
+        self->state.held.push_back(self->make_response_promise<process_actor, std::int32_t>());
+        return self->state.held.back();
+      },
+      [](pkit::net::node_list_atom) { return std::vector<pkit::net::node_child_info>{}; },
+  };
+}
+
+/// A controller's system and a directory with short spawn bounds.
+struct quick_controller {
+  net_system sys{fast_link};
+  std::unique_ptr<pkit::net::node_directory> directory;
+  explicit quick_controller(std::chrono::milliseconds spawn_timeout) {
+    pkit::net::placement_timing timing;
+    timing.connect_timeout = 2s;
+    timing.spawn_timeout = spawn_timeout;
+    timing.request_margin = spawn_timeout;
+    directory = std::make_unique<pkit::net::node_directory>(*sys.sys, timing);
+  }
+  ~quick_controller() { directory->shutdown(); }
+  void add(const std::string& name, std::uint16_t port) {
+    auto bad = directory->add_node({name, "127.0.0.1", port});
+    BOOST_TEST_REQUIRE(!bad.has_value(), (bad ? bad->message() : ""));
+  }
+  process_actor relay(caf::scoped_actor& self, const std::string& node, process_spec spec) {
+    return directory->spawn_remote(*sys.sys, {node}, std::move(spec),
+                                   process_observer{caf::actor_cast<caf::actor>(self), spec.name});
+  }
+};
+
+/// A mute node published on loopback.
+struct mute_side {
+  net_system sys{fast_link};
+  gone_promise asked = std::make_shared<std::promise<caf::error>>();
+  gone_promise gone = std::make_shared<std::promise<caf::error>>();
+  node_actor agent;
+  std::uint16_t port = 0;
+  mute_side() {
+    agent = sys.sys->spawn(mute_node, asked, gone);
+    auto published = sys.sys->middleman().publish(agent, 0, "127.0.0.1");
+    BOOST_TEST_REQUIRE(static_cast<bool>(published));
+    port = *published;
+  }
+  ~mute_side() { caf::anon_send_exit(agent, caf::exit_reason::user_shutdown); }
+  bool observer_gone() { return gone->get_future().wait_for(deadline) == std::future_status::ready; }
+};
+
+/// Stands for a process actor of the early node: it exists, and answers nothing.
+caf::behavior dummy_process(caf::event_based_actor*, int) { return {[](caf::ok_atom) {}}; }
+
+/// A node whose spawn reports a whole run (started, ready, exited) to the observer first
+/// and answers only once the observer has passed them on: its status request, answered
+/// after the reports in its mailbox, proves them enqueued at the relay before the answer.
+node_actor::behavior_type early_node(node_actor::pointer self) {
+  return {
+      [](pkit::net::node_hello_atom, std::uint32_t) {
+        pkit::net::node_info info;
+        info.name = "early";
+        info.protocol = pkit::net::node_protocol_version;
+        return info;
+      },
+      [self](pkit::net::node_spawn_atom, std::string& id, process_spec&,
+             caf::actor& observer) -> caf::result<process_actor, std::int32_t> {
+        auto proc = self->spawn(dummy_process, 0);
+        caf::send_as(proc, observer, child_started_atom_v, id, std::uint64_t{1}, std::int32_t{4242});
+        caf::send_as(proc, observer, child_ready_atom_v, id, std::uint64_t{1}, std::int32_t{4242});
+        caf::send_as(proc, observer, child_exited_atom_v, id, std::uint64_t{1}, pkit::exit_status::exited(0));
+        auto rp = self->make_response_promise<process_actor, std::int32_t>();
+        self->request(observer, deadline, status_atom_v)
+            .then([rp, proc](process_info&) mutable { rp.deliver(caf::actor_cast<process_actor>(proc), 4242); },
+                  [rp, proc](caf::error&) mutable { rp.deliver(caf::actor_cast<process_actor>(proc), 4242); });
+        return rp;
+      },
+      [](pkit::net::node_list_atom) { return std::vector<pkit::net::node_child_info>{}; },
+  };
+}
+
+bool is_pkit_error(const caf::error& e, pkit::actors::error code) {
+  return e.category() == caf::atom("pkit") && e.code() == static_cast<std::uint8_t>(code);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_child_that_exits_at_once_is_reported_in_order) {
+  // /usr/bin/sleep 0 exits as soon as it runs: its started and exited reports reach the
+  // relay before (or around) the spawn's answer, and must not be lost.
+  node_side node{"n"};
+  quick_controller ctl{2s};
+  ctl.add("n", node.port);
+  caf::scoped_actor self{*ctl.sys.sys};
+  process_spec spec = sleep_spec("quick");
+  spec.argv = {sleep_path, "0"};
+  auto relay = ctl.relay(self, "n", spec);
+  std::int32_t pid = 0;
+  self->request(relay, deadline, start_atom_v)
+      .receive([&](std::int32_t p) { pid = p; }, [&](caf::error& e) { BOOST_TEST_ERROR(ctl.sys.sys->render(e)); });
+  BOOST_TEST_REQUIRE(pid > 1);
+  std::vector<std::string> seen;
+  bool exited = false;
+  self->receive_while([&] { return !exited; })(
+      [&](child_node_atom, std::string&, std::string& n) { seen.push_back("node " + n); },
+      [&](child_started_atom, std::string&, std::uint64_t, std::int32_t p) {
+        BOOST_TEST(p == pid);
+        seen.push_back("started");
+      },
+      [&](child_ready_atom, std::string&, std::uint64_t, std::int32_t) { seen.push_back("ready"); },
+      [&](child_exited_atom, std::string&, std::uint64_t, pkit::exit_status& st) {
+        BOOST_TEST(st.is_exited());
+        seen.push_back("exited");
+        exited = true;
+      },
+      caf::after(deadline) >> [&] { exited = true; });
+  const std::vector<std::string> want{"node n", "started", "ready", "exited"};
+  BOOST_TEST(seen == want, boost::test_tools::per_element());
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(reports_that_come_before_the_spawns_answer_are_passed_on) {
+  net_system node_sys{fast_link};
+  auto node = node_sys.sys->spawn(early_node);
+  auto port = node_sys.sys->middleman().publish(node, 0, "127.0.0.1");
+  BOOST_TEST_REQUIRE(static_cast<bool>(port));
+  quick_controller ctl{2s};
+  ctl.add("early", *port);
+  caf::scoped_actor self{*ctl.sys.sys};
+  auto relay = ctl.relay(self, "early", sleep_spec("e"));
+  std::int32_t pid = 0;
+  self->request(relay, deadline, start_atom_v)
+      .receive([&](std::int32_t p) { pid = p; }, [&](caf::error& e) { BOOST_TEST_ERROR(ctl.sys.sys->render(e)); });
+  BOOST_TEST(pid == 4242);
+  std::vector<std::string> seen;
+  bool exited = false;
+  self->receive_while([&] { return !exited; })(
+      [&](child_node_atom, std::string&, std::string& n) { seen.push_back("node " + n); },
+      [&](child_started_atom, std::string&, std::uint64_t, std::int32_t) { seen.push_back("started"); },
+      [&](child_ready_atom, std::string&, std::uint64_t, std::int32_t) { seen.push_back("ready"); },
+      [&](child_exited_atom, std::string&, std::uint64_t, pkit::exit_status&) {
+        seen.push_back("exited");
+        exited = true;
+      },
+      caf::after(deadline) >> [&] { exited = true; });
+  const std::vector<std::string> want{"node early", "started", "ready", "exited"};
+  BOOST_TEST(seen == want, boost::test_tools::per_element());
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(a_spawn_not_answered_in_time_ends_its_observer_on_the_node) {
+  // Review 11 #13: the relay lives on for the next attempt, but the observer it named in
+  // the spawn goes down: a node ends whatever it spawned for it.
+  mute_side node;
+  quick_controller ctl{200ms};
+  ctl.add("mute", node.port);
+  caf::scoped_actor self{*ctl.sys.sys};
+  auto relay = ctl.relay(self, "mute", sleep_spec("slow"));
+  caf::error failed;
+  self->request(relay, deadline, start_atom_v).receive([](std::int32_t) {}, [&](caf::error& e) { failed = e; });
+  BOOST_TEST(is_pkit_error(failed, pkit::actors::error::node_unreachable), ctl.sys.sys->render(failed));
+  BOOST_TEST(node.observer_gone());
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(a_stop_while_placing_ends_the_observer_on_the_node_at_once) {
+  mute_side node;
+  quick_controller ctl{20s};
+  ctl.add("mute", node.port);
+  caf::scoped_actor self{*ctl.sys.sys};
+  auto relay = ctl.relay(self, "mute", sleep_spec("slow"));
+  auto pending = self->request(relay, deadline, start_atom_v);
+  BOOST_TEST_REQUIRE((node.asked->get_future().wait_for(deadline) == std::future_status::ready));
+  caf::error stopped;
+  self->request(relay, deadline, stop_atom_v)
+      .receive([](pkit::exit_status&) {}, [&](caf::error& e) { stopped = e; });
+  BOOST_TEST(is_pkit_error(stopped, pkit::actors::error::not_started), ctl.sys.sys->render(stopped));
+  // Well before the spawn's own bound (40 s): the stop gave it up, and the start failed.
+  BOOST_TEST(node.observer_gone());
+  caf::error failed;
+  pending.receive([](std::int32_t) {}, [&](caf::error& e) { failed = e; });
+  BOOST_TEST(is_pkit_error(failed, pkit::actors::error::start_failed), ctl.sys.sys->render(failed));
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(a_node_lost_before_it_answers_the_spawn_is_node_down_at_once) {
+  // The child may run there already: node_down, as for a node lost under a start, and
+  // well before the spawn's own bound (40 s).
+  mute_side node;
+  quick_controller ctl{20s};
+  ctl.add("mute", node.port);
+  caf::scoped_actor self{*ctl.sys.sys};
+  auto relay = ctl.relay(self, "mute", sleep_spec("slow"));
+  self->monitor(relay);
+  auto pending = self->request(relay, deadline, start_atom_v);
+  BOOST_TEST_REQUIRE((node.asked->get_future().wait_for(deadline) == std::future_status::ready));
+  BOOST_TEST_REQUIRE(sever(node.port) > 0);
+  caf::error failed;
+  pending.receive([](std::int32_t) {}, [&](caf::error& e) { failed = e; });
+  BOOST_TEST(is_pkit_error(failed, pkit::actors::error::node_down), ctl.sys.sys->render(failed));
+  auto reason = wait_down(self);
+  BOOST_TEST_REQUIRE(reason.has_value());
+  BOOST_TEST(is_pkit_error(*reason, pkit::actors::error::node_down), ctl.sys.sys->render(*reason));
+}
+
+namespace {
+
+// The node interface of protocol 1: a spawn answered with the process actor alone.
+using node_actor_v1 = caf::typed_actor<
+    caf::replies_to<pkit::net::node_hello_atom, std::uint32_t>::with<pkit::net::node_info>,
+    caf::replies_to<pkit::net::node_spawn_atom, std::string, process_spec, caf::actor>::with<process_actor>,
+    caf::replies_to<pkit::net::node_list_atom>::with<std::vector<pkit::net::node_child_info>>>;
+
+node_actor_v1::behavior_type old_node() {
+  return {
+      [](pkit::net::node_hello_atom, std::uint32_t protocol) -> caf::result<pkit::net::node_info> {
+        if (protocol != 1)
+          return pkit::net::to_caf_error({make_error_code(errc::node_protocol_mismatch), "protocol",
+                                          "the controller speaks version " + std::to_string(protocol) +
+                                              ", this node 1"});
+        return pkit::net::node_info{};
+      },
+      [](pkit::net::node_spawn_atom, std::string&, process_spec&, caf::actor&) -> caf::result<process_actor> {
+        return caf::make_error(caf::sec::unexpected_message);
+      },
+      [](pkit::net::node_list_atom) { return std::vector<pkit::net::node_child_info>{}; },
+  };
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_node_of_the_previous_protocol_is_named_as_such) {
+  // Its published interface is not this node_actor; it still answers hello, refusing
+  // this controller's version: the start fails naming both versions, at once.
+  net_system old_sys{fast_link};
+  auto old = old_sys.sys->spawn(old_node);
+  auto port = old_sys.sys->middleman().publish(old, 0, "127.0.0.1");
+  BOOST_TEST_REQUIRE(static_cast<bool>(port));
+  quick_controller ctl{2s};
+  ctl.add("old", *port);
+  caf::scoped_actor self{*ctl.sys.sys};
+  auto relay = ctl.relay(self, "old", sleep_spec("x"));
+  caf::error failed;
+  self->request(relay, deadline, start_atom_v).receive([](std::int32_t) {}, [&](caf::error& e) { failed = e; });
+  const std::string text = ctl.sys.sys->render(failed);
+  BOOST_TEST(is_pkit_error(failed, pkit::actors::error::node_unreachable), text);
+  BOOST_TEST(text.find("speaks version " + std::to_string(pkit::net::node_protocol_version) + ", this node 1") !=
+                 std::string::npos,
+             text);
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(old, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(the_start_bound_is_placing_then_spawn_with_the_ready_timeout) {
+  // Review 11 #12: what a supervisor's limit on a remote start must derive from.
+  net_system sys{fast_link};
+  pkit::net::placement_timing timing;
+  timing.connect_timeout = 2s;
+  timing.spawn_timeout = 1s;
+  timing.request_margin = 3s;
+  pkit::net::node_directory dir(*sys.sys, timing);
+  process_spec plain = sleep_spec("p");
+  BOOST_TEST(pkit::net::placing_bound(timing, 3).count() == (3 * 2 * 2000 + 3000));
+  BOOST_TEST(dir.start_bound({"a", "b", "c"}, plain).value_or(0ms).count() == (3 * 2 * 2000 + 3000) + (1000 + 3000));
+  process_spec notifies = plain;
+  notifies.notify_fd = 3;
+  notifies.ready_timeout_ms = 4000;
+  BOOST_TEST(dir.start_bound({"a"}, notifies).value_or(0ms).count() == (2 * 2000 + 3000) + (1000 + 4000 + 3000));
+  notifies.ready_timeout_ms = -1;
+  BOOST_TEST(!dir.start_bound({"a"}, notifies).has_value());
+  dir.shutdown();
+}
