@@ -8,6 +8,8 @@
 
 #include <pkit/process.hpp>
 
+#include <caf/typed_event_based_actor.hpp>
+
 #include <fstream>
 #include <future>
 #include <limits>
@@ -317,6 +319,67 @@ BOOST_AUTO_TEST_CASE(releasing_a_registered_live_tree_lets_the_actor_system_end_
   }
   BOOST_TEST(done.get(), "the tree did not start, or whereis_supervisor did not find it");
   BOOST_TEST(eventually([&] { return pids_with_marker(w_marker).empty(); }), "a process of the released tree survived");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// Review 11 #12: a supervisor gave a remote start a fixed 30 s, whatever the placement's
+// own bounds: a stand-in that never answered held the start (and the restart plan) for
+// 30 s. The limit now derives from placement::start_bound (plus a margin for the
+// stand-in's own error to come first).
+namespace {
+
+using promises = std::vector<caf::typed_response_promise<std::int32_t>>;
+
+/// A stand-in whose start is never answered (its promises are kept: never broken).
+pa::process_actor::behavior_type silent_stand_in(pa::process_actor::pointer self, std::shared_ptr<promises> kept) {
+  return {[self, kept](pa::start_atom) -> caf::result<std::int32_t> {
+            kept->push_back(self->make_response_promise<std::int32_t>());
+            return kept->back();
+          },
+          [](pa::stop_atom) { return pkit::exit_status::lost(); },
+          [](pa::kill_atom) { return pkit::exit_status::lost(); },
+          [](pa::signal_atom, std::int32_t) { return caf::ok_atom_v; },
+          [](pa::join_atom) { return pkit::exit_status::lost(); },
+          [](pa::status_atom) { return pa::process_info{}; }};
+}
+
+struct silent_placement : pa::placement {
+  std::shared_ptr<promises> kept = std::make_shared<promises>();
+  pa::process_actor spawn_remote(caf::actor_system& sys, const std::vector<std::string>&, pa::process_spec,
+                                 pa::process_observer) const override {
+    return sys.spawn(silent_stand_in, kept);
+  }
+  std::optional<std::chrono::milliseconds> start_bound(const std::vector<std::string>&,
+                                                       const pa::process_spec&) const override {
+    return 300ms;
+  }
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(supervisor_remote_bound, sup_fixture)
+
+BOOST_AUTO_TEST_CASE(a_remote_start_is_given_up_after_the_placements_bound_not_a_fixed_30_s) {
+  silent_placement place;
+  pa::supervisor_options o;
+  o.place = &place;
+  o.subscribers = {{caf::actor_cast<caf::actor>(events_actor)}};
+  auto s = pa::spawn_supervisor(system, sup_spec("bounded", restart_strategy::one_for_one, {}, 5), o);
+  supervisors.push_back(s);
+  watcher->monitor(s);
+  pa::child_spec far;
+  far.id = "far";
+  far.nodes = {"x"};
+  far.process.argv = {"/bin/sleep", "1000"};
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = ask<pa::child_info>(s, pa::start_child_atom_v, far);  // request_timeout: 10 s
+  const auto took = std::chrono::steady_clock::now() - t0;
+  BOOST_TEST(!r.ok(), "a start nobody answers cannot succeed");
+  BOOST_TEST(!(r.error == caf::sec::request_timeout), "still waiting after 10 s: " << r.rendered);
+  BOOST_TEST(took >= 300ms, "not before the stand-in's own bound");
+  BOOST_TEST_MESSAGE("given up after " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                                       << " ms: " << r.rendered);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -43,6 +43,8 @@ void start_child_step(self_pointer self, const step& s, std::uint64_t token);
 // Time for a start beyond the readiness deadline: a fork-server target's launch (its round
 // trip is bounded by the server's request_timeout, 10 s by default) and the exec.
 constexpr std::int64_t start_margin_ms = 30000;
+// Beyond a remote stand-in's own bound (placement::start_bound).
+constexpr std::int64_t remote_start_margin_ms = 1000;
 
 // How long a start request to a process actor may take before the actor counts as wedged
 // (review D5): its readiness deadline plus the margin; none when the spec waits for
@@ -50,11 +52,17 @@ constexpr std::int64_t start_margin_ms = 30000;
 // sum cannot overflow.
 // A plain program's start (argv, no readiness protocol) is answered by the process
 // actor's handler itself, at once: no timer for it (the common case stays as cheap).
-std::optional<std::int64_t> start_timeout_ms(const child& c) {
+std::optional<std::int64_t> start_timeout_ms(const child& c, const placement* place) {
   const process_spec& p = c.spec.process;
   const bool waits_for_readiness = p.notify_fd >= 0 || p.notify_socket;
-  // A remote start crosses the network (a connect, a spawn): always bounded, though the
-  // placement's actor bounds each of its own requests too.
+  // A remote start crosses the network (a connect, a spawn): its stand-in bounds it, and
+  // says how long it may take; ours is that and a margin, so that the stand-in's own,
+  // clearer error (node_unreachable, ready_timeout) comes first.
+  if (c.is_remote() && place != nullptr) {
+    const auto bound = place->start_bound(c.spec.nodes, worker_spec(c));
+    if (!bound) return std::nullopt;
+    return bound->count() + remote_start_margin_ms;
+  }
   if (!waits_for_readiness && p.target.empty() && !c.is_remote()) return std::nullopt;
   if (waits_for_readiness && p.ready_timeout_ms < 0) return std::nullopt;
   return (waits_for_readiness ? p.ready_timeout_ms : 0) + start_margin_ms;
@@ -195,7 +203,7 @@ void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
   const std::string id = c->spec.id;
   if (c->is_supervisor()) return start_nested(self, *c);
   if (!c->proc && !spawn_worker(self, *c)) return;
-  if (auto limit = start_timeout_ms(*c))
+  if (auto limit = start_timeout_ms(*c, self->state.place))
     after(self, *limit, [self, id, token, limit = *limit] { start_timed_out(self, id, token, limit); });
   self->request(c->proc, caf::infinite, start_atom_v)
       .then([self, id, token](std::int32_t pid) { worker_started(self, id, token, pid); },

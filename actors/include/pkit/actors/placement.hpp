@@ -12,6 +12,8 @@
 
 #include <caf/actor_system.hpp>
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +42,18 @@ public:
   /// knowledge. When the actor ends, for any reason, the remote child is stopped.
   virtual process_actor spawn_remote(caf::actor_system& system, const std::vector<std::string>& nodes,
                                      process_spec spec, process_observer observer) const = 0;
+
+  /// The longest the actor spawn_remote makes for `nodes` and `spec` takes to answer a
+  /// start (its own bounds: reaching a node, the spawn, the readiness); nullopt when it
+  /// may take for ever (the spec waits for readiness for ever) or is not known. A
+  /// supervisor derives its own limit on a remote start from it, so that it never gives up
+  /// on a stand-in still within its bounds. Thread-safe.
+  virtual std::optional<std::chrono::milliseconds> start_bound(const std::vector<std::string>& nodes,
+                                                               const process_spec& spec) const {
+    (void)nodes;
+    (void)spec;
+    return std::nullopt;
+  }
 };
 
 }  // namespace pkit::actors

@@ -123,7 +123,7 @@ public:
   /// ever. A supervisor's own limit on a remote start must be derived from it (a shorter
   /// one discards a relay whose placement is still within its bounds). Thread-safe.
   std::optional<std::chrono::milliseconds> start_bound(const std::vector<std::string>& nodes,
-                                                       const pkit::actors::process_spec& spec) const;
+                                                       const pkit::actors::process_spec& spec) const override;
 
   /// Every added node's health, in the order added; empty if the directory did not
   /// answer within `timeout`. Blocks the calling thread.
