@@ -59,7 +59,7 @@ std::map<std::string, child_info> children(caf::scoped_actor& self, const superv
 
 supervisor_actor nested_supervisor(caf::scoped_actor& self, const supervisor_actor& sup,
                                    const std::string& id) {
-  return caf::actor_cast<supervisor_actor>(children(self, sup)[id].handle);
+  return nested_supervisor_of(children(self, sup)[id]);
 }
 
 }  // namespace

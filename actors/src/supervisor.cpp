@@ -167,4 +167,13 @@ supervisor_actor spawn_supervisor(caf::actor_system& system, supervisor_spec spe
   return handle;
 }
 
+// The flag says which interface the handle has (the supervisor set both).
+process_actor worker_of(const child_info& info) {
+  return info.is_supervisor ? process_actor{} : caf::actor_cast<process_actor>(info.handle);
+}
+
+supervisor_actor nested_supervisor_of(const child_info& info) {
+  return info.is_supervisor ? caf::actor_cast<supervisor_actor>(info.handle) : supervisor_actor{};
+}
+
 }  // namespace pkit::actors

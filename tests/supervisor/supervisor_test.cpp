@@ -643,12 +643,43 @@ BOOST_AUTO_TEST_CASE(a_nested_supervisor_is_ready_only_once_every_child_of_it_is
   auto inner = sup_spec("inner", restart_strategy::one_for_one,
                         {worker("a", {"pause"}), worker("b", {"pause"}), worker("c", {"pause"})});
   auto s = start_sup(sup_spec("outer", restart_strategy::one_for_one, {supervisor_child("inner", inner)}));
-  const auto nested = caf::actor_cast<pa::supervisor_actor>(child(s, "inner").handle);
+  const auto nested = pa::nested_supervisor_of(child(s, "inner"));
   BOOST_TEST_REQUIRE(static_cast<bool>(nested));
   for (const auto& c : which(nested)) {
     BOOST_TEST(c.state == child_state::running, c.id << " is " << to_string(c.state));
     BOOST_TEST(c.incarnation == 1u, c.id << " has run " << c.incarnation);
   }
+}
+
+// Issue 9 #16: child_info's handle is untyped (cast by a flag), and an event named its
+// supervisor only by a name two supervisors may share.
+BOOST_AUTO_TEST_CASE(children_have_typed_handles_and_events_an_unambiguous_source) {
+  auto a = sup_spec("same", restart_strategy::one_for_one, {worker("w1", {"pause"})});
+  auto b = sup_spec("same", restart_strategy::one_for_one, {worker("w2", {"pause"})});
+  const pa::event_subscriber tree{caf::actor_cast<caf::actor>(events_actor), pa::all_events, true};
+  auto s = spawn_sup(sup_spec("top", restart_strategy::one_for_one,
+                              {supervisor_child("a", a), supervisor_child("b", b)}),
+                     {tree});
+  BOOST_TEST_REQUIRE(await_boot());
+  const auto ha = pa::nested_supervisor_of(child(s, "a"));
+  const auto hb = pa::nested_supervisor_of(child(s, "b"));
+  BOOST_TEST_REQUIRE((ha && hb));
+  BOOST_TEST((ha.address() != hb.address()));
+  BOOST_TEST(!pa::worker_of(child(s, "a")), "a nested supervisor is no process actor");
+  const auto e1 = require(ev(event_kind::started, "w1"), "w1 started");
+  const auto e2 = require(ev(event_kind::started, "w2"), "w2 started");
+  BOOST_TEST(e1.supervisor == e2.supervisor, "the names alone cannot tell them apart");
+  BOOST_TEST((e1.source == ha.address()));
+  BOOST_TEST((e2.source == hb.address()));
+  const auto w1 = child(ha, "w1");
+  const auto proc = pa::worker_of(w1);
+  BOOST_TEST_REQUIRE(static_cast<bool>(proc));
+  BOOST_TEST(!pa::nested_supervisor_of(w1), "a worker is no supervisor");
+  std::int32_t pid = 0;
+  self->request(proc, event_timeout, pa::status_atom_v)
+      .receive([&](pa::process_info& i) { pid = i.pid; }, [&](caf::error& e) { BOOST_FAIL(render(e)); });
+  BOOST_TEST(pid == w1.pid);
+  BOOST_TEST(pid > 0);
 }
 
 BOOST_AUTO_TEST_CASE(a_nested_supervisor_handles_its_own_children_and_escalates_when_it_gives_up) {

@@ -85,6 +85,7 @@ void emit(self_pointer self, const child& c, event_kind kind, std::int64_t delay
   if (st.subscribers.empty()) return;
   supervisor_event e;
   e.supervisor = st.spec.name;
+  e.source = self->address();
   e.child = c.spec.id;
   e.kind = kind;
   e.incarnation = c.incarnation;

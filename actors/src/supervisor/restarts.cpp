@@ -286,6 +286,7 @@ void give_up(self_pointer self, const child& last) {
   if (st.shutting_down) return;
   supervisor_event e;
   e.supervisor = st.spec.name;
+  e.source = self->address();
   e.kind = event_kind::gave_up;
   e.reason = "more than " + std::to_string(st.spec.flags.intensity) + " restarts in " +
              std::to_string(st.spec.flags.period_ms) + " ms";

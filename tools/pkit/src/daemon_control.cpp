@@ -220,8 +220,8 @@ nlohmann::json daemon::walk(const supervisor_actor& sup, const std::string& path
     const child_info& c = *live;
     std::string sub = path.empty() ? c.id : path + "/" + c.id;
     if (c.is_supervisor) {
-      if (c.handle)
-        for (auto& r : walk(caf::actor_cast<supervisor_actor>(c.handle), sub, spec)) rows.push_back(std::move(r));
+      if (auto nested = nested_supervisor_of(c))
+        for (auto& r : walk(nested, sub, spec)) rows.push_back(std::move(r));
       continue;
     }
     std::int64_t uptime = 0;
@@ -289,7 +289,7 @@ supervisor_actor daemon::supervisor_at(const std::vector<std::string>& path) {
         .receive(
             [&](std::vector<child_info>& all) {
               for (auto& c : all)
-                if (c.id == id && c.is_supervisor) next = caf::actor_cast<supervisor_actor>(c.handle);
+                if (c.id == id && c.is_supervisor) next = nested_supervisor_of(c);
             },
             [](caf::error&) {});
     if (!next) return {};

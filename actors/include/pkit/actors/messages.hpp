@@ -240,7 +240,8 @@ struct child_info {
   bool has_last_exit = false;
   exit_status last_exit;
   /// The child's actor: a `process_actor` for a worker, a `supervisor_actor` for a
-  /// nested supervisor (actor_cast it); empty while the child has none.
+  /// nested supervisor; empty while the child has none. Typed: worker_of(info) and
+  /// nested_supervisor_of(info) (pkit/actors/supervisor.hpp) — no cast by flag.
   caf::actor handle;
   /// Why the last run ended when its exit status cannot tell (a nested supervisor has
   /// none: its exit reason, e.g. restart_limit), or why the last start failed (the
@@ -285,7 +286,12 @@ constexpr event_mask all_events = ~event_mask{0};
 /// What a supervisor tells its subscribers. `incarnation` names the child's run, so an
 /// event about an older run is recognisable.
 struct supervisor_event {
+  /// The supervisor's name (its spec's): for people. Names need not be unique; `source`
+  /// is what tells two supervisors apart.
   std::string supervisor;
+  /// The supervisor that sent the event (a weak address: it does not keep it alive):
+  /// unambiguous, also for events of a whole tree stored or passed on.
+  caf::actor_addr source;
   std::string child;
   event_kind kind = event_kind::started;
   std::uint64_t incarnation = 0;
@@ -374,7 +380,7 @@ typename Inspector::result_type inspect(Inspector& f, child_counts& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, supervisor_event& x) {
-  return f(caf::meta::type_name("pkit::actors::supervisor_event"), x.supervisor, x.child, x.kind,
+  return f(caf::meta::type_name("pkit::actors::supervisor_event"), x.supervisor, x.source, x.child, x.kind,
            x.incarnation, x.pid, x.has_status, x.status, x.delay_ms, x.reason, x.node);
 }
 

@@ -97,6 +97,13 @@ using supervisor_actor = caf::typed_actor<
     caf::replies_to<unsubscribe_atom, caf::actor>::with<caf::ok_atom>,
     caf::replies_to<stop_atom>::with<caf::ok_atom>>;
 
+/// The worker's process actor of a child_info; empty for a nested supervisor or while the
+/// child has no actor. (child_info::handle is untyped on the wire.)
+process_actor worker_of(const child_info& info);
+
+/// The nested supervisor of a child_info; empty for a worker or while it has none.
+supervisor_actor nested_supervisor_of(const child_info& info);
+
 /// An actor that receives a supervisor's events (those in `kinds`) from its very start.
 /// With `whole_tree`, every nested supervisor the supervisor starts (and restarts), at
 /// every depth, subscribes it from its own start too, so one subscriber sees the whole
