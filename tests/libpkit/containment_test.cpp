@@ -307,6 +307,38 @@ BOOST_AUTO_TEST_CASE(a_natural_exit_stops_what_the_leader_left) {
   BOOST_TEST(run_cgroups_left().empty());
 }
 
+// Review 12 #9: the leftovers of a leader that exited by itself are stopped by libpkit,
+// not by anyone's stop: killing them at the deadline must not mark the leader's own
+// (natural) exit as a stop that had to escalate.
+BOOST_AUTO_TEST_CASE(killing_the_leftovers_of_a_natural_exit_is_no_stop_escalation) {
+  REQUIRE_CGROUPS();
+  auto report = make_pipe();
+  auto o = contained();
+  o.pass_fds = {{3, report.write.get()}};
+  o.stop = pkit::stop_policy{SIGTERM, 200ms, true};
+  pkit::process p{[] {
+                    return leave_a_grandchild(
+                        [](int ready) {
+                          ::signal(SIGTERM, SIG_IGN);  // outlives the grace period
+                          ::close(ready);
+                          for (;;) ::pause();
+                        },
+                        false, 7);
+                  },
+                  o};
+  p.start();
+  report.write.reset();
+  const pid_t g = std::stoi(read_line(report.read.get()));
+  pkit::unique_fd gfd{pkit::detail::pidfd_open(g)};
+  BOOST_REQUIRE(gfd);
+  const pkit::exit_status st = p.join_status();
+  BOOST_TEST(st.code() == 7);
+  BOOST_TEST(!st.stop_escalated(), "nobody stopped the leader");
+  const auto gst = ended(gfd.get());
+  BOOST_REQUIRE(gst.has_value());
+  BOOST_TEST(gst->si_status == SIGKILL, "the leftover needed SIGKILL");
+}
+
 // Runs on several threads at once, each a new cgroup: pkit's parent cgroup is made and
 // removed under them (the last run removes it, the next one makes it again) without a
 // start failing, and nothing is left afterwards.

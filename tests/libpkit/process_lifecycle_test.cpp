@@ -423,6 +423,39 @@ BOOST_AUTO_TEST_CASE(a_sigkill_from_elsewhere_during_the_grace_period_is_not_an_
   });
 }
 
+// Review 12 #4: a child that obeyed its stop signal, while the reaper thread was held up
+// (a slow on_exit of another process), was SIGKILLed as a zombie at the stop's deadline
+// and its status flagged as escalated ("stop_timeout" in a supervisor, exit 3 in pkit run).
+BOOST_AUTO_TEST_CASE(a_child_that_obeyed_while_the_reaper_ran_late_is_no_escalation) {
+  within(30s, "stop() while the reaper is inside a slow on_exit", [] {
+    std::atomic<bool> in_callback{false};
+    std::atomic<bool> release{false};
+    pkit::process_options slow;
+    slow.on_exit = [&](pkit::process&) {
+      in_callback = true;
+      while (!release.load()) std::this_thread::yield();
+    };
+    pkit::process blocker{child_command({"exit", "0"}), slow};
+    pkit::process_options watched;
+    watched.on_exit = [](pkit::process&) {};  // collected by the reaper only
+    pkit::process obedient{child_command({"pause"}), watched};
+    obedient.start(pkit::wait);
+    blocker.start();
+    await_flag(in_callback);  // the reaper thread is busy from now on
+    pkit::exit_status st;
+    const auto deadline = std::chrono::steady_clock::now() + 300ms;
+    std::thread stopper{[&] { st = obedient.stop(pkit::stop_policy{SIGTERM, 300ms, true}); }};
+    // The stop's own thread escalates at its deadline (the reaper cannot): let it pass
+    // with the child long dead of SIGTERM but uncollected, then free the reaper.
+    std::this_thread::sleep_until(deadline + 700ms);
+    release = true;
+    stopper.join();
+    BOOST_TEST(st.signal() == SIGTERM, st.to_string());
+    BOOST_TEST(!st.stop_escalated(), "the child obeyed: its stop did not have to kill");
+    (void)blocker.join();
+  });
+}
+
 BOOST_AUTO_TEST_CASE(a_group_killed_at_the_deadline_around_an_obedient_leader_is_an_escalation) {
   within(30s, "stop() of a group whose grandchild does not finish", [] {
     auto report = make_pipe();

@@ -55,6 +55,7 @@ struct stop_request {
   stop_policy policy;
   clock::time_point deadline;  // SIGKILL then; max() for an infinite timeout
   bool escalated = false;      // SIGKILL sent
+  bool after_exit = false;     // begun by libpkit after the leader exited by itself (cgroup leftovers)
   std::uint64_t timer = 0;     // the reaper's deadline task, 0 if none
   /// With kill_group: the leader's descendants in its group when the stop began (pidfds);
   /// the leader is collected once they are gone (see group_descendants).

@@ -147,9 +147,22 @@ bool waits_for_group(const process_state& s, std::uint64_t run) {
          !s.server;
 }
 
+// Whether the current run's leader has exited, seen by the reaper or not yet (its pidfd
+// is readable from its exit on).
+bool leader_gone(const process_state& s) {
+  if (s.exited) return true;
+  if (s.pidfd.get() < 0) return false;
+  pollfd p{s.pidfd.get(), POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
+}
+
 void escalate(process_state& s) {
   stop_request& st = *s.stopping;
   if (st.escalated) return;
+  // A leader that obeyed the stop signal but whose exit the reaper has not collected yet
+  // (it runs late behind a slow on_exit or a burst of exits) did not outlive its stop:
+  // nothing is left to kill unless its group is, and its status must not say it was.
+  if (!s.server && leader_gone(s) && !others_left(s, st.run)) return;
   send_signal(s, SIGKILL, stops_group(s, st.policy));
   st.escalated = true;
   st.deadline = clock::now();  // from now on: the stragglers' limit
@@ -165,7 +178,8 @@ delivery record_exit(process_state& s, std::uint64_t run, exit_status st) {
   // Whether the stop had to kill is known only here: the status alone cannot tell a
   // stop's SIGKILL from anyone else's, nor see a group that was killed around a leader
   // that obeyed.
-  if (s.stopping && s.stopping->run == run && s.stopping->escalated) st = st.with_stop_escalated();
+  if (s.stopping && s.stopping->run == run && s.stopping->escalated && !s.stopping->after_exit)
+    st = st.with_stop_escalated();
   s.last = st;
   s.history[run % s.history.size()] = {run, st};
   if (auto* w = s.waited_for(run)) w->status = st;
@@ -242,7 +256,11 @@ void collect(const std::shared_ptr<process_state>& sp, std::unique_lock<std::mut
       s.exited = true;
       // containment::cgroup, the leader exited by itself: what it left is stopped with
       // the process's stop policy (as systemd stops a unit whose main process exited).
-      if (s.cg && !(s.stopping && s.stopping->run == run)) begin_stop(sp, s.opts.stop);
+      if (s.cg && !(s.stopping && s.stopping->run == run)) {
+        begin_stop(sp, s.opts.stop);
+        // Nobody asked for this stop: killing the leftovers says nothing of the leader.
+        if (s.stopping) s.stopping->after_exit = true;
+      }
       reaper::instance().schedule(clock::now() + group_poll_first,
                                   [sp, run] { poll_group(sp, run, group_poll_first); });
     }
