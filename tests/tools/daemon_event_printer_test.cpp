@@ -70,6 +70,12 @@ BOOST_AUTO_TEST_CASE(strings_from_elsewhere_print_without_their_control_characte
   BOOST_TEST(printable("c1 \xc2\x9b" "2J") == "c1 \\x9b2J", "U+009B, the 8-bit CSI, as UTF-8");
   BOOST_TEST(printable("bare \x9b" "2J") == "bare \\x9b2J", "the 8-bit CSI as a bare byte");
   BOOST_TEST(printable("\xe2\x80\x9c") == "\xe2\x80\x9c", "a continuation byte of U+201C stays");
+  BOOST_TEST(printable("\xc0\x9b") == "\\xc0\\x9b", "an overlong ESC");
+  BOOST_TEST(printable("\xe0\x82\x9b") == "\\xe0\\x82\\x9b", "an overlong C1 CSI");
+  BOOST_TEST(printable("\xed\xa0\x80") == "\\xed\\xa0\\x80", "a surrogate");
+  BOOST_TEST(printable("a\xe2\x80\xae" "b") == "a\\xe2\\x80\\xaeb", "RIGHT-TO-LEFT OVERRIDE");
+  BOOST_TEST(printable("\xe2\x81\xa6x") == "\\xe2\\x81\\xa6x", "LEFT-TO-RIGHT ISOLATE");
+  BOOST_TEST(printable("\xf0\x9f\x98\x80") == "\xf0\x9f\x98\x80", "an emoji stays");
 
   auto e = exited_by_kill();
   e.reason = "node 'a': spawn: \033[2J\033[Hall is fine";

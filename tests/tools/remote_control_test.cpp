@@ -110,6 +110,16 @@ struct endpoint {
   gated_handler handler;
   pkit::tool::remote_control_server server{handler, {"127.0.0.1", 0, std::nullopt}};
 
+  /// Whether a status request is answered (false: an error, the endpoint is gone).
+  bool ask_or_error() {
+    try {
+      pkit::tool::remote_control_client c("127.0.0.1", server.port(), std::nullopt, 5s);
+      return c.request("status", json::object(), 5s).ok;
+    } catch (const pkit::tool::control_client_error&) {
+      return false;
+    }
+  }
+
   control_reply ask(const std::string& command, const json& args = json::object()) {
     pkit::tool::remote_control_client c("127.0.0.1", server.port(), std::nullopt, 20s);
     return c.request(command, args, 20s);
@@ -337,4 +347,71 @@ BOOST_AUTO_TEST_CASE(a_session_is_pulled_only_by_the_actor_that_opened_it) {
   opener->send(caf::actor_cast<caf::actor>(server), pkit::tool::ctl_end_all_atom_v);
   BOOST_TEST(e.handler.push(json{{"after", 1}}), "the stream is still open");
   BOOST_TEST(pull(opener).size() == 1u);
+}
+
+namespace {
+
+/// A raw CAF client of the endpoint (its own actor system), for what the real client
+/// never does.
+struct raw_peer {
+  pkit::net::tls_snapshot snapshot;
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  pkit::tool::remote_stream_actor server;
+
+  explicit raw_peer(std::uint16_t port) {
+    BOOST_REQUIRE(!pkit::net::prepare_links(cfg, nullptr, pkit::net::link_timing{}, snapshot));
+    pkit::tool::remote_control_init(cfg);
+    sys = std::make_unique<caf::actor_system>(cfg);
+    caf::scoped_actor self{*sys};
+    self->request(sys->middleman().actor_handle(), 20s, caf::connect_atom_v, std::string("127.0.0.1"), port)
+        .receive([&](caf::node_id&, caf::strong_actor_ptr& p, std::set<std::string>&) {
+                   server = caf::actor_cast<pkit::tool::remote_stream_actor>(p);
+                 },
+                 [&](caf::error& err) { BOOST_FAIL(sys->render(err)); });
+    BOOST_REQUIRE(server);
+  }
+  /// The reply line of a stream request made by `who`.
+  std::string open(caf::scoped_actor& who) {
+    std::string reply;
+    who->request(server, 20s, pkit::tool::ctl_request_atom_v, std::string(R"({"id":1,"command":"events"})"))
+        .receive([&](std::string& r) { reply = std::move(r); }, [&](caf::error& err) { BOOST_FAIL(sys->render(err)); });
+    return reply;
+  }
+};
+
+}  // namespace
+
+// Review 12 #1: a peer's exit message (CAF obeys `kill` from anyone who can address an
+// actor) killed the published actor with a stream open: stop() waited for ever for the
+// stream to be closed, and pkit run could not end but by SIGKILL.
+BOOST_AUTO_TEST_CASE(stop_closes_the_streams_even_when_a_peer_killed_the_endpoint) {
+  endpoint e;
+  follower f(e.server.port(), "events", json::object());
+  BOOST_REQUIRE(e.handler.wait_streams(1));
+  {
+    raw_peer peer(e.server.port());
+    caf::anon_send_exit(peer.server, caf::exit_reason::kill);
+    // Its end shows: the endpoint answers no request any more.
+    BOOST_TEST(!e.ask_or_error());
+  }
+  auto stopped = std::async(std::launch::async, [&] { e.server.stop(); });
+  BOOST_TEST((stopped.wait_for(30s) == std::future_status::ready), "stop() hangs");
+  BOOST_TEST(e.handler.wait_streams(0), "the daemon's stream outlived the endpoint");
+}
+
+// Review 12 #2: stream requests without a sender (nobody can pull them) took the 8
+// session slots; one client may take only a few.
+BOOST_AUTO_TEST_CASE(streams_nobody_can_pull_take_no_slot_and_one_client_takes_a_few) {
+  endpoint e;
+  raw_peer peer(e.server.port());
+  for (int i = 0; i < 12; ++i)
+    caf::anon_send(peer.server, pkit::tool::ctl_request_atom_v, std::string(R"({"id":1,"command":"events"})"));
+  caf::scoped_actor greedy{*peer.sys};
+  for (int i = 0; i < 4; ++i) BOOST_TEST(peer.open(greedy).find("\"session\"") != std::string::npos);
+  BOOST_TEST(peer.open(greedy).find("busy") != std::string::npos, "a fifth stream of one client");
+  follower f(e.server.port(), "events", json::object(), 1);
+  BOOST_REQUIRE(e.handler.wait_streams(5));
+  BOOST_TEST(e.handler.push(json{{"n", 1}}));
+  BOOST_TEST(f.result().result.value("end", "") == "stopped", "another client still follows");
 }

@@ -11,6 +11,7 @@ target_sources(pkit_tool PRIVATE
   # Remote control (`[pkit] control_listen`, `pkit ctl --host`): the same control
   # protocol carried by one published actor over mutual TLS.
   ${CMAKE_CURRENT_LIST_DIR}/src/remote_control_server.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/remote_control_streams.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/remote_stream_queue.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/remote_control_client.cpp)
 target_link_libraries(pkit_tool PUBLIC pkit::net)

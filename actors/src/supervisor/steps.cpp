@@ -58,11 +58,11 @@ std::optional<std::int64_t> start_timeout_ms(const child& c, const placement* pl
   // A remote start crosses the network (a connect, a spawn): its stand-in bounds it, and
   // says how long it may take; ours is that and a margin, so that the stand-in's own,
   // clearer error (node_unreachable, ready_timeout) comes first.
-  if (c.is_remote() && place != nullptr) {
-    const auto bound = place->start_bound(c.spec.nodes, worker_spec(c));
-    if (!bound) return std::nullopt;
-    return bound->count() + remote_start_margin_ms;
-  }
+  if (c.is_remote() && place != nullptr)
+    if (const auto bound = place->start_bound(c.spec.nodes, worker_spec(c)))
+      return bound->count() + remote_start_margin_ms;
+  // A placement that does not know its bound: as any start, the readiness deadline and
+  // the margin (none only when the spec waits for readiness for ever).
   if (!waits_for_readiness && p.target.empty() && !c.is_remote()) return std::nullopt;
   if (waits_for_readiness && p.ready_timeout_ms < 0) return std::nullopt;
   return (waits_for_readiness ? p.ready_timeout_ms : 0) + start_margin_ms;

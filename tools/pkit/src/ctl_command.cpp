@@ -184,10 +184,10 @@ int ctl_command::run() {
   try {
     return dispatch(chosen.front()->get_name());
   } catch (const control_client_error& e) {
-    err_ << "pkit ctl: " << e.what() << "\n";
+    err_ << "pkit ctl: " << printable(e.what(), true) << "\n";
     return e.what_kind() == control_client_error::kind::no_server ? ctl_exit::unavailable : ctl_exit::failed;
   } catch (const std::exception& e) {
-    err_ << "pkit ctl: " << e.what() << "\n";
+    err_ << "pkit ctl: " << printable(e.what(), true) << "\n";
     return ctl_exit::failed;
   }
 }
@@ -214,7 +214,8 @@ int ctl_command::run_status() {
   const auto reply = call("status", args);
   if (!reply.ok) return fail_with(reply);
   if (opt_.json)
-    out_ << reply.result.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    // ASCII only (\uXXXX escapes): no byte of a name or reason can act on a terminal.
+    out_ << reply.result.dump(2, ' ', true, json::error_handler_t::replace) << "\n";
   else
     out_ << format_status_table(reply.result);
   if (opt_.names.empty()) return ctl_exit::success;
@@ -290,7 +291,7 @@ int ctl_command::run_events() {
   json args = json::object();
   if (!opt_.names.empty()) args["names"] = names_json(opt_.names);
   const auto reply = link().stream("events", args, [this](const json& item) {
-    out_ << (opt_.json ? item.dump(-1, ' ', false, json::error_handler_t::replace) : format_event(item)) << std::endl;
+    out_ << (opt_.json ? item.dump(-1, ' ', true, json::error_handler_t::replace) : format_event(item)) << std::endl;
     return static_cast<bool>(out_);
   }, std::chrono::milliseconds(opt_.timeout_ms));
   return reply.ok ? ctl_exit::success : fail_with(reply);

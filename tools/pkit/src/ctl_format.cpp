@@ -53,16 +53,33 @@ std::string printable(std::string_view s, bool keep_newlines) {
       ++i;
       continue;
     }
-    // A UTF-8 sequence: its length from the lead byte, then its continuation bytes.
+    // A UTF-8 sequence: its length from the lead byte, then its continuation bytes, the
+    // second one in the range that excludes overlong forms and surrogates (RFC 3629).
     const std::size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
     bool valid = len != 0 && i + len <= s.size();
     for (std::size_t k = 1; valid && k < len; ++k) valid = (byte(i + k) & 0xc0) == 0x80;
+    if (valid) {
+      const unsigned char second = byte(i + 1);
+      valid = !(c == 0xe0 && second < 0xa0) && !(c == 0xed && second > 0x9f) && !(c == 0xf0 && second < 0x90) &&
+              !(c == 0xf4 && second > 0x8f);
+    }
+    // Bidirectional controls reorder what follows them on the line ("Trojan Source"):
+    // U+061C, U+200E/F, U+202A..E, U+2066..9.
+    const bool bidi = valid && ((len == 2 && c == 0xd8 && byte(i + 1) == 0x9c) ||
+                                (len == 3 && c == 0xe2 && byte(i + 1) == 0x80 &&
+                                 (byte(i + 2) == 0x8e || byte(i + 2) == 0x8f ||
+                                  (byte(i + 2) >= 0xaa && byte(i + 2) <= 0xae))) ||
+                                (len == 3 && c == 0xe2 && byte(i + 1) == 0x81 && byte(i + 2) >= 0xa6 &&
+                                 byte(i + 2) <= 0xa9));
     if (!valid) {
       escape(c);  // not UTF-8 (a bare C1 byte among them: an 8-bit terminal would obey it)
       ++i;
     } else if (c == 0xc2 && byte(i + 1) <= 0x9f) {
       escape(byte(i + 1));  // U+0080..U+009F: the C1 controls
       i += 2;
+    } else if (bidi) {
+      for (std::size_t k = 0; k < len; ++k) escape(byte(i + k));
+      i += len;
     } else {
       out.append(s.substr(i, len));
       i += len;

@@ -45,14 +45,17 @@ int pending_signal(int fd) {
 // reference beyond these (the daemon outlives the actor: it exits it first).
 struct hooks {
   std::function<void(const supervisor_event&)> event;
-  std::function<void(const caf::error&)> down;
+  std::function<void(const std::string&)> down;  // the root's exit reason, rendered ("normal": none)
   std::function<void(bool, std::string)> stopped;
 };
 
 // Receives every event of the tree, watches the root and runs the orderly stop request
 // (asynchronously, so the main loop stays free to see a second signal).
 caf::behavior event_actor(caf::event_based_actor* self, std::shared_ptr<hooks> h) {
-  self->set_down_handler([h](caf::down_msg& m) { h->down(m.reason); });
+  // Rendered here, with the actor's own system: the daemon's system_ pointer is already
+  // null while ~daemon destroys the system, and the root's down may come then.
+  self->set_down_handler(
+      [self, h](caf::down_msg& m) { h->down(m.reason ? self->system().render(m.reason) : std::string("normal")); });
   return {
       [h](supervisor_event& e) { h->event(e); },
       [self](subscribe_atom, caf::actor root) { self->monitor(root); },
@@ -136,7 +139,7 @@ daemon::daemon(tree_config tree, daemon_options options, guardian* keeper)
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   auto h = std::make_shared<hooks>();
   h->event = [this](const supervisor_event& e) { on_event(e); };
-  h->down = [this](const caf::error& r) { on_root_down(r); };
+  h->down = [this](const std::string& why) { on_root_down(why); };
   h->stopped = [this](bool ok, std::string why) { on_stopped(ok, why); };
   // Detached: the sinks of `ctl events` run under mutex_ in it; that must not hold one
   // of the CAF workers the supervisors run on.
@@ -311,11 +314,11 @@ void daemon::wake() noexcept {
   [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
 }
 
-void daemon::on_root_down(const caf::error& reason) {
+void daemon::on_root_down(const std::string& reason) {
   if (stopped_) return;
   {
     std::lock_guard lock(mutex_);
-    down_reason_ = reason ? system_->render(reason) : "normal";
+    down_reason_ = reason;
   }
   root_down_ = true;
   wake();

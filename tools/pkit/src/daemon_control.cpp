@@ -136,13 +136,21 @@ std::string place_of(caf::actor_system& sys, const supervisor_actor& sup, const 
 // the actor layer finds in an add or a reload points at the lines that caused it.
 std::string where_of(const std::string& file, const group_config* g, const std::string& id) {
   if (g == nullptr) return {};
-  for (const auto& c : g->children) {
-    const std::string& name = c.name();
-    if (id != name && !(c.program && id.starts_with(name + "."))) continue;
-    const source_position w = c.is_group() ? c.group.front().where : c.program->where;
-    return w.line == 0 ? std::string{} : config_error{file, w, {}, {}}.to_string();
-  }
-  return {};
+  // The child of that name, else the program whose instance it is (NAME.i: names may
+  // contain '.', so "web.x" is program web.x's, never an instance of web).
+  auto instance_of = [&id](const std::string& name) {
+    if (!id.starts_with(name + ".") || id.size() == name.size() + 1) return false;
+    return std::all_of(id.begin() + static_cast<std::ptrdiff_t>(name.size() + 1), id.end(),
+                       [](char ch) { return ch >= '0' && ch <= '9'; });
+  };
+  const child_config* found = nullptr;
+  for (const auto& c : g->children)
+    if (c.name() == id) found = &c;
+  for (const auto& c : g->children)
+    if (found == nullptr && c.program && instance_of(c.name())) found = &c;
+  if (found == nullptr) return {};
+  const source_position w = found->is_group() ? found->group.front().where : found->program->where;
+  return w.line == 0 ? std::string{} : config_error{file, w, {}, {}}.to_string();
 }
 
 // Loads an add's snippet (args "toml", "file"): [[program]]/[[group]] tables only, as

@@ -2,21 +2,34 @@
 
 namespace pkit::tool::detail {
 
-bool remote_stream_queue::push(std::string line, bool is_end, const std::string& overrun_line) {
+remote_stream_queue::pushed remote_stream_queue::push(std::string line, bool is_end, const std::string& overrun_line) {
   std::lock_guard lock(m_);
-  if (ended_) return false;
+  if (ended_) return {false, false};
   if (bytes_ + line.size() > max_bytes_) {
     // The socket disconnects such a client; here the stream ends, saying why.
     lines_.clear();
     lines_.push_back(overrun_line);
     bytes_ = overrun_line.size();
     ended_ = true;
-    return false;
+    waiting_ = false;
+    return {false, true};
   }
   bytes_ += line.size();
   lines_.push_back(std::move(line));
   ended_ = is_end;
-  return !is_end;
+  const bool wake = waiting_ || is_end;
+  waiting_ = false;
+  return {!is_end, wake};
+}
+
+void remote_stream_queue::await_lines() {
+  std::lock_guard lock(m_);
+  waiting_ = true;
+}
+
+bool remote_stream_queue::ended() {
+  std::lock_guard lock(m_);
+  return ended_;
 }
 
 std::vector<std::string> remote_stream_queue::take(std::size_t max_bytes) {

@@ -16,10 +16,22 @@ class remote_stream_queue {
 public:
   explicit remote_stream_queue(std::size_t max_bytes) : max_bytes_(max_bytes) {}
 
+  struct pushed {
+    bool go_on = false;  ///< the stream should go on (no end queued)
+    bool wake = false;   ///< a poll waits (or the stream just ended): tell the endpoint
+  };
+
   /// Queues one item line, or the end line (`is_end`); once an end is queued nothing more
   /// is. Over the bound, what is queued is dropped for `overrun_line` (an end line).
-  /// Returns whether the stream should go on. Any thread; never blocks for long.
-  bool push(std::string line, bool is_end, const std::string& overrun_line);
+  /// Any thread; never blocks for long.
+  pushed push(std::string line, bool is_end, const std::string& overrun_line);
+
+  /// A poll now waits for lines: the next push asks for a wake-up (one per wait, so that a
+  /// busy stream does not send a message per line). Any thread.
+  void await_lines();
+
+  /// Whether the end line is queued (it may not have been taken yet).
+  bool ended();
 
   /// Takes queued lines, at most about `max_bytes` of them (at least one). Any thread.
   std::vector<std::string> take(std::size_t max_bytes);
@@ -36,6 +48,7 @@ private:
   std::size_t bytes_ = 0;
   std::size_t max_bytes_;
   bool ended_ = false;
+  bool waiting_ = false;
 };
 
 }  // namespace pkit::tool::detail

@@ -44,10 +44,11 @@ public:
                                      process_spec spec, process_observer observer) const = 0;
 
   /// The longest the actor spawn_remote makes for `nodes` and `spec` takes to answer a
-  /// start (its own bounds: reaching a node, the spawn, the readiness); nullopt when it
-  /// may take for ever (the spec waits for readiness for ever) or is not known. A
-  /// supervisor derives its own limit on a remote start from it, so that it never gives up
-  /// on a stand-in still within its bounds. Thread-safe.
+  /// start (its own bounds: reaching a node, the spawn, the readiness); nullopt when not
+  /// known. A supervisor derives its own limit on a remote start from it (the bound and
+  /// a second), so that it never gives up on a stand-in still within its bounds; without
+  /// one it allows the spec's readiness deadline and 30 s (no limit only when the spec
+  /// waits for readiness for ever). Thread-safe.
   virtual std::optional<std::chrono::milliseconds> start_bound(const std::vector<std::string>& nodes,
                                                                const process_spec& spec) const {
     (void)nodes;

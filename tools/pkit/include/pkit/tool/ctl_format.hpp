@@ -14,9 +14,11 @@
 namespace pkit::tool {
 
 /// `s` safe to print on a terminal: control characters (C0, DEL, and C1 as UTF-8 or as
-/// bare bytes) become `\xHH`, so that a string from elsewhere (an error text or reason a
-/// node sent, a snippet's name) cannot move the cursor, retitle the window or hide
-/// output. Other UTF-8 passes unchanged. Every human rendering here goes through it.
+/// bare bytes), bidirectional controls and bytes that are not well-formed UTF-8 (overlong
+/// forms and surrogates included) become `\xHH`, so that a string from elsewhere (an error
+/// text or reason a node sent, a snippet's name) cannot move the cursor, retitle the
+/// window, reorder or hide output. Other UTF-8 passes unchanged. Every human rendering
+/// here goes through it; `--json` output is ASCII (\uXXXX escapes).
 /// With `keep_newlines`, '\n' stays (a message that lists one error per line).
 std::string printable(std::string_view s, bool keep_newlines = false);
 

@@ -125,7 +125,7 @@ private:
   void on_event(const actors::supervisor_event& e);
   // Records the manual restarts the supervisor counted for the program at `key`.
   void note_manual_restarts(const std::string& key, std::uint32_t count);
-  void on_root_down(const caf::error& reason);
+  void on_root_down(const std::string& reason);
   void on_stopped(bool ok, const std::string& why);
   void reload_loop();                   // the SIGHUP reloads' thread
   // Waits for `sup`'s initial start (ready, down, start_timeout) reading `signal_fd`.

@@ -42,8 +42,9 @@ public:
   /// As control_client::stream (`events`, `tail`): opens the stream, then pulls its lines
   /// (remote_control.hpp) and hands each item to `on_item` until it returns false, the
   /// server ends the stream (its reason in result "end": "ended", "shutdown", "overrun",
-  /// "unknown_session") or the link is lost ("closed"). `timeout` bounds the opening reply
-  /// and each pull (a pull is answered within about a second). Throws control_client_error.
+  /// "unknown_session") or the link is lost ("closed", also when a pull is not answered
+  /// within 5 s: pkit run answers one within about a second). `timeout` bounds the
+  /// opening reply. Throws control_client_error.
   control_reply stream(const std::string& command, const nlohmann::json& args,
                        const std::function<bool(const nlohmann::json& item)>& on_item,
                        std::chrono::milliseconds timeout);
