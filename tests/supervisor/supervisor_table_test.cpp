@@ -12,6 +12,9 @@
 #include "supervisor_clock_fixture.hpp"
 
 #include <pkit/actors/error.hpp>
+#include <pkit/actors/placement.hpp>
+
+#include <caf/typed_event_based_actor.hpp>
 
 using namespace clock_test;
 
@@ -252,6 +255,86 @@ BOOST_AUTO_TEST_CASE(a_shutdown_timer_after_a_completed_stop_changes_nothing) {
   BOOST_TEST(state_of(s, "a") == "running", history());
   BOOST_TEST(count_of("a", event_kind::exited) == 0u, "the new run was killed;" << history());
   BOOST_TEST(count_of("a", event_kind::started) == 2u, history());
+}
+
+// start_timeout: kill — with a remote worker (no process: its stand-in comes from a
+// placement), whose stand-in never answers its start; the limit is the placement's bound
+// plus a second, in virtual time.
+namespace {
+
+using promises = std::vector<caf::typed_response_promise<std::int32_t>>;
+
+pa::process_actor::behavior_type mute_stand_in(pa::process_actor::pointer self, std::shared_ptr<promises> kept) {
+  return {[self, kept](pa::start_atom) -> caf::result<std::int32_t> {
+            kept->push_back(self->make_response_promise<std::int32_t>());
+            return kept->back();
+          },
+          [](pa::stop_atom) { return pkit::exit_status::lost(); },
+          [](pa::kill_atom) { return pkit::exit_status::lost(); },
+          [](pa::signal_atom, std::int32_t) { return caf::ok_atom_v; },
+          [](pa::join_atom) { return pkit::exit_status::lost(); },
+          [](pa::status_atom) { return pa::process_info{}; }};
+}
+
+struct mute_placement : pa::placement {
+  std::shared_ptr<promises> kept = std::make_shared<promises>();
+  mutable std::vector<caf::actor> spawned;
+  pa::process_actor spawn_remote(caf::actor_system& sys, const std::vector<std::string>&, pa::process_spec,
+                                 pa::process_observer) const override {
+    auto h = sys.spawn(mute_stand_in, kept);
+    spawned.push_back(caf::actor_cast<caf::actor>(h));
+    return h;
+  }
+  std::optional<std::chrono::milliseconds> start_bound(const std::vector<std::string>&,
+                                                       const pa::process_spec&) const override {
+    return std::chrono::milliseconds(500);
+  }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_start_nobody_answers_is_given_up_at_its_limit_and_its_actor_killed) {
+  mute_placement place;
+  pa::supervisor_options o;
+  o.place = &place;
+  o.subscribers = {{collector}};
+  pa::supervisor_spec spec;
+  spec.name = "table";
+  spec.flags = flags_with(5, 5000);
+  auto s = pa::spawn_supervisor(*sys, spec, o);
+  sups.push_back(s);
+  run();
+  pa::child_spec far;
+  far.id = "far";
+  far.nodes = {"x"};
+  far.process.argv = {"/bin/sleep", "1000"};
+  auto pending = std::make_shared<std::optional<caf::expected<pa::child_info>>>();
+  sys->spawn(
+      [=](caf::event_based_actor* self, int) {
+        self->request(s, caf::infinite, pa::start_child_atom_v, far)
+            .then([pending](pa::child_info& r) { *pending = std::move(r); },
+                  [pending](caf::error& e) { *pending = std::move(e); });
+      },
+      0);
+  run();
+  BOOST_TEST_REQUIRE(place.spawned.size() == 1u);
+  BOOST_TEST(!pending->has_value(), "answered before its limit");
+  advance(std::chrono::milliseconds(1499));
+  BOOST_TEST(!pending->has_value(), "given up before the bound and its second");
+  advance(std::chrono::milliseconds(1));
+  BOOST_TEST_REQUIRE(pending->has_value(), "no answer at the limit;" << history());
+  BOOST_TEST(!static_cast<bool>(**pending));
+  BOOST_TEST(((**pending).error() == pa::error::start_failed), caf::to_string((**pending).error()));
+  // The stand-in was killed: a request to it fails.
+  auto probe = std::make_shared<bool>(false);
+  sys->spawn(
+      [=](caf::event_based_actor* self, int) {
+        self->request(caf::actor_cast<pa::process_actor>(place.spawned.front()), caf::infinite, pa::status_atom_v)
+            .then([](pa::process_info&) {}, [probe](caf::error&) { *probe = true; });
+      },
+      0);
+  run();
+  BOOST_TEST(*probe, "the stand-in still answers");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
