@@ -53,6 +53,7 @@ const char* describe(errc e) {
     case errc::node_relay_missing: return "spawn without a relay actor";
     case errc::node_address_invalid: return "invalid node address";
     case errc::connect_needs_tls: return "a node beyond loopback needs TLS";
+    case errc::node_previous_run_stuck: return "the previous run of this child did not stop on the node";
   }
   return "unknown pkit.net error";
 }

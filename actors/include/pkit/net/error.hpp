@@ -134,6 +134,12 @@ enum class errc {
   /// a node beyond loopback in a process without the TLS module: BASP in plain text
   /// would carry the tree's control across the network (FAULTS C1/C2).
   connect_needs_tls,
+
+  // -- the node agent, appended (the codes cross the wire) ---------------------------------
+  /// a spawn waited for the previous run of its id, orphaned by a lost controller, and
+  /// that run did not stop within its stop timeout (+ a margin): this node will not run a
+  /// second instance beside it (review 11 #4).
+  node_previous_run_stuck,
 };
 
 /// The category of `pkit::net::errc`; its name is "pkit.net".
