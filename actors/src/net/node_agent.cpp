@@ -2,6 +2,9 @@
 
 #include <pkit/actors/error.hpp>
 
+#include "../send_from.hpp"
+#include "child_guard.hpp"
+
 #include <caf/actor_registry.hpp>
 #include <caf/actor_cast.hpp>
 #include <caf/exit_reason.hpp>
@@ -48,12 +51,16 @@ error refuse(errc code, std::string subject, std::string reason) {
   return {make_error_code(code), std::move(subject), std::move(reason)};
 }
 
-/// One process actor the agent spawned, and the relay it reports to.
+/// One process actor the agent spawned, its guard (what the controller was given,
+/// child_guard.hpp) and the relay it reports to.
 struct child_entry {
   std::string id;
   process_actor proc;
+  caf::actor guard;
+  std::shared_ptr<detail::guard_gate> gate;
   caf::actor_addr relay;
   std::int64_t stop_timeout_ms = 0;  ///< its spec's: bounds the stop of an orphan
+  bool retiring = false;             ///< retire() stops it for good
 };
 
 using spawn_promise = caf::typed_response_promise<process_actor, std::int32_t>;
@@ -136,6 +143,8 @@ std::optional<error> check_spawn(const node_state& st, const std::string& id, co
     return refuse(errc::node_relay_missing, "relay", "a spawn must name the actor its child reports to");
   if (!relay_ok)
     return refuse(errc::node_relay_missing, "relay", "the relay must be an actor of the requester's own node");
+  if (st.config.stopping && st.config.stopping->load())
+    return refuse(errc::node_shutting_down, "spawn", "this node is stopping: it stops its children and starts none");
   if (st.children.size() >= st.config.max_children)
     return refuse(errc::node_child_limit, "max_children",
                   std::to_string(st.children.size()) + " children alive, the node runs at most " +
@@ -193,9 +202,9 @@ caf::duration start_bound(const process_spec& spec) {
 /// Starts the process actor just spawned and answers `rp` with it and its pid. A failed
 /// start leaves nothing: the actor is forgotten (its slot free) before the answer and
 /// ended (which stops its child, if one ran, per its spec).
-void start_child(self_pointer self, process_actor proc, caf::duration bound, spawn_promise rp) {
+void start_child(self_pointer self, process_actor proc, caf::actor guard, caf::duration bound, spawn_promise rp) {
   self->request(proc, bound, pkit::actors::start_atom_v)
-      .then([rp, proc](std::int32_t pid) mutable { rp.deliver(proc, pid); },
+      .then([rp, guard](std::int32_t pid) mutable { rp.deliver(caf::actor_cast<process_actor>(guard), pid); },
             [self, rp, proc](caf::error& err) mutable {
               forget_child(self, proc.address());
               self->demonitor(proc.address());
@@ -209,15 +218,20 @@ void launch(self_pointer self, std::string id, process_spec child, caf::actor re
   auto& st = self->state;
   const caf::duration bound = start_bound(child);
   const std::int64_t stop_timeout_ms = child.stop_timeout_ms;
-  process_actor proc =
-      pkit::actors::spawn_process(self->system(), std::move(child), nullptr,
-                                  pkit::actors::process_observer{relay, id});
+  auto gate = std::make_shared<detail::guard_gate>();
+  gate->node_stopping = st.config.stopping;
+  caf::actor guard = detail::spawn_child_guard(self->system(), relay, self->address(), gate);
+  process_actor proc = pkit::actors::spawn_process(self->system(), std::move(child), nullptr,
+                                                   pkit::actors::process_observer{guard, id});
+  // Before the guard is exposed (the spawn's answer) and before the child reports to it.
+  pkit::actors::detail::send_from(self, guard, proc);
   self->monitor(proc);
+  self->monitor(guard);
   if (st.relays[relay.address()]++ == 0)
     self->monitor(relay);
   // A child from the spawn on: a relay that goes down during the start ends it too.
-  st.children.push_back({std::move(id), proc, relay.address(), stop_timeout_ms});
-  start_child(self, std::move(proc), bound, std::move(rp));
+  st.children.push_back({std::move(id), proc, guard, std::move(gate), relay.address(), stop_timeout_ms});
+  start_child(self, std::move(proc), std::move(guard), bound, std::move(rp));
 }
 
 caf::result<process_actor, std::int32_t> spawn_child(self_pointer self, std::string& id, process_spec& spec,
@@ -269,8 +283,12 @@ void resume_deferred(self_pointer self, const std::string& id, bool stuck) {
 /// child's default) once its process group is empty — before the process actor is ended
 /// and the spawns of its id waiting meanwhile go ahead. Ending the actor at once would
 /// hand the stop to libpkit in the background, and nothing here would know when it ends.
-void retire(self_pointer self, const child_entry& c) {
+void retire(self_pointer self, child_entry& c) {
   auto& st = self->state;
+  if (c.retiring)
+    return;
+  c.retiring = true;
+  c.gate->retired = true;  // nobody starts it again meanwhile
   ++st.stopping[c.id];
   const caf::duration bound =
       c.stop_timeout_ms < 0 ? caf::duration{caf::infinite}
@@ -325,14 +343,18 @@ void on_down(self_pointer self, const caf::down_msg& dm) {
   auto& st = self->state;
   if (forget_child(self, dm.source))
     return;
+  // A guard that ends before its process actor was sent an exit from afar (a relay that
+  // ends sends one to its remote process actor): its child is stopped as an orphan.
+  auto guarded = std::find_if(st.children.begin(), st.children.end(),
+                              [&](const child_entry& c) { return c.guard.address() == dm.source; });
+  if (guarded != st.children.end())
+    return retire(self, *guarded);
   if (st.relays.erase(dm.source) == 0)
     return;
-  // A copy: retire() may forget entries (at once, for an actor already gone).
-  std::vector<child_entry> orphans;
-  std::copy_if(st.children.begin(), st.children.end(), std::back_inserter(orphans),
-               [&](const child_entry& c) { return c.relay == dm.source; });
-  for (const auto& c : orphans)
-    retire(self, c);
+  // retire() only sends requests: the entries stay where they are meanwhile.
+  for (auto& c : st.children)
+    if (c.relay == dm.source)
+      retire(self, c);
 }
 
 node_actor::behavior_type node_impl(self_pointer self, node_config config) {
