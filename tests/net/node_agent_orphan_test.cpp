@@ -56,6 +56,14 @@ BOOST_AUTO_TEST_CASE(a_respawn_of_an_orphaned_id_waits_until_the_old_run_is_gone
     noticed = !listed_running(t, self, "web", old_pid);
   BOOST_TEST_REQUIRE(noticed, "the agent did not act on the relay's loss");
   BOOST_TEST_REQUIRE(pkit_test_proc::proc_exists(old_pid), "the old run ended before the respawn");
+  // Nothing starts the old run again meanwhile, through the process actor it was given.
+  self->request(*first, deadline, pkit::actors::start_atom_v)
+      .receive([&](std::int32_t pid) { BOOST_TEST_ERROR("the retired child started again as " << pid); },
+               [&](caf::error& e) {
+                 auto ne = pkit::net::net_error_of(e);
+                 BOOST_TEST_REQUIRE(ne.has_value(), t.controller.sys->render(e));
+                 BOOST_TEST((ne->code == errc::node_child_retired), ne->message());
+               });
   // The controller restarts it at once, through a new relay.
   auto second = t.spawn(self, "web", stubborn_spec(), t.make_relay(self));
   BOOST_TEST_REQUIRE(static_cast<bool>(second), why(*t.controller.sys, second));
@@ -91,4 +99,28 @@ BOOST_AUTO_TEST_CASE(another_id_does_not_wait_for_an_orphaned_run) {
   BOOST_TEST(pkit_test_proc::proc_exists(old_pid));
   BOOST_TEST(wait_gone(old_pid));
   BOOST_TEST(reaped(old_pid));
+}
+
+BOOST_AUTO_TEST_CASE(an_exit_sent_to_the_process_actor_is_an_orphan_awaited_too) {
+  // A controller's relay that ends sends an exit to the process actor it was given: the
+  // run is stopped as an orphan, and a respawn of its id waits for its end as well.
+  two_nodes t;
+  caf::scoped_actor self{*t.controller.sys};
+  auto first = t.spawn(self, "web", stubborn_spec(), t.make_relay(self));
+  BOOST_TEST_REQUIRE(static_cast<bool>(first), why(*t.controller.sys, first));
+  const std::int32_t old_pid = t.first_pid(*first);
+  BOOST_TEST_REQUIRE(old_pid > 0);
+  self->monitor(*first);
+  caf::anon_send_exit(*first, caf::exit_reason::user_shutdown);
+  BOOST_TEST_REQUIRE(wait_down(self).has_value(), "the process actor handed out did not end");
+  bool noticed = false;
+  for (const auto until = std::chrono::steady_clock::now() + deadline;
+       !noticed && std::chrono::steady_clock::now() < until;)
+    noticed = !listed_running(t, self, "web", old_pid);
+  BOOST_TEST_REQUIRE(noticed, "the agent did not act on the exit");
+  BOOST_TEST_REQUIRE(pkit_test_proc::proc_exists(old_pid), "the old run ended before the respawn");
+  auto second = t.spawn(self, "web", stubborn_spec(), t.make_relay(self));
+  BOOST_TEST_REQUIRE(static_cast<bool>(second), why(*t.controller.sys, second));
+  BOOST_TEST(!pkit_test_proc::proc_exists(old_pid), "two runs of 'web' at once on the node");
+  BOOST_TEST(pkit_test_proc::is_running(t.first_pid(*second)));
 }

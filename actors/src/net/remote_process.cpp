@@ -157,11 +157,13 @@ caf::typed_response_promise<T> forward(self_pointer self, caf::typed_response_pr
               return lose(self, node_down(st, "no answer within its deadline"), true);
             // The node stops (or stops this child for good, its link having been lost):
             // nothing runs there for this relay any more — as a lost node, placed again.
-            if (auto refusal = net_error_of(err)) {
-              if (refusal->code == errc::node_shutting_down)
-                return lose(self, node_down(st, refusal->peer_message()), true);
-              if (refusal->code == errc::node_child_retired)
-                return lose(self, node_down(st, refusal->peer_message()), false);
+            // Only a start is refused so: it fails with why, not as "lost while starting".
+            if (auto refusal = net_error_of(err);
+                refusal && (refusal->code == errc::node_shutting_down || refusal->code == errc::node_child_retired)) {
+              st.on_lost.erase(key);
+              caf::error why = node_down(st, refusal->peer_message());
+              rp.deliver(why);
+              return lose(self, std::move(why), refusal->code == errc::node_shutting_down);
             }
             st.on_lost.erase(key);
             rp.deliver(std::move(err));
