@@ -87,7 +87,11 @@ struct node_state {
   /// every relay is the node's own tap. A spawn of another controller's equal id waits too
   /// — at most that orphan's stop timeout —, which is what a second `web` binding the
   /// same port would need anyway.
-  std::map<std::string, std::size_t> stopping;
+  struct orphans {
+    std::size_t runs = 0;  ///< still stopping
+    bool stuck = false;    ///< one of them did not stop (in time)
+  };
+  std::map<std::string, orphans> stopping;
   /// Spawns waiting for their id to leave `stopping`, in arrival order.
   std::vector<deferred_spawn> deferred;
 
@@ -289,7 +293,7 @@ void retire(self_pointer self, child_entry& c) {
     return;
   c.retiring = true;
   c.gate->retired = true;  // nobody starts it again meanwhile
-  ++st.stopping[c.id];
+  ++st.stopping[c.id].runs;
   const caf::duration bound =
       c.stop_timeout_ms < 0 ? caf::duration{caf::infinite}
                             : caf::duration{std::chrono::milliseconds(c.stop_timeout_ms) + start_margin};
@@ -301,10 +305,14 @@ void retire(self_pointer self, child_entry& c) {
     self->demonitor(proc.address());
     self->send_exit(proc, caf::exit_reason::user_shutdown);
     auto it = st.stopping.find(id);
-    if (it == st.stopping.end() || --it->second > 0)
+    if (it == st.stopping.end())
       return;
+    it->second.stuck = it->second.stuck || stuck;
+    if (--it->second.runs > 0)
+      return;
+    const bool any_stuck = it->second.stuck;
     st.stopping.erase(it);
-    resume_deferred(self, id, stuck);
+    resume_deferred(self, id, any_stuck);
   };
   self->request(c.proc, bound, pkit::actors::stop_atom_v)
       .then([finish](pkit::exit_status&) { finish(false); },
