@@ -12,6 +12,7 @@ endif()
 
 add_library(pkit_net
   src/net/allow_list.cpp
+  src/net/child_guard.cpp
   src/net/error.cpp
   src/net/link_timing.cpp
   src/net/link_setup.cpp

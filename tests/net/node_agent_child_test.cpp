@@ -36,14 +36,17 @@ std::vector<std::string> environ_of(pid_t pid) {
 
 /// Waits until PID runs `image` (its exec is done): a spawn that changes user returns
 /// before the exec, and until then /proc shows the agent's own environment and uid. No
-/// event says "exec'd" for a program that reports no readiness: polled, bounded.
+/// event says "exec'd" for a program that reports no readiness: polled, bounded. Any
+/// remote child has an environment (the node's base PATH at least).
 bool runs_image(pid_t pid, const std::string& image) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   const std::string link = "/proc/" + std::to_string(pid) + "/exe";
   for (;;) {
     char buf[4096];
     const ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
-    if (n > 0 && std::string(buf, static_cast<std::size_t>(n)) == image) return true;
+    // The kernel switches /proc/PID/exe before it lays out the new image's environment
+    // (exec's window): an empty environ is a not yet finished exec, not the child's.
+    if (n > 0 && std::string(buf, static_cast<std::size_t>(n)) == image && !environ_of(pid).empty()) return true;
     if (std::chrono::steady_clock::now() >= until) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }

@@ -209,6 +209,38 @@ BOOST_AUTO_TEST_CASE(a_lost_node_is_node_down_and_the_child_fails_over) {
   BOOST_TEST(wait_gone(now.pid));
 }
 
+BOOST_AUTO_TEST_CASE(a_node_that_stops_refuses_the_restart_and_the_child_fails_over) {
+  // Review 11 #14, the controller's side: a restart through the relay that a stopping node
+  // refuses (node_shutting_down) is that node lost for the child — node_down — and the
+  // child is placed on the other node, not started again where it is being stopped.
+  node_side a{"node-a"};
+  node_side b{"node-b"};
+  controller_side ctl;
+  ctl.add("a", a.port);
+  ctl.add("b", b.port);
+  auto sup = ctl.start(tree({remote_child("r", {"a", "b"})}));
+  auto first = ctl.children(sup)["r"];
+  BOOST_TEST_REQUIRE(first.node == "a");
+  BOOST_TEST_REQUIRE(alive(first.pid));
+  a.stopping->store(true);
+  // The run ends by itself: the supervisor restarts it through its relay.
+  BOOST_TEST_REQUIRE(::kill(first.pid, SIGKILL) == 0);
+  std::optional<supervisor_event> lost;
+  for (auto e = ctl.next("r", event_kind::exited); e && !lost; e = ctl.next("r", event_kind::exited))
+    if (e->reason.find("node_down") != std::string::npos) lost = e;
+  BOOST_TEST_REQUIRE(lost.has_value(), "the refused restart was not node_down");
+  BOOST_TEST(lost->reason.find("stopping") != std::string::npos, lost->reason);
+  auto started = ctl.next("r", event_kind::started);
+  BOOST_TEST_REQUIRE(started.has_value());
+  auto now = ctl.children(sup)["r"];
+  BOOST_TEST(now.node == "b");
+  BOOST_TEST(now.pid == started->pid);
+  BOOST_TEST(alive(now.pid));
+  BOOST_TEST(wait_gone(first.pid));
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  BOOST_TEST(wait_gone(now.pid));
+}
+
 BOOST_AUTO_TEST_CASE(one_lost_node_counts_once_toward_the_intensity) {
   // Two programs on node a, intensity 1: losing a ends both at once with node_down. One
   // cause, one restart (as siblings that die together, issue 9 item 1) — the supervisor

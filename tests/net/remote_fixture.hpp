@@ -14,8 +14,10 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <map>
+#include <memory>
 
 namespace remote_test {
 
@@ -31,6 +33,9 @@ struct node_side {
   net_system sys;
   node_actor agent;
   std::uint16_t port = 0;
+  /// The node's stop switch (node_config::stopping): set it to have the node refuse
+  /// spawns and starts, as `pkit node` does once it got SIGTERM.
+  std::shared_ptr<std::atomic<bool>> stopping = std::make_shared<std::atomic<bool>>(false);
 
   /// `timing`: none makes a node that sends no heartbeats — silent when idle, as a
   /// stopped or partitioned node looks to its controller.
@@ -40,6 +45,7 @@ struct node_side {
     config.name = name;
     config.allow.programs = {sleep_path};
     config.allow.default_user = "nobody";
+    config.stopping = stopping;
     auto bad = config.check();
     BOOST_TEST_REQUIRE(!bad.has_value(), (bad ? bad->message() : ""));
     agent = pkit::net::spawn_node_agent(*sys.sys, std::move(config));

@@ -296,7 +296,9 @@ BOOST_AUTO_TEST_CASE(a_node_of_the_previous_protocol_is_named_as_such) {
 }
 
 BOOST_AUTO_TEST_CASE(the_start_bound_is_placing_then_spawn_with_the_ready_timeout) {
-  // Review 11 #12: what a supervisor's limit on a remote start must derive from.
+  // Review 11 #12: what a supervisor's limit on a remote start must derive from. The
+  // spawn includes the stop timeout: the node first waits for an orphaned previous run
+  // (review 11 #4).
   net_system sys{fast_link};
   pkit::net::placement_timing timing;
   timing.connect_timeout = 2s;
@@ -304,12 +306,15 @@ BOOST_AUTO_TEST_CASE(the_start_bound_is_placing_then_spawn_with_the_ready_timeou
   timing.request_margin = 3s;
   pkit::net::node_directory dir(*sys.sys, timing);
   process_spec plain = sleep_spec("p");
+  plain.stop_timeout_ms = 500;
   BOOST_TEST(pkit::net::placing_bound(timing, 3).count() == (3 * 2 * 2000 + 3000));
-  BOOST_TEST(dir.start_bound({"a", "b", "c"}, plain).value_or(0ms).count() == (3 * 2 * 2000 + 3000) + (1000 + 3000));
+  BOOST_TEST(dir.start_bound({"a", "b", "c"}, plain).value_or(0ms).count() ==
+             (3 * 2 * 2000 + 3000) + (1000 + 500 + 3000));
   process_spec notifies = plain;
   notifies.notify_fd = 3;
   notifies.ready_timeout_ms = 4000;
-  BOOST_TEST(dir.start_bound({"a"}, notifies).value_or(0ms).count() == (2 * 2000 + 3000) + (1000 + 4000 + 3000));
+  BOOST_TEST(dir.start_bound({"a"}, notifies).value_or(0ms).count() ==
+             (2 * 2000 + 3000) + (1000 + 4000 + 500 + 3000));
   notifies.ready_timeout_ms = -1;
   BOOST_TEST(!dir.start_bound({"a"}, notifies).has_value());
   dir.shutdown();

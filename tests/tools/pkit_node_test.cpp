@@ -251,6 +251,58 @@ BOOST_AUTO_TEST_CASE(a_controller_that_shuts_down_has_its_children_stopped) {
   BOOST_TEST(exit_of(node) == 0);
 }
 
+BOOST_AUTO_TEST_CASE(a_stopping_node_refuses_spawns_and_starts_through_its_process_actors) {
+  // Review 11 #14: while `pkit node` stops its children (SIGTERM), a controller restarting
+  // one through the process actor it holds is refused, as is a new spawn; the node ends
+  // with no child left and exit code 0.
+  allow_file allow;
+  pkit_node_process node({"--allow", allow.path, "--name", "test-node"});
+  auto port = node.wait_listening();
+  BOOST_TEST_REQUIRE(port.has_value(), node.stderr_text());
+  controller c{*port};
+  caf::scoped_actor self{*c.sys};
+  process_spec quick_spec;
+  quick_spec.name = "quick";
+  quick_spec.argv = {sleep_path, "60"};  // ends on its stop signal at once
+  std::int32_t quick_pid = 0;
+  auto quick = c.spawn(self, "quick", quick_spec, c.make_relay(self), &quick_pid);
+  BOOST_TEST_REQUIRE(static_cast<bool>(quick), (quick ? "" : c.sys->render(quick.error())));
+  // Ignores SIGTERM: holds the node's stop for its whole stop timeout.
+  const auto slow_pid = c.run_sleep(self, "slow", c.make_relay(self), {test_child(), "ignore-term"}, 5000);
+  BOOST_TEST_REQUIRE(node.wait_stdout("ready").has_value());
+  ::kill(node.pid(), SIGTERM);
+  BOOST_TEST_REQUIRE(node.wait_stderr("test-node: stopping").has_value(), node.stderr_text());
+  // The quick run's end, as a supervisor sees it before it restarts the child.
+  bool exited = false;
+  bool timed_out = false;
+  while (!exited && !timed_out)
+    self->receive(
+        [&](pkit::actors::child_exited_atom, std::string& id, std::uint64_t, pkit::exit_status&) {
+          exited = id == "quick";
+        },
+        caf::after(deadline) >> [&] { timed_out = true; });
+  BOOST_TEST_REQUIRE(exited, "the quick child's end was not reported");
+  std::int32_t restarted = 0;
+  self->request(*quick, deadline, pkit::actors::start_atom_v)
+      .receive([&](std::int32_t pid) { restarted = pid; },
+               [&](caf::error& e) {
+                 auto ne = pkit::net::net_error_of(e);
+                 BOOST_TEST_REQUIRE(ne.has_value(), c.sys->render(e));
+                 BOOST_TEST((ne->code == pkit::net::errc::node_shutting_down), ne->message());
+               });
+  BOOST_TEST(restarted == 0, "restarted during the node's stop as pid " << restarted);
+  auto late = c.spawn(self, "late", quick_spec, c.make_relay(self));
+  BOOST_TEST_REQUIRE(!late, "a spawn went through during the node's stop");
+  auto late_error = pkit::net::net_error_of(late.error());
+  BOOST_TEST_REQUIRE(late_error.has_value(), c.sys->render(late.error()));
+  BOOST_TEST((late_error->code == pkit::net::errc::node_shutting_down), late_error->message());
+  BOOST_TEST(alive(slow_pid), "the node's stop was over before the refusals: they proved nothing");
+  BOOST_TEST(exit_of(node) == 0, node.stderr_text());
+  BOOST_TEST(wait_pid_gone(quick_pid));
+  BOOST_TEST(wait_pid_gone(slow_pid));
+  if (restarted > 0) BOOST_TEST(wait_pid_gone(restarted));
+}
+
 BOOST_AUTO_TEST_CASE(a_silent_controller_is_dropped_and_its_children_stopped) {
   // This controller sends no heartbeats: once idle, the node hears nothing from it for its
   // --timeout and drops the link, as for a controller whose machine is gone.

@@ -53,6 +53,9 @@ const char* describe(errc e) {
     case errc::node_relay_missing: return "spawn without a relay actor";
     case errc::node_address_invalid: return "invalid node address";
     case errc::connect_needs_tls: return "a node beyond loopback needs TLS";
+    case errc::node_previous_run_stuck: return "the previous run of this child did not stop on the node";
+    case errc::node_shutting_down: return "the node is stopping";
+    case errc::node_child_retired: return "the node is stopping this child for good";
   }
   return "unknown pkit.net error";
 }

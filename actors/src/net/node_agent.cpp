@@ -1,5 +1,10 @@
 #include <pkit/net/node_agent.hpp>
 
+#include <pkit/actors/error.hpp>
+
+#include "../send_from.hpp"
+#include "child_guard.hpp"
+
 #include <caf/actor_registry.hpp>
 #include <caf/actor_cast.hpp>
 #include <caf/exit_reason.hpp>
@@ -10,6 +15,7 @@
 #include <caf/typed_response_promise.hpp>
 
 #include <algorithm>
+#include <iterator>
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
@@ -45,11 +51,26 @@ error refuse(errc code, std::string subject, std::string reason) {
   return {make_error_code(code), std::move(subject), std::move(reason)};
 }
 
-/// One process actor the agent spawned, and the relay it reports to.
+/// One process actor the agent spawned, its guard (what the controller was given,
+/// child_guard.hpp) and the relay it reports to.
 struct child_entry {
   std::string id;
   process_actor proc;
+  caf::actor guard;
+  std::shared_ptr<detail::guard_gate> gate;
   caf::actor_addr relay;
+  std::int64_t stop_timeout_ms = 0;  ///< its spec's: bounds the stop of an orphan
+  bool retiring = false;             ///< retire() stops it for good
+};
+
+using spawn_promise = caf::typed_response_promise<process_actor, std::int32_t>;
+
+/// A spawn that waits for the orphaned runs of its id to be gone (node_state::stopping).
+struct deferred_spawn {
+  std::string id;
+  process_spec child;  ///< already validated and made the node's (remote_child_spec)
+  caf::actor relay;
+  spawn_promise rp;
 };
 
 struct node_state {
@@ -59,6 +80,20 @@ struct node_state {
   /// The relays monitored, with the number of live children each watches: one monitor
   /// per relay, dropped with its last child.
   std::map<caf::actor_addr, std::size_t> relays;
+  /// The ids whose runs were orphaned (their relay went down) and are being stopped,
+  /// with how many such runs each. The id alone is the key, whichever controller spawned
+  /// it: the agent cannot tell a controller by its TLS certificate (CAF keeps the session
+  /// to itself), a restarted controller has a new CAF node id, and through `pkit node`
+  /// every relay is the node's own tap. A spawn of another controller's equal id waits too
+  /// — at most that orphan's stop timeout —, which is what a second `web` binding the
+  /// same port would need anyway.
+  struct orphans {
+    std::size_t runs = 0;  ///< still stopping
+    bool stuck = false;    ///< one of them did not stop (in time)
+  };
+  std::map<std::string, orphans> stopping;
+  /// Spawns waiting for their id to leave `stopping`, in arrival order.
+  std::vector<deferred_spawn> deferred;
 
   static inline const char* name = "pkit.node";
 
@@ -68,6 +103,9 @@ struct node_state {
   ~node_state() {
     for (const auto& c : children)
       caf::anon_send_exit(c.proc, caf::exit_reason::user_shutdown);
+    // Nobody waits for ever for a spawn the agent will not make.
+    for (auto& d : deferred)
+      d.rp.deliver(caf::make_error(caf::sec::request_receiver_down));
   }
 };
 
@@ -109,6 +147,8 @@ std::optional<error> check_spawn(const node_state& st, const std::string& id, co
     return refuse(errc::node_relay_missing, "relay", "a spawn must name the actor its child reports to");
   if (!relay_ok)
     return refuse(errc::node_relay_missing, "relay", "the relay must be an actor of the requester's own node");
+  if (st.config.stopping && st.config.stopping->load())
+    return refuse(errc::node_shutting_down, "spawn", "this node is stopping: it stops its children and starts none");
   if (st.children.size() >= st.config.max_children)
     return refuse(errc::node_child_limit, "max_children",
                   std::to_string(st.children.size()) + " children alive, the node runs at most " +
@@ -163,20 +203,39 @@ caf::duration start_bound(const process_spec& spec) {
   return caf::duration{std::chrono::milliseconds(waits ? spec.ready_timeout_ms : 0) + start_margin};
 }
 
-/// Starts the process actor just spawned and answers the spawn with it and its pid. A
-/// failed start leaves nothing: the actor is forgotten (its slot free) before the answer
-/// and ended (which stops its child, if one ran, per its spec).
-caf::result<process_actor, std::int32_t> start_child(self_pointer self, process_actor proc, caf::duration bound) {
-  auto rp = self->make_response_promise<process_actor, std::int32_t>();
+/// Starts the process actor just spawned and answers `rp` with it and its pid. A failed
+/// start leaves nothing: the actor is forgotten (its slot free) before the answer and
+/// ended (which stops its child, if one ran, per its spec).
+void start_child(self_pointer self, process_actor proc, caf::actor guard, caf::duration bound, spawn_promise rp) {
   self->request(proc, bound, pkit::actors::start_atom_v)
-      .then([rp, proc](std::int32_t pid) mutable { rp.deliver(proc, pid); },
+      .then([rp, guard](std::int32_t pid) mutable { rp.deliver(caf::actor_cast<process_actor>(guard), pid); },
             [self, rp, proc](caf::error& err) mutable {
               forget_child(self, proc.address());
               self->demonitor(proc.address());
               self->send_exit(proc, caf::exit_reason::user_shutdown);
               rp.deliver(std::move(err));
             });
-  return rp;
+}
+
+/// Spawns and starts the process actor of a spawn that passed every check.
+void launch(self_pointer self, std::string id, process_spec child, caf::actor relay, spawn_promise rp) {
+  auto& st = self->state;
+  const caf::duration bound = start_bound(child);
+  const std::int64_t stop_timeout_ms = child.stop_timeout_ms;
+  auto gate = std::make_shared<detail::guard_gate>();
+  gate->node_stopping = st.config.stopping;
+  caf::actor guard = detail::spawn_child_guard(self->system(), relay, self->address(), gate);
+  process_actor proc = pkit::actors::spawn_process(self->system(), std::move(child), nullptr,
+                                                   pkit::actors::process_observer{guard, id});
+  // Before the guard is exposed (the spawn's answer) and before the child reports to it.
+  pkit::actors::detail::send_from(self, guard, proc);
+  self->monitor(proc);
+  self->monitor(guard);
+  if (st.relays[relay.address()]++ == 0)
+    self->monitor(relay);
+  // A child from the spawn on: a relay that goes down during the start ends it too.
+  st.children.push_back({std::move(id), proc, guard, std::move(gate), relay.address(), stop_timeout_ms});
+  start_child(self, std::move(proc), std::move(guard), bound, std::move(rp));
 }
 
 caf::result<process_actor, std::int32_t> spawn_child(self_pointer self, std::string& id, process_spec& spec,
@@ -190,16 +249,76 @@ caf::result<process_actor, std::int32_t> spawn_child(self_pointer self, std::str
   // local program can have. No fork server: validate() refuses targets.
   process_spec child = remote_child_spec(std::move(spec), st.config.allow);
   child.name = remote_name_prefix + child.name;
-  const caf::duration bound = start_bound(child);
-  process_actor proc =
-      pkit::actors::spawn_process(self->system(), std::move(child), nullptr,
-                                  pkit::actors::process_observer{relay, id});
-  self->monitor(proc);
-  if (st.relays[relay.address()]++ == 0)
-    self->monitor(relay);
-  // A child from the spawn on: a relay that goes down during the start ends it too.
-  st.children.push_back({std::move(id), proc, relay.address()});
-  return start_child(self, std::move(proc), bound);
+  auto rp = self->make_response_promise<process_actor, std::int32_t>();
+  // A run of this id whose controller was lost may still be in its stop timeout: the
+  // controller restarting it must not make two (review 11 #4). Answered once it is gone.
+  if (st.stopping.count(id) != 0)
+    st.deferred.push_back({std::move(id), std::move(child), std::move(relay), rp});
+  else
+    launch(self, std::move(id), std::move(child), std::move(relay), rp);
+  return rp;
+}
+
+/// The spawns that waited for `id`'s orphaned runs, now that the last is gone: launched,
+/// or refused when that run did not stop (`stuck`). The child limit is checked again: the
+/// slots were taken while they waited.
+void resume_deferred(self_pointer self, const std::string& id, bool stuck) {
+  auto& st = self->state;
+  auto first = std::stable_partition(st.deferred.begin(), st.deferred.end(),
+                                     [&](const deferred_spawn& d) { return d.id != id; });
+  std::vector<deferred_spawn> ready(std::make_move_iterator(first), std::make_move_iterator(st.deferred.end()));
+  st.deferred.erase(first, st.deferred.end());
+  for (auto& d : ready) {
+    std::optional<error> bad;
+    if (stuck)
+      bad = refuse(errc::node_previous_run_stuck, "id",
+                   "the previous run of this id, whose controller was lost, is still stopping");
+    else
+      bad = check_spawn(st, d.id, d.relay, true);
+    if (bad)
+      d.rp.deliver(refused(st, d.id, *bad));
+    else
+      launch(self, std::move(d.id), std::move(d.child), std::move(d.relay), std::move(d.rp));
+  }
+}
+
+/// Stops the orphaned child `c` (its relay went down) per its spec and waits for the end
+/// of its run — the stop answers once the child is collected, with kill_group (a remote
+/// child's default) once its process group is empty — before the process actor is ended
+/// and the spawns of its id waiting meanwhile go ahead. Ending the actor at once would
+/// hand the stop to libpkit in the background, and nothing here would know when it ends.
+void retire(self_pointer self, child_entry& c) {
+  auto& st = self->state;
+  if (c.retiring)
+    return;
+  c.retiring = true;
+  c.gate->retired = true;  // nobody starts it again meanwhile
+  ++st.stopping[c.id].runs;
+  const caf::duration bound =
+      c.stop_timeout_ms < 0 ? caf::duration{caf::infinite}
+                            : caf::duration{std::chrono::milliseconds(c.stop_timeout_ms) + start_margin};
+  auto finish = [self, proc = c.proc, id = c.id](bool stuck) {
+    auto& st = self->state;
+    // Its slot is free now, not when its down message comes: a spawn that waited for it
+    // may need the slot.
+    forget_child(self, proc.address());
+    self->demonitor(proc.address());
+    self->send_exit(proc, caf::exit_reason::user_shutdown);
+    auto it = st.stopping.find(id);
+    if (it == st.stopping.end())
+      return;
+    it->second.stuck = it->second.stuck || stuck;
+    if (--it->second.runs > 0)
+      return;
+    const bool any_stuck = it->second.stuck;
+    st.stopping.erase(it);
+    resume_deferred(self, id, any_stuck);
+  };
+  self->request(c.proc, bound, pkit::actors::stop_atom_v)
+      .then([finish](pkit::exit_status&) { finish(false); },
+            // not_started: no run to wait for; the actor gone: its end began the stop in
+            // the background — as a timeout, the run may still be there.
+            [finish](caf::error& err) { finish(err != pkit::actors::error::not_started); });
 }
 
 caf::result<std::vector<node_child_info>> list_children(self_pointer self) {
@@ -232,11 +351,18 @@ void on_down(self_pointer self, const caf::down_msg& dm) {
   auto& st = self->state;
   if (forget_child(self, dm.source))
     return;
+  // A guard that ends before its process actor was sent an exit from afar (a relay that
+  // ends sends one to its remote process actor): its child is stopped as an orphan.
+  auto guarded = std::find_if(st.children.begin(), st.children.end(),
+                              [&](const child_entry& c) { return c.guard.address() == dm.source; });
+  if (guarded != st.children.end())
+    return retire(self, *guarded);
   if (st.relays.erase(dm.source) == 0)
     return;
-  for (const auto& c : st.children)
+  // retire() only sends requests: the entries stay where they are meanwhile.
+  for (auto& c : st.children)
     if (c.relay == dm.source)
-      self->send_exit(c.proc, caf::exit_reason::user_shutdown);
+      retire(self, c);
 }
 
 node_actor::behavior_type node_impl(self_pointer self, node_config config) {

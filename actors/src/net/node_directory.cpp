@@ -8,6 +8,7 @@
 
 #include "directory_protocol.hpp"
 
+#include <algorithm>
 #include <utility>
 #include <caf/actor_cast.hpp>
 #include <caf/event_based_actor.hpp>
@@ -298,7 +299,11 @@ std::optional<std::chrono::milliseconds> spawn_bound(const placement_timing& tim
                                                      const pkit::actors::process_spec& spec) {
   const bool waits = spec.notify_fd >= 0 || spec.notify_socket;
   if (waits && spec.ready_timeout_ms < 0) return std::nullopt;
-  return timing.spawn_timeout + std::chrono::milliseconds(waits ? spec.ready_timeout_ms : 0) + timing.request_margin;
+  // The node answers a spawn only once its previous run there, orphaned by a lost link,
+  // is gone (node_agent.hpp): that run has this spec's stop timeout.
+  const std::int64_t previous_stop = std::max<std::int64_t>(spec.stop_timeout_ms, 0);
+  return timing.spawn_timeout + std::chrono::milliseconds(waits ? spec.ready_timeout_ms : 0) +
+         std::chrono::milliseconds(previous_stop) + timing.request_margin;
 }
 
 std::optional<std::chrono::milliseconds> node_directory::start_bound(const std::vector<std::string>& nodes,

@@ -155,6 +155,16 @@ caf::typed_response_promise<T> forward(self_pointer self, caf::typed_response_pr
             if (st.on_lost.count(key) == 0) return;
             if (err == caf::sec::request_timeout)
               return lose(self, node_down(st, "no answer within its deadline"), true);
+            // The node stops (or stops this child for good, its link having been lost):
+            // nothing runs there for this relay any more — as a lost node, placed again.
+            // Only a start is refused so: it fails with why, not as "lost while starting".
+            if (auto refusal = net_error_of(err);
+                refusal && (refusal->code == errc::node_shutting_down || refusal->code == errc::node_child_retired)) {
+              st.on_lost.erase(key);
+              caf::error why = node_down(st, refusal->peer_message());
+              rp.deliver(why);
+              return lose(self, std::move(why), refusal->code == errc::node_shutting_down);
+            }
             st.on_lost.erase(key);
             rp.deliver(std::move(err));
           });
@@ -248,6 +258,13 @@ void not_placed_at(self_pointer self, const dir_placed& placed, caf::typed_respo
   placement_over(self);
   end_attempt(self);  // whatever the node spawned for it ends there (review 11 #13)
   st.agent = nullptr;
+  if (auto refusal = net_error_of(err); refusal && refusal->code == errc::node_shutting_down) {
+    // A node that stops is as good as lost: the directory places the child elsewhere.
+    pkit::actors::detail::anon_send_from(self, st.directory, dir_lost{placed.name, placed.agent.address()});
+    rp.deliver(caf::make_error(actor_error::node_unreachable,
+                               "node '" + placed.name + "' refused '" + st.id + "': " + refusal->peer_message()));
+    return;
+  }
   if (auto refusal = net_error_of(err)) {
     rp.deliver(caf::make_error(actor_error::start_failed,
                                "node '" + placed.name + "' refused '" + st.id + "': " + refusal->peer_message()));

@@ -25,6 +25,7 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include <atomic>
 #include <charconv>
 #include <cstdio>
 #include <memory>
@@ -202,6 +203,10 @@ int serve(node_plan& plan, pkit::net::tls_snapshot& snap, guardian* keeper, int 
       return refuse(node_exit_tls_refused, off->message());
   const auto allow = plan.config.allow;
   auto children = std::make_shared<node_children>();
+  // Set on the stop signal, before the children are stopped: from then on no spawn and no
+  // start through a process actor handed out (a controller restarting what we stop).
+  auto stopping = std::make_shared<std::atomic<bool>>(false);
+  plan.config.stopping = stopping;
   auto agent = pkit::net::spawn_node_agent(*sys, plan.config);
   // Each tap checks its relay once per link timeout: an orphan left by a reconnect race
   // is stopped within that (+ the child's stop timeout).
@@ -220,6 +225,8 @@ int serve(node_plan& plan, pkit::net::tls_snapshot& snap, guardian* keeper, int 
                plan.address.to_string(std::get<std::uint16_t>(port)).c_str(),
                plan.tls ? "TLS, mutual authentication" : "plain BASP on loopback");
   wait_for_signal(sfd);
+  // Before the line: whoever reads it knows spawns and starts are refused from then on.
+  stopping->store(true);
   std::fprintf(stderr, "pkit node %s: stopping\n", plan.config.name.c_str());
   const bool ok = stop_all(*sys, front, agent, *children, allow);
   sys.reset();  // before the snapshot it reads: declared in run()

@@ -51,7 +51,11 @@ constexpr auto agent_margin = std::chrono::seconds(30);
 caf::duration spawn_bound(const process_spec& spec) {
   const bool waits = spec.notify_fd >= 0 || spec.notify_socket;
   if (waits && spec.ready_timeout_ms < 0) return caf::duration{caf::infinite};
-  return caf::duration{std::chrono::milliseconds(waits ? spec.ready_timeout_ms : 0) + agent_margin};
+  // The agent first waits for an orphaned previous run of the same id to stop: at most
+  // this spec's stop timeout (validate() bounds it) plus its own margin.
+  const std::int64_t previous_stop = std::max<std::int64_t>(spec.stop_timeout_ms, 0);
+  return caf::duration{std::chrono::milliseconds(waits ? spec.ready_timeout_ms : 0) +
+                       std::chrono::milliseconds(previous_stop) + agent_margin};
 }
 
 /// One line on stderr, written at once (the node's operator reads it; tests wait for it).

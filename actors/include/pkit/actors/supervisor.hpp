@@ -151,12 +151,16 @@ struct supervisor_options {
   /// with `start_failed` naming `nodes` (no placement), counted like any failed start.
   ///
   /// A remote worker's pid is the node's: the supervisor never signals, watches or waits
-  /// for it here. "Never two instances" is weaker for it than for a local worker: after
-  /// node_down its restart does not wait for the old run (the node's agent stops a child
-  /// whose controller or relay is lost, but only once it notices: its connection timeout
-  /// + heartbeat interval, pkit::net::link_timing, then the child's stop timeout), so the
-  /// old and the new run — on another node, or on the same one after a short link loss —
-  /// can overlap for that long; longer while the node's agent itself is frozen.
+  /// for it here. "Never two instances" is weaker for it than for a local worker: the
+  /// node's agent stops a child whose controller or relay is lost only once it notices
+  /// (its connection timeout + heartbeat interval, pkit::net::link_timing, then the
+  /// child's stop timeout). On the same node the restart after node_down waits for the
+  /// old run: the node answers a spawn of that child's id only once a run of it it is
+  /// stopping is gone (pkit/net/node_agent.hpp) — provided the node noticed the loss
+  /// before the restart reached it, which it does when its timeout is no longer than the
+  /// controller's. On another node, or on the same one when the controller was first, the
+  /// old and the new run can overlap for that long; longer while the node's agent itself
+  /// is frozen.
   const placement* place = nullptr;
   /// The parent (see spawn_supervisor); ignored by start_supervisor.
   process_observer observer = {};

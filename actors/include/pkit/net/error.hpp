@@ -134,6 +134,20 @@ enum class errc {
   /// a node beyond loopback in a process without the TLS module: BASP in plain text
   /// would carry the tree's control across the network (FAULTS C1/C2).
   connect_needs_tls,
+
+  // -- the node agent, appended (the codes cross the wire) ---------------------------------
+  /// a spawn waited for the previous run of its id, orphaned by a lost controller, and
+  /// that run did not stop within its stop timeout (+ a margin): this node will not run a
+  /// second instance beside it (review 11 #4).
+  node_previous_run_stuck,
+  /// the node is stopping (`pkit node` got SIGTERM, SIGINT or SIGHUP): it refuses spawns,
+  /// and starts through the process actors it handed out (review 11 #14). A controller's
+  /// relay takes it as that node lost (node_down): the child is placed again elsewhere,
+  /// or on this node once it is back.
+  node_shutting_down,
+  /// a start through the process actor of a child whose controller was lost: the node is
+  /// stopping that run for good; a controller places its child again with a new spawn.
+  node_child_retired,
 };
 
 /// The category of `pkit::net::errc`; its name is "pkit.net".

@@ -17,7 +17,14 @@
 /// connection timeout + heartbeat interval of the controller's last message; the child is
 /// then stopped per its spec (its stop timeout). During a partition the controller may
 /// restart a child elsewhere before that: a child can then run twice for that long (no
-/// fencing in this version; unbounded while this process is frozen). CAF keeps a
+/// fencing in this version; unbounded while this process is frozen). On this node it
+/// cannot, once the loss is noticed (review 11 #4): the agent awaits the end of each
+/// orphaned run (the stop answers once the child is collected, its process group empty),
+/// and a spawn of the same id meanwhile is answered only after that — whichever
+/// controller asks: the agent cannot see a controller's certificate (CAF keeps the TLS
+/// session), a restarted controller has a new CAF node id, and through `pkit node` every
+/// relay is the node's own. A spawn of another controller's equal id thus waits too, at
+/// most that run's stop timeout; only orphans are waited for, never a live child. CAF keeps a
 /// reconnected controller's old proxies alive when the new link came before the old one
 /// was dropped: a relay's death may then never be seen here — `pkit node` asks each relay
 /// periodically (its taps); a library user of the agent alone should do the same.
@@ -35,8 +42,10 @@
 #include <caf/type_id.hpp>
 #include <caf/typed_actor.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -89,6 +98,12 @@ struct node_config {
   /// peer gets only what error::peer_message() holds). Called on the agent's thread; must
   /// not block. Empty: one line on stderr per refusal.
   std::function<void(const std::string& id, const error& refusal)> on_refusal;
+  /// The node's stop switch, set by its owner (`pkit node` on SIGTERM, SIGINT, SIGHUP)
+  /// before it stops the children: from then on the agent refuses every spawn, and every
+  /// start through a process actor it handed out, with errc::node_shutting_down — a
+  /// controller must not restart children while the node stops them. Read on the agent's
+  /// and the process actors' threads. Null: no such switch.
+  std::shared_ptr<const std::atomic<bool>> stopping;
 
   /// allow.check(), then a positive max_children (allow_list_invalid naming
   /// "max_children"); nullopt when usable.
@@ -124,13 +139,21 @@ namespace pkit::net {
 ///   agent spawns the process actor and starts it, answering once the start did (for a
 ///   spec with readiness notification: once the child is ready) — one round trip where a
 ///   spawn and a `start` took two. Later runs are the caller's `start`s, as a supervisor's
-///   for a local worker. The process actor reports its child's life to `relay`
-///   (`process_observer{relay, id}`: child_started, child_ready, child_exited, see
-///   process_actor.hpp); those reports may reach the caller before the answer (another
-///   sender). Refused, with no actor spawned, when the spec
+///   for a local worker. The actor handed out is a guard in front of the real process
+///   actor, with its interface: it forwards every request, and refuses `start` once the
+///   node stops (node_config::stopping: errc::node_shutting_down) or once the agent stops
+///   this child for good (its relay went down: errc::node_child_retired). An exit sent to
+///   it ends it, and the agent then stops the child as for a relay that goes down. It
+///   reports its child's life to `relay` (child_started, child_ready, child_exited with
+///   the spawn's id, see process_actor.hpp, the guard as their sender); those reports may
+///   reach the caller before the answer (another sender). While a run of the same id whose
+///   relay went down is still being stopped, the spawn waits for its end (see above): it
+///   is refused with node_previous_run_stuck if that stop fails or exceeds the run's stop
+///   timeout + a margin. Refused, with no actor spawned, when the spec
 ///   fails validate() against the node's allow-list (the error names the field, e.g.
 ///   "argv[0]"; a spec needs a name, and a root node a user or allow.default_user), when `relay` is empty (node_relay_missing: a child nobody watches would be
-///   an orphan), or when max_children are alive (node_child_limit). A start that fails
+///   an orphan), when max_children are alive (node_child_limit; a run being stopped
+///   holds its slot until it is gone), or when the node stops (node_shutting_down). A start that fails
 ///   answers the process actor's own error (category "pkit": start_failed,
 ///   ready_timeout, ...) and leaves nothing behind: the process actor is ended (its child,
 ///   if any ran, stopped per its spec) and its slot is free before the answer is sent.

@@ -73,7 +73,8 @@ struct placement_timing {
 std::chrono::milliseconds placing_bound(const placement_timing& timing, std::size_t nodes);
 
 /// The spawn with the child's first start: spawn_timeout + the ready timeout of a spec that
-/// waits for readiness + request_margin; nullopt for a spec that waits for ever (the
+/// waits for readiness + its stop timeout (the node first waits for a previous run of the
+/// child orphaned there by a lost link, node_agent.hpp) + request_margin; nullopt for a spec that waits for ever (the
 /// node's loss still ends the wait).
 std::optional<std::chrono::milliseconds> spawn_bound(const placement_timing& timing,
                                                      const pkit::actors::process_spec& spec);
