@@ -352,6 +352,10 @@ void take_report(self_pointer self, bool before_reply, std::function<void()> run
   auto& st = self->state;
   if (from_remote(self)) return run();
   if (st.remote || !st.placing || !st.observer_there || !self->current_sender()) return;
+  // Only the node being placed on can have reports of its answer's actor: anything else
+  // (another node that learnt this relay's id) is dropped, never counted — or eight
+  // forged reports would fail a good placement and blame its node (review 12 #6).
+  if (!st.agent || self->current_sender()->node() != st.agent.node()) return;
   if (st.early.size() >= relay_state::max_early) {
     st.early_overflow = true;
     return;
