@@ -246,8 +246,8 @@ struct child_info {
   /// Why the last run ended when its exit status cannot tell (a nested supervisor has
   /// none: its exit reason, e.g. restart_limit), or why the last start failed (the
   /// start error: start_failed with its stage and errno, ready_timeout, ...). Empty for
-  /// a process that simply exited; `stop_timeout: killed after N ms` for a worker whose
-  /// stop had to SIGKILL it. (Also the `reason` of the `exited` and `stopped` events.)
+  /// a process that simply exited; `stop_timeout: ...` (see stop_timeout_reason) for a
+  /// worker whose stop had to SIGKILL it or its group. (Also the `reason` of the `exited` and `stopped` events.)
   std::string last_reason;
   /// Issue 11: the node the current (or last) run of a remote worker is on; empty for a
   /// local child and for a remote one that has not been placed yet.
@@ -306,8 +306,9 @@ struct supervisor_event {
 };
 
 /// The start of a `stopped` event's `reason` (and of `child_info::last_reason`) when the
-/// worker outlived its shutdown timeout and was killed with SIGKILL it was not asked to
-/// stop with: "stop_timeout: killed after 5000 ms". A stop that had to be forced.
+/// worker's stop had to be forced at its shutdown timeout (exit_status::stop_escalated()):
+/// "stop_timeout: killed after 5000 ms", or "stop_timeout: its process group killed after
+/// 5000 ms" when the worker obeyed but what it left in its group had to be killed.
 inline constexpr std::string_view stop_timeout_reason = "stop_timeout";
 
 // ---------------------------------------------------------------------------------------
