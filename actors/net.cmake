@@ -19,6 +19,7 @@ add_library(pkit_net
   src/net/listen_policy.cpp
   src/net/node_agent.cpp
   src/net/node_directory.cpp
+  src/net/tcp_probe.cpp
   src/net/placement_observer.cpp
   src/net/remote_process.cpp
   src/net/tls_files.cpp

@@ -14,6 +14,13 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include <future>
+
+#include <pkit/unique_fd.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <thread>
 
 using namespace remote_test;
@@ -260,6 +267,67 @@ BOOST_AUTO_TEST_CASE(reports_from_others_while_placing_do_not_fail_the_placement
   BOOST_TEST(pid.value_or(0) == 4242);
   caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
+}
+
+// Review 11 #6: CAF connects with a blocking connect() on its one, serial middleman actor:
+// a node that drops SYNs (here a listener whose accept queue is full, so the kernel
+// drops them) held it for the kernel's SYN timeout, minutes, and every other node's
+// connect waited behind it (the directory then took the healthy node for down). Such a
+// node is now probed first, with a connect of pkit's own, and never reaches CAF.
+BOOST_AUTO_TEST_CASE(a_node_that_drops_connects_does_not_hold_up_the_others) {
+  pkit::unique_fd hole{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  BOOST_TEST_REQUIRE(static_cast<bool>(hole));
+  sockaddr_in at{};
+  at.sin_family = AF_INET;
+  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  BOOST_TEST_REQUIRE(::bind(hole.get(), reinterpret_cast<sockaddr*>(&at), sizeof at) == 0);
+  BOOST_TEST_REQUIRE(::listen(hole.get(), 0) == 0);
+  socklen_t len = sizeof at;
+  BOOST_TEST_REQUIRE(::getsockname(hole.get(), reinterpret_cast<sockaddr*>(&at), &len) == 0);
+  const std::uint16_t hole_port = ntohs(at.sin_port);
+  // Connections nobody accepts fill its queue; from then on its SYNs go unanswered.
+  std::vector<pkit::unique_fd> fillers;
+  bool dropping = false;
+  for (int i = 0; i < 8 && !dropping; ++i) {
+    pkit::unique_fd c{::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
+    if (::connect(c.get(), reinterpret_cast<sockaddr*>(&at), sizeof at) != 0 && errno == EINPROGRESS) {
+      pollfd p{c.get(), POLLOUT, 0};
+      dropping = ::poll(&p, 1, 300) == 0;  // no SYN-ACK: the hole is ready
+    }
+    fillers.push_back(std::move(c));
+  }
+  BOOST_TEST_REQUIRE(dropping, "the kernel answered every SYN: no black hole to test with");
+
+  node_side good{"good"};
+  quick_controller ctl{5s};  // connect_timeout 2 s
+  ctl.add("hole", hole_port);
+  ctl.add("good", good.port);
+  caf::scoped_actor self{*ctl.sys.sys};
+  auto into_hole = ctl.relay(self, "hole", sleep_spec("h"));
+  auto fine = ctl.relay(self, "good", sleep_spec("g"));
+  std::thread hole_start{[&] {
+    caf::scoped_actor asker{*ctl.sys.sys};
+    asker->request(into_hole, deadline, start_atom_v).receive([](std::int32_t) {}, [](caf::error&) {});
+  }};
+  // The hole is being connected to; now the good node, behind it.
+  bool connecting = false;
+  for (int i = 0; i < 2000 && !connecting; ++i) {
+    for (const auto& st : ctl.directory->status())
+      if (st.name == "hole" && st.health == pkit::net::node_health::connecting) connecting = true;
+    if (!connecting) std::this_thread::yield();
+  }
+  BOOST_TEST_REQUIRE(connecting, "the hole was never connected to");
+  std::int32_t pid = 0;
+  self->request(fine, deadline, start_atom_v)
+      .receive([&](std::int32_t p) { pid = p; },
+               [&](caf::error& e) { BOOST_TEST_ERROR("the good node's start failed: " << ctl.sys.sys->render(e)); });
+  BOOST_TEST(pid > 1);
+  hole_start.join();
+  for (const auto& st : ctl.directory->status())
+    if (st.name == "hole") BOOST_TEST(st.last_error.find("unreachable") != std::string::npos, st.last_error);
+  BOOST_TEST(ctl.directory->status().size() == 2u);
+  caf::anon_send_exit(into_hole, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(fine, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_CASE(a_spawn_not_answered_in_time_ends_its_observer_on_the_node) {

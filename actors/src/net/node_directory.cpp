@@ -7,6 +7,7 @@
 #include <pkit/net/listen_policy.hpp>
 
 #include "directory_protocol.hpp"
+#include "tcp_probe.hpp"
 
 #include <algorithm>
 #include <utility>
@@ -132,15 +133,12 @@ void say_hello(self_pointer self, const std::string& name, node_actor agent, boo
           });
 }
 
-// Connects `n` (asynchronously, bounded) unless it is up; `then` gets the agent or why not.
-void ensure_connected(self_pointer self, node_entry& n, connected_fn then) {
-  if (n.health == node_health::up) return then(n.agent);
-  n.waiters.push_back(std::move(then));
-  if (n.health == node_health::connecting) return;
-  n.health = node_health::connecting;
-  const std::string name = n.address.name;
-  self->request(connector(self), self->state.timing.connect_timeout, caf::connect_atom_v, n.address.host,
-                n.address.port)
+// CAF's connect to node `name`, which has just answered a SYN (probe_then_connect).
+void caf_connect(self_pointer self, const std::string& name) {
+  node_entry* n = self->state.find(name);
+  if (n == nullptr || n->health != node_health::connecting) return;
+  self->request(connector(self), self->state.timing.connect_timeout, caf::connect_atom_v, n->address.host,
+                n->address.port)
       .then(
           [self, name](caf::node_id&, caf::strong_actor_ptr& ptr, std::set<std::string>& ifs) {
             node_entry* n = self->state.find(name);
@@ -156,6 +154,32 @@ void ensure_connected(self_pointer self, node_entry& n, connected_fn then) {
           [self, name](caf::error& err) {
             if (node_entry* n = self->state.find(name); n != nullptr && n->health == node_health::connecting)
               mark_down(self, *n, "connect: " + self->system().render(err));
+          });
+}
+
+// Connects `n` (asynchronously, bounded) unless it is up; `then` gets the agent or why not.
+// CAF's connect blocks its one middleman actor until the kernel gives up on a node that
+// drops packets (minutes), holding up every other node's connect: a node is first probed
+// with a TCP connect of our own, on a thread of its own, within connect_timeout.
+void ensure_connected(self_pointer self, node_entry& n, connected_fn then) {
+  if (n.health == node_health::up) return then(n.agent);
+  n.waiters.push_back(std::move(then));
+  if (n.health == node_health::connecting) return;
+  n.health = node_health::connecting;
+  const std::string name = n.address.name;
+  const auto limit = self->state.timing.connect_timeout;
+  auto prober = self->spawn<caf::detached>(tcp_prober, n.address.host, n.address.port, limit);
+  self->request(prober, limit + std::chrono::seconds(1), caf::connect_atom_v)
+      .then(
+          [self, name](std::string& why) {
+            node_entry* n = self->state.find(name);
+            if (n == nullptr || n->health != node_health::connecting) return;
+            if (!why.empty()) return mark_down(self, *n, "unreachable: " + why);
+            caf_connect(self, name);
+          },
+          [self, name](caf::error& err) {
+            if (node_entry* n = self->state.find(name); n != nullptr && n->health == node_health::connecting)
+              mark_down(self, *n, "unreachable: " + self->system().render(err));
           });
 }
 
