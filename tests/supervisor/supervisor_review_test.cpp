@@ -8,7 +8,7 @@
 
 #include <pkit/process.hpp>
 
-#include <caf/typed_event_based_actor.hpp>
+#include "mute_placement.hpp"
 
 #include <fstream>
 #include <future>
@@ -327,41 +327,11 @@ BOOST_AUTO_TEST_SUITE_END()
 // own bounds: a stand-in that never answered held the start (and the restart plan) for
 // 30 s. The limit now derives from placement::start_bound (plus a margin for the
 // stand-in's own error to come first).
-namespace {
-
-using promises = std::vector<caf::typed_response_promise<std::int32_t>>;
-
-/// A stand-in whose start is never answered (its promises are kept: never broken).
-pa::process_actor::behavior_type silent_stand_in(pa::process_actor::pointer self, std::shared_ptr<promises> kept) {
-  return {[self, kept](pa::start_atom) -> caf::result<std::int32_t> {
-            kept->push_back(self->make_response_promise<std::int32_t>());
-            return kept->back();
-          },
-          [](pa::stop_atom) { return pkit::exit_status::lost(); },
-          [](pa::kill_atom) { return pkit::exit_status::lost(); },
-          [](pa::signal_atom, std::int32_t) { return caf::ok_atom_v; },
-          [](pa::join_atom) { return pkit::exit_status::lost(); },
-          [](pa::status_atom) { return pa::process_info{}; }};
-}
-
-struct silent_placement : pa::placement {
-  std::shared_ptr<promises> kept = std::make_shared<promises>();
-  pa::process_actor spawn_remote(caf::actor_system& sys, const std::vector<std::string>&, pa::process_spec,
-                                 pa::process_observer) const override {
-    return sys.spawn(silent_stand_in, kept);
-  }
-  std::optional<std::chrono::milliseconds> start_bound(const std::vector<std::string>&,
-                                                       const pa::process_spec&) const override {
-    return 300ms;
-  }
-};
-
-}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(supervisor_remote_bound, sup_fixture)
 
 BOOST_AUTO_TEST_CASE(a_remote_start_is_given_up_after_the_placements_bound_not_a_fixed_30_s) {
-  silent_placement place;
+  sup_test_placement::mute_placement place{std::chrono::milliseconds(300)};
   pa::supervisor_options o;
   o.place = &place;
   o.subscribers = {{caf::actor_cast<caf::actor>(events_actor)}};

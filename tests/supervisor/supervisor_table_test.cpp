@@ -12,9 +12,7 @@
 #include "supervisor_clock_fixture.hpp"
 
 #include <pkit/actors/error.hpp>
-#include <pkit/actors/placement.hpp>
-
-#include <caf/typed_event_based_actor.hpp>
+#include "mute_placement.hpp"
 
 using namespace clock_test;
 
@@ -260,41 +258,9 @@ BOOST_AUTO_TEST_CASE(a_shutdown_timer_after_a_completed_stop_changes_nothing) {
 // start_timeout: kill — with a remote worker (no process: its stand-in comes from a
 // placement), whose stand-in never answers its start; the limit is the placement's bound
 // plus a second, in virtual time.
-namespace {
-
-using promises = std::vector<caf::typed_response_promise<std::int32_t>>;
-
-pa::process_actor::behavior_type mute_stand_in(pa::process_actor::pointer self, std::shared_ptr<promises> kept) {
-  return {[self, kept](pa::start_atom) -> caf::result<std::int32_t> {
-            kept->push_back(self->make_response_promise<std::int32_t>());
-            return kept->back();
-          },
-          [](pa::stop_atom) { return pkit::exit_status::lost(); },
-          [](pa::kill_atom) { return pkit::exit_status::lost(); },
-          [](pa::signal_atom, std::int32_t) { return caf::ok_atom_v; },
-          [](pa::join_atom) { return pkit::exit_status::lost(); },
-          [](pa::status_atom) { return pa::process_info{}; }};
-}
-
-struct mute_placement : pa::placement {
-  std::shared_ptr<promises> kept = std::make_shared<promises>();
-  mutable std::vector<caf::actor> spawned;
-  pa::process_actor spawn_remote(caf::actor_system& sys, const std::vector<std::string>&, pa::process_spec,
-                                 pa::process_observer) const override {
-    auto h = sys.spawn(mute_stand_in, kept);
-    spawned.push_back(caf::actor_cast<caf::actor>(h));
-    return h;
-  }
-  std::optional<std::chrono::milliseconds> start_bound(const std::vector<std::string>&,
-                                                       const pa::process_spec&) const override {
-    return std::chrono::milliseconds(500);
-  }
-};
-
-}  // namespace
 
 BOOST_AUTO_TEST_CASE(a_start_nobody_answers_is_given_up_at_its_limit_and_its_actor_killed) {
-  mute_placement place;
+  sup_test_placement::mute_placement place{std::chrono::milliseconds(500)};
   pa::supervisor_options o;
   o.place = &place;
   o.subscribers = {{collector}};
