@@ -3,6 +3,10 @@
  *   bench_child pause              blocks until a signal ends it (a `sleep` that costs
  *                                  nothing to exec; SIGKILLed when its parent dies);
  *                                  supervised children, restarts
+ *   bench_child run PATH           maps PATH (a file in /dev/shm), writes CLOCK_MONOTONIC
+ *                                  (a struct timespec) at offset 0 of the mapping as its
+ *                                  first act, then blocks as `pause` does: the restart rows
+ *                                  measure until the new child runs, from that stamp
  *   bench_child exit               exits with 0 at once; the raw spawn+wait round trip
  *   bench_child stamp PATH USEC    maps PATH (a file in /dev/shm), sleeps USEC
  *                                  microseconds, writes CLOCK_MONOTONIC (a struct
@@ -103,21 +107,31 @@ static long parse_ulong(const char* s) {
   return v;
 }
 
+static __attribute__((noreturn)) void block_until_signal(void) {
+  /* Never outlive the benchmark, even when it is killed (the raw children have no
+   * other protection): SIGKILL when the parent dies; gone already if it died first. */
+  sys6(NR_PRCTL, PR_SET_PDEATHSIG_, SIGKILL_, 0, 0, 0, 0);
+  if (sys6(NR_GETPPID, 0, 0, 0, 0, 0, 0) == 1) exit_now(1);
+  /* ppoll with no fds and no timeout: blocks until a signal (default dispositions:
+   * SIGTERM and SIGKILL end it). */
+  for (;;) sys6(NR_PPOLL, 0, 0, 0, 0, 8, 0);
+}
+
 __attribute__((noreturn, used)) void child_main(long* sp) {
   long argc = sp[0];
   char** argv = (char**)(sp + 1);
   if (argc < 2) exit_now(2);
   const char* mode = argv[1];
   if (mode[0] == 'e') exit_now(0);
-  if (mode[0] == 'p') {
-    /* Never outlive the benchmark, even when it is killed (the raw children have no
-     * other protection): SIGKILL when the parent dies; gone already if it died first. */
-    sys6(NR_PRCTL, PR_SET_PDEATHSIG_, SIGKILL_, 0, 0, 0, 0);
-    if (sys6(NR_GETPPID, 0, 0, 0, 0, 0, 0) == 1) exit_now(1);
-    /* ppoll with no fds and no timeout: blocks until a signal (default dispositions:
-     * SIGTERM and SIGKILL end it). */
-    for (;;) sys6(NR_PPOLL, 0, 0, 0, 0, 8, 0);
+  if (mode[0] == 'r' && argc >= 3) {
+    long fd = sys6(NR_OPENAT, AT_FDCWD_, (long)argv[2], O_RDWR_, 0, 0, 0);
+    if (fd < 0) exit_now(3);
+    long addr = sys6(NR_MMAP, 0, 4096, PROT_RW_, MAP_SHARED_, fd, 0);
+    if (addr < 0 && addr > -4096) exit_now(4);
+    sys6(NR_CLOCK_GETTIME, CLOCK_MONOTONIC_, addr, 0, 0, 0, 0);
+    block_until_signal();
   }
+  if (mode[0] == 'p') block_until_signal();
   if (mode[0] == 's' && argc >= 4) {
     long fd = sys6(NR_OPENAT, AT_FDCWD_, (long)argv[2], O_RDWR_, 0, 0, 0);
     if (fd < 0) exit_now(3);
@@ -146,14 +160,24 @@ __attribute__((noreturn, used)) void child_main(long* sp) {
 #include <time.h>
 #include <unistd.h>
 
+static void block_until_signal(void) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() == 1) _exit(1);
+  for (;;) pause();
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) return 2;
   if (argv[1][0] == 'e') _exit(0);
-  if (argv[1][0] == 'p') {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() == 1) _exit(1);
-    for (;;) pause();
+  if (argv[1][0] == 'r' && argc >= 3) {
+    int fd = open(argv[2], O_RDWR);
+    if (fd < 0) _exit(3);
+    void* addr = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (addr == MAP_FAILED) _exit(4);
+    clock_gettime(CLOCK_MONOTONIC, (struct timespec*)addr);
+    block_until_signal();
   }
+  if (argv[1][0] == 'p') block_until_signal();
   if (argv[1][0] == 's' && argc >= 4) {
     int fd = open(argv[2], O_RDWR);
     if (fd < 0) _exit(3);

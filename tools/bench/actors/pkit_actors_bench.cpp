@@ -411,17 +411,36 @@ std::pair<std::uint64_t, std::int32_t> await_ready(caf::scoped_actor& ev, const 
 // (a) restart latency
 // ---------------------------------------------------------------------------------------
 
+/// Waits (spinning: the child is due within microseconds) until the "run" child has
+/// written its start stamp to `page`; the stamp in ns.
+std::int64_t await_stamp(const stamp_page& page, const char* who) {
+  const std::int64_t give_up = now_ns() + 5'000'000'000;
+  for (;;) {
+    if (const std::int64_t s = page.stamp(); s != 0) return s;
+    if (now_ns() > give_up) fail(std::string(who) + ": the new child wrote no start stamp within 5 s");
+    ::sched_yield();
+  }
+}
+
+/// A supervised "run" child (it stamps CLOCK_MONOTONIC as its first act, then blocks)
+/// under a one_for_one supervisor. The restart is measured as the issue defines it:
+/// SIGKILL → the new child runs, i.e. until its stamp. The ready event the benchmark
+/// waits for to know the restart happened is one thread wake-up later (the supervisor →
+/// this scoped_actor); it is recorded apart (`event_us`) and reported as a note.
 struct restart_fixture {
+  stamp_page page;
   pa::supervisor_actor sup;
   caf::scoped_actor ev;
   std::uint64_t inc = 0;
   std::int32_t pid = 0;
+  std::vector<double> event_us;
 
   explicit restart_fixture(caf::actor_system& sys, caf::scoped_actor& self) : ev{sys} {
     pa::supervisor_spec spec;
     spec.name = "bench-restart";
     spec.flags = bench_flags();
     spec.children = {pause_child("c")};
+    spec.children.front().process.argv = {child_path, "run", page.path()};
     sup = pa::spawn_supervisor(sys, spec);
     // Only `ready` (and the supervisor giving up): a subscriber woken for every event of a
     // restart (exited, restarting, started) competes for the two cores with the restart
@@ -439,12 +458,39 @@ struct restart_fixture {
     }
   }
 
-  /// SIGKILL the child; the time until the supervisor reports its successor ready (µs).
+  /// SIGKILL the child; the time until its successor runs (its start stamp, µs).
   double once() {
+    page.arm();
     const std::int64_t t0 = now_ns();
     if (::kill(pid, SIGKILL) != 0) fail_errno("kill supervised child");
     std::tie(inc, pid) = await_ready(ev, "c", inc);
-    return us_since(t0);
+    event_us.push_back(us_since(t0));
+    const std::int64_t runs = await_stamp(page, "pkit restart");
+    if (runs < t0) fail("pkit restart: a start stamp older than the kill");
+    return static_cast<double>(runs - t0) / 1e3;
+  }
+};
+
+/// The same restart without pkit: SIGKILL, waitpid, posix_spawn of the same "run" child,
+/// until its start stamp.
+struct raw_restart {
+  stamp_page page;
+  pid_t child = raw_spawn({"run", page.path()});
+
+  raw_restart() { (void)await_stamp(page, "raw restart"); }
+  raw_restart(const raw_restart&) = delete;
+  raw_restart& operator=(const raw_restart&) = delete;
+  ~raw_restart() {
+    ::kill(child, SIGKILL);
+    (void)raw_wait(child);
+  }
+  double once() {
+    page.arm();
+    const std::int64_t t0 = now_ns();
+    ::kill(child, SIGKILL);
+    (void)raw_wait(child);
+    child = raw_spawn({"run", page.path()});
+    return static_cast<double>(await_stamp(page, "raw restart") - t0) / 1e3;
   }
 };
 
@@ -849,26 +895,22 @@ int run(const settings& opt, caf::actor_system& sys) {
   progress("(a) restart latency");
   restart_fixture restart{sys, self};
   if (opt.wants('a')) {
-    variant* vp = make("pkit one_for_one: SIGKILL → successor ready event",
-                       [&] { return restart.once(); });
+    variant* vp = make("pkit one_for_one: SIGKILL → the new child runs", [&] { return restart.once(); });
     variant* vb = make("raw posix_spawn+waitpid round trip", [] { return raw_round_trip(); });
-    pid_t raw_child = raw_spawn({"pause"});
-    variant* vr = make("raw restart: kill, waitpid, posix_spawn", [&raw_child] {
-      const std::int64_t t0 = now_ns();
-      ::kill(raw_child, SIGKILL);
-      (void)raw_wait(raw_child);
-      raw_child = raw_spawn({"pause"});
-      return us_since(t0);
-    });
+    raw_restart raw;
+    variant* vr = make("raw restart: kill, waitpid, posix_spawn → the new child runs", [&raw] { return raw.once(); });
     run_interleaved({vp, vb, vr}, restart_plan);
-    ::kill(raw_child, SIGKILL);
-    (void)raw_wait(raw_child);
-    section s{"(a) restart latency: SIGKILL of a supervised child → the new child runs", "µs", {}, {}};
+    section s{"(a) restart latency: SIGKILL of a supervised child → the new child runs (its own first stamp)", "µs", {}, {}};
     s.rows.push_back(latency_row(*vp, vb));
     s.rows.push_back(latency_row(*vb, vb));
     s.rows.push_back(latency_row(*vr, vb));
     s.notes.push_back("pkit vs raw restart (the same three steps without pkit): " +
                       fmt("%.2f×", vp->summary().median / vr->summary().median));
+    // The warm-up iterations are recorded too: only the measured ones count.
+    const std::vector<double> events(restart.event_us.end() - static_cast<std::ptrdiff_t>(vp->samples.size()),
+                                     restart.event_us.end());
+    s.notes.push_back("pkit: the successor's ready event reached the benchmark's subscriber after " +
+                      fmt("%.1f µs", summarize(events).median) + " (median; one thread wake-up after the child runs)");
     sections.push_back(std::move(s));
     const double ratio = vp->summary().median / vb->summary().median;
     checks.push_back({"(a) restart / raw posix_spawn+waitpid", fmt("%.2f×", ratio), "≤ 1.30×", ratio <= 1.3});
