@@ -32,3 +32,9 @@ if(PKIT_SANITIZE STREQUAL "address")
   target_compile_options(pkit_ctl_test PRIVATE -Wno-maybe-uninitialized)
 endif()
 add_dependencies(pkit_ctl_test pkit)
+
+# The guardian's watchdog (a frozen `pkit node` is fenced), with real processes.
+pkit_add_test(NAME guardian_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/guardian_test.cpp
+  LIBS pkit_tool
+  LABELS tools)

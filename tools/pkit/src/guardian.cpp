@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
@@ -14,15 +15,43 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 namespace pkit::tool {
 namespace {
 
-// One record (one datagram) on the socket: 'w' (watch) or 'u' (unwatch), then the pgid.
+// One record (one datagram) on the socket: 'w' (watch) or 'u' (unwatch), then the pgid;
+// 't' (arm the watchdog), then its limit in ms (0: disarm); 'f' (feed it).
 struct record {
   char op;
   pid_t pgid;
+};
+
+std::int64_t now_ms() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
+}
+
+// The watchdog's state: armed with a limit, fed at `fed`; `fired` until the next feed.
+struct watchdog {
+  std::int64_t limit = 0;
+  std::int64_t fed = 0;
+  bool fired = false;
+
+  bool watching() const { return limit > 0 && !fired; }
+  // How long poll may sleep: at most a second (the emptiness sweep), at most until due.
+  int poll_ms(std::int64_t now) const {
+    if (!watching()) return 1000;
+    return static_cast<int>(std::clamp<std::int64_t>(fed + limit - now, 0, 1000));
+  }
+  bool due(std::int64_t now) const { return watching() && now - fed >= limit; }
+  void apply(const record& r, std::int64_t now) {
+    if (r.op == 't') limit = r.pgid > 0 ? r.pgid : 0;
+    fed = now;
+    fired = false;
+  }
 };
 
 bool empty_group(pid_t pgid) { return ::kill(-pgid, 0) == -1 && errno == ESRCH; }
@@ -53,13 +82,24 @@ void drop_empty(std::vector<pid_t>& groups) {
     }
   }
   std::vector<pid_t> groups;
+  watchdog dog;
+  std::int64_t swept = now_ms();
   for (;;) {
     pollfd p{fd, POLLIN, 0};
-    int n = ::poll(&p, 1, 1000);
-    if (n == 0) {
-      drop_empty(groups);
-      continue;
+    int n = ::poll(&p, 1, dog.poll_ms(now_ms()));
+    const std::int64_t now = now_ms();
+    if (dog.due(now)) {
+      // The owner stopped running: fence what it started. The leaders are unreaped while
+      // it is frozen (it is their parent), so these ids are still theirs.
+      for (pid_t g : groups) ::kill(-g, SIGKILL);
+      dog.fired = true;
     }
+    // Once a second, whether records come or not (a fed watchdog sends one often).
+    if (now - swept >= 1000) {
+      drop_empty(groups);
+      swept = now;
+    }
+    if (n == 0) continue;
     if (n < 0) {
       if (errno == EINTR) continue;
       break;
@@ -68,6 +108,10 @@ void drop_empty(std::vector<pid_t>& groups) {
     ssize_t got = ::read(fd, &r, sizeof r);
     if (got < 0 && errno == EINTR) continue;
     if (got != static_cast<ssize_t>(sizeof r)) break;  // 0 (EOF): pkit run is gone
+    if (r.op == 't' || r.op == 'f') {
+      dog.apply(r, now_ms());
+      continue;
+    }
     if (r.pgid <= 1) continue;
     if (r.op == 'w') {
       groups.push_back(r.pgid);
@@ -132,5 +176,9 @@ void guardian::send(char op, pid_t pgid) noexcept {
 
 void guardian::watch(pid_t pgid) noexcept { send('w', pgid); }
 void guardian::unwatch(pid_t pgid) noexcept { send('u', pgid); }
+void guardian::arm_watchdog(std::chrono::milliseconds limit) noexcept {
+  send('t', static_cast<pid_t>(std::clamp<std::int64_t>(limit.count(), 0, INT32_MAX)));
+}
+void guardian::feed() noexcept { send('f', 0); }
 
 }  // namespace pkit::tool

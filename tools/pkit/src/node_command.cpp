@@ -22,10 +22,13 @@
 #include <caf/io/middleman.hpp>
 #include <caf/openssl/manager.hpp>
 #include <caf/openssl/publish.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <charconv>
 #include <cstdio>
 #include <memory>
@@ -170,6 +173,31 @@ bool stop_all(caf::actor_system& sys, const pkit::net::node_actor& front, const 
   return ok;
 }
 
+using feed_atom = caf::atom_constant<caf::atom("gfeed")>;
+
+/// Feeds the guardian's watchdog every `period`, from the actor system: a node whose
+/// actors stop running (SIGSTOP, a frozen cgroup, a wedged scheduler) stops feeding, and
+/// the guardian SIGKILLs its children's groups once `limit` has passed — a controller that
+/// lost the node restarts them elsewhere by then. After such a gap the agent says so.
+caf::behavior watchdog_feeder(caf::event_based_actor* self, guardian* keeper, std::string name,
+                              std::chrono::milliseconds period, std::chrono::milliseconds limit) {
+  auto last = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
+  keeper->arm_watchdog(limit);
+  self->delayed_send(self, period, feed_atom::value);
+  return {[=](feed_atom) {
+    const auto now = std::chrono::steady_clock::now();
+    const auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(now - *last);
+    if (gap >= limit)
+      std::fprintf(stderr,
+                   "pkit node %s: did not run for %lld ms (watchdog: %lld ms): its guardian has killed the "
+                   "children's process groups\n",
+                   name.c_str(), static_cast<long long>(gap.count()), static_cast<long long>(limit.count()));
+    *last = now;
+    keeper->feed();
+    self->delayed_send(self, period, feed_atom::value);
+  }};
+}
+
 /// Publishes the front (TLS or plain loopback) and returns the port, or an error text.
 std::variant<std::uint16_t, std::string> publish(caf::actor_system& sys, const pkit::net::node_actor& front,
                                                  const listen_address& at, bool tls) {
@@ -218,6 +246,15 @@ int serve(node_plan& plan, pkit::net::tls_snapshot& snap, guardian* keeper, int 
     caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
     return refuse(node_exit_cannot_listen, "cannot listen on " + plan.address.to_string(plan.address.port) + ": " + *why);
   }
+  // The watchdog's limit is the node's own bound for a lost controller (timeout +
+  // heartbeat): a frozen node fences its children no later than a live one stops them.
+  caf::actor feeder;
+  if (keeper != nullptr) {
+    const auto beat = std::chrono::duration_cast<std::chrono::milliseconds>(plan.timing.heartbeat_interval);
+    const auto limit = beat + std::chrono::duration_cast<std::chrono::milliseconds>(plan.timing.connection_timeout);
+    feeder = sys->spawn(watchdog_feeder, keeper, plan.config.name, std::max(std::chrono::milliseconds(1), limit / 5),
+                        limit);
+  }
   // The one line on stdout: scripts and tests wait for it.
   std::printf("listening on %s\n", plan.address.to_string(std::get<std::uint16_t>(port)).c_str());
   std::fflush(stdout);
@@ -229,6 +266,8 @@ int serve(node_plan& plan, pkit::net::tls_snapshot& snap, guardian* keeper, int 
   stopping->store(true);
   std::fprintf(stderr, "pkit node %s: stopping\n", plan.config.name.c_str());
   const bool ok = stop_all(*sys, front, agent, *children, allow);
+  if (keeper != nullptr) keeper->arm_watchdog(std::chrono::milliseconds(0));  // the feeder ends with the system
+  if (feeder) caf::anon_send_exit(feeder, caf::exit_reason::user_shutdown);
   sys.reset();  // before the snapshot it reads: declared in run()
   return ok ? node_exit_clean : node_exit_failed;
 }

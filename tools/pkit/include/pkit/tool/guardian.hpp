@@ -15,9 +15,17 @@
 /// drops a group as soon as it is unregistered and empty, and checks every registered
 /// group for emptiness once a second, so reuse needs the kernel to hand out the same pid
 /// within that window (a full pid wrap-around).
+///
+/// The watchdog (`pkit node`): a node agent that is frozen (SIGSTOP, a wedged scheduler)
+/// cannot stop its children, while the controller that lost it restarts them elsewhere.
+/// Once armed, the guardian expects a feed at least every `limit`; when none comes, it
+/// SIGKILLs every registered group (fencing, as a cluster fences a silent member) and
+/// waits for the next feed to watch again. The guardian is a process of its own, so a
+/// SIGSTOP of the agent does not stop it.
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <memory>
 
 namespace pkit::tool {
@@ -39,6 +47,12 @@ public:
   /// Registers / unregisters process group `pgid`. Thread-safe (one datagram each); errors are ignored (a guardian that died cannot be helped).
   void watch(pid_t pgid) noexcept;
   void unwatch(pid_t pgid) noexcept;
+
+  /// Arms the watchdog: unless feed() comes at least every `limit`, every registered
+  /// group is SIGKILLed. A zero `limit` disarms it. Thread-safe; errors ignored, as above.
+  void arm_watchdog(std::chrono::milliseconds limit) noexcept;
+  /// Feeds the watchdog (and re-arms it after it fired). Thread-safe; errors ignored.
+  void feed() noexcept;
 
   /// The guardian's pid.
   pid_t pid() const noexcept { return pid_; }
