@@ -165,12 +165,12 @@ guardian::~guardian() {
   }
 }
 
-void guardian::send(char op, pid_t pgid) noexcept {
+void guardian::send(char op, pid_t pgid, int flags) noexcept {
   record r{};
   r.op = op;
   r.pgid = pgid;
   ssize_t n;
-  do n = ::send(fd_, &r, sizeof r, MSG_NOSIGNAL);
+  do n = ::send(fd_, &r, sizeof r, MSG_NOSIGNAL | flags);
   while (n < 0 && errno == EINTR);
 }
 
@@ -179,6 +179,8 @@ void guardian::unwatch(pid_t pgid) noexcept { send('u', pgid); }
 void guardian::arm_watchdog(std::chrono::milliseconds limit) noexcept {
   send('t', static_cast<pid_t>(std::clamp<std::int64_t>(limit.count(), 0, INT32_MAX)));
 }
-void guardian::feed() noexcept { send('f', 0); }
+// Never blocks: a guardian that does not read (stopped itself) would otherwise hold the
+// CAF worker that feeds it once its socket buffer is full; a feed lost then is harmless.
+void guardian::feed() noexcept { send('f', 0, MSG_DONTWAIT); }
 
 }  // namespace pkit::tool

@@ -51,7 +51,8 @@ public:
   /// Arms the watchdog: unless feed() comes at least every `limit`, every registered
   /// group is SIGKILLed. A zero `limit` disarms it. Thread-safe; errors ignored, as above.
   void arm_watchdog(std::chrono::milliseconds limit) noexcept;
-  /// Feeds the watchdog (and re-arms it after it fired). Thread-safe; errors ignored.
+  /// Feeds the watchdog (and re-arms it after it fired). Thread-safe; never blocks (a
+  /// feed the socket has no room for is dropped); errors ignored.
   void feed() noexcept;
 
   /// The guardian's pid.
@@ -59,7 +60,7 @@ public:
 
 private:
   guardian(pid_t pid, int fd) noexcept : pid_(pid), fd_(fd) {}
-  void send(char op, pid_t pgid) noexcept;
+  void send(char op, pid_t pgid, int flags = 0) noexcept;
 
   pid_t pid_;
   int fd_;
