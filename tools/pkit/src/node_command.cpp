@@ -4,6 +4,7 @@
 #include <pkit/tool/node_command.hpp>
 
 #include <pkit/actors/error.hpp>
+#include <pkit/actors/scheduler.hpp>
 #include <pkit/net/link_setup.hpp>
 #include <pkit/net/link_timing.hpp>
 #include <pkit/net/listen_policy.hpp>
@@ -220,6 +221,10 @@ int serve(node_plan& plan, pkit::net::tls_snapshot& snap, guardian* keeper, int 
   if (auto bad = pkit::net::prepare_links(cfg, plan.tls ? &*plan.tls : nullptr, plan.timing, snap))
     return refuse(bad->code == pkit::net::errc::link_timing_invalid ? node_exit_usage : node_exit_tls_refused,
                   bad->message());
+  // pkit's scheduler, as pkit run's: a spawn crosses the BASP broker, the agent, the
+  // guard and the process actor, and CAF's default scheduler wakes a sleeping worker for
+  // every one of those messages.
+  pkit::actors::use_pkit_scheduler(cfg);
   std::unique_ptr<caf::actor_system> sys;
   try {
     sys = std::make_unique<caf::actor_system>(cfg);
