@@ -1,7 +1,8 @@
 // The guardian's watchdog (tools/pkit/include/pkit/tool/guardian.hpp), with real processes:
 // a group watched by an armed guardian that is not fed is SIGKILLed; one that is fed is
-// left alone until the feeding stops; a disarmed watchdog never fires. Every wait is on
-// a pidfd, bounded.
+// left alone until the feeding stops, even when the guardian itself was stopped for longer
+// than the limit; a disarmed watchdog never fires; with kill_owner the owner goes too.
+// Every wait is on a pidfd, bounded.
 
 #define BOOST_TEST_MODULE pkit guardian
 #include <boost/test/unit_test.hpp>
@@ -62,7 +63,7 @@ BOOST_AUTO_TEST_CASE(an_unfed_watchdog_kills_the_watched_groups) {
   child c;
   keeper->watch(c.pid);
   const auto armed = std::chrono::steady_clock::now();
-  keeper->arm_watchdog(300ms);
+  keeper->arm_watchdog(300ms, false);
   BOOST_REQUIRE(c.ends_within(10s));
   BOOST_TEST((std::chrono::steady_clock::now() - armed >= 300ms), "killed before its limit");
   BOOST_TEST(c.signal_that_ended_it() == SIGKILL);
@@ -72,9 +73,9 @@ BOOST_AUTO_TEST_CASE(a_fed_watchdog_waits_and_fires_once_the_feeding_stops) {
   auto keeper = guardian::spawn();
   child c;
   keeper->watch(c.pid);
-  keeper->arm_watchdog(300ms);
-  // Fed every 50 ms for five limits: the child must live through all of it.
-  for (int i = 0; i < 30; ++i) {
+  keeper->arm_watchdog(1000ms, false);
+  // Fed every 50 ms for three limits: the child must live through all of it.
+  for (int i = 0; i < 60; ++i) {
     keeper->feed();
     BOOST_REQUIRE_MESSAGE(!c.ends_within(50ms), "killed while fed (round " << i << ")");
   }
@@ -87,10 +88,73 @@ BOOST_AUTO_TEST_CASE(a_disarmed_watchdog_does_not_fire) {
   auto keeper = guardian::spawn();
   child c;
   keeper->watch(c.pid);
-  keeper->arm_watchdog(200ms);
-  keeper->arm_watchdog(0ms);
+  keeper->arm_watchdog(200ms, false);
+  keeper->arm_watchdog(0ms, false);
   BOOST_TEST(!c.ends_within(1s), "killed by a disarmed watchdog");
   // Re-armed: it fires again.
-  keeper->arm_watchdog(200ms);
+  keeper->arm_watchdog(200ms, false);
   BOOST_TEST(c.ends_within(10s));
+}
+
+BOOST_AUTO_TEST_CASE(a_guardian_stopped_past_the_limit_judges_by_the_owners_real_feeds) {
+  auto keeper = guardian::spawn();
+  child c;
+  keeper->watch(c.pid);
+  keeper->arm_watchdog(500ms, false);
+  // The guardian (not its owner) does not run for two limits, while the owner feeds on.
+  BOOST_REQUIRE(::kill(keeper->pid(), SIGSTOP) == 0);
+  for (int i = 0; i < 20; ++i) {
+    keeper->feed();
+    std::this_thread::sleep_for(50ms);  // the feeding cadence, not a synchronisation
+  }
+  BOOST_REQUIRE(::kill(keeper->pid(), SIGCONT) == 0);
+  for (int i = 0; i < 20; ++i) {
+    keeper->feed();
+    BOOST_REQUIRE_MESSAGE(!c.ends_within(50ms), "a fed owner's child was killed after the guardian resumed");
+  }
+  // A watch sent while it was stopped is honoured at the next fire: stop feeding.
+  BOOST_TEST(c.ends_within(10s));
+}
+
+BOOST_AUTO_TEST_CASE(kill_owner_fences_the_owner_too) {
+  // The owner is a child of the test: it starts the guardian, leads nothing itself,
+  // watches a group of its own child, arms with kill_owner and never feeds.
+  int ready[2];
+  BOOST_REQUIRE(::pipe(ready) == 0);
+  const pid_t owner = ::fork();
+  BOOST_REQUIRE(owner >= 0);
+  if (owner == 0) {
+    ::close(ready[0]);
+    auto keeper = guardian::spawn();  // single-threaded after fork
+    const pid_t worker = ::fork();
+    if (worker == 0) {
+      ::setpgid(0, 0);
+      for (;;) ::pause();
+    }
+    ::setpgid(worker, worker);
+    keeper->watch(worker);
+    keeper->arm_watchdog(200ms, true);
+    (void)!::write(ready[1], &worker, sizeof worker);
+    for (;;) ::pause();
+  }
+  ::close(ready[1]);
+  pid_t worker = 0;
+  BOOST_REQUIRE(::read(ready[0], &worker, sizeof worker) == static_cast<ssize_t>(sizeof worker));
+  ::close(ready[0]);
+  const int worker_fd = static_cast<int>(::syscall(SYS_pidfd_open, worker, 0));
+  BOOST_REQUIRE(worker_fd >= 0);
+  const int owner_fd = static_cast<int>(::syscall(SYS_pidfd_open, owner, 0));
+  BOOST_REQUIRE(owner_fd >= 0);
+  pollfd o{owner_fd, POLLIN, 0};
+  const bool fenced = ::poll(&o, 1, 10000) == 1;
+  ::close(owner_fd);
+  if (!fenced) ::kill(owner, SIGKILL);  // not left behind by a failing case
+  BOOST_TEST(fenced, "the owner outlived its watchdog");
+  int status = 0;
+  BOOST_REQUIRE(::waitpid(owner, &status, 0) == owner);
+  BOOST_TEST(WIFSIGNALED(status));
+  BOOST_TEST((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
+  pollfd p{worker_fd, POLLIN, 0};
+  BOOST_TEST(::poll(&p, 1, 10000) == 1, "the owner's watched group outlived the fence");
+  ::close(worker_fd);
 }

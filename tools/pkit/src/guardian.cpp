@@ -1,58 +1,66 @@
 #include <pkit/tool/guardian.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
-#include <cstdint>
 #include <csignal>
+#include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <new>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 #include <vector>
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 namespace pkit::tool {
+
+// The watchdog's state, in a MAP_SHARED page made before the fork: the owner writes, the
+// guardian reads. Lock-free 64-bit atomics are address-free, hence valid across processes.
+struct guardian::shared_watch {
+  std::atomic<std::int64_t> limit_ms{0};  // <= 0: disarmed
+  std::atomic<std::int64_t> fed_ms{0};    // CLOCK_BOOTTIME of the last feed
+  std::atomic<bool> kill_owner{false};
+};
+static_assert(std::atomic<std::int64_t>::is_always_lock_free);
+
 namespace {
 
+// What the guardian reads of the shared page.
+struct guardian_shared_view {
+  const std::atomic<std::int64_t>* limit_ms;
+  const std::atomic<std::int64_t>* fed_ms;
+  const std::atomic<bool>* kill_owner_flag;
+  std::int64_t limit() const { return limit_ms->load(); }
+  std::int64_t fed() const { return fed_ms->load(); }
+  bool kill_owner() const { return kill_owner_flag->load(); }
+};
+
 // One record (one datagram) on the socket: 'w' (watch) or 'u' (unwatch), then the pgid;
-// 't' (arm the watchdog), then its limit in ms (0: disarm); 'f' (feed it).
+// 't' only wakes the guardian (the watchdog was armed or disarmed: look again).
 struct record {
   char op;
   pid_t pgid;
 };
 
-std::int64_t now_ms() {
+// Boot time, not monotonic: a host suspended while the owner was frozen does not make
+// its last feed look recent.
+std::int64_t boot_ms() {
   timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  ::clock_gettime(CLOCK_BOOTTIME, &ts);
   return static_cast<std::int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
 }
-
-// The watchdog's state: armed with a limit, fed at `fed`; `fired` until the next feed.
-struct watchdog {
-  std::int64_t limit = 0;
-  std::int64_t fed = 0;
-  bool fired = false;
-
-  bool watching() const { return limit > 0 && !fired; }
-  // How long poll may sleep: at most a second (the emptiness sweep), at most until due.
-  int poll_ms(std::int64_t now) const {
-    if (!watching()) return 1000;
-    return static_cast<int>(std::clamp<std::int64_t>(fed + limit - now, 0, 1000));
-  }
-  bool due(std::int64_t now) const { return watching() && now - fed >= limit; }
-  void apply(const record& r, std::int64_t now) {
-    if (r.op == 't') limit = r.pgid > 0 ? r.pgid : 0;
-    fed = now;
-    fired = false;
-  }
-};
 
 bool empty_group(pid_t pgid) { return ::kill(-pgid, 0) == -1 && errno == ESRCH; }
 
@@ -60,21 +68,82 @@ void drop_empty(std::vector<pid_t>& groups) {
   std::erase_if(groups, [](pid_t g) { return empty_group(g); });
 }
 
-// The guardian's whole life. Single-threaded copy of `pkit run`; it exits with _exit so
+// The guardian's side of the watchdog.
+class watchdog {
+public:
+  watchdog(const guardian_shared_view& view, std::string owner_name) : view_(view), name_(std::move(owner_name)) {}
+
+  // How long poll may sleep: at most a second (the emptiness sweep), at most until due.
+  int poll_ms(std::int64_t now) const {
+    const std::int64_t limit = view_.limit();
+    if (limit <= 0 || fired_for_ == view_.fed()) return 1000;
+    return static_cast<int>(std::clamp<std::int64_t>(view_.fed() + limit - now, 0, 1000));
+  }
+
+  // Fences once per stale feed: every group, then (if asked) the owner.
+  void check(std::int64_t now, const std::vector<pid_t>& groups, int owner_pidfd) {
+    const std::int64_t limit = view_.limit(), fed = view_.fed();
+    if (limit <= 0 || fired_for_ == fed || now - fed < limit) return;
+    fired_for_ = fed;
+    for (pid_t g : groups) ::kill(-g, SIGKILL);
+    const bool owner = view_.kill_owner() && owner_pidfd >= 0;
+    if (!name_.empty()) {
+      char line[512];
+      const int n = std::snprintf(line, sizeof line,
+                                  "%s: watchdog: no sign of life for %lld ms (limit %lld ms): SIGKILLed %zu "
+                                  "process group(s)%s\n",
+                                  name_.c_str(), static_cast<long long>(now - fed), static_cast<long long>(limit),
+                                  groups.size(), owner ? " and the node itself" : "");
+      if (n > 0) (void)!::write(STDERR_FILENO, line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
+    }
+    if (owner) ::syscall(SYS_pidfd_send_signal, owner_pidfd, SIGKILL, nullptr, 0);
+  }
+
+private:
+  const guardian_shared_view& view_;
+  std::string name_;
+  std::int64_t fired_for_ = -1;  // the feed it fired for: once per stale feed
+};
+
+// Reads every record queued (never judging the watchdog by a half-read queue); false on
+// EOF or a broken socket (the owner is gone).
+bool drain(int fd, std::vector<pid_t>& groups) {
+  for (;;) {
+    record r{};
+    const ssize_t got = ::recv(fd, &r, sizeof r, MSG_DONTWAIT);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    if (got != static_cast<ssize_t>(sizeof r)) return false;  // 0 (EOF): the owner is gone
+    if (r.pgid <= 1) continue;                                // 't', or nonsense
+    if (r.op == 'w') {
+      groups.push_back(r.pgid);
+    } else if (r.op == 'u') {
+      auto it = std::find(groups.begin(), groups.end(), r.pgid);
+      if (it != groups.end() && empty_group(r.pgid)) groups.erase(it);
+    }
+  }
+}
+
+// The guardian's whole life. Single-threaded copy of its owner; it exits with _exit so
 // that no atexit handler or static destructor of the parent's runs twice.
-[[noreturn]] void guard(int fd) {
+[[noreturn]] void guard(int fd, const guardian_shared_view& view, const std::string& owner_name) {
+  // Before setsid: the owner is the parent (1 if it died already: nobody to fence).
+  const pid_t owner = ::getppid();
+  const int owner_pidfd = owner > 1 ? static_cast<int>(::syscall(SYS_pidfd_open, owner, 0)) : -1;
   // A Ctrl-C on the terminal reaches the whole foreground group, the guardian included:
-  // it must outlive pkit run, so it ignores the signals that ask pkit run to stop.
+  // it must outlive its owner, so it ignores the signals that ask the owner to stop.
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) ::signal(sig, SIG_IGN);
-  // Out of pkit run's process group (and session): a SIGKILL to that whole group
+  // Out of the owner's process group (and session): a SIGKILL to that whole group
   // (`timeout -s KILL`, a shell's `kill -9 %1`) would otherwise end the guardian with it.
   ::setsid();
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::prctl(PR_SET_NAME, "pkit-guardian", 0, 0, 0);
-  // Nothing but the pipe: a terminal or a log file held open would outlive pkit run.
+  // Nothing but the socket (and stderr when it has something to say there): a terminal
+  // or a log file held open would outlive the owner.
   for (int other = 0; other < 3; ++other) {
+    if (other == STDERR_FILENO && !owner_name.empty()) continue;
     int null = ::open("/dev/null", O_RDWR);
     if (null >= 0 && null != other) {
       ::dup2(null, other);
@@ -82,42 +151,19 @@ void drop_empty(std::vector<pid_t>& groups) {
     }
   }
   std::vector<pid_t> groups;
-  watchdog dog;
-  std::int64_t swept = now_ms();
+  watchdog dog(view, owner_name);
+  std::int64_t swept = boot_ms();
   for (;;) {
     pollfd p{fd, POLLIN, 0};
-    int n = ::poll(&p, 1, dog.poll_ms(now_ms()));
-    const std::int64_t now = now_ms();
-    if (dog.due(now)) {
-      // The owner stopped running: fence what it started. The leaders are unreaped while
-      // it is frozen (it is their parent), so these ids are still theirs.
-      for (pid_t g : groups) ::kill(-g, SIGKILL);
-      dog.fired = true;
-    }
-    // Once a second, whether records come or not (a fed watchdog sends one often).
+    const int n = ::poll(&p, 1, dog.poll_ms(boot_ms()));
+    if (n < 0 && errno != EINTR) break;
+    if (n > 0 && !drain(fd, groups)) break;
+    const std::int64_t now = boot_ms();
+    dog.check(now, groups, owner_pidfd);
+    // Once a second, whether records come or not.
     if (now - swept >= 1000) {
       drop_empty(groups);
       swept = now;
-    }
-    if (n == 0) continue;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    record r{};
-    ssize_t got = ::read(fd, &r, sizeof r);
-    if (got < 0 && errno == EINTR) continue;
-    if (got != static_cast<ssize_t>(sizeof r)) break;  // 0 (EOF): pkit run is gone
-    if (r.op == 't' || r.op == 'f') {
-      dog.apply(r, now_ms());
-      continue;
-    }
-    if (r.pgid <= 1) continue;
-    if (r.op == 'w') {
-      groups.push_back(r.pgid);
-    } else {
-      auto it = std::find(groups.begin(), groups.end(), r.pgid);
-      if (it != groups.end() && empty_group(r.pgid)) groups.erase(it);
     }
   }
   for (pid_t g : groups) ::kill(-g, SIGKILL);
@@ -135,27 +181,34 @@ std::size_t thread_count() {
 
 }  // namespace
 
-std::unique_ptr<guardian> guardian::spawn() {
+std::unique_ptr<guardian> guardian::spawn(const std::string& owner_name) {
   if (thread_count() != 1)
     throw std::logic_error("pkit guardian: must be started while the process has a single thread");
-  // A seqpacket socket pair, not a pipe: send(MSG_NOSIGNAL) cannot raise SIGPIPE in pkit
-  // run should the guardian be gone, and every record arrives whole.
+  void* page = ::mmap(nullptr, sizeof(shared_watch), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED) throw std::system_error(errno, std::system_category(), "mmap");
+  auto* watch = new (page) shared_watch;
+  // A seqpacket socket pair, not a pipe: send(MSG_NOSIGNAL) cannot raise SIGPIPE in the
+  // owner should the guardian be gone, and every record arrives whole.
   int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0)
-    throw std::system_error(errno, std::system_category(), "socketpair");
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
+    const int e = errno;
+    ::munmap(page, sizeof(shared_watch));
+    throw std::system_error(e, std::system_category(), "socketpair");
+  }
   pid_t pid = ::fork();
   if (pid < 0) {
     int e = errno;
     ::close(fds[0]);
     ::close(fds[1]);
+    ::munmap(page, sizeof(shared_watch));
     throw std::system_error(e, std::system_category(), "fork");
   }
   if (pid == 0) {
     ::close(fds[1]);
-    guard(fds[0]);
+    guard(fds[0], guardian_shared_view{&watch->limit_ms, &watch->fed_ms, &watch->kill_owner}, owner_name);
   }
   ::close(fds[0]);
-  return std::unique_ptr<guardian>(new guardian(pid, fds[1]));
+  return std::unique_ptr<guardian>(new guardian(pid, fds[1], watch));
 }
 
 guardian::~guardian() {
@@ -163,24 +216,28 @@ guardian::~guardian() {
   int status = 0;
   while (::waitpid(pid_, &status, 0) == -1 && errno == EINTR) {
   }
+  ::munmap(static_cast<void*>(watch_), sizeof(shared_watch));
 }
 
-void guardian::send(char op, pid_t pgid, int flags) noexcept {
+void guardian::send(char op, pid_t pgid) noexcept {
   record r{};
   r.op = op;
   r.pgid = pgid;
   ssize_t n;
-  do n = ::send(fd_, &r, sizeof r, MSG_NOSIGNAL | flags);
+  do n = ::send(fd_, &r, sizeof r, MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
 }
 
 void guardian::watch(pid_t pgid) noexcept { send('w', pgid); }
 void guardian::unwatch(pid_t pgid) noexcept { send('u', pgid); }
-void guardian::arm_watchdog(std::chrono::milliseconds limit) noexcept {
-  send('t', static_cast<pid_t>(std::clamp<std::int64_t>(limit.count(), 0, INT32_MAX)));
+
+void guardian::arm_watchdog(std::chrono::milliseconds limit, bool kill_owner) noexcept {
+  watch_->kill_owner.store(kill_owner);
+  watch_->fed_ms.store(boot_ms());
+  watch_->limit_ms.store(limit.count());
+  send('t', 0);  // wakes the guardian, which looks at the new limit
 }
-// Never blocks: a guardian that does not read (stopped itself) would otherwise hold the
-// CAF worker that feeds it once its socket buffer is full; a feed lost then is harmless.
-void guardian::feed() noexcept { send('f', 0, MSG_DONTWAIT); }
+
+void guardian::feed() noexcept { watch_->fed_ms.store(boot_ms(), std::memory_order_relaxed); }
 
 }  // namespace pkit::tool

@@ -178,25 +178,27 @@ using feed_atom = caf::atom_constant<caf::atom("gfeed")>;
 
 /// Feeds the guardian's watchdog every `period`, from the actor system: a node whose
 /// actors stop running (SIGSTOP, a frozen cgroup, a wedged scheduler) stops feeding, and
-/// the guardian SIGKILLs its children's groups once `limit` has passed — a controller that
-/// lost the node restarts them elsewhere by then. After such a gap the agent says so.
-caf::behavior watchdog_feeder(caf::event_based_actor* self, guardian* keeper, std::string name,
-                              std::chrono::milliseconds period, std::chrono::milliseconds limit) {
-  auto last = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
-  keeper->arm_watchdog(limit);
+/// the guardian SIGKILLs its children's groups and the node once `limit` has passed.
+caf::behavior watchdog_feeder(caf::event_based_actor* self, guardian* keeper, std::chrono::milliseconds period,
+                              std::chrono::milliseconds limit) {
+  keeper->arm_watchdog(limit, true);
   self->delayed_send(self, period, feed_atom::value);
   return {[=](feed_atom) {
-    const auto now = std::chrono::steady_clock::now();
-    const auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(now - *last);
-    if (gap >= limit)
-      std::fprintf(stderr,
-                   "pkit node %s: did not run for %lld ms (watchdog: %lld ms): its guardian has killed the "
-                   "children's process groups\n",
-                   name.c_str(), static_cast<long long>(gap.count()), static_cast<long long>(limit.count()));
-    *last = now;
     keeper->feed();
     self->delayed_send(self, period, feed_atom::value);
   }};
+}
+
+/// The watchdog's limit: within three quarters of (timeout − heartbeat). A controller
+/// whose node_timeout is no shorter than this node's --timeout declares the node lost
+/// no earlier than timeout − heartbeat after it froze (CAF checks its links once per
+/// heartbeat, and the node's last heartbeat may have left up to one interval before the
+/// freeze): the fence comes first, with a quarter to spare for late wake-ups. Never below
+/// 100 ms, so that a scheduling hiccup cannot fence a healthy node.
+std::chrono::milliseconds watchdog_limit(const pkit::net::link_timing& timing) {
+  using std::chrono::milliseconds;
+  const auto span = std::chrono::duration_cast<milliseconds>(timing.connection_timeout - timing.heartbeat_interval);
+  return std::max(milliseconds(100), span * 3 / 4);
 }
 
 /// Publishes the front (TLS or plain loopback) and returns the port, or an error text.
@@ -251,14 +253,11 @@ int serve(node_plan& plan, pkit::net::tls_snapshot& snap, guardian* keeper, int 
     caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
     return refuse(node_exit_cannot_listen, "cannot listen on " + plan.address.to_string(plan.address.port) + ": " + *why);
   }
-  // The watchdog's limit is the node's own bound for a lost controller (timeout +
-  // heartbeat): a frozen node fences its children no later than a live one stops them.
+  // The watchdog: a node that stops running is fenced before its controller fails over.
   caf::actor feeder;
   if (keeper != nullptr) {
-    const auto beat = std::chrono::duration_cast<std::chrono::milliseconds>(plan.timing.heartbeat_interval);
-    const auto limit = beat + std::chrono::duration_cast<std::chrono::milliseconds>(plan.timing.connection_timeout);
-    feeder = sys->spawn(watchdog_feeder, keeper, plan.config.name, std::max(std::chrono::milliseconds(1), limit / 5),
-                        limit);
+    const auto limit = watchdog_limit(plan.timing);
+    feeder = sys->spawn(watchdog_feeder, keeper, limit / 5, limit);
   }
   // The one line on stdout: scripts and tests wait for it.
   std::printf("listening on %s\n", plan.address.to_string(std::get<std::uint16_t>(port)).c_str());
@@ -271,7 +270,7 @@ int serve(node_plan& plan, pkit::net::tls_snapshot& snap, guardian* keeper, int 
   stopping->store(true);
   std::fprintf(stderr, "pkit node %s: stopping\n", plan.config.name.c_str());
   const bool ok = stop_all(*sys, front, agent, *children, allow);
-  if (keeper != nullptr) keeper->arm_watchdog(std::chrono::milliseconds(0));  // the feeder ends with the system
+  if (keeper != nullptr) keeper->arm_watchdog(std::chrono::milliseconds(0), false);  // the feeder ends with the system
   if (feeder) caf::anon_send_exit(feeder, caf::exit_reason::user_shutdown);
   sys.reset();  // before the snapshot it reads: declared in run()
   return ok ? node_exit_clean : node_exit_failed;
@@ -305,7 +304,7 @@ int node_command::run() {
   const int sfd = take_signals();
   std::unique_ptr<guardian> keeper;
   try {
-    keeper = guardian::spawn();
+    keeper = guardian::spawn("pkit node " + plan.config.name);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "pkit node: no guardian (%s): children's children may outlive a killed node\n", e.what());
   }

@@ -18,15 +18,22 @@
 ///
 /// The watchdog (`pkit node`): a node agent that is frozen (SIGSTOP, a wedged scheduler)
 /// cannot stop its children, while the controller that lost it restarts them elsewhere.
-/// Once armed, the guardian expects a feed at least every `limit`; when none comes, it
-/// SIGKILLs every registered group (fencing, as a cluster fences a silent member) and
-/// waits for the next feed to watch again. The guardian is a process of its own, so a
-/// SIGSTOP of the agent does not stop it.
+/// Once armed, the guardian expects a feed at least every `limit`; when none comes it
+/// SIGKILLs every registered group and, if asked, its owner (the node) too — fencing, as
+/// systemd's WatchdogSec= does to a service that stops answering: the node's connections
+/// then close, so its controller fails over at once even when only the node's actors were
+/// wedged and its network thread still answered heartbeats. A feed is a timestamp in
+/// memory shared with the guardian (CLOCK_BOOTTIME: a suspended host does not make a
+/// stale feed look fresh): no traffic, nothing that can fill up or block, and a guardian
+/// that was itself delayed judges by the owner's real last feed, never by a late read.
+/// The guardian is a process of its own, out of the owner's session, so a SIGSTOP of the
+/// owner does not stop it (a frozen cgroup or VM freezes both: it fires when it runs again).
 
 #include <sys/types.h>
 
 #include <chrono>
 #include <memory>
+#include <string>
 
 namespace pkit::tool {
 
@@ -36,7 +43,9 @@ public:
   /// the actor system, libpkit's reaper or any other thread starts): the child runs
   /// ordinary code after fork. Throws std::system_error (pipe, fork) or std::logic_error
   /// when more than one thread exists.
-  static std::unique_ptr<guardian> spawn();
+  /// `owner_name` non-empty: the guardian keeps stderr, to say there (under that name)
+  /// when its watchdog fired; otherwise its stdio is /dev/null.
+  static std::unique_ptr<guardian> spawn(const std::string& owner_name = {});
 
   guardian(const guardian&) = delete;
   guardian& operator=(const guardian&) = delete;
@@ -48,22 +57,25 @@ public:
   void watch(pid_t pgid) noexcept;
   void unwatch(pid_t pgid) noexcept;
 
-  /// Arms the watchdog: unless feed() comes at least every `limit`, every registered
-  /// group is SIGKILLed. A zero `limit` disarms it. Thread-safe; errors ignored, as above.
-  void arm_watchdog(std::chrono::milliseconds limit) noexcept;
-  /// Feeds the watchdog (and re-arms it after it fired). Thread-safe; never blocks (a
-  /// feed the socket has no room for is dropped); errors ignored.
+  /// Arms the watchdog (and counts as a feed): unless feed() comes at least every
+  /// `limit`, every registered group is SIGKILLed, then the owner (the process that
+  /// called spawn()) if `kill_owner`. A limit of zero or less disarms it. Thread-safe.
+  void arm_watchdog(std::chrono::milliseconds limit, bool kill_owner) noexcept;
+  /// Feeds the watchdog: one atomic store, never blocks. After it fired without killing
+  /// the owner, a feed makes it watch again. Thread-safe.
   void feed() noexcept;
 
   /// The guardian's pid.
   pid_t pid() const noexcept { return pid_; }
 
 private:
-  guardian(pid_t pid, int fd) noexcept : pid_(pid), fd_(fd) {}
-  void send(char op, pid_t pgid, int flags = 0) noexcept;
+  struct shared_watch;
+  guardian(pid_t pid, int fd, shared_watch* watch) noexcept : pid_(pid), fd_(fd), watch_(watch) {}
+  void send(char op, pid_t pgid) noexcept;
 
   pid_t pid_;
   int fd_;
+  shared_watch* watch_;  // MAP_SHARED with the guardian; unmapped by ~guardian
 };
 
 }  // namespace pkit::tool
