@@ -158,3 +158,22 @@ BOOST_AUTO_TEST_CASE(kill_owner_fences_the_owner_too) {
   BOOST_TEST(::poll(&p, 1, 10000) == 1, "the owner's watched group outlived the fence");
   ::close(worker_fd);
 }
+
+BOOST_AUTO_TEST_CASE(watches_never_block_while_the_guardian_does_not_read) {
+  auto keeper = guardian::spawn();
+  child c;
+  // Stopped, the guardian reads nothing: its socket takes a few hundred records. A
+  // blocking send would hang this test here (on a CAF worker, a node's whole scheduler).
+  BOOST_REQUIRE(::kill(keeper->pid(), SIGSTOP) == 0);
+  for (pid_t bogus = 0; bogus < 2000; ++bogus) keeper->watch(4'000'000 - bogus);  // no such groups
+  keeper->watch(c.pid);
+  BOOST_REQUIRE(::kill(keeper->pid(), SIGCONT) == 0);
+  // The backlog goes out, in order, with the feeds (the guardian drains its socket as it
+  // runs again); then the feeding stops and the fire reaches the real group, watched last.
+  keeper->arm_watchdog(300ms, false);
+  for (int i = 0; i < 40; ++i) {
+    keeper->feed();
+    BOOST_REQUIRE_MESSAGE(!c.ends_within(25ms), "killed while fed");
+  }
+  BOOST_TEST(c.ends_within(10s), "the watch sent while the guardian was stopped was lost");
+}

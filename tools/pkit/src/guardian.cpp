@@ -47,12 +47,6 @@ struct guardian_shared_view {
   bool kill_owner() const { return kill_owner_flag->load(); }
 };
 
-// One record (one datagram) on the socket: 'w' (watch) or 'u' (unwatch), then the pgid;
-// 't' only wakes the guardian (the watchdog was armed or disarmed: look again).
-struct record {
-  char op;
-  pid_t pgid;
-};
 
 // Boot time, not monotonic: a host suspended while the owner was frozen does not make
 // its last feed look recent.
@@ -109,7 +103,7 @@ private:
 // EOF or a broken socket (the owner is gone).
 bool drain(int fd, std::vector<pid_t>& groups) {
   for (;;) {
-    record r{};
+    detail::guardian_record r{};
     const ssize_t got = ::recv(fd, &r, sizeof r, MSG_DONTWAIT);
     if (got < 0 && errno == EINTR) continue;
     if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
@@ -155,7 +149,8 @@ bool drain(int fd, std::vector<pid_t>& groups) {
   std::int64_t swept = boot_ms();
   for (;;) {
     pollfd p{fd, POLLIN, 0};
-    const int n = ::poll(&p, 1, dog.poll_ms(boot_ms()));
+    const std::int64_t before = boot_ms();
+    const int n = ::poll(&p, 1, std::min<int>(dog.poll_ms(before), static_cast<int>(std::clamp<std::int64_t>(swept + 1000 - before, 0, 1000))));
     if (n < 0 && errno != EINTR) break;
     if (n > 0 && !drain(fd, groups)) break;
     const std::int64_t now = boot_ms();
@@ -212,6 +207,16 @@ std::unique_ptr<guardian> guardian::spawn(const std::string& owner_name) {
 }
 
 guardian::~guardian() {
+  {
+    // The guardian kills what it was told of once this socket closes: tell it all (a
+    // stopped guardian holds this up, as it holds up the waitpid below).
+    std::lock_guard lock(backlog_mutex_);
+    for (const record& r : backlog_) {
+      ssize_t n;
+      do n = ::send(fd_, &r, sizeof r, MSG_NOSIGNAL);
+      while (n < 0 && errno == EINTR);
+    }
+  }
   ::close(fd_);
   int status = 0;
   while (::waitpid(pid_, &status, 0) == -1 && errno == EINTR) {
@@ -219,13 +224,36 @@ guardian::~guardian() {
   ::munmap(static_cast<void*>(watch_), sizeof(shared_watch));
 }
 
-void guardian::send(char op, pid_t pgid) noexcept {
-  record r{};
-  r.op = op;
-  r.pgid = pgid;
+namespace {
+// One datagram, never blocking: true once sent, or when it never will be (the guardian
+// is gone); false when the socket has no room now.
+bool try_send(int fd, const detail::guardian_record& r) {
   ssize_t n;
-  do n = ::send(fd_, &r, sizeof r, MSG_NOSIGNAL);
+  do n = ::send(fd, &r, sizeof r, MSG_NOSIGNAL | MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
+  return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+}
+}  // namespace
+
+// With backlog_mutex_ held: what waits goes out while the socket takes it.
+void guardian::flush_locked() noexcept {
+  while (!backlog_.empty() && try_send(fd_, backlog_.front())) backlog_.pop_front();
+  backlogged_.store(!backlog_.empty(), std::memory_order_relaxed);
+}
+
+// Never blocks: watch/unwatch are sent from CAF workers, and a guardian that does not
+// read (stopped itself, a debugger) must not hold them. What the socket has no room for
+// waits in the backlog, in order; it goes out with the next send or feed, or at the end.
+void guardian::send(char op, pid_t pgid) noexcept {
+  std::lock_guard lock(backlog_mutex_);
+  flush_locked();
+  const record r{op, pgid};
+  if (backlog_.empty() && try_send(fd_, r)) return;
+  try {
+    backlog_.push_back(r);
+  } catch (...) {  // out of memory: as a guardian that died, nothing to be done
+  }
+  backlogged_.store(true, std::memory_order_relaxed);
 }
 
 void guardian::watch(pid_t pgid) noexcept { send('w', pgid); }
@@ -235,9 +263,16 @@ void guardian::arm_watchdog(std::chrono::milliseconds limit, bool kill_owner) no
   watch_->kill_owner.store(kill_owner);
   watch_->fed_ms.store(boot_ms());
   watch_->limit_ms.store(limit.count());
-  send('t', 0);  // wakes the guardian, which looks at the new limit
+  (void)try_send(fd_, record{'t', 0});  // a wake-up; if the socket is full it wakes anyway
 }
 
-void guardian::feed() noexcept { watch_->fed_ms.store(boot_ms(), std::memory_order_relaxed); }
+void guardian::feed() noexcept {
+  watch_->fed_ms.store(boot_ms(), std::memory_order_relaxed);
+  // The feeder's tick also sends what a guardian that did not read left waiting.
+  if (backlogged_.load(std::memory_order_relaxed)) {
+    std::unique_lock lock(backlog_mutex_, std::try_to_lock);
+    if (lock.owns_lock()) flush_locked();
+  }
+}
 
 }  // namespace pkit::tool

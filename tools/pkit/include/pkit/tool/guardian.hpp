@@ -31,11 +31,23 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
+#include <deque>
+#include <mutex>
 #include <memory>
 #include <string>
 
 namespace pkit::tool {
+
+namespace detail {
+/// One datagram to the guardian: 'w' (watch) or 'u' (unwatch) with a pgid; 't' wakes it
+/// (the watchdog was armed or disarmed: look again).
+struct guardian_record {
+  char op;
+  pid_t pgid;
+};
+}  // namespace detail
 
 class guardian {
 public:
@@ -53,7 +65,9 @@ public:
   /// the guardian.
   ~guardian();
 
-  /// Registers / unregisters process group `pgid`. Thread-safe (one datagram each); errors are ignored (a guardian that died cannot be helped).
+  /// Registers / unregisters process group `pgid`. Thread-safe, never blocks (one
+  /// datagram each; kept in order in a backlog while the guardian does not read); errors
+  /// are ignored (a guardian that died cannot be helped).
   void watch(pid_t pgid) noexcept;
   void unwatch(pid_t pgid) noexcept;
 
@@ -61,7 +75,8 @@ public:
   /// `limit`, every registered group is SIGKILLed, then the owner (the process that
   /// called spawn()) if `kill_owner`. A limit of zero or less disarms it. Thread-safe.
   void arm_watchdog(std::chrono::milliseconds limit, bool kill_owner) noexcept;
-  /// Feeds the watchdog: one atomic store, never blocks. After it fired without killing
+  /// Feeds the watchdog: an atomic store, never blocks (it also sends what watch/unwatch
+  /// left in the backlog, when the backlog's lock is free). After it fired without killing
   /// the owner, a feed makes it watch again. Thread-safe.
   void feed() noexcept;
 
@@ -69,13 +84,18 @@ public:
   pid_t pid() const noexcept { return pid_; }
 
 private:
+  using record = detail::guardian_record;
   struct shared_watch;
   guardian(pid_t pid, int fd, shared_watch* watch) noexcept : pid_(pid), fd_(fd), watch_(watch) {}
   void send(char op, pid_t pgid) noexcept;
+  void flush_locked() noexcept;
 
   pid_t pid_;
   int fd_;
   shared_watch* watch_;  // MAP_SHARED with the guardian; unmapped by ~guardian
+  std::mutex backlog_mutex_;
+  std::deque<record> backlog_;  // records the socket had no room for; guarded by backlog_mutex_
+  std::atomic<bool> backlogged_{false};  // !backlog_.empty(), for feed()'s look without the lock
 };
 
 }  // namespace pkit::tool
