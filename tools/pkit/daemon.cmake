@@ -4,6 +4,7 @@ target_sources(pkit_tool PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/src/daemon_control.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/daemon_logs.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/daemon_nodes.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/systemd_notify.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/tree_paths.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/event_printer.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/line_writer.cpp

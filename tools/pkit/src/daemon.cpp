@@ -5,6 +5,7 @@
 #include <pkit/tool/ctl_format.hpp>
 #include "daemon_detail.hpp"
 #include "line_writer.hpp"
+#include "systemd_notify.hpp"
 
 #include <pkit/actors/error.hpp>
 #include <pkit/actors/scheduler.hpp>
@@ -12,8 +13,6 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
-
-#include <systemd/sd-daemon.h>
 
 #include <cerrno>
 #include <csignal>
@@ -110,8 +109,6 @@ supervisor_spec spec_of(const tree_config& tree) {
   return spec;
 }
 
-void notify(const std::string& state) { ::sd_notify(0, state.c_str()); }
-
 }  // namespace detail
 
 daemon::daemon(tree_config tree, daemon_options options, guardian* keeper)
@@ -201,9 +198,8 @@ std::optional<std::string> daemon::start(int signal_fd, bool& forced) {
   root_ = sup;
   started_ = true;
   caf::anon_send(events_, subscribe_atom_v, caf::actor_cast<caf::actor>(root_));
-  std::uint64_t usec = 0;
   if (tree_.settings.watchdog_ms > 0) watchdog_period_ = milliseconds(tree_.settings.watchdog_ms);
-  else if (::sd_watchdog_enabled(0, &usec) > 0) watchdog_period_ = duration_cast<milliseconds>(microseconds(usec));
+  else watchdog_period_ = duration_cast<milliseconds>(detail::systemd_watchdog());
   next_watchdog_ = steady_clock::now();
   detail::notify("READY=1\nSTATUS=running " + tree_.settings.name);
   return std::nullopt;

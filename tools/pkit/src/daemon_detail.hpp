@@ -3,6 +3,7 @@
 // Internals shared by daemon.cpp and daemon_control.cpp.
 
 #include <pkit/tool/daemon.hpp>
+#include "systemd_notify.hpp"
 
 #include <pkit/net/node_directory.hpp>
 #include <pkit/net/tls_snapshot.hpp>
@@ -57,9 +58,6 @@ std::unique_ptr<net::node_directory> make_directory(caf::actor_system& sys, cons
 /// The tree's [pkit] log_dir and tls and its [nodes], as TOML appended to a `ctl add`
 /// snippet, so that its programs log and are placed as the tree's are.
 std::string link_settings_toml(const tree_config& tree);
-
-/// sd_notify(0, state); a no-op outside systemd.
-void notify(const std::string& state);
 
 /// The state a child is in after event `k` (the names of actors::child_state).
 inline std::string state_after(actors::event_kind k, const std::string& before) {
