@@ -121,8 +121,7 @@ daemon::daemon(tree_config tree, daemon_options options, guardian* keeper)
   out_ = detail::line_writer::start(options_.event_fd);
   cfg_ = std::make_unique<caf::actor_system_config>();
   if (!tree_.nodes.empty()) {
-    tls_ = std::make_unique<net::tls_snapshot>();
-    setup_error_ = detail::prepare_node_links(tree_, *cfg_, *tls_);
+    links_ = detail::open_node_links(tree_, *cfg_, setup_error_);
     // start() reports a refusal and starts nothing; the system is then a plain one (the
     // refused configuration may have loaded CAF's modules already).
     if (setup_error_) cfg_ = std::make_unique<caf::actor_system_config>();
@@ -131,7 +130,7 @@ daemon::daemon(tree_config tree, daemon_options options, guardian* keeper)
   if (!links) actors::init(*cfg_);  // prepare_links registered pkit's types itself
   actors::use_pkit_scheduler(*cfg_);
   system_ = std::make_unique<caf::actor_system>(*cfg_);
-  if (links) nodes_ = detail::make_directory(*system_, tree_, *tls_, setup_error_);
+  if (links) setup_error_ = links_->start(*system_, tree_);
   capture_ = std::make_shared<log_capture>();
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   auto h = std::make_shared<hooks>();
@@ -158,12 +157,12 @@ daemon::~daemon() {
   // Supervisors hold the directory by pointer and may run until the system is gone (a
   // start cancelled or timed out leaves root_ empty): its actor ends now, the object
   // only after the system.
-  if (nodes_) nodes_->shutdown();
+  if (links_) links_->shutdown();
   // The capture is keyed by the system: removed before it ends (a start racing this
   // fails at stage "capture"), drained once every program is gone.
   actors::set_output_capture(*system_, nullptr);
   system_.reset();  // waits for every actor, hence for the processes' stops
-  nodes_.reset();
+  links_.reset();
   capture_->stop();
   if (wake_fd_ >= 0) ::close(wake_fd_);
   out_->flush(seconds(1));  // the last lines, unless nobody reads them
@@ -188,7 +187,7 @@ std::optional<std::string> daemon::start(int signal_fd, bool& forced) {
   // waiter is the supervisor's parent for the start (told child_ready once it is up).
   caf::scoped_actor waiter{*system_};
   supervisor_options options;
-  options.place = nodes_.get();
+  options.place = links_ ? links_->place() : nullptr;
   options.observer = process_observer{caf::actor_cast<caf::actor>(waiter), "pkit run"};
   options.subscribers = {{events_, all_events, true}};
   auto sup = spawn_supervisor(*system_, detail::spec_of(tree_), std::move(options));

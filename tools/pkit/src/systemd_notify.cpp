@@ -17,7 +17,13 @@ struct systemd_api {
   decltype(&::sd_watchdog_enabled) watchdog_enabled = nullptr;
 };
 
-bool under_systemd() { return std::getenv("NOTIFY_SOCKET") != nullptr || std::getenv("WATCHDOG_USEC") != nullptr; }
+// Set and not empty (an empty NOTIFY_SOCKET names no socket: sd_notify would do nothing).
+bool set(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0';
+}
+
+bool under_systemd() { return set("NOTIFY_SOCKET") || set("WATCHDOG_USEC"); }
 
 // Opened once, on first use (a function-local static: thread-safe), and never closed.
 const systemd_api& api() {
