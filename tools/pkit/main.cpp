@@ -27,6 +27,7 @@
 #include <iostream>
 
 #include <csignal>
+#include <malloc.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -93,6 +94,11 @@ bool start_remote_control(pkit::tool::daemon& d, std::unique_ptr<remote_control_
 #endif
 
 int run_command(const std::string& file, const std::string& format, const std::string& run_for) {
+  // Before any thread exists. glibc gives each thread that allocates an arena of its own
+  // (up to 8 per core), each keeping freed memory; pkit run's threads (CAF's workers, the
+  // control server's, the log capture's) allocate little, and rarely at once: two arenas
+  // hold what eight did (~150 KB less resident with 100 programs).
+  ::mallopt(M_ARENA_MAX, 2);
   auto loaded = load(file);
   if (!loaded) return print_errors(loaded);
   daemon_options options;
