@@ -29,10 +29,17 @@ std::vector<std::filesystem::path> pkit_net_candidates() {
   std::vector<std::filesystem::path> out;
   std::error_code ec;
   auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (!ec) out.push_back(self.parent_path() / "pkit-net");
+  auto add = [&out](const std::filesystem::path& p) {
+    for (const auto& known : out)
+      if (known == p) return;
+    out.push_back(p);
+  };
+  if (!ec) add(self.parent_path() / "pkit-net");
+#ifdef PKIT_NET_RELATIVE
+  if (!ec) add((self.parent_path() / PKIT_NET_RELATIVE).lexically_normal());
+#endif
 #ifdef PKIT_NET_INSTALLED
-  if (std::filesystem::path installed = PKIT_NET_INSTALLED; out.empty() || installed != out.front())
-    out.push_back(installed);
+  add(PKIT_NET_INSTALLED);
 #endif
   return out;
 }

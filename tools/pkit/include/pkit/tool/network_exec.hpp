@@ -19,8 +19,9 @@ namespace pkit::tool {
 /// full load, in this process, says what is wrong). Reads the file; any thread.
 std::string network_key_of(const std::filesystem::path& file);
 
-/// Where `pkit-net` is looked for, in order: next to this executable (/proc/self/exe),
-/// then the installation's libexec directory (PKIT_NET_INSTALLED, set by the build).
+/// Where `pkit-net` is looked for, in order: next to this executable (/proc/self/exe, the
+/// build tree), then libexec/pkit/ relative to it (an installation, wherever its prefix
+/// is), then the configured installation's libexec/pkit/ (both set by the build).
 std::vector<std::filesystem::path> pkit_net_candidates();
 
 /// Replaces this process by `pkit-net` with the same `argv` (argv[0] kept). Returns
