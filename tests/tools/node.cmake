@@ -55,3 +55,13 @@ if(PKIT_SANITIZE STREQUAL "address")
   target_compile_definitions(pkit_node_hostile_test PRIVATE PKIT_TEST_ASAN=1)
 endif()
 add_dependencies(pkit_node_hostile_test pkit)
+
+# `pkit` (no network code) and `pkit-net` (the network commands), end to end.
+pkit_add_test(NAME pkit_binaries_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_binaries_test.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_run_process.cpp
+          ${CMAKE_CURRENT_LIST_DIR}/pkit_ctl_client.cpp
+  LIBS nlohmann_json::nlohmann_json
+  LABELS tools)
+target_compile_definitions(pkit_binaries_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>"
+  PKIT_NET_INSTALLED="${CMAKE_INSTALL_FULL_LIBEXECDIR}/pkit/pkit-net")
+add_dependencies(pkit_binaries_test pkit)

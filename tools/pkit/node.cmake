@@ -1,10 +1,7 @@
 # `pkit node` (issue 11): the node agent published for controllers elsewhere, its front
 # and the allow-list file. Only when pkit::net is built (CAF's OpenSSL module, OpenSSL 3).
-if(NOT TARGET pkit::net)
-  message(STATUS "pkit: `pkit node` not built (pkit::net is not)")
-  return()
-endif()
-target_sources(pkit_tool PRIVATE
+# In pkit-net only (CMakeLists.txt adds them to pkit_tool when pkit::net is built).
+list(APPEND PKIT_TOOL_NET_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/src/node_allow.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/node_front.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/node_command.cpp
@@ -14,5 +11,3 @@ target_sources(pkit_tool PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/src/remote_control_streams.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/remote_stream_queue.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/remote_control_client.cpp)
-target_link_libraries(pkit_tool PUBLIC pkit::net)
-target_compile_definitions(pkit_tool PUBLIC PKIT_HAVE_NODE=1)

@@ -206,7 +206,13 @@ void section_memory(const fs::path& work) {
     long helpers_kb = 0;  // the guardian and any other process of pkit's own (not `sleep`)
     for (pid_t c : children_of(pkit_run.pid()))
       if (comm_of(c) != "sleep") helpers_kb += rss_kb(c);
-    std::printf("  pkit run: %ld KB RSS (+ %ld KB for its own helper processes)\n", pkit_kb, helpers_kb);
+    std::printf("  pkit run: %ld KB RSS (+ %ld KB for its own helper processes), executable %s\n", pkit_kb, helpers_kb,
+                comm_of(pkit_run.pid()).c_str());
+    // Where it is (the executable and each library cost roughly the code they touch).
+    std::string where;
+    for (const auto& [kb, name] : rss_by_mapping(pkit_run.pid()))
+      if (kb >= 64) where += (where.empty() ? "" : ", ") + name + " " + std::to_string(kb);
+    std::printf("    by mapping (KB): %s\n", where.c_str());
     checks.push_back({"(c) pkit run RSS, 100 programs", fmt("%.1f MB", static_cast<double>(pkit_kb) / 1024),
                       "< 10 MB", pkit_kb < 10 * 1024});
   }

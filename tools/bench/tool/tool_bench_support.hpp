@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -78,6 +80,31 @@ inline long rss_kb(pid_t pid) {
   for (std::string line; std::getline(in, line);)
     if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
   return -1;
+}
+
+// Resident KB of `pid` per mapping (file name, "[heap]", "[anon]", ...) from
+// /proc/PID/smaps, largest first: where the RSS is.
+inline std::vector<std::pair<long, std::string>> rss_by_mapping(pid_t pid) {
+  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/smaps"));
+  std::map<std::string, long> kb;
+  std::string name;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("Rss:", 0) == 0) {
+      kb[name] += std::atol(line.c_str() + 4);
+    } else if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') < line.find(' ')) {
+      std::istringstream fields(line);
+      std::string f;
+      for (int i = 0; i < 6 && fields >> f; ++i) {
+      }
+      const bool named = !fields.fail() && !f.empty() && (f.front() == '/' || f.front() == '[');
+      name = named ? f : "[anon]";
+      name = name.substr(name.rfind('/') + 1);
+    }
+  }
+  std::vector<std::pair<long, std::string>> out;
+  for (const auto& [n, k] : kb) out.emplace_back(k, n);
+  std::sort(out.rbegin(), out.rend());
+  return out;
 }
 
 inline std::optional<std::string> which(const std::string& prog) {

@@ -6,7 +6,13 @@
 
 #include "config_reader.hpp"
 
+// Compiled twice: with pkit::net (PKIT_HAVE_NODE: pkit_tool, `pkit-net`) and without it
+// (`pkit`, which links no network code and runs `pkit-net` for a file that declares
+// nodes or a control listener, so that only a reload or `ctl add` of a tree started
+// without them meets the refusals of no_network() below).
+#ifdef PKIT_HAVE_NODE
 #include <pkit/net/listen_policy.hpp>
+#endif
 
 #include <algorithm>
 #include <charconv>
@@ -45,6 +51,15 @@ std::string parse_host_port(const std::string& text, std::string& out_host, std:
 }
 
 namespace {
+
+#ifndef PKIT_HAVE_NODE
+// What `pkit` says of a network key it cannot serve (reload: the links and the listener
+// are made once, at start, by `pkit-net`).
+std::string no_network(const std::string& what) {
+  return what + " needs pkit's network module, which this pkit run has not loaded (it was started for a tree "
+                "without nodes nor control_listen, and runs without pkit-net): restart pkit run with this file";
+}
+#endif
 
 std::string parse_address(const std::string& text, node_address& out) {
   return parse_host_port(text, out.host, out.port, false);
@@ -85,10 +100,13 @@ void read_control_listen(table_reader& r, run_settings& s, const std::filesystem
   control_endpoint e;
   e.where = position_of(at->source());
   if (auto why = parse_host_port(*text, e.host, e.port, true); !why.empty()) return r.error("control_listen", why);
+  if (!s.control_tls && r.table().contains("control_tls")) return;  // its own errors said why
+#ifndef PKIT_HAVE_NODE
+  return r.error("control_listen", no_network("control_listen"));
+#else
   const pkit::net::tls_files files{s.control_tls ? s.control_tls->cert : std::filesystem::path(),
                                    s.control_tls ? s.control_tls->key : std::filesystem::path(),
                                    s.control_tls ? s.control_tls->ca : std::filesystem::path(), {}, {}};
-  if (!s.control_tls && r.table().contains("control_tls")) return;  // its own errors said why
   if (s.control_tls && s.tls && s.control_tls->ca == s.tls->ca)
     return r.error("control_tls", "control_tls trusts the CA of tls (" + s.tls->ca.string() +
                                       ", the nodes'): any node's certificate could control this pkit run — trust "
@@ -105,6 +123,7 @@ void read_control_listen(table_reader& r, run_settings& s, const std::filesystem
                                      "control this pkit run; local control is the control socket): set [pkit] "
                                      "control_tls = { cert = ..., key = ..., ca = ... }");
   s.control_listen = std::move(e);
+#endif
 }
 
 }  // namespace
@@ -112,6 +131,9 @@ void read_control_listen(table_reader& r, run_settings& s, const std::filesystem
 void read_nodes(table_reader& root, load_context& ctx, std::vector<node_address>& out) {
   const toml::table* t = root.subtable("nodes");
   if (t == nullptr) return;
+#ifndef PKIT_HAVE_NODE
+  if (!t->empty()) return root.error("nodes", no_network("[nodes]"));
+#endif
   for (auto&& [k, v] : *t) {
     const std::string name(k.str());
     const std::string path = "nodes." + name;
@@ -236,6 +258,11 @@ void check_remote_program(const program_config& p, table_reader& r) {
 }
 
 void check_node_links(const tree_config& tree, error_sink& sink) {
+#ifndef PKIT_HAVE_NODE
+  // No nodes here (read_nodes refused them): nothing is linked, nothing to check.
+  (void)tree;
+  (void)sink;
+#else
   if (tree.settings.tls) return;
   std::set<std::string> used;
   for (const auto& ref : programs_of(tree)) used.insert(ref.program->nodes.begin(), ref.program->nodes.end());
@@ -245,6 +272,7 @@ void check_node_links(const tree_config& tree, error_sink& sink) {
                "node '" + n.name + "' is beyond loopback (" + n.host +
                    "): its link needs mutual TLS — set [pkit] tls = { cert = ..., key = ..., ca = ... } "
                    "(tools/make-certs.sh makes a set)");
+#endif
 }
 
 }  // namespace pkit::tool::detail

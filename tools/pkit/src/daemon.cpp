@@ -5,6 +5,7 @@
 #include <pkit/tool/ctl_format.hpp>
 #include "daemon_detail.hpp"
 #include "line_writer.hpp"
+#include "systemd_notify.hpp"
 
 #include <pkit/actors/error.hpp>
 #include <pkit/actors/scheduler.hpp>
@@ -12,8 +13,6 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
-
-#include <systemd/sd-daemon.h>
 
 #include <cerrno>
 #include <csignal>
@@ -110,8 +109,6 @@ supervisor_spec spec_of(const tree_config& tree) {
   return spec;
 }
 
-void notify(const std::string& state) { ::sd_notify(0, state.c_str()); }
-
 }  // namespace detail
 
 daemon::daemon(tree_config tree, daemon_options options, guardian* keeper)
@@ -124,8 +121,7 @@ daemon::daemon(tree_config tree, daemon_options options, guardian* keeper)
   out_ = detail::line_writer::start(options_.event_fd);
   cfg_ = std::make_unique<caf::actor_system_config>();
   if (!tree_.nodes.empty()) {
-    tls_ = std::make_unique<net::tls_snapshot>();
-    setup_error_ = detail::prepare_node_links(tree_, *cfg_, *tls_);
+    links_ = detail::open_node_links(tree_, *cfg_, setup_error_);
     // start() reports a refusal and starts nothing; the system is then a plain one (the
     // refused configuration may have loaded CAF's modules already).
     if (setup_error_) cfg_ = std::make_unique<caf::actor_system_config>();
@@ -134,7 +130,7 @@ daemon::daemon(tree_config tree, daemon_options options, guardian* keeper)
   if (!links) actors::init(*cfg_);  // prepare_links registered pkit's types itself
   actors::use_pkit_scheduler(*cfg_);
   system_ = std::make_unique<caf::actor_system>(*cfg_);
-  if (links) nodes_ = detail::make_directory(*system_, tree_, *tls_, setup_error_);
+  if (links) setup_error_ = links_->start(*system_, tree_);
   capture_ = std::make_shared<log_capture>();
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   auto h = std::make_shared<hooks>();
@@ -161,12 +157,12 @@ daemon::~daemon() {
   // Supervisors hold the directory by pointer and may run until the system is gone (a
   // start cancelled or timed out leaves root_ empty): its actor ends now, the object
   // only after the system.
-  if (nodes_) nodes_->shutdown();
+  if (links_) links_->shutdown();
   // The capture is keyed by the system: removed before it ends (a start racing this
   // fails at stage "capture"), drained once every program is gone.
   actors::set_output_capture(*system_, nullptr);
   system_.reset();  // waits for every actor, hence for the processes' stops
-  nodes_.reset();
+  links_.reset();
   capture_->stop();
   if (wake_fd_ >= 0) ::close(wake_fd_);
   out_->flush(seconds(1));  // the last lines, unless nobody reads them
@@ -191,7 +187,7 @@ std::optional<std::string> daemon::start(int signal_fd, bool& forced) {
   // waiter is the supervisor's parent for the start (told child_ready once it is up).
   caf::scoped_actor waiter{*system_};
   supervisor_options options;
-  options.place = nodes_.get();
+  options.place = links_ ? links_->place() : nullptr;
   options.observer = process_observer{caf::actor_cast<caf::actor>(waiter), "pkit run"};
   options.subscribers = {{events_, all_events, true}};
   auto sup = spawn_supervisor(*system_, detail::spec_of(tree_), std::move(options));
@@ -201,9 +197,8 @@ std::optional<std::string> daemon::start(int signal_fd, bool& forced) {
   root_ = sup;
   started_ = true;
   caf::anon_send(events_, subscribe_atom_v, caf::actor_cast<caf::actor>(root_));
-  std::uint64_t usec = 0;
   if (tree_.settings.watchdog_ms > 0) watchdog_period_ = milliseconds(tree_.settings.watchdog_ms);
-  else if (::sd_watchdog_enabled(0, &usec) > 0) watchdog_period_ = duration_cast<milliseconds>(microseconds(usec));
+  else watchdog_period_ = duration_cast<milliseconds>(detail::systemd_watchdog());
   next_watchdog_ = steady_clock::now();
   detail::notify("READY=1\nSTATUS=running " + tree_.settings.name);
   return std::nullopt;

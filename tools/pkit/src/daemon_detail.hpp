@@ -3,9 +3,9 @@
 // Internals shared by daemon.cpp and daemon_control.cpp.
 
 #include <pkit/tool/daemon.hpp>
+#include "systemd_notify.hpp"
 
-#include <pkit/net/node_directory.hpp>
-#include <pkit/net/tls_snapshot.hpp>
+#include <pkit/actors/placement.hpp>
 
 #include <chrono>
 #include <memory>
@@ -44,22 +44,33 @@ actors::supervisor_spec spec_of(const tree_config& tree);
 
 // -- nodes (daemon_nodes.cpp) -------------------------------------------------------------
 
+/// The links to a tree's nodes: the network half of the daemon, behind a seam so that the
+/// `pkit` executable links no network code (pkit::net, CAF's io and OpenSSL modules): its
+/// implementation is daemon_net.cpp in `pkit-net` and in pkit_tool (tests), and
+/// daemon_no_net.cpp, which refuses every tree with nodes, in `pkit`. Owned by the
+/// daemon, destroyed after its actor system (CAF reads the TLS files' copies it holds at
+/// every connection). Main thread only.
+class node_links {
+public:
+  virtual ~node_links() = default;
+  /// Once the system is made from the configuration open_node_links prepared: the
+  /// directory of the tree's nodes. The refusal (naming the node or value), or nullopt.
+  virtual std::optional<std::string> start(caf::actor_system& sys, const tree_config& tree) = 0;
+  /// What supervisors place programs through; null before a successful start().
+  virtual const actors::placement* place() const noexcept = 0;
+  /// Ends the directory's actor: before the actor system ends (its object lives on).
+  virtual void shutdown() noexcept = 0;
+};
+
 /// For a tree with [nodes]: readies `cfg` for the links to them (pkit::net::prepare_links
-/// with the tree's TLS set and timing; `snapshot` must outlive the system). The refusal,
-/// naming the file or value, or nullopt.
-std::optional<std::string> prepare_node_links(const tree_config& tree, caf::actor_system_config& cfg,
-                                              net::tls_snapshot& snapshot);
-/// The directory of the tree's nodes in `sys` (prepared by prepare_node_links); `why` set
-/// (and null returned, with TLS) when CAF does not use the checked files, or when a node
-/// is refused.
-std::unique_ptr<net::node_directory> make_directory(caf::actor_system& sys, const tree_config& tree,
-                                                    const net::tls_snapshot& snapshot, std::optional<std::string>& why);
+/// with the tree's TLS set and timing). `why` is set (naming the file or value) when they
+/// are refused, or when this executable has no network code (`pkit`: its main runs
+/// `pkit-net` for such trees, so only a reload or `ctl add` can get here).
+std::unique_ptr<node_links> open_node_links(const tree_config& tree, caf::actor_system_config& cfg,
+                                            std::optional<std::string>& why);
 /// The tree's [pkit] log_dir and tls and its [nodes], as TOML appended to a `ctl add`
 /// snippet, so that its programs log and are placed as the tree's are.
 std::string link_settings_toml(const tree_config& tree);
-
-/// sd_notify(0, state); a no-op outside systemd.
-void notify(const std::string& state);
 
 /// The state a child is in after event `k` (the names of actors::child_state).
 inline std::string state_after(actors::event_kind k, const std::string& before) {

@@ -28,16 +28,12 @@
 #include <string>
 #include <thread>
 
-namespace pkit::net {
-class node_directory;
-class tls_snapshot;
-}  // namespace pkit::net
-
 namespace pkit::tool {
 
 namespace detail {
 class line_writer;
-}
+class node_links;
+}  // namespace detail
 
 struct daemon_options {
   log_format format = log_format::human;
@@ -162,11 +158,10 @@ private:
   daemon_options options_;
   guardian* keeper_;
   std::unique_ptr<caf::actor_system_config> cfg_;
-  // The TLS files' copies CAF reads at every connection to a node: outlive system_.
-  std::unique_ptr<net::tls_snapshot> tls_;
+  // The links to the tree's nodes (null without [nodes]): their directory outlives every
+  // supervisor (shut down before system_ ends), their TLS files' copies outlive system_.
+  std::unique_ptr<detail::node_links> links_;
   std::unique_ptr<caf::actor_system> system_;
-  // The tree's nodes (null without [nodes]): outlives every supervisor, ends before system_.
-  std::unique_ptr<net::node_directory> nodes_;
   std::optional<std::string> setup_error_;  // why the links to the nodes cannot be made
   // The programs' captured output (stdout/stderr = "log"): installed as the actor
   // system's output_capture before the first program starts, removed before the system
