@@ -13,6 +13,7 @@
 #include "tool_bench_support.hpp"
 
 #include <pkit/actors/process_actor.hpp>
+#include <pkit/actors/scheduler.hpp>
 #include <pkit/net/link_setup.hpp>
 #include <pkit/net/node_agent.hpp>
 #include <pkit/net/node_directory.hpp>
@@ -29,13 +30,15 @@ namespace pa = pkit::actors;
 
 const std::string sleep_path = "/usr/bin/sleep";
 
-// One actor system with plain BASP links (heartbeats 50 ms, timeout 1 s).
+// One actor system with plain BASP links (heartbeats 50 ms, timeout 1 s) on pkit's
+// scheduler, as `pkit run` and `pkit node` have.
 struct net_system {
   caf::actor_system_config cfg;
   pkit::net::tls_snapshot none;
   std::unique_ptr<caf::actor_system> sys;
   net_system() {
     if (auto bad = pkit::net::prepare_links(cfg, nullptr, {50ms, 1s}, none)) fail(bad->message());
+    pa::use_pkit_scheduler(cfg);  // as pkit run and pkit node do
     sys = std::make_unique<caf::actor_system>(cfg);
   }
 };
