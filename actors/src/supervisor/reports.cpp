@@ -46,8 +46,15 @@ void worker_down(self_pointer self, child& c, const caf::error& reason) {
   if (c.pid > 0 && !c.is_remote()) c.previous.watch(c.pid);
   c.proc = nullptr;
   complete_ready_step(self, c);  // its child_ready will not come
-  if (decide(c.state, event::worker_down, {}).then == action::end_run)
-    handle_exit(self, c.spec.id, end_of_actor(self, reason));
+  const std::string id = c.spec.id;
+  if (decide(c.state, event::worker_down, {}).then == action::end_run) handle_exit(self, id, end_of_actor(self, reason));
+  // Nor will the reply to a stop it had taken: CAF 0.17 answers no request its receiver
+  // had taken when it ends (only those still queued, with an error). The stop ends with the
+  // actor (the exit above kept the child stopping: run_ended: record), else it would wait
+  // for ever — terminate_child unanswered, a shutdown that never completes.
+  auto& pending = self->state.pending;
+  if (auto i = pending.find(id); i != pending.end() && i->second.what == step::kind::stop)
+    worker_stop_lost(self, id, i->second.token);
 }
 
 }  // namespace

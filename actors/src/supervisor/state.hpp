@@ -266,6 +266,8 @@ void stop_child_step(self_pointer self, const step& s, std::uint64_t token);
 
 run_end end_of_actor(self_pointer self, const caf::error& reason);
 void handle_exit(self_pointer self, const std::string& id, run_end end);
+/// Stop request `token` of child `id` got no reply, or will get none: its actor is gone.
+void worker_stop_lost(self_pointer self, const std::string& id, std::uint64_t token);
 void give_up(self_pointer self, const child& last);
 void shut_down(self_pointer self, caf::error reason);
 

@@ -257,7 +257,7 @@ void worker_stop_lost(self_pointer self, const std::string& id, std::uint64_t to
     // It handed its process to pkit's stopper, which may still be stopping it. (A
     // remote one's is the node's to stop: its agent stops the children of a relay that
     // ended.)
-    if (!c->is_remote()) c->previous.watch(c->pid);
+    if (!c->is_remote() && c->pid > 0) c->previous.watch(c->pid);  // (0: watched already, by worker_down)
     c->state = child_state::stopped;
     c->stopped_run = c->incarnation;
     c->pid = 0;
