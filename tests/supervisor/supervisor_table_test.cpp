@@ -192,6 +192,8 @@ BOOST_AUTO_TEST_CASE(a_restart_whose_start_fails_counts_toward_the_intensity) {
   advance(100ms);  // a's start fails: the name is taken
   BOOST_TEST(count_of("a", event_kind::exited) == 2u, history());
   BOOST_TEST(count(event_kind::gave_up) == 1u, "a failed restart was not counted;" << history());
+  for (const auto& e : events)
+    if (e.kind == event_kind::gave_up) BOOST_TEST((e.end.kind == pa::end_kind::restart_limit), pa::to_string(e.end.kind));
   BOOST_TEST(!alive(s));
 }
 

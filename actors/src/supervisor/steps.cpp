@@ -242,6 +242,7 @@ void worker_stopped(self_pointer self, const std::string& id, std::uint64_t toke
     c->state = child_state::stopped;
     c->last = status;
     c->last_reason = stop_verdict(*c, status);
+    c->last_end = end_reason{c->last_reason.empty() ? end_kind::stopped : end_kind::stop_timeout};
     c->stopped_run = c->incarnation;  // its child_exited report follows: no crash
     emit(self, *c, event_kind::stopped);
     c->pid = 0;
