@@ -70,6 +70,24 @@ std::string to_string(event_kind k) {
   return "?";
 }
 
+std::string to_string(end_kind k) {
+  switch (k) {
+    case end_kind::none: return "none";
+    case end_kind::exited: return "exited";
+    case end_kind::signaled: return "signaled";
+    case end_kind::lost: return "lost";
+    case end_kind::stopped: return "stopped";
+    case end_kind::stop_timeout: return "stop_timeout";
+    case end_kind::node_down: return "node_down";
+    case end_kind::actor_down: return "actor_down";
+    case end_kind::start_failed: return "start_failed";
+    case end_kind::restart_limit: return "restart_limit";
+    case end_kind::shutdown: return "shutdown";
+    case end_kind::error: return "error";
+  }
+  return "?";
+}
+
 std::optional<start_failure> start_failure_of(const caf::error& err) {
   if (err.category() != caf::atom("pkit")) return std::nullopt;
   const caf::message& ctx = err.context();

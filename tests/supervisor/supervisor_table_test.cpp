@@ -1,65 +1,21 @@
 // The rows of the supervisor's rule table (actors/src/supervisor/rules.cpp) carried out by
 // the actor, on CAF's test_coordinator: deterministic, virtual time, no processes (the
 // children are nested supervisors). Each case names the rows it exercises as
-// "event: action". The rows about processes (exit reports, a process actor's death, the
-// previous run, start timeouts) are exercised with real processes in supervisor_test,
-// supervisor_shutdown_test and supervisor_review_test; every row is exercised as a pure
-// function in supervisor_rules_test.
+// "event: action". The rows about workers are carried out with scripted stand-ins in
+// supervisor_table_worker_test.cpp; supervisor_table_coverage.cpp fails the suite when a
+// row is carried out by none of them and is not listed there (as carried out by a
+// real-process test, or as unreachable, with the reason). Every row is exercised as a
+// pure function in supervisor_rules_test.
 
 #define BOOST_TEST_MODULE pkit supervisor table
 #include <boost/test/unit_test.hpp>
 
-#include "supervisor_clock_fixture.hpp"
+#include "supervisor_table_fixture.hpp"
 
-#include <pkit/actors/error.hpp>
 #include "mute_placement.hpp"
 
-using namespace clock_test;
+using namespace table_test;
 
-namespace {
-
-pa::child_spec nested(const std::string& id, pa::restart_type restart = pa::restart_type::permanent,
-                      bool significant = false) {
-  pa::child_spec c;
-  c.id = id;
-  c.restart = restart;
-  c.significant = significant;
-  c.supervisor.push_back(pa::supervisor_spec{"inner-" + id, {}, {}});
-  return c;
-}
-
-struct table_fixture : clock_fixture {
-  pa::supervisor_actor start_children(pa::supervisor_flags flags, std::vector<pa::child_spec> children) {
-    pa::supervisor_spec spec;
-    spec.name = "table";
-    spec.flags = flags;
-    spec.children = std::move(children);
-    const std::size_t n = spec.children.size();
-    auto s = pa::spawn_supervisor(*sys, spec, nullptr, {}, {{collector}});
-    sups.push_back(s);
-    run();
-    BOOST_TEST_REQUIRE(count(event_kind::ready) == n, "the children did not start;" << history());
-    return s;
-  }
-
-  void crash_child(const pa::supervisor_actor& s, const std::string& id,
-                   caf::exit_reason how = caf::exit_reason::user_shutdown) {
-    for (const auto& c : which(s))
-      if (c.id == id) caf::anon_send_exit(c.handle, how);
-    run();
-  }
-};
-
-bool is(const std::optional<caf::expected<caf::ok_atom>>& r, pa::error e) {
-  return r && !static_cast<bool>(*r) && r->error() == e;
-}
-
-std::string what(const std::optional<caf::expected<caf::ok_atom>>& r) {
-  if (!r) return "no reply";
-  return static_cast<bool>(*r) ? "ok" : caf::to_string(r->error());
-}
-
-}  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(supervisor_table, table_fixture)
 
@@ -236,6 +192,8 @@ BOOST_AUTO_TEST_CASE(a_restart_whose_start_fails_counts_toward_the_intensity) {
   advance(100ms);  // a's start fails: the name is taken
   BOOST_TEST(count_of("a", event_kind::exited) == 2u, history());
   BOOST_TEST(count(event_kind::gave_up) == 1u, "a failed restart was not counted;" << history());
+  for (const auto& e : events)
+    if (e.kind == event_kind::gave_up) BOOST_TEST((e.end.kind == pa::end_kind::restart_limit), pa::to_string(e.end.kind));
   BOOST_TEST(!alive(s));
 }
 
@@ -301,6 +259,57 @@ BOOST_AUTO_TEST_CASE(a_start_nobody_answers_is_given_up_at_its_limit_and_its_act
       0);
   run();
   BOOST_TEST(*probe, "the stand-in still answers");
+}
+
+// start_step: skip — a start step for a child that runs already. A group restart's start
+// of `a` is queued behind restart_child(a) (both behind a start nobody answers): when it
+// comes, restart_child has started `a` already.
+BOOST_AUTO_TEST_CASE(a_restart_queued_behind_restart_child_does_not_start_the_child_twice) {
+  sup_test_placement::mute_placement place{500ms};
+  auto s = start_placed(place, flags_with(5, 5000), {nested("a")});
+  auto blocked = ask_later<pa::child_info>(*sys, s, pa::start_child_atom_v, far("far"));
+  run();
+  BOOST_TEST_REQUIRE(place.spawned.size() == 1u);
+  auto restarted = ask_later<pa::child_info>(*sys, s, pa::restart_child_atom_v, std::string("a"));
+  run();
+  crash_child(s, "a");  // its restart (no backoff) is queued behind restart_child
+  BOOST_TEST_REQUIRE(count_of("a", event_kind::restarting) == 1u, history());
+  BOOST_TEST_REQUIRE(!restarted->has_value());
+  advance(1500ms);  // far's start is given up at its limit: the queue moves on
+  BOOST_TEST_REQUIRE(restarted->has_value(), "restart_child was not answered;" << history());
+  BOOST_TEST_REQUIRE(static_cast<bool>(**restarted), "restart_child failed;" << history());
+  BOOST_TEST(count_of("a", event_kind::started) == 2u, "a was started again by its restart;" << history());
+  BOOST_TEST(state_of(s, "a") == "running");
+  const auto now = which(s);
+  BOOST_TEST((now.front().handle == (**restarted)->handle), "a's actor was replaced after restart_child");
+}
+
+// stop_step: stopped (a nested supervisor already gone) — terminate_child queued behind a
+// group restart whose start of `a` fails: the failure ends that plan, and the stop step
+// that comes next finds `a` still starting, its actor gone (the failure's end follows).
+BOOST_AUTO_TEST_CASE(terminate_child_right_after_a_failed_nested_restart_finds_it_gone) {
+  sup_test_placement::mute_placement place{500ms};
+  auto f = flags_with(5, 5000);
+  f.backoff = {100, 1000, 2.0, 0.0, 60000};
+  pa::child_spec c = nested("a");
+  c.supervisor.front().flags.registered_name = "nm14";
+  auto s = start_placed(place, f, {c});
+  crash_child(s, "a");  // restarted after 100 ms
+  pa::supervisor_spec holder{"holder", {}, {}};
+  holder.flags.registered_name = "nm14";  // a's next start fails: the name is taken
+  sups.push_back(pa::spawn_supervisor(*sys, holder));
+  auto blocked = ask_later<pa::child_info>(*sys, s, pa::start_child_atom_v, far("far"));
+  run();
+  advance(100ms);  // the backoff ends: a's start is queued behind far's
+  auto stop = ask_later<caf::ok_atom>(*sys, s, pa::terminate_child_atom_v, std::string("a"));
+  run();
+  BOOST_TEST_REQUIRE(!stop->has_value(), history());
+  advance(1400ms);  // far's start is given up; a's start fails; the terminate follows
+  BOOST_TEST_REQUIRE(stop->has_value(), "terminate_child was not answered;" << history());
+  BOOST_TEST(static_cast<bool>(**stop), what(*stop));
+  BOOST_TEST(state_of(s, "a") == "stopped", history());
+  BOOST_TEST(count(event_kind::gave_up) == 0u, history());
+  BOOST_TEST(alive(s));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

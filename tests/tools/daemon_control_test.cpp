@@ -108,6 +108,7 @@ BOOST_FIXTURE_TEST_CASE(status_lists_every_program_with_its_group_state_and_pid,
     BOOST_TEST(alive(p["pid"].get<pid_t>()));
     BOOST_TEST(p["uptime_ms"].get<std::int64_t>() >= 0);
     BOOST_TEST(p["last_exit"].is_null());
+    BOOST_TEST(p["end"].is_null());
   }
 }
 
@@ -116,6 +117,7 @@ BOOST_FIXTURE_TEST_CASE(stop_start_and_restart_address_programs_by_name_at_any_d
   auto r = d->handle("stop", {{"names", {"c"}}});
   BOOST_REQUIRE_MESSAGE(r.ok, r.message);
   BOOST_TEST(row("c")["state"] == "stopped");
+  BOOST_TEST(row("c")["end"]["kind"] == "stopped");
   BOOST_TEST(!alive(c0));
   r = d->handle("start", {{"names", {"c"}}});
   BOOST_REQUIRE_MESSAGE(r.ok, r.message);

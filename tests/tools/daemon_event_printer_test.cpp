@@ -92,3 +92,20 @@ BOOST_AUTO_TEST_CASE(strings_from_elsewhere_print_without_their_control_characte
   BOOST_TEST(table.find('\007') == std::string::npos, table);
   BOOST_TEST(table.find("db\\x1b[8m") != std::string::npos, table);
 }
+
+// Issue 9 item 16: the structured end reason rides along as `end` (PROTOCOL.md).
+BOOST_AUTO_TEST_CASE(an_event_carries_its_structured_end_reason) {
+  auto e = exited_by_kill();
+  const auto t = std::chrono::system_clock::from_time_t(0);
+  BOOST_TEST(!event_to_json(e, "backend", t).contains("end"));
+  e.end = pkit::actors::end_reason{pkit::actors::end_kind::signaled};
+  BOOST_TEST(event_to_json(e, "backend", t)["end"] == nlohmann::json({{"kind", "signaled"}}));
+  e.end.kind = pkit::actors::end_kind::start_failed;
+  e.end.has_start = true;
+  e.end.start.stage = "exec";
+  e.end.start.errno_value = 2;
+  e.end.start.program = "/x";
+  const auto end = event_to_json(e, "backend", t)["end"];
+  BOOST_TEST(end == nlohmann::json({{"kind", "start_failed"}, {"stage", "exec"}, {"errno", 2}, {"program", "/x"}}));
+  BOOST_TEST(end_to_json(pkit::actors::end_reason{}).is_null());
+}

@@ -62,17 +62,19 @@ void step_failed(self_pointer self, const std::string& id, const caf::error& err
     // OTP: a failed start leaves the child terminated, and the caller gets the error. A
     // process it made is being killed: the child is stopping until its exit comes.
     c->last_reason = why;
+    c->last_end = end_of_start_error(err);
     c->state = a == action::terminate_awaiting ? child_state::stopping : child_state::stopped;
     if (a == action::terminate) c->pid = 0;
   }
   if (mode == on_failure::each) return end_step(self, id, err);
+  end_reason end = end_of_start_error(err);  // `err` may not outlive the plan
   finish_plan(self, err, id);
   if (a == action::end_run) {
     // In a restart the failure counts as the child's exit (with a process made, its exit
     // does: await_exit). The plan that ended may have moved on with the child meanwhile.
     c = st.find(id);
     if (c != nullptr && c->state == child_state::starting && !c->failed_run)
-      handle_exit(self, id, run_end{std::nullopt, std::move(why), false, true});
+      handle_exit(self, id, run_end{std::nullopt, std::move(why), false, true, std::move(end)});
   }
 }
 

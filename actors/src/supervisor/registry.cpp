@@ -35,6 +35,7 @@ child_info info_of(const child& c) {
   i.has_last_exit = c.last.has_value();
   if (c.last) i.last_exit = *c.last;
   i.last_reason = c.last_reason;
+  i.last_end = c.last_end;
   i.node = c.node;
   i.handle = c.sup ? caf::actor_cast<caf::actor>(c.sup) : caf::actor_cast<caf::actor>(c.proc);
   return i;
@@ -97,6 +98,7 @@ void emit(self_pointer self, const child& c, event_kind kind, std::int64_t delay
   if (e.has_status) e.status = *c.last;
   e.delay_ms = delay_ms;
   e.reason = ended && reason.empty() ? c.last_reason : std::move(reason);
+  if (ended) e.end = c.last_end;
   publish(self, e);
 }
 

@@ -12,7 +12,7 @@ namespace pkit::actors::detail::supervisor {
 
 namespace {
 
-run_end ended_with(const exit_status& s) { return {s, {}, s.success()}; }
+run_end ended_with(const exit_status& s) { return {s, {}, s.success(), false, end_reason{}}; }
 
 // A nested supervisor's actor went down: it has no exit status, its exit reason is the truth.
 void nested_down(self_pointer self, child& c, const caf::error& reason) {
@@ -27,6 +27,7 @@ void nested_down(self_pointer self, child& c, const caf::error& reason) {
       c.state = child_state::stopped;
       c.last.reset();
       c.last_reason = std::move(why);
+      c.last_end = end_reason{end_kind::stopped};
       emit(self, c, event_kind::stopped);
       step_done(self, id);
       return;
@@ -34,7 +35,7 @@ void nested_down(self_pointer self, child& c, const caf::error& reason) {
       // It failed while starting its own children: a failed start (step_failed).
       step_failed(self, id, reason ? reason : caf::make_error(error::start_failed, id));
       return;
-    default: handle_exit(self, id, run_end{std::nullopt, std::move(why), !reason});
+    default: handle_exit(self, id, run_end{std::nullopt, std::move(why), !reason, false, end_of_nested(reason)});
   }
 }
 
@@ -46,8 +47,15 @@ void worker_down(self_pointer self, child& c, const caf::error& reason) {
   if (c.pid > 0 && !c.is_remote()) c.previous.watch(c.pid);
   c.proc = nullptr;
   complete_ready_step(self, c);  // its child_ready will not come
-  if (decide(c.state, event::worker_down, {}).then == action::end_run)
-    handle_exit(self, c.spec.id, end_of_actor(self, reason));
+  const std::string id = c.spec.id;
+  if (decide(c.state, event::worker_down, {}).then == action::end_run) handle_exit(self, id, end_of_actor(self, reason));
+  // Nor will the reply to a stop it had taken: CAF 0.17 answers no request its receiver
+  // had taken when it ends (only those still queued, with an error). The stop ends with the
+  // actor (the exit above kept the child stopping: run_ended: record), else it would wait
+  // for ever — terminate_child unanswered, a shutdown that never completes.
+  auto& pending = self->state.pending;
+  if (auto i = pending.find(id); i != pending.end() && i->second.what == step::kind::stop)
+    worker_stop_lost(self, id, i->second.token);
 }
 
 }  // namespace
@@ -165,6 +173,7 @@ void on_child_exited(self_pointer self, const std::string& id, std::uint64_t inc
   if (std::exchange(c->failed_run, false)) {
     // A run that never got ready did not succeed, even if it exited with 0.
     end.reason = c->last_reason;
+    end.end = c->last_end;
     end.success = false;
     end.failed_start = true;
   }

@@ -15,10 +15,39 @@ namespace pkit::actors::detail::supervisor {
 // How a run ended whose worker actor went down under it. A remote worker's relay ends
 // with node_down when the node is lost: that run's exit status is lost, and its reason
 // says node_down (placement.hpp); any other end is the actor's own.
+namespace {
+
+bool is(const caf::error& e, error code) {
+  return e.category() == caf::atom("pkit") && e.code() == static_cast<std::uint8_t>(code);
+}
+
+}  // namespace
+
 run_end end_of_actor(self_pointer self, const caf::error& reason) {
-  if (reason.category() == caf::atom("pkit") && reason.code() == static_cast<std::uint8_t>(error::node_down))
-    return run_end{exit_status::lost(), self->system().render(reason), false};
-  return run_end{std::nullopt, "its process actor ended: " + self->system().render(reason), false};
+  if (is(reason, error::node_down))
+    return run_end{exit_status::lost(), self->system().render(reason), false, false, end_reason{end_kind::node_down}};
+  return run_end{std::nullopt, "its process actor ended: " + self->system().render(reason), false, false,
+                 end_reason{end_kind::actor_down}};
+}
+
+end_reason end_of_status(const std::optional<exit_status>& status) {
+  if (!status) return {};
+  if (status->is_lost()) return end_reason{end_kind::lost};
+  return end_reason{status->is_killed() ? end_kind::signaled : end_kind::exited};
+}
+
+end_reason end_of_start_error(const caf::error& err) {
+  end_reason r{end_kind::start_failed};
+  if (auto f = start_failure_of(err)) {
+    r.has_start = true;
+    r.start = std::move(*f);
+  }
+  return r;
+}
+
+end_reason end_of_nested(const caf::error& reason) {
+  if (!reason || reason == caf::exit_reason::normal) return end_reason{end_kind::shutdown};
+  return end_reason{is(reason, error::restart_limit) ? end_kind::restart_limit : end_kind::error};
 }
 
 
@@ -53,7 +82,7 @@ bool over_intensity(supervisor_state& st, clock::time_point now) {
 // for siblings that die together in a group restart, the loss counts once: a node_down
 // end within a second of the last counted one of the same node is not counted again.
 bool already_counted_node_loss(supervisor_state& st, const child& c, clock::time_point now) {
-  if (!c.is_remote() || c.node.empty() || c.last_reason.find("node_down") == std::string::npos) return false;
+  if (!c.is_remote() || c.node.empty() || c.last_end.kind != end_kind::node_down) return false;
   constexpr auto same_loss = std::chrono::seconds(1);
   auto [at, fresh] = st.node_losses.try_emplace(c.node, now);
   if (!fresh && now - at->second < same_loss) return true;
@@ -213,6 +242,7 @@ void apply_exit(self_pointer self, const std::string& id, run_end end) {
   if (c == nullptr) return;
   c->last = end.status;
   c->last_reason = std::move(end.reason);
+  c->last_end = end.end.kind != end_kind::none ? std::move(end.end) : end_of_status(end.status);
   // OTP's child_terminated report (an abnormal end: not a transient child's success).
   if (!end.success && !st.shutting_down)
     report(self, supervisor_report::all,
@@ -288,6 +318,7 @@ void give_up(self_pointer self, const child& last) {
   e.supervisor = st.spec.name;
   e.source = self->address();
   e.kind = event_kind::gave_up;
+  e.end.kind = end_kind::restart_limit;
   e.reason = "more than " + std::to_string(st.spec.flags.intensity) + " restarts in " +
              std::to_string(st.spec.flags.period_ms) + " ms";
   // OTP's supervisor report: {reached_max_restart_intensity, ...} with the child whose

@@ -145,6 +145,14 @@ const rule& decide(event on, const facts& f);
 /// The row's index in `rules()`.
 std::size_t row_of(const rule& r);
 
+/// For tests: a function told the index of every row `decide` returns (nullptr: none,
+/// the default). Set before the actors run and reset after; it is called on whatever
+/// thread runs a supervisor, so it must be thread-safe unless every actor runs on one
+/// thread (CAF's test_coordinator). The actor tests use it to find the rows no test
+/// carries out (tests/supervisor/supervisor_table_coverage.cpp).
+using row_observer = void (*)(std::size_t row);
+void observe_rows(row_observer observer);
+
 const char* to_string(event e);
 const char* to_string(action a);
 

@@ -47,6 +47,8 @@ struct run_end {
   // The end of a start that failed in a restart (never a success, whatever the status):
   // the group restart's plan ended there (see resume_group).
   bool failed_start = false;
+  // The reason, machine-readable; kind none: derived from `status` (end_of_status).
+  end_reason end;
 };
 
 
@@ -79,6 +81,7 @@ struct child {
   std::uint32_t manual_restarts = 0;
   std::optional<exit_status> last;
   std::string last_reason;  // see run_end
+  end_reason last_end;      // last_reason, machine-readable (child_info::last_end)
   int failed_starts = 0;         // consecutive starts that died before min_uptime
   int consecutive_restarts = 0;  // for backoff
   std::uint64_t stopped_run = 0;         // the last run we stopped: its exit report is no crash
@@ -265,7 +268,15 @@ void stop_child_step(self_pointer self, const step& s, std::uint64_t token);
 // -- exits, restarts, shutdown (restarts.cpp) -------------------------------------------
 
 run_end end_of_actor(self_pointer self, const caf::error& reason);
+/// The end_reason of a run that ended with `status` (exited, signaled, lost; none if no status).
+end_reason end_of_status(const std::optional<exit_status>& status);
+/// The end_reason of a failed start: start_failed, with the start_failure `err` carries.
+end_reason end_of_start_error(const caf::error& err);
+/// The end_reason of a nested supervisor that ended with `reason` on its own.
+end_reason end_of_nested(const caf::error& reason);
 void handle_exit(self_pointer self, const std::string& id, run_end end);
+/// Stop request `token` of child `id` got no reply, or will get none: its actor is gone.
+void worker_stop_lost(self_pointer self, const std::string& id, std::uint64_t token);
 void give_up(self_pointer self, const child& last);
 void shut_down(self_pointer self, caf::error reason);
 

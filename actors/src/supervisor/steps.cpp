@@ -242,6 +242,7 @@ void worker_stopped(self_pointer self, const std::string& id, std::uint64_t toke
     c->state = child_state::stopped;
     c->last = status;
     c->last_reason = stop_verdict(*c, status);
+    c->last_end = end_reason{c->last_reason.empty() ? end_kind::stopped : end_kind::stop_timeout};
     c->stopped_run = c->incarnation;  // its child_exited report follows: no crash
     emit(self, *c, event_kind::stopped);
     c->pid = 0;
@@ -257,7 +258,7 @@ void worker_stop_lost(self_pointer self, const std::string& id, std::uint64_t to
     // It handed its process to pkit's stopper, which may still be stopping it. (A
     // remote one's is the node's to stop: its agent stops the children of a relay that
     // ended.)
-    if (!c->is_remote()) c->previous.watch(c->pid);
+    if (!c->is_remote() && c->pid > 0) c->previous.watch(c->pid);  // (0: watched already, by worker_down)
     c->state = child_state::stopped;
     c->stopped_run = c->incarnation;
     c->pid = 0;

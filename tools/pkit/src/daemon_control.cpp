@@ -247,7 +247,8 @@ nlohmann::json daemon::walk(const supervisor_actor& sup, const std::string& path
                     {"uptime_ms", c.pid > 0 ? nlohmann::json(uptime) : nlohmann::json(nullptr)},
                     {"restarts", c.automatic_restarts + c.manual_restarts},
                     {"last_exit", c.has_last_exit ? status_to_json(c.last_exit) : nlohmann::json(nullptr)},
-                    {"reason", c.last_reason}});
+                    {"reason", c.last_reason},
+                    {"end", end_to_json(c.last_end)}});
   }
   return rows;
 }

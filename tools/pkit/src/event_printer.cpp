@@ -22,6 +22,17 @@ nlohmann::json status_to_json(const exit_status& s) {
   return {{"code", s.code()}};
 }
 
+nlohmann::json end_to_json(const actors::end_reason& r) {
+  if (r.kind == actors::end_kind::none) return nullptr;
+  nlohmann::json j{{"kind", actors::to_string(r.kind)}};
+  if (r.has_start) {
+    j["stage"] = r.start.stage;
+    j["errno"] = r.start.errno_value;
+    j["program"] = r.start.program;
+  }
+  return j;
+}
+
 std::string describe_status(const exit_status& s) { return format_last_exit(status_to_json(s)); }
 
 nlohmann::json event_to_json(const actors::supervisor_event& e, const std::string& group,
@@ -38,6 +49,7 @@ nlohmann::json event_to_json(const actors::supervisor_event& e, const std::strin
   if (e.has_status) j["status"] = status_to_json(e.status);
   if (e.kind == actors::event_kind::restarting) j["delay_ms"] = e.delay_ms;
   if (!e.reason.empty()) j["reason"] = e.reason;
+  if (e.end.kind != actors::end_kind::none) j["end"] = end_to_json(e.end);
   if (!e.node.empty()) j["node"] = e.node;  // the pid is that node's
   return j;
 }

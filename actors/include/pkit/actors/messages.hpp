@@ -228,6 +228,41 @@ enum class child_state : std::uint8_t {
 };
 std::string to_string(child_state s);
 
+/// What ended a child's last run, or made its last start fail: the machine-readable form
+/// of child_info::last_reason and of an event's `reason` (issue 9, item 16). The numbers
+/// are beside it, not repeated: an exit code or a signal in the exit status
+/// (child_info::last_exit, supervisor_event::status), a failed start's stage, errno and
+/// program in `start`.
+enum class end_kind : std::uint8_t {
+  none,           ///< nothing has ended yet (or, in an event, nothing to tell)
+  exited,         ///< the process exited on its own: the status has its code
+  signaled,       ///< the process was killed by a signal: the status has it (9: SIGKILL)
+  lost,           ///< the process ended, its status unknown (exit_status::lost())
+  stopped,        ///< stopped on request (terminate_child, a group restart, shutdown)
+  stop_timeout,   ///< stopped, but the stop had to be forced at the shutdown timeout
+  node_down,      ///< the node of a remote worker was lost (status: lost)
+  actor_down,     ///< the worker's process actor ended under it (the text says how)
+  start_failed,   ///< the start failed (exec, readiness, start timeout, a nested init):
+                  ///< `start` has the stage, errno and program when the start knew them
+  restart_limit,  ///< a nested supervisor gave up (more than intensity restarts in period)
+  shutdown,       ///< a nested supervisor ended normally (stopped by its parent's order,
+                  ///< auto_shutdown)
+  error,          ///< a nested supervisor ended with another error (the text says which)
+};
+std::string to_string(end_kind k);
+
+/// See end_kind. Ownership: a value; no threads; on the wire after the fields that were
+/// there before it (child_info, supervisor_event).
+struct end_reason {
+  end_reason() = default;
+  explicit end_reason(end_kind k) noexcept : kind(k) {}
+  end_kind kind = end_kind::none;
+  /// Whether `start` is set: for start_failed when the start error carried a
+  /// start_failure (start_failure_of: a process actor's exec, chdir, fork, ... error).
+  bool has_start = false;
+  start_failure start;
+};
+
 /// One entry of `which_children`.
 struct child_info {
   std::string id;
@@ -252,6 +287,8 @@ struct child_info {
   /// Issue 11: the node the current (or last) run of a remote worker is on; empty for a
   /// local child and for a remote one that has not been placed yet.
   std::string node;
+  /// `last_reason` (and the exit status), machine-readable: kind none before anything ended.
+  end_reason last_end;
 };
 
 /// OTP's count_children.
@@ -303,6 +340,9 @@ struct supervisor_event {
   /// The node a remote worker's run is on (child_spec::nodes): its `pid` is that node's,
   /// never one of this machine. Empty for a local child.
   std::string node;
+  /// `reason` and `status`, machine-readable (see end_kind): for exited and stopped (as
+  /// child_info::last_end), gave_up (restart_limit); kind none for the other events.
+  end_reason end;
 };
 
 /// The start of a `stopped` event's `reason` (and of `child_info::last_reason`) when the
@@ -340,6 +380,11 @@ typename Inspector::result_type inspect(Inspector& f, start_failure& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, end_reason& x) {
+  return f(caf::meta::type_name("pkit::actors::end_reason"), x.kind, x.has_start, x.start);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, backoff_spec& x) {
   return f(caf::meta::type_name("pkit::actors::backoff_spec"), x.initial_ms, x.max_ms,
            x.multiplier, x.jitter, x.reset_after_ms);
@@ -370,7 +415,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, child_info& x) {
   return f(caf::meta::type_name("pkit::actors::child_info"), x.id, x.state, x.pid, x.incarnation,
            x.is_supervisor, x.automatic_restarts, x.manual_restarts, x.has_last_exit, x.last_exit,
-           x.handle, x.last_reason, x.node);
+           x.handle, x.last_reason, x.node, x.last_end);
 }
 
 template <class Inspector>
@@ -382,7 +427,7 @@ typename Inspector::result_type inspect(Inspector& f, child_counts& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, supervisor_event& x) {
   return f(caf::meta::type_name("pkit::actors::supervisor_event"), x.supervisor, x.source, x.child, x.kind,
-           x.incarnation, x.pid, x.has_status, x.status, x.delay_ms, x.reason, x.node);
+           x.incarnation, x.pid, x.has_status, x.status, x.delay_ms, x.reason, x.node, x.end);
 }
 
 /// Registers every message type and the error category of pkit's actor layer with

@@ -18,7 +18,8 @@ enum class log_format { human, json };
 /// `e` as a JSON object: {"time" (RFC 3339, UTC, ms), "group" (path of the supervisor,
 /// "" for the root), "program" (the child's id), "event", "pid", "run" (incarnation),
 /// "status" ({"code":N} or {"signal":N}; only when the event has one), "delay_ms" (only
-/// for `restarting`), "reason" (only when not empty)}. Pure; any thread.
+/// for `restarting`), "reason" (only when not empty), "end" (end_to_json; only when the
+/// event has one)}. Pure; any thread.
 nlohmann::json event_to_json(const actors::supervisor_event& e, const std::string& group,
                              std::chrono::system_clock::time_point when);
 
@@ -29,6 +30,11 @@ std::string event_to_human(const actors::supervisor_event& e, const std::string&
 
 /// {"code":N}, {"signal":N} or {"lost":true}: an exit status in the control protocol.
 nlohmann::json status_to_json(const exit_status& s);
+
+/// {"kind": "signaled"} — or, for a failed start whose stage is known, {"kind":
+/// "start_failed", "stage": "exec", "errno": 2, "program": "/x"}; null for kind none. The
+/// `end` field of a status row and of an event (PROTOCOL.md). Pure; any thread.
+nlohmann::json end_to_json(const actors::end_reason& r);
 
 /// format_last_exit(status_to_json(s)): "exit 3", "killed by SIGKILL", "lost". Pure.
 std::string describe_status(const exit_status& s);
