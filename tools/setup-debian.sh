@@ -17,7 +17,6 @@ packages=(
   libbenchmark-dev
   libspdlog-dev
   nlohmann-json3-dev
-  libsystemd-dev
   pkg-config
 )
 

@@ -24,7 +24,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
+#include <string>
 
 #include <csignal>
 #include <malloc.h>
@@ -98,7 +100,10 @@ int run_command(const std::string& file, const std::string& format, const std::s
   // (up to 8 per core), each keeping freed memory; pkit run's threads (CAF's workers, the
   // control server's, the log capture's) allocate little, and rarely at once: two arenas
   // hold what eight did (~150 KB less resident with 100 programs).
-  ::mallopt(M_ARENA_MAX, 2);
+  // Unless the operator chose otherwise (MALLOC_ARENA_MAX, or glibc.malloc.arena_max).
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  if (std::getenv("MALLOC_ARENA_MAX") == nullptr && (tunables == nullptr || std::strstr(tunables, "arena_max") == nullptr))
+    ::mallopt(M_ARENA_MAX, 2);
   auto loaded = load(file);
   if (!loaded) return print_errors(loaded);
   daemon_options options;
@@ -187,6 +192,9 @@ int main(int argc, char** argv) {
   // run in the middle of its tree: writes fail with EPIPE instead (the event writer then
   // stops writing). Before any thread exists; programs get SIG_DFL back from libpkit.
   ::signal(SIGPIPE, SIG_IGN);
+#ifdef PKIT_HAVE_NODE
+  if (int refused = pkit_net_caller_check(); refused != 0) return refused;
+#endif
   CLI::App app{"pkit: runs a supervision tree of programs described in a TOML file"};
   app.set_version_flag("--version", std::string(version()));
   app.require_subcommand(1);
@@ -219,6 +227,14 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : exit_usage;
   }
+#if !defined(PKIT_HAVE_NODE) && !defined(PKIT_NET_BUILT)
+  // Built without the network module: no pkit-net belongs to this pkit (one found
+  // elsewhere would be another installation's).
+  auto exec_pkit_net = [](char**, const std::string& feature) {
+    std::fprintf(stderr, "pkit: %s needs pkit's network module, and this pkit was built without it\n", feature.c_str());
+    return 1;
+  };
+#endif
 #ifndef PKIT_HAVE_NODE
   if (*node) return exec_pkit_net(argv, "pkit node");
   if (*ctl && !ctl_cmd.options().host.empty()) return exec_pkit_net(argv, "pkit ctl --host");

@@ -1,63 +1,73 @@
 #include "systemd_notify.hpp"
 
-#include <systemd/sd-daemon.h>  // the prototypes only: nothing is linked
-
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
-#include <dlfcn.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 namespace pkit::tool::detail {
 
 namespace {
 
-struct systemd_api {
-  decltype(&::sd_notify) notify = nullptr;
-  decltype(&::sd_watchdog_enabled) watchdog_enabled = nullptr;
-};
-
-// Set and not empty (an empty NOTIFY_SOCKET names no socket: sd_notify would do nothing).
-bool set(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0';
+// An unsigned decimal, whole, else nullopt-like false.
+bool parse_u64(const char* s, std::uint64_t& out) {
+  if (s == nullptr || *s == '\0') return false;
+  const char* end = s + std::strlen(s);
+  auto [p, ec] = std::from_chars(s, end, out);
+  return ec == std::errc{} && p == end;
 }
 
-bool under_systemd() { return set("NOTIFY_SOCKET") || set("WATCHDOG_USEC"); }
-
-// Opened once, on first use (a function-local static: thread-safe), and never closed.
-const systemd_api& api() {
-  static const systemd_api loaded = [] {
-    systemd_api a;
-    if (!under_systemd()) return a;
-    void* lib = ::dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
-    if (lib == nullptr) {
-      const char* why = ::dlerror();
-      std::fprintf(stderr,
-                   "pkit: NOTIFY_SOCKET or WATCHDOG_USEC is set (run by systemd) but libsystemd.so.0 cannot be "
-                   "loaded (%s): systemd will not be told that the tree is ready, nor fed its watchdog\n",
-                   why ? why : "unknown error");
-      return a;
-    }
-    a.notify = reinterpret_cast<decltype(&::sd_notify)>(::dlsym(lib, "sd_notify"));
-    a.watchdog_enabled = reinterpret_cast<decltype(&::sd_watchdog_enabled)>(::dlsym(lib, "sd_watchdog_enabled"));
-    if (a.notify == nullptr || a.watchdog_enabled == nullptr)
-      std::fprintf(stderr, "pkit: libsystemd.so.0 lacks sd_notify or sd_watchdog_enabled: systemd is not told\n");
-    return a;
-  }();
-  return loaded;
+// The failure, said once per process: systemd would otherwise be left waiting silently.
+void complain(const char* what, int err) {
+  static std::atomic<bool> said{false};
+  if (said.exchange(true)) return;
+  std::fprintf(stderr, "pkit: cannot notify systemd through NOTIFY_SOCKET (%s: %s): it will not be told the tree's state\n",
+               what, std::strerror(err));
 }
 
 }  // namespace
 
 void notify(const std::string& state) {
-  if (auto f = api().notify) f(0, state.c_str());
+  const char* path = std::getenv("NOTIFY_SOCKET");
+  if (path == nullptr || *path == '\0') return;
+  // As sd_notify: a filesystem path or an abstract name (@…); anything else (vsock:) is
+  // not a socket this implementation reaches.
+  if (path[0] != '/' && path[0] != '@') return complain(path, EAFNOSUPPORT);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::size_t len = std::strlen(path);
+  if (len < 2 || len >= sizeof addr.sun_path) return complain(path, EINVAL);
+  std::memcpy(addr.sun_path, path, len);
+  if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';
+  const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return complain("socket", errno);
+  const auto addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
+  ssize_t sent;
+  do sent = ::sendto(fd, state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<const sockaddr*>(&addr), addr_len);
+  while (sent < 0 && errno == EINTR);
+  const int err = errno;
+  ::close(fd);
+  if (sent < 0) complain(path, err);
 }
 
 std::chrono::microseconds systemd_watchdog() {
   std::uint64_t usec = 0;
-  if (auto f = api().watchdog_enabled; f != nullptr && f(0, &usec) > 0) return std::chrono::microseconds(usec);
-  return std::chrono::microseconds(0);
+  if (!parse_u64(std::getenv("WATCHDOG_USEC"), usec) || usec == 0) return std::chrono::microseconds(0);
+  // WATCHDOG_PID: the watchdog is for that process only (a service whose main process
+  // started pkit run, say); absent, it is ours.
+  if (const char* pid = std::getenv("WATCHDOG_PID"); pid != nullptr) {
+    std::uint64_t who = 0;
+    if (!parse_u64(pid, who) || who != static_cast<std::uint64_t>(::getpid())) return std::chrono::microseconds(0);
+  }
+  return std::chrono::microseconds(usec);
 }
 
 }  // namespace pkit::tool::detail

@@ -1,25 +1,29 @@
 #pragma once
 
-// `pkit run`'s messages to systemd (sd_notify), with libsystemd loaded only under systemd.
+// `pkit run`'s messages to systemd (sd_notify) and its watchdog period.
 //
-// libsystemd and what it pulls in (gcrypt, gpg-error, zstd, lzma, lz4, libcap: ~1 MB of
-// resident memory) are useless outside a unit, where sd_notify does nothing. So the
-// executable does not link it: the first call opens libsystemd.so.0 with dlopen (as
-// systemd's own documentation recommends for optional dependencies) only when
-// NOTIFY_SOCKET or WATCHDOG_USEC is set, i.e. when systemd asked to be told.
+// Implemented here, as systemd's sd_notify(3) documents ("Standalone implementation of
+// the notification protocol", which projects may copy instead of linking libsystemd):
+// one datagram to the AF_UNIX socket that NOTIFY_SOCKET names. libsystemd and what it
+// pulls in (gcrypt, gpg-error, zstd, lzma, lz4, libcap: ~1 MB resident) would otherwise
+// be mapped into every `pkit run` under systemd — the usual way to run it — for these
+// few lines; libpkit already serves the other end of the same protocol for programs
+// (notify_socket.cpp). Not supported: NOTIFY_SOCKET=vsock:… (a VM's manager), and
+// file descriptors passed to the store (FDSTORE=1), which pkit does not use.
 
 #include <chrono>
 #include <string>
 
 namespace pkit::tool::detail {
 
-/// sd_notify(0, state); a no-op outside systemd. When systemd asked for messages but
-/// libsystemd.so.0 cannot be opened, says so once on stderr (and then does nothing).
-/// Thread-safe.
+/// sd_notify(0, state): `state` as one datagram to NOTIFY_SOCKET (a path, or @name for
+/// the abstract namespace); a no-op when it is unset or empty. A socket that cannot be
+/// reached (or a vsock address) is said once on stderr, then ignored: the tree runs on,
+/// but systemd is not told. Thread-safe.
 void notify(const std::string& state);
 
-/// sd_watchdog_enabled(0, ...): the period systemd asked for (WatchdogSec=), or zero
-/// outside systemd or without a watchdog. Thread-safe.
+/// sd_watchdog_enabled(0, ...): the period systemd asked for (WatchdogSec=, as
+/// WATCHDOG_USEC, for this process if WATCHDOG_PID names another), or zero. Thread-safe.
 std::chrono::microseconds systemd_watchdog();
 
 }  // namespace pkit::tool::detail

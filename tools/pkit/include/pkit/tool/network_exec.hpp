@@ -24,9 +24,16 @@ std::string network_key_of(const std::filesystem::path& file);
 /// is), then the configured installation's libexec/pkit/ (both set by the build).
 std::vector<std::filesystem::path> pkit_net_candidates();
 
-/// Replaces this process by `pkit-net` with the same `argv` (argv[0] kept). Returns
-/// only when it cannot: after saying on stderr which paths were looked at and that
-/// `feature` needs it; the return value is then the exit code (1).
+/// Replaces this process by `pkit-net` with the same `argv` (argv[0] kept) and
+/// PKIT_NET_CALLER_VERSION set to this version. Returns only when it cannot: after
+/// saying on stderr why (no candidate exists: the paths looked at; one exists but cannot
+/// be executed; one is this executable itself) and that `feature` needs it; the return
+/// value is then the exit code (1).
 int exec_pkit_net(char** argv, const std::string& feature);
+
+/// In pkit-net, first thing: when run by pkit (PKIT_NET_CALLER_VERSION set), removes the
+/// variable, refuses another version than its own (says so; returns 1) and names the
+/// process "pkit" (comm: ps, pgrep -x, killall). Returns 0 to go on.
+int pkit_net_caller_check();
 
 }  // namespace pkit::tool
