@@ -37,6 +37,13 @@ std::string_view env_name(std::string_view entry) {
   return entry.substr(0, entry.find('='));
 }
 
+// Whether environment entry `entry` ("NAME=value", or a bare "NAME") is named `name`
+// (which has no '='), without measuring the whole entry.
+bool named(const char* entry, std::string_view name) {
+  return std::strncmp(entry, name.data(), name.size()) == 0 &&
+         (entry[name.size()] == '=' || entry[name.size()] == '\0');
+}
+
 struct shared_state {
   const exec_image* image;
   const child_setup* setup;
@@ -109,49 +116,58 @@ exec_image exec_image::build(const command& cmd, std::error_code& ec, const std:
     return img;
   }
   std::size_t total = 0;
-  auto check = [&](const std::string& s) {
-    if (has_nul(s)) {
-      ec = errc::invalid_argument;
-      return false;
-    }
-    if (s.size() + 1 > max_arg_strlen) {
+  auto fits = [&](std::size_t length) {
+    if (length + 1 > max_arg_strlen) {
       ec = std::make_error_code(std::errc::argument_list_too_long);
       return false;
     }
-    total += s.size() + 1 + sizeof(char*);
+    total += length + 1 + sizeof(char*);
     return true;
   };
-  for (const auto& a : cmd.argv)
-    if (!check(a)) return img;
+  for (const auto& a : cmd.argv) {
+    if (has_nul(a)) {
+      ec = errc::invalid_argument;
+      return img;
+    }
+    if (!fits(a.size())) return img;
+  }
 
-  // Environment: inherited (or empty), then the changes in order.
+  // Environment: inherited (or empty), then the changes in order. Pointers, not copies:
+  // a restart goes through here every time, and copying a few dozen inherited strings
+  // (and freeing them after the spawn) was most of the time between a start request and
+  // the clone. The inherited strings are passed as execve(environ) and posix_spawn pass
+  // them; the changes are the command's own strings (and *extra_env), which outlive the
+  // image.
   if (!cmd.clear_env && environ != nullptr) {
-    for (char** e = environ; *e != nullptr; ++e) img.env_strings_.emplace_back(*e);
+    std::size_t n = 0;
+    while (environ[n] != nullptr) ++n;
+    img.envp_.reserve(n + cmd.env.size() + 2);
+    img.envp_.assign(environ, environ + n);
   }
   auto apply = [&](const std::string& change) {
     if (has_nul(change) || change.empty() || change.front() == '=') {
       ec = errc::invalid_argument;
       return false;
     }
-    std::string_view name = env_name(change);
-    std::erase_if(img.env_strings_, [&](const std::string& e) { return env_name(e) == name; });
-    if (change.find('=') != std::string::npos) img.env_strings_.push_back(change);
+    const std::string_view name = env_name(change);
+    std::erase_if(img.envp_, [&](const char* e) { return named(e, name); });
+    if (change.find('=') != std::string::npos) img.envp_.push_back(change.c_str());
     return true;
   };
   for (const auto& change : cmd.env)
     if (!apply(change)) return img;
   if (extra_env != nullptr && !apply(*extra_env)) return img;
-  for (const auto& e : img.env_strings_)
-    if (!check(e)) return img;
+  for (const char* e : img.envp_)
+    if (!fits(std::strlen(e))) return img;
   long arg_max = ::sysconf(_SC_ARG_MAX);
   if (arg_max > 0 && total + 2 * sizeof(char*) > static_cast<std::size_t>(arg_max)) {
     ec = std::make_error_code(std::errc::argument_list_too_long);
     return img;
   }
 
+  img.argv_.reserve(cmd.argv.size() + 1);
   for (const auto& a : cmd.argv) img.argv_.push_back(a.c_str());
   img.argv_.push_back(nullptr);
-  for (const auto& e : img.env_strings_) img.envp_.push_back(e.c_str());
   img.envp_.push_back(nullptr);
 
   // PATH lookup happens here, in the parent: the child must not allocate. The PATH is the
@@ -161,8 +177,8 @@ exec_image exec_image::build(const command& cmd, std::error_code& ec, const std:
     img.candidates_.push_back(prog);
   } else {
     std::string path = "/bin:/usr/bin";  // glibc's default when PATH is unset
-    for (const auto& e : img.env_strings_)
-      if (env_name(e) == "PATH") path = e.substr(5);
+    for (const char* e : img.envp_)
+      if (e != nullptr && named(e, "PATH")) path = e + 5;
     std::size_t start = 0;
     for (;;) {
       std::size_t end = path.find(':', start);

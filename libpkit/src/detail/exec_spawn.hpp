@@ -21,7 +21,9 @@ public:
   /// argv + envp under the kernel's ARG_MAX (all E2BIG otherwise). Resolves the PATH
   /// candidates for a program name without '/'. Returns an error and the failing stage.
   /// `extra_env` ("NAME=value", pkit's own: NOTIFY_SOCKET), if given, is applied after
-  /// the command's changes.
+  /// the command's changes. The image points into `cmd`, `*extra_env` and the process
+  /// environment (as execve(environ) does) instead of copying them: all three must
+  /// outlive it, which they do for the spawn it is built for.
   static exec_image build(const command& cmd, std::error_code& ec, const std::string* extra_env = nullptr);
 
   const char* const* argv() const noexcept { return argv_.data(); }
@@ -30,9 +32,8 @@ public:
   const char* const* candidate_ptrs() const noexcept { return candidate_ptrs_.data(); }
 
 private:
-  std::vector<std::string> env_strings_;
   std::vector<const char*> argv_;
-  std::vector<const char*> envp_;
+  std::vector<const char*> envp_;  // into environ, cmd.env and *extra_env
   std::vector<std::string> candidates_;
   std::vector<const char*> candidate_ptrs_;
 };

@@ -206,6 +206,7 @@ public:
     void* p = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
     if (p == MAP_FAILED) fail_errno("mmap");
     ts_ = static_cast<volatile timespec*>(p);
+    arm();
   }
   stamp_page(const stamp_page&) = delete;
   stamp_page& operator=(const stamp_page&) = delete;
@@ -217,14 +218,22 @@ public:
   const std::string& path() const { return path_; }
   void arm() {
     ts_->tv_sec = 0;
-    ts_->tv_nsec = 0;
+    ts_->tv_nsec = unset_nsec;
   }
-  /// The child's stamp, in ns; 0 if it wrote none.
+  /// The child's stamp, in ns; 0 if it wrote none, or not all of it yet. The kernel
+  /// stores tv_sec and tv_nsec one after the other into the shared page while we spin on
+  /// it: a stamp read between the two (tv_nsec still armed) came out up to a second early
+  /// ("a start stamp older than the kill", in about one run in ten). Each field changes
+  /// once from its armed value, so seeing neither armed means both are the child's.
   std::int64_t stamp() const {
-    return static_cast<std::int64_t>(ts_->tv_sec) * 1'000'000'000 + ts_->tv_nsec;
+    const auto sec = ts_->tv_sec;
+    const auto nsec = ts_->tv_nsec;
+    if (sec == 0 || nsec == unset_nsec) return 0;
+    return static_cast<std::int64_t>(sec) * 1'000'000'000 + nsec;
   }
 
 private:
+  static constexpr long unset_nsec = 1'000'000'000;  // clock_gettime never writes it
   int fd_ = -1;
   std::string path_;
   volatile timespec* ts_ = nullptr;
