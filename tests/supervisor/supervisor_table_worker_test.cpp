@@ -167,4 +167,28 @@ BOOST_AUTO_TEST_CASE(a_nested_supervisor_past_its_shutdown_time_is_killed) {
   BOOST_TEST(state_of(s, "n") == "stopped", history());
 }
 
+// Review 15 #3: a temporary bystander of a group restart whose actor dies during its stop
+// is dropped, as when its stop is answered (OTP never restarts a temporary child); it
+// was left stopped and marked, and the group's start started it again.
+BOOST_AUTO_TEST_CASE(a_temporary_bystander_whose_actor_dies_during_its_stop_is_dropped) {
+  scripted_placement place{500ms};
+  auto f = flags_with(5, 5000);
+  f.strategy = pa::restart_strategy::one_for_all;
+  auto t = far("t");
+  t.restart = pa::restart_type::temporary;
+  auto s = start_placed(place, f, {far("a"), t, far("c")});
+  place.plan->stop = script::on_stop::keep;
+  crash_child(s, "c");  // the group restart stops t first (reverse order): kept
+  BOOST_TEST_REQUIRE(place.kept->stops.size() == 1u, history());
+  place.plan->stop = script::on_stop::answer;
+  caf::anon_send_exit(place.spawned.at(1), caf::exit_reason::kill);
+  run();
+  std::vector<std::string> ids;
+  for (const auto& info : which(s)) ids.push_back(info.id);
+  BOOST_TEST((ids == std::vector<std::string>{"a", "c"}), history());
+  BOOST_TEST(count_of("t", event_kind::started) == 1u, history());
+  BOOST_TEST(count_of("a", event_kind::ready) == 2u, history());
+  BOOST_TEST(count_of("c", event_kind::ready) == 2u, history());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

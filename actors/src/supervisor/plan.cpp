@@ -120,7 +120,7 @@ void run_next_step(self_pointer self) {
       step s = std::move(p.steps.front());
       p.steps.pop_front();
       const std::uint64_t token = ++st.token;
-      st.pending[s.id] = {s.what, token, std::move(s.done)};
+      st.pending[s.id] = {s.what, token, std::move(s.done), s.drop_if_temporary};
       if (s.what == step::kind::start) {
         start_child_step(self, s, token);
       } else {
