@@ -215,6 +215,37 @@ BOOST_AUTO_TEST_CASE(terminate_child_of_a_worker_whose_actor_dies_during_the_sto
   BOOST_TEST(after.last_reason.find("its process actor ended") != std::string::npos, after.last_reason);
 }
 
+// Review 15 #1 (b): the same inside a nested supervisor's shutdown. It quit at once, and
+// its parent could start a new instance (a new nested supervisor, with no watch of the old
+// process) beside the old worker. Whether the actor dies before or during the worker's
+// stop, the nested supervisor ends only once the worker's process is gone.
+BOOST_AUTO_TEST_CASE(a_nested_supervisor_whose_worker_actor_dies_during_its_shutdown_ends_once_the_process_is_gone) {
+  auto w = ready_line_worker("w", {"ignore-term"});
+  w.shutdown_ms = 400;
+  auto s = start_sup(sup_spec("outer", restart_strategy::one_for_one,
+                              {supervisor_child("inner", sup_spec("inner", restart_strategy::one_for_one, {w}))}, 5));
+  const auto inner = caf::actor_cast<pa::supervisor_actor>(child(s, "inner").handle);
+  BOOST_TEST_REQUIRE(static_cast<bool>(inner));
+  const auto worker = child(inner, "w");
+  const pid_t pid = worker.pid;
+  BOOST_TEST_REQUIRE(pid > 0);
+  caf::scoped_actor asker{system};
+  auto stop = asker->request(s, caf::infinite, pa::terminate_child_atom_v, std::string{"inner"});
+  self->send_exit(worker.handle, caf::exit_reason::kill);
+  bool answered = false, ran_on = true;
+  stop.receive(
+      [&](caf::ok_atom) {
+        answered = true;
+        ran_on = is_running(pid);
+      },
+      [&](caf::error& e) { BOOST_FAIL("terminate_child failed: " << caf::to_string(e)); });
+  BOOST_TEST_REQUIRE(answered);
+  BOOST_TEST(!ran_on, "the nested supervisor ended while pid " << pid << " still ran");
+  BOOST_TEST(ask<pa::child_info>(s, pa::restart_child_atom_v, std::string{"inner"}).ok());
+  BOOST_TEST(await_marker_pid(marker_of(w), pid) > 0);
+  BOOST_TEST(pids_with_marker(marker_of(w)).size() == 1u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_FIXTURE_TEST_SUITE(supervisor_respawned_actor, sup_fixture)
