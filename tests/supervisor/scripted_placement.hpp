@@ -21,6 +21,7 @@
 #include <csignal>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace sup_test_placement {
@@ -33,7 +34,8 @@ struct script {
     ready,          ///< child_started, the pid, then child_ready
     answer,         ///< child_started and the pid; no child_ready
     keep,           ///< nothing: the start stays unanswered
-    exit_then_fail  ///< child_started, child_exited, then the error died_before_ready
+    exit_then_fail, ///< child_started, child_exited, then the error died_before_ready
+    node_lost       ///< the error node_down (its node was lost while starting), no process
   };
   enum class on_stop {
     answer,           ///< exit status SIGTERM
@@ -43,6 +45,7 @@ struct script {
   };
   on_start start = on_start::ready;
   on_stop stop = on_stop::answer;
+  std::string node;  ///< when set, each start first tells child_node with it (as a relay)
 };
 
 inline constexpr std::int32_t stand_in_pid = 4242;
@@ -69,12 +72,16 @@ inline pa::process_actor::behavior_type scripted_stand_in(pa::process_actor::poi
   return {[self, plan, kept, tell, obs, runs](pa::start_atom) -> caf::result<std::int32_t> {
             auto rp = self->make_response_promise<std::int32_t>();
             const std::uint64_t run = ++*runs;
+            if (!plan->node.empty()) tell(pa::child_node_atom_v, obs.id, plan->node);
             switch (plan->start) {
               case script::on_start::keep: kept->starts.push_back(rp); return rp;
               case script::on_start::exit_then_fail:
                 tell(pa::child_started_atom_v, obs.id, run, stand_in_pid);
                 tell(pa::child_exited_atom_v, obs.id, run, pkit::exit_status::exited(1));
                 rp.deliver(caf::make_error(pa::error::died_before_ready, obs.id));
+                return rp;
+              case script::on_start::node_lost:
+                rp.deliver(caf::make_error(pa::error::node_down, "node '" + plan->node + "' lost while starting"));
                 return rp;
               default: break;
             }

@@ -156,6 +156,16 @@ BOOST_AUTO_TEST_CASE(a_transient_child_exiting_0_before_ready_in_a_group_restart
   auto reason = await_down(sup);
   BOOST_TEST_REQUIRE(reason.has_value(), "the supervisor neither restarted b nor gave up; events:" << history_text());
   BOOST_TEST(is_error(*reason, pa::error::restart_limit), render(*reason));
+  // Its exit tells the failed start, not the run before it (review 15 #4: the group
+  // restart's stop, kind stopped, with the status of the exit 0).
+  const auto failed = require(
+      [](const pa::supervisor_event& e) {
+        return e.kind == event_kind::exited && e.child == "b" && e.has_status && !e.status.is_killed() &&
+               e.status.code() == 0;
+      },
+      "b's failed start told");
+  BOOST_TEST((failed.end.kind == pa::end_kind::start_failed), failed.reason << "; " << history_text());
+  BOOST_TEST(failed.reason.find("ready") != std::string::npos, failed.reason);
 }
 
 // =====================================================================================

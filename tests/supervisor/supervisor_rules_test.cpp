@@ -61,6 +61,9 @@ const a_case cases[] = {
   {stopped,    event::start_step,      {},                                              action::start},
   {restarting, event::start_step,      {},                                              action::start},
   {fatal,      event::start_step,      {},                                              action::start},  // restart_child
+  {stopped,    event::stop_step,       {.previous_lingers = true},                      action::wait_previous},
+  {restarting, event::stop_step,       {.previous_lingers = true},                      action::wait_previous},
+  {fatal,      event::stop_step,       {.previous_lingers = true},                      action::wait_previous},
   {restarting, event::stop_step,       {},                                              action::stopped},
   {restarting, event::stop_step,       {.nested_without_actor = true},                  action::stopped},
   {stopped,    event::stop_step,       {},                                              action::skip},

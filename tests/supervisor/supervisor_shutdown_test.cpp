@@ -178,6 +178,74 @@ BOOST_AUTO_TEST_CASE(a_group_killed_at_the_deadline_around_an_obedient_leader_is
   BOOST_TEST(stopped.reason == std::string(pa::stop_timeout_reason) + ": its process group killed after 300 ms");
 }
 
+// Review 15 #1 and #2: a worker's process actor that dies during its stop hands the
+// process to pkit's stopper, which gives it the rest of its grace period. OTP answers
+// terminate_child only once the child is dead: the reply came at once, the process still
+// running (a delete_child and start_child with the same id then ran two instances). And a
+// local worker's actor answers the held stop with shutting_down before its down message:
+// the child was stopped silently, no event, its last_end stale.
+BOOST_AUTO_TEST_CASE(terminate_child_of_a_worker_whose_actor_dies_during_the_stop_answers_once_its_process_is_gone) {
+  auto w = ready_line_worker("w", {"ignore-term"});
+  w.shutdown_ms = 400;  // the stopper's SIGKILL, 400 ms after its SIGTERM
+  auto s = start_sup(sup_spec("lost_stop", restart_strategy::one_for_one, {w}, 5));
+  const auto before = child(s, "w");
+  const pid_t pid = before.pid;
+  BOOST_TEST_REQUIRE(pid > 0);
+  BOOST_TEST_REQUIRE(static_cast<bool>(before.handle));
+  caf::scoped_actor asker{system};
+  auto stop = asker->request(s, caf::infinite, pa::terminate_child_atom_v, std::string{"w"});
+  for (int i = 0; i < 100000 && child(s, "w").state != pa::child_state::stopping; ++i) std::this_thread::yield();
+  BOOST_TEST_REQUIRE((child(s, "w").state == pa::child_state::stopping));
+  self->send_exit(before.handle, caf::exit_reason::kill);
+  bool answered = false, ran_on = true;
+  stop.receive(
+      [&](caf::ok_atom) {
+        answered = true;
+        ran_on = is_running(pid);
+      },
+      [&](caf::error& e) { BOOST_FAIL("terminate_child failed: " << caf::to_string(e)); });
+  BOOST_TEST_REQUIRE(answered);
+  BOOST_TEST(!ran_on, "terminate_child answered while pid " << pid << " still ran");
+  // The same end as a remote worker's: one exited event, the actor's end recorded.
+  const auto ended = require(ev(event_kind::exited, "w"), "w's end told");
+  BOOST_TEST((ended.end.kind == pa::end_kind::actor_down));
+  const auto after = child(s, "w");
+  BOOST_TEST((after.state == pa::child_state::stopped));
+  BOOST_TEST((after.last_end.kind == pa::end_kind::actor_down));
+  BOOST_TEST(after.last_reason.find("its process actor ended") != std::string::npos, after.last_reason);
+}
+
+// Review 15 #1 (b): the same inside a nested supervisor's shutdown. It quit at once, and
+// its parent could start a new instance (a new nested supervisor, with no watch of the old
+// process) beside the old worker. Whether the actor dies before or during the worker's
+// stop, the nested supervisor ends only once the worker's process is gone.
+BOOST_AUTO_TEST_CASE(a_nested_supervisor_whose_worker_actor_dies_during_its_shutdown_ends_once_the_process_is_gone) {
+  auto w = ready_line_worker("w", {"ignore-term"});
+  w.shutdown_ms = 400;
+  auto s = start_sup(sup_spec("outer", restart_strategy::one_for_one,
+                              {supervisor_child("inner", sup_spec("inner", restart_strategy::one_for_one, {w}))}, 5));
+  const auto inner = caf::actor_cast<pa::supervisor_actor>(child(s, "inner").handle);
+  BOOST_TEST_REQUIRE(static_cast<bool>(inner));
+  const auto worker = child(inner, "w");
+  const pid_t pid = worker.pid;
+  BOOST_TEST_REQUIRE(pid > 0);
+  caf::scoped_actor asker{system};
+  auto stop = asker->request(s, caf::infinite, pa::terminate_child_atom_v, std::string{"inner"});
+  self->send_exit(worker.handle, caf::exit_reason::kill);
+  bool answered = false, ran_on = true;
+  stop.receive(
+      [&](caf::ok_atom) {
+        answered = true;
+        ran_on = is_running(pid);
+      },
+      [&](caf::error& e) { BOOST_FAIL("terminate_child failed: " << caf::to_string(e)); });
+  BOOST_TEST_REQUIRE(answered);
+  BOOST_TEST(!ran_on, "the nested supervisor ended while pid " << pid << " still ran");
+  BOOST_TEST(ask<pa::child_info>(s, pa::restart_child_atom_v, std::string{"inner"}).ok());
+  BOOST_TEST(await_marker_pid(marker_of(w), pid) > 0);
+  BOOST_TEST(pids_with_marker(marker_of(w)).size() == 1u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_FIXTURE_TEST_SUITE(supervisor_respawned_actor, sup_fixture)

@@ -44,6 +44,8 @@ struct listed_row {
 const std::vector<listed_row> elsewhere = {
   {sv::event::start_step,   sv::action::wait_previous,      "never two instances",
    "supervisor_shutdown_test: a_worker_whose_process_actor_was_killed_is_restarted_only_once_its_old_process_is_gone"},
+  {sv::event::stop_step,    sv::action::wait_previous,      "a worker whose actor died",
+   "supervisor_shutdown_test: terminate_child_of_a_worker_whose_actor_dies_during_the_stop_answers_once_its_process_is_gone"},
   {sv::event::start_failed, sv::action::terminate_awaiting, "on request, a process was made",
    "supervisor_identity_test: start_child_answers_after_READY_1_or_with_the_reason"},
   {sv::event::start_failed, sv::action::await_exit,         "in a restart, a process was made",

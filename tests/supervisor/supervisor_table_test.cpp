@@ -286,7 +286,8 @@ BOOST_AUTO_TEST_CASE(a_restart_queued_behind_restart_child_does_not_start_the_ch
 
 // stop_step: stopped (a nested supervisor already gone) — terminate_child queued behind a
 // group restart whose start of `a` fails: the failure ends that plan, and the stop step
-// that comes next finds `a` still starting, its actor gone (the failure's end follows).
+// that comes next finds `a` still starting, its actor gone. The failure's end is still
+// told and kept (review 15 #5: it was dropped, a's last_end the crash's before it).
 BOOST_AUTO_TEST_CASE(terminate_child_right_after_a_failed_nested_restart_finds_it_gone) {
   sup_test_placement::mute_placement place{500ms};
   auto f = flags_with(5, 5000);
@@ -310,6 +311,9 @@ BOOST_AUTO_TEST_CASE(terminate_child_right_after_a_failed_nested_restart_finds_i
   BOOST_TEST(state_of(s, "a") == "stopped", history());
   BOOST_TEST(count(event_kind::gave_up) == 0u, history());
   BOOST_TEST(alive(s));
+  BOOST_TEST(count_of("a", event_kind::exited) == 2u, "the crash's end and the failed start's;" << history());
+  for (const auto& info : which(s))
+    if (info.id == "a") BOOST_TEST((info.last_end.kind == pa::end_kind::start_failed), history());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

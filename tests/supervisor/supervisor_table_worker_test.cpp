@@ -167,4 +167,55 @@ BOOST_AUTO_TEST_CASE(a_nested_supervisor_past_its_shutdown_time_is_killed) {
   BOOST_TEST(state_of(s, "n") == "stopped", history());
 }
 
+// Review 15 #3: a temporary bystander of a group restart whose actor dies during its stop
+// is dropped, as when its stop is answered (OTP never restarts a temporary child); it
+// was left stopped and marked, and the group's start started it again.
+BOOST_AUTO_TEST_CASE(a_temporary_bystander_whose_actor_dies_during_its_stop_is_dropped) {
+  scripted_placement place{500ms};
+  auto f = flags_with(5, 5000);
+  f.strategy = pa::restart_strategy::one_for_all;
+  auto t = far("t");
+  t.restart = pa::restart_type::temporary;
+  auto s = start_placed(place, f, {far("a"), t, far("c")});
+  place.plan->stop = script::on_stop::keep;
+  crash_child(s, "c");  // the group restart stops t first (reverse order): kept
+  BOOST_TEST_REQUIRE(place.kept->stops.size() == 1u, history());
+  place.plan->stop = script::on_stop::answer;
+  caf::anon_send_exit(place.spawned.at(1), caf::exit_reason::kill);
+  run();
+  std::vector<std::string> ids;
+  for (const auto& info : which(s)) ids.push_back(info.id);
+  BOOST_TEST((ids == std::vector<std::string>{"a", "c"}), history());
+  BOOST_TEST(count_of("t", event_kind::started) == 1u, history());
+  BOOST_TEST(count_of("a", event_kind::ready) == 2u, history());
+  BOOST_TEST(count_of("c", event_kind::ready) == 2u, history());
+}
+
+// Review 15 #6: a restart whose start fails because the node was lost is the same loss as
+// the node_down end before it (within a second): counted once toward the intensity. Its
+// end was start_failed, so it counted again and the supervisor (intensity 1) gave up.
+BOOST_AUTO_TEST_CASE(a_start_that_fails_with_its_node_lost_is_the_same_node_loss) {
+  scripted_placement place{500ms};
+  place.plan->node = "x";
+  auto f = flags_with(1, 5000);
+  f.backoff = {100, 1000, 2.0, 0.0, 60000};
+  auto s = start_placed(place, f, {far("a")});
+  place.plan->start = script::on_start::node_lost;
+  // As a relay ends when its node is lost (caf::anon_send_exit takes no error).
+  const caf::actor& relay = place.spawned.front();
+  relay->enqueue(nullptr, caf::make_message_id(),
+                 caf::make_message(caf::exit_msg{relay.address(), caf::make_error(pa::error::node_down, "node 'x'")}),
+                 nullptr);
+  run();
+  BOOST_TEST_REQUIRE(state_of(s, "a") == "restarting", history());
+  advance(100ms);  // the restart's start fails: node x lost while starting
+  BOOST_TEST(count(event_kind::gave_up) == 0u, history());
+  BOOST_TEST_REQUIRE(alive(s));
+  for (const auto& info : which(s))
+    if (info.id == "a") BOOST_TEST((info.last_end.kind == pa::end_kind::node_down), history());
+  place.plan->start = script::on_start::ready;
+  advance(1000ms);
+  BOOST_TEST(state_of(s, "a") == "running", history());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -109,3 +109,23 @@ BOOST_AUTO_TEST_CASE(an_event_carries_its_structured_end_reason) {
   BOOST_TEST(end == nlohmann::json({{"kind", "start_failed"}, {"stage", "exec"}, {"errno", 2}, {"program", "/x"}}));
   BOOST_TEST(end_to_json(pkit::actors::end_reason{}).is_null());
 }
+
+// Review 15 #7: a path that is not UTF-8 (a node's start_failure, a reason) must not throw
+// in the daemon's event actor: `program` keeps its bytes as \xNN, the line is written.
+BOOST_AUTO_TEST_CASE(an_end_whose_program_is_not_utf8_still_makes_a_json_line) {
+  auto e = exited_by_kill();
+  e.reason = "spawn /srv/\xff\xfe: no such file";
+  e.end.kind = pkit::actors::end_kind::start_failed;
+  e.end.has_start = true;
+  e.end.start.stage = "exec";
+  e.end.start.errno_value = 2;
+  e.end.start.program = "/srv/\xff\xfe";
+  const auto j = event_to_json(e, "backend", std::chrono::system_clock::from_time_t(0));
+  BOOST_TEST(j["end"]["program"] == "/srv/\\xff\\xfe");
+  std::string line;
+  BOOST_CHECK_NO_THROW(line = json_line(j));
+  const auto back = nlohmann::json::parse(line);
+  BOOST_TEST(back["end"]["program"] == "/srv/\\xff\\xfe");
+  BOOST_TEST(back["reason"] == "spawn /srv/\ufffd\ufffd: no such file");
+  BOOST_TEST(end_to_json(e.end).dump() == R"({"errno":2,"kind":"start_failed","program":"/srv/\\xff\\xfe","stage":"exec"})");
+}

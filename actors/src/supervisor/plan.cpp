@@ -58,23 +58,36 @@ void step_failed(self_pointer self, const std::string& id, const caf::error& err
   f.on_request = mode != on_failure::restart;
   f.process_made = c != nullptr && c->failed_run;
   const action a = c != nullptr ? decide(c->state, event::start_failed, f).then : action::ignore;
-  if (a == action::terminate || a == action::terminate_awaiting) {
+  if (a == action::terminate || a == action::terminate_awaiting || a == action::await_exit) {
     // OTP: a failed start leaves the child terminated, and the caller gets the error. A
-    // process it made is being killed: the child is stopping until its exit comes.
+    // process it made is being killed: the child is stopping until its exit comes. In a
+    // restart (await_exit) that exit ends the run, and tells this failure as its end
+    // (on_child_exited), not the previous run's.
     c->last_reason = why;
     c->last_end = end_of_start_error(err);
-    c->state = a == action::terminate_awaiting ? child_state::stopping : child_state::stopped;
+    if (a != action::await_exit)
+      c->state = a == action::terminate_awaiting ? child_state::stopping : child_state::stopped;
     if (a == action::terminate) c->pid = 0;
   }
   if (mode == on_failure::each) return end_step(self, id, err);
   end_reason end = end_of_start_error(err);  // `err` may not outlive the plan
+  const std::uint64_t run = c != nullptr ? c->incarnation : 0;
   finish_plan(self, err, id);
   if (a == action::end_run) {
     // In a restart the failure counts as the child's exit (with a process made, its exit
-    // does: await_exit). The plan that ended may have moved on with the child meanwhile.
+    // does: await_exit).
     c = st.find(id);
     if (c != nullptr && c->state == child_state::starting && !c->failed_run)
-      handle_exit(self, id, run_end{std::nullopt, std::move(why), false, true, std::move(end)});
+      return handle_exit(self, id, run_end{std::nullopt, std::move(why), false, true, std::move(end)});
+    // The next plan moved the child first (terminate_child stopped it, a request started
+    // it again): no restart is due, but the failed run's end is still told and kept —
+    // unless a newer run has begun.
+    if (c != nullptr && !c->active() && c->incarnation == run) {
+      c->last.reset();
+      c->last_reason = std::move(why);
+      c->last_end = std::move(end);
+      emit(self, *c, event_kind::exited);
+    }
   }
 }
 
@@ -120,7 +133,7 @@ void run_next_step(self_pointer self) {
       step s = std::move(p.steps.front());
       p.steps.pop_front();
       const std::uint64_t token = ++st.token;
-      st.pending[s.id] = {s.what, token, std::move(s.done)};
+      st.pending[s.id] = {s.what, token, std::move(s.done), s.drop_if_temporary};
       if (s.what == step::kind::start) {
         start_child_step(self, s, token);
       } else {

@@ -55,7 +55,7 @@ void worker_down(self_pointer self, child& c, const caf::error& reason) {
   // for ever — terminate_child unanswered, a shutdown that never completes.
   auto& pending = self->state.pending;
   if (auto i = pending.find(id); i != pending.end() && i->second.what == step::kind::stop)
-    worker_stop_lost(self, id, i->second.token);
+    worker_stop_lost(self, id, i->second.token, i->second.drop_if_temporary);
 }
 
 }  // namespace

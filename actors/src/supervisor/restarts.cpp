@@ -37,7 +37,9 @@ end_reason end_of_status(const std::optional<exit_status>& status) {
 }
 
 end_reason end_of_start_error(const caf::error& err) {
-  end_reason r{end_kind::start_failed};
+  // A start that failed because its node was lost is that node's loss (counted once with
+  // its siblings' node_down ends: already_counted_node_loss), not a start failure.
+  end_reason r{is(err, error::node_down) ? end_kind::node_down : end_kind::start_failed};
   if (auto f = start_failure_of(err)) {
     r.has_start = true;
     r.start = std::move(*f);

@@ -20,6 +20,7 @@ constexpr state_set starting_ = bit(child_state::starting);
 constexpr state_set restarting_ = bit(child_state::restarting);
 constexpr state_set stopping_ = bit(child_state::stopping);
 constexpr state_set fatal_ = bit(child_state::fatal);
+constexpr state_set not_active = stopped_ | restarting_ | fatal_;  // the run is over (or not begun)
 
 using E = event;
 using W = when;
@@ -43,6 +44,7 @@ rule{any,                        E::delete_request,  W::always,                 
 rule{active_states,              E::start_step,      W::always,                   A::skip,               "a start step for a child that runs already is done"},
 rule{any,                        E::start_step,      W::previous_lingers,         A::wait_previous,      "never two instances: wait for the previous run's process"},
 rule{any,                        E::start_step,      W::always,                   A::start,              "start a run"},
+rule{not_active,                 E::stop_step,       W::previous_lingers,         A::wait_previous,      "a worker whose actor died: the stop completes once its process is gone"},
 rule{restarting_,                E::stop_step,       W::always,                   A::stopped,            "a stop step cancels a pending restart: stopped"},
 rule{stopped_|fatal_,            E::stop_step,       W::always,                   A::skip,               "a stop step for a stopped or FATAL child is done"},
 rule{any,                        E::stop_step,       W::nested_without_actor,     A::stopped,            "a nested supervisor already gone: stopped"},

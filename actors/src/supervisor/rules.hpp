@@ -47,7 +47,7 @@ enum class action : std::uint8_t {
   accept,             ///< carry the request out (a plan of steps)
   remove,             ///< forget the child (its actor goes)
   skip,               ///< the step is done at once: nothing to do for this child
-  wait_previous,      ///< poll until the previous run's process has exited, then start
+  wait_previous,      ///< poll until the previous run's process has exited, then start (or complete the stop)
   start,              ///< start a run: spawn the actor / send start
   stopped,            ///< the child is stopped now (no stop to wait for)
   stop,               ///< stopping: ask the actor to stop (kill a brutal_kill supervisor)

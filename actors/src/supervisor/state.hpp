@@ -164,6 +164,7 @@ struct supervisor_state {
     step::kind what;
     std::uint64_t token;
     std::function<void(const caf::error&)> done;
+    bool drop_if_temporary = false;  // the step's (a stop's), for a stop its actor's end completes
   };
   std::map<std::string, in_flight> pending;
   bool in_run = false, run_again = false;  // run_next_step is not reentrant
@@ -276,7 +277,7 @@ end_reason end_of_start_error(const caf::error& err);
 end_reason end_of_nested(const caf::error& reason);
 void handle_exit(self_pointer self, const std::string& id, run_end end);
 /// Stop request `token` of child `id` got no reply, or will get none: its actor is gone.
-void worker_stop_lost(self_pointer self, const std::string& id, std::uint64_t token);
+void worker_stop_lost(self_pointer self, const std::string& id, std::uint64_t token, bool drop_if_temporary);
 void give_up(self_pointer self, const child& last);
 void shut_down(self_pointer self, caf::error reason);
 

@@ -6,6 +6,8 @@
 #include <pkit/actors/error.hpp>
 
 #include <caf/actor_cast.hpp>
+#include <caf/atom.hpp>
+#include <caf/sec.hpp>
 
 #include <algorithm>
 #include <csignal>
@@ -95,17 +97,22 @@ void start_timed_out(self_pointer self, const std::string& id, std::uint64_t tok
 constexpr std::int64_t previous_run_first_poll_ms = 10;
 constexpr std::int64_t previous_run_max_poll_ms = 1000;
 
-// The child's previous process is still ending (see child::previous): the start step
-// goes on once it has exited. Polled on a timer, not waited for: the actor must not block,
-// and the process is the reaper thread's to collect. (Event-driven would need the reaper
-// thread to report the pidfd; the wait ends anyway with the step — a shutdown, a failed
-// plan, terminate_child abandon it.)
-void await_previous_run(self_pointer self, child& c, std::uint64_t token) {
+// The child's previous process is still ending (see child::previous): the step (a start,
+// or a stop that must not complete before the process is gone) goes on once it has
+// exited. Polled on a timer, not waited for: the actor must not block, and the process is
+// the reaper thread's to collect. (Event-driven would need the reaper thread to report the
+// pidfd; the wait ends anyway with the step — a shutdown, a failed plan, terminate_child
+// abandon it.)
+void await_previous_run(self_pointer self, child& c, std::uint64_t token, const step& s) {
   c.previous_poll_ms = std::clamp<std::int64_t>(c.previous_poll_ms * 2, previous_run_first_poll_ms,
                                                 previous_run_max_poll_ms);
-  after(self, c.previous_poll_ms, [self, id = c.spec.id, token] {
-    if (!is_current(self->state, id, token)) return;  // abandoned (shutdown, a failed plan)
-    start_child_step(self, step{step::kind::start, id}, token);
+  after(self, c.previous_poll_ms, [self, s, token] {
+    if (!is_current(self->state, s.id, token)) return;  // abandoned (shutdown, a failed plan)
+    if (s.what == step::kind::start) {
+      start_child_step(self, s, token);
+    } else {
+      stop_child_step(self, s, token);
+    }
   });
 }
 
@@ -191,7 +198,7 @@ void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
   f.previous_lingers = !c->active() && !c->is_supervisor() && c->previous.lingers();
   switch (decide(c->state, event::start_step, f).then) {
     case action::skip: return step_done(self, s.id);
-    case action::wait_previous: return await_previous_run(self, *c, token);
+    case action::wait_previous: return await_previous_run(self, *c, token, s);
     default: break;  // start
   }
   c->previous_poll_ms = 0;
@@ -251,8 +258,11 @@ void worker_stopped(self_pointer self, const std::string& id, std::uint64_t toke
   if (is_current(st, id, token)) step_done(self, id);
 }
 
-// Stop request `token` got no reply: the process actor died during the stop.
-void worker_stop_lost(self_pointer self, const std::string& id, std::uint64_t token) {
+// Stop request `token` ended without the run's status: the process actor died during
+// the stop (its down message, worker_down), or refused it (no run to stop). The step
+// completes as a stop step of a stopped child does: once the old process is gone (OTP
+// answers terminate_child only when the child is dead; never two instances).
+void worker_stop_lost(self_pointer self, const std::string& id, std::uint64_t token, bool drop_if_temporary) {
   auto& st = self->state;
   if (child* c = st.find(id); c != nullptr && c->state == child_state::stopping) {
     // It handed its process to pkit's stopper, which may still be stopping it. (A
@@ -263,8 +273,31 @@ void worker_stop_lost(self_pointer self, const std::string& id, std::uint64_t to
     c->stopped_run = c->incarnation;
     c->pid = 0;
   }
-  if (is_current(st, id, token)) step_done(self, id);
+  if (is_current(st, id, token)) stop_child_step(self, step{step::kind::stop, id, drop_if_temporary}, token);
 }
+
+namespace {
+
+bool is_pkit(const caf::error& e, error code) {
+  return e.category() == caf::atom("pkit") && e.code() == static_cast<std::uint8_t>(code);
+}
+
+// Stop request `token`, sent to actor `to`, was answered with an error.
+void worker_stop_refused(self_pointer self, const std::string& id, std::uint64_t token, bool drop_if_temporary,
+                         const caf::actor_addr& to, const caf::error& err) {
+  child* c = self->state.find(id);
+  // Not about the child's current actor: its down came first and ended the stop
+  // (worker_down), and the child may have moved on since — a newer run is not touched.
+  if (c == nullptr || !c->proc || c->proc.address() != to) return;
+  // The actor is ending: pkit's process actor answers its held stops with shutting_down
+  // from its state's destructor, CAF bounces a queued request; its down message follows
+  // and ends the stop with the run's end (worker_down), for a local worker as for a
+  // remote one.
+  if (is_pkit(err, error::shutting_down) || err == caf::sec::request_receiver_down) return;
+  worker_stop_lost(self, id, token, drop_if_temporary);
+}
+
+}  // namespace
 
 void stop_child_step(self_pointer self, const step& s, std::uint64_t token) {
   child* c = self->state.find(s.id);
@@ -276,7 +309,15 @@ void stop_child_step(self_pointer self, const step& s, std::uint64_t token) {
   // Its down message came already (handle_exit leaves no nested supervisor running
   // without its actor): nothing left to wait for.
   f.nested_without_actor = c->is_supervisor() && !c->sup;
+  // A worker whose actor died: its process may still be in its grace period, under
+  // pkit's stopper. The stop completes when it is gone.
+  f.previous_lingers = !c->active() && !c->is_supervisor() && c->previous.lingers();
   const action a = decide(c->state, event::stop_step, f).then;
+  if (a == action::wait_previous) {
+    if (c->state == child_state::restarting) c->state = child_state::stopped;  // the restart is cancelled
+    return await_previous_run(self, *c, token, s);
+  }
+  c->previous_poll_ms = 0;
   if (a == action::stopped || a == action::skip) {
     if (a == action::stopped) c->state = child_state::stopped;
     if (drop) drop_child(self, s.id);
@@ -286,7 +327,9 @@ void stop_child_step(self_pointer self, const step& s, std::uint64_t token) {
   if (c->is_supervisor()) return stop_nested(self, *c, token);
   self->request(c->proc, caf::infinite, stop_atom_v)
       .then([self, id, token, drop](exit_status status) { worker_stopped(self, id, token, drop, status); },
-            [self, id, token](caf::error&) { worker_stop_lost(self, id, token); });
+            [self, id, token, temp = s.drop_if_temporary, to = c->proc.address()](caf::error& err) {
+              worker_stop_refused(self, id, token, temp, to, err);
+            });
 }
 
 }  // namespace pkit::actors::detail::supervisor

@@ -260,7 +260,7 @@ void daemon::on_event(const supervisor_event& e) {
   auto now = system_clock::now();
   std::string group = group_of(e.supervisor);
   auto j = event_to_json(e, group, now);
-  say(options_.format == log_format::json ? j.dump() : event_to_human(e, group, now, options_.colour));
+  say(options_.format == log_format::json ? json_line(j) : event_to_human(e, group, now, options_.colour));
   std::string key = group.empty() ? e.child : group + "/" + e.child;
   std::lock_guard lock(mutex_);
   auto [it, fresh] = rows_.try_emplace(key);

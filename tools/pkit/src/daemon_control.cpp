@@ -536,7 +536,9 @@ control_reply daemon::apply(const tree_config& next, const reload_plan& plan) {
                         {"removed", names(plan.removed)},
                         {"changed", names(plan.changed)},
                         {"unchanged", plan.unchanged}};
-  if (!errors.empty()) return control_reply::failure("reload_incomplete", errors + result.dump());
+  if (!errors.empty())
+    return control_reply::failure("reload_incomplete",
+                                  errors + result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   return control_reply::success(result);
 }
 

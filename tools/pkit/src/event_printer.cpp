@@ -28,7 +28,9 @@ nlohmann::json end_to_json(const actors::end_reason& r) {
   if (r.has_start) {
     j["stage"] = r.start.stage;
     j["errno"] = r.start.errno_value;
-    j["program"] = r.start.program;
+    // A path's bytes need not be UTF-8 (a node sends it, or the config names one): kept
+    // as \xNN, readable and lossless where a JSON dump would make them U+FFFD or throw.
+    j["program"] = printable(r.start.program);
   }
   return j;
 }
@@ -52,6 +54,12 @@ nlohmann::json event_to_json(const actors::supervisor_event& e, const std::strin
   if (e.end.kind != actors::end_kind::none) j["end"] = end_to_json(e.end);
   if (!e.node.empty()) j["node"] = e.node;  // the pid is that node's
   return j;
+}
+
+std::string json_line(const nlohmann::json& j) {
+  // replace, not strict: a reason that is not UTF-8 (a node's error text) must not throw
+  // in the daemon's event actor, which would end it and with it the orderly stop.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string event_to_human(const actors::supervisor_event& e, const std::string& group,

@@ -23,6 +23,10 @@ enum class log_format { human, json };
 nlohmann::json event_to_json(const actors::supervisor_event& e, const std::string& group,
                              std::chrono::system_clock::time_point when);
 
+/// `j` as one JSON line (no newline): invalid UTF-8 in a string becomes U+FFFD instead of
+/// throwing. How `pkit run --log-format json` writes an event. Pure; any thread.
+std::string json_line(const nlohmann::json& j);
+
 /// `e` as one human line without its newline: format_event(event_to_json(...), colour)
 /// (ctl_format.hpp), so `pkit run` and `pkit ctl events` show events alike. Pure; any thread.
 std::string event_to_human(const actors::supervisor_event& e, const std::string& group,
@@ -32,7 +36,9 @@ std::string event_to_human(const actors::supervisor_event& e, const std::string&
 nlohmann::json status_to_json(const exit_status& s);
 
 /// {"kind": "signaled"} — or, for a failed start whose stage is known, {"kind":
-/// "start_failed", "stage": "exec", "errno": 2, "program": "/x"}; null for kind none. The
+/// "start_failed", "stage": "exec", "errno": 2, "program": "/x"}; null for kind none.
+/// "program" is printable(path) (ctl_format.hpp): bytes that are not UTF-8 or are control
+/// characters appear as \xNN. The
 /// `end` field of a status row and of an event (PROTOCOL.md). Pure; any thread.
 nlohmann::json end_to_json(const actors::end_reason& r);
 
