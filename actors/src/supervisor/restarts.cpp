@@ -15,16 +15,8 @@ namespace pkit::actors::detail::supervisor {
 // How a run ended whose worker actor went down under it. A remote worker's relay ends
 // with node_down when the node is lost: that run's exit status is lost, and its reason
 // says node_down (placement.hpp); any other end is the actor's own.
-namespace {
-
-bool is(const caf::error& e, error code) {
-  return e.category() == caf::atom("pkit") && e.code() == static_cast<std::uint8_t>(code);
-}
-
-}  // namespace
-
 run_end end_of_actor(self_pointer self, const caf::error& reason) {
-  if (is(reason, error::node_down))
+  if (is_pkit_error(reason, error::node_down))
     return run_end{exit_status::lost(), self->system().render(reason), false, false, end_reason{end_kind::node_down}};
   return run_end{std::nullopt, "its process actor ended: " + self->system().render(reason), false, false,
                  end_reason{end_kind::actor_down}};
@@ -39,7 +31,7 @@ end_reason end_of_status(const std::optional<exit_status>& status) {
 end_reason end_of_start_error(const caf::error& err) {
   // A start that failed because its node was lost is that node's loss (counted once with
   // its siblings' node_down ends: already_counted_node_loss), not a start failure.
-  end_reason r{is(err, error::node_down) ? end_kind::node_down : end_kind::start_failed};
+  end_reason r{is_pkit_error(err, error::node_down) ? end_kind::node_down : end_kind::start_failed};
   if (auto f = start_failure_of(err)) {
     r.has_start = true;
     r.start = std::move(*f);
@@ -49,7 +41,7 @@ end_reason end_of_start_error(const caf::error& err) {
 
 end_reason end_of_nested(const caf::error& reason) {
   if (!reason || reason == caf::exit_reason::normal) return end_reason{end_kind::shutdown};
-  return end_reason{is(reason, error::restart_limit) ? end_kind::restart_limit : end_kind::error};
+  return end_reason{is_pkit_error(reason, error::restart_limit) ? end_kind::restart_limit : end_kind::error};
 }
 
 

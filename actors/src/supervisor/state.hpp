@@ -37,6 +37,11 @@ namespace pkit::actors::detail::supervisor {
 using clock = caf::actor_clock;
 using ms = std::chrono::milliseconds;
 
+// Whether `e` is pkit's error `code` (category "pkit").
+inline bool is_pkit_error(const caf::error& e, error code) {
+  return e.category() == caf::atom("pkit") && e.code() == static_cast<std::uint8_t>(code);
+}
+
 // How a child's run ended: its process's exit status when there was a process, and the
 // reason when the status cannot tell it (a nested supervisor's exit reason, a start
 // error: start_failed with its stage and errno).

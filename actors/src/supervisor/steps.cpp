@@ -278,10 +278,6 @@ void worker_stop_lost(self_pointer self, const std::string& id, std::uint64_t to
 
 namespace {
 
-bool is_pkit(const caf::error& e, error code) {
-  return e.category() == caf::atom("pkit") && e.code() == static_cast<std::uint8_t>(code);
-}
-
 // Stop request `token`, sent to actor `to`, was answered with an error.
 void worker_stop_refused(self_pointer self, const std::string& id, std::uint64_t token, bool drop_if_temporary,
                          const caf::actor_addr& to, const caf::error& err) {
@@ -293,7 +289,7 @@ void worker_stop_refused(self_pointer self, const std::string& id, std::uint64_t
   // from its state's destructor, CAF bounces a queued request; its down message follows
   // and ends the stop with the run's end (worker_down), for a local worker as for a
   // remote one.
-  if (is_pkit(err, error::shutting_down) || err == caf::sec::request_receiver_down) return;
+  if (is_pkit_error(err, error::shutting_down) || err == caf::sec::request_receiver_down) return;
   worker_stop_lost(self, id, token, drop_if_temporary);
 }
 
