@@ -165,6 +165,9 @@ BOOST_AUTO_TEST_CASE(a_nested_supervisor_past_its_shutdown_time_is_killed) {
   BOOST_TEST_REQUIRE(stop->has_value(), "not killed at its shutdown time;" << history());
   BOOST_TEST(static_cast<bool>(**stop), what(*stop));
   BOOST_TEST(state_of(s, "n") == "stopped", history());
+  // Its end says why, as a worker's does (review 15 #8): the stop had to kill it.
+  for (const auto& info : which(s))
+    if (info.id == "n") BOOST_TEST(pa::to_string(info.last_end.kind) == "stop_timeout");
 }
 
 // Review 15 #3: a temporary bystander of a group restart whose actor dies during its stop

@@ -27,7 +27,9 @@ void nested_down(self_pointer self, child& c, const caf::error& reason) {
       c.state = child_state::stopped;
       c.last.reset();
       c.last_reason = std::move(why);
-      c.last_end = end_reason{end_kind::stopped};
+      // Killed because it missed its shutdown time: a stop timeout, as for a worker.
+      c.last_end = end_reason{reason == caf::exit_reason::kill && shutdown_of(c) > 0 ? end_kind::stop_timeout
+                                                                                    : end_kind::stopped};
       emit(self, c, event_kind::stopped);
       step_done(self, id);
       return;
