@@ -99,11 +99,21 @@ BOOST_AUTO_TEST_CASE(a_reload_that_adds_nodes_to_a_tree_started_without_them_is_
   BOOST_TEST(alive(run.pid()));  // the running tree is left as it was
 }
 
+namespace {
+/// The build's pkit under another name, so that /proc/self/exe names `path`'s directory
+/// (where pkit looks for pkit-net): a hard link, which /proc/self/exe reports by the name
+/// it was run by; a copy (~80 MB with debug information) only across file systems.
+void pkit_alone_at(const std::string& path) {
+  std::error_code ec;
+  fs::create_hard_link(pkit_binary(), path, ec);
+  if (ec) fs::copy_file(pkit_binary(), path);
+}
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(a_missing_pkit_net_is_an_error_naming_where_it_was_looked_for) {
   pkit_test_common::temp_dir dir;
   const std::string alone = dir.file("pkit");
-  fs::copy_file(pkit_binary(), alone);
-  fs::permissions(alone, fs::perms::owner_all);
+  pkit_alone_at(alone);
   if (fs::exists(PKIT_NET_INSTALLED)) {
     BOOST_TEST_MESSAGE("skipped: an installed pkit-net exists (" PKIT_NET_INSTALLED ")");
     return;
@@ -135,8 +145,7 @@ BOOST_AUTO_TEST_CASE(a_pkit_net_that_is_pkit_itself_is_refused_not_run_for_ever)
   // pkit-net next to a pkit (a copy, so that /proc/self/exe names this directory) is a
   // link to that pkit: it would exec itself in a loop.
   const std::string alone = dir.file("pkit");
-  fs::copy_file(pkit_binary(), alone);
-  fs::permissions(alone, fs::perms::owner_all);
+  pkit_alone_at(alone);
   fs::create_symlink(alone, dir.file("pkit-net"));
   const std::string file = dir.file("tree.toml");
   write_file(file, tree(dir.file("ctl.sock"), "[nodes.far]\naddress = \"127.0.0.1:9\"\n"));
