@@ -230,7 +230,12 @@ BOOST_AUTO_TEST_CASE(an_agent_that_ends_takes_its_children_with_it) {
   caf::anon_send_exit(t.agent, caf::exit_reason::user_shutdown);
   auto reason = wait_down(self);
   BOOST_TEST_REQUIRE(reason.has_value(), "the process actor did not end");
-  BOOST_TEST((*reason == caf::exit_reason::user_shutdown), t.controller.sys->render(*reason));
+  // user_shutdown, or CAF's `unknown` when the actor ended before the node's middleman
+  // handled this side's proxy announcement (basp_broker::proxy_announced answers an
+  // actor already gone with exit_reason::unknown): under load the agent's exit, sent
+  // inside the node's system, can overtake that announcement (seen 1 in 80 runs).
+  BOOST_TEST((*reason == caf::exit_reason::user_shutdown || *reason == caf::exit_reason::unknown),
+             t.controller.sys->render(*reason));
   BOOST_TEST(wait_gone(pid));
   BOOST_TEST(reaped(pid));
   caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
