@@ -37,6 +37,32 @@ BOOST_AUTO_TEST_CASE(hello_names_the_node_and_what_it_may_run) {
                });
 }
 
+BOOST_AUTO_TEST_CASE(a_stopping_node_refuses_hello_so_that_no_controller_takes_it_for_up) {
+  // A node that stops (node_config::stopping) refuses every spawn. Were its hello still
+  // answered, a controller that dropped it for that refusal would reconnect, find it up
+  // and place the child there again: refused again, node_down again — a restart loop that
+  // burns the supervisor's intensity for as long as the node takes to stop (seen as a
+  // failover that never came in remote_child_test under load).
+  auto stopping = std::make_shared<std::atomic<bool>>(false);
+  two_nodes t(4, {1s, 5s}, pkit::net::link_timing{1s, 5s},
+              [&](pkit::net::node_config& c) { c.stopping = stopping; });
+  caf::scoped_actor self{*t.controller.sys};
+  bool answered = false;
+  self->request(t.remote, deadline, pkit::net::node_hello_atom_v, pkit::net::node_protocol_version)
+      .receive([&](pkit::net::node_info&) { answered = true; },
+               [&](caf::error& e) { BOOST_TEST_ERROR(t.controller.sys->render(e)); });
+  BOOST_TEST(answered);
+  stopping->store(true);
+  self->request(t.remote, deadline, pkit::net::node_hello_atom_v, pkit::net::node_protocol_version)
+      .receive([&](pkit::net::node_info&) { BOOST_TEST_ERROR("a stopping node answered hello"); },
+               [&](caf::error& e) {
+                 auto ne = pkit::net::net_error_of(e);
+                 BOOST_TEST_REQUIRE(ne.has_value(), t.controller.sys->render(e));
+                 BOOST_TEST((ne->code == errc::node_shutting_down));
+                 BOOST_TEST(ne->subject == "hello");
+               });
+}
+
 BOOST_AUTO_TEST_CASE(a_spawned_child_runs_stops_and_reports_to_its_relay) {
   two_nodes t;
   caf::scoped_actor self{*t.controller.sys};

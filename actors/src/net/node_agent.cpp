@@ -374,6 +374,12 @@ node_actor::behavior_type node_impl(self_pointer self, node_config config) {
           return to_caf_error(refuse(errc::node_protocol_mismatch, "protocol",
                                      "the controller speaks version " + std::to_string(protocol) +
                                          ", this node " + std::to_string(node_protocol_version)));
+        // A stopping node refuses every spawn: answering hello would have a controller
+        // that dropped it for that refusal reconnect, find it up and place there again
+        // (a restart loop that lasts as long as the node takes to stop).
+        if (self->state.config.stopping && self->state.config.stopping->load())
+          return to_caf_error(refuse(errc::node_shutting_down, "hello",
+                                     "this node is stopping: it stops its children and starts none"));
         return hello_info(self->state.config);
       },
       [self](node_spawn_atom, std::string& id, process_spec& spec,

@@ -99,8 +99,9 @@ struct node_config {
   /// not block. Empty: one line on stderr per refusal.
   std::function<void(const std::string& id, const error& refusal)> on_refusal;
   /// The node's stop switch, set by its owner (`pkit node` on SIGTERM, SIGINT, SIGHUP)
-  /// before it stops the children: from then on the agent refuses every spawn, and every
-  /// start through a process actor it handed out, with errc::node_shutting_down — a
+  /// before it stops the children: from then on the agent refuses every spawn, every
+  /// start through a process actor it handed out, and every hello (so that a controller
+  /// that dropped the node does not find it up again), with errc::node_shutting_down — a
   /// controller must not restart children while the node stops them. Read on the agent's
   /// and the process actors' threads. Null: no such switch.
   std::shared_ptr<const std::atomic<bool>> stopping;
