@@ -103,21 +103,24 @@ namespace {
 /// The build's pkit under another name, so that /proc/self/exe names `path`'s directory
 /// (where pkit looks for pkit-net): a hard link, which /proc/self/exe reports by the name
 /// it was run by; a copy (~80 MB with debug information) only across file systems.
+/// Being a hard link, `path` IS the build's binary: never change its mode or contents.
 void pkit_alone_at(const std::string& path) {
   std::error_code ec;
   fs::create_hard_link(pkit_binary(), path, ec);
-  if (ec) fs::copy_file(pkit_binary(), path);
+  if (!ec) return;
+  BOOST_TEST_MESSAGE("no hard link to " << pkit_binary() << " at " << path << " (" << ec.message() << "): copied");
+  fs::copy_file(pkit_binary(), path);
 }
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(a_missing_pkit_net_is_an_error_naming_where_it_was_looked_for) {
   pkit_test_common::temp_dir dir;
-  const std::string alone = dir.file("pkit");
-  pkit_alone_at(alone);
   if (fs::exists(PKIT_NET_INSTALLED)) {
     BOOST_TEST_MESSAGE("skipped: an installed pkit-net exists (" PKIT_NET_INSTALLED ")");
     return;
   }
+  const std::string alone = dir.file("pkit");
+  pkit_alone_at(alone);
   const std::string file = dir.file("tree.toml");
   write_file(file, tree(dir.file("ctl.sock"), "[nodes.far]\naddress = \"127.0.0.1:9\"\n"));
   const std::string err = dir.file("err.txt");
@@ -142,7 +145,7 @@ std::pair<int, std::string> shell_with_stderr(pkit_test_common::temp_dir& dir, c
 
 BOOST_AUTO_TEST_CASE(a_pkit_net_that_is_pkit_itself_is_refused_not_run_for_ever) {
   pkit_test_common::temp_dir dir;
-  // pkit-net next to a pkit (a copy, so that /proc/self/exe names this directory) is a
+  // pkit-net next to a pkit (a hard link, so that /proc/self/exe names this directory) is a
   // link to that pkit: it would exec itself in a loop.
   const std::string alone = dir.file("pkit");
   pkit_alone_at(alone);
