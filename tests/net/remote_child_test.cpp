@@ -246,6 +246,17 @@ BOOST_AUTO_TEST_CASE(a_node_that_stops_refuses_the_restart_and_the_child_fails_o
   BOOST_TEST(now.pid == started->pid);
   BOOST_TEST(alive(now.pid));
   BOOST_TEST(wait_gone(first.pid));
+  // The directory's reconnect finds the node still stopping: it refuses hello, and the
+  // node stays down, said as stopping — not taken for up and placed on again (which made
+  // a restart loop). The text appears only once that hello was refused.
+  std::optional<pkit::net::node_status> seen;
+  for (const auto until = std::chrono::steady_clock::now() + deadline;
+       !seen && std::chrono::steady_clock::now() < until; std::this_thread::sleep_for(20ms))
+    for (const auto& s : ctl.directory->status())
+      if (s.name == "a" && s.last_error.find("stopping") != std::string::npos) seen = s;
+  BOOST_TEST_REQUIRE(seen.has_value(), "the stopping node's hello was never refused");
+  BOOST_TEST((seen->health == pkit::net::node_health::down));
+  BOOST_TEST(seen->last_error.find("refused hello") != std::string::npos, seen->last_error);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   BOOST_TEST(wait_gone(now.pid));
 }

@@ -128,8 +128,12 @@ void say_hello(self_pointer self, const std::string& name, node_actor agent, boo
             mark_up(self, *n, agent);
           },
           [self, name](caf::error& err) {
-            if (node_entry* n = self->state.find(name); n != nullptr && n->health == node_health::connecting)
-              mark_down(self, *n, "hello: " + self->system().render(err));
+            node_entry* n = self->state.find(name);
+            if (n == nullptr || n->health != node_health::connecting) return;
+            // A stopping node answers, but refuses: said as such, not as an unreachable one.
+            if (auto refusal = net_error_of(err); refusal && refusal->code == errc::node_shutting_down)
+              return mark_down(self, *n, "stopping (it refused hello: it stops its children and starts none)");
+            mark_down(self, *n, "hello: " + self->system().render(err));
           });
 }
 
