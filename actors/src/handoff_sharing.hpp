@@ -33,11 +33,22 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <mutex>
 #include <utility>
 
 namespace pkit::actors::detail {
+
+/// The counts the policy keeps for a look from outside without its lock:
+/// pkit::actors::liveness_probe (a watchdog that must tell a busy system from a wedged
+/// one) and the policy's own check for jobs waiting behind a run of hand-offs. Relaxed:
+/// counts that move, not an ordering.
+struct scheduler_counters {
+  std::atomic<std::size_t> waiting{0};   ///< the shared queue's size
+  std::atomic<std::size_t> held{0};      ///< jobs in the workers' slots
+  std::atomic<std::uint64_t> resumes{0};  ///< resumes begun since the start
+};
 
 class handoff_sharing : public caf::policy::unprofiled {
 public:
@@ -53,7 +64,7 @@ public:
     std::condition_variable cv;
     std::deque<caf::resumable*> queue;  // guarded by lock
     std::size_t sleeping = 0;           // workers waiting on cv; guarded by lock
-    std::atomic<std::size_t> waiting{0};  // queue.size(), for a look without the lock
+    scheduler_counters counters;
   };
 
   struct worker_data {
@@ -82,6 +93,7 @@ public:
     // spawn, which alone can take longer than max_hold).
     if (wd.slot == nullptr) {
       wd.slot = job;
+      d(self->parent()).counters.held.fetch_add(1, std::memory_order_relaxed);
       return;
     }
     if (std::chrono::steady_clock::now() - wd.resume_began >= max_hold) {
@@ -103,7 +115,8 @@ public:
     auto& wd = d(self);
     auto& cd = d(self->parent());
     if (caf::resumable* job = std::exchange(wd.slot, nullptr)) {
-      if (++wd.streak < max_streak || cd.waiting.load(std::memory_order_relaxed) == 0) return job;
+      cd.counters.held.fetch_sub(1, std::memory_order_relaxed);
+      if (++wd.streak < max_streak || cd.counters.waiting.load(std::memory_order_relaxed) == 0) return job;
       // Others have waited through a run of hand-offs: this job goes behind them.
       std::lock_guard<std::mutex> guard(cd.lock);
       cd.queue.push_back(job);
@@ -121,12 +134,16 @@ public:
   template <class Worker>
   void before_resume(Worker* self, caf::resumable*) {
     d(self).resume_began = std::chrono::steady_clock::now();
+    d(self->parent()).counters.resumes.fetch_add(1, std::memory_order_relaxed);
   }
 
   // At shutdown, for jobs never run.
   template <class Worker, class UnaryFunction>
   void foreach_resumable(Worker* self, UnaryFunction f) {
-    if (caf::resumable* job = std::exchange(d(self).slot, nullptr)) f(job);
+    if (caf::resumable* job = std::exchange(d(self).slot, nullptr)) {
+      d(self->parent()).counters.held.fetch_sub(1, std::memory_order_relaxed);
+      f(job);
+    }
   }
 
   template <class Coordinator, class UnaryFunction>
@@ -142,7 +159,7 @@ private:
     {
       std::lock_guard<std::mutex> guard(cd.lock);
       cd.queue.push_back(job);
-      cd.waiting.store(cd.queue.size(), std::memory_order_relaxed);
+      cd.counters.waiting.store(cd.queue.size(), std::memory_order_relaxed);
       wake = cd.sleeping > 0;
     }
     if (wake) cd.cv.notify_one();
@@ -152,7 +169,7 @@ private:
   static caf::resumable* pop(coordinator_data& cd) {
     caf::resumable* job = cd.queue.front();
     cd.queue.pop_front();
-    cd.waiting.store(cd.queue.size(), std::memory_order_relaxed);
+    cd.counters.waiting.store(cd.queue.size(), std::memory_order_relaxed);
     return job;
   }
 };

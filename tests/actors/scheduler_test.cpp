@@ -14,6 +14,7 @@
 #define BOOST_TEST_MODULE pkit actors scheduler
 #include <boost/test/unit_test.hpp>
 
+#include <pkit/actors/liveness_probe.hpp>
 #include <pkit/actors/messages.hpp>
 #include <pkit/actors/scheduler.hpp>
 
@@ -301,4 +302,78 @@ BOOST_AUTO_TEST_CASE(a_run_of_hand_offs_does_not_starve_the_shared_queue) {
   BOOST_REQUIRE_MESSAGE(sh->ran_at.load() >= 0, "the outside message never ran during " << cap << " hops");
   BOOST_TEST(sh->ran_at.load() - sh->sent_at.load() <= 4L * handoff_sharing::max_streak);
   for (const auto& x : {a, b, outsider}) caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
+}
+
+// The liveness probe (pkit/actors/liveness_probe.hpp), on one worker whose handlers wait
+// for the test's word: a look is "alive" when a run began since the last look or nothing
+// waits, and "not alive" only when jobs waited while no run began — in the shared queue
+// or in the slot of the worker that is stuck.
+namespace {
+
+struct gated {
+  std::atomic<bool> began{false};
+  std::atomic<bool> release{false};
+};
+
+/// An actor whose one handler says it began, sends `ok` to `next` (when given: a hand-off
+/// from inside the run), then waits for the release.
+caf::actor spawn_gated(caf::actor_system& sys, std::shared_ptr<gated> g, caf::actor next = {}) {
+  return sys.spawn<caf::lazy_init>(
+      [g, next](caf::event_based_actor* self, int) -> caf::behavior {
+        return {[self, g, next](caf::ok_atom) {
+          g->began = true;
+          if (next) self->send(next, caf::ok_atom_v);
+          wait_until([&] { return g->release.load(); });  // the test releases it (or the deadline)
+        }};
+      },
+      0);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_liveness_probe_tells_a_busy_scheduler_from_a_stuck_one) {
+  system_with s(1);
+  pa::liveness_probe probe(*s.sys);
+  BOOST_TEST(probe.look(), "an idle system is alive");
+  auto ga = std::make_shared<gated>(), gb = std::make_shared<gated>();
+  auto a = spawn_gated(*s.sys, ga);
+  auto b = spawn_gated(*s.sys, gb);
+  caf::anon_send(a, caf::ok_atom_v);
+  BOOST_REQUIRE(wait_until([&] { return ga->began.load(); }));
+  caf::anon_send(b, caf::ok_atom_v);  // queued behind a: one worker
+  BOOST_REQUIRE(wait_until([&] { return probe.now().waiting >= 1; }));
+  BOOST_TEST(probe.look(), "a began since the last look");
+  BOOST_TEST(!probe.look(), "b waits and nothing began: the scheduler is stuck");
+  BOOST_TEST(!probe.look(), "still stuck");
+  ga->release = true;
+  BOOST_REQUIRE(wait_until([&] { return gb->began.load(); }));
+  BOOST_TEST(probe.look(), "b began: progress");
+  // b is stuck too, but nothing waits for the worker: nobody is kept waiting.
+  BOOST_REQUIRE(wait_until([&] { return probe.now().waiting == 0; }));
+  BOOST_TEST(probe.look(), "nothing waits");
+  gb->release = true;
+  for (const auto& x : {a, b}) caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(the_liveness_probe_counts_a_job_handed_off_behind_a_stuck_run) {
+  system_with s(1);
+  pa::liveness_probe probe(*s.sys);
+  auto ga = std::make_shared<gated>(), gb = std::make_shared<gated>();
+  gb->release = true;
+  auto b = spawn_gated(*s.sys, gb);
+  auto a = spawn_gated(*s.sys, ga, b);  // sends to b from inside its run: b takes the slot
+  caf::anon_send(a, caf::ok_atom_v);
+  BOOST_REQUIRE(wait_until([&] { return ga->began.load() && probe.now().waiting >= 1; }));
+  BOOST_TEST(probe.look(), "a began since the last look");
+  BOOST_TEST(!probe.look(), "b waits in the slot of a stuck run: not alive");
+  ga->release = true;
+  BOOST_REQUIRE(wait_until([&] { return gb->began.load(); }));
+  BOOST_REQUIRE(wait_until([&] { return probe.now().waiting == 0; }));
+  BOOST_TEST(probe.look());
+  for (const auto& x : {a, b}) caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(the_liveness_probe_needs_pkits_scheduler) {
+  system_with s(1, "sharing");
+  BOOST_CHECK_THROW(pa::liveness_probe{*s.sys}, std::invalid_argument);
 }

@@ -149,6 +149,39 @@ BOOST_AUTO_TEST_CASE(a_stopped_node_is_fenced_by_its_guardian_before_the_failove
   BOOST_TEST(wait_pid_gone(t.second), "far outlived pkit run on b");
 }
 
+// A node that is busy is not a frozen node: a burst of starts (here 600 programs at once)
+// keeps its actors running longer than the watchdog's limit (112 ms with these links)
+// before a message queued behind them runs, yet they make progress all along. The
+// guardian must not fence it (the watchdog once judged by one periodic message's delay,
+// and killed a healthy node and its children while it started a tree).
+BOOST_AUTO_TEST_CASE(a_node_busy_with_a_burst_of_starts_is_not_fenced) {
+  constexpr int programs = 600;
+  pkit_test_common::temp_dir dir;
+  const std::string allow = dir.file("a-allow.toml");
+  write_file(allow, "programs = [\"" + sleep_path + "\"]\n" + (::geteuid() == 0 ? "default_user = \"nobody\"\n" : ""));
+  // limit = 3/4 of (timeout - heartbeat), at least 100 ms: 112 ms.
+  pkit_node_process a({"--allow", allow, "--name", "a", "--heartbeat", "100ms", "--timeout", "250ms",
+                       "--max-children", "1000"});
+  auto port = a.wait_listening();
+  BOOST_REQUIRE_MESSAGE(port.has_value(), "node a did not listen: " << a.stderr_text());
+  const std::string file = dir.file("tree.toml");
+  write_file(file, "intensity = 100000\nstart_concurrency = " + std::to_string(programs) +
+                       "\n[pkit]\nname = \"burst\"\ncontrol_socket = \"" + dir.file("ctl.sock") +
+                       "\"\nheartbeat = \"100ms\"\nnode_timeout = \"1s\"\n[nodes.a]\naddress = \"127.0.0.1:" +
+                       std::to_string(*port) + "\"\n[[group]]\nname = \"g\"\nnode = \"a\"\nstart_concurrency = " +
+                       std::to_string(programs) + "\n[[group.program]]\nname = \"w\"\ninstances = " +
+                       std::to_string(programs) + "\ncommand = [\"" + sleep_path + "\", \"1000\"]\n");
+  pkit_process run({"run", file, "--log-format", "json"});
+  int ready = 0;
+  while (ready < programs && run.wait_event([](const nlohmann::json& e) { return e.value("event", "") == "ready"; }, 60s))
+    ++ready;
+  BOOST_TEST(ready == programs, ready << " of " << programs << " ready:\n" << a.stderr_text());
+  BOOST_TEST(!a.wait_stderr("watchdog", 0ms).has_value(), "a busy node was fenced:\n" << a.stderr_text());
+  BOOST_TEST(!a.wait_exit(0ms).has_value(), "node a ended:\n" << a.stderr_text());
+  BOOST_REQUIRE(::kill(run.pid(), SIGTERM) == 0);
+  BOOST_TEST(run.wait_exit(60s).value_or(-1) == 0, run.stderr_text());
+}
+
 namespace {
 
 /// Runs `cmd` through the shell, its output discarded; true on exit code 0.

@@ -5,6 +5,7 @@ list(APPEND PKIT_TOOL_NET_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/src/node_allow.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/node_front.cpp
   ${CMAKE_CURRENT_LIST_DIR}/src/node_command.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/src/watchdog_feeder.cpp
   # Remote control (`[pkit] control_listen`, `pkit ctl --host`): the same control
   # protocol carried by one published actor over mutual TLS.
   ${CMAKE_CURRENT_LIST_DIR}/src/remote_control_server.cpp

@@ -185,7 +185,7 @@ void status_over_nodes(const fs::path& work, std::vector<row>& rows) {
   fs::create_directories(dir);
   std::vector<std::unique_ptr<node_process>> nodes;
   std::string text = "intensity = 1000000\nstart_concurrency = 1000\n[pkit]\nname = \"spread\"\ncontrol_socket = \"" +
-                     (dir / "pkit.sock").string() + "\"\n";
+                     (dir / "pkit.sock").string() + "\"\nheartbeat = \"50ms\"\nnode_timeout = \"1s\"\n";
   for (int i = 1; i <= 3; ++i) {
     nodes.push_back(std::make_unique<node_process>(dir, "n" + std::to_string(i)));
     text += nodes.back()->table("n" + std::to_string(i));

@@ -16,6 +16,7 @@
 #include <pkit/tool/node_front.hpp>
 
 #include "config_reader.hpp"
+#include "watchdog_feeder.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
@@ -23,7 +24,6 @@
 #include <caf/io/middleman.hpp>
 #include <caf/openssl/manager.hpp>
 #include <caf/openssl/publish.hpp>
-#include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
@@ -174,21 +174,6 @@ bool stop_all(caf::actor_system& sys, const pkit::net::node_actor& front, const 
   return ok;
 }
 
-using feed_atom = caf::atom_constant<caf::atom("gfeed")>;
-
-/// Feeds the guardian's watchdog every `period`, from the actor system: a node whose
-/// actors stop running (SIGSTOP, a frozen cgroup, a wedged scheduler) stops feeding, and
-/// the guardian SIGKILLs its children's groups and the node once `limit` has passed.
-caf::behavior watchdog_feeder(caf::event_based_actor* self, guardian* keeper, std::chrono::milliseconds period,
-                              std::chrono::milliseconds limit) {
-  keeper->arm_watchdog(limit, true);
-  self->delayed_send(self, period, feed_atom::value);
-  return {[=](feed_atom) {
-    keeper->feed();
-    self->delayed_send(self, period, feed_atom::value);
-  }};
-}
-
 /// The watchdog's limit: within three quarters of (timeout − heartbeat). A controller
 /// whose node_timeout is no shorter than this node's --timeout declares the node lost
 /// no earlier than timeout − heartbeat after it froze (CAF checks its links once per
@@ -254,10 +239,15 @@ int serve(node_plan& plan, pkit::net::tls_snapshot& snap, guardian* keeper, int 
     return refuse(node_exit_cannot_listen, "cannot listen on " + plan.address.to_string(plan.address.port) + ": " + *why);
   }
   // The watchdog: a node that stops running is fenced before its controller fails over.
-  caf::actor feeder;
+  std::unique_ptr<watchdog_feeder> feeder;
   if (keeper != nullptr) {
-    const auto limit = watchdog_limit(plan.timing);
-    feeder = sys->spawn(watchdog_feeder, keeper, limit / 5, limit);
+    try {
+      feeder = std::make_unique<watchdog_feeder>(*keeper, *sys, watchdog_limit(plan.timing));
+    } catch (const std::exception& e) {
+      caf::anon_send_exit(front, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
+      return refuse(node_exit_failed, std::string("the watchdog did not start: ") + e.what());
+    }
   }
   // The one line on stdout: scripts and tests wait for it.
   std::printf("listening on %s\n", plan.address.to_string(std::get<std::uint16_t>(port)).c_str());
@@ -270,8 +260,7 @@ int serve(node_plan& plan, pkit::net::tls_snapshot& snap, guardian* keeper, int 
   stopping->store(true);
   std::fprintf(stderr, "pkit node %s: stopping\n", plan.config.name.c_str());
   const bool ok = stop_all(*sys, front, agent, *children, allow);
-  if (keeper != nullptr) keeper->arm_watchdog(std::chrono::milliseconds(0), false);  // the feeder ends with the system
-  if (feeder) caf::anon_send_exit(feeder, caf::exit_reason::user_shutdown);
+  feeder.reset();  // disarms the watchdog; before the system it looks at
   sys.reset();  // before the snapshot it reads: declared in run()
   return ok ? node_exit_clean : node_exit_failed;
 }
