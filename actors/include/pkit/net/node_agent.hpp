@@ -135,7 +135,9 @@ namespace pkit::net {
 /// The agent's typed interface.
 ///
 /// * `hello, protocol` → node_info; `node_protocol_mismatch` (subject "protocol") when the
-///   versions differ.
+///   versions differ; `node_shutting_down` (subject "hello") once the node stops, so that a
+///   controller that dropped it for a refused spawn does not find it up and place there
+///   again.
 /// * `spawn, id, spec, relay` → (the new process actor, the pid of its first run): the
 ///   agent spawns the process actor and starts it, answering once the start did (for a
 ///   spec with readiness notification: once the child is ready) — one round trip where a
