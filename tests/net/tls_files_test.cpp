@@ -413,8 +413,6 @@ BOOST_AUTO_TEST_CASE(a_valid_set_lands_in_the_configuration) {
   BOOST_TEST(timeout->count() == caf::timespan{1s}.count());
   auto ids = caf::get_or(cfg, "middleman.app-identifiers", std::vector<std::string>{});
   BOOST_TEST(ids == std::vector<std::string>{"pkit-1"});
-  // Deserialized on the network thread, no BASP worker: one wake-up less per message.
-  BOOST_TEST(caf::get_or(cfg, "middleman.workers", std::size_t{99}) == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(a_refused_set_leaves_the_configuration_untouched) {

@@ -29,11 +29,6 @@ std::optional<error> apply_link(caf::actor_system_config& cfg, const link_timing
   cfg.set("middleman.heartbeat-interval", timing.heartbeat_interval);
   cfg.set("middleman.connection-timeout", timing.connection_timeout);
   cfg.set("middleman.app-identifiers", std::vector<std::string>{app_identifier});
-  // BASP messages are deserialized on the network thread that read them, not handed to a
-  // BASP worker thread (CAF's default: one more thread wake-up per message received, on
-  // every hop of a remote start). pkit's messages are small; CAF itself falls back to
-  // this path whenever its workers are busy (basp/instance.cpp, 0.17.6).
-  cfg.set("middleman.workers", std::size_t{0});
   return std::nullopt;
 }
 

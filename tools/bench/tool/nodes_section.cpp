@@ -20,7 +20,6 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
-#include <caf/defaults.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
 
@@ -32,15 +31,13 @@ namespace pa = pkit::actors;
 const std::string sleep_path = "/usr/bin/sleep";
 
 // One actor system with plain BASP links (heartbeats 50 ms, timeout 1 s) on pkit's
-// scheduler, as `pkit run` and `pkit node` have; `caf_workers`: CAF's own BASP worker
-// threads instead of pkit's none (the baseline of an informational row).
+// scheduler, as `pkit run` and `pkit node` have.
 struct net_system {
   caf::actor_system_config cfg;
   pkit::net::tls_snapshot none;
   std::unique_ptr<caf::actor_system> sys;
-  explicit net_system(bool caf_workers = false) {
+  net_system() {
     if (auto bad = pkit::net::prepare_links(cfg, nullptr, {50ms, 1s}, none)) fail(bad->message());
-    if (caf_workers) cfg.set("middleman.workers", caf::defaults::middleman::workers);
     pa::use_pkit_scheduler(cfg);  // as pkit run and pkit node do
     sys = std::make_unique<caf::actor_system>(cfg);
   }
@@ -68,7 +65,7 @@ double start_once(caf::scoped_actor& self, const pa::process_actor& proc) {
   self->request(proc, std::chrono::seconds(10), pa::stop_atom_v).receive([](pkit::exit_status&) {}, [](caf::error&) {});
   self->monitor(proc);
   caf::anon_send_exit(proc, caf::exit_reason::user_shutdown);
-  self->receive([](caf::down_msg&) {});
+  self->receive([](caf::down_msg&) {}, caf::after(std::chrono::seconds(10)) >> [] { fail("the actor did not end"); });
   return us;
 }
 
@@ -78,7 +75,7 @@ struct node_pair {
   net_system node, controller;
   pkit::net::node_actor agent;
   std::unique_ptr<pkit::net::node_directory> dir;
-  explicit node_pair(bool caf_workers) : node(caf_workers), controller(caf_workers) {
+  node_pair() {
     pkit::net::node_config config;
     config.name = "n1";
     config.allow.programs = {sleep_path};
@@ -95,17 +92,20 @@ struct node_pair {
     const double us = tool_bench::start_once(self, dir->spawn_remote(*controller.sys, {"n1"}, sleeper(), {}));
     // The relay is gone; the node forgets its process actor once that has ended.
     caf::scoped_actor there{*node.sys};
-    for (bool empty = false; !empty;)
+    const auto t0 = now_ns();
+    for (bool empty = false; !empty; std::this_thread::sleep_for(100us)) {
+      if (bench::ms_since(t0) > 10000) fail("the node did not forget its child");
       there->request(agent, std::chrono::seconds(10), pkit::net::node_list_atom_v)
           .receive([&](std::vector<pkit::net::node_child_info>& xs) { empty = xs.empty(); },
                    [](caf::error& e) { fail("node_list: " + to_string(e)); });
+    }
     return us;
   }
 };
 
 void remote_start(std::vector<row>& rows) {
-  node_pair pair(false), baseline(true);
-  caf::scoped_actor self{*pair.controller.sys}, base_self{*baseline.controller.sys};
+  node_pair pair;
+  caf::scoped_actor self{*pair.controller.sys};
   bench::variant local{"local start (spawn_process, start -> pid)", [&] {
                          return start_once(self, pa::spawn_process(*pair.controller.sys, sleeper()));
                        },
@@ -120,13 +120,8 @@ void remote_start(std::vector<row>& rows) {
                             return start_once(self, pa::spawn_process(*pair.controller.sys, std::move(spec)));
                           },
                           {}};
-  // pkit deserializes BASP messages on the network thread (link_timing.hpp); CAF's
-  // default hands each to a BASP worker thread: one more wake-up per message received.
-  bench::variant remote_caf{"remote start, CAF's BASP worker threads (baseline)",
-                            [&] { return baseline.start_once(base_self); }, {}};
   remote.once();  // the first one connects: not what is measured
-  remote_caf.once();
-  std::vector<bench::variant> vs{local, remote, local_as, remote_caf};
+  std::vector<bench::variant> vs{local, remote, local_as};
   const int rounds = quick ? 3 : 30;
   for (int r = 0; r < rounds; ++r)
     for (auto& v : vs) v.samples.push_back(v.once());
@@ -137,8 +132,6 @@ void remote_start(std::vector<row>& rows) {
   }
   std::printf("  (e1) remote start / local start as the node's user: %.2fx (informational)\n",
               sums[1].median / sums[2].median);
-  std::printf("  (e1) remote start with CAF's BASP workers / without: %.2fx (informational)\n",
-              sums[3].median / sums[1].median);
   checks.push_back({"(e1) remote start / local start", fmt("%.2fx", sums[1].median / sums[0].median), "<= 2x",
                     sums[1].median <= 2 * sums[0].median});
 }

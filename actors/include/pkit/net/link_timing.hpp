@@ -36,9 +36,7 @@ struct link_timing {
 };
 
 /// timing.check(), then, when it passed, sets middleman.heartbeat-interval,
-/// middleman.connection-timeout, middleman.app-identifiers = {app_identifier} and
-/// middleman.workers = 0 (messages deserialized on the network thread: one thread
-/// wake-up less per message received) in `cfg`
+/// middleman.connection-timeout and middleman.app-identifiers = {app_identifier} in `cfg`
 /// (left untouched on a refusal). Call before the actor system is created.
 std::optional<error> apply_link(caf::actor_system_config& cfg, const link_timing& timing = {});
 
