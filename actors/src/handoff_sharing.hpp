@@ -43,10 +43,11 @@ namespace pkit::actors::detail {
 /// The counts the policy keeps for a look from outside without its lock:
 /// pkit::actors::liveness_probe (a watchdog that must tell a busy system from a wedged
 /// one) and the policy's own check for jobs waiting behind a run of hand-offs. Relaxed:
-/// counts that move, not an ordering.
+/// counts that move, not an ordering. Jobs in the workers' slots are not counted: only
+/// their own worker can run them, and the probe's own job, sent from outside, always
+/// goes to the shared queue.
 struct scheduler_counters {
-  std::atomic<std::size_t> waiting{0};   ///< the shared queue's size
-  std::atomic<std::size_t> held{0};      ///< jobs in the workers' slots
+  std::atomic<std::size_t> waiting{0};    ///< the shared queue's size
   std::atomic<std::uint64_t> resumes{0};  ///< resumes begun since the start
 };
 
@@ -93,7 +94,6 @@ public:
     // spawn, which alone can take longer than max_hold).
     if (wd.slot == nullptr) {
       wd.slot = job;
-      d(self->parent()).counters.held.fetch_add(1, std::memory_order_relaxed);
       return;
     }
     if (std::chrono::steady_clock::now() - wd.resume_began >= max_hold) {
@@ -115,7 +115,6 @@ public:
     auto& wd = d(self);
     auto& cd = d(self->parent());
     if (caf::resumable* job = std::exchange(wd.slot, nullptr)) {
-      cd.counters.held.fetch_sub(1, std::memory_order_relaxed);
       if (++wd.streak < max_streak || cd.counters.waiting.load(std::memory_order_relaxed) == 0) return job;
       // Others have waited through a run of hand-offs: this job goes behind them.
       std::lock_guard<std::mutex> guard(cd.lock);
@@ -140,10 +139,7 @@ public:
   // At shutdown, for jobs never run.
   template <class Worker, class UnaryFunction>
   void foreach_resumable(Worker* self, UnaryFunction f) {
-    if (caf::resumable* job = std::exchange(d(self).slot, nullptr)) {
-      d(self->parent()).counters.held.fetch_sub(1, std::memory_order_relaxed);
-      f(job);
-    }
+    if (caf::resumable* job = std::exchange(d(self).slot, nullptr)) f(job);
   }
 
   template <class Coordinator, class UnaryFunction>

@@ -304,10 +304,10 @@ BOOST_AUTO_TEST_CASE(a_run_of_hand_offs_does_not_starve_the_shared_queue) {
   for (const auto& x : {a, b, outsider}) caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
 }
 
-// The liveness probe (pkit/actors/liveness_probe.hpp), on one worker whose handlers wait
-// for the test's word: a look is "alive" when a run began since the last look or nothing
-// waits, and "not alive" only when jobs waited while no run began — in the shared queue
-// or in the slot of the worker that is stuck.
+// The liveness probe (pkit/actors/liveness_probe.hpp), with handlers that wait for the
+// test's word: a look is "alive" when a run began since the last look or nothing waits,
+// and "not alive" only when a job waited — at least the probe's own, sent by each look —
+// while no run began. Each look's own job is let run (or seen waiting) before the next.
 namespace {
 
 struct gated {
@@ -316,7 +316,7 @@ struct gated {
 };
 
 /// An actor whose one handler says it began, sends `ok` to `next` (when given: a hand-off
-/// from inside the run), then waits for the release.
+/// from inside the run, into this worker's slot), then waits for the release.
 caf::actor spawn_gated(caf::actor_system& sys, std::shared_ptr<gated> g, caf::actor next = {}) {
   return sys.spawn<caf::lazy_init>(
       [g, next](caf::event_based_actor* self, int) -> caf::behavior {
@@ -329,46 +329,71 @@ caf::actor spawn_gated(caf::actor_system& sys, std::shared_ptr<gated> g, caf::ac
       0);
 }
 
+/// Until the probe's job, sent by the last look, has been taken by a worker.
+bool probe_job_taken(pa::liveness_probe& probe) { return wait_until([&] { return probe.now().waiting == 0; }); }
+
 }  // namespace
 
+// Every worker stuck (one worker here): the probe's job waits, nothing begins.
 BOOST_AUTO_TEST_CASE(the_liveness_probe_tells_a_busy_scheduler_from_a_stuck_one) {
   system_with s(1);
   pa::liveness_probe probe(*s.sys);
   BOOST_TEST(probe.look(), "an idle system is alive");
-  auto ga = std::make_shared<gated>(), gb = std::make_shared<gated>();
+  BOOST_REQUIRE(probe_job_taken(probe));
+  BOOST_TEST(probe.look(), "its job ran: alive");
+  BOOST_REQUIRE(probe_job_taken(probe));
+  auto ga = std::make_shared<gated>();
   auto a = spawn_gated(*s.sys, ga);
-  auto b = spawn_gated(*s.sys, gb);
   caf::anon_send(a, caf::ok_atom_v);
   BOOST_REQUIRE(wait_until([&] { return ga->began.load(); }));
-  caf::anon_send(b, caf::ok_atom_v);  // queued behind a: one worker
-  BOOST_REQUIRE(wait_until([&] { return probe.now().waiting >= 1; }));
   BOOST_TEST(probe.look(), "a began since the last look");
-  BOOST_TEST(!probe.look(), "b waits and nothing began: the scheduler is stuck");
+  // Only the probe's own job waits now, behind the stuck run.
+  BOOST_REQUIRE(wait_until([&] { return probe.now().waiting >= 1; }));
+  BOOST_TEST(!probe.look(), "a job waits and nothing began: the scheduler is stuck");
   BOOST_TEST(!probe.look(), "still stuck");
   ga->release = true;
-  BOOST_REQUIRE(wait_until([&] { return gb->began.load(); }));
-  BOOST_TEST(probe.look(), "b began: progress");
-  // b is stuck too, but nothing waits for the worker: nobody is kept waiting.
-  BOOST_REQUIRE(wait_until([&] { return probe.now().waiting == 0; }));
-  BOOST_TEST(probe.look(), "nothing waits");
-  gb->release = true;
-  for (const auto& x : {a, b}) caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
+  BOOST_REQUIRE(probe_job_taken(probe));
+  BOOST_TEST(probe.look(), "the probe's jobs ran: progress");
+  caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
 }
 
-BOOST_AUTO_TEST_CASE(the_liveness_probe_counts_a_job_handed_off_behind_a_stuck_run) {
-  system_with s(1);
+// One run stuck with a job in its worker's slot (no other worker can take that one), and
+// another worker free: not a stuck scheduler. The free worker runs the probe's jobs.
+BOOST_AUTO_TEST_CASE(the_liveness_probe_does_not_count_one_stuck_run_while_a_worker_is_free) {
+  system_with s(2);
   pa::liveness_probe probe(*s.sys);
   auto ga = std::make_shared<gated>(), gb = std::make_shared<gated>();
   gb->release = true;
   auto b = spawn_gated(*s.sys, gb);
   auto a = spawn_gated(*s.sys, ga, b);  // sends to b from inside its run: b takes the slot
   caf::anon_send(a, caf::ok_atom_v);
-  BOOST_REQUIRE(wait_until([&] { return ga->began.load() && probe.now().waiting >= 1; }));
-  BOOST_TEST(probe.look(), "a began since the last look");
-  BOOST_TEST(!probe.look(), "b waits in the slot of a stuck run: not alive");
+  BOOST_REQUIRE(wait_until([&] { return ga->began.load(); }));
+  for (int i = 0; i < 5; ++i) {
+    BOOST_TEST(probe.look(), "look " << i << ": a worker is free and runs the probe's job");
+    BOOST_REQUIRE(probe_job_taken(probe));
+  }
+  BOOST_TEST(!gb->began.load(), "b ran before a's run ended (it waits in a's slot)");
   ga->release = true;
   BOOST_REQUIRE(wait_until([&] { return gb->began.load(); }));
-  BOOST_REQUIRE(wait_until([&] { return probe.now().waiting == 0; }));
+  for (const auto& x : {a, b}) caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
+}
+
+// Every worker stuck and nothing else sent: the probe's own job is what waits.
+BOOST_AUTO_TEST_CASE(the_liveness_probe_sees_every_worker_stuck_with_nothing_else_waiting) {
+  system_with s(2);
+  pa::liveness_probe probe(*s.sys);
+  auto ga = std::make_shared<gated>(), gb = std::make_shared<gated>();
+  auto a = spawn_gated(*s.sys, ga);
+  auto b = spawn_gated(*s.sys, gb);
+  caf::anon_send(a, caf::ok_atom_v);
+  caf::anon_send(b, caf::ok_atom_v);
+  BOOST_REQUIRE(wait_until([&] { return ga->began.load() && gb->began.load(); }));
+  BOOST_TEST(probe.look(), "a and b began since the last look");
+  BOOST_REQUIRE(wait_until([&] { return probe.now().waiting >= 1; }));
+  BOOST_TEST(!probe.look(), "the probe's job waits, both workers stuck");
+  ga->release = true;
+  gb->release = true;
+  BOOST_REQUIRE(probe_job_taken(probe));
   BOOST_TEST(probe.look());
   for (const auto& x : {a, b}) caf::anon_send_exit(x, caf::exit_reason::user_shutdown);
 }

@@ -178,8 +178,9 @@ bool stop_all(caf::actor_system& sys, const pkit::net::node_actor& front, const 
 /// whose node_timeout is no shorter than this node's --timeout declares the node lost
 /// no earlier than timeout − heartbeat after it froze (CAF checks its links once per
 /// heartbeat, and the node's last heartbeat may have left up to one interval before the
-/// freeze): the fence comes first, with a quarter to spare for late wake-ups. Never below
-/// 100 ms, so that a scheduling hiccup cannot fence a healthy node.
+/// freeze): the fence comes first, with a quarter to spare for late wake-ups (a stuck
+/// thread of a running node: limit + limit / 5, see watchdog_feeder.hpp, a tenth to
+/// spare). Never below 100 ms, so that a scheduling hiccup cannot fence a healthy node.
 std::chrono::milliseconds watchdog_limit(const pkit::net::link_timing& timing) {
   using std::chrono::milliseconds;
   const auto span = std::chrono::duration_cast<milliseconds>(timing.connection_timeout - timing.heartbeat_interval);

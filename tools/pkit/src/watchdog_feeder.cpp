@@ -1,16 +1,42 @@
 #include "watchdog_feeder.hpp"
 
+#include <caf/actor_system.hpp>
+#include <caf/exit_reason.hpp>
+#include <caf/io/broker.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/send.hpp>
+
 #include <algorithm>
 
 namespace pkit::tool {
+namespace {
+
+/// A broker with no connection: it runs on the network thread, and counts the ticks that
+/// CAF's clock thread delivers to it every `every` — the path of the node's heartbeats.
+caf::behavior canary(caf::io::broker* self, std::shared_ptr<std::atomic<std::uint64_t>> beats,
+                     std::chrono::milliseconds every) {
+  self->send(self, caf::tick_atom_v);
+  return {[self, beats, every](caf::tick_atom) {
+    beats->fetch_add(1, std::memory_order_relaxed);
+    self->delayed_send(self, every, caf::tick_atom_v);
+  }};
+}
+
+}  // namespace
 
 watchdog_feeder::watchdog_feeder(guardian& keeper, caf::actor_system& sys, std::chrono::milliseconds limit)
-    : keeper_(keeper), probe_(sys), period_(std::max(std::chrono::milliseconds(1), limit / 5)) {
+    : keeper_(keeper),
+      probe_(sys),
+      period_(std::max(std::chrono::milliseconds(2), limit / 5)),
+      beats_(std::make_shared<std::atomic<std::uint64_t>>(0)) {
+  // Twice per look: a tick late by less than a period still counts for that look.
+  canary_ = sys.middleman().spawn_broker(canary, beats_, period_ / 2);
   keeper_.arm_watchdog(limit, true);
   try {
     thread_ = std::thread([this] { loop(); });
   } catch (...) {
     keeper_.arm_watchdog(std::chrono::milliseconds(0), false);
+    caf::anon_send_exit(canary_, caf::exit_reason::user_shutdown);
     throw;
   }
 }
@@ -23,14 +49,19 @@ watchdog_feeder::~watchdog_feeder() {
   wake_.notify_one();
   thread_.join();
   keeper_.arm_watchdog(std::chrono::milliseconds(0), false);
+  caf::anon_send_exit(canary_, caf::exit_reason::user_shutdown);
 }
 
 void watchdog_feeder::loop() {
   std::unique_lock<std::mutex> guard(mutex_);
   while (!wake_.wait_for(guard, period_, [this] { return stop_; })) {
-    // Jobs waited and no worker began any for a whole period: no feed. The guardian fires
-    // once that has lasted its limit (about five periods in a row).
-    if (probe_.look()) keeper_.feed();
+    // Both looks every time: each keeps its own count from the previous look.
+    const bool workers = probe_.look();
+    const std::uint64_t beats = beats_->load(std::memory_order_relaxed);
+    const bool network = beats != last_beats_;
+    last_beats_ = beats;
+    // No feed: the guardian fires once that has lasted its limit (about five looks).
+    if (workers && network) keeper_.feed();
   }
 }
 

@@ -1,19 +1,32 @@
 #pragma once
 
 // Feeds `pkit node`'s guardian watchdog (guardian.hpp) from a thread of the node, as long
-// as the node's actor system makes progress or has nothing to do (liveness_probe.hpp).
+// as the node's actor system makes progress (liveness_probe.hpp) and its network thread
+// still runs its timers (the canary below).
 //
 // Why a thread and a probe, not an actor on a timer: an actor's periodic message waits
 // behind whatever is queued, so a burst of starts delayed it past the limit and the
-// guardian fenced a healthy node with its children. A stopped process (SIGSTOP) stops this
-// thread too; a wedged scheduler (jobs waiting, no worker starting any) makes the probe
-// say no: either way the feeds stop and the guardian fires.
+// guardian fenced a healthy node with its children. Why the canary as well: the node's
+// heartbeats and its checks of its links are timer ticks that CAF's clock thread hands to
+// the network thread. If either is wedged while the workers run, the controller finds the
+// node silent and restarts its programs elsewhere, and the node never notices that it lost
+// its controller: it must be fenced too.
+//
+// What stops the feeds: a stopped process (SIGSTOP stops this thread too); workers that
+// all stay stuck while a job waits; the network thread or the clock thread stuck. The
+// guardian fires once no feed came for its limit: at most limit + limit / 5 after the
+// stall began (the look that follows a stall may still see progress from before it).
 
 #include <pkit/actors/liveness_probe.hpp>
 #include <pkit/tool/guardian.hpp>
 
+#include <caf/actor.hpp>
+
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -22,11 +35,13 @@ namespace pkit::tool {
 class watchdog_feeder {
 public:
   /// Arms `keeper`'s watchdog with `limit` (SIGKILL of the children's groups and of the
-  /// node) and feeds it every limit / 5 while `sys` is alive by the probe. Both must
-  /// outlive the feeder. Throws std::invalid_argument (`sys` is not on pkit's scheduler;
-  /// nothing armed), std::system_error (no thread; the watchdog disarmed again).
+  /// node) and feeds it every limit / 5 while `sys` is alive by the probe and its network
+  /// thread runs the canary's ticks (every limit / 10). `sys` must have the io middleman
+  /// loaded and run on pkit's scheduler; both it and `keeper` must outlive the feeder.
+  /// Throws std::invalid_argument (not pkit's scheduler; nothing armed), std::system_error
+  /// (no thread; the watchdog disarmed again), what spawning an actor throws.
   watchdog_feeder(guardian& keeper, caf::actor_system& sys, std::chrono::milliseconds limit);
-  /// Stops the thread, then disarms the watchdog.
+  /// Stops the thread, disarms the watchdog, ends the canary.
   ~watchdog_feeder();
   watchdog_feeder(const watchdog_feeder&) = delete;
   watchdog_feeder& operator=(const watchdog_feeder&) = delete;
@@ -37,6 +52,9 @@ private:
   guardian& keeper_;
   pkit::actors::liveness_probe probe_;
   std::chrono::milliseconds period_;
+  std::shared_ptr<std::atomic<std::uint64_t>> beats_;  // the canary's ticks so far
+  caf::actor canary_;                                  // a broker: runs on the network thread
+  std::uint64_t last_beats_ = 0;                       // loop() only
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;  // guarded by mutex_
