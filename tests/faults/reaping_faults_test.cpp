@@ -269,6 +269,13 @@ constexpr int r2_spawns = 8000;  // sanitizers make each spawn several times slo
 #else
 constexpr int r2_spawns = 30000;  // ~25 s on two busy cores (the catalog: 50,000)
 #endif
+// New spawns stop at r2_spawns or after this long, whichever comes first: on a slow
+// machine (seen: a VM where the 30,000 took 158 s, a spawn ~5 ms of system time under
+// this load) the program still ends within ctest's timeout, with two such cases in it.
+// At least r2_min_spawns must have been made (the exits inside their own start() are
+// about one in a thousand: the test needs one).
+constexpr auto r2_budget = std::chrono::seconds(40);
+constexpr long r2_min_spawns = 5000;
 
 }  // namespace
 
@@ -332,7 +339,7 @@ void run_injected_r2(int kinds) {
         if (n == 0) missing.fetch_add(1);
         if (n > 1) doubled.fetch_add(1);
       };
-      for (int i = 0; i < per_thread && hung.load() == 0; ++i) {
+      for (int i = 0; i < per_thread && hung.load() == 0 && steady::now() - t0 < r2_budget; ++i) {
         auto s = std::make_unique<slot>();
         pkit::process_options o = counting(s->counter);
         o.spawn_on_calling_thread = true;
@@ -383,7 +390,7 @@ void run_injected_r2(int kinds) {
   BOOST_TEST(wrong.load() == 0, wrong.load() << " children were reported with a wrong status");
   BOOST_TEST(missing.load() == 0, missing.load() << " of " << spawns.load() << " runs got no on_exit");
   BOOST_TEST(doubled.load() == 0, doubled.load() << " of " << spawns.load() << " runs got on_exit more than once");
-  if (hung.load() == 0) BOOST_TEST(spawns.load() == threads * per_thread);
+  if (hung.load() == 0) BOOST_TEST(spawns.load() >= std::min<long>(r2_min_spawns, threads * per_thread));
   BOOST_TEST(injected_total.load() > 0, "no child's signal reached its spawning thread");
   BOOST_TEST(injected_in_start.load() > 0, "no exit was injected inside start()");
   BOOST_TEST(injected_own.load() > 0, "no child's exit held its spawning thread inside its own start()");
