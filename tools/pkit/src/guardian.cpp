@@ -266,8 +266,15 @@ void guardian::arm_watchdog(std::chrono::milliseconds limit, bool kill_owner) no
   (void)try_send(fd_, record{'t', 0});  // a wake-up; if the socket is full it wakes anyway
 }
 
-void guardian::feed() noexcept {
-  watch_->fed_ms.store(boot_ms(), std::memory_order_relaxed);
+std::int64_t guardian::now_ms() noexcept { return boot_ms(); }
+
+void guardian::feed() noexcept { feed_at(boot_ms()); }
+
+void guardian::feed_at(std::int64_t alive_ms) noexcept {
+  // Never backwards: arm_watchdog (another thread) may have stamped a later time.
+  std::int64_t fed = watch_->fed_ms.load(std::memory_order_relaxed);
+  while (alive_ms > fed && !watch_->fed_ms.compare_exchange_weak(fed, alive_ms, std::memory_order_relaxed)) {
+  }
   // The feeder's tick also sends what a guardian that did not read left waiting.
   if (backlogged_.load(std::memory_order_relaxed)) {
     std::unique_lock lock(backlog_mutex_, std::try_to_lock);

@@ -179,8 +179,9 @@ bool stop_all(caf::actor_system& sys, const pkit::net::node_actor& front, const 
 /// no earlier than timeout − heartbeat after it froze (CAF checks its links once per
 /// heartbeat, and the node's last heartbeat may have left up to one interval before the
 /// freeze): the fence comes first, with a quarter to spare for late wake-ups (a stuck
-/// thread of a running node: limit + limit / 5, see watchdog_feeder.hpp, a tenth to
-/// spare). Never below 100 ms, so that a scheduling hiccup cannot fence a healthy node.
+/// thread of a running node too: watchdog_feeder.hpp feeds the time it was last seen
+/// alive). Never below 100 ms, so that a scheduling hiccup cannot fence a healthy node:
+/// with a span under 134 ms the fence may then come after the controller's failover.
 std::chrono::milliseconds watchdog_limit(const pkit::net::link_timing& timing) {
   using std::chrono::milliseconds;
   const auto span = std::chrono::duration_cast<milliseconds>(timing.connection_timeout - timing.heartbeat_interval);

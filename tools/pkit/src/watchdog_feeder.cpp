@@ -27,11 +27,12 @@ caf::behavior canary(caf::io::broker* self, std::shared_ptr<std::atomic<std::uin
 watchdog_feeder::watchdog_feeder(guardian& keeper, caf::actor_system& sys, std::chrono::milliseconds limit)
     : keeper_(keeper),
       probe_(sys),
-      period_(std::max(std::chrono::milliseconds(2), limit / 5)),
+      period_(std::max(std::chrono::milliseconds(2), limit / 8)),
       beats_(std::make_shared<std::atomic<std::uint64_t>>(0)) {
   // Twice per look: a tick late by less than a period still counts for that look.
   canary_ = sys.middleman().spawn_broker(canary, beats_, period_ / 2);
   keeper_.arm_watchdog(limit, true);
+  last_look_ms_ = workers_alive_ms_ = network_alive_ms_ = guardian::now_ms();
   try {
     thread_ = std::thread([this] { loop(); });
   } catch (...) {
@@ -55,13 +56,15 @@ watchdog_feeder::~watchdog_feeder() {
 void watchdog_feeder::loop() {
   std::unique_lock<std::mutex> guard(mutex_);
   while (!wake_.wait_for(guard, period_, [this] { return stop_; })) {
-    // Both looks every time: each keeps its own count from the previous look.
-    const bool workers = probe_.look();
+    const std::int64_t now = guardian::now_ms();
+    // Both looks every time: each keeps its own count from the previous look. What they
+    // saw happened after the previous look: that is when each side is known alive.
+    if (probe_.look()) workers_alive_ms_ = last_look_ms_;
     const std::uint64_t beats = beats_->load(std::memory_order_relaxed);
-    const bool network = beats != last_beats_;
+    if (beats != last_beats_) network_alive_ms_ = last_look_ms_;
     last_beats_ = beats;
-    // No feed: the guardian fires once that has lasted its limit (about five looks).
-    if (workers && network) keeper_.feed();
+    last_look_ms_ = now;
+    keeper_.feed_at(std::min(workers_alive_ms_, network_alive_ms_));
   }
 }
 

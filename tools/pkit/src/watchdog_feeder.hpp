@@ -12,10 +12,15 @@
 // node silent and restarts its programs elsewhere, and the node never notices that it lost
 // its controller: it must be fenced too.
 //
+// Each look judges the two signs on their own: for each, the last look at which it was seen
+// (what it saw happened after the look before, whose time is kept). The guardian is fed
+// the older of the two times (guardian::feed_at), so it fires once either side has shown
+// no life for its limit — not later because a look learns of life after the fact, and not
+// because the two sides happened to lag in turns.
+//
 // What stops the feeds: a stopped process (SIGSTOP stops this thread too); workers that
-// all stay stuck while a job waits; the network thread or the clock thread stuck. The
-// guardian fires once no feed came for its limit: at most limit + limit / 5 after the
-// stall began (the look that follows a stall may still see progress from before it).
+// all stay in their runs (stuck, or each in one long handler such as a slow name-service
+// lookup) while a job waits; the network thread or the clock thread stuck.
 
 #include <pkit/actors/liveness_probe.hpp>
 #include <pkit/tool/guardian.hpp>
@@ -35,8 +40,8 @@ namespace pkit::tool {
 class watchdog_feeder {
 public:
   /// Arms `keeper`'s watchdog with `limit` (SIGKILL of the children's groups and of the
-  /// node) and feeds it every limit / 5 while `sys` is alive by the probe and its network
-  /// thread runs the canary's ticks (every limit / 10). `sys` must have the io middleman
+  /// node) and looks every limit / 8 whether `sys` is alive by the probe and its network
+  /// thread ran the canary's ticks (every limit / 16). `sys` must have the io middleman
   /// loaded and run on pkit's scheduler; both it and `keeper` must outlive the feeder.
   /// Throws std::invalid_argument (not pkit's scheduler; nothing armed), std::system_error
   /// (no thread; the watchdog disarmed again), what spawning an actor throws.
@@ -54,7 +59,10 @@ private:
   std::chrono::milliseconds period_;
   std::shared_ptr<std::atomic<std::uint64_t>> beats_;  // the canary's ticks so far
   caf::actor canary_;                                  // a broker: runs on the network thread
-  std::uint64_t last_beats_ = 0;                       // loop() only
+  std::uint64_t last_beats_ = 0;                       // loop() only, as the three below
+  std::int64_t last_look_ms_ = 0;                      // guardian::now_ms() of the last look
+  std::int64_t workers_alive_ms_ = 0;                  // last known alive, by the probe
+  std::int64_t network_alive_ms_ = 0;                  // last known alive, by the canary
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stop_ = false;  // guarded by mutex_

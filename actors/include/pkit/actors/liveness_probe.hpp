@@ -28,7 +28,10 @@ struct scheduler_counters;
 /// to an actor of the probe's own, which needs a worker before the next look.
 ///
 /// Not seen: one worker stuck while another is free (the free one makes progress), and an
-/// actor stuck in a handler while other actors run (its messages wait in its mailbox).
+/// actor stuck in a handler while other actors run (its messages wait in its mailbox; the
+/// actor it handed to its worker's slot, which only that worker runs, waits too). Seen as
+/// stuck although only slow: every worker in one handler for the whole time between two
+/// looks.
 /// A process stopped as a whole (SIGSTOP) stops whoever calls look(), which is what a
 /// watchdog fed from a thread of that process needs.
 ///

@@ -16,8 +16,9 @@
 /// group for emptiness once a second, so reuse needs the kernel to hand out the same pid
 /// within that window (a full pid wrap-around).
 ///
-/// The watchdog (`pkit node`): a node agent that is frozen (SIGSTOP, a wedged scheduler)
-/// cannot stop its children, while the controller that lost it restarts them elsewhere.
+/// The watchdog (`pkit node`): a node agent that is frozen (SIGSTOP, a wedged scheduler,
+/// a stuck network or timer thread: watchdog_feeder.hpp) cannot stop its children, while
+/// the controller that lost it restarts them elsewhere.
 /// Once armed, the guardian expects a feed at least every `limit`; when none comes it
 /// SIGKILLs every registered group and, if asked, its owner (the node) too — fencing, as
 /// systemd's WatchdogSec= does to a service that stops answering: the node's connections
@@ -79,6 +80,14 @@ public:
   /// left in the backlog, when the backlog's lock is free). After it fired without killing
   /// the owner, a feed makes it watch again. Thread-safe.
   void feed() noexcept;
+  /// Feeds the watchdog with the time the owner was last known alive (a now_ms() value,
+  /// not in the future): the limit runs from there, so a feeder that learns of life
+  /// after the fact does not stretch it. A time older than the last feed's is ignored.
+  /// Otherwise as feed().
+  void feed_at(std::int64_t alive_ms) noexcept;
+  /// The watchdog's clock: CLOCK_BOOTTIME in ms (a host suspended meanwhile does not make
+  /// a stale feed look recent).
+  static std::int64_t now_ms() noexcept;
 
   /// The guardian's pid.
   pid_t pid() const noexcept { return pid_; }
