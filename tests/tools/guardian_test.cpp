@@ -84,6 +84,28 @@ BOOST_AUTO_TEST_CASE(a_fed_watchdog_waits_and_fires_once_the_feeding_stops) {
   BOOST_TEST(c.signal_that_ended_it() == SIGKILL);
 }
 
+// feed_at: the limit runs from the time given (a feeder that learns of life after the
+// fact), and a time older than the last feed's never moves the stamp back.
+BOOST_AUTO_TEST_CASE(a_feed_at_an_earlier_time_counts_the_limit_from_that_time) {
+  auto keeper = guardian::spawn();
+  child c;
+  keeper->watch(c.pid);
+  const std::int64_t armed = guardian::now_ms();
+  keeper->arm_watchdog(3000ms, false);
+  // Far older than the arming: ignored (had the stamp moved back, it would fire at once).
+  keeper->feed_at(armed - 60000);
+  BOOST_REQUIRE_MESSAGE(!c.ends_within(1000ms), "a feed older than the last one moved the stamp back");
+  // Known alive 100 ms after the arming, learnt only now (~1 s later): the limit runs from
+  // then, so it fires ~2.1 s from here, where a plain feed() would give 3 s.
+  const auto told = std::chrono::steady_clock::now();
+  keeper->feed_at(armed + 100);
+  BOOST_REQUIRE(c.ends_within(10s));
+  const auto after = std::chrono::steady_clock::now() - told;
+  BOOST_TEST((after < 2700ms), "fired " << std::chrono::duration_cast<std::chrono::milliseconds>(after).count()
+                                         << " ms after the call: the limit did not run from the time fed");
+  BOOST_TEST(c.signal_that_ended_it() == SIGKILL);
+}
+
 BOOST_AUTO_TEST_CASE(a_disarmed_watchdog_does_not_fire) {
   auto keeper = guardian::spawn();
   child c;
