@@ -20,10 +20,14 @@ liveness_probe::liveness_probe(caf::actor_system& sys) : counters_(nullptr) {
     throw std::invalid_argument("liveness_probe: the actor system does not run on pkit's scheduler");
   counters_ = &coord->data().counters;
   // Does nothing: its message is a job that needs a worker, which is all the probe wants.
-  // Lazily initialised: no job of its own before the first look's message.
-  ping_ = sys.spawn<caf::lazy_init>([]() -> caf::behavior {
-    return {[](caf::tick_atom) {}};
-  });
+  // Lazily initialised: no job of its own before the first look's message. The unused
+  // argument: CAF 0.17.6 spawns a functor without arguments through an empty shared_ptr
+  // that it dereferences (UBSan: reference binding to null pointer).
+  ping_ = sys.spawn<caf::lazy_init>(
+      [](caf::event_based_actor*, int) -> caf::behavior {
+        return {[](caf::tick_atom) {}};
+      },
+      0);
   last_resumes_ = now().resumes;
 }
 
