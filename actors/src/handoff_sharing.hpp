@@ -48,7 +48,10 @@ namespace pkit::actors::detail {
 /// goes to the shared queue.
 struct scheduler_counters {
   std::atomic<std::size_t> waiting{0};    ///< the shared queue's size
-  std::atomic<std::uint64_t> resumes{0};  ///< resumes begun since the start
+  std::atomic<std::uint64_t> resumes{0};  ///< resumes begun while `watched`
+  /// Set by a probe: only then does every resume pay for a shared increment (a system
+  /// without a watchdog, `pkit run`'s, keeps its resumes as they were).
+  std::atomic<bool> watched{false};
 };
 
 class handoff_sharing : public caf::policy::unprofiled {
@@ -133,7 +136,8 @@ public:
   template <class Worker>
   void before_resume(Worker* self, caf::resumable*) {
     d(self).resume_began = std::chrono::steady_clock::now();
-    d(self->parent()).counters.resumes.fetch_add(1, std::memory_order_relaxed);
+    auto& c = d(self->parent()).counters;
+    if (c.watched.load(std::memory_order_relaxed)) c.resumes.fetch_add(1, std::memory_order_relaxed);
   }
 
   // At shutdown, for jobs never run.

@@ -19,6 +19,7 @@ liveness_probe::liveness_probe(caf::actor_system& sys) : counters_(nullptr) {
   if (coord == nullptr)
     throw std::invalid_argument("liveness_probe: the actor system does not run on pkit's scheduler");
   counters_ = &coord->data().counters;
+  counters_->watched.store(true, std::memory_order_relaxed);
   // Does nothing: its message is a job that needs a worker, which is all the probe wants.
   // Lazily initialised: no job of its own before the first look's message. The unused
   // argument: CAF 0.17.6 spawns a functor without arguments through an empty shared_ptr

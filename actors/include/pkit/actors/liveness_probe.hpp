@@ -64,7 +64,7 @@ public:
   bool look() noexcept;
 
 private:
-  const detail::scheduler_counters* counters_;  // the scheduler's, which outlives us
+  detail::scheduler_counters* counters_;  // the scheduler's, which outlives us
   caf::actor ping_;                             // the probe's own actor
   std::uint64_t last_resumes_ = 0;
 };
