@@ -35,7 +35,8 @@ struct script {
     answer,         ///< child_started and the pid; no child_ready
     keep,           ///< nothing: the start stays unanswered
     exit_then_fail, ///< child_started, child_exited, then the error died_before_ready
-    node_lost       ///< the error node_down (its node was lost while starting), no process
+    node_lost       ///< the error node_down (its node was lost while starting), no process;
+                    ///< the stand-in then ends with it, as a relay does (placement.hpp)
   };
   enum class on_stop {
     answer,           ///< exit status SIGTERM
@@ -46,6 +47,7 @@ struct script {
   on_start start = on_start::ready;
   on_stop stop = on_stop::answer;
   std::string node;  ///< when set, each start first tells child_node with it (as a relay)
+  int node_lost_starts = -1;  ///< with node_lost: how many starts fail so, then as `ready` (-1: all)
 };
 
 inline constexpr std::int32_t stand_in_pid = 4242;
@@ -57,7 +59,7 @@ struct kept_promises {
 };
 
 inline pa::process_actor::behavior_type scripted_stand_in(pa::process_actor::pointer self,
-                                                          std::shared_ptr<const script> plan,
+                                                          std::shared_ptr<script> plan,
                                                           std::shared_ptr<kept_promises> kept,
                                                           pa::process_observer obs) {
   // Reports go to the supervisor with the stand-in as their sender (as a process actor's
@@ -81,7 +83,13 @@ inline pa::process_actor::behavior_type scripted_stand_in(pa::process_actor::poi
                 rp.deliver(caf::make_error(pa::error::died_before_ready, obs.id));
                 return rp;
               case script::on_start::node_lost:
-                rp.deliver(caf::make_error(pa::error::node_down, "node '" + plan->node + "' lost while starting"));
+                if (plan->node_lost_starts == 0) break;
+                if (plan->node_lost_starts > 0) --plan->node_lost_starts;
+                {
+                  auto why = caf::make_error(pa::error::node_down, "node '" + plan->node + "' lost while starting");
+                  rp.deliver(why);
+                  self->quit(std::move(why));
+                }
                 return rp;
               default: break;
             }
@@ -120,7 +128,7 @@ struct scripted_placement : pa::placement {
   mutable std::vector<caf::actor> spawned;
   pa::process_actor spawn_remote(caf::actor_system& sys, const std::vector<std::string>&, pa::process_spec,
                                  pa::process_observer obs) const override {
-    auto h = sys.spawn(scripted_stand_in, std::shared_ptr<const script>(plan), kept, std::move(obs));
+    auto h = sys.spawn(scripted_stand_in, plan, kept, std::move(obs));
     spawned.push_back(caf::actor_cast<caf::actor>(h));
     return h;
   }

@@ -221,4 +221,30 @@ BOOST_AUTO_TEST_CASE(a_start_that_fails_with_its_node_lost_is_the_same_node_loss
   BOOST_TEST(state_of(s, "a") == "running", history());
 }
 
+// start_failed: end_run, the worker's actor ended with it — a remote worker's stand-in
+// answers node_down only as it ends (placement.hpp). The restart spawns a new one, and the
+// loss is told once. The restart (no backoff) came at once and went to the stand-in that
+// had just ended: its request_receiver_down failed one more start, its down message ended
+// one more run. The real relay, still draining its mailbox after quit(), answered each
+// such restart so until the supervisor gave up (net_remote_child_test, seen in CI).
+BOOST_AUTO_TEST_CASE(a_start_that_ends_its_remote_worker_restarts_on_a_new_one) {
+  scripted_placement place{500ms};
+  place.plan->node = "x";
+  auto s = start_placed(place, flags_with(5, 5000), {far("a")});
+  BOOST_TEST_REQUIRE(place.spawned.size() == 1u);
+  place.plan->start = script::on_start::node_lost;
+  place.plan->node_lost_starts = 1;  // the restart's start finds node x lost; the next one runs
+  const caf::actor& relay = place.spawned.front();
+  relay->enqueue(nullptr, caf::make_message_id(),
+                 caf::make_message(caf::exit_msg{relay.address(), caf::make_error(pa::error::node_down, "node 'x'")}),
+                 nullptr);
+  run();
+  BOOST_TEST(place.spawned.size() == 3u, history());
+  BOOST_TEST(count_of("a", event_kind::exited) == 2u, "one start's failure was told as more than one end;" << history());
+  BOOST_TEST(history().find("request_receiver_down") == std::string::npos,
+             "a start went to a stand-in that had ended;" << history());
+  BOOST_TEST(count(event_kind::gave_up) == 0u, history());
+  BOOST_TEST(state_of(s, "a") == "running", history());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -45,9 +45,7 @@ void nested_down(self_pointer self, child& c, const caf::error& reason) {
 // pkit's stopper, which gives it its stop signal and stop timeout. The next run waits for
 // it (see start_child_step).
 void worker_down(self_pointer self, child& c, const caf::error& reason) {
-  // A remote worker's pid is the node's, not ours to watch (supervisor_options::place).
-  if (c.pid > 0 && !c.is_remote()) c.previous.watch(c.pid);
-  c.proc = nullptr;
+  forget_worker(self, c);
   complete_ready_step(self, c);  // its child_ready will not come
   const std::string id = c.spec.id;
   if (decide(c.state, event::worker_down, {}).then == action::end_run) handle_exit(self, id, end_of_actor(self, reason));

@@ -269,6 +269,9 @@ std::deque<step> stop_all_steps(const supervisor_state& st, bool drop_temporary)
 
 std::int64_t shutdown_of(const child& c);
 void start_child_step(self_pointer self, const step& s, std::uint64_t token);
+/// Drops child `c`'s worker actor, which has ended: no monitor, no handle; a local run it
+/// had is watched until gone (the next run waits for it).
+void forget_worker(self_pointer self, child& c);
 void stop_child_step(self_pointer self, const step& s, std::uint64_t token);
 
 // -- exits, restarts, shutdown (restarts.cpp) -------------------------------------------

@@ -138,6 +138,19 @@ void start_nested(self_pointer self, child& c) {
   st.by_actor.emplace(c.sup.address(), id);
 }
 
+// Drops the handle of a worker's actor that has ended (or is ending) and the monitor on
+// it: its down message, if already sent, finds no child. A local run it still had is
+// handed to pkit's stopper: the next run waits for that pid (see start_child_step).
+void forget_worker(self_pointer self, child& c) {
+  // A remote worker's pid is the node's, not ours to watch (supervisor_options::place).
+  if (c.pid > 0 && !c.is_remote()) c.previous.watch(c.pid);
+  if (c.proc) {
+    self->demonitor(c.proc.address());
+    self->state.by_actor.erase(c.proc.address());
+    c.proc = nullptr;
+  }
+}
+
 // Spawns the process actor of a worker that has none. False (the step failed) if it
 // cannot be.
 bool spawn_worker(self_pointer self, child& c) {
@@ -179,14 +192,31 @@ void worker_started(self_pointer self, const std::string& id, std::uint64_t toke
   }
 }
 
+// Whether a start's error says the worker's actor has ended (or is ending): a remote
+// worker's relay answers node_down only as it ends with its node (placement.hpp), and a
+// request an ended actor could not take comes back as request_receiver_down.
+bool ended_worker(const caf::error& err) {
+  return is_pkit_error(err, error::node_down) || err == caf::sec::request_receiver_down;
+}
+
 // The process actor answered start request `token` with an error.
 void worker_start_failed(self_pointer self, const std::string& id, std::uint64_t token, const caf::error& err) {
   auto& st = self->state;
   if (!is_current(st, id, token)) return;
   child* c = st.find(id);
-  // A process was made iff its child_started came (it precedes this reply):
-  // then its exit is on the way and ends the failed start.
-  if (c != nullptr && c->state == child_state::starting && c->pid > 0) c->failed_run = true;
+  if (c != nullptr && ended_worker(err)) {
+    // Forgotten now, ahead of its down message: the restart this failure leads to may come
+    // at once (no backoff), and must spawn a new actor, not send its start to the one that
+    // ended — which refused it (request_receiver_down: one more failed start), and whose
+    // down message then ended the new run too; a relay still draining its mailbox after
+    // quit() refused restart after restart until the supervisor gave up. No exit report
+    // of this run will come: the failure is its end.
+    forget_worker(self, *c);
+  } else if (c != nullptr && c->state == child_state::starting && c->pid > 0) {
+    // A process was made iff its child_started came (it precedes this reply):
+    // then its exit is on the way and ends the failed start.
+    c->failed_run = true;
+  }
   step_failed(self, id, err);
 }
 
