@@ -18,6 +18,13 @@ pkit_add_test(NAME node_allow_test
   LIBS pkit_tool
   LABELS tools)
 
+# The node's watchdog feeder alone, on an actor system of the test's, its feeds recorded:
+# they fall behind once the network thread or every worker is held.
+pkit_add_test(NAME watchdog_feeder_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/watchdog_feeder_test.cpp
+  LIBS pkit_tool
+  LABELS tools)
+
 # `pkit run` with programs on two real `pkit node` processes: placement, node_down,
 # failover, the node column, links refused.
 pkit_add_test(NAME pkit_run_nodes_test

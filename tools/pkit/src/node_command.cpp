@@ -14,9 +14,9 @@
 #include <pkit/tool/guardian.hpp>
 #include <pkit/tool/node_allow.hpp>
 #include <pkit/tool/node_front.hpp>
+#include <pkit/tool/watchdog_feeder.hpp>
 
 #include "config_reader.hpp"
-#include "watchdog_feeder.hpp"
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>

@@ -1,4 +1,4 @@
-#include "watchdog_feeder.hpp"
+#include <pkit/tool/watchdog_feeder.hpp>
 
 #include <caf/actor_system.hpp>
 #include <caf/exit_reason.hpp>
@@ -24,22 +24,28 @@ caf::behavior canary(caf::io::broker* self, std::shared_ptr<std::atomic<std::uin
 
 }  // namespace
 
-watchdog_feeder::watchdog_feeder(guardian& keeper, caf::actor_system& sys, std::chrono::milliseconds limit)
-    : keeper_(keeper),
+watchdog_feeder::watchdog_feeder(feed_sink feed, caf::actor_system& sys, std::chrono::milliseconds limit)
+    : feed_(std::move(feed)),
       probe_(sys),
       period_(std::max(std::chrono::milliseconds(2), limit / 8)),
       beats_(std::make_shared<std::atomic<std::uint64_t>>(0)) {
   // Twice per look: a tick late by less than a period still counts for that look.
   canary_ = sys.middleman().spawn_broker(canary, beats_, period_ / 2);
-  keeper_.arm_watchdog(limit, true);
   last_look_ms_ = workers_alive_ms_ = network_alive_ms_ = guardian::now_ms();
   try {
     thread_ = std::thread([this] { loop(); });
   } catch (...) {
-    keeper_.arm_watchdog(std::chrono::milliseconds(0), false);
     caf::anon_send_exit(canary_, caf::exit_reason::user_shutdown);
     throw;
   }
+}
+
+watchdog_feeder::watchdog_feeder(guardian& keeper, caf::actor_system& sys, std::chrono::milliseconds limit)
+    : watchdog_feeder([&keeper](std::int64_t alive_ms) { keeper.feed_at(alive_ms); }, sys, limit) {
+  // Armed once the thread runs: a constructor that throws leaves nothing armed. The
+  // first look comes a period later, well within the limit.
+  keeper_ = &keeper;
+  keeper.arm_watchdog(limit, true);
 }
 
 watchdog_feeder::~watchdog_feeder() {
@@ -49,7 +55,7 @@ watchdog_feeder::~watchdog_feeder() {
   }
   wake_.notify_one();
   thread_.join();
-  keeper_.arm_watchdog(std::chrono::milliseconds(0), false);
+  if (keeper_ != nullptr) keeper_->arm_watchdog(std::chrono::milliseconds(0), false);
   caf::anon_send_exit(canary_, caf::exit_reason::user_shutdown);
 }
 
@@ -64,7 +70,7 @@ void watchdog_feeder::loop() {
     if (beats != last_beats_) network_alive_ms_ = last_look_ms_;
     last_beats_ = beats;
     last_look_ms_ = now;
-    keeper_.feed_at(std::min(workers_alive_ms_, network_alive_ms_));
+    feed_(std::min(workers_alive_ms_, network_alive_ms_));
   }
 }
 

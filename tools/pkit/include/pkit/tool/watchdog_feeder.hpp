@@ -31,6 +31,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -39,14 +40,23 @@ namespace pkit::tool {
 
 class watchdog_feeder {
 public:
+  /// What a look tells: the time (guardian::now_ms()) the node was last known alive on
+  /// both sides. Called on the feeder's thread, every limit / 8; it must not block.
+  using feed_sink = std::function<void(std::int64_t alive_ms)>;
+
   /// Arms `keeper`'s watchdog with `limit` (SIGKILL of the children's groups and of the
-  /// node) and looks every limit / 8 whether `sys` is alive by the probe and its network
-  /// thread ran the canary's ticks (every limit / 16). `sys` must have the io middleman
-  /// loaded and run on pkit's scheduler; both it and `keeper` must outlive the feeder.
-  /// Throws std::invalid_argument (not pkit's scheduler; nothing armed), std::system_error
-  /// (no thread; the watchdog disarmed again), what spawning an actor throws.
+  /// node) and feeds it (guardian::feed_at) from the looks of the constructor below.
+  /// `keeper` must outlive the feeder. Throws what that constructor throws (nothing is
+  /// armed then).
   watchdog_feeder(guardian& keeper, caf::actor_system& sys, std::chrono::milliseconds limit);
-  /// Stops the thread, disarms the watchdog, ends the canary.
+  /// Looks every limit / 8 whether `sys` is alive by the probe and its network thread ran
+  /// the canary's ticks (every limit / 16), and tells `feed` each time. `sys` must have the
+  /// io middleman loaded and run on pkit's scheduler, and outlive the feeder. Throws
+  /// std::invalid_argument (not pkit's scheduler), std::system_error (no thread), what
+  /// spawning an actor throws.
+  watchdog_feeder(feed_sink feed, caf::actor_system& sys, std::chrono::milliseconds limit);
+  /// Stops the thread (no call of the sink after it returns), disarms the watchdog if it
+  /// armed one, ends the canary.
   ~watchdog_feeder();
   watchdog_feeder(const watchdog_feeder&) = delete;
   watchdog_feeder& operator=(const watchdog_feeder&) = delete;
@@ -54,7 +64,8 @@ public:
 private:
   void loop();
 
-  guardian& keeper_;
+  guardian* keeper_ = nullptr;  // the guardian armed by the first constructor
+  feed_sink feed_;
   pkit::actors::liveness_probe probe_;
   std::chrono::milliseconds period_;
   std::shared_ptr<std::atomic<std::uint64_t>> beats_;  // the canary's ticks so far
