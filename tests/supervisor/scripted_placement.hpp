@@ -35,8 +35,11 @@ struct script {
     answer,         ///< child_started and the pid; no child_ready
     keep,           ///< nothing: the start stays unanswered
     exit_then_fail, ///< child_started, child_exited, then the error died_before_ready
-    node_lost       ///< the error node_down (its node was lost while starting), no process;
-                    ///< the stand-in then ends with it, as a relay does (placement.hpp)
+    node_lost,      ///< the error `ending_error` (node_down: its node was lost while
+                    ///< starting), no process; the stand-in then ends with it, as a relay
+                    ///< does (placement.hpp)
+    started_failed_then_ended  ///< child_started, the error ready_timeout, then the stand-in
+                               ///< ends with node_down before any child_exited
   };
   enum class on_stop {
     answer,           ///< exit status SIGTERM
@@ -48,6 +51,8 @@ struct script {
   on_stop stop = on_stop::answer;
   std::string node;  ///< when set, each start first tells child_node with it (as a relay)
   int node_lost_starts = -1;  ///< with node_lost: how many starts fail so, then as `ready` (-1: all)
+  pa::error ending_error = pa::error::node_down;  ///< with node_lost (shutting_down: as a process
+                                                  ///< actor's destructor answers)
 };
 
 inline constexpr std::int32_t stand_in_pid = 4242;
@@ -86,10 +91,15 @@ inline pa::process_actor::behavior_type scripted_stand_in(pa::process_actor::poi
                 if (plan->node_lost_starts == 0) break;
                 if (plan->node_lost_starts > 0) --plan->node_lost_starts;
                 {
-                  auto why = caf::make_error(pa::error::node_down, "node '" + plan->node + "' lost while starting");
+                  auto why = caf::make_error(plan->ending_error, "node '" + plan->node + "' lost while starting");
                   rp.deliver(why);
                   self->quit(std::move(why));
                 }
+                return rp;
+              case script::on_start::started_failed_then_ended:
+                tell(pa::child_started_atom_v, obs.id, run, stand_in_pid);
+                rp.deliver(caf::make_error(pa::error::ready_timeout, obs.id));
+                self->quit(caf::make_error(pa::error::node_down, "node '" + plan->node + "' lost"));
                 return rp;
               default: break;
             }

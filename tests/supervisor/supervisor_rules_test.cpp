@@ -96,6 +96,8 @@ const a_case cases[] = {
   {starting,   event::nested_down,     {},                                              action::end_run},
   {running,    event::nested_down,     {},                                              action::end_run},
   {stopping,   event::worker_down,     {},                                              action::end_run},
+  {stopping,   event::worker_down,     {.process_made = true},                          action::end_failed_start},
+  {starting,   event::worker_down,     {.process_made = true},                          action::end_run},
   {running,    event::worker_down,     {},                                              action::end_run},
   {stopped,    event::worker_down,     {},                                              action::ignore},
   // a run's end

@@ -77,8 +77,12 @@ void step_failed(self_pointer self, const std::string& id, const caf::error& err
     // In a restart the failure counts as the child's exit (with a process made, its exit
     // does: await_exit).
     c = st.find(id);
-    if (c != nullptr && c->state == child_state::starting && !c->failed_run)
-      return handle_exit(self, id, run_end{std::nullopt, std::move(why), false, true, std::move(end)});
+    if (c != nullptr && c->state == child_state::starting && !c->failed_run) {
+      // A run lost with its node has the lost status, however the loss was learnt.
+      std::optional<exit_status> status;
+      if (end.kind == end_kind::node_down) status = exit_status::lost();
+      return handle_exit(self, id, run_end{status, std::move(why), false, true, std::move(end)});
+    }
     // The next plan moved the child first (terminate_child stopped it, a request started
     // it again): no restart is due, but the failed run's end is still told and kept —
     // unless a newer run has begun.

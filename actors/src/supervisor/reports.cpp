@@ -41,6 +41,18 @@ void nested_down(self_pointer self, child& c, const caf::error& reason) {
   }
 }
 
+// The end of a start that failed on request (start_child, restart_child, the initial
+// start) and made a process: the child stays terminated; its start error stays its reason.
+// `status`: that process's, if its exit report came.
+void end_failed_start(self_pointer self, child& c, std::optional<exit_status> status) {
+  c.failed_run = false;
+  c.state = child_state::stopped;
+  c.last = std::move(status);
+  emit(self, c, event_kind::exited);
+  c.pid = 0;
+  if (c.drop_after_exit) drop_child(self, c.spec.id);
+}
+
 // A process actor died under us (killed): it handed its process, if one still ran, to
 // pkit's stopper, which gives it its stop signal and stop timeout. The next run waits for
 // it (see start_child_step).
@@ -48,7 +60,17 @@ void worker_down(self_pointer self, child& c, const caf::error& reason) {
   forget_worker(self, c);
   complete_ready_step(self, c);  // its child_ready will not come
   const std::string id = c.spec.id;
-  if (decide(c.state, event::worker_down, {}).then == action::end_run) handle_exit(self, id, end_of_actor(self, reason));
+  facts f;
+  f.process_made = c.failed_run;
+  const action a = decide(c.state, event::worker_down, f).then;
+  // A failed start waited for its process's exit report, which will not come now: without
+  // this the child stayed stopping with no actor, and every later stop of it hung.
+  if (a == action::end_failed_start)
+    end_failed_start(self, c, is_pkit_error(reason, error::node_down) ? std::optional{exit_status::lost()}
+                                                                      : std::nullopt);
+  else if (a == action::end_run)
+    handle_exit(self, id, end_of_actor(self, reason));
+  // (`c` may be gone from here on: dropped.)
   // Nor will the reply to a stop it had taken: CAF 0.17 answers no request its receiver
   // had taken when it ends (only those still queued, with an error). The stop ends with the
   // actor (the exit above kept the child stopping: run_ended: record), else it would wait
@@ -157,17 +179,7 @@ void on_child_exited(self_pointer self, const std::string& id, std::uint64_t inc
   const action a = decide(c->state, event::exit_report, f).then;
   if (f.stale) return;
   c->incarnation = *run;
-  if (a == action::end_failed_start) {
-    // The end of a start that failed on request (start_child, restart_child, the
-    // initial start): the child stays terminated; its start error stays its reason.
-    c->failed_run = false;
-    c->state = child_state::stopped;
-    c->last = status;
-    emit(self, *c, event_kind::exited);
-    c->pid = 0;
-    if (c->drop_after_exit) drop_child(self, id);
-    return;
-  }
+  if (a == action::end_failed_start) return end_failed_start(self, *c, status);
   if (a != action::end_run) return;
   run_end end = ended_with(status);
   if (std::exchange(c->failed_run, false)) {

@@ -66,6 +66,7 @@ rule{any,                        E::exit_report,     W::always,                 
 rule{stopping_,                  E::nested_down,     W::always,                   A::stopped,            "a nested supervisor we stopped has ended: the stop step completes"},
 rule{starting_,                  E::nested_down,     W::start_step_under_way,     A::fail_start,         "a nested supervisor ended during its start: a failed start"},
 rule{any,                        E::nested_down,     W::always,                   A::end_run,            "a nested supervisor ended on its own"},
+rule{stopping_,                  E::worker_down,     W::failed_start_process,     A::end_failed_start,   "the actor of a start that failed on request died before its exit report: stopped"},
 rule{active_states,              E::worker_down,     W::always,                   A::end_run,            "a worker's process actor died under it"},
 rule{any,                        E::worker_down,     W::always,                   A::ignore,             "a process actor of a child not running died"},
 // -- a run's end -------------------------------------------------------------------------------------------

@@ -147,6 +147,9 @@ void forget_worker(self_pointer self, child& c) {
   if (c.proc) {
     self->demonitor(c.proc.address());
     self->state.by_actor.erase(c.proc.address());
+    // Nothing for an actor that ended. One that only said so (a relay passing on a node's
+    // node_down) ends now: forgotten, it would keep its child running beside the next run.
+    self->send_exit(c.proc, caf::exit_reason::user_shutdown);
     c.proc = nullptr;
   }
 }
@@ -193,10 +196,12 @@ void worker_started(self_pointer self, const std::string& id, std::uint64_t toke
 }
 
 // Whether a start's error says the worker's actor has ended (or is ending): a remote
-// worker's relay answers node_down only as it ends with its node (placement.hpp), and a
-// request an ended actor could not take comes back as request_receiver_down.
+// worker's relay answers node_down only as it ends with its node (placement.hpp), a
+// process actor answers shutting_down only from its destructor, and a request an ended
+// actor could not take comes back as request_receiver_down.
 bool ended_worker(const caf::error& err) {
-  return is_pkit_error(err, error::node_down) || err == caf::sec::request_receiver_down;
+  return is_pkit_error(err, error::node_down) || is_pkit_error(err, error::shutting_down) ||
+         err == caf::sec::request_receiver_down;
 }
 
 // The process actor answered start request `token` with an error.
