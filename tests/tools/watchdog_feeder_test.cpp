@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -157,6 +158,10 @@ BOOST_AUTO_TEST_CASE(every_worker_held_stops_the_feeds_until_one_runs_again) {
   h->release = true;
   BOOST_TEST(rec->wait_for(seen, [](std::int64_t lag) { return lag < limit_ms / 2; }),
              "the feeds did not catch up once the workers ran again");
+}
+
+BOOST_AUTO_TEST_CASE(an_empty_feed_sink_is_refused) {
+  BOOST_CHECK_THROW(watchdog_feeder(watchdog_feeder::feed_sink{}, *sys, limit), std::invalid_argument);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

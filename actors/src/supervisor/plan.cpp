@@ -58,6 +58,10 @@ void step_failed(self_pointer self, const std::string& id, const caf::error& err
   f.on_request = mode != on_failure::restart;
   f.process_made = c != nullptr && c->failed_run;
   const action a = c != nullptr ? decide(c->state, event::start_failed, f).then : action::ignore;
+  // A run lost with its node has the lost status (placement.hpp), however the loss was
+  // learnt; any other failed start made no run with a status of its own.
+  const std::optional<exit_status> status =
+      is_pkit_error(err, error::node_down) ? std::optional{exit_status::lost()} : std::nullopt;
   if (a == action::terminate || a == action::terminate_awaiting || a == action::await_exit) {
     // OTP: a failed start leaves the child terminated, and the caller gets the error. A
     // process it made is being killed: the child is stopping until its exit comes. In a
@@ -67,7 +71,10 @@ void step_failed(self_pointer self, const std::string& id, const caf::error& err
     c->last_end = end_of_start_error(err);
     if (a != action::await_exit)
       c->state = a == action::terminate_awaiting ? child_state::stopping : child_state::stopped;
-    if (a == action::terminate) c->pid = 0;
+    if (a == action::terminate) {
+      c->pid = 0;
+      if (status) c->last = status;  // not the run before's status beside a node_down end
+    }
   }
   if (mode == on_failure::each) return end_step(self, id, err);
   end_reason end = end_of_start_error(err);  // `err` may not outlive the plan
@@ -77,17 +84,13 @@ void step_failed(self_pointer self, const std::string& id, const caf::error& err
     // In a restart the failure counts as the child's exit (with a process made, its exit
     // does: await_exit).
     c = st.find(id);
-    if (c != nullptr && c->state == child_state::starting && !c->failed_run) {
-      // A run lost with its node has the lost status, however the loss was learnt.
-      std::optional<exit_status> status;
-      if (end.kind == end_kind::node_down) status = exit_status::lost();
+    if (c != nullptr && c->state == child_state::starting && !c->failed_run)
       return handle_exit(self, id, run_end{status, std::move(why), false, true, std::move(end)});
-    }
     // The next plan moved the child first (terminate_child stopped it, a request started
     // it again): no restart is due, but the failed run's end is still told and kept —
     // unless a newer run has begun.
     if (c != nullptr && !c->active() && c->incarnation == run) {
-      c->last.reset();
+      c->last = status;
       c->last_reason = std::move(why);
       c->last_end = std::move(end);
       emit(self, *c, event_kind::exited);

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <iterator>
 #include <list>
 #include <map>
 #include <optional>
@@ -212,15 +213,28 @@ struct supervisor_state {
     return i == index.end() ? nullptr : &*i->second;
   }
   std::list<child>::iterator position(const std::string& id) const { return index.at(id); }
+  // The previous runs of children removed while their process may still be ending (a
+  // start_child that failed after making a process, a temporary child dropped): a child
+  // added again under the same id waits for it as for its own — never two instances of
+  // one id. An entry goes once its process has exited (pruned on each remove) or when a
+  // child of its id takes it.
+  std::unordered_map<std::string, detail::old_run> removed_runs;
+
   // Last, or before the child `before` (which must exist).
   void add(child c, const std::string& before = {}) {
     const std::string id = c.spec.id;
+    if (auto r = removed_runs.find(id); r != removed_runs.end()) {
+      if (!c.previous.lingers()) c.previous = std::move(r->second);
+      removed_runs.erase(r);
+    }
     const auto at = before.empty() ? children.end() : index.at(before);
     index.emplace(id, children.insert(at, std::move(c)));
   }
   void remove(const std::string& id) {
     auto i = index.find(id);
     if (i == index.end()) return;
+    for (auto r = removed_runs.begin(); r != removed_runs.end();) r = r->second.lingers() ? std::next(r) : removed_runs.erase(r);
+    if (i->second->previous.lingers()) removed_runs[id] = std::move(i->second->previous);
     children.erase(i->second);
     index.erase(i);
   }

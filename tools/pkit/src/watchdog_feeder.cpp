@@ -7,6 +7,7 @@
 #include <caf/send.hpp>
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace pkit::tool {
 namespace {
@@ -29,6 +30,7 @@ watchdog_feeder::watchdog_feeder(feed_sink feed, caf::actor_system& sys, std::ch
       probe_(sys),
       period_(std::max(std::chrono::milliseconds(2), limit / 8)),
       beats_(std::make_shared<std::atomic<std::uint64_t>>(0)) {
+  if (!feed_) throw std::invalid_argument("watchdog_feeder: no feed sink");
   // Twice per look: a tick late by less than a period still counts for that look.
   canary_ = sys.middleman().spawn_broker(canary, beats_, period_ / 2);
   last_look_ms_ = workers_alive_ms_ = network_alive_ms_ = guardian::now_ms();
@@ -70,7 +72,12 @@ void watchdog_feeder::loop() {
     if (beats != last_beats_) network_alive_ms_ = last_look_ms_;
     last_beats_ = beats;
     last_look_ms_ = now;
-    feed_(std::min(workers_alive_ms_, network_alive_ms_));
+    try {
+      feed_(std::min(workers_alive_ms_, network_alive_ms_));
+    } catch (...) {
+      // A sink that failed this once (out of memory) is fed again at the next look; an
+      // exception out of this thread would end the node.
+    }
   }
 }
 

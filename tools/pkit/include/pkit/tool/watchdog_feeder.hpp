@@ -41,7 +41,8 @@ namespace pkit::tool {
 class watchdog_feeder {
 public:
   /// What a look tells: the time (guardian::now_ms()) the node was last known alive on
-  /// both sides. Called on the feeder's thread, every limit / 8; it must not block.
+  /// both sides. Called on the feeder's thread, every limit / 8; it must not block. What
+  /// it throws is dropped (the next look feeds again).
   using feed_sink = std::function<void(std::int64_t alive_ms)>;
 
   /// Arms `keeper`'s watchdog with `limit` (SIGKILL of the children's groups and of the
@@ -52,8 +53,8 @@ public:
   /// Looks every limit / 8 whether `sys` is alive by the probe and its network thread ran
   /// the canary's ticks (every limit / 16), and tells `feed` each time. `sys` must have the
   /// io middleman loaded and run on pkit's scheduler, and outlive the feeder. Throws
-  /// std::invalid_argument (not pkit's scheduler), std::system_error (no thread), what
-  /// spawning an actor throws.
+  /// std::invalid_argument (an empty `feed`, not pkit's scheduler), std::system_error (no
+  /// thread), what spawning an actor throws.
   watchdog_feeder(feed_sink feed, caf::actor_system& sys, std::chrono::milliseconds limit);
   /// Stops the thread (no call of the sink after it returns), disarms the watchdog if it
   /// armed one, ends the canary.
