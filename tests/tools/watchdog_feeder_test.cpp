@@ -120,6 +120,17 @@ void expect_keeping_up(recorder& rec, std::size_t& from) {
                                                                               << " ms late (limit " << limit_ms << ")");
 }
 
+/// With `held` (`holders` of them in h) held: a feed lags by the limit; released, the
+/// feeds catch up.
+void expect_behind_then_caught_up(recorder& rec, std::size_t& seen, hold& h, int holders, const char* held) {
+  BOOST_TEST_REQUIRE(rec.wait_for(seen, [](std::int64_t lag) { return lag >= limit_ms; }),
+                     "the feeds kept up with " << held << " held");
+  BOOST_TEST(h.began.load() == holders);
+  h.release = true;
+  BOOST_TEST(rec.wait_for(seen, [](std::int64_t lag) { return lag < limit_ms / 2; }),
+             "the feeds did not catch up once " << held << " ran again");
+}
+
 }  // namespace
 
 BOOST_FIXTURE_TEST_SUITE(watchdog_feeder_suite, fixture)
@@ -130,12 +141,7 @@ BOOST_AUTO_TEST_CASE(a_held_network_thread_stops_the_feeds_until_it_runs_again) 
   auto h = std::make_shared<hold>();
   sys->middleman().backend().post([h] { h->wait(); });
   // The workers run on: only the canary's ticks stop.
-  BOOST_TEST_REQUIRE(rec->wait_for(seen, [](std::int64_t lag) { return lag >= limit_ms; }),
-                     "the feeds kept up with the network thread held");
-  BOOST_TEST(h->began.load() == 1);
-  h->release = true;
-  BOOST_TEST(rec->wait_for(seen, [](std::int64_t lag) { return lag < limit_ms / 2; }),
-             "the feeds did not catch up once the network thread ran again");
+  expect_behind_then_caught_up(*rec, seen, *h, 1, "the network thread");
 }
 
 BOOST_AUTO_TEST_CASE(every_worker_held_stops_the_feeds_until_one_runs_again) {
@@ -152,12 +158,7 @@ BOOST_AUTO_TEST_CASE(every_worker_held_stops_the_feeds_until_one_runs_again) {
     caf::anon_send(held.back(), caf::ok_atom_v);
   }
   // The network thread ticks on: only the probe sees no progress.
-  BOOST_TEST_REQUIRE(rec->wait_for(seen, [](std::int64_t lag) { return lag >= limit_ms; }),
-                     "the feeds kept up with every worker held");
-  BOOST_TEST(h->began.load() == 2);
-  h->release = true;
-  BOOST_TEST(rec->wait_for(seen, [](std::int64_t lag) { return lag < limit_ms / 2; }),
-             "the feeds did not catch up once the workers ran again");
+  expect_behind_then_caught_up(*rec, seen, *h, 2, "every worker");
 }
 
 BOOST_AUTO_TEST_CASE(an_empty_feed_sink_is_refused) {
