@@ -12,9 +12,8 @@ unset(_pkit_control_test)
 # make-certs.sh's certificates); only when pkit::net (CAF's OpenSSL module) is built.
 if(TARGET pkit::net)
   pkit_add_test(NAME pkit_ctl_host_test
-    SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_ctl_host_test.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_ctl_client.cpp
-            ${CMAKE_CURRENT_LIST_DIR}/pkit_run_process.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_node_process.cpp
-    LIBS pkit::net nlohmann_json::nlohmann_json
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_ctl_host_test.cpp
+    LIBS pkit_tool_test_drivers pkit::net
     LABELS tools)
   target_compile_definitions(pkit_ctl_host_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>"
     PKIT_MAKE_CERTS="${PROJECT_SOURCE_DIR}/tools/make-certs.sh")

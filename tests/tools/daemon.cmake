@@ -1,8 +1,7 @@
 # `pkit run` / `pkit check` end to end: the real binary, real processes and signals.
-find_package(nlohmann_json REQUIRED)
 pkit_add_test(NAME pkit_run_test
-  SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_run_test.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_run_process.cpp
-  LIBS nlohmann_json::nlohmann_json
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_run_test.cpp
+  LIBS pkit_tool_test_drivers
   LABELS tools)
 target_compile_definitions(pkit_run_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>")
 add_dependencies(pkit_run_test pkit)
@@ -20,9 +19,7 @@ pkit_add_test(NAME daemon_control_test
 # `pkit ctl` against a real `pkit run`, and log capture through the real binary.
 pkit_add_test(NAME pkit_ctl_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_ctl_test.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_ctl_io_test.cpp
-          ${CMAKE_CURRENT_LIST_DIR}/pkit_ctl_client.cpp
-          ${CMAKE_CURRENT_LIST_DIR}/pkit_run_process.cpp
-  LIBS nlohmann_json::nlohmann_json
+  LIBS pkit_tool_test_drivers
   LABELS tools)
 target_compile_definitions(pkit_ctl_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>")
 # GCC 12 with -fsanitize=address reports -Wmaybe-uninitialized inside libstdc++'s

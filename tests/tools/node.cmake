@@ -5,8 +5,7 @@ if(NOT TARGET pkit::net)
 endif()
 pkit_add_test(NAME pkit_node_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_node_test.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_node_tls_test.cpp
-          ${CMAKE_CURRENT_LIST_DIR}/pkit_node_process.cpp
-  LIBS pkit::net
+  LIBS pkit_tool_test_drivers pkit::net
   LABELS tools)
 target_compile_definitions(pkit_node_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>"
   PKIT_MAKE_CERTS="${PROJECT_SOURCE_DIR}/tools/make-certs.sh")
@@ -28,9 +27,8 @@ pkit_add_test(NAME watchdog_feeder_test
 # `pkit run` with programs on two real `pkit node` processes: placement, node_down,
 # failover, the node column, links refused.
 pkit_add_test(NAME pkit_run_nodes_test
-  SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_run_nodes_test.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_node_process.cpp
-          ${CMAKE_CURRENT_LIST_DIR}/pkit_run_process.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_ctl_client.cpp
-  LIBS nlohmann_json::nlohmann_json
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_run_nodes_test.cpp
+  LIBS pkit_tool_test_drivers
   LABELS tools)
 target_compile_definitions(pkit_run_nodes_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>")
 add_dependencies(pkit_run_nodes_test pkit)
@@ -39,9 +37,8 @@ add_dependencies(pkit_run_nodes_test pkit)
 # and a veth pair, skipped where namespaces cannot be made): node_down within the bound,
 # failover, the lost node stops its child; the detection, failover and double-run times.
 pkit_add_test(NAME pkit_run_partition_test
-  SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_run_partition_test.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_node_process.cpp
-          ${CMAKE_CURRENT_LIST_DIR}/pkit_run_process.cpp
-  LIBS nlohmann_json::nlohmann_json
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_run_partition_test.cpp
+  LIBS pkit_tool_test_drivers
   LABELS tools)
 target_compile_definitions(pkit_run_partition_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>"
   PKIT_MAKE_CERTS="${PROJECT_SOURCE_DIR}/tools/make-certs.sh")
@@ -52,8 +49,7 @@ add_dependencies(pkit_run_partition_test pkit)
 # a controller forging child reports (nothing killed, the node serves on).
 pkit_add_test(NAME pkit_node_hostile_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_node_hostile_test.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_node_forged_test.cpp
-          ${CMAKE_CURRENT_LIST_DIR}/pkit_node_process.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_run_process.cpp
-  LIBS pkit::net nlohmann_json::nlohmann_json
+  LIBS pkit_tool_test_drivers pkit::net
   LABELS tools)
 target_compile_definitions(pkit_node_hostile_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>"
   PKIT_MAKE_CERTS="${PROJECT_SOURCE_DIR}/tools/make-certs.sh")
@@ -65,9 +61,8 @@ add_dependencies(pkit_node_hostile_test pkit)
 
 # `pkit` (no network code) and `pkit-net` (the network commands), end to end.
 pkit_add_test(NAME pkit_binaries_test
-  SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_binaries_test.cpp ${CMAKE_CURRENT_LIST_DIR}/pkit_run_process.cpp
-          ${CMAKE_CURRENT_LIST_DIR}/pkit_ctl_client.cpp
-  LIBS nlohmann_json::nlohmann_json
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_binaries_test.cpp
+  LIBS pkit_tool_test_drivers
   LABELS tools)
 target_compile_definitions(pkit_binaries_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>"
   PKIT_NET_INSTALLED="${CMAKE_INSTALL_FULL_LIBEXECDIR}/pkit/pkit-net")
