@@ -1027,6 +1027,10 @@ BOOST_AUTO_TEST_CASE(many_actors_dying_at_once_stop_their_children_without_a_thr
   spec.notify_fd = 3;
   spec.stdout_path = "null";
   spec.stop_timeout_ms = 3000;  // each stop lasts until SIGKILL
+  // 2,000 children getting ready at once on two cores: under ASan each child's own start
+  // (its shadow memory) is slow enough that the last were not ready 10 s after their
+  // spawn (CI). Readiness is not what this case measures; a lost reply still fails it.
+  spec.ready_timeout_ms = 120000;
   std::vector<pa::process_actor> actors;
   std::vector<pid_t> pids;
   actors.reserve(count);
