@@ -13,6 +13,19 @@ using pkit_net_test::certs;
 
 namespace {
 
+/// Heartbeats as usual, but a link dropped only after 5 s of silence: how fast a loss is
+/// noticed is not what this file tests, and under ASan beside another test (CI's -j2) a
+/// TLS connect once went silent for over fast_link's 1 s and failed the start.
+const pkit::net::link_timing tls_link{100ms, 5s};
+
+/// Ends the node's agent however the case ends: a fatal check before the case's own
+/// shutdown would otherwise leave it running, and the node's actor system would wait for
+/// it forever (a hang until CTest's timeout instead of the failure).
+struct agent_stopper {
+  caf::actor agent;
+  ~agent_stopper() { caf::anon_send_exit(agent, caf::exit_reason::user_shutdown); }
+};
+
 /// An actor system with the middleman, the OpenSSL module and `files` applied.
 struct tls_system {
   caf::actor_system_config cfg;
@@ -22,7 +35,7 @@ struct tls_system {
     cfg.load<caf::io::middleman>();
     cfg.load<caf::openssl::manager>();  // after the middleman: CAF requires the order
     pkit::net::init(cfg);
-    auto refused = files.apply(cfg, fast_link);
+    auto refused = files.apply(cfg, tls_link);
     BOOST_TEST_REQUIRE(!refused.has_value(), (refused ? refused->message() : ""));
     sys = std::make_unique<caf::actor_system>(cfg);
   }
@@ -37,6 +50,7 @@ BOOST_AUTO_TEST_CASE(a_remote_child_over_mutual_tls) {
   config.allow.programs = {sleep_path};
   config.allow.default_user = "nobody";
   auto agent = pkit::net::spawn_node_agent(*node.sys, std::move(config));
+  agent_stopper stop_agent{caf::actor_cast<caf::actor>(agent)};
   auto port = caf::openssl::publish(agent, 0, "127.0.0.1");
   BOOST_TEST_REQUIRE(static_cast<bool>(port), why(*node.sys, port));
 
@@ -57,5 +71,4 @@ BOOST_AUTO_TEST_CASE(a_remote_child_over_mutual_tls) {
   BOOST_TEST(alive(r.pid));
   self->request(*sup, deadline, stop_atom_v).receive([](caf::ok_atom) {}, [](caf::error&) {});
   BOOST_TEST(wait_gone(r.pid));
-  caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
 }
