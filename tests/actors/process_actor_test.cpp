@@ -1040,7 +1040,9 @@ BOOST_AUTO_TEST_CASE(many_actors_dying_at_once_stop_their_children_without_a_thr
   // 2,000 starts with readiness on two cores: under ASan beside another test (CI's -j2)
   // one reply came more than event_timeout after the one before, though none was lost.
   // The wait between two replies is a starved machine's, not a lost reply's.
-  constexpr auto between_replies = std::chrono::seconds(60);
+  // Longer than the children's ready_timeout, so that a child never ready is told as
+  // that child's ready_timeout, not as a missing reply.
+  constexpr auto between_replies = std::chrono::seconds(130);
   for (int i = 0; i < count; ++i) {
     self->receive([&](std::int32_t pid) { pids.push_back(pid); },
                   [&](caf::error& e) { BOOST_TEST_FAIL("start failed: " << render(e)); },

@@ -18,12 +18,12 @@ namespace {
 /// TLS connect once went silent for over fast_link's 1 s and failed the start.
 const pkit::net::link_timing tls_link{100ms, 5s};
 
-/// Ends the node's agent however the case ends: a fatal check before the case's own
-/// shutdown would otherwise leave it running, and the node's actor system would wait for
-/// it forever (a hang until CTest's timeout instead of the failure).
-struct agent_stopper {
-  caf::actor agent;
-  ~agent_stopper() { caf::anon_send_exit(agent, caf::exit_reason::user_shutdown); }
+/// Ends an actor however the case ends: a fatal check (or a throw) before the case's own
+/// shutdown would otherwise leave it running, and its actor system's destructor would
+/// wait for it forever (a hang until CTest's timeout instead of the failure).
+struct actor_stopper {
+  caf::actor actor;
+  ~actor_stopper() { caf::anon_send_exit(actor, caf::exit_reason::user_shutdown); }
 };
 
 /// An actor system with the middleman, the OpenSSL module and `files` applied.
@@ -50,7 +50,7 @@ BOOST_AUTO_TEST_CASE(a_remote_child_over_mutual_tls) {
   config.allow.programs = {sleep_path};
   config.allow.default_user = "nobody";
   auto agent = pkit::net::spawn_node_agent(*node.sys, std::move(config));
-  agent_stopper stop_agent{caf::actor_cast<caf::actor>(agent)};
+  actor_stopper stop_agent{caf::actor_cast<caf::actor>(agent)};
   auto port = caf::openssl::publish(agent, 0, "127.0.0.1");
   BOOST_TEST_REQUIRE(static_cast<bool>(port), why(*node.sys, port));
 
@@ -63,6 +63,9 @@ BOOST_AUTO_TEST_CASE(a_remote_child_over_mutual_tls) {
   options.place = &directory;
   auto sup = start_supervisor(*controller.sys, tree({remote_child("r", {"a"})}), deadline, std::move(options));
   BOOST_TEST_REQUIRE(static_cast<bool>(sup), why(*controller.sys, sup));
+  // Declared after the directory: ends the supervisor (which stops its child) before the
+  // directory it uses and the controller's actor system are destroyed.
+  actor_stopper stop_sup{caf::actor_cast<caf::actor>(*sup)};
   caf::scoped_actor self{*controller.sys};
   child_info r;
   self->request(*sup, deadline, which_children_atom_v)
