@@ -137,8 +137,19 @@ void say_hello(self_pointer self, const std::string& name, node_actor agent, boo
           });
 }
 
+// How often a connect dropped by CAF's own heartbeat tick is tried (see caf_connect).
+constexpr int connect_tries = 5;
+
 // CAF's connect to node `name`, which has just answered a SYN (probe_then_connect).
-void caf_connect(self_pointer self, const std::string& name) {
+//
+// CAF 0.17.6 (0.18 too) makes the connecting side's BASP context with `last_seen` at the
+// clock's epoch and sets it only when the node's handshake arrives: the broker's next
+// heartbeat tick drops the connection with connection_timeout unless the handshake came
+// first. A connect that takes longer than what is left of the heartbeat interval fails
+// though the node answers (seen under load: TLS and plain, heartbeat 100 ms). Such a
+// failure is tried again, `connect_tries` times in all: each try has a fresh chance, and
+// a node that never completes a handshake costs at most that many heartbeat intervals.
+void caf_connect(self_pointer self, const std::string& name, int tries_left = connect_tries) {
   node_entry* n = self->state.find(name);
   if (n == nullptr || n->health != node_health::connecting) return;
   self->request(connector(self), self->state.timing.connect_timeout, caf::connect_atom_v, n->address.host,
@@ -155,9 +166,12 @@ void caf_connect(self_pointer self, const std::string& name) {
               return say_hello(self, name, caf::actor_cast<node_actor>(ptr), false);
             mark_down(self, *n, "the actor at its port is not a pkit node agent");
           },
-          [self, name](caf::error& err) {
-            if (node_entry* n = self->state.find(name); n != nullptr && n->health == node_health::connecting)
-              mark_down(self, *n, "connect: " + self->system().render(err));
+          [self, name, tries_left](caf::error& err) {
+            node_entry* n = self->state.find(name);
+            if (n == nullptr || n->health != node_health::connecting) return;
+            if (err == caf::sec::connection_timeout && tries_left > 1)
+              return caf_connect(self, name, tries_left - 1);
+            mark_down(self, *n, "connect: " + self->system().render(err));
           });
 }
 
