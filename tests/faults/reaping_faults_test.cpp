@@ -295,8 +295,8 @@ constexpr long r2_min_spawns = 5000;
 // requires at least one).
 namespace {
 
-// The body of the R2 injection cases: `kinds` 2 spawns /bin/true and the signalling helper
-// only (programs), 4 adds the two callables.
+// The body of the R2 injection cases: `kinds` 2 spawns /bin/true and the signaller
+// (pkit_fault_signaller) only (programs), 4 adds the two callables.
 void run_injected_r2(int kinds) {
   watchdog dog{"R2 injected", 170s};
   disposition_guard guard{SIGUSR1};

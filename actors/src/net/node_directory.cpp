@@ -147,13 +147,22 @@ constexpr int connect_tries = 5;
 // heartbeat tick drops the connection with connection_timeout unless the handshake came
 // first. A connect that takes longer than what is left of the heartbeat interval fails
 // though the node answers (seen under load: TLS and plain, heartbeat 100 ms). Such a
-// failure is tried again, `connect_tries` times in all: each try has a fresh chance, and
-// a node that never completes a handshake costs at most that many heartbeat intervals.
-void caf_connect(self_pointer self, const std::string& name, int tries_left = connect_tries) {
+// failure is tried again, `connect_tries` times in all and all within one
+// connect_timeout (the bound the placement counts on): each try has a fresh chance. A
+// retry helps only where the handshake takes less than a heartbeat interval: the
+// interval must exceed the worst handshake latency (TCP, TLS, BASP) of the links.
+void caf_connect(self_pointer self, const std::string& name, int tries_left = connect_tries,
+                 std::optional<std::chrono::steady_clock::time_point> until = std::nullopt) {
   node_entry* n = self->state.find(name);
   if (n == nullptr || n->health != node_health::connecting) return;
-  self->request(connector(self), self->state.timing.connect_timeout, caf::connect_atom_v, n->address.host,
-                n->address.port)
+  const auto now = std::chrono::steady_clock::now();
+  const auto deadline = until.value_or(now + self->state.timing.connect_timeout);
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+  if (left <= std::chrono::milliseconds::zero())
+    return mark_down(self, *n,
+                     "connect: no handshake within connect_timeout (each try was dropped at this side's "
+                     "heartbeat tick: is the heartbeat interval shorter than the link's handshake?)");
+  self->request(connector(self), left, caf::connect_atom_v, n->address.host, n->address.port)
       .then(
           [self, name](caf::node_id&, caf::strong_actor_ptr& ptr, std::set<std::string>& ifs) {
             node_entry* n = self->state.find(name);
@@ -166,11 +175,11 @@ void caf_connect(self_pointer self, const std::string& name, int tries_left = co
               return say_hello(self, name, caf::actor_cast<node_actor>(ptr), false);
             mark_down(self, *n, "the actor at its port is not a pkit node agent");
           },
-          [self, name, tries_left](caf::error& err) {
+          [self, name, tries_left, deadline](caf::error& err) {
             node_entry* n = self->state.find(name);
             if (n == nullptr || n->health != node_health::connecting) return;
             if (err == caf::sec::connection_timeout && tries_left > 1)
-              return caf_connect(self, name, tries_left - 1);
+              return caf_connect(self, name, tries_left - 1, deadline);
             mark_down(self, *n, "connect: " + self->system().render(err));
           });
 }
