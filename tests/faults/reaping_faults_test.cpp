@@ -317,8 +317,9 @@ void run_injected_r2(int kinds) {
     workers.emplace_back([&] {
       const pid_t tid = static_cast<pid_t>(::gettid());
       const pkit::command truth{"/bin/true"};
-      // Unsanitized even in a sanitizer build (fault_signaller.c): it must run at once.
-      const pkit::command signaller{PKIT_FAULT_SIGNALLER, std::to_string(tid)};
+      // Unsanitized even in a sanitizer build (bench_child.c's `kill` mode, built by
+      // pkit_add_plain_child): it must run at once.
+      const pkit::command signaller{PKIT_FAULT_SIGNALLER, "kill", std::to_string(tid)};
       struct slot {
         report_counter counter;
         std::unique_ptr<pkit::process> p;

@@ -12,6 +12,11 @@
  *                                  microseconds, writes CLOCK_MONOTONIC (a struct
  *                                  timespec) at offset 0 of the mapping, exits with 0:
  *                                  the exit detection rows measure from that stamp
+ *   bench_child kill TID           sends SIGUSR1 to thread TID of its parent (tgkill),
+ *                                  exits with 0 at once (1 when the signal could not be
+ *                                  sent): the reaping fault test's signaller, which must
+ *                                  act while the thread that spawned it may still be
+ *                                  inside start() — so never a sanitized program
  *
  * On x86_64 and aarch64 it is built as a static executable without libc (-nostdlib
  * -static, see CMakeLists.txt, PKIT_BENCH_CHILD_FREESTANDING): its exec costs the
@@ -29,6 +34,7 @@
 #define NR_EXIT_GROUP 231
 #define NR_PRCTL 157
 #define NR_GETPPID 110
+#define NR_TGKILL 234
 
 static long sys6(long n, long a, long b, long c, long d, long e, long f) {
   long ret;
@@ -59,6 +65,7 @@ __asm__(".globl _start\n"
 #define NR_EXIT_GROUP 94
 #define NR_PRCTL 167
 #define NR_GETPPID 173
+#define NR_TGKILL 131
 
 static long sys6(long n, long a, long b, long c, long d, long e, long f) {
   register long x8 __asm__("x8") = n;
@@ -91,6 +98,7 @@ __asm__(".globl _start\n"
 #define CLOCK_MONOTONIC_ 1
 #define PR_SET_PDEATHSIG_ 1
 #define SIGKILL_ 9
+#define SIGUSR1_ 10 /* the same on x86_64 and aarch64 */
 
 struct ts {
   long sec;
@@ -132,6 +140,12 @@ __attribute__((noreturn, used)) void child_main(long* sp) {
     block_until_signal();
   }
   if (mode[0] == 'p') block_until_signal();
+  if (mode[0] == 'k' && argc >= 3) {
+    long tid = parse_ulong(argv[2]);
+    if (tid <= 0) exit_now(2);
+    long ppid = sys6(NR_GETPPID, 0, 0, 0, 0, 0, 0);
+    exit_now(sys6(NR_TGKILL, ppid, tid, SIGUSR1_, 0, 0, 0) == 0 ? 0 : 1);
+  }
   if (mode[0] == 's' && argc >= 4) {
     long fd = sys6(NR_OPENAT, AT_FDCWD_, (long)argv[2], O_RDWR_, 0, 0, 0);
     if (fd < 0) exit_now(3);
@@ -157,6 +171,7 @@ __attribute__((noreturn, used)) void child_main(long* sp) {
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -178,6 +193,11 @@ int main(int argc, char** argv) {
     block_until_signal();
   }
   if (argv[1][0] == 'p') block_until_signal();
+  if (argv[1][0] == 'k' && argc >= 3) {
+    long tid = strtol(argv[2], NULL, 10);
+    if (tid <= 0) _exit(2);
+    _exit(syscall(SYS_tgkill, (long)getppid(), tid, (long)SIGUSR1) == 0 ? 0 : 1);
+  }
   if (argv[1][0] == 's' && argc >= 4) {
     int fd = open(argv[2], O_RDWR);
     if (fd < 0) _exit(3);
