@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "actor_printing.hpp"
+#include "actor_stopper.hpp"
 #include "temp_dir.hpp"
 #include "test_child_path.hpp"
 
@@ -62,6 +63,7 @@ inline constexpr std::chrono::milliseconds event_timeout = std::chrono::seconds(
 // The helper child program
 // ---------------------------------------------------------------------------
 
+using pkit_test_common::actor_stopper;
 using pkit_test_common::child_path;
 
 /// A spec running `pkit_test_child MODE ARGS...`.

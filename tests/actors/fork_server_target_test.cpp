@@ -206,6 +206,10 @@ BOOST_AUTO_TEST_CASE(a_target_start_in_flight_to_a_stopped_fork_server_holds_no_
   caf::scoped_actor me{sys};
   auto starting = pa::spawn_process(sys, target_spec("pause", {}), server());
   auto other = pa::spawn_process(sys, target_spec("pause", {}), server());
+  // Killed however the case ends: a failed check below must not leave them (and the
+  // system's destructor waiting for them) running.
+  actor_stopper stop_starting{starting, caf::exit_reason::kill};
+  actor_stopper stop_other{other, caf::exit_reason::kill};
   std::optional<std::int32_t> pid;
   {
     server_paused paused;

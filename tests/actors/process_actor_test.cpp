@@ -1035,7 +1035,14 @@ BOOST_AUTO_TEST_CASE(many_actors_dying_at_once_stop_their_children_without_a_thr
   std::vector<pid_t> pids;
   actors.reserve(count);
   pids.reserve(count);
-  for (int i = 0; i < count; ++i) actors.push_back(pa::spawn_process(system, spec));
+  // Killed however the case ends (a failed check below must not leave 2,000 actors for
+  // the system's destructor to wait for).
+  std::vector<actor_stopper> stop_all;
+  stop_all.reserve(count);
+  for (int i = 0; i < count; ++i) {
+    actors.push_back(pa::spawn_process(system, spec));
+    stop_all.emplace_back(actors.back(), caf::exit_reason::kill);
+  }
   for (auto& a : actors) self->send(a, pa::start_atom_v);
   // 2,000 starts with readiness on two cores: under ASan beside another test (CI's -j2)
   // one reply came more than event_timeout after the one before, though none was lost.

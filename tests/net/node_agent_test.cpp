@@ -340,6 +340,7 @@ BOOST_AUTO_TEST_CASE(a_relay_that_goes_down_during_the_start_has_its_process_act
   auto relay = t.make_relay(self);
   auto asker = t.controller.sys->spawn(spawn_asker, t.remote, relay, mute_spec("slow", 60000),
                                        caf::actor_cast<caf::actor>(self));
+  actor_stopper stop_asker{asker};  // a failed REQUIRE below must not leave it waiting
   const auto pid = next_started(self);  // started, waiting for a readiness that never comes
   BOOST_TEST_REQUIRE(pid > 1);
   BOOST_TEST(t.list(self).size() == 1u);

@@ -6,6 +6,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <actor_stopper.hpp>
 #include <test_relay.hpp>
 
 #include "proc_stat.hpp"
@@ -44,6 +45,7 @@ using pkit::actors::process_actor;
 using pkit::actors::process_spec;
 using pkit::net::errc;
 using pkit::net::node_actor;
+using pkit_test_common::actor_stopper;
 
 constexpr auto deadline = 20s;
 
@@ -97,6 +99,9 @@ struct two_nodes {
   node_actor agent;
   node_actor remote;
   std::uint16_t port = 0;
+  /// Ends the agent, also when a check below fails in the constructor (no destructor runs
+  /// then; this member's does, before the node's system).
+  actor_stopper stop_agent;
 
   explicit two_nodes(std::uint32_t max_children = 4, pkit::net::link_timing node_timing = {1s, 5s},
                      std::optional<pkit::net::link_timing> controller_timing = pkit::net::link_timing{1s, 5s},
@@ -113,6 +118,7 @@ struct two_nodes {
     auto bad = config.check();
     BOOST_TEST_REQUIRE(!bad.has_value(), (bad ? bad->message() : ""));
     agent = pkit::net::spawn_node_agent(*node.sys, std::move(config));
+    stop_agent.actor = caf::actor_cast<caf::actor>(agent);
     auto published = node.sys->middleman().publish(agent, 0, "127.0.0.1");
     BOOST_TEST_REQUIRE(static_cast<bool>(published), why(*node.sys, published));
     port = *published;
@@ -122,9 +128,9 @@ struct two_nodes {
   }
   // The relays end with the fixture too: a failed REQUIRE must not leave one running, or
   // the controller's system would wait for it for ever (the test would hang, not fail).
+  // The agent ends next (stop_agent).
   ~two_nodes() {
     for (const auto& r : relays) caf::anon_send_exit(r, caf::exit_reason::kill);
-    caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
   }
 
   std::vector<caf::actor> relays;

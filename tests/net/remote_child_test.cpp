@@ -374,6 +374,7 @@ BOOST_AUTO_TEST_CASE(a_node_that_answers_hello_with_another_protocol_is_not_used
         [](pkit::net::node_list_atom) { return std::vector<pkit::net::node_child_info>{}; },
     };
   }, pkit::net::node_protocol_version + 1);
+  actor_stopper stop_liar{liar};  // ended after the controller, before its own system
   auto port = liar_sys.sys->middleman().publish(liar, 0, "127.0.0.1");
   BOOST_TEST_REQUIRE(static_cast<bool>(port));
   controller_side ctl;

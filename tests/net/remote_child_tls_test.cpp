@@ -18,14 +18,6 @@ namespace {
 /// TLS connect once went silent for over fast_link's 1 s and failed the start.
 const pkit::net::link_timing tls_link{100ms, 5s};
 
-/// Ends an actor however the case ends: a fatal check (or a throw) before the case's own
-/// shutdown would otherwise leave it running, and its actor system's destructor would
-/// wait for it forever (a hang until CTest's timeout instead of the failure).
-struct actor_stopper {
-  caf::actor actor;
-  ~actor_stopper() { caf::anon_send_exit(actor, caf::exit_reason::user_shutdown); }
-};
-
 /// An actor system with the middleman, the OpenSSL module and `files` applied.
 struct tls_system {
   caf::actor_system_config cfg;

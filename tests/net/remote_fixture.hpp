@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <vector>
 
 namespace remote_test {
 
@@ -36,6 +37,9 @@ struct node_side {
   /// The node's stop switch (node_config::stopping): set it to have the node refuse
   /// spawns and starts, as `pkit node` does once it got SIGTERM.
   std::shared_ptr<std::atomic<bool>> stopping = std::make_shared<std::atomic<bool>>(false);
+  /// Ends the agent with this node, also when a check in the constructor fails (no
+  /// destructor of ours runs then; a member's does, before the system's).
+  actor_stopper stop_agent;
 
   /// `timing`: none makes a node that sends no heartbeats — silent when idle, as a
   /// stopped or partitioned node looks to its controller.
@@ -49,11 +53,11 @@ struct node_side {
     auto bad = config.check();
     BOOST_TEST_REQUIRE(!bad.has_value(), (bad ? bad->message() : ""));
     agent = pkit::net::spawn_node_agent(*sys.sys, std::move(config));
+    stop_agent.actor = caf::actor_cast<caf::actor>(agent);
     auto published = sys.sys->middleman().publish(agent, 0, "127.0.0.1");
     BOOST_TEST_REQUIRE(static_cast<bool>(published), why(*sys.sys, published));
     port = *published;
   }
-  ~node_side() { caf::anon_send_exit(agent, caf::exit_reason::user_shutdown); }
 
   /// Stops listening: from now on a connect is refused.
   void close_port() { sys.sys->middleman().unpublish(agent, port); }
@@ -95,11 +99,18 @@ inline std::uint16_t dead_port() {
   return ntohs(a.sin_port);
 }
 
-/// The controller: its actor system, the directory over `nodes`, a subscriber.
+/// The controller: its actor system, the directory over `nodes`, a subscriber, and the
+/// supervisors start() made — all ended by the destructor, however the case ends (a
+/// failed REQUIRE before a case's own shutdown must not leave a supervisor running: the
+/// actor system would wait for it for ever, a hang instead of a failure).
+///
+/// Declare the node_sides before the controller: they then outlive it, and a supervisor
+/// ended here still stops its remote children through them.
 struct controller_side {
   net_system sys{fast_link};
   std::unique_ptr<pkit::net::node_directory> directory;
   std::unique_ptr<caf::scoped_actor> self;
+  std::vector<supervisor_actor> started;  ///< by start(), ended by the destructor
 
   controller_side() {
     pkit::net::placement_timing timing;
@@ -111,9 +122,36 @@ struct controller_side {
     directory = std::make_unique<pkit::net::node_directory>(*sys.sys, timing);
     self = std::make_unique<caf::scoped_actor>(*sys.sys);
   }
+  /// Ends every supervisor start() made (a second exit after a case's own is harmless)
+  /// and waits for their ends, `deadline` at most; then the directory's actor, the
+  /// scoped actor and the system, and only then the directory object (the supervisors
+  /// hold a pointer to it: node_directory::shutdown's order).
   ~controller_side() {
+    stop_supervisors();
+    directory->shutdown();
     self.reset();
+    sys.sys.reset();  // waits for the actors still ending (their stops are bounded)
     directory.reset();
+  }
+
+  void stop_supervisors() {
+    if (started.empty()) return;
+    caf::scoped_actor waiter{*sys.sys};
+    for (const auto& s : started) {
+      waiter->monitor(s);  // an actor already gone: its down message comes at once
+      caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+    }
+    const auto until = std::chrono::steady_clock::now() + deadline;
+    std::size_t down = 0;
+    bool timed_out = false;
+    while (down < started.size() && !timed_out) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      if (left <= std::chrono::milliseconds::zero()) break;
+      waiter->receive([&](caf::down_msg&) { ++down; }, caf::after(left) >> [&] { timed_out = true; });
+    }
+    if (down < started.size())
+      BOOST_TEST_ERROR(started.size() - down << " supervisor(s) did not end within the deadline");
+    started.clear();
   }
 
   void add(const std::string& name, std::uint16_t port) {
@@ -128,6 +166,7 @@ struct controller_side {
     options.subscribers = {{caf::actor_cast<caf::actor>(*self)}};
     auto sup = start_supervisor(*sys.sys, std::move(spec), deadline, std::move(options));
     BOOST_TEST_REQUIRE(static_cast<bool>(sup), why(*sys.sys, sup));
+    started.push_back(*sup);
     return *sup;
   }
 

@@ -61,10 +61,13 @@ node_actor::behavior_type mute_node(node_actor::stateful_pointer<mute_state> sel
   };
 }
 
-/// A controller's system and a directory with short spawn bounds.
+/// A controller's system and a directory with short spawn bounds. The relays relay()
+/// hands out end with it, however the case ends (one left running would keep the
+/// system's destructor waiting: a hang instead of a failure).
 struct quick_controller {
   net_system sys{fast_link};
   std::unique_ptr<pkit::net::node_directory> directory;
+  std::vector<process_actor> relays;
   explicit quick_controller(std::chrono::milliseconds spawn_timeout) {
     pkit::net::placement_timing timing;
     timing.connect_timeout = 2s;
@@ -72,14 +75,19 @@ struct quick_controller {
     timing.request_margin = spawn_timeout;
     directory = std::make_unique<pkit::net::node_directory>(*sys.sys, timing);
   }
-  ~quick_controller() { directory->shutdown(); }
+  ~quick_controller() {
+    // A second exit after a case's own is harmless.
+    for (const auto& r : relays) caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
+    directory->shutdown();
+  }
   void add(const std::string& name, std::uint16_t port) {
     auto bad = directory->add_node({name, "127.0.0.1", port});
     BOOST_TEST_REQUIRE(!bad.has_value(), (bad ? bad->message() : ""));
   }
   process_actor relay(caf::scoped_actor& self, const std::string& node, process_spec spec) {
-    return directory->spawn_remote(*sys.sys, {node}, std::move(spec),
-                                   process_observer{caf::actor_cast<caf::actor>(self), spec.name});
+    relays.push_back(directory->spawn_remote(*sys.sys, {node}, std::move(spec),
+                                             process_observer{caf::actor_cast<caf::actor>(self), spec.name}));
+    return relays.back();
   }
 };
 
@@ -90,13 +98,15 @@ struct mute_side {
   gone_promise gone = std::make_shared<std::promise<caf::error>>();
   node_actor agent;
   std::uint16_t port = 0;
+  /// Ends the agent, also when the check below fails (no destructor of ours runs then).
+  actor_stopper stop_agent;
   mute_side() {
     agent = sys.sys->spawn(mute_node, asked, gone);
+    stop_agent.actor = caf::actor_cast<caf::actor>(agent);
     auto published = sys.sys->middleman().publish(agent, 0, "127.0.0.1");
     BOOST_TEST_REQUIRE(static_cast<bool>(published));
     port = *published;
   }
-  ~mute_side() { caf::anon_send_exit(agent, caf::exit_reason::user_shutdown); }
   bool observer_gone() { return gone->get_future().wait_for(deadline) == std::future_status::ready; }
 };
 
@@ -207,6 +217,7 @@ BOOST_AUTO_TEST_CASE(a_child_that_exits_at_once_is_reported_in_order) {
 BOOST_AUTO_TEST_CASE(reports_that_come_before_the_spawns_answer_are_passed_on) {
   net_system node_sys{fast_link};
   auto node = node_sys.sys->spawn(early_node, 0);
+  actor_stopper stop_node{node};
   auto port = node_sys.sys->middleman().publish(node, 0, "127.0.0.1");
   BOOST_TEST_REQUIRE(static_cast<bool>(port));
   quick_controller ctl{2s};
@@ -241,6 +252,7 @@ BOOST_AUTO_TEST_CASE(reports_from_others_while_placing_do_not_fail_the_placement
   net_system node_sys{fast_link};
   auto asked = std::make_shared<std::promise<caf::error>>();
   auto node = node_sys.sys->spawn(gated_node, asked);
+  actor_stopper stop_node{node};
   auto port = node_sys.sys->middleman().publish(node, 0, "127.0.0.1");
   BOOST_TEST_REQUIRE(static_cast<bool>(port));
   quick_controller ctl{5s};
@@ -418,6 +430,7 @@ BOOST_AUTO_TEST_CASE(a_node_of_the_previous_protocol_is_named_as_such) {
   // this controller's version: the start fails naming both versions, at once.
   net_system old_sys{fast_link};
   auto old = old_sys.sys->spawn(old_node, 0);
+  actor_stopper stop_old{old};
   auto port = old_sys.sys->middleman().publish(old, 0, "127.0.0.1");
   BOOST_TEST_REQUIRE(static_cast<bool>(port));
   quick_controller ctl{2s};

@@ -9,6 +9,8 @@
 
 #include "cert_set.hpp"
 
+#include <actor_stopper.hpp>
+
 #include <pkit/net/link_timing.hpp>
 #include <pkit/net/listen_policy.hpp>
 #include <pkit/net/tls_files.hpp>
@@ -30,6 +32,7 @@
 namespace fs = std::filesystem;
 using pkit::net::tls_files;
 using pkit_net_test::certs;
+using pkit_test_common::actor_stopper;
 using namespace std::chrono_literals;
 
 namespace {
@@ -109,17 +112,20 @@ struct node_fixture {
   node_system node{transport::tls, nullptr};
   caf::actor echo;
   std::uint16_t port = 0;
+  /// Ends the echo actor, also when the check in the constructor fails (then no
+  /// destructor of ours runs; a member's does, before the node's system).
+  actor_stopper stop_echo;
 
   node_fixture() : node{transport::tls, &node_files()} {
     // An argument, because CAF 0.17.6 dereferences a null pointer to the empty argument
     // tuple of a function actor spawned without one (UBSan reports it).
     echo = node.sys->spawn(
       [](int step) -> caf::behavior { return {[step](int x) { return x + step; }}; }, 1);
+    stop_echo.actor = echo;
     auto published = caf::openssl::publish(echo, 0, "127.0.0.1");
     BOOST_TEST_REQUIRE(static_cast<bool>(published), why(*node.sys, published));
     port = *published;
   }
-  ~node_fixture() { caf::anon_send_exit(echo, caf::exit_reason::user_shutdown); }
 
   static const tls_files& node_files() {
     static const tls_files files = certs::get().node();
@@ -202,11 +208,13 @@ BOOST_AUTO_TEST_CASE(a_node_on_a_snapshot_survives_its_files_being_removed) {
   pkit::net::tls_snapshot snap;
   auto refused = snap.take(originals);
   BOOST_TEST_REQUIRE(!refused.has_value(), (refused ? refused->message() : ""));
-  caf::actor echo;
   {
     node_system node{transport::tls, &snap.files()};
-    echo = node.sys->spawn(
+    auto echo = node.sys->spawn(
       [](int step) -> caf::behavior { return {[step](int x) { return x + step; }}; }, 1);
+    // Ends it however the block ends (before `node`, declared earlier): a failed REQUIRE
+    // below must not leave it running, or the node's system would wait for it for ever.
+    actor_stopper stop_echo{echo};
     auto port = caf::openssl::publish(echo, 0, "127.0.0.1");
     BOOST_TEST_REQUIRE(static_cast<bool>(port), why(*node.sys, port));
     fs::remove_all(dir.path());
@@ -218,7 +226,6 @@ BOOST_AUTO_TEST_CASE(a_node_on_a_snapshot_survives_its_files_being_removed) {
       BOOST_TEST(ask(controller, *remote) == 42);
     }
     caf::anon_send_exit(echo, caf::exit_reason::user_shutdown);
-    echo = nullptr;
   }  // the systems end here, before the snapshot they read
 }
 

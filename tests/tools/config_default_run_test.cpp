@@ -13,6 +13,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include "actor_stopper.hpp"
+
 #include <chrono>
 #include <filesystem>
 
@@ -33,6 +35,9 @@ BOOST_AUTO_TEST_CASE(the_default_tree_gets_ready_and_restarts_its_worker_with_ba
   auto sup = pa::start_supervisor(system, pkit::tool::to_supervisor_spec(*loaded.tree), 10s, nullptr,
                                   {{caf::actor_cast<caf::actor>(events), pa::mask_of({pa::event_kind::exited, pa::event_kind::restarting}), true}});
   BOOST_TEST_REQUIRE(static_cast<bool>(sup), (sup ? std::string() : system.render(sup.error())));
+  // Ends it however the case ends: a failed REQUIRE below must not leave it restarting
+  // its worker, or the system's destructor would wait for it for ever.
+  pkit_test_common::actor_stopper stop_sup{*sup};
 
   // The worker lives 2-4 s, then exits 3: the first restart waits the backoff's 500ms
   // (+/- 10% jitter).

@@ -46,6 +46,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "actor_stopper.hpp"
 #include "proc_stat.hpp"
 #include "temp_dir.hpp"
 #include "test_child_path.hpp"
@@ -58,6 +59,7 @@ namespace fs = std::filesystem;
 using pkit::tool::captured_line;
 using pkit::tool::log_capture;
 using pkit::tool::output_spec;
+using pkit_test_common::actor_stopper;
 using pkit_test_common::child_path;
 using pkit_test_common::temp_dir;
 
@@ -226,6 +228,7 @@ BOOST_AUTO_TEST_CASE(three_runs_through_a_supervisor_are_logged_line_by_line_and
     spec.flags.intensity = 10;
     caf::scoped_actor self{fx.system};
     auto sup = pa::spawn_supervisor(fx.system, spec);
+    actor_stopper stop_sup{sup};  // however the block ends: the system would wait for it
     self->monitor(sup);
     // Each run: wait until its last whole line came through, then kill it (runs 1, 2) with
     // its partial line still in the pipe; the supervisor starts the next one.
@@ -292,6 +295,7 @@ BOOST_AUTO_TEST_CASE(twenty_children_started_side_by_side_each_get_their_own_com
     system_fixture fx(capture);
     caf::scoped_actor self{fx.system};
     auto sup = pa::spawn_supervisor(fx.system, spec);
+    actor_stopper stop_sup{sup};  // however the block ends: the system would wait for it
     self->monitor(sup);
     const std::string number = std::to_string(lines);
     const std::string last = std::string(8 - number.size(), '0') + number + std::string(16 - 8, 'x');
@@ -324,6 +328,7 @@ BOOST_AUTO_TEST_CASE(a_fork_server_targets_output_is_captured_per_run_after_its_
   spec.args = {"hello"};
   spec.stdout_path = "capture";
   auto actor = pa::spawn_process(fx.system, spec, &*server_instance);
+  actor_stopper stop_actor{actor};
   caf::scoped_actor self{fx.system};
   for (int run = 1; run <= 3; ++run) {
     bool ok = false;
@@ -348,6 +353,7 @@ BOOST_AUTO_TEST_CASE(a_capture_spec_without_a_capture_fails_to_start_at_stage_ca
   spec.argv = {child_path(), "exit", "0"};
   spec.stderr_path = "capture";
   auto actor = pa::spawn_process(system, spec);
+  actor_stopper stop_actor{actor};
   caf::scoped_actor self{system};
   caf::error err;
   self->request(actor, event_timeout, pa::start_atom_v)
@@ -608,6 +614,7 @@ BOOST_AUTO_TEST_CASE(a_hundred_captured_runs_of_a_process_actor_leak_no_fd) {
   spec.stdout_path = "capture";
   spec.stderr_path = "capture";
   auto actor = pa::spawn_process(fx.system, spec);
+  actor_stopper stop_actor{actor};
   caf::scoped_actor self{fx.system};
   auto run_once = [&] {
     bool ok = false;
