@@ -122,7 +122,10 @@ void remote_start(std::vector<row>& rows) {
                           {}};
   remote.once();  // the first one connects: not what is measured
   std::vector<bench::variant> vs{local, remote, local_as};
-  const int rounds = quick ? 3 : 30;
+  // 60 rounds: both starts are bimodal on a small VM (a fast mode and one ~1 ms later,
+  // the woken thread waiting behind the just-exec'd child); 30 left the medians of two
+  // runs on a quiet machine up to 1.5x apart.
+  const int rounds = quick ? 3 : 60;
   for (int r = 0; r < rounds; ++r)
     for (auto& v : vs) v.samples.push_back(v.once());
   std::vector<bench::stats> sums;
@@ -132,6 +135,10 @@ void remote_start(std::vector<row>& rows) {
   }
   std::printf("  (e1) remote start / local start as the node's user: %.2fx (informational)\n",
               sums[1].median / sums[2].median);
+  // The check compares medians; when the local start's slow mode takes its median, the
+  // fast modes' ratio (p10 against p10) says what the hops alone cost against a spawn.
+  std::printf("  (e1) remote start / local start, p10 against p10: %.2fx (informational)\n",
+              sums[1].p10 / sums[0].p10);
   checks.push_back({"(e1) remote start / local start", fmt("%.2fx", sums[1].median / sums[0].median), "<= 2x",
                     sums[1].median <= 2 * sums[0].median});
 }
