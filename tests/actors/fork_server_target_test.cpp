@@ -241,12 +241,14 @@ BOOST_AUTO_TEST_CASE(a_stop_made_during_a_target_start_is_applied_once_the_child
   auto spec = target_spec("pause", {});
   spec.stop_timeout_ms = 30000;
   auto a = spawn(spec, server());
-  auto pending_start = self->request(a, event_timeout, pa::start_atom_v);
   caf::scoped_actor stopper{system};
   std::optional<exit_status> stopped;
   std::optional<std::int32_t> pid;
   {
+    // Paused before the start is asked for: otherwise the server may make the child
+    // before it stops, and the start is over before the stop comes (seen under ctest -j2).
     server_paused paused;
+    auto pending_start = self->request(a, event_timeout, pa::start_atom_v);
     // status is answered in order after start: the start has been taken on.
     BOOST_TEST_REQUIRE(status(a).state == process_state::starting);
     auto pending_stop = stopper->request(a, event_timeout, pa::stop_atom_v);
