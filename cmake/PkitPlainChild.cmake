@@ -6,13 +6,12 @@
 function(pkit_add_plain_child target source)
   add_executable(${target} ${source})
   target_link_libraries(${target} PRIVATE pkit_warnings)
+  # Never the directory's sanitizer options, on any architecture: a sanitized child spends
+  # its first milliseconds in the sanitizer's start-up.
+  set_target_properties(${target} PROPERTIES COMPILE_OPTIONS "" LINK_OPTIONS "")
   if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64|aarch64|arm64)$")
-    # No sanitizer (there is no runtime to link it with), no PIE, no libc, no start-up
-    # files, no stack protector.
-    set_target_properties(${target} PROPERTIES
-      COMPILE_OPTIONS ""
-      LINK_OPTIONS ""
-      POSITION_INDEPENDENT_CODE OFF)
+    # No PIE, no libc, no start-up files, no stack protector.
+    set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE OFF)
     target_compile_definitions(${target} PRIVATE PKIT_BENCH_CHILD_FREESTANDING)
     target_compile_options(${target} PRIVATE
       -ffreestanding -fno-stack-protector -fno-builtin -fno-asynchronous-unwind-tables)

@@ -10,11 +10,18 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/after.hpp>
 #include <caf/exit_reason.hpp>
+#include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
+#include <caf/system_messages.hpp>
 
+#include <chrono>
+#include <cstddef>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace pkit_test_common {
 
@@ -34,5 +41,33 @@ struct actor_stopper {
   actor_stopper& operator=(actor_stopper&&) = delete;
   ~actor_stopper() { caf::anon_send_exit(actor, reason); }
 };
+
+/// Ends `actors` (user_shutdown: a supervisor stops its children first) and waits for
+/// their ends, `limit` in all; those still alive then are killed, so that the system's
+/// destructor that follows cannot wait for ever. Returns how many had to be killed. For
+/// teardown that must know the actors gone before what they use (a node_directory) goes.
+inline std::size_t end_and_wait(caf::actor_system& sys, const std::vector<caf::actor>& actors,
+                                std::chrono::milliseconds limit) {
+  if (actors.empty()) return 0;
+  caf::scoped_actor waiter{sys};
+  std::size_t alive = 0;
+  for (const auto& a : actors) {
+    if (!a) continue;
+    waiter->monitor(a);  // an actor already gone: its down message comes at once
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    ++alive;
+  }
+  const auto until = std::chrono::steady_clock::now() + limit;
+  while (alive > 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (left <= std::chrono::milliseconds::zero()) break;
+    bool timed_out = false;
+    waiter->receive([&](caf::down_msg&) { --alive; }, caf::after(left) >> [&] { timed_out = true; });
+    if (timed_out) break;
+  }
+  if (alive > 0)
+    for (const auto& a : actors) caf::anon_send_exit(a, caf::exit_reason::kill);
+  return alive;
+}
 
 }  // namespace pkit_test_common

@@ -46,6 +46,7 @@ using pkit::actors::process_spec;
 using pkit::net::errc;
 using pkit::net::node_actor;
 using pkit_test_common::actor_stopper;
+using pkit_test_common::end_and_wait;
 
 constexpr auto deadline = 20s;
 

@@ -55,9 +55,18 @@ BOOST_AUTO_TEST_CASE(a_remote_child_over_mutual_tls) {
   options.place = &directory;
   auto sup = start_supervisor(*controller.sys, tree({remote_child("r", {"a"})}), deadline, std::move(options));
   BOOST_TEST_REQUIRE(static_cast<bool>(sup), why(*controller.sys, sup));
-  // Declared after the directory: ends the supervisor (which stops its child) before the
-  // directory it uses and the controller's actor system are destroyed.
-  actor_stopper stop_sup{caf::actor_cast<caf::actor>(*sup)};
+  // Declared after the directory: however the case ends, the supervisor (which stops its
+  // child) has ended before the directory it uses is shut down and destroyed
+  // (node_directory.hpp's order).
+  struct ender {
+    caf::actor_system& sys;
+    caf::actor sup;
+    pkit::net::node_directory& directory;
+    ~ender() {
+      end_and_wait(sys, {sup}, deadline);
+      directory.shutdown();
+    }
+  } end_sup{*controller.sys, caf::actor_cast<caf::actor>(*sup), directory};
   caf::scoped_actor self{*controller.sys};
   child_info r;
   self->request(*sup, deadline, which_children_atom_v)

@@ -135,22 +135,10 @@ struct controller_side {
   }
 
   void stop_supervisors() {
-    if (started.empty()) return;
-    caf::scoped_actor waiter{*sys.sys};
-    for (const auto& s : started) {
-      waiter->monitor(s);  // an actor already gone: its down message comes at once
-      caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
-    }
-    const auto until = std::chrono::steady_clock::now() + deadline;
-    std::size_t down = 0;
-    bool timed_out = false;
-    while (down < started.size() && !timed_out) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
-      if (left <= std::chrono::milliseconds::zero()) break;
-      waiter->receive([&](caf::down_msg&) { ++down; }, caf::after(left) >> [&] { timed_out = true; });
-    }
-    if (down < started.size())
-      BOOST_TEST_ERROR(started.size() - down << " supervisor(s) did not end within the deadline");
+    std::vector<caf::actor> all;
+    for (const auto& s : started) all.push_back(caf::actor_cast<caf::actor>(s));
+    if (const std::size_t left = end_and_wait(*sys.sys, all, deadline))
+      BOOST_TEST_ERROR(left << " supervisor(s) did not end within the deadline: killed");
     started.clear();
   }
 

@@ -85,8 +85,9 @@ struct quick_controller {
     BOOST_TEST_REQUIRE(!bad.has_value(), (bad ? bad->message() : ""));
   }
   process_actor relay(caf::scoped_actor& self, const std::string& node, process_spec spec) {
+    std::string name = spec.name;  // not read from spec in the call that moves it
     relays.push_back(directory->spawn_remote(*sys.sys, {node}, std::move(spec),
-                                             process_observer{caf::actor_cast<caf::actor>(self), spec.name}));
+                                             process_observer{caf::actor_cast<caf::actor>(self), std::move(name)}));
     return relays.back();
   }
 };
@@ -319,7 +320,9 @@ BOOST_AUTO_TEST_CASE(a_node_that_drops_connects_does_not_hold_up_the_others) {
   caf::scoped_actor self{*ctl.sys.sys};
   auto into_hole = ctl.relay(self, "hole", sleep_spec("h"));
   auto fine = ctl.relay(self, "good", sleep_spec("g"));
-  std::thread hole_start{[&] {
+  // Joined however the case ends (a failed REQUIRE below must not std::terminate the
+  // program); its request is bounded by the deadline.
+  std::jthread hole_start{[&] {
     caf::scoped_actor asker{*ctl.sys.sys};
     asker->request(into_hole, deadline, start_atom_v).receive([](std::int32_t) {}, [](caf::error&) {});
   }};

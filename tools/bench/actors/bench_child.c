@@ -115,6 +115,18 @@ static long parse_ulong(const char* s) {
   return v;
 }
 
+/* A thread id: decimal digits only, 1 to 2^31-1 (a pid_t); 0 for anything else. */
+static long parse_tid(const char* s) {
+  long v = 0;
+  if (*s == 0) return 0;
+  for (; *s != 0; ++s) {
+    if (*s < '0' || *s > '9') return 0;
+    v = v * 10 + (*s - '0');
+    if (v > 2147483647L) return 0;
+  }
+  return v;
+}
+
 static __attribute__((noreturn)) void block_until_signal(void) {
   /* Never outlive the benchmark, even when it is killed (the raw children have no
    * other protection): SIGKILL when the parent dies; gone already if it died first. */
@@ -141,7 +153,7 @@ __attribute__((noreturn, used)) void child_main(long* sp) {
   }
   if (mode[0] == 'p') block_until_signal();
   if (mode[0] == 'k' && argc >= 3) {
-    long tid = parse_ulong(argv[2]);
+    long tid = parse_tid(argv[2]);
     if (tid <= 0) exit_now(2);
     long ppid = sys6(NR_GETPPID, 0, 0, 0, 0, 0, 0);
     exit_now(sys6(NR_TGKILL, ppid, tid, SIGUSR1_, 0, 0, 0) == 0 ? 0 : 1);
@@ -165,6 +177,7 @@ __attribute__((noreturn, used)) void child_main(long* sp) {
 
 #else /* an ordinary libc program */
 
+#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -194,8 +207,12 @@ int main(int argc, char** argv) {
   }
   if (argv[1][0] == 'p') block_until_signal();
   if (argv[1][0] == 'k' && argc >= 3) {
-    long tid = strtol(argv[2], NULL, 10);
-    if (tid <= 0) _exit(2);
+    char* end = NULL;
+    errno = 0;
+    long tid = strtol(argv[2], &end, 10);
+    if (errno != 0 || end == argv[2] || *end != '\0' || argv[2][0] < '0' || argv[2][0] > '9' || tid <= 0 ||
+        tid > 2147483647L)
+      _exit(2);
     _exit(syscall(SYS_tgkill, (long)getppid(), tid, (long)SIGUSR1) == 0 ? 0 : 1);
   }
   if (argv[1][0] == 's' && argc >= 4) {
