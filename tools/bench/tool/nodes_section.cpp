@@ -3,7 +3,7 @@
 //   (e1) start of a remote child over loopback against a local start, in this process: a
 //        controller actor system and a node actor system joined by plain BASP on
 //        127.0.0.1; from spawn to the start's reply (the pid), interleaved rounds.
-//        Target: remote <= 2x local.
+//        Target: remote <= 2x local, the fast modes compared (p10 against p10).
 //   (e2) failover: a real `pkit run`, two real `pkit node`s; node a is SIGSTOPped (silent,
 //        its connection open); the time from the stop until the program is ready on b,
 //        read from pkit run's JSON event lines. Target: node_timeout + 100 ms.
@@ -122,9 +122,12 @@ void remote_start(std::vector<row>& rows) {
                           {}};
   remote.once();  // the first one connects: not what is measured
   std::vector<bench::variant> vs{local, remote, local_as};
-  // 60 rounds: both starts are bimodal on a small VM (a fast mode and one ~1 ms later,
-  // the woken thread waiting behind the just-exec'd child); 30 left the medians of two
-  // runs on a quiet machine up to 1.5x apart.
+  // Both starts are bimodal on a small VM: a fast mode, and one ~1 ms later in which a
+  // woken thread waits behind the just-exec'd child. Which mode holds a median changes
+  // from run to run (local medians 210-1,142 us in three runs of one quiet hour), so a
+  // ratio of medians flips between far under and far over the target. The check compares
+  // the fast modes (p10 against p10): what the hops cost against a spawn, stable across
+  // runs (3.7x-4.0x there); the ratio of medians is printed beside it.
   const int rounds = quick ? 3 : 60;
   for (int r = 0; r < rounds; ++r)
     for (auto& v : vs) v.samples.push_back(v.once());
@@ -135,12 +138,10 @@ void remote_start(std::vector<row>& rows) {
   }
   std::printf("  (e1) remote start / local start as the node's user: %.2fx (informational)\n",
               sums[1].median / sums[2].median);
-  // The check compares medians; when the local start's slow mode takes its median, the
-  // fast modes' ratio (p10 against p10) says what the hops alone cost against a spawn.
-  std::printf("  (e1) remote start / local start, p10 against p10: %.2fx (informational)\n",
-              sums[1].p10 / sums[0].p10);
-  checks.push_back({"(e1) remote start / local start", fmt("%.2fx", sums[1].median / sums[0].median), "<= 2x",
-                    sums[1].median <= 2 * sums[0].median});
+  std::printf("  (e1) remote start / local start, medians: %.2fx (informational)\n",
+              sums[1].median / sums[0].median);
+  checks.push_back({"(e1) remote start / local start (p10 against p10)", fmt("%.2fx", sums[1].p10 / sums[0].p10),
+                    "<= 2x", sums[1].p10 <= 2 * sums[0].p10});
 }
 
 // A `pkit node` in the background; its port from the line it prints.
