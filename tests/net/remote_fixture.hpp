@@ -110,7 +110,7 @@ struct controller_side {
   net_system sys{fast_link};
   std::unique_ptr<pkit::net::node_directory> directory;
   std::unique_ptr<caf::scoped_actor> self;
-  std::vector<supervisor_actor> started;  ///< by start(), ended by the destructor
+  std::vector<caf::actor> started;  ///< the supervisors start() made, ended by the destructor
 
   controller_side() {
     pkit::net::placement_timing timing;
@@ -135,9 +135,7 @@ struct controller_side {
   }
 
   void stop_supervisors() {
-    std::vector<caf::actor> all;
-    for (const auto& s : started) all.push_back(caf::actor_cast<caf::actor>(s));
-    if (const std::size_t left = end_and_wait(*sys.sys, all, deadline))
+    if (const std::size_t left = end_and_wait(*sys.sys, started, deadline))
       BOOST_TEST_ERROR(left << " supervisor(s) did not end within the deadline: killed");
     started.clear();
   }
@@ -154,7 +152,7 @@ struct controller_side {
     options.subscribers = {{caf::actor_cast<caf::actor>(*self)}};
     auto sup = start_supervisor(*sys.sys, std::move(spec), deadline, std::move(options));
     BOOST_TEST_REQUIRE(static_cast<bool>(sup), why(*sys.sys, sup));
-    started.push_back(*sup);
+    started.push_back(caf::actor_cast<caf::actor>(*sup));
     return *sup;
   }
 
