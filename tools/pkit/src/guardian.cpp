@@ -71,13 +71,19 @@ public:
   int poll_ms(std::int64_t now) const {
     const std::int64_t limit = view_.limit();
     if (limit <= 0 || fired_for_ == view_.fed()) return 1000;
-    return static_cast<int>(std::clamp<std::int64_t>(view_.fed() + limit - now, 0, 1000));
+    return static_cast<int>(std::clamp<std::int64_t>(due(view_.fed(), limit) - now, 0, 1000));
   }
+
+  // The first whole millisecond at which the feed at `fed` is surely older than `limit`.
+  // Both stamps are truncated to milliseconds: `now - fed >= limit` could hold up to
+  // 1 ms before the limit really passed (a watchdog that fired at 299.1 ms of 300 failed
+  // guardian_test in a fresh clone's run); one more millisecond makes it never early.
+  static std::int64_t due(std::int64_t fed, std::int64_t limit) { return fed + limit + 1; }
 
   // Fences once per stale feed: every group, then (if asked) the owner.
   void check(std::int64_t now, const std::vector<pid_t>& groups, int owner_pidfd) {
     const std::int64_t limit = view_.limit(), fed = view_.fed();
-    if (limit <= 0 || fired_for_ == fed || now - fed < limit) return;
+    if (limit <= 0 || fired_for_ == fed || now < due(fed, limit)) return;
     fired_for_ = fed;
     for (pid_t g : groups) ::kill(-g, SIGKILL);
     const bool owner = view_.kill_owner() && owner_pidfd >= 0;
