@@ -71,19 +71,20 @@ public:
   int poll_ms(std::int64_t now) const {
     const std::int64_t limit = view_.limit();
     if (limit <= 0 || fired_for_ == view_.fed()) return 1000;
-    return static_cast<int>(std::clamp<std::int64_t>(due(view_.fed(), limit) - now, 0, 1000));
+    const std::int64_t left = limit - (now - view_.fed());  // no overflow for any limit
+    return left >= 1000 ? 1000 : static_cast<int>(std::max<std::int64_t>(left + 1, 0));
   }
 
-  // The first whole millisecond at which the feed at `fed` is surely older than `limit`.
-  // Both stamps are truncated to milliseconds: `now - fed >= limit` could hold up to
-  // 1 ms before the limit really passed (a watchdog that fired at 299.1 ms of 300 failed
-  // guardian_test in a fresh clone's run); one more millisecond makes it never early.
-  static std::int64_t due(std::int64_t fed, std::int64_t limit) { return fed + limit + 1; }
+  // Whether the feed at `fed` is surely older than `limit` at `now`. Both stamps are
+  // truncated to whole milliseconds: `now - fed >= limit` could hold up to 1 ms before
+  // the limit really passed (a watchdog that fired at 299.1 ms of 300 failed guardian_test
+  // in a fresh clone's run); one more millisecond makes it never early (at most ~2 ms late).
+  static bool stale(std::int64_t now, std::int64_t fed, std::int64_t limit) { return now - fed > limit; }
 
   // Fences once per stale feed: every group, then (if asked) the owner.
   void check(std::int64_t now, const std::vector<pid_t>& groups, int owner_pidfd) {
     const std::int64_t limit = view_.limit(), fed = view_.fed();
-    if (limit <= 0 || fired_for_ == fed || now < due(fed, limit)) return;
+    if (limit <= 0 || fired_for_ == fed || !stale(now, fed, limit)) return;
     fired_for_ = fed;
     for (pid_t g : groups) ::kill(-g, SIGKILL);
     const bool owner = view_.kill_owner() && owner_pidfd >= 0;
