@@ -14,6 +14,7 @@
 #include <thread>
 
 #include <poll.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -203,4 +204,66 @@ BOOST_AUTO_TEST_CASE(watches_never_block_while_the_guardian_does_not_read) {
     BOOST_REQUIRE_MESSAGE(!c.ends_within(25ms), "killed while fed");
   }
   BOOST_TEST(c.ends_within(10s), "the watch sent while the guardian was stopped was lost");
+}
+
+// A fence must not depend on watch() having arrived (review 13 #8): a node frozen between
+// a child's spawn and its tap's watch — two actor hops later — would otherwise leave that
+// child's group running while the controller restarts it elsewhere. At fire time the
+// guardian also finds the owner's children from the kernel's parent links.
+BOOST_AUTO_TEST_CASE(an_unfed_watchdog_kills_the_owners_unwatched_children_too) {
+  auto keeper = guardian::spawn();
+  child c;  // never watched
+  keeper->arm_watchdog(200ms, false);
+  BOOST_REQUIRE_MESSAGE(c.ends_within(10s), "an unwatched child of the owner outlived the fence");
+  BOOST_TEST(c.signal_that_ended_it() == SIGKILL);
+}
+
+// As `pkit node` runs it (kill_owner, the direct child with PR_SET_PDEATHSIG as libpkit
+// spawns it): the owner is fenced after spawning a worker it has not watched yet, whose
+// own child shares its group. PDEATHSIG ends the worker with the owner; only the group
+// kill ends the grandchild.
+BOOST_AUTO_TEST_CASE(a_fence_kills_the_group_of_a_child_spawned_but_not_yet_watched) {
+  int ready[2];
+  BOOST_REQUIRE(::pipe(ready) == 0);
+  const pid_t owner = ::fork();
+  BOOST_REQUIRE(owner >= 0);
+  if (owner == 0) {
+    ::close(ready[0]);
+    auto keeper = guardian::spawn();  // single-threaded after fork
+    const pid_t worker = ::fork();
+    if (worker == 0) {
+      ::setpgid(0, 0);
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      const pid_t grandchild = ::fork();
+      if (grandchild == 0) {
+        const pid_t me = ::getpid();
+        (void)!::write(ready[1], &me, sizeof me);
+        for (;;) ::pause();
+      }
+      for (;;) ::pause();
+    }
+    ::setpgid(worker, worker);
+    keeper->arm_watchdog(200ms, true);  // and never watch(worker): the window
+    for (;;) ::pause();
+  }
+  ::close(ready[1]);
+  pid_t grandchild = 0;
+  const bool told = ::read(ready[0], &grandchild, sizeof grandchild) == static_cast<ssize_t>(sizeof grandchild);
+  ::close(ready[0]);
+  const int grandchild_fd = told ? static_cast<int>(::syscall(SYS_pidfd_open, grandchild, 0)) : -1;
+  const int owner_fd = static_cast<int>(::syscall(SYS_pidfd_open, owner, 0));
+  pollfd o{owner_fd, POLLIN, 0};
+  const bool fenced = owner_fd >= 0 && ::poll(&o, 1, 10000) == 1;
+  if (!fenced) ::kill(owner, SIGKILL);  // not left behind by a failing case
+  int status = 0;
+  BOOST_REQUIRE(::waitpid(owner, &status, 0) == owner);
+  if (owner_fd >= 0) ::close(owner_fd);
+  BOOST_TEST(fenced, "the owner outlived its watchdog");
+  BOOST_REQUIRE(told);
+  BOOST_REQUIRE(grandchild_fd >= 0);
+  pollfd p{grandchild_fd, POLLIN, 0};
+  const bool ended = ::poll(&p, 1, 10000) == 1;
+  if (!ended) ::kill(grandchild, SIGKILL);  // not left behind by a failing case
+  ::close(grandchild_fd);
+  BOOST_TEST(ended, "the group of a child the guardian was not told of yet outlived the fence");
 }

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <new>
@@ -14,6 +15,7 @@
 #include <system_error>
 #include <vector>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/mman.h>
@@ -62,6 +64,50 @@ void drop_empty(std::vector<pid_t>& groups) {
   std::erase_if(groups, [](pid_t g) { return empty_group(g); });
 }
 
+// The parent pid in /proc/<pid>/stat, or -1: after the comm's last ')' (a comm may hold
+// spaces and parentheses) come the state and the ppid.
+pid_t parent_of(long pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[1024];
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  const char* close_paren = std::strrchr(buf, ')');
+  char state = 0;
+  int ppid = -1;
+  if (close_paren == nullptr || std::sscanf(close_paren + 1, " %c %d", &state, &ppid) != 2) return -1;
+  return ppid;
+}
+
+// SIGKILLs every child of `owner` but the guardian, each with its process group (children
+// lead their own: pgid == pid), whether or not a watch for it has arrived: the node's tap
+// watches a new child two actor hops after its spawn, and a node frozen in between must
+// not leave that child's group running (review 13 #8). The kernel's parent links, read
+// from /proc/<pid>/stat (no CONFIG_PROC_CHILDREN needed). A child that has not set its
+// group yet (still before its exec) has no group: kill(-pid) fails, kill(pid) ends it.
+// Returns how many it found.
+std::size_t kill_children_of(pid_t owner) {
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return 0;
+  const pid_t self = ::getpid();
+  std::size_t found = 0;
+  while (const dirent* e = ::readdir(proc)) {
+    char* end = nullptr;
+    const long pid = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || pid <= 1 || pid == self) continue;
+    if (parent_of(pid) != owner) continue;
+    ::kill(-static_cast<pid_t>(pid), SIGKILL);
+    ::kill(static_cast<pid_t>(pid), SIGKILL);
+    ++found;
+  }
+  ::closedir(proc);
+  return found;
+}
+
 // The guardian's side of the watchdog.
 class watchdog {
 public:
@@ -81,23 +127,28 @@ public:
   // in a fresh clone's run); one more millisecond makes it never early (at most ~2 ms late).
   static bool stale(std::int64_t now, std::int64_t fed, std::int64_t limit) { return now - fed > limit; }
 
-  // Fences once per stale feed: every group, then (if asked) the owner.
-  void check(std::int64_t now, const std::vector<pid_t>& groups, int owner_pidfd) {
+  // Fences once per stale feed: the owner's children and their groups, every registered
+  // group, then (if asked) the owner.
+  void check(std::int64_t now, const std::vector<pid_t>& groups, pid_t owner, int owner_pidfd) {
     const std::int64_t limit = view_.limit(), fed = view_.fed();
     if (limit <= 0 || fired_for_ == fed || !stale(now, fed, limit)) return;
     fired_for_ = fed;
+    const bool owner_dies = view_.kill_owner() && owner_pidfd >= 0;
+    // A stopped owner reaps nothing: the children found next stay its children (no pid
+    // of theirs is reused) until they are killed. It dies anyway.
+    if (owner_dies) ::syscall(SYS_pidfd_send_signal, owner_pidfd, SIGSTOP, nullptr, 0);
+    const std::size_t children = owner_pidfd >= 0 ? kill_children_of(owner) : 0;
     for (pid_t g : groups) ::kill(-g, SIGKILL);
-    const bool owner = view_.kill_owner() && owner_pidfd >= 0;
     if (!name_.empty()) {
       char line[512];
       const int n = std::snprintf(line, sizeof line,
                                   "%s: watchdog: no sign of life for %lld ms (limit %lld ms): SIGKILLed %zu "
-                                  "process group(s)%s\n",
+                                  "process group(s) and %zu child(ren) with their groups%s\n",
                                   name_.c_str(), static_cast<long long>(now - fed), static_cast<long long>(limit),
-                                  groups.size(), owner ? " and the node itself" : "");
+                                  groups.size(), children, owner_dies ? " and the node itself" : "");
       if (n > 0) (void)!::write(STDERR_FILENO, line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
     }
-    if (owner) ::syscall(SYS_pidfd_send_signal, owner_pidfd, SIGKILL, nullptr, 0);
+    if (owner_dies) ::syscall(SYS_pidfd_send_signal, owner_pidfd, SIGKILL, nullptr, 0);
   }
 
 private:
@@ -161,7 +212,7 @@ bool drain(int fd, std::vector<pid_t>& groups) {
     if (n < 0 && errno != EINTR) break;
     if (n > 0 && !drain(fd, groups)) break;
     const std::int64_t now = boot_ms();
-    dog.check(now, groups, owner_pidfd);
+    dog.check(now, groups, owner, owner_pidfd);
     // Once a second, whether records come or not.
     if (now - swept >= 1000) {
       drop_empty(groups);

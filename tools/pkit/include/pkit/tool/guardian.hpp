@@ -20,7 +20,10 @@
 /// a stuck network or timer thread: watchdog_feeder.hpp) cannot stop its children, while
 /// the controller that lost it restarts them elsewhere.
 /// Once armed, the guardian expects a feed at least every `limit`; when none comes it
-/// SIGKILLs every registered group and, if asked, its owner (the node) too — fencing, as
+/// SIGKILLs every child of its owner with that child's group (found from the kernel's
+/// parent links, registered or not: a node frozen between a child's spawn and its watch
+/// must not leave that child running), every registered group and, if asked, its owner
+/// (the node) too — stopped first, so that it reaps nothing meanwhile — fencing, as
 /// systemd's WatchdogSec= does to a service that stops answering: the node's connections
 /// then close, so its controller fails over at once even when only the node's actors were
 /// wedged and its network thread still answered heartbeats. A feed is a timestamp in
@@ -73,8 +76,9 @@ public:
   void unwatch(pid_t pgid) noexcept;
 
   /// Arms the watchdog (and counts as a feed): unless feed() comes at least every
-  /// `limit`, every registered group is SIGKILLed, then the owner (the process that
-  /// called spawn()) if `kill_owner`. A limit of zero or less disarms it. Thread-safe.
+  /// `limit`, every child of the owner (the process that called spawn()) is SIGKILLed
+  /// with its process group, then every registered group, then the owner if
+  /// `kill_owner`. A limit of zero or less disarms it. Thread-safe.
   void arm_watchdog(std::chrono::milliseconds limit, bool kill_owner) noexcept;
   /// Feeds the watchdog: an atomic store, never blocks (it also sends what watch/unwatch
   /// left in the backlog, when the backlog's lock is free). After it fired without killing
