@@ -3,6 +3,7 @@
 // pidfd system calls. glibc 2.36's <sys/pidfd.h> lacks extern "C" (fixed in 2.37), so
 // its declarations cannot be linked from C++; these call the kernel directly.
 
+#include <cerrno>
 #include <csignal>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -17,6 +18,20 @@ inline int pidfd_open(pid_t pid, unsigned int flags = 0) noexcept {
 
 inline int pidfd_send_signal(int pidfd, int sig) noexcept {
   return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
+}
+
+/// Whether the exited child behind `pidfd` can be collected now, by its parent. A pidfd is
+/// readable from its process's exit on, but a child that another process traces when it
+/// dies (strace -p, gdb, a crash reporter) is a zombie only that tracer sees until it
+/// waits for it or detaches: until then a blocking waitid of the parent's blocks, and a
+/// WNOHANG one finds nothing. True as well when waitid fails (the child is not ours, or
+/// gone): collecting it then reports it lost at once.
+inline bool collectable(int pidfd) noexcept {
+  siginfo_t info{};
+  int r;
+  do r = ::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG | WNOWAIT);
+  while (r != 0 && errno == EINTR);
+  return r != 0 || info.si_pid != 0;
 }
 
 }  // namespace pkit::detail

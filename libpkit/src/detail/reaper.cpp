@@ -213,10 +213,42 @@ void reaper::loop() {
   }
 }
 
+namespace {
+constexpr std::chrono::milliseconds park_first{10};
+constexpr std::chrono::milliseconds park_max{1000};
+}  // namespace
+
+// A child's pidfd is readable but the child cannot be collected (collectable(): traced by
+// another process when it died). Its handler must not run yet — it would block in waitid
+// until the tracer lets go, and every other child's exit with it — and its level-triggered
+// pidfd would wake the loop at once, again and again: out of the epoll set it goes, to be
+// looked at again later. `lock` holds mutex_; released here.
+void reaper::park(std::unique_lock<std::mutex>& lock, std::uint64_t id) {
+  entry& e = entries_.at(id);
+  ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, e.fd, nullptr);
+  const auto wait = e.parked == std::chrono::milliseconds{0} ? park_first : std::min(e.parked * 2, park_max);
+  e.parked = wait;
+  lock.unlock();  // schedule() takes it; `e` may be unwatched from here on
+  schedule(clock::now() + wait, [this, id] { unpark(id); });
+}
+
+// Back into the epoll set (readable at once): dispatch looks again. Nothing when the watch
+// was dropped meanwhile (its fd may be closed, or another's, by now).
+void reaper::unpark(std::uint64_t id) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = id;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, it->second.fd, &ev) != 0) park(lock, id);
+}
+
 void reaper::dispatch(std::uint64_t id) {
   std::unique_lock<std::mutex> lock(mutex_);
   auto it = entries_.find(id);
   if (it == entries_.end()) return;  // unwatched after epoll_wait returned
+  if (it->second.kind != 0 && !collectable(it->second.fd)) return park(lock, id);
   if (it->second.kind == 2) {
     entry e = std::move(it->second);
     entries_.erase(it);

@@ -23,7 +23,9 @@ namespace pkit::detail {
 /// waitid(P_PIDFD): it never calls waitpid(-1) and installs no SIGCHLD handler, so it
 /// cannot take the exit status of a child the host program started itself. An exit that
 /// happened before the watch was added is not lost: a pidfd stays readable once its
-/// process has exited. Handlers and timer tasks run on the reaper thread, one at a time,
+/// process has exited. A child traced by another process when it died cannot be
+/// collected until its tracer lets it go: its handler waits (the child is looked at
+/// again every 10 ms to 1 s) while every other child's exit is reported as usual. Handlers and timer tasks run on the reaper thread, one at a time,
 /// and never under a lock of the reaper's: a handler may call any member (and user code
 /// run from a handler — `on_exit` — may block on its own locks without blocking anyone
 /// who starts, stops or joins another process; it only delays later reports).
@@ -84,12 +86,18 @@ private:
   std::uint64_t add(int fd, int kind, exit_handler on_exit, std::function<void()> on_exited,
                     fd_handler on_readable);
 
+  void park(std::unique_lock<std::mutex>& lock, std::uint64_t id);
+  void unpark(std::uint64_t id);
+
   struct entry {
     int fd = -1;
     int kind = 0;  // 0: fd, 1: child (reap), 2: exit (no reap)
     exit_handler on_exit;
     std::function<void()> on_exited;
     fd_handler on_readable;
+    /// A child that exited while traced by another process: out of the epoll set (its
+    /// pidfd stays readable) and looked at again after this long, doubled each time.
+    std::chrono::milliseconds parked{0};
   };
 
   pid_t owner_ = 0;  // the process this reaper belongs to

@@ -357,7 +357,7 @@ void collect_here(const std::shared_ptr<process_state>& sp, std::unique_lock<std
     if (deadline != clock::time_point::max()) {
       if (now >= deadline) {
         pollfd last{pidfd, POLLIN, 0};
-        exited = ::poll(&last, 1, 0) > 0;
+        exited = ::poll(&last, 1, 0) > 0 && collectable(pidfd);
         break;
       }
       wait_ms = std::min<long long>(std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count(), 1 << 30);
@@ -366,7 +366,9 @@ void collect_here(const std::shared_ptr<process_state>& sp, std::unique_lock<std
     const int n = ::poll(&pfd, 1, static_cast<int>(wait_ms));
     if (n < 0 && errno == EINTR) continue;
     if (n > 0) {
-      exited = true;
+      // Readable but held by a tracer (collectable()): the reaper waits for it from here,
+      // and this joiner on the condition variable, up to its deadline.
+      exited = collectable(pidfd);
       break;
     }
   }

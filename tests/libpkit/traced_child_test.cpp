@@ -1,0 +1,156 @@
+// A child traced by another process when it dies (strace -p, gdb, a crash reporter that
+// attaches to dump it): its pidfd turns readable at its death, but the zombie is its
+// tracer's to collect until the tracer waits for it or lets go. pkit must neither block
+// on it (its reaper thread reports every child's exit: one blocked waitid stalled them
+// all) nor spin on the readable pidfd, and must collect it once the tracer is gone.
+//
+// The tracer is a forked process of the test's own (PTRACE_SEIZE: the child runs on) that
+// never waits. Attaching needs CAP_SYS_PTRACE or a Yama ptrace_scope of 0; without them
+// the cases say so and pass (CI runs as root).
+
+#define BOOST_TEST_MODULE libpkit traced child
+#include "test_support.hpp"
+
+#include <pkit/process.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <future>
+
+#include <poll.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace pkit_test;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A process that traces `pid` and then only waits for its own end (killed by ~tracer):
+/// while it lives, `pid`'s zombie is its to collect, not the parent's.
+struct tracer {
+  pid_t pid = -1;
+  bool attached = false;
+  explicit tracer(pid_t traced) {
+    int report[2];
+    BOOST_REQUIRE(::pipe(report) == 0);
+    pid = ::fork();
+    BOOST_REQUIRE(pid >= 0);
+    if (pid == 0) {
+      // Async-signal-safe calls only: a forked copy of a threaded test.
+      const char ok = ::ptrace(PTRACE_SEIZE, traced, nullptr, nullptr) == 0 ? '1' : '0';
+      (void)!::write(report[1], &ok, 1);
+      for (;;) ::pause();
+    }
+    ::close(report[1]);
+    char ok = '0';
+    attached = ::read(report[0], &ok, 1) == 1 && ok == '1';
+    ::close(report[0]);
+  }
+  tracer(const tracer&) = delete;
+  tracer& operator=(const tracer&) = delete;
+  /// Ends the tracer: the traced zombie goes back to its real parent.
+  void end() {
+    if (pid <= 0) return;
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    pid = -1;
+  }
+  ~tracer() { end(); }
+};
+
+/// Whether the process `pid` has died (its pidfd turns readable at its death, whoever
+/// may collect it), within `deadline`.
+bool dead_within(pid_t pid, std::chrono::milliseconds deadline) {
+  pkit::unique_fd fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!fd) return false;
+  pollfd p{fd.get(), POLLIN, 0};
+  return ::poll(&p, 1, static_cast<int>(deadline.count())) == 1;
+}
+
+/// CPU time this process has used (every thread).
+std::chrono::microseconds cpu_time() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  const auto us = [](const timeval& t) { return std::chrono::seconds(t.tv_sec) + std::chrono::microseconds(t.tv_usec); };
+  return us(u.ru_utime) + us(u.ru_stime);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_traced_child_that_dies_holds_up_no_other_childs_exit) {
+  std::atomic<int> traced_exits{0}, other_exits{0};
+  pkit::process_options traced_opts;
+  traced_opts.on_exit = [&](pkit::process&) { ++traced_exits; };
+  pkit::process traced(child_command({"pause"}), traced_opts);
+  pkit::process_options other_opts;
+  other_opts.on_exit = [&](pkit::process&) { ++other_exits; };
+  pkit::process other(child_command({"exit", "3"}), other_opts);
+  const pid_t pid = traced.start();
+  tracer t(pid);  // the last made, the first ended: a failing case frees the zombie first
+  if (!t.attached) {
+    BOOST_TEST_MESSAGE("skipped: this process may not ptrace (no CAP_SYS_PTRACE, Yama ptrace_scope)");
+    return;
+  }
+  traced.kill();
+  BOOST_REQUIRE(dead_within(pid, event_timeout));
+  // The reaper has seen the traced pidfd readable; another child's exit must still come.
+  other.start();
+  const auto code = other.join(event_timeout);
+  BOOST_REQUIRE_MESSAGE(code.has_value(), "a traced zombie blocked the reaper: another child's exit was never reported");
+  BOOST_TEST(*code == 3);
+  BOOST_TEST(other_exits.load() == 1);
+  // Not collectable while traced: a timed join gives up at its deadline, no exit reported.
+  // Nor does the reaper spin on the readable pidfd meanwhile: the whole process uses
+  // next to no CPU through the wait (a spinning reaper thread uses all of it).
+  const auto cpu_before = cpu_time();
+  const auto asked = std::chrono::steady_clock::now();
+  BOOST_TEST(!traced.join(500ms).has_value());
+  BOOST_TEST((std::chrono::steady_clock::now() - asked < 5s), "a timed join of a traced zombie overran its deadline");
+  BOOST_TEST((cpu_time() - cpu_before < 150ms), "the reaper spun on the traced zombie's readable pidfd");
+  BOOST_TEST(!traced.is_alive());  // it died; only its collection waits (is_alive's rule)
+  BOOST_TEST(traced_exits.load() == 0);
+  // The tracer goes: the exit is collected and reported, once, with its real status.
+  t.end();
+  const auto st = traced.join_status(event_timeout);
+  BOOST_REQUIRE_MESSAGE(st.has_value(), "the child was not collected once its tracer was gone");
+  BOOST_TEST(st->is_killed());
+  BOOST_TEST(st->signal() == SIGKILL);
+  BOOST_TEST(traced_exits.load() == 1);
+  BOOST_TEST(!traced.is_alive());
+}
+
+// Without callbacks a joiner collects the exit itself (not the reaper): the same rules.
+BOOST_AUTO_TEST_CASE(a_joiner_that_collects_itself_waits_for_a_traced_child_up_to_its_deadline_only) {
+  pkit::process traced(child_command({"pause"}));
+  const pid_t pid = traced.start();
+  tracer t(pid);
+  if (!t.attached) {
+    BOOST_TEST_MESSAGE("skipped: this process may not ptrace (no CAP_SYS_PTRACE, Yama ptrace_scope)");
+    return;
+  }
+  traced.kill();
+  BOOST_REQUIRE(dead_within(pid, event_timeout));
+  const auto asked = std::chrono::steady_clock::now();
+  // On a thread of its own: a join that blocks in waitid returns only once the tracer is
+  // gone, which this thread then sees to (a failure, not a hung suite).
+  auto joined = std::async(std::launch::async, [&] { return traced.join(300ms); });
+  const bool in_time = joined.wait_for(5s) == std::future_status::ready;
+  const auto took = std::chrono::steady_clock::now() - asked;
+  if (!in_time) t.end();
+  BOOST_TEST(in_time, "a timed join of a traced zombie overran its deadline (blocked until the tracer ended)");
+  const auto result = joined.get();
+  if (in_time) {
+    BOOST_TEST(!result.has_value());
+    BOOST_TEST((took >= 300ms), "gave up before its deadline");
+  }
+  t.end();
+  const auto st = traced.join_status(event_timeout);
+  BOOST_REQUIRE_MESSAGE(st.has_value(), "the child was not collected once its tracer was gone");
+  BOOST_TEST(st->signal() == SIGKILL);
+}
