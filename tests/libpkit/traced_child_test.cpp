@@ -11,12 +11,15 @@
 #define BOOST_TEST_MODULE libpkit traced child
 #include "test_support.hpp"
 
+#include <pkit/fork_server.hpp>
 #include <pkit/process.hpp>
+#include <pkit/target.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <future>
+#include <optional>
 
 #include <poll.h>
 #include <sys/ptrace.h>
@@ -73,6 +76,22 @@ bool dead_within(pid_t pid, std::chrono::milliseconds deadline) {
   return ::poll(&p, 1, static_cast<int>(deadline.count())) == 1;
 }
 
+// The fork server collects its targets' exits itself: a traced one must not stall it
+// either (every start and exit of every target goes through its one loop).
+std::optional<pkit::fork_server> server;
+
+struct server_fixture {
+  server_fixture() {  // before any thread: the reaper starts with the first process
+    pkit::fork_server::registry targets;
+    targets.add("pause", [](const std::vector<std::string>&) -> int {
+      for (;;) ::pause();
+    });
+    targets.add("exit", [](const std::vector<std::string>& a) { return std::stoi(a.at(0)); });
+    server.emplace(pkit::fork_server::start(std::move(targets)));
+  }
+  ~server_fixture() { server.reset(); }
+};
+
 /// CPU time this process has used (every thread).
 std::chrono::microseconds cpu_time() {
   rusage u{};
@@ -82,6 +101,8 @@ std::chrono::microseconds cpu_time() {
 }
 
 }  // namespace
+
+BOOST_TEST_GLOBAL_FIXTURE(server_fixture);
 
 BOOST_AUTO_TEST_CASE(a_traced_child_that_dies_holds_up_no_other_childs_exit) {
   std::atomic<int> traced_exits{0}, other_exits{0};
@@ -152,5 +173,28 @@ BOOST_AUTO_TEST_CASE(a_joiner_that_collects_itself_waits_for_a_traced_child_up_t
   t.end();
   const auto st = traced.join_status(event_timeout);
   BOOST_REQUIRE_MESSAGE(st.has_value(), "the child was not collected once its tracer was gone");
+  BOOST_TEST(st->signal() == SIGKILL);
+}
+
+BOOST_AUTO_TEST_CASE(a_traced_fork_server_target_that_dies_holds_up_no_other_targets_exit) {
+  pkit::process traced(server->target("pause", {}));
+  pkit::process other(server->target("exit", {"4"}));
+  const pid_t pid = traced.start();
+  tracer t(pid);  // the last made, the first ended
+  if (!t.attached) {
+    BOOST_TEST_MESSAGE("skipped: this process may not ptrace (no CAP_SYS_PTRACE, Yama ptrace_scope)");
+    return;
+  }
+  traced.kill();
+  BOOST_REQUIRE(dead_within(pid, event_timeout));
+  // The server saw the traced pidfd readable: another target must still start and end.
+  other.start();
+  const auto code = other.join(event_timeout);
+  BOOST_REQUIRE_MESSAGE(code.has_value(), "a traced zombie blocked the fork server: another target's exit never came");
+  BOOST_TEST(*code == 4);
+  BOOST_TEST(!traced.join(300ms).has_value());
+  t.end();
+  const auto st = traced.join_status(event_timeout);
+  BOOST_REQUIRE_MESSAGE(st.has_value(), "the target was not collected once its tracer was gone");
   BOOST_TEST(st->signal() == SIGKILL);
 }

@@ -9,12 +9,14 @@
 #include <pkit/errc.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <deque>
 #include <fcntl.h>
 #include <map>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -30,6 +32,7 @@ struct server_child {
   unique_fd pidfd;
   bool leader;
   bool kill_group_at_exit;
+  bool abandoned = false;  // killed for a parent that no longer wants it: not reported
 };
 
 struct target_call {
@@ -105,7 +108,7 @@ public:
     ::fcntl(events_, F_SETFL, ::fcntl(events_, F_GETFL) | O_NONBLOCK);
     epoll_event events[32];
     for (;;) {
-      int n = ::epoll_wait(epoll_.get(), events, 32, -1);
+      int n = ::epoll_wait(epoll_.get(), events, 32, parked_wait_ms());
       for (int i = 0; i < n; ++i) {
         std::uint64_t key = events[i].data.u64;
         if (key == 0) {
@@ -116,6 +119,7 @@ public:
           reap(key);
         }
       }
+      look_at_parked();
     }
   }
 
@@ -182,11 +186,44 @@ private:
 
   void reap(std::uint64_t id) {
     auto it = children_.find(id);
-    if (it == children_.end()) return;
+    if (it == children_.end()) {
+      parked_.erase(id);
+      return;
+    }
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->second.pidfd.get(), nullptr);
+    // Traced by another process when it died: its zombie is the tracer's until that lets
+    // it go, and collect()'s blocking waitid would stall every start and exit meanwhile
+    // (as in pkit's reaper, reaper.cpp). Looked at again later, out of the epoll set (its
+    // readable pidfd would wake the loop at once, again and again).
+    if (!collectable(it->second.pidfd.get())) return park(id);
+    parked_.erase(id);
     event e = collect(id, it->second);
+    const bool report = !it->second.abandoned;
     children_.erase(it);
-    queue_event(e);
+    if (report) queue_event(e);
+  }
+
+  void park(std::uint64_t id) {
+    parked_child& p = parked_[id];
+    p.wait = p.wait.count() == 0 ? std::chrono::milliseconds{10} : std::min(p.wait * 2, std::chrono::milliseconds{1000});
+    p.due = clock::now() + p.wait;
+  }
+
+  // How long epoll_wait may sleep: until the first parked child is due (-1: none).
+  int parked_wait_ms() const {
+    if (parked_.empty()) return -1;
+    clock::time_point first = clock::time_point::max();
+    for (const auto& [id, p] : parked_) first = std::min(first, p.due);
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(first - clock::now()).count();
+    return static_cast<int>(std::clamp<long long>(left, 0, 1000));
+  }
+
+  void look_at_parked() {
+    const clock::time_point now = clock::now();
+    std::vector<std::uint64_t> due;
+    for (const auto& [id, p] : parked_)
+      if (p.due <= now) due.push_back(id);
+    for (std::uint64_t id : due) reap(id);
   }
 
   // The parent closed the control socket (shutdown) or died: stop every child, report
@@ -196,7 +233,16 @@ private:
       pidfd_send_signal(c.pidfd.get(), SIGKILL);
       if (c.leader) ::kill(-c.pid, SIGKILL);
     }
-    while (!children_.empty()) reap(children_.begin()->first);
+    for (auto& [id, c] : children_) {
+      // Dead or dying from the SIGKILL above; one still traced cannot be collected here
+      // (it goes to init with this server's end): reported lost, not waited for.
+      pollfd dead{c.pidfd.get(), POLLIN, 0};
+      while (::poll(&dead, 1, -1) < 0 && errno == EINTR) {
+      }
+      queue_.push_back(collectable(c.pidfd.get()) ? collect(id, c)
+                                                  : event{id, static_cast<std::int32_t>(event_kind::lost), 0, 0, 0});
+    }
+    children_.clear();
     ::fcntl(events_, F_SETFL, ::fcntl(events_, F_GETFL) & ~O_NONBLOCK);
     for (const event& e : queue_) ::send(events_, &e, sizeof e, MSG_NOSIGNAL);
     exit_now(0);
@@ -246,9 +292,17 @@ private:
   void abandon(std::uint64_t id) {
     auto it = children_.find(id);
     if (it == children_.end()) return;  // never made, or already reaped and reported
-    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, it->second.pidfd.get(), nullptr);
-    discard(it->second);
-    children_.erase(it);
+    server_child& c = it->second;
+    if (c.abandoned) return;
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.pidfd.get(), nullptr);
+    if (c.leader) ::kill(-c.pid, SIGKILL);
+    pidfd_send_signal(c.pidfd.get(), SIGKILL);
+    pollfd dead{c.pidfd.get(), POLLIN, 0};
+    while (::poll(&dead, 1, -1) < 0 && errno == EINTR) {
+    }
+    // Collected here, unreported, unless a tracer holds it (reap()): then when it lets go.
+    c.abandoned = true;
+    reap(id);
   }
 
   void signal_group(const request_header& h) {
@@ -370,6 +424,12 @@ private:
   unique_fd epoll_;
   fork_server_faults faults_;
   std::map<std::uint64_t, server_child> children_;
+  // Children that exited while traced by another process (reap()), by id: when to look again.
+  struct parked_child {
+    clock::time_point due;
+    std::chrono::milliseconds wait{0};
+  };
+  std::map<std::uint64_t, parked_child> parked_;
   std::deque<event> queue_;
   bool watching_out_ = false;
 };
