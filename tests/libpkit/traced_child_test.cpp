@@ -19,6 +19,8 @@
 #include <chrono>
 #include <csignal>
 #include <future>
+#include <memory>
+#include <thread>
 #include <optional>
 
 #include <poll.h>
@@ -115,7 +117,7 @@ BOOST_AUTO_TEST_CASE(a_traced_child_that_dies_holds_up_no_other_childs_exit) {
   const pid_t pid = traced.start();
   tracer t(pid);  // the last made, the first ended: a failing case frees the zombie first
   if (!t.attached) {
-    BOOST_TEST_MESSAGE("skipped: this process may not ptrace (no CAP_SYS_PTRACE, Yama ptrace_scope)");
+    BOOST_WARN_MESSAGE(false, "skipped: this process may not ptrace (no CAP_SYS_PTRACE, Yama ptrace_scope)");
     return;
   }
   traced.kill();
@@ -152,7 +154,7 @@ BOOST_AUTO_TEST_CASE(a_joiner_that_collects_itself_waits_for_a_traced_child_up_t
   const pid_t pid = traced.start();
   tracer t(pid);
   if (!t.attached) {
-    BOOST_TEST_MESSAGE("skipped: this process may not ptrace (no CAP_SYS_PTRACE, Yama ptrace_scope)");
+    BOOST_WARN_MESSAGE(false, "skipped: this process may not ptrace (no CAP_SYS_PTRACE, Yama ptrace_scope)");
     return;
   }
   traced.kill();
@@ -176,13 +178,51 @@ BOOST_AUTO_TEST_CASE(a_joiner_that_collects_itself_waits_for_a_traced_child_up_t
   BOOST_TEST(st->signal() == SIGKILL);
 }
 
+// An on_exit that destroys another running process kills and collects that child on the
+// reaper thread itself: a traced one must be left to the reaper, not waited for there.
+BOOST_AUTO_TEST_CASE(a_traced_child_destroyed_from_an_on_exit_holds_up_no_other_childs_exit) {
+  auto traced = std::make_unique<pkit::process>(child_command({"pause"}));
+  pkit::process_options trigger_opts;
+  trigger_opts.on_exit = [&](pkit::process&) { traced.reset(); };  // on the reaper thread
+  pkit::process trigger(child_command({"exit", "0"}), trigger_opts);
+  std::atomic<int> other_exits{0};
+  pkit::process_options other_opts;
+  other_opts.on_exit = [&](pkit::process&) { ++other_exits; };
+  pkit::process other(child_command({"exit", "5"}), other_opts);
+  const pid_t pid = traced->start();
+  tracer t(pid);  // the last made, the first ended
+  if (!t.attached) {
+    BOOST_WARN_MESSAGE(false, "skipped: this process may not ptrace (no CAP_SYS_PTRACE, Yama ptrace_scope)");
+    return;
+  }
+  trigger.start();
+  BOOST_REQUIRE(trigger.join(event_timeout).has_value());  // its on_exit has run: traced is gone
+  BOOST_TEST(!traced);
+  BOOST_REQUIRE(dead_within(pid, event_timeout));
+  other.start();
+  const auto code = other.join(event_timeout);
+  BOOST_REQUIRE_MESSAGE(code.has_value(), "the reaper waited for a traced zombie it had killed for a destructor");
+  BOOST_TEST(*code == 5);
+  // Once the tracer is gone the reaper collects it: no zombie of ours is left.
+  pkit::unique_fd fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  t.end();
+  if (fd) {
+    bool reaped = false;
+    for (int i = 0; i < 1000 && !reaped; ++i) {
+      reaped = !pkit_test_proc::proc_exists(pid);
+      if (!reaped) std::this_thread::sleep_for(10ms);  // the reaper looks every 10 ms to 1 s
+    }
+    BOOST_TEST(reaped, "the killed child was never collected once its tracer was gone");
+  }
+}
+
 BOOST_AUTO_TEST_CASE(a_traced_fork_server_target_that_dies_holds_up_no_other_targets_exit) {
   pkit::process traced(server->target("pause", {}));
   pkit::process other(server->target("exit", {"4"}));
   const pid_t pid = traced.start();
   tracer t(pid);  // the last made, the first ended
   if (!t.attached) {
-    BOOST_TEST_MESSAGE("skipped: this process may not ptrace (no CAP_SYS_PTRACE, Yama ptrace_scope)");
+    BOOST_WARN_MESSAGE(false, "skipped: this process may not ptrace (no CAP_SYS_PTRACE, Yama ptrace_scope)");
     return;
   }
   traced.kill();

@@ -229,22 +229,30 @@ BOOST_AUTO_TEST_CASE(a_fence_kills_the_group_of_a_child_spawned_but_not_yet_watc
   BOOST_REQUIRE(owner >= 0);
   if (owner == 0) {
     ::close(ready[0]);
-    auto keeper = guardian::spawn();  // single-threaded after fork
-    const pid_t worker = ::fork();
-    if (worker == 0) {
-      ::setpgid(0, 0);
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      const pid_t grandchild = ::fork();
-      if (grandchild == 0) {
-        const pid_t me = ::getpid();
-        (void)!::write(ready[1], &me, sizeof me);
+    try {
+      auto keeper = guardian::spawn();  // single-threaded after fork
+      int born[2];
+      if (::pipe(born) != 0) ::_exit(3);
+      const pid_t worker = ::fork();
+      if (worker == 0) {
+        ::setpgid(0, 0);
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::fork() == 0) {
+          const pid_t me = ::getpid();
+          (void)!::write(born[1], &me, sizeof me);
+        }
         for (;;) ::pause();
       }
+      ::setpgid(worker, worker);
+      // The grandchild exists before the watchdog can fire: the fence must find it.
+      pid_t grandchild = 0;
+      if (::read(born[0], &grandchild, sizeof grandchild) != static_cast<ssize_t>(sizeof grandchild)) ::_exit(3);
+      keeper->arm_watchdog(200ms, true);  // and never watch(worker): the window
+      (void)!::write(ready[1], &grandchild, sizeof grandchild);
       for (;;) ::pause();
+    } catch (...) {
+      ::_exit(3);  // never back into Boost.Test in this copy
     }
-    ::setpgid(worker, worker);
-    keeper->arm_watchdog(200ms, true);  // and never watch(worker): the window
-    for (;;) ::pause();
   }
   ::close(ready[1]);
   pid_t grandchild = 0;

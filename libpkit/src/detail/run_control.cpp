@@ -15,7 +15,9 @@
 #include <cstdlib>
 #include <dirent.h>
 #include <fcntl.h>
+#include <exception>
 #include <functional>
+#include <memory>
 #include <poll.h>
 #include <string>
 #include <sys/wait.h>
@@ -520,6 +522,26 @@ std::optional<exit_status> join_run(const std::shared_ptr<process_state>& sp,
   return s.status_of(run);
 }
 
+// A child just SIGKILLed, on the reaper thread: waits for its death and collects it —
+// unless a tracer holds its zombie (collectable()); the reaper, which must not wait for
+// that, then collects it once the tracer lets it go, through a pidfd of its own.
+void reap_killed(int pidfd) {
+  pollfd dead{pidfd, POLLIN, 0};
+  while (::poll(&dead, 1, -1) < 0 && errno == EINTR) {
+  }
+  if (collectable(pidfd)) {
+    (void)reap(pidfd);
+    return;
+  }
+  auto own = std::make_shared<unique_fd>(::fcntl(pidfd, F_DUPFD_CLOEXEC, 0));
+  if (!*own) return;  // no descriptor left: a zombie until the program ends
+  try {
+    const int fd = own->get();
+    reaper::instance().watch_child(fd, [own](exit_status) {});  // closed with the watch
+  } catch (const std::exception&) {  // as above
+  }
+}
+
 void kill_and_collect_here(process_state& s, std::unique_lock<std::mutex>&) {
   if (s.ph != process_state::phase::running) return;
   send_signal(s, SIGKILL, stops_group(s, s.opts.stop));
@@ -527,7 +549,7 @@ void kill_and_collect_here(process_state& s, std::unique_lock<std::mutex>&) {
     s.server->unwatch(s.watch);
   } else {
     if (s.watch != 0) reaper::instance().unwatch(s.watch);  // on the reaper thread: no wait
-    if (!s.collecting) reap(s.pidfd.get());
+    if (!s.collecting) reap_killed(s.pidfd.get());
   }
   if (s.stopping && s.stopping->timer != 0) reaper::instance().cancel(s.stopping->timer);
   s.stopping.reset();

@@ -88,9 +88,13 @@ pid_t parent_of(long pid) {
 // watches a new child two actor hops after its spawn, and a node frozen in between must
 // not leave that child's group running (review 13 #8). The kernel's parent links, read
 // from /proc/<pid>/stat (no CONFIG_PROC_CHILDREN needed). A child that has not set its
-// group yet (still before its exec) has no group: kill(-pid) fails, kill(pid) ends it.
-// Returns how many it found.
+// group yet (still before its exec) has no group: kill(-pid) fails, the pidfd's SIGKILL
+// ends it. Each candidate is pinned by a pidfd and its parent read again through it, so
+// the signal cannot reach a process that took a pid the scan saw. Only while the guardian
+// is still the owner's child: once the owner has died (the guardian was reparented), its
+// pid may be another process's, whose children are none of ours. Returns how many it found.
 std::size_t kill_children_of(pid_t owner) {
+  if (::getppid() != owner) return 0;
   DIR* proc = ::opendir("/proc");
   if (proc == nullptr) return 0;
   const pid_t self = ::getpid();
@@ -100,9 +104,14 @@ std::size_t kill_children_of(pid_t owner) {
     const long pid = std::strtol(e->d_name, &end, 10);
     if (end == e->d_name || *end != '\0' || pid <= 1 || pid == self) continue;
     if (parent_of(pid) != owner) continue;
-    ::kill(-static_cast<pid_t>(pid), SIGKILL);
-    ::kill(static_cast<pid_t>(pid), SIGKILL);
-    ++found;
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0));
+    if (pidfd < 0) continue;  // gone meanwhile
+    if (parent_of(pid) == owner) {  // still the process the scan saw: it is pinned now
+      ::kill(-static_cast<pid_t>(pid), SIGKILL);
+      ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+      ++found;
+    }
+    ::close(pidfd);
   }
   ::closedir(proc);
   return found;
@@ -127,8 +136,8 @@ public:
   // in a fresh clone's run); one more millisecond makes it never early (at most ~2 ms late).
   static bool stale(std::int64_t now, std::int64_t fed, std::int64_t limit) { return now - fed > limit; }
 
-  // Fences once per stale feed: the owner's children and their groups, every registered
-  // group, then (if asked) the owner.
+  // Fences once per stale feed: every registered group, the owner's children and their
+  // groups, then (if asked) the owner.
   void check(std::int64_t now, const std::vector<pid_t>& groups, pid_t owner, int owner_pidfd) {
     const std::int64_t limit = view_.limit(), fed = view_.fed();
     if (limit <= 0 || fired_for_ == fed || !stale(now, fed, limit)) return;
@@ -137,8 +146,11 @@ public:
     // A stopped owner reaps nothing: the children found next stay its children (no pid
     // of theirs is reused) until they are killed. It dies anyway.
     if (owner_dies) ::syscall(SYS_pidfd_send_signal, owner_pidfd, SIGSTOP, nullptr, 0);
+    for (pid_t g : groups) ::kill(-g, SIGKILL);  // first: the scan below reads all of /proc
     const std::size_t children = owner_pidfd >= 0 ? kill_children_of(owner) : 0;
-    for (pid_t g : groups) ::kill(-g, SIGKILL);
+    // Before the message: a write to a full stderr pipe must not keep the owner frozen
+    // with its connections open (its controller fails over as soon as they close).
+    if (owner_dies) ::syscall(SYS_pidfd_send_signal, owner_pidfd, SIGKILL, nullptr, 0);
     if (!name_.empty()) {
       char line[512];
       const int n = std::snprintf(line, sizeof line,
@@ -148,7 +160,6 @@ public:
                                   groups.size(), children, owner_dies ? " and the node itself" : "");
       if (n > 0) (void)!::write(STDERR_FILENO, line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
     }
-    if (owner_dies) ::syscall(SYS_pidfd_send_signal, owner_pidfd, SIGKILL, nullptr, 0);
   }
 
 private:
@@ -178,10 +189,15 @@ bool drain(int fd, std::vector<pid_t>& groups) {
 
 // The guardian's whole life. Single-threaded copy of its owner; it exits with _exit so
 // that no atexit handler or static destructor of the parent's runs twice.
-[[noreturn]] void guard(int fd, const guardian_shared_view& view, const std::string& owner_name) {
-  // Before setsid: the owner is the parent (1 if it died already: nobody to fence).
-  const pid_t owner = ::getppid();
-  const int owner_pidfd = owner > 1 ? static_cast<int>(::syscall(SYS_pidfd_open, owner, 0)) : -1;
+[[noreturn]] void guard(int fd, pid_t owner, const guardian_shared_view& view, const std::string& owner_name) {
+  // The owner is still the parent only if it has not died since the fork (an orphan is
+  // reparented at its parent's death, before that parent's pid can be reused): checked
+  // again once its pidfd is open, which then surely refers to the owner.
+  int owner_pidfd = ::getppid() == owner ? static_cast<int>(::syscall(SYS_pidfd_open, owner, 0)) : -1;
+  if (owner_pidfd >= 0 && ::getppid() != owner) {
+    ::close(owner_pidfd);
+    owner_pidfd = -1;
+  }
   // A Ctrl-C on the terminal reaches the whole foreground group, the guardian included:
   // it must outlive its owner, so it ignores the signals that ask the owner to stop.
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) ::signal(sig, SIG_IGN);
@@ -248,6 +264,7 @@ std::unique_ptr<guardian> guardian::spawn(const std::string& owner_name) {
     ::munmap(page, sizeof(shared_watch));
     throw std::system_error(e, std::system_category(), "socketpair");
   }
+  const pid_t owner = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
     int e = errno;
@@ -258,7 +275,7 @@ std::unique_ptr<guardian> guardian::spawn(const std::string& owner_name) {
   }
   if (pid == 0) {
     ::close(fds[1]);
-    guard(fds[0], guardian_shared_view{&watch->limit_ms, &watch->fed_ms, &watch->kill_owner}, owner_name);
+    guard(fds[0], owner, guardian_shared_view{&watch->limit_ms, &watch->fed_ms, &watch->kill_owner}, owner_name);
   }
   ::close(fds[0]);
   return std::unique_ptr<guardian>(new guardian(pid, fds[1], watch));
