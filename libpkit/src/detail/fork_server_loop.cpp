@@ -204,6 +204,10 @@ private:
   }
 
   void park(std::uint64_t id) {
+    // Its group need not wait for the tracer: the leader, an unreaped zombie, keeps the
+    // group id reserved (collect() sends this again; harmless).
+    const server_child& c = children_.at(id);
+    if (c.leader && c.kill_group_at_exit && parked_.count(id) == 0) ::kill(-c.pid, SIGKILL);
     parked_child& p = parked_[id];
     p.wait = p.wait.count() == 0 ? std::chrono::milliseconds{10} : std::min(p.wait * 2, std::chrono::milliseconds{1000});
     p.due = clock::now() + p.wait;
@@ -294,15 +298,12 @@ private:
     if (it == children_.end()) return;  // never made, or already reaped and reported
     server_child& c = it->second;
     if (c.abandoned) return;
-    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.pidfd.get(), nullptr);
     if (c.leader) ::kill(-c.pid, SIGKILL);
     pidfd_send_signal(c.pidfd.get(), SIGKILL);
-    pollfd dead{c.pidfd.get(), POLLIN, 0};
-    while (::poll(&dead, 1, -1) < 0 && errno == EINTR) {
-    }
-    // Collected here, unreported, unless a tracer holds it (reap()): then when it lets go.
+    // Collected by reap(), unreported, once it has died (its pidfd stays in the epoll set)
+    // and no tracer holds it: never waited for here, where every other start and exit
+    // would wait with it.
     c.abandoned = true;
-    reap(id);
   }
 
   void signal_group(const request_header& h) {

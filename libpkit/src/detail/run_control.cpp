@@ -522,23 +522,22 @@ std::optional<exit_status> join_run(const std::shared_ptr<process_state>& sp,
   return s.status_of(run);
 }
 
-// A child just SIGKILLed, on the reaper thread: waits for its death and collects it —
-// unless a tracer holds its zombie (collectable()); the reaper, which must not wait for
-// that, then collects it once the tracer lets it go, through a pidfd of its own.
+// A child just SIGKILLed, on the reaper thread, which must wait neither for its death (a
+// process in uninterruptible sleep dies late) nor for a tracer that holds its zombie
+// (collectable()): the reaper collects it when it can, through a pidfd of its own, and
+// drops the status (nobody waits for this run any more).
 void reap_killed(int pidfd) {
-  pollfd dead{pidfd, POLLIN, 0};
-  while (::poll(&dead, 1, -1) < 0 && errno == EINTR) {
-  }
-  if (collectable(pidfd)) {
+  unique_fd own(::fcntl(pidfd, F_DUPFD_CLOEXEC, 0));
+  if (!own) {  // no descriptor left: collected here, as before
     (void)reap(pidfd);
     return;
   }
-  auto own = std::make_shared<unique_fd>(::fcntl(pidfd, F_DUPFD_CLOEXEC, 0));
-  if (!*own) return;  // no descriptor left: a zombie until the program ends
   try {
-    const int fd = own->get();
-    reaper::instance().watch_child(fd, [own](exit_status) {});  // closed with the watch
-  } catch (const std::exception&) {  // as above
+    auto held = std::make_shared<unique_fd>(std::move(own));
+    const int fd = held->get();
+    reaper::instance().watch_child(fd, [held](exit_status) {});  // closed with the watch
+  } catch (...) {  // no memory, or no epoll slot: collected here, as before
+    (void)reap(pidfd);
   }
 }
 

@@ -89,7 +89,7 @@ pid_t parent_of(long pid) {
 // not leave that child's group running (review 13 #8). The kernel's parent links, read
 // from /proc/<pid>/stat (no CONFIG_PROC_CHILDREN needed). A child that has not set its
 // group yet (still before its exec) has no group: kill(-pid) fails, the pidfd's SIGKILL
-// ends it. Each candidate is pinned by a pidfd and its parent read again through it, so
+// ends it. Each candidate is pinned by a pidfd and its parent read again after that, so
 // the signal cannot reach a process that took a pid the scan saw. Only while the guardian
 // is still the owner's child: once the owner has died (the guardian was reparented), its
 // pid may be another process's, whose children are none of ours. Returns how many it found.
@@ -106,7 +106,9 @@ std::size_t kill_children_of(pid_t owner) {
     if (parent_of(pid) != owner) continue;
     const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0));
     if (pidfd < 0) continue;  // gone meanwhile
-    if (parent_of(pid) == owner) {  // still the process the scan saw: it is pinned now
+    // Still the process the scan saw, and the owner still ours (its pid not yet free for
+    // another): the pidfd pins the child now.
+    if (parent_of(pid) == owner && ::getppid() == owner) {
       ::kill(-static_cast<pid_t>(pid), SIGKILL);
       ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
       ++found;
