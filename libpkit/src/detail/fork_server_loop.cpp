@@ -300,10 +300,12 @@ private:
     if (c.abandoned) return;
     if (c.leader) ::kill(-c.pid, SIGKILL);
     pidfd_send_signal(c.pidfd.get(), SIGKILL);
-    // Collected by reap(), unreported, once it has died (its pidfd stays in the epoll set)
-    // and no tracer holds it: never waited for here, where every other start and exit
-    // would wait with it.
+    // Collected unreported by reap(); waited for here only briefly, since every other
+    // start and exit waits with this loop.
     c.abandoned = true;
+    // Reaped now when it can be (the parent's next request finds it gone, as before); one
+    // that dies late or is traced is collected by reap() from the loop.
+    if (died_within(c.pidfd.get(), 200) && collectable(c.pidfd.get())) reap(id);
   }
 
   void signal_group(const request_header& h) {

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <poll.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>  // P_PIDFD for waitid
@@ -32,6 +33,17 @@ inline bool collectable(int pidfd) noexcept {
   do r = ::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG | WNOWAIT);
   while (r != 0 && errno == EINTR);
   return r != 0 || info.si_pid != 0;
+}
+
+/// Whether the process behind `pidfd` has died within `timeout_ms` (a pidfd turns readable
+/// at its process's death). For a child just SIGKILLed: it dies within microseconds unless
+/// it sleeps uninterruptibly, and nothing that reports other exits may wait for that.
+inline bool died_within(int pidfd, int timeout_ms) noexcept {
+  pollfd p{pidfd, POLLIN, 0};
+  int n;
+  do n = ::poll(&p, 1, timeout_ms);  // EINTR restarts the whole bound: a rare signal only
+  while (n < 0 && errno == EINTR);
+  return n > 0;
 }
 
 }  // namespace pkit::detail

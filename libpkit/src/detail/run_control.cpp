@@ -522,11 +522,16 @@ std::optional<exit_status> join_run(const std::shared_ptr<process_state>& sp,
   return s.status_of(run);
 }
 
-// A child just SIGKILLed, on the reaper thread, which must wait neither for its death (a
-// process in uninterruptible sleep dies late) nor for a tracer that holds its zombie
-// (collectable()): the reaper collects it when it can, through a pidfd of its own, and
-// drops the status (nobody waits for this run any more).
+// A child just SIGKILLed, on the reaper thread, which must wait neither long for its death
+// (a process in uninterruptible sleep dies late) nor for a tracer that holds its zombie
+// (collectable()): such a child the reaper collects when it can, through a pidfd of its
+// own, and drops the status (nobody waits for this run any more).
 void reap_killed(int pidfd) {
+  // Collected here when it can be at once, as a synchronous kill-and-collect always was.
+  if (died_within(pidfd, 200) && collectable(pidfd)) {
+    (void)reap(pidfd);
+    return;
+  }
   unique_fd own(::fcntl(pidfd, F_DUPFD_CLOEXEC, 0));
   if (!own) {  // no descriptor left: collected here, as before
     (void)reap(pidfd);
