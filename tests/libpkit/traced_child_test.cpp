@@ -4,12 +4,12 @@
 // on it (its reaper thread reports every child's exit: one blocked waitid stalled them
 // all) nor spin on the readable pidfd, and must collect it once the tracer is gone.
 //
-// The tracer is a forked process of the test's own (PTRACE_SEIZE: the child runs on) that
-// never waits. Attaching needs CAP_SYS_PTRACE or a Yama ptrace_scope of 0; without them
-// the cases say so and pass (CI runs as root).
+// The tracer (tests/common/tracer.hpp) is a forked process of the test's own that never
+// waits. Without the right to trace, the cases skip with a warning.
 
 #define BOOST_TEST_MODULE libpkit traced child
 #include "test_support.hpp"
+#include "tracer.hpp"
 
 #include <pkit/fork_server.hpp>
 #include <pkit/process.hpp>
@@ -24,7 +24,6 @@
 #include <optional>
 
 #include <poll.h>
-#include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -35,39 +34,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// A process that traces `pid` and then only waits for its own end (killed by ~tracer):
-/// while it lives, `pid`'s zombie is its to collect, not the parent's.
-struct tracer {
-  pid_t pid = -1;
-  bool attached = false;
-  explicit tracer(pid_t traced) {
-    int report[2];
-    BOOST_REQUIRE(::pipe(report) == 0);
-    pid = ::fork();
-    BOOST_REQUIRE(pid >= 0);
-    if (pid == 0) {
-      // Async-signal-safe calls only: a forked copy of a threaded test.
-      const char ok = ::ptrace(PTRACE_SEIZE, traced, nullptr, nullptr) == 0 ? '1' : '0';
-      (void)!::write(report[1], &ok, 1);
-      for (;;) ::pause();
-    }
-    ::close(report[1]);
-    char ok = '0';
-    attached = ::read(report[0], &ok, 1) == 1 && ok == '1';
-    ::close(report[0]);
-  }
-  tracer(const tracer&) = delete;
-  tracer& operator=(const tracer&) = delete;
-  /// Ends the tracer: the traced zombie goes back to its real parent.
-  void end() {
-    if (pid <= 0) return;
-    ::kill(pid, SIGKILL);
-    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
-    pid = -1;
-  }
-  ~tracer() { end(); }
-};
+using pkit_test_common::tracer;
 
 /// Whether the process `pid` has died (its pidfd turns readable at its death, whoever
 /// may collect it), within `deadline`.
@@ -116,8 +83,8 @@ BOOST_AUTO_TEST_CASE(a_traced_child_that_dies_holds_up_no_other_childs_exit) {
   pkit::process other(child_command({"exit", "3"}), other_opts);
   const pid_t pid = traced.start();
   tracer t(pid);  // the last made, the first ended: a failing case frees the zombie first
-  if (!t.attached) {
-    BOOST_WARN_MESSAGE(false, "skipped: this process may not ptrace (no CAP_SYS_PTRACE, Yama ptrace_scope)");
+  if (!t.attached()) {
+    BOOST_WARN_MESSAGE(false, pkit_test_common::cannot_trace);
     return;
   }
   traced.kill();
@@ -153,8 +120,8 @@ BOOST_AUTO_TEST_CASE(a_joiner_that_collects_itself_waits_for_a_traced_child_up_t
   pkit::process traced(child_command({"pause"}));
   const pid_t pid = traced.start();
   tracer t(pid);
-  if (!t.attached) {
-    BOOST_WARN_MESSAGE(false, "skipped: this process may not ptrace (no CAP_SYS_PTRACE, Yama ptrace_scope)");
+  if (!t.attached()) {
+    BOOST_WARN_MESSAGE(false, pkit_test_common::cannot_trace);
     return;
   }
   traced.kill();
@@ -191,8 +158,8 @@ BOOST_AUTO_TEST_CASE(a_traced_child_destroyed_from_an_on_exit_holds_up_no_other_
   pkit::process other(child_command({"exit", "5"}), other_opts);
   const pid_t pid = traced->start();
   tracer t(pid);  // the last made, the first ended
-  if (!t.attached) {
-    BOOST_WARN_MESSAGE(false, "skipped: this process may not ptrace (no CAP_SYS_PTRACE, Yama ptrace_scope)");
+  if (!t.attached()) {
+    BOOST_WARN_MESSAGE(false, pkit_test_common::cannot_trace);
     return;
   }
   trigger.start();
@@ -221,8 +188,8 @@ BOOST_AUTO_TEST_CASE(a_traced_fork_server_target_that_dies_holds_up_no_other_tar
   pkit::process other(server->target("exit", {"4"}));
   const pid_t pid = traced.start();
   tracer t(pid);  // the last made, the first ended
-  if (!t.attached) {
-    BOOST_WARN_MESSAGE(false, "skipped: this process may not ptrace (no CAP_SYS_PTRACE, Yama ptrace_scope)");
+  if (!t.attached()) {
+    BOOST_WARN_MESSAGE(false, pkit_test_common::cannot_trace);
     return;
   }
   traced.kill();

@@ -3,6 +3,7 @@
 // run's process group is gone.
 
 #include "node_fixture.hpp"
+#include "tracer.hpp"
 
 #include <boost/test/unit_test.hpp>
 
@@ -123,4 +124,45 @@ BOOST_AUTO_TEST_CASE(an_exit_sent_to_the_process_actor_is_an_orphan_awaited_too)
   BOOST_TEST_REQUIRE(static_cast<bool>(second), why(*t.controller.sys, second));
   BOOST_TEST(!pkit_test_proc::proc_exists(old_pid), "two runs of 'web' at once on the node");
   BOOST_TEST(pkit_test_proc::is_running(t.first_pid(*second)));
+}
+
+// A respawn waits for the old run at most that run's stop bound (its stop timeout + a
+// margin): a run whose exit never comes — here a child held, once SIGKILLed, by a tracer
+// that never waits (a hung crash reporter, a stopped `strace -p`) — is not waited for
+// forever, nor is a second instance started beside it: the respawn is refused as
+// node_previous_run_stuck, and the agent goes on serving.
+BOOST_AUTO_TEST_CASE(a_respawn_is_refused_when_the_orphaned_run_outlives_its_stop) {
+  two_nodes t;
+  caf::scoped_actor self{*t.controller.sys};
+  auto relay = t.make_relay(self);
+  auto first = t.spawn(self, "web", stubborn_spec(100), relay);
+  BOOST_TEST_REQUIRE(static_cast<bool>(first), why(*t.controller.sys, first));
+  const std::int32_t old_pid = t.first_pid(*first);
+  BOOST_TEST_REQUIRE(old_pid > 0);
+  pkit_test_common::tracer holder(old_pid);  // the last made, the first ended
+  if (!holder.attached()) {
+    BOOST_WARN_MESSAGE(false, pkit_test_common::cannot_trace);
+    return;
+  }
+  caf::anon_send_exit(relay, caf::exit_reason::kill);
+  bool noticed = false;
+  for (const auto until = std::chrono::steady_clock::now() + deadline;
+       !noticed && std::chrono::steady_clock::now() < until;)
+    noticed = !listed_running(t, self, "web", old_pid);
+  BOOST_TEST_REQUIRE(noticed, "the agent did not act on the relay's loss");
+  // Its stop ends in SIGKILL after 100 ms; the tracer keeps the zombie from the node.
+  const auto asked = std::chrono::steady_clock::now();
+  auto second = t.spawn(self, "web", stubborn_spec(100), t.make_relay(self));
+  const auto took = std::chrono::steady_clock::now() - asked;
+  BOOST_TEST_REQUIRE(!second, "a second run of 'web' started while the first could not be collected");
+  const auto refusal = pkit::net::net_error_of(second.error());
+  BOOST_TEST_REQUIRE(refusal.has_value(), t.controller.sys->render(second.error()));
+  BOOST_TEST((refusal->code == errc::node_previous_run_stuck), refusal->message());
+  BOOST_TEST((took >= 100ms), "refused before the old run's stop had even ended in SIGKILL");
+  // The agent still serves: another id starts at once.
+  auto other = t.spawn(self, "db", sleep_spec("db"), t.make_relay(self));
+  BOOST_TEST(static_cast<bool>(other), why(*t.controller.sys, other));
+  // The tracer goes: the old run is collected after all, nothing of it is left.
+  holder.end();
+  BOOST_TEST(reaped(old_pid));
 }
