@@ -6,11 +6,14 @@
 // or a crash reporter attached when the process dies). Shared by the suites that need
 // such a run (libpkit_traced_child_test, net_node_agent_orphan_test).
 //
-// Attaching needs CAP_SYS_PTRACE or a Yama ptrace_scope of 0: `attached` says whether it
-// did; cases then skip with a warning.
+// Attaching needs CAP_SYS_PTRACE or a Yama ptrace_scope of 0: without them
+// (`may_not_trace()`) cases skip with a warning; any other failure fails them.
 
 #include <cerrno>
 #include <csignal>
+
+#include <fcntl.h>
+#include <sys/prctl.h>
 
 #include <sys/ptrace.h>
 #include <sys/types.h>
@@ -24,24 +27,42 @@ public:
   /// Forks the tracer and waits until it has attached to `traced` (or failed to).
   explicit tracer(pid_t traced) {
     int report[2];
-    if (::pipe(report) != 0) return;
+    if (::pipe2(report, O_CLOEXEC) != 0) {
+      error_ = errno;
+      return;
+    }
+    const pid_t parent = ::getpid();
     pid_ = ::fork();
     if (pid_ == 0) {
-      // Async-signal-safe calls only: a forked copy of a threaded test.
-      const char ok = ::ptrace(PTRACE_SEIZE, traced, nullptr, nullptr) == 0 ? '1' : '0';
-      (void)!::write(report[1], &ok, 1);
+      // Async-signal-safe calls only: a forked copy of a threaded test. It dies with the
+      // test (however the test ends: a tracer left behind would hold the zombie, and
+      // ctest's output pipe, for ever).
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(1);
+      const int e = ::ptrace(PTRACE_SEIZE, traced, nullptr, nullptr) == 0 ? 0 : errno;
+      (void)!::write(report[1], &e, sizeof e);
       for (;;) ::pause();
     }
+    if (pid_ < 0) error_ = errno;
     ::close(report[1]);
-    char ok = '0';
-    attached_ = pid_ > 0 && ::read(report[0], &ok, 1) == 1 && ok == '1';
+    int e = ECHILD;  // the tracer died before it said
+    ssize_t n;
+    do n = ::read(report[0], &e, sizeof e);
+    while (n < 0 && errno == EINTR);
     ::close(report[0]);
+    if (pid_ > 0) error_ = n == static_cast<ssize_t>(sizeof e) ? e : ECHILD;
   }
   tracer(const tracer&) = delete;
   tracer& operator=(const tracer&) = delete;
   ~tracer() { end(); }
 
-  bool attached() const { return attached_; }
+  /// Whether it traces the process now.
+  bool attached() const { return error_ == 0; }
+  /// Whether it could not because this process may not trace (then a case skips; any
+  /// other failure is the test's own and fails it).
+  bool may_not_trace() const { return error_ == EPERM; }
+  /// Why it did not attach (an errno), for a failing case's message.
+  int error() const { return error_; }
 
   /// Ends the tracer: the traced zombie goes back to its real parent.
   void end() {
@@ -54,7 +75,7 @@ public:
 
 private:
   pid_t pid_ = -1;
-  bool attached_ = false;
+  int error_ = 0;
 };
 
 /// The message of a case skipped because this process may not trace.

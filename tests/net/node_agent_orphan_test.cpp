@@ -140,10 +140,12 @@ BOOST_AUTO_TEST_CASE(a_respawn_is_refused_when_the_orphaned_run_outlives_its_sto
   const std::int32_t old_pid = t.first_pid(*first);
   BOOST_TEST_REQUIRE(old_pid > 0);
   pkit_test_common::tracer holder(old_pid);  // the last made, the first ended
-  if (!holder.attached()) {
+  if (holder.may_not_trace()) {
     BOOST_WARN_MESSAGE(false, pkit_test_common::cannot_trace);
     return;
   }
+  BOOST_REQUIRE_MESSAGE(holder.attached(), "the tracer did not attach: errno " << holder.error());
+  const auto lost = std::chrono::steady_clock::now();
   caf::anon_send_exit(relay, caf::exit_reason::kill);
   bool noticed = false;
   for (const auto until = std::chrono::steady_clock::now() + deadline;
@@ -151,14 +153,15 @@ BOOST_AUTO_TEST_CASE(a_respawn_is_refused_when_the_orphaned_run_outlives_its_sto
     noticed = !listed_running(t, self, "web", old_pid);
   BOOST_TEST_REQUIRE(noticed, "the agent did not act on the relay's loss");
   // Its stop ends in SIGKILL after 100 ms; the tracer keeps the zombie from the node.
-  const auto asked = std::chrono::steady_clock::now();
   auto second = t.spawn(self, "web", stubborn_spec(100), t.make_relay(self));
-  const auto took = std::chrono::steady_clock::now() - asked;
+  const auto took = std::chrono::steady_clock::now() - lost;
   BOOST_TEST_REQUIRE(!second, "a second run of 'web' started while the first could not be collected");
   const auto refusal = pkit::net::net_error_of(second.error());
   BOOST_TEST_REQUIRE(refusal.has_value(), t.controller.sys->render(second.error()));
   BOOST_TEST((refusal->code == errc::node_previous_run_stuck), refusal->message());
-  BOOST_TEST((took >= 100ms), "refused before the old run's stop had even ended in SIGKILL");
+  // Not at the stop timeout (100 ms): at the stop's bound, which adds the agent's margin
+  // for a loaded machine (5 s, node_agent.cpp) to it.
+  BOOST_TEST((took >= 1s), "refused before the old run's stop bound had passed");
   // The agent still serves: another id starts at once.
   auto other = t.spawn(self, "db", sleep_spec("db"), t.make_relay(self));
   BOOST_TEST(static_cast<bool>(other), why(*t.controller.sys, other));

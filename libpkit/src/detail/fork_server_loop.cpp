@@ -243,8 +243,9 @@ private:
       pollfd dead{c.pidfd.get(), POLLIN, 0};
       while (::poll(&dead, 1, -1) < 0 && errno == EINTR) {
       }
-      queue_.push_back(collectable(c.pidfd.get()) ? collect(id, c)
-                                                  : event{id, static_cast<std::int32_t>(event_kind::lost), 0, 0, 0});
+      const event e = collectable(c.pidfd.get()) ? collect(id, c)
+                                                 : event{id, static_cast<std::int32_t>(event_kind::lost), 0, 0, 0};
+      if (!c.abandoned) queue_.push_back(e);
     }
     children_.clear();
     ::fcntl(events_, F_SETFL, ::fcntl(events_, F_GETFL) & ~O_NONBLOCK);

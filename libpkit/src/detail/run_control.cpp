@@ -532,17 +532,19 @@ void reap_killed(int pidfd) {
     (void)reap(pidfd);
     return;
   }
+  // Without a descriptor, memory or an epoll slot for that, the child is left a zombie
+  // (collected here only if it can be at once): never waited for.
   unique_fd own(::fcntl(pidfd, F_DUPFD_CLOEXEC, 0));
-  if (!own) {  // no descriptor left: collected here, as before
-    (void)reap(pidfd);
+  if (!own) {
+    if (collectable(pidfd)) (void)reap(pidfd);
     return;
   }
   try {
     auto held = std::make_shared<unique_fd>(std::move(own));
     const int fd = held->get();
     reaper::instance().watch_child(fd, [held](exit_status) {});  // closed with the watch
-  } catch (...) {  // no memory, or no epoll slot: collected here, as before
-    (void)reap(pidfd);
+  } catch (...) {
+    if (collectable(pidfd)) (void)reap(pidfd);
   }
 }
 
