@@ -130,6 +130,7 @@ struct process_actor_state {
   struct {
     caf::actor_addr actor;
     std::string id;
+    std::function<void(pid_t)> on_started;
   } observer;
 
   std::unique_ptr<process> proc;
@@ -317,6 +318,12 @@ void run_started(self_pointer self, pid_t pid) {
   st.pid = pid;
   st.state = process_state::starting;
   st.started_at_ns = now_ns();
+  if (st.observer.on_started) {
+    try {
+      st.observer.on_started(pid);
+    } catch (...) {  // process_observer::on_started: dropped
+    }
+  }
   notify_observer(self, child_started_atom_v, st.incarnation, st.pid);
   if (ready_at_start(st.spec)) {
     // The reply goes out before child_ready, as it does for a child that reports
@@ -473,6 +480,7 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
   st.server = server;
   st.observer.actor = observer.actor.address();
   st.observer.id = std::move(observer.id);
+  st.observer.on_started = std::move(observer.on_started);
   return {
       [self](start_atom) -> caf::result<std::int32_t> {
         auto& st = self->state;

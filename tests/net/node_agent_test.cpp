@@ -10,6 +10,9 @@
 #define BOOST_TEST_MODULE net_node_agent
 #include <boost/test/unit_test.hpp>
 
+#include <mutex>
+#include <vector>
+
 #include "node_fixture.hpp"
 
 using namespace node_test;
@@ -104,6 +107,42 @@ BOOST_AUTO_TEST_CASE(a_spawned_child_runs_stops_and_reports_to_its_relay) {
   self->request(*proc, deadline, pkit::actors::join_atom_v)
       .receive([&](pkit::exit_status& st) { BOOST_TEST(st.signal() == SIGTERM); },
                [&](caf::error& e) { BOOST_TEST_ERROR(t.controller.sys->render(e)); });
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(on_child_started_learns_each_runs_pid_before_its_start_is_answered) {
+  // `pkit node` registers each child's process group with its guardian there, on the
+  // spawning thread, so that a node frozen right after a spawn cannot leave the child out
+  // of the fence (review 13 #8): the hook must have run by the time anyone hears of it.
+  std::mutex m;
+  std::vector<pid_t> seen;
+  two_nodes t(4, {1s, 5s}, pkit::net::link_timing{1s, 5s}, [&](pkit::net::node_config& c) {
+    c.on_child_started = [&](pid_t p) {
+      std::lock_guard<std::mutex> g(m);
+      seen.push_back(p);
+    };
+  });
+  caf::scoped_actor self{*t.controller.sys};
+  auto relay = t.make_relay(self);
+  auto proc = t.spawn(self, "sleeper", sleep_spec(), relay);
+  BOOST_TEST_REQUIRE(static_cast<bool>(proc), why(*t.controller.sys, proc));
+  const std::int32_t first = t.first_pid(*proc);
+  {
+    std::lock_guard<std::mutex> g(m);
+    BOOST_TEST((seen == std::vector<pid_t>{first}));
+  }
+  // A second run of the same process actor: its pid too, before the start's answer.
+  self->request(*proc, deadline, pkit::actors::stop_atom_v)
+      .receive([](pkit::exit_status&) {}, [&](caf::error& e) { BOOST_TEST_ERROR(t.controller.sys->render(e)); });
+  std::int32_t second = 0;
+  self->request(*proc, deadline, pkit::actors::start_atom_v)
+      .receive([&](std::int32_t p) { second = p; },
+               [&](caf::error& e) { BOOST_TEST_ERROR(t.controller.sys->render(e)); });
+  BOOST_TEST_REQUIRE(second > 0);
+  {
+    std::lock_guard<std::mutex> g(m);
+    BOOST_TEST((seen == std::vector<pid_t>{first, second}));
+  }
   caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
 }
 

@@ -226,7 +226,7 @@ void launch(self_pointer self, std::string id, process_spec child, caf::actor re
   gate->node_stopping = st.config.stopping;
   caf::actor guard = detail::spawn_child_guard(self->system(), relay, self->address(), gate);
   process_actor proc = pkit::actors::spawn_process(self->system(), std::move(child), nullptr,
-                                                   pkit::actors::process_observer{guard, id});
+                                                   pkit::actors::process_observer{guard, id, st.config.on_child_started});
   // Before the guard is exposed (the spawn's answer) and before the child reports to it.
   pkit::actors::detail::send_from(self, guard, proc);
   self->monitor(proc);

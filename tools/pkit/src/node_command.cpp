@@ -229,6 +229,14 @@ int serve(node_plan& plan, pkit::net::tls_snapshot& snap, guardian* keeper, int 
   // start through a process actor handed out (a controller restarting what we stop).
   auto stopping = std::make_shared<std::atomic<bool>>(false);
   plan.config.stopping = stopping;
+  // Each child's group goes to the guardian the moment the child exists, on the thread
+  // that spawned it: a node frozen right after a spawn must not leave it out of the fence
+  // (the guardian also looks for unregistered children of a frozen node: guardian.hpp).
+  // Remote children lead their own process group (validate() requires it).
+  if (keeper != nullptr)
+    plan.config.on_child_started = [keeper](pid_t pid) {
+      if (pid > 1) keeper->watch(pid);
+    };
   auto agent = pkit::net::spawn_node_agent(*sys, plan.config);
   // Each tap checks its relay once per link timeout: an orphan left by a reconnect race
   // is stopped within that (+ the child's stop timeout).

@@ -183,8 +183,8 @@ caf::behavior tap_impl(caf::stateful_actor<tap_state>* self, caf::actor relay, s
       [self](child_started_atom a, std::string& id, std::uint64_t inc, std::int32_t pid) {
         take_report(self, [self, a, id, inc, pid] {
           auto& s = self->state;
-          // Remote children lead their own process group (validate() requires it).
-          if (s.keeper != nullptr && pid > 1) s.keeper->watch(pid);
+          // Its group was registered with the guardian as the child came to exist
+          // (node_config::on_child_started, node_command.cpp), not two hops later here.
           s.pids[inc] = pid;
           caf::send_as(as_actor(s.proc), s.relay, a, id, inc, pid);
         });

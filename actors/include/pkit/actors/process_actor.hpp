@@ -68,6 +68,12 @@ using process_actor = caf::typed_actor<
 struct process_observer {
   caf::actor actor;
   std::string id;
+  /// Called with each run's pid on the actor's own thread the moment its child exists,
+  /// before any message about it is sent: for what must know of the child with no
+  /// message hop in between (`pkit node` registers its process group with the node's
+  /// guardian, so that a node frozen right after the spawn cannot leave it out of the
+  /// fence). Must not block; an exception it throws is dropped. May be empty.
+  std::function<void(pid_t)> on_started{};
 };
 
 /// Spawns a process actor for `spec`. Callable targets (`spec.target`) are forked by

@@ -98,6 +98,11 @@ struct node_config {
   /// peer gets only what error::peer_message() holds). Called on the agent's thread; must
   /// not block. Empty: one line on stderr per refusal.
   std::function<void(const std::string& id, const error& refusal)> on_refusal;
+  /// Called with each remote child's pid (the id of the process group it leads) the
+  /// moment it exists, on its process actor's thread, before any message about it
+  /// (process_observer::on_started): `pkit node` registers the group with its guardian
+  /// there. Must not block. Empty: nothing.
+  std::function<void(pid_t)> on_child_started;
   /// The node's stop switch, set by its owner (`pkit node` on SIGTERM, SIGINT, SIGHUP)
   /// before it stops the children: from then on the agent refuses every spawn, every
   /// start through a process actor it handed out, and every hello (so that a controller
