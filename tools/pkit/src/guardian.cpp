@@ -84,9 +84,9 @@ pid_t parent_of(long pid) {
 }
 
 // SIGKILLs every child of `owner` but the guardian, each with its process group (children
-// lead their own: pgid == pid), whether or not a watch for it has arrived: the node's tap
-// watches a new child two actor hops after its spawn, and a node frozen in between must
-// not leave that child's group running (review 13 #8). The kernel's parent links, read
+// lead their own: pgid == pid), whether or not a watch for it has arrived: `pkit node`
+// watches a new child on the thread that spawned it, but a node frozen between the clone
+// and that call must not leave the child's group running either (review 13 #8). The kernel's parent links, read
 // from /proc/<pid>/stat (no CONFIG_PROC_CHILDREN needed). A child that has not set its
 // group yet (still before its exec) has no group: kill(-pid) fails, the pidfd's SIGKILL
 // ends it. Each candidate is pinned by a pidfd and its parent read again after that, so

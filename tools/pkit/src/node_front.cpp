@@ -135,14 +135,17 @@ void take_report(caf::stateful_actor<tap_state>* self, std::function<void()> rep
   if (sender_of(self) == s.proc) report();
 }
 
-/// Forwards a process actor's reports to the controller's relay, registering each run's
-/// process group with the guardian. Ends with the relay (the agent then stops the
-/// children it spawned for this tap) or with its process actor.
+/// Forwards a process actor's reports to the controller's relay, and unregisters each
+/// run's process group from the guardian at its exit (registered as the child was spawned:
+/// node_config::on_child_started). A run whose child_started never reached the tap (a
+/// failed spawn, the tap gone first) stays registered until the guardian's once-a-second
+/// sweep finds its group empty (guardian.hpp). Ends with the relay (the agent then stops
+/// the children it spawned for this tap) or with its process actor.
 ///
 /// The tap's address crosses the wire (as the sender of what it forwards), so any peer
 /// can send it messages: it takes its process actor only from the front, and reports only
-/// from that actor — a forged child_started would have the guardian kill an arbitrary
-/// process group of this machine. It forwards them as that process actor (send_as): the
+/// from that actor — a forged report would reach the controller as that child's, and a
+/// forged child_exited would unregister a group from the guardian. It forwards them as that process actor (send_as): the
 /// controller's relay accepts reports from the remote process actor it was given only.
 caf::behavior tap_impl(caf::stateful_actor<tap_state>* self, caf::actor relay, std::string id, guardian* keeper,
                        std::string node_name, caf::actor_addr front, std::chrono::milliseconds check_every) {

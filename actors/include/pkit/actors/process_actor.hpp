@@ -72,7 +72,8 @@ struct process_observer {
   /// before any message about it is sent: for what must know of the child with no
   /// message hop in between (`pkit node` registers its process group with the node's
   /// guardian, so that a node frozen right after the spawn cannot leave it out of the
-  /// fence). Must not block; an exception it throws is dropped. May be empty.
+  /// fence). Must not block; an exception it throws is dropped. May be empty. Process
+  /// actors only: a supervisor or a remote worker's relay given an observer ignores it.
   std::function<void(pid_t)> on_started{};
 };
 

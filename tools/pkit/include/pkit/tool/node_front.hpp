@@ -5,8 +5,9 @@
 /// which passes every request on to the agent and adds what only the tool can do:
 ///
 /// * each spawn's relay goes through a local *tap*, which forwards the process actor's
-///   reports to the controller's relay unchanged and registers each child's process group
-///   with the guardian (so that nothing outlives a SIGKILLed `pkit node`); the tap ends
+///   reports to the controller's relay unchanged and unregisters each run's process group
+///   from the guardian at its exit (the node registers it as the child is spawned:
+///   node_config::on_child_started, so that nothing outlives a SIGKILLed `pkit node`); the tap ends
 ///   when the relay does (controller gone or link lost: logged to stderr), which is what
 ///   makes the agent stop that relay's children;
 /// * the live process actors are kept in a node_children registry, so that SIGTERM can
