@@ -82,3 +82,14 @@ private:
 inline constexpr const char* cannot_trace = "skipped: this process may not ptrace (no CAP_SYS_PTRACE, Yama ptrace_scope)";
 
 }  // namespace pkit_test_common
+
+/// In a Boost.Test case: skips it (with a warning) when this process may not trace, and
+/// fails it when tracer `t` did not attach for any other reason.
+#define PKIT_TEST_REQUIRE_TRACED(t)                                                    \
+  do {                                                                                 \
+    if ((t).may_not_trace()) {                                                         \
+      BOOST_WARN_MESSAGE(false, pkit_test_common::cannot_trace);                       \
+      return;                                                                          \
+    }                                                                                  \
+    BOOST_REQUIRE_MESSAGE((t).attached(), "the tracer did not attach: errno " << (t).error()); \
+  } while (false)

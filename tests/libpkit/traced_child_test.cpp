@@ -83,11 +83,7 @@ BOOST_AUTO_TEST_CASE(a_traced_child_that_dies_holds_up_no_other_childs_exit) {
   pkit::process other(child_command({"exit", "3"}), other_opts);
   const pid_t pid = traced.start();
   tracer t(pid);  // the last made, the first ended: a failing case frees the zombie first
-  if (t.may_not_trace()) {
-    BOOST_WARN_MESSAGE(false, pkit_test_common::cannot_trace);
-    return;
-  }
-  BOOST_REQUIRE_MESSAGE(t.attached(), "the tracer did not attach: errno " << t.error());
+  PKIT_TEST_REQUIRE_TRACED(t);
   traced.kill();
   BOOST_REQUIRE(dead_within(pid, event_timeout));
   // The reaper has seen the traced pidfd readable; another child's exit must still come.
@@ -121,11 +117,7 @@ BOOST_AUTO_TEST_CASE(a_joiner_that_collects_itself_waits_for_a_traced_child_up_t
   pkit::process traced(child_command({"pause"}));
   const pid_t pid = traced.start();
   tracer t(pid);
-  if (t.may_not_trace()) {
-    BOOST_WARN_MESSAGE(false, pkit_test_common::cannot_trace);
-    return;
-  }
-  BOOST_REQUIRE_MESSAGE(t.attached(), "the tracer did not attach: errno " << t.error());
+  PKIT_TEST_REQUIRE_TRACED(t);
   traced.kill();
   BOOST_REQUIRE(dead_within(pid, event_timeout));
   const auto asked = std::chrono::steady_clock::now();
@@ -160,11 +152,7 @@ BOOST_AUTO_TEST_CASE(a_traced_child_destroyed_from_an_on_exit_holds_up_no_other_
   pkit::process other(child_command({"exit", "5"}), other_opts);
   const pid_t pid = traced->start();
   tracer t(pid);  // the last made, the first ended
-  if (t.may_not_trace()) {
-    BOOST_WARN_MESSAGE(false, pkit_test_common::cannot_trace);
-    return;
-  }
-  BOOST_REQUIRE_MESSAGE(t.attached(), "the tracer did not attach: errno " << t.error());
+  PKIT_TEST_REQUIRE_TRACED(t);
   trigger.start();
   BOOST_REQUIRE(trigger.join(event_timeout).has_value());  // its on_exit has run: traced is gone
   BOOST_TEST(!traced);
@@ -191,11 +179,7 @@ BOOST_AUTO_TEST_CASE(a_traced_fork_server_target_that_dies_holds_up_no_other_tar
   pkit::process other(server->target("exit", {"4"}));
   const pid_t pid = traced.start();
   tracer t(pid);  // the last made, the first ended
-  if (t.may_not_trace()) {
-    BOOST_WARN_MESSAGE(false, pkit_test_common::cannot_trace);
-    return;
-  }
-  BOOST_REQUIRE_MESSAGE(t.attached(), "the tracer did not attach: errno " << t.error());
+  PKIT_TEST_REQUIRE_TRACED(t);
   traced.kill();
   BOOST_REQUIRE(dead_within(pid, event_timeout));
   // The server saw the traced pidfd readable: another target must still start and end.

@@ -37,6 +37,14 @@ bool listed_running(two_nodes& t, caf::scoped_actor& self, const std::string& id
   return false;
 }
 
+/// Asks until the agent has acted on the loss of run `pid`'s relay (or an exit sent to its
+/// process actor), at most `deadline`: the loss travels apart from the next request.
+bool acted_on_loss(two_nodes& t, caf::scoped_actor& self, const std::string& id, std::int32_t pid) {
+  for (const auto until = std::chrono::steady_clock::now() + deadline; std::chrono::steady_clock::now() < until;)
+    if (!listed_running(t, self, id, pid)) return true;
+  return false;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(a_respawn_of_an_orphaned_id_waits_until_the_old_run_is_gone) {
@@ -51,11 +59,7 @@ BOOST_AUTO_TEST_CASE(a_respawn_of_an_orphaned_id_waits_until_the_old_run_is_gone
   caf::anon_send_exit(relay, caf::exit_reason::kill);
   // The relay's down travels apart from the next spawn: asked until the agent has acted on
   // it, so that the respawn comes while the old run is in its stop timeout (bounded).
-  bool noticed = false;
-  for (const auto until = std::chrono::steady_clock::now() + deadline;
-       !noticed && std::chrono::steady_clock::now() < until;)
-    noticed = !listed_running(t, self, "web", old_pid);
-  BOOST_TEST_REQUIRE(noticed, "the agent did not act on the relay's loss");
+  BOOST_TEST_REQUIRE(acted_on_loss(t, self, "web", old_pid), "the agent did not act on the relay's loss");
   BOOST_TEST_REQUIRE(pkit_test_proc::proc_exists(old_pid), "the old run ended before the respawn");
   // Nothing starts the old run again meanwhile, through the process actor it was given.
   self->request(*first, deadline, pkit::actors::start_atom_v)
@@ -89,11 +93,7 @@ BOOST_AUTO_TEST_CASE(another_id_does_not_wait_for_an_orphaned_run) {
   const std::int32_t old_pid = t.first_pid(*first);
   BOOST_TEST_REQUIRE(old_pid > 0);
   caf::anon_send_exit(relay, caf::exit_reason::kill);
-  bool noticed = false;
-  for (const auto until = std::chrono::steady_clock::now() + deadline;
-       !noticed && std::chrono::steady_clock::now() < until;)
-    noticed = !listed_running(t, self, "web", old_pid);
-  BOOST_TEST_REQUIRE(noticed, "the agent did not act on the relay's loss");
+  BOOST_TEST_REQUIRE(acted_on_loss(t, self, "web", old_pid), "the agent did not act on the relay's loss");
   auto other = t.spawn(self, "db", sleep_spec("db"), t.make_relay(self));
   BOOST_TEST_REQUIRE(static_cast<bool>(other), why(*t.controller.sys, other));
   // The old run ignores its stop signal for 3 s: still there when "db" started.
@@ -114,11 +114,7 @@ BOOST_AUTO_TEST_CASE(an_exit_sent_to_the_process_actor_is_an_orphan_awaited_too)
   self->monitor(*first);
   caf::anon_send_exit(*first, caf::exit_reason::user_shutdown);
   BOOST_TEST_REQUIRE(wait_down(self).has_value(), "the process actor handed out did not end");
-  bool noticed = false;
-  for (const auto until = std::chrono::steady_clock::now() + deadline;
-       !noticed && std::chrono::steady_clock::now() < until;)
-    noticed = !listed_running(t, self, "web", old_pid);
-  BOOST_TEST_REQUIRE(noticed, "the agent did not act on the exit");
+  BOOST_TEST_REQUIRE(acted_on_loss(t, self, "web", old_pid), "the agent did not act on the exit");
   BOOST_TEST_REQUIRE(pkit_test_proc::proc_exists(old_pid), "the old run ended before the respawn");
   auto second = t.spawn(self, "web", stubborn_spec(), t.make_relay(self));
   BOOST_TEST_REQUIRE(static_cast<bool>(second), why(*t.controller.sys, second));
@@ -140,18 +136,10 @@ BOOST_AUTO_TEST_CASE(a_respawn_is_refused_when_the_orphaned_run_outlives_its_sto
   const std::int32_t old_pid = t.first_pid(*first);
   BOOST_TEST_REQUIRE(old_pid > 0);
   pkit_test_common::tracer holder(old_pid);  // the last made, the first ended
-  if (holder.may_not_trace()) {
-    BOOST_WARN_MESSAGE(false, pkit_test_common::cannot_trace);
-    return;
-  }
-  BOOST_REQUIRE_MESSAGE(holder.attached(), "the tracer did not attach: errno " << holder.error());
+  PKIT_TEST_REQUIRE_TRACED(holder);
   const auto lost = std::chrono::steady_clock::now();
   caf::anon_send_exit(relay, caf::exit_reason::kill);
-  bool noticed = false;
-  for (const auto until = std::chrono::steady_clock::now() + deadline;
-       !noticed && std::chrono::steady_clock::now() < until;)
-    noticed = !listed_running(t, self, "web", old_pid);
-  BOOST_TEST_REQUIRE(noticed, "the agent did not act on the relay's loss");
+  BOOST_TEST_REQUIRE(acted_on_loss(t, self, "web", old_pid), "the agent did not act on the relay's loss");
   // Its stop ends in SIGKILL after 100 ms; the tracer keeps the zombie from the node.
   auto second = t.spawn(self, "web", stubborn_spec(100), t.make_relay(self));
   const auto took = std::chrono::steady_clock::now() - lost;
