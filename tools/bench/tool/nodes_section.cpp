@@ -4,6 +4,10 @@
 //        controller actor system and a node actor system joined by plain BASP on
 //        127.0.0.1; from spawn to the start's reply (the pid), interleaved rounds.
 //        Target: remote <= 2x local, the fast modes compared (p10 against p10).
+//        Beside it, informational, what bounds any protocol on this transport: a second
+//        start of a placed child (no placement, no actor handle new to either side: the
+//        start crosses BASP once each way), and a bare request and answer to the node's
+//        agent over the same link (node_hello: BASP alone, no child).
 //   (e2) failover: a real `pkit run`, two real `pkit node`s; node a is SIGSTOPped (silent,
 //        its connection open); the time from the stop until the program is ready on b,
 //        read from pkit run's JSON event lines. Target: node_timeout + 100 ms.
@@ -74,6 +78,7 @@ double start_once(caf::scoped_actor& self, const pa::process_actor& proc) {
 struct node_pair {
   net_system node, controller;
   pkit::net::node_actor agent;
+  std::uint16_t port = 0;  // the agent's, on 127.0.0.1
   std::unique_ptr<pkit::net::node_directory> dir;
   node_pair() {
     pkit::net::node_config config;
@@ -82,12 +87,30 @@ struct node_pair {
     if (::geteuid() == 0) config.allow.default_user = "nobody";
     if (auto bad = config.check()) fail(bad->message());
     agent = pkit::net::spawn_node_agent(*node.sys, std::move(config));
-    auto port = node.sys->middleman().publish(agent, 0, "127.0.0.1");
-    if (!port) fail("publish: " + node.sys->render(port.error()));
+    auto published = node.sys->middleman().publish(agent, 0, "127.0.0.1");
+    if (!published) fail("publish: " + node.sys->render(published.error()));
+    port = *published;
     dir = std::make_unique<pkit::net::node_directory>(*controller.sys);
-    if (auto bad = dir->add_node({"n1", "127.0.0.1", *port})) fail(bad->message());
+    if (auto bad = dir->add_node({"n1", "127.0.0.1", port})) fail(bad->message());
   }
   ~node_pair() { caf::anon_send_exit(agent, caf::exit_reason::user_shutdown); }
+  // A start of a relay whose child was placed, started and stopped before: the relay
+  // asks the node's process actor again, through handles both sides already have.
+  double restart_once(caf::scoped_actor& self) {
+    auto proc = dir->spawn_remote(*controller.sys, {"n1"}, sleeper(), {});
+    self->request(proc, std::chrono::seconds(10), pa::start_atom_v)
+        .receive([](std::int32_t) {}, [](caf::error& e) { fail("first start: " + to_string(e)); });
+    self->request(proc, std::chrono::seconds(10), pa::stop_atom_v)
+        .receive([](pkit::exit_status&) {}, [](caf::error& e) { fail("stop: " + to_string(e)); });
+    return tool_bench::start_once(self, proc);
+  }
+  // One request and its answer to the node's agent, from the controller's system.
+  double round_trip_once(caf::scoped_actor& self, const pkit::net::node_actor& there) {
+    const auto t0 = now_ns();
+    self->request(there, std::chrono::seconds(10), pkit::net::node_hello_atom_v, pkit::net::node_protocol_version)
+        .receive([](pkit::net::node_info&) {}, [](caf::error& e) { fail("node_hello: " + to_string(e)); });
+    return bench::us_since(t0);
+  }
   double start_once(caf::scoped_actor& self) {
     const double us = tool_bench::start_once(self, dir->spawn_remote(*controller.sys, {"n1"}, sleeper(), {}));
     // The relay is gone; the node forgets its process actor once that has ended.
@@ -120,8 +143,18 @@ void remote_start(std::vector<row>& rows) {
                             return start_once(self, pa::spawn_process(*pair.controller.sys, std::move(spec)));
                           },
                           {}};
+  bench::variant restart{"remote start again (placed before, start -> pid)", [&] { return pair.restart_once(self); },
+                         {}};
+  auto there = pair.controller.sys->middleman().remote_actor<pkit::net::node_actor>("127.0.0.1", pair.port);
+  if (!there) fail("remote_actor: " + pair.controller.sys->render(there.error()));
+  // Its own actor: one whose handle crossed the wire is one a peer can name as a sender,
+  // and a relay takes no request from such an actor.
+  caf::scoped_actor asker{*pair.controller.sys};
+  bench::variant trip{"request and answer to the node's agent (BASP alone)",
+                      [&] { return pair.round_trip_once(asker, *there); }, {}};
   remote.once();  // the first one connects: not what is measured
-  std::vector<bench::variant> vs{local, remote, local_as};
+  trip.once();
+  std::vector<bench::variant> vs{local, remote, local_as, restart, trip};
   // Both starts are bimodal on a small VM: a fast mode, and one ~1 ms later in which a
   // woken thread waits behind the just-exec'd child. Which mode holds a median changes
   // from run to run (local medians 210-1,142 us in three runs of one quiet hour), so a
@@ -140,6 +173,11 @@ void remote_start(std::vector<row>& rows) {
               sums[1].median / sums[2].median);
   std::printf("  (e1) remote start / local start, medians: %.2fx (informational)\n",
               sums[1].median / sums[0].median);
+  // What no protocol over this link can go under: a local start as the node's user plus
+  // one BASP round trip, against a local start (p10s).
+  std::printf("  (e1) floor of any protocol here, (local as the node's user + BASP round trip) / local: %.2fx; "
+              "a start again: %.2fx (informational)\n",
+              (sums[2].p10 + sums[4].p10) / sums[0].p10, sums[3].p10 / sums[0].p10);
   checks.push_back({"(e1) remote start / local start (p10 against p10)", fmt("%.2fx", sums[1].p10 / sums[0].p10),
                     "<= 2x", sums[1].p10 <= 2 * sums[0].p10});
 }
