@@ -6,10 +6,15 @@
 
 namespace pkit::actors::detail {
 
-launcher& launcher::instance() {
-  // Never destroyed (see the class doc). A failed construction is retried by the next call.
-  static launcher* const one = new launcher();
-  return *one;
+launcher& launcher::instance(launcher_lane lane) {
+  // Never destroyed (see the class doc). A failed construction is retried by the next
+  // call. Each lane's thread is made on its first use only.
+  if (lane == launcher_lane::fork_server) {
+    static launcher* const servers = new launcher();
+    return *servers;
+  }
+  static launcher* const names = new launcher();
+  return *names;
 }
 
 launcher::launcher() : thread_([this] { loop(); }) { thread_.detach(); }

@@ -1,10 +1,15 @@
 #pragma once
 
-// Starts fork-server targets off the CAF workers. A fork-server start is a socket round
-// trip to the server, bounded only by fork_server::options::request_timeout (10 s by
-// default): on a worker it would hold that worker — with `scheduler.max-threads=1`, the
-// whole actor system — while the server is slow, stopped or wedged. Process actors hand
-// such starts to this one thread and get the result back as a message.
+// Starts off the CAF workers what may wait on something outside the program:
+//  - a fork-server target's start: a socket round trip to the server, bounded only by
+//    fork_server::options::request_timeout (10 s by default);
+//  - the start of a program that runs as another user or group: its credentials are
+//    looked up through the name service in this process before the spawn
+//    (libpkit/src/detail/credentials.hpp), and NSS may be LDAP or sssd — a lookup that
+//    waits on a server for its own timeout, seconds (review 17b L2).
+// On a worker either would hold that worker — with `scheduler.max-threads=1`, the whole
+// actor system, every supervisor's exit handling included. Process actors hand such
+// starts to a launcher thread and get the result back as a message.
 
 #include <pkit/process.hpp>
 
@@ -35,11 +40,20 @@ struct process_parcel {
   ~process_parcel() { process::release(std::move(proc)); }
 };
 
-/// The one launcher thread of the program: runs `process::start` for the jobs it is given,
-/// one at a time, in order (the fork server serves one request at a time anyway).
+/// What a launch waits on: each lane has a launcher (and thread) of its own, so that a
+/// slow name service does not hold up fork-server starts, nor a wedged fork server
+/// starts as another user.
+enum class launcher_lane {
+  fork_server,   ///< fork-server targets
+  name_service,  ///< programs whose spec names a user or group
+};
+
+/// One launcher thread of the program (one per lane): runs `process::start` for the jobs
+/// it is given, one at a time, in order (the fork server serves one request at a time
+/// anyway; the name service's lookups would contend on its locks).
 /// Thread-safe. Never destroyed: jobs may still be queued while static destructors run.
 ///
-/// Known limit (review D5c): the thread is shared by every fork server of the program, so
+/// Known limit (review D5c): the fork-server lane is shared by every fork server of the program, so
 /// a wedged server delays the launches queued for the others — each job by at most that
 /// server's `request_timeout` (10 s by default), after which its start fails and the next
 /// job runs. Nothing waits for ever. A thread per server would remove the delay; the
@@ -52,9 +66,9 @@ public:
   /// returns: the report must reach its actor. Later launches wait meanwhile.
   using done_fn = std::function<void(std::shared_ptr<process_parcel>, pid_t, std::error_code)>;
 
-  /// The launcher, its thread started on first use. Throws `std::system_error` when the
-  /// thread cannot be made (the next call tries again), `std::bad_alloc`.
-  static launcher& instance();
+  /// The launcher of `lane`, its thread started on first use. Throws `std::system_error`
+  /// when the thread cannot be made (the next call tries again), `std::bad_alloc`.
+  static launcher& instance(launcher_lane lane);
 
   /// Queues a start of `parcel->proc`. Throws `std::bad_alloc`; then nothing is queued
   /// (the caller's copy of `parcel` still holds the process).

@@ -40,8 +40,8 @@ struct ready_report {
 struct deadline_report {
   std::uint64_t run;
 };
-/// pkit's launcher thread: launch number `launch` of a fork-server target is done; the
-/// process comes back with it (see launcher.hpp).
+/// A launcher thread of pkit's: launch number `launch` (a fork-server target, or a program
+/// run as another user or group) is done; the process comes back with it (launcher.hpp).
 struct launch_report {
   std::uint64_t launch;
   std::shared_ptr<detail::process_parcel> parcel;
@@ -141,8 +141,8 @@ struct process_actor_state {
   std::int64_t started_at_ns = 0;
   std::optional<exit_status> last;
   bool stop_requested = false;
-  // A fork-server target's start runs on pkit's launcher thread, which has the process
-  // meanwhile (`proc` is empty). Requests made during the launch are applied once it is
+  // A start that may wait on something outside the program (lane_of) runs on a launcher
+  // thread of pkit's, which has the process meanwhile (`proc` is empty). Requests made during the launch are applied once it is
   // done; reports of the new run that overtake the launch report are held until then.
   struct launch_state {
     bool active = false;
@@ -380,16 +380,26 @@ void on_exit_report(self_pointer self, const exit_report& report) {
     detail::send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_exited_atom_v, st.observer.id, inc, status);
 }
 
-// Hands a fork-server target's start to pkit's launcher thread: the round trip to the
-// server must not hold a CAF worker. The reply comes with the launch report.
-caf::result<std::int32_t> launch(self_pointer self) {
+// Which launcher thread starts `spec`'s runs, if one must (launcher.hpp): a fork-server
+// target's round trip to its server, and the name-service lookup of a user or group,
+// must not hold a CAF worker. Numeric ids are looked up too (their entry gives the
+// supplementary groups): any user or group goes to the launcher.
+std::optional<detail::launcher_lane> lane_of(const process_spec& spec) {
+  if (!spec.target.empty()) return detail::launcher_lane::fork_server;
+  if (!spec.user.empty() || !spec.group.empty()) return detail::launcher_lane::name_service;
+  return std::nullopt;
+}
+
+// Hands the start to the launcher thread of `lane`. The reply comes with the launch
+// report.
+caf::result<std::int32_t> launch(self_pointer self, detail::launcher_lane lane) {
   auto& st = self->state;
   auto rp = self->make_response_promise<std::int32_t>();
   std::shared_ptr<detail::process_parcel> parcel;
   try {
     parcel = std::make_shared<detail::process_parcel>(std::move(st.proc));
     const std::uint64_t number = st.launch.number + 1;
-    detail::launcher::instance().launch(
+    detail::launcher::instance(lane).launch(
         parcel, [addr = self->address(), number](std::shared_ptr<detail::process_parcel> p, pid_t pid,
                                                   std::error_code ec) {
           // A dead actor's parcel is dropped here (or with its mailbox): released.
@@ -495,8 +505,8 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
         if (!st.proc) {
           if (auto err = make_process(self)) return err;
         }
-        if (!st.spec.target.empty()) return launch(self);
-        // A program's start is a clone and exec on this worker: no round trip to wait for.
+        if (auto lane = lane_of(st.spec)) return launch(self, *lane);
+        // A program's start is a clone and exec on this worker: nothing outside to wait for.
         std::error_code ec;
         const pid_t pid = st.proc->start(ec);
         if (ec) return caf::make_error(error::start_failed, failure_of(st.spec.name, program_of(st.spec), *st.proc, ec));

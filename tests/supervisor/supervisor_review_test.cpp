@@ -284,7 +284,7 @@ BOOST_AUTO_TEST_CASE(a_launch_report_that_fails_to_send_is_retried_with_the_proc
   auto parcel = std::make_shared<pa::detail::process_parcel>(std::make_unique<pkit::process>(std::move(cmd)));
   std::promise<std::pair<pid_t, bool>> reported;
   int calls = 0;
-  pa::detail::launcher::instance().launch(
+  pa::detail::launcher::instance(pa::detail::launcher_lane::fork_server).launch(
       std::move(parcel), [&](std::shared_ptr<pa::detail::process_parcel> p, pid_t pid, std::error_code) {
         if (++calls == 1) throw std::bad_alloc();
         const bool has_process = p && p->proc && p->proc->pid() == pid;

@@ -80,9 +80,11 @@ struct process_observer {
 /// Spawns a process actor for `spec`. Callable targets (`spec.target`) are forked by
 /// `server`, which must outlive the actor. A program's `start` runs its clone and exec on
 /// the CAF worker that handles it; a target's start, a round trip to the fork server
-/// (bounded by its `request_timeout`), runs on pkit's launcher thread, so a slow or stopped
-/// server holds no worker (the actor system itself is never forked to run C++ code: CAF's
-/// worker threads are running). The child is not started until the
+/// (bounded by its `request_timeout`), runs on a launcher thread of pkit's, so a slow or
+/// stopped server holds no worker (the actor system itself is never forked to run C++
+/// code: CAF's worker threads are running). So does the start of a program whose spec
+/// names a `user` or `group`: their name-service lookup (LDAP, sssd...) may wait on a
+/// server, and must not hold a worker either. Each kind has a thread of its own. The child is not started until the
 /// actor receives `start`. Errors in the spec are reported by `start`.
 process_actor spawn_process(caf::actor_system& system, process_spec spec,
                             const fork_server* server = nullptr, process_observer observer = {});
