@@ -2,57 +2,67 @@
 
 #include <algorithm>
 #include <chrono>
+#include <system_error>
+#include <thread>
 #include <utility>
 
 namespace pkit::actors::detail {
 
 launcher& launcher::instance(launcher_lane lane) {
-  // Never destroyed (see the class doc). A failed construction is retried by the next
-  // call. Each lane's thread is made on its first use only.
+  // Never destroyed (see the class doc). Each lane is made on its first use only.
   if (lane == launcher_lane::fork_server) {
-    static launcher* const servers = new launcher();
+    static launcher* const servers = new launcher(1);
     return *servers;
   }
-  static launcher* const names = new launcher();
+  static launcher* const names = new launcher(name_service_threads);
   return *names;
 }
 
-launcher::launcher() : thread_([this] { loop(); }) { thread_.detach(); }
+launcher::launcher(std::size_t max_threads) : max_threads_(max_threads) {}
 
-void launcher::launch(std::shared_ptr<process_parcel> parcel, done_fn done) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    jobs_.push_back(job{std::move(parcel), std::move(done)});
+void launcher::post(std::function<void()> job) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  jobs_.push_back(std::move(job));
+  // A job that finds every thread busy gets a new one, up to the lane's number: a lookup
+  // that waits on a slow server does not hold up the next one.
+  // (Counted against the idle threads, not "none idle": an idle thread not yet woken
+  // for the job before this one would otherwise take both in turn.)
+  if (jobs_.size() > idle_ && threads_ < max_threads_) {
+    try {
+      std::thread([this] { loop(); }).detach();
+      ++threads_;
+    } catch (...) {
+      // No thread now: a busy one takes the job in turn — unless there is none at all.
+      if (threads_ == 0) {
+        jobs_.pop_back();
+        throw;
+      }
+    }
   }
+  lock.unlock();
   wake_.notify_one();
 }
 
 void launcher::loop() {
   for (;;) {
-    job next;
+    std::function<void()> next;
     {
       std::unique_lock<std::mutex> lock(mutex_);
+      ++idle_;
       wake_.wait(lock, [this] { return !jobs_.empty(); });
+      --idle_;
       next = std::move(jobs_.front());
       jobs_.pop_front();
     }
-    std::error_code ec;
-    const pid_t pid = next.parcel->proc->start(ec);
-    report(next, pid, ec);
+    next();
   }
 }
 
-void launcher::report(job& next, pid_t pid, std::error_code ec) noexcept {
-  // The report is the actor's only way out of its launch: dropped, the actor stayed
-  // `starting` for ever and its start request (a supervisor's among them) was never
-  // answered (review D6). So it is retried until it is made — it can only fail for
-  // want of memory —, holding up later launches meanwhile. The parcel is passed as a
-  // copy: a `done` that throws must not take the process with it.
+void launcher::report_until_made(const std::function<void()>& send) noexcept {
   auto delay = std::chrono::milliseconds(1);
   for (;;) {
     try {
-      next.done(next.parcel, pid, ec);
-      next.parcel.reset();  // the report holds it now
+      send();
       return;
     } catch (...) {
       std::this_thread::sleep_for(delay);

@@ -1,27 +1,24 @@
 #pragma once
 
-// Starts off the CAF workers what may wait on something outside the program:
+// Runs off the CAF workers what may wait on something outside the program:
 //  - a fork-server target's start: a socket round trip to the server, bounded only by
 //    fork_server::options::request_timeout (10 s by default);
-//  - the start of a program that runs as another user or group: its credentials are
-//    looked up through the name service in this process before the spawn
-//    (libpkit/src/detail/credentials.hpp), and NSS may be LDAP or sssd — a lookup that
-//    waits on a server for its own timeout, seconds (review 17b L2).
+//  - the name-service lookup of the user or group a program runs as (`identity::lookup`):
+//    NSS may be LDAP or sssd, whose lookups wait on a server for their own timeouts,
+//    seconds (review 17b L2). The spawn itself stays on the worker: it waits on nothing.
 // On a worker either would hold that worker — with `scheduler.max-threads=1`, the whole
-// actor system, every supervisor's exit handling included. Process actors hand such
-// starts to a launcher thread and get the result back as a message.
+// actor system, every supervisor's exit handling included. Process actors post such work
+// to a launcher and get the result back as a message.
 
 #include <pkit/process.hpp>
 
+#include <atomic>
 #include <condition_variable>
+#include <cstddef>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <system_error>
-#include <thread>
-
-#include <sys/types.h>
 
 namespace pkit::actors::detail {
 
@@ -40,57 +37,64 @@ struct process_parcel {
   ~process_parcel() { process::release(std::move(proc)); }
 };
 
-/// What a launch waits on: each lane has a launcher (and thread) of its own, so that a
-/// slow name service does not hold up fork-server starts, nor a wedged fork server
-/// starts as another user.
+/// Set by a process actor that no longer wants a job it posted (a stop came first, the
+/// actor is gone): a job not yet begun then does nothing but report that it was skipped.
+/// A job already under way runs to its end.
+using cancel_flag = std::shared_ptr<std::atomic<bool>>;
+
+/// What a job waits on: each lane has threads of its own, so that a slow name service
+/// does not hold up fork-server starts, nor a wedged fork server a lookup.
 enum class launcher_lane {
-  fork_server,   ///< fork-server targets
-  name_service,  ///< programs whose spec names a user or group
+  fork_server,   ///< fork-server targets' starts: one thread (a server serves one request at a time)
+  name_service,  ///< lookups of users and groups: up to `name_service_threads`, so that
+                 ///< one slow lookup does not hold up the others' starts
 };
 
-/// One launcher thread of the program (one per lane): runs `process::start` for the jobs
-/// it is given, one at a time, in order (the fork server serves one request at a time
-/// anyway; the name service's lookups would contend on its locks).
-/// Thread-safe. Never destroyed: jobs may still be queued while static destructors run.
+/// The threads of one lane, made on demand up to the lane's number and never ended: a
+/// fork-server start's child, made on the server, does not depend on the thread, and a
+/// lookup's thread spawns nothing — but a thread that ended with a job queued would
+/// strand it. Thread-safe. Never destroyed: jobs may still be queued while static
+/// destructors run.
 ///
-/// Known limit (review D5c): the fork-server lane is shared by every fork server of the program, so
-/// a wedged server delays the launches queued for the others — each job by at most that
-/// server's `request_timeout` (10 s by default), after which its start fails and the next
-/// job runs. Nothing waits for ever. A thread per server would remove the delay; the
-/// process actor does not yet tell the launcher which server a job is for.
+/// Known limit (review D5c): the fork-server lane is shared by every fork server of the
+/// program, so a wedged server delays the launches queued for the others — each job by at
+/// most that server's `request_timeout` (10 s by default), after which its start fails and
+/// the next job runs. Nothing waits for ever. A thread per server would remove the delay;
+/// the process actor does not yet tell the launcher which server a job is for.
 class launcher {
 public:
-  /// Called on the launcher thread with the parcel back, the pid (or -1) and the start's
-  /// error. Should only send a message. If it throws (no memory for the message), it is
-  /// called again, with the same parcel, after a growing delay (1 ms to 1 s) until it
-  /// returns: the report must reach its actor. Later launches wait meanwhile.
-  using done_fn = std::function<void(std::shared_ptr<process_parcel>, pid_t, std::error_code)>;
+  static constexpr std::size_t name_service_threads = 4;
 
-  /// The launcher of `lane`, its thread started on first use. Throws `std::system_error`
-  /// when the thread cannot be made (the next call tries again), `std::bad_alloc`.
+  /// The launcher of `lane`, its first thread started on first use. Throws
+  /// `std::system_error` when the lane has no thread and none can be made (the next call
+  /// tries again), `std::bad_alloc`.
   static launcher& instance(launcher_lane lane);
 
-  /// Queues a start of `parcel->proc`. Throws `std::bad_alloc`; then nothing is queued
-  /// (the caller's copy of `parcel` still holds the process).
-  void launch(std::shared_ptr<process_parcel> parcel, done_fn done);
+  /// Queues `job`, run on one of the lane's threads in turn. Throws `std::bad_alloc`, or
+  /// `std::system_error` when the lane has no thread and none can be made; then nothing is
+  /// queued. The job must not throw: it ends with a report to its actor, made with
+  /// `report_until_made`.
+  void post(std::function<void()> job);
+
+  /// Calls `send` until it returns, after a growing delay (1 ms to 1 s) each time it
+  /// throws (no memory for the message): a job's report is its actor's only way out of
+  /// `starting` — dropped, the actor's start request (a supervisor's among them) was never
+  /// answered (review D6). The lane's later jobs wait meanwhile.
+  static void report_until_made(const std::function<void()>& send) noexcept;
 
   launcher(const launcher&) = delete;
   launcher& operator=(const launcher&) = delete;
 
 private:
-  struct job {
-    std::shared_ptr<process_parcel> parcel;
-    done_fn done;
-  };
-
-  launcher();
+  explicit launcher(std::size_t max_threads);
   [[noreturn]] void loop();
-  static void report(job& next, pid_t pid, std::error_code ec) noexcept;
 
+  const std::size_t max_threads_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<job> jobs_;
-  std::thread thread_;  // last: started once the members above exist
+  std::deque<std::function<void()>> jobs_;
+  std::size_t threads_ = 0;  // made so far (under mutex_)
+  std::size_t idle_ = 0;     // waiting for a job (under mutex_)
 };
 
 }  // namespace pkit::actors::detail

@@ -88,6 +88,15 @@ std::string to_string(end_kind k) {
   return "?";
 }
 
+std::optional<std::int64_t> start_wait_ms(const process_spec& spec) {
+  const bool readiness = spec.notify_fd >= 0 || spec.notify_socket;
+  const bool lookup = !spec.user.empty() || !spec.group.empty();
+  if (!readiness && !lookup) return 0;
+  // A lookup is bounded by a deadline over 0 only (0 bounds nothing but readiness).
+  if (spec.ready_timeout_ms < 0 || (lookup && spec.ready_timeout_ms == 0)) return std::nullopt;
+  return spec.ready_timeout_ms;
+}
+
 std::optional<start_failure> start_failure_of(const caf::error& err) {
   if (err.category() != caf::atom("pkit")) return std::nullopt;
   const caf::message& ctx = err.context();

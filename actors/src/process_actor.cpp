@@ -5,6 +5,7 @@
 #include <pkit/process.hpp>
 
 #include "launcher.hpp"
+#include "lookup_job.hpp"
 #include "send_from.hpp"
 #include "timer_relay.hpp"
 
@@ -15,6 +16,8 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -40,13 +43,23 @@ struct ready_report {
 struct deadline_report {
   std::uint64_t run;
 };
-/// A launcher thread of pkit's: launch number `launch` (a fork-server target, or a program
-/// run as another user or group) is done; the process comes back with it (launcher.hpp).
+/// A launcher thread of pkit's: launch number `launch` (a fork-server target's start) is
+/// done; the process comes back with it (launcher.hpp).
 struct launch_report {
   std::uint64_t launch;
   std::shared_ptr<detail::process_parcel> parcel;
   pid_t pid;
   std::error_code ec;
+};
+/// A launcher thread of pkit's: launch number `launch`'s lookup of the user and group the
+/// program runs as is done (launcher.hpp).
+struct lookup_report {
+  std::uint64_t launch;
+  identity who;
+};
+/// A delayed message to self: launch `launch`'s lookup is not done by its deadline.
+struct lookup_deadline {
+  std::uint64_t launch;
 };
 
 }  // namespace
@@ -56,6 +69,8 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::actors::exit_report)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::actors::ready_report)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::actors::deadline_report)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::actors::launch_report)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::actors::lookup_report)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::actors::lookup_deadline)
 
 namespace pkit::actors {
 namespace {
@@ -65,7 +80,9 @@ namespace {
 using private_process_actor = process_actor::extend<caf::reacts_to<exit_report>,
                                                     caf::reacts_to<ready_report>,
                                                     caf::reacts_to<deadline_report>,
-                                                    caf::reacts_to<launch_report>>;
+                                                    caf::reacts_to<launch_report>,
+                                                    caf::reacts_to<lookup_report>,
+                                                    caf::reacts_to<lookup_deadline>>;
 
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -141,17 +158,28 @@ struct process_actor_state {
   std::int64_t started_at_ns = 0;
   std::optional<exit_status> last;
   bool stop_requested = false;
-  // A start that may wait on something outside the program (lane_of) runs on a launcher
-  // thread of pkit's, which has the process meanwhile (`proc` is empty). Requests made during the launch are applied once it is
-  // done; reports of the new run that overtake the launch report are held until then.
+  // A start that may wait on something outside the program (launcher.hpp) has a part on
+  // a launcher thread of pkit's: a fork-server target's whole start — the launcher has the
+  // process meanwhile (`proc` is empty) —, or the lookup of the user and group a program
+  // runs as — then the spawn follows here. Requests made during a start's launch are
+  // applied once it is done; reports of the new run that overtake the launch report are
+  // held until then. A stop during a lookup ends the start at once: nothing was spawned.
   struct launch_state {
     bool active = false;
+    bool lookup = false;                       // the launch is a lookup: `proc` stays here
     std::uint64_t number = 0;                  // launches so far: names the current one
     process_state state_before = process_state::idle;
     enum class pending : std::uint8_t { none, stop, kill } then = pending::none;
+    detail::cancel_flag cancelled;             // tells the job that its actor no longer wants it
+    // A lookup's deadline, which is the start's readiness deadline too: the lookup counts
+    // toward ready_timeout_ms, the readiness wait gets what is left of it.
+    std::optional<std::chrono::steady_clock::time_point> deadline;
     std::vector<ready_report> ready;
     std::vector<exit_report> exits;
   } launch;
+  // The last lookup posted, which the next start adopts while it is still in flight: one
+  // lookup per actor in the name service, however often a hung one makes it restart.
+  std::shared_ptr<detail::lookup_job> lookup;
   std::vector<caf::typed_response_promise<std::int32_t>> start_waiters;
   std::vector<caf::typed_response_promise<exit_status>> exit_waiters;
 
@@ -181,6 +209,8 @@ struct process_actor_state {
   }
 
   ~process_actor_state() {
+    // A launch job not yet begun starts nothing for an actor that is gone.
+    if (launch.active && launch.cancelled) launch.cancelled->store(true);
     try {
       // The relay ends with us, while the system runs: left to die when CAF's clock drops
       // its pending messages at shutdown, many relays at once deadlock that clock.
@@ -336,10 +366,15 @@ void run_started(self_pointer self, pid_t pid) {
   // A program without notify_fd is ready once it has exec'd, a forked target once its
   // start-up record arrives: no deadline needed. A notify_fd / notify_socket child may
   // never notify.
-  if ((st.spec.notify_fd >= 0 || st.spec.notify_socket) && st.spec.ready_timeout_ms >= 0)
-    detail::delayed_weak_send(timers_of(self), self->address(),
-                              std::chrono::milliseconds(st.spec.ready_timeout_ms),
-                              deadline_report{st.incarnation});
+  // After a lookup, what is left of the deadline the lookup counted toward.
+  const auto deadline = std::exchange(st.launch.deadline, std::nullopt);
+  if ((st.spec.notify_fd >= 0 || st.spec.notify_socket) && st.spec.ready_timeout_ms >= 0) {
+    std::chrono::milliseconds left(st.spec.ready_timeout_ms);
+    if (deadline)
+      left = std::max(std::chrono::milliseconds(0),
+                      std::chrono::ceil<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now()));
+    detail::delayed_weak_send(timers_of(self), self->address(), left, deadline_report{st.incarnation});
+  }
 }
 
 void on_ready_report(self_pointer self, ready_report& report) {
@@ -380,38 +415,27 @@ void on_exit_report(self_pointer self, const exit_report& report) {
     detail::send_from(self, caf::actor_cast<caf::actor>(st.observer.actor), child_exited_atom_v, st.observer.id, inc, status);
 }
 
-// Which launcher thread starts `spec`'s runs, if one must (launcher.hpp): a fork-server
-// target's round trip to its server, and the name-service lookup of a user or group,
-// must not hold a CAF worker. Numeric ids are looked up too (their entry gives the
-// supplementary groups): any user or group goes to the launcher.
+// What a start waits on outside the program, if anything (launcher.hpp): a fork-server
+// target's round trip to its server, or the name-service lookup of a user or group (numeric
+// ids are looked up too: their entry gives the supplementary groups). A target with a user
+// is refused by libpkit before any lookup: it goes to the fork-server lane.
 std::optional<detail::launcher_lane> lane_of(const process_spec& spec) {
   if (!spec.target.empty()) return detail::launcher_lane::fork_server;
   if (!spec.user.empty() || !spec.group.empty()) return detail::launcher_lane::name_service;
   return std::nullopt;
 }
 
-// Hands the start to the launcher thread of `lane`. The reply comes with the launch
-// report.
-caf::result<std::int32_t> launch(self_pointer self, detail::launcher_lane lane) {
+// The launch part of a start is posted: the actor is `starting` with no pid until its
+// report, and its start request waits for it.
+caf::result<std::int32_t> begin_launch(self_pointer self, std::uint64_t number, bool lookup,
+                                       detail::cancel_flag cancelled) {
   auto& st = self->state;
   auto rp = self->make_response_promise<std::int32_t>();
-  std::shared_ptr<detail::process_parcel> parcel;
-  try {
-    parcel = std::make_shared<detail::process_parcel>(std::move(st.proc));
-    const std::uint64_t number = st.launch.number + 1;
-    detail::launcher::instance(lane).launch(
-        parcel, [addr = self->address(), number](std::shared_ptr<detail::process_parcel> p, pid_t pid,
-                                                  std::error_code ec) {
-          // A dead actor's parcel is dropped here (or with its mailbox): released.
-          if (auto h = caf::actor_cast<private_process_actor>(addr))
-            caf::anon_send(h, launch_report{number, std::move(p), pid, ec});
-        });
-    st.launch.number = number;
-  } catch (const std::exception& e) {
-    if (parcel) st.proc = std::move(parcel->proc);
-    return caf::make_error(error::os_error, std::string("cannot hand the start to pkit's launcher: ") + e.what());
-  }
   st.launch.active = true;
+  st.launch.lookup = lookup;
+  st.launch.number = number;
+  st.launch.cancelled = std::move(cancelled);
+  st.launch.deadline.reset();
   st.launch.state_before = st.state;
   st.launch.then = process_actor_state::launch_state::pending::none;
   st.state = process_state::starting;
@@ -421,30 +445,113 @@ caf::result<std::int32_t> launch(self_pointer self, detail::launcher_lane lane) 
   return rp;
 }
 
-void on_launch_report(self_pointer self, launch_report& report) {
+// A launch that made no run — failed, cancelled by a stop, past its deadline: the start
+// fails with `start_error`, and stop/kill/join made meanwhile get what they get on an
+// actor with no run in progress — except after a stop that cancelled it: not_started, not
+// the previous run's status, which a supervisor would take for this stop's outcome. A job
+// not yet begun is told to do nothing.
+void end_launch_without_run(self_pointer self, const caf::error& start_error, bool by_stop = false) {
   auto& st = self->state;
-  using pending = process_actor_state::launch_state::pending;
-  if (!st.launch.active || report.launch != st.launch.number || !report.parcel) return;
+  if (st.launch.cancelled) st.launch.cancelled->store(true);
   st.launch.active = false;
-  st.proc = std::move(report.parcel->proc);
+  st.launch.cancelled.reset();
+  st.state = st.launch.state_before;
+  deliver_all(st.start_waiters, start_error);
+  if (st.last && !by_stop) {
+    deliver_all(st.exit_waiters, *st.last);
+  } else {
+    deliver_all(st.exit_waiters, caf::make_error(error::not_started, st.spec.name));
+  }
+}
+
+caf::error cancelled_start(const process_spec& spec) {
+  const std::string& program = program_of(spec);
+  return caf::make_error(error::start_failed,
+                         start_failure{spec.name, program, "", ECANCELED,
+                                       "cannot start '" + program + "': stopped before it was spawned"});
+}
+
+// A fork-server target's start goes whole to the fork-server lane, the process with it.
+// The reply comes with the launch report.
+caf::result<std::int32_t> launch(self_pointer self) {
+  auto& st = self->state;
+  std::shared_ptr<detail::process_parcel> parcel;
+  detail::cancel_flag cancelled;
+  const std::uint64_t number = st.launch.number + 1;
+  try {
+    cancelled = std::make_shared<std::atomic<bool>>(false);
+    parcel = std::make_shared<detail::process_parcel>(std::move(st.proc));
+    detail::launcher::instance(detail::launcher_lane::fork_server)
+        .post([addr = self->address(), number, parcel, cancelled] {
+          // Skipped when not wanted any more; the report still brings the process back.
+          std::error_code ec = std::make_error_code(std::errc::operation_canceled);
+          const pid_t pid = cancelled->load() ? -1 : parcel->proc->start(ec);
+          // A dead actor's parcel is dropped here (or with its mailbox): released.
+          detail::launcher::report_until_made([&] {
+            if (auto h = caf::actor_cast<private_process_actor>(addr))
+              caf::anon_send(h, launch_report{number, parcel, pid, ec});
+          });
+        });
+  } catch (const std::exception& e) {
+    if (parcel) st.proc = std::move(parcel->proc);
+    return caf::make_error(error::os_error, std::string("cannot hand the start to pkit's launcher: ") + e.what());
+  }
+  return begin_launch(self, number, false, std::move(cancelled));
+}
+
+// A program run as another user or group: its lookup goes to the name-service lane, the
+// spawn follows here once it is done. The lookup is bounded by the readiness deadline
+// (a start does not wait longer on the name service than it would on the child).
+// A lookup still in flight from an earlier start is adopted (lookup_job.hpp).
+caf::result<std::int32_t> look_up(self_pointer self) {
+  auto& st = self->state;
+  const std::uint64_t number = st.launch.number + 1;
+  try {
+    st.lookup = detail::lookup_job::look_up(st.lookup, number, st.spec.user, st.spec.group,
+                                            [addr = self->address()](std::uint64_t launch, const identity& who) {
+                                              if (auto h = caf::actor_cast<private_process_actor>(addr))
+                                                caf::anon_send(h, lookup_report{launch, who});
+                                            });
+  } catch (const std::exception& e) {
+    return caf::make_error(error::os_error, std::string("cannot hand the lookup to pkit's launcher: ") + e.what());
+  }
+  auto result = begin_launch(self, number, true, st.lookup->cancelled());
+  if (st.spec.ready_timeout_ms > 0) {
+    const std::chrono::milliseconds limit(st.spec.ready_timeout_ms);
+    st.launch.deadline = std::chrono::steady_clock::now() + limit;
+    detail::delayed_weak_send(timers_of(self), self->address(), limit, lookup_deadline{number});
+  }
+  return result;
+}
+
+// The held reports of the new run, in the order the reaper thread sent them: readiness
+// (if any) before the exit.
+void replay_held_reports(self_pointer self) {
+  auto& st = self->state;
   auto ready = std::move(st.launch.ready);
   auto exits = std::move(st.launch.exits);
   st.launch.ready.clear();
   st.launch.exits.clear();
+  for (auto& r : ready) on_ready_report(self, r);
+  for (auto& r : exits) on_exit_report(self, r);
+}
+
+void on_launch_report(self_pointer self, launch_report& report) {
+  auto& st = self->state;
+  using pending = process_actor_state::launch_state::pending;
+  if (!st.launch.active || st.launch.lookup || report.launch != st.launch.number || !report.parcel) return;
+  st.proc = std::move(report.parcel->proc);
   if (report.ec) {
-    // No run: as if the start had failed at once, and stop/kill/join made meanwhile
-    // get what they get on an actor with no run in progress.
-    st.state = st.launch.state_before;
-    deliver_all(st.start_waiters,
-                caf::make_error(error::start_failed,
-                                failure_of(st.spec.name, program_of(st.spec), *st.proc, report.ec)));
-    if (st.last) {
-      deliver_all(st.exit_waiters, *st.last);
-    } else {
-      deliver_all(st.exit_waiters, caf::make_error(error::not_started, st.spec.name));
-    }
+    const bool stopped = report.ec == std::errc::operation_canceled;
+    end_launch_without_run(self,
+                           stopped ? cancelled_start(st.spec)
+                                   : caf::make_error(error::start_failed, failure_of(st.spec.name, program_of(st.spec),
+                                                                                     *st.proc, report.ec)),
+                           stopped);
     return;
   }
+  st.launch.active = false;
+  st.launch.cancelled.reset();
   run_started(self, report.pid);
   if (st.launch.then != pending::none) {
     st.stop_requested = true;
@@ -455,14 +562,47 @@ void on_launch_report(self_pointer self, launch_report& report) {
       st.begin_stop();
     }
   }
-  // In the order the reaper thread sent them: readiness (if any) before the exit.
-  for (auto& r : ready) on_ready_report(self, r);
-  for (auto& r : exits) on_exit_report(self, r);
+  replay_held_reports(self);
 }
 
-// stop / kill: `then` is what to do; during a launch it is done once the launch is.
+void on_lookup_report(self_pointer self, const lookup_report& report) {
+  auto& st = self->state;
+  if (!st.launch.active || !st.launch.lookup || report.launch != st.launch.number) return;
+  std::error_code ec;
+  const pid_t pid = st.proc->start(report.who, ec);
+  if (ec) {
+    end_launch_without_run(
+        self, caf::make_error(error::start_failed, failure_of(st.spec.name, program_of(st.spec), *st.proc, ec)));
+    return;
+  }
+  st.launch.active = false;
+  st.launch.cancelled.reset();
+  run_started(self, pid);
+  replay_held_reports(self);
+}
+
+void on_lookup_deadline(self_pointer self, const lookup_deadline& deadline) {
+  auto& st = self->state;
+  if (!st.launch.active || !st.launch.lookup || deadline.launch != st.launch.number) return;
+  const std::string& program = program_of(st.spec);
+  const char* stage = st.spec.user.empty() ? "group" : "user";
+  end_launch_without_run(
+      self, caf::make_error(error::start_failed,
+                            start_failure{st.spec.name, program, stage, ETIMEDOUT,
+                                          "cannot start '" + program + "': " + stage +
+                                              ": the name service did not answer within " +
+                                              std::to_string(st.spec.ready_timeout_ms) + " ms"}));
+}
+
+// stop / kill: `then` is what to do; during a fork-server launch it is done once the
+// launch is (a job not yet begun is skipped). A lookup spawned nothing yet: the start ends
+// here, and the stop is answered as on an actor with no run.
 caf::result<exit_status> stop_or_kill(self_pointer self, bool kill) {
   auto& st = self->state;
+  if (st.launch.active && st.launch.lookup) {
+    end_launch_without_run(self, cancelled_start(st.spec), true);
+    return caf::make_error(error::not_started, st.spec.name + ": stopped before it was spawned");
+  }
   if (!st.in_progress()) {
     if (st.last) return *st.last;
     return caf::make_error(error::not_started, st.spec.name);
@@ -474,6 +614,7 @@ caf::result<exit_status> stop_or_kill(self_pointer self, bool kill) {
   if (st.launch.active) {
     using pending = process_actor_state::launch_state::pending;
     if (kill || st.launch.then == pending::none) st.launch.then = kill ? pending::kill : pending::stop;
+    if (st.launch.cancelled) st.launch.cancelled->store(true);
   } else if (kill) {
     st.kill_now();
   } else {
@@ -505,7 +646,8 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
         if (!st.proc) {
           if (auto err = make_process(self)) return err;
         }
-        if (auto lane = lane_of(st.spec)) return launch(self, *lane);
+        if (auto lane = lane_of(st.spec))
+          return *lane == detail::launcher_lane::fork_server ? launch(self) : look_up(self);
         // A program's start is a clone and exec on this worker: nothing outside to wait for.
         std::error_code ec;
         const pid_t pid = st.proc->start(ec);
@@ -529,6 +671,8 @@ private_process_actor::behavior_type process_actor_impl(self_pointer self, proce
       },
       [self](const exit_report& report) { on_exit_report(self, report); },
       [self](launch_report& report) { on_launch_report(self, report); },
+      [self](const lookup_report& report) { on_lookup_report(self, report); },
+      [self](const lookup_deadline& deadline) { on_lookup_deadline(self, deadline); },
       [self](stop_atom) -> caf::result<exit_status> { return stop_or_kill(self, false); },
       [self](kill_atom) -> caf::result<exit_status> { return stop_or_kill(self, true); },
       [self](signal_atom, std::int32_t signo) -> caf::result<caf::ok_atom> {

@@ -31,17 +31,32 @@ namespace {
 
 struct fork_child_context {
   process* self;
+  int code = 0;  ///< the callable target's code, left here by the default run()
 };
+
+// Set only in a forked child, by run_owner, to its context's `code`: the default run()
+// hands the target's exit code back through it instead of throwing exit_request. A throw
+// allocates (__cxa_allocate_exception), and the child of a multithreaded parent must not
+// allocate: an allocator without fork handlers (ASan's, TSan's) may have been locked by
+// another thread at the fork, and the child then sleeps forever on that lock. In the
+// parent it stays null, so a run() called there throws as documented.
+int* child_exit_code = nullptr;
 
 }  // namespace
 
 // The accessor the process class uses to reach its run() and state.
 struct process_access {
   static int run_owner(void* ctx) {
-    static_cast<fork_child_context*>(ctx)->self->run();
-    return 0;
+    auto* child = static_cast<fork_child_context*>(ctx);
+    child_exit_code = &child->code;
+    child->self->run();
+    return child->code;
   }
-  static std::error_code start(process& p, std::shared_ptr<process_state> s, bool wait, pid_t& pid);
+  // `failed`: the failure this call recorded in the state (last_failure), for the throwing
+  // overloads — not whatever the state holds, which may be another start's or a readiness
+  // watch's. Unset for a start refused before it began (not_owner, already_running).
+  static std::error_code start(process& p, std::shared_ptr<process_state> s, bool wait, pid_t& pid,
+                               const identity* who, std::optional<spawn_failure>& failed);
 };
 
 namespace {
@@ -104,8 +119,13 @@ std::error_code publish(const std::shared_ptr<process_state>& sp, launched& made
 // `sp` by value: the object (and its `state_` member) may be destroyed by another thread
 // while this start runs; the state lives on until the start is over.
 std::error_code process_access::start(process& p, std::shared_ptr<process_state> sp, bool wait,
-                                      pid_t& started) {
+                                      pid_t& started, const identity* who, std::optional<spawn_failure>& failed) {
   process_state& s = *sp;
+  // Under s.m.
+  auto record = [&s, &failed](spawn_failure f) {
+    failed = f;
+    s.failure = std::move(f);
+  };
   if (!s.owned_here()) return errc::not_owner;
   std::unique_lock<std::mutex> lock(s.m);
   // Being destroyed, or handed over to pkit by release(): no new run.
@@ -128,16 +148,16 @@ std::error_code process_access::start(process& p, std::shared_ptr<process_state>
   std::string program;
   // Opened here, on the caller's thread: an open that blocks (a FIFO without a reader)
   // must not hold up the spawn thread that other threads' starts go through.
-  std::error_code io_error = prepare_io(s.opts, io, stage);
-  std::error_code ec;
   // With an on_ready callback, a start without wait still sets up the readiness pipes.
   const bool want_ready = wait || static_cast<bool>(s.opts.on_ready);
+  std::error_code io_error = prepare_io(s, want_ready, io, stage, who);
+  std::error_code ec;
   fork_child_context ctx{&p};
   auto do_launch = [&] { ec = launch(s, want_ready, {run_owner, &ctx}, made, io, stage, program); };
   if (io_error) {
     lock.lock();
     s.ph = before;
-    s.failure = spawn_failure{program_of(s), stage, io_error};
+    record(spawn_failure{program_of(s), stage, io_error});
     s.cv.notify_all();
     return io_error;
   }
@@ -172,13 +192,13 @@ std::error_code process_access::start(process& p, std::shared_ptr<process_state>
   lock.lock();
   if (ec) {
     s.ph = before;
-    s.failure = spawn_failure{program, stage, ec};
+    record(spawn_failure{program, stage, ec});
     s.cv.notify_all();
     return ec;
   }
   std::uint64_t run = 0;
   if ((ec = publish(sp, made, io, run))) {
-    s.failure = spawn_failure{program, "watch", ec};
+    record(spawn_failure{program, "watch", ec});
     s.cv.notify_all();
     return ec;
   }
@@ -221,7 +241,7 @@ std::error_code process_access::start(process& p, std::shared_ptr<process_state>
       stage = "ready";
       break;
   }
-  s.failure = spawn_failure{program, stage, ec};
+  record(spawn_failure{program, stage, ec});
   return ec;
 }
 
@@ -306,28 +326,33 @@ void process::run() {
   auto* t = std::get_if<callable_target>(&state_->what);
   if (t == nullptr || !*t) return;
   int code = (*t)();
-  if (code != 0) throw exit_request{code};
+  if (detail::child_exit_code != nullptr) *detail::child_exit_code = code;
+  else if (code != 0) throw exit_request{code};
 }
 
 namespace {
-pid_t guarded_start(process& p, std::shared_ptr<process_state> s, bool wait,
-                    std::error_code& ec) noexcept {
+pid_t guarded_start(process& p, std::shared_ptr<process_state> s, bool wait, std::error_code& ec,
+                    const identity* who = nullptr, std::optional<spawn_failure>* failed = nullptr) noexcept {
   pid_t pid = -1;
+  std::optional<spawn_failure> recorded;
   try {
-    ec = process_access::start(p, std::move(s), wait, pid);
+    ec = process_access::start(p, std::move(s), wait, pid, who, recorded);
   } catch (const std::system_error& e) {
     ec = e.code();
   } catch (...) {
     ec = std::make_error_code(std::errc::not_enough_memory);
   }
+  if (failed != nullptr) *failed = std::move(recorded);
   return ec ? -1 : pid;
 }
 
-pid_t throw_on_start_error(const std::shared_ptr<process_state>& s, std::error_code ec, pid_t pid) {
+// The throwing overloads: this start's own failure, with its stage when it recorded one.
+pid_t throwing_start(process& p, const std::shared_ptr<process_state>& s, bool wait, const identity* who) {
+  std::error_code ec;
+  std::optional<spawn_failure> failed;
+  const pid_t pid = guarded_start(p, s, wait, ec, who, &failed);
   if (!ec) return pid;
-  if (ec == errc::not_owner) throw spawn_error(spawn_failure{s->name, "start", ec});
-  std::lock_guard<std::mutex> lock(s->m);
-  if (s->failure) throw spawn_error(*s->failure);
+  if (failed) throw spawn_error(std::move(*failed));
   throw spawn_error(spawn_failure{s->name, "start", ec});
 }
 }  // namespace
@@ -336,16 +361,12 @@ pid_t process::start(std::error_code& ec) noexcept { return guarded_start(*this,
 pid_t process::start(wait_t, std::error_code& ec) noexcept {
   return guarded_start(*this, state_, true, ec);
 }
-pid_t process::start() {
-  std::error_code ec;
-  pid_t pid = start(ec);
-  return throw_on_start_error(state_, ec, pid);
+pid_t process::start() { return throwing_start(*this, state_, false, nullptr); }
+pid_t process::start(wait_t) { return throwing_start(*this, state_, true, nullptr); }
+pid_t process::start(const identity& who, std::error_code& ec) noexcept {
+  return guarded_start(*this, state_, false, ec, &who);
 }
-pid_t process::start(wait_t w) {
-  std::error_code ec;
-  pid_t pid = start(w, ec);
-  return throw_on_start_error(state_, ec, pid);
-}
+pid_t process::start(const identity& who) { return throwing_start(*this, state_, false, &who); }
 
 namespace {
 // Sends `signo` (then SIGCONT when `and_continue`) to the current run; returns the run

@@ -434,3 +434,32 @@ BOOST_AUTO_TEST_CASE(a_pkit_error_round_trips_with_its_context) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// What a start may wait for beyond its spawn, the one rule every bound on a start (the
+// supervisor's, the node agent's, the node directory's, pkit node's front) builds on. A
+// user or group is looked up before the spawn and counts toward the readiness deadline:
+// before, the remote bounds left it out — a 5 s bound for a lookup allowed 10 s.
+BOOST_AUTO_TEST_CASE(start_wait_covers_readiness_and_the_lookup_of_a_user) {
+  pa::process_spec plain;
+  plain.argv = {"/bin/true"};
+  BOOST_TEST((pa::start_wait_ms(plain) == std::optional<std::int64_t>(0)));
+  auto notify = plain;
+  notify.notify_fd = 3;
+  notify.ready_timeout_ms = 700;
+  BOOST_TEST((pa::start_wait_ms(notify) == std::optional<std::int64_t>(700)));
+  notify.ready_timeout_ms = 0;
+  BOOST_TEST((pa::start_wait_ms(notify) == std::optional<std::int64_t>(0)));
+  notify.ready_timeout_ms = -1;
+  BOOST_TEST(!pa::start_wait_ms(notify).has_value());
+  auto user = plain;
+  user.user = "nobody";
+  user.ready_timeout_ms = 900;
+  BOOST_TEST((pa::start_wait_ms(user) == std::optional<std::int64_t>(900)));
+  auto group = plain;
+  group.group = "nogroup";
+  BOOST_TEST((pa::start_wait_ms(group) == std::optional<std::int64_t>(group.ready_timeout_ms)));
+  user.ready_timeout_ms = 0;  // bounds no lookup
+  BOOST_TEST(!pa::start_wait_ms(user).has_value());
+  user.ready_timeout_ms = -1;
+  BOOST_TEST(!pa::start_wait_ms(user).has_value());
+}

@@ -21,12 +21,15 @@
 // puts libpkit/src on this suite's include path).
 #include "detail/fork_server_core.hpp"
 #include "detail/pidfd.hpp"
+#include "detail/reaper.hpp"
 
 #include <atomic>
 #include <future>
 #include <map>
 #include <stdexcept>
 #include <thread>
+
+#include <sys/resource.h>
 
 using namespace pkit_test;
 using namespace std::chrono_literals;
@@ -87,6 +90,7 @@ std::optional<pkit::fork_server> killed_server;
 std::optional<pkit::fork_server> stopped_server;
 std::map<fault, core_ptr> faulty_servers;
 core_ptr huge_request_server;
+core_ptr sparing_server;
 
 core_ptr launch_with(const pkit::detail::fork_server_faults& faults) {
   return pkit::detail::fork_server_core::launch(make_registry(), {}, faults);
@@ -110,8 +114,13 @@ struct servers_fixture {
     pkit::detail::fork_server_faults huge;
     huge.huge_name_len = true;
     huge_request_server = launch_with(huge);
+    pkit::detail::fork_server_faults sparing;
+    sparing.spare_first_at_shutdown = true;
+    sparing.shutdown_wait = 300ms;
+    sparing_server = launch_with(sparing);
   }
   ~servers_fixture() {
+    sparing_server->shutdown();
     huge_request_server->shutdown();
     for (auto& [f, core] : faulty_servers) core->shutdown();
     stopped_server.reset();
@@ -662,4 +671,80 @@ BOOST_AUTO_TEST_CASE(a_forked_copy_that_drops_its_fork_server_handle_leaves_the_
   BOOST_TEST(child.is_alive(), "the original's server child survived the copy");
   child.kill();
   BOOST_TEST(child.join() == -SIGKILL);
+}
+
+// A server whose pidfd cannot be opened (the program at its descriptor limit) was started
+// all the same, and unwatched: its death was never seen, and the handle's destruction —
+// the shutdown — waited for it for ever; one whose watch could not be set up was left
+// running (review 19 #4). The start fails now (EMFILE), with the server killed and
+// reaped. In a forked copy: the limit must not touch the suite.
+BOOST_AUTO_TEST_CASE(a_server_that_cannot_be_watched_is_not_started) {
+#if defined(__SANITIZE_THREAD__)
+  BOOST_TEST_MESSAGE("skipped: the copy would start a reaper thread, which TSan cannot do after fork");
+#else
+  // The server's two socket pairs take the four lowest free numbers; then its pidfd, then
+  // the reaper's own descriptor for the events watch. The limit forbids one of those.
+  for (const std::size_t denied : {std::size_t{4}, std::size_t{5}}) {
+    const std::string verdict = verdict_of_forked_copy(
+        [denied] {
+          (void)pkit::detail::reaper::instance();  // the copy's own reaper, its descriptors first
+          std::vector<int> free;
+          for (int fd = 0; free.size() <= denied; ++fd)
+            if (::fcntl(fd, F_GETFD) < 0) free.push_back(fd);
+          pkit::fork_server::registry r;
+          r.add("exit-0", [](const std::vector<std::string>&) { return 0; });
+          rlimit lim{};
+          ::getrlimit(RLIMIT_NOFILE, &lim);
+          lim.rlim_cur = static_cast<rlim_t>(free[denied]);
+          if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) return std::string("setrlimit failed");
+          try {
+            auto s = pkit::fork_server::start(std::move(r));
+            return std::string("started");  // and its destruction hung before the fix
+          } catch (const std::system_error& e) {
+            if (e.code() != std::errc::too_many_files_open) return std::string("failed: ") + e.what();
+          }
+          // The server was reaped: no child of the copy is left.
+          return ::waitpid(-1, nullptr, WNOHANG) < 0 && errno == ECHILD ? std::string("refused")
+                                                                       : std::string("a child is left");
+        },
+        std::chrono::seconds(15));
+    BOOST_TEST(verdict == "refused", "denied fd #" << denied);
+  }
+#endif
+}
+
+// The server's shutdown with a child that does not die (uninterruptible sleep: here, a
+// test hook spares it the SIGKILL). Before the fix the server waited for it for ever, the
+// parent killed the server 5 s on, and every event still queued was lost: the parent's
+// fallback reported each child killed by SIGKILL, whatever had become of it (review 19
+// #4). Now the children get one deadline together: the one that did not die is reported
+// lost, the other's real end is reported, and the shutdown is over at that deadline.
+BOOST_AUTO_TEST_CASE(a_child_that_does_not_die_at_shutdown_is_reported_lost_and_holds_up_no_other_report) {
+  const core_ptr& core = sparing_server;
+  const std::string name = "pause";
+  const std::vector<std::string> args;
+  pkit::detail::server_spawn_request req;
+  req.name = &name;
+  req.args = &args;
+  std::promise<pkit::exit_status> first_end, second_end;
+  auto first = core->spawn(req);
+  BOOST_TEST_REQUIRE(!first.error, first.error.message());
+  core->watch(first.id, first.pidfd.get(), [&](pkit::exit_status st) { first_end.set_value(st); });
+  auto second = core->spawn(req);
+  BOOST_TEST_REQUIRE(!second.error, second.error.message());
+  core->watch(second.id, second.pidfd.get(), [&](pkit::exit_status st) { second_end.set_value(st); });
+  auto [in_time, done] = within(event_timeout, [&] { core->shutdown(); });
+  done.wait();
+  auto f1 = first_end.get_future();
+  auto f2 = second_end.get_future();
+  BOOST_TEST_REQUIRE((f1.wait_for(event_timeout) == std::future_status::ready));
+  BOOST_TEST_REQUIRE((f2.wait_for(event_timeout) == std::future_status::ready));
+  const pkit::exit_status s1 = f1.get(), s2 = f2.get();
+  BOOST_TEST(s1.is_lost(), "the spared child: " << s1.to_string());
+  BOOST_TEST((s2 == pkit::exit_status::killed(SIGKILL)), "the other child: " << s2.to_string());
+  // The spared child dies with the server (its parent-death signal): nothing is left.
+  const auto until = std::chrono::steady_clock::now() + event_timeout;
+  while (proc_exists(first.pid) && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(5ms);  // reaped by init: no event here to wait on
+  BOOST_TEST(!proc_exists(first.pid), "the spared child outlived its server");
 }

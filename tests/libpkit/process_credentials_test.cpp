@@ -7,6 +7,7 @@
 #include "test_support.hpp"
 
 #include <pkit/fork_server.hpp>
+#include <pkit/identity.hpp>
 
 #include <grp.h>
 #include <pwd.h>
@@ -101,6 +102,9 @@ BOOST_AUTO_TEST_CASE(fork_server_targets_refuse_credentials_and_limits_before_an
   // Our own ids: resolvable with or without privileges, so the refusal is what fails.
   BOOST_TEST(refused_at(as(std::to_string(::geteuid()))) == "user");
   BOOST_TEST(refused_at(as("", std::to_string(::getegid()))) == "group");
+  // Refused before any lookup (one may wait seconds on a name server, for nothing): a
+  // user nobody has is refused as unsupported, not looked up as unknown.
+  BOOST_TEST(refused_at(as("no-such-user-pkit")) == "user");
   pkit::process_options lim;
   lim.rlimits.push_back({RLIMIT_NOFILE, 64, 64});
   BOOST_TEST(refused_at(lim) == "setrlimit");
@@ -192,6 +196,76 @@ BOOST_AUTO_TEST_CASE(unknown_users_and_groups_fail_the_start_before_any_spawn) {
   b.start(ec);
   BOOST_TEST((ec == pkit::errc::unknown_group));
   BOOST_TEST(b.last_failure()->stage == "group");
+  BOOST_TEST(children_of_self() == children);
+}
+
+// identity::lookup made elsewhere (an actor's worker must not wait on NSS), then
+// start(identity): the child runs with the looked-up ids, the start itself looks nothing up.
+BOOST_AUTO_TEST_CASE(a_start_with_a_looked_up_identity_runs_with_it) {
+  PKIT_REQUIRE_ROOT();
+  const auto& pw = nobody();
+  const pkit::identity who = pkit::identity::lookup("nobody", "");
+  BOOST_TEST_REQUIRE(!who.error(), who.error().message());
+  BOOST_TEST(who.changes());
+  BOOST_TEST(who.uid() == pw.pw_uid);
+  BOOST_TEST(who.gid() == pw.pw_gid);
+  pkit::process_options o = as("nobody");
+  o.out = pkit::stdio::pipe();
+  pkit::process p{child_command({"ids"}), o};
+  p.start(who);
+  auto out = p.take_stdout_pipe();
+  BOOST_TEST(read_all(out.get()) == ids_of(pw.pw_uid, pw.pw_gid, group_list("nobody", pw.pw_gid)));
+  BOOST_TEST(p.join() == 0);
+}
+
+// Asking for who we are needs no privilege: the same case for any user.
+BOOST_AUTO_TEST_CASE(a_looked_up_identity_of_ourselves_starts_without_privilege) {
+  const std::string me = std::to_string(::geteuid());
+  const std::string my_group = std::to_string(::getegid());
+  const pkit::identity who = pkit::identity::lookup(me, my_group);
+  BOOST_TEST_REQUIRE(!who.error(), who.error().message());
+  pkit::process p{child_command({"exit", "3"}), as(me, my_group)};
+  BOOST_TEST(p.start(who) > 0);
+  BOOST_TEST(p.join() == 3);
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_lookup_fails_the_start_with_its_error_and_stage_and_spawns_nothing) {
+  const auto children = children_of_self();
+  const pkit::identity nobody_such = pkit::identity::lookup("no-such-user-pkit", "");
+  BOOST_TEST((nobody_such.error() == pkit::errc::unknown_user));
+  BOOST_TEST(std::string(nobody_such.stage()) == "user");
+  pkit::process a{child_command({"exit", "0"}), as("no-such-user-pkit")};
+  std::error_code ec;
+  BOOST_TEST(a.start(nobody_such, ec) == -1);
+  BOOST_TEST((ec == pkit::errc::unknown_user));
+  BOOST_TEST(a.last_failure()->stage == "user");
+  BOOST_CHECK_EXCEPTION(a.start(nobody_such), pkit::spawn_error, has_code(pkit::errc::unknown_user));
+
+  const pkit::identity no_group = pkit::identity::lookup("", "no-such-group-pkit");
+  pkit::process b{child_command({"exit", "0"}), as("", "no-such-group-pkit")};
+  b.start(no_group, ec);
+  BOOST_TEST((ec == pkit::errc::unknown_group));
+  BOOST_TEST(b.last_failure()->stage == "group");
+  BOOST_TEST(children_of_self() == children);
+}
+
+// An identity stands for the lookup of the process's own names only: another user's ids
+// must not slip into a start (a stale or mixed-up lookup).
+BOOST_AUTO_TEST_CASE(an_identity_of_other_names_is_refused_before_any_spawn) {
+  const auto children = children_of_self();
+  const std::string me = std::to_string(::geteuid());
+  const pkit::identity mine = pkit::identity::lookup(me, "");
+  pkit::process other{child_command({"exit", "0"}), as("nobody")};
+  std::error_code ec;
+  BOOST_TEST(other.start(mine, ec) == -1);
+  BOOST_TEST((ec == pkit::errc::invalid_argument), ec.message());
+  BOOST_TEST(other.last_failure()->stage == "validate");
+  pkit::process plain{child_command({"exit", "0"})};
+  BOOST_TEST(plain.start(mine, ec) == -1);
+  BOOST_TEST((ec == pkit::errc::invalid_argument), ec.message());
+  // The identity of no names fits a process without user and group.
+  BOOST_TEST(plain.start(pkit::identity{}, ec) > 0, ec.message());
+  BOOST_TEST(plain.join() == 0);
   BOOST_TEST(children_of_self() == children);
 }
 

@@ -12,10 +12,13 @@
 #include <pkit/process.hpp>
 #include <pkit/target.hpp>
 
+#include "detail/launch.hpp"
+#include "detail/reaper.hpp"
 #include "detail/run_control.hpp"
 
 #include <atomic>
 #include <cstdlib>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <stdexcept>
@@ -656,4 +659,97 @@ BOOST_AUTO_TEST_CASE(a_throwing_on_ready_at_exit_still_lets_the_run_be_collected
     p.start();
     BOOST_TEST(p.join() == 3);
   });
+}
+
+namespace {
+
+/// The reaper's fd watches, as a handler sees them: `watch(fd, on_event)` watches `fd`
+/// until its first event. A handler closes its fd, opens a pipe under the same number and
+/// watches it: true once the successor's event is seen; none when the number was not
+/// reused (nothing to check then).
+template <class Watch>
+std::optional<bool> successor_seen_after_close(Watch watch) {
+  auto first = make_pipe();
+  const int first_fd = first.read.get();
+  pipe_ends second;
+  int reused = -1;
+  std::promise<void> first_done, second_seen;
+  watch(first_fd, [&] {
+    first.read.reset();
+    second = make_pipe();  // the lowest free number: the one just closed
+    reused = second.read.get();
+    watch(second.read.get(), [&] { second_seen.set_value(); });
+    first_done.set_value();
+  });
+  BOOST_TEST_REQUIRE(write_all(first.write.get(), "x"));
+  BOOST_TEST_REQUIRE((first_done.get_future().wait_for(event_timeout) == std::future_status::ready));
+  if (reused != first_fd) return std::nullopt;
+  BOOST_TEST_REQUIRE(write_all(second.write.get(), "x"));
+  return second_seen.get_future().wait_for(event_timeout) == std::future_status::ready;
+}
+
+}  // namespace
+
+// The reaper's fd watches. A handler that closes its fd and returns false (the fork
+// server's fallback does, through the run's delivery) and meanwhile makes a new watch: the
+// reaper took the old watch out of epoll by fd number only after the handler returned —
+// the number of the new fd by then, whose watch it removed: that fd's events were never
+// seen (an exit never reported, a join for ever) (review 19 #5). The reaper now watches
+// a descriptor of its own for each watch, closed when the watch ends.
+BOOST_AUTO_TEST_CASE(a_handler_that_closes_its_fd_does_not_end_the_watch_of_its_successor) {
+  auto& r = pkit::detail::reaper::instance();
+  const auto seen = successor_seen_after_close([&r](int fd, std::function<void()> on_event) {
+    r.watch_fd(fd, [on_event] {
+      on_event();
+      return false;
+    });
+  });
+  if (!seen) {
+    BOOST_TEST_MESSAGE("skipped: the new pipe did not reuse the closed fd's number");
+    return;
+  }
+  BOOST_TEST(*seen, "the successor's watch was removed with the closed fd's");
+}
+
+// The fork start method: a child killed before its go-ahead byte (the OOM killer, say)
+// must not take the parent with it. The byte went down a pipe whose only reader was dead:
+// SIGPIPE, whose default action ended the whole program (review 19 #8). It is sent on a
+// socket with MSG_NOSIGNAL now; the child's death is reported as any other.
+BOOST_AUTO_TEST_CASE(a_forked_child_killed_before_its_go_ahead_does_not_kill_the_parent) {
+  struct hook {
+    static void kill_child(pid_t pid) {
+      ::kill(pid, SIGKILL);
+      siginfo_t info{};
+      // Until it is dead — and left unreaped, for the reaper.
+      while (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR) {
+      }
+    }
+  };
+  pkit::detail::launch_test_hooks::before_go = &hook::kill_child;
+  pkit::process p{pkit::callable_target{[] { return 0; }}};
+  std::error_code ec;
+  p.start(ec);
+  pkit::detail::launch_test_hooks::before_go = nullptr;
+  BOOST_TEST_REQUIRE(!ec, ec.message());
+  BOOST_TEST(p.join() == -SIGKILL);
+}
+
+// The one-shot watch (the fork server's fallback watches, one per child once the server
+// died): out of epoll before its handler, which may close the fd — and with no descriptor
+// of the reaper's own, so thousands of them cost no extra descriptors (review of 7974e6a
+// #5: a dup each made a dead server's children run the program out of descriptors).
+BOOST_AUTO_TEST_CASE(a_one_shot_watch_ends_before_its_handler_and_takes_no_descriptor) {
+  auto& r = pkit::detail::reaper::instance();
+  auto idle = make_pipe();
+  const std::size_t fds_before = fd_count();
+  const std::uint64_t id = r.watch_fd_once(idle.read.get(), [] {});
+  BOOST_TEST(fd_count() == fds_before, "the watch took a descriptor");
+  r.unwatch(id);
+  const auto seen = successor_seen_after_close(
+      [&r](int fd, std::function<void()> on_event) { r.watch_fd_once(fd, std::move(on_event)); });
+  if (!seen) {
+    BOOST_TEST_MESSAGE("skipped: the new pipe did not reuse the closed fd's number");
+    return;
+  }
+  BOOST_TEST(*seen, "the successor's watch was removed with the closed fd's");
 }

@@ -66,6 +66,22 @@ BOOST_AUTO_TEST_CASE(programs_not_listed_are_refused) {
     expect_refused(t.spec({p}), t.allow, errc::spec_program_not_allowed, "argv[0]");
 }
 
+// The rule on programs that run whatever their arguments say holds at each spawn, not
+// only when the list was checked: an interpreter that appears in an allowed directory
+// later (a package upgrade, a program writing where its user may) is refused (review 20b
+// #6: it ran the peer's arguments). With interpreters_allowed it runs.
+BOOST_AUTO_TEST_CASE(an_interpreter_that_appears_in_an_allowed_directory_later_is_refused) {
+  tree t;
+  BOOST_TEST_REQUIRE(!t.allow.check().has_value());
+  const auto python = t.bin / "python3";
+  std::ofstream(python) << "#!/bin/sh\n";
+  fs::permissions(python, fs::perms::owner_all);
+  expect_refused(t.spec({python.string(), "-c", "import os"}), t.allow, errc::spec_program_not_allowed, "argv[0]");
+  expect_ok(t.spec({t.tool.string()}), t.allow);
+  t.allow.interpreters_allowed = true;
+  expect_ok(t.spec({python.string(), "-c", "import os"}), t.allow);
+}
+
 BOOST_AUTO_TEST_CASE(paths_must_be_absolute_and_plain) {
   tree t;
   const std::string bin = t.bin.string();

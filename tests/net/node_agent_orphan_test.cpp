@@ -102,6 +102,31 @@ BOOST_AUTO_TEST_CASE(another_id_does_not_wait_for_an_orphaned_run) {
   BOOST_TEST(reaped(old_pid));
 }
 
+// Spawns waiting for an orphaned run of their id take the node's child slots: beyond
+// max_children they are refused at once, while the old run still stops. Before, they were
+// held without a bound (each with its spec, up to 128 KiB) — a peer could repeat the
+// orphaning and flood spawns of that id (review 20b #5).
+BOOST_AUTO_TEST_CASE(spawns_waiting_for_an_orphaned_run_count_toward_the_child_limit) {
+  two_nodes t{3};
+  caf::scoped_actor self{*t.controller.sys};
+  auto relay = t.make_relay(self);
+  auto first = t.spawn(self, "web", stubborn_spec(3000), relay);
+  BOOST_TEST_REQUIRE(static_cast<bool>(first), why(*t.controller.sys, first));
+  const std::int32_t old_pid = t.first_pid(*first);
+  caf::anon_send_exit(relay, caf::exit_reason::kill);
+  BOOST_TEST_REQUIRE(acted_on_loss(t, self, "web", old_pid), "the agent did not act on the relay's loss");
+  // The old run holds a slot; two spawns may wait beside it, the third is one too many.
+  auto waiting = t.make_relay(self);
+  for (int i = 0; i < 2; ++i) self->send(t.remote, pkit::net::node_spawn_atom_v, std::string("web"), stubborn_spec(), waiting);
+  auto over = t.spawn(self, "web", stubborn_spec(), waiting);
+  BOOST_TEST_REQUIRE(!over, "a spawn beyond the limit was let in");
+  auto ne = pkit::net::net_error_of(over.error());
+  BOOST_TEST_REQUIRE(ne.has_value(), t.controller.sys->render(over.error()));
+  BOOST_TEST((ne->code == errc::node_child_limit), ne->message());
+  BOOST_TEST(pkit_test_proc::proc_exists(old_pid), "the refusal waited for the old run's end");
+  BOOST_TEST(wait_gone(old_pid));
+}
+
 BOOST_AUTO_TEST_CASE(an_exit_sent_to_the_process_actor_is_an_orphan_awaited_too) {
   // A controller's relay that ends sends an exit to the process actor it was given: the
   // run is stopped as an orphan, and a respawn of its id waits for its end as well.
@@ -112,7 +137,7 @@ BOOST_AUTO_TEST_CASE(an_exit_sent_to_the_process_actor_is_an_orphan_awaited_too)
   const std::int32_t old_pid = t.first_pid(*first);
   BOOST_TEST_REQUIRE(old_pid > 0);
   self->monitor(*first);
-  caf::anon_send_exit(*first, caf::exit_reason::user_shutdown);
+  self->send_exit(*first, caf::exit_reason::user_shutdown);  // as the controller's relay does
   BOOST_TEST_REQUIRE(wait_down(self).has_value(), "the process actor handed out did not end");
   BOOST_TEST_REQUIRE(acted_on_loss(t, self, "web", old_pid), "the agent did not act on the exit");
   BOOST_TEST_REQUIRE(pkit_test_proc::proc_exists(old_pid), "the old run ended before the respawn");

@@ -10,7 +10,9 @@
 #define BOOST_TEST_MODULE net_node_agent
 #include <boost/test/unit_test.hpp>
 
+#include <chrono>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "node_fixture.hpp"
@@ -209,7 +211,7 @@ BOOST_AUTO_TEST_CASE(the_cap_on_live_children_refuses_one_more) {
   // the node stops it per its spec and keeps its slot until its run is gone (review 11
   // #4), so the agent is asked until it lists one child (bounded).
   self->monitor(*a);
-  caf::anon_send_exit(*a, caf::exit_reason::user_shutdown);
+  self->send_exit(*a, caf::exit_reason::user_shutdown);  // the controller's own: an anonymous one is ignored
   BOOST_TEST_REQUIRE(wait_down(self).has_value());
   for (const auto until = std::chrono::steady_clock::now() + deadline;
        t.list(self).size() != 1u && std::chrono::steady_clock::now() < until;) {
@@ -395,4 +397,29 @@ BOOST_AUTO_TEST_CASE(a_relay_that_goes_down_during_the_start_has_its_process_act
   auto next = t.spawn(self, "next", sleep_spec("next"), other);
   BOOST_TEST_REQUIRE(static_cast<bool>(next), why(*t.controller.sys, next));
   caf::anon_send_exit(asker, caf::exit_reason::user_shutdown);
+}
+
+// A peer names an exposed actor of the node as a forgery's sender; that actor ends while
+// the forgery waits in a mailbox, and CAF erases it from the registry as it ends. The
+// forgery must not then pass for this process's own word: genuine_local_sender asked the
+// registry only, and called such a sender genuine.
+BOOST_AUTO_TEST_CASE(an_ended_actor_is_no_genuine_local_sender) {
+  caf::actor_system_config cfg;
+  pkit::net::init(cfg);
+  caf::actor_system sys{cfg};
+  auto a = sys.spawn([](caf::event_based_actor*, int) -> caf::behavior { return {[](int) {}}; }, 0);
+  const auto ptr = caf::actor_cast<caf::strong_actor_ptr>(a);
+  BOOST_TEST(pkit::net::genuine_local_sender(sys, ptr), "a live actor never exposed is genuine");
+  sys.registry().put(a.id(), ptr);  // what crossing a link does to it
+  BOOST_TEST(!pkit::net::genuine_local_sender(sys, ptr), "an exposed actor");
+  caf::scoped_actor self{sys};
+  self->monitor(a);
+  caf::anon_send_exit(a, caf::exit_reason::kill);
+  self->receive([](caf::down_msg&) {});
+  // Its down message and its erasure are two of its attachables: both run as it ends.
+  for (const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+       sys.registry().get(a.id()) != nullptr && std::chrono::steady_clock::now() < until;)
+    std::this_thread::yield();
+  BOOST_TEST_REQUIRE(!sys.registry().get(a.id()), "the registry kept an ended actor");
+  BOOST_TEST(!pkit::net::genuine_local_sender(sys, ptr), "an ended actor, exposed before, passed for genuine");
 }

@@ -129,7 +129,7 @@ node_actor::behavior_type early_node(node_actor::pointer self, int) {
       },
       [self](pkit::net::node_spawn_atom, std::string& id, process_spec&,
              caf::actor& observer) -> caf::result<process_actor, std::int32_t> {
-        auto proc = self->spawn(dummy_process, 0);
+        auto proc = self->spawn<caf::linked>(dummy_process, 0);  // ends with this fake node
         caf::send_as(proc, observer, child_started_atom_v, id, std::uint64_t{1}, std::int32_t{4242});
         caf::send_as(proc, observer, child_ready_atom_v, id, std::uint64_t{1}, std::int32_t{4242});
         caf::send_as(proc, observer, child_exited_atom_v, id, std::uint64_t{1}, pkit::exit_status::exited(0));
@@ -162,7 +162,7 @@ node_actor::behavior_type gated_node(node_actor::stateful_pointer<gated_state> s
       },
       [self](pkit::net::node_spawn_atom, std::string&, process_spec&,
              caf::actor&) -> caf::result<process_actor, std::int32_t> {
-        self->state.proc = self->spawn(dummy_process, 0);
+        self->state.proc = self->spawn<caf::linked>(dummy_process, 0);  // ends with this fake node
         self->state.held = self->make_response_promise<process_actor, std::int32_t>();
         if (auto a = std::exchange(self->state.asked, nullptr)) a->set_value(caf::error{});
         return *self->state.held;

@@ -11,6 +11,8 @@
 
 #include "supervisor_clock_fixture.hpp"
 
+#include <pkit/actors/error.hpp>
+
 using namespace clock_test;
 
 BOOST_FIXTURE_TEST_SUITE(supervisor_clock, clock_fixture)
@@ -143,6 +145,52 @@ BOOST_AUTO_TEST_CASE(a_pending_restart_joined_by_a_wider_group_restart_keeps_the
   advance(1000ms);
   BOOST_TEST(trace_of({event_kind::ready}) == (std::vector<std::string>{"ready:a", "ready:b", "ready:c"}),
              history());
+}
+
+// b crash-loops (its backoff has grown to 400 ms) and waits it out when a, up for long,
+// crashes: a's group restart (rest_for_one: a, b, c) takes b's over — and before the fix
+// started the group after a's own 100 ms, cutting b's backoff short (review 19s #3). The
+// group now starts when the longest wait of its members is over.
+BOOST_AUTO_TEST_CASE(a_wider_group_restart_keeps_a_members_longer_backoff) {
+  auto f = flags_with(10, 60000);
+  f.strategy = pa::restart_strategy::rest_for_one;
+  f.backoff = {100, 10000, 2.0, 0.0, 60000};
+  auto s = start_group(f, {"a", "b", "c"});
+  crash_together(s, {"b"});  // b (and c, after it) restart after 100 ms
+  advance(100ms);
+  crash_together(s, {"b"});  // after 200 ms
+  advance(200ms);
+  events.clear();
+  crash_together(s, {"b"});  // after 400 ms
+  advance(50ms);
+  crash_together(s, {"a"});  // a's first restart: 100 ms of its own, b still has 350 to wait
+  advance(100ms);
+  BOOST_TEST(count(event_kind::ready) == 0u, "the group started before b's backoff was over;" << history());
+  advance(250ms);
+  BOOST_TEST(trace_of({event_kind::ready}) == (std::vector<std::string>{"ready:a", "ready:b", "ready:c"}),
+             history());
+}
+
+// a crashes; one_for_all stops b and restarts both after a 300 ms backoff. Meanwhile b
+// waits for that restart as a does: it shows `restarting` (it showed `stopped`, as if it
+// would stay down), delete_child refuses it as OTP refuses a restarting child (it was
+// deleted, and the group came back without it), and a later, longer wait of b's is kept.
+BOOST_AUTO_TEST_CASE(a_sibling_waiting_in_a_group_restart_is_restarting_and_cannot_be_deleted) {
+  auto f = flags_with(10, 60000);
+  f.strategy = pa::restart_strategy::one_for_all;
+  f.backoff = {300, 10000, 2.0, 0.0, 60000};
+  auto s = start_group(f, {"a", "b"});
+  events.clear();
+  crash_together(s, {"a"});
+  BOOST_TEST_REQUIRE(count_of("b", event_kind::stopped) == 1u, history());
+  BOOST_TEST(state_of(s, "a") == "restarting");
+  BOOST_TEST(state_of(s, "b") == "restarting", "a member waiting for the group restart");
+  auto deleted = ask<caf::ok_atom>(s, pa::delete_child_atom_v, std::string("b"));
+  BOOST_TEST_REQUIRE(deleted.has_value(), "no reply to delete_child");
+  BOOST_TEST((!*deleted && deleted->error() == pa::error::still_running), "delete_child of a restarting member");
+  advance(300ms);
+  BOOST_TEST(trace_of({event_kind::ready}) == (std::vector<std::string>{"ready:a", "ready:b"}), history());
+  BOOST_TEST(state_of(s, "b") == "running");
 }
 
 BOOST_AUTO_TEST_CASE(with_the_default_intensity_a_child_failing_its_starts_reaches_fatal_and_the_supervisor_lives) {

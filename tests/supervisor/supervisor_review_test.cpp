@@ -168,6 +168,75 @@ BOOST_AUTO_TEST_CASE(a_transient_child_exiting_0_before_ready_in_a_group_restart
   BOOST_TEST(failed.reason.find("ready") != std::string::npos, failed.reason);
 }
 
+namespace {
+
+// A worker ready on fd 3 only once it has read a line from the FIFO `gate` (then as
+// notify_worker with no delay): each of its runs waits for a line of its own.
+pa::child_spec gated_worker(const std::string& id, const std::string& gate) {
+  pa::child_spec c;
+  c.id = id;
+  c.process.argv = {"/bin/sh", "-c", "read line < \"$1\" && exec \"$0\" notify 3 0 \"$2\"",
+                    child_path(), gate, make_marker(id)};
+  c.process.notify_fd = 3;
+  c.shutdown_ms = 2000;
+  return c;
+}
+
+}  // namespace
+
+// one_for_all [a, b, c], started in order. a is ready, b waits for its readiness, and a
+// dies: the group restart marks a, b and c, and its stop plan waits behind the initial
+// start, which then starts c. Before the fix that start took c out of the restart (it
+// cleared c's mark), the restart's stop then stopped c and its start skipped it: c, a
+// permanent child, stayed stopped for good — no restart, no event. OTP: the start
+// completes (c is started), then the restart terminates the group and starts it again.
+BOOST_AUTO_TEST_CASE(a_group_restart_decided_during_a_start_sequence_starts_again_the_members_it_stopped) {
+  temp_dir dir;
+  const std::string gate = dir.file("b.gate");
+  BOOST_TEST_REQUIRE(::mkfifo(gate.c_str(), 0600) == 0);
+  // Held open for reading and writing: b's open of it never waits, and a line written is
+  // there for b's next read, whenever b comes to it.
+  struct fd_guard {
+    int fd;
+    ~fd_guard() {
+      if (fd >= 0) ::close(fd);
+    }
+  } held{::open(gate.c_str(), O_RDWR | O_CLOEXEC)};
+  BOOST_TEST_REQUIRE(held.fd >= 0);
+  const auto release_b = [&held] { BOOST_TEST_REQUIRE(::write(held.fd, "\n", 1) == 1); };
+  auto sup = spawn_sup(sup_spec("late-group", restart_strategy::one_for_all,
+                                {worker("a", {"pause"}), gated_worker("b", gate), worker("c", {"pause"})}, 5, 60000));
+  const auto a1 = require(ev(event_kind::ready, "a"), "a ready");
+  const auto b1 = require(ev(event_kind::started, "b"), "b started (waiting for its gate)");
+  BOOST_TEST_REQUIRE(::kill(a1.pid, SIGKILL) == 0);
+  require(ev(event_kind::restarting, "a"), "a's death decided a group restart");
+  BOOST_TEST_REQUIRE((child(sup, "c").state == child_state::stopped), "c was started before b was ready");
+  release_b();  // the initial start goes on: b is ready, then c is started
+  BOOST_TEST_REQUIRE(await_boot(), "the initial start did not complete");
+  // The group restart: c and b stopped, then a, b and c started in order.
+  const auto b2 = require(
+      [&](const pa::supervisor_event& e) { return e.kind == event_kind::started && e.child == "b" && e.pid != b1.pid; },
+      "b started by the group restart");
+  release_b();
+  require([&](const pa::supervisor_event& e) { return e.kind == event_kind::ready && e.child == "b" && e.pid == b2.pid; },
+          "b ready again");
+  // b's ready completes its step, and the restart's plan starts c in the same turn.
+  BOOST_TEST_REQUIRE((child(sup, "c").state != child_state::stopped),
+                     "the group restart left c stopped; events:" << history_text());
+  const auto c2 = require(ev(event_kind::ready, "c", 2), "c ready again after the group restart");
+  const auto c = child(sup, "c");
+  BOOST_TEST((c.state == child_state::running && c.pid == c2.pid));
+  BOOST_TEST(c.automatic_restarts == 0u, "c's own restart was counted");
+  std::vector<std::string> c_trace;
+  for (const auto& e : history)
+    if (e.child == "c") c_trace.push_back(to_string(e.kind));
+  BOOST_TEST((c_trace == std::vector<std::string>{"started", "ready", "stopped", "started", "ready"}), history_text());
+  BOOST_TEST(events_since(0, ev(event_kind::restarting)).size() == 1u, "one restart: a's" << history_text());
+  BOOST_TEST((child(sup, "a").state == child_state::running));
+  BOOST_TEST((child(sup, "b").state == child_state::running));
+  BOOST_TEST(alive(sup));
+}
+
 // =====================================================================================
 // Hostile specs: invalid_spec, never UB, a hang or a stack overflow
 // =====================================================================================
@@ -277,25 +346,49 @@ BOOST_AUTO_TEST_CASE(a_fifo_without_reader_as_stdout_fails_the_start_instead_of_
 // D6: a launch report that cannot be sent is not lost
 // =====================================================================================
 
-// Before the fix a `done` that threw (no memory for the report message) dropped the
-// report and released the process: the process actor stayed `starting` for ever.
+// Before the fix a report that threw (no memory for the report message) was dropped with
+// the process: the process actor stayed `starting` for ever. A job's report is now made
+// until it is sent (launcher::report_until_made), the process still held by the job.
 BOOST_AUTO_TEST_CASE(a_launch_report_that_fails_to_send_is_retried_with_the_process) {
   pkit::command cmd{{child_path(), "pause", make_marker("launched")}};
   auto parcel = std::make_shared<pa::detail::process_parcel>(std::make_unique<pkit::process>(std::move(cmd)));
   std::promise<std::pair<pid_t, bool>> reported;
   int calls = 0;
-  pa::detail::launcher::instance(pa::detail::launcher_lane::fork_server).launch(
-      std::move(parcel), [&](std::shared_ptr<pa::detail::process_parcel> p, pid_t pid, std::error_code) {
-        if (++calls == 1) throw std::bad_alloc();
-        const bool has_process = p && p->proc && p->proc->pid() == pid;
-        reported.set_value({pid, has_process});
-      });
+  pa::detail::launcher::instance(pa::detail::launcher_lane::fork_server).post([&, parcel] {
+    std::error_code ec;
+    const pid_t pid = parcel->proc->start(ec);
+    pa::detail::launcher::report_until_made([&] {
+      std::shared_ptr<pa::detail::process_parcel> p = parcel;  // what a report message holds
+      if (++calls == 1) throw std::bad_alloc();
+      const bool has_process = p && p->proc && p->proc->pid() == pid;
+      reported.set_value({pid, has_process});
+    });
+  });
   auto f = reported.get_future();
   BOOST_TEST_REQUIRE((f.wait_for(event_timeout) == std::future_status::ready), "the launch report was lost");
   const auto [pid, has_process] = f.get();
   BOOST_TEST(pid > 0);
   BOOST_TEST(has_process, "the report came without its process");
   BOOST_TEST(calls == 2);
+}
+
+// Two lookups posted at once to a lane with one idle thread: each must get a thread.
+// Before the fix a new thread was made only when no thread was idle — and a thread counts
+// as idle until it wakes, so both posts saw the one idle thread, which then took both in
+// turn: a hung lookup held up the next (review of 513ae73 #1).
+BOOST_AUTO_TEST_CASE(jobs_posted_together_each_get_a_thread_of_the_lane) {
+  auto& lane = pa::detail::launcher::instance(pa::detail::launcher_lane::name_service);
+  std::promise<void> warmed;
+  lane.post([&] { warmed.set_value(); });  // the lane's first thread, idle once this is done
+  BOOST_TEST_REQUIRE((warmed.get_future().wait_for(event_timeout) == std::future_status::ready));
+  std::promise<void> release_first;
+  auto second_ran = std::make_shared<std::promise<void>>();  // the job may outlive a failed case
+  auto hold = release_first.get_future().share();
+  lane.post([hold] { hold.wait(); });                       // a lookup that hangs
+  lane.post([second_ran] { second_ran->set_value(); });     // and the next one
+  const bool ran = second_ran->get_future().wait_for(event_timeout) == std::future_status::ready;
+  release_first.set_value();
+  BOOST_TEST(ran, "the second job waited behind the first");
 }
 
 // =====================================================================================

@@ -151,6 +151,24 @@ BOOST_AUTO_TEST_CASE(all_significant_shuts_down_once_the_last_significant_child_
   BOOST_TEST(count_of("z", event_kind::stopped) == 1u, history());
 }
 
+// significant_end: ignore (another significant child left) — one waiting in a group
+// restart's backoff: rest_for_one stops y after a, and y is back after 500 ms. x ending
+// then must not end the supervisor (it did: y counted as stopped for good).
+BOOST_AUTO_TEST_CASE(all_significant_counts_a_member_waiting_in_a_group_restart_as_left) {
+  auto f = flags_with(5, 5000);
+  f.strategy = pa::restart_strategy::rest_for_one;
+  f.backoff = {500, 10000, 2.0, 0.0, 60000};
+  f.shutdown = pa::auto_shutdown::all_significant;
+  auto s = start_children(f, {nested("x", pa::restart_type::transient, true), nested("a"),
+                              nested("y", pa::restart_type::transient, true)});
+  crash_child(s, "a");
+  BOOST_TEST_REQUIRE(count_of("y", event_kind::stopped) == 1u, history());
+  crash_child(s, "x", caf::exit_reason::normal);
+  BOOST_TEST(alive(s), "y is about to be restarted;" << history());
+  advance(500ms);
+  BOOST_TEST(state_of(s, "y") == "running", history());
+}
+
 // significant_end: shut_down (any_significant).
 BOOST_AUTO_TEST_CASE(any_significant_shuts_down_when_one_significant_child_ended) {
   auto f = flags_with(5, 5000);

@@ -286,4 +286,38 @@ BOOST_AUTO_TEST_CASE(a_failed_start_whose_actor_dies_before_its_exit_report_is_s
   BOOST_TEST(state_of(s, "w") == "running", history());
 }
 
+// request: refuse; stop_step: stop — the supervisor is stopped while a start_child waits
+// for its child's readiness. The caller gets shutting_down, and the run that start made is
+// stopped by the shutdown like any other child's: stop is answered once it has stopped
+// (OTP: the stop waits for start_child, then terminates that child too). Before the fix
+// the child was dropped at once — its actor told to exit, nobody waiting for its run —
+// and stop was answered, and the supervisor gone, while that run was still being stopped.
+BOOST_AUTO_TEST_CASE(stop_waits_for_the_run_of_a_start_child_still_in_progress) {
+  scripted_placement place{500ms};
+  auto s = start_placed(place, flags_with(5, 5000), {});
+  place.plan->start = script::on_start::answer;  // started, never ready: the start stays in progress
+  place.plan->stop = script::on_stop::keep;      // its stop ends when the test says
+  auto started = ask_later<pa::child_info>(*sys, s, pa::start_child_atom_v, far("w"));
+  run();
+  BOOST_TEST_REQUIRE(place.spawned.size() == 1u);
+  BOOST_TEST_REQUIRE(count_of("w", event_kind::started) == 1u, history());
+  BOOST_TEST_REQUIRE(!started->has_value(), "start_child was answered before w was ready");
+  auto stop = ask_later<caf::ok_atom>(*sys, s, pa::stop_atom_v);
+  run();
+  BOOST_TEST_REQUIRE(started->has_value(), "start_child was not answered");
+  BOOST_TEST_REQUIRE(!static_cast<bool>(**started));
+  BOOST_TEST(((*started)->error() == pa::error::shutting_down), caf::to_string((*started)->error()));
+  BOOST_TEST(!stop->has_value(), "stop was answered while w's run was still being stopped;" << history());
+  BOOST_TEST_REQUIRE(place.kept->stops.size() == 1u, "the shutdown did not stop w's run;" << history());
+  BOOST_TEST(alive(s));
+  // w's run ends (its stand-in dies, as a remote worker's relay does when its node is
+  // lost): the stop step ends with it.
+  caf::anon_send_exit(place.spawned.front(), caf::exit_reason::kill);
+  run();
+  BOOST_TEST_REQUIRE(stop->has_value(), "stop was not answered once w had stopped;" << history());
+  BOOST_TEST(static_cast<bool>(**stop), what(*stop));
+  BOOST_TEST(count_of("w", event_kind::exited) == 1u, history());
+  BOOST_TEST(!alive(s));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

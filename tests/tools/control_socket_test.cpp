@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -142,6 +143,44 @@ BOOST_AUTO_TEST_CASE(a_second_server_on_a_live_path_is_refused_and_the_first_kee
     BOOST_TEST((e.what_kind() == control_server_error::kind::already_running));
     BOOST_TEST(std::string(e.what()).find("already") != std::string::npos);
   }
+  control_client c(path);
+  BOOST_TEST(c.request("hello").ok);
+}
+
+// Two `pkit run`s started at one moment on one path: the first has bound its socket and
+// not yet listened (a connect is refused, as at a stale socket) when the second probes.
+// The second took the socket for stale, removed it and served in its place; the first
+// then served on a socket file that no longer existed. This test is the first, between
+// its bind and listen, holding the claim every server takes (`<path>.lock`).
+BOOST_AUTO_TEST_CASE(a_path_claimed_by_a_server_still_starting_is_refused_and_its_socket_left_alone) {
+  pkit_test_common::temp_dir dir;
+  const auto path = dir.file("starting.sock");
+  pkit::unique_fd claim(::open((path + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  BOOST_REQUIRE(claim);
+  BOOST_REQUIRE(::flock(claim.get(), LOCK_EX | LOCK_NB) == 0);
+  pkit::unique_fd bound(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  BOOST_REQUIRE(::bind(bound.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+  struct stat before {};
+  BOOST_REQUIRE(::lstat(path.c_str(), &before) == 0);
+
+  fake_handler handler;
+  try {
+    control_server second(handler, control_server_options{path});
+    BOOST_FAIL("a second server started on a path another one had claimed");
+  } catch (const control_server_error& e) {
+    BOOST_TEST((e.what_kind() == control_server_error::kind::already_running), e.what());
+  }
+  struct stat after {};
+  BOOST_TEST_REQUIRE(::lstat(path.c_str(), &after) == 0, "the first server's socket was removed");
+  BOOST_TEST(after.st_ino == before.st_ino, "the first server's socket was replaced");
+
+  // Its claim released (it crashed, say), the path is served again by the next server.
+  claim.reset();
+  bound.reset();
+  control_server next(handler, control_server_options{path});
   control_client c(path);
   BOOST_TEST(c.request("hello").ok);
 }

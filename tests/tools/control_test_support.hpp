@@ -209,6 +209,8 @@ public:
   }
 
   int fd() const { return fd_.get(); }
+  /// Closes the connection both ways (a client that went away).
+  void close() { fd_.reset(); }
 
 private:
   pkit::unique_fd fd_;

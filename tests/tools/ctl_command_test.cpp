@@ -258,6 +258,31 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2_and_help_exits_0) {
   BOOST_TEST(out.str().find("--wait") != std::string::npos);
 }
 
+// Arguments that are not UTF-8 cannot go into a JSON request: a usage error naming the
+// argument (it was "[json.exception.type_error.316] invalid UTF-8 byte at index 0: 0xFF").
+// A snippet file that is not UTF-8 is refused the same way, naming the file.
+BOOST_AUTO_TEST_CASE(arguments_that_are_not_utf8_are_refused_naming_them) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"status", "\xff"},
+                                              {"stop", "web", "a\xff" "b"},
+                                              {"signal", "HUP", "\xc3"},
+                                              {"tail", "\xff"},
+                                              {"events", "\xfe"}}) {
+    BOOST_TEST_CONTEXT(args.front()) {
+      err.str("");
+      BOOST_TEST(ctl(args) == ctl_exit::usage);
+      BOOST_TEST(err.str().find("not valid UTF-8") != std::string::npos, err.str());
+      BOOST_TEST(err.str().find("json.exception") == std::string::npos, err.str());
+    }
+  }
+  const auto file = dir.file("latin1.toml");
+  std::ofstream(file) << "[[program]]\nname = \"caf\xe9\"\ncommand = [\"true\"]\n";
+  err.str("");
+  BOOST_TEST(ctl({"add", file}) == ctl_exit::failed);
+  BOOST_TEST(err.str() == "pkit ctl: " + file + ": not valid UTF-8 (a tree file is UTF-8 text)\n");
+  BOOST_TEST(ctl({"add", dir.file("extra.toml"), "--group", "\xff"}) == ctl_exit::usage);
+  BOOST_TEST(handler.call_count() == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(no_daemon_exits_69) {
   std::ostringstream o, e;
   const auto nowhere = dir.file("nobody.sock");

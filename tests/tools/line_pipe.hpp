@@ -11,7 +11,6 @@
 #include <vector>
 
 #include <poll.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 namespace pkit_test_tools {
@@ -95,12 +94,6 @@ public:
   void close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
-  }
-  /// Bytes waiting unread in the pipe (FIONREAD); -1 once closed.
-  int queued() const {
-    int n = -1;
-    if (fd_ < 0 || ::ioctl(fd_, FIONREAD, &n) != 0) return -1;
-    return n;
   }
 
 private:

@@ -112,6 +112,17 @@ struct controller {
     return out;
   }
 
+  /// Spawns `id` running `sleep 60` (the spec's default stop timeout) and starts it,
+  /// requiring success: its process actor, its pid in `pid`.
+  process_actor spawn_sleep(caf::scoped_actor& self, const std::string& id, caf::actor relay, std::int32_t& pid) {
+    process_spec spec;
+    spec.name = id;
+    spec.argv = {sleep_path, "60"};
+    auto proc = spawn(self, id, std::move(spec), std::move(relay), &pid);
+    BOOST_TEST_REQUIRE(static_cast<bool>(proc), (proc ? "" : sys->render(proc.error())));
+    return *proc;
+  }
+
   /// Spawns `id` running `argv` (default: sleep 60) and starts it; its pid (0 on failure).
   std::int32_t run_sleep(caf::scoped_actor& self, const std::string& id, caf::actor relay,
                          std::vector<std::string> argv = {sleep_path, "60"}, std::int64_t stop_timeout_ms = 5000) {
@@ -225,6 +236,125 @@ BOOST_AUTO_TEST_CASE(a_sigkilled_node_leaves_no_grandchild_behind) {
   const bool gone = wait_pid_gone(grandchild);
   BOOST_TEST(gone);
   if (!gone) ::kill(grandchild, SIGKILL);  // leave nothing behind on this machine
+}
+
+// A peer reaches the front by design, and CAF lets it send an exit signal: one it may
+// trap is ignored (the front serves on); `kill` ends the front, and the node stops —
+// failing, its children stopped — rather than listen serving no one (review 20b #1:
+// before, the node never exited, and a supervisor of it never restarted it). The agent
+// answers through the front: the hello's reply comes from the front itself, so no peer
+// learns the agent's address (before, the front delegated: the agent answered on the
+// wire, and a peer's kill of it stopped every controller's children).
+BOOST_AUTO_TEST_CASE(a_peers_exit_signal_is_ignored_and_a_kill_of_the_front_stops_the_node_failing) {
+  allow_file allow;
+  pkit_node_process node({"--allow", allow.path, "--name", "fenced"});
+  auto port = node.wait_listening();
+  BOOST_TEST_REQUIRE(port.has_value(), node.stderr_text());
+  controller c{*port};
+  caf::scoped_actor self{*c.sys};
+  caf::actor_addr answered_by;
+  self->request(c.node, deadline, pkit::net::node_hello_atom_v, pkit::net::node_protocol_version)
+      .receive([&](pkit::net::node_info&) { answered_by = caf::actor_cast<caf::actor_addr>(self->current_sender()); },
+               [&](caf::error& e) { BOOST_TEST_ERROR(c.sys->render(e)); });
+  BOOST_TEST((answered_by == c.node.address()), "the hello was answered by another actor than the front");
+  auto relay = c.make_relay(self);
+  const auto pid = c.run_sleep(self, "sleeper", relay);
+  BOOST_TEST_REQUIRE(alive(pid), node.stderr_text());
+  caf::anon_send_exit(c.node, caf::exit_reason::user_shutdown);
+  BOOST_TEST(node.wait_stderr("ignored an exit signal sent anonymously").has_value(), node.stderr_text());
+  self->send_exit(c.node, caf::exit_reason::user_shutdown);
+  BOOST_TEST(node.wait_stderr("ignored an exit signal from a peer").has_value(), node.stderr_text());
+  // An error message nobody asked for ends an actor by CAF's default.
+  caf::anon_send(caf::actor_cast<caf::actor>(c.node), caf::make_error(caf::sec::runtime_error));
+  BOOST_TEST(node.wait_stderr("ignored an error message nobody asked for").has_value(), node.stderr_text());
+  // Posing as the front itself (a routed message naming the node's own actor).
+  const auto front = caf::actor_cast<caf::actor>(c.node);
+  caf::send_as(front, front, caf::exit_msg{c.node.address(), caf::exit_reason::user_shutdown});
+  BOOST_TEST(node.wait_stderr("ignored an exit signal from a peer").has_value(), node.stderr_text());
+  bool serves = false;
+  self->request(c.node, deadline, pkit::net::node_list_atom_v)
+      .receive([&](std::vector<pkit::net::node_child_info>& list) { serves = list.size() == 1u; },
+               [&](caf::error& e) { BOOST_TEST_MESSAGE(c.sys->render(e)); });
+  BOOST_TEST(serves, "the front did not serve on after a peer's exit signal");
+  caf::anon_send_exit(c.node, caf::exit_reason::kill);
+  BOOST_TEST(exit_of(node) == 1, node.stderr_text());
+  BOOST_TEST(node.stderr_text().find("its front ended") != std::string::npos, node.stderr_text());
+  BOOST_TEST(wait_pid_gone(pid));
+}
+
+// CAF erases an actor from its registry when it ends, and resolves the sender of a routed
+// message that claims the node's own actor through that registry as the message arrives:
+// a peer posing as an actor of the node that was exposed and had ended by then (here a
+// child's process actor, its controller's relay gone) sends anonymously, never as the
+// node. The front ignores an exit signal so sent and serves on. (One that ends while the
+// forgery waits in a mailbox is another matter: README, "Security".)
+BOOST_AUTO_TEST_CASE(posing_as_an_ended_actor_of_the_node_is_sending_anonymously) {
+  allow_file allow;
+  pkit_node_process node({"--allow", allow.path, "--name", "fenced"});
+  auto port = node.wait_listening();
+  BOOST_TEST_REQUIRE(port.has_value(), node.stderr_text());
+  controller c{*port};
+  caf::scoped_actor self{*c.sys};
+  auto relay = c.make_relay(self);
+  std::int32_t pid = 0;
+  const auto proc = c.spawn_sleep(self, "gone", relay, pid);
+  self->monitor(proc);
+  caf::anon_send_exit(relay, caf::exit_reason::kill);  // the node stops the child; its process actor ends
+  bool ended = false;
+  self->receive_while([&] { return !ended; })(
+      [&](caf::down_msg& dm) { ended = dm.source == proc.address(); },
+      [](pkit::actors::child_exited_atom, std::string&, std::uint64_t, pkit::exit_status) {},
+      caf::after(deadline) >> [&] { BOOST_TEST_REQUIRE(false, "the child's process actor did not end"); });
+  BOOST_TEST(wait_pid_gone(pid));
+  const auto front = caf::actor_cast<caf::actor>(c.node);
+  caf::send_as(caf::actor_cast<caf::actor>(proc), front, caf::exit_msg{proc.address(), caf::exit_reason::user_shutdown});
+  BOOST_TEST(node.wait_stderr("ignored an exit signal sent anonymously").has_value(), node.stderr_text());
+  bool serves = false;
+  self->request(c.node, deadline, pkit::net::node_list_atom_v)
+      .receive([&](std::vector<pkit::net::node_child_info>&) { serves = true; },
+               [&](caf::error& e) { BOOST_TEST_MESSAGE(c.sys->render(e)); });
+  BOOST_TEST(serves, "the front obeyed an exit signal posing as an ended actor of its node");
+}
+
+// The process actor a node hands out acts for the controller that asked for the child
+// only: an anonymous stop — what another peer sends to an address it guessed (actor ids
+// are small and sequential) — does nothing; the controller's own status then still finds
+// the child running. Before, the guard forwarded any request to the child (review 20b #4).
+BOOST_AUTO_TEST_CASE(a_childs_process_actor_takes_no_order_from_anyone_but_its_controller) {
+  allow_file allow;
+  pkit_node_process node({"--allow", allow.path});
+  auto port = node.wait_listening();
+  BOOST_TEST_REQUIRE(port.has_value(), node.stderr_text());
+  controller c{*port};
+  caf::scoped_actor self{*c.sys};
+  auto relay = c.make_relay(self);
+  std::int32_t pid = 0;
+  const auto proc = c.spawn_sleep(self, "guarded", relay, pid);
+  caf::anon_send(proc, pkit::actors::stop_atom_v);
+  caf::anon_send(proc, pkit::actors::signal_atom_v, std::int32_t{SIGKILL});
+  // Posing as an actor of the node (its front): CAF 0.17.6 resolves such a routed sender
+  // through the node's registry, so it arrives as the front itself (review 20c #1).
+  caf::send_as(caf::actor_cast<caf::actor>(c.node), proc, pkit::actors::stop_atom_v);
+  // An exit signal ends a process actor, and the node then stops its child: anonymous,
+  // or posing as the front, it is ignored.
+  caf::anon_send_exit(proc, caf::exit_reason::user_shutdown);
+  caf::send_as(caf::actor_cast<caf::actor>(c.node), caf::actor_cast<caf::actor>(proc),
+               caf::exit_msg{c.node.address(), caf::exit_reason::user_shutdown});
+  // The same link carries all in order: the anonymous ones were handled before this.
+  std::optional<pkit::actors::process_info> info;
+  self->request(proc, deadline, pkit::actors::status_atom_v)
+      .receive([&](pkit::actors::process_info& i) { info = i; }, [&](caf::error& e) { BOOST_TEST_ERROR(c.sys->render(e)); });
+  BOOST_TEST_REQUIRE(info.has_value());
+  BOOST_TEST((info->state == pkit::actors::process_state::running), "an anonymous stop reached the child");
+  BOOST_TEST(info->pid == pid);
+  BOOST_TEST(alive(pid));
+  std::optional<pkit::exit_status> stopped;
+  self->request(proc, deadline, pkit::actors::stop_atom_v)
+      .receive([&](pkit::exit_status st) { stopped = st; }, [&](caf::error& e) { BOOST_TEST_ERROR(c.sys->render(e)); });
+  BOOST_TEST(stopped.has_value(), "its controller's own stop was refused");
+  BOOST_TEST(wait_pid_gone(pid));
+  ::kill(node.pid(), SIGTERM);
+  BOOST_TEST(exit_of(node) == 0, node.stderr_text());
 }
 
 BOOST_AUTO_TEST_CASE(a_controller_that_shuts_down_has_its_children_stopped) {

@@ -14,7 +14,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
-#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -125,7 +124,17 @@ std::string pkit_process::stderr_text() const { return err_.text_so_far(); }
 
 void pkit_process::close_stderr() { err_.close(); }
 
-int pkit_process::stderr_queued() const { return err_.queued(); }
+bool pkit_process::stderr_writer_blocked() const {
+  // "NR fd buf count ...", arguments in hex; a task on a CPU reads "running" instead.
+  const std::string asleep_writing = std::to_string(SYS_write) + " 0x2 ";
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/task", ec)) {
+    std::ifstream in(task.path() / "syscall");
+    std::string line;
+    if (std::getline(in, line) && line.rfind(asleep_writing, 0) == 0) return true;
+  }
+  return false;
+}
 
 std::function<bool(const nlohmann::json&)> is_event(const std::string& name, const std::string& kind, int run) {
   return [=](const nlohmann::json& j) {

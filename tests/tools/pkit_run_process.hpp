@@ -50,8 +50,10 @@ public:
   /// Closes the test's end of pkit's stderr pipe (a reader that went away: pkit's next
   /// write gets EPIPE/SIGPIPE). The wait_* then find nothing more.
   void close_stderr();
-  /// How many bytes wait unread in pkit's stderr pipe (FIONREAD); -1 once closed.
-  int stderr_queued() const;
+  /// True when a thread of pkit is asleep in write(2) on its stderr — the pipe is full,
+  /// whatever its capacity and however the lines fell into its pages (/proc/PID/task/
+  /// TID/syscall: a sleeping task's system call and arguments).
+  bool stderr_writer_blocked() const;
 
 private:
   pid_t pid_ = -1;

@@ -117,7 +117,9 @@ int run_command(const std::string& file, const std::string& format, const std::s
     }
   }
   // Before any thread exists: the signals are taken by the signalfd (every thread
-  // inherits the mask; children get theirs reset by libpkit), and the guardian is forked.
+  // inherits the mask; children get theirs reset by libpkit), and the guardian is forked
+  // — before the control socket's claim (its flock) too: a guardian forked later would
+  // share that lock and hold it after a killed pkit run, refusing the next one.
   sigset_t set;
   sigemptyset(&set);
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, sig);

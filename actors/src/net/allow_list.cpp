@@ -433,6 +433,12 @@ std::optional<error> validate(const actors::process_spec& spec, const allow_list
   if (auto e = check_path(spec.argv[0], "argv[0]", errc::spec_program_not_allowed,
                           allow.programs, allow.program_dirs))
     return e;
+  // check()'s rule, again at each spawn: a directory may hold an interpreter now that it
+  // did not hold when the list was checked (an upgrade, a program writing there).
+  if (!allow.interpreters_allowed && runs_anything(spec.argv[0]) && !is_pinned(allow, spec.argv[0]))
+    return refuse(errc::spec_program_not_allowed, "argv[0]",
+                  printable(spec.argv[0]) + " runs whatever its arguments say, and this node does "
+                                            "not allow interpreters");
   if (auto e = check_pinned(spec, allow))
     return e;
   if (has_nul(spec.cwd))

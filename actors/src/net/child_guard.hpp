@@ -11,12 +11,15 @@
 // that run's end is awaited, nothing may start it again). The guard also keeps the real
 // actor off the network (its answers and reports carry the guard as their sender), and
 // its end by an exit message from afar does not end the real actor: the agent sees the
-// guard go down and stops the child per its spec, awaiting the end of its run.
+// guard go down and stops the child per its spec, awaiting the end of its run. Reports to
+// a relay of the node itself can go sealed (node_config::sealed_local_reports): a peer can
+// pose as the guard, but cannot send a sealed_report.
 
 #include <pkit/actors/process_actor.hpp>
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/node_id.hpp>
 
 #include <atomic>
 #include <memory>
@@ -31,6 +34,13 @@ struct guard_gate {
   std::atomic<bool> retired{false};
   /// The node's stop switch (node_config::stopping; null: the node never sets one).
   std::shared_ptr<const std::atomic<bool>> node_stopping;
+  /// The node of the controller that asked for the child (node_config::controller_of):
+  /// requests from its actors and from this node are served, any other is refused
+  /// (errc::node_not_permitted). Set before the guard is spawned.
+  caf::node_id controller;
+  /// Reports go to the relay sealed (node_config::sealed_local_reports, for a relay of
+  /// this node). Set before the guard is spawned.
+  bool sealed_reports = false;
 };
 
 /// Spawns the guard of a child that reports to `relay` (as the process actor would:

@@ -56,6 +56,7 @@ const char* describe(errc e) {
     case errc::node_previous_run_stuck: return "the previous run of this child did not stop on the node";
     case errc::node_shutting_down: return "the node is stopping";
     case errc::node_child_retired: return "the node is stopping this child for good";
+    case errc::node_not_permitted: return "only the controller that asked for this child may act on it";
   }
   return "unknown pkit.net error";
 }

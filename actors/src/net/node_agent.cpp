@@ -5,6 +5,7 @@
 #include "../send_from.hpp"
 #include "child_guard.hpp"
 
+#include <caf/abstract_actor.hpp>
 #include <caf/actor_registry.hpp>
 #include <caf/actor_cast.hpp>
 #include <caf/exit_reason.hpp>
@@ -149,10 +150,12 @@ std::optional<error> check_spawn(const node_state& st, const std::string& id, co
     return refuse(errc::node_relay_missing, "relay", "the relay must be an actor of the requester's own node");
   if (st.config.stopping && st.config.stopping->load())
     return refuse(errc::node_shutting_down, "spawn", "this node is stopping: it stops its children and starts none");
-  if (st.children.size() >= st.config.max_children)
+  // A spawn waiting for an orphaned run of its id (deferred) holds a slot too: unbounded,
+  // a peer repeating the orphaning could queue spawns (each with its spec) without end.
+  if (st.children.size() + st.deferred.size() >= st.config.max_children)
     return refuse(errc::node_child_limit, "max_children",
-                  std::to_string(st.children.size()) + " children alive, the node runs at most " +
-                      std::to_string(st.config.max_children));
+                  std::to_string(st.children.size()) + " children alive and " + std::to_string(st.deferred.size()) +
+                      " waiting, the node runs at most " + std::to_string(st.config.max_children));
   return std::nullopt;
 }
 
@@ -194,13 +197,12 @@ bool forget_child(self_pointer self, const caf::actor_addr& proc) {
 }
 
 /// How long the first start of a process actor may take: it bounds itself (the exec,
-/// then the ready timeout of a spec that notifies readiness); the margin is for a loaded
-/// machine. Infinite for a spec that waits for readiness for ever.
+/// then the ready timeout of a spec that notifies readiness or looks up its user); the
+/// margin is for a loaded machine. Infinite for a spec that waits for ever.
 caf::duration start_bound(const process_spec& spec) {
-  const bool waits = spec.notify_fd >= 0 || spec.notify_socket;
-  if (waits && spec.ready_timeout_ms < 0)
-    return caf::duration{caf::infinite};
-  return caf::duration{std::chrono::milliseconds(waits ? spec.ready_timeout_ms : 0) + start_margin};
+  const auto wait = pkit::actors::start_wait_ms(spec);
+  if (!wait) return caf::duration{caf::infinite};
+  return caf::duration{std::chrono::milliseconds(*wait) + start_margin};
 }
 
 /// Starts the process actor just spawned and answers `rp` with it and its pid. A failed
@@ -224,6 +226,8 @@ void launch(self_pointer self, std::string id, process_spec child, caf::actor re
   const std::int64_t stop_timeout_ms = child.stop_timeout_ms;
   auto gate = std::make_shared<detail::guard_gate>();
   gate->node_stopping = st.config.stopping;
+  gate->controller = st.config.controller_of ? st.config.controller_of(relay) : relay.node();
+  gate->sealed_reports = st.config.sealed_local_reports && relay.node() == self->node();
   caf::actor guard = detail::spawn_child_guard(self->system(), relay, self->address(), gate);
   process_actor proc = pkit::actors::spawn_process(self->system(), std::move(child), nullptr,
                                                    pkit::actors::process_observer{guard, id, st.config.on_child_started});
@@ -435,6 +439,15 @@ void init(caf::actor_system_config& cfg) {
     }
     return "pkit.net: " + e.message();
   });
+}
+
+bool genuine_local_sender(caf::actor_system& sys, const caf::strong_actor_ptr& sender) {
+  if (!sender || sender->node() != sys.node() || sys.registry().get(sender->id()) != nullptr) return false;
+  // Outside the registry: never exposed — or exposed and ended since (CAF erases an actor
+  // as it ends) while a message a peer forged in its name waited. CAF sets the terminated
+  // flag before it runs the attachables that erase it (monitorable_actor::cleanup), so an
+  // actor outside the registry that has not terminated was never in it.
+  return !sender->get()->getf(caf::abstract_actor::is_terminated_flag);
 }
 
 bool acceptable_relay(caf::actor_system& sys, const caf::strong_actor_ptr& sender, const caf::actor& relay) {

@@ -348,13 +348,13 @@ std::chrono::milliseconds placing_bound(const placement_timing& timing, std::siz
 
 std::optional<std::chrono::milliseconds> spawn_bound(const placement_timing& timing,
                                                      const pkit::actors::process_spec& spec) {
-  const bool waits = spec.notify_fd >= 0 || spec.notify_socket;
-  if (waits && spec.ready_timeout_ms < 0) return std::nullopt;
+  const auto wait = pkit::actors::start_wait_ms(spec);
+  if (!wait) return std::nullopt;
   // The node answers a spawn only once its previous run there, orphaned by a lost link,
   // is gone (node_agent.hpp): that run has this spec's stop timeout.
   const std::int64_t previous_stop = std::max<std::int64_t>(spec.stop_timeout_ms, 0);
-  return timing.spawn_timeout + std::chrono::milliseconds(waits ? spec.ready_timeout_ms : 0) +
-         std::chrono::milliseconds(previous_stop) + timing.request_margin;
+  return timing.spawn_timeout + std::chrono::milliseconds(*wait) + std::chrono::milliseconds(previous_stop) +
+         timing.request_margin;
 }
 
 std::optional<std::chrono::milliseconds> node_directory::start_bound(const std::vector<std::string>& nodes,

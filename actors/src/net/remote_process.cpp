@@ -73,9 +73,10 @@ struct relay_state {
   static inline const char* name = "pkit.remote_process";
 
   // However the relay ends (the supervisor discarded it, or ended), its child ends with
-  // it — at once, not when the agent notices the relay gone.
+  // it: its observer ends here, and the node — which watches that observer as the child's
+  // relay — stops the child. (An exit to the remote process actor would be ignored: it
+  // obeys only its controller's actors, and a destructor has no sender to give.)
   ~relay_state() {
-    if (remote) caf::anon_send_exit(remote, caf::exit_reason::user_shutdown);
     if (observer_there) caf::anon_send_exit(observer_there, caf::exit_reason::user_shutdown);
   }
 };
@@ -228,7 +229,7 @@ void placed_at(self_pointer self, const dir_placed& placed, caf::typed_response_
     return;
   }
   if (overflow) {
-    caf::anon_send_exit(remote, caf::exit_reason::user_shutdown);
+    self->send_exit(remote, caf::exit_reason::user_shutdown);  // the node obeys its controller's actors only
     end_attempt(self);
     rp.deliver(caf::make_error(actor_error::start_failed,
                                "'" + st.id + "': node '" + placed.name + "' sent more reports than one run has"));
@@ -301,7 +302,7 @@ void spawn_on(self_pointer self, dir_placed placed, caf::typed_response_promise<
               // Given up (a stop) or lost meanwhile, and answered: its observer is gone,
               // so the node ends it anyway; at once if it is truly that node's.
               if (remote && remote.node() == placed.agent.node() && remote.node() != self->node())
-                caf::anon_send_exit(remote, caf::exit_reason::user_shutdown);
+                self->send_exit(remote, caf::exit_reason::user_shutdown);
               return;
             }
             placed_at(self, placed, std::move(rp), std::move(remote), pid);

@@ -41,9 +41,14 @@ caf::result<child_info> add_and_start(self_pointer self, child_spec spec, const 
           // A process was made (it never got ready and is being killed): its exit is
           // reported to subscribers before the child goes.
           c->drop_after_exit = true;
-        } else {
+        } else if (!st.shutting_down || (!c->proc && !c->sup)) {
           drop_child(self, id);
         }
+        // Else the supervisor shuts down during this start (shut_down refuses the step): the
+        // run it made — a process, a nested supervisor and its subtree — is stopped by the
+        // shutdown plan like any other child's, and stop is answered only once it is gone
+        // (OTP: the stop waits for start_child, then terminates that child too). The
+        // supervisor exits after that plan: the child goes with it.
       }
       rp.deliver(err);
       return;

@@ -145,6 +145,17 @@ void make_fatal(self_pointer self, child& c) {
   emit(self, c, event_kind::fatal, 0, why);
 }
 
+// A member the group restart (`generation`) has stopped waits for that restart's start:
+// it is restarting, not stopped — status says it will be back, delete_child refuses it as
+// OTP refuses a restarting child, and an all_significant supervisor counts it as alive.
+// (OTP's group restart is synchronous and has no such wait; a backoff makes one.)
+void await_group_start(self_pointer self, const std::string& id, std::uint64_t generation) {
+  auto& st = self->state;
+  child* m = st.find(id);
+  if (m != nullptr && !st.shutting_down && m->group == generation && m->state == child_state::stopped)
+    m->state = child_state::restarting;
+}
+
 void restart(self_pointer self, child& c) {
   auto& st = self->state;
   const auto now = self->clock().now();
@@ -164,24 +175,41 @@ void restart(self_pointer self, child& c) {
   if (a == action::give_up) return give_up(self, c);
   c.failed_starts = failed_starts;
   if (a == action::fatal) return make_fatal(self, c);
-  const std::int64_t delay = backoff_delay(st, c, now);
+  std::int64_t delay = backoff_delay(st, c, now);
+  const std::string id = c.spec.id;
+  const std::vector<std::string> group = group_of(st, id);
+  // A member still waiting out its own backoff keeps it: the group starts no earlier.
+  for (const auto& g : group) {
+    const child* m = st.find(g);
+    if (g != id && m->state == child_state::restarting && m->restart_due > now)
+      delay = std::max<std::int64_t>(delay, std::chrono::ceil<ms>(m->restart_due - now).count());
+  }
   ++c.automatic_restarts;
   c.state = child_state::restarting;
+  c.restart_due = now + ms(delay);
   emit(self, c, event_kind::restarting, delay);
   // Each member is marked with this restart: it takes over a restart still pending for a
   // member (whose own start is then skipped, so the group starts in spec order), an exit
   // of a member's current run is part of it (see handle_exit), and a request about a
   // member (terminate_child, restart_child) takes the member out of it.
-  const std::string id = c.spec.id;
   const std::uint64_t generation = st.next_group++;
-  const std::vector<std::string> group = group_of(st, id);
-  for (const auto& g : group) st.find(g)->group = generation;
+  for (const auto& g : group) {
+    child* m = st.find(g);
+    m->group = generation;
+    m->group_stop_due = g != id;  // the stop plan below stops every member but `c`
+    m->restart_due = c.restart_due;
+  }
   if (group.size() == 1) return start_after_backoff(self, delay, group, generation);
   // Stop the rest of the group in reverse order first (temporary bystanders are dropped).
   plan stops;
   stops.failure_mode = on_failure::restart;
   for (auto i = group.rbegin(); i != group.rend(); ++i)
-    if (*i != id) stops.steps.push_back({step::kind::stop, *i, true});
+    if (*i != id)
+      stops.steps.push_back({step::kind::stop, *i, true,
+                             [self, member = *i, generation](const caf::error& err) {
+                               if (!err) await_group_start(self, member, generation);
+                             },
+                             generation});
   stops.done = [self, delay, group, generation](const caf::error& err, const std::string&) {
     if (!err) start_after_backoff(self, delay, group, generation);
   };

@@ -96,6 +96,12 @@ struct child {
   // child's current run is part of that restart, not a new one (OTP: the supervisor
   // stops the group synchronously, so a sibling's own exit is consumed by that stop).
   std::uint64_t group = 0;
+  // That restart still has to stop this child (a member other than the one whose exit
+  // caused it): a start before that stop — a step of a plan queued ahead of the restart's
+  // stop plan — does not take the restart over; it keeps `group`, and the restart stops
+  // that run and starts the child again (OTP: the restart waits for the start under way,
+  // then terminates the child like the rest of the group). Cleared by that stop step.
+  bool group_stop_due = false;
   std::uint64_t started_by_group = 0;  // the group restart the current run's start was for
   bool drop_after_exit = false;  // a start_child that failed: report its exit, then remove it
   // The current run failed to start (not ready) but its process exists: its exit ends
@@ -104,6 +110,10 @@ struct child {
   bool failed_run = false;
   std::uint64_t ready_token = 0;  // a start step that completes with this child's child_ready
   clock::time_point started_at{};
+  // When the restart this child waits for is due (its backoff's end): a wider group restart
+  // that takes this one over waits at least as long, so that a crash-looping member's
+  // backoff is not cut short by a sibling's first, short one.
+  clock::time_point restart_due{};
   // The process of a run whose actor died under it (killed): handed to pkit's stopper, it
   // may still be in its stop timeout. The next run starts only once it has exited.
   detail::old_run previous;
@@ -125,8 +135,10 @@ struct step {
   enum class kind { start, stop } what;
   std::string id;
   bool drop_if_temporary = false;  // a bystander stopped by a group restart
-  // For a plan of independent steps (on_failure::each): told how this step ended.
+  // Told how this step ended (each start_child request's own answer; a group restart's
+  // stop of a member, which then waits for the restart).
   std::function<void(const caf::error&)> done = {};
+  std::uint64_t group = 0;  // a group restart's stop of a member: that restart (child::group_stop_due)
 };
 
 // What to do when a plan's step fails (a child could not be started).

@@ -52,22 +52,23 @@ constexpr std::int64_t remote_start_margin_ms = 1000;
 // (review D5): its readiness deadline plus the margin; none when the spec waits for
 // readiness for ever (ready_timeout_ms -1). check_child bounds ready_timeout_ms, so the
 // sum cannot overflow.
-// A plain program's start (argv, no readiness protocol) is answered by the process
+// A plain program's start (argv, no readiness protocol, no user or group) is answered by the process
 // actor's handler itself, at once: no timer for it (the common case stays as cheap).
 std::optional<std::int64_t> start_timeout_ms(const child& c, const placement* place) {
   const process_spec& p = c.spec.process;
-  const bool waits_for_readiness = p.notify_fd >= 0 || p.notify_socket;
   // A remote start crosses the network (a connect, a spawn): its stand-in bounds it, and
   // says how long it may take; ours is that and a margin, so that the stand-in's own,
   // clearer error (node_unreachable, ready_timeout) comes first.
   if (c.is_remote() && place != nullptr)
     if (const auto bound = place->start_bound(c.spec.nodes, worker_spec(c)))
       return bound->count() + remote_start_margin_ms;
-  // A placement that does not know its bound: as any start, the readiness deadline and
-  // the margin (none only when the spec waits for readiness for ever).
-  if (!waits_for_readiness && p.target.empty() && !c.is_remote()) return std::nullopt;
-  if (waits_for_readiness && p.ready_timeout_ms < 0) return std::nullopt;
-  return (waits_for_readiness ? p.ready_timeout_ms : 0) + start_margin_ms;
+  // A placement that does not know its bound: as any start, what the start may wait for
+  // (start_wait_ms: readiness, the lookup of a user) and the margin (none when it may wait
+  // for ever).
+  const auto wait = start_wait_ms(p);
+  if (wait == 0 && p.target.empty() && !c.is_remote()) return std::nullopt;
+  if (!wait) return std::nullopt;
+  return *wait + start_margin_ms;
 }
 
 // The start request `token` got no reply in time: the process actor is wedged. It goes,
@@ -240,7 +241,15 @@ void start_child_step(self_pointer self, const step& s, std::uint64_t token) {
   c->state = child_state::starting;
   c->pid = 0;
   c->failed_run = false;
-  c->started_by_group = std::exchange(c->group, 0);  // this start is the one a pending group restart was for
+  // This start is the one a pending group restart was for — unless that restart has yet
+  // to stop the child (a start of a plan queued ahead of its stop plan: the initial start,
+  // an earlier restart's start, a request): the mark stays, so that the restart starts
+  // the child again after its stop, and an exit meanwhile is part of it (join_group).
+  if (c->group != 0 && c->group_stop_due) {
+    c->started_by_group = 0;
+  } else {
+    c->started_by_group = std::exchange(c->group, 0);
+  }
   c->started_at = self->clock().now();
   const std::string id = c->spec.id;
   if (c->is_supervisor()) return start_nested(self, *c);
@@ -334,6 +343,8 @@ void stop_child_step(self_pointer self, const step& s, std::uint64_t token) {
   child* c = self->state.find(s.id);
   if (c == nullptr) return step_done(self, s.id);
   const std::string id = c->spec.id;
+  // The group restart's own stop of this member: a start after it takes the restart over.
+  if (s.group != 0 && c->group == s.group) c->group_stop_due = false;
   // A temporary bystander of a group restart is dropped.
   const bool drop = s.drop_if_temporary && c->spec.restart == restart_type::temporary;
   facts f;

@@ -85,8 +85,9 @@ public:
 
   /// Forks the server. Call it while the program is still single-threaded (the top of
   /// `main`): the server is a copy of the program at that moment. Throws
-  /// `std::system_error` if the socket pair or the fork fails, or with
-  /// `errc::invalid_argument` for a request timeout that is not positive.
+  /// `std::system_error` if the socket pair or the fork fails, if the server cannot be
+  /// watched (its pidfd, pkit's reaper: EMFILE, ENOMEM — the server is then killed and
+  /// reaped), or with `errc::invalid_argument` for a request timeout that is not positive.
   static fork_server start(registry targets);
   static fork_server start(registry targets, const options& opts);
 

@@ -8,6 +8,7 @@
 #include <pkit/errc.hpp>
 #include <pkit/exit_status.hpp>
 #include <pkit/fork_server.hpp>
+#include <pkit/identity.hpp>
 #include <pkit/process.hpp>
 #include <pkit/process_options.hpp>
 #include <pkit/process_pool.hpp>

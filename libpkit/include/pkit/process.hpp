@@ -8,6 +8,7 @@
 #include <pkit/command.hpp>
 #include <pkit/exit_status.hpp>
 #include <pkit/fork_server.hpp>
+#include <pkit/identity.hpp>
 #include <pkit/process_options.hpp>
 #include <pkit/spawn_error.hpp>
 #include <pkit/target.hpp>
@@ -89,6 +90,13 @@ public:
   /// that dies first: `errc::died_before_ready`.
   pid_t start(wait_t);
   pid_t start(wait_t, std::error_code& ec) noexcept;
+  /// Like `start()`, with the options' `user` and `group` already looked up — on any
+  /// thread, by `identity::lookup` —: no name-service lookup on the calling thread. A
+  /// failed lookup fails the start as `start()` would have failed with it (its error and
+  /// stage); an identity of other names than the options' fails it with
+  /// `errc::invalid_argument` at stage "validate". Nothing is spawned then.
+  pid_t start(const identity& who);
+  pid_t start(const identity& who, std::error_code& ec) noexcept;
 
   /// Sends SIGTERM, then SIGCONT (so that a stopped child can act on it), to the child
   /// only. No-op once the run has ended; `errc::not_started` if never started.
@@ -168,7 +176,10 @@ public:
   std::optional<exit_status> status() const;
   /// How many runs have been started.
   std::uint64_t runs() const;
-  /// Why the last `start()` failed, if it did.
+  /// Why the last start failed — or the last run's readiness, for `on_ready` — if it did.
+  /// A start refused before it began (`errc::already_running`, `errc::not_owner`) records
+  /// nothing and leaves the earlier failure here; the throwing `start()` overloads throw
+  /// their own failure, never this one.
   std::optional<spawn_failure> last_failure() const;
   /// The name used in diagnostics.
   std::string name() const;
@@ -187,6 +198,11 @@ protected:
 
   /// What the child runs: the callable target by default. Override in a subclass. Runs
   /// in the child (forked with the fork start method); end it early with `exit_child()`.
+  /// In the child the default returns the target's code without an exception (a throw
+  /// allocates, unsafe in the child of a multithreaded parent): it becomes the exit code
+  /// once `run()` returns. An override that calls it and goes on keeps that code unless
+  /// it ends the child itself (`exit_child`); called outside a child, it throws
+  /// `exit_request` for a non-zero code.
   virtual void run();
 
 private:

@@ -45,7 +45,8 @@ struct process_options {
   /// `status()` describe the run that ended; `is_alive()` is false. It may call
   /// `start()` again; it must not block for long (it delays every other exit report)
   /// and must not `join()` a process whose exit is still to be reported
-  /// (`errc::would_deadlock`).
+  /// (`errc::would_deadlock`). Not called for a process that was destroyed first — by
+  /// this run's `on_ready`, say: no callback ever gets a destroyed object.
   std::function<void(process&)> on_exit{};
 
   /// The child's standard streams.
@@ -80,7 +81,9 @@ struct process_options {
 
   /// Readiness protocol (s6's notification-fd): when set, the child gets the write end
   /// of a pipe as this fd number and signals readiness by writing a newline to it;
-  /// `start(wait)` then returns only after that newline.
+  /// `start(wait)` then returns only after that newline. A start that watches no
+  /// readiness (neither `wait` nor `on_ready`) gives the child /dev/null there instead: a
+  /// newline nobody reads must not kill it with SIGPIPE.
   std::optional<int> notify_fd{};
 
   /// Readiness protocol (systemd's `Type=notify`), for programs only: the parent binds a

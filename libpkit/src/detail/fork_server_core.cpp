@@ -86,15 +86,35 @@ std::shared_ptr<fork_server_core> fork_server_core::launch(fork_server::registry
   }
   core->server_pid_ = pid;
   core->server_pidfd_.reset(pidfd_open(pid, 0));
+  // Without its pidfd and both watches the server's death would never be seen: every
+  // later shutdown would wait for it for ever. No server, then (EMFILE, ENOMEM).
+  auto abort_server = [pid] {
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  };
+  if (!core->server_pidfd_) {
+    const int err = errno;
+    abort_server();
+    throw std::system_error(err, std::system_category(), "pkit fork server: pidfd_open");
+  }
   core->control_ = std::move(ctl_parent);
   core->events_ = std::move(ev_parent);
   core->events_open_ = true;
   core->server_alive_ = true;
 
-  auto& r = reaper::instance();
-  core->events_watch_ = r.watch_fd(core->events_.get(), [core] { return core->on_events(); });
-  if (core->server_pidfd_) {
-    core->exit_watch_ = r.watch_child(core->server_pidfd_.get(), [core](exit_status) { core->on_server_exit(); });
+  try {
+    auto& r = reaper::instance();
+    core->events_watch_ = r.watch_fd(core->events_.get(), [core] { return core->on_events(); });
+    try {
+      core->exit_watch_ = r.watch_child(core->server_pidfd_.get(), [core](exit_status) { core->on_server_exit(); });
+    } catch (...) {
+      r.unwatch(core->events_watch_);
+      throw;
+    }
+  } catch (...) {
+    abort_server();
+    throw;
   }
   return core;
 }
@@ -370,27 +390,42 @@ bool fork_server_core::on_events() {
 }
 
 void fork_server_core::on_server_gone() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  events_open_ = false;
-  for (auto& [id, p] : watches_) p.fallback_watch = arm_fallback(id, p.pidfd);
-  changed_.notify_all();
+  std::vector<exit_handler> unwatchable;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    events_open_ = false;
+    for (auto it = watches_.begin(); it != watches_.end();) {
+      try {
+        it->second.fallback_watch = arm_fallback(it->first, it->second.pidfd);
+        ++it;
+      } catch (...) {
+        // No watch (no memory for it): the child dies of PDEATHSIG all the same, its
+        // status unknown — reported lost now rather than never.
+        unwatchable.push_back(std::move(it->second.handler));
+        it = watches_.erase(it);
+      }
+    }
+    changed_.notify_all();
+  }
+  for (auto& h : unwatchable) h(exit_status::lost());
 }
 
 std::uint64_t fork_server_core::arm_fallback(std::uint64_t id, int pidfd) {
   // The child's pidfd turns readable when it is gone (it is not our child, so there is
   // no status to collect: PDEATHSIG's SIGKILL is what ended it).
+  // A one-shot watch: out of epoll before the handler, which closes the pidfd (the run's
+  // delivery), and no descriptor of the reaper's own — there may be thousands of these.
   auto self = shared_from_this();
-  return reaper::instance().watch_fd(pidfd, [self, id] {
+  return reaper::instance().watch_fd_once(pidfd, [self, id] {
     exit_handler h;
     {
       std::lock_guard<std::mutex> lock(self->mutex_);
       auto w = self->watches_.find(id);
-      if (w == self->watches_.end()) return false;
+      if (w == self->watches_.end()) return;
       h = std::move(w->second.handler);
       self->watches_.erase(w);
     }
     h(exit_status::killed(SIGKILL));
-    return false;
   });
 }
 

@@ -47,8 +47,8 @@ struct server_spawn_result {
   const char* stage = "";
 };
 
-/// Test hooks: faults a server applies to its first spawn reply, and the parent to its
-/// first spawn request. Production code never sets them.
+/// Test hooks: faults a server applies to its first spawn reply or at its shutdown, and
+/// the parent to its first spawn request. Production code never sets them.
 struct fork_server_faults {
   enum class reply_fault {
     none,
@@ -60,6 +60,9 @@ struct fork_server_faults {
   };
   reply_fault reply = reply_fault::none;
   bool huge_name_len = false;  // the request claims a 4 GiB target name
+  bool spare_first_at_shutdown = false;  // the server's shutdown does not kill its first child
+  /// How long the server's shutdown waits for its children to die, all together.
+  std::chrono::milliseconds shutdown_wait{4000};
 };
 
 class fork_server_core : public std::enable_shared_from_this<fork_server_core> {

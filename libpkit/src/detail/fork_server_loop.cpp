@@ -232,24 +232,35 @@ private:
 
   // The parent closed the control socket (shutdown) or died: stop every child, report
   // their exits, and leave. Every child here is unreaped, so its group id is its own.
+  // The children get one deadline together, under the parent's own (it kills this server
+  // 5 s into its shutdown, and what was not sent by then is lost): a child that does not
+  // die — in uninterruptible sleep, on a dead NFS mount — is reported lost, not waited
+  // for, and every event goes out as soon as it is known.
   [[noreturn]] void shutdown() {
+    bool spare = faults_.spare_first_at_shutdown;
     for (auto& [id, c] : children_) {
+      if (std::exchange(spare, false)) continue;  // test hook: as if it did not die
       pidfd_send_signal(c.pidfd.get(), SIGKILL);
       if (c.leader) ::kill(-c.pid, SIGKILL);
     }
+    ::fcntl(events_, F_SETFL, ::fcntl(events_, F_GETFL) & ~O_NONBLOCK);
+    for (const event& e : queue_) ::send(events_, &e, sizeof e, MSG_NOSIGNAL);
+    queue_.clear();
+    const clock::time_point deadline = clock::now() + faults_.shutdown_wait;
     for (auto& [id, c] : children_) {
       // Dead or dying from the SIGKILL above; one still traced cannot be collected here
       // (it goes to init with this server's end): reported lost, not waited for.
       pollfd dead{c.pidfd.get(), POLLIN, 0};
-      while (::poll(&dead, 1, -1) < 0 && errno == EINTR) {
-      }
-      const event e = collectable(c.pidfd.get()) ? collect(id, c)
-                                                 : event{id, static_cast<std::int32_t>(event_kind::lost), 0, 0, 0};
-      if (!c.abandoned) queue_.push_back(e);
+      int r;
+      do {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - clock::now()).count();
+        r = ::poll(&dead, 1, static_cast<int>(std::clamp<long long>(left, 0, 1 << 30)));
+      } while (r < 0 && errno == EINTR);
+      const event e = r > 0 && collectable(c.pidfd.get())
+                          ? collect(id, c)
+                          : event{id, static_cast<std::int32_t>(event_kind::lost), 0, 0, 0};
+      if (!c.abandoned) ::send(events_, &e, sizeof e, MSG_NOSIGNAL);
     }
-    children_.clear();
-    ::fcntl(events_, F_SETFL, ::fcntl(events_, F_GETFL) & ~O_NONBLOCK);
-    for (const event& e : queue_) ::send(events_, &e, sizeof e, MSG_NOSIGNAL);
     exit_now(0);
   }
 

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <csignal>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,12 +22,42 @@ namespace {
 
 // rlimits, credentials and the notify socket: checked and made before anything is
 // spawned, so that a bad name or limit fails start() without a child.
-std::error_code prepare_identity(const process_options& o, prepared_io& io, const char*& stage) {
+// What a start method cannot do, refused before anything is made. A fork-server child is
+// set up by the server, which gets no credentials, limits or socket over its wire; a
+// callable does not exec, so NOTIFY_SOCKET would only reach it through setenv after the
+// fork — not async-signal-safe in the child of a multithreaded parent.
+std::error_code refuse_unsupported(const process_state& s, const char*& stage) {
+  const auto unsupported = std::make_error_code(std::errc::not_supported);
+  const process_options& o = s.opts;
+  auto refuse = [&](const char* at) {
+    stage = at;
+    return unsupported;
+  };
+  if (std::holds_alternative<server_target>(s.what)) {
+    if (!o.user.empty()) return refuse("user");
+    if (!o.group.empty()) return refuse("group");
+    if (!o.rlimits.empty()) return refuse("setrlimit");
+  }
+  if (o.notify_socket && !std::holds_alternative<command>(s.what)) return refuse("notify socket");
+  return {};
+}
+
+std::error_code prepare_identity(const process_options& o, prepared_io& io, const char*& stage,
+                                 const identity* given) {
   if (o.notify_socket && o.notify_fd) return errc::invalid_argument;  // stage "validate"
   stage = "setrlimit";
   for (const auto& l : o.rlimits)
     if (l.soft > l.hard || l.resource < 0) return errc::invalid_argument;
-  if (auto ec = resolve_credentials(o.user, o.group, io.creds, stage)) return ec;
+  if (given == nullptr) {
+    if (auto ec = resolve_credentials(o.user, o.group, io.creds, stage)) return ec;
+  } else {
+    // Looked up elsewhere (identity::lookup): only the lookup of these very names will do.
+    stage = "validate";
+    if (given->user() != o.user || given->group() != o.group) return errc::invalid_argument;
+    stage = given->stage();
+    if (given->error()) return given->error();
+    io.creds = credentials{given->changes(), given->uid(), given->gid(), given->groups()};
+  }
   if (o.notify_socket) {
     stage = "notify socket";
     std::error_code ec;
@@ -39,7 +70,12 @@ std::error_code prepare_identity(const process_options& o, prepared_io& io, cons
 
 }  // namespace
 
-std::error_code prepare_io(const process_options& o, prepared_io& io, const char*& stage) {
+std::error_code prepare_io(const process_state& st, bool want_ready, prepared_io& io, const char*& stage,
+                           const identity* given) {
+  // First: what cannot be done at all is refused before any open, pipe or lookup (a
+  // name-service lookup may wait seconds, for nothing).
+  if (auto ec = refuse_unsupported(st, stage)) return ec;
+  const process_options& o = st.opts;
   const stdio* streams[3] = {&o.in, &o.out, &o.err};
   for (int i = 0; i < 3; ++i) {
     const stdio& s = *streams[i];
@@ -88,12 +124,20 @@ std::error_code prepare_io(const process_options& o, prepared_io& io, const char
   io.pass = o.pass_fds;
   if (o.notify_fd) {
     if (*o.notify_fd < 3) return errc::invalid_argument;
-    stage = "pipe";
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return {errno, std::system_category()};
-    io.notify_read.reset(fds[0]);
-    io.notify_write.reset(fds[1]);
-    io.pass.emplace_back(*o.notify_fd, fds[1]);
+    if (want_ready) {
+      stage = "pipe";
+      int fds[2];
+      if (::pipe2(fds, O_CLOEXEC) != 0) return {errno, std::system_category()};
+      io.notify_read.reset(fds[0]);
+      io.notify_write.reset(fds[1]);
+    } else {
+      // Nobody will read the newline: a pipe whose read end is closed would kill the
+      // child with SIGPIPE (its dispositions are the defaults) when it notifies.
+      stage = "open stdio";
+      io.notify_write.reset(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+      if (!io.notify_write) return {errno, std::system_category()};
+    }
+    io.pass.emplace_back(*o.notify_fd, io.notify_write.get());
     stage = "validate";
   }
   if (io.pass.size() > 256) return errc::invalid_argument;
@@ -104,7 +148,7 @@ std::error_code prepare_io(const process_options& o, prepared_io& io, const char
   std::sort(io.keep.begin(), io.keep.end());
   if (std::adjacent_find(io.keep.begin(), io.keep.end()) != io.keep.end())
     return errc::invalid_argument;
-  return prepare_identity(o, io, stage);
+  return prepare_identity(o, io, stage, given);
 }
 
 namespace {
@@ -131,25 +175,6 @@ child_setup make_setup(const process_options& o, const prepared_io& io) {
   return s;
 }
 
-// What a start method cannot do, refused before anything is made. A fork-server child is
-// set up by the server, which gets no credentials, limits or socket over its wire; a
-// callable does not exec, so NOTIFY_SOCKET would only reach it through setenv after the
-// fork — not async-signal-safe in the child of a multithreaded parent.
-std::error_code refuse_unsupported(const process_state& s, const char*& stage) {
-  const auto unsupported = std::make_error_code(std::errc::not_supported);
-  const process_options& o = s.opts;
-  auto refuse = [&](const char* at) {
-    stage = at;
-    return unsupported;
-  };
-  if (std::holds_alternative<server_target>(s.what)) {
-    if (!o.user.empty()) return refuse("user");
-    if (!o.group.empty()) return refuse("group");
-    if (!o.rlimits.empty()) return refuse("setrlimit");
-  }
-  if (o.notify_socket && !std::holds_alternative<command>(s.what)) return refuse("notify socket");
-  return {};
-}
 
 }  // namespace
 
@@ -157,7 +182,6 @@ std::error_code refuse_unsupported(const process_state& s, const char*& stage) {
 // configuration), so the lock is never held across fork, clone or a fork-server request.
 std::error_code launch(const process_state& s, bool wait, fork_body body, launched& out,
                        prepared_io& io, const char*& stage, std::string& program) {
-  if (auto ec = refuse_unsupported(s, stage)) return ec;
   child_setup setup = make_setup(s.opts, io);
   if (s.opts.containment == containment::cgroup) {
     stage = "cgroup";
@@ -243,9 +267,12 @@ std::error_code launch(const process_state& s, bool wait, fork_body body, launch
   // The child waits for a byte on this pipe until we hold its pidfd: a host that calls
   // waitpid(-1) could otherwise collect a child that exits at once before pidfd_open,
   // and we would open a pidfd on a recycled pid (or none at all). A byte, not EOF: a
-  // sibling forked at the same moment by another thread holds our write end too.
+  // sibling forked at the same moment by another thread holds our write end too. A socket,
+  // not a pipe: a child killed before the byte (the OOM killer) must not get the parent
+  // SIGPIPE — whose default action ends the whole program — so the byte is sent with
+  // MSG_NOSIGNAL.
   int go[2];
-  if (::pipe2(go, O_CLOEXEC) != 0) return {errno, std::system_category()};
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) != 0) return {errno, std::system_category()};
   unique_fd go_read{go[0]}, go_write{go[1]};
   const char* child_name = s.name.c_str();
 
@@ -298,8 +325,10 @@ std::error_code launch(const process_state& s, bool wait, fork_body body, launch
   out.pid = pid;
   out.pidfd.reset(pidfd);
   out.leader = s.opts.new_process_group;
+  if (auto hook = launch_test_hooks::before_go.load(std::memory_order_relaxed)) hook(pid);
+  // A child already dead (EPIPE) needs no byte: its exit is reported as any other.
   const char byte = 1;
-  while (::write(go_write.get(), &byte, 1) < 0 && errno == EINTR) {
+  while (::send(go_write.get(), &byte, 1, MSG_NOSIGNAL) < 0 && errno == EINTR) {
   }
   return {};
 }

@@ -9,9 +9,11 @@
 #include "detail/notify_socket.hpp"
 #include "detail/process_state.hpp"
 
+#include <pkit/identity.hpp>
 #include <pkit/unique_fd.hpp>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -20,6 +22,13 @@
 #include <vector>
 
 namespace pkit::detail {
+
+/// Test-only fault injection (white-box tests include this header): `before_go` is called
+/// with a forked child's pid just before the go-ahead byte is sent to it — a test kills
+/// the child there. One relaxed load when unset.
+struct launch_test_hooks {
+  static inline std::atomic<void (*)(pid_t)> before_go{nullptr};
+};
 
 /// Descriptors prepared for a child: what it gets as 0..2 and beyond, and our pipe ends.
 struct prepared_io {
@@ -51,10 +60,14 @@ struct fork_body {
   void* ctx = nullptr;
 };
 
-/// Opens what the child's descriptors come from (files, /dev/null, pipes) and validates
-/// `pass_fds`/`notify_fd`/`rlimits`; resolves `user`/`group` and binds the notify socket.
-/// Runs on the caller's thread (an open or a name-service lookup may block). Sets `stage`.
-std::error_code prepare_io(const process_options& o, prepared_io& io, const char*& stage);
+/// Refuses what `s`'s start method cannot do; opens what the child's descriptors come
+/// from (files, /dev/null, pipes) and validates `pass_fds`/`notify_fd`/`rlimits`; resolves
+/// `user`/`group` — or takes `given`, their lookup made elsewhere — and binds the notify
+/// socket. `want_ready`: the start watches readiness (else a `notify_fd` gets /dev/null:
+/// nobody reads it). Runs on the caller's thread (an open or a name-service lookup may
+/// block), reading only `s`'s immutable configuration. Sets `stage`.
+std::error_code prepare_io(const process_state& s, bool want_ready, prepared_io& io, const char*& stage,
+                           const identity* given);
 
 /// Creates the child of `s` from `io` (prepared by `prepare_io`), reading only the
 /// state's immutable configuration, no lock held.

@@ -94,6 +94,11 @@ struct readiness {
   // registered, so a handler that fires at once still finds them.
   std::mutex watch_m;
   std::uint64_t sock_watch = 0, pid_watch = 0;
+  // The watch of `record`, then of `notify` (under `watch_m`): ended by the run's exit too,
+  // not only by EOF — a descendant that inherited the notify fd may hold the pipe open
+  // long after the run, and the watch with it this object and the process's state.
+  std::uint64_t pipe_watch = 0;
+  bool pipe_ended = false;  // no pipe watch any more (under `watch_m`)
 };
 
 namespace {
@@ -109,6 +114,28 @@ void end_socket_watches(readiness& r) {
   }
   for (std::uint64_t id : ids)
     if (id != 0) reaper::instance().unwatch(id);
+}
+
+// Watches `fd` of `r` with `handler` as its pipe watch (see readiness::pipe_watch) — unless
+// the pipe watches have ended (the run's exit was delivered meanwhile, off the reaper).
+void watch_pipe(const std::shared_ptr<readiness>& r, int fd, std::function<bool()> handler) {
+  std::lock_guard<std::mutex> lock(r->watch_m);
+  if (r->pipe_ended) return;
+  r->pipe_watch = reaper::instance().watch_fd(fd, std::move(handler));
+}
+
+// Ends the pipe watch for good (not from its own handler). Off the reaper thread (a joiner
+// that collected the run) this waits for a handler under way: it may be registering the
+// notify pipe's watch, which `pipe_ended` then refuses — and nothing reads the pipes
+// beside the caller afterwards.
+void end_pipe_watch(readiness& r) {
+  std::uint64_t id;
+  {
+    std::lock_guard<std::mutex> lock(r.watch_m);
+    r.pipe_ended = true;
+    id = std::exchange(r.pipe_watch, 0);
+  }
+  if (id != 0) reaper::instance().unwatch(id);
 }
 
 }  // namespace
@@ -171,7 +198,7 @@ std::shared_ptr<readiness> watch_readiness(const std::shared_ptr<process_state>&
     }
     return r;
   }
-  reaper::instance().watch_fd(r->record.get(), [r] {
+  watch_pipe(r, r->record.get(), [r] {
     ssize_t n = ::read(r->record.get(), r->buf + r->got, sizeof r->buf - r->got);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
     if (n <= 0) {
@@ -218,7 +245,7 @@ static void watch_notify(const std::shared_ptr<readiness>& r) {
     watch_socket(r);
     return;
   }
-  reaper::instance().watch_fd(r->notify.get(), [r] {
+  watch_pipe(r, r->notify.get(), [r] {
     char buf[64];
     ssize_t n = ::read(r->notify.get(), buf, sizeof buf);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
@@ -235,13 +262,16 @@ static void watch_notify(const std::shared_ptr<readiness>& r) {
 
 // The run ended before its readiness was reported. The pipes still hold whatever the
 // child wrote before it exited, so the verdict comes from them, not from the race.
-void settle_readiness_at_exit(const std::shared_ptr<readiness>& r, process& owner) {
+void settle_readiness_at_exit(const std::shared_ptr<readiness>& r, process* owner) {
   process_state& s = *r->state;
+  // Whatever the verdict, the pipes are read here for the last time.
+  end_pipe_watch(*r);
   {
     std::lock_guard<std::mutex> lock(s.m);
     if (r->reported) return;
     r->reported = true;
   }
+  if (owner == nullptr) return;  // destroyed: nobody to tell
   std::error_code ec;
   child_stage stage = child_stage::none;
   if (r->record) {
@@ -287,7 +317,7 @@ void settle_readiness_at_exit(const std::shared_ptr<readiness>& r, process& owne
     std::lock_guard<std::mutex> lock(s.m);
     s.failure = spawn_failure{s.name, stage_name(stage), ec};
   }
-  s.opts.on_ready(owner, ec);
+  s.opts.on_ready(*owner, ec);
 }
 
 

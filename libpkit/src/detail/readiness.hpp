@@ -31,8 +31,9 @@ std::shared_ptr<readiness> watch_readiness(const std::shared_ptr<process_state>&
                                            unique_fd record, unique_fd notify,
                                            std::unique_ptr<notify_socket> sock = nullptr);
 
-/// The run ended before its readiness was reported: decides from what the child wrote
-/// before it exited, and calls `on_ready` (reaper thread, no lock held).
-void settle_readiness_at_exit(const std::shared_ptr<readiness>& r, process& owner);
+/// The run ended before its readiness was reported: ends the readiness watches, decides
+/// from what the child wrote before it exited, and calls `on_ready` on `owner` unless it
+/// is null (destroyed) (reaper thread, no lock held).
+void settle_readiness_at_exit(const std::shared_ptr<readiness>& r, process* owner);
 
 }  // namespace pkit::detail

@@ -6,6 +6,7 @@
 #include <exception>
 #include <cerrno>
 #include <csignal>
+#include <fcntl.h>
 #include <cstdio>
 #include <new>
 #include <sys/epoll.h>
@@ -116,13 +117,21 @@ void reaper::post(std::function<void()> task) {
 
 std::uint64_t reaper::add(int fd, int kind, exit_handler on_exit,
                           std::function<void()> on_exited, fd_handler on_readable) {
+  // An fd watch (kind 0) gets a descriptor of the reaper's own: it is taken out of epoll by
+  // number after its handler, which may have closed the caller's number and reused it for
+  // a new watch meanwhile. Child watches are taken out before their handler runs, and a
+  // descriptor more per child would halve how many children fit under RLIMIT_NOFILE.
+  unique_fd own{kind == 0 ? ::fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1};
+  if (kind == 0 && !own) throw std::system_error(errno, std::system_category(), "pkit reaper: dup");
+  const int watched = kind == 0 ? own.get() : fd;
   std::lock_guard<std::mutex> lock(mutex_);
   std::uint64_t id = next_id_++;
-  entries_.emplace(id, entry{fd, kind, std::move(on_exit), std::move(on_exited), std::move(on_readable)});
+  entries_.emplace(id, entry{std::move(own), watched, kind, std::move(on_exit), std::move(on_exited),
+                             std::move(on_readable)});
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = id;
-  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, watched, &ev) != 0) {
     int err = errno;
     entries_.erase(id);
     throw std::system_error(err, std::system_category(), "pkit reaper: epoll_ctl");
@@ -140,6 +149,10 @@ std::uint64_t reaper::watch_exit(int pidfd, std::function<void()> on_exited) {
 
 std::uint64_t reaper::watch_fd(int fd, fd_handler handler) {
   return add(fd, 0, {}, {}, std::move(handler));
+}
+
+std::uint64_t reaper::watch_fd_once(int fd, std::function<void()> handler) {
+  return add(fd, 3, {}, std::move(handler), {});
 }
 
 std::uint64_t reaper::schedule(clock::time_point when, std::function<void()> task) {
@@ -248,8 +261,9 @@ void reaper::dispatch(std::uint64_t id) {
   std::unique_lock<std::mutex> lock(mutex_);
   auto it = entries_.find(id);
   if (it == entries_.end()) return;  // unwatched after epoll_wait returned
-  if (it->second.kind != 0 && !collectable(it->second.fd)) return park(lock, id);
-  if (it->second.kind == 2) {
+  const int kind = it->second.kind;
+  if ((kind == 1 || kind == 2) && !collectable(it->second.fd)) return park(lock, id);
+  if (kind == 2 || kind == 3) {
     entry e = std::move(it->second);
     entries_.erase(it);
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, e.fd, nullptr);

@@ -3,6 +3,7 @@
 // The one reaper thread of the library (the only global state pkit has; see reaper.cpp).
 
 #include <pkit/exit_status.hpp>
+#include <pkit/unique_fd.hpp>
 
 #include <chrono>
 #include <condition_variable>
@@ -51,8 +52,13 @@ public:
   /// the child can finish with its process group first. Same fd rules as `watch_child`.
   std::uint64_t watch_exit(int pidfd, std::function<void()> on_exited);
   /// Watches any readable fd (level-triggered): a socket, or a pidfd of a process that is
-  /// not our child (readable once that process has exited).
+  /// not our child (readable once that process has exited). The reaper watches a
+  /// duplicate of its own, so the handler may close `fd` (and returns false then).
   std::uint64_t watch_fd(int fd, fd_handler handler);
+  /// Watches `fd` for one readable event: the watch ends before `handler` runs, so the
+  /// handler may close `fd`. Same fd rules as `watch_child`, no descriptor of the
+  /// reaper's own (for watches that may be many: a fork server's children once it died).
+  std::uint64_t watch_fd_once(int fd, std::function<void()> handler);
   /// Stops a watch. Once this returns the handler is not running and will not run again
   /// (unless called from that very handler, which is then allowed to finish). Returns
   /// false when the watch had already fired (child watches) or did not exist.
@@ -90,8 +96,9 @@ private:
   void unpark(std::uint64_t id);
 
   struct entry {
-    int fd = -1;
-    int kind = 0;  // 0: fd, 1: child (reap), 2: exit (no reap)
+    unique_fd own;  // fd watches: the reaper's duplicate of the watched fd
+    int fd = -1;    // the number registered in epoll (own's, for fd watches)
+    int kind = 0;  // 0: fd, 1: child (reap), 2: exit (no reap), 3: fd once
     exit_handler on_exit;
     std::function<void()> on_exited;
     fd_handler on_readable;

@@ -219,8 +219,14 @@ void run_user_callback(const process_state& s, const char* which, F&& f) noexcep
 }
 
 void deliver(process_state& s, std::uint64_t run, delivery d) {
-  if (d.ready && d.owner != nullptr)
-    run_user_callback(s, "on_ready", [&] { settle_readiness_at_exit(d.ready, *d.owner); });
+  if (d.ready) {
+    // Also without an owner: the readiness watches end with the run.
+    run_user_callback(s, "on_ready", [&] { settle_readiness_at_exit(d.ready, d.owner); });
+    // on_ready may have destroyed the process: its destructor, on this (the callback's)
+    // thread, does not wait for us, and leaves `owner` null. Read it again.
+    std::lock_guard<std::mutex> lock(s.m);
+    d.owner = s.owner;
+  }
   if (s.opts.on_exit && d.owner != nullptr)
     run_user_callback(s, "on_exit", [&] { s.opts.on_exit(*d.owner); });
   std::unique_ptr<process> released;

@@ -25,11 +25,11 @@ void forget_inherited_stdio() noexcept;
 [[noreturn]] void run_forked_child(const child_setup& setup, int status_fd, const char* name,
                                    int (*body)(void*), void* ctx) noexcept;
 
-/// Runs `body(ctx)` and ends the process with its exit code: 0 on return, the code of an
-/// `exit_request`, 1 after an uncaught exception (reported on stderr with `name` and
-/// the pid). Flushes what the target itself wrote to the standard iostreams and to C
-/// stdio's stdout/stderr, then `_exit`s: the
-/// child never returns into its caller, runs no atexit handler, and destroys no static.
+/// Runs `body(ctx)` and ends the process with its exit code: what `body` returned, the
+/// code of an `exit_request`, 1 after an uncaught exception (reported on stderr with
+/// `name` and the pid). Flushes what the target itself wrote to the standard iostreams
+/// and to C stdio's stdout/stderr, then `_exit`s: the child never returns into its
+/// caller, runs no atexit handler, and destroys no static.
 [[noreturn]] void run_child_body(const char* name, int (*body)(void*), void* ctx) noexcept;
 
 }  // namespace pkit::detail

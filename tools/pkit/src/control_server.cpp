@@ -18,11 +18,13 @@
 #include <deque>
 #include <functional>
 #include <optional>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -167,11 +169,10 @@ struct control_server::impl {
 
   // ---------------------------------------------------------------- workers
 
+  // A request taken is carried out even if its client has hung up since (a ctl that gave
+  // up while the workers were busy): like one under way, only its reply goes nowhere
+  // (finish_request, open_stream).
   void process(const std::shared_ptr<connection>& c, const std::string& line) {
-    {
-      std::lock_guard lock(c->m);
-      if (c->gone) return;
-    }
     auto decoded = decode_request(line);
     if (draining && decoded.request)
       return finish_request(c, encode_reply(decoded.id, control_reply::failure("shutting_down", "pkit run is shutting down")));
@@ -294,6 +295,15 @@ struct control_server::impl {
     }
   }
 
+  /// max_clients, and at most a quarter of the descriptors the program may open: the
+  /// tree it serves needs the rest (pidfds, pipes, log files), and 1024 idle clients
+  /// under a common soft limit of 1024 left it none.
+  std::size_t client_limit() const {
+    rlimit nofile{};
+    if (::getrlimit(RLIMIT_NOFILE, &nofile) != 0 || nofile.rlim_cur == RLIM_INFINITY) return opt.max_clients;
+    return std::min<std::size_t>(opt.max_clients, std::max<std::size_t>(1, nofile.rlim_cur / 4));
+  }
+
   void admit(unique_fd fd) {
     const long uid = detail::peer_uid(fd.get());
     if (!detail::peer_allowed(uid)) {
@@ -305,7 +315,7 @@ struct control_server::impl {
                                                                                " may not control this pkit run")));
       return;
     }
-    if (conns.size() >= opt.max_clients) {
+    if (conns.size() >= client_limit()) {
       send_line_now(fd.get(), encode_reply(nullptr, control_reply::failure("too_many_clients", "too many control clients; try again")));
       return;
     }
@@ -338,7 +348,11 @@ struct control_server::impl {
     if (events & EPOLLERR) return close(c, nullptr);
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) read_input(*c);
     if (c->closed) return;
-    if ((events & EPOLLHUP) && !c->busy) return close(c, nullptr);  // nobody left to answer
+    // Nobody left to answer: the peer has shut both ways (a half-close is EPOLLRDHUP, and
+    // its last request is still answered). Also with a request taken — it runs to its
+    // end, its reply goes nowhere (`gone`): the hang-up stays reported, level-triggered,
+    // whatever the interest, and kept the loop spinning until the request was done.
+    if (events & EPOLLHUP) return close(c, nullptr);
     service(c);
   }
 
@@ -360,23 +374,32 @@ struct control_server::impl {
     }
   }
 
-  /// Frames complete lines into requests, one at a time per client.
+  /// Frames complete lines into requests, one at a time per client. What is framed is
+  /// cut from the input once, at the end: cutting each line as it came moved the rest of
+  /// the input every time — a flood of blank lines (never a request, so the loop went on)
+  /// cost the loop thread seconds per MiB, every other client waiting.
   void dispatch(const std::shared_ptr<connection>& c, bool closing) {
+    std::size_t from = 0;
+    struct consume {
+      std::string& in;
+      std::size_t& from;
+      ~consume() { in.erase(0, from); }
+    } cut{c->in, from};
     while (!c->busy && !c->streaming && !closing && !draining) {
-      auto pos = c->in.find('\n');
+      auto pos = c->in.find('\n', from);
       if (pos == std::string::npos) {
-        if (c->in.size() > opt.max_request_bytes) return reject_too_large(c);
-        if (!c->peer_eof || c->in.empty()) return;
+        if (c->in.size() - from > opt.max_request_bytes) return reject_too_large(c);
+        if (!c->peer_eof || c->in.size() == from) return;
         pos = c->in.size();  // the client's last request, sent without a newline before EOF
       }
-      if (pos > opt.max_request_bytes) return reject_too_large(c);
-      std::string line = c->in.substr(0, pos);
-      c->in.erase(0, std::min(pos + 1, c->in.size()));
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.find_first_not_of(" \t") == std::string::npos) continue;
+      if (pos - from > opt.max_request_bytes) return reject_too_large(c);
+      std::string_view line(c->in.data() + from, pos - from);
+      from = std::min(pos + 1, c->in.size());
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
       ++n_requests;
       c->busy = true;
-      post([this, c, line = std::move(line)] { process(c, line); });
+      post([this, c, line = std::string(line)] { process(c, line); });
     }
   }
 
@@ -425,7 +448,11 @@ struct control_server::impl {
       closing = c->close_after_flush;
     }
     if (closing && !want_out && !c->busy) return close(c, nullptr);
-    if (c->peer_eof && !c->busy && (c->streaming || !want_out)) return close(c, nullptr);
+    // A client that half-closed after its request has had its answer once nothing is left
+    // to send — unless that answer is a stream, which runs until the client closes both
+    // ways (EPOLLHUP) or stops reading (PROTOCOL.md): `printf '{"command":"events"}\n' |
+    // socat - UNIX-CONNECT:...` got the ok reply and then the stream's end at once.
+    if (c->peer_eof && !c->busy && !c->streaming && !want_out) return close(c, nullptr);
     update_interest(*c, want_out, closing);
   }
 
@@ -504,6 +531,7 @@ struct control_server::impl {
       woken.clear();  // connections kept alive only by late wake-ups
     }
     detail::remove_socket_file(opt.socket_path, listener);
+    listener.claim.reset();  // after the removal: a next server's socket is never removed
   }
 };
 

@@ -9,6 +9,8 @@
 #include <string>
 #include <system_error>
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -87,15 +89,33 @@ void clear_stale_socket(const std::filesystem::path& path, const sockaddr_un& ad
     fail_errno(kind::bad_path, "cannot remove the stale socket \"" + path.string() + "\"", errno);
 }
 
+/// The claim on `path`: without it, a server that probes while another is between its
+/// bind and its listen (a connect is refused then, as at a stale socket) removed the
+/// other's socket and bound its own — two servers, one of them unreachable. The lock file
+/// stays: removing it would let a third server lock a new file while the second holds the
+/// old one. The kernel drops the lock with its holder, so no stale claim outlives a crash.
+unique_fd claim_path(const std::filesystem::path& path) {
+  const std::string lock_path = path.string() + ".lock";
+  unique_fd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd) fail_errno(kind::bad_path, "cannot open the lock file \"" + lock_path + "\"", errno);
+  while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EINTR) continue;
+    if (errno == EWOULDBLOCK) fail(kind::already_running, "a pkit run is already listening at \"" + path.string() + "\"");
+    fail_errno(kind::bad_path, "cannot lock \"" + lock_path + "\"", errno);
+  }
+  return fd;
+}
+
 }  // namespace
 
 bound_socket listen_at(const std::filesystem::path& path) {
   const sockaddr_un addr = address_of(path);
   const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
   prepare_directory(dir);
+  bound_socket s;
+  s.claim = claim_path(path);
   clear_stale_socket(path, addr);
 
-  bound_socket s;
   s.fd.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!s.fd) fail_errno(kind::system, "socket", errno);
   if (::bind(s.fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {

@@ -11,16 +11,20 @@
 
 namespace pkit::tool::detail {
 
-/// The socket file a listener was bound to, to remove it only if it is still ours.
+/// The socket file a listener was bound to, to remove it only if it is still ours, and
+/// the claim on its path (see listen_at), released last.
 struct bound_socket {
+  unique_fd claim;  ///< `<path>.lock`, flock()ed for as long as the socket is served
   unique_fd fd;
   dev_t dev = 0;
   ino_t ino = 0;
 };
 
 /// Creates the directory of `path` (mode 0700) when missing, refuses a directory owned by
-/// another non-root user, replaces a stale socket, binds (socket mode 0600) and listens;
-/// nonblocking and close-on-exec. Throws control_server_error.
+/// another user (root's too, unless we are root) or writable by others, claims the path
+/// (an exclusive flock on `<path>.lock`, mode 0600, left in place), replaces a stale
+/// socket, binds (socket mode 0600) and listens; nonblocking and close-on-exec. Throws control_server_error (`already_running` when
+/// another server holds the claim or listens at `path`).
 bound_socket listen_at(const std::filesystem::path& path);
 
 /// Removes the socket file at `path` if it is still the one `s` was bound to.

@@ -38,6 +38,23 @@ const CLI::Validator signal_validator(
     [](std::string& value) { return parse_signal(std::string_view(value)) ? std::string() : "unknown signal \"" + value + "\""; },
     "SIGNAL", "signal");
 
+// Whether `text` is UTF-8, as every string of a JSON request must be (nlohmann's strict
+// encoder is the judge: it is what would throw).
+bool valid_utf8(const std::string& text) {
+  try {
+    (void)json(text).dump();
+    return true;
+  } catch (const json::type_error&) {
+    return false;
+  }
+}
+
+// Names and paths go into the JSON request: one that is not UTF-8 is a usage error naming
+// it, not the encoder's exception after the parse.
+const CLI::Validator utf8_validator(
+    [](std::string& value) { return valid_utf8(value) ? std::string() : "not valid UTF-8: \"" + printable(value) + "\""; },
+    "TEXT", "utf8");
+
 }  // namespace
 
 /// Where requests go: the control socket, or a pkit run's remote control (--host).
@@ -147,25 +164,25 @@ ctl_command::ctl_command(CLI::App& app, std::ostream& out, std::ostream& err) : 
   app_.add_option("--tls-ca", opt_.tls_ca, "with --host: the CA that signed pkit run's control certificate");
 
   auto* status = app_.add_subcommand("status", "show programs: state, pid, uptime, restarts, last exit");
-  status->add_option("names", opt_.names, "programs to show (default: all)");
+  status->add_option("names", opt_.names, "programs to show (default: all)")->check(utf8_validator);
   status->add_flag("--json", opt_.json, "print the daemon's JSON result");
   for (const auto& [cmd, what] : std::vector<std::pair<std::string, std::string>>{
            {"start", "start stopped programs"}, {"stop", "stop programs (they stay stopped)"},
            {"restart", "stop and start programs"}, {"remove", "stop programs and remove them from the tree"}})
-    app_.add_subcommand(cmd, what)->add_option("names", opt_.names, "program names")->required();
+    app_.add_subcommand(cmd, what)->add_option("names", opt_.names, "program names")->required()->check(utf8_validator);
   auto* signal = app_.add_subcommand("signal", "send a signal to programs");
   signal->add_option("signal", opt_.signal, "signal name or number (HUP, SIGHUP, 1)")->required()->check(signal_validator);
-  signal->add_option("names", opt_.names, "program names")->required();
+  signal->add_option("names", opt_.names, "program names")->required()->check(utf8_validator);
   auto* add = app_.add_subcommand("add", "add the programs/groups of a TOML snippet to the running tree");
   add->add_option("file", opt_.file, "TOML file with [[program]]/[[group]] tables (- : standard input)")->required();
-  add->add_option("--group", opt_.group, "group to add to, as a path a/b (default: the root)");
+  add->add_option("--group", opt_.group, "group to add to, as a path a/b (default: the root)")->check(utf8_validator);
   app_.add_subcommand("reload", "re-read the tree file and apply the difference");
   auto* tail = app_.add_subcommand("tail", "follow a program's log");
-  tail->add_option("name", opt_.names, "program name")->required()->expected(1);
+  tail->add_option("name", opt_.names, "program name")->required()->expected(1)->check(utf8_validator);
   tail->add_option("--stream", opt_.stream, "which output")->check(CLI::IsMember({"stdout", "stderr", "both"}))->capture_default_str();
   tail->add_option("-n,--lines", opt_.lines, "lines of history to show first")->check(CLI::NonNegativeNumber)->capture_default_str();
   auto* events = app_.add_subcommand("events", "follow the event stream");
-  events->add_option("names", opt_.names, "only these programs (default: all)");
+  events->add_option("names", opt_.names, "only these programs (default: all)")->check(utf8_validator);
   events->add_flag("--json", opt_.json, "one JSON object per line");
   auto* shutdown = app_.add_subcommand("shutdown", "stop every program and end pkit run");
   shutdown->add_flag("--wait", opt_.wait, "return only when pkit run has ended");
@@ -252,7 +269,14 @@ int ctl_command::run_add() {
       return ctl_exit::failed;
     }
     text.assign(std::istreambuf_iterator<char>(in), {});
-    args["file"] = std::filesystem::absolute(opt_.file).string();
+    // A path that is not UTF-8 is told as well as JSON can carry it (it names the file in
+    // the daemon's messages only).
+    args["file"] = printable(std::filesystem::absolute(opt_.file).string());
+  }
+  if (!valid_utf8(text)) {
+    err_ << "pkit ctl: " << printable(opt_.file == "-" ? std::string("<stdin>") : opt_.file)
+         << ": not valid UTF-8 (a tree file is UTF-8 text)\n";
+    return ctl_exit::failed;
   }
   args["toml"] = text;
   if (!opt_.group.empty()) args["group"] = group_path(opt_.group);

@@ -315,13 +315,15 @@ control_reply daemon::handle(const std::string& command, const nlohmann::json& a
   // Read-only, from the supervisors and the tree's snapshot: never behind a stop that
   // holds control_ for minutes, names or not.
   if (command == "status") return status_of(args);
-  std::lock_guard lock(control_);
-  if (stopping_) return control_reply::failure("shutting_down", "pkit run is shutting down");
-  if (command == "reload") return reload();  // publishes the tree it leaves
+  // A flag and a wake-up for the main loop: never behind a stop either (a shutdown asked
+  // during one waited for it, and its client gave up).
   if (command == "shutdown") {
     request_shutdown();
     return control_reply::success();
   }
+  std::lock_guard lock(control_);
+  if (stopping_) return control_reply::failure("shutting_down", "pkit run is shutting down");
+  if (command == "reload") return reload();  // publishes the tree it leaves
   if (command == "add") {
     auto reply = add(args);
     publish_tree();

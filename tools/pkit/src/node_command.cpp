@@ -12,6 +12,7 @@
 #include <pkit/net/tls_files.hpp>
 #include <pkit/net/tls_snapshot.hpp>
 #include <pkit/tool/guardian.hpp>
+#include <pkit/unique_fd.hpp>
 #include <pkit/tool/node_allow.hpp>
 #include <pkit/tool/node_front.hpp>
 #include <pkit/tool/watchdog_feeder.hpp>
@@ -20,6 +21,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/exit_reason.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/openssl/manager.hpp>
@@ -32,12 +34,16 @@
 #include <chrono>
 #include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <variant>
 
 #include <csignal>
 #include <limits.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -147,6 +153,22 @@ int take_signals() {
   return ::signalfd(-1, &set, SFD_CLOEXEC);
 }
 
+/// Ends the front and the agent, with exit signals from an actor of this node: the front
+/// ignores anonymous ones, which a peer can send (node_front.cpp).
+void end_service(caf::actor_system& sys, const pkit::net::node_actor& front, const pkit::net::node_actor& agent) {
+  caf::scoped_actor self{sys};
+  self->monitor(front);
+  self->monitor(agent);
+  self->send_exit(front, caf::exit_reason::user_shutdown);
+  self->send_exit(agent, caf::exit_reason::user_shutdown);
+  // Alive until both have ended: the front obeys no sender that has ended already
+  // (genuine_local_sender). Bounded: an end that does not come is no reason to hang.
+  int ended = 0;
+  bool late = false;
+  self->receive_while([&] { return ended < 2 && !late; })([&](caf::down_msg&) { ++ended; },
+                                                          caf::after(std::chrono::seconds(10)) >> [&] { late = true; });
+}
+
 /// Stops every live child per its spec and waits for each (bounded by the node's cap on
 /// stop timeouts); then ends the front and the agent. False when a stop did not answer.
 bool stop_all(caf::actor_system& sys, const pkit::net::node_actor& front, const pkit::net::node_actor& agent,
@@ -169,8 +191,7 @@ bool stop_all(caf::actor_system& sys, const pkit::net::node_actor& front, const 
                 std::fprintf(stderr, "pkit node: a child did not stop: %s\n", sys.render(e).c_str());
                 ok = false;
               });
-  caf::anon_send_exit(front, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
+  end_service(sys, front, agent);
   return ok;
 }
 
@@ -197,11 +218,49 @@ std::variant<std::uint16_t, std::string> publish(caf::actor_system& sys, const p
   return *published;
 }
 
-/// Waits for a stop signal on `sfd`.
-void wait_for_signal(int sfd) {
+/// What ended the node's service: a stop signal, or its front or agent ending.
+struct node_end {
+  pkit::unique_fd wake{::eventfd(0, EFD_CLOEXEC)};  ///< written when an actor ended
+  std::mutex m;
+  std::string why;  ///< which one, and its reason (under m)
+};
+
+/// Watches the front and the agent: either one ending (a peer's `kill`, a crash) leaves a
+/// node that listens and serves no one — or no child at all — which no supervisor of the
+/// node would ever restart. `pkit node` then stops, failing (fail-stop).
+caf::actor watch_service(caf::actor_system& sys, const pkit::net::node_actor& front, const pkit::net::node_actor& agent,
+                         std::shared_ptr<node_end> end) {
+  // Its inputs are spawn arguments, not captures: CAF 0.17.6 dereferences a null argument
+  // tuple when an actor function is spawned without arguments (UBSan: init_fun_factory).
+  const auto watcher = [](caf::event_based_actor* self, const pkit::net::node_actor& front,
+                          const pkit::net::node_actor& agent, std::shared_ptr<node_end> end) -> caf::behavior {
+    self->monitor(front);
+    self->monitor(agent);
+    self->set_down_handler([self, front, end](caf::down_msg& dm) {
+      {
+        std::lock_guard lock(end->m);
+        end->why = std::string(dm.source == front.address() ? "its front" : "its agent") + " ended (" +
+                   self->system().render(dm.reason) + ")";
+      }
+      const std::uint64_t one = 1;
+      [[maybe_unused]] const auto n = ::write(end->wake.get(), &one, sizeof one);
+      self->quit();
+    });
+    return {[](caf::unit_t) {}};
+  };
+  return sys.spawn(watcher, front, agent, std::move(end));
+}
+
+/// Waits for a stop signal on `sfd`, or for `end`; false for the latter.
+bool wait_for_signal(int sfd, node_end& end) {
+  pollfd fds[2] = {{sfd, POLLIN, 0}, {end.wake.get(), POLLIN, 0}};
+  while (::poll(fds, 2, -1) < 0 && errno == EINTR) {
+  }
+  if ((fds[1].revents & POLLIN) != 0) return false;
   signalfd_siginfo info{};
   while (::read(sfd, &info, sizeof info) < 0 && errno == EINTR) {
   }
+  return true;
 }
 
 int serve(node_plan& plan, pkit::net::tls_snapshot& snap, guardian* keeper, int sfd) {
@@ -237,6 +296,11 @@ int serve(node_plan& plan, pkit::net::tls_snapshot& snap, guardian* keeper, int 
     plan.config.on_child_started = [keeper](pid_t pid) {
       if (pid > 1) keeper->watch(pid);
     };
+  // The agent sees the front's taps as relays: the guard of each child serves the node
+  // of the controller the tap stands for (node_children::own).
+  plan.config.controller_of = [children](const caf::actor& relay) { return children->controller_of(relay); };
+  // The taps take only sealed reports: a peer can pose as a child's process actor.
+  plan.config.sealed_local_reports = true;
   auto agent = pkit::net::spawn_node_agent(*sys, plan.config);
   // Each tap checks its relay once per link timeout: an orphan left by a reconnect race
   // is stopped within that (+ the child's stop timeout).
@@ -244,8 +308,7 @@ int serve(node_plan& plan, pkit::net::tls_snapshot& snap, guardian* keeper, int 
   auto front = spawn_node_front(*sys, agent, children, keeper, plan.config.name, relay_check);
   auto port = publish(*sys, front, plan.address, plan.tls.has_value());
   if (auto* why = std::get_if<std::string>(&port)) {
-    caf::anon_send_exit(front, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
+    end_service(*sys, front, agent);
     return refuse(node_exit_cannot_listen, "cannot listen on " + plan.address.to_string(plan.address.port) + ": " + *why);
   }
   // The watchdog: a node that stops running is fenced before its controller fails over.
@@ -254,25 +317,37 @@ int serve(node_plan& plan, pkit::net::tls_snapshot& snap, guardian* keeper, int 
     try {
       feeder = std::make_unique<watchdog_feeder>(*keeper, *sys, watchdog_limit(plan.timing));
     } catch (const std::exception& e) {
-      caf::anon_send_exit(front, caf::exit_reason::user_shutdown);
-      caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
+      end_service(*sys, front, agent);
       return refuse(node_exit_failed, std::string("the watchdog did not start: ") + e.what());
     }
   }
+  auto end = std::make_shared<node_end>();
+  if (!end->wake) {
+    end_service(*sys, front, agent);
+    return refuse(node_exit_failed, std::string("no eventfd: ") + std::strerror(errno));
+  }
+  const caf::actor watcher = watch_service(*sys, front, agent, end);
   // The one line on stdout: scripts and tests wait for it.
   std::printf("listening on %s\n", plan.address.to_string(std::get<std::uint16_t>(port)).c_str());
   std::fflush(stdout);
   std::fprintf(stderr, "pkit node %s: serving %s (%s)\n", plan.config.name.c_str(),
                plan.address.to_string(std::get<std::uint16_t>(port)).c_str(),
                plan.tls ? "TLS, mutual authentication" : "plain BASP on loopback");
-  wait_for_signal(sfd);
+  const bool signalled = wait_for_signal(sfd, *end);
+  caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
   // Before the line: whoever reads it knows spawns and starts are refused from then on.
   stopping->store(true);
-  std::fprintf(stderr, "pkit node %s: stopping\n", plan.config.name.c_str());
+  if (signalled) {
+    std::fprintf(stderr, "pkit node %s: stopping\n", plan.config.name.c_str());
+  } else {
+    std::lock_guard lock(end->m);
+    std::fprintf(stderr, "pkit node %s: %s: stopping every child and exiting\n", plan.config.name.c_str(),
+                 end->why.c_str());
+  }
   const bool ok = stop_all(*sys, front, agent, *children, allow);
   feeder.reset();  // disarms the watchdog; before the system it looks at
   sys.reset();  // before the snapshot it reads: declared in run()
-  return ok ? node_exit_clean : node_exit_failed;
+  return ok && signalled ? node_exit_clean : node_exit_failed;
 }
 
 }  // namespace

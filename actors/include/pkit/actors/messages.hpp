@@ -88,6 +88,14 @@ struct process_spec {
   /// output_capture (one pipe per run); see pkit/actors/output_capture.hpp.
 };
 
+/// How long a process actor's start of `spec` may wait beyond its spawn, in ms: the
+/// readiness deadline for a spec that waits for readiness (`notify_fd`, `notify_socket`)
+/// or for the lookup of its `user` or `group` (which counts toward that deadline); 0 for
+/// any other (its start is the spawn); none when `ready_timeout_ms` is -1 (for ever), or
+/// 0 with a lookup (a lookup is bounded by a deadline over 0 only).
+/// What every bound on a start (a supervisor's, a node's, a remote caller's) builds on.
+std::optional<std::int64_t> start_wait_ms(const process_spec& spec);
+
 /// A process actor's answer to `status_atom`.
 struct process_info {
   std::string name;

@@ -82,10 +82,14 @@ struct process_observer {
 /// the CAF worker that handles it; a target's start, a round trip to the fork server
 /// (bounded by its `request_timeout`), runs on a launcher thread of pkit's, so a slow or
 /// stopped server holds no worker (the actor system itself is never forked to run C++
-/// code: CAF's worker threads are running). So does the start of a program whose spec
-/// names a `user` or `group`: their name-service lookup (LDAP, sssd...) may wait on a
-/// server, and must not hold a worker either. Each kind has a thread of its own. The child is not started until the
-/// actor receives `start`. Errors in the spec are reported by `start`.
+/// code: CAF's worker threads are running). So does the name-service lookup of the `user`
+/// or `group` a program's spec names (LDAP, sssd... may wait on a server), on launcher
+/// threads of their own; the spawn follows on the worker. The lookup counts toward
+/// `ready_timeout_ms` when it is over 0 (then `start_failed`, stage "user"/"group",
+/// ETIMEDOUT; readiness gets what is left), and a `stop` or `kill` during it ends the
+/// start at once (`start_failed`, ECANCELED; the stop is answered `not_started`): nothing
+/// is spawned for it. The child is not started until the actor receives `start`. Errors in
+/// the spec are reported by `start`.
 process_actor spawn_process(caf::actor_system& system, process_spec spec,
                             const fork_server* server = nullptr, process_observer observer = {});
 

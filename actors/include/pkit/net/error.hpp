@@ -148,6 +148,9 @@ enum class errc {
   /// a start through the process actor of a child whose controller was lost: the node is
   /// stopping that run for good; a controller places its child again with a new spawn.
   node_child_retired,
+  /// a request to a child's process actor from neither the controller that asked for the
+  /// child (an actor of its relay's node) nor this node: refused, nothing is done.
+  node_not_permitted,
 };
 
 /// The category of `pkit::net::errc`; its name is "pkit.net".

@@ -35,9 +35,11 @@
 #include <pkit/net/error.hpp>
 
 #include <caf/actor.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/error.hpp>
+#include <caf/node_id.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/type_id.hpp>
 #include <caf/typed_actor.hpp>
@@ -86,12 +88,19 @@ struct node_child_info {
 /// its log) nor another remote child's prefix: "remote:web" is the peer's "web".
 inline constexpr const char* remote_name_prefix = "remote:";
 
+/// The mark of a report the agent's process actor sends to a relay of its own node when
+/// node_config::sealed_local_reports is set. A type CAF is never told of (no type ID, no
+/// inspect()): a message that carries it cannot be serialized nor deserialized, so it
+/// never crosses the wire and no peer can make one.
+struct sealed_report {};
+
 /// A node's configuration: a plain value, checked with check() before the agent is spawned.
 struct node_config {
   std::string name;
   allow_list allow;
-  /// Process actors alive at once (over all controllers): a spawn beyond it is refused
-  /// with errc::node_child_limit. A slot is freed when the process actor ends.
+  /// Process actors alive at once (over all controllers), and spawns waiting for an
+  /// orphaned run of their id to end: a spawn beyond it is refused with
+  /// errc::node_child_limit. A slot is freed when the process actor ends.
   std::uint32_t max_children = 64;
   /// Where the agent tells the node's own operator why it refused a spawn: the
   /// controller's id and the whole refusal, detail included (error::message(); the
@@ -110,6 +119,19 @@ struct node_config {
   /// controller must not restart children while the node stops them. Read on the agent's
   /// and the process actors' threads. Null: no such switch.
   std::shared_ptr<const std::atomic<bool>> stopping;
+  /// The node of the controller a spawn's relay stands for: the process actor handed out
+  /// for that child serves requests from that node's actors (and this node's) only. Empty:
+  /// the relay's own node. `pkit node` sets it: the relay the agent sees is the front's
+  /// tap, which stands for the controller's relay. Called on the agent's thread.
+  std::function<caf::node_id(const caf::actor& relay)> controller_of;
+  /// Reports to a relay of this node itself go sealed: (sealed_report, child_started, …)
+  /// instead of (child_started, …), still with the process actor handed out (the guard)
+  /// as their sender. For a relay that must tell its child's reports from a peer's
+  /// forgeries (`pkit node`'s tap): CAF 0.17.6 lets a peer name any exposed actor of this
+  /// node — the guard among them — as the sender of a message, but no peer can send a
+  /// sealed_report. A relay of another node always gets plain reports. Default off: an
+  /// embedder's local relay expects plain ones.
+  bool sealed_local_reports = false;
 
   /// allow.check(), then a positive max_children (allow_list_invalid naming
   /// "max_children"); nullopt when usable.
@@ -151,9 +173,12 @@ namespace pkit::net {
 ///   actor, with its interface: it forwards every request, and refuses `start` once the
 ///   node stops (node_config::stopping: errc::node_shutting_down) or once the agent stops
 ///   this child for good (its relay went down: errc::node_child_retired). An exit sent to
-///   it ends it, and the agent then stops the child as for a relay that goes down. It
+///   it by an actor of the controller's node or by a live actor of this process never
+///   exposed (genuine_local_sender; others are ignored, `kill` cannot be) ends it, and the agent then stops the child as for a relay that
+///   goes down. It
 ///   reports its child's life to `relay` (child_started, child_ready, child_exited with
-///   the spawn's id, see process_actor.hpp, the guard as their sender); those reports may
+///   the spawn's id, see process_actor.hpp, the guard as their sender; sealed for a relay
+///   of this node with node_config::sealed_local_reports); those reports may
 ///   reach the caller before the answer (another sender). While a run of the same id whose
 ///   relay went down is still being stopped, the spawn waits for its end (see above): it
 ///   is refused with node_previous_run_stuck if that stop fails or exceeds the run's stop
@@ -202,6 +227,15 @@ node_actor spawn_node_agent(caf::actor_system& sys, node_config config);
 /// actor of this node as the sender of a routed message; this rule holds all the same.
 bool acceptable_relay(caf::actor_system& sys, const caf::strong_actor_ptr& sender, const caf::actor& relay);
 
+/// Whether `sender` is surely an actor of this process: of `sys`'s node and never exposed
+/// to the network (outside `sys`'s registry). CAF 0.17.6 resolves the sender of a routed
+/// message that claims this node through the registry, where every actor whose message
+/// crossed a link is: a peer can pose as any exposed actor here, never as an unexposed
+/// one. An actor that has ended is not genuine either (a peer may have named it while it
+/// was still exposed): a sender whose word must count stays alive until it was heard.
+/// What acts only on this node's own word (its stop, a child's hand-over) asks this.
+bool genuine_local_sender(caf::actor_system& sys, const caf::strong_actor_ptr& sender);
+
 /// `e` as a caf::error of the category "pkitnet" (the errc as its code, subject and
 /// reason as its context), so that it crosses the wire to the controller: what
 /// e.peer_message() says, structured; never e.detail.
@@ -227,3 +261,6 @@ typename Inspector::result_type inspect(Inspector& f, node_child_info& x) {
 }
 
 }  // namespace pkit::net
+
+// Local only, on purpose (see sealed_report).
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(pkit::net::sealed_report)

@@ -44,7 +44,7 @@ struct control_server_options {
   std::filesystem::path socket_path;            ///< required; its directory is created (0700) if missing
   std::size_t max_request_bytes = std::size_t{1} << 20;
   std::size_t max_queued_bytes = std::size_t{4} << 20;  ///< per client: unsent replies and stream items
-  std::size_t max_clients = 1024;               ///< more at once: refused with "too_many_clients"
+  std::size_t max_clients = 1024;               ///< more at once (or over a quarter of RLIMIT_NOFILE): refused with "too_many_clients"
   unsigned workers = 3;                         ///< threads calling the handler (at least 1)
 };
 

@@ -22,7 +22,11 @@
 
 #include <caf/actor_system.hpp>
 
+#include <caf/actor_addr.hpp>
+#include <caf/node_id.hpp>
+
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -41,10 +45,18 @@ public:
   /// From now on add() refuses; returns the process actors recorded.
   std::vector<pkit::actors::process_actor> drain();
 
+  /// The front's taps stand for controllers' relays: `tap` for a relay of `controller`'s
+  /// (the agent asks, node_config::controller_of, to tell who may act on the child).
+  void own(const caf::actor_addr& tap, const caf::node_id& controller);
+  void disown(const caf::actor_addr& tap);
+  /// The controller `relay` stands for if it is a tap, else `relay`'s own node.
+  caf::node_id controller_of(const caf::actor& relay);
+
 private:
   std::mutex mutex_;
   bool draining_ = false;
   std::vector<pkit::actors::process_actor> live_;
+  std::map<caf::actor_addr, caf::node_id> owners_;
 };
 
 /// Spawns the front for `agent` in `sys`. `keeper` (may be null: no guardian) and
@@ -52,7 +64,10 @@ private:
 /// stderr. Every `relay_check` (0: never) each tap asks the controller whether its relay
 /// still exists, and ends (its child is stopped) when the controller no longer has it:
 /// the old proxies of a controller that reconnected before this node noticed the old link
-/// dead are never killed by CAF. The front runs until sent an exit.
+/// dead are never killed by CAF. The front runs until sent an exit. `agent` must be
+/// configured with node_config::sealed_local_reports (the taps take sealed reports only:
+/// without it the controllers would hear of no start and no exit) and controller_of
+/// mapping each tap to its controller (node_children::controller_of).
 pkit::net::node_actor spawn_node_front(caf::actor_system& sys, pkit::net::node_actor agent,
                                        std::shared_ptr<node_children> children, guardian* keeper,
                                        std::string node_name, std::chrono::milliseconds relay_check);
