@@ -681,6 +681,13 @@ BOOST_AUTO_TEST_CASE(a_forked_copy_that_drops_its_fork_server_handle_leaves_the_
 BOOST_AUTO_TEST_CASE(a_server_that_cannot_be_watched_is_not_started) {
 #if defined(__SANITIZE_THREAD__)
   BOOST_TEST_MESSAGE("skipped: the copy would start a reaper thread, which TSan cannot do after fork");
+#elif defined(__SANITIZE_ADDRESS__)
+  // The ASan build is ASan+UBSan: UBSan's vptr check, on a miss in its type cache, tests
+  // the vtable's memory through a pipe of its own (IsAccessibleMemoryRange). At the
+  // descriptor limit that pipe fails and every virtual call it checks is reported as
+  // "invalid vptr", so whether the copy survives depends on what an earlier case left in
+  // the cache (CI: failed; alone: always). The plain build runs this case.
+  BOOST_TEST_MESSAGE("skipped: UBSan's vptr check needs descriptors of its own, which the limit denies");
 #else
   // The server's two socket pairs take the four lowest free numbers; then its pidfd, then
   // the reaper's own descriptor for the events watch. The limit forbids one of those.
