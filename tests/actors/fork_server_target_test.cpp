@@ -11,6 +11,8 @@
 
 #include <optional>
 
+#include <sys/syscall.h>
+
 using namespace pkit_actor_test;
 using namespace std::chrono_literals;
 using pkit::exit_status;
@@ -175,6 +177,27 @@ struct server_paused {
   server_paused& operator=(const server_paused&) = delete;
 };
 
+/// Whether a thread of this program is asleep waiting for the fork server's reply: the
+/// launcher has begun the start job (a job not yet begun would be skipped by a stop, which
+/// then answers not_started). The client waits in poll() (a request with a deadline) or
+/// recvmsg(); no other thread of these cases sleeps there (CAF's and the launcher's idle
+/// threads wait on futexes, the reaper in epoll_wait). "NR args…", or "running".
+bool a_thread_waits_for_the_server() {
+  std::vector<std::string> waits = {std::to_string(SYS_recvmsg) + " ", std::to_string(SYS_ppoll) + " "};
+#if defined(SYS_poll)
+  waits.push_back(std::to_string(SYS_poll) + " ");
+#endif
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream in(task.path() / "syscall");
+    std::string line;
+    if (!std::getline(in, line)) continue;
+    for (const auto& w : waits)
+      if (line.rfind(w, 0) == 0) return true;
+  }
+  return false;
+}
+
 /// The fork server's live children (its zombies excluded: it reaps them).
 std::vector<pid_t> server_children() {
   std::vector<pid_t> out;
@@ -251,6 +274,8 @@ BOOST_AUTO_TEST_CASE(a_stop_made_during_a_target_start_is_applied_once_the_child
     auto pending_start = self->request(a, event_timeout, pa::start_atom_v);
     // status is answered in order after start: the start has been taken on.
     BOOST_TEST_REQUIRE(status(a).state == process_state::starting);
+    // And the launcher has begun it: a stop before that skips the job (not_started).
+    BOOST_TEST_REQUIRE(eventually(a_thread_waits_for_the_server), "the start never reached the server");
     auto pending_stop = stopper->request(a, event_timeout, pa::stop_atom_v);
     BOOST_TEST(status(a).state == process_state::stopping);
     paused.resume();
@@ -273,6 +298,8 @@ BOOST_AUTO_TEST_CASE(an_actor_that_dies_during_its_target_start_leaves_no_child)
     server_paused paused;
     self->send(a, pa::start_atom_v);
     BOOST_TEST_REQUIRE(status(a).state == process_state::starting);
+    // The request is with the server: the child is made once it resumes.
+    BOOST_TEST_REQUIRE(eventually(a_thread_waits_for_the_server), "the start never reached the server");
     self->send_exit(a, caf::exit_reason::kill);
     self->wait_for(a);
   }
