@@ -6,19 +6,26 @@
 #include <thread>
 #include <utility>
 
+#include <pthread.h>
+
 namespace pkit::actors::detail {
+
+const char* launcher::thread_name(launcher_lane lane) noexcept {
+  return lane == launcher_lane::fork_server ? "pkit-forksrv" : "pkit-lookup";
+}
 
 launcher& launcher::instance(launcher_lane lane) {
   // Never destroyed (see the class doc). Each lane is made on its first use only.
   if (lane == launcher_lane::fork_server) {
-    static launcher* const servers = new launcher(1);
+    static launcher* const servers = new launcher(1, thread_name(lane));
     return *servers;
   }
-  static launcher* const names = new launcher(name_service_threads);
+  static launcher* const names = new launcher(name_service_threads, thread_name(lane));
   return *names;
 }
 
-launcher::launcher(std::size_t max_threads) : max_threads_(max_threads) {}
+launcher::launcher(std::size_t max_threads, const char* thread_name)
+    : max_threads_(max_threads), thread_name_(thread_name) {}
 
 void launcher::post(std::function<void()> job) {
   std::unique_lock<std::mutex> lock(mutex_);
@@ -44,6 +51,10 @@ void launcher::post(std::function<void()> job) {
 }
 
 void launcher::loop() {
+  // Named so that a thread waiting on a wedged server or name service is recognised in a
+  // stack dump or top -H (and by the tests, which wait until a job has begun). A failure
+  // leaves the program's name: nothing depends on it.
+  (void)::pthread_setname_np(::pthread_self(), thread_name_);
   for (;;) {
     std::function<void()> next;
     {

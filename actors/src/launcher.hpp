@@ -65,6 +65,9 @@ class launcher {
 public:
   static constexpr std::size_t name_service_threads = 4;
 
+  /// The name of the lane's threads (ps -L, top -H, gdb, /proc/PID/task/TID/comm).
+  static const char* thread_name(launcher_lane lane) noexcept;
+
   /// The launcher of `lane`, its first thread started on first use. Throws
   /// `std::system_error` when the lane has no thread and none can be made (the next call
   /// tries again), `std::bad_alloc`.
@@ -86,10 +89,11 @@ public:
   launcher& operator=(const launcher&) = delete;
 
 private:
-  explicit launcher(std::size_t max_threads);
+  launcher(std::size_t max_threads, const char* thread_name);
   [[noreturn]] void loop();
 
   const std::size_t max_threads_;
+  const char* const thread_name_;  // at most 15 characters (the kernel's limit)
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::function<void()>> jobs_;

@@ -9,6 +9,8 @@
 
 #include <pkit/fork_server.hpp>
 
+#include "launcher.hpp"
+
 #include <optional>
 
 #include <sys/syscall.h>
@@ -177,18 +179,21 @@ struct server_paused {
   server_paused& operator=(const server_paused&) = delete;
 };
 
-/// Whether a thread of this program is asleep waiting for the fork server's reply: the
-/// launcher has begun the start job (a job not yet begun would be skipped by a stop, which
-/// then answers not_started). The client waits in poll() (a request with a deadline) or
-/// recvmsg(); no other thread of these cases sleeps there (CAF's and the launcher's idle
-/// threads wait on futexes, the reaper in epoll_wait). "NR args…", or "running".
-bool a_thread_waits_for_the_server() {
+/// Whether the launcher's fork-server thread is asleep waiting for the server's reply: it
+/// has begun a start job (a job not yet begun would be skipped by a stop, which then
+/// answers not_started). The client waits in poll() (its request has a deadline) or
+/// recvmsg(). /proc/self/task/TID/syscall reads "NR args…", or "running".
+bool the_launcher_waits_for_the_server() {
   std::vector<std::string> waits = {std::to_string(SYS_recvmsg) + " ", std::to_string(SYS_ppoll) + " "};
 #if defined(SYS_poll)
   waits.push_back(std::to_string(SYS_poll) + " ");
 #endif
+  const std::string name = pa::detail::launcher::thread_name(pa::detail::launcher_lane::fork_server);
   std::error_code ec;
   for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string thread;
+    if (!std::getline(comm, thread) || thread != name) continue;
     std::ifstream in(task.path() / "syscall");
     std::string line;
     if (!std::getline(in, line)) continue;
@@ -275,7 +280,7 @@ BOOST_AUTO_TEST_CASE(a_stop_made_during_a_target_start_is_applied_once_the_child
     // status is answered in order after start: the start has been taken on.
     BOOST_TEST_REQUIRE(status(a).state == process_state::starting);
     // And the launcher has begun it: a stop before that skips the job (not_started).
-    BOOST_TEST_REQUIRE(eventually(a_thread_waits_for_the_server), "the start never reached the server");
+    BOOST_TEST_REQUIRE(eventually(the_launcher_waits_for_the_server), "the start never reached the server");
     auto pending_stop = stopper->request(a, event_timeout, pa::stop_atom_v);
     BOOST_TEST(status(a).state == process_state::stopping);
     paused.resume();
@@ -289,6 +294,46 @@ BOOST_AUTO_TEST_CASE(a_stop_made_during_a_target_start_is_applied_once_the_child
   BOOST_TEST(status(a).state == process_state::idle);
 }
 
+// The other side: a stop that comes before the launcher has begun the start. The job is
+// skipped — nothing is spawned — the stop answers not_started and the start fails as
+// stopped before it was spawned. The fork-server lane has one thread: a first start, in
+// flight to the paused server, holds it, so the second start's job waits in its queue.
+BOOST_AUTO_TEST_CASE(a_stop_before_the_launcher_takes_the_start_spawns_nothing) {
+  BOOST_TEST_REQUIRE(server_children().empty());
+  auto spec = target_spec("pause", {});
+  spec.stop_timeout_ms = 30000;
+  auto first = spawn(spec, server());
+  auto second = spawn(spec, server());
+  caf::scoped_actor starter{system};
+  caf::scoped_actor stopper{system};
+  reply<std::int32_t> first_start, second_start;
+  reply<exit_status> second_stop;
+  {
+    server_paused paused;
+    auto pending_first = self->request(first, event_timeout, pa::start_atom_v);
+    BOOST_TEST_REQUIRE(eventually(the_launcher_waits_for_the_server), "the first start never reached the server");
+    auto pending_second = starter->request(second, event_timeout, pa::start_atom_v);
+    BOOST_TEST_REQUIRE(status(second).state == process_state::starting);
+    auto pending_stop = stopper->request(second, event_timeout, pa::stop_atom_v);
+    BOOST_TEST(status(second).state == process_state::stopping);
+    paused.resume();
+    first_start = await<std::int32_t>(std::move(pending_first));
+    second_start = await<std::int32_t>(std::move(pending_second));
+    second_stop = await<exit_status>(std::move(pending_stop));
+  }
+  BOOST_TEST_REQUIRE(first_start.ok(), "first start failed: " << first_start.describe());
+  BOOST_TEST(second_start.is(pa::error::start_failed), "second start: " << second_start.describe());
+  BOOST_TEST(second_start.rendered.find("stopped before it was spawned") != std::string::npos,
+             second_start.rendered);
+  BOOST_TEST(second_stop.is(pa::error::not_started), "second stop: " << second_stop.describe());
+  const auto info = status(second);
+  BOOST_TEST(info.state == process_state::idle);
+  BOOST_TEST(info.pid == 0);
+  // Both jobs have reported (both starts are answered): the first one's child is the
+  // server's only one.
+  BOOST_TEST(server_children() == std::vector<pid_t>{*first_start.value});
+}
+
 BOOST_AUTO_TEST_CASE(an_actor_that_dies_during_its_target_start_leaves_no_child) {
   BOOST_TEST_REQUIRE(server_children().empty());
   auto spec = target_spec("pause", {});
@@ -299,7 +344,7 @@ BOOST_AUTO_TEST_CASE(an_actor_that_dies_during_its_target_start_leaves_no_child)
     self->send(a, pa::start_atom_v);
     BOOST_TEST_REQUIRE(status(a).state == process_state::starting);
     // The request is with the server: the child is made once it resumes.
-    BOOST_TEST_REQUIRE(eventually(a_thread_waits_for_the_server), "the start never reached the server");
+    BOOST_TEST_REQUIRE(eventually(the_launcher_waits_for_the_server), "the start never reached the server");
     self->send_exit(a, caf::exit_reason::kill);
     self->wait_for(a);
   }
