@@ -7,6 +7,7 @@
 #include <pkit/tool/control_client.hpp>
 #include <pkit/tool/control_server.hpp>
 
+#include <exception>
 #include <fstream>
 
 #include <fcntl.h>
@@ -180,6 +181,54 @@ BOOST_AUTO_TEST_CASE(a_path_claimed_by_a_server_still_starting_is_refused_and_it
   // Its claim released (it crashed, say), the path is served again by the next server.
   claim.reset();
   bound.reset();
+  control_server next(handler, control_server_options{path});
+  control_client c(path);
+  BOOST_TEST(c.request("hello").ok);
+}
+
+// A program out of descriptors cannot open the path's lock file: that is the program's
+// state, not the path's — the same path serves once descriptors are free again. It was
+// reported bad_path. While the limit holds nothing but the server's start runs, and no
+// Boost.Test check: UBSan's vptr check (the ASan build), on a miss in its type cache,
+// needs a pipe of its own and reports the object invalid without one — so the type the
+// start throws is checked once before, to be in that cache.
+BOOST_AUTO_TEST_CASE(a_program_out_of_descriptors_fails_as_a_system_error_not_a_bad_path) {
+  pkit_test_common::temp_dir dir;
+  const auto path = dir.file("nofd.sock");
+  fake_handler handler;
+  rlimit saved{};
+  BOOST_REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  int lowest_free = 0;
+  while (::fcntl(lowest_free, F_GETFD) >= 0) ++lowest_free;
+  try {
+    throw control_server_error(control_server_error::kind::system, "warm-up");
+  } catch (const control_server_error& e) {
+    BOOST_REQUIRE(e.what_kind() == control_server_error::kind::system);
+  }
+  std::exception_ptr failure;
+  rlimit none = saved;
+  none.rlim_cur = static_cast<rlim_t>(lowest_free);  // no new descriptor at all
+  const bool lowered = ::setrlimit(RLIMIT_NOFILE, &none) == 0;
+  if (lowered) {
+    try {
+      control_server s(handler, control_server_options{path});
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  }
+  const bool restored = ::setrlimit(RLIMIT_NOFILE, &saved) == 0;
+  BOOST_TEST_REQUIRE(lowered);
+  BOOST_TEST_REQUIRE(restored);
+  BOOST_TEST_REQUIRE(static_cast<bool>(failure), "a server started with no descriptor to spare");
+  try {
+    std::rethrow_exception(failure);
+  } catch (const control_server_error& e) {
+    BOOST_TEST((e.what_kind() == control_server_error::kind::system), e.what());
+    BOOST_TEST(std::string(e.what()).find("lock file") != std::string::npos, e.what());
+    BOOST_TEST(std::string(e.what()).find("Too many open files") != std::string::npos, e.what());
+  }
+  // Nothing was left behind, and the path serves now.
+  BOOST_TEST(::fcntl(lowest_free, F_GETFD) < 0, "descriptor " << lowest_free << " left open");
   control_server next(handler, control_server_options{path});
   control_client c(path);
   BOOST_TEST(c.request("hello").ok);

@@ -28,6 +28,19 @@ using kind = control_server_error::kind;
   fail(k, what + ": " + std::error_code(err, std::system_category()).message());
 }
 
+// A call on the path that failed: bad_path when the path is at fault (missing, a link,
+// no permission, read-only), system when the program or the machine is (out of
+// descriptors, memory, locks, space, an I/O error) — the same path serves once that is
+// remedied, and an embedder that offers another path on bad_path would mislead.
+[[noreturn]] void fail_at_path(const std::string& what, int err) {
+  switch (err) {
+    case EMFILE: case ENFILE: case ENOMEM: case ENOBUFS: case ENOLCK: case ENOSPC: case EDQUOT: case EIO:
+      fail_errno(kind::system, what, err);
+    default:
+      fail_errno(kind::bad_path, what, err);
+  }
+}
+
 sockaddr_un address_of(const std::filesystem::path& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -39,27 +52,27 @@ sockaddr_un address_of(const std::filesystem::path& path) {
   return addr;
 }
 
-/// Makes `dir` and its missing ancestors with mode 0700 (the socket inside is then
-/// unreachable to others even in the instant between bind and chmod), and refuses a
-/// directory someone else could swap the socket in (REVIEW D6): a symbolic link (whoever
-/// owns its parent can re-point it), one owned by another user (root's only when we are
-/// root: a root-owned shared directory such as /tmp is writable by all), or one the
-/// group or others may write.
 std::string octal(unsigned mode) {
   std::array<char, 8> buf{};
   std::snprintf(buf.data(), buf.size(), "%04o", mode);
   return buf.data();
 }
 
+/// Makes `dir` and its missing ancestors with mode 0700 (the socket inside is then
+/// unreachable to others even in the instant between bind and chmod), and refuses a
+/// directory someone else could swap the socket in (REVIEW D6): a symbolic link (whoever
+/// owns its parent can re-point it), one owned by another user (root's only when we are
+/// root: a root-owned shared directory such as /tmp is writable by all), or one the
+/// group or others may write.
 void prepare_directory(const std::filesystem::path& dir) {
   std::filesystem::path so_far;
   for (const auto& part : dir) {
     so_far /= part;
     if (::mkdir(so_far.c_str(), 0700) != 0 && errno != EEXIST)
-      fail_errno(kind::bad_path, "cannot create directory \"" + so_far.string() + "\"", errno);
+      fail_at_path("cannot create directory \"" + so_far.string() + "\"", errno);
   }
   struct stat st {};
-  if (::lstat(dir.c_str(), &st) != 0) fail_errno(kind::bad_path, "cannot use directory \"" + dir.string() + "\"", errno);
+  if (::lstat(dir.c_str(), &st) != 0) fail_at_path("cannot use directory \"" + dir.string() + "\"", errno);
   if (S_ISLNK(st.st_mode))
     fail(kind::bad_path, "socket directory \"" + dir.string() + "\" is a symbolic link: name the real directory");
   if (!S_ISDIR(st.st_mode)) fail(kind::bad_path, "\"" + dir.string() + "\" is not a directory");
@@ -76,7 +89,7 @@ void clear_stale_socket(const std::filesystem::path& path, const sockaddr_un& ad
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) return;
-    fail_errno(kind::bad_path, "cannot use \"" + path.string() + "\"", errno);
+    fail_at_path("cannot use \"" + path.string() + "\"", errno);
   }
   if (!S_ISSOCK(st.st_mode)) fail(kind::bad_path, "\"" + path.string() + "\" exists and is not a socket");
   unique_fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -84,9 +97,9 @@ void clear_stale_socket(const std::filesystem::path& path, const sockaddr_un& ad
   if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0)
     fail(kind::already_running, "a pkit run is already listening at \"" + path.string() + "\"");
   if (errno != ECONNREFUSED)
-    fail_errno(kind::bad_path, "cannot probe the existing socket \"" + path.string() + "\"", errno);
+    fail_at_path("cannot probe the existing socket \"" + path.string() + "\"", errno);
   if (::unlink(path.c_str()) != 0 && errno != ENOENT)
-    fail_errno(kind::bad_path, "cannot remove the stale socket \"" + path.string() + "\"", errno);
+    fail_at_path("cannot remove the stale socket \"" + path.string() + "\"", errno);
 }
 
 /// The claim on `path`: without it, a server that probes while another is between its
@@ -97,11 +110,11 @@ void clear_stale_socket(const std::filesystem::path& path, const sockaddr_un& ad
 unique_fd claim_path(const std::filesystem::path& path) {
   const std::string lock_path = path.string() + ".lock";
   unique_fd fd(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!fd) fail_errno(kind::bad_path, "cannot open the lock file \"" + lock_path + "\"", errno);
+  if (!fd) fail_at_path("cannot open the lock file \"" + lock_path + "\"", errno);
   while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno == EINTR) continue;
     if (errno == EWOULDBLOCK) fail(kind::already_running, "a pkit run is already listening at \"" + path.string() + "\"");
-    fail_errno(kind::bad_path, "cannot lock \"" + lock_path + "\"", errno);
+    fail_at_path("cannot lock \"" + lock_path + "\"", errno);
   }
   return fd;
 }
@@ -121,7 +134,7 @@ bound_socket listen_at(const std::filesystem::path& path) {
   if (::bind(s.fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
     // Someone bound between our probe and now: that is a live server.
     if (errno == EADDRINUSE) fail(kind::already_running, "a pkit run is already listening at \"" + path.string() + "\"");
-    fail_errno(kind::system, "cannot bind \"" + path.string() + "\"", errno);
+    fail_at_path("cannot bind \"" + path.string() + "\"", errno);
   }
   struct stat st {};
   if (::chmod(path.c_str(), 0600) != 0 || ::stat(path.c_str(), &st) != 0) {

@@ -30,8 +30,11 @@ class control_server_error : public std::runtime_error {
 public:
   enum class kind {
     already_running,  ///< a live server answers at the path
-    bad_path,         ///< the path or its directory is unusable (not a socket, someone else's dir, too long)
-    system,           ///< a system call failed (socket, bind, listen, epoll, threads)
+    bad_path,         ///< the path or its directory is unusable (not a socket, someone else's dir, too
+                      ///< long, a call on it refused: no permission, read-only, a link, missing)
+    system,           ///< the program or machine is short of something (descriptors, memory, locks,
+                      ///< space, I/O) or a call not on the path failed (socket, listen, epoll,
+                      ///< threads): the same path may serve once that is remedied
   };
   control_server_error(kind k, const std::string& message) : std::runtime_error(message), kind_(k) {}
   kind what_kind() const noexcept { return kind_; }
@@ -63,8 +66,8 @@ public:
   /// Binds and listens at options.socket_path and starts the threads. The `handler`
   /// must outlive the server (it is called until stop() returns). Throws
   /// control_server_error: kind::already_running when a server answers at the path (the
-  /// path is then left alone), kind::bad_path when the path exists and is not a socket
-  /// or its directory belongs to another user, kind::system otherwise. A socket file
+  /// path is then left alone), kind::bad_path when the path or its directory is unusable
+  /// (see the kinds), kind::system otherwise. A socket file
   /// nobody answers at (a crashed run's) is replaced.
   control_server(control_handler& handler, control_server_options options);
 
