@@ -7,8 +7,12 @@
 #include <pkit/tool/control_client.hpp>
 #include <pkit/tool/control_server.hpp>
 
+#include <cstring>
 #include <exception>
 #include <fstream>
+#include <future>
+#include <thread>
+#include <vector>
 
 #include <fcntl.h>
 #include <grp.h>
@@ -232,6 +236,51 @@ BOOST_AUTO_TEST_CASE(a_program_out_of_descriptors_fails_as_a_system_error_not_a_
   control_server next(handler, control_server_options{path});
   control_client c(path);
   BOOST_TEST(c.request("hello").ok);
+}
+
+// A listener at the path that no server's claim covers (not pkit's, or an older one)
+// with its backlog full: the probe's blocking connect waited for a slot, and the start
+// hung for as long as the listener did not accept. It is refused at once now.
+BOOST_AUTO_TEST_CASE(a_listener_with_a_full_backlog_is_refused_without_waiting) {
+  pkit_test_common::temp_dir dir;
+  const auto path = dir.file("busy.sock");
+  pkit::unique_fd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  BOOST_REQUIRE(::bind(listener.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+  BOOST_REQUIRE(::listen(listener.get(), 0) == 0);
+  std::vector<pkit::unique_fd> waiting;
+  for (;;) {  // connections nobody accepts, until the backlog is full
+    pkit::unique_fd c(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    BOOST_REQUIRE(c);
+    if (::connect(c.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
+      BOOST_REQUIRE_MESSAGE(errno == EAGAIN, std::strerror(errno));
+      break;
+    }
+    waiting.push_back(std::move(c));
+    BOOST_REQUIRE(waiting.size() < 1000u);
+  }
+  fake_handler handler;
+  std::promise<std::string> outcome;
+  auto verdict = outcome.get_future();
+  std::thread starter([&] {
+    try {
+      control_server s(handler, control_server_options{path});
+      outcome.set_value("started");
+    } catch (const control_server_error& e) {
+      outcome.set_value(e.what_kind() == control_server_error::kind::already_running ? "already_running" : e.what());
+    }
+  });
+  const bool answered = verdict.wait_for(10s) == std::future_status::ready;
+  if (!answered) {  // free a slot, so that the hung start ends and the thread joins
+    pkit::unique_fd taken(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  }
+  starter.join();
+  BOOST_TEST(answered, "the start waited for the listener's backlog");
+  BOOST_TEST(verdict.get() == "already_running");
+  struct stat st {};
+  BOOST_TEST(::lstat(path.c_str(), &st) == 0, "the listener's socket was removed");
 }
 
 BOOST_AUTO_TEST_CASE(unusable_paths_are_refused_with_their_reason) {

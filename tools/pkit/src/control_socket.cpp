@@ -92,9 +92,12 @@ void clear_stale_socket(const std::filesystem::path& path, const sockaddr_un& ad
     fail_at_path("cannot use \"" + path.string() + "\"", errno);
   }
   if (!S_ISSOCK(st.st_mode)) fail(kind::bad_path, "\"" + path.string() + "\" exists and is not a socket");
-  unique_fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  // Non-blocking: a listener whose backlog is full (a server that does not accept, or
+  // not pkit's) made a blocking connect wait for it, and the start hang. EAGAIN is a
+  // listener all the same.
+  unique_fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!probe) fail_errno(kind::system, "socket", errno);
-  if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0)
+  if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0 || errno == EAGAIN)
     fail(kind::already_running, "a pkit run is already listening at \"" + path.string() + "\"");
   if (errno != ECONNREFUSED)
     fail_at_path("cannot probe the existing socket \"" + path.string() + "\"", errno);
