@@ -23,6 +23,7 @@
 #include "detail/pidfd.hpp"
 #include "detail/reaper.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <map>
@@ -686,7 +687,8 @@ BOOST_AUTO_TEST_CASE(a_server_that_cannot_be_watched_is_not_started) {
   // the vtable's memory through a pipe of its own (IsAccessibleMemoryRange). At the
   // descriptor limit that pipe fails and every virtual call it checks is reported as
   // "invalid vptr", so whether the copy survives depends on what an earlier case left in
-  // the cache (CI: failed; alone: always). The plain build runs this case.
+  // the cache (CI: failed; alone: always). The plain build runs this case; the next one
+  // makes the same failures with a test fault, in this build too.
   BOOST_TEST_MESSAGE("skipped: UBSan's vptr check needs descriptors of its own, which the limit denies");
 #else
   // The server's two socket pairs take the four lowest free numbers; then its pidfd, then
@@ -718,6 +720,35 @@ BOOST_AUTO_TEST_CASE(a_server_that_cannot_be_watched_is_not_started) {
     BOOST_TEST(verdict == "refused", "denied fd #" << denied);
   }
 #endif
+}
+
+// The refusal above in every build, the sanitizers' included (that case needs a
+// descriptor limit, which their runtimes cannot live with): each watch of the new server
+// fails in turn, as if out of descriptors — its pidfd, the watch of its events, the watch
+// of its exit (after the events' watch was made: that one is undone). The start fails
+// with EMFILE, the server is killed and reaped, and no descriptor is left.
+BOOST_AUTO_TEST_CASE(a_server_whose_watch_fails_is_killed_and_reaped_and_leaves_no_descriptor) {
+  using watch_fault = pkit::detail::fork_server_faults::watch_fault;
+  for (const watch_fault where : {watch_fault::pidfd, watch_fault::events, watch_fault::exit}) {
+    auto children_before = children_of(::getpid());
+    std::sort(children_before.begin(), children_before.end());
+    const auto fds_before = open_fds();
+    pkit::detail::fork_server_faults faults;
+    faults.watch = where;
+    std::error_code failed;
+    try {
+      auto core = launch_with(faults);
+      core->shutdown();
+    } catch (const std::system_error& e) {
+      failed = e.code();
+    }
+    BOOST_TEST(failed == std::errc::too_many_files_open,
+               "fault " << static_cast<int>(where) << ": " << failed.message());
+    auto children_after = children_of(::getpid());
+    std::sort(children_after.begin(), children_after.end());
+    BOOST_TEST(children_after == children_before, "fault " << static_cast<int>(where) << ": a server is left");
+    check_fds_unchanged(fds_before);
+  }
 }
 
 // The server's shutdown with a child that does not die (uninterruptible sleep: here, a

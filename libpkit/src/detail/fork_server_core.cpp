@@ -85,7 +85,16 @@ std::shared_ptr<fork_server_core> fork_server_core::launch(fork_server::registry
     fork_server_main(core->targets_, ctl_server.get(), ev_server.get(), faults);
   }
   core->server_pid_ = pid;
-  core->server_pidfd_.reset(pidfd_open(pid, 0));
+  using watch_fault = fork_server_faults::watch_fault;
+  const auto fault_if = [&faults](watch_fault where) {
+    if (faults.watch == where)
+      throw std::system_error(EMFILE, std::system_category(), "pkit fork server: test fault");
+  };
+  if (faults.watch == watch_fault::pidfd) {
+    errno = EMFILE;
+  } else {
+    core->server_pidfd_.reset(pidfd_open(pid, 0));
+  }
   // Without its pidfd and both watches the server's death would never be seen: every
   // later shutdown would wait for it for ever. No server, then (EMFILE, ENOMEM).
   auto abort_server = [pid] {
@@ -105,8 +114,10 @@ std::shared_ptr<fork_server_core> fork_server_core::launch(fork_server::registry
 
   try {
     auto& r = reaper::instance();
+    fault_if(watch_fault::events);
     core->events_watch_ = r.watch_fd(core->events_.get(), [core] { return core->on_events(); });
     try {
+      fault_if(watch_fault::exit);
       core->exit_watch_ = r.watch_child(core->server_pidfd_.get(), [core](exit_status) { core->on_server_exit(); });
     } catch (...) {
       r.unwatch(core->events_watch_);

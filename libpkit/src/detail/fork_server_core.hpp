@@ -61,6 +61,11 @@ struct fork_server_faults {
   reply_fault reply = reply_fault::none;
   bool huge_name_len = false;  // the request claims a 4 GiB target name
   bool spare_first_at_shutdown = false;  // the server's shutdown does not kill its first child
+  /// The parent's watch of the new server fails as if out of descriptors (EMFILE): its
+  /// pidfd, the watch of its events socket, or the watch of its exit — what a descriptor
+  /// limit does, in builds whose sanitizer runtime cannot live at that limit.
+  enum class watch_fault { none, pidfd, events, exit };
+  watch_fault watch = watch_fault::none;
   /// How long the server's shutdown waits for its children to die, all together.
   std::chrono::milliseconds shutdown_wait{4000};
 };
