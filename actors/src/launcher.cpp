@@ -11,13 +11,13 @@
 namespace pkit::actors::detail {
 
 const char* launcher::thread_name(launcher_lane lane) noexcept {
-  return lane == launcher_lane::fork_server ? "pkit-forksrv" : "pkit-lookup";
+  return lane == launcher_lane::fork_server ? fork_server_thread_name : name_service_thread_name;
 }
 
 launcher& launcher::instance(launcher_lane lane) {
   // Never destroyed (see the class doc). Each lane is made on its first use only.
   if (lane == launcher_lane::fork_server) {
-    static launcher* const servers = new launcher(1, thread_name(lane));
+    static launcher* const servers = new launcher(fork_server_threads, thread_name(lane));
     return *servers;
   }
   static launcher* const names = new launcher(name_service_threads, thread_name(lane));

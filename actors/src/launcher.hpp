@@ -64,6 +64,13 @@ enum class launcher_lane {
 class launcher {
 public:
   static constexpr std::size_t name_service_threads = 4;
+  /// One: a fork server serves one request at a time, and the jobs of the lane are taken
+  /// in order (a test holds the thread with one start to queue the next).
+  static constexpr std::size_t fork_server_threads = 1;
+  static constexpr const char fork_server_thread_name[] = "pkit-forksrv";
+  static constexpr const char name_service_thread_name[] = "pkit-lookup";
+  // The kernel keeps 15 characters; a longer name is refused (ERANGE), and ignored.
+  static_assert(sizeof fork_server_thread_name <= 16 && sizeof name_service_thread_name <= 16);
 
   /// The name of the lane's threads (ps -L, top -H, gdb, /proc/PID/task/TID/comm).
   static const char* thread_name(launcher_lane lane) noexcept;
@@ -93,7 +100,7 @@ private:
   [[noreturn]] void loop();
 
   const std::size_t max_threads_;
-  const char* const thread_name_;  // at most 15 characters (the kernel's limit)
+  const char* const thread_name_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::function<void()>> jobs_;

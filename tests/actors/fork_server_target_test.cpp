@@ -299,6 +299,7 @@ BOOST_AUTO_TEST_CASE(a_stop_made_during_a_target_start_is_applied_once_the_child
 // stopped before it was spawned. The fork-server lane has one thread: a first start, in
 // flight to the paused server, holds it, so the second start's job waits in its queue.
 BOOST_AUTO_TEST_CASE(a_stop_before_the_launcher_takes_the_start_spawns_nothing) {
+  static_assert(pa::detail::launcher::fork_server_threads == 1, "the second start must queue behind the first");
   BOOST_TEST_REQUIRE(server_children().empty());
   auto spec = target_spec("pause", {});
   spec.stop_timeout_ms = 30000;

@@ -85,6 +85,7 @@ std::shared_ptr<fork_server_core> fork_server_core::launch(fork_server::registry
     fork_server_main(core->targets_, ctl_server.get(), ev_server.get(), faults);
   }
   core->server_pid_ = pid;
+  if (faults.server_pid != nullptr) *faults.server_pid = pid;
   using watch_fault = fork_server_faults::watch_fault;
   const auto fault_if = [&faults](watch_fault where) {
     if (faults.watch == where)

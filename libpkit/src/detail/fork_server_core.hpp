@@ -66,6 +66,7 @@ struct fork_server_faults {
   /// limit does, in builds whose sanitizer runtime cannot live at that limit.
   enum class watch_fault { none, pidfd, events, exit };
   watch_fault watch = watch_fault::none;
+  pid_t* server_pid = nullptr;  // where launch() notes the server's pid, once forked
   /// How long the server's shutdown waits for its children to die, all together.
   std::chrono::milliseconds shutdown_wait{4000};
 };
@@ -150,7 +151,7 @@ private:
   std::mutex request_mutex_;  // one request at a time on control_; guards the next three
   std::uint64_t next_id_ = 1;
   std::vector<std::uint64_t> unsent_abandons_;
-  fork_server_faults faults_;  // only huge_name_len is used on this side
+  fork_server_faults faults_;  // of the requests: huge_name_len (`watch` is launch()'s alone)
   std::chrono::milliseconds request_timeout_{};
 
   mutable std::mutex mutex_;  // guards everything below
