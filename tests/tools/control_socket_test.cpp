@@ -37,6 +37,14 @@ mode_t mode_of(const std::string& path) {
   return st.st_mode & 07777;
 }
 
+/// The address of the socket file at `path` (shorter than sun_path; the tests' paths are).
+sockaddr_un unix_address(const char* path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+  return addr;
+}
+
 /// In a forked child, as uid/gid 65534: connects to `path`, sends a request, and exits
 /// 0 when the server answered "permission_denied" and closed, 2 when the connect itself
 /// was refused by the file system (EACCES), 1 otherwise. Only system calls between fork
@@ -48,9 +56,7 @@ int connect_as_nobody(const char* path) {
     if (::setresgid(65534, 65534, 65534) != 0 || ::setgroups(0, nullptr) != 0 || ::setresuid(65534, 65534, 65534) != 0)
       ::_exit(10);
     const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+    const sockaddr_un addr = unix_address(path);
     if (::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) ::_exit(errno == EACCES ? 2 : 11);
     const char request[] = "{\"id\":1,\"command\":\"shutdown\"}\n";
     ::send(fd, request, sizeof request - 1, MSG_NOSIGNAL);
@@ -124,9 +130,7 @@ BOOST_AUTO_TEST_CASE(a_stale_socket_is_replaced) {
   {
     // A socket file nobody listens at any more: what a killed pkit run leaves.
     pkit::unique_fd fd(::socket(AF_UNIX, SOCK_STREAM, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    const sockaddr_un addr = unix_address(path.c_str());
     BOOST_REQUIRE(::bind(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
   }
   BOOST_REQUIRE(std::filesystem::exists(path));
@@ -164,9 +168,7 @@ BOOST_AUTO_TEST_CASE(a_path_claimed_by_a_server_still_starting_is_refused_and_it
   BOOST_REQUIRE(claim);
   BOOST_REQUIRE(::flock(claim.get(), LOCK_EX | LOCK_NB) == 0);
   pkit::unique_fd bound(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  const sockaddr_un addr = unix_address(path.c_str());
   BOOST_REQUIRE(::bind(bound.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
   struct stat before {};
   BOOST_REQUIRE(::lstat(path.c_str(), &before) == 0);
@@ -246,9 +248,7 @@ BOOST_AUTO_TEST_CASE(a_listener_with_a_full_backlog_is_refused_without_waiting) 
   pkit_test_common::temp_dir dir;
   const auto path = dir.file("busy.sock");
   pkit::unique_fd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  const sockaddr_un addr = unix_address(path.c_str());
   BOOST_REQUIRE(::bind(listener.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
   BOOST_REQUIRE(::listen(listener.get(), 0) == 0);
   std::vector<pkit::unique_fd> waiting;
@@ -370,9 +370,7 @@ BOOST_AUTO_TEST_CASE(out_of_descriptors_the_server_backs_off_and_recovers) {
   // message objects with a pipe of its own, and with no descriptor left it reports them
   // as invalid. Everything is measured first, checked once the limit is back.
   const bool lowered = ::setrlimit(RLIMIT_NOFILE, &low) == 0;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  const sockaddr_un addr = unix_address(path.c_str());
   bool connected = true;
   for (auto& c : clients)
     connected = connected && ::connect(c.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
@@ -417,9 +415,7 @@ pid_t impostor_listening_at(const char* dir, const char* path, int ready) {
     ::_exit(10);
   if (::mkdir(dir, 0755) != 0) ::_exit(11);
   const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+  const sockaddr_un addr = unix_address(path);
   if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 || ::chmod(path, 0666) != 0 ||
       ::listen(fd, 4) != 0)
     ::_exit(12);
