@@ -35,9 +35,17 @@ using lines = std::vector<std::string>;
 /// The daemon's stream of one session: stored by the worker that opened it, destroyed off
 /// the endpoint's scheduler (destroying it waits for a sink call under way) by a worker or
 /// by stop().
+///
+/// The daemon may end a stream before the worker has stored it (its sink may run before
+/// open_stream returns): the endpoint then closes the slot early. So whether the stream
+/// opened is a fact of its own (`opened`, never cleared), not whether the slot still holds
+/// it; and a slot closed before its stream is stored makes the worker destroy the stream
+/// (`closed`). Both under `m`.
 struct stream_slot {
   std::mutex m;
   std::unique_ptr<control_stream> stream;
+  bool opened = false;  // the daemon opened it (settles the session: served, not refused)
+  bool closed = false;  // close_slot ran: a stream stored later is destroyed at once
 };
 
 /// What stop() waits for, shared by the front actor, its workers and the server: the
@@ -59,8 +67,9 @@ struct drain_state {
 /// A request is answered (or refused after admit): one fewer in flight.
 void finish_request(drain_state& d);
 
-/// Destroys the daemon stream `slot` holds, if it still holds one. Any thread but the
-/// endpoint's scheduler; never under `d.m`.
+/// Destroys the daemon stream `slot` holds, if it still holds one, and marks it closed (a
+/// stream stored after this is destroyed by its opener). Any thread but the endpoint's
+/// scheduler; never under `d.m`.
 void close_slot(const std::shared_ptr<stream_slot>& slot, drain_state& d);
 
 // Streams (remote_control.hpp): pulled by their client, bounded per session.

@@ -46,6 +46,7 @@ void close_slot(const std::shared_ptr<stream_slot>& slot, drain_state& d) {
   {
     std::lock_guard lock(slot->m);
     stream = std::move(slot->stream);
+    slot->closed = true;
   }
   if (!stream) return;
   stream.reset();  // after this, its sink is never called again

@@ -29,13 +29,20 @@ caf::behavior stream_opener(caf::event_based_actor* self, control_handler* handl
     std::string reply = stream ? encode_reply(req.id, control_reply::success({{"stream", req.command}, {"session", session}}))
                                : encode_reply(req.id, error.ok ? control_reply::failure("internal", "no stream") : error);
     if (stream) {
-      {
-        std::lock_guard lock(slot->m);
+      // Stored and counted open in one step under the slot's lock, so that close_slot
+      // (which takes the stream under it, then uncounts) sees both or neither. Lock order:
+      // slot, then drain; nothing takes them the other way round.
+      std::lock_guard lock(slot->m);
+      slot->opened = true;
+      if (!slot->closed) {
         slot->stream = std::move(stream);
+        std::lock_guard drain_lock(drain->m);
+        drain->open.insert(slot);
       }
-      std::lock_guard lock(drain->m);
-      drain->open.insert(slot);
     }
+    // A stream whose session was closed while it opened (the daemon ended it, its client
+    // left) is destroyed here, off every lock: destroying it waits for a sink call.
+    stream.reset();
     finish_request(*drain);  // after the slot is known: stop() then sees it
     return reply;
   }};
@@ -140,18 +147,19 @@ caf::result<std::string> open_session(front_pointer self, const control_request&
   auto w = self->spawn<caf::detached>(stream_opener, st.handler, slot, st.drain, std::move(to), id);
   st.sessions.emplace(id, std::move(s));
   keep_expiring(self);
-  // The session may have ended while its stream opened (its client gone): then the
-  // stream the opener stored is closed here, or it would never be.
+  // Settled once the opener answered. A session that ended meanwhile (its client gone, the
+  // daemon's early end) had its slot closed by end_session/serve_poll: a stream stored
+  // after that was destroyed by the opener itself (stream_slot).
   auto settle = [self, id, slot] {
     auto it = self->state.sessions.find(id);
+    if (it == self->state.sessions.end()) return;
     bool opened = false;
     {
       std::lock_guard lock(slot->m);
-      opened = slot->stream != nullptr;
+      opened = slot->opened;  // not whether it still holds it: an early end closes it
     }
-    if (it == self->state.sessions.end()) self->spawn<caf::detached>(stream_closer, slot, self->state.drain);
-    else if (!opened) end_session(self, id);  // refused: nothing to follow
-    else serve_poll(self, id);                // what came while it opened (an end too)
+    if (!opened) end_session(self, id);  // refused: nothing to follow
+    else serve_poll(self, id);           // what came while it opened (an end too)
   };
   self->request(w, caf::infinite, ctl_request_atom_v, std::move(line))
       .then(
