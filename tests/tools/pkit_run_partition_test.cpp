@@ -151,7 +151,8 @@ BOOST_AUTO_TEST_CASE(a_stopped_node_is_fenced_by_its_guardian_before_the_failove
 }
 
 // A node that is busy is not a frozen node: a burst of starts (here 600 programs at once)
-// keeps its actors running longer than the watchdog's limit (112 ms with these links)
+// keeps its actors running longer than the watchdog's limit (112 ms with these links;
+// 262 ms in a sanitizer build)
 // before a message queued behind them runs, yet they make progress all along. The
 // guardian must not fence it (the watchdog once judged by one periodic message's delay,
 // and killed a healthy node and its children while it started a tree).
@@ -163,7 +164,16 @@ BOOST_AUTO_TEST_CASE(a_node_busy_with_a_burst_of_starts_is_not_fenced) {
   // limit = 3/4 of (timeout - heartbeat), at least 100 ms: 112 ms. The tree's own link
   // to a (node_timeout, also its connect timeout) is not what is judged here and is
   // generous: under ASan beside another test a connect to a took over 1 s (CI).
-  pkit_node_process a({"--allow", allow, "--name", "a", "--heartbeat", "100ms", "--timeout", "250ms",
+  // In a sanitizer build, on a host at load 20, the node's feeder thread once went
+  // unscheduled for 114 ms: a starved process, which the watchdog is right to fence at
+  // that limit, not the busy one this case is about. There the limit is 262 ms; the plain
+  // build (CI's first stage) keeps the tight one that pins the defect.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  const std::string timeout = "450ms";
+#else
+  const std::string timeout = "250ms";
+#endif
+  pkit_node_process a({"--allow", allow, "--name", "a", "--heartbeat", "100ms", "--timeout", timeout,
                        "--max-children", "1000"});
   auto port = a.wait_listening();
   BOOST_REQUIRE_MESSAGE(port.has_value(), "node a did not listen: " << a.stderr_text());
