@@ -53,7 +53,11 @@ public:
       error = control_reply::failure("not_captured", "'missing' does not log");
       return nullptr;
     }
-    std::lock_guard lock(m_);
+    std::unique_lock lock(m_);
+    ++waiting_;  // gated as handle() is (the daemon's open_stream waits for its lock)
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return open_; });
+    --waiting_;
     sink_ = std::move(to);
     ++open_streams_;
     cv_.notify_all();
@@ -302,6 +306,27 @@ BOOST_AUTO_TEST_CASE(a_stream_the_daemon_ends_while_it_opens_is_delivered_and_cl
     BOOST_TEST_REQUIRE(f.items.size() == 1u, "round " << round);
     BOOST_TEST_REQUIRE(e.handler.wait_streams(0), "round " << round << ": the daemon's stream was never closed");
   }
+}
+
+// A session is idle from when its opening settled, not from its request: the daemon may
+// take long to open a stream (its open_stream waits for the control lock, which a `ctl
+// stop` may hold for minutes), and its client cannot poll before it has the reply.
+BOOST_AUTO_TEST_CASE(a_stream_slow_to_open_is_not_expired_before_its_client_could_poll) {
+  endpoint e;
+  e.handler.close();
+  follower f(e.server.port(), "tail", json{{"name", "web"}});
+  BOOST_REQUIRE(e.handler.wait_blocked(1));
+  // Past the idle limit (15 s) and the next check of it (every 250 ms): what is tested is
+  // a duration, so it is waited for.
+  std::this_thread::sleep_for(16s);
+  e.handler.open();
+  BOOST_REQUIRE(e.handler.wait_streams(1));
+  BOOST_TEST(e.handler.push(json{{"line", "late"}}));
+  e.handler.push(nullptr);
+  const auto r = f.result();
+  BOOST_TEST(r.result.value("end", "") == "ended", r.result.dump());
+  BOOST_TEST(f.items.size() == 1u);
+  BOOST_TEST(e.handler.wait_streams(0));
 }
 
 BOOST_AUTO_TEST_CASE(stopping_the_endpoint_ends_its_streams_with_shutdown) {

@@ -62,6 +62,7 @@ struct drain_state {
   std::set<std::shared_ptr<stream_slot>> open;  // slots holding a daemon stream
   std::size_t peers = 0;
   bool draining = false;
+  bool closed_all = false;  // stop() closed what was open: a stream opened later is not kept
 };
 
 /// A request is answered (or refused after admit): one fewer in flight.
@@ -88,7 +89,10 @@ struct stream_session {
   std::shared_ptr<stream_slot> slot;  // null once its daemon stream is being closed
   std::optional<caf::typed_response_promise<lines>> poll;  // a poll waiting for lines
   steady::time_point poll_since{};
+  // Idle from when its opening settled: its client cannot poll before it has the reply,
+  // and the daemon may take long to open (open_stream waits for the control lock).
   steady::time_point last_poll = steady::now();
+  bool settled = false;  // the opener answered; never expired before
 };
 
 /// The endpoint's interface: the published one plus its messages to itself (ignored from

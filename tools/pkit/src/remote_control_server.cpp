@@ -237,6 +237,7 @@ struct remote_control_server::impl {
       if (actor) caf::send_as(actor, actor, ctl_end_all_atom_v);
       drain->cv.wait_for(drain_lock, stream_grace, [this] { return drain->open.empty(); });
       const auto left = drain->open;
+      drain->closed_all = true;  // a worker still opening (a front killed) keeps nothing
       drain_lock.unlock();
       for (const auto& slot : left) close_slot(slot, *drain);
       drain_lock.lock();

@@ -35,9 +35,11 @@ caf::behavior stream_opener(caf::event_based_actor* self, control_handler* handl
       std::lock_guard lock(slot->m);
       slot->opened = true;
       if (!slot->closed) {
-        slot->stream = std::move(stream);
         std::lock_guard drain_lock(drain->m);
-        drain->open.insert(slot);
+        if (!drain->closed_all) {  // else stop() is past closing the open ones
+          slot->stream = std::move(stream);
+          drain->open.insert(slot);
+        }
       }
     }
     // A stream whose session was closed while it opened (the daemon ended it, its client
@@ -102,7 +104,7 @@ void expire(front_pointer self, std::uint64_t seq) {
   std::vector<std::uint64_t> gone;
   for (auto& [id, s] : st.sessions) {
     if (s.poll && now - s.poll_since >= poll_hold) std::exchange(s.poll, std::nullopt)->deliver(lines{});
-    if (!s.poll && now - s.last_poll >= session_idle) gone.push_back(id);
+    if (s.settled && !s.poll && now - s.last_poll >= session_idle) gone.push_back(id);
   }
   for (auto id : gone) end_session(self, id);
   keep_expiring(self);
@@ -148,11 +150,13 @@ caf::result<std::string> open_session(front_pointer self, const control_request&
   st.sessions.emplace(id, std::move(s));
   keep_expiring(self);
   // Settled once the opener answered. A session that ended meanwhile (its client gone, the
-  // daemon's early end) had its slot closed by end_session/serve_poll: a stream stored
+  // daemon's early end, the endpoint's shutdown) had its slot closed by end_session/serve_poll: a stream stored
   // after that was destroyed by the opener itself (stream_slot).
   auto settle = [self, id, slot] {
     auto it = self->state.sessions.find(id);
     if (it == self->state.sessions.end()) return;
+    it->second.settled = true;
+    it->second.last_poll = steady::now();
     bool opened = false;
     {
       std::lock_guard lock(slot->m);
