@@ -110,6 +110,12 @@ stdio stream_of(const std::string& path) {
   return stdio::file(path, true);
 }
 
+stdio input_of(const std::string& path) {
+  if (path.empty()) return stdio::inherit();
+  if (path == "null") return stdio::null();
+  return stdio::file(path);  // read-only for stdin
+}
+
 bool captures_output(const process_spec& spec) {
   return spec.stdout_path == capture_stream || spec.stderr_path == capture_stream;
 }
@@ -241,6 +247,7 @@ caf::error make_process(self_pointer self) {
   const process_spec& spec = st.spec;
   process_options o;
   o.name = spec.name;
+  o.in = input_of(spec.stdin_path);
   o.out = stream_of(spec.stdout_path);
   o.err = stream_of(spec.stderr_path);
   o.new_process_group = spec.new_process_group;

@@ -55,6 +55,7 @@ pa::process_spec sample_process_spec(const std::string& tag) {
   s.cwd = "/tmp/" + tag;
   s.stdout_path = "/tmp/out-" + tag;
   s.stderr_path = "null";
+  s.stdin_path = "/tmp/in-" + tag;
   s.new_process_group = false;
   s.notify_fd = 7;
   s.ready_timeout_ms = 1234;
@@ -130,6 +131,7 @@ void check_same(const pa::process_spec& a, const pa::process_spec& b) {
   BOOST_TEST(a.cwd == b.cwd);
   BOOST_TEST(a.stdout_path == b.stdout_path);
   BOOST_TEST(a.stderr_path == b.stderr_path);
+  BOOST_TEST(a.stdin_path == b.stdin_path);
   BOOST_TEST(a.new_process_group == b.new_process_group);
   BOOST_TEST(a.notify_fd == b.notify_fd);
   BOOST_TEST(a.ready_timeout_ms == b.ready_timeout_ms);

@@ -10,6 +10,8 @@
 #include <caf/atom.hpp>
 #include <caf/response_type.hpp>
 
+#include <fstream>
+#include <iterator>
 #include <variant>
 
 using namespace pkit_actor_test;
@@ -1192,6 +1194,59 @@ BOOST_AUTO_TEST_CASE(forged_readiness_and_deadline_reports_are_ignored) {
   BOOST_TEST_REQUIRE(kill(a).ok());
   auto started = await<std::int32_t>(std::move(pending));
   BOOST_TEST(started.is(pa::error::died_before_ready), started.describe());
+}
+
+// =====================================================================================
+// stdin (process_spec::stdin_path)
+// =====================================================================================
+
+namespace {
+std::string read_all(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+}  // namespace
+
+// "null" is what a supervised program gets from pkit run and from a node: fd 0 is
+// /dev/null, read at once as end of file (not a terminal it would be stopped reading).
+BOOST_AUTO_TEST_CASE(a_null_stdin_is_dev_null_and_reads_as_end_of_file) {
+  temp_dir dir;
+  pa::process_spec spec;
+  spec.argv = {"/bin/sh", "-c", "readlink /proc/self/fd/0; cat; echo \"cat=$?\""};
+  spec.stdin_path = "null";
+  spec.stdout_path = dir.file("out");
+  auto a = spawn(spec);
+  BOOST_TEST_REQUIRE(start(a).ok());
+  auto j = join(a);
+  BOOST_TEST_REQUIRE(j.ok(), j.describe());
+  BOOST_TEST(*j.value == exit_status::exited(0));
+  BOOST_TEST(read_all(dir.file("out")) == "/dev/null\ncat=0\n");
+}
+
+// Any other value is a file the child reads from its start, opened read-only; a missing
+// one fails the start at "open stdio", naming the errno, and spawns nothing.
+BOOST_AUTO_TEST_CASE(a_file_stdin_is_read_by_the_child_and_a_missing_one_fails_the_start) {
+  temp_dir dir;
+  { std::ofstream(dir.file("in")) << "pear\napple\n"; }
+  pa::process_spec spec;
+  spec.argv = {"/bin/sh", "-c", "cat; echo x >&0 || echo read-only"};
+  spec.stdin_path = dir.file("in");
+  spec.stdout_path = dir.file("out");
+  spec.stderr_path = "null";
+  auto a = spawn(spec);
+  BOOST_TEST_REQUIRE(start(a).ok());
+  auto j = join(a);
+  BOOST_TEST_REQUIRE(j.ok(), j.describe());
+  BOOST_TEST(read_all(dir.file("out")) == "pear\napple\nread-only\n");
+  BOOST_TEST(read_all(dir.file("in")) == "pear\napple\n");
+
+  spec.stdin_path = dir.file("absent");
+  auto b = spawn(spec);
+  auto r = start(b);
+  BOOST_TEST_REQUIRE(!r.ok());
+  const std::string text = r.describe();
+  BOOST_TEST(text.find("stdio") != std::string::npos, text);
+  BOOST_TEST(text.find("No such file") != std::string::npos, text);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

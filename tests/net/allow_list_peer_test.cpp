@@ -57,13 +57,16 @@ BOOST_AUTO_TEST_CASE(a_root_agent_needs_a_user_and_children_start_from_a_clean_e
   s.clear_env = false;
   auto child = pkit::net::remote_child_spec(s, a);
   BOOST_TEST(child.clear_env);
+  BOOST_TEST(child.stdin_path == "null", "never the agent's own stdin");
   BOOST_TEST(child.user == "nobody");
   BOOST_TEST(child.group == "nogroup");
   BOOST_TEST((child.env == std::vector<std::string>{"PATH=/usr/bin:/bin", "LANG=C.UTF-8",
                                                      "APP_MODE=x"}));
   s.user = "app";
   s.group = "apps";
+  s.stdin_path = "";  // asked to inherit: still /dev/null
   child = pkit::net::remote_child_spec(s, a);
+  BOOST_TEST(child.stdin_path == "null");
   BOOST_TEST(child.user == "app");
   BOOST_TEST(child.group == "apps");
   a.base_env = {"PATH"};

@@ -157,6 +157,16 @@ BOOST_AUTO_TEST_CASE(output_files_are_refused) {
     s = t.spec({t.tool.string()});
     s.stderr_path = path;
     expect_refused(s, t.allow, errc::spec_output_refused, "stderr_path");
+    s = t.spec({t.tool.string()});
+    s.stdin_path = path;  // a file of the node's, read by a remote peer through its child
+    expect_refused(s, t.allow, errc::spec_output_refused, "stdin_path");
+  }
+  auto s = t.spec({t.tool.string()});
+  s.stdin_path = "capture";  // no capture of input
+  expect_refused(s, t.allow, errc::spec_output_refused, "stdin_path");
+  for (const auto& ok : {""s, "null"s}) {
+    s.stdin_path = ok;
+    expect_ok(s, t.allow);
   }
 }
 

@@ -412,7 +412,7 @@ BOOST_AUTO_TEST_CASE(a_valid_set_lands_in_the_configuration) {
   BOOST_TEST_REQUIRE(static_cast<bool>(timeout));
   BOOST_TEST(timeout->count() == caf::timespan{1s}.count());
   auto ids = caf::get_or(cfg, "middleman.app-identifiers", std::vector<std::string>{});
-  BOOST_TEST(ids == std::vector<std::string>{"pkit-1"});
+  BOOST_TEST(ids == std::vector<std::string>{pkit::net::app_identifier});
 }
 
 BOOST_AUTO_TEST_CASE(a_refused_set_leaves_the_configuration_untouched) {

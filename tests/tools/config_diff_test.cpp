@@ -98,6 +98,9 @@ BOOST_AUTO_TEST_CASE(program_equality_ignores_only_the_position) {
   q = p;
   q.stdout_spec.keep = 9;
   BOOST_TEST(!(p == q));
+  q = p;
+  q.stdin_mode = program_config::input::inherit;  // a reload restarts it with its new stdin
+  BOOST_TEST(!(p == q));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

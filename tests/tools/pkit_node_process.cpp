@@ -19,11 +19,12 @@ namespace pkit_test_tools {
 using namespace std::chrono;
 
 pkit_node_process::pkit_node_process(const std::vector<std::string>& args, const std::vector<std::string>& wrapper) {
-  int out[2], err[2];
-  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
+  int in[2], out[2], err[2];
+  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
     throw std::system_error(errno, std::system_category(), "pipe2");
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in[0], 0);
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   posix_spawn_file_actions_adddup2(&fa, err[1], 2);
   std::vector<std::string> argv = wrapper;
@@ -34,6 +35,8 @@ pkit_node_process::pkit_node_process(const std::vector<std::string>& args, const
   av.push_back(nullptr);
   int rc = ::posix_spawnp(&pid_, av[0], &fa, nullptr, av.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
+  ::close(in[0]);
+  stdin_writer_ = in[1];
   ::close(out[1]);
   ::close(err[1]);
   out_.reset(out[0]);
@@ -49,6 +52,7 @@ pkit_node_process::~pkit_node_process() {
     ::waitpid(pid_, &st, 0);
   }
   if (pidfd_ >= 0) ::close(pidfd_);
+  if (stdin_writer_ >= 0) ::close(stdin_writer_);
 }
 
 std::optional<std::uint16_t> pkit_node_process::wait_listening(milliseconds deadline) {

@@ -1,7 +1,8 @@
 #pragma once
 
-// The real `pkit node` run by a test: its stdout and stderr read line by line as they
-// come (pipes, polled with a deadline: the tests synchronise on lines, never on sleeps),
+// The real `pkit node` run by a test: its stdin a pipe the test holds open (as an
+// operator's terminal would be: something a child must not read), its stdout and stderr
+// read line by line as they come (pipes, polled with a deadline: the tests synchronise on lines, never on sleeps),
 // its exit awaited through a pidfd.
 
 #include "line_pipe.hpp"
@@ -48,6 +49,7 @@ public:
 private:
   pid_t pid_ = -1;
   int pidfd_ = -1;
+  int stdin_writer_ = -1;  // the write end of the node's stdin, open for its life
   line_pipe out_{-1};
   line_pipe err_{-1};
   bool reaped_ = false;

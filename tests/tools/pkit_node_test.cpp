@@ -166,6 +166,10 @@ BOOST_AUTO_TEST_CASE(it_prints_its_port_runs_an_allowed_program_and_stops_it_on_
   std::filesystem::permissions(record, std::filesystem::perms(0666));
   const auto pid = c.run_sleep(self, "recorder", relay, {test_child(), "record-term", record}, 1000);
   BOOST_TEST_REQUIRE(alive(pid), node.stderr_text());
+  // Never the node's own stdin (a pipe here, an operator's terminal elsewhere).
+  const auto fd0 = [](pid_t p) { return std::filesystem::read_symlink("/proc/" + std::to_string(p) + "/fd/0").string(); };
+  BOOST_TEST(fd0(node.pid()).starts_with("pipe:"), fd0(node.pid()));
+  BOOST_TEST(fd0(pid) == "/dev/null");
   BOOST_TEST_REQUIRE(node.wait_stdout("ready").has_value());  // its handler is set up
   ::kill(node.pid(), SIGTERM);
   BOOST_TEST(wait_pid_gone(pid));

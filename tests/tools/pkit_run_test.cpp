@@ -9,6 +9,7 @@
 #include <temp_dir.hpp>
 #include <test_child_path.hpp>
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -16,7 +17,9 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <map>
 #include <set>
@@ -379,6 +382,43 @@ BOOST_AUTO_TEST_CASE(programs_do_not_inherit_pkit_runs_notify_socket) {
   BOOST_TEST(exited->at("status").value("code", -1) == 4, exited->dump());
   ::kill(p.pid(), SIGTERM);
   BOOST_TEST(p.wait_exit().value_or(-1) == 0);
+}
+
+// A program's stdin is /dev/null, as under supervisord and systemd (in a group of its own,
+// reading pkit run's terminal would stop it with SIGTTIN); `stdin = "inherit"` gives it
+// pkit run's own. pkit run's stdin is a file here, so that the two are told apart.
+BOOST_AUTO_TEST_CASE(programs_read_dev_null_on_stdin_unless_they_inherit_pkit_runs) {
+  pkit_test_common::temp_dir dir;
+  write_file(dir.file("input"), "typed\n");
+  auto reader = [&](const std::string& name, const std::string& extra) {
+    return "[[program]]\nname = \"" + name + "\"\nrestart = \"temporary\"\ncommand = [\"/bin/sh\", \"-c\", " +
+           "\"readlink /proc/self/fd/0 > " + dir.file(name) + "; cat >> " + dir.file(name) + "\"]\n" + extra;
+  };
+  write_file(dir.file("tree.toml"), reader("quiet", "") + reader("reader", "stdin = \"inherit\"\n"));
+  const int saved = ::dup(0);
+  const int input = ::open(dir.file("input").c_str(), O_RDONLY | O_CLOEXEC);
+  BOOST_REQUIRE(saved >= 0 && input >= 0 && ::dup2(input, 0) == 0);
+  std::optional<pkit_process> p;
+  p.emplace(std::vector<std::string>{"run", dir.file("tree.toml"), "--log-format", "json"});
+  ::dup2(saved, 0);
+  ::close(saved);
+  ::close(input);
+  std::map<std::string, int> codes;
+  while (codes.size() < 2) {
+    auto e = p->wait_event([](const json& e) { return e.value("event", "") == "exited"; });
+    BOOST_REQUIRE_MESSAGE(e, p->stderr_text());
+    codes[e->value("program", "")] = e->at("status").value("code", -1);
+  }
+  BOOST_TEST(codes["quiet"] == 0);
+  BOOST_TEST(codes["reader"] == 0);
+  auto text = [&](const std::string& name) {
+    std::ifstream in(dir.file(name));
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  BOOST_TEST(text("quiet") == "/dev/null\n");
+  BOOST_TEST(text("reader") == std::filesystem::canonical(dir.file("input")).string() + "\ntyped\n");
+  ::kill(p->pid(), SIGTERM);
+  BOOST_TEST(p->wait_exit().value_or(-1) == 0);
 }
 
 BOOST_AUTO_TEST_CASE(check_prints_the_tree_of_a_good_file_and_the_errors_of_a_bad_one) {

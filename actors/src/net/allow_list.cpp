@@ -274,6 +274,11 @@ std::optional<error> check_strings(const actors::process_spec& spec, const allow
     if (!value->empty() && *value != "null" && *value != "capture")
       return refuse(errc::spec_output_refused, field,
                     printable(*value) + ": only \"\", \"null\" or \"capture\" (no files)");
+  // No file of the node's as stdin (a remote peer would read it through the child); the
+  // node gives /dev/null whatever was asked (remote_child_spec).
+  if (!spec.stdin_path.empty() && spec.stdin_path != "null")
+    return refuse(errc::spec_output_refused, "stdin_path",
+                  printable(spec.stdin_path) + ": only \"\" or \"null\" (no files)");
   for (auto [value, list, field] : {std::tuple{&spec.user, &allow.users, "user"},
                                     std::tuple{&spec.group, &allow.groups, "group"}}) {
     if (has_nul(*value))
@@ -399,6 +404,9 @@ actors::process_spec remote_child_spec(actors::process_spec spec, const allow_li
     spec.user = allow.default_user;
   if (spec.group.empty())
     spec.group = allow.default_group;
+  // Never the node's own stdin: on a terminal a remote child could read what its
+  // operator types (or be stopped by SIGTTIN), elsewhere share what the node reads.
+  spec.stdin_path = "null";
   spec.clear_env = true;
   std::vector<std::string> env = allow.base_env;
   env.insert(env.end(), std::make_move_iterator(spec.env.begin()),

@@ -36,7 +36,7 @@ const char* describe(errc e) {
     case errc::spec_path_not_absolute: return "path is not absolute and normalised";
     case errc::spec_program_not_allowed: return "program not allowed";
     case errc::spec_target_refused: return "fork-server targets are not allowed remotely";
-    case errc::spec_output_refused: return "output files are not allowed remotely";
+    case errc::spec_output_refused: return "files as standard streams are not allowed remotely";
     case errc::spec_cwd_not_allowed: return "working directory not allowed";
     case errc::spec_credentials_not_allowed: return "user or group not allowed";
     case errc::spec_env_not_allowed: return "environment variable not allowed";

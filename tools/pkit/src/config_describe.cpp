@@ -75,6 +75,7 @@ std::string program_text(const program_config& p) {
   attrs.push_back("stop: " + signal_name(p.stop_signal) + " " + format_duration(p.stop_timeout_ms));
   if (p.stdout_spec.mode != output_spec::kind::inherit) attrs.push_back("stdout: " + output_text(p.stdout_spec));
   if (p.stderr_spec.mode != output_spec::kind::inherit) attrs.push_back("stderr: " + output_text(p.stderr_spec));
+  if (p.stdin_mode == program_config::input::inherit) attrs.push_back("stdin: inherit");
   if (!p.user.empty()) attrs.push_back("user " + p.user);
   if (!p.group.empty()) attrs.push_back("group " + p.group);
   std::string s = "[program] " + command_text(p) + "   ";

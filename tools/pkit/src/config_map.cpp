@@ -44,6 +44,7 @@ actors::child_spec to_child_spec(const program_config& p, std::uint32_t instance
   s.cwd = p.cwd;
   s.stdout_path = output_path(p.stdout_spec);
   s.stderr_path = output_path(p.stderr_spec);
+  s.stdin_path = p.stdin_mode == program_config::input::inherit ? "" : "null";
   s.new_process_group = true;
   s.notify_fd = p.readiness.mode == readiness_spec::kind::fd ? p.readiness.fd : -1;
   s.notify_socket = p.readiness.mode == readiness_spec::kind::notify_socket;

@@ -41,10 +41,10 @@ std::string config_error::to_string() const {
 }
 
 bool program_config::operator==(const program_config& o) const {
-  return std::tie(name, argv, shell, environment, clear_env, cwd, user, group, stop_signal, stop_timeout_ms, kill_group,
-                  restart, significant, instances, nodes) ==
-             std::tie(o.name, o.argv, o.shell, o.environment, o.clear_env, o.cwd, o.user, o.group, o.stop_signal,
-                      o.stop_timeout_ms, o.kill_group, o.restart, o.significant, o.instances, o.nodes) &&
+  return std::tie(name, argv, shell, environment, clear_env, cwd, user, group, stdin_mode, stop_signal, stop_timeout_ms,
+                  kill_group, restart, significant, instances, nodes) ==
+             std::tie(o.name, o.argv, o.shell, o.environment, o.clear_env, o.cwd, o.user, o.group, o.stdin_mode,
+                      o.stop_signal, o.stop_timeout_ms, o.kill_group, o.restart, o.significant, o.instances, o.nodes) &&
          tie_output(stdout_spec) == tie_output(o.stdout_spec) && tie_output(stderr_spec) == tie_output(o.stderr_spec) &&
          tie_readiness(readiness) == tie_readiness(o.readiness) && same_limits(limits, o.limits);
 }

@@ -249,6 +249,9 @@ void check_remote_program(const program_config& p, table_reader& r) {
       r.error(o == &p.stdout_spec ? "stdout" : "stderr",
               "a program on a node cannot log to pkit run's files (its output stays on the node): use \"inherit\" "
               "(the node's own output) or \"null\"");
+  if (p.stdin_mode == program_config::input::inherit)
+    r.error("stdin", "a program on a node cannot read pkit run's stdin: a node gives its programs /dev/null "
+                     "(leave stdin out)");
   if (!p.kill_group)
     r.error("kill_group", "a program on a node always runs in its own process group, stopped as a whole "
                           "(the node refuses kill_group = false)");

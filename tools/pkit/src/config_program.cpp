@@ -278,6 +278,9 @@ std::optional<program_config> read_program(const toml::table& t, const std::stri
   if (auto g = r.string("group")) p.group = *g;
   p.stdout_spec = read_output(r, "stdout", p.name + ".out.log", ctx);
   p.stderr_spec = read_output(r, "stderr", p.name + ".err.log", ctx);
+  if (auto in = r.choice<program_config::input>("stdin", {{"null", program_config::input::null},
+                                                        {"inherit", program_config::input::inherit}}))
+    p.stdin_mode = *in;
   read_stop(r, p);
   if (auto rt = r.choice<restart_type>("restart", {{"permanent", restart_type::permanent},
                                                    {"transient", restart_type::transient},

@@ -86,6 +86,11 @@ struct process_spec {
   bool notify_socket = false;
   /// "capture" in stdout_path / stderr_path hands the stream to the actor system's
   /// output_capture (one pipe per run); see pkit/actors/output_capture.hpp.
+  /// The child's stdin: "" inherits the actor system's; "null" is /dev/null (what a
+  /// supervised program gets from `pkit run` and from a node, as from supervisord and
+  /// systemd: a child in a group of its own that read a terminal would be stopped by
+  /// SIGTTIN); anything else a file opened read-only. Appended last: it crosses the wire.
+  std::string stdin_path;
 };
 
 /// How long a process actor's start of `spec` may wait beyond its spawn, in ms: the
@@ -367,7 +372,7 @@ typename Inspector::result_type inspect(Inspector& f, process_spec& x) {
   return f(caf::meta::type_name("pkit::actors::process_spec"), x.name, x.argv, x.target, x.args,
            x.env, x.clear_env, x.cwd, x.stdout_path, x.stderr_path, x.new_process_group,
            x.notify_fd, x.ready_timeout_ms, x.stop_signal, x.stop_timeout_ms, x.kill_group, x.user,
-           x.group, x.rlimits, x.notify_socket);
+           x.group, x.rlimits, x.notify_socket, x.stdin_path);
 }
 
 template <class Inspector>

@@ -109,7 +109,7 @@ struct allow_list {
 
 /// Checks `spec` against `allow`. Returns the first violation as an error whose subject
 /// names the field ("argv[0]", "argv[3]", "target", "args", "env[1]", "cwd", "user",
-/// "group", "stdout_path", "stderr_path", "rlimits", "name", "stop_signal",
+/// "group", "stdin_path", "stdout_path", "stderr_path", "rlimits", "name", "stop_signal",
 /// "stop_timeout_ms", "ready_timeout_ms", "notify_fd", "new_process_group", "kill_group")
 /// and whose reason says why; nullopt when the spec may run. The rules: argv non-empty, no
 /// fork-server target or args; new_process_group and kill_group both true; a name of
@@ -119,7 +119,8 @@ struct allow_list {
 /// notify_fd -1 or above 2 and not with notify_socket; argv[0] and cwd absolute without
 /// ".", ".." or empty components, not under /proc or /dev, as spelled a listed program /
 /// inside an allowed directory, and only then existing and equal to their realpath
-/// (spec_path_not_canonical); stdout and stderr only "", "null" or "capture"; user, group
+/// (spec_path_not_canonical); stdout and stderr only "", "null" or "capture", stdin only
+/// "" or "null" (spec_output_refused: no file of the node's crosses); user, group
 /// and env names listed; argv[1..] one of the program's pinned vectors if it has any
 /// (spec_args_not_allowed, "argv"); rlimits only if allowed, each a known resource, once, soft <= hard.
 /// What the file system said (errno text, a link's target) is in the error's `detail`,
@@ -134,7 +135,7 @@ std::optional<error> validate(const pkit::actors::process_spec& spec, const allo
                               unsigned agent_euid);
 
 /// The spec the agent spawns for a validated remote `spec`: default_user / default_group
-/// in an empty user / group, clear_env set, and env = allow.base_env followed by the
+/// in an empty user / group, stdin /dev/null ("null": never the agent's own), clear_env set, and env = allow.base_env followed by the
 /// spec's entries (so the child never sees the agent's environment). The agent must also
 /// give the child a name of its own (e.g. prefixed with the controller's), since the name
 /// keys output_capture: a remote child must not land in a local program's log. Pure.

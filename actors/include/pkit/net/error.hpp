@@ -89,7 +89,8 @@ enum class errc {
   spec_program_not_allowed,
   /// a fork-server target was requested (never over the network).
   spec_target_refused,
-  /// stdout/stderr is a file path (only "", "null" and "capture" may cross the network).
+  /// stdin, stdout or stderr is a file path (only "", "null" — and "capture" for output —
+  /// may cross the network).
   spec_output_refused,
   /// cwd is outside the allowed directories.
   spec_cwd_not_allowed,

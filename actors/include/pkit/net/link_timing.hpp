@@ -21,7 +21,8 @@ namespace pkit::net {
 /// The BASP application identifier pkit's processes announce and require: a peer that
 /// announces another one (another CAF program, an incompatible pkit) is refused by the
 /// connecting side (`sec::incompatible_application_ids`). Bumped with the wire protocol.
-inline constexpr const char* app_identifier = "pkit-1";
+/// "pkit-2": process_spec gained stdin_path.
+inline constexpr const char* app_identifier = "pkit-2";
 
 /// How fast a silent peer is noticed: every `heartbeat_interval` each side sends a
 /// heartbeat on every connection and drops those it heard nothing from for

@@ -74,6 +74,11 @@ struct program_config {
   std::string group;
   output_spec stdout_spec;
   output_spec stderr_spec;
+  /// `stdin`: /dev/null unless "inherit" (pkit run's own), as supervisord and systemd
+  /// do: a program in a group of its own that read pkit run's terminal would be stopped
+  /// (SIGTTIN), and programs sharing one stdin would race for it.
+  enum class input { null, inherit };
+  input stdin_mode = input::null;
   std::int32_t stop_signal = 15;
   std::int64_t stop_timeout_ms = 5000;  ///< -1: never SIGKILL; 0: SIGKILL at once
   bool kill_group = true;
