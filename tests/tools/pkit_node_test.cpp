@@ -311,8 +311,21 @@ BOOST_AUTO_TEST_CASE(posing_as_an_ended_actor_of_the_node_is_sending_anonymously
       caf::after(deadline) >> [&] { BOOST_TEST_REQUIRE(false, "the child's process actor did not end"); });
   BOOST_TEST(wait_pid_gone(pid));
   const auto front = caf::actor_cast<caf::actor>(c.node);
-  caf::send_as(caf::actor_cast<caf::actor>(proc), front, caf::exit_msg{proc.address(), caf::exit_reason::user_shutdown});
-  BOOST_TEST(node.wait_stderr("ignored an exit signal sent anonymously").has_value(), node.stderr_text());
+  // The down_msg above can beat the node's registry: CAF 0.17.6 runs the monitor's
+  // attachable (prepended, so first) before the registry's erase as an actor ends, so a
+  // forgery sent at once may still resolve to the ending actor and be ignored as a peer's
+  // signal rather than as an anonymous one. Either is ignored; the case is about the
+  // latter, so it sends again until the registry has let go (each round consumes the
+  // node's one line about it).
+  bool anonymous = false;
+  for (int round = 0; round < 5 && !anonymous; ++round) {
+    caf::send_as(caf::actor_cast<caf::actor>(proc), front,
+                 caf::exit_msg{proc.address(), caf::exit_reason::user_shutdown});
+    auto line = node.wait_stderr("ignored an exit signal");
+    BOOST_TEST_REQUIRE(line.has_value(), node.stderr_text());
+    anonymous = line->find("sent anonymously") != std::string::npos;
+  }
+  BOOST_TEST(anonymous, node.stderr_text());
   bool serves = false;
   self->request(c.node, deadline, pkit::net::node_list_atom_v)
       .receive([&](std::vector<pkit::net::node_child_info>&) { serves = true; },
