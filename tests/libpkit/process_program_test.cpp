@@ -314,6 +314,42 @@ BOOST_AUTO_TEST_CASE(a_stdin_file_is_read_by_the_child) {
   BOOST_TEST(r.code == 0);
 }
 
+// A FIFO named as stdin with no writer must not hold start() (a CAF worker, for an actor)
+// in open() until some writer comes; the child reads end-of-file instead. Before, open()
+// blocked: the case then lets it go by opening the writer itself, and fails.
+BOOST_AUTO_TEST_CASE(a_stdin_fifo_without_a_writer_does_not_hold_start) {
+  temp_dir dir;
+  const auto path = dir.file("in.fifo");
+  BOOST_TEST_REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+  pkit::process_options o;
+  o.in = pkit::stdio::file(path);
+  pkit::process p{child_command({"echo"}), o};
+  auto started = std::async(std::launch::async, [&] { p.start(); });
+  const bool prompt = started.wait_for(event_timeout) == std::future_status::ready;
+  if (!prompt) pkit::unique_fd writer{::open(path.c_str(), O_WRONLY | O_CLOEXEC)};  // release the old code
+  started.get();
+  BOOST_TEST(prompt, "start() waited in open() for a writer of the stdin FIFO");
+  BOOST_TEST(p.join() == 0);
+}
+
+// A directory opens read-only without error; the child would fail on its first read with
+// nothing naming the stream. start() refuses it, leaving no fd and no child.
+BOOST_AUTO_TEST_CASE(a_stdin_directory_fails_start_at_the_open_stdio_stage) {
+  warm_up();
+  temp_dir dir;
+  const auto fds_before = open_fds();
+  pkit::process_options o;
+  o.in = pkit::stdio::file(dir.path().string());
+  pkit::process p{child_command({"echo"}), o};
+  std::error_code ec;
+  p.start(ec);
+  BOOST_TEST(ec == std::errc::is_a_directory, ec.message());
+  BOOST_TEST_REQUIRE(p.last_failure().has_value());
+  BOOST_TEST(p.last_failure()->stage == "open stdio");
+  check_no_child_left();
+  check_fds_unchanged(fds_before);
+}
+
 BOOST_AUTO_TEST_CASE(a_stderr_file_receives_the_child_stderr) {
   temp_dir dir;
   const auto path = dir.file("err.txt");

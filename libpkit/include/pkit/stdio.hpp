@@ -22,7 +22,13 @@ public:
   /// A pipe; the parent's end is taken with `process::take_stdin_pipe()` etc. after start.
   static stdio pipe() noexcept { return stdio{kind::pipe}; }
   /// A file opened for the stream: read-only for stdin; for stdout/stderr write-only,
-  /// created (mode 0644) and truncated, or appended to when `append`.
+  /// created (mode 0644) and truncated, or appended to when `append`. It is opened by
+  /// the starting process, before any credential or directory change of the child's:
+  /// with the parent's permissions, a relative path from the parent's working directory.
+  /// `start()` never waits in the open: a FIFO for stdin with no writer yet is opened
+  /// (the child reads end-of-file until one comes), one for output with no reader fails
+  /// (ENXIO); a directory fails (EISDIR). The terminal named is never made the parent's
+  /// controlling one.
   static stdio file(std::string path, bool append = false) {
     stdio s{kind::file};
     s.path_ = std::move(path);

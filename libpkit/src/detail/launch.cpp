@@ -13,6 +13,7 @@
 #include <csignal>
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -84,22 +85,30 @@ std::error_code prepare_io(const process_state& st, bool want_ready, prepared_io
       case stdio::kind::null:
       case stdio::kind::file: {
         stage = "open stdio";
-        int flags = O_CLOEXEC;
+        // O_NOCTTY: a terminal named here must not become the supervisor's own.
+        int flags = O_CLOEXEC | O_NOCTTY;
         const char* path = "/dev/null";
         if (s.type() == stdio::kind::null) {
           flags |= O_RDWR;
         } else {
           path = s.path().c_str();
-          // An output never waits in open(): a FIFO without a reader would hold the
-          // starting thread (a CAF worker) for ever; O_NONBLOCK makes it fail at once
-          // (ENXIO). Cleared below: the child gets an ordinary blocking stream.
-          flags |= i == 0 ? O_RDONLY : (O_WRONLY | O_CREAT | O_NONBLOCK | (s.append() ? O_APPEND : O_TRUNC));
+          // Never wait in open(): a FIFO without a writer (stdin) or reader (output)
+          // would hold the starting thread (a CAF worker) for ever. With O_NONBLOCK a
+          // reader's open returns at once (the child reads EOF until a writer comes) and
+          // a writer's fails (ENXIO). Cleared below: the child gets a blocking stream.
+          flags |= O_NONBLOCK | (i == 0 ? O_RDONLY : (O_WRONLY | O_CREAT | (s.append() ? O_APPEND : O_TRUNC)));
         }
         io.owned[i].reset(::open(path, flags, 0644));
         if (!io.owned[i]) return {errno, std::system_category()};
-        if ((flags & O_NONBLOCK) != 0 &&
-            ::fcntl(io.owned[i].get(), F_SETFL, ::fcntl(io.owned[i].get(), F_GETFL) & ~O_NONBLOCK) != 0)
-          return {errno, std::system_category()};
+        if ((flags & O_NONBLOCK) != 0) {
+          // A directory opens read-only without complaint; the child would only see
+          // EISDIR on its first read. Refused here, where the error names the stream.
+          struct stat st{};
+          if (::fstat(io.owned[i].get(), &st) != 0) return {errno, std::system_category()};
+          if (S_ISDIR(st.st_mode)) return {EISDIR, std::system_category()};
+          if (::fcntl(io.owned[i].get(), F_SETFL, ::fcntl(io.owned[i].get(), F_GETFL) & ~O_NONBLOCK) != 0)
+            return {errno, std::system_category()};
+        }
         io.source[i] = io.owned[i].get();
         break;
       }
