@@ -4,6 +4,7 @@
 #include <pkit/actors/supervisor.hpp>
 
 #include <pkit/actors/error.hpp>
+#include <pkit/actors/output_capture.hpp>
 
 #include <caf/atom.hpp>
 
@@ -57,6 +58,18 @@ bool beyond(Enum value, Enum last) {
   return static_cast<unsigned>(value) > static_cast<unsigned>(last);
 }
 
+// A path with a NUL byte would open the file its first part names, not the one given.
+// "capture" is an output's (a pipe to the output capture); stdin has no such reader.
+caf::error check_streams(const process_spec& p, const std::string& at) {
+  const std::pair<const char*, const std::string*> paths[] = {
+      {".stdin_path", &p.stdin_path}, {".stdout_path", &p.stdout_path}, {".stderr_path", &p.stderr_path}};
+  for (const auto& [field, path] : paths)
+    if (path->find('\0') != std::string::npos) return bad(at + field, "contains a NUL byte");
+  if (p.stdin_path == capture_stream)
+    return bad(at + ".stdin_path", "\"capture\" is for stdout_path and stderr_path; stdin is \"\", \"null\" or a file");
+  return caf::none;
+}
+
 caf::error check_process(const process_spec& p, const std::string& at) {
   if (p.argv.empty() == p.target.empty())
     return bad(at + ".argv", p.argv.empty() ? "a worker needs either argv or target"
@@ -66,6 +79,7 @@ caf::error check_process(const process_spec& p, const std::string& at) {
   if (p.stop_timeout_ms < -1) return bad(at + ".stop_timeout_ms", "must be >= 0 or -1 (never escalate)");
   if (p.stop_timeout_ms > max_duration_ms) return bad(at + ".stop_timeout_ms", too_long);
   if (p.ready_timeout_ms > max_duration_ms) return bad(at + ".ready_timeout_ms", too_long);
+  if (auto err = check_streams(p, at)) return err;
   return check_identity(p, at);
 }
 

@@ -350,6 +350,24 @@ BOOST_AUTO_TEST_CASE(a_stdin_directory_fails_start_at_the_open_stdio_stage) {
   check_fds_unchanged(fds_before);
 }
 
+// open() reads a path up to its first NUL: "/dev/null\0/etc/x" would quietly open
+// another file than the one given. Refused as an invalid argument.
+BOOST_AUTO_TEST_CASE(a_stdio_path_with_a_nul_byte_is_refused) {
+  warm_up();
+  temp_dir dir;
+  const auto path = dir.file("out.txt");
+  pkit::process_options o;
+  o.out = pkit::stdio::file(path + std::string("\0.ignored", 9));
+  pkit::process p{child_command({"write", "1", "x"}), o};
+  std::error_code ec;
+  p.start(ec);
+  BOOST_TEST(ec == pkit::errc::invalid_argument, ec.message());
+  BOOST_TEST_REQUIRE(p.last_failure().has_value());
+  BOOST_TEST(p.last_failure()->stage == "open stdio");
+  BOOST_TEST(!std::filesystem::exists(path));
+  check_no_child_left();
+}
+
 BOOST_AUTO_TEST_CASE(a_stderr_file_receives_the_child_stderr) {
   temp_dir dir;
   const auto path = dir.file("err.txt");

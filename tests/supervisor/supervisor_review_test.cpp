@@ -266,6 +266,10 @@ BOOST_AUTO_TEST_CASE(hostile_spec_values_are_refused_as_invalid_spec) {
       {"children[0] ('w').shutdown_ms", [huge](auto& s) { s.children[0].shutdown_ms = huge; }},
       {"children[0] ('w').process.stop_timeout_ms", [huge](auto& s) { s.children[0].process.stop_timeout_ms = huge; }},
       {"children[0] ('w').process.ready_timeout_ms", [huge](auto& s) { s.children[0].process.ready_timeout_ms = huge; }},
+      {"children[0] ('w').process.stdin_path", [](auto& s) { s.children[0].process.stdin_path = "capture"; }},
+      {"children[0] ('w').process.stdin_path", [](auto& s) { s.children[0].process.stdin_path = std::string("in\0x", 4); }},
+      {"children[0] ('w').process.stdout_path", [](auto& s) { s.children[0].process.stdout_path = std::string("/tmp/a\0b", 8); }},
+      {"children[0] ('w').process.stderr_path", [](auto& s) { s.children[0].process.stderr_path = std::string("\0", 1); }},
   };
   for (const auto& [field, change] : cases) {
     auto s = base();

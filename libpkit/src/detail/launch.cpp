@@ -91,6 +91,8 @@ std::error_code prepare_io(const process_state& st, bool want_ready, prepared_io
         if (s.type() == stdio::kind::null) {
           flags |= O_RDWR;
         } else {
+          // open() would stop at a NUL: another file than the one named.
+          if (s.path().find('\0') != std::string::npos) return errc::invalid_argument;
           path = s.path().c_str();
           // Never wait in open(): a FIFO without a writer (stdin) or reader (output)
           // would hold the starting thread (a CAF worker) for ever. With O_NONBLOCK a
