@@ -451,6 +451,33 @@ BOOST_AUTO_TEST_CASE(a_node_of_the_previous_protocol_is_named_as_such) {
   caf::anon_send_exit(old, caf::exit_reason::user_shutdown);
 }
 
+// A node of another release (its BASP application identifier differs) is refused by CAF
+// before any message: nothing of it can name its version. The start fails at once as
+// an unreachable node that says what to do, not as a bare "incompatible_application_ids".
+BOOST_AUTO_TEST_CASE(a_node_of_another_release_is_named_as_such) {
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  pkit::net::init(cfg);
+  BOOST_TEST_REQUIRE(!pkit::net::apply_link(cfg, fast_link).has_value());
+  cfg.set("middleman.app-identifiers", std::vector<std::string>{"pkit-1"});
+  caf::actor_system old_sys{cfg};
+  auto old = old_sys.spawn(old_node, 0);
+  actor_stopper stop_old{old};
+  auto port = old_sys.middleman().publish(old, 0, "127.0.0.1");
+  BOOST_TEST_REQUIRE(static_cast<bool>(port));
+  quick_controller ctl{2s};
+  ctl.add("old", *port);
+  caf::scoped_actor self{*ctl.sys.sys};
+  auto relay = ctl.relay(self, "old", sleep_spec("x"));
+  caf::error failed;
+  self->request(relay, deadline, start_atom_v).receive([](std::int32_t) {}, [&](caf::error& e) { failed = e; });
+  const std::string text = ctl.sys.sys->render(failed);
+  BOOST_TEST(is_pkit_error(failed, pkit::actors::error::node_unreachable), text);
+  BOOST_TEST(text.find("another pkit release") != std::string::npos, text);
+  BOOST_TEST(text.find(pkit::net::app_identifier) != std::string::npos, text);
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+}
+
 BOOST_AUTO_TEST_CASE(the_start_bound_is_placing_then_spawn_with_the_ready_timeout) {
   // Review 11 #12: what a supervisor's limit on a remote start must derive from. The
   // spawn includes the stop timeout: the node first waits for an orphaned previous run

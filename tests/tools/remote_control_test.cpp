@@ -16,6 +16,7 @@
 #include <pkit/net/tls_snapshot.hpp>
 
 #include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
 
@@ -205,6 +206,26 @@ BOOST_AUTO_TEST_CASE(nothing_listening_is_no_server) {
   } catch (const pkit::tool::control_client_error& err) {
     BOOST_TEST((err.what_kind() == pkit::tool::control_client_error::kind::no_server), err.what());
   }
+}
+
+// A `pkit run` of another release listens with another BASP application identifier: CAF
+// refuses the handshake before any message. pkit ctl says so, not
+// "incompatible_application_ids".
+BOOST_AUTO_TEST_CASE(a_server_of_another_release_is_named_as_such) {
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  cfg.set("middleman.app-identifiers", std::vector<std::string>{"pkit-1"});
+  caf::actor_system other{cfg};
+  auto dummy = other.spawn([](int) -> caf::behavior { return {[](int x) { return x; }}; }, 0);
+  auto port = other.middleman().publish(dummy, 0, "127.0.0.1");
+  BOOST_TEST_REQUIRE(static_cast<bool>(port));
+  try {
+    pkit::tool::remote_control_client c("127.0.0.1", *port, std::nullopt, 10s);
+    BOOST_FAIL("connected to a server of another release");
+  } catch (const pkit::tool::control_client_error& err) {
+    BOOST_TEST(std::string(err.what()).find("another pkit release") != std::string::npos, err.what());
+  }
+  caf::anon_send_exit(dummy, caf::exit_reason::user_shutdown);
 }
 
 // -- streams ----------------------------------------------------------------------------------

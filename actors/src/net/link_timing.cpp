@@ -22,6 +22,11 @@ std::optional<error> link_timing::check() const {
   return std::nullopt;
 }
 
+std::string incompatible_release_text() {
+  return std::string("it runs another pkit release, or is no pkit (its link identifier is not \"") + app_identifier +
+         "\"): run one pkit release on every machine of a tree";
+}
+
 std::optional<error> apply_link(caf::actor_system_config& cfg, const link_timing& timing) {
   if (auto refused = timing.check())
     return refused;

@@ -4,6 +4,7 @@
 #include <pkit/net/node_directory.hpp>
 
 #include <pkit/actors/error.hpp>
+#include <pkit/net/link_timing.hpp>
 #include <pkit/net/listen_policy.hpp>
 
 #include "directory_protocol.hpp"
@@ -180,6 +181,8 @@ void caf_connect(self_pointer self, const std::string& name, int tries_left = co
             if (n == nullptr || n->health != node_health::connecting) return;
             if (err == caf::sec::connection_timeout && tries_left > 1)
               return caf_connect(self, name, tries_left - 1, deadline);
+            if (err == caf::sec::incompatible_application_ids)
+              return mark_down(self, *n, "connect: " + incompatible_release_text());
             mark_down(self, *n, "connect: " + self->system().render(err));
           });
 }

@@ -4,6 +4,7 @@
 #include <pkit/tool/remote_control.hpp>
 
 #include <pkit/net/link_setup.hpp>
+#include <pkit/net/link_timing.hpp>
 #include <pkit/net/listen_policy.hpp>
 #include <pkit/net/tls_snapshot.hpp>
 
@@ -50,6 +51,8 @@ struct remote_control_client::impl {
       throw control_client_error(kind::timeout, "no answer from " + where + " in time (" + doing + ")");
     if (err == caf::sec::cannot_connect_to_node)
       throw control_client_error(kind::no_server, "no pkit run listening at " + where + " (" + text + ")");
+    if (err == caf::sec::incompatible_application_ids)
+      throw control_client_error(kind::io, where + ": " + net::incompatible_release_text());
     if (err == caf::sec::disconnect_during_handshake)
       throw control_client_error(kind::io, "the link to " + where + " closed during its handshake: " +
                                                (tls ? "it does not trust our certificate or we do not trust its"

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <optional>
+#include <string>
 
 namespace caf {
 class actor_system_config;
@@ -23,6 +24,12 @@ namespace pkit::net {
 /// connecting side (`sec::incompatible_application_ids`). Bumped with the wire protocol.
 /// "pkit-2": process_spec gained stdin_path.
 inline constexpr const char* app_identifier = "pkit-2";
+
+/// What a connecting side says of a peer whose handshake announced another application
+/// identifier (`sec::incompatible_application_ids`): most likely another pkit release,
+/// which no message of its could tell (BASP refuses before any is exchanged). One text for
+/// every connecting side (the node directory, `pkit ctl`).
+std::string incompatible_release_text();
 
 /// How fast a silent peer is noticed: every `heartbeat_interval` each side sends a
 /// heartbeat on every connection and drops those it heard nothing from for
