@@ -115,7 +115,7 @@ BOOST_AUTO_TEST_CASE(every_key_of_a_full_file_reaches_the_specs) {
                boost::test_tools::per_element());
     BOOST_TEST(job.process.stdout_path == "null");
     BOOST_TEST(job.process.stderr_path == "");
-    BOOST_TEST(job.process.stdin_path == "null", "the default: /dev/null, as supervisord and systemd");
+    BOOST_TEST(job.process.stdin_path == "null", "the default: /dev/null, as systemd's StandardInput=null");
     BOOST_TEST(job.process.stop_signal == 1);
     BOOST_TEST(job.process.stop_timeout_ms == 0);
     BOOST_TEST(job.shutdown_ms == 0);

@@ -384,8 +384,8 @@ BOOST_AUTO_TEST_CASE(programs_do_not_inherit_pkit_runs_notify_socket) {
   BOOST_TEST(p.wait_exit().value_or(-1) == 0);
 }
 
-// A program's stdin is /dev/null, as under supervisord and systemd (in a group of its own,
-// reading pkit run's terminal would stop it with SIGTTIN); `stdin = "inherit"` gives it
+// A program's stdin is /dev/null, as systemd's StandardInput=null (in a group of its
+// own, reading pkit run's terminal would stop it with SIGTTIN); `stdin = "inherit"` gives it
 // pkit run's own. pkit run's stdin is a file here, so that the two are told apart.
 BOOST_AUTO_TEST_CASE(programs_read_dev_null_on_stdin_unless_they_inherit_pkit_runs) {
   pkit_test_common::temp_dir dir;

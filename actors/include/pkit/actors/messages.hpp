@@ -84,12 +84,13 @@ struct process_spec {
   /// datagram socket of its own run, and is ready once it sends `READY=1` there (combines
   /// with neither `notify_fd` nor a fork-server target).
   bool notify_socket = false;
-  /// "capture" in stdout_path / stderr_path hands the stream to the actor system's
-  /// output_capture (one pipe per run); see pkit/actors/output_capture.hpp.
   /// The child's stdin: "" inherits the actor system's; "null" is /dev/null (what a
-  /// supervised program gets from `pkit run` and from a node, as from supervisord and
-  /// systemd: a child in a group of its own that read a terminal would be stopped by
-  /// SIGTTIN); anything else a file opened read-only. Appended last: it crosses the wire.
+  /// supervised program gets from `pkit run` and from a node, as systemd's default
+  /// StandardInput=null: a child in a group of its own that read a terminal would be
+  /// stopped by SIGTTIN); anything else a file opened read-only by the supervising
+  /// process (its credentials, its working directory; pkit::stdio::file). Not "capture"
+  /// (outputs only) and no NUL byte: check_supervisor_spec refuses either. Appended
+  /// last: it crosses the wire.
   std::string stdin_path;
 };
 

@@ -197,7 +197,8 @@ namespace pkit::net {
 ///
 /// The child the agent runs is remote_child_spec(spec, allow) (the node's base
 /// environment, never the agent's; allow.default_user / default_group for an empty user /
-/// group), named remote_name_prefix + spec.name.
+/// group; stdin /dev/null, as validate() refuses any stdin file), named
+/// remote_name_prefix + spec.name.
 ///
 /// Refusals are caf::errors of the category "pkitnet"; net_error_of() turns them back into
 /// a pkit::net::error (code, subject, reason) on the controller's side. What the node's

@@ -74,9 +74,9 @@ struct program_config {
   std::string group;
   output_spec stdout_spec;
   output_spec stderr_spec;
-  /// `stdin`: /dev/null unless "inherit" (pkit run's own), as supervisord and systemd
-  /// do: a program in a group of its own that read pkit run's terminal would be stopped
-  /// (SIGTTIN), and programs sharing one stdin would race for it.
+  /// `stdin`: /dev/null unless "inherit" (pkit run's own), as systemd's default
+  /// StandardInput=null: a program in a group of its own that read pkit run's terminal
+  /// would be stopped (SIGTTIN), and programs sharing one stdin would race for it.
   enum class input { null, inherit };
   input stdin_mode = input::null;
   std::int32_t stop_signal = 15;
