@@ -10,6 +10,9 @@
 #include <caf/atom.hpp>
 #include <caf/response_type.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <iterator>
 #include <variant>
@@ -1205,22 +1208,58 @@ std::string read_all(const std::string& path) {
   std::ifstream in(path);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
+/// This process's fd 0 replaced by the read end of a pipe whose writer is closed (so a
+/// reader sees end of file), restored on destruction — whatever ctest gave (often
+/// /dev/null already, which would let an inheriting stub pass for "null").
+class pipe_on_stdin {
+public:
+  pipe_on_stdin() {
+    int fds[2];
+    BOOST_TEST_REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    saved_ = ::fcntl(0, F_DUPFD_CLOEXEC, 10);  // -1: fd 0 was closed
+    BOOST_TEST_REQUIRE(::dup2(fds[0], 0) == 0);
+    ::close(fds[0]);
+    ::close(fds[1]);
+  }
+  pipe_on_stdin(const pipe_on_stdin&) = delete;
+  pipe_on_stdin& operator=(const pipe_on_stdin&) = delete;
+  ~pipe_on_stdin() {
+    if (saved_ >= 0) {
+      ::dup2(saved_, 0);
+      ::close(saved_);
+    } else {
+      ::close(0);
+    }
+  }
+
+private:
+  int saved_ = -1;
+};
+
 }  // namespace
 
 // "null" is what a supervised program gets from pkit run and from a node: fd 0 is
 // /dev/null, read at once as end of file (not a terminal it would be stopped reading).
+// This process's stdin is a pipe meanwhile: "" (inherit) must show it, "null" must not.
 BOOST_AUTO_TEST_CASE(a_null_stdin_is_dev_null_and_reads_as_end_of_file) {
-  temp_dir dir;
-  pa::process_spec spec;
-  spec.argv = {"/bin/sh", "-c", "readlink /proc/self/fd/0; cat; echo \"cat=$?\""};
-  spec.stdin_path = "null";
-  spec.stdout_path = dir.file("out");
-  auto a = spawn(spec);
-  BOOST_TEST_REQUIRE(start(a).ok());
-  auto j = join(a);
-  BOOST_TEST_REQUIRE(j.ok(), j.describe());
-  BOOST_TEST(*j.value == exit_status::exited(0));
-  BOOST_TEST(read_all(dir.file("out")) == "/dev/null\ncat=0\n");
+  pipe_on_stdin swapped;
+  // What the child of `stdin_path` has on fd 0, and what cat made of it.
+  auto child_stdin = [&](const std::string& stdin_path) {
+    temp_dir dir;
+    pa::process_spec spec;
+    spec.argv = {"/bin/sh", "-c", "readlink /proc/self/fd/0; cat; echo \"cat=$?\""};
+    spec.stdin_path = stdin_path;
+    spec.stdout_path = dir.file("out");
+    auto a = spawn(spec);
+    BOOST_TEST_REQUIRE(start(a).ok());
+    auto j = join(a);
+    BOOST_TEST_REQUIRE(j.ok(), j.describe());
+    BOOST_TEST(*j.value == exit_status::exited(0));
+    return read_all(dir.file("out"));
+  };
+  const std::string inherited = child_stdin("");
+  BOOST_TEST(inherited.rfind("pipe:[", 0) == 0, inherited);
+  BOOST_TEST(child_stdin("null") == "/dev/null\ncat=0\n");
 }
 
 // Any other value is a file the child reads from its start, opened read-only; a missing
