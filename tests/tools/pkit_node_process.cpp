@@ -4,6 +4,7 @@
 #include <csignal>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -18,15 +19,31 @@ namespace pkit_test_tools {
 
 using namespace std::chrono;
 
+namespace {
+/// A pipe whose ends not taken are closed on destruction: a constructor that throws
+/// halfway leaves no descriptor behind.
+struct owned_pipe {
+  int fd[2] = {-1, -1};
+  owned_pipe() {
+    if (::pipe2(fd, O_CLOEXEC) != 0) throw std::system_error(errno, std::system_category(), "pipe2");
+  }
+  owned_pipe(const owned_pipe&) = delete;
+  owned_pipe& operator=(const owned_pipe&) = delete;
+  ~owned_pipe() {
+    for (int f : fd)
+      if (f >= 0) ::close(f);
+  }
+  int take(int end) { return std::exchange(fd[end], -1); }
+};
+}  // namespace
+
 pkit_node_process::pkit_node_process(const std::vector<std::string>& args, const std::vector<std::string>& wrapper) {
-  int in[2], out[2], err[2];
-  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
-    throw std::system_error(errno, std::system_category(), "pipe2");
+  owned_pipe in, out, err;
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  posix_spawn_file_actions_adddup2(&fa, in.fd[0], 0);
+  posix_spawn_file_actions_adddup2(&fa, out.fd[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err.fd[1], 2);
   std::vector<std::string> argv = wrapper;
   argv.insert(argv.end(), {PKIT_BINARY, "node"});
   argv.insert(argv.end(), args.begin(), args.end());
@@ -35,13 +52,10 @@ pkit_node_process::pkit_node_process(const std::vector<std::string>& args, const
   av.push_back(nullptr);
   int rc = ::posix_spawnp(&pid_, av[0], &fa, nullptr, av.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
-  ::close(in[0]);
-  stdin_writer_ = in[1];
-  ::close(out[1]);
-  ::close(err[1]);
-  out_.reset(out[0]);
-  err_.reset(err[0]);
   if (rc != 0) throw std::system_error(rc, std::system_category(), "posix_spawn pkit node");
+  stdin_writer_ = in.take(1);
+  out_.reset(out.take(0));
+  err_.reset(err.take(0));
   pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
 }
 

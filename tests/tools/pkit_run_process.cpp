@@ -27,7 +27,7 @@ using namespace std::chrono;
 std::string pkit_binary() { return PKIT_BINARY; }
 
 pkit_process::pkit_process(const std::vector<std::string>& args, const std::vector<std::string>& extra_env,
-                           bool own_group) {
+                           bool own_group, const std::string& stdin_path) {
   out_path_ = (std::filesystem::temp_directory_path() / ("pkit-run-out-" + std::to_string(::getpid()) + "-" +
                                                          std::to_string(steady_clock::now().time_since_epoch().count())))
                   .string();
@@ -37,6 +37,7 @@ pkit_process::pkit_process(const std::vector<std::string>& args, const std::vect
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 1, out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+  if (!stdin_path.empty()) posix_spawn_file_actions_addopen(&fa, 0, stdin_path.c_str(), O_RDONLY, 0);
   std::vector<std::string> argv{pkit_binary()};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> av;

@@ -24,9 +24,10 @@ class pkit_process {
 public:
   /// Starts `pkit ARGS...` with `extra_env` ("NAME=value") added to the environment;
   /// with `own_group`, in a process group of its own (pgid == pid, as a shell's job), so
-  /// that a test may signal that group without signalling itself.
+  /// that a test may signal that group without signalling itself. A `stdin_path` is
+  /// opened read-only as pkit's stdin (else it shares the test's).
   explicit pkit_process(const std::vector<std::string>& args, const std::vector<std::string>& extra_env = {},
-                        bool own_group = false);
+                        bool own_group = false, const std::string& stdin_path = {});
   /// Kills (SIGKILL) and reaps pkit if still running.
   ~pkit_process();
   pkit_process(const pkit_process&) = delete;

@@ -395,14 +395,9 @@ BOOST_AUTO_TEST_CASE(programs_read_dev_null_on_stdin_unless_they_inherit_pkit_ru
            "\"readlink /proc/self/fd/0 > " + dir.file(name) + "; cat >> " + dir.file(name) + "\"]\n" + extra;
   };
   write_file(dir.file("tree.toml"), reader("quiet", "") + reader("reader", "stdin = \"inherit\"\n"));
-  const int saved = ::dup(0);
-  const int input = ::open(dir.file("input").c_str(), O_RDONLY | O_CLOEXEC);
-  BOOST_REQUIRE(saved >= 0 && input >= 0 && ::dup2(input, 0) == 0);
   std::optional<pkit_process> p;
-  p.emplace(std::vector<std::string>{"run", dir.file("tree.toml"), "--log-format", "json"});
-  ::dup2(saved, 0);
-  ::close(saved);
-  ::close(input);
+  p.emplace(std::vector<std::string>{"run", dir.file("tree.toml"), "--log-format", "json"},
+            std::vector<std::string>{}, false, dir.file("input"));
   std::map<std::string, int> codes;
   while (codes.size() < 2) {
     auto e = p->wait_event([](const json& e) { return e.value("event", "") == "exited"; });
