@@ -190,6 +190,21 @@ BOOST_AUTO_TEST_CASE(the_default_tree_loads_and_is_the_demo_the_readme_promises)
              drawing);
 }
 
+// pkit check shows a program that shares pkit run's stdin (the exception), and says
+// nothing of the default (/dev/null).
+BOOST_AUTO_TEST_CASE(describe_names_a_program_that_inherits_stdin) {
+  auto r = load_string("[[program]]\nname = \"quiet\"\ncommand = [\"/bin/cat\"]\n"
+                       "[[program]]\nname = \"reader\"\ncommand = [\"/bin/cat\"]\nstdin = \"inherit\"\n",
+                       "stdin.toml", fs::current_path());
+  for (const auto& e : r.errors) BOOST_TEST_MESSAGE(e.to_string());
+  BOOST_TEST_REQUIRE(r.errors.empty());
+  const std::string text = describe(*r.tree);
+  const auto reader = text.find("reader");
+  BOOST_TEST_REQUIRE(reader != std::string::npos, text);
+  BOOST_TEST(text.find("stdin: inherit", reader) != std::string::npos, text);
+  BOOST_TEST(text.find("stdin") == text.find("stdin: inherit"), "only the reader names its stdin: " << text);
+}
+
 BOOST_AUTO_TEST_CASE(the_default_tree_is_default_toml_verbatim) {
   std::ifstream in(test_dir / "../../tools/pkit/default.toml");
   std::ostringstream text;
