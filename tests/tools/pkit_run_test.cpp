@@ -416,6 +416,27 @@ BOOST_AUTO_TEST_CASE(programs_read_dev_null_on_stdin_unless_they_inherit_pkit_ru
   BOOST_TEST(p->wait_exit().value_or(-1) == 0);
 }
 
+// A program that inherits a terminal stdin would be stopped by SIGTTIN at its first
+// read (its process group is not the terminal's foreground one): pkit run says so at
+// start, for that program only. pkit run's stdin is a pseudo-terminal here.
+BOOST_AUTO_TEST_CASE(a_program_inheriting_a_terminal_stdin_is_warned_of) {
+  pkit_test_common::temp_dir dir;
+  const int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  BOOST_TEST_REQUIRE(master >= 0);
+  std::unique_ptr<const int, void (*)(const int*)> closer{&master, [](const int* fd) { ::close(*fd); }};
+  BOOST_TEST_REQUIRE((::grantpt(master) == 0 && ::unlockpt(master) == 0));
+  const std::string terminal = ::ptsname(master);
+  write_file(dir.file("tree.toml"), program("quiet", "pause") + program("reader", "pause", "stdin = \"inherit\""));
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"}, {}, false, terminal);
+  auto warning = p.wait_line("has stdin = \"inherit\"");
+  BOOST_TEST_REQUIRE(warning.has_value(), p.stderr_text());
+  BOOST_TEST(warning->find("'reader'") != std::string::npos, *warning);
+  BOOST_TEST_REQUIRE(p.wait_event(is_event("reader", "started")).has_value(), p.stderr_text());
+  BOOST_TEST(p.stderr_text().find("'quiet' has stdin") == std::string::npos, p.stderr_text());
+  ::kill(p.pid(), SIGTERM);
+  BOOST_TEST(p.wait_exit().value_or(-1) == 0);
+}
+
 BOOST_AUTO_TEST_CASE(check_prints_the_tree_of_a_good_file_and_the_errors_of_a_bad_one) {
   pkit_test_common::temp_dir dir;
   write_file(dir.file("good.toml"), program("alpha", "pause") + program("beta", "pause"));

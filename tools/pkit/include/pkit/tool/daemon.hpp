@@ -128,6 +128,7 @@ private:
   // Returns why it failed, or none once it is up.
   std::optional<std::string> await_start(caf::scoped_actor& waiter, const actors::supervisor_actor& sup, int signal_fd,
                                          bool& forced);
+  void warn_of_terminal_stdin();  // a program inheriting a terminal stdin: SIGTTIN ahead
   void wake() noexcept;
   void begin_stop(const char* why);
   void force_stop();
