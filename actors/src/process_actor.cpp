@@ -286,6 +286,8 @@ caf::error make_process(self_pointer self) {
   const bool program = !spec.argv.empty();
   const bool target = !spec.target.empty();
   if (program == target) return spec_error("a process spec needs either argv or target, not both");
+  // Not a file called "capture": the word means the output capture, which reads outputs.
+  if (spec.stdin_path == capture_stream) return spec_error("stdin_path \"capture\": only stdout_path and stderr_path capture");
   if (program) {
     command cmd{spec.argv};
     cmd.env = spec.env;

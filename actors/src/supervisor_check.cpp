@@ -58,13 +58,16 @@ bool beyond(Enum value, Enum last) {
   return static_cast<unsigned>(value) > static_cast<unsigned>(last);
 }
 
-// A path with a NUL byte would open the file its first part names, not the one given.
+// A string with a NUL byte reaches the system cut there: another file, directory or
+// user than the one named ("root\0x" is root). argv and env are refused by libpkit too.
 // "capture" is an output's (a pipe to the output capture); stdin has no such reader.
-caf::error check_streams(const process_spec& p, const std::string& at) {
-  const std::pair<const char*, const std::string*> paths[] = {
-      {".stdin_path", &p.stdin_path}, {".stdout_path", &p.stdout_path}, {".stderr_path", &p.stderr_path}};
-  for (const auto& [field, path] : paths)
-    if (path->find('\0') != std::string::npos) return bad(at + field, "contains a NUL byte");
+caf::error check_strings(const process_spec& p, const std::string& at) {
+  const std::pair<const char*, const std::string*> fields[] = {
+      {".name", &p.name},           {".target", &p.target},           {".cwd", &p.cwd},
+      {".user", &p.user},           {".group", &p.group},             {".stdin_path", &p.stdin_path},
+      {".stdout_path", &p.stdout_path}, {".stderr_path", &p.stderr_path}};
+  for (const auto& [field, text] : fields)
+    if (text->find('\0') != std::string::npos) return bad(at + field, "contains a NUL byte");
   if (p.stdin_path == capture_stream)
     return bad(at + ".stdin_path", "\"capture\" is for stdout_path and stderr_path; stdin is \"\", \"null\" or a file");
   return caf::none;
@@ -79,7 +82,7 @@ caf::error check_process(const process_spec& p, const std::string& at) {
   if (p.stop_timeout_ms < -1) return bad(at + ".stop_timeout_ms", "must be >= 0 or -1 (never escalate)");
   if (p.stop_timeout_ms > max_duration_ms) return bad(at + ".stop_timeout_ms", too_long);
   if (p.ready_timeout_ms > max_duration_ms) return bad(at + ".ready_timeout_ms", too_long);
-  if (auto err = check_streams(p, at)) return err;
+  if (auto err = check_strings(p, at)) return err;
   return check_identity(p, at);
 }
 

@@ -1214,11 +1214,19 @@ std::string read_all(const std::string& path) {
 class pipe_on_stdin {
 public:
   pipe_on_stdin() {
+    saved_ = ::fcntl(0, F_DUPFD_CLOEXEC, 10);  // before pipe2, which would take a free fd 0; -1: closed
     int fds[2];
-    BOOST_TEST_REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
-    saved_ = ::fcntl(0, F_DUPFD_CLOEXEC, 10);  // -1: fd 0 was closed
-    BOOST_TEST_REQUIRE(::dup2(fds[0], 0) == 0);
-    ::close(fds[0]);
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+      const int e = errno;
+      if (saved_ >= 0) ::close(saved_);
+      throw std::system_error(e, std::system_category(), "pipe2");
+    }
+    if (fds[0] != 0) {
+      ::dup2(fds[0], 0);
+      ::close(fds[0]);
+    } else {
+      ::fcntl(0, F_SETFD, 0);  // the child must inherit it
+    }
     ::close(fds[1]);
   }
   pipe_on_stdin(const pipe_on_stdin&) = delete;
@@ -1286,6 +1294,17 @@ BOOST_AUTO_TEST_CASE(a_file_stdin_is_read_by_the_child_and_a_missing_one_fails_t
   const std::string text = r.describe();
   BOOST_TEST(text.find("stdio") != std::string::npos, text);
   BOOST_TEST(text.find("No such file") != std::string::npos, text);
+}
+
+// "capture" names the output capture, which reads outputs: as stdin it is refused, never
+// taken for a file of that name (check_supervisor_spec refuses it in a supervisor's spec).
+BOOST_AUTO_TEST_CASE(a_capture_stdin_is_an_invalid_spec) {
+  pa::process_spec spec;
+  spec.argv = {"/bin/cat"};
+  spec.stdin_path = "capture";
+  auto a = spawn(spec);
+  auto r = start(a);
+  BOOST_TEST(r.is(pa::error::invalid_spec), r.describe());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -199,6 +199,24 @@ BOOST_AUTO_TEST_CASE(unknown_users_and_groups_fail_the_start_before_any_spawn) {
   BOOST_TEST(children_of_self() == children);
 }
 
+// getpwnam/getgrnam would look a NUL-cut name up: "root\0x" would be root. Refused at
+// the stage of the field, before any lookup or spawn.
+BOOST_AUTO_TEST_CASE(a_user_or_group_with_a_nul_byte_is_refused) {
+  const auto children = children_of_self();
+  std::error_code ec;
+  pkit::process a{child_command({"exit", "0"}), as(std::string("root\0x", 6))};
+  a.start(ec);
+  BOOST_TEST((ec == pkit::errc::invalid_argument), ec.message());
+  BOOST_TEST_REQUIRE(a.last_failure().has_value());
+  BOOST_TEST(a.last_failure()->stage == "user");
+  pkit::process b{child_command({"exit", "0"}), as("", std::string("root\0x", 6))};
+  b.start(ec);
+  BOOST_TEST((ec == pkit::errc::invalid_argument), ec.message());
+  BOOST_TEST_REQUIRE(b.last_failure().has_value());
+  BOOST_TEST(b.last_failure()->stage == "group");
+  BOOST_TEST(children_of_self() == children);
+}
+
 // identity::lookup made elsewhere (an actor's worker must not wait on NSS), then
 // start(identity): the child runs with the looked-up ids, the start itself looks nothing up.
 BOOST_AUTO_TEST_CASE(a_start_with_a_looked_up_identity_runs_with_it) {

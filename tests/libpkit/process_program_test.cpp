@@ -209,6 +209,18 @@ BOOST_AUTO_TEST_CASE(cwd_sets_the_working_directory_of_the_child) {
   BOOST_TEST(std::filesystem::current_path() != dir.path());
 }
 
+// chdir() would stop at a NUL: "/\0/nonexistent" would run the child in /.
+BOOST_AUTO_TEST_CASE(a_cwd_with_a_nul_byte_is_refused_before_any_spawn) {
+  auto cmd = child_command({"exit", "0"});
+  cmd.cwd = std::string("/\0/nonexistent", 15);
+  pkit::process p{cmd};
+  std::error_code ec;
+  p.start(ec);
+  BOOST_TEST(ec == pkit::errc::invalid_argument, ec.message());
+  BOOST_TEST(!p.pid().has_value());
+  check_no_child_left();
+}
+
 BOOST_AUTO_TEST_CASE(a_bad_cwd_fails_start_at_the_chdir_stage_and_leaves_nothing_behind) {
   warm_up();
   const auto fds_before = open_fds();
@@ -326,7 +338,9 @@ BOOST_AUTO_TEST_CASE(a_stdin_fifo_without_a_writer_does_not_hold_start) {
   pkit::process p{child_command({"echo"}), o};
   auto started = std::async(std::launch::async, [&] { p.start(); });
   const bool prompt = started.wait_for(event_timeout) == std::future_status::ready;
-  if (!prompt) pkit::unique_fd writer{::open(path.c_str(), O_WRONLY | O_CLOEXEC)};  // release the old code
+  // Release the old code, blocked in open() for a writer. Non-blocking: a start that
+  // had failed or closed its end meanwhile leaves no reader, and the open fails (ENXIO).
+  if (!prompt) pkit::unique_fd writer{::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC)};
   started.get();
   BOOST_TEST(prompt, "start() waited in open() for a writer of the stdin FIFO");
   BOOST_TEST(p.join() == 0);

@@ -270,6 +270,10 @@ BOOST_AUTO_TEST_CASE(hostile_spec_values_are_refused_as_invalid_spec) {
       {"children[0] ('w').process.stdin_path", [](auto& s) { s.children[0].process.stdin_path = std::string("in\0x", 4); }},
       {"children[0] ('w').process.stdout_path", [](auto& s) { s.children[0].process.stdout_path = std::string("/tmp/a\0b", 8); }},
       {"children[0] ('w').process.stderr_path", [](auto& s) { s.children[0].process.stderr_path = std::string("\0", 1); }},
+      {"process.cwd", [](auto& s) { s.children[0].process.cwd = std::string("/\0tmp", 5); }},
+      {"process.user", [](auto& s) { s.children[0].process.user = std::string("root\0x", 6); }},
+      {"process.group", [](auto& s) { s.children[0].process.group = std::string("root\0x", 6); }},
+      {"process.name", [](auto& s) { s.children[0].process.name = std::string("w\0x", 3); }},
   };
   for (const auto& [field, change] : cases) {
     auto s = base();

@@ -111,7 +111,8 @@ PKIT_CHILD_CODE int child_main(void* arg) {
 exec_image exec_image::build(const command& cmd, std::error_code& ec, const std::string* extra_env) {
   exec_image img;
   ec.clear();
-  if (cmd.argv.empty() || cmd.argv[0].empty()) {
+  // A cwd with a NUL would chdir to the directory its first part names.
+  if (cmd.argv.empty() || cmd.argv[0].empty() || has_nul(cmd.cwd)) {
     ec = errc::invalid_argument;
     return img;
   }

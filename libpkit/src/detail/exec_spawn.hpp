@@ -17,7 +17,7 @@ namespace pkit::detail {
 /// child allocates nothing.
 class exec_image {
 public:
-  /// Validates `cmd`: non-empty argv, no NUL bytes, each string under MAX_ARG_STRLEN and
+  /// Validates `cmd`: non-empty argv, no NUL bytes (argv, env, cwd), each string under MAX_ARG_STRLEN and
   /// argv + envp under the kernel's ARG_MAX (all E2BIG otherwise). Resolves the PATH
   /// candidates for a program name without '/'. Returns an error and the failing stage.
   /// `extra_env` ("NAME=value", pkit's own: NOTIFY_SOCKET), if given, is applied after
