@@ -27,7 +27,7 @@ using namespace std::chrono;
 std::string pkit_binary() { return PKIT_BINARY; }
 
 pkit_process::pkit_process(const std::vector<std::string>& args, const std::vector<std::string>& extra_env,
-                           bool own_group, const std::string& stdin_path) {
+                           grouping where, const std::string& stdin_path) {
   out_path_ = (std::filesystem::temp_directory_path() / ("pkit-run-out-" + std::to_string(::getpid()) + "-" +
                                                          std::to_string(steady_clock::now().time_since_epoch().count())))
                   .string();
@@ -51,9 +51,13 @@ pkit_process::pkit_process(const std::vector<std::string>& args, const std::vect
   ev.push_back(nullptr);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
-  if (own_group) {
+  if (where == grouping::own_group) {
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
     posix_spawnattr_setpgroup(&attr, 0);
+  } else if (where == grouping::own_session) {
+    // glibc's child calls setsid() before the file actions: the session leader's open
+    // of a terminal (no O_NOCTTY) makes it the controlling one.
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
   }
   int rc = ::posix_spawn(&pid_, av[0], &fa, &attr, av.data(), ev.data());
   posix_spawnattr_destroy(&attr);

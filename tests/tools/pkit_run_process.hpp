@@ -22,12 +22,14 @@ std::string pkit_binary();
 
 class pkit_process {
 public:
-  /// Starts `pkit ARGS...` with `extra_env` ("NAME=value") added to the environment;
-  /// with `own_group`, in a process group of its own (pgid == pid, as a shell's job), so
-  /// that a test may signal that group without signalling itself. A `stdin_path` is
-  /// opened read-only as pkit's stdin (else it shares the test's).
+  /// Where pkit runs: the test's process group, one of its own (pgid == pid, as a
+  /// shell's job: a test may signal that group without signalling itself), or a session
+  /// of its own (a terminal given as stdin then becomes its controlling terminal).
+  enum class grouping { shared, own_group, own_session };
+  /// Starts `pkit ARGS...` with `extra_env` ("NAME=value") added to the environment. A
+  /// `stdin_path` is opened read-only as pkit's stdin (else it shares the test's).
   explicit pkit_process(const std::vector<std::string>& args, const std::vector<std::string>& extra_env = {},
-                        bool own_group = false, const std::string& stdin_path = {});
+                        grouping where = grouping::shared, const std::string& stdin_path = {});
   /// Kills (SIGKILL) and reaps pkit if still running.
   ~pkit_process();
   pkit_process(const pkit_process&) = delete;

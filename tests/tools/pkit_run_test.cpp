@@ -206,7 +206,7 @@ BOOST_AUTO_TEST_CASE(when_pkit_run_is_sigkilled_no_process_of_the_tree_lives_on)
 BOOST_AUTO_TEST_CASE(when_pkit_runs_process_group_is_sigkilled_no_process_of_the_tree_lives_on) {
   pkit_test_common::temp_dir dir;
   write_file(dir.file("tree.toml"), "[[program]]\nname = \"shell\"\nshell = \"sleep 300 & sleep 300 & wait\"\n");
-  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"}, {}, /*own_group=*/true);
+  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"}, {}, pkit_process::grouping::own_group);
   pid_t sh = started(p, {"shell"})["shell"];
   std::vector<pid_t> members;
   for (auto until = steady_clock::now() + seconds(10); steady_clock::now() < until;) {
@@ -397,7 +397,7 @@ BOOST_AUTO_TEST_CASE(programs_read_dev_null_on_stdin_unless_they_inherit_pkit_ru
   write_file(dir.file("tree.toml"), reader("quiet", "") + reader("reader", "stdin = \"inherit\"\n"));
   std::optional<pkit_process> p;
   p.emplace(std::vector<std::string>{"run", dir.file("tree.toml"), "--log-format", "json"},
-            std::vector<std::string>{}, false, dir.file("input"));
+            std::vector<std::string>{}, pkit_process::grouping::shared, dir.file("input"));
   std::map<std::string, int> codes;
   while (codes.size() < 2) {
     auto e = p->wait_event([](const json& e) { return e.value("event", "") == "exited"; });
@@ -416,10 +416,11 @@ BOOST_AUTO_TEST_CASE(programs_read_dev_null_on_stdin_unless_they_inherit_pkit_ru
   BOOST_TEST(p->wait_exit().value_or(-1) == 0);
 }
 
-// A program that inherits a terminal stdin would be stopped by SIGTTIN at its first
-// read (its process group is not the terminal's foreground one): pkit run says so at
-// start, for that program only. pkit run's stdin is a pseudo-terminal here.
-BOOST_AUTO_TEST_CASE(a_program_inheriting_a_terminal_stdin_is_warned_of) {
+// A program that inherits pkit run's controlling terminal as stdin would be stopped by
+// SIGTTIN at its first read (its process group is not the terminal's foreground one):
+// pkit run says so at start, for that program only. A terminal that is not pkit run's
+// controlling one stops nobody: no warning then.
+BOOST_AUTO_TEST_CASE(a_program_inheriting_a_controlling_terminal_stdin_is_warned_of) {
   pkit_test_common::temp_dir dir;
   const int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
   BOOST_TEST_REQUIRE(master >= 0);
@@ -427,14 +428,30 @@ BOOST_AUTO_TEST_CASE(a_program_inheriting_a_terminal_stdin_is_warned_of) {
   BOOST_TEST_REQUIRE((::grantpt(master) == 0 && ::unlockpt(master) == 0));
   const std::string terminal = ::ptsname(master);
   write_file(dir.file("tree.toml"), program("quiet", "pause") + program("reader", "pause", "stdin = \"inherit\""));
-  pkit_process p({"run", dir.file("tree.toml"), "--log-format", "json"}, {}, false, terminal);
-  auto warning = p.wait_line("has stdin = \"inherit\"");
-  BOOST_TEST_REQUIRE(warning.has_value(), p.stderr_text());
-  BOOST_TEST(warning->find("'reader'") != std::string::npos, *warning);
-  BOOST_TEST_REQUIRE(p.wait_event(is_event("reader", "started")).has_value(), p.stderr_text());
-  BOOST_TEST(p.stderr_text().find("'quiet' has stdin") == std::string::npos, p.stderr_text());
-  ::kill(p.pid(), SIGTERM);
-  BOOST_TEST(p.wait_exit().value_or(-1) == 0);
+  const std::vector<std::string> run{"run", dir.file("tree.toml"), "--log-format", "json"};
+  {
+    pkit_process p(run, {}, pkit_process::grouping::own_session, terminal);
+    auto warning = p.wait_line("has stdin = \"inherit\"");
+    BOOST_TEST_REQUIRE(warning.has_value(), p.stderr_text());
+    BOOST_TEST(warning->find("'reader'") != std::string::npos, *warning);
+    BOOST_TEST_REQUIRE(p.wait_event(is_event("reader", "started")).has_value(), p.stderr_text());
+    BOOST_TEST(p.stderr_text().find("'quiet' has stdin") == std::string::npos, p.stderr_text());
+    // A reload warns of what it starts anew, not again of what keeps running.
+    write_file(dir.file("tree.toml"), program("quiet", "pause") + program("reader", "pause", "stdin = \"inherit\"") +
+                                          program("late", "pause", "stdin = \"inherit\""));
+    ::kill(p.pid(), SIGHUP);
+    auto late = p.wait_line("has stdin = \"inherit\"");
+    BOOST_TEST_REQUIRE(late.has_value(), p.stderr_text());
+    BOOST_TEST(late->find("'late'") != std::string::npos, *late);
+    ::kill(p.pid(), SIGTERM);
+    BOOST_TEST(p.wait_exit().value_or(-1) == 0);
+  }
+  // The same terminal, not controlling (pkit run in the test's session, which has its own).
+  pkit_process q(run, {}, pkit_process::grouping::shared, terminal);
+  BOOST_TEST_REQUIRE(q.wait_event(is_event("reader", "started")).has_value(), q.stderr_text());
+  BOOST_TEST(q.stderr_text().find("has stdin") == std::string::npos, q.stderr_text());
+  ::kill(q.pid(), SIGTERM);
+  BOOST_TEST(q.wait_exit().value_or(-1) == 0);
 }
 
 BOOST_AUTO_TEST_CASE(check_prints_the_tree_of_a_good_file_and_the_errors_of_a_bad_one) {

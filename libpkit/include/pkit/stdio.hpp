@@ -25,10 +25,12 @@ public:
   /// created (mode 0644) and truncated, or appended to when `append`. It is opened by
   /// the starting process, before any credential or directory change of the child's:
   /// with the parent's permissions, a relative path from the parent's working directory.
-  /// `start()` never waits in the open: a FIFO for stdin with no writer yet is opened
-  /// (the child reads end-of-file until one comes), one for output with no reader fails
-  /// (ENXIO); a directory fails (EISDIR). The terminal named is never made the parent's
-  /// controlling one.
+  /// `start()` never waits in the open (it may run on an actor's worker): a FIFO for
+  /// stdin with no writer yet is opened, and the child reads end of file until one comes
+  /// — a program that ends at end of input ends at once (and, supervised, is restarted),
+  /// so open the writer first. A FIFO for output with no reader fails (ENXIO, as does a
+  /// socket's path); a directory fails (EISDIR); a NUL byte in the path is
+  /// invalid_argument. The terminal named is never made the parent's controlling one.
   static stdio file(std::string path, bool append = false) {
     stdio s{kind::file};
     s.path_ = std::move(path);

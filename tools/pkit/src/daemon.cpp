@@ -182,7 +182,7 @@ std::optional<std::string> daemon::start(int signal_fd, bool& forced) {
     return std::string("cannot open a log file: ") + e.what();
   }
   actors::set_output_capture(*system_, capture_);
-  warn_of_terminal_stdin();
+  warn_of_terminal_stdin(tree_);
   detail::notify("STATUS=starting " + tree_.settings.name);
   // start_supervisor's wait, here, so that signals are seen during the start: the
   // waiter is the supervisor's parent for the start (told child_ready once it is up).
@@ -205,15 +205,17 @@ std::optional<std::string> daemon::start(int signal_fd, bool& forced) {
   return std::nullopt;
 }
 
-// A program that shares pkit run's stdin where that is a terminal runs in a process group
-// of its own, never the terminal's foreground one: its first read stops it (SIGTTIN) for
-// good. Said, not refused: a program may inherit stdin and never read it.
-void daemon::warn_of_terminal_stdin() {
-  if (::isatty(STDIN_FILENO) != 1) return;
-  for (const program_ref& r : programs_of(tree_))
-    if (r.program->stdin_mode == program_config::input::inherit)
-      say("pkit: warning: '" + r.program->name + "' has stdin = \"inherit\" and pkit run's stdin is a terminal: "
-          "in a process group of its own, the program is stopped (SIGTTIN) when it reads");
+// A program that shares pkit run's stdin where that is pkit run's controlling terminal
+// runs in a process group of its own, never the terminal's foreground one: its first read
+// stops it (SIGTTIN) for good. Said, not refused: a program may inherit stdin and never
+// read it. (tcgetpgrp fails unless fd 0 is the caller's controlling terminal; another
+// terminal stops no reader.)
+void daemon::warn_of_terminal_stdin(const tree_config& tree, const std::function<bool(const program_ref&)>& which) {
+  if (::tcgetpgrp(STDIN_FILENO) == -1) return;
+  for (const program_ref& r : programs_of(tree))
+    if (r.program->stdin_mode == program_config::input::inherit && (!which || which(r)))
+      say("pkit: warning: '" + r.program->name + "' has stdin = \"inherit\" and pkit run's stdin is its controlling "
+          "terminal: in a process group of its own, the program is stopped (SIGTTIN) when it reads");
 }
 
 std::optional<std::string> daemon::await_start(caf::scoped_actor& waiter, const supervisor_actor& sup, int signal_fd,

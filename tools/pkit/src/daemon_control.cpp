@@ -436,6 +436,7 @@ control_reply daemon::add(const nlohmann::json& args) {
   } catch (const std::exception& e) {
     return control_reply::failure("invalid_config", std::string("cannot open a log file: ") + e.what());
   }
+  warn_of_terminal_stdin(*loaded.tree);
   auto spec = to_supervisor_spec(loaded.tree->root);
   detail::name_supervisors_by_path(spec, join(path));
   detail::keep_systemd_variables_to_pkit(spec);
@@ -453,6 +454,21 @@ control_reply daemon::add(const nlohmann::json& args) {
 }
 
 // -- reload -----------------------------------------------------------------------------
+
+namespace {
+// Whether the reload starts `r` (a program of the new file) anew: it, or a group above
+// it, is added or changed.
+bool started_anew(const reload_plan& plan, const program_ref& r) {
+  auto under = [&](const reload_plan::change& c) {
+    if (!c.is_group) return c.group == r.groups && c.name == r.program->name;
+    const std::size_t depth = c.group.size();
+    return r.groups.size() > depth && std::equal(c.group.begin(), c.group.end(), r.groups.begin()) &&
+           r.groups[depth] == c.name;
+  };
+  return std::any_of(plan.added.begin(), plan.added.end(), under) ||
+         std::any_of(plan.changed.begin(), plan.changed.end(), under);
+}
+}  // namespace
 
 control_reply daemon::reload() {
   detail::notify("RELOADING=1\nSTATUS=reloading");
@@ -472,6 +488,7 @@ control_reply daemon::reload() {
     // attached keep their files).
     try {
       configure_outputs(loaded.tree->root);
+      warn_of_terminal_stdin(*loaded.tree, [&plan](const program_ref& r) { return started_anew(plan, r); });
       reply = apply(*loaded.tree, plan);
     } catch (const std::exception& e) {
       reply = control_reply::failure("invalid_config", std::string("cannot open a log file: ") + e.what());

@@ -88,7 +88,8 @@ struct process_spec {
   /// supervised program gets from `pkit run` and from a node, as systemd's default
   /// StandardInput=null: a child in a group of its own that read a terminal would be
   /// stopped by SIGTTIN); anything else a file opened read-only by the supervising
-  /// process (its credentials, its working directory; pkit::stdio::file). Not "capture"
+  /// process (its credentials, its working directory; pkit::stdio::file: a FIFO without
+  /// a writer reads as end of file, without waiting). Not "capture"
   /// (outputs only) and no NUL byte: check_supervisor_spec refuses either. Appended
   /// last: it crosses the wire.
   std::string stdin_path;

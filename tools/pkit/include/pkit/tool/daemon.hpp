@@ -20,6 +20,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -128,7 +129,9 @@ private:
   // Returns why it failed, or none once it is up.
   std::optional<std::string> await_start(caf::scoped_actor& waiter, const actors::supervisor_actor& sup, int signal_fd,
                                          bool& forced);
-  void warn_of_terminal_stdin();  // a program inheriting a terminal stdin: SIGTTIN ahead
+  // Says which programs of `tree` (those `which` picks; all without it) inherit a
+  // controlling terminal as stdin: SIGTTIN ahead. At start, add and reload.
+  void warn_of_terminal_stdin(const tree_config& tree, const std::function<bool(const program_ref&)>& which = {});
   void wake() noexcept;
   void begin_stop(const char* why);
   void force_stop();
