@@ -245,6 +245,8 @@ bool ready_at_start(const process_spec& spec) {
 caf::error make_process(self_pointer self) {
   auto& st = self->state;
   const process_spec& spec = st.spec;
+  // What a supervisor would refuse of this spec (a lone actor's spec comes unchecked).
+  if (auto invalid = check_process_spec(spec)) return invalid;
   process_options o;
   o.name = spec.name;
   o.in = input_of(spec.stdin_path);
@@ -283,12 +285,7 @@ caf::error make_process(self_pointer self) {
       caf::anon_send(h, ready_report{p.runs(), std::move(err)});
   };
 
-  const bool program = !spec.argv.empty();
-  const bool target = !spec.target.empty();
-  if (program == target) return spec_error("a process spec needs either argv or target, not both");
-  // Not a file called "capture": the word means the output capture, which reads outputs.
-  if (spec.stdin_path == capture_stream) return spec_error("stdin_path \"capture\": only stdout_path and stderr_path capture");
-  if (program) {
+  if (!spec.argv.empty()) {
     command cmd{spec.argv};
     cmd.env = spec.env;
     cmd.clear_env = spec.clear_env;

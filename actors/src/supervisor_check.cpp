@@ -30,6 +30,10 @@ caf::error check_identity(const process_spec& p, const std::string& at) {
   if (target && !p.user.empty()) return bad(at + ".user", "only for programs (argv), not fork-server targets");
   if (target && !p.group.empty()) return bad(at + ".group", "only for programs (argv), not fork-server targets");
   if (target && !p.rlimits.empty()) return bad(at + ".rlimits", "only for programs (argv), not fork-server targets");
+  // A fork-server target runs in the server's directory and environment: none of its own.
+  if (target && !p.cwd.empty()) return bad(at + ".cwd", "only for programs (argv), not fork-server targets");
+  if (target && (!p.env.empty() || p.clear_env))
+    return bad(at + (p.env.empty() ? ".clear_env" : ".env"), "only for programs (argv), not fork-server targets");
   for (std::size_t i = 0; i < p.rlimits.size(); ++i) {
     const rlimit_spec& l = p.rlimits[i];
     const std::string here = at + ".rlimits[" + std::to_string(i) + "]";
@@ -179,5 +183,7 @@ caf::error check_child(const child_spec& c, const std::string& at) { return chec
 caf::error check_childspecs(const std::vector<child_spec>& children) { return check_children(children, "", 1); }
 
 caf::error check_supervisor_spec(const supervisor_spec& spec) { return check_spec(spec, "", 1); }
+
+caf::error check_process_spec(const process_spec& spec) { return check_process(spec, "process"); }
 
 }  // namespace pkit::actors

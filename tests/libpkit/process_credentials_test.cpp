@@ -204,11 +204,15 @@ BOOST_AUTO_TEST_CASE(unknown_users_and_groups_fail_the_start_before_any_spawn) {
 BOOST_AUTO_TEST_CASE(a_user_or_group_with_a_nul_byte_is_refused) {
   const auto children = children_of_self();
   std::error_code ec;
-  pkit::process a{child_command({"exit", "0"}), as(std::string("root\0x", 6))};
+  auto opts = as(std::string("root\0x", 6));
+  temp_dir dir;
+  opts.out = pkit::stdio::file(dir.file("out.txt"));  // refused before it is created
+  pkit::process a{child_command({"exit", "0"}), opts};
   a.start(ec);
   BOOST_TEST((ec == pkit::errc::invalid_argument), ec.message());
   BOOST_TEST_REQUIRE(a.last_failure().has_value());
   BOOST_TEST(a.last_failure()->stage == "user");
+  BOOST_TEST(!std::filesystem::exists(dir.file("out.txt")));
   pkit::process b{child_command({"exit", "0"}), as("", std::string("root\0x", 6))};
   b.start(ec);
   BOOST_TEST((ec == pkit::errc::invalid_argument), ec.message());

@@ -210,15 +210,25 @@ BOOST_AUTO_TEST_CASE(cwd_sets_the_working_directory_of_the_child) {
 }
 
 // chdir() would stop at a NUL: "/\0/nonexistent" would run the child in /.
+// Refused before anything is opened: a stdout file is neither created nor truncated.
 BOOST_AUTO_TEST_CASE(a_cwd_with_a_nul_byte_is_refused_before_any_spawn) {
+  warm_up();
+  temp_dir dir;
+  const auto fds_before = open_fds();
   auto cmd = child_command({"exit", "0"});
   cmd.cwd = std::string("/\0/nonexistent", 15);
-  pkit::process p{cmd};
+  pkit::process_options o;
+  o.out = pkit::stdio::file(dir.file("out.txt"));
+  pkit::process p{cmd, o};
   std::error_code ec;
   p.start(ec);
   BOOST_TEST(ec == pkit::errc::invalid_argument, ec.message());
+  BOOST_TEST_REQUIRE(p.last_failure().has_value());
+  BOOST_TEST(p.last_failure()->stage == "validate");
   BOOST_TEST(!p.pid().has_value());
+  BOOST_TEST(!std::filesystem::exists(dir.file("out.txt")));
   check_no_child_left();
+  check_fds_unchanged(fds_before);
 }
 
 BOOST_AUTO_TEST_CASE(a_bad_cwd_fails_start_at_the_chdir_stage_and_leaves_nothing_behind) {

@@ -274,6 +274,8 @@ BOOST_AUTO_TEST_CASE(hostile_spec_values_are_refused_as_invalid_spec) {
       {"process.user", [](auto& s) { s.children[0].process.user = std::string("root\0x", 6); }},
       {"process.group", [](auto& s) { s.children[0].process.group = std::string("root\0x", 6); }},
       {"process.name", [](auto& s) { s.children[0].process.name = std::string("w\0x", 3); }},
+      {"process.cwd", [](auto& s) { auto& p = s.children[0].process; p.argv.clear(); p.target = "t"; p.cwd = "/tmp"; }},
+      {"process.env", [](auto& s) { auto& p = s.children[0].process; p.argv.clear(); p.target = "t"; p.env = {"A=1"}; }},
   };
   for (const auto& [field, change] : cases) {
     auto s = base();

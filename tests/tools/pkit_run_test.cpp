@@ -428,7 +428,8 @@ BOOST_AUTO_TEST_CASE(a_program_inheriting_a_controlling_terminal_stdin_is_warned
   BOOST_TEST_REQUIRE((::grantpt(master) == 0 && ::unlockpt(master) == 0));
   const std::string terminal = ::ptsname(master);
   write_file(dir.file("tree.toml"), program("quiet", "pause") + program("reader", "pause", "stdin = \"inherit\""));
-  const std::vector<std::string> run{"run", dir.file("tree.toml"), "--log-format", "json"};
+  // --for: a pkit run in a session of its own outlives a test killed by its timeout.
+  const std::vector<std::string> run{"run", dir.file("tree.toml"), "--for", "120s", "--log-format", "json"};
   {
     pkit_process p(run, {}, pkit_process::grouping::own_session, terminal);
     auto warning = p.wait_line("has stdin = \"inherit\"");

@@ -30,7 +30,8 @@ struct command {
   /// or overrides NAME; a bare "NAME" removes it.
   std::vector<std::string> env;
   /// Working directory of the child; empty keeps the parent's. A bad one fails `start()`
-  /// with stage "chdir".
+  /// with stage "chdir"; one with a NUL byte with stage "validate" (invalid_argument),
+  /// before anything is opened.
   std::string cwd;
   /// Resource limits set in the child before exec.
   std::vector<resource_limit> limits;

@@ -40,7 +40,15 @@ std::error_code refuse_unsupported(const process_state& s, const char*& stage) {
     if (!o.rlimits.empty()) return refuse("setrlimit");
   }
   if (o.notify_socket && !std::holds_alternative<command>(s.what)) return refuse("notify socket");
-  return {};
+  // A NUL would cut the name or path the system is given ("root\0x" is root): refused
+  // here, before any stdio file is created or truncated. (resolve_credentials refuses
+  // it too, for identity::lookup; exec_image::build the argv, env and cwd.)
+  const auto nul = [](const std::string& t) { return t.find('\0') != std::string::npos; };
+  const auto* cmd = std::get_if<command>(&s.what);
+  const char* at = nul(o.user) ? "user" : nul(o.group) ? "group" : cmd != nullptr && nul(cmd->cwd) ? "validate" : nullptr;
+  if (at == nullptr) return {};
+  stage = at;
+  return errc::invalid_argument;
 }
 
 std::error_code prepare_identity(const process_options& o, prepared_io& io, const char*& stage,

@@ -21,6 +21,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <termios.h>
 #include <unistd.h>
 
 namespace pkit::tool {
@@ -208,10 +209,11 @@ std::optional<std::string> daemon::start(int signal_fd, bool& forced) {
 // A program that shares pkit run's stdin where that is pkit run's controlling terminal
 // runs in a process group of its own, never the terminal's foreground one: its first read
 // stops it (SIGTTIN) for good. Said, not refused: a program may inherit stdin and never
-// read it. (tcgetpgrp fails unless fd 0 is the caller's controlling terminal; another
-// terminal stops no reader.)
+// read it. Only the controlling terminal of pkit run's session stops a reader: another
+// terminal does not, nor a pty master (whose tcgetpgrp answers the slave's group).
 void daemon::warn_of_terminal_stdin(const tree_config& tree, const std::function<bool(const program_ref&)>& which) {
-  if (::tcgetpgrp(STDIN_FILENO) == -1) return;
+  const pid_t session = ::tcgetsid(STDIN_FILENO);
+  if (session == -1 || session != ::getsid(0) || ::isatty(STDIN_FILENO) != 1) return;
   for (const program_ref& r : programs_of(tree))
     if (r.program->stdin_mode == program_config::input::inherit && (!which || which(r)))
       say("pkit: warning: '" + r.program->name + "' has stdin = \"inherit\" and pkit run's stdin is its controlling "

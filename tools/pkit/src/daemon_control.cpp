@@ -436,7 +436,6 @@ control_reply daemon::add(const nlohmann::json& args) {
   } catch (const std::exception& e) {
     return control_reply::failure("invalid_config", std::string("cannot open a log file: ") + e.what());
   }
-  warn_of_terminal_stdin(*loaded.tree);
   auto spec = to_supervisor_spec(loaded.tree->root);
   detail::name_supervisors_by_path(spec, join(path));
   detail::keep_systemd_variables_to_pkit(spec);
@@ -449,6 +448,7 @@ control_reply daemon::add(const nlohmann::json& args) {
     return control_reply::failure("start_failed",
                                   where_of(file, &loaded.tree->root, failed) + err + " (nothing was added)");
   for (const auto& id : started) added.push_back(id);
+  warn_of_terminal_stdin(*loaded.tree);  // of what did start
   for (auto& c : loaded.tree->root.children) g->children.push_back(std::move(c));
   return control_reply::success({{"added", added}});
 }
@@ -488,8 +488,9 @@ control_reply daemon::reload() {
     // attached keep their files).
     try {
       configure_outputs(loaded.tree->root);
-      warn_of_terminal_stdin(*loaded.tree, [&plan](const program_ref& r) { return started_anew(plan, r); });
       reply = apply(*loaded.tree, plan);
+      if (reply.ok)  // of what did start anew
+        warn_of_terminal_stdin(*loaded.tree, [&plan](const program_ref& r) { return started_anew(plan, r); });
     } catch (const std::exception& e) {
       reply = control_reply::failure("invalid_config", std::string("cannot open a log file: ") + e.what());
     }

@@ -93,4 +93,9 @@ struct process_observer {
 process_actor spawn_process(caf::actor_system& system, process_spec spec,
                             const fork_server* server = nullptr, process_observer observer = {});
 
+/// The checks a supervisor makes of a worker's spec (check_supervisor_spec), for one
+/// spec alone: `invalid_spec` naming the field ("process.cwd: contains a NUL byte"), or
+/// none. A process actor's `start` answers it for a spec that fails them.
+caf::error check_process_spec(const process_spec& spec);
+
 }  // namespace pkit::actors
