@@ -426,6 +426,18 @@ node_actor_v1::behavior_type old_node(int) {  // (the int: see early_node)
   };
 }
 
+// A start placed on the node at `port` alone, by a controller of its own: its error in
+// `failed`, rendered as the return value.
+std::string failed_start_on(std::uint16_t port, caf::error& failed) {
+  quick_controller ctl{2s};
+  ctl.add("old", port);
+  caf::scoped_actor self{*ctl.sys.sys};
+  auto relay = ctl.relay(self, "old", sleep_spec("x"));
+  self->request(relay, deadline, start_atom_v).receive([](std::int32_t) {}, [&](caf::error& e) { failed = e; });
+  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
+  return ctl.sys.sys->render(failed);
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(a_node_of_the_previous_protocol_is_named_as_such) {
@@ -436,18 +448,12 @@ BOOST_AUTO_TEST_CASE(a_node_of_the_previous_protocol_is_named_as_such) {
   actor_stopper stop_old{old};
   auto port = old_sys.sys->middleman().publish(old, 0, "127.0.0.1");
   BOOST_TEST_REQUIRE(static_cast<bool>(port));
-  quick_controller ctl{2s};
-  ctl.add("old", *port);
-  caf::scoped_actor self{*ctl.sys.sys};
-  auto relay = ctl.relay(self, "old", sleep_spec("x"));
   caf::error failed;
-  self->request(relay, deadline, start_atom_v).receive([](std::int32_t) {}, [&](caf::error& e) { failed = e; });
-  const std::string text = ctl.sys.sys->render(failed);
+  const std::string text = failed_start_on(*port, failed);
   BOOST_TEST(is_pkit_error(failed, pkit::actors::error::node_unreachable), text);
   BOOST_TEST(text.find("speaks version " + std::to_string(pkit::net::node_protocol_version) + ", this node 1") !=
                  std::string::npos,
              text);
-  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(old, caf::exit_reason::user_shutdown);
 }
 
@@ -465,17 +471,11 @@ BOOST_AUTO_TEST_CASE(a_node_of_another_release_is_named_as_such) {
   actor_stopper stop_old{old};
   auto port = old_sys.middleman().publish(old, 0, "127.0.0.1");
   BOOST_TEST_REQUIRE(static_cast<bool>(port));
-  quick_controller ctl{2s};
-  ctl.add("old", *port);
-  caf::scoped_actor self{*ctl.sys.sys};
-  auto relay = ctl.relay(self, "old", sleep_spec("x"));
   caf::error failed;
-  self->request(relay, deadline, start_atom_v).receive([](std::int32_t) {}, [&](caf::error& e) { failed = e; });
-  const std::string text = ctl.sys.sys->render(failed);
+  const std::string text = failed_start_on(*port, failed);
   BOOST_TEST(is_pkit_error(failed, pkit::actors::error::node_unreachable), text);
   BOOST_TEST(text.find("another pkit release") != std::string::npos, text);
   BOOST_TEST(text.find(pkit::net::app_identifier) != std::string::npos, text);
-  caf::anon_send_exit(relay, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_CASE(the_start_bound_is_placing_then_spawn_with_the_ready_timeout) {
