@@ -222,6 +222,48 @@ BOOST_AUTO_TEST_CASE(when_pkit_runs_process_group_is_sigkilled_no_process_of_the
   BOOST_TEST(none, "processes of the tree outlived pkit run killed with its process group");
 }
 
+// A SIGHUP that comes while the tree is still starting is not lost: the reload runs once
+// the tree is up (as systemd queues a reload behind a start). It was ignored, so a file
+// edited during a slow start stayed unapplied without anyone asking again.
+BOOST_AUTO_TEST_CASE(a_sighup_during_the_start_reloads_once_the_tree_is_up) {
+  pkit_test_common::temp_dir dir;
+  const std::string gate = dir.file("gate");
+  BOOST_TEST_REQUIRE(::mkfifo(gate.c_str(), 0600) == 0);
+  // Ready (a newline on fd 3) only once the test writes the FIFO: the start waits for it.
+  const std::string slow = "[[program]]\nname = \"slow\"\ncommand = [\"/bin/sh\", \"-c\", \"read x < " + gate +
+                           "; echo >&3; exec sleep 1000\"]\nreadiness = { fd = 3 }\nready_timeout = \"60s\"\n";
+  const std::string file = dir.file("tree.toml");
+  write_file(file, slow);
+  pkit_process p({"run", file, "--log-format", "json"});
+  BOOST_TEST_REQUIRE(p.wait_event(is_event("slow", "started")).has_value(), p.stderr_text());
+  write_file(file, slow + program("late", "pause"));
+  ::kill(p.pid(), SIGHUP);
+  auto deferred = p.wait_line("SIGHUP");
+  BOOST_TEST_REQUIRE(deferred.has_value(), p.stderr_text());
+  BOOST_TEST(deferred->find("once the tree is up") != std::string::npos, *deferred);
+  {
+    const int w = ::open(gate.c_str(), O_WRONLY | O_CLOEXEC);  // the shell holds the read end open
+    BOOST_TEST_REQUIRE(w >= 0);
+    BOOST_TEST(::write(w, "\n", 1) == 1);
+    ::close(w);
+  }
+  // The reload's report and the added program's ready event, in either order (events
+  // are printed by an actor of their own).
+  std::string report;
+  bool late_ready = false;
+  while (report.empty() || !late_ready) {
+    auto l = p.wait_line("");
+    if (!l) break;
+    if (l->find("pkit: reload:") != std::string::npos) report = *l;
+    if (l->find("\"event\":\"ready\"") != std::string::npos && l->find("\"program\":\"late\"") != std::string::npos)
+      late_ready = true;
+  }
+  BOOST_TEST(report.find("\"added\":[\"late\"]") != std::string::npos, p.stderr_text());
+  BOOST_TEST(late_ready, p.stderr_text());
+  ::kill(p.pid(), SIGTERM);
+  BOOST_TEST(p.wait_exit().value_or(-1) == 0, p.stderr_text());
+}
+
 BOOST_AUTO_TEST_CASE(sighup_reload_restarts_exactly_the_changed_program) {
   pkit_test_common::temp_dir dir;
   auto file = dir.file("tree.toml");

@@ -66,7 +66,8 @@ public:
   /// While it waits it reads `signal_fd` (as `run`, -1 for none): a first SIGTERM/SIGINT
   /// cancels the start (what started is stopped in order; the reason says "cancelled"),
   /// a second one forces it (every process killed, `forced` set: the caller should
-  /// _exit). `pkit run` exits 1 either way, as for any start that failed.
+  /// _exit). `pkit run` exits 1 either way, as for any start that failed. A SIGHUP is
+  /// kept: the reload runs once the tree is up (several during the start: one reload).
   std::optional<std::string> start(int signal_fd, bool& forced);
   /// start() without signals (tests).
   std::optional<std::string> start() {
@@ -188,6 +189,7 @@ private:
   std::vector<std::string> killed_at_stop_;  // the shutdown had to SIGKILL these (stop_timeout)
 
   std::atomic<bool> started_{false};  // root_ is set (control requests may come earlier)
+  bool reload_after_start_ = false;   // a SIGHUP came during the start (main thread only)
   std::atomic<bool> shutdown_requested_{false};
   std::atomic<bool> root_down_{false};
   std::atomic<bool> stopped_{false};
