@@ -229,9 +229,16 @@ BOOST_AUTO_TEST_CASE(a_sighup_during_the_start_reloads_once_the_tree_is_up) {
   pkit_test_common::temp_dir dir;
   const std::string gate = dir.file("gate");
   BOOST_TEST_REQUIRE(::mkfifo(gate.c_str(), 0600) == 0);
+  // Read and write: never blocks, and what is written waits in the FIFO for the shell
+  // whenever it opens it (the descriptor keeps the FIFO open until the test ends).
+  const int gate_fd = ::open(gate.c_str(), O_RDWR | O_CLOEXEC);
+  BOOST_TEST_REQUIRE(gate_fd >= 0);
+  std::unique_ptr<const int, void (*)(const int*)> closer{&gate_fd, [](const int* fd) { ::close(*fd); }};
   // Ready (a newline on fd 3) only once the test writes the FIFO: the start waits for it.
-  const std::string slow = "[[program]]\nname = \"slow\"\ncommand = [\"/bin/sh\", \"-c\", \"read x < " + gate +
-                           "; echo >&3; exec sleep 1000\"]\nreadiness = { fd = 3 }\nready_timeout = \"60s\"\n";
+  // The path goes to the shell as an argument, never as shell text.
+  const std::string slow = "[[program]]\nname = \"slow\"\ncommand = [\"/bin/sh\", \"-c\", "
+                           "\"read x < \\\"$0\\\"; echo >&3; exec sleep 1000\", \"" + gate +
+                           "\"]\nreadiness = { fd = 3 }\nready_timeout = \"60s\"\n";
   const std::string file = dir.file("tree.toml");
   write_file(file, slow);
   pkit_process p({"run", file, "--log-format", "json"});
@@ -241,12 +248,7 @@ BOOST_AUTO_TEST_CASE(a_sighup_during_the_start_reloads_once_the_tree_is_up) {
   auto deferred = p.wait_line("SIGHUP");
   BOOST_TEST_REQUIRE(deferred.has_value(), p.stderr_text());
   BOOST_TEST(deferred->find("once the tree is up") != std::string::npos, *deferred);
-  {
-    const int w = ::open(gate.c_str(), O_WRONLY | O_CLOEXEC);  // the shell holds the read end open
-    BOOST_TEST_REQUIRE(w >= 0);
-    BOOST_TEST(::write(w, "\n", 1) == 1);
-    ::close(w);
-  }
+  BOOST_TEST_REQUIRE(::write(gate_fd, "\n", 1) == 1);
   // The reload's report and the added program's ready event, in either order (events
   // are printed by an actor of their own).
   std::string report;

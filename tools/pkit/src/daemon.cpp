@@ -199,11 +199,13 @@ std::optional<std::string> daemon::start(int signal_fd, bool& forced) {
   root_ = sup;
   started_ = true;
   caf::anon_send(events_, subscribe_atom_v, caf::actor_cast<caf::actor>(root_));
-  if (reload_after_start_) on_signal(SIGHUP);  // the SIGHUP that came during the start
   if (tree_.settings.watchdog_ms > 0) watchdog_period_ = milliseconds(tree_.settings.watchdog_ms);
   else watchdog_period_ = duration_cast<milliseconds>(detail::systemd_watchdog());
   next_watchdog_ = steady_clock::now();
   detail::notify("READY=1\nSTATUS=running " + tree_.settings.name);
+  // The SIGHUP that came during the start, last: the reload thread writes tree_ (under
+  // control_, which this thread does not hold), and its RELOADING=1 must follow READY=1.
+  if (reload_after_start_) on_signal(SIGHUP);
   return std::nullopt;
 }
 
@@ -256,7 +258,7 @@ std::optional<std::string> daemon::await_start(caf::scoped_actor& waiter, const 
       caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
       const std::int64_t limit = shutdown_timeout_ms_;
       deadline = limit >= 0 ? steady_clock::now() + milliseconds(limit) : steady_clock::time_point::max();
-    } else if (sig == SIGHUP && !reload_after_start_) {
+    } else if (sig == SIGHUP && !reload_after_start_ && cancelled.empty()) {
       // Kept, not dropped: the file may have been edited during a slow start, and a
       // reload asked for must not be lost (systemd queues one behind a start too).
       reload_after_start_ = true;

@@ -67,7 +67,7 @@ public:
   /// cancels the start (what started is stopped in order; the reason says "cancelled"),
   /// a second one forces it (every process killed, `forced` set: the caller should
   /// _exit). `pkit run` exits 1 either way, as for any start that failed. A SIGHUP is
-  /// kept: the reload runs once the tree is up (several during the start: one reload).
+  /// kept: the tree is reloaded once it is up (a cancelled or failed start drops it).
   std::optional<std::string> start(int signal_fd, bool& forced);
   /// start() without signals (tests).
   std::optional<std::string> start() {
