@@ -1,7 +1,7 @@
 # `pkit run` / `pkit check` end to end: the real binary, real processes and signals.
 pkit_add_test(NAME pkit_run_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/pkit_run_test.cpp
-  LIBS pkit_tool_test_drivers
+  LIBS pkit_tool_test_drivers pkit::core
   LABELS tools)
 target_compile_definitions(pkit_run_test PRIVATE PKIT_BINARY="$<TARGET_FILE:pkit>")
 add_dependencies(pkit_run_test pkit)

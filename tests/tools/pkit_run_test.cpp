@@ -6,6 +6,8 @@
 
 #include "pkit_run_process.hpp"
 
+#include <pkit/unique_fd.hpp>
+
 #include <temp_dir.hpp>
 #include <test_child_path.hpp>
 
@@ -231,9 +233,8 @@ BOOST_AUTO_TEST_CASE(a_sighup_during_the_start_reloads_once_the_tree_is_up) {
   BOOST_TEST_REQUIRE(::mkfifo(gate.c_str(), 0600) == 0);
   // Read and write: never blocks, and what is written waits in the FIFO for the shell
   // whenever it opens it (the descriptor keeps the FIFO open until the test ends).
-  const int gate_fd = ::open(gate.c_str(), O_RDWR | O_CLOEXEC);
-  BOOST_TEST_REQUIRE(gate_fd >= 0);
-  std::unique_ptr<const int, void (*)(const int*)> closer{&gate_fd, [](const int* fd) { ::close(*fd); }};
+  const pkit::unique_fd gate_fd(::open(gate.c_str(), O_RDWR | O_CLOEXEC));
+  BOOST_TEST_REQUIRE(gate_fd.get() >= 0);
   // Ready (a newline on fd 3) only once the test writes the FIFO: the start waits for it.
   // The path goes to the shell as an argument, never as shell text.
   const std::string slow = "[[program]]\nname = \"slow\"\ncommand = [\"/bin/sh\", \"-c\", "
@@ -248,7 +249,7 @@ BOOST_AUTO_TEST_CASE(a_sighup_during_the_start_reloads_once_the_tree_is_up) {
   auto deferred = p.wait_line("SIGHUP");
   BOOST_TEST_REQUIRE(deferred.has_value(), p.stderr_text());
   BOOST_TEST(deferred->find("once the tree is up") != std::string::npos, *deferred);
-  BOOST_TEST_REQUIRE(::write(gate_fd, "\n", 1) == 1);
+  BOOST_TEST_REQUIRE(::write(gate_fd.get(), "\n", 1) == 1);
   // The reload's report and the added program's ready event, in either order (events
   // are printed by an actor of their own).
   std::string report;
@@ -466,11 +467,10 @@ BOOST_AUTO_TEST_CASE(programs_read_dev_null_on_stdin_unless_they_inherit_pkit_ru
 // controlling one stops nobody: no warning then.
 BOOST_AUTO_TEST_CASE(a_program_inheriting_a_controlling_terminal_stdin_is_warned_of) {
   pkit_test_common::temp_dir dir;
-  const int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-  BOOST_TEST_REQUIRE(master >= 0);
-  std::unique_ptr<const int, void (*)(const int*)> closer{&master, [](const int* fd) { ::close(*fd); }};
-  BOOST_TEST_REQUIRE((::grantpt(master) == 0 && ::unlockpt(master) == 0));
-  const std::string terminal = ::ptsname(master);
+  const pkit::unique_fd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+  BOOST_TEST_REQUIRE(master.get() >= 0);
+  BOOST_TEST_REQUIRE((::grantpt(master.get()) == 0 && ::unlockpt(master.get()) == 0));
+  const std::string terminal = ::ptsname(master.get());
   write_file(dir.file("tree.toml"), program("quiet", "pause") + program("reader", "pause", "stdin = \"inherit\""));
   // --for: a pkit run in a session of its own outlives a test killed by its timeout.
   const std::vector<std::string> run{"run", dir.file("tree.toml"), "--for", "120s", "--log-format", "json"};

@@ -1,4 +1,5 @@
 #include "detail/credentials.hpp"
+#include "detail/has_nul.hpp"
 
 #include <pkit/errc.hpp>
 
@@ -114,18 +115,16 @@ std::error_code resolve_credentials(const std::string& user, const std::string& 
   if (user.empty() && group.empty()) return {};
   std::string name;
   bool has_gid = false;
-  // A name with a NUL would be looked up by its first part: "root\0x" as root.
-  const auto nul = [](const std::string& s) { return s.find('\0') != std::string::npos; };
   if (!user.empty()) {
     stage = "user";
-    if (nul(user)) return errc::invalid_argument;
+    if (has_nul(user)) return errc::invalid_argument;
     if (auto ec = resolve_user(user, out, name, has_gid)) return ec;
   } else {
     out.uid = ::geteuid();
   }
   if (!group.empty()) {
     stage = "group";
-    if (nul(group)) return errc::invalid_argument;
+    if (has_nul(group)) return errc::invalid_argument;
     if (auto ec = resolve_group(group, out.gid)) return ec;
     has_gid = true;
   }

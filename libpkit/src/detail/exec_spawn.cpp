@@ -1,5 +1,6 @@
 #include "detail/pidfd.hpp"
 #include "detail/exec_spawn.hpp"
+#include "detail/has_nul.hpp"
 #include "detail/spawn_stack.hpp"
 
 #include <pkit/errc.hpp>
@@ -30,8 +31,6 @@ namespace pkit::detail {
 namespace {
 
 constexpr std::size_t max_arg_strlen = 32 * 4096;  // the kernel's MAX_ARG_STRLEN
-
-bool has_nul(const std::string& s) { return s.find('\0') != std::string::npos; }
 
 std::string_view env_name(std::string_view entry) {
   return entry.substr(0, entry.find('='));

@@ -3,6 +3,7 @@
 #include "detail/child_setup.hpp"
 #include "detail/exec_spawn.hpp"
 #include "detail/fork_server_core.hpp"
+#include "detail/has_nul.hpp"
 #include "detail/pidfd.hpp"
 #include "detail/trampoline.hpp"
 
@@ -43,9 +44,11 @@ std::error_code refuse_unsupported(const process_state& s, const char*& stage) {
   // A NUL would cut the name or path the system is given ("root\0x" is root): refused
   // here, before any stdio file is created or truncated. (resolve_credentials refuses
   // it too, for identity::lookup; exec_image::build the argv, env and cwd.)
-  const auto nul = [](const std::string& t) { return t.find('\0') != std::string::npos; };
   const auto* cmd = std::get_if<command>(&s.what);
-  const char* at = nul(o.user) ? "user" : nul(o.group) ? "group" : cmd != nullptr && nul(cmd->cwd) ? "validate" : nullptr;
+  const char* at = has_nul(o.user)                       ? "user"
+                   : has_nul(o.group)                    ? "group"
+                   : cmd != nullptr && has_nul(cmd->cwd) ? "validate"
+                                                         : nullptr;
   if (at == nullptr) return {};
   stage = at;
   return errc::invalid_argument;
@@ -100,7 +103,7 @@ std::error_code prepare_io(const process_state& st, bool want_ready, prepared_io
           flags |= O_RDWR;
         } else {
           // open() would stop at a NUL: another file than the one named.
-          if (s.path().find('\0') != std::string::npos) return errc::invalid_argument;
+          if (has_nul(s.path())) return errc::invalid_argument;
           path = s.path().c_str();
           // Never wait in open(): a FIFO without a writer (stdin) or reader (output)
           // would hold the starting thread (a CAF worker) for ever. With O_NONBLOCK a
