@@ -114,6 +114,15 @@ std::error_code publish(const std::shared_ptr<process_state>& sp, launched& made
   }
 }
 
+// Under s.m, when a start has failed and put the phase back: an object handed over by
+// process::release() meanwhile is destroyed by the caller (no lock held) — unless
+// callbacks still run on it, whose delivery then does it. Left in the state, it would be
+// kept for ever (it holds the state, the state holds it).
+std::unique_ptr<process> take_released(process_state& s) {
+  if (s.ph != process_state::phase::idle || s.in_callbacks) return nullptr;
+  return std::move(s.released);
+}
+
 }  // namespace
 
 // `sp` by value: the object (and its `state_` member) may be destroyed by another thread
@@ -127,6 +136,8 @@ std::error_code process_access::start(process& p, std::shared_ptr<process_state>
     s.failure = std::move(f);
   };
   if (!s.owned_here()) return errc::not_owner;
+  // Declared before the lock, so destroyed after it is released (see take_released).
+  std::unique_ptr<process> doomed;
   std::unique_lock<std::mutex> lock(s.m);
   // Being destroyed, or handed over to pkit by release(): no new run.
   if (s.dying || s.released) return errc::not_owner;
@@ -141,6 +152,7 @@ std::error_code process_access::start(process& p, std::shared_ptr<process_state>
   s.ph = process_state::phase::starting;
   s.failure.reset();
   lock.unlock();
+  if (auto hook = launch_test_hooks::while_starting.load(std::memory_order_relaxed)) hook();
 
   prepared_io io;
   launched made;
@@ -158,6 +170,7 @@ std::error_code process_access::start(process& p, std::shared_ptr<process_state>
     lock.lock();
     s.ph = before;
     record(spawn_failure{program_of(s), stage, io_error});
+    doomed = take_released(s);
     s.cv.notify_all();
     return io_error;
   }
@@ -181,6 +194,7 @@ std::error_code process_access::start(process& p, std::shared_ptr<process_state>
   } catch (...) {
     lock.lock();
     s.ph = before;
+    doomed = take_released(s);
     s.cv.notify_all();
     throw;
   }
@@ -193,12 +207,14 @@ std::error_code process_access::start(process& p, std::shared_ptr<process_state>
   if (ec) {
     s.ph = before;
     record(spawn_failure{program, stage, ec});
+    doomed = take_released(s);
     s.cv.notify_all();
     return ec;
   }
   std::uint64_t run = 0;
   if ((ec = publish(sp, made, io, run))) {
     record(spawn_failure{program, "watch", ec});
+    doomed = take_released(s);
     s.cv.notify_all();
     return ec;
   }
@@ -347,7 +363,9 @@ pid_t guarded_start(process& p, std::shared_ptr<process_state> s, bool wait, std
 }
 
 // The throwing overloads: this start's own failure, with its stage when it recorded one.
-pid_t throwing_start(process& p, const std::shared_ptr<process_state>& s, bool wait, const identity* who) {
+// `s` by value: a process released during a failing start is destroyed by the start, and
+// with it its `state_` member (read below for the name).
+pid_t throwing_start(process& p, std::shared_ptr<process_state> s, bool wait, const identity* who) {
   std::error_code ec;
   std::optional<spawn_failure> failed;
   const pid_t pid = guarded_start(p, s, wait, ec, who, &failed);

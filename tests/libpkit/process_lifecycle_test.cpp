@@ -616,6 +616,53 @@ BOOST_AUTO_TEST_CASE(a_released_process_starts_no_new_run) {
   });
 }
 
+// release() while a start is under way — on another thread, or (here) from the start
+// itself — and the start then fails before it made a run: the state kept the released
+// object for ever (the object holds the state, the state the object), so it was never
+// destroyed, nor its options and the callbacks' captures. Each way a start can fail
+// after it began: opening a stdio file, and the exec.
+std::unique_ptr<pkit::process> releasing;
+void release_while_starting() { pkit::process::release(std::move(releasing)); }
+
+BOOST_AUTO_TEST_CASE(a_process_released_during_a_start_that_fails_is_destroyed) {
+  struct failing_start {
+    const char* stage;
+    pkit::command cmd;
+    pkit::stdio out;
+  };
+  const failing_start cases[] = {
+      {"open stdio", child_command({"exit", "0"}), pkit::stdio::file("/nonexistent-pkit-dir/out")},
+      {"exec", pkit::command{{"/nonexistent-pkit-dir/program"}}, pkit::stdio::inherit()},
+  };
+  for (const auto& c : cases) {
+    BOOST_TEST_CONTEXT(c.stage) {
+      within(30s, "release during a failing start", [&] {
+        std::promise<void> destroyed;
+        struct marker {
+          std::promise<void>* p = nullptr;
+          ~marker() { p->set_value(); }
+        };
+        auto mark = std::make_shared<marker>();
+        mark->p = &destroyed;
+        pkit::process_options o;
+        o.out = c.out;
+        o.on_exit = [mark](pkit::process&) {};
+        mark.reset();
+        releasing = std::make_unique<pkit::process>(c.cmd, std::move(o));
+        pkit::process* p = releasing.get();
+        pkit::detail::launch_test_hooks::while_starting = &release_while_starting;
+        std::error_code ec;
+        p->start(ec);  // `p` is pkit's from the hook on: not touched again
+        pkit::detail::launch_test_hooks::while_starting = nullptr;
+        BOOST_TEST(!releasing, "the hook released the process");
+        BOOST_TEST(static_cast<bool>(ec), "the start failed");
+        BOOST_TEST((destroyed.get_future().wait_for(event_timeout) == std::future_status::ready),
+                   "the released process was never destroyed");
+      });
+    }
+  }
+}
+
 // Two threads forking callables at the same moment: each child inherited the other's
 // "go" pipe write end and waited for an EOF that never came.
 BOOST_AUTO_TEST_CASE(callables_forked_from_two_threads_at_once_all_start) {

@@ -25,9 +25,11 @@ namespace pkit::detail {
 
 /// Test-only fault injection (white-box tests include this header): `before_go` is called
 /// with a forked child's pid just before the go-ahead byte is sent to it — a test kills
-/// the child there. One relaxed load when unset.
+/// the child there; `while_starting` once a start has begun (phase `starting`, no lock
+/// held) — a test releases the process there. One relaxed load each when unset.
 struct launch_test_hooks {
   static inline std::atomic<void (*)(pid_t)> before_go{nullptr};
+  static inline std::atomic<void (*)()> while_starting{nullptr};
 };
 
 /// Descriptors prepared for a child: what it gets as 0..2 and beyond, and our pipe ends.

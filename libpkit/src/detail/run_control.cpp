@@ -238,8 +238,10 @@ void deliver(process_state& s, std::uint64_t run, delivery d) {
       s.pidfd.reset();
       s.leader = false;
       s.server.reset();
-      released = std::move(s.released);
     }
+    // Handed over by process::release: destroyed once no run is left (a start from the
+    // callback that failed left the phase idle too, and left the object to us).
+    if (s.ph == process_state::phase::idle) released = std::move(s.released);
     s.collected = std::max(s.collected, run);
     s.callback_thread = {};
     s.in_callbacks = false;
