@@ -8,6 +8,8 @@
 //   closed_server   - shut down by the case that checks fork_server_unavailable;
 //   killed_server   - SIGKILLed from outside by the case that checks a dead server;
 //   stopped_server  - SIGSTOPped by the case that checks the request deadline;
+//   wedged_server   - SIGSTOPped by the case that checks that group signals never wait
+//                     for the server (its request timeout is longer than the case's);
 //   faulty servers  - each with a fault injected into its first reply (or the parent's
 //                     first request), through the library's internal test hooks.
 
@@ -42,6 +44,16 @@ pkit::fork_server::registry make_registry() {
   pkit::fork_server::registry r;
   r.add("exit-with", [](const args_t& args) { return std::stoi(args.at(0)); });
   r.add("pause", [](const args_t&) -> int {
+    for (;;) ::pause();
+  });
+  // Joins the server's process group (leaving the one it leads), says so, pauses.
+  r.add("leave-group", [](const args_t&) -> int {
+    if (::setpgid(0, ::getpgid(::getppid())) != 0) return 2;
+    write_all(1, "left\n");
+    for (;;) ::pause();
+  });
+  r.add("ignore-term", [](const args_t&) -> int {
+    ::signal(SIGTERM, SIG_IGN);
     for (;;) ::pause();
   });
   r.add("print-args", [](const args_t& args) {
@@ -82,12 +94,15 @@ using fault = pkit::detail::fork_server_faults::reply_fault;
 using core_ptr = std::shared_ptr<pkit::detail::fork_server_core>;
 
 constexpr auto stopped_server_timeout = 300ms;
+// Three times the case's own limit: a call that waited for this server would fail the case.
+constexpr auto wedged_server_timeout = 3 * event_timeout;
 
 std::optional<pkit::fork_server> main_server;
 std::optional<pkit::fork_server> doomed_server;
 std::optional<pkit::fork_server> closed_server;
 std::optional<pkit::fork_server> killed_server;
 std::optional<pkit::fork_server> stopped_server;
+std::optional<pkit::fork_server> wedged_server;
 std::map<fault, core_ptr> faulty_servers;
 core_ptr huge_request_server;
 core_ptr sparing_server;
@@ -105,6 +120,9 @@ struct servers_fixture {
     pkit::fork_server::options quick;
     quick.request_timeout = stopped_server_timeout;
     stopped_server.emplace(pkit::fork_server::start(make_registry(), quick));
+    pkit::fork_server::options slow;
+    slow.request_timeout = wedged_server_timeout;
+    wedged_server.emplace(pkit::fork_server::start(make_registry(), slow));
     for (fault f : {fault::wrong_id, fault::garbage, fault::oversized, fault::no_fds,
                     fault::fail_send}) {
       pkit::detail::fork_server_faults faults;
@@ -123,6 +141,7 @@ struct servers_fixture {
     sparing_server->shutdown();
     huge_request_server->shutdown();
     for (auto& [f, core] : faulty_servers) core->shutdown();
+    wedged_server.reset();
     stopped_server.reset();
     killed_server.reset();
     closed_server.reset();
@@ -182,6 +201,29 @@ struct kill_on_exit {
     std::error_code ec;
     if (p.is_alive()) p.kill(ec);
   }
+};
+
+/// A server child whose exit (its status) is reported to the case; killed if still running
+/// when the case ends.
+struct watched_child {
+  std::promise<pkit::exit_status> exited;
+  std::future<pkit::exit_status> status = exited.get_future();
+  std::unique_ptr<pkit::process> p;
+  watched_child(pkit::server_target target, pkit::stop_policy stop) {
+    pkit::process_options o;
+    o.stop = stop;
+    o.on_exit = [this](pkit::process& proc) { exited.set_value(*proc.status()); };
+    p = std::make_unique<pkit::process>(std::move(target), std::move(o));
+    p->start(pkit::wait);
+  }
+  watched_child(const watched_child&) = delete;
+  watched_child& operator=(const watched_child&) = delete;
+  ~watched_child() {
+    std::error_code ec;
+    p->kill(ec);
+    p.reset();  // waits for the child and its on_exit
+  }
+  bool reported() { return status.wait_for(event_timeout) == std::future_status::ready; }
 };
 
 }  // namespace
@@ -484,6 +526,75 @@ BOOST_AUTO_TEST_CASE(a_stopped_fork_server_fails_starts_with_fork_server_timeout
   BOOST_TEST(core->tracked_ids() == 0u);
 }
 
+// A group signal to a fork-server child (every stop of one: it leads its group) was a
+// round trip to the server made with the process's lock held. A stopped server then held
+// stop_async's caller — documented never to block — for the server's request timeout, and
+// at the stop's deadline the reaper thread too, and with it every other process's exit
+// report and timer. Group signals are one-way records now: nothing waits for the server.
+BOOST_AUTO_TEST_CASE(a_stopped_fork_server_holds_up_neither_a_group_stop_nor_the_reaper) {
+  pkit::fork_server& srv = *wedged_server;
+  const pid_t server_pid = srv.pid();
+  constexpr auto grace = 300ms;
+  // Its stop is under way, SIGTERM ignored, when the server stops: the reaper escalates at
+  // the deadline. The second is stopped while the server is stopped.
+  watched_child obstinate{srv.target("ignore-term"), pkit::stop_policy{SIGTERM, grace, true}};
+  watched_child plain{srv.target("pause"), pkit::stop_policy{SIGTERM, grace, true}};
+  // Another server's child, whose exit the reaper must report meanwhile.
+  watched_child other{server().target("pause"), pkit::stop_policy{}};
+
+  obstinate.p->stop_async();
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  BOOST_TEST_REQUIRE(::kill(server_pid, SIGSTOP) == 0);
+  struct resume_server {
+    pid_t pid;
+    ~resume_server() { ::kill(pid, SIGCONT); }
+  } resume{server_pid};
+  siginfo_t si{};
+  BOOST_TEST_REQUIRE(::waitid(P_PID, static_cast<id_t>(server_pid), &si, WSTOPPED | WNOWAIT) == 0);
+
+  auto [in_time, done] = within(event_timeout, [&] { plain.p->stop_async(); });
+  BOOST_TEST(in_time, "stop_async waited for a stopped fork server");
+
+  // A task of ours due after the obstinate one's deadline runs once the escalation has.
+  std::promise<void> after_deadline;
+  pkit::detail::reaper::instance().schedule(deadline + 50ms, [&] { after_deadline.set_value(); });
+  BOOST_TEST((after_deadline.get_future().wait_for(event_timeout) == std::future_status::ready),
+             "the reaper thread waited for a stopped fork server at a stop's deadline");
+  other.p->kill();
+  BOOST_TEST_REQUIRE(other.reported(), "another process's exit was not reported while a fork server was stopped");
+
+  // Resumed, the server carries out the signals it was sent, in order.
+  BOOST_TEST_REQUIRE(::kill(server_pid, SIGCONT) == 0);
+  done.wait();
+  BOOST_TEST_REQUIRE(obstinate.reported());
+  BOOST_TEST_REQUIRE(plain.reported());
+  BOOST_TEST(obstinate.p->status()->exit_code() == -SIGKILL);
+  BOOST_TEST(plain.p->status()->exit_code() < 0, "the plain process died of a signal");
+  BOOST_TEST(no_children_within(server_pid, event_timeout));
+}
+
+// A server child that has left the group it led: the server's group signal found no
+// group (ESRCH), and the parent took that for "already reaped" — neither the stop's
+// SIGTERM nor the SIGKILL at its deadline reached the child, and the stop never returned.
+// The server applies the rule this program applies to its own children: the leader gets
+// the signal through its pidfd when the group signal did not reach it.
+BOOST_AUTO_TEST_CASE(a_server_child_that_left_its_group_still_gets_the_group_stop_signal) {
+  pkit::process_options o;
+  o.out = pkit::stdio::pipe();
+  o.stop = pkit::stop_policy{SIGTERM, event_timeout, true};
+  pkit::process p{server().target("leave-group"), o};
+  kill_on_exit cleanup{p};
+  p.start(pkit::wait);
+  pkit::unique_fd out = p.take_stdout_pipe();
+  BOOST_TEST_REQUIRE(read_line(out.get()) == "left");
+  const pid_t pid = *p.pid();
+  BOOST_TEST_REQUIRE(read_proc_stat(pid)->pgrp != pid);
+  auto [in_time, done] = within(2 * event_timeout, [&] { return p.stop(); });
+  // Unreaped by the server until it dies, so the pid is still the child's.
+  if (!in_time) ::kill(pid, SIGKILL);
+  BOOST_TEST(done.get() == pkit::exit_status::killed(SIGTERM));
+}
+
 BOOST_AUTO_TEST_CASE(a_malformed_reply_is_a_protocol_error_and_its_child_is_killed_by_the_server) {
   for (fault f : {fault::wrong_id, fault::garbage, fault::oversized, fault::no_fds}) {
     BOOST_TEST_CONTEXT("fault " << static_cast<int>(f)) {
@@ -596,6 +707,14 @@ void start_group(group_child& g, const std::string& mode, bool kill_group_at_exi
   BOOST_TEST_REQUIRE(read_proc_stat(g.member)->pgrp == g.made.pid);
 }
 
+/// Returns once `srv` has carried out every request sent to it so far: it serves them in
+/// order, and this start's answer comes after theirs.
+void settle(pkit::fork_server& srv) {
+  pkit::process p{srv.target("exit-with", {"0"})};
+  p.start();
+  BOOST_TEST(p.join() == 0);
+}
+
 /// Waits (bounded) for the member's end: its pidfd turns readable.
 bool member_gone(const group_child& g) {
   return pkit_test::detail::wait_readable(g.member_pidfd.get(),
@@ -620,8 +739,10 @@ BOOST_AUTO_TEST_CASE(a_group_signal_after_the_leader_was_reaped_is_refused_and_r
   auto st = g.exited.get_future();
   BOOST_TEST_REQUIRE((st.wait_for(event_timeout) == std::future_status::ready));
   BOOST_TEST(st.get() == pkit::exit_status::exited(0));
-  // Reaped by the server: its group id is no longer known to be its own.
-  BOOST_TEST(g.core->signal_group(g.made.id, SIGKILL) == std::errc::no_such_process);
+  // Reaped by the server: its group id is no longer known to be its own. The request is
+  // one-way; a start on the same server, answered after it, shows it was carried out.
+  BOOST_TEST(g.core->signal_group(g.made.id, SIGKILL) == std::error_code{});
+  settle(*main_server);
   BOOST_TEST(is_running(g.member));
   pkit::detail::pidfd_send_signal(g.member_pidfd.get(), SIGKILL);
   BOOST_TEST(member_gone(g));
@@ -639,6 +760,7 @@ BOOST_AUTO_TEST_CASE(kill_group_at_exit_kills_the_members_before_the_leader_is_r
   group_child later;
   start_group(later, "stay", false);
   BOOST_TEST(later.core->signal_group(later.made.id, SIGCONT, true) == std::error_code{});
+  settle(*main_server);  // the one-way request has been carried out
   pkit::detail::pidfd_send_signal(later.made.pidfd.get(), SIGTERM);  // the leader alone
   auto st2 = later.exited.get_future();
   BOOST_TEST_REQUIRE((st2.wait_for(event_timeout) == std::future_status::ready));

@@ -115,7 +115,11 @@ public:
   void signal(int signo);
   void signal(int signo, std::error_code& ec) noexcept;
   /// Sends a signal to the child's whole process group when it leads one (else to the
-  /// child alone), as stop policies with `kill_group` do.
+  /// child alone), as stop policies with `kill_group` do. A fork-server target's group is
+  /// signalled by its server, which alone knows the group id is still the child's: the
+  /// call queues the request and returns without waiting for the server (it is carried
+  /// out in order with the server's other requests); when the server cannot take it
+  /// (gone, shutting down, stopped with its queue full) the child alone gets the signal.
   void signal_group(int signo);
   void signal_group(int signo, std::error_code& ec) noexcept;
 

@@ -298,27 +298,25 @@ server_spawn_result fork_server_core::spawn(const server_spawn_request& req) {
   return result;
 }
 
-std::error_code fork_server_core::signal_group(std::uint64_t id, int signo, bool and_at_exit) {
+std::error_code fork_server_core::signal_group(std::uint64_t id, int signo, bool and_at_exit) noexcept {
   if (::getpid() != owner_pid_) return errc::not_owner;
-  std::lock_guard<std::mutex> request_lock(request_mutex_);
-  if (!running() || !control_) return errc::fork_server_unavailable;
+  if (signo < 0 || signo >= NSIG) return std::make_error_code(std::errc::invalid_argument);
   request_header h{};
-  h.id = next_id_++;
+  h.id = 0;  // no reply names it
   h.op = static_cast<std::uint32_t>(op::signal_group);
   h.flags = and_at_exit ? flag_and_at_exit : 0;
   h.child = id;
   h.signo = signo;
-  std::string data;
-  append(data, &h, sizeof h);
-  reply rep{};
-  std::vector<unique_fd> got;
-  if (auto ec = round_trip(h.id, data, nullptr, 0, false, &rep, got)) return ec;
-  switch (static_cast<reply_kind>(rep.kind)) {
-    case reply_kind::ok: return {};
-    case reply_kind::errno_value: return {rep.value, std::system_category()};
-    case reply_kind::errc_value: return static_cast<errc>(rep.value);
-  }
-  return errc::fork_server_protocol;
+  // Not request_mutex_, which a start holds for a whole round trip: a record is sent whole
+  // or not at all, so it cannot interleave with a spawn's. mutex_ keeps control_ open
+  // (shutdown resets it holding both), and is held only for a non-blocking send.
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!server_alive_ || !events_open_ || shutting_down_ || !control_)
+    return errc::fork_server_unavailable;
+  const clock::time_point now = clock::now();
+  if (int e = send_record(control_.get(), {reinterpret_cast<const char*>(&h), sizeof h}, nullptr, 0, &now); e != 0)
+    return {e, std::system_category()};
+  return {};
 }
 
 void fork_server_core::watch(std::uint64_t id, int pidfd, exit_handler handler) {

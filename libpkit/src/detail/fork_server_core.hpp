@@ -92,14 +92,17 @@ public:
   /// made a child that this call does not return, the server is told to kill and reap
   /// it: nothing started is left unsupervised. A successful result must be `watch`ed.
   server_spawn_result spawn(const server_spawn_request& req);
-  /// Signals the process group led by child `id` (or the child alone if it leads none)
-  /// — done by the server, and only while it has not reaped the leader, so the signal can
-  /// never reach a recycled group id. `and_at_exit`: also SIGKILL the group once the
-  /// leader has exited, before it is reaped. Returns ESRCH (system category) when the
-  /// leader was already reaped (its exit is being relayed), or the request's error
-  /// (fork_server_timeout, fork_server_protocol, fork_server_unavailable). Any thread;
-  /// bounded by the request timeout.
-  std::error_code signal_group(std::uint64_t id, int signo, bool and_at_exit = false);
+  /// Asks the server to signal the process group led by child `id` (the child alone if it
+  /// leads none; the leader through its pidfd too if it has left its group) — done by the
+  /// server, and only while it has not reaped the leader, so the signal can never reach a
+  /// recycled group id. `and_at_exit`: also SIGKILL the group once the leader has exited,
+  /// before it is reaped. One-way: the record is queued without waiting (callers hold a
+  /// process's lock, or are the reaper thread) and carried out in order with the other
+  /// requests; a leader already reaped is skipped (its exit is on its way). Returns an
+  /// empty code once queued; fork_server_unavailable when the server is gone or shutting
+  /// down; not_owner in a forked copy; EINVAL for a bad signal number; ETIMEDOUT (system
+  /// category) when the socket is full (a stopped server). Any thread; never blocks.
+  std::error_code signal_group(std::uint64_t id, int signo, bool and_at_exit = false) noexcept;
   /// Delivers the child's exit (relayed by the server) to `handler` on the reaper
   /// thread; an exit that arrived before this call is delivered at once. `pidfd` is
   /// borrowed (valid until the handler ran or `unwatch` returned): if the server dies,
@@ -139,7 +142,7 @@ private:
   std::uint64_t arm_fallback(std::uint64_t id, int pidfd);  // with mutex_ held
 
   fork_server::registry targets_;
-  unique_fd control_;   // requests and replies (parent side)
+  unique_fd control_;   // requests and replies (parent side); reset with both mutexes held
   unique_fd events_;    // exit events (parent side)
   unique_fd server_pidfd_;
   pid_t server_pid_ = -1;

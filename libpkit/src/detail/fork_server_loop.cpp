@@ -320,23 +320,18 @@ private:
     if (died_within(c.pidfd.get(), 200) && collectable(c.pidfd.get())) reap(id);
   }
 
+  // One-way: the parent does not wait (it holds a process's lock), so nothing is replied.
   void signal_group(const request_header& h) {
     auto it = children_.find(h.child);
-    if (it == children_.end() || h.signo < 0 || h.signo >= NSIG) {
-      // Reaped already (its exit is on its way): its group id may be anyone's now.
-      send_error(h.id, reply_kind::errno_value, it == children_.end() ? ESRCH : EINVAL);
-      return;
-    }
+    // Reaped already (its exit is on its way): its group id may be anyone's now.
+    if (it == children_.end() || h.signo < 0 || h.signo >= NSIG) return;
     server_child& c = it->second;
     if ((h.flags & flag_and_at_exit) != 0) c.kill_group_at_exit = true;
-    const int r = c.leader ? ::kill(-c.pid, h.signo) : pidfd_send_signal(c.pidfd.get(), h.signo);
-    if (r != 0) {
-      send_error(h.id, reply_kind::errno_value, errno);
-      return;
+    if (c.leader) {
+      (void)signal_group_led_by(c.pid, c.pidfd.get(), h.signo);
+    } else {
+      (void)pidfd_send_signal(c.pidfd.get(), h.signo);
     }
-    reply rep{};
-    rep.id = h.id;
-    send_reply(rep);
   }
 
   // The test hooks of fork_server_faults, applied to the first spawn reply only.

@@ -34,7 +34,7 @@ void append(std::string& out, const void* p, std::size_t n) {
   out.append(static_cast<const char*>(p), n);
 }
 
-int send_record(int sock, const std::string& data, const int* fds, std::size_t nfds,
+int send_record(int sock, std::string_view data, const int* fds, std::size_t nfds,
                 const clock::time_point* deadline) {
   iovec iov{const_cast<char*>(data.data()), data.size()};
   msghdr msg{};

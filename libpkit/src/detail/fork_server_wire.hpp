@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <sys/types.h>
 #include <system_error>
 #include <vector>
@@ -27,7 +28,7 @@ constexpr std::size_t max_fds = 3 + 256;
 enum class op : std::uint32_t {
   spawn = 1,         // fork a target; reply: ok with the child's pidfd (+ status pipe)
   abandon = 2,       // the parent cannot use child `child`: kill and reap it; no reply
-  signal_group = 3,  // signal the group led by child `child` while it is unreaped; reply
+  signal_group = 3,  // signal the group led by child `child` while it is unreaped; no reply
 };
 
 // flags of a spawn request
@@ -85,7 +86,7 @@ void append(std::string& out, const void* p, std::size_t n);
 /// Sends one record with `fds` attached. `deadline` null: blocking. Returns 0, or the
 /// errno (ETIMEDOUT when the deadline passed before the socket took the record; a
 /// SEQPACKET record is sent whole or not at all).
-int send_record(int sock, const std::string& data, const int* fds, std::size_t nfds,
+int send_record(int sock, std::string_view data, const int* fds, std::size_t nfds,
                 const clock::time_point* deadline);
 
 struct received {

@@ -46,4 +46,14 @@ inline bool died_within(int pidfd, int timeout_ms) noexcept {
   return n > 0;
 }
 
+/// Signals the process group that `leader` leads, and the leader through `pidfd` only if
+/// the group signal did not reach it (it has left its group) — once, so a program that
+/// reads a second SIGTERM as "force quit" does not. `leader` must be an unreaped child of
+/// the caller's, so its group id cannot have been reused by an unrelated group. Returns 0,
+/// or -1 with errno set by the pidfd signal (ESRCH: the leader has exited).
+inline int signal_group_led_by(pid_t leader, int pidfd, int signo) noexcept {
+  if (::kill(-leader, signo) == 0 && ::getpgid(leader) == leader) return 0;
+  return pidfd_send_signal(pidfd, signo);
+}
+
 }  // namespace pkit::detail

@@ -19,6 +19,8 @@
 // * A process group is signalled only with `m` held and while its leader is unreaped:
 //   the reaper reports an exit without reaping (`watch_exit`), and the leader is reaped
 //   with `m` held, so no group signal can follow the reap and reach a recycled group id.
+//   A fork-server child's group is signalled by its server (which reaps it) through a
+//   one-way record sent without waiting: `m` is never held across a wait for a server.
 // * A run's cgroup (containment::cgroup) is read and signalled with `m` held, each member
 //   through a pidfd checked against the cgroup; it is removed when the run is collected
 //   (or later by a reaper task, which then owns it alone).

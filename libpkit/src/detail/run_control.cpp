@@ -420,13 +420,14 @@ std::error_code send_signal(process_state& s, int signo, bool group, bool group_
   // group — once, so a program that reads a second SIGTERM as "force quit" does not.
   if (group && s.leader && s.server) {
     // A fork-server child is the server's: only the server knows whether the leader is
-    // still unreaped, so it sends the group signal. ESRCH: the leader was reaped, its exit
-    // is on its way.
-    ec = s.server->signal_group(s.watch, signo, group_at_exit);
-    if (!ec || ec == std::errc::no_such_process) return {};
-    // The server cannot help (gone, wedged): the leader's own pidfd still reaches it.
-    ec.clear();
-  } else if (group && s.leader && ::kill(-s.pid, signo) == 0 && ::getpgid(s.pid) == s.pid) {
+    // still unreaped, so it sends the group signal — a one-way record, since we hold the
+    // process's lock (and may be the reaper thread): a stopped server must not hold us up.
+    if (!s.server->signal_group(s.watch, signo, group_at_exit)) return {};
+    // The server cannot take it (gone, shutting down, its socket full): the leader's own
+    // pidfd still reaches the leader.
+  } else if (group && s.leader) {
+    if (signal_group_led_by(s.pid, s.pidfd.get(), signo) != 0 && errno != ESRCH)
+      ec.assign(errno, std::system_category());
     return ec;
   }
   if (pidfd_send_signal(s.pidfd.get(), signo) != 0 && errno != ESRCH)

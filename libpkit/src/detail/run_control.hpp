@@ -33,8 +33,9 @@ struct run_control_test_hooks {
 /// process group when `group` is set and the child leads one. `s.m` held, run `running`:
 /// the leader is unreaped, so the group id cannot have been recycled. ESRCH from the
 /// pidfd (the child has just exited) is not an error. A fork-server child's group is
-/// signalled by the server (a bounded round trip), which also SIGKILLs the group once the
-/// leader exits when `group_at_exit` is set.
+/// signalled by the server (a one-way request: nothing waits for the server), which also
+/// SIGKILLs the group once the leader exits when `group_at_exit` is set; when the server
+/// cannot take the request (gone, its socket full), the leader alone gets the signal.
 std::error_code send_signal(process_state& s, int signo, bool group, bool group_at_exit = false);
 
 /// Watches the exit of the run just published (`s.m` held). Throws `std::system_error`
