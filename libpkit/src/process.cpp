@@ -103,10 +103,7 @@ std::error_code publish(const std::shared_ptr<process_state>& sp, launched& made
     }
     s.last = st;
     s.history[run % s.history.size()] = {run, st};
-    s.ph = process_state::phase::idle;
-    s.pid = 0;
-    s.pidfd.reset();
-    s.server.reset();
+    s.become_idle();
     retire_cgroup(std::move(s.cg));
     for (auto& fd : s.pipes) fd.reset();
     s.collected = run;
@@ -114,12 +111,18 @@ std::error_code publish(const std::shared_ptr<process_state>& sp, launched& made
   }
 }
 
-// Under s.m, when a start has failed and put the phase back: an object handed over by
-// process::release() meanwhile is destroyed by the caller (no lock held) — unless
+// Under s.m, when a start that began in phase `before` has failed before it made a run.
+// Puts the phase back — but a start begun while the last run's callbacks ran (`exiting`)
+// whose delivery has ended meanwhile finds nobody left to end `exiting` (the delivery
+// leaves a `starting` alone): the process is idle now. Returns an object handed over by
+// process::release() meanwhile, for the caller to destroy with no lock held — unless
 // callbacks still run on it, whose delivery then does it. Left in the state, it would be
 // kept for ever (it holds the state, the state holds it).
-std::unique_ptr<process> take_released(process_state& s) {
-  if (s.ph != process_state::phase::idle || s.in_callbacks) return nullptr;
+[[nodiscard]] std::unique_ptr<process> end_failed_start(process_state& s, process_state::phase before) {
+  s.ph = before;
+  if (s.in_callbacks) return nullptr;
+  if (before == process_state::phase::exiting) s.become_idle();
+  if (s.ph != process_state::phase::idle) return nullptr;
   return std::move(s.released);
 }
 
@@ -136,7 +139,7 @@ std::error_code process_access::start(process& p, std::shared_ptr<process_state>
     s.failure = std::move(f);
   };
   if (!s.owned_here()) return errc::not_owner;
-  // Declared before the lock, so destroyed after it is released (see take_released).
+  // Declared before the lock, so destroyed after it is released (see end_failed_start).
   std::unique_ptr<process> doomed;
   std::unique_lock<std::mutex> lock(s.m);
   // Being destroyed, or handed over to pkit by release(): no new run.
@@ -168,9 +171,8 @@ std::error_code process_access::start(process& p, std::shared_ptr<process_state>
   auto do_launch = [&] { ec = launch(s, want_ready, {run_owner, &ctx}, made, io, stage, program); };
   if (io_error) {
     lock.lock();
-    s.ph = before;
     record(spawn_failure{program_of(s), stage, io_error});
-    doomed = take_released(s);
+    doomed = end_failed_start(s, before);
     s.cv.notify_all();
     return io_error;
   }
@@ -193,8 +195,7 @@ std::error_code process_access::start(process& p, std::shared_ptr<process_state>
     }
   } catch (...) {
     lock.lock();
-    s.ph = before;
-    doomed = take_released(s);
+    doomed = end_failed_start(s, before);
     s.cv.notify_all();
     throw;
   }
@@ -205,16 +206,15 @@ std::error_code process_access::start(process& p, std::shared_ptr<process_state>
 
   lock.lock();
   if (ec) {
-    s.ph = before;
     record(spawn_failure{program, stage, ec});
-    doomed = take_released(s);
+    doomed = end_failed_start(s, before);
     s.cv.notify_all();
     return ec;
   }
   std::uint64_t run = 0;
   if ((ec = publish(sp, made, io, run))) {
     record(spawn_failure{program, "watch", ec});
-    doomed = take_released(s);
+    doomed = end_failed_start(s, process_state::phase::idle);  // publish made it idle
     s.cv.notify_all();
     return ec;
   }

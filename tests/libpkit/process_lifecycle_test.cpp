@@ -18,6 +18,8 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <future>
 #include <mutex>
@@ -661,6 +663,116 @@ BOOST_AUTO_TEST_CASE(a_process_released_during_a_start_that_fails_is_destroyed) 
       });
     }
   }
+}
+
+// A start from another thread that heard of the exit (a supervisor restarting a child
+// from its exit report) begins while the last run's callbacks still run (`exiting`). The
+// end of that delivery set the phase idle over the start's `starting`:
+// * the start then failed: it put back `exiting`, which nobody ended any more — pid()
+//   answered 0, and a later release() kept the object for ever;
+// * release() during that start: the delivery took the object as idle and destroyed it
+//   under the running start, whose run was then never stopped.
+// The hook ends the delivery (lets on_exit return, then waits for the reaper thread to
+// be done with it) while the start is under way.
+std::promise<void> on_exit_may_return;
+
+/// Returns once the reaper thread has finished what it is doing now (a delivery).
+void settle_reaper() {
+  auto done = std::make_shared<std::promise<void>>();
+  auto f = done->get_future();
+  pkit::detail::reaper::instance().schedule(pkit::detail::reaper::clock::now(), [done] { done->set_value(); });
+  f.wait();
+}
+void end_delivery_while_starting() {
+  on_exit_may_return.set_value();
+  settle_reaper();
+}
+void release_and_end_delivery_while_starting() {
+  pkit::process::release(std::move(releasing));
+  end_delivery_while_starting();
+}
+
+struct exit_gate {
+  std::promise<void> first_exit;
+  std::future<void> may_return = (on_exit_may_return = {}, on_exit_may_return.get_future());
+  std::atomic<int> exits{0};
+  /// on_exit: the first run's blocks until the hook lets it return.
+  void operator()() {
+    if (exits++ != 0) return;
+    first_exit.set_value();
+    may_return.wait();
+  }
+};
+
+struct destroyed_marker {
+  std::promise<void>* p = nullptr;
+  ~destroyed_marker() { p->set_value(); }
+};
+
+BOOST_AUTO_TEST_CASE(a_start_that_fails_after_the_last_runs_delivery_ended_leaves_the_process_idle) {
+  within(30s, "a failing start racing the end of on_exit", [] {
+    temp_dir dir;
+    const std::string sub = dir.file("sub");
+    std::filesystem::create_directory(sub);
+    std::promise<void> destroyed;
+    auto mark = std::make_shared<destroyed_marker>();
+    mark->p = &destroyed;
+    auto gate = std::make_shared<exit_gate>();  // shared: on_exit may outlive a failed test
+    pkit::process_options o;
+    o.out = pkit::stdio::file(sub + "/out");  // the second start fails to open it
+    o.on_exit = [gate, mark](pkit::process&) { (*gate)(); };
+    mark.reset();
+    auto p = std::make_unique<pkit::process>(child_command({"exit", "0"}), std::move(o));
+    p->start();
+    BOOST_TEST_REQUIRE((gate->first_exit.get_future().wait_for(event_timeout) == std::future_status::ready));
+    std::filesystem::remove_all(sub);
+    pkit::detail::launch_test_hooks::while_starting = &end_delivery_while_starting;
+    std::error_code ec;
+    p->start(ec);
+    pkit::detail::launch_test_hooks::while_starting = nullptr;
+    BOOST_TEST(static_cast<bool>(ec), "the start failed");
+    BOOST_TEST(!p->pid().has_value(), "idle after the failed start, not 'exiting' for ever");
+    BOOST_TEST(!p->is_alive());
+    pkit::process::release(std::move(p));
+    BOOST_TEST((destroyed.get_future().wait_for(event_timeout) == std::future_status::ready),
+               "the released process was never destroyed");
+  });
+}
+
+BOOST_AUTO_TEST_CASE(a_process_released_during_a_start_racing_the_end_of_on_exit_lives_until_its_run_is_stopped) {
+  within(30s, "release during a start racing the end of on_exit", [] {
+    temp_dir dir;
+    const std::string flag = dir.file("flag");
+    std::promise<void> destroyed;
+    auto mark = std::make_shared<destroyed_marker>();
+    mark->p = &destroyed;
+    auto gone = destroyed.get_future();
+    auto gate = std::make_shared<exit_gate>();  // shared: on_exit may outlive a failed test
+    pkit::process_options o;
+    o.on_exit = [gate, mark](pkit::process&) { (*gate)(); };
+    mark.reset();
+    // The first run exits at once, the second (the flag is there) runs until stopped.
+    releasing = std::make_unique<pkit::process>(
+        pkit::command{{"/bin/sh", "-c", "if [ -e \"$0\" ]; then exec sleep 60; fi", flag}}, std::move(o));
+    pkit::process* p = releasing.get();
+    p->start();
+    BOOST_TEST_REQUIRE((gate->first_exit.get_future().wait_for(event_timeout) == std::future_status::ready));
+    { std::ofstream{flag}; }
+    pkit::detail::launch_test_hooks::while_starting = &release_and_end_delivery_while_starting;
+    std::error_code ec;
+    const pid_t pid = p->start(ec);  // `p` is pkit's from the hook on: not touched again
+    pkit::detail::launch_test_hooks::while_starting = nullptr;
+    BOOST_TEST(!releasing, "the hook released the process");
+    BOOST_TEST(!ec, ec.message());
+    BOOST_TEST_REQUIRE(pid > 0);
+    BOOST_TEST((gone.wait_for(0s) != std::future_status::ready), "destroyed while its start ran");
+    // Released with a run: that run is stopped, collected, and then the object goes.
+    const bool destroyed_in_time = gone.wait_for(event_timeout) == std::future_status::ready;
+    BOOST_TEST(destroyed_in_time, "the released process was never destroyed");
+    const bool reaped = ::kill(pid, 0) != 0 && errno == ESRCH;
+    BOOST_TEST(reaped, "the released run was never stopped");
+    if (!reaped) ::kill(pid, SIGKILL);
+  });
 }
 
 // Two threads forking callables at the same moment: each child inherited the other's

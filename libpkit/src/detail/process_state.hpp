@@ -109,6 +109,16 @@ struct process_state {
 
   bool owned_here() const noexcept { return ::getpid() == owner_pid; }
 
+  /// Under `m`: no run any more — the current one has been collected, or a start failed
+  /// (the only place these fields are let go, so a new field is let go everywhere).
+  void become_idle() noexcept {
+    ph = phase::idle;
+    pid = 0;
+    pidfd.reset();
+    leader = false;
+    server.reset();
+  }
+
   /// Runs someone is waiting for, and their statuses once known: a waiter woken late
   /// (after more runs than `history` holds) still gets the status of its own run.
   struct waited_run {

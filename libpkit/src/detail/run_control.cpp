@@ -232,15 +232,12 @@ void deliver(process_state& s, std::uint64_t run, delivery d) {
   std::unique_ptr<process> released;
   {
     std::lock_guard<std::mutex> lock(s.m);
-    if (s.runs == run) {
-      s.ph = process_state::phase::idle;
-      s.pid = 0;
-      s.pidfd.reset();
-      s.leader = false;
-      s.server.reset();
-    }
+    // Only from `exiting`: a start may have begun meanwhile (from the callback, or from a
+    // thread that heard of the exit), and its `starting` is not ours to end — the start
+    // does, when it fails (end_failed_start) or publishes its run.
+    if (s.runs == run && s.ph == process_state::phase::exiting) s.become_idle();
     // Handed over by process::release: destroyed once no run is left (a start from the
-    // callback that failed left the phase idle too, and left the object to us).
+    // callback that failed put back `exiting`, which we just ended; the object is ours).
     if (s.ph == process_state::phase::idle) released = std::move(s.released);
     s.collected = std::max(s.collected, run);
     s.callback_thread = {};
