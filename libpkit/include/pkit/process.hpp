@@ -117,9 +117,13 @@ public:
   /// Sends a signal to the child's whole process group when it leads one (else to the
   /// child alone), as stop policies with `kill_group` do. A fork-server target's group is
   /// signalled by its server, which alone knows the group id is still the child's: the
-  /// call queues the request and returns without waiting for the server (it is carried
-  /// out in order with the server's other requests); when the server cannot take it
-  /// (gone, shutting down, stopped with its queue full) the child alone gets the signal.
+  /// call queues the request and returns without waiting for the server. It is carried
+  /// out in order with the other group signals and stops of that server's children (a
+  /// request the server's socket cannot take now waits, in order, in this process), but
+  /// not with `signal()`, which goes straight to the child; a stopped server carries out
+  /// what it was sent — a stop's SIGKILL too — once it is continued. The child alone gets
+  /// the signal only when the server is gone or shutting down (its children die with it)
+  /// or 65,536 requests already wait for it.
   void signal_group(int signo);
   void signal_group(int signo, std::error_code& ec) noexcept;
 

@@ -298,25 +298,86 @@ server_spawn_result fork_server_core::spawn(const server_spawn_request& req) {
   return result;
 }
 
-std::error_code fork_server_core::signal_group(std::uint64_t id, int signo, bool and_at_exit) noexcept {
-  if (::getpid() != owner_pid_) return errc::not_owner;
-  if (signo < 0 || signo >= NSIG) return std::make_error_code(std::errc::invalid_argument);
+int fork_server_core::send_signal_record(const unsent_signal& u) {
   request_header h{};
   h.id = 0;  // no reply names it
   h.op = static_cast<std::uint32_t>(op::signal_group);
-  h.flags = and_at_exit ? flag_and_at_exit : 0;
-  h.child = id;
-  h.signo = signo;
+  h.flags = u.and_at_exit ? flag_and_at_exit : 0;
+  h.child = u.child;
+  h.signo = u.signo;
+  const clock::time_point now = clock::now();
+  return send_record(control_.get(), {reinterpret_cast<const char*>(&h), sizeof h}, nullptr, 0, &now);
+}
+
+std::error_code fork_server_core::signal_group(std::uint64_t id, int signo, bool and_at_exit) noexcept {
+  if (::getpid() != owner_pid_) return errc::not_owner;
+  if (signo < 0 || signo >= NSIG) return std::make_error_code(std::errc::invalid_argument);
+  const unsent_signal u{id, signo, and_at_exit};
   // Not request_mutex_, which a start holds for a whole round trip: a record is sent whole
   // or not at all, so it cannot interleave with a spawn's. mutex_ keeps control_ open
-  // (shutdown resets it holding both), and is held only for a non-blocking send.
+  // (shutdown resets it holding both) and orders the group signals; it is held only for
+  // non-blocking sends.
   std::lock_guard<std::mutex> lock(mutex_);
   if (!server_alive_ || !events_open_ || shutting_down_ || !control_)
     return errc::fork_server_unavailable;
-  const clock::time_point now = clock::now();
-  if (int e = send_record(control_.get(), {reinterpret_cast<const char*>(&h), sizeof h}, nullptr, 0, &now); e != 0)
-    return {e, std::system_category()};
+  if (unsent_signals_.empty()) {
+    const int e = send_signal_record(u);
+    if (e == 0) return {};
+    // Anything but a full socket: the server is going (EPIPE), and its children with it.
+    if (e != ETIMEDOUT) return {e, std::system_category()};
+  }
+  if (unsent_signals_.size() >= max_unsent_signals) return std::make_error_code(std::errc::no_buffer_space);
+  try {
+    unsent_signals_.push_back(u);
+    if (flush_watch_ == 0 && flush_timer_ == 0) arm_flush();
+  } catch (const std::bad_alloc&) {
+    return refuse_unsent(std::make_error_code(std::errc::not_enough_memory));
+  } catch (const std::system_error& e) {
+    return refuse_unsent(e.code());
+  }
   return {};
+}
+
+std::error_code fork_server_core::refuse_unsent(std::error_code ec) {
+  // Queued with nothing to send it, a record would wait for the next signal: taken back.
+  if (flush_watch_ == 0 && flush_timer_ == 0) unsent_signals_.clear();
+  return ec;
+}
+
+void fork_server_core::arm_flush() {
+  std::weak_ptr<fork_server_core> self = weak_from_this();
+  flush_watch_ = reaper::instance().watch_writable_once(control_.get(), [self] {
+    if (auto core = self.lock()) core->flush_signals();
+  });
+}
+
+void fork_server_core::flush_signals() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  flush_watch_ = 0;
+  flush_timer_ = 0;
+  if (!server_alive_ || !events_open_ || shutting_down_ || !control_) {
+    unsent_signals_.clear();  // the server is going, and its children with it
+    return;
+  }
+  while (!unsent_signals_.empty()) {
+    const int e = send_signal_record(unsent_signals_.front());
+    if (e == ETIMEDOUT) break;
+    unsent_signals_.pop_front();  // sent — or never will be: the server is going (EPIPE)
+  }
+  if (unsent_signals_.empty()) return;
+  try {
+    arm_flush();
+  } catch (...) {
+    // No watch (no memory, no epoll slot): tried again shortly rather than never.
+    try {
+      std::weak_ptr<fork_server_core> self = weak_from_this();
+      flush_timer_ = reaper::instance().schedule(clock::now() + std::chrono::milliseconds{10}, [self] {
+        if (auto core = self.lock()) core->flush_signals();
+      });
+    } catch (...) {
+      unsent_signals_.clear();
+    }
+  }
 }
 
 void fork_server_core::watch(std::uint64_t id, int pidfd, exit_handler handler) {
@@ -447,12 +508,23 @@ void fork_server_core::on_server_exit() {
 
 void fork_server_core::shutdown() noexcept {
   if (::getpid() != owner_pid_) return;  // a forked copy: the server is the original's
+  unique_fd control;
+  std::uint64_t flush = 0;
+  std::uint64_t retry = 0;
   {
     std::lock_guard<std::mutex> request_lock(request_mutex_);
     std::lock_guard<std::mutex> lock(mutex_);
     shutting_down_ = true;
-    control_.reset();  // the server sees EOF
+    unsent_signals_.clear();  // the server kills every child now
+    flush = std::exchange(flush_watch_, 0);
+    retry = std::exchange(flush_timer_, 0);
+    control = std::move(control_);
   }
+  // The watch borrows the socket: ended before it is closed (its handler takes mutex_,
+  // and finds nothing to send now).
+  if (flush != 0) reaper::instance().unwatch(flush);
+  if (retry != 0) reaper::instance().cancel(retry);
+  control.reset();  // the server sees EOF
   if (reaper::called_on_reaper_thread()) return;
   std::unique_lock<std::mutex> lock(mutex_);
   auto gone = [&] { return !events_open_ && !server_alive_; };

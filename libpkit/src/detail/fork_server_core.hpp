@@ -10,6 +10,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -98,11 +99,17 @@ public:
   /// recycled group id. `and_at_exit`: also SIGKILL the group once the leader has exited,
   /// before it is reaped. One-way: the record is queued without waiting (callers hold a
   /// process's lock, or are the reaper thread) and carried out in order with the other
-  /// requests; a leader already reaped is skipped (its exit is on its way). Returns an
-  /// empty code once queued; fork_server_unavailable when the server is gone or shutting
-  /// down; not_owner in a forked copy; EINVAL for a bad signal number; ETIMEDOUT (system
-  /// category) when the socket is full (a stopped server). Any thread; never blocks.
+  /// requests; a leader already reaped is skipped (its exit is on its way). A record the
+  /// control socket cannot take now (a server busy with many, or stopped) waits here, in
+  /// order, and is sent by the reaper thread once the socket can take it: while the
+  /// server lives, a group signal is never cut down to the leader. Returns an empty code
+  /// once sent or queued; fork_server_unavailable when the server is gone or shutting
+  /// down; not_owner in a forked copy; EINVAL for a bad signal number; ENOBUFS when
+  /// `max_unsent_signals` records already wait (a server stopped for long); ENOMEM.
+  /// Any thread; never blocks.
   std::error_code signal_group(std::uint64_t id, int signo, bool and_at_exit = false) noexcept;
+  /// How many group signals may wait for a full control socket.
+  static constexpr std::size_t max_unsent_signals = 65536;
   /// Delivers the child's exit (relayed by the server) to `handler` on the reaper
   /// thread; an exit that arrived before this call is delivered at once. `pidfd` is
   /// borrowed (valid until the handler ran or `unwatch` returned): if the server dies,
@@ -120,6 +127,11 @@ public:
   std::size_t tracked_ids() const;
 
 private:
+  struct unsent_signal {
+    std::uint64_t child;
+    int signo;
+    bool and_at_exit;
+  };
   struct pending {
     int pidfd = -1;
     exit_handler handler;
@@ -140,6 +152,12 @@ private:
   void on_server_gone();     // reaper thread: event socket EOF
   void on_server_exit();     // reaper thread: the server process was reaped
   std::uint64_t arm_fallback(std::uint64_t id, int pidfd);  // with mutex_ held
+  // With mutex_ held: sends one group-signal record without waiting (0, else the errno;
+  // ETIMEDOUT when the socket is full).
+  int send_signal_record(const unsent_signal& u);
+  std::error_code refuse_unsent(std::error_code ec);  // with mutex_ held
+  void arm_flush();      // with mutex_ held: flush_signals once control_ is writable
+  void flush_signals();  // reaper thread: sends unsent_signals_ while the socket takes them
 
   fork_server::registry targets_;
   unique_fd control_;   // requests and replies (parent side); reset with both mutexes held
@@ -167,6 +185,11 @@ private:
   bool shutting_down_ = false;
   std::uint64_t events_watch_ = 0;
   std::uint64_t exit_watch_ = 0;
+  /// Group signals the control socket could not take, oldest first. While any wait, new
+  /// ones queue behind them: the server gets them in the order they were asked for.
+  std::deque<unsent_signal> unsent_signals_;
+  std::uint64_t flush_watch_ = 0;  // the reaper's writable watch on control_, 0 if none
+  std::uint64_t flush_timer_ = 0;  // a retry instead, when no watch could be made
 };
 
 /// The server's main loop; runs in the forked server process and never returns.

@@ -286,7 +286,10 @@ private:
 
   // Returns false when the parent is gone.
   bool serve_request() {
-    std::vector<char> buf(max_message);
+    // One buffer for every request: hundreds of group signals in a row (a mass stop)
+    // must not each allocate and clear max_message bytes.
+    std::vector<char>& buf = request_buffer_;
+    if (buf.size() != max_message) buf.resize(max_message);
     received in = receive_record(control_, buf, nullptr);
     if (in.size == 0 || (in.size < 0 && in.error != EMSGSIZE)) return false;
     request_header h{};
@@ -442,6 +445,7 @@ private:
   std::map<std::uint64_t, parked_child> parked_;
   std::deque<event> queue_;
   bool watching_out_ = false;
+  std::vector<char> request_buffer_;  // serve_request's, sized once
 };
 
 }  // namespace

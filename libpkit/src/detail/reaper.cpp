@@ -129,7 +129,7 @@ std::uint64_t reaper::add(int fd, int kind, exit_handler on_exit,
   entries_.emplace(id, entry{std::move(own), watched, kind, std::move(on_exit), std::move(on_exited),
                              std::move(on_readable)});
   epoll_event ev{};
-  ev.events = EPOLLIN;
+  ev.events = kind == 4 ? EPOLLOUT : EPOLLIN;
   ev.data.u64 = id;
   if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, watched, &ev) != 0) {
     int err = errno;
@@ -153,6 +153,10 @@ std::uint64_t reaper::watch_fd(int fd, fd_handler handler) {
 
 std::uint64_t reaper::watch_fd_once(int fd, std::function<void()> handler) {
   return add(fd, 3, {}, std::move(handler), {});
+}
+
+std::uint64_t reaper::watch_writable_once(int fd, std::function<void()> handler) {
+  return add(fd, 4, {}, std::move(handler), {});
 }
 
 std::uint64_t reaper::schedule(clock::time_point when, std::function<void()> task) {
@@ -263,7 +267,7 @@ void reaper::dispatch(std::uint64_t id) {
   if (it == entries_.end()) return;  // unwatched after epoll_wait returned
   const int kind = it->second.kind;
   if ((kind == 1 || kind == 2) && !collectable(it->second.fd)) return park(lock, id);
-  if (kind == 2 || kind == 3) {
+  if (kind == 2 || kind == 3 || kind == 4) {
     entry e = std::move(it->second);
     entries_.erase(it);
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, e.fd, nullptr);

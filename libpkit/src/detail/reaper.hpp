@@ -59,6 +59,9 @@ public:
   /// handler may close `fd`. Same fd rules as `watch_child`, no descriptor of the
   /// reaper's own (for watches that may be many: a fork server's children once it died).
   std::uint64_t watch_fd_once(int fd, std::function<void()> handler);
+  /// Watches `fd` for one writable event (or its error or hang-up), as `watch_fd_once`
+  /// does for readable ones: a socket whose send buffer was full can take more now.
+  std::uint64_t watch_writable_once(int fd, std::function<void()> handler);
   /// Stops a watch. Once this returns the handler is not running and will not run again
   /// (unless called from that very handler, which is then allowed to finish). Returns
   /// false when the watch had already fired (child watches) or did not exist.
@@ -98,7 +101,7 @@ private:
   struct entry {
     unique_fd own;  // fd watches: the reaper's duplicate of the watched fd
     int fd = -1;    // the number registered in epoll (own's, for fd watches)
-    int kind = 0;  // 0: fd, 1: child (reap), 2: exit (no reap), 3: fd once
+    int kind = 0;  // 0: fd, 1: child (reap), 2: exit (no reap), 3: fd once, 4: writable once
     exit_handler on_exit;
     std::function<void()> on_exited;
     fd_handler on_readable;

@@ -420,8 +420,9 @@ std::error_code send_signal(process_state& s, int signo, bool group, bool group_
     // still unreaped, so it sends the group signal — a one-way record, since we hold the
     // process's lock (and may be the reaper thread): a stopped server must not hold us up.
     if (!s.server->signal_group(s.watch, signo, group_at_exit)) return {};
-    // The server cannot take it (gone, shutting down, its socket full): the leader's own
-    // pidfd still reaches the leader.
+    // The server cannot take it — gone or shutting down (its children die with it), or so
+    // many records wait for it that no more are queued: the leader's own pidfd still
+    // reaches the leader.
   } else if (group && s.leader) {
     if (signal_group_led_by(s.pid, s.pidfd.get(), signo) != 0 && errno != ESRCH)
       ec.assign(errno, std::system_category());
