@@ -687,13 +687,19 @@ void end_delivery_while_starting() {
   on_exit_may_return.set_value();
   settle_reaper();
 }
-std::shared_future<void> released_gone;  // ready once the released object is destroyed
+// The object itself (the options, which a marker in a callback would measure, belong to the
+// state, which the start holds until it returns).
+std::atomic<bool> object_destroyed{false};
+struct tracked_process : pkit::process {
+  using pkit::process::process;
+  ~tracked_process() override { object_destroyed = true; }
+};
 bool destroyed_during_start = false;
 void release_and_end_delivery_while_starting() {
   pkit::process::release(std::move(releasing));
   end_delivery_while_starting();
   // Still in the start, before its run exists: nothing may have destroyed the object yet.
-  destroyed_during_start = released_gone.wait_for(0s) == std::future_status::ready;
+  destroyed_during_start = object_destroyed.load();
 }
 
 struct exit_gate {
@@ -708,8 +714,21 @@ struct exit_gate {
   }
 };
 
+/// Lets a first on_exit return when the scenario ends, should the hook never have run (a
+/// start refused before it): the reaper thread must not stay blocked into later cases.
+struct open_gate_at_end {
+  ~open_gate_at_end() {
+    try {
+      on_exit_may_return.set_value();
+    } catch (const std::future_error&) {  // the hook opened it
+    }
+  }
+};
+
+/// Sets its promise when destroyed — with the options that hold it. Shared, as the
+/// options may outlive a failed case.
 struct destroyed_marker {
-  std::promise<void>* p = nullptr;
+  std::shared_ptr<std::promise<void>> p = std::make_shared<std::promise<void>>();
   ~destroyed_marker() { p->set_value(); }
 };
 
@@ -718,10 +737,10 @@ BOOST_AUTO_TEST_CASE(a_start_that_fails_after_the_last_runs_delivery_ended_leave
     temp_dir dir;
     const std::string sub = dir.file("sub");
     std::filesystem::create_directory(sub);
-    std::promise<void> destroyed;
     auto mark = std::make_shared<destroyed_marker>();
-    mark->p = &destroyed;
+    auto destroyed = mark->p->get_future();
     auto gate = std::make_shared<exit_gate>();  // shared: on_exit may outlive a failed test
+    open_gate_at_end open_gate;
     pkit::process_options o;
     o.out = pkit::stdio::file(sub + "/out");  // the second start fails to open it
     o.on_exit = [gate, mark](pkit::process&) { (*gate)(); };
@@ -738,7 +757,7 @@ BOOST_AUTO_TEST_CASE(a_start_that_fails_after_the_last_runs_delivery_ended_leave
     BOOST_TEST(!p->pid().has_value(), "idle after the failed start, not 'exiting' for ever");
     BOOST_TEST(!p->is_alive());
     pkit::process::release(std::move(p));
-    BOOST_TEST((destroyed.get_future().wait_for(event_timeout) == std::future_status::ready),
+    BOOST_TEST((destroyed.wait_for(event_timeout) == std::future_status::ready),
                "the released process was never destroyed");
   });
 }
@@ -747,17 +766,16 @@ BOOST_AUTO_TEST_CASE(a_process_released_during_a_start_racing_the_end_of_on_exit
   within(30s, "release during a start racing the end of on_exit", [] {
     temp_dir dir;
     const std::string flag = dir.file("flag");
-    std::promise<void> destroyed;
     auto mark = std::make_shared<destroyed_marker>();
-    mark->p = &destroyed;
-    std::shared_future<void> gone = destroyed.get_future().share();
-    released_gone = gone;
+    auto gone = mark->p->get_future();
+    object_destroyed = false;
     auto gate = std::make_shared<exit_gate>();  // shared: on_exit may outlive a failed test
+    open_gate_at_end open_gate;
     pkit::process_options o;
     o.on_exit = [gate, mark](pkit::process&) { (*gate)(); };
     mark.reset();
     // The first run exits at once, the second (the flag is there) runs until stopped.
-    releasing = std::make_unique<pkit::process>(
+    releasing = std::make_unique<tracked_process>(
         pkit::command{{"/bin/sh", "-c", "if [ -e \"$0\" ]; then exec sleep 60; fi", flag}}, std::move(o));
     pkit::process* p = releasing.get();
     p->start();
@@ -772,11 +790,121 @@ BOOST_AUTO_TEST_CASE(a_process_released_during_a_start_racing_the_end_of_on_exit
     BOOST_TEST_REQUIRE(pid > 0);
     BOOST_TEST(!destroyed_during_start, "destroyed while its start ran");
     // Released with a run: that run is stopped, collected, and then the object goes.
-    const bool destroyed_in_time = gone.wait_for(event_timeout) == std::future_status::ready;
-    BOOST_TEST(destroyed_in_time, "the released process was never destroyed");
+    BOOST_TEST((gone.wait_for(event_timeout) == std::future_status::ready), "the released process was never destroyed");
+    BOOST_TEST(object_destroyed.load());
     const bool reaped = ::kill(pid, 0) != 0 && errno == ESRCH;
     BOOST_TEST(reaped, "the released run was never stopped");
     if (!reaped) ::kill(pid, SIGKILL);
+  });
+}
+
+// A restart from on_exit that fails: on_exit still runs for its run — pid() describes it
+// and a join from on_exit returns its status — until the callback returns; only then is
+// the process idle (the failed start leaves that to the delivery).
+BOOST_AUTO_TEST_CASE(a_failed_restart_from_on_exit_leaves_the_run_to_on_exit_until_it_returns) {
+  within(30s, "a failed restart from on_exit", [] {
+    temp_dir dir;
+    const std::string sub = dir.file("sub");
+    std::filesystem::create_directory(sub);
+    struct seen_in_on_exit {
+      std::error_code restart;
+      bool pid_known = false;
+      pkit::exit_status joined;
+      std::error_code join_error;
+    };
+    std::promise<seen_in_on_exit> seen;
+    pkit::process_options o;
+    o.out = pkit::stdio::file(sub + "/out");
+    o.on_exit = [&seen, &sub](pkit::process& proc) {
+      seen_in_on_exit r;
+      std::filesystem::remove_all(sub);  // the restart fails to open its stdout
+      proc.start(r.restart);
+      r.pid_known = proc.pid().has_value();
+      try {
+        r.joined = proc.join_status();
+      } catch (const std::system_error& e) {
+        r.join_error = e.code();
+      }
+      seen.set_value(r);
+    };
+    pkit::process p{child_command({"exit", "5"}), std::move(o)};
+    p.start();
+    auto f = seen.get_future();
+    BOOST_TEST_REQUIRE((f.wait_for(event_timeout) == std::future_status::ready));
+    const seen_in_on_exit r = f.get();
+    BOOST_TEST(static_cast<bool>(r.restart), "the restart failed");
+    BOOST_TEST(r.pid_known, "on_exit's run was forgotten while on_exit ran");
+    BOOST_TEST(!r.join_error, r.join_error.message());
+    BOOST_TEST(r.joined == pkit::exit_status::exited(5));
+    BOOST_TEST(p.join() == 5);
+    BOOST_TEST(!p.pid().has_value());
+  });
+}
+
+// on_exit joins (or stops) its own run while another thread has begun the next start (a
+// supervisor restarting from the exit report): it got would_deadlock — the join from
+// on_exit was recognised only while the phase was `exiting`.
+std::promise<void> start_under_way;
+std::shared_future<void> on_exit_joined;
+void let_on_exit_join_while_starting() {
+  start_under_way.set_value();
+  on_exit_joined.wait();
+}
+
+BOOST_AUTO_TEST_CASE(on_exit_joins_its_own_run_while_another_thread_starts_the_next) {
+  within(30s, "on_exit joining while another thread starts", [] {
+    start_under_way = {};
+    std::promise<void> joined;
+    on_exit_joined = joined.get_future().share();
+    struct open_at_end {  // the start is not held up for ever if on_exit never joins
+      std::promise<void>& p;
+      ~open_at_end() {
+        try {
+          p.set_value();
+        } catch (const std::future_error&) {
+        }
+      }
+    } open{joined};
+    struct seen_in_on_exit {
+      std::string join, stop;
+    };
+    auto seen = std::make_shared<std::promise<seen_in_on_exit>>();
+    auto under_way = std::make_shared<std::shared_future<void>>(start_under_way.get_future().share());
+    std::atomic<int> exits{0};
+    std::promise<void> first_exit;
+    pkit::process_options o;
+    o.on_exit = [&, seen, under_way](pkit::process& proc) {
+      if (exits++ != 0) return;
+      first_exit.set_value();
+      if (under_way->wait_for(event_timeout) != std::future_status::ready) return;
+      seen_in_on_exit r;
+      auto attempt = [&](std::string& out, auto call) {
+        try {
+          out = call().to_string();
+        } catch (const std::system_error& e) {
+          out = e.code().message();
+        }
+      };
+      attempt(r.join, [&] { return proc.join_status(); });
+      attempt(r.stop, [&] { return proc.stop(); });
+      seen->set_value(r);
+      joined.set_value();
+    };
+    pkit::process p{child_command({"exit", "6"}), std::move(o)};
+    p.start();
+    BOOST_TEST_REQUIRE((first_exit.get_future().wait_for(event_timeout) == std::future_status::ready));
+    pkit::detail::launch_test_hooks::while_starting = &let_on_exit_join_while_starting;
+    std::error_code ec;
+    p.start(ec);
+    pkit::detail::launch_test_hooks::while_starting = nullptr;
+    BOOST_TEST(!ec, ec.message());
+    auto f = seen->get_future();
+    BOOST_TEST_REQUIRE((f.wait_for(event_timeout) == std::future_status::ready));
+    const seen_in_on_exit r = f.get();
+    const std::string expected = pkit::exit_status::exited(6).to_string();
+    BOOST_TEST(r.join == expected);
+    BOOST_TEST(r.stop == expected);
+    BOOST_TEST(p.join() == 6);
   });
 }
 

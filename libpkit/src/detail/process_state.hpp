@@ -99,6 +99,7 @@ struct process_state {
   std::array<unique_fd, 3> pipes;
   std::thread::id callback_thread;  // thread running the callbacks of the run that ended
   bool in_callbacks = false;        // a run's exit is being delivered (callbacks running)
+  std::uint64_t delivering = 0;     // that run, while in_callbacks
   bool dying = false;               // the process object is being destroyed: no new run
   std::shared_ptr<readiness> ready_watch;  // on_ready of the current run, while pending
   bool collecting = false;  // a joiner is collecting the exit itself (collect_here)
@@ -110,13 +111,15 @@ struct process_state {
   bool owned_here() const noexcept { return ::getpid() == owner_pid; }
 
   /// Under `m`: no run any more — the current one has been collected, or a start failed
-  /// (the only place these fields are let go, so a new field is let go everywhere).
+  /// (one place, so a new field is let go on every such path). Not the destructor's
+  /// kill_and_collect_here: a joiner collecting the run may still poll its pidfd.
   void become_idle() noexcept {
     ph = phase::idle;
     pid = 0;
     pidfd.reset();
     leader = false;
     server.reset();
+    watch = 0;
   }
 
   /// Runs someone is waiting for, and their statuses once known: a waiter woken late

@@ -195,6 +195,7 @@ delivery record_exit(process_state& s, std::uint64_t run, exit_status st) {
   retire_cgroup(std::move(s.cg));  // empty now: removed before on_exit and joiners
   s.callback_thread = std::this_thread::get_id();
   s.in_callbacks = true;
+  s.delivering = run;
   return {s.owner, std::move(s.ready_watch)};
 }
 
@@ -242,6 +243,7 @@ void deliver(process_state& s, std::uint64_t run, delivery d) {
     s.collected = std::max(s.collected, run);
     s.callback_thread = {};
     s.in_callbacks = false;
+    s.delivering = 0;
     s.cv.notify_all();
   }
   // Handed over by process::release: its run is over, nothing in it waits now.
@@ -498,9 +500,10 @@ std::optional<exit_status> join_run(const std::shared_ptr<process_state>& sp,
   if (s.collected >= run) return s.status_of(run);
   if (reaper::called_on_reaper_thread()) {
     // Only the reaper thread can report this exit; waiting here would block it forever.
-    if (s.ph == process_state::phase::exiting && s.runs == run &&
-        s.callback_thread == std::this_thread::get_id())
-      return s.last;  // from this run's own on_exit
+    // From this run's own on_exit, its status is known — whatever the phase: another
+    // thread may be starting the next run already (a supervisor's restart).
+    if (s.in_callbacks && s.delivering == run && s.callback_thread == std::this_thread::get_id())
+      return s.status_of(run);
     throw std::system_error(make_error_code(errc::would_deadlock), "pkit::process::join");
   }
   const auto deadline = deadline_after(timeout);
