@@ -123,7 +123,7 @@ public:
   /// not with `signal()`, which goes straight to the child; a stopped server carries out
   /// what it was sent — a stop's SIGKILL too — once it is continued. The child alone gets
   /// the signal only when the server is gone or shutting down (its children die with it)
-  /// or 65,536 requests already wait for it.
+  /// or 65,536 requests already wait for it (or there is no memory to queue one).
   void signal_group(int signo);
   void signal_group(int signo, std::error_code& ec) noexcept;
 

@@ -309,6 +309,20 @@ int fork_server_core::send_signal_record(const unsent_signal& u) {
   return send_record(control_.get(), {reinterpret_cast<const char*>(&h), sizeof h}, nullptr, 0, &now);
 }
 
+namespace {
+
+// What a failed non-blocking send of a group signal means.
+enum class send_outcome { sent, full, transient, gone };
+
+send_outcome outcome_of(int e) noexcept {
+  if (e == 0) return send_outcome::sent;
+  if (e == ETIMEDOUT) return send_outcome::full;  // wait until the socket is writable
+  if (e == ENOBUFS || e == ENOMEM) return send_outcome::transient;  // try again shortly
+  return send_outcome::gone;  // EPIPE, ECONNRESET: the server, and its children with it
+}
+
+}  // namespace
+
 std::error_code fork_server_core::signal_group(std::uint64_t id, int signo, bool and_at_exit) noexcept {
   if (::getpid() != owner_pid_) return errc::not_owner;
   if (signo < 0 || signo >= NSIG) return std::make_error_code(std::errc::invalid_argument);
@@ -320,35 +334,47 @@ std::error_code fork_server_core::signal_group(std::uint64_t id, int signo, bool
   std::lock_guard<std::mutex> lock(mutex_);
   if (!server_alive_ || !events_open_ || shutting_down_ || !control_)
     return errc::fork_server_unavailable;
+  send_outcome out = send_outcome::full;
   if (unsent_signals_.empty()) {
     const int e = send_signal_record(u);
-    if (e == 0) return {};
-    // Anything but a full socket: the server is going (EPIPE), and its children with it.
-    if (e != ETIMEDOUT) return {e, std::system_category()};
+    out = outcome_of(e);
+    if (out == send_outcome::sent) return {};
+    if (out == send_outcome::gone) return {e, std::system_category()};
   }
   if (unsent_signals_.size() >= max_unsent_signals) return std::make_error_code(std::errc::no_buffer_space);
   try {
     unsent_signals_.push_back(u);
-    if (flush_watch_ == 0 && flush_timer_ == 0) arm_flush();
   } catch (const std::bad_alloc&) {
-    return refuse_unsent(std::make_error_code(std::errc::not_enough_memory));
-  } catch (const std::system_error& e) {
-    return refuse_unsent(e.code());
+    return std::make_error_code(std::errc::not_enough_memory);
+  }
+  if (flush_watch_ == 0 && flush_timer_ == 0 && !arm_flush(out == send_outcome::full)) {
+    // Nothing would ever send it. Only this one is taken back: older ones were queued
+    // with a flush armed, and the next signal arms one again.
+    unsent_signals_.pop_back();
+    return std::make_error_code(std::errc::not_enough_memory);
   }
   return {};
 }
 
-std::error_code fork_server_core::refuse_unsent(std::error_code ec) {
-  // Queued with nothing to send it, a record would wait for the next signal: taken back.
-  if (flush_watch_ == 0 && flush_timer_ == 0) unsent_signals_.clear();
-  return ec;
-}
-
-void fork_server_core::arm_flush() {
+bool fork_server_core::arm_flush(bool when_writable) noexcept {
   std::weak_ptr<fork_server_core> self = weak_from_this();
-  flush_watch_ = reaper::instance().watch_writable_once(control_.get(), [self] {
+  auto flush = [self] {
     if (auto core = self.lock()) core->flush_signals();
-  });
+  };
+  try {
+    if (when_writable) {
+      flush_watch_ = reaper::instance().watch_writable_once(control_.get(), flush);
+      return true;
+    }
+  } catch (...) {
+    // No watch (no memory, no epoll slot): a retry shortly, rather than never.
+  }
+  try {
+    flush_timer_ = reaper::instance().schedule(clock::now() + std::chrono::milliseconds{10}, flush);
+    return true;
+  } catch (...) {
+    return false;
+  }
 }
 
 void fork_server_core::flush_signals() {
@@ -360,22 +386,13 @@ void fork_server_core::flush_signals() {
     return;
   }
   while (!unsent_signals_.empty()) {
-    const int e = send_signal_record(unsent_signals_.front());
-    if (e == ETIMEDOUT) break;
-    unsent_signals_.pop_front();  // sent — or never will be: the server is going (EPIPE)
-  }
-  if (unsent_signals_.empty()) return;
-  try {
-    arm_flush();
-  } catch (...) {
-    // No watch (no memory, no epoll slot): tried again shortly rather than never.
-    try {
-      std::weak_ptr<fork_server_core> self = weak_from_this();
-      flush_timer_ = reaper::instance().schedule(clock::now() + std::chrono::milliseconds{10}, [self] {
-        if (auto core = self.lock()) core->flush_signals();
-      });
-    } catch (...) {
-      unsent_signals_.clear();
+    switch (outcome_of(send_signal_record(unsent_signals_.front()))) {
+      case send_outcome::sent: unsent_signals_.pop_front(); break;
+      case send_outcome::gone: unsent_signals_.clear(); return;
+      case send_outcome::full: (void)arm_flush(true); return;
+      // Never dropped while the server lives: a lost SIGKILL would leave a stop waiting
+      // for ever. If not even a timer can be had, the next signal arms one again.
+      case send_outcome::transient: (void)arm_flush(false); return;
     }
   }
 }
@@ -420,6 +437,11 @@ bool fork_server_core::unwatch(std::uint64_t id) {
 std::size_t fork_server_core::tracked_ids() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return watches_.size() + unwatched_.size() + early_.size();
+}
+
+std::size_t fork_server_core::unsent_signals() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return unsent_signals_.size();
 }
 
 bool fork_server_core::on_events() {

@@ -105,7 +105,8 @@ public:
   /// server lives, a group signal is never cut down to the leader. Returns an empty code
   /// once sent or queued; fork_server_unavailable when the server is gone or shutting
   /// down; not_owner in a forked copy; EINVAL for a bad signal number; ENOBUFS when
-  /// `max_unsent_signals` records already wait (a server stopped for long); ENOMEM.
+  /// `max_unsent_signals` records already wait (a server stopped for long); ENOMEM when
+  /// there is no memory to queue it or no way to send it later.
   /// Any thread; never blocks.
   std::error_code signal_group(std::uint64_t id, int signo, bool and_at_exit = false) noexcept;
   /// How many group signals may wait for a full control socket.
@@ -125,6 +126,8 @@ public:
   /// For tests: the ids the parent still keeps any state for (watched, awaiting their
   /// watch, early exits).
   std::size_t tracked_ids() const;
+  /// For tests: how many group signals wait for the control socket now.
+  std::size_t unsent_signals() const;
 
 private:
   struct unsent_signal {
@@ -155,8 +158,9 @@ private:
   // With mutex_ held: sends one group-signal record without waiting (0, else the errno;
   // ETIMEDOUT when the socket is full).
   int send_signal_record(const unsent_signal& u);
-  std::error_code refuse_unsent(std::error_code ec);  // with mutex_ held
-  void arm_flush();      // with mutex_ held: flush_signals once control_ is writable
+  // With mutex_ held: flush_signals once control_ is writable (else, or when no watch can
+  // be made, after a short delay). False when not even a timer could be had.
+  bool arm_flush(bool when_writable) noexcept;
   void flush_signals();  // reaper thread: sends unsent_signals_ while the socket takes them
 
   fork_server::registry targets_;
