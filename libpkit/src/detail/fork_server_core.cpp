@@ -341,16 +341,14 @@ std::error_code fork_server_core::signal_group(std::uint64_t id, int signo, bool
     if (out == send_outcome::sent) return {};
     if (out == send_outcome::gone) return {e, std::system_category()};
   }
+  // Armed before anything is queued: a flush that could not be armed last time (no memory
+  // for a watch nor a timer) is armed now, or the queue would wait for ever.
+  if (flush_watch_ == 0 && flush_timer_ == 0 && !arm_flush(out == send_outcome::full))
+    return std::make_error_code(std::errc::not_enough_memory);
   if (unsent_signals_.size() >= max_unsent_signals) return std::make_error_code(std::errc::no_buffer_space);
   try {
     unsent_signals_.push_back(u);
   } catch (const std::bad_alloc&) {
-    return std::make_error_code(std::errc::not_enough_memory);
-  }
-  if (flush_watch_ == 0 && flush_timer_ == 0 && !arm_flush(out == send_outcome::full)) {
-    // Nothing would ever send it. Only this one is taken back: older ones were queued
-    // with a flush armed, and the next signal arms one again.
-    unsent_signals_.pop_back();
     return std::make_error_code(std::errc::not_enough_memory);
   }
   return {};
@@ -391,7 +389,8 @@ void fork_server_core::flush_signals() {
       case send_outcome::gone: unsent_signals_.clear(); return;
       case send_outcome::full: (void)arm_flush(true); return;
       // Never dropped while the server lives: a lost SIGKILL would leave a stop waiting
-      // for ever. If not even a timer can be had, the next signal arms one again.
+      // for ever. If not even a timer can be had (no memory), the next signal_group arms
+      // one again; until then the records wait.
       case send_outcome::transient: (void)arm_flush(false); return;
     }
   }

@@ -193,7 +193,7 @@ private:
   /// ones queue behind them: the server gets them in the order they were asked for.
   std::deque<unsent_signal> unsent_signals_;
   std::uint64_t flush_watch_ = 0;  // the reaper's writable watch on control_, 0 if none
-  std::uint64_t flush_timer_ = 0;  // a retry instead, when no watch could be made
+  std::uint64_t flush_timer_ = 0;  // a retry after a transient error, or when no watch could be made
 };
 
 /// The server's main loop; runs in the forked server process and never returns.
