@@ -4,6 +4,7 @@
 // stderr), read as they come: polled with a deadline, so that tests synchronise on lines,
 // never on sleeps. Header-only: shared by pkit_run_process and pkit_node_process.
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <optional>
@@ -45,18 +46,28 @@ public:
       int n = ::poll(&p, 1, static_cast<int>(left));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return false;
-      char buf[4096];
-      ssize_t got = ::read(fd_, buf, sizeof buf);
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) {
-        close();
-        if (buffer_.empty()) return false;
-        buffer_ += '\n';
-        continue;
-      }
-      buffer_.append(buf, static_cast<std::size_t>(got));
+      if (!read_some() && fd_ < 0 && buffer_.empty()) return false;
     }
   }
+
+  /// One read(2) of what the pipe holds (call when it polled readable), kept for
+  /// next_line; at EOF the pipe is closed and a last partial line terminated. False when
+  /// nothing was read (EOF, EINTR, an error).
+  bool read_some() {
+    if (fd_ < 0) return false;
+    char buf[4096];
+    ssize_t got = ::read(fd_, buf, sizeof buf);
+    if (got < 0 && errno == EINTR) return false;
+    if (got <= 0) {
+      close();
+      if (!buffer_.empty() && buffer_.back() != '\n') buffer_ += '\n';
+      return false;
+    }
+    buffer_.append(buf, static_cast<std::size_t>(got));
+    return true;
+  }
+
+  int fd() const noexcept { return fd_; }
 
   /// The next line containing `text` (earlier lines are consumed), or nullopt when none
   /// came before `until` or the pipe ended.
@@ -102,5 +113,29 @@ private:
   std::vector<std::string> lines_;
   std::size_t consumed_ = 0;
 };
+
+/// Waits until `pidfd` reports its process's exit, at most `deadline`, reading `pipes`
+/// meanwhile (kept for their next_line): a program that writes more than a pipe holds
+/// while it ends (600 programs' stop events; LeakSanitizer's report at exit) must not
+/// block on a test that waits for its exit. True once it exited.
+inline bool await_exit_reading(int pidfd, std::chrono::milliseconds deadline, std::vector<line_pipe*> pipes) {
+  using namespace std::chrono;
+  const auto until = steady_clock::now() + deadline;
+  for (;;) {
+    std::vector<pollfd> fds{{pidfd, POLLIN, 0}};
+    for (auto* p : pipes)
+      if (p->fd() >= 0) fds.push_back({p->fd(), POLLIN, 0});
+    const auto left = std::max<long long>(0, ceil<milliseconds>(until - steady_clock::now()).count());
+    int n = ::poll(fds.data(), fds.size(), static_cast<int>(std::min<long long>(left, 1 << 30)));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (fds[0].revents & POLLIN) return true;
+    for (std::size_t i = 1; i < fds.size(); ++i)
+      if (fds[i].revents != 0)
+        for (auto* p : pipes)
+          if (p->fd() == fds[i].fd) p->read_some();
+    if (n == 0 || steady_clock::now() >= until) return false;
+  }
+}
 
 }  // namespace pkit_test_tools

@@ -87,11 +87,7 @@ std::optional<std::string> pkit_node_process::wait_stderr(const std::string& tex
 
 std::optional<int> pkit_node_process::wait_exit(milliseconds deadline) {
   if (reaped_) return code_;
-  pollfd p{pidfd_, POLLIN, 0};
-  int n;
-  do n = ::poll(&p, 1, static_cast<int>(deadline.count()));
-  while (n < 0 && errno == EINTR);
-  if (n <= 0) return std::nullopt;
+  if (!await_exit_reading(pidfd_, deadline, {&out_, &err_})) return std::nullopt;
   int st = 0;
   if (::waitpid(pid_, &st, 0) != pid_) return std::nullopt;
   reaped_ = true;

@@ -40,7 +40,8 @@ public:
   /// The next stderr line containing `text`, or nullopt.
   std::optional<std::string> wait_stderr(const std::string& text,
                                          std::chrono::milliseconds deadline = std::chrono::seconds(20));
-  /// The exit code (128+N for a signal), or nullopt if it did not exit by then.
+  /// The exit code (128+N for a signal), or nullopt if it did not exit by then; its
+  /// stdout and stderr are read meanwhile (kept for wait_stdout/wait_stderr).
   std::optional<int> wait_exit(std::chrono::milliseconds deadline = std::chrono::seconds(30));
 
   std::string stdout_text() { return out_.text(); }

@@ -209,8 +209,21 @@ BOOST_AUTO_TEST_CASE(a_node_busy_with_a_burst_of_starts_is_not_fenced) {
   BOOST_TEST(ended == 0, ended << " programs ended while the node was busy; the first: " << first_end);
   BOOST_TEST(!a.wait_stderr("watchdog", 0ms).has_value(), "a busy node was fenced:\n" << a.stderr_text());
   BOOST_TEST(!a.wait_exit(0ms).has_value(), "node a ended:\n" << a.stderr_text());
+  // The stop, read as it goes (more lines than a pipe holds): every program stopped once,
+  // and where it stood if the stop did not end.
   BOOST_REQUIRE(::kill(run.pid(), SIGTERM) == 0);
-  BOOST_TEST(run.wait_exit(60s).value_or(-1) == 0, run.stderr_text());
+  std::set<std::string> stopped;
+  std::string last;
+  while (stopped.size() < static_cast<std::size_t>(programs)) {
+    auto e = run.wait_event([](const nlohmann::json& e) { return e.value("event", "") == "stopped" && e.value("group", "") == "g"; }, 60s);
+    if (!e) break;
+    last = e->dump();
+    BOOST_TEST(stopped.insert(e->value("program", "")).second, "stopped twice: " << last);
+  }
+  BOOST_TEST(stopped.size() == static_cast<std::size_t>(programs),
+             stopped.size() << " of " << programs << " stopped; the last: " << last << "\nnode a:\n" << a.stderr_text());
+  const int code = run.wait_exit(60s).value_or(-1);
+  BOOST_TEST(code == 0, "exit " << code << ":\n" << run.stderr_text());
 }
 
 namespace {

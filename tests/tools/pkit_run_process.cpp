@@ -102,13 +102,11 @@ std::optional<std::string> pkit_process::wait_line(const std::string& text, mill
   return std::nullopt;
 }
 
-std::optional<int> pkit_process::wait_exit(milliseconds deadline) {
+std::optional<int> pkit_process::wait_exit(milliseconds deadline, stderr_while_waiting reading) {
   if (reaped_) return code_;
-  pollfd p{pidfd_, POLLIN, 0};
-  int n;
-  do n = ::poll(&p, 1, static_cast<int>(deadline.count()));
-  while (n < 0 && errno == EINTR);
-  if (n <= 0) return std::nullopt;
+  std::vector<line_pipe*> pipes;
+  if (reading == stderr_while_waiting::read) pipes.push_back(&err_);
+  if (!await_exit_reading(pidfd_, deadline, pipes)) return std::nullopt;
   int st = 0;
   if (::waitpid(pid_, &st, 0) != pid_) return std::nullopt;
   reaped_ = true;

@@ -44,8 +44,14 @@ public:
   /// The next stderr line containing `text` (any line), or nullopt.
   std::optional<std::string> wait_line(const std::string& text,
                                        std::chrono::milliseconds deadline = std::chrono::seconds(20));
+  /// Whether wait_exit reads pkit's stderr while it waits (kept for wait_event and
+  /// stderr_text): a pkit that writes more than the pipe holds would otherwise block, in
+  /// its last lines or in LeakSanitizer's report at exit. `leave` for a test of a stalled
+  /// reader, whose premise reading would undo.
+  enum class stderr_while_waiting { read, leave };
   /// The exit code (128+N for a signal), or nullopt if it did not exit by then.
-  std::optional<int> wait_exit(std::chrono::milliseconds deadline = std::chrono::seconds(30));
+  std::optional<int> wait_exit(std::chrono::milliseconds deadline = std::chrono::seconds(30),
+                               stderr_while_waiting reading = stderr_while_waiting::read);
   /// Every stderr line read so far.
   const std::vector<std::string>& lines() const noexcept { return err_.lines(); }
   std::string stdout_text() const;

@@ -614,7 +614,7 @@ bool file_holds(const std::string& path, const std::string& text, milliseconds d
 std::optional<int> signal_until_exit(pkit_process& p, int sig, milliseconds deadline) {
   for (auto until = steady_clock::now() + deadline; steady_clock::now() < until;) {
     ::kill(p.pid(), sig);
-    if (auto code = p.wait_exit(milliseconds(200))) return code;
+    if (auto code = p.wait_exit(milliseconds(200), pkit_process::stderr_while_waiting::leave)) return code;
   }
   return std::nullopt;
 }
