@@ -400,6 +400,14 @@ std::error_code signal_run(process_state& s, int signo, bool group, bool and_con
   if (!ec && and_continue) detail::send_signal(s, SIGCONT, group);
   return ec;
 }
+
+// True on the thread running on_exit of `s`'s last reported run (see own_delivery): a
+// terminate(wait) there answers for that run, which has ended, and signals nothing.
+bool answered_by_own_delivery(process_state& s) {
+  if (!s.owned_here()) return false;  // signal_run says not_owner
+  std::lock_guard<std::mutex> lock(s.m);
+  return detail::own_delivery(s).has_value();
+}
 }  // namespace
 
 void process::signal(int signo, std::error_code& ec) noexcept {
@@ -430,6 +438,7 @@ void process::terminate() {
 void process::terminate(wait_t, std::error_code& ec) noexcept {
   // The run signalled is the run waited for: an on_exit may start the next one at once.
   std::uint64_t run = 0;
+  if (answered_by_own_delivery(*state_)) return;
   ec = signal_run(*state_, SIGTERM, false, true, &run);
   if (ec || run == 0) return;
   if (auto hook = detail::run_control_test_hooks::before_join.load(std::memory_order_relaxed)) hook();
@@ -460,6 +469,9 @@ exit_status process::stop(const stop_policy& policy) {
   require_owner(s, "pkit::process::stop");
   std::unique_lock<std::mutex> lock(s.m);
   if (s.runs == 0) detail::throw_error(errc::not_started, "pkit::process::stop");
+  // From on_exit: the run it reports has ended — whatever another thread started since
+  // is not this call's to signal (nor could this thread wait for it).
+  if (auto st = detail::own_delivery(s)) return *st;
   const std::uint64_t run = detail::begin_stop(state_, policy);
   if (run == 0) {
     if (s.last && s.ph != process_state::phase::starting) return *s.last;
@@ -536,6 +548,7 @@ std::optional<exit_status> process::join_status(std::chrono::milliseconds timeou
   require_owner(s, "pkit::process::join");
   std::unique_lock<std::mutex> lock(s.m);
   if (s.runs == 0) detail::throw_error(errc::not_started, "pkit::process::join");
+  if (auto st = detail::own_delivery(s)) return st;  // from on_exit: the run it reports
   return detail::join_run(state_, lock, s.runs, timeout);
 }
 

@@ -908,6 +908,73 @@ BOOST_AUTO_TEST_CASE(on_exit_joins_its_own_run_while_another_thread_starts_the_n
   });
 }
 
+// The same once the other thread's start has returned (the next run published): on_exit's
+// stop() stopped that new run and then threw would_deadlock, its join_status() and
+// terminate(wait) threw would_deadlock (terminate after signalling the new run). From
+// on_exit they answer for the run it reports, and the new run is left alone: it dies of
+// the SIGUSR1 the test sends it, not of a SIGTERM from on_exit.
+BOOST_AUTO_TEST_CASE(on_exit_answers_for_its_own_run_once_another_thread_started_the_next) {
+  within(30s, "on_exit after another thread started the next run", [] {
+    struct seen_in_on_exit {
+      std::string join, terminate, stop;
+    };
+    std::promise<seen_in_on_exit> seen;
+    std::promise<void> first_exit;
+    std::promise<void> next_started;
+    auto next = next_started.get_future().share();
+    struct open_at_end {  // on_exit is not held up for ever if the next start fails
+      std::promise<void>& p;
+      ~open_at_end() {
+        try {
+          p.set_value();
+        } catch (const std::future_error&) {
+        }
+      }
+    } open{next_started};
+    std::atomic<int> exits{0};
+    pkit::process_options o;
+    o.on_exit = [&, next](pkit::process& proc) {
+      if (exits++ != 0) return;
+      first_exit.set_value();
+      if (next.wait_for(event_timeout) != std::future_status::ready) return;
+      seen_in_on_exit r;
+      auto attempt = [](std::string& out, auto call) {
+        try {
+          out = call();
+        } catch (const std::system_error& e) {
+          out = e.code().message();
+        }
+      };
+      attempt(r.join, [&] { return proc.join_status().to_string(); });
+      attempt(r.terminate, [&] {
+        proc.terminate(pkit::wait);
+        return std::string("returned");
+      });
+      attempt(r.stop, [&] { return proc.stop().to_string(); });
+      seen.set_value(r);
+    };
+    pkit::process p{child_command({"pause"}), std::move(o)};
+    p.start();
+    p.kill();
+    BOOST_TEST_REQUIRE((first_exit.get_future().wait_for(event_timeout) == std::future_status::ready));
+    std::error_code ec;
+    p.start(ec);  // published when it returns; on_exit of the first run still runs
+    BOOST_TEST_REQUIRE(!ec, ec.message());
+    next_started.set_value();
+    auto f = seen.get_future();
+    BOOST_TEST_REQUIRE((f.wait_for(event_timeout) == std::future_status::ready));
+    const seen_in_on_exit r = f.get();
+    const std::string killed = pkit::exit_status::killed(SIGKILL).to_string();
+    BOOST_TEST(r.join == killed);
+    BOOST_TEST(r.terminate == "returned");
+    BOOST_TEST(r.stop == killed);
+    BOOST_TEST(p.is_alive());
+    p.signal(SIGUSR1);
+    BOOST_TEST(p.join_status().to_string() == pkit::exit_status::killed(SIGUSR1).to_string(),
+               "the next run was signalled from on_exit");
+  });
+}
+
 // Two threads forking callables at the same moment: each child inherited the other's
 // "go" pipe write end and waited for an EOF that never came.
 BOOST_AUTO_TEST_CASE(callables_forked_from_two_threads_at_once_all_start) {

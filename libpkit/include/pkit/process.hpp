@@ -50,7 +50,11 @@ enum class restart_policy { graceful, forced };
 /// Thread-safe: any thread may call any member; several threads may join at once. User
 /// callbacks run on pkit's reaper thread under no pkit lock; there, blocking members
 /// (`join`, `stop`, `terminate(wait)`, `restart`) on a run not yet reported fail with
-/// `errc::would_deadlock`. In a forked copy of the program (fork() after construction)
+/// `errc::would_deadlock` — except that in a run's `on_exit`, `join`, `stop` and
+/// `terminate(wait)` answer for that run, which has ended (its status; nothing is
+/// signalled), even when another thread has started the next run meanwhile (a supervisor
+/// restarting it): the non-blocking members (`signal`, `terminate()`, `kill`,
+/// `stop_async`) act on the current run. In a forked copy of the program (fork() after construction)
 /// every member fails with `errc::not_owner` (queries answer "not running") and the
 /// destructor does nothing: the children belong to the original.
 /// Not copyable or movable (callbacks refer to it); hold it by `unique_ptr` to move it.

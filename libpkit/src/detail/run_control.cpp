@@ -493,6 +493,11 @@ void escalate_now(process_state& s, std::uint64_t run) {
     escalate(s);
 }
 
+std::optional<exit_status> own_delivery(const process_state& s) {
+  if (!s.in_callbacks || s.delivering == 0 || s.callback_thread != std::this_thread::get_id()) return std::nullopt;
+  return s.status_of(s.delivering);
+}
+
 std::optional<exit_status> join_run(const std::shared_ptr<process_state>& sp,
                                     std::unique_lock<std::mutex>& lock, std::uint64_t run,
                                     std::chrono::milliseconds timeout) {
@@ -502,8 +507,8 @@ std::optional<exit_status> join_run(const std::shared_ptr<process_state>& sp,
     // Only the reaper thread can report this exit; waiting here would block it forever.
     // From this run's own on_exit, its status is known — whatever the phase: another
     // thread may be starting the next run already (a supervisor's restart).
-    if (s.in_callbacks && s.delivering == run && s.callback_thread == std::this_thread::get_id())
-      return s.status_of(run);
+    if (s.delivering == run)
+      if (auto st = own_delivery(s)) return st;
     throw std::system_error(make_error_code(errc::would_deadlock), "pkit::process::join");
   }
   const auto deadline = deadline_after(timeout);

@@ -56,6 +56,12 @@ std::uint64_t begin_stop(const std::shared_ptr<process_state>& sp, const stop_po
 /// thread's timer (a slow on_exit may hold that thread, another stop may have a later one).
 void escalate_now(process_state& s, std::uint64_t run);
 
+/// Under `s.m`: on the thread running a run's `on_exit` (and the on_ready settled with
+/// it), that run's status — the run a callback's join, stop or terminate(wait) answers
+/// for, even once another thread has published the next run (this thread reports exits:
+/// it can wait for no other). Nothing on any other thread.
+std::optional<exit_status> own_delivery(const process_state& s);
+
 /// Waits until run `run` has been collected, or `timeout` passed (`stop_policy::infinite`
 /// for no limit); `lock` holds `s.m`. Returns its status, or nothing on timeout. Throws
 /// `errc::would_deadlock` on the reaper thread for a run whose exit is still to come.
