@@ -173,7 +173,15 @@ BOOST_AUTO_TEST_CASE(a_node_busy_with_a_burst_of_starts_is_not_fenced) {
   // once); with 262 ms, 27 of 28. The tree's own link to a (node_timeout, also its connect
   // timeout) is not what is judged here and is generous: under ASan beside another test a
   // connect to a took over 1 s (CI).
+  // Under ASan (CI's second stage, beside pkit_node_hostile_test) the guardian fenced the
+  // node ("no sign of life for 263 ms") in 2 of about 40 runs: --timeout 700ms there
+  // (limit 450 ms). The plain build keeps 262 ms, which pins the old defect; ASan's burst
+  // is slower still, so its queueing delay stays above 450 ms as a rule, not by proof.
+#if defined(__SANITIZE_ADDRESS__)
+  const std::string timeout = "700ms";
+#else
   const std::string timeout = "450ms";
+#endif
   pkit_node_process a({"--allow", allow, "--name", "a", "--heartbeat", "100ms", "--timeout", timeout,
                        "--max-children", "1000"});
   auto port = a.wait_listening();
