@@ -76,6 +76,8 @@ std::error_code publish(const std::shared_ptr<process_state>& sp, launched& made
   process_state& s = *sp;
   run = ++s.runs;
   s.ph = process_state::phase::running;
+  // Started by the run's own on_exit: that callback's blocking calls are about this run now.
+  if (s.in_callbacks && s.callback_thread == std::this_thread::get_id()) s.started_in_delivery = true;
   s.exited = false;
   s.stopping.reset();
   s.pid = made.pid;
@@ -234,6 +236,7 @@ std::error_code process_access::start(process& p, std::shared_ptr<process_state>
   // Our own copy of the pidfd: the run may be collected (and its pidfd closed) meanwhile.
   unique_fd pidfd{s.server ? -1 : ::fcntl(s.pidfd.get(), F_DUPFD_CLOEXEC, 3)};
   lock.unlock();
+  if (auto hook = launch_test_hooks::awaiting_ready.load(std::memory_order_relaxed)) hook();
   child_failure f;
   const ready_result rr = await_ready(made.status_read.get(), io.notify_read.get(), io.notify_sock.get(),
                                       pidfd.get(), clock::now() + s.opts.ready_timeout, f);
@@ -401,12 +404,19 @@ std::error_code signal_run(process_state& s, int signo, bool group, bool and_con
   return ec;
 }
 
-// True on the thread running on_exit of `s`'s last reported run (see own_delivery): a
-// terminate(wait) there answers for that run, which has ended, and signals nothing.
-bool answered_by_own_delivery(process_state& s) {
+// For terminate(wait), before it signals: true when it is answered without a signal —
+// on the thread running on_exit of `s`'s last reported run (see own_delivery), which has
+// ended; or, on the reaper thread, with `ec` = would_deadlock for a run it could not
+// wait for (it fails before signalling, as stop() does).
+bool answered_by_own_delivery(process_state& s, std::error_code& ec) {
   if (!s.owned_here()) return false;  // signal_run says not_owner
   std::lock_guard<std::mutex> lock(s.m);
-  return detail::own_delivery(s).has_value();
+  if (detail::own_delivery(s)) return true;
+  if (detail::reaper::called_on_reaper_thread() && s.ph == process_state::phase::running) {
+    ec = errc::would_deadlock;
+    return true;
+  }
+  return false;
 }
 }  // namespace
 
@@ -438,7 +448,8 @@ void process::terminate() {
 void process::terminate(wait_t, std::error_code& ec) noexcept {
   // The run signalled is the run waited for: an on_exit may start the next one at once.
   std::uint64_t run = 0;
-  if (answered_by_own_delivery(*state_)) return;
+  ec.clear();
+  if (answered_by_own_delivery(*state_, ec)) return;
   ec = signal_run(*state_, SIGTERM, false, true, &run);
   if (ec || run == 0) return;
   if (auto hook = detail::run_control_test_hooks::before_join.load(std::memory_order_relaxed)) hook();
@@ -472,6 +483,10 @@ exit_status process::stop(const stop_policy& policy) {
   // From on_exit: the run it reports has ended — whatever another thread started since
   // is not this call's to signal (nor could this thread wait for it).
   if (auto st = detail::own_delivery(s)) return *st;
+  // Elsewhere on the reaper thread a running run's exit cannot be waited for: fail before
+  // signalling it (the caller may stop_async instead).
+  if (detail::reaper::called_on_reaper_thread() && s.ph == process_state::phase::running)
+    detail::throw_error(errc::would_deadlock, "pkit::process::stop");
   const std::uint64_t run = detail::begin_stop(state_, policy);
   if (run == 0) {
     if (s.last && s.ph != process_state::phase::starting) return *s.last;
@@ -570,6 +585,11 @@ pid_t process::restart(restart_policy policy) {
   {
     std::lock_guard<std::mutex> lock(state_->m);
     running = state_->ph != process_state::phase::idle;
+    // On the reaper thread a run under way (another thread's, even from this run's own
+    // on_exit) is one this thread cannot wait for: fail before touching it.
+    if (detail::reaper::called_on_reaper_thread() && (state_->ph == process_state::phase::running ||
+                                                      state_->ph == process_state::phase::starting))
+      detail::throw_error(errc::would_deadlock, "pkit::process::restart");
   }
   if (running) {
     if (policy == restart_policy::forced) {

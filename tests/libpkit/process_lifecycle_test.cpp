@@ -975,6 +975,110 @@ BOOST_AUTO_TEST_CASE(on_exit_answers_for_its_own_run_once_another_thread_started
   });
 }
 
+// A run on_exit starts itself is its current run, which it cannot wait for: join, stop,
+// terminate(wait) and restart fail with would_deadlock — before they touch it (the run
+// dies of the test's SIGUSR1, not of a stop signal) — and do not answer for the old run
+// (review of the first fix: stop() was a silent no-op there, join returned at once).
+BOOST_AUTO_TEST_CASE(after_starting_the_next_run_itself_on_exit_cannot_wait_for_it) {
+  within(30s, "on_exit waiting for the run it started", [] {
+    struct seen_in_on_exit {
+      std::error_code start, join, terminate, stop, restart;
+      bool terminate_cleared = false;
+    };
+    std::promise<seen_in_on_exit> seen;
+    std::atomic<int> exits{0};
+    pkit::process_options o;
+    o.on_exit = [&](pkit::process& proc) {
+      if (exits++ != 0) return;
+      seen_in_on_exit r;
+      proc.start(r.start);
+      auto code = [](auto call) {
+        try {
+          call();
+        } catch (const std::system_error& e) {
+          return e.code();
+        }
+        return std::error_code{};
+      };
+      r.join = code([&] { (void)proc.join_status(); });
+      r.stop = code([&] { (void)proc.stop(); });
+      r.restart = code([&] { (void)proc.restart(pkit::restart_policy::forced); });
+      r.terminate = pkit::errc::not_started;  // overwritten: the call sets its own result
+      proc.terminate(pkit::wait, r.terminate);
+      seen.set_value(r);
+    };
+    pkit::process p{child_command({"pause"}), std::move(o)};
+    p.start();
+    p.kill();
+    auto f = seen.get_future();
+    BOOST_TEST_REQUIRE((f.wait_for(event_timeout) == std::future_status::ready));
+    const seen_in_on_exit r = f.get();
+    BOOST_TEST_REQUIRE(!r.start, r.start.message());
+    BOOST_TEST((r.join == pkit::errc::would_deadlock), r.join.message());
+    BOOST_TEST((r.stop == pkit::errc::would_deadlock), r.stop.message());
+    BOOST_TEST((r.restart == pkit::errc::would_deadlock), r.restart.message());
+    BOOST_TEST((r.terminate == pkit::errc::would_deadlock), r.terminate.message());
+    BOOST_TEST(p.is_alive());
+    p.signal(SIGUSR1);
+    BOOST_TEST(p.join_status().to_string() == pkit::exit_status::killed(SIGUSR1).to_string(),
+               "on_exit signalled the run it could not wait for");
+  });
+}
+
+// terminate(wait, ec) answered from on_exit clears what `ec` held.
+BOOST_AUTO_TEST_CASE(terminate_wait_from_on_exit_clears_the_error_code) {
+  within(30s, "terminate(wait, ec) from on_exit", [] {
+    std::promise<std::error_code> seen;
+    pkit::process_options o;
+    o.on_exit = [&](pkit::process& proc) {
+      std::error_code ec = pkit::errc::would_deadlock;
+      proc.terminate(pkit::wait, ec);
+      seen.set_value(ec);
+    };
+    pkit::process p{child_command({"exit", "0"}), std::move(o)};
+    p.start();
+    auto f = seen.get_future();
+    BOOST_TEST_REQUIRE((f.wait_for(event_timeout) == std::future_status::ready));
+    const std::error_code ec = f.get();
+    BOOST_TEST(!ec, ec.message());
+  });
+}
+
+// on_exit destroys its process while another thread's start(wait) of the next run waits
+// for readiness: the destructor killed that run here (kill_and_collect_here) without a
+// status, and the start, seeing the child die, joined it for ever. (Review.)
+std::promise<void> next_awaits_readiness;
+void note_awaiting_ready() { next_awaits_readiness.set_value(); }
+
+BOOST_AUTO_TEST_CASE(a_process_destroyed_by_on_exit_ends_another_threads_start_wait) {
+  within(30s, "start(wait) of a process on_exit destroyed", [] {
+    next_awaits_readiness = {};
+    auto published = next_awaits_readiness.get_future().share();
+    std::unique_ptr<pkit::process> up;
+    std::promise<void> first_exit;
+    std::atomic<int> exits{0};
+    pkit::process_options o;
+    o.notify_fd = 5;  // 'pause' never writes it: the start waits until the child dies
+    o.on_exit = [&, published](pkit::process&) {
+      if (exits++ != 0) return;
+      first_exit.set_value();
+      if (published.wait_for(event_timeout) != std::future_status::ready) return;
+      up.reset();  // destroyed from its own on_exit, the next run published
+    };
+    up = std::make_unique<pkit::process>(child_command({"pause"}), std::move(o));
+    pkit::process* raw = up.get();
+    raw->start();
+    raw->kill();
+    BOOST_TEST_REQUIRE((first_exit.get_future().wait_for(event_timeout) == std::future_status::ready));
+    pkit::detail::launch_test_hooks::awaiting_ready = &note_awaiting_ready;
+    std::error_code ec;
+    raw->start(pkit::wait, ec);  // the object is destroyed meanwhile: not used after this
+    pkit::detail::launch_test_hooks::awaiting_ready = nullptr;
+    BOOST_TEST((ec == pkit::errc::died_before_ready), ec.message());
+    BOOST_TEST(exits.load() == 1, "on_exit ran for the run the destructor killed");
+  });
+}
+
 // Two threads forking callables at the same moment: each child inherited the other's
 // "go" pipe write end and waited for an EOF that never came.
 BOOST_AUTO_TEST_CASE(callables_forked_from_two_threads_at_once_all_start) {

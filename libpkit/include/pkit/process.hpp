@@ -50,11 +50,14 @@ enum class restart_policy { graceful, forced };
 /// Thread-safe: any thread may call any member; several threads may join at once. User
 /// callbacks run on pkit's reaper thread under no pkit lock; there, blocking members
 /// (`join`, `stop`, `terminate(wait)`, `restart`) on a run not yet reported fail with
-/// `errc::would_deadlock` — except that in a run's `on_exit`, `join`, `stop` and
-/// `terminate(wait)` answer for that run, which has ended (its status; nothing is
-/// signalled), even when another thread has started the next run meanwhile (a supervisor
-/// restarting it): the non-blocking members (`signal`, `terminate()`, `kill`,
-/// `stop_async`) act on the current run. In a forked copy of the program (fork() after construction)
+/// `errc::would_deadlock`, before they signal anything. In a run's `on_exit`, `join`,
+/// `stop` and `terminate(wait)` answer for that run, which has ended (its status; nothing
+/// is signalled) — also when another thread has started the next run meanwhile (a
+/// supervisor restarting it); once on_exit has started a run itself, they are about that
+/// run (`would_deadlock`), as `restart` is about any run under way. The non-blocking
+/// members (`signal`, `terminate()`, `kill`, `stop_async`) and the queries act on the
+/// current run, which another thread's start may have replaced by then.
+/// In a forked copy of the program (fork() after construction)
 /// every member fails with `errc::not_owner` (queries answer "not running") and the
 /// destructor does nothing: the children belong to the original.
 /// Not copyable or movable (callbacks refer to it); hold it by `unique_ptr` to move it.
@@ -143,6 +146,8 @@ public:
   /// carries the stop on — deadline, escalation, the group — even if nobody waits. A stop
   /// already under way is joined, not started again (no signal is sent twice). On a
   /// process that is not running, returns the last status (`errc::not_started` if none).
+  /// On the reaper thread, see the class: from on_exit, the status of the run it reports;
+  /// elsewhere `errc::would_deadlock` for a running run, which is then not signalled.
   exit_status stop();
   exit_status stop(const stop_policy& policy);
   /// Begins the same stop and returns at once: pkit's reaper thread carries it on (the
@@ -165,7 +170,8 @@ public:
   /// Waits for the current run to end; returns its exit code, or minus the signal number
   /// for a signal death (Python's convention). After a run has ended, returns that run's
   /// code at once. Throws `std::system_error`: `errc::not_started`,
-  /// `errc::would_deadlock` (called on the reaper thread for a run not yet reported).
+  /// `errc::would_deadlock` (called on the reaper thread for a run not yet reported;
+  /// from on_exit, the run it reports is answered for: see the class).
   int join();
   /// As `join()`, giving up after `timeout`: then returns no value.
   std::optional<int> join(std::chrono::milliseconds timeout);

@@ -42,10 +42,11 @@ struct process_options {
 
   /// Called exactly once per run, on pkit's reaper thread, as soon as the child has
   /// ended and been reaped — whether or not anyone joins. While it runs `pid()` and
-  /// `status()` describe the run that ended; `is_alive()` is false. It may call
-  /// `start()` again; it must not block for long (it delays every other exit report)
-  /// and must not `join()` a process whose exit is still to be reported
-  /// (`errc::would_deadlock`). Not called for a process that was destroyed first — by
+  /// `status()` describe the run that ended (unless a start, its own or another
+  /// thread's, has already replaced it); `join`, `stop` and `terminate(wait)` answer for
+  /// the run that ended (see `process`). It may call `start()` again; it must not block
+  /// for long (it delays every other exit report) and must not `join()` a process whose
+  /// exit is still to be reported (`errc::would_deadlock`). Not called for a process that was destroyed first — by
   /// this run's `on_ready`, say: no callback ever gets a destroyed object.
   std::function<void(process&)> on_exit{};
 

@@ -30,6 +30,8 @@ namespace pkit::detail {
 struct launch_test_hooks {
   static inline std::atomic<void (*)(pid_t)> before_go{nullptr};
   static inline std::atomic<void (*)()> while_starting{nullptr};
+  /// start(wait), its run published, about to wait for readiness (no lock held).
+  static inline std::atomic<void (*)()> awaiting_ready{nullptr};
 };
 
 /// Descriptors prepared for a child: what it gets as 0..2 and beyond, and our pipe ends.

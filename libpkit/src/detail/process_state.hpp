@@ -100,6 +100,9 @@ struct process_state {
   std::thread::id callback_thread;  // thread running the callbacks of the run that ended
   bool in_callbacks = false;        // a run's exit is being delivered (callbacks running)
   std::uint64_t delivering = 0;     // that run, while in_callbacks
+  std::optional<exit_status> delivered;  // its status, while in_callbacks (not `history`:
+                                         // starts that fail meanwhile write there)
+  bool started_in_delivery = false;  // the callbacks themselves published a new run
   bool dying = false;               // the process object is being destroyed: no new run
   std::shared_ptr<readiness> ready_watch;  // on_ready of the current run, while pending
   bool collecting = false;  // a joiner is collecting the exit itself (collect_here)

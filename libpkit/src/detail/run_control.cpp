@@ -196,6 +196,8 @@ delivery record_exit(process_state& s, std::uint64_t run, exit_status st) {
   s.callback_thread = std::this_thread::get_id();
   s.in_callbacks = true;
   s.delivering = run;
+  s.delivered = st;
+  s.started_in_delivery = false;
   return {s.owner, std::move(s.ready_watch)};
 }
 
@@ -244,6 +246,8 @@ void deliver(process_state& s, std::uint64_t run, delivery d) {
     s.callback_thread = {};
     s.in_callbacks = false;
     s.delivering = 0;
+    s.delivered.reset();
+    s.started_in_delivery = false;
     s.cv.notify_all();
   }
   // Handed over by process::release: its run is over, nothing in it waits now.
@@ -493,9 +497,14 @@ void escalate_now(process_state& s, std::uint64_t run) {
     escalate(s);
 }
 
+std::optional<exit_status> delivered_here(const process_state& s) {
+  if (!s.in_callbacks || s.callback_thread != std::this_thread::get_id()) return std::nullopt;
+  return s.delivered;
+}
+
 std::optional<exit_status> own_delivery(const process_state& s) {
-  if (!s.in_callbacks || s.delivering == 0 || s.callback_thread != std::this_thread::get_id()) return std::nullopt;
-  return s.status_of(s.delivering);
+  if (s.started_in_delivery) return std::nullopt;
+  return delivered_here(s);
 }
 
 std::optional<exit_status> join_run(const std::shared_ptr<process_state>& sp,
@@ -508,7 +517,7 @@ std::optional<exit_status> join_run(const std::shared_ptr<process_state>& sp,
     // From this run's own on_exit, its status is known — whatever the phase: another
     // thread may be starting the next run already (a supervisor's restart).
     if (s.delivering == run)
-      if (auto st = own_delivery(s)) return st;
+      if (auto st = delivered_here(s)) return st;
     throw std::system_error(make_error_code(errc::would_deadlock), "pkit::process::join");
   }
   const auto deadline = deadline_after(timeout);
@@ -540,38 +549,46 @@ std::optional<exit_status> join_run(const std::shared_ptr<process_state>& sp,
 // A child just SIGKILLed, on the reaper thread, which must wait neither long for its death
 // (a process in uninterruptible sleep dies late) nor for a tracer that holds its zombie
 // (collectable()): such a child the reaper collects when it can, through a pidfd of its
-// own, and drops the status (nobody waits for this run any more).
-void reap_killed(int pidfd) {
+// own, and drops the status. Returns the status when the child was collected here.
+std::optional<exit_status> reap_killed(int pidfd) {
   // Collected here when it can be at once, as a synchronous kill-and-collect always was.
-  if (died_within(pidfd, 200) && collectable(pidfd)) {
-    (void)reap(pidfd);
-    return;
-  }
+  if (died_within(pidfd, 200) && collectable(pidfd)) return reap(pidfd);
   // Without a descriptor, memory or an epoll slot for that, the child is left a zombie
   // (collected here only if it can be at once): never waited for.
   unique_fd own(::fcntl(pidfd, F_DUPFD_CLOEXEC, 0));
   if (!own) {
-    if (collectable(pidfd)) (void)reap(pidfd);
-    return;
+    if (collectable(pidfd)) return reap(pidfd);
+    return std::nullopt;
   }
   try {
     auto held = std::make_shared<unique_fd>(std::move(own));
     const int fd = held->get();
     reaper::instance().watch_child(fd, [held](exit_status) {});  // closed with the watch
   } catch (...) {
-    if (collectable(pidfd)) (void)reap(pidfd);
+    if (collectable(pidfd)) return reap(pidfd);
   }
+  return std::nullopt;
 }
 
 void kill_and_collect_here(process_state& s, std::unique_lock<std::mutex>&) {
   if (s.ph != process_state::phase::running) return;
   send_signal(s, SIGKILL, stops_group(s, s.opts.stop));
+  std::optional<exit_status> reaped;
   if (s.server) {
     s.server->unwatch(s.watch);
   } else {
     if (s.watch != 0) reaper::instance().unwatch(s.watch);  // on the reaper thread: no wait
-    if (!s.collecting) reap_killed(s.pidfd.get());
+    if (!s.collecting) reaped = reap_killed(s.pidfd.get());
   }
+  // The run ends here, without callbacks — but with a status, for whoever waits for it: a
+  // start(wait) of this run on another thread (the object destroyed by the previous run's
+  // on_exit) joins it once it sees the child die, and waited for ever.
+  const exit_status st = reaped.value_or(exit_status::killed(SIGKILL));
+  s.last = st;
+  s.history[s.runs % s.history.size()] = {s.runs, st};
+  if (auto* w = s.waited_for(s.runs)) w->status = st;
+  s.collected = std::max(s.collected, s.runs);
+  s.cv.notify_all();
   if (s.stopping && s.stopping->timer != 0) reaper::instance().cancel(s.stopping->timer);
   s.stopping.reset();
   retire_cgroup(std::move(s.cg));  // removed once the killed processes are gone

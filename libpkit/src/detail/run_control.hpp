@@ -57,9 +57,13 @@ std::uint64_t begin_stop(const std::shared_ptr<process_state>& sp, const stop_po
 void escalate_now(process_state& s, std::uint64_t run);
 
 /// Under `s.m`: on the thread running a run's `on_exit` (and the on_ready settled with
-/// it), that run's status — the run a callback's join, stop or terminate(wait) answers
-/// for, even once another thread has published the next run (this thread reports exits:
-/// it can wait for no other). Nothing on any other thread.
+/// it), that run's status; nothing on any other thread.
+std::optional<exit_status> delivered_here(const process_state& s);
+
+/// As delivered_here, unless those callbacks have published a new run themselves: the run
+/// a callback's join, stop or terminate(wait) answers for — also once another thread has
+/// published the next run (this thread reports exits: it can wait for no other). A run
+/// the callback started is its current run, which it cannot wait for: would_deadlock.
 std::optional<exit_status> own_delivery(const process_state& s);
 
 /// Waits until run `run` has been collected, or `timeout` passed (`stop_policy::infinite`
