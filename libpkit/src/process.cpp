@@ -90,8 +90,10 @@ std::error_code publish(const std::shared_ptr<process_state>& sp, launched& made
   for (int i = 0; i < 3; ++i) s.pipes[i] = std::move(io.parent_ends[i]);
   try {
     watch_run(sp, run);
-    // Released while this run was being started: stop it like the run it replaced.
-    if (s.released) (void)begin_stop(sp, s.opts.stop);
+    // Released while this run was being started: stop it like the run it replaced. So
+    // too when the object was destroyed meanwhile on the reaper thread (from a callback),
+    // whose destructor cannot wait for a start: nobody else would stop this run.
+    if (s.released || s.dying) (void)begin_stop(sp, s.opts.stop);
     return {};
   } catch (const std::system_error& e) {
     send_signal(s, SIGKILL, true);
@@ -391,12 +393,21 @@ pid_t process::start(const identity& who) { return throwing_start(*this, state_,
 
 namespace {
 // Sends `signo` (then SIGCONT when `and_continue`) to the current run; returns the run
-// signalled (0: none is running) through `run`.
+// signalled (0: none is running) through `run`, which a caller passes that will wait for
+// it (terminate(wait)): in the same lock as the signal, such a caller on the thread of
+// on_exit gets that run's answer (it has ended: 0, nothing signalled), and elsewhere on
+// the reaper thread would_deadlock for a running run — before it is signalled.
 std::error_code signal_run(process_state& s, int signo, bool group, bool and_continue,
                            std::uint64_t* run = nullptr) {
   if (!s.owned_here()) return errc::not_owner;
   std::lock_guard<std::mutex> lock(s.m);
   if (s.runs == 0) return errc::not_started;
+  if (run != nullptr && detail::own_delivery(s)) {
+    *run = 0;
+    return {};
+  }
+  if (run != nullptr && detail::reaper::called_on_reaper_thread() && s.ph == process_state::phase::running)
+    return errc::would_deadlock;
   if (run != nullptr) *run = s.ph == process_state::phase::running ? s.runs : 0;
   if (s.ph != process_state::phase::running) return {};  // already ended: no-op
   std::error_code ec = detail::send_signal(s, signo, group);
@@ -404,20 +415,6 @@ std::error_code signal_run(process_state& s, int signo, bool group, bool and_con
   return ec;
 }
 
-// For terminate(wait), before it signals: true when it is answered without a signal —
-// on the thread running on_exit of `s`'s last reported run (see own_delivery), which has
-// ended; or, on the reaper thread, with `ec` = would_deadlock for a run it could not
-// wait for (it fails before signalling, as stop() does).
-bool answered_by_own_delivery(process_state& s, std::error_code& ec) {
-  if (!s.owned_here()) return false;  // signal_run says not_owner
-  std::lock_guard<std::mutex> lock(s.m);
-  if (detail::own_delivery(s)) return true;
-  if (detail::reaper::called_on_reaper_thread() && s.ph == process_state::phase::running) {
-    ec = errc::would_deadlock;
-    return true;
-  }
-  return false;
-}
 }  // namespace
 
 void process::signal(int signo, std::error_code& ec) noexcept {
@@ -448,8 +445,6 @@ void process::terminate() {
 void process::terminate(wait_t, std::error_code& ec) noexcept {
   // The run signalled is the run waited for: an on_exit may start the next one at once.
   std::uint64_t run = 0;
-  ec.clear();
-  if (answered_by_own_delivery(*state_, ec)) return;
   ec = signal_run(*state_, SIGTERM, false, true, &run);
   if (ec || run == 0) return;
   if (auto hook = detail::run_control_test_hooks::before_join.load(std::memory_order_relaxed)) hook();

@@ -26,7 +26,10 @@
 #include <stdexcept>
 #include <thread>
 
+#include <poll.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 using namespace pkit_test;
 using namespace std::chrono_literals;
@@ -1076,6 +1079,63 @@ BOOST_AUTO_TEST_CASE(a_process_destroyed_by_on_exit_ends_another_threads_start_w
     pkit::detail::launch_test_hooks::awaiting_ready = nullptr;
     BOOST_TEST((ec == pkit::errc::died_before_ready), ec.message());
     BOOST_TEST(exits.load() == 1, "on_exit ran for the run the destructor killed");
+  });
+}
+
+// A process destroyed on the reaper thread (another process's on_exit) while a thread is
+// starting it: the destructor cannot wait for the start there, and the run published
+// after it was stopped by nobody — an orphan of a process that is gone. (Review.) The
+// start now stops it at publish, as it stops a run of a released process.
+std::promise<void> a_start_under_way;
+std::shared_future<void> destroyed_meanwhile;
+void hold_the_start_until_destroyed() {
+  a_start_under_way.set_value();
+  destroyed_meanwhile.wait();
+}
+
+BOOST_AUTO_TEST_CASE(a_process_destroyed_on_the_reaper_thread_during_a_start_leaves_no_orphan) {
+  within(30s, "destroyed on the reaper thread during a start", [] {
+    a_start_under_way = {};
+    std::promise<void> destroyed;
+    destroyed_meanwhile = destroyed.get_future().share();
+    struct open_at_end {  // the start is not held for ever if the case fails early
+      std::promise<void>& p;
+      ~open_at_end() {
+        try {
+          p.set_value();
+        } catch (const std::future_error&) {
+        }
+      }
+    } open{destroyed};
+    auto a = std::make_unique<pkit::process>(child_command({"pause"}));
+    pkit::process* raw = a.get();
+    pkit::detail::launch_test_hooks::while_starting = &hold_the_start_until_destroyed;
+    pid_t started = -1;
+    std::error_code ec;
+    std::thread starter{[&] { started = raw->start(ec); }};  // raw: not used after it returns
+    BOOST_TEST_REQUIRE((a_start_under_way.get_future().wait_for(event_timeout) == std::future_status::ready));
+    pkit::detail::launch_test_hooks::while_starting = nullptr;  // b's start is not held
+    pkit::process_options ob;
+    ob.on_exit = [&](pkit::process&) {
+      a.reset();  // on the reaper thread
+      destroyed.set_value();
+    };
+    pkit::process b{child_command({"exit", "0"}), std::move(ob)};
+    b.start();
+    BOOST_TEST(b.join() == 0);
+    starter.join();
+    BOOST_TEST_REQUIRE(!ec, ec.message());
+    BOOST_TEST_REQUIRE(started > 0);
+    // Gone by its stop signal (pause dies of SIGTERM): the pidfd turns readable.
+    const int fd = static_cast<int>(::syscall(SYS_pidfd_open, started, 0));
+    if (fd >= 0) {
+      pollfd p{fd, POLLIN, 0};
+      BOOST_TEST(::poll(&p, 1, static_cast<int>(std::chrono::milliseconds(event_timeout).count())) == 1,
+                 "the run of a process destroyed during its start still runs (an orphan)");
+      ::close(fd);
+    } else {
+      BOOST_TEST(errno == ESRCH);
+    }
   });
 }
 
