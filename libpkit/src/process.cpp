@@ -312,6 +312,7 @@ process::~process() {
   if (!s.owned_here()) return;
   // Not reaper::instance(): an object that never ran must not start the reaper thread.
   const bool on_reaper = detail::reaper::called_on_reaper_thread();
+  std::shared_ptr<detail::readiness> abandoned;  // a killed run's pending readiness watch
   std::unique_lock<std::mutex> lock(s.m);
   s.dying = true;  // no new run from now on (an on_exit that restarts gets not_owner)
   // A start under way (an on_exit restarting the process on the reaper thread) publishes
@@ -321,7 +322,7 @@ process::~process() {
     if (on_reaper) {
       // Destroyed from some on_exit callback: the reaper cannot report this exit while
       // we wait for it, so kill and collect the child right here.
-      detail::kill_and_collect_here(s, lock);
+      abandoned = detail::kill_and_collect_here(s, lock);
     } else {
       lock.unlock();
       try {
@@ -341,6 +342,9 @@ process::~process() {
   // The state may outlive this object for a moment (an exit report in flight holds it);
   // the pipe ends are this object's and go with it.
   for (auto& fd : s.pipes) fd.reset();
+  lock.unlock();
+  // As an exit report would: its watches end, and with no owner nobody is told.
+  if (abandoned) detail::settle_readiness_at_exit(abandoned, nullptr);
 }
 
 void process::run() {

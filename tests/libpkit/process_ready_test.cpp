@@ -173,6 +173,39 @@ BOOST_AUTO_TEST_CASE(the_readiness_watch_ends_with_the_run_not_with_a_descendant
   if (!state_freed) freed.wait();  // the sleep's end frees it: the sentinel must not outlive the case
 }
 
+// A process not yet ready destroyed from another process's on_exit (on the reaper thread,
+// where its destructor kills and collects the child itself): its readiness watch ends
+// there too. It used to stay in the state, which it holds in turn — the state, its pipes
+// and its callbacks leaked for good (review of 25f95ad).
+BOOST_AUTO_TEST_CASE(a_process_destroyed_on_the_reaper_thread_before_it_is_ready_is_freed) {
+  auto guard = std::make_shared<lifetime_sentinel>();
+  auto freed = guard->gone.get_future();
+  std::atomic<bool> ready_called{false};
+  std::unique_ptr<pkit::process> a;
+  {
+    pkit::process_options o;
+    o.notify_fd = 3;
+    o.on_ready = [&ready_called, guard](pkit::process&, std::error_code) { ready_called = true; };
+    guard.reset();  // the process's options hold the sentinel now, and nothing else does
+    a = std::make_unique<pkit::process>(child_command({"pause"}), o);
+  }
+  const pid_t pid = a->start();
+  std::promise<void> destroyed;
+  pkit::process_options ob;
+  ob.on_exit = [&a, &destroyed](pkit::process&) {
+    a.reset();  // on the reaper thread
+    destroyed.set_value();
+  };
+  pkit::process b{child_command({"exit", "0"}), ob};
+  b.start();
+  BOOST_TEST_REQUIRE((destroyed.get_future().wait_for(event_timeout) == std::future_status::ready));
+  BOOST_TEST(b.join() == 0);
+  const bool state_freed = freed.wait_for(event_timeout) == std::future_status::ready;
+  BOOST_TEST(state_freed, "the readiness watch kept the destroyed process's state");
+  BOOST_TEST(!ready_called.load(), "on_ready was called for a destroyed process");
+  BOOST_TEST((::kill(pid, 0) == -1 && errno == ESRCH), "the child of the destroyed process was not collected");
+}
+
 BOOST_AUTO_TEST_CASE(a_child_that_closes_its_notify_fd_is_reported_not_ready_and_killed) {
   std::promise<ready_report> ready;
   pkit::process_options o;

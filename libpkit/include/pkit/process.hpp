@@ -47,7 +47,8 @@ enum class restart_policy { graceful, forced };
 /// `pid()` is empty again and the object can be started anew; `status()`/`exitcode()`
 /// keep the last run's outcome until then.
 ///
-/// Thread-safe: any thread may call any member; several threads may join at once. User
+/// Thread-safe: any thread may call any member; several threads may join at once (but,
+/// as for any object, none may still be inside a member while it is destroyed). User
 /// callbacks run on pkit's reaper thread under no pkit lock; there, blocking members
 /// (`join`, `stop`, `terminate(wait)`, `restart`) on a run not yet reported fail with
 /// `errc::would_deadlock`, before they signal anything. In a run's `on_exit`, `join`,
@@ -63,7 +64,10 @@ enum class restart_policy { graceful, forced };
 /// Not copyable or movable (callbacks refer to it); hold it by `unique_ptr` to move it.
 ///
 /// Destroying a process whose child still runs stops the child with
-/// `process_options::stop` and reaps it: a `process` never leaves an orphan.
+/// `process_options::stop` and reaps it: a `process` never leaves an orphan. Destroyed on
+/// the reaper thread (from a callback), it cannot wait for a grace period there: the child
+/// (and its group, if the stop policy kills the group) gets SIGKILL at once and is
+/// collected without callbacks.
 class process {
 public:
   /// Runs `target` in a child forked from this process (the "fork" start method). Safe
@@ -180,7 +184,10 @@ public:
   std::optional<exit_status> join_status(std::chrono::milliseconds timeout);
 
   /// Ends the current run and starts a new one: graceful joins first, forced stops
-  /// first. Returns the new pid. Also starts a process that is not running.
+  /// first. Returns the new pid. Also starts a process that is not running. On the reaper
+  /// thread (a callback) a run under way — running or being started, also by another
+  /// thread — cannot be waited for: `errc::would_deadlock`, before anything is signalled;
+  /// from on_exit of a run that has ended, it starts the next one.
   pid_t restart(restart_policy policy);
 
   /// True only while the child runs (a child that has exited but whose exit pkit has

@@ -46,8 +46,9 @@ struct process_options {
   /// thread's, has already replaced it); `join`, `stop` and `terminate(wait)` answer for
   /// the run that ended (see `process`). It may call `start()` again; it must not block
   /// for long (it delays every other exit report) and must not `join()` a process whose
-  /// exit is still to be reported (`errc::would_deadlock`). Not called for a process that was destroyed first — by
-  /// this run's `on_ready`, say: no callback ever gets a destroyed object.
+  /// exit is still to be reported (`errc::would_deadlock`). Not called for a process
+  /// that was destroyed first — by this run's `on_ready`, say: no callback ever gets a
+  /// destroyed object.
   std::function<void(process&)> on_exit{};
 
   /// The child's standard streams.

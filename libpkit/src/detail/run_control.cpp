@@ -570,8 +570,8 @@ std::optional<exit_status> reap_killed(int pidfd) {
   return std::nullopt;
 }
 
-void kill_and_collect_here(process_state& s, std::unique_lock<std::mutex>&) {
-  if (s.ph != process_state::phase::running) return;
+std::shared_ptr<readiness> kill_and_collect_here(process_state& s, std::unique_lock<std::mutex>&) {
+  if (s.ph != process_state::phase::running) return nullptr;
   send_signal(s, SIGKILL, stops_group(s, s.opts.stop));
   std::optional<exit_status> reaped;
   if (s.server) {
@@ -595,6 +595,7 @@ void kill_and_collect_here(process_state& s, std::unique_lock<std::mutex>&) {
   s.exited = false;
   s.watch = 0;
   s.ph = process_state::phase::idle;
+  return std::move(s.ready_watch);
 }
 
 }  // namespace pkit::detail

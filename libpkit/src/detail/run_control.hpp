@@ -79,6 +79,10 @@ void retire_cgroup(std::shared_ptr<cgroup> cg);
 
 /// For a process destroyed on the reaper thread, which cannot wait for its own reports:
 /// kills the current run (and its group) and collects it right here, without callbacks.
-void kill_and_collect_here(process_state& s, std::unique_lock<std::mutex>& lock);
+/// Returns the run's readiness watch if still pending (else null), taken out of the state:
+/// the caller ends it with settle_readiness_at_exit once `lock` is released — it holds
+/// the state, so left in place the two would keep each other for ever.
+[[nodiscard]] std::shared_ptr<readiness> kill_and_collect_here(process_state& s,
+                                                               std::unique_lock<std::mutex>& lock);
 
 }  // namespace pkit::detail
