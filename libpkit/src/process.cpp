@@ -90,10 +90,14 @@ std::error_code publish(const std::shared_ptr<process_state>& sp, launched& made
   for (int i = 0; i < 3; ++i) s.pipes[i] = std::move(io.parent_ends[i]);
   try {
     watch_run(sp, run);
-    // Released while this run was being started: stop it like the run it replaced. So
-    // too when the object was destroyed meanwhile on the reaper thread (from a callback),
-    // whose destructor cannot wait for a start: nobody else would stop this run.
-    if (s.released || s.dying) (void)begin_stop(sp, s.opts.stop);
+    // Released while this run was being started: stop it like the run it replaced.
+    if (s.released) (void)begin_stop(sp, s.opts.stop);
+    // Destroyed meanwhile on the reaper thread — which the contract forbids (a start was
+    // under way in a member), but a program target survives it: its destructor did not
+    // wait for the start, and nobody else would stop this run. As that destructor does:
+    // SIGKILL at once, for a grace period nobody could cut short.
+    else if (s.dying)
+      (void)begin_stop(sp, stop_policy{SIGKILL, std::chrono::milliseconds{0}, s.opts.stop.kill_group});
     return {};
   } catch (const std::system_error& e) {
     send_signal(s, SIGKILL, true);

@@ -1083,9 +1083,13 @@ BOOST_AUTO_TEST_CASE(a_process_destroyed_by_on_exit_ends_another_threads_start_w
 }
 
 // A process destroyed on the reaper thread (another process's on_exit) while a thread is
-// starting it: the destructor cannot wait for the start there, and the run published
-// after it was stopped by nobody — an orphan of a process that is gone. (Review.) The
-// start now stops it at publish, as it stops a run of a released process.
+// starting it. The contract forbids this (no thread may be inside a member during the
+// destruction; a forked callable's child would call run() on a freed object), but a
+// program target never touches the object after the start began, and pkit must not leave
+// an orphan then: the destructor cannot wait for the start there, and the run published
+// after it was stopped by nobody. (Review.) The start now kills it at publish, with
+// SIGKILL as the destructor would — not the stop policy, whose grace (here infinite, with
+// a signal the child ignores) nobody could cut short.
 std::promise<void> a_start_under_way;
 std::shared_future<void> destroyed_meanwhile;
 void hold_the_start_until_destroyed() {
@@ -1098,21 +1102,26 @@ BOOST_AUTO_TEST_CASE(a_process_destroyed_on_the_reaper_thread_during_a_start_lea
     a_start_under_way = {};
     std::promise<void> destroyed;
     destroyed_meanwhile = destroyed.get_future().share();
-    struct open_at_end {  // the start is not held for ever if the case fails early
-      std::promise<void>& p;
-      ~open_at_end() {
-        try {
-          p.set_value();
-        } catch (const std::future_error&) {
-        }
-      }
-    } open{destroyed};
-    auto a = std::make_unique<pkit::process>(child_command({"pause"}));
+    pkit::process_options o;
+    o.stop = pkit::stop_policy{SIGWINCH, pkit::stop_policy::infinite, true};  // ignored by default
+    auto a = std::make_unique<pkit::process>(child_command({"pause"}), std::move(o));
     pkit::process* raw = a.get();
     pkit::detail::launch_test_hooks::while_starting = &hold_the_start_until_destroyed;
     pid_t started = -1;
     std::error_code ec;
     std::thread starter{[&] { started = raw->start(ec); }};  // raw: not used after it returns
+    struct join_at_end {  // a failed REQUIRE below must not leave the thread joinable
+      std::thread& t;
+      std::promise<void>& p;
+      ~join_at_end() {
+        pkit::detail::launch_test_hooks::while_starting = nullptr;
+        try {
+          p.set_value();
+        } catch (const std::future_error&) {
+        }
+        if (t.joinable()) t.join();
+      }
+    } joined{starter, destroyed};
     BOOST_TEST_REQUIRE((a_start_under_way.get_future().wait_for(event_timeout) == std::future_status::ready));
     pkit::detail::launch_test_hooks::while_starting = nullptr;  // b's start is not held
     pkit::process_options ob;
@@ -1126,7 +1135,7 @@ BOOST_AUTO_TEST_CASE(a_process_destroyed_on_the_reaper_thread_during_a_start_lea
     starter.join();
     BOOST_TEST_REQUIRE(!ec, ec.message());
     BOOST_TEST_REQUIRE(started > 0);
-    // Gone by its stop signal (pause dies of SIGTERM): the pidfd turns readable.
+    // Gone (SIGKILL; its stop signal it ignores): the pidfd turns readable.
     const int fd = static_cast<int>(::syscall(SYS_pidfd_open, started, 0));
     if (fd >= 0) {
       pollfd p{fd, POLLIN, 0};

@@ -7,7 +7,9 @@
 #include <atomic>
 #include <csignal>
 #include <future>
+#include <sys/syscall.h>
 #include <thread>
+#include <unistd.h>
 
 using namespace pkit_test;
 using namespace std::chrono_literals;
@@ -190,6 +192,8 @@ BOOST_AUTO_TEST_CASE(a_process_destroyed_on_the_reaper_thread_before_it_is_ready
     a = std::make_unique<pkit::process>(child_command({"pause"}), o);
   }
   const pid_t pid = a->start();
+  const pkit::unique_fd pidfd{static_cast<int>(::syscall(SYS_pidfd_open, pid, 0))};
+  BOOST_TEST_REQUIRE(pidfd.get() >= 0);
   std::promise<void> destroyed;
   pkit::process_options ob;
   ob.on_exit = [&a, &destroyed](pkit::process&) {
@@ -203,7 +207,8 @@ BOOST_AUTO_TEST_CASE(a_process_destroyed_on_the_reaper_thread_before_it_is_ready
   const bool state_freed = freed.wait_for(event_timeout) == std::future_status::ready;
   BOOST_TEST(state_freed, "the readiness watch kept the destroyed process's state");
   BOOST_TEST(!ready_called.load(), "on_ready was called for a destroyed process");
-  BOOST_TEST((::kill(pid, 0) == -1 && errno == ESRCH), "the child of the destroyed process was not collected");
+  BOOST_TEST(pkit_test::detail::wait_readable(pidfd.get(), std::chrono::steady_clock::now() + event_timeout),
+             "the child of the destroyed process still runs");
 }
 
 BOOST_AUTO_TEST_CASE(a_child_that_closes_its_notify_fd_is_reported_not_ready_and_killed) {
