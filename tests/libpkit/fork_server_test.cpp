@@ -608,6 +608,32 @@ BOOST_AUTO_TEST_CASE(a_server_child_that_left_its_group_still_gets_the_group_sto
   BOOST_TEST(done.get() == pkit::exit_status::killed(SIGTERM));
 }
 
+// The server also made each new leader's group itself after the fork, "so no window" —
+// but its child runs the target at once: one that had already left its group (on a busy
+// machine, before the server's turn came) was pulled back into a group of its own. Only
+// the child makes its group; a group signal sent before that reaches the leader through
+// its pidfd (signal_group_led_by).
+BOOST_AUTO_TEST_CASE(a_server_child_that_leaves_its_group_before_the_server_runs_again_stays_out) {
+  pkit::detail::fork_server_faults slow;
+  slow.after_fork = 300ms;
+  const core_ptr core = launch_with(slow);
+  struct shutdown_at_end {
+    const core_ptr& c;
+    ~shutdown_at_end() { c->shutdown(); }
+  } at_end{core};
+  pkit::process_options o;
+  o.out = pkit::stdio::pipe();
+  pkit::process p{pkit::server_target{core, "leave-group", {}}, o};
+  kill_on_exit cleanup{p};
+  p.start(pkit::wait);
+  pkit::unique_fd out = p.take_stdout_pipe();
+  BOOST_TEST_REQUIRE(read_line(out.get()) == "left");
+  const pid_t pid = *p.pid();
+  BOOST_TEST(read_proc_stat(pid)->pgrp == read_proc_stat(core->pid())->pgrp,
+             "the child was moved out of the group it joined");
+  BOOST_TEST(p.stop() == pkit::exit_status::killed(SIGTERM));
+}
+
 BOOST_AUTO_TEST_CASE(a_malformed_reply_is_a_protocol_error_and_its_child_is_killed_by_the_server) {
   for (fault f : {fault::wrong_id, fault::garbage, fault::oversized, fault::no_fds}) {
     BOOST_TEST_CONTEXT("fault " << static_cast<int>(f)) {

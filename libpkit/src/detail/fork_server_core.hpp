@@ -70,6 +70,9 @@ struct fork_server_faults {
   pid_t* server_pid = nullptr;  // where launch() notes the server's pid, once forked
   /// How long the server's shutdown waits for its children to die, all together.
   std::chrono::milliseconds shutdown_wait{4000};
+  /// How long the server sleeps after each fork before its own bookkeeping: the child
+  /// runs first, as it may on a loaded machine.
+  std::chrono::milliseconds after_fork{0};
 };
 
 class fork_server_core : public std::enable_shared_from_this<fork_server_core> {

@@ -398,12 +398,16 @@ private:
     pid_t pid = ::fork();
     if (pid == 0) run_forked_child(setup, status_write.get(), req.name.c_str(), call_target, &call);
     int fork_errno = errno;
+    if (faults_.after_fork.count() > 0 && pid > 0) ::usleep(static_cast<useconds_t>(faults_.after_fork.count() * 1000));
     ::sigprocmask(SIG_SETMASK, &old, nullptr);
     if (pid < 0) {
       send_error(h.id, reply_kind::errno_value, fork_errno, stage_fork);
       return;
     }
-    if (setup.new_process_group) ::setpgid(pid, pid);
+    // The child alone makes its group: it runs the target at once, so a setpgid of ours
+    // here could pull back a child that had already left its group. Until the child's
+    // own setpgid, a group signal finds no group and reaches the leader through its pidfd
+    // (signal_group_led_by), and the leader has no descendants yet.
     server_child c{pid, unique_fd(pidfd_open(pid, 0)), setup.new_process_group,
                    (h.flags & flag_kill_group_at_exit) != 0};
     if (!c.pidfd) {
