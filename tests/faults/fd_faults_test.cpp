@@ -12,6 +12,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <sstream>
 #include <thread>
 
 #include <sys/resource.h>
@@ -29,6 +30,10 @@ int print_fds() { return write_all(STDOUT_FILENO, list_own_fds() + "\n") ? 0 : 3
 pkit::fork_server start_server() {
   pkit::fork_server::registry targets;
   targets.add("fds", [](const std::vector<std::string>&) { return print_fds(); });
+  targets.add("pause", [](const std::vector<std::string>&) {
+    for (;;) ::pause();
+    return 0;
+  });
   return pkit::fork_server::start(std::move(targets));
 }
 
@@ -70,6 +75,32 @@ std::string fds_seen_by(kind k, std::vector<std::pair<int, int>> pass = {}) {
   std::string s = text[0];
   while (!s.empty() && s.back() == '\n') s.pop_back();
   return s;
+}
+
+// The descriptors this program was started with (static initialisation runs before the
+// global fixture starts the fork server, and before any pkit object exists): not pkit's.
+std::vector<int> fd_numbers(const std::string& listing) {
+  std::vector<int> out;
+  std::istringstream in{listing};
+  for (int fd; in >> fd;) out.push_back(fd);
+  return out;
+}
+const std::vector<int> inherited_fds = fd_numbers(list_own_fds());
+
+// pkit's descriptors in this process that a foreign spawn would inherit (no FD_CLOEXEC):
+// "fd -> target" each; empty when there is none.
+std::string inheritable_pkit_fds() {
+  std::string found;
+  for (int fd : fd_numbers(list_own_fds())) {
+    if (std::find(inherited_fds.begin(), inherited_fds.end(), fd) != inherited_fds.end()) continue;
+    const int flags = ::fcntl(fd, F_GETFD);
+    if (flags < 0 || (flags & FD_CLOEXEC) != 0) continue;  // closed meanwhile, or fine
+    char target[256] = {};
+    const std::string link = "/proc/self/fd/" + std::to_string(fd);
+    (void)::readlink(link.c_str(), target, sizeof target - 1);
+    found += " " + std::to_string(fd) + " -> " + target;
+  }
+  return found;
 }
 
 // Sets RLIMIT_NOFILE for the scope.
@@ -131,6 +162,74 @@ BOOST_AUTO_TEST_CASE(children_see_only_their_streams_while_another_thread_opens_
   opener.join();
   BOOST_TEST(opened.load() > 0, "the opener thread never ran");
   BOOST_TEST(wrong == 0, wrong << " of " << total << " children saw foreign descriptors; first: " << first);
+}
+
+// F1, the parent's side. Every descriptor pkit keeps in this process — the parent ends of
+// stdio pipes, notify pipes and sockets, pidfds, status pipes, the reaper's epoll and
+// timers, the fork server's socket — is close-on-exec: otherwise a child spawned by other
+// code of the program (or by a library) inherits it, and a stdin write end held there
+// means pkit's child never sees EOF; a held pidfd or socket keeps resources alive.
+BOOST_AUTO_TEST_CASE(every_descriptor_pkit_holds_in_the_parent_is_close_on_exec) {
+  watchdog dog{"F1 parent side", 60s};
+  const std::string before = inheritable_pkit_fds();
+  BOOST_TEST_REQUIRE(before.empty(), "not pkit's, yet new since static initialisation:" << before);
+  auto piped = [] {
+    pkit::process_options o;
+    o.in = pkit::stdio::pipe();
+    o.out = pkit::stdio::pipe();
+    o.err = pkit::stdio::pipe();
+    o.stop = pkit::stop_policy{SIGKILL, 0ms, true};
+    return o;
+  };
+  std::vector<std::unique_ptr<pkit::process>> running;
+  {
+    auto o = piped();
+    o.notify_fd = 3;
+    o.on_ready = [](pkit::process&, std::error_code) {};  // the reaper watches the notify pipe
+    running.push_back(std::make_unique<pkit::process>(helper_cmd({"pause"}), std::move(o)));
+  }
+  {
+    auto o = piped();
+    o.notify_socket = true;
+    o.on_ready = [](pkit::process&, std::error_code) {};  // ... the socket and a pidfd copy
+    running.push_back(std::make_unique<pkit::process>(helper_cmd({"pause"}), std::move(o)));
+  }
+  running.push_back(std::make_unique<pkit::process>(
+      [] {
+        for (;;) ::pause();
+        return 0;
+      },
+      piped()));
+  running.push_back(std::make_unique<pkit::process>(server().target("pause"), piped()));
+  for (auto& p : running) {
+    std::error_code ec;
+    p->start(ec);
+    BOOST_TEST_REQUIRE(!ec, ec.message());
+  }
+  // A stop under way holds a deadline timer of its own.
+  auto obstinate = piped();
+  obstinate.stop = pkit::stop_policy{SIGTERM, 60s, true};
+  pkit::process stopping{helper_cmd({"ignore-term"}), std::move(obstinate)};
+  stopping.start();
+  {
+    const pkit::unique_fd out = stopping.take_stdout_pipe();
+    std::string line;
+    char c;
+    while (line.find('\n') == std::string::npos && ::read(out.get(), &c, 1) == 1) line += c;
+    BOOST_TEST_REQUIRE(line == "ready\n", "the obstinate child did not start: " << line);
+  }
+  stopping.stop_async();
+  const std::string running_fds = inheritable_pkit_fds();
+  BOOST_TEST(running_fds.empty(), "inheritable while children run:" << running_fds);
+  for (auto& p : running) {
+    p->kill();
+    (void)p->join_status(10s);
+  }
+  stopping.kill();
+  (void)stopping.join_status(10s);
+  running.clear();
+  const std::string after = inheritable_pkit_fds();
+  BOOST_TEST(after.empty(), "inheritable after the children ended:" << after);
 }
 
 // F2. With RLIMIT_NOFILE lowered below the descriptors actually open (fds 500-540), a
