@@ -58,6 +58,8 @@ BOOST_AUTO_TEST_CASE(more_than_intensity_restarts_within_the_period_make_the_sup
   crash_at(s, {0, 500, 1000});
   BOOST_TEST(count(event_kind::gave_up) == 1u, "3 restarts within 1000 ms survived;" << history());
   BOOST_TEST(count(event_kind::ready, 4) == 0u, history());
+  // Giving up is ending (FAULTS L5: one that said gave_up and lived on hung its parent).
+  BOOST_TEST(!alive(s), "the supervisor gave up and still answers");
 }
 
 BOOST_AUTO_TEST_CASE(restarts_spread_just_wider_than_the_period_are_survived) {

@@ -1406,6 +1406,48 @@ BOOST_AUTO_TEST_CASE(escalation_through_three_levels_ends_every_level_with_resta
   BOOST_TEST(pids_with_marker(g_marker).empty());
 }
 
+// FAULTS L5, the path of the 2026-11 defect: the middle level survives its leaf's first
+// give-up (intensity 1) and restarts it; when the new leaf gives up too, the middle level
+// must end — it once emitted gave_up and waited forever for the down message of the first
+// leaf, whose handle it had already dropped — and the top level with it.
+BOOST_AUTO_TEST_CASE(a_nested_supervisor_giving_up_twice_ends_its_parent_and_the_top_with_restart_limit) {
+  auto g = worker("g", {"pause"});
+  const std::string g_marker = marker_of(g);
+  auto sub = sup_spec("sub", restart_strategy::one_for_one, {g}, 0);
+  auto mid = sup_spec("mid", restart_strategy::one_for_one, {supervisor_child("sub", sub)}, 1, 60000);
+  auto top = start_sup(sup_spec("top", restart_strategy::one_for_one, {supervisor_child("mid", mid)}, 0));
+  const auto mid_h = caf::actor_cast<pa::supervisor_actor>(child(top, "mid").handle);
+  BOOST_TEST_REQUIRE(static_cast<bool>(mid_h));
+  const auto sub_h = caf::actor_cast<pa::supervisor_actor>(child(mid_h, "sub").handle);
+  BOOST_TEST_REQUIRE(static_cast<bool>(sub_h));
+  watcher->monitor(mid_h);
+  watcher->monitor(sub_h);
+  const pid_t first = await_marker_pid(g_marker);
+  BOOST_TEST_REQUIRE(first > 0);
+  kill_pid(first, SIGKILL);
+  auto reason = await_down(sub_h);
+  BOOST_TEST_REQUIRE(reason.has_value(), "the leaf did not give up");
+  BOOST_TEST(is_error(*reason, pa::error::restart_limit), render(*reason));
+
+  // The middle level restarted its leaf, which started its worker again.
+  const pid_t second = await_marker_pid(g_marker, first);
+  BOOST_TEST_REQUIRE(second > 0, "the leaf was not restarted");
+  const auto sub2_h = caf::actor_cast<pa::supervisor_actor>(child(mid_h, "sub").handle);
+  BOOST_TEST_REQUIRE(static_cast<bool>(sub2_h));
+  BOOST_TEST_REQUIRE((sub2_h != sub_h), "the leaf is the one that gave up");
+  BOOST_TEST(alive(mid_h));
+  BOOST_TEST(alive(top));
+  watcher->monitor(sub2_h);
+  kill_pid(second, SIGKILL);
+  for (const auto& h : std::vector<pa::supervisor_actor>{sub2_h, mid_h, top}) {
+    reason = await_down(h);
+    BOOST_TEST_REQUIRE(reason.has_value(), "a level did not end");
+    BOOST_TEST(is_error(*reason, pa::error::restart_limit), render(*reason));
+  }
+  BOOST_TEST(gone_within(second));
+  BOOST_TEST(pids_with_marker(g_marker).empty());
+}
+
 BOOST_AUTO_TEST_CASE(requests_during_shutdown_are_refused_and_start_nothing) {
   auto slow = ready_line_worker("slow", {"ignore-term"});
   slow.shutdown_ms = 1500;
