@@ -106,6 +106,7 @@ std::optional<pkit::fork_server> wedged_server;
 std::map<fault, core_ptr> faulty_servers;
 core_ptr huge_request_server;
 core_ptr sparing_server;
+core_ptr slow_forking_server;
 
 core_ptr launch_with(const pkit::detail::fork_server_faults& faults) {
   return pkit::detail::fork_server_core::launch(make_registry(), {}, faults);
@@ -136,8 +137,12 @@ struct servers_fixture {
     sparing.spare_first_at_shutdown = true;
     sparing.shutdown_wait = 300ms;
     sparing_server = launch_with(sparing);
+    pkit::detail::fork_server_faults slow_fork;
+    slow_fork.after_fork = 300ms;
+    slow_forking_server = launch_with(slow_fork);
   }
   ~servers_fixture() {
+    slow_forking_server->shutdown();
     sparing_server->shutdown();
     huge_request_server->shutdown();
     for (auto& [f, core] : faulty_servers) core->shutdown();
@@ -614,13 +619,9 @@ BOOST_AUTO_TEST_CASE(a_server_child_that_left_its_group_still_gets_the_group_sto
 // the child makes its group; a group signal sent before that reaches the leader through
 // its pidfd (signal_group_led_by).
 BOOST_AUTO_TEST_CASE(a_server_child_that_leaves_its_group_before_the_server_runs_again_stays_out) {
-  pkit::detail::fork_server_faults slow;
-  slow.after_fork = 300ms;
-  const core_ptr core = launch_with(slow);
-  struct shutdown_at_end {
-    const core_ptr& c;
-    ~shutdown_at_end() { c->shutdown(); }
-  } at_end{core};
+  // A server of the fixture's: one shut down here would close its descriptors while the
+  // next case counts them.
+  const core_ptr& core = slow_forking_server;
   pkit::process_options o;
   o.out = pkit::stdio::pipe();
   pkit::process p{pkit::server_target{core, "leave-group", {}}, o};
