@@ -886,6 +886,40 @@ BOOST_AUTO_TEST_CASE(a_child_dying_before_min_uptime_max_failed_starts_times_bec
   require(ev(event_kind::started, "flap", 4), "flap started again");
 }
 
+// U2 under the other restart type that restarts: a transient child that keeps failing
+// (`exit 1`, an abnormal end) reaches FATAL after the same bounded number of restarts; a
+// transient sibling that ends normally (`exit 0`) is left stopped, never restarted, never
+// FATAL. (Temporary children are never restarted at all: see above.)
+BOOST_AUTO_TEST_CASE(a_transient_child_failing_at_once_becomes_fatal_after_bounded_restarts) {
+  auto flap = worker("flap", {"exit", "1"});
+  flap.restart = restart_type::transient;
+  auto done = worker("done", {"exit", "0"});
+  done.restart = restart_type::transient;
+  auto spec = sup_spec("fatal-transient", restart_strategy::one_for_one, {flap, done, worker("ok", {"pause"})}, 100,
+                       60000);
+  spec.flags.min_uptime_ms = 2000;
+  spec.flags.max_failed_starts = 3;
+  auto s = start_sup(spec);
+  const auto f = require(ev(event_kind::fatal, "flap"), "flap fatal");
+  BOOST_TEST(!f.reason.empty());
+  require(ev(event_kind::exited, "done"), "done exited");
+  drain();
+  const auto c = child(s, "flap");
+  BOOST_TEST(c.state == child_state::fatal);
+  BOOST_TEST(c.pid == 0);
+  BOOST_TEST(c.automatic_restarts == 2u, history_text());
+  BOOST_TEST(c.last_exit == exit_status::exited(1));
+  BOOST_TEST(events_since(0, ev(event_kind::started, "flap")).size() == 3u, history_text());
+  const auto d = child(s, "done");
+  BOOST_TEST(d.state == child_state::stopped);
+  BOOST_TEST(d.automatic_restarts == 0u);
+  BOOST_TEST(events_since(0, ev(event_kind::restarting, "done")).empty(), history_text());
+  BOOST_TEST(events_since(0, ev(event_kind::fatal, "done")).empty(), history_text());
+  BOOST_TEST(alive(s));
+  BOOST_TEST(is_running(child(s, "ok").pid));
+  BOOST_TEST(pids_with_marker(marker_of(flap)).empty());
+}
+
 BOOST_AUTO_TEST_CASE(consecutive_restarts_are_delayed_by_an_exponential_backoff) {
   auto spec = sup_spec("backoff", restart_strategy::one_for_one, {worker("a", {"pause"})}, 10, 60000);
   spec.flags.backoff.initial_ms = 50;
