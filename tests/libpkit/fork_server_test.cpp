@@ -614,10 +614,9 @@ BOOST_AUTO_TEST_CASE(a_server_child_that_left_its_group_still_gets_the_group_sto
 }
 
 // The server also made each new leader's group itself after the fork, "so no window" —
-// but its child runs the target at once: one that had already left its group (on a busy
-// machine, before the server's turn came) was pulled back into a group of its own. Only
-// the child makes its group; a group signal sent before that reaches the leader through
-// its pidfd (signal_group_led_by).
+// but its child ran the target at once: one that had already left its group (on a busy
+// machine, before the server's turn came) was pulled back into a group of its own. The
+// child now waits for the server's go-ahead, given once the server has made its group.
 BOOST_AUTO_TEST_CASE(a_server_child_that_leaves_its_group_before_the_server_runs_again_stays_out) {
   // A server of the fixture's: one shut down here would close its descriptors while the
   // next case counts them.

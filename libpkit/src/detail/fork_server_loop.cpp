@@ -358,6 +358,34 @@ private:
     return send_reply(rep, fds, nfds);
   }
 
+  // Forks the child that runs `call`. With `go_read` open, the child first waits for a
+  // byte on it (EOF: we gave up on it, and it exits). Returns its pid, or -1 with `err`.
+  pid_t fork_child(const child_setup& setup, int status_write, const char* name, target_call* call,
+                   unique_fd& go_read, unique_fd& go_write, int& err) {
+    bind_child_calls();
+    sigset_t all, old;
+    ::sigfillset(&all);
+    ::sigprocmask(SIG_SETMASK, &all, &old);
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      if (go_read) {
+        go_write.reset();
+        char c = 0;
+        ssize_t got;
+        while ((got = ::read(go_read.get(), &c, 1)) < 0 && errno == EINTR) {
+        }
+        if (got != 1) exit_now(127);
+        go_read.reset();
+      }
+      run_forked_child(setup, status_write, name, call_target, call);
+    }
+    err = errno;
+    if (faults_.after_fork.count() > 0 && pid > 0) ::usleep(static_cast<useconds_t>(faults_.after_fork.count() * 1000));
+    ::sigprocmask(SIG_SETMASK, &old, nullptr);
+    go_read.reset();
+    return pid;
+  }
+
   void spawn(const request_header& h, const char* data, std::size_t size,
              const std::vector<unique_fd>& fds) {
     spawn_request req;
@@ -390,24 +418,28 @@ private:
       status_read.reset(p[0]);
       status_write.reset(p[1]);
     }
+    // A new group's leader waits for our go-ahead: we make its group before it runs
+    // anything of the target's (a setpgid of ours after that could pull back a child that
+    // had left its group), and before the reply, so a group signal never finds no group.
+    // A socket, not a pipe: a child killed before the byte must not get us SIGPIPE.
+    unique_fd go_read, go_write;
+    if (setup.new_process_group) {
+      int go[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, go) != 0) {
+        send_error(h.id, reply_kind::errno_value, errno, stage_fork);
+        return;
+      }
+      go_read.reset(go[0]);
+      go_write.reset(go[1]);
+    }
     target_call call{fn, &req.args};
-    bind_child_calls();
-    sigset_t all, old;
-    ::sigfillset(&all);
-    ::sigprocmask(SIG_SETMASK, &all, &old);
-    pid_t pid = ::fork();
-    if (pid == 0) run_forked_child(setup, status_write.get(), req.name.c_str(), call_target, &call);
-    int fork_errno = errno;
-    if (faults_.after_fork.count() > 0 && pid > 0) ::usleep(static_cast<useconds_t>(faults_.after_fork.count() * 1000));
-    ::sigprocmask(SIG_SETMASK, &old, nullptr);
+    int fork_errno = 0;
+    const pid_t pid = fork_child(setup, status_write.get(), req.name.c_str(), &call, go_read, go_write, fork_errno);
     if (pid < 0) {
       send_error(h.id, reply_kind::errno_value, fork_errno, stage_fork);
       return;
     }
-    // The child alone makes its group: it runs the target at once, so a setpgid of ours
-    // here could pull back a child that had already left its group. Until the child's
-    // own setpgid, a group signal finds no group and reaches the leader through its pidfd
-    // (signal_group_led_by), and the leader has no descendants yet.
+    if (setup.new_process_group) ::setpgid(pid, pid);
     server_child c{pid, unique_fd(pidfd_open(pid, 0)), setup.new_process_group,
                    (h.flags & flag_kill_group_at_exit) != 0};
     if (!c.pidfd) {
@@ -418,6 +450,12 @@ private:
       }
       send_error(h.id, reply_kind::errno_value, e, stage_fork);
       return;
+    }
+    if (go_write) {
+      const char byte = 1;
+      while (::send(go_write.get(), &byte, 1, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+      }
+      go_write.reset();
     }
     reply rep{};
     rep.id = h.id;
