@@ -634,6 +634,59 @@ BOOST_AUTO_TEST_CASE(a_server_child_that_leaves_its_group_before_the_server_runs
   BOOST_TEST(p.stop() == pkit::exit_status::killed(SIGTERM));
 }
 
+// The go-ahead comes before anything of the target runs: a server killed between the
+// fork and the go-ahead leaves a child that ends without running its target (it would
+// write "ran" to our pipe), and the start fails instead of waiting.
+BOOST_AUTO_TEST_CASE(a_server_child_runs_nothing_of_its_target_before_the_go_ahead) {
+  const auto fds_before = open_fds();
+  {
+    pkit::detail::fork_server_faults stuck;
+    stuck.after_fork = 600s;  // never given: the server is killed in it
+    const core_ptr core = launch_with(stuck);
+    const pid_t server_pid = core->pid();
+    int fds[2];
+    BOOST_TEST_REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    pkit::unique_fd out_read{fds[0]}, out_write{fds[1]};
+    pkit::process_options o;
+    o.out = pkit::stdio::fd(out_write.get());
+    pkit::process p{pkit::server_target{core, "print-args", {"ran"}}, o};
+    kill_on_exit cleanup{p};
+    auto [in_time, done] = within(event_timeout, [&] {
+      std::error_code ec;
+      // Once the server has forked the child, it is killed (the start waits for the reply).
+      std::thread killer{[&] {
+        while (children_of(server_pid).empty()) std::this_thread::sleep_for(1ms);  // a state, no event
+        ::kill(server_pid, SIGKILL);
+      }};
+      p.start(ec);
+      killer.join();
+      return ec;
+    });
+    BOOST_TEST_REQUIRE(in_time);
+    const std::error_code ec = done.get();
+    BOOST_TEST(static_cast<bool>(ec), "a start on a server killed before its reply succeeded");
+    out_write.reset();
+    // Every writer is gone once the orphaned child has ended (EOF on its go-ahead).
+    std::string written;
+    auto [ended, read_done] = within(event_timeout, [&] {
+      char buf[64];
+      for (ssize_t n; (n = ::read(out_read.get(), buf, sizeof buf)) != 0;) {
+        if (n > 0) written.append(buf, static_cast<std::size_t>(n));
+        else if (errno != EINTR) break;
+      }
+    });
+    BOOST_TEST_REQUIRE(ended, "the child of the killed server did not end");
+    read_done.get();
+    BOOST_TEST(written.empty(), "the target ran before its go-ahead: " << written);
+    core->shutdown();
+  }
+  // The killed server's descriptors are let go once its exit is seen.
+  const auto until = std::chrono::steady_clock::now() + event_timeout;
+  while (open_fds() != fds_before && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(5ms);  // a state, no event
+  check_fds_unchanged(fds_before);
+}
+
 BOOST_AUTO_TEST_CASE(a_malformed_reply_is_a_protocol_error_and_its_child_is_killed_by_the_server) {
   for (fault f : {fault::wrong_id, fault::garbage, fault::oversized, fault::no_fds}) {
     BOOST_TEST_CONTEXT("fault " << static_cast<int>(f)) {

@@ -442,19 +442,23 @@ private:
     if (setup.new_process_group) ::setpgid(pid, pid);
     server_child c{pid, unique_fd(pidfd_open(pid, 0)), setup.new_process_group,
                    (h.flags & flag_kill_group_at_exit) != 0};
-    if (!c.pidfd) {
-      const int e = errno;
+    // A child that cannot be supervised, or never told to go, is killed and reaped here;
+    // it has run nothing of the target's.
+    const auto give_up = [&](int e) {
       if (c.leader) ::kill(-pid, SIGKILL);
       ::kill(pid, SIGKILL);
       while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
       }
       send_error(h.id, reply_kind::errno_value, e, stage_fork);
-      return;
-    }
+    };
+    if (!c.pidfd) return give_up(errno);
     if (go_write) {
       const char byte = 1;
-      while (::send(go_write.get(), &byte, 1, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+      ssize_t sent;
+      while ((sent = ::send(go_write.get(), &byte, 1, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
       }
+      // EPIPE: the child is dead already, and its exit is reported as any other.
+      if (sent < 0 && errno != EPIPE) return give_up(errno);
       go_write.reset();
     }
     reply rep{};
