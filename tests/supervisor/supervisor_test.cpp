@@ -1412,26 +1412,42 @@ BOOST_AUTO_TEST_CASE(rest_for_one_an_exit_of_a_child_waiting_to_be_stopped_by_th
              history_text(mark));
 }
 
-BOOST_AUTO_TEST_CASE(escalation_through_three_levels_ends_every_level_with_restart_limit) {
-  auto g = worker("g", {"pause"});
-  const std::string g_marker = marker_of(g);
-  auto sub = sup_spec("sub", restart_strategy::one_for_one, {g}, 0);
-  auto mid = sup_spec("mid", restart_strategy::one_for_one, {supervisor_child("sub", sub)}, 0);
-  auto top = start_sup(sup_spec("top", restart_strategy::one_for_one, {supervisor_child("mid", mid)}, 0));
-  const auto mid_h = caf::actor_cast<pa::supervisor_actor>(child(top, "mid").handle);
-  BOOST_TEST_REQUIRE(static_cast<bool>(mid_h));
-  const auto sub_h = caf::actor_cast<pa::supervisor_actor>(child(mid_h, "sub").handle);
-  BOOST_TEST_REQUIRE(static_cast<bool>(sub_h));
-  watcher->monitor(mid_h);
-  watcher->monitor(sub_h);
+// top (intensity 0) -> mid -> sub (intensity 0) -> worker g, with mid and sub monitored.
+struct three_levels : sup_fixture {
+  pa::supervisor_actor top, mid, sub;
+  std::string g_marker;
+
+  void build(std::int32_t mid_intensity) {
+    auto g = worker("g", {"pause"});
+    g_marker = marker_of(g);
+    auto sub_spec = sup_spec("sub", restart_strategy::one_for_one, {g}, 0);
+    auto mid_spec =
+        sup_spec("mid", restart_strategy::one_for_one, {supervisor_child("sub", sub_spec)}, mid_intensity, 60000);
+    top = start_sup(sup_spec("top", restart_strategy::one_for_one, {supervisor_child("mid", mid_spec)}, 0));
+    mid = caf::actor_cast<pa::supervisor_actor>(child(top, "mid").handle);
+    BOOST_TEST_REQUIRE(static_cast<bool>(mid));
+    sub = caf::actor_cast<pa::supervisor_actor>(child(mid, "sub").handle);
+    BOOST_TEST_REQUIRE(static_cast<bool>(sub));
+    watcher->monitor(mid);
+    watcher->monitor(sub);
+  }
+
+  /// Each of `levels` ends, in this order, with restart_limit.
+  void require_restart_limit(const std::vector<pa::supervisor_actor>& levels) {
+    for (const auto& h : levels) {
+      auto reason = await_down(h);
+      BOOST_TEST_REQUIRE(reason.has_value(), "a level did not end");
+      BOOST_TEST(is_error(*reason, pa::error::restart_limit), render(*reason));
+    }
+  }
+};
+
+BOOST_FIXTURE_TEST_CASE(escalation_through_three_levels_ends_every_level_with_restart_limit, three_levels) {
+  build(0);
   const pid_t gpid = await_marker_pid(g_marker);
   BOOST_TEST_REQUIRE(gpid > 0);
   kill_pid(gpid, SIGKILL);
-  for (const auto& h : std::vector<pa::supervisor_actor>{sub_h, mid_h, top}) {
-    auto reason = await_down(h);
-    BOOST_TEST_REQUIRE(reason.has_value(), "a level did not end");
-    BOOST_TEST(is_error(*reason, pa::error::restart_limit), render(*reason));
-  }
+  require_restart_limit({sub, mid, top});
   // The parent's event carries the nested supervisor's real reason.
   const auto e = require(ev(event_kind::exited, "mid"), "mid exited");
   BOOST_TEST(e.reason.find("restart_limit") != std::string::npos, describe(e));
@@ -1444,40 +1460,25 @@ BOOST_AUTO_TEST_CASE(escalation_through_three_levels_ends_every_level_with_resta
 // give-up (intensity 1) and restarts it; when the new leaf gives up too, the middle level
 // must end — it once emitted gave_up and waited forever for the down message of the first
 // leaf, whose handle it had already dropped — and the top level with it.
-BOOST_AUTO_TEST_CASE(a_nested_supervisor_giving_up_twice_ends_its_parent_and_the_top_with_restart_limit) {
-  auto g = worker("g", {"pause"});
-  const std::string g_marker = marker_of(g);
-  auto sub = sup_spec("sub", restart_strategy::one_for_one, {g}, 0);
-  auto mid = sup_spec("mid", restart_strategy::one_for_one, {supervisor_child("sub", sub)}, 1, 60000);
-  auto top = start_sup(sup_spec("top", restart_strategy::one_for_one, {supervisor_child("mid", mid)}, 0));
-  const auto mid_h = caf::actor_cast<pa::supervisor_actor>(child(top, "mid").handle);
-  BOOST_TEST_REQUIRE(static_cast<bool>(mid_h));
-  const auto sub_h = caf::actor_cast<pa::supervisor_actor>(child(mid_h, "sub").handle);
-  BOOST_TEST_REQUIRE(static_cast<bool>(sub_h));
-  watcher->monitor(mid_h);
-  watcher->monitor(sub_h);
+BOOST_FIXTURE_TEST_CASE(a_nested_supervisor_giving_up_twice_ends_its_parent_and_the_top_with_restart_limit,
+                        three_levels) {
+  build(1);
   const pid_t first = await_marker_pid(g_marker);
   BOOST_TEST_REQUIRE(first > 0);
   kill_pid(first, SIGKILL);
-  auto reason = await_down(sub_h);
-  BOOST_TEST_REQUIRE(reason.has_value(), "the leaf did not give up");
-  BOOST_TEST(is_error(*reason, pa::error::restart_limit), render(*reason));
+  require_restart_limit({sub});
 
   // The middle level restarted its leaf, which started its worker again.
   const pid_t second = await_marker_pid(g_marker, first);
   BOOST_TEST_REQUIRE(second > 0, "the leaf was not restarted");
-  const auto sub2_h = caf::actor_cast<pa::supervisor_actor>(child(mid_h, "sub").handle);
-  BOOST_TEST_REQUIRE(static_cast<bool>(sub2_h));
-  BOOST_TEST_REQUIRE((sub2_h != sub_h), "the leaf is the one that gave up");
-  BOOST_TEST(alive(mid_h));
+  const auto sub2 = caf::actor_cast<pa::supervisor_actor>(child(mid, "sub").handle);
+  BOOST_TEST_REQUIRE(static_cast<bool>(sub2));
+  BOOST_TEST_REQUIRE((sub2 != sub), "the leaf is the one that gave up");
+  BOOST_TEST(alive(mid));
   BOOST_TEST(alive(top));
-  watcher->monitor(sub2_h);
+  watcher->monitor(sub2);
   kill_pid(second, SIGKILL);
-  for (const auto& h : std::vector<pa::supervisor_actor>{sub2_h, mid_h, top}) {
-    reason = await_down(h);
-    BOOST_TEST_REQUIRE(reason.has_value(), "a level did not end");
-    BOOST_TEST(is_error(*reason, pa::error::restart_limit), render(*reason));
-  }
+  require_restart_limit({sub2, mid, top});
   BOOST_TEST(gone_within(second));
   BOOST_TEST(pids_with_marker(g_marker).empty());
 }
