@@ -12,7 +12,6 @@
 #include <deque>
 #include <functional>
 #include <memory>
-#include <sstream>
 #include <thread>
 
 #include <sys/resource.h>
@@ -79,19 +78,13 @@ std::string fds_seen_by(kind k, std::vector<std::pair<int, int>> pass = {}) {
 
 // The descriptors this program was started with (static initialisation runs before the
 // global fixture starts the fork server, and before any pkit object exists): not pkit's.
-std::vector<int> fd_numbers(const std::string& listing) {
-  std::vector<int> out;
-  std::istringstream in{listing};
-  for (int fd; in >> fd;) out.push_back(fd);
-  return out;
-}
-const std::vector<int> inherited_fds = fd_numbers(list_own_fds());
+const std::vector<int> inherited_fds = own_fds();
 
 // pkit's descriptors in this process that a foreign spawn would inherit (no FD_CLOEXEC):
 // "fd -> target" each; empty when there is none.
 std::string inheritable_pkit_fds() {
   std::string found;
-  for (int fd : fd_numbers(list_own_fds())) {
+  for (int fd : own_fds()) {
     if (std::find(inherited_fds.begin(), inherited_fds.end(), fd) != inherited_fds.end()) continue;
     const int flags = ::fcntl(fd, F_GETFD);
     if (flags < 0 || (flags & FD_CLOEXEC) != 0) continue;  // closed meanwhile, or fine

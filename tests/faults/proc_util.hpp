@@ -69,11 +69,11 @@ inline int open_fd_count() {
   return n - 1;
 }
 
-/// The open descriptors of the calling process, ascending, space-separated (the
-/// listing's own fd left out) — what the helper's `fds` mode prints. Usable in a child.
-inline std::string list_own_fds() {
+/// The open descriptors of the calling process, ascending (the listing's own fd left
+/// out); empty if /proc/self/fd cannot be read. Usable in a child.
+inline std::vector<int> own_fds() {
   DIR* dir = ::opendir("/proc/self/fd");
-  if (dir == nullptr) return "opendir failed";
+  if (dir == nullptr) return {};
   const int self = ::dirfd(dir);
   std::vector<int> fds;
   while (const dirent* e = ::readdir(dir)) {
@@ -84,6 +84,15 @@ inline std::string list_own_fds() {
   }
   ::closedir(dir);
   std::sort(fds.begin(), fds.end());
+  return fds;
+}
+
+/// own_fds(), space-separated — what the helper's `fds` mode prints (it writes the list
+/// to an open stdout, so an empty list means /proc/self/fd could not be read). Usable in
+/// a child.
+inline std::string list_own_fds() {
+  const std::vector<int> fds = own_fds();
+  if (fds.empty()) return "opendir failed";
   std::string out;
   for (int fd : fds) {
     if (!out.empty()) out += ' ';
